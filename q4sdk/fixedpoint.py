@@ -1,0 +1,73 @@
+"""Fixed-point requantization, exactly as docs/integer-spec.md defines it.
+
+``requantize(acc, m, s) = (acc * m + 2^(s-1)) >> s`` in 64-bit arithmetic with an arithmetic
+(flooring) shift: a single rounding, half-way cases round towards +infinity.
+``m`` lies in [2^30, 2^31) (or is 0 for a zero multiplier) and ``s`` in [1, 62], so
+``|acc * m| < 2^62`` for any int32 ``acc`` and nothing overflows.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MULT_MIN = 1 << 30
+MULT_MAX = (1 << 31) - 1
+SHIFT_MIN, SHIFT_MAX = 1, 62
+
+# add: two int32 multipliers below 2^21 and a shared shift <= 30 keep
+# |(a-za)*ma + (b-zb)*mb| + 2^(s-1) < 2^31 for 8-bit operands (see the spec).
+ADD_MULT_LIMIT = 1 << 21
+ADD_SHIFT_MAX = 30
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """Real multiplier M >= 0 -> (m, s) with M ~= m * 2^-s, m in [2^30, 2^31), s in [1, 62]."""
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"requantization multiplier must be finite and >= 0, got {real}")
+    if real == 0.0:
+        return 0, SHIFT_MIN
+    frac, exp = math.frexp(real)  # real = frac * 2^exp, frac in [0.5, 1)
+    m = int(round(frac * (1 << 31)))
+    if m == (1 << 31):
+        m //= 2
+        exp += 1
+    s = 31 - exp
+    if s < SHIFT_MIN:
+        raise ValueError(f"requantization multiplier {real} is too large (>= 2^30)")
+    if s > SHIFT_MAX:  # tiny multiplier: drop precision, keep the value
+        m = int(round(m / (1 << (s - SHIFT_MAX))))
+        s = SHIFT_MAX
+    return m, s
+
+
+def quantize_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(float(r)) for r in np.asarray(reals, np.float64).ravel()]
+    m = np.array([p[0] for p in pairs], np.int32)
+    s = np.array([p[1] for p in pairs], np.int32)
+    return m, s
+
+
+def requantize(acc: np.ndarray, m, s) -> np.ndarray:
+    """Vectorised requantize; ``m``/``s`` broadcast against ``acc`` (e.g. per channel on the last axis)."""
+    acc = np.asarray(acc, np.int64)
+    m = np.asarray(m, np.int64)
+    s = np.asarray(s, np.int64)
+    return (acc * m + (np.int64(1) << (s - 1))) >> s
+
+
+def add_multipliers(ratio_a: float, ratio_b: float) -> tuple[int, int, int]:
+    """Scale ratios sa/sy, sb/sy -> (ma, mb, s): the largest s <= 30 with both ma, mb < 2^21."""
+    for s in range(ADD_SHIFT_MAX, 0, -1):
+        ma = int(round(ratio_a * (1 << s)))
+        mb = int(round(ratio_b * (1 << s)))
+        if ma < ADD_MULT_LIMIT and mb < ADD_MULT_LIMIT:
+            return ma, mb, s
+    raise ValueError(f"add input/output scale ratios {ratio_a:.3g}, {ratio_b:.3g} are too large")
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """float32 rounding used by the input quantizer: half-way cases away from zero."""
+    x = np.asarray(x, np.float32)
+    half = np.float32(0.5)
+    return np.where(x >= 0, np.floor(x + half), np.ceil(x - half)).astype(np.float32)

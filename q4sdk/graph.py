@@ -1,0 +1,69 @@
+"""Float graph: the model as the frontends hand it to the quantizer.
+
+One input, one output, nodes in topological order. Shapes are per sample (no batch
+dimension) in the model's logical layout: ``(C, H, W)`` for feature maps, ``(F,)`` for
+vectors. The frontends canonicalise ONNX / PyTorch into these ops:
+
+==========  =======================================================================
+op          attrs / params
+==========  =======================================================================
+conv        attrs: stride (sh, sw), pads (top, left, bottom, right), dilation (dh, dw),
+            groups (1 or C_in == C_out for depthwise); params: weight [O, I/groups, kh, kw],
+            bias [O] (zeros when the model has none). BatchNorm is already folded in.
+dense       params: weight [O, I], bias [O]
+relu        --
+clip        attrs: lo, hi (floats; Relu6 is clip(0, 6))
+add         two inputs of equal shape
+avgpool     attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
+maxpool     attrs: kernel, stride, pads
+gap         global average pool, output (C, 1, 1)
+flatten     output (C*H*W,) in C-order of the (C, H, W) input
+pad         attrs: pads (top, left, bottom, right); constant zero (only when it could not
+            be folded into the next conv / pool)
+==========  =======================================================================
+
+A layout ``Transpose`` at the input is removed by the frontend and recorded in
+``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing
+``Softmax`` is removed and recorded in ``output_softmax`` (argmax is unchanged, the
+integer program outputs the logits).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FLOAT_OPS = ("conv", "dense", "relu", "clip", "add", "avgpool", "maxpool", "gap", "flatten", "pad")
+
+
+@dataclass
+class FloatNode:
+    name: str
+    op: str
+    inputs: list[str]
+    output: str
+    attrs: dict = field(default_factory=dict)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class FloatGraph:
+    name: str
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_name: str
+    nodes: list[FloatNode]
+    shapes: dict[str, tuple[int, ...]]
+    input_layout: str = "NCHW"
+    output_softmax: bool = False
+    source_hash: str = ""
+
+    def node_by_output(self) -> dict[str, FloatNode]:
+        return {n.output: n for n in self.nodes}
+
+    def consumers(self) -> dict[str, list[FloatNode]]:
+        out: dict[str, list[FloatNode]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                out.setdefault(i, []).append(n)
+        return out

@@ -1,0 +1,194 @@
+"""The integer oracle: a numpy interpreter of docs/integer-spec.md.
+
+This is the single Python implementation of the integer semantics. The generated C, every optimised
+kernel and every board must agree with it bit for bit. Activations are int8 arrays, channels-last,
+with a leading batch axis: ``[N, H, W, C]`` for feature maps, ``[N, F]`` for vectors.
+
+Integer GEMMs run through float BLAS for speed. That is exact while every partial sum is an integer
+of magnitude below 2^24 (float32) or 2^53 (float64): with |x - zx| <= 255 and |w| <= 8 a dot product
+of length K is bounded by K * 2040, so float32 is exact for K <= 8224 and float64 beyond. The bound
+is checked before each GEMM (``_exact_matmul``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .fixedpoint import requantize
+from .qmodel import QModel, QOp, QTensor
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray, bound_a: int, bound_b: int) -> np.ndarray:
+    """Integer matrix product a @ b (a [M, K], b [K, O]) computed exactly through float BLAS."""
+    k = a.shape[1]
+    bound = k * bound_a * bound_b
+    if bound < _F32_EXACT:
+        dt = np.float32
+    elif bound < _F64_EXACT:
+        dt = np.float64
+    else:  # pragma: no cover - far outside any int32-accumulating kernel
+        raise ValueError("integer GEMM too large to evaluate exactly")
+    out = a.astype(dt, copy=False) @ b.astype(dt, copy=False)
+    return np.rint(out).astype(np.int64)
+
+
+def _pad_nhwc(x: np.ndarray, pads, value: int) -> np.ndarray:
+    t, l, b, r = pads
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """[N, H, W, C] -> [N, Ho, Wo, kh, kw, C] view of all windows."""
+    n, h, w, c = x.shape
+    ho = (h - kh) // sh + 1
+    wo = (w - kw) // sw + 1
+    sn, sh_, sw_, sc = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_, sw_, sc), writeable=False)
+
+
+def _finish(acc: np.ndarray, op: QOp, out_t: QTensor) -> np.ndarray:
+    y = out_t.zero_point + requantize(acc, op.arrays["multiplier"], op.arrays["shift"])
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def conv2d(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    w = op.arrays["weight"].astype(np.int64)  # [O, kh, kw, I]
+    o, kh, kw, ci = w.shape
+    sh, sw = op.attrs["stride"]
+    # x - zx is an exact small integer in float32; padding is the zero point, i.e. 0 here
+    xp = _pad_nhwc(x.astype(np.float32) - np.float32(in_t.zero_point), op.attrs["pads"], 0)
+    win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, I]
+    n, ho, wo = win.shape[:3]
+    cols = win.reshape(n * ho * wo, kh * kw * ci)
+    acc = _exact_matmul(cols, w.reshape(o, -1).T, 255, 8) + op.arrays["bias"].astype(np.int64)
+    return _finish(acc, op, out_t).reshape(n, ho, wo, o)
+
+
+def depthwise_conv2d(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    w = op.arrays["weight"].astype(np.int64)  # [C, kh, kw]
+    c, kh, kw = w.shape
+    sh, sw = op.attrs["stride"]
+    xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
+    win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, C]
+    acc = np.einsum("nhwijc,cij->nhwc", win, w) + op.arrays["bias"].astype(np.int64)
+    return _finish(acc, op, out_t)
+
+
+def fully_connected(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    w = op.arrays["weight"].astype(np.int64)  # [O, I]
+    xi = x.reshape(x.shape[0], -1).astype(np.float32) - np.float32(in_t.zero_point)
+    acc = _exact_matmul(xi, w.T, 255, 8) + op.arrays["bias"].astype(np.int64)
+    return _finish(acc, op, out_t)
+
+
+def add(a: np.ndarray, b: np.ndarray, op: QOp, ta: QTensor, tb: QTensor, out_t: QTensor) -> np.ndarray:
+    ma, mb = (int(v) for v in op.arrays["multiplier"])
+    s = int(op.attrs["shift"])
+    acc = (a.astype(np.int64) - ta.zero_point) * ma + (b.astype(np.int64) - tb.zero_point) * mb
+    y = out_t.zero_point + ((acc + (1 << (s - 1))) >> s)
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    kh, kw = op.attrs["kernel"]
+    sh, sw = op.attrs["stride"]
+    xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
+    acc = _windows(xp, kh, kw, sh, sw).sum(axis=(3, 4))
+    return _finish(acc, op, out_t)
+
+
+def global_avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    acc = (x.astype(np.int64) - in_t.zero_point).sum(axis=(1, 2), keepdims=True)
+    return _finish(acc, op, out_t)
+
+
+def maxpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    kh, kw = op.attrs["kernel"]
+    sh, sw = op.attrs["stride"]
+    xp = _pad_nhwc(x.astype(np.int16), op.attrs["pads"], -1000)  # padding never wins
+    return _windows(xp, kh, kw, sh, sw).max(axis=(3, 4)).astype(np.int8)
+
+
+def clamp(x: np.ndarray, op: QOp) -> np.ndarray:
+    return np.clip(x, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def pad(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
+    return _pad_nhwc(x, op.attrs["pads"], in_t.zero_point).astype(np.int8)
+
+
+def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
+    ts = [model.tensors[i] for i in op.inputs]
+    out_t = model.tensors[op.output]
+    k = op.kind
+    if k == "conv2d":
+        return conv2d(args[0], op, ts[0], out_t)
+    if k == "depthwise_conv2d":
+        return depthwise_conv2d(args[0], op, ts[0], out_t)
+    if k == "fully_connected":
+        return fully_connected(args[0], op, ts[0], out_t)
+    if k == "add":
+        return add(args[0], args[1], op, ts[0], ts[1], out_t)
+    if k == "avgpool":
+        return avgpool(args[0], op, ts[0], out_t)
+    if k == "global_avgpool":
+        return global_avgpool(args[0], op, ts[0], out_t)
+    if k == "maxpool":
+        return maxpool(args[0], op, ts[0], out_t)
+    if k == "clamp":
+        return clamp(args[0], op)
+    if k == "pad":
+        return pad(args[0], op, ts[0])
+    if k == "reshape":
+        return args[0].reshape((args[0].shape[0],) + tuple(out_t.shape))
+    raise ValueError(f"op '{op.name}': unknown kind '{k}'")
+
+
+def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size: int = 512):
+    """Run the integer program on int8 input ``xq`` [N, *input.shape].
+
+    Returns the int8 output [N, *output.shape], or ``(output, {tensor: int8 array})`` with every tensor
+    (the input included) when ``capture`` is true.
+    """
+    xq = np.asarray(xq)
+    in_t = model.input_tensor
+    if xq.shape[1:] != tuple(in_t.shape):
+        raise ValueError(f"oracle input shape {xq.shape[1:]} != model input {tuple(in_t.shape)}")
+    if xq.dtype != np.int8:
+        raise ValueError(f"oracle input must be int8, got {xq.dtype}")
+    outs, caps = [], []
+    for start in range(0, max(len(xq), 1), batch_size):
+        vals = {model.input: xq[start:start + batch_size]}
+        for op in model.ops:
+            vals[op.output] = run_op(op, [vals[i] for i in op.inputs], model)
+        outs.append(vals[model.output])
+        if capture:
+            caps.append(vals)
+    out = np.concatenate(outs) if outs else np.zeros((0,) + tuple(model.output_tensor.shape), np.int8)
+    if not capture:
+        return out
+    merged = {k: np.concatenate([c[k] for c in caps]) for k in caps[0]}
+    return out, merged
+
+
+def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
+    """Float input in the user's layout -> int8 channels-last, as the generated ``_quantize_input`` does."""
+    from .fixedpoint import round_half_away
+
+    t = model.input_tensor
+    x = np.asarray(x, np.float32)
+    x = np.where(np.isnan(x), np.float32(0), x)  # NaN quantizes to the zero point
+    layout = model.meta.get("input_layout", "NCHW")
+    if x.ndim == 4 and layout == "NCHW":
+        x = x.transpose(0, 2, 3, 1)
+    inv = np.float32(1.0 / t.scale)
+    q = round_half_away(x * inv) + np.float32(t.zero_point)
+    return np.clip(q, t.qmin, t.qmax).astype(np.int8).reshape((x.shape[0],) + tuple(t.shape))
+
+
+def dequantize_output(model: QModel, q: np.ndarray) -> np.ndarray:
+    t = model.output_tensor
+    return (np.float32(t.scale) * (q.astype(np.float32) - np.float32(t.zero_point))).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Post-training quantization: float graph + calibration data -> integer QModel."""

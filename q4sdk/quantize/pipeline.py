@@ -1,0 +1,296 @@
+"""The quantizer: float graph + calibration samples -> integer ``QModel``.
+
+Layers are processed in order over the calibration set, keeping two activations per tensor: the
+float model's (``fp``) and the quantized model's as simulated so far (``qp``, fake-quantized).
+Each layer's weights are quantized per kernel, its bias optionally corrected so the quantized
+layer's mean output matches the float one given the *quantized* inputs, and its output's
+quantization range is chosen on the simulated output. Then everything is lowered to integers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import fixedpoint
+from ..errors import Q4Error
+from ..graph import FloatGraph
+from ..progress import Progress
+from ..qmodel import QModel, QOp, QTensor
+from .activations import activation_params
+from .plan import Step, build_plan
+from .recipe import Recipe
+from .weights import int_range, minmax_scales, mmse_scales_grid, quantize_to_int
+
+
+@dataclass
+class QuantParams:
+    scale: float
+    zero_point: int
+    bits: int
+
+    def fake(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = int_range(self.bits)
+        return (torch.clamp(torch.round(x / self.scale) + self.zero_point, lo, hi)
+                - self.zero_point) * self.scale
+
+
+@dataclass
+class LayerWeights:
+    """Quantized weights of one conv / dense step, in the float graph's layout."""
+    q: np.ndarray          # int8, same shape as the float weight
+    scales: np.ndarray     # float64 [O]
+    bias: np.ndarray       # float64 [O] (possibly corrected)
+    stats: dict = field(default_factory=dict)
+
+
+def _pad4(x: torch.Tensor, pads) -> torch.Tensor:
+    t, l, b, r = pads
+    return F.pad(x, (l, r, t, b)) if any(pads) else x
+
+
+def _apply_act(y: torch.Tensor, act) -> torch.Tensor:
+    return y if act is None else torch.clamp(y, act[0], act[1])
+
+
+def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float forward of one step; returns (pre-activation, output). ``weight``/``bias`` override."""
+    n = step.node
+    a = n.attrs
+    if step.kind in ("conv2d", "depthwise_conv2d"):
+        w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
+        b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
+        pre = F.conv2d(_pad4(xs[0], a.get("pads", (0, 0, 0, 0))), w, b, stride=tuple(a.get("stride", (1, 1))),
+                       groups=int(a.get("groups", 1)))
+    elif step.kind == "fully_connected":
+        w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
+        b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
+        pre = F.linear(xs[0].flatten(1), w, b)
+    elif step.kind == "add":
+        pre = xs[0] + xs[1]
+    elif step.kind == "avgpool":
+        pre = F.avg_pool2d(_pad4(xs[0], a.get("pads", (0, 0, 0, 0))), tuple(a["kernel"]), tuple(a["stride"]))
+    elif step.kind == "global_avgpool":
+        pre = xs[0].mean(dim=(2, 3), keepdim=True)
+    elif step.kind == "maxpool":
+        t, l, b_, r = a.get("pads", (0, 0, 0, 0))
+        xp = F.pad(xs[0], (l, r, t, b_), value=float("-inf")) if any((t, l, b_, r)) else xs[0]
+        pre = F.max_pool2d(xp, tuple(a["kernel"]), tuple(a["stride"]))
+    elif step.kind == "pad":
+        pre = _pad4(xs[0], a["pads"])
+    elif step.kind == "reshape":
+        pre = xs[0].flatten(1)
+    elif step.kind == "clamp":
+        pre = xs[0]
+    else:  # pragma: no cover - build_plan only emits the kinds above
+        raise AssertionError(step.kind)
+    return pre, _apply_act(pre, step.act)
+
+
+def _quantize_weights(step: Step, recipe: Recipe) -> LayerWeights:
+    w = np.asarray(step.node.params["weight"], np.float64)
+    w2 = w.reshape(w.shape[0], -1)
+    if recipe.weight_scale == "mmse":
+        scales = mmse_scales_grid(w2, recipe.weight_bits, recipe.weight_grid)
+    else:
+        scales = minmax_scales(w2, recipe.weight_bits)
+    q = quantize_to_int(w2, scales, recipe.weight_bits)
+    mse = float(((w2 - q * scales[:, None]) ** 2).mean())
+    return LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
+                        {"weight_mse": mse, "weight_sqnr_db": _sqnr(w2, q * scales[:, None]),
+                         "scale_over_max": (scales * int_range(recipe.weight_bits)[1]
+                                            / np.maximum(np.abs(w2).max(axis=1), 1e-30)).tolist()})
+
+
+def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
+    noise = float(((ref - approx) ** 2).sum())
+    sig = float((ref ** 2).sum())
+    return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
+
+
+def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    pres, outs = [], []
+    for i in range(0, xs[0].shape[0], bs):
+        p, o = fn([x[i:i + bs] for x in xs])
+        pres.append(p)
+        outs.append(o)
+    return torch.cat(pres), torch.cat(outs)
+
+
+def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
+                   progress: Progress | None = None) -> QModel:
+    """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW)."""
+    recipe = recipe or Recipe()
+    recipe.validate()
+    progress = progress or Progress(enabled=False)
+    t0 = time.time()
+    calib = np.asarray(calib, np.float32)
+    if calib.shape[1:] != tuple(graph.input_shape):
+        raise Q4Error(f"calibration data: sample shape {calib.shape[1:]} does not match the model input "
+                      f"'{graph.input_name}' {tuple(graph.input_shape)}")
+    if not np.isfinite(calib).all():
+        raise Q4Error("calibration data: contains NaN or infinite values")
+    calib = calib[:recipe.calib_samples]
+    steps = build_plan(graph)
+    torch.manual_seed(recipe.seed)
+
+    act_bits = recipe.activation_bits
+    unsigned = recipe.unsigned_activations
+    qparams: dict[str, QuantParams] = {}
+    weights: dict[str, LayerWeights] = {}
+    layer_stats: dict[str, dict] = {}
+
+    x = torch.as_tensor(calib)
+    fp: dict[str, torch.Tensor] = {graph.input_name: x}
+    qparams[graph.input_name] = QuantParams(*activation_params(
+        calib, act_bits, unsigned, recipe.activation_range, recipe.activation_grid), act_bits)
+    qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
+    remaining = {}
+    for s in steps:
+        for i in s.inputs:
+            remaining[i] = remaining.get(i, 0) + 1
+
+    with torch.no_grad():
+        for idx, step in enumerate(steps):
+            progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
+            _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+            if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                lw = _quantize_weights(step, recipe)
+                w_hat = lw.q.astype(np.float64) * lw.scales.reshape((-1,) + (1,) * (lw.q.ndim - 1))
+                pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
+                                    [qp[i] for i in step.inputs])
+                if recipe.bias_correction:
+                    fp_pre, _ = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+                    dims = [0, 2, 3] if pre_q.dim() == 4 else [0]
+                    delta = (fp_pre - pre_q).mean(dim=dims).double().numpy()
+                    lw.bias = lw.bias + delta
+                    pre_q = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape(
+                        (1, -1) + (1,) * (pre_q.dim() - 2))
+                    lw.stats["bias_correction_abs_mean"] = float(np.abs(delta).mean())
+                weights[step.node.name] = lw
+                q_out = _apply_act(pre_q, step.act)
+            else:
+                _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
+            if step.same_quant:
+                qparams[step.output] = qparams[step.inputs[0]]
+            else:
+                bits = recipe.output_bits if step.output == graph.output_name else act_bits
+                qparams[step.output] = QuantParams(*activation_params(
+                    q_out.numpy(), bits, unsigned, recipe.activation_range, recipe.activation_grid), bits)
+            fp[step.output] = fp_out
+            qp[step.output] = qparams[step.output].fake(q_out)
+            layer_stats[step.node.name] = {
+                "output_sqnr_db": _sqnr(fp_out.double().numpy(), qp[step.output].double().numpy()),
+                **(weights[step.node.name].stats if step.node.name in weights else {}),
+            }
+            for i in step.inputs:  # free calibration activations nobody needs any more
+                remaining[i] -= 1
+                if remaining[i] == 0 and i != graph.input_name:
+                    fp.pop(i, None)
+                    qp.pop(i, None)
+    progress.done(f"quantized {len(steps)} layers in {time.time() - t0:.1f}s")
+
+    model = lower(graph, steps, qparams, weights, recipe)
+    model.meta["layer_stats"] = layer_stats
+    model.meta["quantize_seconds"] = round(time.time() - t0, 3)
+    return model
+
+
+# ---------------------------------------------------------------- lowering to integers
+
+def _stored_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def _act_limits(act, out: QuantParams) -> tuple[int, int]:
+    lo, hi = int_range(out.bits)
+    if act is not None:
+        if act[0] > float("-inf"):
+            lo = max(lo, out.zero_point + int(np.ceil(act[0] / out.scale - 1e-9)))
+        if act[1] < float("inf"):
+            hi = min(hi, out.zero_point + int(np.floor(act[1] / out.scale + 1e-9)))
+    return lo, min(max(lo, hi), int_range(out.bits)[1])
+
+
+def _lower_weights(step: Step, lw: LayerWeights, sx: float, sy: float) -> dict[str, np.ndarray]:
+    q = lw.q
+    if step.kind == "conv2d":
+        wq = q.transpose(0, 2, 3, 1)  # [O, I, kh, kw] -> [O, kh, kw, I]
+    elif step.kind == "depthwise_conv2d":
+        wq = q[:, 0]  # [C, 1, kh, kw] -> [C, kh, kw]
+    else:
+        wq = q
+        if step.flatten_from is not None:  # columns from (C, H, W) order to the stored (H, W, C) order
+            c, h, w = step.flatten_from
+            wq = q.reshape(q.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(q.shape[0], -1)
+    bias_real = lw.bias / (sx * lw.scales)
+    if np.abs(bias_real).max(initial=0) >= 2 ** 31 - 1:
+        raise Q4Error(f"node '{step.node.name}': bias does not fit int32 at the chosen scales")
+    k = int(np.prod(wq.shape[1:]))
+    bias = np.rint(bias_real).astype(np.int64)
+    bound = k * 255 * 8 + int(np.abs(bias).max(initial=0))
+    if bound >= 2 ** 31:
+        raise Q4Error(f"node '{step.node.name}': int32 accumulator could overflow (K={k})")
+    m, s = fixedpoint.quantize_multipliers(sx * lw.scales / sy)
+    return {"weight": np.ascontiguousarray(wq).astype(np.int8), "bias": bias.astype(np.int32),
+            "multiplier": m, "shift": s}
+
+
+def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
+          weights: dict[str, LayerWeights], recipe: Recipe) -> QModel:
+    tensors: dict[str, QTensor] = {}
+
+    def tensor(name: str) -> QTensor:
+        if name not in tensors:
+            p = qparams[name]
+            tensors[name] = QTensor(name, _stored_shape(graph.shapes[name]), p.bits, float(p.scale),
+                                    int(p.zero_point))
+        return tensors[name]
+
+    tensor(graph.input_name)
+    ops: list[QOp] = []
+    for step in steps:
+        ins = [tensor(i) for i in step.inputs]
+        out = tensor(step.output)
+        a = step.node.attrs
+        attrs: dict = {}
+        arrays: dict[str, np.ndarray] = {}
+        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            arrays = _lower_weights(step, weights[step.node.name], ins[0].scale, out.scale)
+            if step.kind != "fully_connected":
+                attrs["stride"] = [int(v) for v in a.get("stride", (1, 1))]
+                attrs["pads"] = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
+        elif step.kind == "add":
+            ma, mb, sh = fixedpoint.add_multipliers(ins[0].scale / out.scale, ins[1].scale / out.scale)
+            arrays["multiplier"] = np.array([ma, mb], np.int32)
+            attrs["shift"] = sh
+        elif step.kind in ("avgpool", "global_avgpool"):
+            count = int(np.prod(a["kernel"])) if step.kind == "avgpool" else int(np.prod(ins[0].shape[:2]))
+            m, s = fixedpoint.quantize_multiplier(ins[0].scale / (out.scale * count))
+            arrays["multiplier"] = np.array([m], np.int32)
+            arrays["shift"] = np.array([s], np.int32)
+            if step.kind == "avgpool":
+                attrs.update(kernel=[int(v) for v in a["kernel"]], stride=[int(v) for v in a["stride"]],
+                             pads=[int(v) for v in a.get("pads", (0, 0, 0, 0))])
+        elif step.kind == "maxpool":
+            attrs.update(kernel=[int(v) for v in a["kernel"]], stride=[int(v) for v in a["stride"]],
+                         pads=[int(v) for v in a.get("pads", (0, 0, 0, 0))])
+        elif step.kind == "pad":
+            attrs["pads"] = [int(v) for v in a["pads"]]
+        if step.kind not in ("maxpool", "pad", "reshape"):
+            attrs["act_min"], attrs["act_max"] = _act_limits(step.act, qparams[step.output])
+        ops.append(QOp(step.node.name, step.kind, list(step.inputs), step.output, attrs, arrays))
+
+    meta = {
+        "recipe": recipe.to_dict(),
+        "source_hash": graph.source_hash,
+        "input_layout": graph.input_layout,
+        "input_shape_float": list(graph.input_shape),
+        "output_softmax": bool(graph.output_softmax),
+        "weight_bits": recipe.weight_bits,
+        "activation_bits": recipe.activation_bits,
+    }
+    return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, meta)
