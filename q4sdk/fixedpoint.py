@@ -66,8 +66,19 @@ def add_multipliers(ratio_a: float, ratio_b: float) -> tuple[int, int, int]:
     raise ValueError(f"add input/output scale ratios {ratio_a:.3g}, {ratio_b:.3g} are too large")
 
 
+INPUT_CLAMP = np.float32(1024.0)
+
+
 def round_half_away(x: np.ndarray) -> np.ndarray:
-    """float32 rounding used by the input quantizer: half-way cases away from zero."""
-    x = np.asarray(x, np.float32)
-    half = np.float32(0.5)
-    return np.where(x >= 0, np.floor(x + half), np.ceil(x - half)).astype(np.float32)
+    """float32 rounding used by the input quantizer: half-way cases away from zero, exactly.
+
+    ``v`` is clamped to [-1024, 1024] (NaN counts as 0) so the conversion to an integer is always
+    defined, then ``t = trunc(v)``, ``d = v - t`` (exact in float32), ``r = t + (d >= 0.5) - (d <= -0.5)``.
+    (``floor(v + 0.5)`` would be wrong: 0.49999997f + 0.5f rounds to 1.0f.)
+    """
+    v = np.asarray(x, np.float32)
+    v = np.where(np.isnan(v), np.float32(0), v)
+    v = np.clip(v, -INPUT_CLAMP, INPUT_CLAMP)
+    t = np.trunc(v)
+    d = v - t
+    return (t + (d >= 0.5).astype(np.float32) - (d <= -0.5).astype(np.float32)).astype(np.float32)

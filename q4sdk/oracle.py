@@ -180,7 +180,6 @@ def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
 
     t = model.input_tensor
     x = np.asarray(x, np.float32)
-    x = np.where(np.isnan(x), np.float32(0), x)  # NaN quantizes to the zero point
     layout = model.meta.get("input_layout", "NCHW")
     if x.ndim == 4 and layout == "NCHW":
         x = x.transpose(0, 2, 3, 1)

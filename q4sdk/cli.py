@@ -1,0 +1,160 @@
+"""The ``q4sdk`` command line.
+
+Every command fails with a one-line ``error: ...`` naming the file / node / field at fault and a
+non-zero exit status; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import Q4Error
+
+
+def _add_data_args(p: argparse.ArgumentParser, what: str, required: bool = True) -> None:
+    p.add_argument(f"--{what}", required=required, metavar="FILE",
+                   help=".npy or .npz (array 'x', labels 'y' optional) in the model's input layout")
+    p.add_argument("--nhwc", action="store_true", help="the data is channels-last (N,H,W,C)")
+
+
+def _write_json(path: str, data: dict) -> None:
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(p)
+
+
+def cmd_quantize(args) -> int:
+    from .api import load_float_model
+    from .data import load_samples
+    from .q4file import save_q4
+    from .quantize.pipeline import quantize_graph
+    from .quantize.recipe import Recipe
+    from .progress import Progress
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise Q4Error(f"{out}: already exists (use --force to overwrite)")
+    if args.weights != "int4":
+        raise Q4Error(f"--weights: only int4 is supported, got '{args.weights}'")
+    recipe = Recipe(activation_bits=int(args.activations.removeprefix("int")),
+                    unsigned_activations=args.unsigned_activations,
+                    weight_scale=args.weight_scale, activation_range=args.activation_range,
+                    bias_correction=args.bias_correction, calib_samples=args.calib_samples)
+    graph = load_float_model(args.model)
+    data = load_samples(args.calib, graph.input_shape, nhwc=args.nhwc or graph.input_layout == "NHWC")
+    model = quantize_graph(graph, data.x, recipe, Progress("quantize", enabled=not args.quiet))
+    model.meta["source_path"] = str(Path(args.model).resolve())
+    save_q4(model, out, overwrite=args.force)
+    print(f"wrote {out}: {len(model.ops)} ops, W{recipe.weight_bits}A{recipe.activation_bits}, "
+          f"quantized in {model.meta['quantize_seconds']:.1f}s")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .codegen import generate
+    from .q4file import load_q4
+
+    model = load_q4(args.model)
+    report = generate(model, args.output, args.name or model.name, overwrite=args.force)
+    print(report.summary())
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import verify_cli
+
+    result = verify_cli(args)
+    if args.json:
+        _write_json(args.json, result)
+    return 0 if result["mismatches"] == 0 else 1
+
+
+def cmd_inspect(args) -> int:
+    from .q4file import describe_q4
+
+    print(describe_q4(args.model))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="q4sdk", description="INT4 post-training quantization to bit-exact C")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("quantize", help="float model (ONNX) + calibration data -> .q4 model")
+    p.add_argument("model", help="ONNX file")
+    _add_data_args(p, "calib")
+    p.add_argument("-o", "--output", required=True, help="the .q4 file to write")
+    p.add_argument("--weights", default="int4", help="weight precision (int4)")
+    p.add_argument("--activations", default="int8", choices=["int4", "int8"])
+    p.add_argument("--unsigned-activations", action="store_true",
+                   help="unsigned activations with an offset (zero point) instead of symmetric signed")
+    p.add_argument("--weight-scale", default="mmse", choices=["mmse", "minmax"])
+    p.add_argument("--activation-range", default="mmse", choices=["mmse", "minmax"])
+    p.add_argument("--bias-correction", action="store_true", help="empirical per-channel bias correction")
+    p.add_argument("--calib-samples", type=int, default=512, help="use at most this many samples")
+    p.add_argument("--force", action="store_true", help="overwrite the output file")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("generate", help=".q4 model -> C sources")
+    p.add_argument("model", help=".q4 file")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--name", help="C identifier prefix (default: the model name)")
+    p.add_argument("--force", action="store_true", help="overwrite generated files in the output directory")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("verify", help="C (built with cffi) vs the Python integer oracle, bit for bit")
+    p.add_argument("model", help=".q4 file")
+    p.add_argument("gen_dir", help="directory written by 'q4sdk generate'")
+    _add_data_args(p, "data")
+    p.add_argument("--count", type=int, default=None, help="number of samples (default: all)")
+    p.add_argument("--start", type=int, default=0, help="index of the first sample")
+    p.add_argument("--float-model", help="float ONNX model for float accuracy (default: the source "
+                   "recorded in the .q4 file, if it is still there and unchanged)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("inspect", help="print a .q4 file's manifest in readable form")
+    p.add_argument("model", help=".q4 file")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits, quantize to INT4, generate C, "
+                                    "prove it bit-exact, print the numbers")
+    p.add_argument("-o", "--output", help="directory for the demo's files (default: a new temporary directory)")
+    p.add_argument("--activations", default="int8", choices=["int4", "int8"])
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except Q4Error as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence for a CLI
+        if args.debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
