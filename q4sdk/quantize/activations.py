@@ -13,15 +13,18 @@ import torch
 
 from .weights import int_range
 
-MAX_SAMPLES = 1 << 20
+HIST_BINS = 8192
 
 
-def subsample(x: np.ndarray, max_samples: int = MAX_SAMPLES, seed: int = 0) -> np.ndarray:
-    x = np.asarray(x, np.float32).ravel()
-    if x.size > max_samples:
-        idx = np.random.default_rng(seed).choice(x.size, max_samples, replace=False)
-        x = x[idx]
-    return x
+def _histogram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """All calibration values -> (bin centres, counts, min, max); the MSE is evaluated on it."""
+    xt = torch.as_tensor(np.asarray(x, np.float32).ravel())
+    lo, hi = float(xt.min()), float(xt.max())
+    if hi <= lo:
+        return np.array([lo]), np.array([float(xt.numel())]), lo, hi
+    counts = torch.histc(xt, HIST_BINS, lo, hi).double().numpy()
+    edges = np.linspace(lo, hi, HIST_BINS + 1)
+    return (edges[:-1] + edges[1:]) / 2, counts, lo, hi
 
 
 def _params_for_range(lo: float, hi: float, bits: int, unsigned: bool) -> tuple[float, int]:
@@ -37,27 +40,25 @@ def _params_for_range(lo: float, hi: float, bits: int, unsigned: bool) -> tuple[
     return scale, zp
 
 
-def _fake_quant(x: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
-    return (torch.clamp(torch.round(x / scale) + zp, qmin, qmax) - zp) * scale
+def quant_mse(centres: np.ndarray, counts: np.ndarray, scale: np.ndarray, zp: np.ndarray,
+              bits: int) -> np.ndarray:
+    """MSE of fake-quantizing a histogram for each (scale, zero point) candidate (vectorised)."""
+    qmin, qmax = int_range(bits)
+    s = np.asarray(scale, np.float64)[:, None]
+    z = np.asarray(zp, np.float64)[:, None]
+    fq = (np.clip(np.rint(centres[None, :] / s) + z, qmin, qmax) - z) * s
+    return (((centres[None, :] - fq) ** 2) * counts[None, :]).sum(axis=1) / max(counts.sum(), 1.0)
 
 
 def activation_params(x: np.ndarray, bits: int, unsigned: bool, method: str = "mmse",
                       n_grid: int = 100) -> tuple[float, int]:
     """Calibration values -> (scale, zero_point)."""
-    v = subsample(x)
-    lo, hi = float(v.min()), float(v.max())
+    centres, counts, lo, hi = _histogram(x)
     if method == "minmax":
         return _params_for_range(lo, hi, bits, unsigned)
     if method != "mmse":
         raise ValueError(f"unknown activation range method '{method}'")
-    qmin, qmax = int_range(bits)
-    xt = torch.as_tensor(v, dtype=torch.float32)
     fracs = np.arange(1, n_grid + 1) / n_grid
     cands = [_params_for_range(lo * f, hi * f, bits, unsigned) for f in fracs]
-    scales = torch.tensor([c[0] for c in cands], dtype=torch.float32)[:, None]
-    zps = torch.tensor([c[1] for c in cands], dtype=torch.float32)[:, None]
-    errs = torch.zeros(n_grid, dtype=torch.float64)
-    for start in range(0, xt.numel(), 1 << 16):
-        chunk = xt[start:start + (1 << 16)][None, :]
-        errs += ((chunk - _fake_quant(chunk, scales, zps, qmin, qmax)) ** 2).sum(dim=1).double()
-    return cands[int(torch.argmin(errs))]
+    errs = quant_mse(centres, counts, np.array([c[0] for c in cands]), np.array([c[1] for c in cands]), bits)
+    return cands[int(np.argmin(errs))]

@@ -1,0 +1,602 @@
+"""ONNX model -> FloatGraph.
+
+The importer walks the ONNX nodes in order, keeps a table of tensors known at import time
+(initializers, ``Constant`` outputs and anything computed only from them, e.g. the
+``Shape -> Gather -> Concat`` chains that feed a ``Reshape``) and turns every node that touches
+an activation into one of the canonical ops of :mod:`q4sdk.graph`, checking shapes on the way.
+
+Canonicalisation done here:
+
+* BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
+  MatMul + Add becomes one ``dense``.
+* ``ReduceMean`` over H and W becomes ``gap`` (plus ``flatten`` when it drops the axes).
+* A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
+  MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
+* ``Identity``/``Dropout`` are removed; a trailing ``Softmax`` is removed (``output_softmax``);
+  an NHWC->NCHW ``Transpose`` on the graph input is removed (``input_layout="NHWC"``).
+
+Anything else is rejected with a :class:`Q4Error` naming the node and its op type.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+from onnx.reference import ReferenceEvaluator
+
+from q4sdk.errors import Q4Error
+from q4sdk.graph import FloatGraph, FloatNode
+
+MIN_OPSET = 13
+
+_REMOVED_OPS = ("Identity", "Dropout")
+_NCHW_FROM_NHWC = [0, 3, 1, 2]
+
+
+def load_onnx(path: str | Path) -> FloatGraph:
+    """Read an ONNX file and import it; the graph is named after the file's stem."""
+    path = Path(path)
+    if not path.is_file():
+        raise Q4Error(f"{path}: no such file")
+    data = path.read_bytes()
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as err:  # protobuf decode errors have no stable public type
+        raise Q4Error(f"{path}: not a valid ONNX model ({_first_line(err)})") from err
+    try:
+        if any(uses_external_data(t) for t in model.graph.initializer):
+            load_external_data_for_model(model, str(path.parent))
+    except (OSError, onnx.checker.ValidationError) as err:
+        raise Q4Error(f"{path}: cannot read the model's external weight data ({_first_line(err)})") from err
+    if model.ir_version <= 0 or not model.opset_import or not model.graph.node:
+        raise Q4Error(f"{path}: not a valid ONNX model (no IR version, opset or graph nodes)")
+    return import_onnx_model(model, path.stem, source_hash=hashlib.sha256(data).hexdigest())
+
+
+def import_onnx_model(model: onnx.ModelProto, name: str, source_hash: str | None = None) -> FloatGraph:
+    """Convert an in-memory ONNX model. ``source_hash`` defaults to the sha256 of the serialized proto."""
+    if source_hash is None:
+        source_hash = hashlib.sha256(model.SerializeToString()).hexdigest()
+    graph = _Importer(model, name).run()
+    graph.source_hash = source_hash
+    return graph
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    out = {}
+    for a in node.attribute:
+        value = helper.get_attribute_value(a)
+        out[a.name] = value.decode() if isinstance(value, bytes) else value
+    return out
+
+
+def _is_removed(node: onnx.NodeProto) -> bool:
+    """Identity and Dropout compute nothing at inference time; they become renames."""
+    return node.op_type in _REMOVED_OPS and node.domain in ("", "ai.onnx")
+
+
+def _pool_out(size: int, kernel: int, stride: int, pad_sum: int, ceil: bool = False) -> int:
+    span = size + pad_sum - kernel
+    return (-(-span // stride) if ceil else span // stride) + 1
+
+
+class _Importer:
+    """One import run: the state shared by the per-op handlers."""
+
+    def __init__(self, model: onnx.ModelProto, name: str):
+        self.model = model
+        self.name = name
+        self.g = model.graph
+        self.opset = self._check_opset()
+        self.consts: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in self.g.initializer
+        }
+        self.alias: dict[str, str] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.nodes: list[FloatNode] = []
+        self.producer: dict[str, FloatNode] = {}
+        self.input_layout = "NCHW"
+        self.output_softmax = False
+        self.input_name, self.batch = self._read_input()
+        self.output_name = self._read_output()
+        self._resolve_removed_ops()
+        self.uses = self._count_uses()
+
+    # ---------------------------------------------------------------- model-level checks
+
+    def _check_opset(self) -> int:
+        versions = [o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")]
+        if not versions:
+            raise Q4Error(f"{self.name}: the model declares no ONNX opset")
+        if versions[0] < MIN_OPSET:
+            raise Q4Error(f"{self.name}: ONNX opset {versions[0]} is not supported (need opset >= {MIN_OPSET}; "
+                          "re-export or use onnx.version_converter)")
+        return versions[0]
+
+    def _read_input(self) -> tuple[str, int]:
+        inputs = [i for i in self.g.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            raise Q4Error(f"{self.name}: the model must have exactly one input, found {len(inputs)} "
+                          f"({', '.join(i.name for i in inputs)})")
+        inp = inputs[0]
+        ttype = inp.type.tensor_type
+        if ttype.elem_type != onnx.TensorProto.FLOAT:
+            raise Q4Error(f"input '{inp.name}': element type must be float32, "
+                          f"got {onnx.TensorProto.DataType.Name(ttype.elem_type)}")
+        dims = list(ttype.shape.dim)
+        if len(dims) not in (2, 4):
+            raise Q4Error(f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F), got {len(dims)}")
+        for d in dims[1:]:
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                raise Q4Error(f"input '{inp.name}': only the batch dimension may be dynamic, "
+                              f"got shape {[d.dim_value or d.dim_param or '?' for d in dims]}")
+        self.shapes[inp.name] = tuple(int(d.dim_value) for d in dims[1:])
+        batch = dims[0].dim_value if dims[0].HasField("dim_value") and dims[0].dim_value > 0 else 1
+        return inp.name, batch
+
+    def _read_output(self) -> str:
+        if len(self.g.output) != 1:
+            raise Q4Error(f"{self.name}: the model must have exactly one output, found {len(self.g.output)}")
+        return self.g.output[0].name
+
+    def _resolve_removed_ops(self) -> None:
+        """Identity and Dropout are pure renames: record them before anything else."""
+        for index, node in enumerate(self.g.node):
+            if not _is_removed(node):
+                continue
+            if len(node.output) > 1 and node.output[1]:
+                used = any(node.output[1] in n.input for n in self.g.node)
+                if used or node.output[1] == self.output_name:
+                    name = node.name or f"{node.op_type.lower()}_{index}"
+                    raise Q4Error(f"node '{name}': the Dropout mask output is not supported")
+            self.alias[node.output[0]] = self.resolve(node.input[0])
+
+    def _count_uses(self) -> dict[str, int]:
+        """How many nodes read each tensor, plus one for the graph output.
+
+        ``Shape`` reads don't count: folding a node into its consumer never changes that shape.
+        """
+        uses: dict[str, int] = {}
+        for node in self.g.node:
+            if _is_removed(node) or node.op_type == "Shape":
+                continue
+            for t in node.input:
+                if t:
+                    uses[self.resolve(t)] = uses.get(self.resolve(t), 0) + 1
+        out = self.resolve(self.output_name)
+        uses[out] = uses.get(out, 0) + 1
+        return uses
+
+    def resolve(self, tensor: str) -> str:
+        while tensor in self.alias:
+            tensor = self.alias[tensor]
+        return tensor
+
+    # ---------------------------------------------------------------- main loop
+
+    def run(self) -> FloatGraph:
+        used_names: set[str] = set()
+        for index, node in enumerate(self.g.node):
+            name = self._unique_name(node, index, used_names)
+            if _is_removed(node):
+                continue
+            if node.domain not in ("", "ai.onnx"):
+                raise Q4Error(f"node '{name}': unsupported op type '{node.domain}:{node.op_type}'")
+            inputs = [self.resolve(t) if t else "" for t in node.input]
+            if node.op_type == "Shape" and inputs[0] in self.shapes:
+                self._shape(node, inputs)
+            elif all(t in self.consts for t in inputs if t):
+                self._fold_constant(name, node, inputs)
+            else:
+                handler = getattr(self, f"_op_{node.op_type}", None)
+                if handler is None:
+                    raise Q4Error(f"node '{name}': unsupported op type '{node.op_type}'")
+                handler(name, node, inputs, _attrs(node))
+        return self._finish()
+
+    def _unique_name(self, node: onnx.NodeProto, index: int, used: set[str]) -> str:
+        base = node.name or f"{node.op_type.lower()}_{index}"
+        name, k = base, 1
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        return name
+
+    def _finish(self) -> FloatGraph:
+        out = self.resolve(self.output_name)
+        if out not in self.producer:
+            raise Q4Error(f"{self.name}: the graph output '{self.output_name}' is not computed from the input")
+        live, stack = set(), [out]
+        while stack:  # keep only the nodes the output depends on
+            t = stack.pop()
+            if t in self.producer and t not in live:
+                live.add(t)
+                stack.extend(self.producer[t].inputs)
+        nodes = [n for n in self.nodes if n.output in live]
+        shapes = {self.input_name: self.shapes[self.input_name]}
+        shapes.update({n.output: self.shapes[n.output] for n in nodes})
+        return FloatGraph(
+            name=self.name, input_name=self.input_name, input_shape=self.shapes[self.input_name],
+            output_name=out, nodes=nodes, shapes=shapes, input_layout=self.input_layout,
+            output_softmax=self.output_softmax,
+        )
+
+    # ---------------------------------------------------------------- helpers for handlers
+
+    def _act(self, name: str, tensor: str, rank: int | None = None) -> tuple[int, ...]:
+        """Per-sample shape of an activation input, checking its rank (3 = C,H,W; 1 = F)."""
+        if tensor not in self.shapes:
+            raise Q4Error(f"node '{name}': input '{tensor}' is not produced by an earlier node")
+        shape = self.shapes[tensor]
+        if rank is not None and len(shape) != rank:
+            want = "[N, C, H, W]" if rank == 3 else "[N, F]"
+            raise Q4Error(f"node '{name}': expects a {want} input, got [N, {', '.join(map(str, shape))}]")
+        return shape
+
+    def _const(self, name: str, tensor: str, what: str) -> np.ndarray:
+        if tensor not in self.consts:
+            raise Q4Error(f"node '{name}': {what} must be a constant (initializer), '{tensor}' is computed")
+        return self.consts[tensor]
+
+    def _emit(self, name: str, op: str, inputs: list[str], output: str, shape: tuple[int, ...],
+              attrs: dict | None = None, params: dict | None = None) -> FloatNode:
+        node = FloatNode(name, op, inputs, output, attrs or {}, params or {})
+        self.nodes.append(node)
+        self.producer[output] = node
+        self.shapes[output] = tuple(int(s) for s in shape)
+        return node
+
+    def _set_alias(self, output: str, tensor: str) -> None:
+        """Make ``output`` another name of ``tensor`` (a removed no-op node)."""
+        self.alias[output] = tensor
+        self.uses[tensor] = self.uses.get(tensor, 0) - 1 + self.uses.get(output, 0)
+
+    def _sole_producer(self, tensor: str, ops: tuple[str, ...]) -> FloatNode | None:
+        """The node making ``tensor`` if its op is in ``ops`` and nothing else reads ``tensor``."""
+        node = self.producer.get(tensor)
+        if node is None or node.op not in ops or self.uses.get(tensor, 0) != 1:
+            return None
+        return node
+
+    def _rename_output(self, node: FloatNode, output: str) -> None:
+        """After folding a following node into ``node``, ``node`` produces that node's output."""
+        del self.producer[node.output]
+        self.shapes[output] = self.shapes[node.output]
+        node.output = output
+        self.producer[output] = node
+
+    def _absorb_pad(self, tensor: str, nonneg_only: bool = False) -> tuple[str, tuple[int, ...]]:
+        """If ``tensor`` comes from a 'pad' read only here, drop that node; return (its input, its pads)."""
+        pad = self._sole_producer(tensor, ("pad",))
+        if pad is None:
+            return tensor, (0, 0, 0, 0)
+        if nonneg_only and not self._is_nonnegative(pad.inputs[0]):
+            return tensor, (0, 0, 0, 0)
+        self.nodes.remove(pad)
+        del self.producer[tensor]
+        return pad.inputs[0], pad.attrs["pads"]
+
+    def _is_nonnegative(self, tensor: str) -> bool:
+        node = self.producer.get(tensor)
+        return node is not None and (node.op == "relu" or (node.op == "clip" and node.attrs["lo"] >= 0))
+
+    def _window(self, name: str, attrs: dict, hw: tuple[int, int], kernel: tuple[int, int]):
+        """Strides and explicit (top, left, bottom, right) pads from ONNX conv/pool attributes."""
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise Q4Error(f"node '{name}': dilations {list(attrs['dilations'])} are not supported (only 1)")
+        stride = tuple(int(s) for s in attrs.get("strides", [1, 1]))
+        auto_pad = attrs.get("auto_pad", "NOTSET")
+        if auto_pad == "NOTSET":
+            pads = tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+            if any(p < 0 for p in pads):
+                raise Q4Error(f"node '{name}': negative pads {list(pads)} are not supported")
+        elif auto_pad == "VALID":
+            pads = (0, 0, 0, 0)
+        elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            begin, end = [], []
+            for size, k, s in zip(hw, kernel, stride):
+                total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+                small, large = total // 2, total - total // 2
+                begin.append(small if auto_pad == "SAME_UPPER" else large)
+                end.append(total - begin[-1])
+            pads = (begin[0], begin[1], end[0], end[1])
+        else:
+            raise Q4Error(f"node '{name}': unknown auto_pad '{auto_pad}'")
+        if len(stride) != 2 or len(pads) != 4:
+            raise Q4Error(f"node '{name}': only 2-D windows are supported")
+        return stride, pads
+
+    def _kernel(self, name: str, attrs: dict) -> tuple[int, int]:
+        kernel = tuple(int(k) for k in attrs.get("kernel_shape", ()))
+        if len(kernel) != 2:
+            raise Q4Error(f"node '{name}': needs a 2-D kernel_shape, got {list(kernel)}")
+        return kernel
+
+    def _out_hw(self, name: str, hw, kernel, stride, pads, ceil_mode: bool = False) -> tuple[int, int]:
+        out = tuple(_pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2]) for i in range(2))
+        if ceil_mode:
+            ceil_out = tuple(_pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil=True)
+                             for i in range(2))
+            if ceil_out != out:
+                raise Q4Error(f"node '{name}': ceil_mode=1 is not supported (it changes the output size here)")
+        if min(out) < 1:
+            raise Q4Error(f"node '{name}': window {list(kernel)} does not fit the input {list(hw)}")
+        return out
+
+    # ---------------------------------------------------------------- constant folding
+
+    def _shape(self, node: onnx.NodeProto, inputs: list[str]) -> None:
+        attrs = _attrs(node)
+        full = np.array((self.batch,) + self.shapes[inputs[0]], dtype=np.int64)
+        self.consts[node.output[0]] = full[attrs.get("start", 0):attrs.get("end", None)]
+
+    def _fold_constant(self, name: str, node: onnx.NodeProto, inputs: list[str]) -> None:
+        """Evaluate a node whose inputs are all known constants (ONNX reference semantics)."""
+        try:
+            evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
+            results = evaluator.run(None, {t: self.consts[t] for t in inputs if t})
+        except Exception as err:
+            raise Q4Error(f"node '{name}': cannot evaluate constant {node.op_type} ({_first_line(err)})") from err
+        for out, value in zip(node.output, results):
+            if out:
+                self.consts[out] = np.asarray(value)
+
+    # ---------------------------------------------------------------- op handlers (ONNX op name)
+
+    def _op_Conv(self, name, node, inputs, attrs):
+        c_in, h, w = self._act(name, inputs[0], rank=3)
+        weight = self._const(name, inputs[1], "the Conv weight").astype(np.float32)
+        if weight.ndim != 4:
+            raise Q4Error(f"node '{name}': only 2-D convolutions are supported (weight shape {list(weight.shape)})")
+        c_out, c_per_group, kh, kw = weight.shape
+        group = int(attrs.get("group", 1))
+        depthwise = group > 1 and group == c_in == c_out and c_per_group == 1
+        if group != 1 and not depthwise:
+            raise Q4Error(f"node '{name}': grouped convolution (group={group}, {c_in} -> {c_out} channels) is "
+                          "not supported; only group=1 or depthwise (group = C_in = C_out)")
+        if c_per_group * group != c_in:
+            raise Q4Error(f"node '{name}': input has {c_in} channels but the weight expects {c_per_group * group}")
+        if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != (kh, kw):
+            raise Q4Error(f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight")
+        stride, pads = self._window(name, attrs, (h, w), (kh, kw))
+        src, extra = self._absorb_pad(inputs[0])
+        pads = tuple(a + b for a, b in zip(pads, extra))
+        in_hw = self.shapes[src][1:]
+        bias = (self._const(name, inputs[2], "the Conv bias").astype(np.float32).reshape(c_out)
+                if len(inputs) > 2 and inputs[2] else np.zeros(c_out, np.float32))
+        out_hw = self._out_hw(name, in_hw, (kh, kw), stride, pads)
+        self._emit(name, "conv", [src], node.output[0], (c_out, *out_hw),
+                   {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": group},
+                   {"weight": weight, "bias": bias})
+
+    def _op_Gemm(self, name, node, inputs, attrs):
+        (f_in,) = self._act(name, inputs[0], rank=1)
+        if attrs.get("transA", 0):
+            raise Q4Error(f"node '{name}': Gemm with transA=1 is not supported")
+        b = self._const(name, inputs[1], "the Gemm B operand").astype(np.float32)
+        weight = (b if attrs.get("transB", 0) else b.T) * np.float32(attrs.get("alpha", 1.0))
+        if weight.ndim != 2 or weight.shape[1] != f_in:
+            raise Q4Error(f"node '{name}': input has {f_in} features but B has shape {list(b.shape)}")
+        c_out = weight.shape[0]
+        bias = np.zeros(c_out, np.float32)
+        if len(inputs) > 2 and inputs[2]:
+            c = self._const(name, inputs[2], "the Gemm C operand").astype(np.float32)
+            try:
+                bias = np.broadcast_to(c, (1, c_out))[0] * np.float32(attrs.get("beta", 1.0))
+            except ValueError:
+                raise Q4Error(f"node '{name}': C of shape {list(c.shape)} is not a per-output bias") from None
+        self._emit(name, "dense", [inputs[0]], node.output[0], (c_out,), {},
+                   {"weight": np.ascontiguousarray(weight, np.float32), "bias": bias.astype(np.float32)})
+
+    def _op_MatMul(self, name, node, inputs, attrs):
+        (f_in,) = self._act(name, inputs[0], rank=1)
+        b = self._const(name, inputs[1], "the MatMul right operand").astype(np.float32)
+        if b.ndim != 2 or b.shape[0] != f_in:
+            raise Q4Error(f"node '{name}': input has {f_in} features but the matrix has shape {list(b.shape)}")
+        self._emit(name, "dense", [inputs[0]], node.output[0], (b.shape[1],), {},
+                   {"weight": np.ascontiguousarray(b.T), "bias": np.zeros(b.shape[1], np.float32)})
+
+    def _op_Relu(self, name, node, inputs, attrs):
+        self._emit(name, "relu", [inputs[0]], node.output[0], self._act(name, inputs[0]))
+
+    def _op_Clip(self, name, node, inputs, attrs):
+        shape = self._act(name, inputs[0])
+        lo, hi = float(attrs.get("min", -np.inf)), float(attrs.get("max", np.inf))
+        if len(inputs) > 1 and inputs[1]:
+            lo = float(self._const(name, inputs[1], "Clip min"))
+        if len(inputs) > 2 and inputs[2]:
+            hi = float(self._const(name, inputs[2], "Clip max"))
+        if lo == -np.inf and hi == np.inf:
+            self._set_alias(node.output[0], inputs[0])
+        elif lo == 0.0 and hi == np.inf:
+            self._emit(name, "relu", [inputs[0]], node.output[0], shape)
+        else:
+            self._emit(name, "clip", [inputs[0]], node.output[0], shape, {"lo": lo, "hi": hi})
+
+    def _op_Add(self, name, node, inputs, attrs):
+        a, b = inputs
+        if a in self.shapes and b in self.shapes:
+            if self.shapes[a] != self.shapes[b]:
+                raise Q4Error(f"node '{name}': Add of different shapes {list(self.shapes[a])} and "
+                              f"{list(self.shapes[b])}")
+            self._emit(name, "add", [a, b], node.output[0], self.shapes[a])
+            return
+        act, const = (a, b) if a in self.shapes else (b, a)
+        self._act(name, act)
+        self._fold_bias(name, "Add", act, self._const(name, const, "the other Add operand"), node.output[0])
+
+    def _fold_bias(self, name: str, op: str, act: str, const: np.ndarray, output: str) -> None:
+        """Fold ``act + const`` into the bias of the Conv/Gemm/MatMul that produced ``act``."""
+        prev = self._sole_producer(act, ("conv", "dense"))
+        if prev is None:
+            raise Q4Error(f"node '{name}': {op} of a constant is supported only right after a Conv/Gemm/MatMul "
+                          "whose output has no other use")
+        shape = self.shapes[act]
+        try:
+            full = np.broadcast_to(np.asarray(const, np.float32), (1, *shape))[0]
+        except ValueError:
+            raise Q4Error(f"node '{name}': constant of shape {list(const.shape)} does not broadcast to the "
+                          f"activation [N, {', '.join(map(str, shape))}]") from None
+        per_channel = full.reshape(shape[0], -1)
+        if not np.all(per_channel == per_channel[:, :1]):
+            raise Q4Error(f"node '{name}': {op} of a constant that varies over space is not supported")
+        prev.params["bias"] = (prev.params["bias"] + per_channel[:, 0]).astype(np.float32)
+        self._rename_output(prev, output)
+
+    def _op_BatchNormalization(self, name, node, inputs, attrs):
+        self._act(name, inputs[0])
+        if attrs.get("training_mode", 0):
+            raise Q4Error(f"node '{name}': BatchNormalization in training mode is not supported")
+        prev = self._sole_producer(inputs[0], ("conv", "dense"))
+        if prev is None:
+            raise Q4Error(f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
+                          "(whose output has no other use) so it can be folded")
+        gamma, beta, mean, var = (self._const(name, t, "BatchNormalization parameters").astype(np.float64)
+                                  for t in inputs[1:5])
+        scale = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
+        w = prev.params["weight"].astype(np.float64)
+        prev.params["weight"] = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
+        prev.params["bias"] = ((prev.params["bias"] - mean) * scale + beta).astype(np.float32)
+        self._rename_output(prev, node.output[0])
+
+    def _op_AveragePool(self, name, node, inputs, attrs):
+        c, h, w = self._act(name, inputs[0], rank=3)
+        kernel = self._kernel(name, attrs)
+        stride, pads = self._window(name, attrs, (h, w), kernel)
+        include_pad = bool(attrs.get("count_include_pad", 0))
+        if not include_pad and any(pads):
+            raise Q4Error(f"node '{name}': AveragePool with count_include_pad=0 and non-zero pads "
+                          f"{list(pads)} is not supported")
+        src, extra = self._absorb_pad(inputs[0])
+        if any(extra):
+            pads, include_pad = tuple(a + b for a, b in zip(pads, extra)), True
+        out_hw = self._out_hw(name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
+        self._emit(name, "avgpool", [src], node.output[0], (c, *out_hw),
+                   {"kernel": kernel, "stride": stride, "pads": pads, "count_include_pad": include_pad})
+
+    def _op_MaxPool(self, name, node, inputs, attrs):
+        c, h, w = self._act(name, inputs[0], rank=3)
+        if len(node.output) > 1 and node.output[1]:
+            raise Q4Error(f"node '{name}': MaxPool indices output is not supported")
+        kernel = self._kernel(name, attrs)
+        stride, pads = self._window(name, attrs, (h, w), kernel)
+        # MaxPool pads with -inf; a zero Pad folds in only when its input is already >= 0.
+        src, extra = self._absorb_pad(inputs[0], nonneg_only=True)
+        pads = tuple(a + b for a, b in zip(pads, extra))
+        out_hw = self._out_hw(name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
+        self._emit(name, "maxpool", [src], node.output[0], (c, *out_hw),
+                   {"kernel": kernel, "stride": stride, "pads": pads})
+
+    def _op_GlobalAveragePool(self, name, node, inputs, attrs):
+        c, _, _ = self._act(name, inputs[0], rank=3)
+        self._emit(name, "gap", [inputs[0]], node.output[0], (c, 1, 1))
+
+    def _op_ReduceMean(self, name, node, inputs, attrs):
+        """``x.mean((2, 3))`` in PyTorch: a global average pool, flattened unless keepdims."""
+        self._act(name, inputs[0], rank=3)
+        if len(inputs) > 1 and inputs[1]:
+            axes = self._const(name, inputs[1], "the ReduceMean axes").reshape(-1).tolist()
+        else:
+            axes = attrs.get("axes", [])
+        if sorted(int(a) % 4 for a in axes) != [2, 3]:
+            raise Q4Error(f"node '{name}': ReduceMean is supported only over the spatial axes [2, 3], got {axes}")
+        if attrs.get("keepdims", 1):
+            self._op_GlobalAveragePool(name, node, inputs, attrs)
+            return
+        pooled = f"{node.output[0]}_gap"
+        self._emit(f"{name}_gap", "gap", [inputs[0]], pooled, (self.shapes[inputs[0]][0], 1, 1))
+        self._flatten(name, pooled, node.output[0], self.shapes[pooled])
+
+    def _op_Flatten(self, name, node, inputs, attrs):
+        shape = self._act(name, inputs[0])
+        axis = int(attrs.get("axis", 1))
+        if axis < 0:
+            axis += len(shape) + 1
+        if axis != 1:
+            raise Q4Error(f"node '{name}': Flatten with axis={attrs['axis']} is not supported (only axis 1)")
+        self._flatten(name, inputs[0], node.output[0], shape)
+
+    def _op_Reshape(self, name, node, inputs, attrs):
+        shape = self._act(name, inputs[0])
+        target = [int(v) for v in self._const(name, inputs[1], "the Reshape shape").reshape(-1)]
+        per_sample = self._per_sample_target(target, shape, bool(attrs.get("allowzero", 0)))
+        if per_sample == shape:
+            self._set_alias(node.output[0], inputs[0])
+        elif per_sample == (int(np.prod(shape)),):
+            self._flatten(name, inputs[0], node.output[0], shape)
+        else:
+            raise Q4Error(f"node '{name}': Reshape of [N, {', '.join(map(str, shape))}] to {target} is not "
+                          "supported (only flattening to [N, -1])")
+
+    def _per_sample_target(self, target: list[int], shape: tuple[int, ...], allowzero: bool):
+        """The per-sample shape a Reshape target means, or None when it does not keep the batch axis."""
+        size = int(np.prod(shape))
+        if not target:
+            return None
+        lead, rest = target[0], target[1:]
+        if lead == -1:
+            return tuple(rest) if -1 not in rest else None
+        if lead not in (self.batch, 0) or (lead == 0 and allowzero) or rest.count(-1) > 1:
+            return None
+        if -1 in rest:
+            known = int(np.prod([d for d in rest if d != -1]))
+            if known <= 0 or size % known:
+                return None
+            rest = [size // known if d == -1 else d for d in rest]
+        return tuple(rest)
+
+    def _flatten(self, name: str, src: str, output: str, shape: tuple[int, ...]) -> None:
+        if len(shape) == 1:
+            self._set_alias(output, src)
+        else:
+            self._emit(name, "flatten", [src], output, (int(np.prod(shape)),))
+
+    def _op_Pad(self, name, node, inputs, attrs):
+        shape = self._act(name, inputs[0], rank=3)
+        if attrs.get("mode", "constant") != "constant":
+            raise Q4Error(f"node '{name}': Pad mode '{attrs['mode']}' is not supported (only constant)")
+        if len(inputs) > 2 and inputs[2] and np.any(self._const(name, inputs[2], "the Pad value") != 0):
+            raise Q4Error(f"node '{name}': Pad with a non-zero value is not supported")
+        raw = [int(p) for p in self._const(name, inputs[1], "the Pad amounts").reshape(-1)]
+        axes = ([int(a) % 4 for a in self._const(name, inputs[3], "the Pad axes").reshape(-1)]
+                if len(inputs) > 3 and inputs[3] else list(range(4)))
+        begin, end = [0] * 4, [0] * 4
+        for i, axis in enumerate(axes):
+            begin[axis], end[axis] = raw[i], raw[i + len(axes)]
+        if begin[:2] != [0, 0] or end[:2] != [0, 0] or min(begin + end) < 0:
+            raise Q4Error(f"node '{name}': only non-negative spatial (H, W) padding is supported, got {raw}")
+        pads = (begin[2], begin[3], end[2], end[3])
+        if not any(pads):
+            self._set_alias(node.output[0], inputs[0])
+            return
+        c, h, w = shape
+        self._emit(name, "pad", [inputs[0]], node.output[0], (c, h + pads[0] + pads[2], w + pads[1] + pads[3]),
+                   {"pads": pads})
+
+    def _op_Softmax(self, name, node, inputs, attrs):
+        shape = self._act(name, inputs[0])
+        final = self.resolve(self.output_name) == node.output[0] and self.uses.get(node.output[0], 0) == 1
+        if not final or len(shape) != 1 or int(attrs.get("axis", -1)) not in (-1, 1):
+            raise Q4Error(f"node '{name}': Softmax is supported only as the final op, over the classes of [N, F]")
+        self._set_alias(node.output[0], inputs[0])
+        self.output_softmax = True
+
+    def _op_Transpose(self, name, node, inputs, attrs):
+        perm = [int(p) for p in attrs.get("perm", [])]
+        if inputs[0] != self.input_name or perm != _NCHW_FROM_NHWC or self.uses.get(inputs[0], 0) != 1:
+            raise Q4Error(f"node '{name}': Transpose is supported only as the NHWC -> NCHW layout change "
+                          f"(perm {_NCHW_FROM_NHWC}) applied directly to the graph input")
+        h, w, c = self._act(name, inputs[0], rank=3)
+        self.shapes[self.input_name] = (c, h, w)
+        self.input_layout = "NHWC"
+        self._set_alias(node.output[0], inputs[0])
