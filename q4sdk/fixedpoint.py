@@ -56,6 +56,50 @@ def requantize(acc: np.ndarray, m, s) -> np.ndarray:
     return (acc * m + (np.int64(1) << (s - 1))) >> s
 
 
+TERM_MULT_LIMIT = 1 << 29
+MAX_TERMS = 4
+
+
+def requantize_terms(accs: list[np.ndarray], m: np.ndarray, s) -> np.ndarray:
+    """Multi-term layers (dual weights and/or residual input): ``(sum_k acc_k*m[k] + 2^(s-1)) >> s``.
+
+    ``m`` is [T, O] with |m| < 2^29, so with T <= 4 int32 accumulators the int64 sum stays below 2^62.
+    """
+    m = np.asarray(m, np.int64)
+    s = np.asarray(s, np.int64)
+    total = np.int64(1) << (s - 1)
+    for k, acc in enumerate(accs):
+        total = total + np.asarray(acc, np.int64) * m[k]
+    return total >> s
+
+
+def quantize_term_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real multipliers [T, O] of a multi-term layer -> (m int32 [T, O], shift int32 [O]).
+
+    Per output channel, one shift shared by all terms: the largest in [1, 62] that keeps every
+    |m| below 2^29. Multipliers may be negative (a second weight tensor often has the opposite sign).
+    """
+    r = np.asarray(reals, np.float64)
+    if r.ndim != 2 or not 2 <= r.shape[0] <= MAX_TERMS:
+        raise ValueError(f"multi-term multipliers must be [T, O] with 2 <= T <= {MAX_TERMS}")
+    if not np.isfinite(r).all():
+        raise ValueError("multi-term multipliers must be finite")
+    m = np.zeros(r.shape, np.int64)
+    sh = np.full(r.shape[1], SHIFT_MIN, np.int64)
+    for o in range(r.shape[1]):
+        big = float(np.abs(r[:, o]).max())
+        if big == 0.0:
+            continue
+        _, exp = math.frexp(big)  # big in [2^(exp-1), 2^exp)
+        s = min(SHIFT_MAX, 29 - exp)
+        if s < SHIFT_MIN:
+            raise ValueError(f"multi-term multiplier {big} is too large")
+        while np.abs(np.rint(r[:, o] * 2.0 ** s)).max() >= TERM_MULT_LIMIT:
+            s -= 1
+        m[:, o], sh[o] = np.rint(r[:, o] * 2.0 ** s), s
+    return m.astype(np.int32), sh.astype(np.int32)
+
+
 def add_multipliers(ratio_a: float, ratio_b: float) -> tuple[int, int, int]:
     """Scale ratios sa/sy, sb/sy -> (ma, mb, s): the largest s <= 30 with both ma, mb < 2^21."""
     for s in range(ADD_SHIFT_MAX, 0, -1):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fixedpoint import requantize
+from .fixedpoint import requantize, requantize_terms
 from .qmodel import QModel, QOp, QTensor
 
 _F32_EXACT = 1 << 24
@@ -49,39 +49,60 @@ def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
         x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_, sw_, sc), writeable=False)
 
 
-def _finish(acc: np.ndarray, op: QOp, out_t: QTensor) -> np.ndarray:
-    y = out_t.zero_point + requantize(acc, op.arrays["multiplier"], op.arrays["shift"])
+def _finish(accs: list[np.ndarray], op: QOp, out_t: QTensor) -> np.ndarray:
+    """Requantize-and-clamp; a multi-term layer (dual weights / residual input) rounds once."""
+    if len(accs) == 1:
+        y = out_t.zero_point + requantize(accs[0], op.arrays["multiplier"], op.arrays["shift"])
+    else:
+        y = out_t.zero_point + requantize_terms(accs, op.arrays["multiplier"], op.arrays["shift"])
     return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
 
 
-def conv2d(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
-    w = op.arrays["weight"].astype(np.int64)  # [O, kh, kw, I]
-    o, kh, kw, ci = w.shape
+def _weight_terms(op: QOp) -> list[np.ndarray]:
+    """The INT4 weight tensors of a layer: one, or two for a dual layer."""
+    return [op.arrays[k] for k in ("weight", "weight2") if k in op.arrays]
+
+
+def _term_inputs(xs: list[np.ndarray], ts: list[QTensor]) -> list[tuple[np.ndarray, QTensor]]:
+    """The input tensors of a layer: one, or two for a residual-quantized input."""
+    return list(zip(xs, ts))
+
+
+def conv2d(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    terms = _weight_terms(op)  # each [O, kh, kw, I]
+    o, kh, kw, ci = terms[0].shape
     sh, sw = op.attrs["stride"]
-    # x - zx is an exact small integer in float32; padding is the zero point, i.e. 0 here
-    xp = _pad_nhwc(x.astype(np.float32) - np.float32(in_t.zero_point), op.attrs["pads"], 0)
-    win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, I]
-    n, ho, wo = win.shape[:3]
-    cols = win.reshape(n * ho * wo, kh * kw * ci)
-    acc = _exact_matmul(cols, w.reshape(o, -1).T, 255, 8) + op.arrays["bias"].astype(np.int64)
-    return _finish(acc, op, out_t).reshape(n, ho, wo, o)
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        # x - zx is an exact small integer in float32; padding is the zero point, i.e. 0 here
+        xp = _pad_nhwc(x.astype(np.float32) - np.float32(in_t.zero_point), op.attrs["pads"], 0)
+        win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, I]
+        n, ho, wo = win.shape[:3]
+        cols = win.reshape(n * ho * wo, kh * kw * ci)
+        accs += [_exact_matmul(cols, w.reshape(o, -1).T, 255, 8) for w in terms]
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t).reshape(n, ho, wo, o)
 
 
-def depthwise_conv2d(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
-    w = op.arrays["weight"].astype(np.int64)  # [C, kh, kw]
-    c, kh, kw = w.shape
+def depthwise_conv2d(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    terms = [w.astype(np.int64) for w in _weight_terms(op)]  # each [C, kh, kw]
     sh, sw = op.attrs["stride"]
-    xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
-    win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, C]
-    acc = np.einsum("nhwijc,cij->nhwc", win, w) + op.arrays["bias"].astype(np.int64)
-    return _finish(acc, op, out_t)
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
+        win = _windows(xp, terms[0].shape[1], terms[0].shape[2], sh, sw)  # [N, Ho, Wo, kh, kw, C]
+        accs += [np.einsum("nhwijc,cij->nhwc", win, w) for w in terms]
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t)
 
 
-def fully_connected(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
-    w = op.arrays["weight"].astype(np.int64)  # [O, I]
-    xi = x.reshape(x.shape[0], -1).astype(np.float32) - np.float32(in_t.zero_point)
-    acc = _exact_matmul(xi, w.T, 255, 8) + op.arrays["bias"].astype(np.int64)
-    return _finish(acc, op, out_t)
+def fully_connected(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        xi = x.reshape(x.shape[0], -1).astype(np.float32) - np.float32(in_t.zero_point)
+        accs += [_exact_matmul(xi, w.T, 255, 8) for w in _weight_terms(op)]  # each w [O, I]
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t)
 
 
 def add(a: np.ndarray, b: np.ndarray, op: QOp, ta: QTensor, tb: QTensor, out_t: QTensor) -> np.ndarray:
@@ -97,12 +118,12 @@ def avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray
     sh, sw = op.attrs["stride"]
     xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
     acc = _windows(xp, kh, kw, sh, sw).sum(axis=(3, 4))
-    return _finish(acc, op, out_t)
+    return _finish([acc], op, out_t)
 
 
 def global_avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
     acc = (x.astype(np.int64) - in_t.zero_point).sum(axis=(1, 2), keepdims=True)
-    return _finish(acc, op, out_t)
+    return _finish([acc], op, out_t)
 
 
 def maxpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
@@ -125,11 +146,11 @@ def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
     out_t = model.tensors[op.output]
     k = op.kind
     if k == "conv2d":
-        return conv2d(args[0], op, ts[0], out_t)
+        return conv2d(args, op, ts, out_t)
     if k == "depthwise_conv2d":
-        return depthwise_conv2d(args[0], op, ts[0], out_t)
+        return depthwise_conv2d(args, op, ts, out_t)
     if k == "fully_connected":
-        return fully_connected(args[0], op, ts[0], out_t)
+        return fully_connected(args, op, ts, out_t)
     if k == "add":
         return add(args[0], args[1], op, ts[0], ts[1], out_t)
     if k == "avgpool":
@@ -147,6 +168,13 @@ def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
     raise ValueError(f"op '{op.name}': unknown kind '{k}'")
 
 
+def input_shape(model: QModel) -> tuple[int, ...]:
+    """Shape of one int8 input sample: the input tensor's, or ``(2, *shape)`` for a residual input
+    (the coarse tensor X1 followed by the residual tensor X2, as the C API takes it)."""
+    shape = tuple(model.input_tensor.shape)
+    return (2,) + shape if model.meta.get("input_residual") else shape
+
+
 def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size: int = 512):
     """Run the integer program on int8 input ``xq`` [N, *input.shape].
 
@@ -154,14 +182,15 @@ def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size:
     (the input included) when ``capture`` is true.
     """
     xq = np.asarray(xq)
-    in_t = model.input_tensor
-    if xq.shape[1:] != tuple(in_t.shape):
-        raise ValueError(f"oracle input shape {xq.shape[1:]} != model input {tuple(in_t.shape)}")
+    if xq.shape[1:] != input_shape(model):
+        raise ValueError(f"oracle input shape {xq.shape[1:]} != model input {input_shape(model)}")
     if xq.dtype != np.int8:
         raise ValueError(f"oracle input must be int8, got {xq.dtype}")
+    res = model.meta.get("input_residual")
     outs, caps = [], []
     for start in range(0, max(len(xq), 1), batch_size):
-        vals = {model.input: xq[start:start + batch_size]}
+        chunk = xq[start:start + batch_size]
+        vals = {model.input: chunk[:, 0], res: chunk[:, 1]} if res else {model.input: chunk}
         for op in model.ops:
             vals[op.output] = run_op(op, [vals[i] for i in op.inputs], model)
         outs.append(vals[model.output])
@@ -175,7 +204,11 @@ def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size:
 
 
 def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
-    """Float input in the user's layout -> int8 channels-last, as the generated ``_quantize_input`` does."""
+    """Float input in the user's layout -> int8 channels-last, as the generated ``_quantize_input`` does.
+
+    A residual input (``meta["input_residual"]``) yields ``[N, 2, *shape]``: X1 as usual, and X2 the
+    error of X1 in units of S1 / 2^bits: ``e = v - (q1 - z1)``, ``q2 = clamp(round(e * 2^bits))``.
+    """
     from .fixedpoint import round_half_away
 
     t = model.input_tensor
@@ -183,9 +216,16 @@ def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
     layout = model.meta.get("input_layout", "NCHW")
     if x.ndim == 4 and layout == "NCHW":
         x = x.transpose(0, 2, 3, 1)
-    inv = np.float32(1.0 / t.scale)
-    q = round_half_away(x * inv) + np.float32(t.zero_point)
-    return np.clip(q, t.qmin, t.qmax).astype(np.int8).reshape((x.shape[0],) + tuple(t.shape))
+    v = x * np.float32(1.0 / t.scale)
+    q1 = np.clip(round_half_away(v) + np.float32(t.zero_point), t.qmin, t.qmax)
+    shape = (x.shape[0],) + tuple(t.shape)
+    if not model.meta.get("input_residual"):
+        return q1.astype(np.int8).reshape(shape)
+    r = model.tensors[model.meta["input_residual"]]
+    v = np.where(np.isnan(v), np.float32(0), np.clip(v, -1024, 1024)).astype(np.float32)
+    e = (v - (q1 - np.float32(t.zero_point))) * np.float32(1 << t.bits)
+    q2 = np.clip(round_half_away(e) + np.float32(r.zero_point), r.qmin, r.qmax)
+    return np.stack([q1.astype(np.int8).reshape(shape), q2.astype(np.int8).reshape(shape)], axis=1)
 
 
 def dequantize_output(model: QModel, q: np.ndarray) -> np.ndarray:

@@ -23,6 +23,9 @@ from ..qmodel import QModel, QOp, QTensor
 from .activations import activation_params
 from .plan import Step, build_plan
 from .recipe import Recipe
+from .adaround import adaround
+from .dual import dual_decompose
+from .gpfq import gpfq_quantize
 from .weights import int_range, minmax_scales, mmse_scales_grid, quantize_to_int
 
 
@@ -40,11 +43,26 @@ class QuantParams:
 
 @dataclass
 class LayerWeights:
-    """Quantized weights of one conv / dense step, in the float graph's layout."""
+    """Quantized weights of one conv / dense step, in the float graph's layout.
+
+    A dual layer has a second INT4 tensor: W ~ scales * q + scales2 * q2 (per kernel).
+    """
     q: np.ndarray          # int8, same shape as the float weight
     scales: np.ndarray     # float64 [O]
     bias: np.ndarray       # float64 [O] (possibly corrected)
+    q2: np.ndarray | None = None
+    scales2: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
+
+    def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        t = [(self.q, self.scales)]
+        if self.q2 is not None:
+            t.append((self.q2, self.scales2))
+        return t
+
+    def dequantized(self) -> np.ndarray:
+        shape = (-1,) + (1,) * (self.q.ndim - 1)
+        return sum(q.astype(np.float64) * s.reshape(shape) for q, s in self.terms())
 
 
 def _pad4(x: torch.Tensor, pads) -> torch.Tensor:
@@ -90,25 +108,69 @@ def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None) -> tupl
     return pre, _apply_act(pre, step.act)
 
 
-def _quantize_weights(step: Step, recipe: Recipe) -> LayerWeights:
+def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> list[np.ndarray]:
+    """Sampled layer inputs as im2col rows [R, K] in the weight's (I, kh, kw) order, the same rows
+    for every tensor in ``xs`` (the float path and the quantized path)."""
+    rng = np.random.default_rng(seed)
+    n_img = min(xs[0].shape[0], max(1, n_rows // 16))
+    imgs = torch.as_tensor(np.sort(rng.choice(xs[0].shape[0], n_img, replace=False)))
+    out = []
+    for x in xs:
+        x = x[imgs]
+        if step.kind == "fully_connected":
+            rows = x.flatten(1)
+        else:
+            a = step.node.attrs
+            kh, kw = step.node.params["weight"].shape[2:]
+            cols = F.unfold(_pad4(x, a.get("pads", (0, 0, 0, 0))), (kh, kw), stride=tuple(a.get("stride", (1, 1))))
+            rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        out.append(rows)
+    pick = torch.as_tensor(np.sort(rng.choice(out[0].shape[0], min(out[0].shape[0], n_rows), replace=False)))
+    return [r[pick].double().numpy() for r in out]
+
+
+def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torch.Tensor) -> LayerWeights:
     w = np.asarray(step.node.params["weight"], np.float64)
     w2 = w.reshape(w.shape[0], -1)
+    bits = recipe.weight_bits
     if recipe.weight_scale == "mmse":
-        scales = mmse_scales_grid(w2, recipe.weight_bits, recipe.weight_grid)
+        scales = mmse_scales_grid(w2, bits, recipe.weight_grid)
     else:
-        scales = minmax_scales(w2, recipe.weight_bits)
-    q = quantize_to_int(w2, scales, recipe.weight_bits)
-    mse = float(((w2 - q * scales[:, None]) ** 2).mean())
-    return LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
-                        {"weight_mse": mse, "weight_sqnr_db": _sqnr(w2, q * scales[:, None]),
-                         "scale_over_max": (scales * int_range(recipe.weight_bits)[1]
-                                            / np.maximum(np.abs(w2).max(axis=1), 1e-30)).tolist()})
+        scales = minmax_scales(w2, bits)
+    q = quantize_to_int(w2, scales, bits)
+    rel_mse = float(((w2 - q * scales[:, None]) ** 2).sum() / max((w2 ** 2).sum(), 1e-30))
+    stats = {"weight_rel_mse_single": rel_mse}
+    dual = step.node.name in recipe.dual_layers or (recipe.dual_tau is not None and rel_mse > recipe.dual_tau)
+    q2 = scales2 = None
+    if dual:
+        t1, a1, t2, a2 = dual_decompose(w2, bits)
+        q, scales, q2, scales2 = t1, a1, t2, a2
+    elif recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d":
+        xr, xqr = _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed)
+        if recipe.weight_rounding == "adaround":
+            with torch.enable_grad():  # the calibration loop runs under no_grad
+                q = adaround(w2, xr, scales, bits, iters=recipe.adaround_iters, xq=xqr)
+        else:
+            q = gpfq_quantize(w2, xr, xqr, scales, bits, recipe.gpfq_sparsity)
+    lw = LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
+                      None if q2 is None else q2.reshape(w.shape), scales2, stats)
+    w_hat = lw.dequantized().reshape(w2.shape)
+    stats.update({"dual": dual, "weight_mse": float(((w2 - w_hat) ** 2).mean()),
+                  "weight_sqnr_db": _sqnr(w2, w_hat),
+                  "scale_over_max": (scales * int_range(bits)[1]
+                                     / np.maximum(np.abs(w2).max(axis=1), 1e-30)).tolist()})
+    return lw
 
 
 def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
     noise = float(((ref - approx) ** 2).sum())
     sig = float((ref ** 2).sum())
     return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
+
+
+def residual_name(tensor: str) -> str:
+    """Name of the second (residual) INT4 tensor of a residual-quantized tensor."""
+    return tensor + "__residual"
 
 
 def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +210,14 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     qparams[graph.input_name] = QuantParams(*activation_params(
         calib, act_bits, unsigned, recipe.activation_range, recipe.activation_grid), act_bits)
     qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
+    if recipe.residual_input:  # X ~ X1 + X2: the second INT4 tensor quantizes the first one's error
+        for s in steps:
+            if graph.input_name in s.inputs and s.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                raise Q4Error(f"node '{s.node.name}': a residual-quantized input must feed conv/dense layers only")
+        p1 = qparams[graph.input_name]
+        qparams[residual_name(graph.input_name)] = QuantParams(p1.scale / (1 << act_bits), 0, act_bits)
+        qp[graph.input_name] = qp[graph.input_name] + qparams[residual_name(graph.input_name)].fake(
+            x - qp[graph.input_name])
     remaining = {}
     for s in steps:
         for i in s.inputs:
@@ -158,8 +228,8 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
             progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
             _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
             if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
-                lw = _quantize_weights(step, recipe)
-                w_hat = lw.q.astype(np.float64) * lw.scales.reshape((-1,) + (1,) * (lw.q.ndim - 1))
+                lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
+                w_hat = lw.dequantized()
                 pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
                                     [qp[i] for i in step.inputs])
                 if recipe.bias_correction:
@@ -215,28 +285,40 @@ def _act_limits(act, out: QuantParams) -> tuple[int, int]:
     return lo, min(max(lo, hi), int_range(out.bits)[1])
 
 
-def _lower_weights(step: Step, lw: LayerWeights, sx: float, sy: float) -> dict[str, np.ndarray]:
-    q = lw.q
-    if step.kind == "conv2d":
-        wq = q.transpose(0, 2, 3, 1)  # [O, I, kh, kw] -> [O, kh, kw, I]
-    elif step.kind == "depthwise_conv2d":
-        wq = q[:, 0]  # [C, 1, kh, kw] -> [C, kh, kw]
-    else:
-        wq = q
-        if step.flatten_from is not None:  # columns from (C, H, W) order to the stored (H, W, C) order
-            c, h, w = step.flatten_from
-            wq = q.reshape(q.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(q.shape[0], -1)
-    bias_real = lw.bias / (sx * lw.scales)
+def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: float) -> dict[str, np.ndarray]:
+    """Integer weights, bias and requantization of a conv / dense step.
+
+    ``in_scales`` has one scale per input term (two for a residual-quantized input); with a dual
+    weight the layer has len(in_scales) * 2 terms, all requantized with one rounding.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for key, (q, _) in zip(("weight", "weight2"), lw.terms()):
+        if step.kind == "conv2d":
+            wq = q.transpose(0, 2, 3, 1)  # [O, I, kh, kw] -> [O, kh, kw, I]
+        elif step.kind == "depthwise_conv2d":
+            wq = q[:, 0]  # [C, 1, kh, kw] -> [C, kh, kw]
+        else:
+            wq = q
+            if step.flatten_from is not None:  # columns from (C, H, W) order to the stored (H, W, C) order
+                c, h, w = step.flatten_from
+                wq = q.reshape(q.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(q.shape[0], -1)
+        arrays[key] = np.ascontiguousarray(wq).astype(np.int8)
+    sx, a1 = in_scales[0], lw.scales
+    a1_safe = np.where(a1 == 0, 1.0, a1)
+    bias_real = np.where(a1 == 0, 0.0, lw.bias / (sx * a1_safe))
     if np.abs(bias_real).max(initial=0) >= 2 ** 31 - 1:
         raise Q4Error(f"node '{step.node.name}': bias does not fit int32 at the chosen scales")
-    k = int(np.prod(wq.shape[1:]))
+    k = int(np.prod(arrays["weight"].shape[1:]))
     bias = np.rint(bias_real).astype(np.int64)
-    bound = k * 255 * 8 + int(np.abs(bias).max(initial=0))
-    if bound >= 2 ** 31:
+    if k * 255 * 8 + int(np.abs(bias).max(initial=0)) >= 2 ** 31:
         raise Q4Error(f"node '{step.node.name}': int32 accumulator could overflow (K={k})")
-    m, s = fixedpoint.quantize_multipliers(sx * lw.scales / sy)
-    return {"weight": np.ascontiguousarray(wq).astype(np.int8), "bias": bias.astype(np.int32),
-            "multiplier": m, "shift": s}
+    arrays["bias"] = bias.astype(np.int32)
+    reals = np.array([s_in * ws / sy for s_in in in_scales for _, ws in lw.terms()])
+    if len(reals) == 1:
+        arrays["multiplier"], arrays["shift"] = fixedpoint.quantize_multipliers(reals[0])
+    else:
+        arrays["multiplier"], arrays["shift"] = fixedpoint.quantize_term_multipliers(reals)
+    return arrays
 
 
 def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
@@ -251,15 +333,23 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
         return tensors[name]
 
     tensor(graph.input_name)
+    res_name = residual_name(graph.input_name)
+    if res_name in qparams:
+        p = qparams[res_name]
+        tensors[res_name] = QTensor(res_name, _stored_shape(graph.shapes[graph.input_name]), p.bits,
+                                    float(p.scale), int(p.zero_point))
     ops: list[QOp] = []
     for step in steps:
-        ins = [tensor(i) for i in step.inputs]
+        inputs = list(step.inputs)
+        if res_name in tensors and graph.input_name in inputs:
+            inputs.append(res_name)
+        ins = [tensor(i) for i in inputs]
         out = tensor(step.output)
         a = step.node.attrs
         attrs: dict = {}
         arrays: dict[str, np.ndarray] = {}
         if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
-            arrays = _lower_weights(step, weights[step.node.name], ins[0].scale, out.scale)
+            arrays = _lower_weights(step, weights[step.node.name], [t.scale for t in ins], out.scale)
             if step.kind != "fully_connected":
                 attrs["stride"] = [int(v) for v in a.get("stride", (1, 1))]
                 attrs["pads"] = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
@@ -282,7 +372,7 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
             attrs["pads"] = [int(v) for v in a["pads"]]
         if step.kind not in ("maxpool", "pad", "reshape"):
             attrs["act_min"], attrs["act_max"] = _act_limits(step.act, qparams[step.output])
-        ops.append(QOp(step.node.name, step.kind, list(step.inputs), step.output, attrs, arrays))
+        ops.append(QOp(step.node.name, step.kind, inputs, step.output, attrs, arrays))
 
     meta = {
         "recipe": recipe.to_dict(),
@@ -293,4 +383,6 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
         "weight_bits": recipe.weight_bits,
         "activation_bits": recipe.activation_bits,
     }
+    if res_name in tensors:
+        meta["input_residual"] = res_name
     return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, meta)

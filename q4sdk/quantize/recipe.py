@@ -4,7 +4,7 @@ It is recorded verbatim in the ``.q4`` file (``meta["recipe"]``) so every result
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import Q4Error
 
@@ -20,6 +20,13 @@ class Recipe:
     activation_range: str = "mmse"  # mmse | minmax
     activation_grid: int = 100
     bias_correction: bool = False   # empirical, per channel, from the calibration set
+    weight_rounding: str = "nearest"  # nearest | adaround | gpfq
+    adaround_iters: int = 500
+    gpfq_sparsity: float = 0.0      # GPFQ's sparsity-promoting soft threshold (0 = plain GPFQ)
+    dual_tau: float | None = None   # dual INT4 tensors for layers whose relative weight MSE exceeds tau
+    dual_layers: list = field(default_factory=list)  # ... and for these layers by name
+    residual_input: bool = False    # network input as two INT4 tensors X ~ b1*X1 + b2*X2
+    opt_rows: int = 4096            # im2col rows sampled for data-driven rounding
     calib_samples: int = 512        # at most this many calibration samples are used
     seed: int = 0
 
@@ -46,5 +53,11 @@ class Recipe:
             raise Q4Error(f"recipe field 'weight_scale': unknown method '{self.weight_scale}'")
         if self.activation_range not in ("mmse", "minmax"):
             raise Q4Error(f"recipe field 'activation_range': unknown method '{self.activation_range}'")
+        if self.weight_rounding not in ("nearest", "adaround", "gpfq"):
+            raise Q4Error(f"recipe field 'weight_rounding': unknown method '{self.weight_rounding}'")
+        if self.residual_input and self.activation_bits != 4:
+            raise Q4Error("recipe field 'residual_input': only for 4-bit activations")
+        if self.dual_tau is not None and self.dual_tau < 0:
+            raise Q4Error("recipe field 'dual_tau': must be >= 0")
         if self.weight_grid < 1 or self.activation_grid < 1 or self.calib_samples < 1:
             raise Q4Error("recipe: grid sizes and calib_samples must be >= 1")
