@@ -24,13 +24,13 @@ import math
 import os
 import secrets
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import Q4Error
-from .fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN
+from .fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN, TERM_MULT_LIMIT
 from .packing import pack_int4_rows, unpack_int4_rows
 from .qmodel import QOP_KINDS, QModel, QOp, QTensor
 
@@ -55,21 +55,27 @@ INT4_MIN, INT4_MAX = -8, 7
 
 @dataclass(frozen=True)
 class OpSignature:
-    """What an op kind carries. ``attrs`` maps attr name -> list length (0 for a scalar int)."""
+    """What an op kind carries. ``attrs`` maps attr name -> list length (0 for a scalar int).
+
+    Layers with ``optional`` arrays may be multi-term (docs/integer-spec.md): a second INT4 weight
+    tensor ``weight2`` (dual) and/or a second input (the model's residual input tensor).
+    """
     n_inputs: int
     attrs: dict
     arrays: dict  # array name -> dtype name
+    optional: dict = field(default_factory=dict)
 
 
 _ACT = {"act_min": 0, "act_max": 0}
 _WINDOW = {"kernel": 2, "stride": 2, "pads": 4}
 _CONV_ARRAYS = {"weight": "int8", "bias": "int32", "multiplier": "int32", "shift": "int32"}
 _POOL_ARRAYS = {"multiplier": "int32", "shift": "int32"}
+_DUAL = {"weight2": "int8"}
 
 OP_SIGNATURES: dict[str, OpSignature] = {
-    "conv2d": OpSignature(1, {"stride": 2, "pads": 4, **_ACT}, _CONV_ARRAYS),
-    "depthwise_conv2d": OpSignature(1, {"stride": 2, "pads": 4, **_ACT}, _CONV_ARRAYS),
-    "fully_connected": OpSignature(1, dict(_ACT), _CONV_ARRAYS),
+    "conv2d": OpSignature(1, {"stride": 2, "pads": 4, **_ACT}, _CONV_ARRAYS, _DUAL),
+    "depthwise_conv2d": OpSignature(1, {"stride": 2, "pads": 4, **_ACT}, _CONV_ARRAYS, _DUAL),
+    "fully_connected": OpSignature(1, dict(_ACT), _CONV_ARRAYS, _DUAL),
     "add": OpSignature(2, {"shift": 0, **_ACT}, {"multiplier": "int32"}),
     "avgpool": OpSignature(1, {**_WINDOW, **_ACT}, _POOL_ARRAYS),
     "global_avgpool": OpSignature(1, dict(_ACT), _POOL_ARRAYS),
@@ -153,25 +159,44 @@ def _check_arrays(op: QOp, sig: OpSignature, what: str) -> None:
     if not isinstance(op.arrays, dict):
         raise Q4Error(f"{what}: arrays must be a dict")
     missing = sorted(set(sig.arrays) - set(op.arrays))
-    extra = sorted(set(op.arrays) - set(sig.arrays))
+    extra = sorted(set(op.arrays) - set(sig.arrays) - set(sig.optional))
     if missing:
         raise Q4Error(f"{what}: missing array '{missing[0]}'")
     if extra:
         known = ", ".join(sorted(sig.arrays)) or "none"
         raise Q4Error(f"{what}: unexpected array '{extra[0]}' (a {op.kind} has: {known})")
-    for name, dtype in sig.arrays.items():
+    for name, dtype in {**sig.arrays, **sig.optional}.items():
+        if name not in op.arrays:
+            continue
         a = op.arrays[name]
         if not isinstance(a, np.ndarray) or a.dtype != np.dtype(dtype):
             got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
             raise Q4Error(f"{what}: array '{name}' must be {dtype}, got {got}")
-    if "weight" in sig.arrays:
-        w = op.arrays["weight"]
+    for name in ("weight", "weight2"):
+        if name not in op.arrays:
+            continue
+        w = op.arrays[name]
         if w.size == 0:
-            raise Q4Error(f"{what}: array 'weight' {_fmt_shape(w.shape)} is empty")
+            raise Q4Error(f"{what}: array '{name}' {_fmt_shape(w.shape)} is empty")
         if w.min() < INT4_MIN or w.max() > INT4_MAX:
-            raise Q4Error(f"{what}: array 'weight' values must lie in [{INT4_MIN}, {INT4_MAX}] (INT4), "
+            raise Q4Error(f"{what}: array '{name}' values must lie in [{INT4_MIN}, {INT4_MAX}] (INT4), "
                           f"got [{w.min()}, {w.max()}]")
-    if "shift" in op.arrays and op.kind != "add":
+        if w.shape != op.arrays["weight"].shape:
+            raise Q4Error(f"{what}: array 'weight2' {_fmt_shape(w.shape)} must have the shape of 'weight' "
+                          f"{_fmt_shape(op.arrays['weight'].shape)}")
+    terms = n_terms(op)
+    if terms > 1:
+        m, s = op.arrays["multiplier"], op.arrays["shift"]
+        if m.ndim != 2 or m.shape[0] != terms:
+            raise Q4Error(f"{what}: array 'multiplier' of a {terms}-term layer must be [{terms}, O], "
+                          f"got {_fmt_shape(m.shape)}")
+        if np.abs(m.astype(np.int64)).max(initial=0) >= TERM_MULT_LIMIT:
+            raise Q4Error(f"{what}: array 'multiplier' values of a multi-term layer must lie in "
+                          f"(-2^29, 2^29)")
+        if s.size and (s.min() < SHIFT_MIN or s.max() > SHIFT_MAX):
+            raise Q4Error(f"{what}: array 'shift' values must lie in [{SHIFT_MIN}, {SHIFT_MAX}], "
+                          f"got [{s.min()}, {s.max()}]")
+    elif "shift" in op.arrays and op.kind != "add":
         m, s = op.arrays["multiplier"], op.arrays["shift"]
         bad_m = (m != 0) & (m < MULT_MIN)
         if bad_m.any():
@@ -188,9 +213,18 @@ def _check_arrays(op: QOp, sig: OpSignature, what: str) -> None:
             raise Q4Error(f"{what}: array 'multiplier' values must lie in [0, 2^21), got {m.tolist()}")
 
 
+def n_terms(op: QOp) -> int:
+    """Number of (input, weight) terms of a layer: 1, or up to 4 for a multi-term layer."""
+    if "weight" not in op.arrays:
+        return 1
+    return len(op.inputs) * (2 if "weight2" in op.arrays else 1)
+
+
 def _check_per_channel(op: QOp, n: int, names, what: str) -> None:
     for name in names:
         a = op.arrays[name]
+        if name == "multiplier" and n_terms(op) > 1:
+            continue  # checked as [T, O] with the arrays
         if a.shape != (n,):
             raise Q4Error(f"{what}: array '{name}' must have shape ({n},), got {_fmt_shape(a.shape)}")
 
@@ -271,7 +305,11 @@ def _check_op(op: QOp, model: QModel, available: set[str]) -> None:
     if op.kind not in OP_SIGNATURES:
         raise Q4Error(f"{what}: unknown op kind '{op.kind}' (known: {', '.join(QOP_KINDS)})")
     sig = OP_SIGNATURES[op.kind]
-    if not isinstance(op.inputs, (list, tuple)) or len(op.inputs) != sig.n_inputs:
+    residual = model.meta.get("input_residual") if isinstance(model.meta, dict) else None
+    n_in = sig.n_inputs
+    if sig.optional and residual and list(op.inputs) == [model.input, residual]:
+        n_in = 2  # a layer reading the residual-quantized model input
+    if not isinstance(op.inputs, (list, tuple)) or len(op.inputs) != n_in:
         raise Q4Error(f"{what}: needs {sig.n_inputs} input(s), got {op.inputs!r}")
     for name in op.inputs:
         if name not in model.tensors:
@@ -318,6 +356,16 @@ def validate_model(model: QModel) -> None:
         if not isinstance(model.meta, dict):
             raise Q4Error("field 'meta' must be a dict")
         available = {model.input}
+        residual = model.meta.get("input_residual")
+        if residual is not None:
+            if residual not in model.tensors:
+                raise Q4Error(f"meta 'input_residual': '{residual}' is not a tensor of the model")
+            r, x = model.tensors[residual], model.tensors[model.input]
+            if tuple(r.shape) != tuple(x.shape) or r.zero_point != 0 or r.bits != x.bits \
+                    or r.scale != x.scale / (1 << x.bits):
+                raise Q4Error(f"tensor '{residual}': a residual input must have the input's shape and bits, "
+                              f"zero point 0 and scale = input scale / 2^bits")
+            available.add(residual)
         op_names: set[str] = set()
         for op in model.ops:
             _check_op(op, model, available)
