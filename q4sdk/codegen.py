@@ -1,0 +1,494 @@
+"""C code generator: a QModel -> freestanding C99 sources that call the q4 runtime kernels.
+
+``generate`` writes ``<name>.h`` (the API), ``<name>.c`` (the op calls and the static arena),
+``<name>_weights.c`` (const tables) and ``q4_runtime/`` (the kernel headers and only the kernel
+sources the model uses). The generator holds no arithmetic of its own: every number comes from the
+QModel; it only checks the ranges the kernels rely on, lays out the tables (INT4 packing) and
+places the tensors in the arena (``q4sdk.arena``). Output is deterministic: identical models give
+identical bytes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .arena import plan_arena
+from .errors import Q4Error
+from .fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN
+from .packing import pack_int4_rows
+from .qmodel import QModel, QOp
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_DIR = ROOT / "runtime_c"
+TEMPLATE_DIR = ROOT / "templates"
+RUNTIME_SUBDIR = "q4_runtime"
+RUNTIME_HEADERS = ("include/q4_kernels.h", "include/q4_fixedpoint.h")
+
+# kind -> kernel source (relative to runtime_c/src); reshape needs none.
+KERNEL_SOURCES = {
+    "conv2d": "convolution/q4_conv2d_s4.c",
+    "depthwise_conv2d": "convolution/q4_depthwise_conv2d_s4.c",
+    "fully_connected": "fully_connected/q4_fully_connected_s4.c",
+    "add": "basic/q4_add_s8.c",
+    "avgpool": "pooling/q4_avgpool_s8.c",
+    "global_avgpool": "pooling/q4_global_avgpool_s8.c",
+    "maxpool": "pooling/q4_maxpool_s8.c",
+    "clamp": "activation/q4_clamp_s8.c",
+    "pad": "basic/q4_pad_s8.c",
+}
+WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
+# Multi-term layers (dual weights "weight2" and/or a second, residual-quantized input) use these.
+TERMS_SOURCES = {
+    "conv2d": "convolution/q4_conv2d_s4_terms.c",
+    "depthwise_conv2d": "convolution/q4_depthwise_conv2d_s4_terms.c",
+    "fully_connected": "fully_connected/q4_fully_connected_s4_terms.c",
+}
+TERM_MULT_LIMIT = 1 << 29
+ALLOWED_ARRAYS = {
+    "conv2d": {"weight", "weight2", "bias", "multiplier", "shift"},
+    "depthwise_conv2d": {"weight", "weight2", "bias", "multiplier", "shift"},
+    "fully_connected": {"weight", "weight2", "bias", "multiplier", "shift"},
+    "add": {"multiplier"},
+    "avgpool": {"multiplier", "shift"},
+    "global_avgpool": {"multiplier", "shift"},
+}
+
+C_KEYWORDS = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if inline
+int long register restrict return short signed sizeof static struct switch typedef union unsigned
+void volatile while _Bool _Complex _Imaginary bool true false asm
+""".split())
+
+INT32_MIN = -(1 << 31)
+ACC_LIMIT = 1 << 31
+MAX_PRODUCT = 255 * 8  # |x - zx| * |w| for int8 activations and int4 weights
+
+
+@dataclass
+class OpReport:
+    name: str
+    kind: str
+    macs: int
+    weight_bytes: int
+
+
+@dataclass
+class GenerateReport:
+    name: str
+    files: list[Path]
+    weight_bytes: int           # packed weights + bias + multiplier + shift tables
+    arena_bytes: int
+    peak_op: str | None         # op whose live tensors need the most arena bytes
+    peak_live_bytes: int
+    ops: list[OpReport] = field(default_factory=list)
+
+    @property
+    def macs(self) -> int:
+        return sum(o.macs for o in self.ops)
+
+
+# --------------------------------------------------------------------------- identifiers
+
+def c_identifier(text: str) -> str:
+    """A C identifier derived from ``text``: invalid characters become '_', no leading digit or
+    underscore (reserved), never a keyword."""
+    s = re.sub(r"[^0-9A-Za-z_]", "_", text)
+    s = re.sub(r"_+", "_", s).strip("_")
+    if not s or s[0].isdigit():
+        s = "n_" + s if s else "n"
+    if s in C_KEYWORDS:
+        s += "_"
+    return s
+
+
+def unique_identifiers(names: list[str]) -> list[str]:
+    """Sanitised identifiers for ``names``, made distinct (case-insensitively) with suffixes."""
+    used: set[str] = set()
+    out = []
+    for name in names:
+        base = c_identifier(name)
+        ident, k = base, 2
+        while ident.lower() in used:
+            ident, k = f"{base}_{k}", k + 1
+        used.add(ident.lower())
+        out.append(ident)
+    return out
+
+
+def c_string(text: str) -> str:
+    """A C string literal holding the UTF-8 bytes of ``text`` (octal escapes for anything unusual)."""
+    parts = []
+    for b in text.encode("utf-8"):
+        ch = chr(b)
+        if 32 <= b < 127 and ch not in '"\\?':
+            parts.append(ch)
+        else:
+            parts.append(f"\\{b:03o}")
+    return '"' + "".join(parts) + '"'
+
+
+def c_comment(text: str) -> str:
+    """Text safe inside a /* */ comment on one line."""
+    return re.sub(r"[^ -~]", "?", text).replace("*/", "*_/").replace("/*", "/_*")
+
+
+def c_float(value: float) -> str:
+    """The float32 nearest ``value`` as an exact C99 hexadecimal float literal."""
+    h = float(np.float32(value)).hex()  # e.g. '0x1.99999a0000000p-4'
+    mant, exp = h.split("p")
+    mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
+    return f"{mant}p{exp}f"
+
+
+def c_int32(v: int) -> str:
+    return "(-2147483647 - 1)" if v == INT32_MIN else str(v)
+
+
+# --------------------------------------------------------------------------- checks
+
+def _fail(op: QOp, msg: str):
+    raise Q4Error(f"op '{op.name}' ({op.kind}): {msg}")
+
+
+def _array(op: QOp, key: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    if key not in op.arrays:
+        _fail(op, f"missing array '{key}'")
+    a = np.asarray(op.arrays[key])
+    if shape is not None and a.shape != shape:
+        _fail(op, f"array '{key}' has shape {a.shape}, expected {shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        _fail(op, f"array '{key}' must hold integers, got {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _attr(op: QOp, key: str, length: int | None = None):
+    if key not in op.attrs:
+        _fail(op, f"missing attribute '{key}'")
+    v = op.attrs[key]
+    if length is None:
+        return int(v)
+    v = [int(x) for x in v]
+    if len(v) != length:
+        _fail(op, f"attribute '{key}' must have {length} values, got {len(v)}")
+    return v
+
+
+def _check_requant(op: QOp, mult: np.ndarray, shift: np.ndarray) -> None:
+    ok_m = (mult == 0) | ((mult >= MULT_MIN) & (mult <= MULT_MAX))
+    if not ok_m.all():
+        _fail(op, f"multiplier {int(mult[~ok_m][0])} outside {{0}} U [2^30, 2^31)")
+    ok_s = (shift >= SHIFT_MIN) & (shift <= SHIFT_MAX)
+    if not ok_s.all():
+        _fail(op, f"shift {int(shift[~ok_s][0])} outside [{SHIFT_MIN}, {SHIFT_MAX}]")
+
+
+def _check_act(op: QOp, out_t) -> tuple[int, int]:
+    lo, hi = _attr(op, "act_min"), _attr(op, "act_max")
+    if not (out_t.qmin <= lo <= hi <= out_t.qmax):
+        _fail(op, f"act_min/act_max [{lo}, {hi}] outside the output range [{out_t.qmin}, {out_t.qmax}]")
+    return lo, hi
+
+
+def _hwc(model: QModel, op: QOp, tensor: str) -> list[int]:
+    shape = model.tensors[tensor].shape
+    if len(shape) != 3:
+        _fail(op, f"tensor '{tensor}' must be a (H, W, C) feature map, got shape {tuple(shape)}")
+    return [int(d) for d in shape]
+
+
+def _window_out(op: QOp, in_hw, k, stride, pads) -> tuple[int, int]:
+    if min(stride) < 1 or min(k) < 1 or min(pads) < 0:
+        _fail(op, f"invalid window kernel={k} stride={stride} pads={pads}")
+    ho = (in_hw[0] + pads[0] + pads[2] - k[0]) // stride[0] + 1
+    wo = (in_hw[1] + pads[1] + pads[3] - k[1]) // stride[1] + 1
+    return ho, wo
+
+
+# --------------------------------------------------------------------------- per-op context
+
+def _table(symbol: str, ctype: str, values: np.ndarray) -> dict:
+    values = [int(v) for v in np.asarray(values).ravel()]
+    if ctype == "uint8_t":
+        items, per_line = [f"0x{v:02x}" for v in values], 16
+    else:
+        items, per_line = [c_int32(v) for v in values], 8
+    lines = [", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
+    return {"symbol": symbol, "ctype": ctype, "length": len(values), "lines": lines,
+            "bytes": len(values) * (1 if ctype == "uint8_t" else 4)}
+
+
+def _op_context(model: QModel, op: QOp, symbol: str, offsets: dict[str, int]) -> tuple[dict, int]:
+    """Template context of one op and its MAC count; checks every range the kernels rely on."""
+    if op.kind not in KERNEL_SOURCES and op.kind != "reshape":
+        _fail(op, "unsupported op kind")
+    allowed_inputs = (2,) if op.kind == "add" else (1, 2) if op.kind in WEIGHTED_KINDS else (1,)
+    if len(op.inputs) not in allowed_inputs:
+        _fail(op, f"expects {' or '.join(map(str, allowed_inputs))} input(s), got {len(op.inputs)}")
+    unknown = sorted(set(op.arrays) - ALLOWED_ARRAYS.get(op.kind, set()))
+    if unknown:
+        _fail(op, f"unexpected array(s) {unknown}")
+    for name in [*op.inputs, op.output]:
+        if name not in model.tensors:
+            _fail(op, f"unknown tensor '{name}'")
+    in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.output]
+    ctx = {"kind": op.kind, "symbol": symbol, "comment": c_comment(op.name), "tables": [],
+           "in_offsets": [offsets[t] for t in op.inputs], "out_offset": offsets[op.output],
+           "in_size": in_t.size, "out_size": out_t.size,
+           "input_zp": in_t.zero_point, "output_zp": out_t.zero_point}
+    macs = 0
+    k = op.kind
+
+    if k in ("conv2d", "depthwise_conv2d"):
+        h, w, c = _hwc(model, op, op.inputs[0])
+        ho, wo, o = _hwc(model, op, op.output)
+        if k == "conv2d":
+            weight = _array(op, "weight")
+            if weight.ndim != 4 or weight.shape[3] != c or weight.shape[0] != o:
+                _fail(op, f"weight shape {weight.shape} does not match [O={o}, kh, kw, I={c}]")
+        else:
+            weight = _array(op, "weight")
+            if weight.ndim != 3 or weight.shape[0] != c or o != c:
+                _fail(op, f"weight shape {weight.shape} does not match [C={c}, kh, kw] "
+                          f"(output channels {o})")
+        kh, kw = int(weight.shape[1]), int(weight.shape[2])
+        stride, pads = _attr(op, "stride", 2), _attr(op, "pads", 4)
+        if (ho, wo) != _window_out(op, (h, w), (kh, kw), stride, pads):
+            _fail(op, f"output shape {(ho, wo, o)} does not follow from input {(h, w, c)}, "
+                      f"kernel {(kh, kw)}, stride {stride}, pads {pads}")
+        ksize = kh * kw * (c if k == "conv2d" else 1)
+        ctx.update(stride=stride, pads=pads, in_dims=[h, w, c], filter_dims=[kh, kw, c],
+                   out_dims=[ho, wo, o])
+        macs = ho * wo * o * ksize
+        rows = weight.reshape(o, ksize)
+    elif k == "fully_connected":
+        weight = _array(op, "weight")
+        if weight.shape != (out_t.size, in_t.size):
+            _fail(op, f"weight shape {weight.shape} does not match [O={out_t.size}, I={in_t.size}]")
+        ksize, o = in_t.size, out_t.size
+        macs = o * ksize
+        rows = weight
+    elif k == "add":
+        b_t = model.tensors[op.inputs[1]]
+        if not (tuple(in_t.shape) == tuple(b_t.shape) == tuple(out_t.shape)):
+            _fail(op, f"input/output shapes differ: {in_t.shape}, {b_t.shape} -> {out_t.shape}")
+        mult = _array(op, "multiplier", (2,))
+        shift = _attr(op, "shift")
+        if not (np.abs(mult) < ADD_MULT_LIMIT).all() or not 1 <= shift <= ADD_SHIFT_MAX:
+            _fail(op, f"multipliers {mult.tolist()} / shift {shift} outside |m| < 2^21, "
+                      f"shift in [1, {ADD_SHIFT_MAX}]")
+        lo, hi = _check_act(op, out_t)
+        ctx.update(a_zp=in_t.zero_point, b_zp=b_t.zero_point, a_multiplier=int(mult[0]),
+                   b_multiplier=int(mult[1]), shift=shift, act_min=lo, act_max=hi)
+    elif k in ("avgpool", "maxpool", "global_avgpool"):
+        h, w, c = _hwc(model, op, op.inputs[0])
+        ho, wo, oc = _hwc(model, op, op.output)
+        if k == "global_avgpool":
+            kernel, stride, pads = [h, w], [1, 1], [0, 0, 0, 0]
+        else:
+            kernel, stride, pads = _attr(op, "kernel", 2), _attr(op, "stride", 2), _attr(op, "pads", 4)
+        if (ho, wo, oc) != (*_window_out(op, (h, w), kernel, stride, pads), c):
+            _fail(op, f"output shape {(ho, wo, oc)} does not follow from input {(h, w, c)}, "
+                      f"kernel {kernel}, stride {stride}, pads {pads}")
+        if k == "maxpool":
+            if pads[0] >= kernel[0] or pads[2] >= kernel[0] or pads[1] >= kernel[1] or pads[3] >= kernel[1]:
+                _fail(op, f"pads {pads} must be smaller than the kernel {kernel}")
+            if out_t.zero_point != in_t.zero_point or out_t.bits != in_t.bits:
+                _fail(op, "output quantization must equal the input's")
+            mult, shift, lo, hi = 0, 1, out_t.qmin, out_t.qmax
+        else:
+            m_arr, s_arr = _array(op, "multiplier", (1,)), _array(op, "shift", (1,))
+            _check_requant(op, m_arr, s_arr)
+            mult, shift = int(m_arr[0]), int(s_arr[0])
+            lo, hi = _check_act(op, out_t)
+            if kernel[0] * kernel[1] * 255 >= ACC_LIMIT:
+                _fail(op, "window too large for an int32 accumulator")
+        ctx.update(kernel=kernel, stride=stride, pads=pads, in_dims=[h, w, c],
+                   out_dims=[ho, wo, oc], multiplier=mult, shift=shift, act_min=lo, act_max=hi)
+    elif k == "pad":
+        h, w, c = _hwc(model, op, op.inputs[0])
+        pads = _attr(op, "pads", 4)
+        expect = (h + pads[0] + pads[2], w + pads[1] + pads[3], c)
+        if min(pads) < 0 or tuple(out_t.shape) != expect:
+            _fail(op, f"output shape {tuple(out_t.shape)} != padded input {expect}")
+        ctx.update(pads=pads, in_dims=[h, w, c], out_dims=list(expect))
+    elif k in ("clamp", "reshape"):
+        if in_t.size != out_t.size:
+            _fail(op, f"input size {in_t.size} != output size {out_t.size}")
+    if k == "clamp":
+        lo, hi = _check_act(op, out_t)
+        ctx.update(act_min=lo, act_max=hi)
+
+    if k in WEIGHTED_KINDS:
+        if rows.size and (rows.min() < -8 or rows.max() > 7):
+            _fail(op, "weights must lie in [-8, 7]")
+        weights = [rows]
+        if "weight2" in op.arrays:
+            w2 = _array(op, "weight2")
+            if w2.shape != weight.shape:
+                _fail(op, f"weight2 shape {w2.shape} != weight shape {weight.shape}")
+            weights.append(w2.reshape(rows.shape))
+        for w in weights:
+            if w.size and (w.min() < -8 or w.max() > 7):
+                _fail(op, "weights must lie in [-8, 7]")
+        for extra in op.inputs[1:]:
+            if tuple(model.tensors[extra].shape) != tuple(in_t.shape):
+                _fail(op, f"residual input '{extra}' has shape {model.tensors[extra].shape}, "
+                          f"expected {tuple(in_t.shape)}")
+        n_terms = len(op.inputs) * len(weights)
+        bias = _array(op, "bias", (o,))
+        shift = _array(op, "shift", (o,))
+        if n_terms == 1:
+            mult = _array(op, "multiplier", (o,))
+            _check_requant(op, mult, shift)
+        else:
+            mult = _array(op, "multiplier", (n_terms, o))
+            if not (np.abs(mult) < TERM_MULT_LIMIT).all():
+                _fail(op, "multi-term multipliers must lie below 2^29 in magnitude")
+            _check_requant(op, np.zeros(1, np.int64), shift)
+        if (np.abs(bias) + ksize * MAX_PRODUCT >= ACC_LIMIT).any():
+            _fail(op, "bias too large: the int32 accumulator could overflow")
+        ctx["act_min"], ctx["act_max"] = _check_act(op, out_t)
+        ctx["n_inputs"], ctx["n_weights"] = len(op.inputs), len(weights)
+        ctx["input_zps"] = [model.tensors[t].zero_point for t in op.inputs]
+        macs *= n_terms
+        ctx["tables"] = [_table(f"{symbol}_weight", "uint8_t", pack_int4_rows(weights[0]))]
+        if len(weights) == 2:
+            ctx["tables"].append(_table(f"{symbol}_weight2", "uint8_t", pack_int4_rows(weights[1])))
+        ctx["tables"] += [
+            _table(f"{symbol}_bias", "int32_t", bias),
+            _table(f"{symbol}_multiplier", "int32_t", mult),
+            _table(f"{symbol}_shift", "int32_t", shift),
+        ]
+    return ctx, macs
+
+
+def _kernel_source(op: QOp) -> str | None:
+    """The runtime source file an op needs (None for reshape)."""
+    multi = op.kind in WEIGHTED_KINDS and (len(op.inputs) > 1 or "weight2" in op.arrays)
+    return TERMS_SOURCES[op.kind] if multi else KERNEL_SOURCES.get(op.kind)
+
+
+# --------------------------------------------------------------------------- generate
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or name in C_KEYWORDS:
+        raise Q4Error(f"generate: name '{name}' is not a usable C identifier "
+                      f"(try '{c_identifier(name)}')")
+
+
+def render(model: QModel, name: str) -> tuple[dict[str, str], GenerateReport]:
+    """Render the generated files in memory: ({relative path: text}, report without files)."""
+    _check_name(name)
+    if model.input not in model.tensors or model.output not in model.tensors:
+        raise Q4Error(f"model '{model.name}': input/output tensor missing from the tensor table")
+    plan = plan_arena(model)
+    for tname in plan.offsets:
+        t = model.tensors[tname]
+        if not (2 <= t.bits <= 8 and t.qmin <= t.zero_point <= t.qmax):
+            raise Q4Error(f"tensor '{tname}': {t.bits} bits with zero point {t.zero_point} "
+                          "cannot be stored in int8")
+    in_t, out_t = model.input_tensor, model.output_tensor
+    for t in (in_t, out_t):
+        if not (math.isfinite(t.scale) and t.scale > 0):
+            raise Q4Error(f"tensor '{t.name}': scale must be finite and > 0, got {t.scale}")
+    layout = model.meta.get("input_layout", "NCHW")
+    if layout not in ("NCHW", "NHWC"):
+        raise Q4Error(f"model '{model.name}': meta input_layout must be NCHW or NHWC, got '{layout}'")
+
+    symbols = unique_identifiers([op.name for op in model.ops])
+    ops, op_reports = [], []
+    for op, sym in zip(model.ops, symbols):
+        ctx, macs = _op_context(model, op, f"{name}_{sym}", plan.offsets)
+        ops.append(ctx)
+        op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"])))
+    weight_bytes = sum(r.weight_bytes for r in op_reports)
+
+    dumps, dump_offset = [], 0
+    for tensor in [model.input] + [op.output for op in model.ops]:
+        size = model.tensors[tensor].size
+        dumps.append({"literal": c_string(tensor), "dump_offset": dump_offset, "size": size})
+        dump_offset += size
+
+    float_shape = (in_t.shape[2], in_t.shape[0], in_t.shape[1]) if (
+        layout == "NCHW" and len(in_t.shape) == 3) else tuple(in_t.shape)
+    ctx = {
+        "name": name, "NAME": name.upper(), "model_name_comment": c_comment(model.name),
+        "ops": ops, "dumps": dumps, "dump_size": dump_offset,
+        "arena_size": max(plan.size, 1), "weight_bytes": weight_bytes,
+        "peak_op_comment": c_comment(plan.peak_op or "-"),
+        "input_shape": [int(d) for d in in_t.shape], "input_size": in_t.size,
+        "input_scale": c_float(in_t.scale), "input_scale_comment": f"{in_t.scale:.9g}",
+        "inv_scale": c_float(1.0 / in_t.scale),
+        "input_zp": in_t.zero_point, "input_bits": in_t.bits,
+        "input_qmin": in_t.qmin, "input_qmax": in_t.qmax,
+        "output_shape": [int(d) for d in out_t.shape], "output_size": out_t.size,
+        "output_scale": c_float(out_t.scale), "output_scale_comment": f"{out_t.scale:.9g}",
+        "output_zp": out_t.zero_point, "output_bits": out_t.bits,
+        "input_layout": layout, "float_shape_comment": "x[" + "][".join(map(str, float_shape)) + "]",
+        "transpose_input": layout == "NCHW" and len(in_t.shape) == 3,
+        "input_offset": plan.offsets[model.input], "output_offset": plan.offsets[model.output],
+        "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
+    }
+    env = _environment()
+    files = {
+        f"{name}.h": env.get_template("model.h.j2").render(ctx),
+        f"{name}.c": env.get_template("model.c.j2").render(ctx),
+        f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
+    }
+    for header in RUNTIME_HEADERS:
+        files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
+    for src in sorted({_kernel_source(op) for op in model.ops} - {None}):
+        files[f"{RUNTIME_SUBDIR}/{Path(src).name}"] = (RUNTIME_DIR / "src" / src).read_text()
+    report = GenerateReport(name=name, files=[], weight_bytes=weight_bytes, arena_bytes=plan.size,
+                            peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=op_reports)
+    return files, report
+
+
+def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False) -> GenerateReport:
+    """Write the C sources of ``model`` into ``out_dir`` (created if needed).
+
+    Raises Q4Error for a model the kernels cannot run (naming the op) and, unless ``overwrite``,
+    when a generated file already exists. Files are rendered into a temporary directory first, so
+    a failure never leaves half an output.
+    """
+    out_dir = Path(out_dir)
+    files, report = render(model, name)
+    top_level = sorted({rel.split("/")[0] for rel in files})
+    if not overwrite:
+        for entry in top_level:
+            if (out_dir / entry).exists():
+                raise Q4Error(f"generate: '{out_dir / entry}' already exists (use overwrite)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp", dir=out_dir.parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8", newline="\n")
+        if not out_dir.exists():
+            os.replace(tmp, out_dir)
+        else:
+            for entry in top_level:
+                dst = out_dir / entry
+                if dst.is_dir():
+                    shutil.rmtree(dst)
+                os.replace(tmp / entry, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    report.files = [out_dir / rel for rel in sorted(files)]
+    return report

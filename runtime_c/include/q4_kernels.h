@@ -1,0 +1,180 @@
+/*
+ * q4_kernels.h - public interface of the q4sdk portable reference kernels.
+ *
+ * Freestanding C99: needs only <stdint.h> and <stddef.h>, allocates nothing, uses no libc.
+ * The integer semantics are those of docs/integer-spec.md; every kernel is bit-exact with the
+ * q4sdk numpy oracle.
+ *
+ * Conventions shared by all kernels:
+ *  - Activations are int8 elements (one per byte, also for 4-bit activations), channels-last
+ *    (H, W, C), one sample per call. Input and output buffers must not overlap.
+ *  - INT4 weights are packed two per byte, the lower index in the LOW nibble; every output-channel
+ *    row starts on a byte boundary (row stride = ceil(K / 2) bytes).
+ *  - Padding on the bottom/right is implied by the output dimensions: window elements that fall
+ *    outside the input are treated as padding.
+ *  - The caller (the generated code) guarantees the parameter ranges of the spec: multipliers in
+ *    {0} U [2^30, 2^31), shifts in [1, 62], |bias| + K * 2040 < 2^31 so int32 accumulators cannot
+ *    overflow, add multipliers below 2^21 with a shift in [1, 30].
+ */
+#ifndef Q4_KERNELS_H
+#define Q4_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Shape of one feature map (channels-last), or of a convolution kernel (h, w = kernel size,
+ * c = input channels). */
+typedef struct {
+    int32_t h;
+    int32_t w;
+    int32_t c;
+} q4_dims;
+
+/* Convolution (regular and depthwise) parameters. */
+typedef struct {
+    int32_t input_zp;   /* input zero point; padding takes this value */
+    int32_t output_zp;  /* output zero point */
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t act_min;    /* final clamp, output integer domain */
+    int32_t act_max;
+} q4_conv_params;
+
+/* Per-output-channel requantization: y = requantize(acc, multiplier[o], shift[o]). */
+typedef struct {
+    const int32_t *multiplier;
+    const int32_t *shift;
+} q4_quant_params;
+
+/* Fully connected parameters. */
+typedef struct {
+    int32_t input_zp;
+    int32_t output_zp;
+    int32_t act_min;
+    int32_t act_max;
+} q4_fc_params;
+
+/* Pooling parameters (avgpool, global_avgpool, maxpool). The multiplier has the window size
+ * folded in; maxpool uses only the window fields. Global pooling uses only the quantization
+ * fields. */
+typedef struct {
+    int32_t kernel_h;
+    int32_t kernel_w;
+    int32_t stride_h;
+    int32_t stride_w;
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t input_zp;
+    int32_t output_zp;
+    int32_t multiplier;
+    int32_t shift;
+    int32_t act_min;
+    int32_t act_max;
+} q4_pool_params;
+
+/* Element-wise add: y = clamp(zy + floor((da*ma + db*mb + 2^(s-1)) / 2^s)). */
+typedef struct {
+    int32_t a_zp;
+    int32_t b_zp;
+    int32_t output_zp;
+    int32_t a_multiplier;
+    int32_t b_multiplier;
+    int32_t shift;
+    int32_t act_min;
+    int32_t act_max;
+} q4_add_params;
+
+/* Spatial padding with a constant fill value (the tensor's zero point). */
+typedef struct {
+    int32_t pad_top;
+    int32_t pad_left;
+    int32_t fill;
+} q4_pad_params;
+
+/* Multi-term layers: dual INT4 weights and/or a residual-quantized input (two int8 tensors of the
+ * same shape whose reals add up). There are T = n_inputs * n_weights accumulators, term
+ * k = input * n_weights + weight, each computed like the single-term kernel with that input's
+ * zero point and that weight tensor; the bias goes into term 0 only. One rounding:
+ *     y = clamp(zy + floor((sum_k acc_k * multiplier[k][o] + 2^(shift[o]-1)) / 2^shift[o]))
+ * with |multiplier| < 2^29 (it may be negative) and T <= 4, so the int64 sum cannot overflow. */
+typedef struct {
+    int32_t n_inputs;            /* 1 or 2 */
+    int32_t n_weights;           /* 1 or 2 */
+    int32_t input_zp[2];         /* zero point of each input (params->input_zp is not used) */
+    const int32_t *multiplier;   /* [T][O], row-major */
+    const int32_t *shift;        /* [O] */
+} q4_terms_params;
+
+/* conv2d: weights [O, kh, kw, I] packed per output channel (K = kh*kw*I); bias [O].
+ * filter->h/w = kernel size, filter->c = I = input->c; output->c = O. */
+void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
+                  const q4_dims *input_dims, const int8_t *input,
+                  const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
+                  const q4_dims *output_dims, int8_t *output);
+
+/* depthwise_conv2d (channel multiplier 1): weights [C, kh, kw] packed per channel (K = kh*kw). */
+void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
+                            const q4_dims *input_dims, const int8_t *input,
+                            const q4_dims *filter_dims, const uint8_t *filter,
+                            const int32_t *bias,
+                            const q4_dims *output_dims, int8_t *output);
+
+/* fully_connected: weights [O, I] packed per output row; bias [O]. */
+void q4_fully_connected_s4(const q4_fc_params *params, const q4_quant_params *quant,
+                           int32_t input_size, const int8_t *input,
+                           const uint8_t *filter, const int32_t *bias,
+                           int32_t output_size, int8_t *output);
+
+/* Multi-term variants: inputs[n_inputs] share input_dims, filters[n_weights] share the layout of
+ * the single-term kernel. */
+void q4_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_params *terms,
+                        const q4_dims *input_dims, const int8_t *const *inputs,
+                        const q4_dims *filter_dims, const uint8_t *const *filters,
+                        const int32_t *bias, const q4_dims *output_dims, int8_t *output);
+void q4_depthwise_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_params *terms,
+                                  const q4_dims *input_dims, const int8_t *const *inputs,
+                                  const q4_dims *filter_dims, const uint8_t *const *filters,
+                                  const int32_t *bias, const q4_dims *output_dims, int8_t *output);
+void q4_fully_connected_s4_terms(const q4_fc_params *params, const q4_terms_params *terms,
+                                 int32_t input_size, const int8_t *const *inputs,
+                                 const uint8_t *const *filters, const int32_t *bias,
+                                 int32_t output_size, int8_t *output);
+
+/* add of two equally shaped tensors of `size` elements. */
+void q4_add_s8(const q4_add_params *params, int32_t size,
+               const int8_t *input_a, const int8_t *input_b, int8_t *output);
+
+/* avgpool: padded elements contribute zero (x - zp); the divisor kh*kw is in the multiplier. */
+void q4_avgpool_s8(const q4_pool_params *params,
+                   const q4_dims *input_dims, const int8_t *input,
+                   const q4_dims *output_dims, int8_t *output);
+
+/* global_avgpool: (H, W, C) -> (1, 1, C); the divisor H*W is in the multiplier. */
+void q4_global_avgpool_s8(const q4_pool_params *params,
+                          const q4_dims *input_dims, const int8_t *input, int8_t *output);
+
+/* maxpool: maximum over the window elements inside the input (padding never wins). Every window
+ * must contain at least one input element (pads smaller than the kernel). */
+void q4_maxpool_s8(const q4_pool_params *params,
+                   const q4_dims *input_dims, const int8_t *input,
+                   const q4_dims *output_dims, int8_t *output);
+
+/* clamp: y = min(max(x, act_min), act_max). */
+void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size,
+                 const int8_t *input, int8_t *output);
+
+/* pad: copies the input into the output at (pad_top, pad_left) and fills the rest. */
+void q4_pad_s8(const q4_pad_params *params,
+               const q4_dims *input_dims, const int8_t *input,
+               const q4_dims *output_dims, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* Q4_KERNELS_H */

@@ -1,0 +1,38 @@
+/* q4_maxpool_s8.c - max pooling of an int8 tensor (reference). */
+#include "q4_kernels.h"
+
+void q4_maxpool_s8(const q4_pool_params *params,
+                   const q4_dims *input_dims, const int8_t *input,
+                   const q4_dims *output_dims, int8_t *output)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    int32_t oy, ox, c, ky, kx;
+
+    for (oy = 0; oy < output_dims->h; ++oy) {
+        for (ox = 0; ox < output_dims->w; ++ox) {
+            const int32_t y0 = oy * params->stride_h - params->pad_top;
+            const int32_t x0 = ox * params->stride_w - params->pad_left;
+            for (c = 0; c < ch; ++c) {
+                int32_t best = INT8_MIN;
+                for (ky = 0; ky < params->kernel_h; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    if (iy < 0 || iy >= in_h) {
+                        continue; /* padding never wins */
+                    }
+                    for (kx = 0; kx < params->kernel_w; ++kx) {
+                        const int32_t ix = x0 + kx;
+                        int32_t v;
+                        if (ix < 0 || ix >= in_w) {
+                            continue;
+                        }
+                        v = input[(iy * in_w + ix) * ch + c];
+                        if (v > best) {
+                            best = v;
+                        }
+                    }
+                }
+                output[(oy * output_dims->w + ox) * ch + c] = (int8_t)best;
+            }
+        }
+    }
+}
