@@ -23,6 +23,7 @@ from ..qmodel import QModel, QOp, QTensor
 from .activations import activation_params
 from .plan import Step, build_plan
 from .recipe import Recipe
+from .refine import refine
 from .adaround import adaround
 from .dual import dual_decompose
 from .gpfq import gpfq_quantize
@@ -261,10 +262,17 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
                 if remaining[i] == 0 and i != graph.input_name:
                     fp.pop(i, None)
                     qp.pop(i, None)
+    refine_stats = None
+    if recipe.refine_iters > 0:
+        refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
+                              residual_name(graph.input_name) if recipe.residual_input else None,
+                              recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress)
     progress.done(f"quantized {len(steps)} layers in {time.time() - t0:.1f}s")
 
     model = lower(graph, steps, qparams, weights, recipe)
     model.meta["layer_stats"] = layer_stats
+    if refine_stats is not None:
+        model.meta["refine"] = refine_stats
     model.meta["quantize_seconds"] = round(time.time() - t0, 3)
     return model
 

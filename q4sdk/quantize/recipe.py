@@ -27,6 +27,8 @@ class Recipe:
     dual_layers: list = field(default_factory=list)  # ... and for these layers by name
     residual_input: bool = False    # network input as two INT4 tensors X ~ b1*X1 + b2*X2
     opt_rows: int = 4096            # im2col rows sampled for data-driven rounding
+    refine_iters: int = 0           # gradient-descent refinement of the scales (0 = off)
+    refine_lr: float = 1e-3
     calib_samples: int = 512        # at most this many calibration samples are used
     seed: int = 0
 
