@@ -53,23 +53,85 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def format_generate_report(report) -> str:
+    """The per-op table and the totals that `generate` prints."""
+    rows = [f"{'op':<24} {'kind':<18} {'MACs':>12} {'weight bytes':>13}"]
+    for o in report.ops:
+        rows.append(f"{o.name[:24]:<24} {o.kind:<18} {o.macs:>12,} {o.weight_bytes:>13,}")
+    rows.append("")
+    rows.append(f"MACs per inference    {report.macs:,}")
+    rows.append(f"weights in flash      {report.weight_bytes:,} bytes (packed INT4 + bias/multiplier/shift tables)")
+    rows.append(f"arena (one buffer)    {report.arena_bytes:,} bytes (peak at '{report.peak_op}')")
+    rows.append(f"files                 {', '.join(str(f) for f in report.files)}")
+    return "\n".join(rows)
+
+
 def cmd_generate(args) -> int:
     from .codegen import generate
     from .q4file import load_q4
 
     model = load_q4(args.model)
-    report = generate(model, args.output, args.name or model.name, overwrite=args.force)
-    print(report.summary())
+    name = args.name or model.name
+    report = generate(model, args.output, name, overwrite=args.force)
+    print(format_generate_report(report))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from .verify import verify_cli
+    import numpy as np
 
-    result = verify_cli(args)
+    from . import oracle
+    from .cbuild import CModel
+    from .data import load_samples
+    from .evaluate import check_labels, source_float_graph, top1
+    from .float_exec import run_float
+    from .progress import Progress
+    from .q4file import load_q4
+    from .verify import verify
+
+    model = load_q4(args.model)
+    layout = model.meta.get("input_layout", "NCHW")
+    shape = tuple(model.meta.get("input_shape_float") or ())
+    # x: the model's logical (NCHW) layout, as the float graph takes it
+    data = load_samples(args.data, shape or None, nhwc=args.nhwc or layout == "NHWC",
+                        limit=args.count, start=args.start)
+    x = data.x
+    gen_dir = Path(args.gen_dir)
+    if not gen_dir.is_dir():
+        raise Q4Error(f"{gen_dir}: not a directory written by 'q4sdk generate'")
+    prog = Progress("verify")
+    prog.update(0, 3, "building the C with cffi")
+    cmodel = CModel(gen_dir)
+    xq = oracle.quantize_input(model, x.transpose(0, 2, 3, 1) if layout == "NHWC" and x.ndim == 4 else x)
+    prog.update(1, 3, f"running {len(xq)} samples through C and the oracle")
+    result = verify(model, cmodel, xq)
+    c_out = cmodel.run(xq)
+    acc = facc = None
+    note = None
+    if data.y is not None:
+        check_labels(data.y, int(np.prod(model.output_tensor.shape)), data.path)
+        acc = top1(c_out, data.y)
+        prog.update(2, 3, "float model accuracy")
+        graph, note = source_float_graph(model, args.float_model)
+        if graph is not None:
+            facc = top1(run_float(graph, x), data.y)
+    prog.done("done")
+    print(f"samples               {result.samples}")
+    print(f"C vs oracle           {'bit-exact' if result.ok else 'MISMATCH'} ({result.mismatches} samples differ)")
+    if result.first_mismatch is not None:
+        m = result.first_mismatch
+        print(f"first mismatch        sample {m.sample}, tensor '{m.tensor}' (op '{m.op}'), index {m.index}: "
+              f"C {m.c_value} vs oracle {m.oracle_value}")
+    if acc is not None:
+        print(f"integer top-1 (C)     {100 * acc:.2f} %")
+        print(f"float top-1           {'n/a: ' + note if facc is None else f'{100 * facc:.2f} %'}")
     if args.json:
-        _write_json(args.json, result)
-    return 0 if result["mismatches"] == 0 else 1
+        _write_json(args.json, {
+            "samples": result.samples, "mismatches": result.mismatches,
+            "output_mismatches": result.output_mismatches, "accuracy": acc, "float_accuracy": facc,
+            "first_mismatch": None if result.first_mismatch is None else vars(result.first_mismatch),
+        })
+    return 0 if result.ok else 1
 
 
 def cmd_inspect(args) -> int:

@@ -72,7 +72,7 @@ def train_digits(x, y, epochs: int = 12, seed: int = 0, progress: Progress | Non
 def run_demo(args) -> int:
     from . import oracle
     from .api import load_float_model
-    from .cbuild import build_model
+    from .cbuild import CModel
     from .codegen import generate
     from .float_exec import run_float
     from .q4file import load_q4, save_q4
@@ -100,7 +100,7 @@ def run_demo(args) -> int:
 
     gen_dir = out / "c"
     report = generate(model, gen_dir, "digits", overwrite=True)
-    cmodel = build_model(gen_dir, "digits")
+    cmodel = CModel(gen_dir)
     xq = oracle.quantize_input(model, xte)
     result = verify(model, cmodel, xq)
     c_out = cmodel.run(xq)

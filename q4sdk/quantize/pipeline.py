@@ -267,7 +267,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
                               residual_name(graph.input_name) if recipe.residual_input else None,
                               recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress)
-    progress.done(f"quantized {len(steps)} layers in {time.time() - t0:.1f}s")
+    progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)
     model.meta["layer_stats"] = layer_stats
