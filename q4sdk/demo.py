@@ -50,7 +50,7 @@ def digits_split(seed: int = 0):
     return x[tr], y[tr], x[te], y[te]
 
 
-def train_digits(x, y, epochs: int = 12, seed: int = 0, progress: Progress | None = None) -> DigitsNet:
+def train_digits(x, y, epochs: int = 30, seed: int = 0, progress: Progress | None = None) -> DigitsNet:
     torch.manual_seed(seed)
     net = DigitsNet()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
