@@ -26,12 +26,33 @@ def _write_json(path: str, data: dict) -> None:
     tmp.replace(p)
 
 
+def _recipe_from_args(args):
+    """--recipe (a preset name or a JSON file) plus the individual flags the user gave."""
+    from .quantize.recipe import Recipe, preset
+
+    bits = int(args.activations.removeprefix("int"))
+    overrides = {k: v for k, v in {
+        "unsigned_activations": True if args.unsigned_activations else None,
+        "weight_scale": args.weight_scale, "activation_range": args.activation_range,
+        "bias_correction": True if args.bias_correction else None, "calib_samples": args.calib_samples,
+    }.items() if v is not None}
+    if args.recipe.endswith(".json"):
+        p = Path(args.recipe)
+        try:
+            fields = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise Q4Error(f"{p}: cannot read the recipe ({e})") from None
+        if not isinstance(fields, dict):
+            raise Q4Error(f"{p}: a recipe file holds one JSON object")
+        return Recipe.from_dict({**fields, "activation_bits": bits, **overrides})
+    return preset(args.recipe, bits, **overrides)
+
+
 def cmd_quantize(args) -> int:
     from .api import load_float_model
     from .data import load_samples
     from .q4file import save_q4
     from .quantize.pipeline import quantize_graph
-    from .quantize.recipe import Recipe
     from .progress import Progress
 
     out = Path(args.output)
@@ -39,10 +60,7 @@ def cmd_quantize(args) -> int:
         raise Q4Error(f"{out}: already exists (use --force to overwrite)")
     if args.weights != "int4":
         raise Q4Error(f"--weights: only int4 is supported, got '{args.weights}'")
-    recipe = Recipe(activation_bits=int(args.activations.removeprefix("int")),
-                    unsigned_activations=args.unsigned_activations,
-                    weight_scale=args.weight_scale, activation_range=args.activation_range,
-                    bias_correction=args.bias_correction, calib_samples=args.calib_samples)
+    recipe = _recipe_from_args(args)
     graph = load_float_model(args.model)
     data = load_samples(args.calib, graph.input_shape, nhwc=args.nhwc or graph.input_layout == "NHWC")
     model = quantize_graph(graph, data.x, recipe, Progress("quantize", enabled=not args.quiet))
@@ -160,10 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activations", default="int8", choices=["int4", "int8"])
     p.add_argument("--unsigned-activations", action="store_true",
                    help="unsigned activations with an offset (zero point) instead of symmetric signed")
-    p.add_argument("--weight-scale", default="mmse", choices=["mmse", "minmax"])
-    p.add_argument("--activation-range", default="mmse", choices=["mmse", "minmax"])
+    p.add_argument("--recipe", default="default", metavar="NAME|FILE.json",
+                   help="a named recipe (default, minmax, paper, best) or a JSON recipe file; "
+                        "the flags below override its fields")
+    p.add_argument("--weight-scale", choices=["mmse", "minmax"])
+    p.add_argument("--activation-range", choices=["mmse", "minmax"])
     p.add_argument("--bias-correction", action="store_true", help="empirical per-channel bias correction")
-    p.add_argument("--calib-samples", type=int, default=512, help="use at most this many samples")
+    p.add_argument("--calib-samples", type=int, help="use at most this many samples (default 512)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_quantize)

@@ -198,6 +198,14 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         raise Q4Error("calibration data: contains NaN or infinite values")
     calib = calib[:recipe.calib_samples]
     steps = build_plan(graph)
+    weighted = [s.node.name for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    if recipe.dual_layers and weighted:  # resolve "@first" / "@last"; unknown names are an error
+        alias = {"@first": weighted[0], "@last": weighted[-1]}
+        names = [alias.get(n, n) for n in recipe.dual_layers]
+        unknown = [n for n in names if n not in weighted]
+        if unknown:
+            raise Q4Error(f"recipe field 'dual_layers': no conv/dense layer named '{unknown[0]}'")
+        recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
     torch.manual_seed(recipe.seed)
 
     act_bits = recipe.activation_bits

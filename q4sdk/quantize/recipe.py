@@ -63,3 +63,35 @@ class Recipe:
             raise Q4Error("recipe field 'dual_tau': must be >= 0")
         if self.weight_grid < 1 or self.activation_grid < 1 or self.calib_samples < 1:
             raise Q4Error("recipe: grid sizes and calib_samples must be >= 1")
+
+
+# Named recipes. "paper" is Choukroun et al. 2019 as published (MMSE grid search of the weight
+# scales with 500 points and of the activation clipping with 50, dual INT4 tensors for layers whose
+# relative weight error exceeds tau, scale refinement by gradient descent, residual quantization of
+# the most sensitive activation, the network input, at 4 bits); "best" is our best measured
+# combination on ResNet-8 / CIFAR-10 (benchmarks/ptq_ablation.py).
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "minmax": {"weight_scale": "minmax", "activation_range": "minmax"},
+    "paper": {"unsigned_activations": True, "weight_grid": 500, "activation_grid": 50, "dual_tau": 0.02,
+              "refine_iters": 100, "residual_input": "a4"},
+    "best": {"unsigned_activations": True, "bias_correction": True, "dual_layers": ["@first", "@last"],
+             "weight_rounding": "adaround", "adaround_iters": 300, "refine_iters": 100, "residual_input": "a4"},
+}
+
+
+def preset(name: str, activation_bits: int = 8, **overrides) -> Recipe:
+    """A named recipe for the given activation precision; ``overrides`` replace fields.
+
+    ``residual_input: "a4"`` means on for 4-bit activations only. ``dual_layers`` may name the
+    graph's first and last weighted layers as "@first" / "@last" (resolved by the pipeline).
+    """
+    if name not in PRESETS:
+        raise Q4Error(f"unknown recipe '{name}' (known: {', '.join(PRESETS)})")
+    fields_ = dict(PRESETS[name])
+    if fields_.get("residual_input") == "a4":
+        fields_["residual_input"] = activation_bits == 4
+    fields_["activation_bits"] = activation_bits
+    fields_.update(overrides)
+    r = Recipe.from_dict(fields_)
+    return r
