@@ -211,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".q4 file")
     p.set_defaults(func=cmd_inspect)
 
+    from .report import add_report_command
+
+    add_report_command(sub)
+
     p = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits, quantize to INT4, generate C, "
                                     "prove it bit-exact, print the numbers")
     p.add_argument("-o", "--output", help="directory for the demo's files (default: a new temporary directory)")

@@ -25,7 +25,7 @@ def run_float(graph: FloatGraph, x: np.ndarray, capture: bool = False, batch_siz
         for start in range(0, len(x), batch_size):
             values = {graph.input_name: torch.from_numpy(x[start:start + batch_size])}
             for node in graph.nodes:
-                values[node.output] = _run_node(node, [values[t] for t in node.inputs])
+                values[node.output] = run_node(node, [values[t] for t in node.inputs])
             for name in keep:
                 chunks[name].append(values[name].numpy())
     arrays = {name: np.concatenate(parts) if parts else np.zeros((0, *graph.shapes[name]), np.float32)
@@ -38,7 +38,7 @@ def _pad(x: torch.Tensor, pads, value: float = 0.0) -> torch.Tensor:
     return F.pad(x, (left, right, top, bottom), value=value) if any(pads) else x
 
 
-def _run_node(node: FloatNode, inputs: list[torch.Tensor]) -> torch.Tensor:
+def run_node(node: FloatNode, inputs: list[torch.Tensor]) -> torch.Tensor:
     a, op = node.attrs, node.op
     x = inputs[0]
     if op == "conv":
