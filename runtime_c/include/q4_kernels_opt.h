@@ -10,9 +10,11 @@
  *
  * Scratch: the caller passes `scratch`, 4-byte aligned, of at least *_get_buffer_size() bytes,
  * used only during the call (it may be shared with other layers' scratch). Nothing allocates.
+ * The input and filter may be unaligned (the cores' default unaligned word access is used).
  *
  * Limits beyond those of q4_kernels.h: K = kh * kw * I <= Q4_OPT_MAX_K (the accumulators hold
- * 16 * sum(x * w) exactly); larger layers must use the portable kernel.
+ * 16 * sum(x * w) exactly); larger layers must use the portable kernel. The dispatch rule is in
+ * docs/kernels.md.
  */
 #ifndef Q4_KERNELS_OPT_H
 #define Q4_KERNELS_OPT_H
@@ -25,11 +27,14 @@
 extern "C" {
 #endif
 
-/* Largest K = kh * kw * I the optimised convolutions accept: 16 * 255 * 8 * K < 2^31. */
+/* Largest K = kh * kw * I the optimised convolutions accept. They accumulate x * (16 * w) with
+ * raw activations (z_x is folded into the bias): |x| <= 128 and |16 * w| <= 128, so the
+ * accumulator stays below 2^14 * K < 2^31. */
 #define Q4_OPT_MAX_K 65536
 
-/* conv2d, DSP: im2col of 4 output pixels into int16 (x - z_x), 1 output channel x 4 pixels
- * SMLAD kernel with weights unpacked from nibbles in registers. Scratch: 9 * ceil8(K) bytes. */
+/* conv2d, DSP: weights of 16 output channels unpacked once per call into int16 pairs (z_x folded
+ * into the bias), im2col of 4 output pixels widened to int16, a 2-channel x 4-pixel SMLAD
+ * kernel. Scratch: 64 + 41 * ceil8(K) bytes. */
 int32_t q4_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims);
 void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                       const q4_dims *input_dims, const int8_t *input,
@@ -37,8 +42,8 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
                       const q4_dims *output_dims, int8_t *output, int32_t *scratch);
 
 /* conv2d, MVE: im2col of 4 output pixels (int8, padding = z_x), VMLADAVA over 32 weights
- * unpacked per vector load; z_x folded into a per-channel bias. Scratch: 4 * O + 4 * ceil32(K)
- * bytes. */
+ * unpacked per vector load, z_x folded into a per-channel bias, requantization of 4 channels
+ * per vector. Scratch: 4 * O + 4 * ceil32(K) bytes. */
 int32_t q4_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims,
                                          const q4_dims *output_dims);
 void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
