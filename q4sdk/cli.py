@@ -88,6 +88,10 @@ def cmd_generate(args) -> int:
     from .codegen import generate
     from .q4file import load_q4
 
+    if getattr(args, "board", None):
+        from .cli_target import generate_for_board
+
+        return generate_for_board(args)
     model = load_q4(args.model)
     name = args.name or model.name
     report = generate(model, args.output, name, overwrite=args.force)
@@ -194,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.add_argument("--name", help="C identifier prefix (default: the model name)")
     p.add_argument("--force", action="store_true", help="overwrite generated files in the output directory")
+    from .cli_target import add_generate_board_args, add_target_commands
+
+    add_generate_board_args(p)
     p.set_defaults(func=cmd_generate)
+    add_target_commands(sub)
 
     p = sub.add_parser("verify", help="C (built with cffi) vs the Python integer oracle, bit for bit")
     p.add_argument("model", help=".q4 file")

@@ -6,6 +6,15 @@ sources the model uses). The generator holds no arithmetic of its own: every num
 QModel; it only checks the ranges the kernels rely on, lays out the tables (INT4 packing) and
 places the tensors in the arena (``q4sdk.arena``). Output is deterministic: identical models give
 identical bytes.
+
+Each op call in ``<name>_run`` sits between ``Q4_PROFILE_BEGIN(i)`` and ``Q4_PROFILE_END(i)``, empty
+macros unless the build defines ``Q4_PROFILE`` (then ``q4_profile.h``, supplied by the firmware,
+defines them; see ``q4sdk.firmware_project``).
+
+Kernel variants: by default every op calls its portable kernel. With ``kernels="optimised"`` and a
+target board, ``select_kernel`` picks an architecture-specific variant from ``KERNEL_VARIANTS``
+(``runtime_c/include/q4_kernels_opt.h``) when the board has the extension, the op's shape is within
+the variant's limits and its source file exists; its scratch buffer is a static array sized here.
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import jinja2
 import numpy as np
@@ -25,6 +35,9 @@ from .errors import Q4Error
 from .fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN
 from .packing import pack_int4_rows
 from .qmodel import QModel, QOp
+
+if TYPE_CHECKING:
+    from .boards import Board
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_DIR = ROOT / "runtime_c"
@@ -72,12 +85,45 @@ ACC_LIMIT = 1 << 31
 MAX_PRODUCT = 255 * 8  # |x - zx| * |w| for int8 activations and int4 weights
 
 
+@dataclass(frozen=True)
+class KernelVariant:
+    """An architecture-optimised kernel replacing the portable one of an op kind.
+
+    ``requires`` names the Board feature it needs (``"dsp"`` or ``"mve"``); ``scratch_bytes`` gives
+    its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does.
+    """
+
+    function: str
+    source: str                     # relative to runtime_c/src
+    requires: str
+    scratch_bytes: Callable[[int, int], int]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+OPT_HEADER = "include/q4_kernels_opt.h"
+OPT_MAX_K = 65536  # Q4_OPT_MAX_K
+# kind -> variants in order of preference; only single-term ops use them.
+KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
+    "conv2d": (
+        KernelVariant("q4_conv2d_s4_mve", "convolution/q4_conv2d_s4_mve.c", "mve",
+                      lambda k, o: 4 * o + 4 * _round_up(k, 32)),
+        KernelVariant("q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
+                      lambda k, o: 64 + 41 * _round_up(k, 8)),
+    ),
+}
+KERNEL_CHOICES = ("portable", "optimised")
+
+
 @dataclass
 class OpReport:
     name: str
     kind: str
     macs: int
     weight_bytes: int
+    kernel: str = ""            # the C function the op calls ("" for reshape)
 
 
 @dataclass
@@ -89,6 +135,8 @@ class GenerateReport:
     peak_op: str | None         # op whose live tensors need the most arena bytes
     peak_live_bytes: int
     ops: list[OpReport] = field(default_factory=list)
+    scratch_bytes: int = 0      # static scratch of the optimised kernels (0 with portable ones)
+    kernel_sources: list[str] = field(default_factory=list)  # runtime sources copied (file names)
 
     @property
     def macs(self) -> int:
@@ -370,10 +418,33 @@ def _op_context(model: QModel, op: QOp, symbol: str, offsets: dict[str, int]) ->
     return ctx, macs
 
 
+def _is_multi_term(op: QOp) -> bool:
+    return op.kind in WEIGHTED_KINDS and (len(op.inputs) > 1 or "weight2" in op.arrays)
+
+
 def _kernel_source(op: QOp) -> str | None:
-    """The runtime source file an op needs (None for reshape)."""
-    multi = op.kind in WEIGHTED_KINDS and (len(op.inputs) > 1 or "weight2" in op.arrays)
-    return TERMS_SOURCES[op.kind] if multi else KERNEL_SOURCES.get(op.kind)
+    """The portable runtime source file an op needs (None for reshape)."""
+    return TERMS_SOURCES[op.kind] if _is_multi_term(op) else KERNEL_SOURCES.get(op.kind)
+
+
+def select_kernel(op: QOp, ctx: dict, target: "Board | None", kernels: str) -> KernelVariant | None:
+    """The optimised variant ``op`` calls on ``target``, or None for its portable kernel.
+
+    A variant is used only with ``kernels="optimised"``, for a single-term op, when the board has
+    the variant's extension, K is within ``OPT_MAX_K`` and the variant's source is present.
+    """
+    if kernels not in KERNEL_CHOICES:
+        raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
+    if kernels == "portable" or target is None or _is_multi_term(op):
+        return None
+    if not (RUNTIME_DIR / OPT_HEADER).is_file():
+        return None
+    k = int(np.prod(ctx["filter_dims"])) if "filter_dims" in ctx else 0
+    for variant in KERNEL_VARIANTS.get(op.kind, ()):
+        if (getattr(target, variant.requires) and 0 < k <= OPT_MAX_K
+                and (RUNTIME_DIR / "src" / variant.source).is_file()):
+            return variant
+    return None
 
 
 # --------------------------------------------------------------------------- generate
@@ -390,8 +461,12 @@ def _check_name(name: str) -> None:
                       f"(try '{c_identifier(name)}')")
 
 
-def render(model: QModel, name: str) -> tuple[dict[str, str], GenerateReport]:
-    """Render the generated files in memory: ({relative path: text}, report without files)."""
+def render(model: QModel, name: str, target: "Board | None" = None,
+           kernels: str = "portable") -> tuple[dict[str, str], GenerateReport]:
+    """Render the generated files in memory: ({relative path: text}, report without files).
+
+    ``target`` and ``kernels`` choose the kernel variant of each op (see ``select_kernel``).
+    """
     _check_name(name)
     if model.input not in model.tensors or model.output not in model.tensors:
         raise Q4Error(f"model '{model.name}': input/output tensor missing from the tensor table")
@@ -410,12 +485,24 @@ def render(model: QModel, name: str) -> tuple[dict[str, str], GenerateReport]:
         raise Q4Error(f"model '{model.name}': meta input_layout must be NCHW or NHWC, got '{layout}'")
 
     symbols = unique_identifiers([op.name for op in model.ops])
-    ops, op_reports = [], []
+    ops, op_reports, sources, scratch_bytes = [], [], set(), 0
     for op, sym in zip(model.ops, symbols):
         ctx, macs = _op_context(model, op, f"{name}_{sym}", plan.offsets)
+        variant = select_kernel(op, ctx, target, kernels)
+        if variant is None:
+            function = _portable_function(op)
+            sources.add(_kernel_source(op))
+        else:
+            function = variant.function
+            sources |= {variant.source, KERNEL_SOURCES[op.kind]}  # the variant's fallback
+            scratch_bytes = max(scratch_bytes, variant.scratch_bytes(
+                int(np.prod(ctx["filter_dims"])), ctx["out_dims"][2]))
+        ctx["function"], ctx["scratch"] = function, variant is not None
         ops.append(ctx)
-        op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"])))
+        op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"]),
+                                   function))
     weight_bytes = sum(r.weight_bytes for r in op_reports)
+    sources.discard(None)
 
     dumps, dump_offset = [], 0
     for tensor in [model.input] + [op.output for op in model.ops]:
@@ -442,6 +529,7 @@ def render(model: QModel, name: str) -> tuple[dict[str, str], GenerateReport]:
         "transpose_input": layout == "NCHW" and len(in_t.shape) == 3,
         "input_offset": plan.offsets[model.input], "output_offset": plan.offsets[model.output],
         "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
+        "scratch_words": _round_up(scratch_bytes, 4) // 4, "optimised": scratch_bytes > 0,
     }
     env = _environment()
     files = {
@@ -449,24 +537,44 @@ def render(model: QModel, name: str) -> tuple[dict[str, str], GenerateReport]:
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
-    for header in RUNTIME_HEADERS:
+    headers = RUNTIME_HEADERS + ((OPT_HEADER,) if scratch_bytes else ())
+    for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
-    for src in sorted({_kernel_source(op) for op in model.ops} - {None}):
+    for src in sorted(sources):
         files[f"{RUNTIME_SUBDIR}/{Path(src).name}"] = (RUNTIME_DIR / "src" / src).read_text()
     report = GenerateReport(name=name, files=[], weight_bytes=weight_bytes, arena_bytes=plan.size,
-                            peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=op_reports)
+                            peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=op_reports,
+                            scratch_bytes=_round_up(scratch_bytes, 4),
+                            kernel_sources=sorted(Path(src).name for src in sources))
     return files, report
 
 
-def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False) -> GenerateReport:
+def _portable_function(op: QOp) -> str:
+    """The portable kernel function an op calls ("" for reshape)."""
+    source = _kernel_source(op)
+    return "" if source is None else Path(source).stem
+
+
+def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False,
+             target: "Board | None" = None, kernels: str = "portable") -> GenerateReport:
     """Write the C sources of ``model`` into ``out_dir`` (created if needed).
 
+    ``target`` (a Board) with ``kernels="optimised"`` lets ops call the board's optimised kernel
+    variants (``select_kernel``); the default is the portable kernels everywhere.
     Raises Q4Error for a model the kernels cannot run (naming the op) and, unless ``overwrite``,
     when a generated file already exists. Files are rendered into a temporary directory first, so
     a failure never leaves half an output.
     """
     out_dir = Path(out_dir)
-    files, report = render(model, name)
+    files, report = render(model, name, target, kernels)
+    write_files(files, out_dir, overwrite)
+    report.files = [out_dir / rel for rel in sorted(files)]
+    return report
+
+
+def write_files(files: dict[str, str], out_dir: Path, overwrite: bool) -> None:
+    """Write ``{relative path: text}`` into ``out_dir`` all or nothing (through a temporary
+    directory); Q4Error if a top-level entry exists and not ``overwrite``."""
     top_level = sorted({rel.split("/")[0] for rel in files})
     if not overwrite:
         for entry in top_level:
@@ -490,5 +598,3 @@ def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False) -> G
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    report.files = [out_dir / rel for rel in sorted(files)]
-    return report
