@@ -97,3 +97,21 @@ def test_bad_calibration_and_recipe_are_clear_errors():
         Recipe(activation_bits=5).validate()
     with pytest.raises(Q4Error, match="unknown field 'foo'"):
         Recipe.from_dict({"foo": 1})
+
+
+def test_scale_refinement_lowers_the_output_error():
+    g = tiny_resnet(seed=2)
+    m = quantize_graph(g, X[:128], Recipe(activation_bits=4, unsigned_activations=True, refine_iters=30))
+    r = m.meta["refine"]
+    assert r["applied"] and r["loss_after"] < 0.9 * r["loss_before"]
+
+
+@pytest.mark.parametrize("fields", [{"dual_layers": ["@first", "@last"]}, {"weight_rounding": "adaround",
+                                    "adaround_iters": 50}, {"weight_rounding": "gpfq"}])
+def test_recipe_methods_reach_the_integer_model(fields):
+    g = tiny_resnet()
+    m = quantize_graph(g, X[:128], Recipe(activation_bits=8, unsigned_activations=True, **fields))
+    dual = [o.name for o in m.ops if "weight2" in o.arrays]
+    assert dual == (["conv1", "fc"] if "dual_layers" in fields else [])
+    assert m.meta["recipe"]["dual_layers"] == (["conv1", "fc"] if "dual_layers" in fields else [])
+    assert _rel_err(m, g, X[256:]) < 0.25

@@ -63,9 +63,7 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
                 if params:
                     b = b + params["b:" + step.node.name]
                 _, out = forward(step, xs, weight=w_hat, bias=b)
-            elif lw is not None:
-                _, out = forward(step, xs)
-            else:
+            else:  # the float path, or a layer without weights
                 _, out = forward(step, xs)
             if quant and not step.same_quant:
                 p = qparams[step.output]
