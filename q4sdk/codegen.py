@@ -90,7 +90,8 @@ class KernelVariant:
     """An architecture-optimised kernel replacing the portable one of an op kind.
 
     ``requires`` names the Board feature it needs (``"dsp"`` or ``"mve"``); ``scratch_bytes`` gives
-    its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does.
+    its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does
+    (element-wise kinds pass K = O = 0 and a variant without scratch returns 0).
     """
 
     function: str
@@ -440,8 +441,9 @@ def select_kernel(op: QOp, ctx: dict, target: "Board | None", kernels: str) -> K
     if not (RUNTIME_DIR / OPT_HEADER).is_file():
         return None
     k = int(np.prod(ctx["filter_dims"])) if "filter_dims" in ctx else 0
+    k_ok = 0 < k <= OPT_MAX_K if op.kind in WEIGHTED_KINDS else True
     for variant in KERNEL_VARIANTS.get(op.kind, ()):
-        if (getattr(target, variant.requires) and 0 < k <= OPT_MAX_K
+        if (getattr(target, variant.requires) and k_ok
                 and (RUNTIME_DIR / "src" / variant.source).is_file()):
             return variant
     return None
@@ -485,7 +487,7 @@ def render(model: QModel, name: str, target: "Board | None" = None,
         raise Q4Error(f"model '{model.name}': meta input_layout must be NCHW or NHWC, got '{layout}'")
 
     symbols = unique_identifiers([op.name for op in model.ops])
-    ops, op_reports, sources, scratch_bytes = [], [], set(), 0
+    ops, op_reports, sources, scratch_bytes, any_variant = [], [], set(), 0, False
     for op, sym in zip(model.ops, symbols):
         ctx, macs = _op_context(model, op, f"{name}_{sym}", plan.offsets)
         variant = select_kernel(op, ctx, target, kernels)
@@ -493,11 +495,12 @@ def render(model: QModel, name: str, target: "Board | None" = None,
             function = _portable_function(op)
             sources.add(_kernel_source(op))
         else:
-            function = variant.function
+            function, any_variant = variant.function, True
             sources |= {variant.source, KERNEL_SOURCES[op.kind]}  # the variant's fallback
-            scratch_bytes = max(scratch_bytes, variant.scratch_bytes(
-                int(np.prod(ctx["filter_dims"])), ctx["out_dims"][2]))
-        ctx["function"], ctx["scratch"] = function, variant is not None
+            variant_scratch = variant.scratch_bytes(int(np.prod(ctx.get("filter_dims", (0,)))),
+                                                    ctx["out_dims"][2] if "out_dims" in ctx else 0)
+            scratch_bytes = max(scratch_bytes, variant_scratch)
+        ctx["function"], ctx["scratch"] = function, variant is not None and variant_scratch > 0
         ops.append(ctx)
         op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"]),
                                    function))
@@ -530,6 +533,7 @@ def render(model: QModel, name: str, target: "Board | None" = None,
         "input_offset": plan.offsets[model.input], "output_offset": plan.offsets[model.output],
         "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
         "scratch_words": _round_up(scratch_bytes, 4) // 4, "optimised": scratch_bytes > 0,
+        "any_variant": any_variant,
     }
     env = _environment()
     files = {
@@ -537,7 +541,7 @@ def render(model: QModel, name: str, target: "Board | None" = None,
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
-    headers = RUNTIME_HEADERS + ((OPT_HEADER,) if scratch_bytes else ())
+    headers = RUNTIME_HEADERS + ((OPT_HEADER,) if any_variant else ())
     for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
     for src in sorted(sources):
