@@ -1,9 +1,14 @@
 """Arena planner: where every activation tensor lives in one static RAM buffer.
 
-A tensor is live from the op that writes it to the last op that reads it (the model input from
-before the first op, the model output until after the last one). An op reads its inputs and writes
+A tensor is live from the op that writes it to the last op that reads it (the model input -- and,
+for a residual-quantized input, its second tensor ``meta["input_residual"]`` -- from before the
+first op, the model output until after the last one). An op reads its inputs and writes
 its output at the same time, so those always get disjoint bytes. A ``reshape`` output shares the
 bytes of its input (same values, same order), so the two form one buffer.
+
+With packed activations (``packed_tensors``) a tensor of at most 4 bits takes ceil(n / 2) bytes,
+two elements per byte (``docs/integer-spec.md``, "Packed activation storage"); others one byte per
+element.
 
 Buffers are placed TFLM-style: in a chosen order, each at the lowest 16-byte aligned offset that
 overlaps no already placed buffer whose lifetime intersects its own. Several orders are tried
@@ -48,13 +53,46 @@ class ArenaPlan:
     live_bytes: list[int]       # per op (in order): aligned bytes live while it runs
 
 
-def buffers_of(model: QModel) -> list[Buffer]:
-    """Group tensors into buffers (reshape aliasing) with their lifetimes."""
+def input_tensors(model: QModel) -> list[str]:
+    """The tensors the caller supplies: the input, then its residual tensor if the model has one."""
+    residual = model.meta.get("input_residual")
+    return [model.input, residual] if residual else [model.input]
+
+
+def storage_bytes(elements: int, packed: bool) -> int:
+    """Arena bytes of a tensor of ``elements`` values: one per byte, or two per byte packed."""
+    return (elements + 1) // 2 if packed else elements
+
+
+def packed_tensors(model: QModel) -> frozenset[str]:
+    """The tensors stored packed at 4 bits when packing is asked for: every tensor of at most
+    4 bits. Q4Error unless all tensors but the model output have at most 4 bits, or when a reshape
+    would alias a packed tensor with an unpacked one."""
+    names = [*input_tensors(model), *(op.output for op in model.ops)]
+    for name in names:
+        t = model.tensors.get(name)
+        if t is not None and t.bits > 4 and name != model.output:
+            raise Q4Error(f"pack_activations: tensor '{name}' has {t.bits}-bit activations; packed "
+                          "storage needs every tensor but the model output at <= 4 bits "
+                          "(quantize with 4-bit activations, or generate without packing)")
+    packed = frozenset(n for n in names if n in model.tensors and model.tensors[n].bits <= 4)
+    for op in model.ops:
+        if op.kind == "reshape" and op.inputs and (op.inputs[0] in packed) != (op.output in packed):
+            raise Q4Error(f"op '{op.name}' ({op.kind}): input and output must both be <= 4 bits "
+                          "(packed) or both wider: a reshape shares its input's bytes")
+    return packed
+
+
+def buffers_of(model: QModel, packed: frozenset[str] = frozenset()) -> list[Buffer]:
+    """Group tensors into buffers (reshape aliasing) with their lifetimes; tensors in ``packed``
+    take half a byte per element."""
     n = len(model.ops)
-    if model.input not in model.tensors:
-        raise Q4Error(f"model '{model.name}': input tensor '{model.input}' is not in the tensor table")
-    root: dict[str, str] = {model.input: model.input}
-    produced_at: dict[str, int] = {model.input: -1}
+    root: dict[str, str] = {}
+    produced_at: dict[str, int] = {}
+    for name in input_tensors(model):
+        if name not in model.tensors:
+            raise Q4Error(f"model '{model.name}': input tensor '{name}' is not in the tensor table")
+        root[name], produced_at[name] = name, -1
     for i, op in enumerate(model.ops):
         for name in op.inputs:
             if name not in produced_at:
@@ -81,7 +119,8 @@ def buffers_of(model: QModel) -> list[Buffer]:
         for name in op.inputs:
             last[root[name]] = max(last[root[name]], i)
     last[root[model.output]] = n
-    return [Buffer(tuple(members[r]), max(model.tensors[t].size for t in members[r]),
+    return [Buffer(tuple(members[r]),
+                   max(storage_bytes(model.tensors[t].size, t in packed) for t in members[r]),
                    first[r], last[r]) for r in members]
 
 
@@ -117,12 +156,13 @@ def _live_bytes(model: QModel, buffers: list[Buffer]) -> list[int]:
             for i in range(len(model.ops))]
 
 
-def plan_arena(model: QModel) -> ArenaPlan:
-    """Plan the arena of ``model``; raises Q4Error when the op list is not a valid program."""
-    buffers = buffers_of(model)
+def plan_arena(model: QModel, packed: frozenset[str] = frozenset()) -> ArenaPlan:
+    """Plan the arena of ``model`` (tensors in ``packed`` stored two per byte); raises Q4Error
+    when the op list is not a valid program."""
+    buffers = buffers_of(model, packed)
     live = _live_bytes(model, buffers)
     peak = max(range(len(live)), key=lambda i: live[i]) if live else None  # first of equals
-    bound = live[peak] if peak is not None else _align(model.input_tensor.size)
+    bound = live[peak] if peak is not None else sum(_align(b.size) for b in buffers)
 
     candidates = [
         _first_fit(sorted(buffers, key=lambda b: (-b.size, b.first, b.tensors))),

@@ -147,7 +147,9 @@ class CModel:
         def shape(kind: str) -> tuple[int, ...]:
             return tuple(macros[f"{up}_{kind}_DIM{i}"] for i in range(macros[f"{up}_{kind}_RANK"]))
 
+        # input_shape is what _run takes: (2, *tensor shape) for a residual input (X1, then X2)
         self.input_shape, self.output_shape = shape("INPUT"), shape("OUTPUT")
+        self.input_tensor_size = macros[f"{up}_INPUT_TENSOR_SIZE"]  # floats _quantize_input reads
         self.arena_size = macros[f"{up}_ARENA_SIZE"]
         count = macros[f"{up}_DUMP_COUNT"]
         self._dump_size = macros[f"{up}_DUMP_SIZE"]
@@ -196,10 +198,11 @@ class CModel:
         return out, {name: buf[:, off:off + size].copy() for name, off, size in self.dump_layout}
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """float32 [N, *logical input shape] -> int8 [N, *input_shape] via the generated C."""
+        """float32 [N, *logical input shape] -> int8 [N, *input_shape] via the generated C
+        (for a residual input: X1 and X2 of every sample)."""
         x = np.ascontiguousarray(x, np.float32)
-        size = int(np.prod(self.input_shape))
-        if x.size != len(x) * size:
+        size = self.input_tensor_size
+        if x.ndim < 1 or x.size != len(x) * size:
             raise Q4Error(f"C model '{self.name}': float input of shape {x.shape} does not hold "
                           f"{size} values per sample")
         q = np.zeros((len(x),) + self.input_shape, np.int8)

@@ -79,7 +79,7 @@ def format_generate_report(report) -> str:
     rows.append("")
     rows.append(f"MACs per inference    {report.macs:,}")
     rows.append(f"weights in flash      {report.weight_bytes:,} bytes (packed INT4 + bias/multiplier/shift tables)")
-    rows.append(f"arena (one buffer)    {report.arena_bytes:,} bytes (peak at '{report.peak_op}')")
+    rows.append(f"arena (one buffer)    {report.arena_summary} (peak at '{report.peak_op}')")
     rows.append(f"files                 {', '.join(str(f) for f in report.files)}")
     return "\n".join(rows)
 
@@ -94,7 +94,8 @@ def cmd_generate(args) -> int:
         return generate_for_board(args)
     model = load_q4(args.model)
     name = args.name or model.name
-    report = generate(model, args.output, name, overwrite=args.force)
+    report = generate(model, args.output, name, overwrite=args.force,
+                      pack_activations=args.pack_activations)
     print(format_generate_report(report))
     return 0
 

@@ -63,10 +63,12 @@ def cmd_run(args) -> int:
     xq = quantized_samples(model, args.data, args.nhwc, args.count, args.start)
     name = c_identifier(model.name)
     if args.work_dir:
-        run = run_on_board(model, board, xq, args.work_dir, kernels=args.kernels, name=name)
+        run = run_on_board(model, board, xq, args.work_dir, kernels=args.kernels, name=name,
+                           pack_activations=args.pack_activations)
     else:
         with tempfile.TemporaryDirectory(prefix="q4sdk-run-") as work:
-            run = run_on_board(model, board, xq, work, kernels=args.kernels, name=name)
+            run = run_on_board(model, board, xq, work, kernels=args.kernels, name=name,
+                               pack_activations=args.pack_activations)
     print(format_target_run(run))
     if args.json:
         _write_json(args.json, run.to_dict())
@@ -97,6 +99,15 @@ def add_target_commands(sub) -> None:
 def _add_kernels_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernels", default="portable", choices=["portable", "optimised"],
                    help="portable C kernels, or the board's optimised variants where available")
+    add_pack_activations_arg(p)
+
+
+def add_pack_activations_arg(p: argparse.ArgumentParser) -> None:
+    """``--pack-activations`` (generate, generate --board, run)."""
+    p.add_argument("--pack-activations", action="store_true",
+                   help="store 4-bit activations two per byte in the arena (about half the RAM; "
+                        "every tensor but the output must be <= 4 bits; packed ops use the "
+                        "portable *_p4 kernels)")
 
 
 def add_generate_board_args(p: argparse.ArgumentParser) -> None:
@@ -127,7 +138,8 @@ def generate_for_board(args) -> int:
         source = f"{len(xq)} samples of {Path(args.data).name}"
     name = args.name or c_identifier(model.name)
     project = write_firmware_project(model, args.output, board, name, xq, overwrite=args.force,
-                                     kernels=args.kernels, source=source)
+                                     kernels=args.kernels, source=source,
+                                     pack_activations=args.pack_activations)
     fit = project.fit
     print(format_generate_report(project.report))
     flash = "-" if board.flash is None else f"{board.flash.size:,}"

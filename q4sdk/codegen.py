@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Callable
 import jinja2
 import numpy as np
 
-from .arena import plan_arena
+from .arena import packed_tensors, plan_arena
 from .errors import Q4Error
 from .fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN
 from .packing import pack_int4_rows
@@ -65,6 +65,25 @@ TERMS_SOURCES = {
     "fully_connected": "fully_connected/q4_fully_connected_s4_terms.c",
 }
 TERM_MULT_LIMIT = 1 << 29
+# Packed activations (``pack_activations``): ops touching a packed tensor call these portable
+# kernels (runtime_c/include/q4_packed.h), never an optimised variant.
+PACKED_HEADER = "include/q4_packed.h"
+PACKED_SOURCES = {
+    "conv2d": "convolution/q4_conv2d_s4_p4.c",
+    "depthwise_conv2d": "convolution/q4_depthwise_conv2d_s4_p4.c",
+    "fully_connected": "fully_connected/q4_fully_connected_s4_p4.c",
+    "add": "basic/q4_add_p4.c",
+    "avgpool": "pooling/q4_avgpool_p4.c",
+    "global_avgpool": "pooling/q4_global_avgpool_p4.c",
+    "maxpool": "pooling/q4_maxpool_p4.c",
+    "clamp": "activation/q4_clamp_p4.c",
+    "pad": "basic/q4_pad_p4.c",
+}
+PACKED_TERMS_SOURCES = {
+    "conv2d": "convolution/q4_conv2d_s4_terms_p4.c",
+    "depthwise_conv2d": "convolution/q4_depthwise_conv2d_s4_terms_p4.c",
+    "fully_connected": "fully_connected/q4_fully_connected_s4_terms_p4.c",
+}
 ALLOWED_ARRAYS = {
     "conv2d": {"weight", "weight2", "bias", "multiplier", "shift"},
     "depthwise_conv2d": {"weight", "weight2", "bias", "multiplier", "shift"},
@@ -92,12 +111,15 @@ class KernelVariant:
     ``requires`` names the Board feature it needs (``"dsp"`` or ``"mve"``); ``scratch_bytes`` gives
     its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does
     (element-wise kinds pass K = O = 0 and a variant without scratch returns 0).
+    ``max_input_bits`` is the widest input the variant accepts (4 for kernels that pack products
+    of 4-bit activations).
     """
 
     function: str
     source: str                     # relative to runtime_c/src
     requires: str
     scratch_bytes: Callable[[int, int], int]
+    max_input_bits: int = 8
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -106,13 +128,35 @@ def _round_up(value: int, multiple: int) -> int:
 
 OPT_HEADER = "include/q4_kernels_opt.h"
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
+A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
 # kind -> variants in order of preference; only single-term ops use them.
 KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
     "conv2d": (
         KernelVariant("q4_conv2d_s4_mve", "convolution/q4_conv2d_s4_mve.c", "mve",
-                      lambda k, o: 4 * o + 4 * _round_up(k, 32)),
+                      lambda k, o: (16 * min(o + o % 2, 16) + (min(o + o % 2, 16) + 6)
+                                    * _round_up(k, 16) + 16)),
+        KernelVariant("q4_conv2d_s4_a4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
+                      lambda k, o: (64 + 41 * _round_up(k, 8) if k > A4_DSP_MAX_K
+                                    else 64 + 25 * _round_up(k, 8)), max_input_bits=4),
         KernelVariant("q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
                       lambda k, o: 64 + 41 * _round_up(k, 8)),
+    ),
+    "add": (
+        KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
+        KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
+    ),
+    # depthwise: K = kh * kw * C and O = C here, so kh * kw = K // O
+    "depthwise_conv2d": (
+        KernelVariant("q4_depthwise_conv2d_s4_mve", "convolution/q4_depthwise_conv2d_s4_mve.c",
+                      "mve", lambda k, o: 12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o)),
+        KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
+                      "dsp", lambda k, o: 4 * _round_up(o, 4) + (8 + 2 * _round_up(o, 4)) * (k // o)),
+    ),
+    "fully_connected": (
+        KernelVariant("q4_fully_connected_s4_mve", "fully_connected/q4_fully_connected_s4_mve.c",
+                      "mve", lambda k, o: _round_up(k, 32)),
+        KernelVariant("q4_fully_connected_s4_dsp", "fully_connected/q4_fully_connected_s4_dsp.c",
+                      "dsp", lambda k, o: 2 * _round_up(k, 8)),
     ),
 }
 KERNEL_CHOICES = ("portable", "optimised")
@@ -136,12 +180,21 @@ class GenerateReport:
     peak_op: str | None         # op whose live tensors need the most arena bytes
     peak_live_bytes: int
     ops: list[OpReport] = field(default_factory=list)
+    packed_activations: bool = False  # 4-bit tensors stored two per byte (pack_activations)
+    arena_bytes_unpacked: int = 0     # the arena with one byte per element (= arena_bytes unpacked)
     scratch_bytes: int = 0      # static scratch of the optimised kernels (0 with portable ones)
     kernel_sources: list[str] = field(default_factory=list)  # runtime sources copied (file names)
 
     @property
     def macs(self) -> int:
         return sum(o.macs for o in self.ops)
+
+    @property
+    def arena_summary(self) -> str:
+        """The arena size as the tools print it, with the unpacked figure when packed."""
+        if not self.packed_activations:
+            return f"{self.arena_bytes:,} bytes"
+        return f"{self.arena_bytes:,} bytes (packed 4-bit; {self.arena_bytes_unpacked:,} bytes unpacked)"
 
 
 # --------------------------------------------------------------------------- identifiers
@@ -291,7 +344,8 @@ def _op_context(model: QModel, op: QOp, symbol: str, offsets: dict[str, int]) ->
     ctx = {"kind": op.kind, "symbol": symbol, "comment": c_comment(op.name), "tables": [],
            "in_offsets": [offsets[t] for t in op.inputs], "out_offset": offsets[op.output],
            "in_size": in_t.size, "out_size": out_t.size,
-           "input_zp": in_t.zero_point, "output_zp": out_t.zero_point}
+           "input_zp": in_t.zero_point, "output_zp": out_t.zero_point,
+           "input_bits": in_t.bits}
     macs = 0
     k = op.kind
 
@@ -324,6 +378,8 @@ def _op_context(model: QModel, op: QOp, symbol: str, offsets: dict[str, int]) ->
         ksize, o = in_t.size, out_t.size
         macs = o * ksize
         rows = weight
+        # as a 1x1 convolution over one pixel: K and O for select_kernel and the scratch size
+        ctx.update(filter_dims=[1, 1, ksize], out_dims=[1, 1, o])
     elif k == "add":
         b_t = model.tensors[op.inputs[1]]
         if not (tuple(in_t.shape) == tuple(b_t.shape) == tuple(out_t.shape)):
@@ -432,7 +488,9 @@ def select_kernel(op: QOp, ctx: dict, target: "Board | None", kernels: str) -> K
     """The optimised variant ``op`` calls on ``target``, or None for its portable kernel.
 
     A variant is used only with ``kernels="optimised"``, for a single-term op, when the board has
-    the variant's extension, K is within ``OPT_MAX_K`` and the variant's source is present.
+    the variant's extension, K is within ``OPT_MAX_K``, the op's input has at most the variant's
+    ``max_input_bits`` and the variant's source is present; the first such variant in
+    ``KERNEL_VARIANTS`` order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
     """
     if kernels not in KERNEL_CHOICES:
         raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
@@ -444,6 +502,7 @@ def select_kernel(op: QOp, ctx: dict, target: "Board | None", kernels: str) -> K
     k_ok = 0 < k <= OPT_MAX_K if op.kind in WEIGHTED_KINDS else True
     for variant in KERNEL_VARIANTS.get(op.kind, ()):
         if (getattr(target, variant.requires) and k_ok
+                and ctx["input_bits"] <= variant.max_input_bits
                 and (RUNTIME_DIR / "src" / variant.source).is_file()):
             return variant
     return None
@@ -463,23 +522,32 @@ def _check_name(name: str) -> None:
                       f"(try '{c_identifier(name)}')")
 
 
-def render(model: QModel, name: str, target: "Board | None" = None,
-           kernels: str = "portable") -> tuple[dict[str, str], GenerateReport]:
+def render(model: QModel, name: str, target: "Board | None" = None, kernels: str = "portable",
+           pack_activations: bool = False) -> tuple[dict[str, str], GenerateReport]:
     """Render the generated files in memory: ({relative path: text}, report without files).
 
     ``target`` and ``kernels`` choose the kernel variant of each op (see ``select_kernel``).
+    ``pack_activations`` stores every tensor of at most 4 bits packed two per byte
+    (``arena.packed_tensors``; Q4Error if another tensor than the output is wider); ops touching a
+    packed tensor then call the ``*_p4`` portable kernels. The C API keeps int8 buffers.
     """
     _check_name(name)
     if model.input not in model.tensors or model.output not in model.tensors:
         raise Q4Error(f"model '{model.name}': input/output tensor missing from the tensor table")
-    plan = plan_arena(model)
+    packed = packed_tensors(model) if pack_activations else frozenset()
+    plan = plan_arena(model, packed)
+    arena_unpacked = plan_arena(model).size if packed else plan.size
     for tname in plan.offsets:
         t = model.tensors[tname]
         if not (2 <= t.bits <= 8 and t.qmin <= t.zero_point <= t.qmax):
             raise Q4Error(f"tensor '{tname}': {t.bits} bits with zero point {t.zero_point} "
                           "cannot be stored in int8")
     in_t, out_t = model.input_tensor, model.output_tensor
-    for t in (in_t, out_t):
+    res_name = model.meta.get("input_residual")
+    res_t = model.tensors[res_name] if res_name else None
+    if res_t is not None and (tuple(res_t.shape) != tuple(in_t.shape) or res_t.bits != in_t.bits):
+        raise Q4Error(f"tensor '{res_name}': a residual input must have the input's shape and bits")
+    for t in (in_t, out_t, *([res_t] if res_t is not None else [])):
         if not (math.isfinite(t.scale) and t.scale > 0):
             raise Q4Error(f"tensor '{t.name}': scale must be finite and > 0, got {t.scale}")
     layout = model.meta.get("input_layout", "NCHW")
@@ -490,8 +558,15 @@ def render(model: QModel, name: str, target: "Board | None" = None,
     ops, op_reports, sources, scratch_bytes, any_variant = [], [], set(), 0, False
     for op, sym in zip(model.ops, symbols):
         ctx, macs = _op_context(model, op, f"{name}_{sym}", plan.offsets)
-        variant = select_kernel(op, ctx, target, kernels)
-        if variant is None:
+        op_packed = op.kind != "reshape" and bool(packed & {*op.inputs, op.output})
+        variant = None if op_packed else select_kernel(op, ctx, target, kernels)
+        if op_packed:
+            source = _packed_source(op)
+            function = Path(source).stem
+            sources.add(source)
+            ctx["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
+            ctx["out_bits"] = 4 if op.output in packed else 8
+        elif variant is None:
             function = _portable_function(op)
             sources.add(_kernel_source(op))
         else:
@@ -501,16 +576,18 @@ def render(model: QModel, name: str, target: "Board | None" = None,
                                                     ctx["out_dims"][2] if "out_dims" in ctx else 0)
             scratch_bytes = max(scratch_bytes, variant_scratch)
         ctx["function"], ctx["scratch"] = function, variant is not None and variant_scratch > 0
+        ctx["packed"] = op_packed
         ops.append(ctx)
         op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"]),
                                    function))
     weight_bytes = sum(r.weight_bytes for r in op_reports)
     sources.discard(None)
 
-    dumps, dump_offset = [], 0
-    for tensor in [model.input] + [op.output for op in model.ops]:
+    dumps, dump_offset = [], 0  # the residual input tensor, if any, is dumped last
+    for tensor in [model.input] + [op.output for op in model.ops] + ([res_name] if res_name else []):
         size = model.tensors[tensor].size
-        dumps.append({"literal": c_string(tensor), "dump_offset": dump_offset, "size": size})
+        dumps.append({"literal": c_string(tensor), "dump_offset": dump_offset, "size": size,
+                      "packed": tensor in packed})
         dump_offset += size
 
     float_shape = (in_t.shape[2], in_t.shape[0], in_t.shape[1]) if (
@@ -534,6 +611,14 @@ def render(model: QModel, name: str, target: "Board | None" = None,
         "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
         "scratch_words": _round_up(scratch_bytes, 4) // 4, "optimised": scratch_bytes > 0,
         "any_variant": any_variant,
+        "packed_any": bool(packed), "arena_unpacked_size": arena_unpacked,
+        "input_packed": model.input in packed, "output_packed": model.output in packed,
+        "residual_packed": res_name in packed,
+        "residual": None if res_t is None else {
+            "offset": plan.offsets[res_name], "comment": c_comment(res_name),
+            "dump_index": len(model.ops) + 1, "zp": res_t.zero_point, "qmin": res_t.qmin,
+            "qmax": res_t.qmax, "scale": c_float(res_t.scale), "scale_comment": f"{res_t.scale:.9g}",
+            "error_factor": c_float(1 << in_t.bits)},
     }
     env = _environment()
     files = {
@@ -541,7 +626,8 @@ def render(model: QModel, name: str, target: "Board | None" = None,
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
-    headers = RUNTIME_HEADERS + ((OPT_HEADER,) if any_variant else ())
+    headers = (RUNTIME_HEADERS + ((OPT_HEADER,) if any_variant else ())
+               + ((PACKED_HEADER,) if packed else ()))
     for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
     for src in sorted(sources):
@@ -549,8 +635,17 @@ def render(model: QModel, name: str, target: "Board | None" = None,
     report = GenerateReport(name=name, files=[], weight_bytes=weight_bytes, arena_bytes=plan.size,
                             peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=op_reports,
                             scratch_bytes=_round_up(scratch_bytes, 4),
-                            kernel_sources=sorted(Path(src).name for src in sources))
+                            kernel_sources=sorted(Path(src).name for src in sources),
+                            packed_activations=bool(packed), arena_bytes_unpacked=arena_unpacked)
     return files, report
+
+
+def _packed_source(op: QOp) -> str:
+    """The packed-activation kernel source of an op; Q4Error naming the op if its kind has none."""
+    table = PACKED_TERMS_SOURCES if _is_multi_term(op) else PACKED_SOURCES
+    if op.kind not in table:
+        _fail(op, "no kernel for packed 4-bit activations; generate without pack_activations")
+    return table[op.kind]
 
 
 def _portable_function(op: QOp) -> str:
@@ -560,17 +655,20 @@ def _portable_function(op: QOp) -> str:
 
 
 def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False,
-             target: "Board | None" = None, kernels: str = "portable") -> GenerateReport:
+             target: "Board | None" = None, kernels: str = "portable",
+             pack_activations: bool = False) -> GenerateReport:
     """Write the C sources of ``model`` into ``out_dir`` (created if needed).
 
     ``target`` (a Board) with ``kernels="optimised"`` lets ops call the board's optimised kernel
     variants (``select_kernel``); the default is the portable kernels everywhere.
+    ``pack_activations`` stores 4-bit activations two per byte (about half the arena; see
+    ``render``).
     Raises Q4Error for a model the kernels cannot run (naming the op) and, unless ``overwrite``,
     when a generated file already exists. Files are rendered into a temporary directory first, so
     a failure never leaves half an output.
     """
     out_dir = Path(out_dir)
-    files, report = render(model, name, target, kernels)
+    files, report = render(model, name, target, kernels, pack_activations)
     write_files(files, out_dir, overwrite)
     report.files = [out_dir / rel for rel in sorted(files)]
     return report

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import firmware
 from .boards import Board
+from .arena import input_tensors
 from .codegen import GenerateReport, c_comment, render, write_files
 from .errors import Q4Error
 from .oracle import input_shape, run_oracle
@@ -131,8 +132,11 @@ def check_fit(fit: FitEstimate, board: Board, model_name: str) -> None:
 
 
 def zero_input(model: QModel) -> np.ndarray:
-    """One int8 input sample with every element at its tensor's zero point (a real-valued 0)."""
-    return np.full((1, *input_shape(model)), model.input_tensor.zero_point, np.int8)
+    """One int8 input sample with every element at its tensor's zero point (a real-valued 0; for a
+    residual input both X1 and X2 at their zero points)."""
+    zero_points = [model.tensors[t].zero_point for t in input_tensors(model)]
+    sample = np.stack([np.full(model.input_tensor.shape, z, np.int8) for z in zero_points])
+    return sample.reshape(1, *input_shape(model))
 
 
 def _byte_rows(sample: np.ndarray) -> list[str]:
@@ -196,21 +200,21 @@ def _build_files(board: Board, name: str, model_files: list[str], model_comment:
 
 
 def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.ndarray | None = None,
-                            kernels: str = "portable", source: str = "a zero input"):
+                            kernels: str = "portable", source: str = "a zero input",
+                            pack_activations: bool = False):
     """Render the project in memory: ({relative path: text}, GenerateReport, FitEstimate, expected).
 
-    ``inputs``: int8 [N, *input shape] quantized samples (``oracle.quantize_input``), or None for
-    one zero input. Raises Q4Error when the model does not fit the board.
+    ``inputs``: int8 [N, *oracle.input_shape(model)] quantized samples (``oracle.quantize_input``;
+    X1 and X2 of each sample for a residual input), or None for one zero input. Raises Q4Error
+    when the model does not fit the board.
     """
-    if model.meta.get("input_residual"):
-        raise Q4Error(f"model '{model.name}': a residual (two-tensor) input cannot be run from a "
-                      "firmware project yet")
     xq = zero_input(model) if inputs is None else np.asarray(inputs)
     if xq.dtype != np.int8 or xq.shape[1:] != input_shape(model) or len(xq) == 0:
         raise Q4Error(f"firmware inputs must be int8 [N >= 1, {input_shape(model)}], got "
                       f"{xq.dtype} {xq.shape}")
     expected = run_oracle(model, xq)
-    model_files, report = render(model, name, target=board, kernels=kernels)
+    model_files, report = render(model, name, target=board, kernels=kernels,
+                                pack_activations=pack_activations)
     fit = estimate_fit(report, xq.size + expected.size, model.output_tensor.size, board)
     check_fit(fit, board, model.name)
 
@@ -218,6 +222,7 @@ def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.n
     env = _environment()
     ctx = {"name": name, "NAME": name.upper(), "board": board.name, "model_comment": model_comment,
            "samples": len(xq), "input_size": int(np.prod(input_shape(model))),
+           "residual_input": bool(model.meta.get("input_residual")),
            "output_size": model.output_tensor.size, "source_comment": c_comment(source),
            "inputs": [_byte_rows(x) for x in xq], "expected": [_byte_rows(y) for y in expected]}
     files = {f"{MODEL_DIR}/{rel}": text for rel, text in model_files.items()}
@@ -230,14 +235,17 @@ def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.n
 
 def write_firmware_project(model: QModel, out_dir, board: Board, name: str,
                            inputs: np.ndarray | None = None, *, overwrite: bool = False,
-                           kernels: str = "portable", source: str = "a zero input") -> FirmwareProject:
+                           kernels: str = "portable", source: str = "a zero input",
+                           pack_activations: bool = False) -> FirmwareProject:
     """Write the firmware project of ``model`` for ``board`` into ``out_dir`` (see the module doc).
 
     Nothing is written when the model does not fit the board or cannot be generated (Q4Error).
-    ``source`` describes where the inputs came from (a comment in test_data.h).
+    ``source`` describes where the inputs came from (a comment in test_data.h);
+    ``pack_activations`` stores 4-bit activations two per byte (``codegen.render``).
     """
     out_dir = Path(out_dir)
-    files, report, fit, expected = render_firmware_project(model, board, name, inputs, kernels, source)
+    files, report, fit, expected = render_firmware_project(model, board, name, inputs, kernels, source,
+                                                           pack_activations)
     write_files(files, out_dir, overwrite)
     report.files = [out_dir / rel for rel in sorted(files)]
     return FirmwareProject(out_dir, name, board, report, fit, len(expected), expected)

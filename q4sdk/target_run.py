@@ -75,7 +75,8 @@ class TargetRun:
     macs: int
     layers: list[LayerProfile]
     flash: dict[str, int]       # text, rodata, data, total, weights
-    ram: dict[str, int]         # arena, scratch, static (data + bss), stack_used, stack_reserved
+    ram: dict[str, int]         # arena, arena_unpacked, scratch, static (data + bss), stack_used,
+                                # stack_reserved
     elf: Path
 
     @property
@@ -107,11 +108,13 @@ def run_timeout(macs: int, samples: int) -> float:
 
 
 def run_on_board(model: QModel, board: Board, xq: np.ndarray, work_dir, *, kernels: str = "portable",
-                 name: str = "net") -> TargetRun:
-    """Build ``model`` with the int8 inputs ``xq`` [N, *input shape] for ``board``, run it, check
-    every output against the oracle and profile it.
+                 name: str = "net", pack_activations: bool = False) -> TargetRun:
+    """Build ``model`` with the int8 inputs ``xq`` [N, *oracle.input_shape(model)] (X1 and X2 of
+    each sample for a residual input) for ``board``, run it, check every output against the
+    oracle and profile it.
 
-    The project and the build go to ``work_dir`` (replaced if present). Raises Q4Error for a
+    The project and the build go to ``work_dir`` (replaced if present). ``pack_activations``
+    stores 4-bit activations two per byte (``codegen.render``). Raises Q4Error for a
     build-only board, a model that does not fit, or a firmware that fails to build or finish.
     """
     if not board.runnable:
@@ -119,7 +122,8 @@ def run_on_board(model: QModel, board: Board, xq: np.ndarray, work_dir, *, kerne
                       "(under QEMU or the host); use 'generate --board' to build for it")
     work_dir = Path(work_dir)
     project = write_firmware_project(model, work_dir / "project", board, name, xq, overwrite=True,
-                                     kernels=kernels, source="quantized by q4sdk run")
+                                     kernels=kernels, source="quantized by q4sdk run",
+                                     pack_activations=pack_activations)
     elf = build_firmware(board, project.sources, project.include_dirs, work_dir / "build",
                          extra_cflags=EXTRA_CFLAGS)
     result = run_firmware(board, elf, timeout=run_timeout(project.report.macs, project.samples))
@@ -177,7 +181,8 @@ def read_run(project: FirmwareProject, result: RunResult, elf: Path) -> TargetRu
         flash={"text": sizes["text"], "rodata": sizes["rodata"], "data": sizes["data"],
                "total": sizes["text"] + sizes["rodata"] + sizes["data"],
                "weights": report.weight_bytes, "test_data": project.fit.test_data_bytes},
-        ram={"arena": report.arena_bytes, "scratch": report.scratch_bytes,
+        ram={"arena": report.arena_bytes, "arena_unpacked": report.arena_bytes_unpacked,
+             "scratch": report.scratch_bytes,
              "static": sizes["data"] + sizes["bss"], "stack_used": result.int_value("stack_used"),
              "stack_reserved": sizes["stack"]},
         elf=elf,
@@ -186,6 +191,12 @@ def read_run(project: FirmwareProject, result: RunResult, elf: Path) -> TargetRu
 
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _packed_note(ram: dict[str, int]) -> str:
+    """' (packed 4-bit; N unpacked)' when the arena holds packed activations."""
+    unpacked = ram.get("arena_unpacked", ram["arena"])
+    return "" if unpacked == ram["arena"] else f" (packed 4-bit; {unpacked:,} unpacked)"
 
 
 def format_target_run(run: TargetRun) -> str:
@@ -208,7 +219,8 @@ def format_target_run(run: TargetRun) -> str:
         f"flash                 {flash['total']:,} bytes (text {flash['text']:,} + rodata "
         f"{flash['rodata']:,} + data {flash['data']:,}); weights {flash['weights']:,}, "
         f"test data {flash['test_data']:,}",
-        f"RAM                   arena {ram['arena']:,} + scratch {ram['scratch']:,} bytes; static "
+        f"RAM                   arena {ram['arena']:,}{_packed_note(ram)} + scratch "
+        f"{ram['scratch']:,} bytes; static "
         f"data {ram['static']:,} (arena included); stack used {ram['stack_used']:,} of "
         f"{ram['stack_reserved']:,}",
     ]

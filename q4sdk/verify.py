@@ -6,16 +6,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .arena import input_tensors
 from .cbuild import CModel
 from .errors import Q4Error
-from .oracle import run_oracle
+from .oracle import input_shape, run_oracle
 from .qmodel import QModel
 
 
 @dataclass(frozen=True)
 class Mismatch:
     """The first differing value: in sample ``sample``, tensor ``tensor`` (written by op ``op``;
-    None for the model input), at flat channels-last index ``index``."""
+    None for the model input and its residual tensor), at flat channels-last index ``index``."""
 
     sample: int
     tensor: str
@@ -41,18 +42,19 @@ class VerifyResult:
 
 
 def verify(model: QModel, target, xq: np.ndarray, build_dir=None) -> VerifyResult:
-    """Run ``xq`` (int8 [N, *input shape]) through the C (a generated directory or a CModel) and the
-    oracle and compare every tensor (the C's debug dumps against the oracle's captures)."""
+    """Run ``xq`` (int8 [N, *oracle.input_shape(model)]: for a residual input, X1 and X2 of every
+    sample) through the C (a generated directory or a CModel) and the oracle and compare every
+    tensor (the C's debug dumps against the oracle's captures)."""
     cm = target if isinstance(target, CModel) else CModel(Path(target), build_dir)
     xq = np.asarray(xq)
-    if cm.input_shape != tuple(model.input_tensor.shape):
+    if cm.input_shape != input_shape(model):
         raise Q4Error(f"verify: C model '{cm.name}' takes input {cm.input_shape}, model "
-                      f"'{model.name}' {tuple(model.input_tensor.shape)}: not the same model")
+                      f"'{model.name}' {input_shape(model)}: not the same model")
     c_out, c_dumps = cm.run_with_dumps(xq)
     ref_out, ref_caps = run_oracle(model, xq, capture=True)
     n = len(xq)
     out_bad = (c_out.reshape(n, -1) != ref_out.reshape(n, -1)).any(axis=1)
-    order = [model.input] + [op.output for op in model.ops]
+    order = input_tensors(model) + [op.output for op in model.ops]
     if set(order) != {name for name, _, _ in cm.dump_layout}:
         raise Q4Error(f"verify: C model '{cm.name}' has other tensors than model '{model.name}'")
     diffs = {t: c_dumps[t] != ref_caps[t].reshape(n, -1) for t in order}

@@ -3,8 +3,10 @@
 Random layers (odd channel counts, strides 1/2, asymmetric paddings, 1x1/3x3/2x3 kernels, K not a
 multiple of 8 or 32, zero points, per-channel multipliers including zero, shifts above and below
 32, 4- and 8-bit activations, clamped output ranges) are computed by ``q4sdk.oracle``, written into
-one harness firmware per board, and run under QEMU: the Cortex-M4 (mps2-an386) runs the portable
-and _dsp kernels, the Cortex-M55 (mps3-an547) the portable, _dsp and _mve kernels. The harness
+one harness firmware per board, and run under QEMU: the Cortex-M4 (mps2-an386) runs the portable,
+_dsp and _a4_dsp kernels, the Cortex-M55 (mps3-an547) the portable, _dsp, _a4_dsp and _mve kernels
+(_a4_dsp only on the 4-bit cases). "Extreme" cases (activations and weights at their end values,
+mostly -8 * -8 products) fill the packed 11-bit fields of _a4_dsp to their bound. The harness
 also checks that nothing is written past the output or the declared scratch size, and reports
 each *_get_buffer_size, which must equal the generator's copy of the formula (q4sdk.codegen).
 
@@ -37,7 +39,9 @@ CORES = {
     "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
     "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
 }
-BOARD_VARIANTS = {"mps2-an386": {"portable", "dsp"}, "mps3-an547": {"portable", "dsp", "mve"}}
+BOARD_VARIANTS = {"mps2-an386": {"portable", "dsp", "a4_dsp"},
+                  "mps3-an547": {"portable", "dsp", "a4_dsp", "mve"}}
+A4_ONLY = {"a4_dsp"}  # variants that take 4-bit activations only
 
 # (h, w, in_c, out_c, kernel, stride, pads): tails of K, odd counts, borders, single pixels
 SHAPES = [
@@ -52,6 +56,15 @@ SHAPES = [
     (6, 7, 1, 2, (3, 3), (1, 1), (2, 2, 2, 2)),
     (5, 5, 64, 1, (3, 3), (2, 2), (1, 1, 1, 1)),
     (2, 9, 7, 16, (1, 3), (1, 1), (0, 1, 0, 1)),
+    (8, 8, 16, 32, (1, 1), (2, 2), (0, 0, 0, 0)),   # the ResNet shortcut: 1x1 stride 2
+    (6, 6, 3, 16, (3, 3), (1, 1), (1, 1, 1, 1)),    # a first layer: I = 3
+    # _mve paths: byte gathers of whole groups (I = 3), windows wider than a byte offset (staged),
+    # whole-vector taps with stride (1, 2), 3 channel blocks (16 + 16 + 3), fewer than 4 pixels
+    (8, 12, 3, 8, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (6, 30, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (5, 17, 48, 6, (3, 3), (1, 2), (1, 1, 1, 1)),
+    (4, 8, 16, 35, (1, 1), (1, 1), (0, 0, 0, 0)),
+    (1, 3, 16, 3, (1, 1), (1, 1), (0, 0, 0, 0)),
 ]
 
 
@@ -74,6 +87,16 @@ def make_cases() -> list[ConvCase]:
                              slow_shifts=True))
     cases.append(random_case(rng, "slow_a4", 4, 5, 4, 16, 5, (3, 3), (1, 1), (1, 1, 1, 1),
                              slow_shifts=True))
+    # requantization edges: shift 32 (the smallest vector one), up to 62, and a block whose
+    # channels mix shifts below and above 32
+    for name, shifts in (("shift32", (32, 32)), ("shift62", (50, 62)), ("shiftmix", (30, 34))):
+        cases.append(random_case(rng, f"{name}_a8", 8, 6, 6, 16, 19, (3, 3), (1, 1),
+                                 (1, 1, 1, 1), shifts=shifts))
+    # K = 144 (9 blocks: an odd last block) and K = 256 (16 blocks), with an odd channel count
+    cases.append(random_case(rng, "extreme_k144_a4", 4, 4, 4, 16, 7, (3, 3), (1, 1),
+                             (1, 1, 1, 1), extreme=True))
+    cases.append(random_case(rng, "extreme_k256_a4", 4, 3, 3, 256, 6, (1, 1), (1, 1),
+                             (0, 0, 0, 0), extreme=True))
     return cases
 
 
@@ -100,8 +123,14 @@ def test_cases_cover_the_interesting_parameters():
     assert all(c.x.min() >= -8 and c.x.max() <= 7 for c in CASES if c.bits == 4)
     assert any(c.input_zp != 0 for c in CASES) and any((c.multiplier == 0).any() for c in CASES)
     assert any((c.shift <= 32).all() for c in CASES) and any((c.shift > 32).all() for c in CASES)
+    assert any((c.shift == 32).all() for c in CASES) and any((c.shift == 62).any() for c in CASES)
+    assert any((c.shift < 32).any() and (c.shift > 32).any() for c in CASES)
     assert any(c.k % 8 for c in CASES) and any(c.k % 32 == 0 for c in CASES)
     assert any(c.weight.shape[0] % 2 for c in CASES)  # odd channel counts
+    assert any(c.weight.shape[0] % 4 == 2 for c in CASES if c.bits == 4)  # half a channel quad
+    assert any((c.k + 7) // 8 % 2 for c in CASES if c.bits == 4)  # an odd number of K blocks
+    # the extreme cases reach the low field's bound: 16 products of -x * w = -64
+    assert any((c.x == -8).mean() > 0.5 and (c.weight == -8).mean() > 0.5 for c in CASES)
     # the outputs are not all clamped: the requantization really is exercised
     assert np.mean([np.unique(c.expected).size > 4 for c in CASES]) > 0.7
 
@@ -110,17 +139,24 @@ def test_cases_cover_the_interesting_parameters():
 def test_optimised_kernels_are_bit_exact_on_target(board_name, board_results):
     results = board_results(board_name)
     assert {r.variant for r in results} == BOARD_VARIANTS[board_name]
-    assert len(results) == len(CASES) * len(BOARD_VARIANTS[board_name])
+    expected = sum(len(BOARD_VARIANTS[board_name] - (A4_ONLY if c.bits > 4 else set()))
+                   for c in CASES)
+    assert len(results) == expected
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
 def test_optimised_kernels_run_fewer_instructions(board_name, board_results):
-    """On the 8x8x16 -> 16 3x3 layer the optimised variants beat the portable kernel by 5x."""
-    ticks = {r.variant: r.ticks for r in board_results(board_name) if r.case == "s1a8"}
-    for variant in BOARD_VARIANTS[board_name] - {"portable"}:
+    """On the 8x8x16 -> 16 3x3 layer the optimised variants beat the portable kernel by 5x, and
+    with 4-bit activations _a4_dsp beats _dsp."""
+    results = board_results(board_name)
+    ticks = {r.variant: r.ticks for r in results if r.case == "s1a8"}
+    for variant in BOARD_VARIANTS[board_name] - {"portable"} - A4_ONLY:
         assert ticks[variant] * 5 < ticks["portable"], ticks
+    ticks4 = {r.variant: r.ticks for r in results if r.case == "s1a4"}
+    assert ticks4["a4_dsp"] * 5 < ticks4["portable"], ticks4
+    assert ticks4["a4_dsp"] < 0.9 * ticks4["dsp"], ticks4
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))

@@ -1,15 +1,19 @@
-"""ResNet-8 (MLPerf Tiny) end to end on real CIFAR-10 images: quantize, generate, build, bit-exact on 500 dev images."""
+"""ResNet-8 (MLPerf Tiny) end to end on real CIFAR-10 images: quantize, generate, build, bit-exact on
+500 dev images on the host, and on two images on Cortex-M7 (mps2-an500) under QEMU."""
 import numpy as np
 import pytest
 
 from q4sdk import oracle
+from q4sdk.boards import load_board
 from q4sdk.cbuild import CModel
 from q4sdk.codegen import generate
 from q4sdk.frontend.onnx_import import load_onnx
 from q4sdk.q4file import load_q4, save_q4
 from q4sdk.quantize.pipeline import quantize_graph
 from q4sdk.quantize.recipe import Recipe
+from q4sdk.target_run import run_on_board
 from q4sdk.verify import verify
+from test_target_run import require_tools
 
 RECIPES = {
     "W4A8": Recipe(activation_bits=8, unsigned_activations=True, bias_correction=True),
@@ -46,3 +50,21 @@ def test_resnet8_bit_exact_on_500_dev_images(resnet8, tmp_path, config):
     assert result.samples == 500 and result.mismatches == 0, result.first_mismatch
     acc = float((cmodel.run(xq).argmax(axis=1) == y).mean())
     assert acc > 0.55  # far above chance; the accuracy targets are measured by benchmarks/
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("bits", [4, 8])
+def test_resnet8_bit_exact_on_cortex_m7(resnet8, tmp_path, bits):
+    """W4A4 and W4A8 with the optimised kernels on mps2-an500 (Cortex-M7, DSP extension): every
+    output equal to the oracle's."""
+    board = load_board("mps2-an500")
+    require_tools(board, for_running=True)
+    graph, calib, x, _ = resnet8
+    recipe = Recipe(activation_bits=bits, unsigned_activations=True, calib_samples=64)
+    model = quantize_graph(graph, calib[:64], recipe)
+    run = run_on_board(model, board, oracle.quantize_input(model, x[:2]), tmp_path,
+                       kernels="optimised", name="resnet8")
+    assert run.ok and run.samples == 2, run.first_mismatch
+    assert run.macs == 12_501_632
+    convs = [layer for layer in run.layers if layer.kind == "conv2d"]
+    assert convs and all(layer.kernel.endswith("_dsp") for layer in convs)  # the M7 variants ran

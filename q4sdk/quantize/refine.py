@@ -17,6 +17,9 @@ from ..progress import Progress
 from .plan import Step
 from .weights import int_range
 
+ZETA, GAMMA = 1.1, -0.1  # AdaRound's rectified sigmoid (see adaround.py)
+V_INIT = 2.0
+
 
 def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> torch.Tensor:
     """Fake quantization whose rounding has an identity gradient (the scale gets LSQ's gradient)."""
@@ -26,9 +29,24 @@ def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> 
     return (torch.clamp(v + zp, lo, hi) - zp) * scale
 
 
+def _loss(y, t):
+    import os
+    mode = os.environ.get("Q4_REFINE_LOSS", "mse")
+    if mode == "kl":
+        T = float(os.environ.get("Q4_T", "1"))
+        return torch.nn.functional.kl_div(torch.log_softmax(y / T, 1), torch.log_softmax(t / T, 1),
+                                          log_target=True, reduction="batchmean") * T * T
+    return (y - t).pow(2).mean()
+
+
+def _rect_sigmoid(v: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
+
+
 def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, weights: dict,
            x: np.ndarray | torch.Tensor, forward, residual: str | None, iters: int, lr: float = 1e-3,
-           batch: int = 128, seed: int = 0, progress: Progress | None = None) -> dict:
+           batch: int = 128, seed: int = 0, progress: Progress | None = None,
+           rounding: bool = False, rounding_reg: float = 0.01, rounding_lr: float = 1e-2) -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after"}.
 
     ``forward(step, xs, weight=None, bias=None) -> (pre_activation, output)`` is the pipeline's float
@@ -57,6 +75,9 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
                 w_hat = 0
                 for k, (q, s) in enumerate(lw.terms()):
                     g = torch.exp(params[f"g{k}:" + step.node.name]) if params else 1.0
+                    if params and k == 0 and "v:" + step.node.name in params:
+                        floor_, lo_, hi_ = floors[step.node.name]
+                        q = torch.clamp(floor_ + _rect_sigmoid(params["v:" + step.node.name]), lo_, hi_)
                     w_hat = w_hat + torch.as_tensor(q, dtype=torch.float32) * (
                         torch.as_tensor(s, dtype=torch.float32) * g).reshape(shape)
                 b = torch.as_tensor(lw.bias, dtype=torch.float32)
@@ -73,8 +94,20 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
         return vals[output_name]
 
     params: dict[str, torch.Tensor] = {"a:" + input_name: torch.zeros(())}
+    floors: dict[str, tuple] = {}
     for step in steps:
         lw = weights.get(step.node.name)
+        if lw is not None and rounding and lw.q2 is None and step.kind != "depthwise_conv2d":
+            # learned rounding on the fixed grid of the initial scales: q = floor(w / s) + h(V)
+            w = np.asarray(step.node.params["weight"], np.float64)
+            shape = (-1,) + (1,) * (w.ndim - 1)
+            ratio = w / np.where(lw.scales == 0, 1.0, lw.scales).reshape(shape)
+            floor_ = np.floor(ratio)
+            lo, hi = int_range(4)  # weights are INT4
+            floors[step.node.name] = (torch.as_tensor(floor_, dtype=torch.float32), lo, hi)
+            # start at the chosen rounding (h ~ 0.04 or 0.96), where the gradient is not yet zero
+            params["v:" + step.node.name] = torch.as_tensor(
+                np.where(lw.q > floor_, V_INIT, -V_INIT), dtype=torch.float32)
         if lw is not None:
             for k, (_, s) in enumerate(lw.terms()):
                 params[f"g{k}:" + step.node.name] = torch.zeros(len(s))
@@ -86,14 +119,20 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
 
     with torch.no_grad():
         target = torch.cat([run(x[i:i + 256], quant=False) for i in range(0, len(x), 256)])
-        before = float(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)])
-                       .sub(target).pow(2).mean())
-    opt = torch.optim.Adam(params.values(), lr=lr)
+        before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]), target))
+    scale_params = [v for k, v in params.items() if not k.startswith("v:")]
+    round_params = [v for k, v in params.items() if k.startswith("v:")]
+    opt = torch.optim.Adam([{"params": scale_params, "lr": lr}, {"params": round_params, "lr": rounding_lr}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
+    n_round = sum(v.numel() for v in round_params)
     with torch.enable_grad():
         for it in range(iters):
             idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
-            loss = (run(x[idx], params) - target[idx]).pow(2).mean()
+            loss = _loss(run(x[idx], params), target[idx])
+            if round_params and it >= iters // 5:  # AdaRound's regulariser, annealed, after a warm-up
+                b = 20.0 + (2.0 - 20.0) * (it - iters // 5) / max(1, iters - iters // 5)
+                loss = loss + rounding_reg * sum(
+                    (1.0 - (2.0 * _rect_sigmoid(v) - 1.0).abs().pow(b)).sum() for v in round_params) / n_round
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -101,8 +140,9 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             if progress and (it % 20 == 0 or it == iters - 1):
                 progress.update(it, iters, f"refine scales: loss {loss.item():.4g}")
     with torch.no_grad():
-        after = float(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)])
-                      .sub(target).pow(2).mean())
+        for v in round_params:  # harden the rounding: h = 0 or 1 exactly
+            v.copy_(torch.where(_rect_sigmoid(v) >= 0.5, 10.0, -10.0))
+        after = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]), target))
         if after >= before:  # never make things worse
             return {"loss_before": before, "loss_after": before, "applied": False}
         for step in steps:
@@ -113,6 +153,10 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             if lw.q2 is not None:
                 lw.scales2 = lw.scales2 * np.exp(params["g1:" + step.node.name].double().numpy())
             lw.bias = lw.bias + params["b:" + step.node.name].double().numpy()
+            if step.node.name in floors:
+                floor_, lo, hi = floors[step.node.name]
+                up = (params["v:" + step.node.name] > 0).to(floor_.dtype)
+                lw.q = torch.clamp(floor_ + up, lo, hi).numpy().astype(np.int8)
         seen = set()
         for key, v in params.items():
             if key.startswith("a:") and id(qparams[key[2:]]) not in seen:

@@ -25,7 +25,8 @@ KERNEL_SOURCES = [RUNTIME / "src" / "convolution" / name for name in
                   ("q4_conv2d_s4.c", "q4_conv2d_s4_dsp.c", "q4_conv2d_s4_mve.c")]
 
 # Scratch sizes (bytes) of the optimised kernels, as documented in q4_kernels_opt.h.
-DSP_CHANNEL_BLOCK, DSP_PIXELS, MVE_PIXELS = 16, 4, 4
+DSP_CHANNEL_BLOCK, DSP_PIXELS, MVE_PIXELS, MVE_BLOCK_CHANNELS = 16, 4, 4, 16
+A4_DSP_MAX_K = 16383
 
 
 def dsp_scratch_bytes(k: int) -> int:
@@ -33,8 +34,17 @@ def dsp_scratch_bytes(k: int) -> int:
     return 4 * DSP_CHANNEL_BLOCK + (DSP_CHANNEL_BLOCK + DSP_PIXELS) * 2 * k8 + k8
 
 
+def a4_dsp_scratch_bytes(k: int) -> int:
+    k8 = -(-k // 8) * 8
+    if k > A4_DSP_MAX_K:
+        return dsp_scratch_bytes(k)
+    return 4 * DSP_CHANNEL_BLOCK + (DSP_CHANNEL_BLOCK + 2 * DSP_PIXELS + 1) * k8
+
+
 def mve_scratch_bytes(k: int, out_c: int) -> int:
-    return 4 * out_c + MVE_PIXELS * (-(-k // 32) * 32)
+    block = min(out_c + out_c % 2, MVE_BLOCK_CHANNELS)
+    k16 = -(-k // 16) * 16
+    return 16 * block + (block + MVE_PIXELS + 2) * k16 + 16
 
 
 @dataclass
@@ -81,15 +91,22 @@ def make_case(name: str, x: np.ndarray, weight: np.ndarray, bias, multiplier, sh
 
 def random_case(rng: np.random.Generator, name: str, bits: int, h: int, w: int, in_c: int,
                 out_c: int, kernel: tuple[int, int], stride: tuple[int, int],
-                pads: tuple[int, int, int, int], slow_shifts: bool = False) -> ConvCase:
+                pads: tuple[int, int, int, int], slow_shifts: bool = False,
+                extreme: bool = False, shifts: tuple[int, int] | None = None) -> ConvCase:
     """A random layer of the given shape: activations of ``bits`` bits with a random zero point,
     per-channel multipliers (some zero), shifts above 32 scaled so the outputs spread over the
-    range (all of them at most 32 with ``slow_shifts``), a random output clamp and bias."""
+    range (all of them at most 32 with ``slow_shifts``), a random output clamp and bias. With
+    ``extreme`` activations and weights take only their two end values (the largest products,
+    which the 4-bit-activation kernel's packed fields must hold). ``shifts = (lo, hi)`` draws
+    the shifts from [lo, hi] instead (edge cases of the requantization)."""
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     in_zp = int(rng.integers(qmin, qmax + 1))
     out_zp = int(rng.integers(qmin // 4, qmax // 4 + 1))
     x = rng.integers(qmin, qmax + 1, (h, w, in_c)).astype(np.int8)
     weight = rng.integers(-8, 8, (out_c, *kernel, in_c)).astype(np.int8)
+    if extreme:
+        x = rng.choice(np.array([qmin, qmax], np.int8), (h, w, in_c), p=[0.8, 0.2])
+        weight = rng.choice(np.array([-8, 7], np.int8), weight.shape, p=[0.8, 0.2])
     k = kernel[0] * kernel[1] * in_c
     sigma = max(1.0, float(np.std(x.astype(np.int64) - in_zp)) * 4.6 * np.sqrt(k))
     bias = rng.integers(-int(2 * sigma), int(2 * sigma) + 1, out_c)
@@ -101,6 +118,8 @@ def random_case(rng: np.random.Generator, name: str, bits: int, h: int, w: int, 
         shift = rng.integers(max(1, centre - 12), 33, out_c)
     else:
         shift = rng.integers(centre - 1, centre + 2, out_c)
+    if shifts is not None:
+        shift = rng.integers(shifts[0], shifts[1] + 1, out_c)
     shift = np.clip(shift, 1, 62)
     quarter = (qmax - qmin + 1) // 4
     lo, hi = qmin, qmax
@@ -127,7 +146,7 @@ def write_cases_header(cases: list[ConvCase], path: Path) -> None:
              "typedef struct {\n  const char *name;\n  q4_conv_params params;\n"
              "  q4_quant_params quant;\n  q4_dims input_dims, filter_dims, output_dims;\n"
              "  const int8_t *input;\n  const uint8_t *filter;\n  const int32_t *bias;\n"
-             "  const int8_t *expected;\n} q4_conv_case;\n"]
+             "  const int8_t *expected;\n  int32_t bits;\n} q4_conv_case;\n"]
     rows = []
     for i, c in enumerate(cases):
         o = c.weight.shape[0]
@@ -141,10 +160,10 @@ def write_cases_header(cases: list[ConvCase], path: Path) -> None:
             f'  {{"{c.name}", {{{c.input_zp}, {c.output_zp}, {c.stride[0]}, {c.stride[1]}, '
             f'{c.pads[0]}, {c.pads[1]}, {c.act_min}, {c.act_max}}}, {{m{i}, s{i}}}, '
             f'{{{h}, {w}, {ic}}}, {{{c.weight.shape[1]}, {c.weight.shape[2]}, {ic}}}, '
-            f'{{{ho}, {wo}, {oc}}}, x{i}, w{i}, b{i}, y{i}}}')
+            f'{{{ho}, {wo}, {oc}}}, x{i}, w{i}, b{i}, y{i}, {c.bits}}}')
     out_bytes = max(c.expected.size for c in cases)
-    scratch = max(max(dsp_scratch_bytes(c.k), mve_scratch_bytes(c.k, c.expected.shape[2]))
-                  for c in cases)
+    scratch = max(max(dsp_scratch_bytes(c.k), a4_dsp_scratch_bytes(c.k),
+                      mve_scratch_bytes(c.k, c.expected.shape[2])) for c in cases)
     parts.append(f"#define Q4_OUTPUT_BYTES {out_bytes}\n"
                  f"#define Q4_SCRATCH_WORDS {scratch // 4 + 1}\n")
     parts.append("static const q4_conv_case q4_cases[] = {\n" + ",\n".join(rows) + "\n};\n")

@@ -1,6 +1,6 @@
 /*
  * conv_harness.c - runs every conv2d case of the generated "conv_cases.h" through each kernel
- * variant built for this core (portable, _dsp, _mve), checks the output against the oracle's
+ * variant built for this core (portable, _dsp, _a4_dsp for 4-bit inputs, _mve), checks the output against the oracle's
  * expected bytes and that nothing is written past the output or the scratch, and times it.
  *
  * One record per case and variant:
@@ -47,6 +47,17 @@ static void run_dsp(const q4_conv_case *c, int8_t *out, int32_t *scr)
     q4_conv2d_s4_dsp(&c->params, &c->quant, &c->input_dims, c->input, &c->filter_dims,
                      c->filter, c->bias, &c->output_dims, out, scr);
 }
+
+static int32_t a4_dsp_size(const q4_conv_case *c)
+{
+    return q4_conv2d_s4_a4_dsp_get_buffer_size(&c->filter_dims);
+}
+
+static void run_a4_dsp(const q4_conv_case *c, int8_t *out, int32_t *scr)
+{
+    q4_conv2d_s4_a4_dsp(&c->params, &c->quant, &c->input_dims, c->input, &c->filter_dims,
+                        c->filter, c->bias, &c->output_dims, out, scr);
+}
 #endif
 
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
@@ -66,13 +77,15 @@ static const struct {
     const char *name;
     buffer_size_fn size;
     conv_fn run;
+    int32_t max_bits; /* the widest activations the variant accepts */
 } variants[] = {
-    {"portable", no_scratch, run_portable},
+    {"portable", no_scratch, run_portable, 8},
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    {"dsp", dsp_size, run_dsp},
+    {"dsp", dsp_size, run_dsp, 8},
+    {"a4_dsp", a4_dsp_size, run_a4_dsp, 4},
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
-    {"mve", mve_size, run_mve},
+    {"mve", mve_size, run_mve, 8},
 #endif
 };
 
@@ -96,6 +109,9 @@ int main(void)
             const int32_t bytes = variants[v].size(c), words = (bytes + 3) / 4;
             int32_t k, mismatches = 0, first_bad = -1, guard = 1;
             uint32_t ticks;
+            if (c->bits > variants[v].max_bits) {
+                continue;
+            }
             if (words > Q4_SCRATCH_WORDS) {
                 board_report_str("scratch_too_small", c->name);
                 return 2;

@@ -9,13 +9,21 @@
  *    point is folded into the bias: acc = bias - z_x * sum(w) + sum(x * w).
  *  - im2col: 4 output pixels at a time, widened to int16 pairs by SXTB16 straight from the
  *    input (window positions outside it take z_x). Per block of 8 K-indices x0..x7 a column
- *    holds (x0,x2) (x1,x3) (x4,x6) (x5,x7), the weights the same pairs, pixel-interleaved:
- *    cols[(block * 4 + pixel) * 4 + pair].
+ *    holds (x0,x2) (x1,x3) (x4,x6) (x5,x7), the weights the same pairs, interleaved by pair
+ *    (cols[(block * 4 + pair) * 4 + pixel]), so LDRD loads two pixels or two channels.
  *  - GEMM: 2 output channels x 4 pixels, 8 SMLAD per 2 weight and 4 activation loads. The
  *    accumulator is 16 * sum(x * w), exact for K <= Q4_OPT_MAX_K; its shift by 4 is exact.
  *  - Requantization: for shift > 32 (the usual case) floor((acc * m + 2^(s-1)) / 2^s) equals
  *    floor((hi + 2^(s-33)) / 2^(s-32)) with hi = floor(acc * m / 2^32); other shifts use
  *    q4_requantize_clamp.
+ *
+ * q4_conv2d_s4_a4_dsp, for 4-bit activations (x in [-8, 7]), computes two output channels per
+ * 16-bit product: a weight halfword holds h = -w_a + w_b * 2^11 (fits int16), so one SMLAD adds
+ * -(x0 * w_a + x1 * w_a) in the low 11 bits and (x0 * w_b + x1 * w_b) * 2^11 above: 4 MACs per
+ * instruction. Each -x * w_a lies in [-64, 56], so 16 products (8 SMLADs, two K blocks) stay in
+ * [-1024, 896], a signed 11-bit field: after every two blocks the field is moved out (SBFX) into
+ * a second accumulator and the high field keeps accumulating (exact while K * 64 < 2^20). The
+ * GEMM computes 2 channel pairs x 2 pixels with the same im2col columns as above.
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
@@ -61,13 +69,14 @@ int32_t q4_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims)
     return 4 * Q4_DSP_CHANNELS + (Q4_DSP_CHANNELS + Q4_DSP_PIXELS) * 2 * k + k;
 }
 
-/* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7). */
+/* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
+ * Q4_DSP_PIXELS words apart (the columns of a pixel group are interleaved by pair). */
 static inline void q4_widen8(uint32_t a, uint32_t b, uint32_t *dst)
 {
     dst[0] = q4_sxtb16(a);
-    dst[1] = q4_sxtb16(a >> 8);
-    dst[2] = q4_sxtb16(b);
-    dst[3] = q4_sxtb16(b >> 8);
+    dst[Q4_DSP_PIXELS] = q4_sxtb16(a >> 8);
+    dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
+    dst[3 * Q4_DSP_PIXELS] = q4_sxtb16(b >> 8);
 }
 
 /* Widens n (a multiple of 8) activations from src into a column starting at dst. */
@@ -83,9 +92,9 @@ static void q4_fill_run(uint32_t zp_pair, int32_t n, uint32_t *dst)
 {
     for (; n > 0; n -= Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
         dst[0] = zp_pair;
-        dst[1] = zp_pair;
-        dst[2] = zp_pair;
-        dst[3] = zp_pair;
+        dst[Q4_DSP_PIXELS] = zp_pair;
+        dst[2 * Q4_DSP_PIXELS] = zp_pair;
+        dst[3 * Q4_DSP_PIXELS] = zp_pair;
     }
 }
 
@@ -124,8 +133,24 @@ static void q4_im2col(const q4_dims *input_dims, const int8_t *input, const q4_d
         return;
     }
     for (ky = 0, i = 0; ky < k_h; ++ky) {
+        const int32_t iy = y0 + ky;
+        if (iy >= 0 && iy < in_h && x0 >= 0 && x0 + k_w <= in_w) {
+            /* the whole kernel row is inside: one contiguous run, copied by words */
+            const int8_t *src = input + (iy * in_w + x0) * in_c;
+            const int32_t run = k_w * in_c;
+            int32_t j;
+            for (j = 0; j + 4 <= run; j += 4) {
+                const uint32_t v = q4_load_u32(src + j);
+                __builtin_memcpy(stage + i + j, &v, sizeof v);
+            }
+            for (; j < run; ++j) {
+                stage[i + j] = src[j];
+            }
+            i += run;
+            continue;
+        }
         for (kx = 0; kx < k_w; ++kx) {
-            const int32_t iy = y0 + ky, ix = x0 + kx;
+            const int32_t ix = x0 + kx;
             const int32_t inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
             int32_t c;
             for (c = 0; c < in_c; ++c, ++i) {
@@ -146,24 +171,24 @@ static inline uint32_t q4_pair01(uint32_t v)
 }
 
 /* Unpacks the 8 weights of one packed word into 16 * w pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7),
- * matching q4_widen8; returns 16 * their sum. */
+ * matching q4_widen8, written 2 words apart; returns 16 * their sum. */
 static int32_t q4_unpack8(uint32_t w, uint32_t *dst)
 {
     const uint32_t even = (w << 4) & 0xF0F0F0F0u; /* 16*w0 16*w2 16*w4 16*w6 as signed bytes */
     const uint32_t odd = w & 0xF0F0F0F0u;         /* 16*w1 16*w3 16*w5 16*w7 */
     int32_t sum = 0, i;
     dst[0] = q4_pair01(even);
-    dst[1] = q4_pair01(odd);
-    dst[2] = q4_pair01(even >> 16);
-    dst[3] = q4_pair01(odd >> 16);
+    dst[2] = q4_pair01(odd);
+    dst[4] = q4_pair01(even >> 16);
+    dst[6] = q4_pair01(odd >> 16);
     for (i = 0; i < 4; ++i) {
-        sum = q4_smlad(dst[i], 0x00010001u, sum);
+        sum = q4_smlad(dst[2 * i], 0x00010001u, sum);
     }
     return sum;
 }
 
-/* Unpacks nb rows (K weights each, from `rows`) into `dst`, two channels interleaved per block:
- * [block][channel of the pair][4 pairs]; an odd last channel is paired with zeros. Writes
+/* Unpacks nb rows (K weights each, from `rows`) into `dst`, two channels interleaved per K-pair:
+ * [channel pair][block][K-pair][channel of the pair]; an odd last channel is paired with zeros. Writes
  * folded_bias[r] = bias[r] - z_x * sum(w). A partial last block reads only the row's own bytes. */
 static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb, int32_t k,
                            int32_t zp, uint32_t *dst, int32_t *folded_bias)
@@ -174,7 +199,7 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
 
     for (r = 0; r < nb + (nb & 1); ++r) {
         const uint8_t *row = rows + r * row_bytes;
-        uint32_t *out = dst + (r / 2) * blocks * 8 + (r % 2) * 4;
+        uint32_t *out = dst + (r / 2) * blocks * 8 + r % 2;
         int32_t sum16 = 0;
         for (b = 0; b < blocks; ++b, out += 8) {
             uint32_t w = 0;
@@ -201,13 +226,13 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
         uint32_t x_ = (col)[0];                              \
         a0 = q4_smlad(x_, (wa), a0);                         \
         b0 = q4_smlad(x_, (wb), b0);                         \
-        x_ = (col)[4];                                       \
+        x_ = (col)[1];                                       \
         a1 = q4_smlad(x_, (wa), a1);                         \
         b1 = q4_smlad(x_, (wb), b1);                         \
-        x_ = (col)[8];                                       \
+        x_ = (col)[2];                                       \
         a2 = q4_smlad(x_, (wa), a2);                         \
         b2 = q4_smlad(x_, (wb), b2);                         \
-        x_ = (col)[12];                                      \
+        x_ = (col)[3];                                       \
         a3 = q4_smlad(x_, (wa), a3);                         \
         b3 = q4_smlad(x_, (wb), b3);                         \
     } while (0)
@@ -219,10 +244,10 @@ static void q4_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks, i
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
     const uint32_t *const w_end = w + 8 * blocks;
     for (; w != w_end; w += 8, col += 4 * Q4_DSP_PIXELS) {
-        Q4_DSP_STEP(w[0], w[4], col);
-        Q4_DSP_STEP(w[1], w[5], col + 1);
-        Q4_DSP_STEP(w[2], w[6], col + 2);
-        Q4_DSP_STEP(w[3], w[7], col + 3);
+        Q4_DSP_STEP(w[0], w[1], col);
+        Q4_DSP_STEP(w[2], w[3], col + Q4_DSP_PIXELS);
+        Q4_DSP_STEP(w[4], w[5], col + 2 * Q4_DSP_PIXELS);
+        Q4_DSP_STEP(w[6], w[7], col + 3 * Q4_DSP_PIXELS);
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -240,9 +265,10 @@ static inline int32_t q4_mul_high(int32_t a, int32_t b)
     return (int32_t)(uint32_t)((uint64_t)((int64_t)a * b) >> 32);
 }
 
-/* Requantizes and stores the 16 * accumulators of one channel's n pixels (stride out_c). */
-static inline void q4_store_channel(const int32_t *acc16, int32_t n, int32_t bias,
-                                    int32_t multiplier, int32_t shift,
+/* Requantizes and stores the accumulators of one channel's n pixels (stride out_c); the
+ * accumulators are 2^acc_shift * sum(x * w) (acc_shift 4 for the 16 * w weights, else 0). */
+static inline void q4_store_channel(const int32_t *acc16, int32_t acc_shift, int32_t n,
+                                    int32_t bias, int32_t multiplier, int32_t shift,
                                     const q4_conv_params *params, int8_t *out, int32_t out_c)
 {
     /* locals: the int8 stores below could otherwise alias *params */
@@ -251,7 +277,7 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t n, int32_t bia
     if (shift > 32) {
         const int32_t right = shift - 32, round = (int32_t)1 << (shift - 33);
         for (c = 0; c < n; ++c) {
-            const int32_t acc = bias + q4_floor_shift32(acc16[c], 4);
+            const int32_t acc = bias + q4_floor_shift32(acc16[c], acc_shift);
             int32_t y = zp + q4_floor_shift32(q4_mul_high(acc, multiplier) + round, right);
             y = y < lo ? lo : y;
             y = y > hi ? hi : y;
@@ -260,8 +286,8 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t n, int32_t bia
         return;
     }
     for (c = 0; c < n; ++c) {
-        out[c * out_c] = q4_requantize_clamp(bias + q4_floor_shift32(acc16[c], 4), multiplier,
-                                             shift, zp, lo, hi);
+        out[c * out_c] = q4_requantize_clamp(bias + q4_floor_shift32(acc16[c], acc_shift),
+                                             multiplier, shift, zp, lo, hi);
     }
 }
 
@@ -296,18 +322,238 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
                 q4_im2col(input_dims, input, filter_dims,
                           p / out_w * params->stride_h - params->pad_top,
                           p % out_w * params->stride_w - params->pad_left, params->input_zp,
-                          stage, cols + 4 * c);
+                          stage, cols + c);
             }
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
                 q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
-                q4_store_channel(acc, n, folded_bias[oc], quant->multiplier[oc0 + oc],
+                q4_store_channel(acc, 4, n, folded_bias[oc], quant->multiplier[oc0 + oc],
                                  quant->shift[oc0 + oc], params, out, out_c);
                 if (oc + 1 < nb) {
-                    q4_store_channel(acc + Q4_DSP_PIXELS, n, folded_bias[oc + 1],
+                    q4_store_channel(acc + Q4_DSP_PIXELS, 4, n, folded_bias[oc + 1],
                                      quant->multiplier[oc0 + oc + 1], quant->shift[oc0 + oc + 1],
                                      params, out + 1, out_c);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- 4-bit activations */
+
+#define Q4_A4_CHANNELS 16   /* output channels per packed weight block (a multiple of 4) */
+#define Q4_A4_SPACING 11    /* bit position of the second channel's field */
+#define Q4_A4_MAX_K 16383   /* |sum(x * w_b)| * 2^11 <= 64 * K * 2^11 < 2^31 */
+
+/* Scratch: folded biases of a channel block, its packed weights (4 * ceil8(K) bytes per channel
+ * pair), the 4 im2col columns and the int8 staging row. K > Q4_A4_MAX_K uses the 8-bit path. */
+int32_t q4_conv2d_s4_a4_dsp_get_buffer_size(const q4_dims *filter_dims)
+{
+    const int32_t k = q4_round_up8(filter_dims->h * filter_dims->w * filter_dims->c);
+    if (filter_dims->h * filter_dims->w * filter_dims->c > Q4_A4_MAX_K) {
+        return q4_conv2d_s4_dsp_get_buffer_size(filter_dims);
+    }
+    return 4 * Q4_A4_CHANNELS + (Q4_A4_CHANNELS + 2 * Q4_DSP_PIXELS + 1) * k;
+}
+
+/* The 8 weights of one packed word as int16 pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7), or of their
+ * negations with `negate`. Nibble n becomes (n ^ 8) - 8 (or 8 - (n ^ 8)) per byte by SSUB8. */
+static void q4_nibble_pairs(uint32_t w, int negate, uint32_t *dst)
+{
+    const uint32_t eight = 0x08080808u;
+    const uint32_t even = (w & 0x0F0F0F0Fu) ^ eight; /* w0 w2 w4 w6, offset by 8 */
+    const uint32_t odd = ((w >> 4) & 0x0F0F0F0Fu) ^ eight;
+    const uint32_t e = (uint32_t)(negate ? __ssub8((int32_t)eight, (int32_t)even)
+                                         : __ssub8((int32_t)even, (int32_t)eight));
+    const uint32_t o = (uint32_t)(negate ? __ssub8((int32_t)eight, (int32_t)odd)
+                                         : __ssub8((int32_t)odd, (int32_t)eight));
+    dst[0] = q4_pair01(e);
+    dst[1] = q4_pair01(o);
+    dst[2] = q4_pair01(e >> 16);
+    dst[3] = q4_pair01(o >> 16);
+}
+
+/* Word b of a packed row of row_bytes bytes (bytes past the row read as 0). */
+static uint32_t q4_row_word(const uint8_t *row, int32_t row_bytes, int32_t b)
+{
+    uint32_t w = 0;
+    int32_t i;
+    if (4 * b + 4 <= row_bytes) {
+        return q4_load_u32(row + 4 * b);
+    }
+    for (i = 0; 4 * b + i < row_bytes; ++i) {
+        w |= (uint32_t)row[4 * b + i] << (8 * i);
+    }
+    return w;
+}
+
+/* Packs nb rows into channel pairs (-w_a + w_b * 2^11 per halfword, the K pairs of q4_widen8),
+ * two pairs interleaved per K-pair: [quad][block][K-pair][pair of the quad]; missing channels
+ * have zero weights. Writes folded_bias[r] = bias[r] - z_x * sum(w). */
+static void q4_pack_pairs(const uint8_t *rows, const int32_t *bias, int32_t nb, int32_t k,
+                          int32_t zp, uint32_t *dst, int32_t *folded_bias)
+{
+    const int32_t row_bytes = (k + 1) / 2;
+    const int32_t blocks = q4_round_up8(k) / Q4_DSP_BLOCK;
+    int32_t r, b, j;
+
+    for (r = 0; r < nb; r += 2) {
+        const uint8_t *row_a = rows + r * row_bytes;
+        const uint8_t *row_b = row_a + row_bytes;
+        const int has_b = r + 1 < nb;
+        uint32_t *out = dst + (r / 4) * blocks * 8 + (r / 2) % 2;
+        int32_t sum_a = 0, sum_b = 0;
+        for (b = 0; b < blocks; ++b, out += 8) {
+            uint32_t neg_a[4], w_b[4] = {0, 0, 0, 0};
+            q4_nibble_pairs(q4_row_word(row_a, row_bytes, b), 1, neg_a);
+            if (has_b) {
+                q4_nibble_pairs(q4_row_word(row_b, row_bytes, b), 0, w_b);
+            }
+            for (j = 0; j < 4; ++j) {
+                sum_a = q4_smlad(neg_a[j], 0x00010001u, sum_a);
+                sum_b = q4_smlad(w_b[j], 0x00010001u, sum_b);
+                out[2 * j] = (uint32_t)__sadd16(
+                    (int32_t)neg_a[j], (int32_t)((w_b[j] << Q4_A4_SPACING) & 0xF800F800u));
+            }
+        }
+        folded_bias[r] = bias[r] + zp * sum_a; /* sum_a = -sum(w_a) */
+        if (has_b) {
+            folded_bias[r + 1] = bias[r + 1] - zp * sum_b;
+        }
+    }
+    for (; r < 4 * ((nb + 3) / 4); r += 2) { /* zero pairs completing the last quad */
+        uint32_t *out = dst + (r / 4) * blocks * 8 + (r / 2) % 2;
+        for (b = 0; b < blocks; ++b, out += 8) {
+            out[0] = 0;
+            out[2] = 0;
+            out[4] = 0;
+            out[6] = 0;
+        }
+    }
+}
+
+/* Moves the low field of acc (the first channel's -sum, signed 11 bits) into low. The
+ * arithmetic right shift (SBFX) is what gcc and clang do for a negative int32_t on Arm. */
+#define Q4_A4_DRAIN(acc, low)                                                   \
+    do {                                                                        \
+        const int32_t f_ = (int32_t)((uint32_t)(acc) << (32 - Q4_A4_SPACING)) >> \
+                           (32 - Q4_A4_SPACING);                                \
+        (low) += f_;                                                            \
+        (acc) -= f_;                                                            \
+    } while (0)
+
+/* One K-pair step of the 2-pair x 2-pixel kernel: weight words w[2j] (first pair) and
+ * w[2j + 1] (second pair), the two pixels' words col[4j] and col[4j + 1] (LDRD each). */
+#define Q4_A4_STEP(w, col, j)                                                   \
+    do {                                                                        \
+        const uint32_t wa_ = (w)[2 * (j)], wb_ = (w)[2 * (j) + 1];              \
+        const uint32_t x0_ = (col)[Q4_DSP_PIXELS * (j)];                        \
+        const uint32_t x1_ = (col)[Q4_DSP_PIXELS * (j) + 1];                    \
+        a0 = q4_smlad(x0_, wa_, a0);                                            \
+        a1 = q4_smlad(x1_, wa_, a1);                                            \
+        b0 = q4_smlad(x0_, wb_, b0);                                            \
+        b1 = q4_smlad(x1_, wb_, b1);                                            \
+    } while (0)
+
+/* One block (4 K-pairs). */
+#define Q4_A4_BLOCK(w, col)                                                     \
+    do {                                                                        \
+        Q4_A4_STEP(w, col, 0);                                                  \
+        Q4_A4_STEP(w, col, 1);                                                  \
+        Q4_A4_STEP(w, col, 2);                                                  \
+        Q4_A4_STEP(w, col, 3);                                                  \
+    } while (0)
+
+/* Dot products of a quad of packed channels (two pairs at w) with two pixel columns (words col
+ * and col + 1 of each pair row) over `blocks` blocks. out[pair * 2 + pixel] = {first channel, second channel}. */
+static void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t out[4][2])
+{
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
+    const uint32_t *const w_end = w + 8 * (blocks & ~1);
+    for (; w != w_end; w += 16, col += 8 * Q4_DSP_PIXELS) { /* two blocks: 16 products */
+        Q4_A4_BLOCK(w, col);
+        Q4_A4_BLOCK(w + 8, col + 4 * Q4_DSP_PIXELS);
+        Q4_A4_DRAIN(a0, la0);
+        Q4_A4_DRAIN(a1, la1);
+        Q4_A4_DRAIN(b0, lb0);
+        Q4_A4_DRAIN(b1, lb1);
+    }
+    if (blocks & 1) {
+        Q4_A4_BLOCK(w, col);
+        Q4_A4_DRAIN(a0, la0);
+        Q4_A4_DRAIN(a1, la1);
+        Q4_A4_DRAIN(b0, lb0);
+        Q4_A4_DRAIN(b1, lb1);
+    }
+    /* acc = sum_b * 2^11 exactly; low = -sum_a */
+    out[0][0] = -la0;
+    out[0][1] = q4_floor_shift32(a0, Q4_A4_SPACING);
+    out[1][0] = -la1;
+    out[1][1] = q4_floor_shift32(a1, Q4_A4_SPACING);
+    out[2][0] = -lb0;
+    out[2][1] = q4_floor_shift32(b0, Q4_A4_SPACING);
+    out[3][0] = -lb1;
+    out[3][1] = q4_floor_shift32(b1, Q4_A4_SPACING);
+}
+
+void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
+                         const q4_dims *input_dims, const int8_t *input,
+                         const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
+                         const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+{
+    const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
+    const int32_t k_pad = q4_round_up8(k);
+    const int32_t blocks = k_pad / Q4_DSP_BLOCK;
+    const int32_t row_bytes = (k + 1) / 2;
+    const int32_t out_w = output_dims->w, out_c = output_dims->c;
+    const int32_t pixels = output_dims->h * out_w;
+    /* scratch: folded biases and packed weights of one channel block, the 4 columns, the int8
+     * staging row (used only when I is not a multiple of 8) */
+    int32_t *folded_bias = scratch;
+    uint32_t *weights = (uint32_t *)(scratch + Q4_A4_CHANNELS);
+    uint32_t *cols = weights + Q4_A4_CHANNELS * (k_pad / 4);
+    int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
+    int32_t oc0, p0, c, oc;
+
+    if (k > Q4_A4_MAX_K) {
+        q4_conv2d_s4_dsp(params, quant, input_dims, input, filter_dims, filter, bias,
+                         output_dims, output, scratch);
+        return;
+    }
+    for (oc0 = 0; oc0 < out_c; oc0 += Q4_A4_CHANNELS) {
+        const int32_t nb = out_c - oc0 < Q4_A4_CHANNELS ? out_c - oc0 : Q4_A4_CHANNELS;
+        q4_pack_pairs(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
+                      folded_bias);
+        for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
+            const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
+            for (c = 0; c < Q4_DSP_PIXELS; ++c) {
+                /* a missing last pixel repeats the previous window; its outputs are dropped */
+                const int32_t p = p0 + (c < n ? c : n - 1);
+                q4_im2col(input_dims, input, filter_dims,
+                          p / out_w * params->stride_h - params->pad_top,
+                          p % out_w * params->stride_w - params->pad_left, params->input_zp,
+                          stage, cols + c);
+            }
+            for (oc = 0; oc < nb; oc += 4) {
+                const uint32_t *w = weights + oc * (k_pad / 4);
+                int32_t half, acc[4][Q4_DSP_PIXELS]; /* [channel of the quad][pixel] */
+                for (half = 0; half < Q4_DSP_PIXELS; half += 2) {
+                    int32_t d[4][2];
+                    q4_dot_a4(w, cols + half, blocks, d);
+                    acc[0][half] = d[0][0];
+                    acc[0][half + 1] = d[1][0];
+                    acc[1][half] = d[0][1];
+                    acc[1][half + 1] = d[1][1];
+                    acc[2][half] = d[2][0];
+                    acc[2][half + 1] = d[3][0];
+                    acc[3][half] = d[2][1];
+                    acc[3][half + 1] = d[3][1];
+                }
+                for (c = 0; c < 4 && oc + c < nb; ++c) {
+                    q4_store_channel(acc[c], 0, n, folded_bias[oc + c],
+                                     quant->multiplier[oc0 + oc + c], quant->shift[oc0 + oc + c],
+                                     params, output + p0 * out_c + oc0 + oc + c, out_c);
                 }
             }
         }
@@ -326,6 +572,22 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
                       const q4_dims *input_dims, const int8_t *input,
                       const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
                       const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+{
+    (void)scratch;
+    q4_conv2d_s4(params, quant, input_dims, input, filter_dims, filter, bias, output_dims,
+                 output);
+}
+
+int32_t q4_conv2d_s4_a4_dsp_get_buffer_size(const q4_dims *filter_dims)
+{
+    (void)filter_dims;
+    return 0;
+}
+
+void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
+                         const q4_dims *input_dims, const int8_t *input,
+                         const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
+                         const q4_dims *output_dims, int8_t *output, int32_t *scratch)
 {
     (void)scratch;
     q4_conv2d_s4(params, quant, input_dims, input, filter_dims, filter, bias, output_dims,

@@ -1,0 +1,37 @@
+/* q4_maxpool_p4.c - max pooling, activations in packed 4-bit (or int8) storage (reference). */
+#include "q4_packed.h"
+
+void q4_maxpool_p4(const q4_pool_params *params, const q4_dims *input_dims, q4_src input,
+                   const q4_dims *output_dims, q4_dst output)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    int32_t oy, ox, c, ky, kx;
+
+    for (oy = 0; oy < output_dims->h; ++oy) {
+        for (ox = 0; ox < output_dims->w; ++ox) {
+            const int32_t y0 = oy * params->stride_h - params->pad_top;
+            const int32_t x0 = ox * params->stride_w - params->pad_left;
+            for (c = 0; c < ch; ++c) {
+                int32_t best = INT8_MIN;
+                for (ky = 0; ky < params->kernel_h; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    if (iy < 0 || iy >= in_h) {
+                        continue; /* padding never wins */
+                    }
+                    for (kx = 0; kx < params->kernel_w; ++kx) {
+                        const int32_t ix = x0 + kx;
+                        int32_t v;
+                        if (ix < 0 || ix >= in_w) {
+                            continue;
+                        }
+                        v = q4_act_get(input, (iy * in_w + ix) * ch + c);
+                        if (v > best) {
+                            best = v;
+                        }
+                    }
+                }
+                q4_act_set(output, (oy * output_dims->w + ox) * ch + c, best);
+            }
+        }
+    }
+}
