@@ -185,6 +185,22 @@ def test_optimised_sources_compile_warning_free(core):
         assert result.returncode == 0, f"{source.name} on {core}:\n{result.stderr}"
 
 
+@pytest.mark.parametrize("flags", [["-O0"], ["-Os"], ["-O3"],
+                                   ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]])
+def test_mve_conv_compiles_at_any_optimisation_level(flags):
+    """The _mve GEMM's inline assembly binds 8 accumulators to fixed registers: the rest of its
+    operands must still find registers at -O0, with a frame pointer and with r9 reserved."""
+    compiler = "arm-none-eabi-gcc"
+    if shutil.which(compiler) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {compiler} is not on PATH")
+        pytest.skip(f"{compiler} is not on PATH")
+    source = RUNTIME / "src" / "convolution" / "q4_conv2d_s4_mve.c"
+    result = subprocess.run([compiler, *CORES["cortex-m55"], *STRICT_FLAGS, *flags, str(source)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(flags)}:\n{result.stderr}"
+
+
 def test_optimised_sources_compile_on_the_host():
     """Without any Arm extension both files fall back to the portable kernel."""
     if shutil.which("gcc") is None:

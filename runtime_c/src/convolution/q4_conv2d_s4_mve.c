@@ -13,7 +13,8 @@
  *    pixel 1's, ..., then k 16..31), so one pointer reaches all four. The last group overlaps
  *    the one before it (or repeats the last pixel), so every group is whole.
  *  - GEMM: 2 channels x 4 pixels, 8 accumulators in general registers; per 16 K-indices 2 weight
- *    loads, 4 column loads and 8 VMLADAVA.S8 (128 MACs).
+ *    loads, 4 column loads and 8 VMLADAVA.S8 (128 MACs). GNU inline assembly (the only part of
+ *    the file that is not C99 with ACLE intrinsics): see Q4_MVE_ACCUMULATORS.
  *  - Requantization of one channel's 4 pixels per vector: for shift >= 32,
  *    floor((acc * m + 2^(s-1)) / 2^s) = rounding_shift_right(VQDMULH(acc, m), s - 31), then
  *    + z_y, clamp, and one scatter VSTRB.32 (the 4 pixels are O bytes apart). A block with a
@@ -171,30 +172,27 @@ static int32_t q4_mve_unpack_block(const uint8_t *filter, int32_t row_bytes, int
     [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),         \
     [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3)
 
-/* What the tile loop reads from memory (it has no free register left for it). */
-typedef struct {
-    const int8_t *cols;      /* the group's interleaved columns */
-    uint32_t steps;          /* k16 / 16 */
-    const int32_t *records_end;
-} q4_mve_tiles;
-
 /* Every 2-channel x 4-pixel tile of a block for one group, requantized and stored: per pair,
- * t->steps GEMM steps over its weights (w, contiguous pairs) and the group's columns, then its
- * record (rec, advanced one record per pair) requantizes; out: the group's first pixel, first
- * pair's channel a; lo, hi: the clamp; zp: z_y; offsets: the pixels' byte offsets. */
-static inline void q4_mve_tiles_run(const q4_mve_tiles *t, const int8_t *w, const int32_t *rec,
-                                    int8_t *out, int32x4_t lo, int32x4_t hi, int32x4_t zp,
-                                    uint32x4_t offsets)
+ * `steps` GEMM steps over its weights (w, contiguous pairs) and the group's columns (cols), then
+ * its record requantizes (records .. records_end, one per pair); out: the group's first pixel,
+ * first pair's channel a; lo, hi: the clamp; zp: z_y; offsets: the pixels' byte offsets.
+ * The values used once per pair stay in memory (stack operands): the loop needs only 4 general
+ * registers besides the accumulators, so it builds with a frame pointer (-O0) and a fixed r9. */
+static inline void q4_mve_tiles_run(const int8_t *cols, uint32_t steps, const int32_t *records,
+                                    const int32_t *records_end, const int8_t *w, int8_t *out,
+                                    int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)
 {
     Q4_MVE_ACCUMULATORS;
     const int8_t *x;
     uint32_t n;
     __asm__ volatile(
         "0:\n\t"
-        "ldr %[x], [%[t]]\n\t"
-        "ldr %[n], [%[t], #4]\n\t"
+        "ldr %[x], %[cols]\n\t"
+        "ldr %[n], %[steps]\n\t"
         Q4_MVE_GEMM
-        "ldm %[rec]!, {%[a0], %[a1], %[a2], %[a3], %[b0], %[b1], %[b2], %[b3]}\n\t"
+        "ldr %[n], %[rec]\n\t"
+        "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0], %[b1], %[b2], %[b3]}\n\t"
+        "str %[n], %[rec]\n\t"
         "vadd.i32 q0, q0, %[a0]\n\t"     /* + folded bias */
         "vadd.i32 q1, q1, %[a3]\n\t"
         "vqdmulh.s32 q0, q0, %[a1]\n\t"  /* floor(acc * m / 2^31) */
@@ -211,12 +209,13 @@ static inline void q4_mve_tiles_run(const q4_mve_tiles *t, const int8_t *w, cons
         "add %[b2], %[b2], %[out]\n\t"
         "vstrb.32 q1, [%[b2], %q[off]]\n\t"
         "add %[out], %[out], %[b3]\n\t"
-        "ldr %[a0], [%[t], #8]\n\t"
-        "cmp %[rec], %[a0]\n\t"
+        "ldr %[a0], %[end]\n\t"
+        "cmp %[n], %[a0]\n\t"
         "bne 0b\n\t"
-        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [rec] "+r"(rec),
-          [out] "+r"(out)
-        : [t] "r"(t), [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)
+        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out),
+          [rec] "+m"(records)
+        : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(records_end), [lo] "w"(lo),
+          [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)
         : "q0", "q1", "q2", "q3", "cc", "memory");
 }
 
@@ -523,7 +522,6 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     const int32x4_t zp = vdupq_n_s32(params->output_zp);
     const uint8_t *gather;
     q4_mve_geometry g;
-    q4_mve_tiles tiles;
     int32_t c0;
 
     g.input = input;
@@ -540,17 +538,14 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     g.pad_left = params->pad_left;
     g.out_w = output_dims->w;
     g.zp = vdupq_n_s8((int8_t)params->input_zp);
-    tiles.cols = cols;
-    tiles.steps = (uint32_t)steps;
     gather = g.in_c % Q4_MVE_LANES ? q4_mve_gather_offsets(&g, offset_table) : NULL;
     q4_mve_fill_spill(staging, k16, vdupq_n_s8(0)); /* the bytes past K stay defined */
     for (c0 = 0; c0 < out_c; c0 += block) {
         const int32_t n_ch = out_c - c0 < block ? out_c - c0 : block;
         const int32_t fast = q4_mve_unpack_block(filter, row_bytes, k16, c0, n_ch, bias, quant,
-                                                 params->input_zp, weights,
-                                                 records);
+                                                 params->input_zp, weights, records);
+        const int32_t *const records_end = records + Q4_MVE_RECORD * ((n_ch + 1) / 2);
         int32_t p0;
-        tiles.records_end = records + Q4_MVE_RECORD * ((n_ch + 1) / 2);
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
             const int32_t first = p0 + Q4_MVE_PIXELS <= pixels || pixels < Q4_MVE_PIXELS
@@ -558,7 +553,8 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
             int8_t *out = output + first * out_c + c0;
             q4_mve_im2col(&g, first, pixels, gather, staging, cols);
             if (fast) {
-                q4_mve_tiles_run(&tiles, weights, records, out, lo, hi, zp, offsets);
+                q4_mve_tiles_run(cols, (uint32_t)steps, records, records_end, weights, out, lo,
+                                 hi, zp, offsets);
             } else {
                 const int8_t *w = weights;
                 const int32_t *rec = records;
