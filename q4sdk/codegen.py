@@ -159,6 +159,16 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                       "dsp", lambda k, o: 2 * _round_up(k, 8)),
     ),
 }
+# Multi-term layers (dual weights / residual input): kind -> variants replacing the portable
+# *_terms kernel, same selection rule; the scratch covers any T = n_inputs * n_weights.
+TERMS_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
+    "conv2d": (
+        KernelVariant("q4_conv2d_s4_terms_mve", "convolution/q4_conv2d_s4_terms_mve.c", "mve",
+                      lambda k, o: 896 + 41 * _round_up(k, 16)),
+        KernelVariant("q4_conv2d_s4_terms_dsp", "convolution/q4_conv2d_s4_terms_dsp.c", "dsp",
+                      lambda k, o: 896 + 81 * _round_up(k, 8)),
+    ),
+}
 KERNEL_CHOICES = ("portable", "optimised")
 
 
@@ -487,20 +497,22 @@ def _kernel_source(op: QOp) -> str | None:
 def select_kernel(op: QOp, ctx: dict, target: "Board | None", kernels: str) -> KernelVariant | None:
     """The optimised variant ``op`` calls on ``target``, or None for its portable kernel.
 
-    A variant is used only with ``kernels="optimised"``, for a single-term op, when the board has
-    the variant's extension, K is within ``OPT_MAX_K``, the op's input has at most the variant's
-    ``max_input_bits`` and the variant's source is present; the first such variant in
-    ``KERNEL_VARIANTS`` order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
+    A variant is used only with ``kernels="optimised"`` (from ``TERMS_VARIANTS`` for a multi-term
+    op, else ``KERNEL_VARIANTS``), when the board has the variant's extension, K is within
+    ``OPT_MAX_K``, the op's input has at most the variant's ``max_input_bits`` and the variant's
+    source is present; the first such variant in table order wins (MVE, then the
+    4-bit-activation DSP kernel, then DSP).
     """
     if kernels not in KERNEL_CHOICES:
         raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
-    if kernels == "portable" or target is None or _is_multi_term(op):
+    if kernels == "portable" or target is None:
         return None
     if not (RUNTIME_DIR / OPT_HEADER).is_file():
         return None
     k = int(np.prod(ctx["filter_dims"])) if "filter_dims" in ctx else 0
     k_ok = 0 < k <= OPT_MAX_K if op.kind in WEIGHTED_KINDS else True
-    for variant in KERNEL_VARIANTS.get(op.kind, ()):
+    table = TERMS_VARIANTS if _is_multi_term(op) else KERNEL_VARIANTS
+    for variant in table.get(op.kind, ()):
         if (getattr(target, variant.requires) and k_ok
                 and ctx["input_bits"] <= variant.max_input_bits
                 and (RUNTIME_DIR / "src" / variant.source).is_file()):
@@ -571,7 +583,7 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
             sources.add(_kernel_source(op))
         else:
             function, any_variant = variant.function, True
-            sources |= {variant.source, KERNEL_SOURCES[op.kind]}  # the variant's fallback
+            sources |= {variant.source, _kernel_source(op)}  # the variant's fallback
             variant_scratch = variant.scratch_bytes(int(np.prod(ctx.get("filter_dims", (0,)))),
                                                     ctx["out_dims"][2] if "out_dims" in ctx else 0)
             scratch_bytes = max(scratch_bytes, variant_scratch)

@@ -116,6 +116,27 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
                                 const int32_t *bias,
                                 const q4_dims *output_dims, int8_t *output, int32_t *scratch);
 
+/* Multi-term conv2d (dual weights and/or residual input, q4_conv2d_s4_terms), DSP: the weight
+ * tensors' rows of up to 32 (tensor, channel) pairs unpacked once per call into int16 pairs, z_i
+ * folded per input, im2col of 4 pixels per input, the 2-row x 4-pixel SMLAD kernel once per
+ * input, one SMULL/SMLAL requantization of the T accumulators. K <= Q4_OPT_MAX_K.
+ * Scratch: 896 + 81 * ceil8(K) bytes. */
+int32_t q4_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
+                            const q4_dims *input_dims, const int8_t *const *inputs,
+                            const q4_dims *filter_dims, const uint8_t *const *filters,
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                            int32_t *scratch);
+
+/* Multi-term conv2d, MVE: as the DSP variant with int8 rows, 16-byte interleaved columns and a
+ * 2-row x 4-pixel VMLADAVA kernel. K <= Q4_OPT_MAX_K. Scratch: 896 + 41 * ceil16(K) bytes. */
+int32_t q4_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params *terms,
+                            const q4_dims *input_dims, const int8_t *const *inputs,
+                            const q4_dims *filter_dims, const uint8_t *const *filters,
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                            int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

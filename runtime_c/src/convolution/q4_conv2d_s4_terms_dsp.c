@@ -1,0 +1,464 @@
+/*
+ * q4_conv2d_s4_terms_dsp.c - multi-term conv2d (dual INT4 weights and/or a residual-quantized
+ * input), int8-stored activations (4 or 8 bits), for cores with the Arm DSP extension
+ * (Cortex-M4/M7/M33/M55). Bit-exact with q4_conv2d_s4_terms.
+ *
+ * Scheme (docs/kernels.md, "Multi-term conv2d"):
+ *  - The weight tensors are read as one list of "rows": row r of a block is channel
+ *    oc0 + r / n_weights of weight tensor r % n_weights, so a dual layer's two tensors of one
+ *    channel are neighbours and one 2-row GEMM tile computes both of its weight terms.
+ *    Q4_TD_ROWS rows are unpacked per block into int16 pairs of 16 * w (as q4_conv2d_s4_dsp
+ *    does), and the input zero points are folded per (input, row): acc = fold + sum(x * w) with
+ *    fold = [bias] - z_i * sum(w) (the bias in term 0 only), padded positions holding z_i.
+ *  - im2col: 4 output pixels at a time for every input term, widened to int16 by SXTB16.
+ *  - GEMM: 2 rows x 4 pixels, 8 SMLAD per 2 weight and 4 activation loads, once per input.
+ *  - Requantization of the T = n_inputs * n_weights accumulators of an output: with
+ *    s' = max(shift, 33) and m'_k = m_k * 2^(s' - shift), floor((sum acc_k * m'_k + 2^(s'-1)) /
+ *    2^s') is floor((hi + 2^(s'-33)) / 2^(s'-32)), hi the high word of the 64-bit sum (SMULL,
+ *    SMLAL): the low word cannot carry into the result. A channel takes this path when every
+ *    m'_k fits int32 and the accumulator bounds keep the 64-bit sum below 2^62; otherwise
+ *    q4_requantize_terms_clamp.
+ */
+#include "q4_kernels.h"
+#include "q4_kernels_opt.h"
+#include "q4_fixedpoint.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+
+#include <arm_acle.h>
+
+#define Q4_TD_PIXELS 4     /* output pixels per im2col group */
+#define Q4_TD_ROWS 32      /* (weight tensor, channel) rows unpacked per block (even) */
+#define Q4_TD_BLOCK 8      /* K-indices per block: 4 int16 pairs */
+#define Q4_TD_TERMS 4      /* at most 2 inputs x 2 weight tensors */
+#define Q4_TD_INPUTS 2
+
+/* The per-block requantization records (int32 words, at the start of the scratch). */
+typedef struct {
+    int32_t fold[Q4_TD_INPUTS][Q4_TD_ROWS];     /* [bias] - z_i * sum(w) per input and row */
+    int32_t multiplier[Q4_TD_TERMS][Q4_TD_ROWS]; /* m'_k per term and channel of the block */
+    int32_t right[Q4_TD_ROWS];                  /* s' - 32, or 0: the exact 64-bit path */
+} q4_td_records;
+
+static inline uint32_t q4_td_load_u32(const void *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline uint32_t q4_td_sxtb16(uint32_t x)
+{
+    return (uint32_t)__sxtb16((int32_t)x);
+}
+
+static inline int32_t q4_td_smlad(uint32_t a, uint32_t w, int32_t acc)
+{
+    return __smlad((int32_t)a, (int32_t)w, acc);
+}
+
+static int32_t q4_td_round_up8(int32_t k)
+{
+    return (k + Q4_TD_BLOCK - 1) & ~(Q4_TD_BLOCK - 1);
+}
+
+/* Scratch: the records, the unpacked rows of a block, the 4 columns of each input and an int8
+ * staging row. */
+int32_t q4_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims)
+{
+    const int32_t k = q4_td_round_up8(filter_dims->h * filter_dims->w * filter_dims->c);
+    return (int32_t)sizeof(q4_td_records) +
+           (Q4_TD_ROWS + Q4_TD_INPUTS * Q4_TD_PIXELS) * 2 * k + k;
+}
+
+/* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
+ * Q4_TD_PIXELS words apart (the columns of a pixel group are interleaved by pair). */
+static inline void q4_td_widen8(uint32_t a, uint32_t b, uint32_t *dst)
+{
+    dst[0] = q4_td_sxtb16(a);
+    dst[Q4_TD_PIXELS] = q4_td_sxtb16(a >> 8);
+    dst[2 * Q4_TD_PIXELS] = q4_td_sxtb16(b);
+    dst[3 * Q4_TD_PIXELS] = q4_td_sxtb16(b >> 8);
+}
+
+static void q4_td_widen_run(const int8_t *src, int32_t n, uint32_t *dst)
+{
+    for (; n > 0; n -= Q4_TD_BLOCK, src += Q4_TD_BLOCK, dst += 4 * Q4_TD_PIXELS) {
+        q4_td_widen8(q4_td_load_u32(src), q4_td_load_u32(src + 4), dst);
+    }
+}
+
+static void q4_td_fill_run(uint32_t zp_pair, int32_t n, uint32_t *dst)
+{
+    for (; n > 0; n -= Q4_TD_BLOCK, dst += 4 * Q4_TD_PIXELS) {
+        dst[0] = zp_pair;
+        dst[Q4_TD_PIXELS] = zp_pair;
+        dst[2 * Q4_TD_PIXELS] = zp_pair;
+        dst[3 * Q4_TD_PIXELS] = zp_pair;
+    }
+}
+
+/* im2col of the window at input position (y0, x0) into the column at dst (positions outside
+ * the input take zp). I a multiple of 8: widened straight from the input; otherwise gathered
+ * into the int8 staging row first (K rounded up to 8, tail = zp). */
+static void q4_td_im2col(const q4_dims *input_dims, const int8_t *input,
+                         const q4_dims *filter_dims, int32_t y0, int32_t x0, int32_t zp,
+                         int8_t *stage, uint32_t *dst)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t k = k_h * k_w * in_c;
+    const uint32_t zp_pair = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
+    int32_t ky, kx, i;
+
+    if (in_c % Q4_TD_BLOCK == 0) {
+        const int32_t stride = in_c / Q4_TD_BLOCK * 4 * Q4_TD_PIXELS; /* words per tap */
+        for (ky = 0; ky < k_h; ++ky) {
+            const int32_t iy = y0 + ky;
+            if (iy < 0 || iy >= in_h) {
+                q4_td_fill_run(zp_pair, k_w * in_c, dst);
+            } else if (x0 >= 0 && x0 + k_w <= in_w) {
+                q4_td_widen_run(input + (iy * in_w + x0) * in_c, k_w * in_c, dst);
+            } else {
+                for (kx = 0; kx < k_w; ++kx) {
+                    const int32_t ix = x0 + kx;
+                    if (ix < 0 || ix >= in_w) {
+                        q4_td_fill_run(zp_pair, in_c, dst + kx * stride);
+                    } else {
+                        q4_td_widen_run(input + (iy * in_w + ix) * in_c, in_c,
+                                        dst + kx * stride);
+                    }
+                }
+            }
+            dst += k_w * stride;
+        }
+        return;
+    }
+    for (ky = 0, i = 0; ky < k_h; ++ky) {
+        const int32_t iy = y0 + ky;
+        if (iy >= 0 && iy < in_h && x0 >= 0 && x0 + k_w <= in_w) {
+            const int8_t *src = input + (iy * in_w + x0) * in_c;
+            const int32_t run = k_w * in_c;
+            int32_t j;
+            for (j = 0; j + 4 <= run; j += 4) {
+                const uint32_t v = q4_td_load_u32(src + j);
+                __builtin_memcpy(stage + i + j, &v, sizeof v);
+            }
+            for (; j < run; ++j) {
+                stage[i + j] = src[j];
+            }
+            i += run;
+            continue;
+        }
+        for (kx = 0; kx < k_w; ++kx) {
+            const int32_t ix = x0 + kx;
+            const int32_t inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            int32_t c;
+            for (c = 0; c < in_c; ++c, ++i) {
+                stage[i] = inside ? input[(iy * in_w + ix) * in_c + c] : (int8_t)zp;
+            }
+        }
+    }
+    for (; i < q4_td_round_up8(k); ++i) {
+        stage[i] = (int8_t)zp;
+    }
+    q4_td_widen_run(stage, i, dst);
+}
+
+/* Bytes 0 and 1 of v sign-extended to the two halfwords. */
+static inline uint32_t q4_td_pair01(uint32_t v)
+{
+    return q4_td_sxtb16((v & 0xFFu) | ((v & 0xFF00u) << 8));
+}
+
+/* The 8 weights of a packed word as 16 * w pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7) (matching
+ * q4_td_widen8), written 2 words apart; returns 16 * their sum. */
+static int32_t q4_td_unpack8(uint32_t w, uint32_t *dst)
+{
+    const uint32_t even = (w << 4) & 0xF0F0F0F0u;
+    const uint32_t odd = w & 0xF0F0F0F0u;
+    int32_t sum = 0, i;
+    dst[0] = q4_td_pair01(even);
+    dst[2] = q4_td_pair01(odd);
+    dst[4] = q4_td_pair01(even >> 16);
+    dst[6] = q4_td_pair01(odd >> 16);
+    for (i = 0; i < 4; ++i) {
+        sum = q4_td_smlad(dst[2 * i], 0x00010001u, sum);
+    }
+    return sum;
+}
+
+/* Word b of a packed row of row_bytes bytes (bytes past the row read as 0). */
+static uint32_t q4_td_row_word(const uint8_t *row, int32_t row_bytes, int32_t b)
+{
+    uint32_t w = 0;
+    int32_t i;
+    if (4 * b + 4 <= row_bytes) {
+        return q4_td_load_u32(row + 4 * b);
+    }
+    for (i = 0; 4 * b + i < row_bytes; ++i) {
+        w |= (uint32_t)row[4 * b + i] << (8 * i);
+    }
+    return w;
+}
+
+/* Unpacks the block's n_rows rows (row r: channel oc0 + r / n_w of weight tensor r % n_w) into
+ * dst, two rows interleaved per K-pair ([row pair][block][K-pair][row of the pair]); an odd last
+ * row is paired with zeros. Writes rec->fold for every input. */
+static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const *filters,
+                              const int32_t *bias, int32_t oc0, int32_t n_rows, int32_t k,
+                              uint32_t *dst, q4_td_records *rec)
+{
+    const int32_t n_w = terms->n_weights, n_in = terms->n_inputs;
+    const int32_t row_bytes = (k + 1) / 2;
+    const int32_t blocks = q4_td_round_up8(k) / Q4_TD_BLOCK;
+    int32_t r, b, i;
+
+    for (r = 0; r < n_rows + (n_rows & 1); ++r) {
+        uint32_t *out = dst + (r / 2) * blocks * 8 + r % 2;
+        int32_t sum16 = 0;
+        if (r >= n_rows) { /* the zero partner of an odd last row */
+            for (b = 0; b < blocks; ++b, out += 8) {
+                (void)q4_td_unpack8(0, out);
+            }
+            for (i = 0; i < n_in; ++i) {
+                rec->fold[i][r] = 0;
+            }
+            continue;
+        }
+        {
+            const int32_t channel = oc0 + r / n_w;
+            const uint8_t *row = filters[r % n_w] + channel * row_bytes;
+            int32_t sum;
+            for (b = 0; b < blocks; ++b, out += 8) {
+                sum16 += q4_td_unpack8(q4_td_row_word(row, row_bytes, b), out);
+            }
+            sum = q4_floor_shift32(sum16, 4);
+            for (i = 0; i < n_in; ++i) {
+                const int32_t base = i == 0 && r % n_w == 0 ? bias[channel] : 0;
+                rec->fold[i][r] = base - terms->input_zp[i] * sum;
+            }
+        }
+    }
+}
+
+/* Fills the requantization records of the block's n_ch channels (see the file comment). */
+static void q4_td_channel_records(const q4_terms_params *terms, const int32_t *bias,
+                                  int32_t oc0, int32_t n_ch, int32_t out_c, int32_t k,
+                                  q4_td_records *rec)
+{
+    const int32_t n_terms = terms->n_inputs * terms->n_weights;
+    /* |acc_k| <= |bias| (term 0) + 255 * 8 * K, K <= Q4_OPT_MAX_K */
+    const uint64_t dot_bound = (uint64_t)2040u * (uint64_t)k;
+    int32_t c, t;
+
+    for (c = 0; c < n_ch; ++c) {
+        const int32_t o = oc0 + c, shift = terms->shift[o];
+        const int32_t wide = shift > 33 ? shift : 33, up = wide - shift;
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o])
+                                              : (uint64_t)bias[o];
+        uint64_t bound = 0;
+        int32_t ok = 1;
+        for (t = 0; t < n_terms; ++t) {
+            const int32_t m = terms->multiplier[t * out_c + o];
+            const uint64_t m_abs = (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m) << up;
+            ok &= m_abs < ((uint64_t)1 << 31);
+            bound += m_abs * (dot_bound + (t == 0 ? bias_abs : 0u));
+            /* 2^(wide - shift) * m, in range when ok */
+            rec->multiplier[t][c] = (int32_t)(uint32_t)((uint64_t)(uint32_t)m << up);
+        }
+        rec->right[c] = ok && bound < ((uint64_t)1 << 62) ? wide - 32 : 0;
+    }
+}
+
+/* One K-pair step of the 2-row x 4-pixel kernel: weight pairs wa, wb; column words at col. */
+#define Q4_TD_STEP(wa, wb, col)                              \
+    do {                                                     \
+        uint32_t x_ = (col)[0];                              \
+        a0 = q4_td_smlad(x_, (wa), a0);                      \
+        b0 = q4_td_smlad(x_, (wb), b0);                      \
+        x_ = (col)[1];                                       \
+        a1 = q4_td_smlad(x_, (wa), a1);                      \
+        b1 = q4_td_smlad(x_, (wb), b1);                      \
+        x_ = (col)[2];                                       \
+        a2 = q4_td_smlad(x_, (wa), a2);                      \
+        b2 = q4_td_smlad(x_, (wb), b2);                      \
+        x_ = (col)[3];                                       \
+        a3 = q4_td_smlad(x_, (wa), a3);                      \
+        b3 = q4_td_smlad(x_, (wb), b3);                      \
+    } while (0)
+
+/* sum(x * w) of a pair of unpacked rows (w) with the 4 columns over `blocks` blocks, plus the
+ * rows' folds: acc[0..3] for the first row's pixels, acc[4..7] for the second's. */
+static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                          int32_t fold_a, int32_t fold_b, int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    const uint32_t *const w_end = w + 8 * blocks;
+    for (; w != w_end; w += 8, col += 4 * Q4_TD_PIXELS) {
+        Q4_TD_STEP(w[0], w[1], col);
+        Q4_TD_STEP(w[2], w[3], col + Q4_TD_PIXELS);
+        Q4_TD_STEP(w[4], w[5], col + 2 * Q4_TD_PIXELS);
+        Q4_TD_STEP(w[6], w[7], col + 3 * Q4_TD_PIXELS);
+    }
+    /* the sums are 16 * sum(x * w): the shift by 4 is exact */
+    acc[0] = fold_a + q4_floor_shift32(a0, 4);
+    acc[1] = fold_a + q4_floor_shift32(a1, 4);
+    acc[2] = fold_a + q4_floor_shift32(a2, 4);
+    acc[3] = fold_a + q4_floor_shift32(a3, 4);
+    acc[4] = fold_b + q4_floor_shift32(b0, 4);
+    acc[5] = fold_b + q4_floor_shift32(b1, 4);
+    acc[6] = fold_b + q4_floor_shift32(b2, 4);
+    acc[7] = fold_b + q4_floor_shift32(b3, 4);
+}
+
+/* Kept out of line: inlined into the tile loop, its 64-bit sums would compete for registers
+ * with the loop's and spill. */
+#if defined(__GNUC__)
+#define Q4_TD_NOINLINE __attribute__((noinline))
+#else
+#define Q4_TD_NOINLINE
+#endif
+
+/* The high word of a * b + c * d, floor((a * b + c * d) / 2^32) (SMULL, SMLAL). */
+static inline int32_t q4_td_high2(int32_t a, int32_t b, int32_t c, int32_t d)
+{
+    const int64_t total = (int64_t)a * b + (int64_t)c * d;
+    return (int32_t)(uint32_t)((uint64_t)total >> 32);
+}
+
+/* Requantizes and stores one channel's n pixels (stride out_c) from its terms' accumulators
+ * acc[t][pixel]; c is the channel's index in the block, o in the layer. */
+static Q4_TD_NOINLINE void q4_td_store_channel(const int32_t *const *acc, int32_t n_terms,
+                                                int32_t n, const q4_td_records *rec, int32_t c,
+                                                int32_t o, const q4_terms_params *terms,
+                                                const q4_conv_params *params, int8_t *out,
+                                                int32_t out_c)
+{
+    /* locals: the int8 stores below could otherwise alias the parameters */
+    const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
+    const int32_t right = rec->right[c];
+    int32_t p, t;
+    if (right > 0) {
+        const int32_t round = (int32_t)1 << (right - 1);
+        const int32_t m0 = rec->multiplier[0][c];
+        if (n_terms == 2) { /* the usual case (dual weights) */
+            const int32_t *const a0 = acc[0], *const a1 = acc[1];
+            const int32_t m1 = rec->multiplier[1][c];
+            for (p = 0; p < n; ++p) {
+                int32_t y = zp + q4_floor_shift32(q4_td_high2(a0[p], m0, a1[p], m1) + round,
+                                                  right);
+                y = y < lo ? lo : y;
+                y = y > hi ? hi : y;
+                out[p * out_c] = (int8_t)y;
+            }
+            return;
+        }
+        for (p = 0; p < n; ++p) {
+            int64_t total = (int64_t)acc[0][p] * m0;
+            int32_t y;
+            for (t = 1; t < n_terms; ++t) {
+                total += (int64_t)acc[t][p] * rec->multiplier[t][c];
+            }
+            /* the high word, floor(total / 2^32) */
+            y = (int32_t)(uint32_t)((uint64_t)total >> 32);
+            y = zp + q4_floor_shift32(y + round, right);
+            y = y < lo ? lo : y;
+            y = y > hi ? hi : y;
+            out[p * out_c] = (int8_t)y;
+        }
+        return;
+    }
+    for (p = 0; p < n; ++p) {
+        int32_t terms_acc[Q4_TD_TERMS];
+        for (t = 0; t < n_terms; ++t) {
+            terms_acc[t] = acc[t][p];
+        }
+        out[p * out_c] = q4_requantize_terms_clamp(terms_acc, n_terms, terms->multiplier + o,
+                                                   out_c, terms->shift[o], zp, lo, hi);
+    }
+}
+
+void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
+                            const q4_dims *input_dims, const int8_t *const *inputs,
+                            const q4_dims *filter_dims, const uint8_t *const *filters,
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                            int32_t *scratch)
+{
+    const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
+    const int32_t k_pad = q4_td_round_up8(k);
+    const int32_t blocks = k_pad / Q4_TD_BLOCK;
+    const int32_t out_w = output_dims->w, out_c = output_dims->c;
+    const int32_t pixels = output_dims->h * out_w;
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
+    const int32_t block_channels = Q4_TD_ROWS / n_w;
+    /* scratch: records, the unpacked rows of a block, the 4 columns of each input, staging */
+    q4_td_records *rec = (q4_td_records *)(void *)scratch;
+    uint32_t *weights = (uint32_t *)(rec + 1);
+    uint32_t *cols = weights + Q4_TD_ROWS * (k_pad / 2);
+    int8_t *stage = (int8_t *)(cols + Q4_TD_INPUTS * Q4_TD_PIXELS * (k_pad / 2));
+    int32_t oc0, p0, c, i, r, j;
+
+    for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
+        const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
+        const int32_t n_rows = n_ch * n_w;
+        q4_td_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
+        q4_td_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        for (p0 = 0; p0 < pixels; p0 += Q4_TD_PIXELS) {
+            const int32_t n = pixels - p0 < Q4_TD_PIXELS ? pixels - p0 : Q4_TD_PIXELS;
+            for (i = 0; i < n_in; ++i) {
+                uint32_t *col = cols + i * Q4_TD_PIXELS * (k_pad / 2);
+                for (c = 0; c < Q4_TD_PIXELS; ++c) {
+                    /* a missing last pixel repeats the previous window; its outputs are dropped */
+                    const int32_t p = p0 + (c < n ? c : n - 1);
+                    q4_td_im2col(input_dims, inputs[i], filter_dims,
+                                 p / out_w * params->stride_h - params->pad_top,
+                                 p % out_w * params->stride_w - params->pad_left,
+                                 terms->input_zp[i], stage, col + c);
+                }
+            }
+            for (r = 0; r < n_rows; r += 2) {
+                /* dot[i][row of the pair * 4 + pixel] */
+                int32_t dot[Q4_TD_INPUTS][2 * Q4_TD_PIXELS];
+                const int32_t *acc[Q4_TD_TERMS];
+                for (i = 0; i < n_in; ++i) {
+                    q4_td_dot_2x4(weights + r * (k_pad / 2),
+                                  cols + i * Q4_TD_PIXELS * (k_pad / 2), blocks,
+                                  rec->fold[i][r], rec->fold[i][r + 1], dot[i]);
+                }
+                /* the pair holds 2 / n_w channels of n_w rows each */
+                for (c = 0; c < 2 / n_w && r + c * n_w < n_rows; ++c) {
+                    const int32_t ch = r / n_w + c;
+                    for (i = 0; i < n_in; ++i) {
+                        for (j = 0; j < n_w; ++j) {
+                            acc[i * n_w + j] = dot[i] + (c * n_w + j) * Q4_TD_PIXELS;
+                        }
+                    }
+                    q4_td_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
+                                        output + p0 * out_c + oc0 + ch, out_c);
+                }
+            }
+        }
+    }
+}
+
+#else /* no DSP extension: the portable kernel (scratch unused) */
+
+int32_t q4_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims)
+{
+    (void)filter_dims;
+    return 0;
+}
+
+void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
+                            const q4_dims *input_dims, const int8_t *const *inputs,
+                            const q4_dims *filter_dims, const uint8_t *const *filters,
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                            int32_t *scratch)
+{
+    (void)scratch;
+    q4_conv2d_s4_terms(params, terms, input_dims, inputs, filter_dims, filters, bias,
+                       output_dims, output);
+}
+
+#endif
