@@ -275,7 +275,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
                               residual_name(graph.input_name) if recipe.residual_input else None,
                               recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress,
-                              rounding=recipe.refine_rounding)
+                              rounding=recipe.refine_rounding, loss_kind=recipe.refine_loss)
     progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)

@@ -5,13 +5,16 @@ After the layer-by-layer pass, every per-kernel weight scale gets a learnable fa
 factor, and every layer a learnable bias offset. The integer weights stay as chosen. The whole
 quantized network is simulated with fake quantization, rounding passed straight through in the
 backward pass, and the factors are fitted by Adam to make the quantized network's outputs match
-the float network's on the calibration set (mean squared error of the logits). The integer program
-(biases, multipliers, shifts) is then re-derived from the refined scales by the lowering.
+the float network's on the calibration set (mean squared error of the logits, or their KL
+divergence). The integer program (biases, multipliers, shifts) is then re-derived from the refined
+scales by the lowering. Optionally (``rounding``) each weight's up/down rounding is learned at the
+same time, AdaRound's relaxation applied to the whole network (it starts from the chosen rounding).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..progress import Progress
 from .plan import Step
@@ -29,13 +32,13 @@ def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> 
     return (torch.clamp(v + zp, lo, hi) - zp) * scale
 
 
-def _loss(y, t):
-    import os
-    mode = os.environ.get("Q4_REFINE_LOSS", "mse")
-    if mode == "kl":
-        T = float(os.environ.get("Q4_T", "1"))
-        return torch.nn.functional.kl_div(torch.log_softmax(y / T, 1), torch.log_softmax(t / T, 1),
-                                          log_target=True, reduction="batchmean") * T * T
+def _loss(y: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
+    """Distance between the quantized (``y``) and float (``t``) logits: ``"mse"``, or ``"kl"``,
+    the Kullback-Leibler divergence of the quantized network's class distribution from the float
+    one's (knowledge distillation at temperature 1), which weighs the logits that decide the class."""
+    if kind == "kl":
+        return F.kl_div(torch.log_softmax(y, 1), torch.log_softmax(t, 1), log_target=True,
+                        reduction="batchmean")
     return (y - t).pow(2).mean()
 
 
@@ -46,7 +49,8 @@ def _rect_sigmoid(v: torch.Tensor) -> torch.Tensor:
 def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, weights: dict,
            x: np.ndarray | torch.Tensor, forward, residual: str | None, iters: int, lr: float = 1e-3,
            batch: int = 128, seed: int = 0, progress: Progress | None = None,
-           rounding: bool = False, rounding_reg: float = 0.01, rounding_lr: float = 1e-2) -> dict:
+           rounding: bool = False, rounding_reg: float = 0.01, rounding_lr: float = 1e-2,
+           loss_kind: str = "mse") -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after"}.
 
     ``forward(step, xs, weight=None, bias=None) -> (pre_activation, output)`` is the pipeline's float
@@ -119,7 +123,8 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
 
     with torch.no_grad():
         target = torch.cat([run(x[i:i + 256], quant=False) for i in range(0, len(x), 256)])
-        before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]), target))
+        before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
+                             target, loss_kind))
     scale_params = [v for k, v in params.items() if not k.startswith("v:")]
     round_params = [v for k, v in params.items() if k.startswith("v:")]
     opt = torch.optim.Adam([{"params": scale_params, "lr": lr}, {"params": round_params, "lr": rounding_lr}])
@@ -128,7 +133,7 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
     with torch.enable_grad():
         for it in range(iters):
             idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
-            loss = _loss(run(x[idx], params), target[idx])
+            loss = _loss(run(x[idx], params), target[idx], loss_kind)
             if round_params and it >= iters // 5:  # AdaRound's regulariser, annealed, after a warm-up
                 b = 20.0 + (2.0 - 20.0) * (it - iters // 5) / max(1, iters - iters // 5)
                 loss = loss + rounding_reg * sum(
@@ -142,7 +147,8 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
     with torch.no_grad():
         for v in round_params:  # harden the rounding: h = 0 or 1 exactly
             v.copy_(torch.where(_rect_sigmoid(v) >= 0.5, 10.0, -10.0))
-        after = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]), target))
+        after = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
+                            target, loss_kind))
         if after >= before:  # never make things worse
             return {"loss_before": before, "loss_after": before, "applied": False}
         for step in steps:
