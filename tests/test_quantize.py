@@ -106,6 +106,17 @@ def test_scale_refinement_lowers_the_output_error():
     assert r["applied"] and r["loss_after"] < 0.9 * r["loss_before"]
 
 
+def test_refinement_on_kl_lowers_the_divergence():
+    g = tiny_resnet(seed=2)
+    base = Recipe(activation_bits=4, unsigned_activations=True, refine_iters=30, refine_lr=3e-3)
+    kl = quantize_graph(g, X[:128], Recipe.from_dict({**base.to_dict(), "refine_loss": "kl"}))
+    r = kl.meta["refine"]
+    assert r["applied"] and r["loss_after"] < 0.9 * r["loss_before"]
+    assert kl.meta["recipe"]["refine_loss"] == "kl"
+    with pytest.raises(Q4Error, match="refine_loss"):
+        Recipe(refine_loss="l1").validate()
+
+
 @pytest.mark.parametrize("fields", [{"dual_layers": ["@first", "@last"]}, {"weight_rounding": "adaround",
                                     "adaround_iters": 50}, {"weight_rounding": "gpfq"}])
 def test_recipe_methods_reach_the_integer_model(fields):

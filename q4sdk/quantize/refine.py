@@ -7,8 +7,7 @@ quantized network is simulated with fake quantization, rounding passed straight 
 backward pass, and the factors are fitted by Adam to make the quantized network's outputs match
 the float network's on the calibration set (mean squared error of the logits, or their KL
 divergence). The integer program (biases, multipliers, shifts) is then re-derived from the refined
-scales by the lowering. Optionally (``rounding``) each weight's up/down rounding is learned at the
-same time, AdaRound's relaxation applied to the whole network (it starts from the chosen rounding).
+scales by the lowering.
 """
 from __future__ import annotations
 
@@ -19,9 +18,6 @@ import torch.nn.functional as F
 from ..progress import Progress
 from .plan import Step
 from .weights import int_range
-
-ZETA, GAMMA = 1.1, -0.1  # AdaRound's rectified sigmoid (see adaround.py)
-V_INIT = 2.0
 
 
 def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> torch.Tensor:
@@ -42,14 +38,9 @@ def _loss(y: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
     return (y - t).pow(2).mean()
 
 
-def _rect_sigmoid(v: torch.Tensor) -> torch.Tensor:
-    return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
-
-
 def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, weights: dict,
            x: np.ndarray | torch.Tensor, forward, residual: str | None, iters: int, lr: float = 1e-3,
            batch: int = 128, seed: int = 0, progress: Progress | None = None,
-           rounding: bool = False, rounding_reg: float = 0.01, rounding_lr: float = 1e-2,
            loss_kind: str = "mse") -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after"}.
 
@@ -79,9 +70,6 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
                 w_hat = 0
                 for k, (q, s) in enumerate(lw.terms()):
                     g = torch.exp(params[f"g{k}:" + step.node.name]) if params else 1.0
-                    if params and k == 0 and "v:" + step.node.name in params:
-                        floor_, lo_, hi_ = floors[step.node.name]
-                        q = torch.clamp(floor_ + _rect_sigmoid(params["v:" + step.node.name]), lo_, hi_)
                     w_hat = w_hat + torch.as_tensor(q, dtype=torch.float32) * (
                         torch.as_tensor(s, dtype=torch.float32) * g).reshape(shape)
                 b = torch.as_tensor(lw.bias, dtype=torch.float32)
@@ -98,20 +86,8 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
         return vals[output_name]
 
     params: dict[str, torch.Tensor] = {"a:" + input_name: torch.zeros(())}
-    floors: dict[str, tuple] = {}
     for step in steps:
         lw = weights.get(step.node.name)
-        if lw is not None and rounding and lw.q2 is None and step.kind != "depthwise_conv2d":
-            # learned rounding on the fixed grid of the initial scales: q = floor(w / s) + h(V)
-            w = np.asarray(step.node.params["weight"], np.float64)
-            shape = (-1,) + (1,) * (w.ndim - 1)
-            ratio = w / np.where(lw.scales == 0, 1.0, lw.scales).reshape(shape)
-            floor_ = np.floor(ratio)
-            lo, hi = int_range(4)  # weights are INT4
-            floors[step.node.name] = (torch.as_tensor(floor_, dtype=torch.float32), lo, hi)
-            # start at the chosen rounding (h ~ 0.04 or 0.96), where the gradient is not yet zero
-            params["v:" + step.node.name] = torch.as_tensor(
-                np.where(lw.q > floor_, V_INIT, -V_INIT), dtype=torch.float32)
         if lw is not None:
             for k, (_, s) in enumerate(lw.terms()):
                 params[f"g{k}:" + step.node.name] = torch.zeros(len(s))
@@ -125,19 +101,12 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
         target = torch.cat([run(x[i:i + 256], quant=False) for i in range(0, len(x), 256)])
         before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
                              target, loss_kind))
-    scale_params = [v for k, v in params.items() if not k.startswith("v:")]
-    round_params = [v for k, v in params.items() if k.startswith("v:")]
-    opt = torch.optim.Adam([{"params": scale_params, "lr": lr}, {"params": round_params, "lr": rounding_lr}])
+    opt = torch.optim.Adam(params.values(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
-    n_round = sum(v.numel() for v in round_params)
     with torch.enable_grad():
         for it in range(iters):
             idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
             loss = _loss(run(x[idx], params), target[idx], loss_kind)
-            if round_params and it >= iters // 5:  # AdaRound's regulariser, annealed, after a warm-up
-                b = 20.0 + (2.0 - 20.0) * (it - iters // 5) / max(1, iters - iters // 5)
-                loss = loss + rounding_reg * sum(
-                    (1.0 - (2.0 * _rect_sigmoid(v) - 1.0).abs().pow(b)).sum() for v in round_params) / n_round
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -145,8 +114,6 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             if progress and (it % 20 == 0 or it == iters - 1):
                 progress.update(it, iters, f"refine scales: loss {loss.item():.4g}")
     with torch.no_grad():
-        for v in round_params:  # harden the rounding: h = 0 or 1 exactly
-            v.copy_(torch.where(_rect_sigmoid(v) >= 0.5, 10.0, -10.0))
         after = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
                             target, loss_kind))
         if after >= before:  # never make things worse
@@ -159,10 +126,6 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             if lw.q2 is not None:
                 lw.scales2 = lw.scales2 * np.exp(params["g1:" + step.node.name].double().numpy())
             lw.bias = lw.bias + params["b:" + step.node.name].double().numpy()
-            if step.node.name in floors:
-                floor_, lo, hi = floors[step.node.name]
-                up = (params["v:" + step.node.name] > 0).to(floor_.dtype)
-                lw.q = torch.clamp(floor_ + up, lo, hi).numpy().astype(np.int8)
         seen = set()
         for key, v in params.items():
             if key.startswith("a:") and id(qparams[key[2:]]) not in seen:
