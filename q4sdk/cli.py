@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import Q4Error
+from .quantize.recipe import ACTIVATION_RANGE_METHODS, WEIGHT_SCALE_METHODS
 
 
 def _add_data_args(p: argparse.ArgumentParser, what: str, required: bool = True) -> None:
@@ -35,6 +36,7 @@ def _recipe_from_args(args):
         "unsigned_activations": True if args.unsigned_activations else None,
         "weight_scale": args.weight_scale, "activation_range": args.activation_range,
         "bias_correction": True if args.bias_correction else None, "calib_samples": args.calib_samples,
+        "cle": True if args.cle else None,
     }.items() if v is not None}
     if args.recipe.endswith(".json"):
         p = Path(args.recipe)
@@ -186,8 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="default", metavar="NAME|FILE.json",
                    help="a named recipe (default, minmax, paper, best) or a JSON recipe file; "
                         "the flags below override its fields")
-    p.add_argument("--weight-scale", choices=["mmse", "minmax"])
-    p.add_argument("--activation-range", choices=["mmse", "minmax"])
+    p.add_argument("--weight-scale", choices=WEIGHT_SCALE_METHODS,
+                   help="per-kernel weight scale search (default mmse: grid line search)")
+    p.add_argument("--activation-range", choices=ACTIVATION_RANGE_METHODS,
+                   help="activation clipping (default mmse; aciq_*: analytical, Laplace / Gauss prior)")
+    p.add_argument("--cle", action="store_true", help="cross-layer equalization before quantizing")
     p.add_argument("--bias-correction", action="store_true", help="empirical per-channel bias correction")
     p.add_argument("--calib-samples", type=int, help="use at most this many samples (default 512)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")

@@ -26,7 +26,9 @@ from .recipe import Recipe
 from .refine import refine
 from .adaround import adaround
 from .dual import dual_decompose
+from .cle import equalize
 from .gpfq import gpfq_quantize
+from .scale_search import alternating_scales, golden_section_scales
 from .weights import int_range, minmax_scales, mmse_scales_grid, quantize_to_int
 
 
@@ -136,6 +138,10 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
     bits = recipe.weight_bits
     if recipe.weight_scale == "mmse":
         scales = mmse_scales_grid(w2, bits, recipe.weight_grid)
+    elif recipe.weight_scale == "golden":
+        scales = golden_section_scales(w2, bits)
+    elif recipe.weight_scale == "alternating":
+        scales = alternating_scales(w2, bits)
     else:
         scales = minmax_scales(w2, bits)
     q = quantize_to_int(w2, scales, bits)
@@ -197,6 +203,8 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     if not np.isfinite(calib).all():
         raise Q4Error("calibration data: contains NaN or infinite values")
     calib = calib[:recipe.calib_samples]
+    if recipe.cle:  # function-preserving rescaling of conv/dense pairs joined by ReLU
+        graph = equalize(graph)
     steps = build_plan(graph)
     weighted = [s.node.name for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
     if recipe.dual_layers and weighted:  # resolve "@first" / "@last"; unknown names are an error
@@ -275,7 +283,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
                               residual_name(graph.input_name) if recipe.residual_input else None,
                               recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress,
-                              rounding=recipe.refine_rounding, loss_kind=recipe.refine_loss)
+                              loss_kind=recipe.refine_loss)
     progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)

@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..errors import Q4Error
 
+WEIGHT_SCALE_METHODS = ("mmse", "minmax", "golden", "alternating")
+ACTIVATION_RANGE_METHODS = ("mmse", "minmax", "aciq_laplace", "aciq_gauss")
+
 
 @dataclass
 class Recipe:
@@ -15,10 +18,11 @@ class Recipe:
     activation_bits: int = 8
     output_bits: int = 8            # the network's final tensor (logits); 4 or 8
     unsigned_activations: bool = False  # unsigned-with-offset (zero point) instead of symmetric signed
-    weight_scale: str = "mmse"      # mmse | minmax
+    weight_scale: str = "mmse"      # mmse (grid line search) | minmax | golden | alternating
     weight_grid: int = 500          # grid points of the exact line search
-    activation_range: str = "mmse"  # mmse | minmax
+    activation_range: str = "mmse"  # mmse | minmax | aciq_laplace | aciq_gauss (analytical clipping)
     activation_grid: int = 100
+    cle: bool = False               # cross-layer equalization of the float graph before quantizing
     bias_correction: bool = False   # empirical, per channel, from the calibration set
     weight_rounding: str = "nearest"  # nearest | adaround | gpfq
     adaround_iters: int = 500
@@ -30,7 +34,6 @@ class Recipe:
     refine_iters: int = 0           # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
     refine_loss: str = "mse"        # mse | kl: distance of quantized to float logits that refinement minimises
-    refine_rounding: bool = False   # refinement also learns each weight's rounding (network-wide AdaRound)
     calib_samples: int = 512        # at most this many calibration samples are used
     seed: int = 0
 
@@ -53,10 +56,14 @@ class Recipe:
         for f in ("activation_bits", "output_bits"):
             if getattr(self, f) not in (4, 8):
                 raise Q4Error(f"recipe field '{f}': must be 4 or 8, got {getattr(self, f)}")
-        if self.weight_scale not in ("mmse", "minmax"):
-            raise Q4Error(f"recipe field 'weight_scale': unknown method '{self.weight_scale}'")
-        if self.activation_range not in ("mmse", "minmax"):
-            raise Q4Error(f"recipe field 'activation_range': unknown method '{self.activation_range}'")
+        if self.weight_scale not in WEIGHT_SCALE_METHODS:
+            raise Q4Error(f"recipe field 'weight_scale': unknown method '{self.weight_scale}' "
+                          f"({', '.join(WEIGHT_SCALE_METHODS)})")
+        if self.activation_range not in ACTIVATION_RANGE_METHODS:
+            raise Q4Error(f"recipe field 'activation_range': unknown method '{self.activation_range}' "
+                          f"({', '.join(ACTIVATION_RANGE_METHODS)})")
+        if not isinstance(self.cle, bool):
+            raise Q4Error(f"recipe field 'cle': must be true or false, got {self.cle!r}")
         if self.weight_rounding not in ("nearest", "adaround", "gpfq"):
             raise Q4Error(f"recipe field 'weight_rounding': unknown method '{self.weight_rounding}'")
         if self.refine_loss not in ("mse", "kl"):
