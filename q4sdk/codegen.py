@@ -127,6 +127,7 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 OPT_HEADER = "include/q4_kernels_opt.h"
+OPT_PRIVATE_HEADERS = ("include/q4_conv_dsp.h",)  # included by the variants' sources
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
 # kind -> variants in order of preference; only single-term ops use them.
@@ -638,7 +639,7 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
-    headers = (RUNTIME_HEADERS + ((OPT_HEADER,) if any_variant else ())
+    headers = (RUNTIME_HEADERS + ((OPT_HEADER,) + OPT_PRIVATE_HEADERS if any_variant else ())
                + ((PACKED_HEADER,) if packed else ()))
     for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()

@@ -31,35 +31,9 @@
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
-#include <arm_acle.h>
+#include "q4_conv_dsp.h"
 
-#define Q4_DSP_PIXELS 4    /* output pixels per im2col group */
 #define Q4_DSP_CHANNELS 16 /* output channels per unpacked weight block (even) */
-#define Q4_DSP_BLOCK 8     /* K-indices per block: 4 int16 pairs */
-
-static inline uint32_t q4_load_u32(const void *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* SXTB16: bytes 0 and 2 of x sign-extended to the two halfwords. */
-static inline uint32_t q4_sxtb16(uint32_t x)
-{
-    return (uint32_t)__sxtb16((int32_t)x);
-}
-
-/* acc + the two halfword products of the pairs a and w. */
-static inline int32_t q4_smlad(uint32_t a, uint32_t w, int32_t acc)
-{
-    return __smlad((int32_t)a, (int32_t)w, acc);
-}
-
-static int32_t q4_round_up8(int32_t k)
-{
-    return (k + Q4_DSP_BLOCK - 1) & ~(Q4_DSP_BLOCK - 1);
-}
 
 /* Scratch: folded biases of a channel block, its unpacked weights, the 4 im2col columns and an
  * int8 staging row. */
@@ -67,124 +41,6 @@ int32_t q4_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t k = q4_round_up8(filter_dims->h * filter_dims->w * filter_dims->c);
     return 4 * Q4_DSP_CHANNELS + (Q4_DSP_CHANNELS + Q4_DSP_PIXELS) * 2 * k + k;
-}
-
-/* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
- * Q4_DSP_PIXELS words apart (the columns of a pixel group are interleaved by pair). */
-static inline void q4_widen8(uint32_t a, uint32_t b, uint32_t *dst)
-{
-    dst[0] = q4_sxtb16(a);
-    dst[Q4_DSP_PIXELS] = q4_sxtb16(a >> 8);
-    dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
-    dst[3 * Q4_DSP_PIXELS] = q4_sxtb16(b >> 8);
-}
-
-/* Widens n (a multiple of 8) activations from src into a column starting at dst. */
-static void q4_widen_run(const int8_t *src, int32_t n, uint32_t *dst)
-{
-    for (; n > 0; n -= Q4_DSP_BLOCK, src += Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
-        q4_widen8(q4_load_u32(src), q4_load_u32(src + 4), dst);
-    }
-}
-
-/* n (a multiple of 8) positions of a column holding the zero point. */
-static void q4_fill_run(uint32_t zp_pair, int32_t n, uint32_t *dst)
-{
-    for (; n > 0; n -= Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
-        dst[0] = zp_pair;
-        dst[Q4_DSP_PIXELS] = zp_pair;
-        dst[2 * Q4_DSP_PIXELS] = zp_pair;
-        dst[3 * Q4_DSP_PIXELS] = zp_pair;
-    }
-}
-
-/* im2col of the window at input position (y0, x0) into the column at dst. When I is a
- * multiple of 8 every tap starts a block and is widened straight from the input; otherwise the
- * window is first gathered into the int8 staging row (K rounded up to 8, tail = z_x). */
-static void q4_im2col(const q4_dims *input_dims, const int8_t *input, const q4_dims *filter_dims,
-                      int32_t y0, int32_t x0, int32_t zp, int8_t *stage, uint32_t *dst)
-{
-    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
-    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
-    const int32_t k = k_h * k_w * in_c;
-    const uint32_t zp_pair = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
-    int32_t ky, kx, i;
-
-    if (in_c % Q4_DSP_BLOCK == 0) {
-        const int32_t stride = in_c / Q4_DSP_BLOCK * 4 * Q4_DSP_PIXELS; /* words per tap */
-        for (ky = 0; ky < k_h; ++ky) {
-            const int32_t iy = y0 + ky;
-            if (iy < 0 || iy >= in_h) {
-                q4_fill_run(zp_pair, k_w * in_c, dst);
-            } else if (x0 >= 0 && x0 + k_w <= in_w) { /* the whole kernel row is inside */
-                q4_widen_run(input + (iy * in_w + x0) * in_c, k_w * in_c, dst);
-            } else {
-                for (kx = 0; kx < k_w; ++kx) {
-                    const int32_t ix = x0 + kx;
-                    if (ix < 0 || ix >= in_w) {
-                        q4_fill_run(zp_pair, in_c, dst + kx * stride);
-                    } else {
-                        q4_widen_run(input + (iy * in_w + ix) * in_c, in_c, dst + kx * stride);
-                    }
-                }
-            }
-            dst += k_w * stride;
-        }
-        return;
-    }
-    for (ky = 0, i = 0; ky < k_h; ++ky) {
-        const int32_t iy = y0 + ky;
-        if (iy >= 0 && iy < in_h && x0 >= 0 && x0 + k_w <= in_w) {
-            /* the whole kernel row is inside: one contiguous run, copied by words */
-            const int8_t *src = input + (iy * in_w + x0) * in_c;
-            const int32_t run = k_w * in_c;
-            int32_t j;
-            for (j = 0; j + 4 <= run; j += 4) {
-                const uint32_t v = q4_load_u32(src + j);
-                __builtin_memcpy(stage + i + j, &v, sizeof v);
-            }
-            for (; j < run; ++j) {
-                stage[i + j] = src[j];
-            }
-            i += run;
-            continue;
-        }
-        for (kx = 0; kx < k_w; ++kx) {
-            const int32_t ix = x0 + kx;
-            const int32_t inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            int32_t c;
-            for (c = 0; c < in_c; ++c, ++i) {
-                stage[i] = inside ? input[(iy * in_w + ix) * in_c + c] : (int8_t)zp;
-            }
-        }
-    }
-    for (; i < q4_round_up8(k); ++i) {
-        stage[i] = (int8_t)zp;
-    }
-    q4_widen_run(stage, i, dst);
-}
-
-/* Bytes 0 and 1 of v sign-extended to the two halfwords. */
-static inline uint32_t q4_pair01(uint32_t v)
-{
-    return q4_sxtb16((v & 0xFFu) | ((v & 0xFF00u) << 8));
-}
-
-/* Unpacks the 8 weights of one packed word into 16 * w pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7),
- * matching q4_widen8, written 2 words apart; returns 16 * their sum. */
-static int32_t q4_unpack8(uint32_t w, uint32_t *dst)
-{
-    const uint32_t even = (w << 4) & 0xF0F0F0F0u; /* 16*w0 16*w2 16*w4 16*w6 as signed bytes */
-    const uint32_t odd = w & 0xF0F0F0F0u;         /* 16*w1 16*w3 16*w5 16*w7 */
-    int32_t sum = 0, i;
-    dst[0] = q4_pair01(even);
-    dst[2] = q4_pair01(odd);
-    dst[4] = q4_pair01(even >> 16);
-    dst[6] = q4_pair01(odd >> 16);
-    for (i = 0; i < 4; ++i) {
-        sum = q4_smlad(dst[2 * i], 0x00010001u, sum);
-    }
-    return sum;
 }
 
 /* Unpacks nb rows (K weights each, from `rows`) into `dst`, two channels interleaved per K-pair:
@@ -372,20 +228,6 @@ static void q4_nibble_pairs(uint32_t w, int negate, uint32_t *dst)
     dst[1] = q4_pair01(o);
     dst[2] = q4_pair01(e >> 16);
     dst[3] = q4_pair01(o >> 16);
-}
-
-/* Word b of a packed row of row_bytes bytes (bytes past the row read as 0). */
-static uint32_t q4_row_word(const uint8_t *row, int32_t row_bytes, int32_t b)
-{
-    uint32_t w = 0;
-    int32_t i;
-    if (4 * b + 4 <= row_bytes) {
-        return q4_load_u32(row + 4 * b);
-    }
-    for (i = 0; 4 * b + i < row_bytes; ++i) {
-        w |= (uint32_t)row[4 * b + i] << (8 * i);
-    }
-    return w;
 }
 
 /* Packs nb rows into channel pairs (-w_a + w_b * 2^11 per halfword, the K pairs of q4_widen8),

@@ -25,11 +25,9 @@
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
-#include <arm_acle.h>
+#include "q4_conv_dsp.h"
 
-#define Q4_TD_PIXELS 4     /* output pixels per im2col group */
 #define Q4_TD_ROWS 32      /* (weight tensor, channel) rows unpacked per block (even) */
-#define Q4_TD_BLOCK 8      /* K-indices per block: 4 int16 pairs */
 #define Q4_TD_TERMS 4      /* at most 2 inputs x 2 weight tensors */
 #define Q4_TD_INPUTS 2
 
@@ -40,166 +38,13 @@ typedef struct {
     int32_t right[Q4_TD_ROWS];                  /* s' - 32, or 0: the exact 64-bit path */
 } q4_td_records;
 
-static inline uint32_t q4_td_load_u32(const void *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline uint32_t q4_td_sxtb16(uint32_t x)
-{
-    return (uint32_t)__sxtb16((int32_t)x);
-}
-
-static inline int32_t q4_td_smlad(uint32_t a, uint32_t w, int32_t acc)
-{
-    return __smlad((int32_t)a, (int32_t)w, acc);
-}
-
-static int32_t q4_td_round_up8(int32_t k)
-{
-    return (k + Q4_TD_BLOCK - 1) & ~(Q4_TD_BLOCK - 1);
-}
-
 /* Scratch: the records, the unpacked rows of a block, the 4 columns of each input and an int8
  * staging row. */
 int32_t q4_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims)
 {
-    const int32_t k = q4_td_round_up8(filter_dims->h * filter_dims->w * filter_dims->c);
+    const int32_t k = q4_round_up8(filter_dims->h * filter_dims->w * filter_dims->c);
     return (int32_t)sizeof(q4_td_records) +
-           (Q4_TD_ROWS + Q4_TD_INPUTS * Q4_TD_PIXELS) * 2 * k + k;
-}
-
-/* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
- * Q4_TD_PIXELS words apart (the columns of a pixel group are interleaved by pair). */
-static inline void q4_td_widen8(uint32_t a, uint32_t b, uint32_t *dst)
-{
-    dst[0] = q4_td_sxtb16(a);
-    dst[Q4_TD_PIXELS] = q4_td_sxtb16(a >> 8);
-    dst[2 * Q4_TD_PIXELS] = q4_td_sxtb16(b);
-    dst[3 * Q4_TD_PIXELS] = q4_td_sxtb16(b >> 8);
-}
-
-static void q4_td_widen_run(const int8_t *src, int32_t n, uint32_t *dst)
-{
-    for (; n > 0; n -= Q4_TD_BLOCK, src += Q4_TD_BLOCK, dst += 4 * Q4_TD_PIXELS) {
-        q4_td_widen8(q4_td_load_u32(src), q4_td_load_u32(src + 4), dst);
-    }
-}
-
-static void q4_td_fill_run(uint32_t zp_pair, int32_t n, uint32_t *dst)
-{
-    for (; n > 0; n -= Q4_TD_BLOCK, dst += 4 * Q4_TD_PIXELS) {
-        dst[0] = zp_pair;
-        dst[Q4_TD_PIXELS] = zp_pair;
-        dst[2 * Q4_TD_PIXELS] = zp_pair;
-        dst[3 * Q4_TD_PIXELS] = zp_pair;
-    }
-}
-
-/* im2col of the window at input position (y0, x0) into the column at dst (positions outside
- * the input take zp). I a multiple of 8: widened straight from the input; otherwise gathered
- * into the int8 staging row first (K rounded up to 8, tail = zp). */
-static void q4_td_im2col(const q4_dims *input_dims, const int8_t *input,
-                         const q4_dims *filter_dims, int32_t y0, int32_t x0, int32_t zp,
-                         int8_t *stage, uint32_t *dst)
-{
-    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
-    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
-    const int32_t k = k_h * k_w * in_c;
-    const uint32_t zp_pair = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
-    int32_t ky, kx, i;
-
-    if (in_c % Q4_TD_BLOCK == 0) {
-        const int32_t stride = in_c / Q4_TD_BLOCK * 4 * Q4_TD_PIXELS; /* words per tap */
-        for (ky = 0; ky < k_h; ++ky) {
-            const int32_t iy = y0 + ky;
-            if (iy < 0 || iy >= in_h) {
-                q4_td_fill_run(zp_pair, k_w * in_c, dst);
-            } else if (x0 >= 0 && x0 + k_w <= in_w) {
-                q4_td_widen_run(input + (iy * in_w + x0) * in_c, k_w * in_c, dst);
-            } else {
-                for (kx = 0; kx < k_w; ++kx) {
-                    const int32_t ix = x0 + kx;
-                    if (ix < 0 || ix >= in_w) {
-                        q4_td_fill_run(zp_pair, in_c, dst + kx * stride);
-                    } else {
-                        q4_td_widen_run(input + (iy * in_w + ix) * in_c, in_c,
-                                        dst + kx * stride);
-                    }
-                }
-            }
-            dst += k_w * stride;
-        }
-        return;
-    }
-    for (ky = 0, i = 0; ky < k_h; ++ky) {
-        const int32_t iy = y0 + ky;
-        if (iy >= 0 && iy < in_h && x0 >= 0 && x0 + k_w <= in_w) {
-            const int8_t *src = input + (iy * in_w + x0) * in_c;
-            const int32_t run = k_w * in_c;
-            int32_t j;
-            for (j = 0; j + 4 <= run; j += 4) {
-                const uint32_t v = q4_td_load_u32(src + j);
-                __builtin_memcpy(stage + i + j, &v, sizeof v);
-            }
-            for (; j < run; ++j) {
-                stage[i + j] = src[j];
-            }
-            i += run;
-            continue;
-        }
-        for (kx = 0; kx < k_w; ++kx) {
-            const int32_t ix = x0 + kx;
-            const int32_t inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            int32_t c;
-            for (c = 0; c < in_c; ++c, ++i) {
-                stage[i] = inside ? input[(iy * in_w + ix) * in_c + c] : (int8_t)zp;
-            }
-        }
-    }
-    for (; i < q4_td_round_up8(k); ++i) {
-        stage[i] = (int8_t)zp;
-    }
-    q4_td_widen_run(stage, i, dst);
-}
-
-/* Bytes 0 and 1 of v sign-extended to the two halfwords. */
-static inline uint32_t q4_td_pair01(uint32_t v)
-{
-    return q4_td_sxtb16((v & 0xFFu) | ((v & 0xFF00u) << 8));
-}
-
-/* The 8 weights of a packed word as 16 * w pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7) (matching
- * q4_td_widen8), written 2 words apart; returns 16 * their sum. */
-static int32_t q4_td_unpack8(uint32_t w, uint32_t *dst)
-{
-    const uint32_t even = (w << 4) & 0xF0F0F0F0u;
-    const uint32_t odd = w & 0xF0F0F0F0u;
-    int32_t sum = 0, i;
-    dst[0] = q4_td_pair01(even);
-    dst[2] = q4_td_pair01(odd);
-    dst[4] = q4_td_pair01(even >> 16);
-    dst[6] = q4_td_pair01(odd >> 16);
-    for (i = 0; i < 4; ++i) {
-        sum = q4_td_smlad(dst[2 * i], 0x00010001u, sum);
-    }
-    return sum;
-}
-
-/* Word b of a packed row of row_bytes bytes (bytes past the row read as 0). */
-static uint32_t q4_td_row_word(const uint8_t *row, int32_t row_bytes, int32_t b)
-{
-    uint32_t w = 0;
-    int32_t i;
-    if (4 * b + 4 <= row_bytes) {
-        return q4_td_load_u32(row + 4 * b);
-    }
-    for (i = 0; 4 * b + i < row_bytes; ++i) {
-        w |= (uint32_t)row[4 * b + i] << (8 * i);
-    }
-    return w;
+           (Q4_TD_ROWS + Q4_TD_INPUTS * Q4_DSP_PIXELS) * 2 * k + k;
 }
 
 /* Unpacks the block's n_rows rows (row r: channel oc0 + r / n_w of weight tensor r % n_w) into
@@ -211,7 +56,7 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
 {
     const int32_t n_w = terms->n_weights, n_in = terms->n_inputs;
     const int32_t row_bytes = (k + 1) / 2;
-    const int32_t blocks = q4_td_round_up8(k) / Q4_TD_BLOCK;
+    const int32_t blocks = q4_round_up8(k) / Q4_DSP_BLOCK;
     int32_t r, b, i;
 
     for (r = 0; r < n_rows + (n_rows & 1); ++r) {
@@ -219,7 +64,7 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
         int32_t sum16 = 0;
         if (r >= n_rows) { /* the zero partner of an odd last row */
             for (b = 0; b < blocks; ++b, out += 8) {
-                (void)q4_td_unpack8(0, out);
+                (void)q4_unpack8(0, out);
             }
             for (i = 0; i < n_in; ++i) {
                 rec->fold[i][r] = 0;
@@ -231,7 +76,7 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
             const uint8_t *row = filters[r % n_w] + channel * row_bytes;
             int32_t sum;
             for (b = 0; b < blocks; ++b, out += 8) {
-                sum16 += q4_td_unpack8(q4_td_row_word(row, row_bytes, b), out);
+                sum16 += q4_unpack8(q4_row_word(row, row_bytes, b), out);
             }
             sum = q4_floor_shift32(sum16, 4);
             for (i = 0; i < n_in; ++i) {
@@ -275,17 +120,17 @@ static void q4_td_channel_records(const q4_terms_params *terms, const int32_t *b
 #define Q4_TD_STEP(wa, wb, col)                              \
     do {                                                     \
         uint32_t x_ = (col)[0];                              \
-        a0 = q4_td_smlad(x_, (wa), a0);                      \
-        b0 = q4_td_smlad(x_, (wb), b0);                      \
+        a0 = q4_smlad(x_, (wa), a0);                      \
+        b0 = q4_smlad(x_, (wb), b0);                      \
         x_ = (col)[1];                                       \
-        a1 = q4_td_smlad(x_, (wa), a1);                      \
-        b1 = q4_td_smlad(x_, (wb), b1);                      \
+        a1 = q4_smlad(x_, (wa), a1);                      \
+        b1 = q4_smlad(x_, (wb), b1);                      \
         x_ = (col)[2];                                       \
-        a2 = q4_td_smlad(x_, (wa), a2);                      \
-        b2 = q4_td_smlad(x_, (wb), b2);                      \
+        a2 = q4_smlad(x_, (wa), a2);                      \
+        b2 = q4_smlad(x_, (wb), b2);                      \
         x_ = (col)[3];                                       \
-        a3 = q4_td_smlad(x_, (wa), a3);                      \
-        b3 = q4_td_smlad(x_, (wb), b3);                      \
+        a3 = q4_smlad(x_, (wa), a3);                      \
+        b3 = q4_smlad(x_, (wb), b3);                      \
     } while (0)
 
 /* sum(x * w) of a pair of unpacked rows (w) with the 4 columns over `blocks` blocks, plus the
@@ -295,11 +140,11 @@ static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks
 {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
     const uint32_t *const w_end = w + 8 * blocks;
-    for (; w != w_end; w += 8, col += 4 * Q4_TD_PIXELS) {
+    for (; w != w_end; w += 8, col += 4 * Q4_DSP_PIXELS) {
         Q4_TD_STEP(w[0], w[1], col);
-        Q4_TD_STEP(w[2], w[3], col + Q4_TD_PIXELS);
-        Q4_TD_STEP(w[4], w[5], col + 2 * Q4_TD_PIXELS);
-        Q4_TD_STEP(w[6], w[7], col + 3 * Q4_TD_PIXELS);
+        Q4_TD_STEP(w[2], w[3], col + Q4_DSP_PIXELS);
+        Q4_TD_STEP(w[4], w[5], col + 2 * Q4_DSP_PIXELS);
+        Q4_TD_STEP(w[6], w[7], col + 3 * Q4_DSP_PIXELS);
     }
     /* the sums are 16 * sum(x * w): the shift by 4 is exact */
     acc[0] = fold_a + q4_floor_shift32(a0, 4);
@@ -386,8 +231,8 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                             int32_t *scratch)
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
-    const int32_t k_pad = q4_td_round_up8(k);
-    const int32_t blocks = k_pad / Q4_TD_BLOCK;
+    const int32_t k_pad = q4_round_up8(k);
+    const int32_t blocks = k_pad / Q4_DSP_BLOCK;
     const int32_t out_w = output_dims->w, out_c = output_dims->c;
     const int32_t pixels = output_dims->h * out_w;
     const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
@@ -396,7 +241,7 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     q4_td_records *rec = (q4_td_records *)(void *)scratch;
     uint32_t *weights = (uint32_t *)(rec + 1);
     uint32_t *cols = weights + Q4_TD_ROWS * (k_pad / 2);
-    int8_t *stage = (int8_t *)(cols + Q4_TD_INPUTS * Q4_TD_PIXELS * (k_pad / 2));
+    int8_t *stage = (int8_t *)(cols + Q4_TD_INPUTS * Q4_DSP_PIXELS * (k_pad / 2));
     int32_t oc0, p0, c, i, r, j;
 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
@@ -404,14 +249,14 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
         const int32_t n_rows = n_ch * n_w;
         q4_td_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_td_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
-        for (p0 = 0; p0 < pixels; p0 += Q4_TD_PIXELS) {
-            const int32_t n = pixels - p0 < Q4_TD_PIXELS ? pixels - p0 : Q4_TD_PIXELS;
+        for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
+            const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (i = 0; i < n_in; ++i) {
-                uint32_t *col = cols + i * Q4_TD_PIXELS * (k_pad / 2);
-                for (c = 0; c < Q4_TD_PIXELS; ++c) {
+                uint32_t *col = cols + i * Q4_DSP_PIXELS * (k_pad / 2);
+                for (c = 0; c < Q4_DSP_PIXELS; ++c) {
                     /* a missing last pixel repeats the previous window; its outputs are dropped */
                     const int32_t p = p0 + (c < n ? c : n - 1);
-                    q4_td_im2col(input_dims, inputs[i], filter_dims,
+                    q4_im2col(input_dims, inputs[i], filter_dims,
                                  p / out_w * params->stride_h - params->pad_top,
                                  p % out_w * params->stride_w - params->pad_left,
                                  terms->input_zp[i], stage, col + c);
@@ -419,11 +264,11 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
             }
             for (r = 0; r < n_rows; r += 2) {
                 /* dot[i][row of the pair * 4 + pixel] */
-                int32_t dot[Q4_TD_INPUTS][2 * Q4_TD_PIXELS];
+                int32_t dot[Q4_TD_INPUTS][2 * Q4_DSP_PIXELS];
                 const int32_t *acc[Q4_TD_TERMS];
                 for (i = 0; i < n_in; ++i) {
                     q4_td_dot_2x4(weights + r * (k_pad / 2),
-                                  cols + i * Q4_TD_PIXELS * (k_pad / 2), blocks,
+                                  cols + i * Q4_DSP_PIXELS * (k_pad / 2), blocks,
                                   rec->fold[i][r], rec->fold[i][r + 1], dot[i]);
                 }
                 /* the pair holds 2 / n_w channels of n_w rows each */
@@ -431,7 +276,7 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                     const int32_t ch = r / n_w + c;
                     for (i = 0; i < n_in; ++i) {
                         for (j = 0; j < n_w; ++j) {
-                            acc[i * n_w + j] = dot[i] + (c * n_w + j) * Q4_TD_PIXELS;
+                            acc[i * n_w + j] = dot[i] + (c * n_w + j) * Q4_DSP_PIXELS;
                         }
                     }
                     q4_td_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
