@@ -7,7 +7,7 @@
  *  - The weight tensors are read as one list of "rows": row r of a block is channel
  *    oc0 + r / n_weights of weight tensor r % n_weights, so a dual layer's two tensors of one
  *    channel are neighbours and one 2-row GEMM tile computes both of its weight terms.
- *    Q4_TD_ROWS rows are unpacked per block into int16 pairs of 16 * w (as q4_conv2d_s4_dsp
+ *    Q4_TERMS_ROWS rows are unpacked per block into int16 pairs of 16 * w (as q4_conv2d_s4_dsp
  *    does), and the input zero points are folded per (input, row): acc = fold + sum(x * w) with
  *    fold = [bias] - z_i * sum(w) (the bias in term 0 only), padded positions holding z_i.
  *  - im2col: 4 output pixels at a time for every input term, widened to int16 by SXTB16.
@@ -26,25 +26,15 @@
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
 #include "q4_conv_dsp.h"
-
-#define Q4_TD_ROWS 32      /* (weight tensor, channel) rows unpacked per block (even) */
-#define Q4_TD_TERMS 4      /* at most 2 inputs x 2 weight tensors */
-#define Q4_TD_INPUTS 2
-
-/* The per-block requantization records (int32 words, at the start of the scratch). */
-typedef struct {
-    int32_t fold[Q4_TD_INPUTS][Q4_TD_ROWS];     /* [bias] - z_i * sum(w) per input and row */
-    int32_t multiplier[Q4_TD_TERMS][Q4_TD_ROWS]; /* m'_k per term and channel of the block */
-    int32_t right[Q4_TD_ROWS];                  /* s' - 32, or 0: the exact 64-bit path */
-} q4_td_records;
+#include "q4_conv_terms.h"
 
 /* Scratch: the records, the unpacked rows of a block, the 4 columns of each input and an int8
  * staging row. */
 int32_t q4_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t k = q4_round_up8(filter_dims->h * filter_dims->w * filter_dims->c);
-    return (int32_t)sizeof(q4_td_records) +
-           (Q4_TD_ROWS + Q4_TD_INPUTS * Q4_DSP_PIXELS) * 2 * k + k;
+    return (int32_t)sizeof(q4_terms_records) +
+           (Q4_TERMS_ROWS + Q4_TERMS_INPUTS * Q4_DSP_PIXELS) * 2 * k + k;
 }
 
 /* Unpacks the block's n_rows rows (row r: channel oc0 + r / n_w of weight tensor r % n_w) into
@@ -52,7 +42,7 @@ int32_t q4_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims)
  * row is paired with zeros. Writes rec->fold for every input. */
 static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const *filters,
                               const int32_t *bias, int32_t oc0, int32_t n_rows, int32_t k,
-                              uint32_t *dst, q4_td_records *rec)
+                              uint32_t *dst, q4_terms_records *rec)
 {
     const int32_t n_w = terms->n_weights, n_in = terms->n_inputs;
     const int32_t row_bytes = (k + 1) / 2;
@@ -84,35 +74,6 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
                 rec->fold[i][r] = base - terms->input_zp[i] * sum;
             }
         }
-    }
-}
-
-/* Fills the requantization records of the block's n_ch channels (see the file comment). */
-static void q4_td_channel_records(const q4_terms_params *terms, const int32_t *bias,
-                                  int32_t oc0, int32_t n_ch, int32_t out_c, int32_t k,
-                                  q4_td_records *rec)
-{
-    const int32_t n_terms = terms->n_inputs * terms->n_weights;
-    /* |acc_k| <= |bias| (term 0) + 255 * 8 * K, K <= Q4_OPT_MAX_K */
-    const uint64_t dot_bound = (uint64_t)2040u * (uint64_t)k;
-    int32_t c, t;
-
-    for (c = 0; c < n_ch; ++c) {
-        const int32_t o = oc0 + c, shift = terms->shift[o];
-        const int32_t wide = shift > 33 ? shift : 33, up = wide - shift;
-        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o])
-                                              : (uint64_t)bias[o];
-        uint64_t bound = 0;
-        int32_t ok = 1;
-        for (t = 0; t < n_terms; ++t) {
-            const int32_t m = terms->multiplier[t * out_c + o];
-            const uint64_t m_abs = (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m) << up;
-            ok &= m_abs < ((uint64_t)1 << 31);
-            bound += m_abs * (dot_bound + (t == 0 ? bias_abs : 0u));
-            /* 2^(wide - shift) * m, in range when ok */
-            rec->multiplier[t][c] = (int32_t)(uint32_t)((uint64_t)(uint32_t)m << up);
-        }
-        rec->right[c] = ok && bound < ((uint64_t)1 << 62) ? wide - 32 : 0;
     }
 }
 
@@ -157,73 +118,6 @@ static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks
     acc[7] = fold_b + q4_floor_shift32(b3, 4);
 }
 
-/* Kept out of line: inlined into the tile loop, its 64-bit sums would compete for registers
- * with the loop's and spill. */
-#if defined(__GNUC__)
-#define Q4_TD_NOINLINE __attribute__((noinline))
-#else
-#define Q4_TD_NOINLINE
-#endif
-
-/* The high word of a * b + c * d, floor((a * b + c * d) / 2^32) (SMULL, SMLAL). */
-static inline int32_t q4_td_high2(int32_t a, int32_t b, int32_t c, int32_t d)
-{
-    const int64_t total = (int64_t)a * b + (int64_t)c * d;
-    return (int32_t)(uint32_t)((uint64_t)total >> 32);
-}
-
-/* Requantizes and stores one channel's n pixels (stride out_c) from its terms' accumulators
- * acc[t][pixel]; c is the channel's index in the block, o in the layer. */
-static Q4_TD_NOINLINE void q4_td_store_channel(const int32_t *const *acc, int32_t n_terms,
-                                                int32_t n, const q4_td_records *rec, int32_t c,
-                                                int32_t o, const q4_terms_params *terms,
-                                                const q4_conv_params *params, int8_t *out,
-                                                int32_t out_c)
-{
-    /* locals: the int8 stores below could otherwise alias the parameters */
-    const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
-    const int32_t right = rec->right[c];
-    int32_t p, t;
-    if (right > 0) {
-        const int32_t round = (int32_t)1 << (right - 1);
-        const int32_t m0 = rec->multiplier[0][c];
-        if (n_terms == 2) { /* the usual case (dual weights) */
-            const int32_t *const a0 = acc[0], *const a1 = acc[1];
-            const int32_t m1 = rec->multiplier[1][c];
-            for (p = 0; p < n; ++p) {
-                int32_t y = zp + q4_floor_shift32(q4_td_high2(a0[p], m0, a1[p], m1) + round,
-                                                  right);
-                y = y < lo ? lo : y;
-                y = y > hi ? hi : y;
-                out[p * out_c] = (int8_t)y;
-            }
-            return;
-        }
-        for (p = 0; p < n; ++p) {
-            int64_t total = (int64_t)acc[0][p] * m0;
-            int32_t y;
-            for (t = 1; t < n_terms; ++t) {
-                total += (int64_t)acc[t][p] * rec->multiplier[t][c];
-            }
-            /* the high word, floor(total / 2^32) */
-            y = (int32_t)(uint32_t)((uint64_t)total >> 32);
-            y = zp + q4_floor_shift32(y + round, right);
-            y = y < lo ? lo : y;
-            y = y > hi ? hi : y;
-            out[p * out_c] = (int8_t)y;
-        }
-        return;
-    }
-    for (p = 0; p < n; ++p) {
-        int32_t terms_acc[Q4_TD_TERMS];
-        for (t = 0; t < n_terms; ++t) {
-            terms_acc[t] = acc[t][p];
-        }
-        out[p * out_c] = q4_requantize_terms_clamp(terms_acc, n_terms, terms->multiplier + o,
-                                                   out_c, terms->shift[o], zp, lo, hi);
-    }
-}
-
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
                             const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -236,19 +130,19 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     const int32_t out_w = output_dims->w, out_c = output_dims->c;
     const int32_t pixels = output_dims->h * out_w;
     const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
-    const int32_t block_channels = Q4_TD_ROWS / n_w;
+    const int32_t block_channels = Q4_TERMS_ROWS / n_w;
     /* scratch: records, the unpacked rows of a block, the 4 columns of each input, staging */
-    q4_td_records *rec = (q4_td_records *)(void *)scratch;
+    q4_terms_records *rec = (q4_terms_records *)(void *)scratch;
     uint32_t *weights = (uint32_t *)(rec + 1);
-    uint32_t *cols = weights + Q4_TD_ROWS * (k_pad / 2);
-    int8_t *stage = (int8_t *)(cols + Q4_TD_INPUTS * Q4_DSP_PIXELS * (k_pad / 2));
+    uint32_t *cols = weights + Q4_TERMS_ROWS * (k_pad / 2);
+    int8_t *stage = (int8_t *)(cols + Q4_TERMS_INPUTS * Q4_DSP_PIXELS * (k_pad / 2));
     int32_t oc0, p0, c, i, r, j;
 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
         const int32_t n_rows = n_ch * n_w;
         q4_td_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
-        q4_td_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (i = 0; i < n_in; ++i) {
@@ -264,8 +158,8 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
             }
             for (r = 0; r < n_rows; r += 2) {
                 /* dot[i][row of the pair * 4 + pixel] */
-                int32_t dot[Q4_TD_INPUTS][2 * Q4_DSP_PIXELS];
-                const int32_t *acc[Q4_TD_TERMS];
+                int32_t dot[Q4_TERMS_INPUTS][2 * Q4_DSP_PIXELS];
+                const int32_t *acc[Q4_TERMS_TERMS];
                 for (i = 0; i < n_in; ++i) {
                     q4_td_dot_2x4(weights + r * (k_pad / 2),
                                   cols + i * Q4_DSP_PIXELS * (k_pad / 2), blocks,
@@ -279,7 +173,7 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                             acc[i * n_w + j] = dot[i] + (c * n_w + j) * Q4_DSP_PIXELS;
                         }
                     }
-                    q4_td_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
+                    q4_terms_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
                                         output + p0 * out_c + oc0 + ch, out_c);
                 }
             }

@@ -6,7 +6,7 @@
  * Scheme (docs/kernels.md, "Multi-term conv2d"):
  *  - The weight tensors are read as one list of "rows": row r of a block is channel
  *    oc0 + r / n_weights of weight tensor r % n_weights, so a dual layer's two tensors of one
- *    channel form a pair. Q4_TM_ROWS rows are unpacked per block into int8, zero-padded to a
+ *    channel form a pair. Q4_TERMS_ROWS rows are unpacked per block into int8, zero-padded to a
  *    multiple of 16 K-indices, the two rows of a pair interleaved per 16-weight vector; the
  *    input zero points are folded per (input, row): acc = fold + sum(x * w) with
  *    fold = [bias] - z_i * sum(w) (the bias in term 0 only), padded positions holding z_i.
@@ -27,18 +27,10 @@
 
 #include <arm_mve.h>
 
-#define Q4_TM_PIXELS 4     /* output pixels per im2col group */
-#define Q4_TM_ROWS 32      /* (weight tensor, channel) rows unpacked per block (even) */
-#define Q4_TM_LANES 16     /* int8 lanes per vector */
-#define Q4_TM_TERMS 4      /* at most 2 inputs x 2 weight tensors */
-#define Q4_TM_INPUTS 2
+#include "q4_conv_terms.h"
 
-/* The per-block requantization records (int32 words, at the start of the scratch). */
-typedef struct {
-    int32_t fold[Q4_TM_INPUTS][Q4_TM_ROWS];     /* [bias] - z_i * sum(w) per input and row */
-    int32_t multiplier[Q4_TM_TERMS][Q4_TM_ROWS]; /* m'_k per term and channel of the block */
-    int32_t right[Q4_TM_ROWS];                  /* s' - 32, or 0: the exact 64-bit path */
-} q4_tm_records;
+#define Q4_TM_PIXELS 4     /* output pixels per im2col group */
+#define Q4_TM_LANES 16     /* int8 lanes per vector */
 
 static int32_t q4_tm_round_up16(int32_t k)
 {
@@ -50,7 +42,8 @@ static int32_t q4_tm_round_up16(int32_t k)
 int32_t q4_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t k16 = q4_tm_round_up16(filter_dims->h * filter_dims->w * filter_dims->c);
-    return (int32_t)sizeof(q4_tm_records) + (Q4_TM_ROWS + Q4_TM_INPUTS * Q4_TM_PIXELS + 1) * k16;
+    return (int32_t)sizeof(q4_terms_records) +
+           (Q4_TERMS_ROWS + Q4_TERMS_INPUTS * Q4_TM_PIXELS + 1) * k16;
 }
 
 /* Sign-extended weights 16 * b .. 16 * b + 15 of a packed row of row_bytes bytes (0 past it):
@@ -69,7 +62,7 @@ static inline int8x16_t q4_tm_unpack16(const uint8_t *row, int32_t row_bytes, in
  * further); an odd last row is paired with zeros. Writes rec->fold for every input. */
 static void q4_tm_unpack_rows(const q4_terms_params *terms, const uint8_t *const *filters,
                               const int32_t *bias, int32_t oc0, int32_t n_rows, int32_t k,
-                              int8_t *dst, q4_tm_records *rec)
+                              int8_t *dst, q4_terms_records *rec)
 {
     const int32_t n_w = terms->n_weights, n_in = terms->n_inputs;
     const int32_t row_bytes = (k + 1) / 2, k16 = q4_tm_round_up16(k);
@@ -101,34 +94,6 @@ static void q4_tm_unpack_rows(const q4_terms_params *terms, const uint8_t *const
     }
 }
 
-/* Fills the requantization records of the block's n_ch channels (see the file comment). */
-static void q4_tm_channel_records(const q4_terms_params *terms, const int32_t *bias,
-                                  int32_t oc0, int32_t n_ch, int32_t out_c, int32_t k,
-                                  q4_tm_records *rec)
-{
-    const int32_t n_terms = terms->n_inputs * terms->n_weights;
-    /* |acc_k| <= |bias| (term 0) + 255 * 8 * K, K <= Q4_OPT_MAX_K */
-    const uint64_t dot_bound = (uint64_t)2040u * (uint64_t)k;
-    int32_t c, t;
-
-    for (c = 0; c < n_ch; ++c) {
-        const int32_t o = oc0 + c, shift = terms->shift[o];
-        const int32_t wide = shift > 33 ? shift : 33, up = wide - shift;
-        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o])
-                                              : (uint64_t)bias[o];
-        uint64_t bound = 0;
-        int32_t ok = 1;
-        for (t = 0; t < n_terms; ++t) {
-            const int32_t m = terms->multiplier[t * out_c + o];
-            const uint64_t m_abs = (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m) << up;
-            ok &= m_abs < ((uint64_t)1 << 31);
-            bound += m_abs * (dot_bound + (t == 0 ? bias_abs : 0u));
-            /* 2^(wide - shift) * m, in range when ok */
-            rec->multiplier[t][c] = (int32_t)(uint32_t)((uint64_t)(uint32_t)m << up);
-        }
-        rec->right[c] = ok && bound < ((uint64_t)1 << 62) ? wide - 32 : 0;
-    }
-}
 
 /* Where the im2col reads from. */
 typedef struct {
@@ -211,73 +176,6 @@ static void q4_tm_dot_2x4(const int8_t *w, const int8_t *cols, int32_t steps, in
     acc[7] = b3;
 }
 
-/* Kept out of line: inlined into the tile loop, its 64-bit sums would compete for registers
- * with the loop's and spill. */
-#if defined(__GNUC__)
-#define Q4_TM_NOINLINE __attribute__((noinline))
-#else
-#define Q4_TM_NOINLINE
-#endif
-
-/* The high word of a * b + c * d, floor((a * b + c * d) / 2^32) (SMULL, SMLAL). */
-static inline int32_t q4_tm_high2(int32_t a, int32_t b, int32_t c, int32_t d)
-{
-    const int64_t total = (int64_t)a * b + (int64_t)c * d;
-    return (int32_t)(uint32_t)((uint64_t)total >> 32);
-}
-
-/* Requantizes and stores one channel's n pixels (stride out_c) from its terms' accumulators
- * acc[t][pixel]; c is the channel's index in the block, o in the layer. */
-static Q4_TM_NOINLINE void q4_tm_store_channel(const int32_t *const *acc, int32_t n_terms,
-                                                int32_t n, const q4_tm_records *rec, int32_t c,
-                                                int32_t o, const q4_terms_params *terms,
-                                                const q4_conv_params *params, int8_t *out,
-                                                int32_t out_c)
-{
-    /* locals: the int8 stores below could otherwise alias the parameters */
-    const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
-    const int32_t right = rec->right[c];
-    int32_t p, t;
-    if (right > 0) {
-        const int32_t round = (int32_t)1 << (right - 1);
-        const int32_t m0 = rec->multiplier[0][c];
-        if (n_terms == 2) { /* the usual case (dual weights) */
-            const int32_t *const a0 = acc[0], *const a1 = acc[1];
-            const int32_t m1 = rec->multiplier[1][c];
-            for (p = 0; p < n; ++p) {
-                int32_t y = zp + q4_floor_shift32(q4_tm_high2(a0[p], m0, a1[p], m1) + round,
-                                                  right);
-                y = y < lo ? lo : y;
-                y = y > hi ? hi : y;
-                out[p * out_c] = (int8_t)y;
-            }
-            return;
-        }
-        for (p = 0; p < n; ++p) {
-            int64_t total = (int64_t)acc[0][p] * m0;
-            int32_t y;
-            for (t = 1; t < n_terms; ++t) {
-                total += (int64_t)acc[t][p] * rec->multiplier[t][c];
-            }
-            /* the high word, floor(total / 2^32) */
-            y = (int32_t)(uint32_t)((uint64_t)total >> 32);
-            y = zp + q4_floor_shift32(y + round, right);
-            y = y < lo ? lo : y;
-            y = y > hi ? hi : y;
-            out[p * out_c] = (int8_t)y;
-        }
-        return;
-    }
-    for (p = 0; p < n; ++p) {
-        int32_t terms_acc[Q4_TM_TERMS];
-        for (t = 0; t < n_terms; ++t) {
-            terms_acc[t] = acc[t][p];
-        }
-        out[p * out_c] = q4_requantize_terms_clamp(terms_acc, n_terms, terms->multiplier + o,
-                                                   out_c, terms->shift[o], zp, lo, hi);
-    }
-}
-
 void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
                             const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -289,14 +187,14 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     const int32_t out_w = output_dims->w, out_c = output_dims->c;
     const int32_t pixels = output_dims->h * out_w;
     const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
-    const int32_t block_channels = Q4_TM_ROWS / n_w;
+    const int32_t block_channels = Q4_TERMS_ROWS / n_w;
     const int32_t group = Q4_TM_PIXELS * k16; /* bytes of one input's 4 columns */
     /* scratch: records, the unpacked rows of a block, the 4 columns of each input, a window
      * in natural order (its bytes past K stay zero) */
-    q4_tm_records *rec = (q4_tm_records *)(void *)scratch;
+    q4_terms_records *rec = (q4_terms_records *)(void *)scratch;
     int8_t *weights = (int8_t *)(rec + 1);
-    int8_t *cols = weights + Q4_TM_ROWS * k16;
-    int8_t *stage = cols + Q4_TM_INPUTS * group;
+    int8_t *cols = weights + Q4_TERMS_ROWS * k16;
+    int8_t *stage = cols + Q4_TERMS_INPUTS * group;
     q4_tm_geometry g;
     int32_t oc0, p0, c, i, r, j, v;
 
@@ -310,7 +208,7 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
         const int32_t n_rows = n_ch * n_w;
         q4_tm_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
-        q4_tm_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_TM_PIXELS) {
             const int32_t n = pixels - p0 < Q4_TM_PIXELS ? pixels - p0 : Q4_TM_PIXELS;
             for (i = 0; i < n_in; ++i) {
@@ -328,8 +226,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                 }
             }
             for (r = 0; r < n_rows; r += 2) {
-                int32_t dot[Q4_TM_INPUTS][2 * Q4_TM_PIXELS];
-                const int32_t *acc[Q4_TM_TERMS];
+                int32_t dot[Q4_TERMS_INPUTS][2 * Q4_TM_PIXELS];
+                const int32_t *acc[Q4_TERMS_TERMS];
                 for (i = 0; i < n_in; ++i) {
                     q4_tm_dot_2x4(weights + r * k16, cols + i * group, steps, rec->fold[i][r],
                                   rec->fold[i][r + 1], dot[i]);
@@ -341,7 +239,7 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                             acc[i * n_w + j] = dot[i] + (c * n_w + j) * Q4_TM_PIXELS;
                         }
                     }
-                    q4_tm_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
+                    q4_terms_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
                                         output + p0 * out_c + oc0 + ch, out_c);
                 }
             }
