@@ -26,9 +26,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, random_case  # noqa: E402
+from mcu.harness import require_tools  # noqa: E402
 from q4sdk.boards import load_board  # noqa: E402
 from q4sdk.codegen import KERNEL_VARIANTS  # noqa: E402
-from q4sdk.firmware import toolchain_available  # noqa: E402
 
 OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
 STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
@@ -66,14 +66,6 @@ SHAPES = [
     (4, 8, 16, 35, (1, 1), (1, 1), (0, 0, 0, 0)),
     (1, 3, 16, 3, (1, 1), (1, 1), (0, 0, 0, 0)),
 ]
-
-
-def require_tools(board, for_running=True):
-    ok, reason = toolchain_available(board, for_running=for_running)
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}")
-        pytest.skip(reason)
 
 
 def make_cases() -> list[ConvCase]:

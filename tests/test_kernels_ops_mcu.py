@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcu.harness import VariantResult, require_tools, run_harness
 from q4sdk import oracle
 from q4sdk.boards import Board, load_board
 from q4sdk.codegen import KERNEL_VARIANTS
-from q4sdk.firmware import build_firmware, run_firmware, toolchain_available
 from q4sdk.packing import pack_int4_rows
 from q4sdk.qmodel import QModel, QOp, QTensor
 from q4sdk.target_run import run_on_board
@@ -347,17 +347,6 @@ def write_cases_header(cases: list[AddCase], fc_cases: list[FcCase], dw_cases: l
     path.write_text("".join(parts))
 
 
-@dataclass(frozen=True)
-class Result:
-    case: str
-    variant: str
-    mismatches: int
-    instructions: float
-    first_bad: int
-    guard_ok: bool
-    scratch_bytes: int
-
-
 def dw_scratch_bytes(taps: int, channels: int) -> int:
     """The larger of the two depthwise variants' scratch sizes (q4_kernels_opt.h)."""
     c4, c8 = -(-channels // 4) * 4, -(-channels // 8) * 8
@@ -365,28 +354,10 @@ def dw_scratch_bytes(taps: int, channels: int) -> int:
 
 
 def build_and_run(board: Board, cases: list[AddCase], fc_cases: list[FcCase],
-                  dw_cases: list[DwCase], out_dir: Path) -> list[Result]:
+                  dw_cases: list[DwCase], out_dir: Path) -> list[VariantResult]:
     write_cases_header(cases, fc_cases, dw_cases, out_dir / "ops_cases.h")
-    elf = build_firmware(board, [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
-                         [RUNTIME / "include", out_dir], out_dir, name="ops_harness")
-    run = run_firmware(board, elf, timeout=120)
-    assert run.exit_code == 0, (run.stdout[-500:], run.stderr[-500:])
-    per_tick = board.timer.instructions_per_tick or 1.0
-    results = []
-    for key, value in run.records:
-        case, _, variant = key.rpartition(".")
-        mismatches, ticks, first_bad, guard, scratch = (int(v) for v in value.split())
-        results.append(Result(case, variant, mismatches, ticks * per_tick, first_bad, guard == 1,
-                              scratch))
-    return results
-
-
-def require_tools(board: Board) -> None:
-    ok, reason = toolchain_available(board, for_running=True)
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}")
-        pytest.skip(reason)
+    return run_harness(board, [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
+                       [RUNTIME / "include", out_dir], out_dir, "ops_harness")
 
 
 @pytest.fixture(scope="module")

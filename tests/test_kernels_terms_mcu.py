@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mcu.conv_cases import (RUNTIME, a4_dsp_scratch_bytes, dsp_scratch_bytes,  # noqa: E402
                             mve_scratch_bytes)
+from mcu.harness import VariantResult, require_tools, run_harness  # noqa: E402
 from q4sdk import oracle  # noqa: E402
 from q4sdk.boards import load_board  # noqa: E402
 from q4sdk.codegen import TERMS_VARIANTS  # noqa: E402
-from q4sdk.firmware import build_firmware, run_firmware, toolchain_available  # noqa: E402
 from q4sdk.packing import pack_int4_rows  # noqa: E402
 from q4sdk.qmodel import QModel, QOp, QTensor  # noqa: E402
 
@@ -239,40 +239,10 @@ def write_cases_header(cases: list[TermsCase], path: Path) -> None:
     path.write_text("".join(parts))
 
 
-@dataclass(frozen=True)
-class VariantResult:
-    case: str
-    variant: str
-    mismatches: int
-    ticks: int
-    first_bad: int
-    guard_ok: bool
-    scratch_bytes: int
-
-
 def build_and_run(board, cases: list[TermsCase], out_dir: Path) -> list[VariantResult]:
     write_cases_header(cases, out_dir / "terms_cases.h")
-    elf = build_firmware(board, HARNESS_SOURCES, [RUNTIME / "include", out_dir], out_dir,
-                         name="terms_harness")
-    result = run_firmware(board, elf, timeout=180)
-    if result.exit_code != 0:
-        raise AssertionError(f"harness on {board.name} exited {result.exit_code}: "
-                             f"{result.stdout[-500:]} {result.stderr[-500:]}")
-    out = []
-    for key, value in result.records:
-        case, _, variant = key.rpartition(".")
-        mismatches, ticks, first_bad, guard, scratch = (int(v) for v in value.split())
-        out.append(VariantResult(case, variant, mismatches, ticks, first_bad, guard == 1,
-                                 scratch))
-    return out
-
-
-def require_tools(board, for_running=True):
-    ok, reason = toolchain_available(board, for_running=for_running)
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}")
-        pytest.skip(reason)
+    return run_harness(board, HARNESS_SOURCES, [RUNTIME / "include", out_dir], out_dir,
+                       "terms_harness", timeout=180)
 
 
 @pytest.fixture(scope="module")

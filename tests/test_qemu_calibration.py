@@ -5,14 +5,14 @@ to read it to within one tick (QEMU -icount makes one instruction one nanosecond
 when a compiler or QEMU is missing, and fail instead when the environment variable CI is set.
 """
 
-import os
 from pathlib import Path
 
 import pytest
 
+from mcu.harness import require_tools
 from q4sdk.boards import BOARDS_DIR, list_boards, load_board
 from q4sdk.errors import Q4Error
-from q4sdk.firmware import build_firmware, run_firmware, size_of, toolchain_available
+from q4sdk.firmware import build_firmware, run_firmware, size_of
 
 SELFTEST = BOARDS_DIR / "_selftest"
 ALL_BOARDS = list_boards()
@@ -20,14 +20,6 @@ QEMU_BOARDS = [name for name in ALL_BOARDS if load_board(name).qemu is not None]
 BUILD_ONLY_BOARDS = [name for name in ALL_BOARDS if not load_board(name).runnable]
 CALIBRATION_ITERATIONS = 1_000_000  # 2 instructions each
 SYSTICK_WRAP = 1 << 24
-
-
-def require_tools(board, for_running):
-    ok, reason = toolchain_available(board, for_running=for_running)
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {reason}")
-        pytest.skip(reason)
 
 
 def build_and_run(board_name, program, out_dir: Path, extra_cflags=()):

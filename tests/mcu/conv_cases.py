@@ -14,9 +14,10 @@ import numpy as np
 
 from q4sdk import oracle
 from q4sdk.boards import Board
-from q4sdk.firmware import build_firmware, run_firmware
 from q4sdk.packing import pack_int4_rows
 from q4sdk.qmodel import QModel, QOp, QTensor
+
+from mcu.harness import VariantResult, run_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "runtime_c"
@@ -170,34 +171,10 @@ def write_cases_header(cases: list[ConvCase], path: Path) -> None:
     path.write_text("".join(parts))
 
 
-@dataclass(frozen=True)
-class VariantResult:
-    """One kernel variant on one case, as the harness reported it."""
-
-    case: str
-    variant: str
-    mismatches: int
-    ticks: int
-    first_bad: int
-    guard_ok: bool
-    scratch_bytes: int
-
-
 def build_and_run(board: Board, cases: list[ConvCase], out_dir: Path,
                   timeout: float = 120) -> list[VariantResult]:
     """Builds the harness for ``board`` with ``cases`` and runs it; FirmwareError on failure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_cases_header(cases, out_dir / "conv_cases.h")
-    elf = build_firmware(board, [HARNESS, *KERNEL_SOURCES], [RUNTIME / "include", out_dir],
-                         out_dir, name="conv_harness")
-    result = run_firmware(board, elf, timeout=timeout)
-    if result.exit_code != 0:
-        raise AssertionError(f"harness on {board.name} exited {result.exit_code}: "
-                             f"{result.stdout[-500:]} {result.stderr[-500:]}")
-    results = []
-    for key, value in result.records:
-        case, _, variant = key.rpartition(".")
-        mismatches, ticks, first_bad, guard, scratch = (int(v) for v in value.split())
-        results.append(VariantResult(case, variant, mismatches, ticks, first_bad, guard == 1,
-                                     scratch))
-    return results
+    return run_harness(board, [HARNESS, *KERNEL_SOURCES], [RUNTIME / "include", out_dir], out_dir,
+                       "conv_harness", timeout)

@@ -1,0 +1,58 @@
+"""Running a kernel test harness firmware under QEMU, shared by the on-target kernel tests.
+
+A harness (tests/mcu/*_harness.c) runs every kernel variant on every case and prints one record
+per (case, variant): ``<case>.<variant>`` then mismatches, timer ticks, first bad index, whether
+the guard bytes past the output and scratch survived (1/0), and the scratch size the variant
+asked for.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from q4sdk.boards import Board
+from q4sdk.firmware import build_firmware, run_firmware, toolchain_available
+
+
+def require_tools(board: Board, for_running: bool = True) -> None:
+    """Skips the test when the board's toolchain (or QEMU) is missing; fails instead under CI."""
+    ok, reason = toolchain_available(board, for_running=for_running)
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One kernel variant on one case, as the harness reported it."""
+
+    case: str
+    variant: str
+    mismatches: int
+    ticks: int
+    first_bad: int
+    guard_ok: bool
+    scratch_bytes: int
+    instructions: float  # ticks times the board timer's instructions per tick
+
+
+def run_harness(board: Board, sources: list[Path], include_dirs: list[Path], out_dir: Path,
+                name: str, timeout: float = 120) -> list[VariantResult]:
+    """Builds ``sources`` for ``board``, runs the firmware and returns its records."""
+    elf = build_firmware(board, sources, include_dirs, out_dir, name=name)
+    result = run_firmware(board, elf, timeout=timeout)
+    if result.exit_code != 0:
+        raise AssertionError(f"{name} on {board.name} exited {result.exit_code}: "
+                             f"{result.stdout[-500:]} {result.stderr[-500:]}")
+    per_tick = board.timer.instructions_per_tick or 1.0
+    results = []
+    for key, value in result.records:
+        case, _, variant = key.rpartition(".")
+        mismatches, ticks, first_bad, guard, scratch = (int(v) for v in value.split())
+        results.append(VariantResult(case, variant, mismatches, ticks, first_bad, guard == 1,
+                                     scratch, ticks * per_tick))
+    return results
