@@ -64,14 +64,31 @@ def storage_bytes(elements: int, packed: bool) -> int:
     return (elements + 1) // 2 if packed else elements
 
 
+def _fine_grid_tensors(model: QModel) -> set[str]:
+    """The 8-bit fine-grid tensors of residual-quantized activations (``meta
+    ["residual_activations"]`` and the tensors residual_split ops read), with the tensors
+    reshapes/pads/max-pools/clamps derive from them keeping their quantization."""
+    fine = set(model.meta.get("residual_activations", []))
+    fine |= {i for op in model.ops if op.kind == "residual_split" for i in op.inputs}
+    for op in reversed(model.ops):  # back from a split's input to the op that requantized
+        if op.output in fine and op.kind in ("reshape", "pad", "maxpool", "clamp"):
+            fine.add(op.inputs[0])
+    for op in model.ops:  # and forward to everything that keeps that quantization
+        if op.inputs and op.inputs[0] in fine and op.kind in ("reshape", "pad", "maxpool", "clamp"):
+            fine.add(op.output)
+    return fine
+
+
 def packed_tensors(model: QModel) -> frozenset[str]:
     """The tensors stored packed at 4 bits when packing is asked for: every tensor of at most
-    4 bits. Q4Error unless all tensors but the model output have at most 4 bits, or when a reshape
+    4 bits. Q4Error unless all tensors but the model output and the 8-bit fine-grid tensors of
+    residual-quantized activations have at most 4 bits (those stay one per byte), or when a reshape
     would alias a packed tensor with an unpacked one."""
     names = [*input_tensors(model), *(op.output for op in model.ops)]
+    fine = _fine_grid_tensors(model)
     for name in names:
         t = model.tensors.get(name)
-        if t is not None and t.bits > 4 and name != model.output:
+        if t is not None and t.bits > 4 and name != model.output and name not in fine:
             raise Q4Error(f"pack_activations: tensor '{name}' has {t.bits}-bit activations; packed "
                           "storage needs every tensor but the model output at <= 4 bits "
                           "(quantize with 4-bit activations, or generate without packing)")

@@ -37,6 +37,8 @@ def _recipe_from_args(args):
         "weight_scale": args.weight_scale, "activation_range": args.activation_range,
         "bias_correction": True if args.bias_correction else None, "calib_samples": args.calib_samples,
         "cle": True if args.cle else None,
+        "residual_activations": ([n for n in args.residual_activations.split(",") if n]
+                                 if args.residual_activations is not None else None),
     }.items() if v is not None}
     if args.recipe.endswith(".json"):
         p = Path(args.recipe)
@@ -194,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation clipping (default mmse; aciq_*: analytical, Laplace / Gauss prior)")
     p.add_argument("--cle", action="store_true", help="cross-layer equalization before quantizing")
     p.add_argument("--bias-correction", action="store_true", help="empirical per-channel bias correction")
+    p.add_argument("--residual-activations", metavar="T1,T2",
+                   help="quantize these tensors as two INT4 tensors X1 + X2 (4-bit activations; "
+                        "'@last_input': the input of the last conv/dense layer)")
     p.add_argument("--calib-samples", type=int, help="use at most this many samples (default 512)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.add_argument("-q", "--quiet", action="store_true")

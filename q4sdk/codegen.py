@@ -56,6 +56,7 @@ KERNEL_SOURCES = {
     "maxpool": "pooling/q4_maxpool_s8.c",
     "clamp": "activation/q4_clamp_s8.c",
     "pad": "basic/q4_pad_s8.c",
+    "residual_split": "basic/q4_residual_split_s8.c",
 }
 WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
 # Multi-term layers (dual weights "weight2" and/or a second, residual-quantized input) use these.
@@ -78,6 +79,7 @@ PACKED_SOURCES = {
     "maxpool": "pooling/q4_maxpool_p4.c",
     "clamp": "activation/q4_clamp_p4.c",
     "pad": "basic/q4_pad_p4.c",
+    "residual_split": "basic/q4_residual_split_p4.c",
 }
 PACKED_TERMS_SOURCES = {
     "conv2d": "convolution/q4_conv2d_s4_terms_p4.c",
@@ -441,6 +443,13 @@ def _op_context(model: QModel, op: QOp, symbol: str, offsets: dict[str, int]) ->
     if k == "clamp":
         lo, hi = _check_act(op, out_t)
         ctx.update(act_min=lo, act_max=hi)
+    if k == "residual_split":
+        part, zc = _attr(op, "part"), _attr(op, "coarse_zero_point")
+        if part not in (0, 1) or in_t.size != out_t.size or in_t.bits != 8 or out_t.bits != 4:
+            _fail(op, "must split an 8-bit tensor into a 4-bit one of the same size (part 0 or 1)")
+        if not -8 <= zc <= 7:
+            _fail(op, f"coarse zero point {zc} outside [-8, 7]")
+        ctx.update(part=part, coarse_zp=zc)
 
     if k in WEIGHTED_KINDS:
         if rows.size and (rows.min() < -8 or rows.max() > 7):

@@ -141,6 +141,19 @@ def pad(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
     return _pad_nhwc(x, op.attrs["pads"], in_t.zero_point).astype(np.int8)
 
 
+def residual_split(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    """One of the two INT4 tensors of a residual-quantized activation, recoded from its 8-bit
+    fine-grid tensor ``x`` (docs/integer-spec.md, residual_split)."""
+    b = out_t.bits
+    lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+    zc = int(op.attrs["coarse_zero_point"])
+    d = x.astype(np.int64) - in_t.zero_point
+    c = np.clip(((d + (1 << (b - 1)) + 256) >> b) - (256 >> b) + zc, lo, hi)
+    if op.attrs["part"] == 0:
+        return c.astype(np.int8)
+    return np.clip(d - (c - zc) * (1 << b) + out_t.zero_point, lo, hi).astype(np.int8)
+
+
 def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
     ts = [model.tensors[i] for i in op.inputs]
     out_t = model.tensors[op.output]
@@ -163,6 +176,8 @@ def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
         return clamp(args[0], op)
     if k == "pad":
         return pad(args[0], op, ts[0])
+    if k == "residual_split":
+        return residual_split(args[0], op, ts[0], out_t)
     if k == "reshape":
         return args[0].reshape((args[0].shape[0],) + tuple(out_t.shape))
     raise ValueError(f"op '{op.name}': unknown kind '{k}'")

@@ -83,6 +83,9 @@ OP_SIGNATURES: dict[str, OpSignature] = {
     "clamp": OpSignature(1, dict(_ACT), {}),
     "pad": OpSignature(1, {"pads": 4}, {}),
     "reshape": OpSignature(1, {}, {}),
+    # part 0 writes X1 (the coarse tensor), part 1 X2 (the residual) of a residual-quantized
+    # activation held at 8 bits on the fine grid (docs/integer-spec.md, residual_split)
+    "residual_split": OpSignature(1, {"part": 0, "coarse_zero_point": 0}, {}),
 }
 
 #: ops whose output reuses the input's quantization parameters
@@ -298,7 +301,36 @@ def _check_quant(op: QOp, x: QTensor, out: QTensor, what: str) -> None:
                               f"equal input '{x.name}' ({getattr(x, f)!r})")
 
 
-def _check_op(op: QOp, model: QModel, available: set[str]) -> None:
+def _split_pair(inputs, splits: dict[str, QOp]) -> bool:
+    """True if ``inputs`` are the X1 and X2 tensors split from one fine-grid tensor, in that order."""
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+        return False
+    a, b = splits.get(inputs[0]), splits.get(inputs[1])
+    return (a is not None and b is not None and a.inputs == b.inputs
+            and a.attrs.get("part") == 0 and b.attrs.get("part") == 1)
+
+
+def _check_split(op: QOp, x: QTensor, out: QTensor, what: str) -> None:
+    """A residual_split reads an 8-bit fine-grid tensor F and writes a 4-bit X1 (part 0, scale
+    16 S_F, zero point coarse_zero_point) or X2 (part 1, scale S_F)."""
+    part, zc = op.attrs["part"], op.attrs["coarse_zero_point"]
+    if part not in (0, 1):
+        raise Q4Error(f"{what}: attr 'part' must be 0 (coarse) or 1 (residual), got {part}")
+    if x.bits != 8 or out.bits != 4:
+        raise Q4Error(f"{what}: reads an 8-bit tensor and writes a 4-bit one, got input '{x.name}' "
+                      f"{x.bits} bits, output '{out.name}' {out.bits} bits")
+    if not out.qmin <= zc <= out.qmax:
+        raise Q4Error(f"{what}: attr 'coarse_zero_point' must lie in [{out.qmin}, {out.qmax}], got {zc}")
+    scale, zp = (x.scale * 16, zc) if part == 0 else (x.scale, out.zero_point)
+    if out.scale != scale or out.zero_point != zp:
+        raise Q4Error(f"{what}: output '{out.name}' must have scale {scale!r} and zero point {zp} "
+                      f"(input '{x.name}' scale {x.scale!r})")
+    if tuple(out.shape) != tuple(x.shape):
+        raise Q4Error(f"{what}: output '{out.name}' {_fmt_shape(out.shape)} must have the shape of "
+                      f"input '{x.name}' {_fmt_shape(x.shape)}")
+
+
+def _check_op(op: QOp, model: QModel, available: set[str], splits: dict | None = None) -> None:
     what = f"op '{getattr(op, 'name', '?')}' ({getattr(op, 'kind', '?')})"
     if not isinstance(op, QOp):
         raise Q4Error(f"{what}: expected a QOp, got {type(op).__name__}")
@@ -309,6 +341,8 @@ def _check_op(op: QOp, model: QModel, available: set[str]) -> None:
     n_in = sig.n_inputs
     if sig.optional and residual and list(op.inputs) == [model.input, residual]:
         n_in = 2  # a layer reading the residual-quantized model input
+    if sig.optional and splits and _split_pair(op.inputs, splits):
+        n_in = 2  # a layer reading a residual-quantized activation (X1, X2)
     if not isinstance(op.inputs, (list, tuple)) or len(op.inputs) != n_in:
         raise Q4Error(f"{what}: needs {sig.n_inputs} input(s), got {op.inputs!r}")
     for name in op.inputs:
@@ -328,6 +362,8 @@ def _check_op(op: QOp, model: QModel, available: set[str]) -> None:
     out = model.tensors[op.output]
     _check_shapes(op, ins, out, what)
     _check_quant(op, ins[0], out, what)
+    if op.kind == "residual_split":
+        _check_split(op, ins[0], out, what)
 
 
 def validate_model(model: QModel) -> None:
@@ -367,8 +403,11 @@ def validate_model(model: QModel) -> None:
                               f"zero point 0 and scale = input scale / 2^bits")
             available.add(residual)
         op_names: set[str] = set()
+        splits: dict[str, QOp] = {}
         for op in model.ops:
-            _check_op(op, model, available)
+            _check_op(op, model, available, splits)
+            if op.kind == "residual_split":
+                splits[op.output] = op
             if not isinstance(op.name, str) or not op.name:
                 raise Q4Error(f"op '{op.name}' ({op.kind}): name must be a non-empty string")
             if op.name in op_names:

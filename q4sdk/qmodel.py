@@ -41,7 +41,7 @@ import numpy as np
 
 QOP_KINDS = (
     "conv2d", "depthwise_conv2d", "fully_connected", "add", "avgpool", "global_avgpool",
-    "maxpool", "clamp", "pad", "reshape",
+    "maxpool", "clamp", "pad", "reshape", "residual_split",
 )
 
 

@@ -222,7 +222,8 @@ def op_costs(model: QModel, op: QOp) -> tuple[int, int]:
 def compression_ratio(model: QModel) -> dict:
     """CR(W, A) after Choukroun et al.: 32-bit float bits over quantized bits, for weights (conv/dense
     weights; a dual layer's weights count twice) and activations (the input and every op output; a
-    residual-quantized tensor counts twice)."""
+    residual-quantized input counts twice, a residual-quantized activation counts once at 8 bits, the
+    X1 and X2 its residual_split ops recode it into adding nothing)."""
     w_elems = w_bits = 0
     for op in model.ops:
         if op.kind in WEIGHTED_KINDS:
@@ -231,7 +232,7 @@ def compression_ratio(model: QModel) -> dict:
             w_bits += n * model.meta.get("weight_bits", 4) * (2 if "weight2" in op.arrays else 1)
     res = model.meta.get("input_residual")
     a_elems = a_bits = 0
-    for name in [model.input] + [op.output for op in model.ops]:
+    for name in [model.input] + [op.output for op in model.ops if op.kind != "residual_split"]:
         t = model.tensors[name]
         a_elems += t.size
         a_bits += t.size * t.bits + (t.size * model.tensors[res].bits if res and name == model.input else 0)

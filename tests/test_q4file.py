@@ -32,7 +32,7 @@ def _requant(rng, n):
 
 def make_model() -> QModel:
     """x(8,8,3) -> conv -> dw / 1x1 conv -> add -> clamp -> pad -> maxpool -> avgpool -> gap
-    -> reshape -> fully_connected."""
+    -> reshape -> residual split (X1, X2) -> two-input fully_connected."""
     rng = np.random.default_rng(7)
 
     def t(name, shape, bits=8, scale=0.05, zp=0):
@@ -44,6 +44,7 @@ def make_model() -> QModel:
                t("cl", (4, 4, 4), scale=0.09), t("p", (6, 6, 4), scale=0.09),
                t("mp", (3, 3, 4), scale=0.09), t("ap", (2, 2, 4), bits=4, scale=0.2),
                t("g", (1, 1, 4), scale=0.03), t("f", (4,), scale=0.03),
+               t("f1", (4,), bits=4, scale=0.48, zp=0), t("f2", (4,), bits=4, scale=0.03),
                t("y", (3,), scale=np.float32(0.25), zp=0)]
     w = lambda *shape: rng.integers(-8, 8, shape).astype(np.int8)  # noqa: E731
     pool = lambda: {"multiplier": np.array([1 << 30], np.int32), "shift": np.array([31], np.int32)}  # noqa: E731
@@ -63,8 +64,11 @@ def make_model() -> QModel:
                                              "act_min": -8, "act_max": 7}, pool()),
         QOp("gap1", "global_avgpool", ["ap"], "g", {"act_min": -128, "act_max": 127}, pool()),
         QOp("flat", "reshape", ["g"], "f"),
-        QOp("fc1", "fully_connected", ["f"], "y", {"act_min": -128, "act_max": 127},
-            {"weight": w(3, 4), **_requant(rng, 3)}),
+        QOp("f1", "residual_split", ["f"], "f1", {"part": 0, "coarse_zero_point": 0}),
+        QOp("f2", "residual_split", ["f"], "f2", {"part": 1, "coarse_zero_point": 0}),
+        QOp("fc1", "fully_connected", ["f1", "f2"], "y", {"act_min": -128, "act_max": 127},
+            {"weight": w(3, 4), **_requant(rng, 3),
+             "multiplier": rng.integers(-(1 << 28), 1 << 28, (2, 3)).astype(np.int32)}),
     ]
     meta = {"recipe": {"weight_bits": 4, "activation_bits": 8, "seed": 0, "weight_scale": "mmse"},
             "source_hash": "ab" * 32, "input_layout": "NCHW", "input_shape_float": (3, 8, 8),

@@ -325,17 +325,11 @@ def test_runtime_compiles_warning_free(tmp_path, compiler):
         assert res.returncode == 0, f"{src.name}: {res.stderr}"
 
 
-@pytest.mark.parametrize("seed,kinds", [(11, SPATIAL_OPS), (123, ("conv2d", "depthwise_conv2d"))])
-def test_sanitizers_on_random_model(tmp_path, seed, kinds):
-    """ASan + UBSan build of a generated model (the second one has multi-term layers) run from a
-    tiny C main on random inputs."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not installed")
-    rng = np.random.default_rng(seed)
-    model = random_model(rng, n_ops=10 if seed == 123 else 7, kinds=kinds, name="san")
+def sanitized_outputs(model: QModel, xq: np.ndarray, tmp_path: Path, **generate_args) -> np.ndarray:
+    """Outputs of an ASan + UBSan build of the generated ``model`` (a tiny C main) on ``xq``;
+    fails the test on any sanitizer report."""
     gen = tmp_path / "san"
-    generate(model, gen, "san")
-    xq = random_input(model, rng, 16)
+    generate(model, gen, "san", **generate_args)
     (tmp_path / "input.bin").write_bytes(xq.tobytes())
     main = gen / "main_test.c"
     main.write_text("""
@@ -365,4 +359,17 @@ int main(int argc, char **argv)
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)
+    return out
+
+
+@pytest.mark.parametrize("seed,kinds", [(11, SPATIAL_OPS), (123, ("conv2d", "depthwise_conv2d"))])
+def test_sanitizers_on_random_model(tmp_path, seed, kinds):
+    """ASan + UBSan build of a generated model (the second one has multi-term layers) run from a
+    tiny C main on random inputs."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    rng = np.random.default_rng(seed)
+    model = random_model(rng, n_ops=10 if seed == 123 else 7, kinds=kinds, name="san")
+    xq = random_input(model, rng, 16)
+    out = sanitized_outputs(model, xq, tmp_path)
     np.testing.assert_array_equal(out, run_oracle(model, xq).reshape(len(xq), -1))

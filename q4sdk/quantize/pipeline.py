@@ -180,6 +180,50 @@ def residual_name(tensor: str) -> str:
     return tensor + "__residual"
 
 
+def fine_zero_point(coarse_zero_point: int, bits: int) -> int:
+    """Zero point of the 8-bit fine-grid tensor F of a residual-quantized activation whose coarse
+    tensor X1 has ``bits`` bits and ``coarse_zero_point``: the one that makes the 256 codes of F
+    exactly the pairs (X1, X2) (docs/integer-spec.md, residual_split)."""
+    half = 1 << (bits - 1)
+    return half - 128 - (1 << bits) * (-half - coarse_zero_point)
+
+
+def coarse_zero_point(fine_zero_point_: int, bits: int) -> int:
+    """Inverse of ``fine_zero_point``."""
+    half = 1 << (bits - 1)
+    return (fine_zero_point_ - half + 128) // (1 << bits) - half
+
+
+def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) -> list[str]:
+    """Resolve and check ``residual_activations``: "@last_input" is the tensor that feeds the last
+    conv / dense layer (through reshapes, pads, max-pools and clamps, which keep its quantization);
+    every name must be the output of an op that requantizes (not the network input or output)."""
+    producer = {s.output: s for s in steps}
+    weighted = [s for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    out = []
+    for name in names:
+        tensor = name
+        if name == "@last_input":
+            if not weighted:
+                raise Q4Error("recipe field 'residual_activations': '@last_input' needs a conv/dense layer")
+            tensor = weighted[-1].inputs[0]
+            while tensor in producer and producer[tensor].same_quant:
+                tensor = producer[tensor].inputs[0]
+        if tensor == graph.input_name:
+            raise Q4Error(f"recipe field 'residual_activations': '{name}' is the network input "
+                          "(use residual_input)")
+        if tensor == graph.output_name:
+            raise Q4Error(f"recipe field 'residual_activations': '{name}' is the network output")
+        if tensor not in producer:
+            raise Q4Error(f"recipe field 'residual_activations': no tensor named '{name}'")
+        if producer[tensor].same_quant:
+            raise Q4Error(f"recipe field 'residual_activations': '{name}' keeps the quantization of "
+                          f"'{producer[tensor].inputs[0]}' ({producer[tensor].kind}); name that tensor")
+        if tensor not in out:
+            out.append(tensor)
+    return out
+
+
 def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     pres, outs = [], []
     for i in range(0, xs[0].shape[0], bs):
@@ -214,6 +258,10 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         if unknown:
             raise Q4Error(f"recipe field 'dual_layers': no conv/dense layer named '{unknown[0]}'")
         recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
+    if recipe.residual_activations:
+        recipe = Recipe.from_dict({**recipe.to_dict(), "residual_activations": _residual_targets(
+            graph, steps, recipe.residual_activations)})
+    residual_acts = set(recipe.residual_activations)
     torch.manual_seed(recipe.seed)
 
     act_bits = recipe.activation_bits
@@ -267,10 +315,15 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
                 qparams[step.output] = QuantParams(*activation_params(
                     q_out.numpy(), bits, unsigned, recipe.activation_range, recipe.activation_grid), bits)
+                if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
+                    p1 = qparams[step.output]
+                    qparams[step.output] = QuantParams(p1.scale / (1 << bits),
+                                                       fine_zero_point(p1.zero_point, bits), 8)
             fp[step.output] = fp_out
             qp[step.output] = qparams[step.output].fake(q_out)
             layer_stats[step.node.name] = {
                 "output_sqnr_db": _sqnr(fp_out.double().numpy(), qp[step.output].double().numpy()),
+                **({"residual_output": True} if step.output in residual_acts else {}),
                 **(weights[step.node.name].stats if step.node.name in weights else {}),
             }
             for i in step.inputs:  # free calibration activations nobody needs any more
@@ -346,6 +399,21 @@ def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: flo
     return arrays
 
 
+def _split_ops(f: QTensor, bits: int, tensors: dict[str, QTensor], ops: list[QOp]) -> list[str]:
+    """Append the two residual_split ops that recode the fine-grid tensor ``f`` into X1 and X2;
+    returns their tensor names."""
+    zc = coarse_zero_point(f.zero_point, bits)
+    names = []
+    for part, (suffix, scale, zp) in enumerate((("coarse", f.scale * (1 << bits), zc),
+                                                 ("residual", f.scale, 0))):
+        name = f"{f.name}__{suffix}"
+        tensors[name] = QTensor(name, tuple(f.shape), bits, float(scale), int(zp))
+        ops.append(QOp(name, "residual_split", [f.name], name,
+                       {"part": part, "coarse_zero_point": int(zc)}, {}))
+        names.append(name)
+    return names
+
+
 def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
           weights: dict[str, LayerWeights], recipe: Recipe) -> QModel:
     tensors: dict[str, QTensor] = {}
@@ -364,10 +432,18 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
         tensors[res_name] = QTensor(res_name, _stored_shape(graph.shapes[graph.input_name]), p.bits,
                                     float(p.scale), int(p.zero_point))
     ops: list[QOp] = []
+    fine = set(recipe.residual_activations)  # residual-quantized tensors, held on the fine grid
+    split: dict[str, list[str]] = {}  # fine tensor -> its (X1, X2) tensors, once split
     for step in steps:
         inputs = list(step.inputs)
         if res_name in tensors and graph.input_name in inputs:
             inputs.append(res_name)
+        if step.same_quant and inputs[0] in fine:
+            fine.add(step.output)
+        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected") and inputs[0] in fine:
+            if inputs[0] not in split:
+                split[inputs[0]] = _split_ops(tensor(inputs[0]), recipe.activation_bits, tensors, ops)
+            inputs = split[inputs[0]]
         ins = [tensor(i) for i in inputs]
         out = tensor(step.output)
         a = step.node.attrs
@@ -410,4 +486,6 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
     }
     if res_name in tensors:
         meta["input_residual"] = res_name
+    if recipe.residual_activations:
+        meta["residual_activations"] = list(recipe.residual_activations)
     return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, meta)

@@ -30,6 +30,7 @@ class Recipe:
     dual_tau: float | None = None   # dual INT4 tensors for layers whose relative weight MSE exceeds tau
     dual_layers: list = field(default_factory=list)  # ... and for these layers by name
     residual_input: bool = False    # network input as two INT4 tensors X ~ b1*X1 + b2*X2
+    residual_activations: list = field(default_factory=list)  # internal tensors as two INT4 tensors
     opt_rows: int = 4096            # im2col rows sampled for data-driven rounding
     refine_iters: int = 0           # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
@@ -70,6 +71,11 @@ class Recipe:
             raise Q4Error(f"recipe field 'refine_loss': unknown loss '{self.refine_loss}' (mse, kl)")
         if self.residual_input and self.activation_bits != 4:
             raise Q4Error("recipe field 'residual_input': only for 4-bit activations")
+        if not isinstance(self.residual_activations, list) or not all(
+                isinstance(n, str) and n for n in self.residual_activations):
+            raise Q4Error("recipe field 'residual_activations': must be a list of tensor names")
+        if self.residual_activations and self.activation_bits != 4:
+            raise Q4Error("recipe field 'residual_activations': only for 4-bit activations")
         if self.dual_tau is not None and self.dual_tau < 0:
             raise Q4Error("recipe field 'dual_tau': must be >= 0")
         if self.weight_grid < 1 or self.activation_grid < 1 or self.calib_samples < 1:
@@ -92,6 +98,7 @@ PRESETS: dict[str, dict] = {
     # (75.94 %), so it runs for 4-bit activations only ("a4").
     "best": {"unsigned_activations": True, "bias_correction": True, "dual_layers": ["@first", "@last"],
              "weight_rounding": "adaround", "adaround_iters": 300, "refine_iters": "a4:100",
+             "residual_activations": "a4:@last_input",
              "refine_lr": 3e-3, "refine_loss": "kl"},
 }
 
@@ -100,8 +107,10 @@ def preset(name: str, activation_bits: int = 8, **overrides) -> Recipe:
     """A named recipe for the given activation precision; ``overrides`` replace fields.
 
     ``residual_input: "a4"`` means on for 4-bit activations only; ``refine_iters: "a4:N"`` means N
-    iterations for 4-bit activations and none for 8-bit. ``dual_layers`` may name the
-    graph's first and last weighted layers as "@first" / "@last" (resolved by the pipeline).
+    iterations for 4-bit activations and none for 8-bit; ``residual_activations: "a4:NAME"`` means
+    ``[NAME]`` for 4-bit activations and none for 8-bit. ``dual_layers`` may name the
+    graph's first and last weighted layers as "@first" / "@last", and ``residual_activations`` the
+    input of the last weighted layer as "@last_input" (resolved by the pipeline).
     """
     if name not in PRESETS:
         raise Q4Error(f"unknown recipe '{name}' (known: {', '.join(PRESETS)})")
@@ -110,6 +119,9 @@ def preset(name: str, activation_bits: int = 8, **overrides) -> Recipe:
         fields_["residual_input"] = activation_bits == 4
     if str(fields_.get("refine_iters", "")).startswith("a4:"):  # refinement for 4-bit activations only
         fields_["refine_iters"] = int(fields_["refine_iters"][3:]) if activation_bits == 4 else 0
+    if str(fields_.get("residual_activations", "")).startswith("a4:"):
+        fields_["residual_activations"] = ([fields_["residual_activations"][3:]]
+                                           if activation_bits == 4 else [])
     fields_["activation_bits"] = activation_bits
     fields_.update(overrides)
     r = Recipe.from_dict(fields_)

@@ -168,6 +168,35 @@ void q4_maxpool_s8(const q4_pool_params *params,
 void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size,
                  const int8_t *input, int8_t *output);
 
+/* residual_split: one of the two INT4 tensors of a residual-quantized activation, from the 8-bit
+ * tensor F on the fine grid S_F (docs/integer-spec.md, residual_split). With d = F - input_zp:
+ *   c  = clamp(floor((d + 8) / 16) + coarse_zp, -8, 7)                    (part 0 writes X1 = c)
+ *   X2 = clamp(d - 16 * (c - coarse_zp) + output_zp, -8, 7)               (part 1)
+ * The floor is ((d + 8 + 256) >> 4) - 16: d >= -255, so nothing negative is shifted. */
+typedef struct {
+    int32_t part;       /* 0: coarse tensor X1, 1: residual tensor X2 */
+    int32_t input_zp;   /* z_F */
+    int32_t coarse_zp;  /* z1 */
+    int32_t output_zp;  /* zero point of the tensor written (z1 for part 0) */
+} q4_split_params;
+
+static inline int32_t q4_residual_split_one(const q4_split_params *params, int32_t f)
+{
+    const int32_t d = f - params->input_zp;
+    int32_t c = (((d + 8 + 256) >> 4) - 16) + params->coarse_zp;
+    int32_t v;
+
+    c = c < -8 ? -8 : (c > 7 ? 7 : c);
+    if (params->part == 0) {
+        return c;
+    }
+    v = d - 16 * (c - params->coarse_zp) + params->output_zp;
+    return v < -8 ? -8 : (v > 7 ? 7 : v);
+}
+
+void q4_residual_split_s8(const q4_split_params *params, int32_t size,
+                          const int8_t *input, int8_t *output);
+
 /* pad: copies the input into the output at (pad_top, pad_left) and fills the rest. */
 void q4_pad_s8(const q4_pad_params *params,
                const q4_dims *input_dims, const int8_t *input,

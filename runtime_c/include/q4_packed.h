@@ -171,6 +171,8 @@ void q4_maxpool_p4(const q4_pool_params *params, const q4_dims *input_dims, q4_s
 
 void q4_clamp_p4(int32_t act_min, int32_t act_max, int32_t size, q4_src input, q4_dst output);
 
+void q4_residual_split_p4(const q4_split_params *params, int32_t size, q4_src input, q4_dst output);
+
 void q4_pad_p4(const q4_pad_params *params, const q4_dims *input_dims, q4_src input,
                const q4_dims *output_dims, q4_dst output);
 
