@@ -8,7 +8,7 @@ only, and reports top-1 on the dev split (indices 0..4999 of ../shared/data/cifa
 "A32" rows have no integer model: the weights are quantized (activations at 8 bits only while the
 weights are chosen) and the float graph is run with those dequantized weights and float activations.
 
-    python benchmarks/ptq_ablation.py [--rows REGEX] [--holdout]
+    python benchmarks/ptq_ablation.py [--rows REGEX [--update]] [--holdout]
 """
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ ROWS: list[tuple[str, str, object, bool]] = [
     ("W4A4u + AdaRound (300 it.)", "methods", {**U4, "weight_rounding": "adaround", "adaround_iters": 300}, False),
     ("W4A4u + dual (tau 0.01)", "methods", {**U4, "dual_tau": DUAL_TAU}, False),
     ("W4A4u + residual input", "methods", {**U4, "residual_input": True}, False),
+    ("W4A4u + residual activation (@last_input)", "methods",
+     {**U4, "residual_activations": ["@last_input"]}, False),
     ("W4A4u + refinement (100 it.)", "methods", {**U4, "refine_iters": 100}, False),
     ("preset paper, W4A4", "presets", ("paper", 4), False),
     ("preset paper, W4A8", "presets", ("paper", 8), False),
@@ -130,13 +132,15 @@ def table(r: dict) -> str:
               "quantized model's, dequantized; those weights were chosen with 8-bit signed activations in the "
               "calibration pass (which matters for refinement only). CR(W, A) shows A as 1 (float).",
               "- CR(W, A) after Choukroun et al.: 32 / bits per element, for weights (a dual layer counts "
-              "twice) and activations (the input and every op output; the residual input counts twice).",
+              "twice) and activations (the input and every op output; the residual input counts twice, a "
+              "residual activation once at 8 bits).",
               "- W4A4u: 4-bit unsigned-with-offset activations, MMSE weight scales (500-point grid) and MMSE "
               "activation clipping (100-point grid) unless the row says otherwise; the method rows add one "
               f"step to it. GPFQ sparse: soft threshold {GPFQ_SPARSITY}. Dual: tau = {DUAL_TAU} (relative "
               "weight MSE), since the paper's 0.02 selects no layer of this model; the JSON lists the dual "
               "layers of every row.",
-              "- presets: q4sdk.quantize.recipe.PRESETS at the time of the run (recorded per row in the JSON).",
+              "- presets: q4sdk.quantize.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
+              "with the date each row was measured).",
               "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs."]
     return "\n".join(lines)
 
@@ -153,6 +157,9 @@ def _write(out: Path, result: dict, md: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="", metavar="REGEX", help="only the rows whose name matches (re.search)")
+    ap.add_argument("--update", action="store_true",
+                    help="with --rows: re-measure those rows inside the existing results, keeping the "
+                         "others (each row records when it was measured)")
     ap.add_argument("--holdout", action="store_true", help="evaluate on 5000..9999 (never tune on it)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ptq_ablation"),
                     help="output path without extension (.json and .md are written)")
@@ -175,11 +182,24 @@ def main() -> int:
     print(f"FP32: {100 * result['fp32_top1']:.2f} %", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    old = {}
+    if args.update:
+        prev = json.loads(out.with_suffix(".json").read_text())
+        if prev["split"] != result["split"]:
+            print(f"error: --update: {out}.json holds the {prev['split']} split", file=sys.stderr)
+            return 2
+        old = {r["name"]: r for r in prev["rows"]}
     for i, (name, group, spec, float_acts) in enumerate(rows):
-        row = {"name": name, "group": group, **run_row(graph, calib, x, y, spec, float_acts)}
+        row = {"name": name, "group": group, "measured": time.strftime("%Y-%m-%d"),
+               **run_row(graph, calib, x, y, spec, float_acts)}
         result["rows"].append(row)
         result["complete"] = i + 1 == len(rows)
         result["total_seconds"] = round(time.time() - t_start, 1)
+        if args.update:  # every row in ROWS order, the re-measured ones replaced
+            old[name] = row
+            result["rows"] = [old[r[0]] for r in ROWS if r[0] in old]
+            result["complete"] = all(r[0] in old for r in ROWS)
+            result["total_seconds"] = round(prev["total_seconds"] + time.time() - t_start, 1)
         md = table(result)
         _write(out, result, md)  # after every row, so an interrupted run keeps what it measured
         print(f"[{i + 1}/{len(rows)}] {name}: {100 * row['top1']:.2f} % ({row['quantize_seconds']} s quantize, "
