@@ -117,6 +117,53 @@ def test_refinement_on_kl_lowers_the_divergence():
         Recipe(refine_loss="l1").validate()
 
 
+def test_fake_quant_node_matches_the_elementwise_reference():
+    """The fused fake-quantization node has the forward and LSQ gradients of the plain composition
+    (round passed straight through), inside the range and where the code clamps, for both layouts."""
+    from q4sdk.quantize.refine import fake_quant_ste
+
+    def reference(x, s, zp, lo, hi):
+        v = x / s
+        v = v + (torch.round(v) - v).detach()
+        return (torch.clamp(v + zp, lo, hi) - zp) * s
+
+    gen = torch.Generator().manual_seed(0)
+    for zp, bits, fmt in ((0, 4, torch.contiguous_format), (5, 4, torch.channels_last), (-3, 8, torch.channels_last)):
+        x0 = (torch.randn(4, 6, 5, 5, generator=gen) * 1.5).contiguous(memory_format=fmt)
+        w = torch.randn(4, 6, 5, 5, generator=gen)
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        grads = []
+        for f in (lambda x, s: fake_quant_ste(x, s, zp, bits), lambda x, s: reference(x, s, zp, lo, hi)):
+            x = x0.clone().requires_grad_(True)
+            s = torch.tensor(0.2 if bits == 4 else 0.015, requires_grad=True)  # both ranges clamp some
+            y = f(x, s)
+            (y * w).sum().backward()
+            grads.append((y.detach(), x.grad, s.grad))
+        (y1, gx1, gs1), (y2, gx2, gs2) = grads
+        assert torch.equal(y1, y2)
+        assert torch.equal(gx1 == 0, gx2 == 0) and torch.allclose(gx1, gx2, rtol=1e-6)
+        assert 0 < int((gx1 == 0).sum()) < gx1.numel()  # some codes clamp, most do not
+        assert torch.allclose(gs1, gs2, rtol=1e-4)
+
+
+def test_refinement_runs_are_averaged():
+    """refine_runs: 2 keeps the mean of the runs' log-factors, so each refined activation scale is
+    the geometric mean of the two single runs' (run r draws its mini-batches from seed + 1000 r)."""
+    g = tiny_resnet(seed=2)
+    base = Recipe(activation_bits=4, unsigned_activations=True, refine_iters=20, refine_lr=3e-3)
+
+    def scales(**kw):
+        m = quantize_graph(g, X[:128], Recipe.from_dict({**base.to_dict(), **kw}))
+        assert m.meta["refine"]["applied"]
+        return np.array([t.scale for _, t in sorted(m.tensors.items())])
+
+    one, other, soup = scales(seed=0), scales(seed=1000), scales(seed=0, refine_runs=2)
+    assert not np.allclose(one, other, rtol=1e-4)  # the runs differ ...
+    np.testing.assert_allclose(soup, np.sqrt(one * other), rtol=1e-5)  # ... and the soup is their mean
+    with pytest.raises(Q4Error, match="refine_runs"):
+        Recipe(refine_runs=0).validate()
+
+
 @pytest.mark.parametrize("fields", [{"dual_layers": ["@first", "@last"]}, {"weight_rounding": "adaround",
                                     "adaround_iters": 50}, {"weight_rounding": "gpfq"}])
 def test_recipe_methods_reach_the_integer_model(fields):

@@ -77,14 +77,18 @@ def _apply_act(y: torch.Tensor, act) -> torch.Tensor:
     return y if act is None else torch.clamp(y, act[0], act[1])
 
 
-def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float forward of one step; returns (pre-activation, output). ``weight``/``bias`` override."""
+def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
+             with_act: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float forward of one step; returns (pre-activation, output). ``weight``/``bias`` override;
+    ``with_act=False`` skips the activation (the output is then the pre-activation itself)."""
     n = step.node
     a = n.attrs
     if step.kind in ("conv2d", "depthwise_conv2d"):
         w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
         b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
-        pre = F.conv2d(_pad4(xs[0], a.get("pads", (0, 0, 0, 0))), w, b, stride=tuple(a.get("stride", (1, 1))),
+        t, l, b_, r = a.get("pads", (0, 0, 0, 0))
+        x, padding = (xs[0], (t, l)) if (t, l) == (b_, r) else (_pad4(xs[0], (t, l, b_, r)), (0, 0))
+        pre = F.conv2d(x, w, b, stride=tuple(a.get("stride", (1, 1))), padding=padding,
                        groups=int(a.get("groups", 1)))
     elif step.kind == "fully_connected":
         w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
@@ -108,7 +112,7 @@ def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None) -> tupl
         pre = xs[0]
     else:  # pragma: no cover - build_plan only emits the kinds above
         raise AssertionError(step.kind)
-    return pre, _apply_act(pre, step.act)
+    return pre, (_apply_act(pre, step.act) if with_act else pre)
 
 
 def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> list[np.ndarray]:
@@ -336,7 +340,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
                               residual_name(graph.input_name) if recipe.residual_input else None,
                               recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress,
-                              loss_kind=recipe.refine_loss)
+                              loss_kind=recipe.refine_loss, runs=recipe.refine_runs)
     progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)
@@ -344,6 +348,9 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     if refine_stats is not None:
         model.meta["refine"] = refine_stats
     model.meta["quantize_seconds"] = round(time.time() - t0, 3)
+    # the float sums of calibration and refinement depend on the thread count; with it and the
+    # recipe's seed the same machine reproduces the same model
+    model.meta["torch_threads"] = torch.get_num_threads()
     return model
 
 

@@ -35,6 +35,7 @@ class Recipe:
     refine_iters: int = 0           # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
     refine_loss: str = "mse"        # mse | kl: distance of quantized to float logits that refinement minimises
+    refine_runs: int = 1            # independent refinement runs (own mini-batches) whose results are averaged
     calib_samples: int = 512        # at most this many calibration samples are used
     seed: int = 0
 
@@ -78,6 +79,8 @@ class Recipe:
             raise Q4Error("recipe field 'residual_activations': only for 4-bit activations")
         if self.dual_tau is not None and self.dual_tau < 0:
             raise Q4Error("recipe field 'dual_tau': must be >= 0")
+        if not isinstance(self.refine_runs, int) or self.refine_runs < 1:
+            raise Q4Error(f"recipe field 'refine_runs': must be an integer >= 1, got {self.refine_runs!r}")
         if self.weight_grid < 1 or self.activation_grid < 1 or self.calib_samples < 1:
             raise Q4Error("recipe: grid sizes and calib_samples must be >= 1")
 

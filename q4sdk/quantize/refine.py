@@ -20,12 +20,56 @@ from .plan import Step
 from .weights import int_range
 
 
+def _per_channel(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-output-channel vector shaped to broadcast against ``like`` (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (like.dim() - 2)) if v.dim() == 1 else v
+
+
+def _act(y: torch.Tensor, act) -> torch.Tensor:
+    """The step's activation clamp as ``hardtanh``, whose backward is one fused op (``clamp``'s
+    is three)."""
+    return y if act is None else F.hardtanh(y, float(act[0]), float(act[1]))
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as a vector in (N, H, W, C) order: a view for channels-last tensors, which is how the
+    CPU convolutions hand their gradients back."""
+    return (t.permute(0, 2, 3, 1) if t.dim() == 4 else t).reshape(-1)
+
+
+class _FakeQuant(torch.autograd.Function):
+    """Fake quantization with a straight-through rounding, as one autograd node.
+
+    Forward: ``c * s`` with ``v = x / s`` and ``c = clamp(round(v), lo - zp, hi - zp)``. Backward
+    (LSQ's estimator): the input gets the incoming gradient ``g`` where the code is inside the
+    range and none where clamped; the scale gets ``round(v) - v`` inside and ``c`` outside, i.e.
+    ``sum(g * c) - sum(v * g_x)``. One node, two saved tensors, no boolean masks (which are slow
+    to build on CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, x, scale, zp: int, lo: int, hi: int):
+        v = x / scale
+        c = torch.round(v).clamp_(lo - zp, hi - zp)
+        ctx.save_for_backward(v, c)
+        ctx.limits = (lo - zp - 0.5, hi - zp + 0.5)
+        return c * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        v, c = ctx.saved_tensors
+        gx = torch.ops.aten.hardtanh_backward(g, v, *ctx.limits)  # g where lo' - .5 < v < hi' + .5
+        gs = None
+        if ctx.needs_input_grad[1]:
+            gs = torch.dot(_flat(g), _flat(c)) - torch.dot(_flat(v), _flat(gx))
+        return (gx if ctx.needs_input_grad[0] else None), gs, None, None, None
+
+
 def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> torch.Tensor:
-    """Fake quantization whose rounding has an identity gradient (the scale gets LSQ's gradient)."""
+    """Fake quantization whose rounding has an identity gradient (the scale, a 0-d tensor, gets
+    LSQ's gradient)."""
     lo, hi = int_range(bits)
-    v = x / scale
-    v = v + (torch.round(v) - v).detach()
-    return (torch.clamp(v + zp, lo, hi) - zp) * scale
+    return _FakeQuant.apply(x, torch.as_tensor(scale, dtype=torch.float32), int(zp), lo, hi)
 
 
 def _loss(y: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
@@ -41,15 +85,19 @@ def _loss(y: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
 def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, weights: dict,
            x: np.ndarray | torch.Tensor, forward, residual: str | None, iters: int, lr: float = 1e-3,
            batch: int = 128, seed: int = 0, progress: Progress | None = None,
-           loss_kind: str = "mse") -> dict:
-    """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after"}.
+           loss_kind: str = "mse", runs: int = 1) -> dict:
+    """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after", "applied"}.
+
+    ``runs`` independent runs (run r draws its mini-batches from ``seed + 1000 r``) start from the
+    same point and their log-factors and offsets are averaged.
 
     ``forward(step, xs, weight=None, bias=None) -> (pre_activation, output)`` is the pipeline's float
     step; ``qparams`` maps tensor -> QuantParams (shared objects for same-quant tensors);
     ``weights`` maps layer name -> LayerWeights.
     """
     x = torch.as_tensor(x, dtype=torch.float32)
-    gen = torch.Generator().manual_seed(seed)
+    if x.dim() == 4:  # the CPU convolutions work in channels-last; so does everything around them
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def run(xb: torch.Tensor, params=None, quant=True) -> torch.Tensor:
         vals = {}
@@ -66,17 +114,19 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             xs = [vals[i] for i in step.inputs]
             lw = weights.get(step.node.name)
             if lw is not None and quant:
-                shape = (-1,) + (1,) * (lw.q.ndim - 1)
-                w_hat = 0
-                for k, (q, s) in enumerate(lw.terms()):
-                    g = torch.exp(params[f"g{k}:" + step.node.name]) if params else 1.0
-                    w_hat = w_hat + torch.as_tensor(q, dtype=torch.float32) * (
-                        torch.as_tensor(s, dtype=torch.float32) * g).reshape(shape)
-                b = torch.as_tensor(lw.bias, dtype=torch.float32)
+                # conv/dense are linear in each kernel's scale: conv(x, q*s*g) = conv(x, q*s) * g,
+                # so gamma multiplies the output channel and the weights need no gradient
+                out = bias[step.node.name]
                 if params:
-                    b = b + params["b:" + step.node.name]
-                _, out = forward(step, xs, weight=w_hat, bias=b)
-            else:  # the float path, or a layer without weights
+                    out = out + params["b:" + step.node.name]
+                for k, w_k in enumerate(fixed_weights[step.node.name]):
+                    y, _ = forward(step, xs, weight=w_k, bias=zero_bias[step.node.name], with_act=False)
+                    g = torch.exp(params[f"g{k}:" + step.node.name]) if params else torch.ones(y.shape[1])
+                    out = torch.addcmul(_per_channel(out, y), y, _per_channel(g, y))
+                out = _act(out, step.act)
+            elif quant:  # a layer without weights
+                out = _act(forward(step, xs, with_act=False)[0], step.act)
+            else:  # the float path
                 _, out = forward(step, xs)
             if quant and not step.same_quant:
                 p = qparams[step.output]
@@ -85,34 +135,63 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             vals[step.output] = out
         return vals[output_name]
 
-    params: dict[str, torch.Tensor] = {"a:" + input_name: torch.zeros(())}
+    fixed_weights: dict[str, list[torch.Tensor]] = {}  # per term: q * s, the starting weights
+    zero_bias: dict[str, torch.Tensor] = {}
+    bias: dict[str, torch.Tensor] = {}
     for step in steps:
         lw = weights.get(step.node.name)
         if lw is not None:
-            for k, (_, s) in enumerate(lw.terms()):
-                params[f"g{k}:" + step.node.name] = torch.zeros(len(s))
-            params["b:" + step.node.name] = torch.zeros(len(lw.bias))
-        if not step.same_quant:
-            params["a:" + step.output] = torch.zeros(())
-    for v in params.values():
-        v.requires_grad_(True)
+            shape = (-1,) + (1,) * (lw.q.ndim - 1)
+            fixed_weights[step.node.name] = [
+                torch.as_tensor(q.astype(np.float64) * s.reshape(shape), dtype=torch.float32)
+                for q, s in lw.terms()]
+            zero_bias[step.node.name] = torch.zeros(lw.q.shape[0])
+            bias[step.node.name] = torch.as_tensor(lw.bias, dtype=torch.float32)
 
+    def new_params() -> dict[str, torch.Tensor]:
+        params: dict[str, torch.Tensor] = {"a:" + input_name: torch.zeros(())}
+        for step in steps:
+            lw = weights.get(step.node.name)
+            if lw is not None:
+                for k, (_, s) in enumerate(lw.terms()):
+                    params[f"g{k}:" + step.node.name] = torch.zeros(len(s))
+                params["b:" + step.node.name] = torch.zeros(len(lw.bias))
+            if not step.same_quant:
+                params["a:" + step.output] = torch.zeros(())
+        for v in params.values():
+            v.requires_grad_(True)
+        return params
+
+    params = new_params()
     with torch.no_grad():
         target = torch.cat([run(x[i:i + 256], quant=False) for i in range(0, len(x), 256)])
         before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
                              target, loss_kind))
-    opt = torch.optim.Adam(params.values(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
-    with torch.enable_grad():
-        for it in range(iters):
-            idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
-            loss = _loss(run(x[idx], params), target[idx], loss_kind)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            if progress and (it % 20 == 0 or it == iters - 1):
-                progress.update(it, iters, f"refine scales: loss {loss.item():.4g}")
+
+    def fit(r: int) -> dict[str, torch.Tensor]:
+        """One refinement run from the starting point, on its own mini-batch sequence."""
+        params = new_params()
+        gen = torch.Generator().manual_seed(seed + 1000 * r)
+        opt = torch.optim.Adam(params.values(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
+        with torch.enable_grad():
+            for it in range(iters):
+                idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
+                loss = _loss(run(x[idx], params), target[idx], loss_kind)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                if progress and (it % 20 == 0 or it == iters - 1):
+                    progress.update(r * iters + it, runs * iters,
+                                    f"refine scales{f' (run {r + 1}/{runs})' if runs > 1 else ''}: "
+                                    f"loss {loss.item():.4g}")
+        return {k: v.detach() for k, v in params.items()}
+
+    # several runs differ only in their mini-batches; their mean (a "soup" of the log-factors and
+    # bias offsets) is less sensitive to which samples each run happened to draw than any one run
+    fits = [fit(r) for r in range(runs)]
+    params = {k: sum(f[k] for f in fits) / runs for k in fits[0]}
     with torch.no_grad():
         after = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
                             target, loss_kind))
