@@ -68,6 +68,8 @@ ROWS: list[tuple[str, str, object, bool]] = [
     ("W4A4u + residual activation (@last_input)", "methods",
      {**U4, "residual_activations": ["@last_input"]}, False),
     ("W4A4u + refinement (100 it.)", "methods", {**U4, "refine_iters": 100}, False),
+    ("W4A4u + refinement (2 runs of 100 it., averaged)", "methods",
+     {**U4, "refine_iters": 100, "refine_runs": 2}, False),
     ("preset paper, W4A4", "presets", ("paper", 4), False),
     ("preset paper, W4A8", "presets", ("paper", 8), False),
     ("preset best, W4A4", "presets", ("best", 4), False),
@@ -138,7 +140,8 @@ def table(r: dict) -> str:
               "activation clipping (100-point grid) unless the row says otherwise; the method rows add one "
               f"step to it. GPFQ sparse: soft threshold {GPFQ_SPARSITY}. Dual: tau = {DUAL_TAU} (relative "
               "weight MSE), since the paper's 0.02 selects no layer of this model; the JSON lists the dual "
-              "layers of every row.",
+              "layers of every row. Every row calibrates on the first 512 samples (the recipe default "
+              "calib_samples) except preset best, which uses all of them (calib_samples 1024).",
               "- presets: q4sdk.quantize.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
               "with the date each row was measured).",
               "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs."]
