@@ -169,7 +169,7 @@ def test_quantize_input_matches_python(cmodels, layout):
     x[-2] = 0.0
     x[-2].flat[0] = -0.0
     np.testing.assert_array_equal(cm.quantize_input(x), quantize_input(m, x))
-    prod = x * inv
+    prod = (x * inv)[np.isfinite(x * inv)]  # the infinities have no fractional part to test
     assert np.count_nonzero(np.abs(prod - np.trunc(prod)) == 0.5) > 100  # real ties were tested
 
 
