@@ -99,39 +99,35 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
     if x.dim() == 4:  # the CPU convolutions work in channels-last; so does everything around them
         x = x.contiguous(memory_format=torch.channels_last)
 
-    def run(xb: torch.Tensor, params=None, quant=True) -> torch.Tensor:
-        vals = {}
-        if quant:
-            p = qparams[input_name]
-            s_in = p.scale * torch.exp(params["a:" + input_name]) if params else torch.tensor(p.scale)
-            x1 = fake_quant_ste(xb, s_in, p.zero_point, p.bits)
-            if residual:
-                x1 = x1 + fake_quant_ste(xb - x1, s_in / (1 << p.bits), 0, p.bits)
-            vals[input_name] = x1
-        else:
-            vals[input_name] = xb
+    def run(xb: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The quantized network with the factors ``params``, or the float one without them."""
+        if params is None:
+            vals = {input_name: xb}
+            for step in steps:
+                vals[step.output] = forward(step, [vals[i] for i in step.inputs])[1]
+            return vals[output_name]
+        p = qparams[input_name]
+        s_in = p.scale * torch.exp(params["a:" + input_name])
+        x1 = fake_quant_ste(xb, s_in, p.zero_point, p.bits)
+        if residual:
+            x1 = x1 + fake_quant_ste(xb - x1, s_in / (1 << p.bits), 0, p.bits)
+        vals = {input_name: x1}
         for step in steps:
             xs = [vals[i] for i in step.inputs]
-            lw = weights.get(step.node.name)
-            if lw is not None and quant:
+            if step.node.name in weights:
                 # conv/dense are linear in each kernel's scale: conv(x, q*s*g) = conv(x, q*s) * g,
                 # so gamma multiplies the output channel and the weights need no gradient
-                out = bias[step.node.name]
-                if params:
-                    out = out + params["b:" + step.node.name]
+                out = bias[step.node.name] + params["b:" + step.node.name]
                 for k, w_k in enumerate(fixed_weights[step.node.name]):
                     y, _ = forward(step, xs, weight=w_k, bias=zero_bias[step.node.name], with_act=False)
-                    g = torch.exp(params[f"g{k}:" + step.node.name]) if params else torch.ones(y.shape[1])
+                    g = torch.exp(params[f"g{k}:" + step.node.name])
                     out = torch.addcmul(_per_channel(out, y), y, _per_channel(g, y))
                 out = _act(out, step.act)
-            elif quant:  # a layer without weights
+            else:
                 out = _act(forward(step, xs, with_act=False)[0], step.act)
-            else:  # the float path
-                _, out = forward(step, xs)
-            if quant and not step.same_quant:
+            if not step.same_quant:
                 p = qparams[step.output]
-                s_out = p.scale * torch.exp(params["a:" + step.output]) if params else torch.tensor(p.scale)
-                out = fake_quant_ste(out, s_out, p.zero_point, p.bits)
+                out = fake_quant_ste(out, p.scale * torch.exp(params["a:" + step.output]), p.zero_point, p.bits)
             vals[step.output] = out
         return vals[output_name]
 
@@ -164,7 +160,7 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
 
     params = new_params()
     with torch.no_grad():
-        target = torch.cat([run(x[i:i + 256], quant=False) for i in range(0, len(x), 256)])
+        target = torch.cat([run(x[i:i + 256]) for i in range(0, len(x), 256)])
         before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
                              target, loss_kind))
 
