@@ -14,41 +14,10 @@
 
 #include <arm_acle.h>
 
+#include "q4_dsp.h"
 #include "q4_kernels.h"
 
 #define Q4_DSP_PIXELS 4 /* output pixels per im2col group */
-#define Q4_DSP_BLOCK 8  /* K-indices per block: 4 int16 pairs */
-
-/* Every including file uses all but a few of these. */
-#if defined(__GNUC__)
-#define Q4_DSP_HELPER __attribute__((unused))
-#else
-#define Q4_DSP_HELPER
-#endif
-
-static inline uint32_t q4_load_u32(const void *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* SXTB16: bytes 0 and 2 of x sign-extended to the two halfwords. */
-static inline uint32_t q4_sxtb16(uint32_t x)
-{
-    return (uint32_t)__sxtb16((int32_t)x);
-}
-
-/* acc + the two halfword products of the pairs a and w. */
-static inline int32_t q4_smlad(uint32_t a, uint32_t w, int32_t acc)
-{
-    return __smlad((int32_t)a, (int32_t)w, acc);
-}
-
-static Q4_DSP_HELPER int32_t q4_round_up8(int32_t k)
-{
-    return (k + Q4_DSP_BLOCK - 1) & ~(Q4_DSP_BLOCK - 1);
-}
 
 /* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
  * Q4_DSP_PIXELS words apart (the columns of a pixel group are interleaved by pair). */

@@ -29,15 +29,10 @@
 
 #include <arm_acle.h>
 
+#include "q4_dsp.h"
+
 #define Q4_DSP_TABLE_BYTES 256
 #define Q4_DSP_CHUNK 256 /* elements between two range checks of the 4-bit path */
-
-static inline uint32_t q4_load_u32(const void *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
 
 static inline void q4_store_u32(void *p, uint32_t v)
 {

@@ -19,37 +19,11 @@
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
-#include <arm_acle.h>
-
-#define Q4_DSP_BLOCK 8 /* weights per packed word */
-
-static int32_t q4_round_up8(int32_t k)
-{
-    return (k + Q4_DSP_BLOCK - 1) & ~(Q4_DSP_BLOCK - 1);
-}
+#include "q4_dsp.h"
 
 int32_t q4_fully_connected_s4_dsp_get_buffer_size(int32_t input_size)
 {
     return 2 * q4_round_up8(input_size);
-}
-
-static inline uint32_t q4_load_u32(const void *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* SXTB16: bytes 0 and 2 of x sign-extended to the two halfwords. */
-static inline uint32_t q4_sxtb16(uint32_t x)
-{
-    return (uint32_t)__sxtb16((int32_t)x);
-}
-
-/* acc + the two halfword products of the pairs a and w. */
-static inline int32_t q4_smlad(uint32_t a, uint32_t w, int32_t acc)
-{
-    return __smlad((int32_t)a, (int32_t)w, acc);
 }
 
 /* acc + 16 * the dot product of the 8 weights of packed word w with the widened pairs x0..x3:
