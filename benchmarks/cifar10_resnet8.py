@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
-from q4sdk import oracle  # noqa: E402
-from q4sdk.cbuild import CModel  # noqa: E402
-from q4sdk.codegen import generate  # noqa: E402
-from q4sdk.float_exec import run_float  # noqa: E402
+from q4sdk.ir import oracle  # noqa: E402
+from q4sdk.targets.host_build import CModel  # noqa: E402
+from q4sdk.codegen.render import generate  # noqa: E402
+from q4sdk.ir.float_exec import run_float  # noqa: E402
 from q4sdk.frontend.onnx_import import load_onnx  # noqa: E402
-from q4sdk.quantize.pipeline import quantize_graph  # noqa: E402
-from q4sdk.quantize.recipe import preset  # noqa: E402
-from q4sdk.verify import verify  # noqa: E402
+from q4sdk.ptq.pipeline import quantize_graph  # noqa: E402
+from q4sdk.ptq.recipe import preset  # noqa: E402
+from q4sdk.check.verify import verify  # noqa: E402
 
 
 def load_split(holdout: bool):

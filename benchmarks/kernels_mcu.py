@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from mcu.conv_cases import build_and_run, random_case  # noqa: E402
-from q4sdk.boards import load_board  # noqa: E402
+from q4sdk.targets.boards import load_board  # noqa: E402
 
 # ResNet-8 (CIFAR-10) conv layers: name, H, W, I, O, kernel, stride, pads (top, left, bottom, right)
 RESNET8_LAYERS = [

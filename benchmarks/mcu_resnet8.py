@@ -2,7 +2,7 @@
 
 Quantizes ``../shared/models/resnet8_cifar10.onnx`` (calibration ``../shared/data/cifar10_calib.npz``)
 with a named recipe (``best`` by default: what users deploy), runs two test images through the
-generated firmware on each board with ``q4sdk.target_run.run_on_board`` (every output checked
+generated firmware on each board with ``q4sdk.targets.run.run_on_board`` (every output checked
 against the oracle; QEMU -icount makes the board timer count instructions), for W4A4 both with
 unpacked (one byte per activation) and packed (two 4-bit activations per byte) arenas, and writes
 instructions per inference (total and per layer), MACs, instructions per MAC, flash and RAM to
@@ -26,12 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from q4sdk.boards import load_board  # noqa: E402
+from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.frontend.onnx_import import load_onnx  # noqa: E402
-from q4sdk.oracle import quantize_input  # noqa: E402
-from q4sdk.quantize.pipeline import quantize_graph  # noqa: E402
-from q4sdk.quantize.recipe import PRESETS, preset  # noqa: E402
-from q4sdk.target_run import run_on_board  # noqa: E402
+from q4sdk.ir.oracle import quantize_input  # noqa: E402
+from q4sdk.ptq.pipeline import quantize_graph  # noqa: E402
+from q4sdk.ptq.recipe import PRESETS, preset  # noqa: E402
+from q4sdk.targets.run import run_on_board  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 MODEL = SHARED / "models" / "resnet8_cifar10.onnx"

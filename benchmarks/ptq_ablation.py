@@ -2,7 +2,7 @@
 
 Every row quantizes all layers and the network input, calibrating on ../shared/data/cifar10_calib.npz
 only, and reports top-1 on the dev split (indices 0..4999 of ../shared/data/cifar10_test.npz; --holdout:
-5000..9999) computed by the integer oracle, the drop vs FP32, CR(W, A) as q4sdk.report defines it
+5000..9999) computed by the integer oracle, the drop vs FP32, CR(W, A) as q4sdk.check.report defines it
 (32-bit float bits over quantized bits) and the quantization wall time.
 
 "A32" rows have no integer model: the weights are quantized (activations at 8 bits only while the
@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
-from q4sdk import oracle  # noqa: E402
-from q4sdk.float_exec import run_float  # noqa: E402
+from q4sdk.ir import oracle  # noqa: E402
+from q4sdk.ir.float_exec import run_float  # noqa: E402
 from q4sdk.frontend.onnx_import import load_onnx  # noqa: E402
-from q4sdk.quantize.cle import equalize  # noqa: E402
-from q4sdk.quantize.pipeline import quantize_graph  # noqa: E402
-from q4sdk.quantize.recipe import Recipe, preset  # noqa: E402
-from q4sdk.report import compression_ratio, fake_quant_nodes  # noqa: E402
+from q4sdk.ptq.cle import equalize  # noqa: E402
+from q4sdk.ptq.pipeline import quantize_graph  # noqa: E402
+from q4sdk.ptq.recipe import Recipe, preset  # noqa: E402
+from q4sdk.check.report import compression_ratio, fake_quant_nodes  # noqa: E402
 
 U4 = {"activation_bits": 4, "unsigned_activations": True}  # the base of the method rows
 # the paper's tau = 0.02 exceeds every layer's relative weight MSE here (0.007..0.015): no dual layer
@@ -130,7 +130,7 @@ def table(r: dict) -> str:
               "- Integer rows: top-1 of the integer oracle (bit-exact with the generated C); all layers and "
               "the input quantized, per-kernel INT4 weights, per-tensor activations; logits at 8 bits.",
               "- A32 rows (weights only): no integer model exists with float activations, so the float graph "
-              "is run (q4sdk.float_exec.run_float) with each conv/dense weight and bias replaced by the "
+              "is run (q4sdk.ir.float_exec.run_float) with each conv/dense weight and bias replaced by the "
               "quantized model's, dequantized; those weights were chosen with 8-bit signed activations in the "
               "calibration pass (which matters for refinement only). CR(W, A) shows A as 1 (float).",
               "- CR(W, A) after Choukroun et al.: 32 / bits per element, for weights (a dual layer counts "
@@ -142,7 +142,7 @@ def table(r: dict) -> str:
               "weight MSE), since the paper's 0.02 selects no layer of this model; the JSON lists the dual "
               "layers of every row. Every row calibrates on the first 512 samples (the recipe default "
               "calib_samples) except preset best, which uses all of them (calib_samples 1024).",
-              "- presets: q4sdk.quantize.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
+              "- presets: q4sdk.ptq.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
               "with the date each row was measured).",
               "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs."]
     return "\n".join(lines)

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import Q4Error
-from .graph import FloatGraph
-from .progress import Progress
-from .qmodel import QModel
-from .quantize.pipeline import quantize_graph
-from .quantize.recipe import Recipe
+from q4sdk.errors import Q4Error
+from q4sdk.ir.float_graph import FloatGraph
+from q4sdk.progress import Progress
+from q4sdk.ir.qmodel import QModel
+from q4sdk.ptq.pipeline import quantize_graph
+from q4sdk.ptq.recipe import Recipe
 
 
 def load_float_model(model, example_input=None) -> FloatGraph:
@@ -18,7 +18,7 @@ def load_float_model(model, example_input=None) -> FloatGraph:
     if isinstance(model, FloatGraph):
         return model
     if isinstance(model, (str, Path)):
-        from .frontend.onnx_import import load_onnx
+        from q4sdk.frontend.onnx_import import load_onnx
 
         return load_onnx(model)
     try:
@@ -27,7 +27,7 @@ def load_float_model(model, example_input=None) -> FloatGraph:
         if isinstance(model, torch.nn.Module):
             if example_input is None:
                 raise Q4Error("a PyTorch module needs an example input (example_input=...)")
-            from .frontend.torch_import import from_torch
+            from q4sdk.frontend.torch_import import from_torch
 
             return from_torch(model, example_input, name=type(model).__name__.lower())
     except ImportError:  # pragma: no cover - torch is a dependency
@@ -36,7 +36,7 @@ def load_float_model(model, example_input=None) -> FloatGraph:
         import onnx
 
         if isinstance(model, onnx.ModelProto):
-            from .frontend.onnx_import import import_onnx_model
+            from q4sdk.frontend.onnx_import import import_onnx_model
 
             return import_onnx_model(model, name=model.graph.name or "model")
     except ImportError:  # pragma: no cover

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from q4sdk.graph import FloatGraph, FloatNode
+from q4sdk.ir.float_graph import FloatGraph, FloatNode
 
 
 def tiny_resnet(seed: int = 0, c: int = 8, hw: int = 8, classes: int = 5) -> FloatGraph:

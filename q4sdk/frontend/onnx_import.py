@@ -3,7 +3,7 @@
 The importer walks the ONNX nodes in order, keeps a table of tensors known at import time
 (initializers, ``Constant`` outputs and anything computed only from them, e.g. the
 ``Shape -> Gather -> Concat`` chains that feed a ``Reshape``) and turns every node that touches
-an activation into one of the canonical ops of :mod:`q4sdk.graph`, checking shapes on the way.
+an activation into one of the canonical ops of :mod:`q4sdk.ir.float_graph`, checking shapes on the way.
 
 Canonicalisation done here:
 
@@ -30,7 +30,7 @@ from onnx.external_data_helper import load_external_data_for_model, uses_externa
 from onnx.reference import ReferenceEvaluator
 
 from q4sdk.errors import Q4Error
-from q4sdk.graph import FloatGraph, FloatNode
+from q4sdk.ir.float_graph import FloatGraph, FloatNode
 
 MIN_OPSET = 13
 

@@ -9,7 +9,7 @@ import onnx
 
 from q4sdk.errors import Q4Error
 from q4sdk.frontend.onnx_import import import_onnx_model
-from q4sdk.graph import FloatGraph
+from q4sdk.ir.float_graph import FloatGraph
 
 EXPORT_OPSET = 17
 

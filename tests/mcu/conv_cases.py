@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from q4sdk import oracle
-from q4sdk.boards import Board
-from q4sdk.packing import pack_int4_rows
-from q4sdk.qmodel import QModel, QOp, QTensor
+from q4sdk.ir import oracle
+from q4sdk.targets.boards import Board
+from q4sdk.ir.packing import pack_int4_rows
+from q4sdk.ir.qmodel import QModel, QOp, QTensor
 
 from mcu.harness import VariantResult, run_harness
 
@@ -78,7 +78,7 @@ class ConvCase:
 
 def make_case(name: str, x: np.ndarray, weight: np.ndarray, bias, multiplier, shift, stride, pads,
               in_t: QTensor, out_t: QTensor, act_min: int, act_max: int) -> ConvCase:
-    """A case whose expected output is computed by ``q4sdk.oracle.conv2d``."""
+    """A case whose expected output is computed by ``q4sdk.ir.oracle.conv2d``."""
     arrays = {"weight": weight.astype(np.int8), "bias": np.asarray(bias, np.int32),
               "multiplier": np.asarray(multiplier, np.int32), "shift": np.asarray(shift, np.int32)}
     op = QOp(name, "conv2d", ["x"], "y", {"stride": list(stride), "pads": list(pads),

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from q4sdk.boards import Board
-from q4sdk.firmware import build_firmware, run_firmware, toolchain_available
+from q4sdk.targets.boards import Board
+from q4sdk.targets.firmware import build_firmware, run_firmware, toolchain_available
 
 
 def require_tools(board: Board, for_running: bool = True) -> None:

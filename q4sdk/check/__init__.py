@@ -1,0 +1,1 @@
+"""Checking a quantized model: C against the oracle, accuracy, per-layer reports, data files."""

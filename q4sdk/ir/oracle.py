@@ -1,0 +1,248 @@
+"""The integer oracle: a numpy interpreter of docs/integer-spec.md.
+
+This is the single Python implementation of the integer semantics. The generated C, every optimised
+kernel and every board must agree with it bit for bit. Activations are int8 arrays, channels-last,
+with a leading batch axis: ``[N, H, W, C]`` for feature maps, ``[N, F]`` for vectors.
+
+Integer GEMMs run through float BLAS for speed. That is exact while every partial sum is an integer
+of magnitude below 2^24 (float32) or 2^53 (float64): with |x - zx| <= 255 and |w| <= 8 a dot product
+of length K is bounded by K * 2040, so float32 is exact for K <= 8224 and float64 beyond. The bound
+is checked before each GEMM (``_exact_matmul``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from q4sdk.ir.fixedpoint import requantize, requantize_terms
+from q4sdk.ir.qmodel import QModel, QOp, QTensor
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+def _exact_matmul(a: np.ndarray, b: np.ndarray, bound_a: int, bound_b: int) -> np.ndarray:
+    """Integer matrix product a @ b (a [M, K], b [K, O]) computed exactly through float BLAS."""
+    k = a.shape[1]
+    bound = k * bound_a * bound_b
+    if bound < _F32_EXACT:
+        dt = np.float32
+    elif bound < _F64_EXACT:
+        dt = np.float64
+    else:  # pragma: no cover - far outside any int32-accumulating kernel
+        raise ValueError("integer GEMM too large to evaluate exactly")
+    out = a.astype(dt, copy=False) @ b.astype(dt, copy=False)
+    return np.rint(out).astype(np.int64)
+
+
+def _pad_nhwc(x: np.ndarray, pads, value: int) -> np.ndarray:
+    t, l, b, r = pads
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+
+
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """[N, H, W, C] -> [N, Ho, Wo, kh, kw, C] view of all windows."""
+    n, h, w, c = x.shape
+    ho = (h - kh) // sh + 1
+    wo = (w - kw) // sw + 1
+    sn, sh_, sw_, sc = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_, sw_, sc), writeable=False)
+
+
+def _finish(accs: list[np.ndarray], op: QOp, out_t: QTensor) -> np.ndarray:
+    """Requantize-and-clamp; a multi-term layer (dual weights / residual input) rounds once."""
+    if len(accs) == 1:
+        y = out_t.zero_point + requantize(accs[0], op.arrays["multiplier"], op.arrays["shift"])
+    else:
+        y = out_t.zero_point + requantize_terms(accs, op.arrays["multiplier"], op.arrays["shift"])
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def _weight_terms(op: QOp) -> list[np.ndarray]:
+    """The INT4 weight tensors of a layer: one, or two for a dual layer."""
+    return [op.arrays[k] for k in ("weight", "weight2") if k in op.arrays]
+
+
+def _term_inputs(xs: list[np.ndarray], ts: list[QTensor]) -> list[tuple[np.ndarray, QTensor]]:
+    """The input tensors of a layer: one, or two for a residual-quantized input."""
+    return list(zip(xs, ts))
+
+
+def conv2d(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    terms = _weight_terms(op)  # each [O, kh, kw, I]
+    o, kh, kw, ci = terms[0].shape
+    sh, sw = op.attrs["stride"]
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        # x - zx is an exact small integer in float32; padding is the zero point, i.e. 0 here
+        xp = _pad_nhwc(x.astype(np.float32) - np.float32(in_t.zero_point), op.attrs["pads"], 0)
+        win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, I]
+        n, ho, wo = win.shape[:3]
+        cols = win.reshape(n * ho * wo, kh * kw * ci)
+        accs += [_exact_matmul(cols, w.reshape(o, -1).T, 255, 8) for w in terms]
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t).reshape(n, ho, wo, o)
+
+
+def depthwise_conv2d(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    terms = [w.astype(np.int64) for w in _weight_terms(op)]  # each [C, kh, kw]
+    sh, sw = op.attrs["stride"]
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
+        win = _windows(xp, terms[0].shape[1], terms[0].shape[2], sh, sw)  # [N, Ho, Wo, kh, kw, C]
+        accs += [np.einsum("nhwijc,cij->nhwc", win, w) for w in terms]
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t)
+
+
+def fully_connected(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        xi = x.reshape(x.shape[0], -1).astype(np.float32) - np.float32(in_t.zero_point)
+        accs += [_exact_matmul(xi, w.T, 255, 8) for w in _weight_terms(op)]  # each w [O, I]
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t)
+
+
+def add(a: np.ndarray, b: np.ndarray, op: QOp, ta: QTensor, tb: QTensor, out_t: QTensor) -> np.ndarray:
+    ma, mb = (int(v) for v in op.arrays["multiplier"])
+    s = int(op.attrs["shift"])
+    acc = (a.astype(np.int64) - ta.zero_point) * ma + (b.astype(np.int64) - tb.zero_point) * mb
+    y = out_t.zero_point + ((acc + (1 << (s - 1))) >> s)
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    kh, kw = op.attrs["kernel"]
+    sh, sw = op.attrs["stride"]
+    xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
+    acc = _windows(xp, kh, kw, sh, sw).sum(axis=(3, 4))
+    return _finish([acc], op, out_t)
+
+
+def global_avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    acc = (x.astype(np.int64) - in_t.zero_point).sum(axis=(1, 2), keepdims=True)
+    return _finish([acc], op, out_t)
+
+
+def maxpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    kh, kw = op.attrs["kernel"]
+    sh, sw = op.attrs["stride"]
+    xp = _pad_nhwc(x.astype(np.int16), op.attrs["pads"], -1000)  # padding never wins
+    return _windows(xp, kh, kw, sh, sw).max(axis=(3, 4)).astype(np.int8)
+
+
+def clamp(x: np.ndarray, op: QOp) -> np.ndarray:
+    return np.clip(x, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def pad(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
+    return _pad_nhwc(x, op.attrs["pads"], in_t.zero_point).astype(np.int8)
+
+
+def residual_split(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    """One of the two INT4 tensors of a residual-quantized activation, recoded from its 8-bit
+    fine-grid tensor ``x`` (docs/integer-spec.md, residual_split)."""
+    b = out_t.bits
+    lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+    zc = int(op.attrs["coarse_zero_point"])
+    d = x.astype(np.int64) - in_t.zero_point
+    c = np.clip(((d + (1 << (b - 1)) + 256) >> b) - (256 >> b) + zc, lo, hi)
+    if op.attrs["part"] == 0:
+        return c.astype(np.int8)
+    return np.clip(d - (c - zc) * (1 << b) + out_t.zero_point, lo, hi).astype(np.int8)
+
+
+def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
+    ts = [model.tensors[i] for i in op.inputs]
+    out_t = model.tensors[op.output]
+    k = op.kind
+    if k == "conv2d":
+        return conv2d(args, op, ts, out_t)
+    if k == "depthwise_conv2d":
+        return depthwise_conv2d(args, op, ts, out_t)
+    if k == "fully_connected":
+        return fully_connected(args, op, ts, out_t)
+    if k == "add":
+        return add(args[0], args[1], op, ts[0], ts[1], out_t)
+    if k == "avgpool":
+        return avgpool(args[0], op, ts[0], out_t)
+    if k == "global_avgpool":
+        return global_avgpool(args[0], op, ts[0], out_t)
+    if k == "maxpool":
+        return maxpool(args[0], op, ts[0], out_t)
+    if k == "clamp":
+        return clamp(args[0], op)
+    if k == "pad":
+        return pad(args[0], op, ts[0])
+    if k == "residual_split":
+        return residual_split(args[0], op, ts[0], out_t)
+    if k == "reshape":
+        return args[0].reshape((args[0].shape[0],) + tuple(out_t.shape))
+    raise ValueError(f"op '{op.name}': unknown kind '{k}'")
+
+
+def input_shape(model: QModel) -> tuple[int, ...]:
+    """Shape of one int8 input sample: the input tensor's, or ``(2, *shape)`` for a residual input
+    (the coarse tensor X1 followed by the residual tensor X2, as the C API takes it)."""
+    shape = tuple(model.input_tensor.shape)
+    return (2,) + shape if model.meta.get("input_residual") else shape
+
+
+def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size: int = 512):
+    """Run the integer program on int8 input ``xq`` [N, *input.shape].
+
+    Returns the int8 output [N, *output.shape], or ``(output, {tensor: int8 array})`` with every tensor
+    (the input included) when ``capture`` is true.
+    """
+    xq = np.asarray(xq)
+    if xq.shape[1:] != input_shape(model):
+        raise ValueError(f"oracle input shape {xq.shape[1:]} != model input {input_shape(model)}")
+    if xq.dtype != np.int8:
+        raise ValueError(f"oracle input must be int8, got {xq.dtype}")
+    res = model.meta.get("input_residual")
+    outs, caps = [], []
+    for start in range(0, max(len(xq), 1), batch_size):
+        chunk = xq[start:start + batch_size]
+        vals = {model.input: chunk[:, 0], res: chunk[:, 1]} if res else {model.input: chunk}
+        for op in model.ops:
+            vals[op.output] = run_op(op, [vals[i] for i in op.inputs], model)
+        outs.append(vals[model.output])
+        if capture:
+            caps.append(vals)
+    out = np.concatenate(outs) if outs else np.zeros((0,) + tuple(model.output_tensor.shape), np.int8)
+    if not capture:
+        return out
+    merged = {k: np.concatenate([c[k] for c in caps]) for k in caps[0]}
+    return out, merged
+
+
+def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
+    """Float input in the user's layout -> int8 channels-last, as the generated ``_quantize_input`` does.
+
+    A residual input (``meta["input_residual"]``) yields ``[N, 2, *shape]``: X1 as usual, and X2 the
+    error of X1 in units of S1 / 2^bits: ``e = v - (q1 - z1)``, ``q2 = clamp(round(e * 2^bits))``.
+    """
+    from q4sdk.ir.fixedpoint import round_half_away
+
+    t = model.input_tensor
+    x = np.asarray(x, np.float32)
+    layout = model.meta.get("input_layout", "NCHW")
+    if x.ndim == 4 and layout == "NCHW":
+        x = x.transpose(0, 2, 3, 1)
+    v = x * np.float32(1.0 / t.scale)
+    q1 = np.clip(round_half_away(v) + np.float32(t.zero_point), t.qmin, t.qmax)
+    shape = (x.shape[0],) + tuple(t.shape)
+    if not model.meta.get("input_residual"):
+        return q1.astype(np.int8).reshape(shape)
+    r = model.tensors[model.meta["input_residual"]]
+    v = np.where(np.isnan(v), np.float32(0), np.clip(v, -1024, 1024)).astype(np.float32)
+    e = (v - (q1 - np.float32(t.zero_point))) * np.float32(1 << t.bits)
+    q2 = np.clip(round_half_away(e) + np.float32(r.zero_point), r.qmin, r.qmax)
+    return np.stack([q1.astype(np.int8).reshape(shape), q2.astype(np.int8).reshape(shape)], axis=1)
+
+
+def dequantize_output(model: QModel, q: np.ndarray) -> np.ndarray:
+    t = model.output_tensor
+    return (np.float32(t.scale) * (q.astype(np.float32) - np.float32(t.zero_point))).astype(np.float32)

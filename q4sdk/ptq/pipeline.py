@@ -1,0 +1,498 @@
+"""The quantizer: float graph + calibration samples -> integer ``QModel``.
+
+Layers are processed in order over the calibration set, keeping two activations per tensor: the
+float model's (``fp``) and the quantized model's as simulated so far (``qp``, fake-quantized).
+Each layer's weights are quantized per kernel, its bias optionally corrected so the quantized
+layer's mean output matches the float one given the *quantized* inputs, and its output's
+quantization range is chosen on the simulated output. Then everything is lowered to integers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from q4sdk.ir import fixedpoint
+from q4sdk.errors import Q4Error
+from q4sdk.ir.float_graph import FloatGraph
+from q4sdk.progress import Progress
+from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.ptq.activations import activation_params
+from q4sdk.ptq.plan import Step, build_plan
+from q4sdk.ptq.recipe import Recipe
+from q4sdk.ptq.refine import refine
+from q4sdk.ptq.adaround import adaround
+from q4sdk.ptq.dual import dual_decompose
+from q4sdk.ptq.cle import equalize
+from q4sdk.ptq.gpfq import gpfq_quantize
+from q4sdk.ptq.scale_search import alternating_scales, golden_section_scales
+from q4sdk.ptq.weights import int_range, minmax_scales, mmse_scales_grid, quantize_to_int
+
+
+@dataclass
+class QuantParams:
+    scale: float
+    zero_point: int
+    bits: int
+
+    def fake(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = int_range(self.bits)
+        return (torch.clamp(torch.round(x / self.scale) + self.zero_point, lo, hi)
+                - self.zero_point) * self.scale
+
+
+@dataclass
+class LayerWeights:
+    """Quantized weights of one conv / dense step, in the float graph's layout.
+
+    A dual layer has a second INT4 tensor: W ~ scales * q + scales2 * q2 (per kernel).
+    """
+    q: np.ndarray          # int8, same shape as the float weight
+    scales: np.ndarray     # float64 [O]
+    bias: np.ndarray       # float64 [O] (possibly corrected)
+    q2: np.ndarray | None = None
+    scales2: np.ndarray | None = None
+    stats: dict = field(default_factory=dict)
+
+    def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        t = [(self.q, self.scales)]
+        if self.q2 is not None:
+            t.append((self.q2, self.scales2))
+        return t
+
+    def dequantized(self) -> np.ndarray:
+        shape = (-1,) + (1,) * (self.q.ndim - 1)
+        return sum(q.astype(np.float64) * s.reshape(shape) for q, s in self.terms())
+
+
+def _pad4(x: torch.Tensor, pads) -> torch.Tensor:
+    t, l, b, r = pads
+    return F.pad(x, (l, r, t, b)) if any(pads) else x
+
+
+def _apply_act(y: torch.Tensor, act) -> torch.Tensor:
+    return y if act is None else torch.clamp(y, act[0], act[1])
+
+
+def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
+             with_act: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float forward of one step; returns (pre-activation, output). ``weight``/``bias`` override;
+    ``with_act=False`` skips the activation (the output is then the pre-activation itself)."""
+    n = step.node
+    a = n.attrs
+    if step.kind in ("conv2d", "depthwise_conv2d"):
+        w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
+        b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
+        t, l, b_, r = a.get("pads", (0, 0, 0, 0))
+        x, padding = (xs[0], (t, l)) if (t, l) == (b_, r) else (_pad4(xs[0], (t, l, b_, r)), (0, 0))
+        pre = F.conv2d(x, w, b, stride=tuple(a.get("stride", (1, 1))), padding=padding,
+                       groups=int(a.get("groups", 1)))
+    elif step.kind == "fully_connected":
+        w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
+        b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
+        pre = F.linear(xs[0].flatten(1), w, b)
+    elif step.kind == "add":
+        pre = xs[0] + xs[1]
+    elif step.kind == "avgpool":
+        pre = F.avg_pool2d(_pad4(xs[0], a.get("pads", (0, 0, 0, 0))), tuple(a["kernel"]), tuple(a["stride"]))
+    elif step.kind == "global_avgpool":
+        pre = xs[0].mean(dim=(2, 3), keepdim=True)
+    elif step.kind == "maxpool":
+        t, l, b_, r = a.get("pads", (0, 0, 0, 0))
+        xp = F.pad(xs[0], (l, r, t, b_), value=float("-inf")) if any((t, l, b_, r)) else xs[0]
+        pre = F.max_pool2d(xp, tuple(a["kernel"]), tuple(a["stride"]))
+    elif step.kind == "pad":
+        pre = _pad4(xs[0], a["pads"])
+    elif step.kind == "reshape":
+        pre = xs[0].flatten(1)
+    elif step.kind == "clamp":
+        pre = xs[0]
+    else:  # pragma: no cover - build_plan only emits the kinds above
+        raise AssertionError(step.kind)
+    return pre, (_apply_act(pre, step.act) if with_act else pre)
+
+
+def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> list[np.ndarray]:
+    """Sampled layer inputs as im2col rows [R, K] in the weight's (I, kh, kw) order, the same rows
+    for every tensor in ``xs`` (the float path and the quantized path)."""
+    rng = np.random.default_rng(seed)
+    n_img = min(xs[0].shape[0], max(1, n_rows // 16))
+    imgs = torch.as_tensor(np.sort(rng.choice(xs[0].shape[0], n_img, replace=False)))
+    out = []
+    for x in xs:
+        x = x[imgs]
+        if step.kind == "fully_connected":
+            rows = x.flatten(1)
+        else:
+            a = step.node.attrs
+            kh, kw = step.node.params["weight"].shape[2:]
+            cols = F.unfold(_pad4(x, a.get("pads", (0, 0, 0, 0))), (kh, kw), stride=tuple(a.get("stride", (1, 1))))
+            rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        out.append(rows)
+    pick = torch.as_tensor(np.sort(rng.choice(out[0].shape[0], min(out[0].shape[0], n_rows), replace=False)))
+    return [r[pick].double().numpy() for r in out]
+
+
+def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torch.Tensor) -> LayerWeights:
+    w = np.asarray(step.node.params["weight"], np.float64)
+    w2 = w.reshape(w.shape[0], -1)
+    bits = recipe.weight_bits
+    if recipe.weight_scale == "mmse":
+        scales = mmse_scales_grid(w2, bits, recipe.weight_grid)
+    elif recipe.weight_scale == "golden":
+        scales = golden_section_scales(w2, bits)
+    elif recipe.weight_scale == "alternating":
+        scales = alternating_scales(w2, bits)
+    else:
+        scales = minmax_scales(w2, bits)
+    q = quantize_to_int(w2, scales, bits)
+    rel_mse = float(((w2 - q * scales[:, None]) ** 2).sum() / max((w2 ** 2).sum(), 1e-30))
+    stats = {"weight_rel_mse_single": rel_mse}
+    dual = step.node.name in recipe.dual_layers or (recipe.dual_tau is not None and rel_mse > recipe.dual_tau)
+    q2 = scales2 = None
+    if dual:
+        t1, a1, t2, a2 = dual_decompose(w2, bits)
+        q, scales, q2, scales2 = t1, a1, t2, a2
+    elif recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d":
+        xr, xqr = _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed)
+        if recipe.weight_rounding == "adaround":
+            with torch.enable_grad():  # the calibration loop runs under no_grad
+                q = adaround(w2, xr, scales, bits, iters=recipe.adaround_iters, xq=xqr)
+        else:
+            q = gpfq_quantize(w2, xr, xqr, scales, bits, recipe.gpfq_sparsity)
+    lw = LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
+                      None if q2 is None else q2.reshape(w.shape), scales2, stats)
+    w_hat = lw.dequantized().reshape(w2.shape)
+    stats.update({"dual": dual, "weight_mse": float(((w2 - w_hat) ** 2).mean()),
+                  "weight_sqnr_db": _sqnr(w2, w_hat),
+                  "scale_over_max": (scales * int_range(bits)[1]
+                                     / np.maximum(np.abs(w2).max(axis=1), 1e-30)).tolist()})
+    return lw
+
+
+def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
+    noise = float(((ref - approx) ** 2).sum())
+    sig = float((ref ** 2).sum())
+    return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
+
+
+def residual_name(tensor: str) -> str:
+    """Name of the second (residual) INT4 tensor of a residual-quantized tensor."""
+    return tensor + "__residual"
+
+
+def fine_zero_point(coarse_zero_point: int, bits: int) -> int:
+    """Zero point of the 8-bit fine-grid tensor F of a residual-quantized activation whose coarse
+    tensor X1 has ``bits`` bits and ``coarse_zero_point``: the one that makes the 256 codes of F
+    exactly the pairs (X1, X2) (docs/integer-spec.md, residual_split)."""
+    half = 1 << (bits - 1)
+    return half - 128 - (1 << bits) * (-half - coarse_zero_point)
+
+
+def coarse_zero_point(fine_zero_point_: int, bits: int) -> int:
+    """Inverse of ``fine_zero_point``."""
+    half = 1 << (bits - 1)
+    return (fine_zero_point_ - half + 128) // (1 << bits) - half
+
+
+def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) -> list[str]:
+    """Resolve and check ``residual_activations``: "@last_input" is the tensor that feeds the last
+    conv / dense layer (through reshapes, pads, max-pools and clamps, which keep its quantization);
+    every name must be the output of an op that requantizes (not the network input or output)."""
+    producer = {s.output: s for s in steps}
+    weighted = [s for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    out = []
+    for name in names:
+        tensor = name
+        if name == "@last_input":
+            if not weighted:
+                raise Q4Error("recipe field 'residual_activations': '@last_input' needs a conv/dense layer")
+            tensor = weighted[-1].inputs[0]
+            while tensor in producer and producer[tensor].same_quant:
+                tensor = producer[tensor].inputs[0]
+        if tensor == graph.input_name:
+            raise Q4Error(f"recipe field 'residual_activations': '{name}' is the network input "
+                          "(use residual_input)")
+        if tensor == graph.output_name:
+            raise Q4Error(f"recipe field 'residual_activations': '{name}' is the network output")
+        if tensor not in producer:
+            raise Q4Error(f"recipe field 'residual_activations': no tensor named '{name}'")
+        if producer[tensor].same_quant:
+            raise Q4Error(f"recipe field 'residual_activations': '{name}' keeps the quantization of "
+                          f"'{producer[tensor].inputs[0]}' ({producer[tensor].kind}); name that tensor")
+        if tensor not in out:
+            out.append(tensor)
+    return out
+
+
+def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    pres, outs = [], []
+    for i in range(0, xs[0].shape[0], bs):
+        p, o = fn([x[i:i + bs] for x in xs])
+        pres.append(p)
+        outs.append(o)
+    return torch.cat(pres), torch.cat(outs)
+
+
+def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
+                   progress: Progress | None = None) -> QModel:
+    """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW)."""
+    recipe = recipe or Recipe()
+    recipe.validate()
+    progress = progress or Progress(enabled=False)
+    t0 = time.time()
+    calib = np.asarray(calib, np.float32)
+    if calib.shape[1:] != tuple(graph.input_shape):
+        raise Q4Error(f"calibration data: sample shape {calib.shape[1:]} does not match the model input "
+                      f"'{graph.input_name}' {tuple(graph.input_shape)}")
+    if not np.isfinite(calib).all():
+        raise Q4Error("calibration data: contains NaN or infinite values")
+    calib = calib[:recipe.calib_samples]
+    if recipe.cle:  # function-preserving rescaling of conv/dense pairs joined by ReLU
+        graph = equalize(graph)
+    steps = build_plan(graph)
+    weighted = [s.node.name for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    if recipe.dual_layers and weighted:  # resolve "@first" / "@last"; unknown names are an error
+        alias = {"@first": weighted[0], "@last": weighted[-1]}
+        names = [alias.get(n, n) for n in recipe.dual_layers]
+        unknown = [n for n in names if n not in weighted]
+        if unknown:
+            raise Q4Error(f"recipe field 'dual_layers': no conv/dense layer named '{unknown[0]}'")
+        recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
+    if recipe.residual_activations:
+        recipe = Recipe.from_dict({**recipe.to_dict(), "residual_activations": _residual_targets(
+            graph, steps, recipe.residual_activations)})
+    residual_acts = set(recipe.residual_activations)
+    torch.manual_seed(recipe.seed)
+
+    act_bits = recipe.activation_bits
+    unsigned = recipe.unsigned_activations
+    qparams: dict[str, QuantParams] = {}
+    weights: dict[str, LayerWeights] = {}
+    layer_stats: dict[str, dict] = {}
+
+    x = torch.as_tensor(calib)
+    fp: dict[str, torch.Tensor] = {graph.input_name: x}
+    qparams[graph.input_name] = QuantParams(*activation_params(
+        calib, act_bits, unsigned, recipe.activation_range, recipe.activation_grid), act_bits)
+    qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
+    if recipe.residual_input:  # X ~ X1 + X2: the second INT4 tensor quantizes the first one's error
+        for s in steps:
+            if graph.input_name in s.inputs and s.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                raise Q4Error(f"node '{s.node.name}': a residual-quantized input must feed conv/dense layers only")
+        p1 = qparams[graph.input_name]
+        qparams[residual_name(graph.input_name)] = QuantParams(p1.scale / (1 << act_bits), 0, act_bits)
+        qp[graph.input_name] = qp[graph.input_name] + qparams[residual_name(graph.input_name)].fake(
+            x - qp[graph.input_name])
+    remaining = {}
+    for s in steps:
+        for i in s.inputs:
+            remaining[i] = remaining.get(i, 0) + 1
+
+    with torch.no_grad():
+        for idx, step in enumerate(steps):
+            progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
+            _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+            if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
+                w_hat = lw.dequantized()
+                pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
+                                    [qp[i] for i in step.inputs])
+                if recipe.bias_correction:
+                    fp_pre, _ = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+                    dims = [0, 2, 3] if pre_q.dim() == 4 else [0]
+                    delta = (fp_pre - pre_q).mean(dim=dims).double().numpy()
+                    lw.bias = lw.bias + delta
+                    pre_q = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape(
+                        (1, -1) + (1,) * (pre_q.dim() - 2))
+                    lw.stats["bias_correction_abs_mean"] = float(np.abs(delta).mean())
+                weights[step.node.name] = lw
+                q_out = _apply_act(pre_q, step.act)
+            else:
+                _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
+            if step.same_quant:
+                qparams[step.output] = qparams[step.inputs[0]]
+            else:
+                bits = recipe.output_bits if step.output == graph.output_name else act_bits
+                qparams[step.output] = QuantParams(*activation_params(
+                    q_out.numpy(), bits, unsigned, recipe.activation_range, recipe.activation_grid), bits)
+                if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
+                    p1 = qparams[step.output]
+                    qparams[step.output] = QuantParams(p1.scale / (1 << bits),
+                                                       fine_zero_point(p1.zero_point, bits), 8)
+            fp[step.output] = fp_out
+            qp[step.output] = qparams[step.output].fake(q_out)
+            layer_stats[step.node.name] = {
+                "output_sqnr_db": _sqnr(fp_out.double().numpy(), qp[step.output].double().numpy()),
+                **({"residual_output": True} if step.output in residual_acts else {}),
+                **(weights[step.node.name].stats if step.node.name in weights else {}),
+            }
+            for i in step.inputs:  # free calibration activations nobody needs any more
+                remaining[i] -= 1
+                if remaining[i] == 0 and i != graph.input_name:
+                    fp.pop(i, None)
+                    qp.pop(i, None)
+    refine_stats = None
+    if recipe.refine_iters > 0:
+        refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
+                              residual_name(graph.input_name) if recipe.residual_input else None,
+                              recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress,
+                              loss_kind=recipe.refine_loss, runs=recipe.refine_runs)
+    progress.done(f"quantized {len(steps)} layers")
+
+    model = lower(graph, steps, qparams, weights, recipe)
+    model.meta["layer_stats"] = layer_stats
+    if refine_stats is not None:
+        model.meta["refine"] = refine_stats
+    model.meta["quantize_seconds"] = round(time.time() - t0, 3)
+    # the float sums of calibration and refinement depend on the thread count; with it and the
+    # recipe's seed the same machine reproduces the same model
+    model.meta["torch_threads"] = torch.get_num_threads()
+    return model
+
+
+# ---------------------------------------------------------------- lowering to integers
+
+def _stored_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def _act_limits(act, out: QuantParams) -> tuple[int, int]:
+    lo, hi = int_range(out.bits)
+    if act is not None:
+        if act[0] > float("-inf"):
+            lo = max(lo, out.zero_point + int(np.ceil(act[0] / out.scale - 1e-9)))
+        if act[1] < float("inf"):
+            hi = min(hi, out.zero_point + int(np.floor(act[1] / out.scale + 1e-9)))
+    return lo, min(max(lo, hi), int_range(out.bits)[1])
+
+
+def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: float) -> dict[str, np.ndarray]:
+    """Integer weights, bias and requantization of a conv / dense step.
+
+    ``in_scales`` has one scale per input term (two for a residual-quantized input); with a dual
+    weight the layer has len(in_scales) * 2 terms, all requantized with one rounding.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for key, (q, _) in zip(("weight", "weight2"), lw.terms()):
+        if step.kind == "conv2d":
+            wq = q.transpose(0, 2, 3, 1)  # [O, I, kh, kw] -> [O, kh, kw, I]
+        elif step.kind == "depthwise_conv2d":
+            wq = q[:, 0]  # [C, 1, kh, kw] -> [C, kh, kw]
+        else:
+            wq = q
+            if step.flatten_from is not None:  # columns from (C, H, W) order to the stored (H, W, C) order
+                c, h, w = step.flatten_from
+                wq = q.reshape(q.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(q.shape[0], -1)
+        arrays[key] = np.ascontiguousarray(wq).astype(np.int8)
+    sx, a1 = in_scales[0], lw.scales
+    a1_safe = np.where(a1 == 0, 1.0, a1)
+    bias_real = np.where(a1 == 0, 0.0, lw.bias / (sx * a1_safe))
+    if np.abs(bias_real).max(initial=0) >= 2 ** 31 - 1:
+        raise Q4Error(f"node '{step.node.name}': bias does not fit int32 at the chosen scales")
+    k = int(np.prod(arrays["weight"].shape[1:]))
+    bias = np.rint(bias_real).astype(np.int64)
+    if k * 255 * 8 + int(np.abs(bias).max(initial=0)) >= 2 ** 31:
+        raise Q4Error(f"node '{step.node.name}': int32 accumulator could overflow (K={k})")
+    arrays["bias"] = bias.astype(np.int32)
+    reals = np.array([s_in * ws / sy for s_in in in_scales for _, ws in lw.terms()])
+    if len(reals) == 1:
+        arrays["multiplier"], arrays["shift"] = fixedpoint.quantize_multipliers(reals[0])
+    else:
+        arrays["multiplier"], arrays["shift"] = fixedpoint.quantize_term_multipliers(reals)
+    return arrays
+
+
+def _split_ops(f: QTensor, bits: int, tensors: dict[str, QTensor], ops: list[QOp]) -> list[str]:
+    """Append the two residual_split ops that recode the fine-grid tensor ``f`` into X1 and X2;
+    returns their tensor names."""
+    zc = coarse_zero_point(f.zero_point, bits)
+    names = []
+    for part, (suffix, scale, zp) in enumerate((("coarse", f.scale * (1 << bits), zc),
+                                                 ("residual", f.scale, 0))):
+        name = f"{f.name}__{suffix}"
+        tensors[name] = QTensor(name, tuple(f.shape), bits, float(scale), int(zp))
+        ops.append(QOp(name, "residual_split", [f.name], name,
+                       {"part": part, "coarse_zero_point": int(zc)}, {}))
+        names.append(name)
+    return names
+
+
+def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
+          weights: dict[str, LayerWeights], recipe: Recipe) -> QModel:
+    tensors: dict[str, QTensor] = {}
+
+    def tensor(name: str) -> QTensor:
+        if name not in tensors:
+            p = qparams[name]
+            tensors[name] = QTensor(name, _stored_shape(graph.shapes[name]), p.bits, float(p.scale),
+                                    int(p.zero_point))
+        return tensors[name]
+
+    tensor(graph.input_name)
+    res_name = residual_name(graph.input_name)
+    if res_name in qparams:
+        p = qparams[res_name]
+        tensors[res_name] = QTensor(res_name, _stored_shape(graph.shapes[graph.input_name]), p.bits,
+                                    float(p.scale), int(p.zero_point))
+    ops: list[QOp] = []
+    fine = set(recipe.residual_activations)  # residual-quantized tensors, held on the fine grid
+    split: dict[str, list[str]] = {}  # fine tensor -> its (X1, X2) tensors, once split
+    for step in steps:
+        inputs = list(step.inputs)
+        if res_name in tensors and graph.input_name in inputs:
+            inputs.append(res_name)
+        if step.same_quant and inputs[0] in fine:
+            fine.add(step.output)
+        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected") and inputs[0] in fine:
+            if inputs[0] not in split:
+                split[inputs[0]] = _split_ops(tensor(inputs[0]), recipe.activation_bits, tensors, ops)
+            inputs = split[inputs[0]]
+        ins = [tensor(i) for i in inputs]
+        out = tensor(step.output)
+        a = step.node.attrs
+        attrs: dict = {}
+        arrays: dict[str, np.ndarray] = {}
+        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            arrays = _lower_weights(step, weights[step.node.name], [t.scale for t in ins], out.scale)
+            if step.kind != "fully_connected":
+                attrs["stride"] = [int(v) for v in a.get("stride", (1, 1))]
+                attrs["pads"] = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
+        elif step.kind == "add":
+            ma, mb, sh = fixedpoint.add_multipliers(ins[0].scale / out.scale, ins[1].scale / out.scale)
+            arrays["multiplier"] = np.array([ma, mb], np.int32)
+            attrs["shift"] = sh
+        elif step.kind in ("avgpool", "global_avgpool"):
+            count = int(np.prod(a["kernel"])) if step.kind == "avgpool" else int(np.prod(ins[0].shape[:2]))
+            m, s = fixedpoint.quantize_multiplier(ins[0].scale / (out.scale * count))
+            arrays["multiplier"] = np.array([m], np.int32)
+            arrays["shift"] = np.array([s], np.int32)
+            if step.kind == "avgpool":
+                attrs.update(kernel=[int(v) for v in a["kernel"]], stride=[int(v) for v in a["stride"]],
+                             pads=[int(v) for v in a.get("pads", (0, 0, 0, 0))])
+        elif step.kind == "maxpool":
+            attrs.update(kernel=[int(v) for v in a["kernel"]], stride=[int(v) for v in a["stride"]],
+                         pads=[int(v) for v in a.get("pads", (0, 0, 0, 0))])
+        elif step.kind == "pad":
+            attrs["pads"] = [int(v) for v in a["pads"]]
+        if step.kind not in ("maxpool", "pad", "reshape"):
+            attrs["act_min"], attrs["act_max"] = _act_limits(step.act, qparams[step.output])
+        ops.append(QOp(step.node.name, step.kind, inputs, step.output, attrs, arrays))
+
+    meta = {
+        "recipe": recipe.to_dict(),
+        "source_hash": graph.source_hash,
+        "input_layout": graph.input_layout,
+        "input_shape_float": list(graph.input_shape),
+        "output_softmax": bool(graph.output_softmax),
+        "weight_bits": recipe.weight_bits,
+        "activation_bits": recipe.activation_bits,
+    }
+    if res_name in tensors:
+        meta["input_residual"] = res_name
+    if recipe.residual_activations:
+        meta["residual_activations"] = list(recipe.residual_activations)
+    return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, meta)

@@ -1,0 +1,73 @@
+"""Lowering plan: which integer op each float node (or fused pair) becomes.
+
+A conv / dense / add followed by a ReLU or Clip that is its only consumer is fused into one step whose
+output is the activation's output. Every step output is a quantized tensor; steps marked
+``same_quant`` (maxpool, clamp, pad, reshape) reuse their input's quantization parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from q4sdk.errors import Q4Error
+from q4sdk.ir.float_graph import FloatGraph, FloatNode
+
+SAME_QUANT_KINDS = ("maxpool", "clamp", "pad", "reshape")
+
+
+@dataclass
+class Step:
+    kind: str
+    node: FloatNode
+    inputs: list[str]
+    output: str                      # float tensor holding the (fused) result
+    pre_act: str                     # float tensor before the fused activation (== output if none)
+    act: tuple[float, float] | None  # fused activation bounds in the real domain
+    flatten_from: tuple[int, ...] | None = None  # dense after a flatten of (C, H, W)
+
+    @property
+    def same_quant(self) -> bool:
+        return self.kind in SAME_QUANT_KINDS
+
+
+def _act_bounds(node: FloatNode) -> tuple[float, float]:
+    if node.op == "relu":
+        return 0.0, float("inf")
+    return float(node.attrs.get("lo", float("-inf"))), float(node.attrs.get("hi", float("inf")))
+
+
+def build_plan(graph: FloatGraph) -> list[Step]:
+    consumers = graph.consumers()
+    producer = graph.node_by_output()
+    fused: set[str] = set()
+    steps: list[Step] = []
+    for node in graph.nodes:
+        if node.name in fused:
+            continue
+        out, act = node.output, None
+        if node.op in ("conv", "dense", "add"):
+            cons = consumers.get(node.output, [])
+            if (len(cons) == 1 and cons[0].op in ("relu", "clip") and node.output != graph.output_name):
+                act = _act_bounds(cons[0])
+                out = cons[0].output
+                fused.add(cons[0].name)
+        if node.op == "conv":
+            g = int(node.attrs.get("groups", 1))
+            kind = "conv2d" if g == 1 else "depthwise_conv2d"
+        elif node.op == "dense":
+            kind = "fully_connected"
+        elif node.op in ("relu", "clip"):
+            kind, act = "clamp", _act_bounds(node)
+        else:
+            kind = {"add": "add", "avgpool": "avgpool", "gap": "global_avgpool", "maxpool": "maxpool",
+                    "flatten": "reshape", "pad": "pad"}.get(node.op)
+            if kind is None:
+                raise Q4Error(f"node '{node.name}': op '{node.op}' cannot be quantized")
+        flatten_from = None
+        if kind == "fully_connected":
+            src = producer.get(node.inputs[0])
+            if src is not None and src.op == "flatten":
+                shp = graph.shapes[src.inputs[0]]
+                if len(shp) == 3 and shp[1] * shp[2] > 1:
+                    flatten_from = tuple(shp)
+        steps.append(Step(kind, node, list(node.inputs), out, node.output, act, flatten_from))
+    return steps

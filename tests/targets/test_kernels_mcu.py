@@ -1,0 +1,203 @@
+"""The optimised conv2d kernels (_dsp, _mve) on their boards, bit for bit against the oracle.
+
+Random layers (odd channel counts, strides 1/2, asymmetric paddings, 1x1/3x3/2x3 kernels, K not a
+multiple of 8 or 32, zero points, per-channel multipliers including zero, shifts above and below
+32, 4- and 8-bit activations, clamped output ranges) are computed by ``q4sdk.ir.oracle``, written into
+one harness firmware per board, and run under QEMU: the Cortex-M4 (mps2-an386) runs the portable,
+_dsp and _a4_dsp kernels, the Cortex-M55 (mps3-an547) the portable, _dsp, _a4_dsp and _mve kernels
+(_a4_dsp only on the 4-bit cases). "Extreme" cases (activations and weights at their end values,
+mostly -8 * -8 products) fill the packed 11-bit fields of _a4_dsp to their bound. The harness
+also checks that nothing is written past the output or the declared scratch size, and reports
+each *_get_buffer_size, which must equal the generator's copy of the formula (q4sdk.codegen.render).
+
+Tests skip when the Arm toolchain or QEMU is missing, and fail instead when CI is set.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, random_case  # noqa: E402
+from mcu.harness import require_tools  # noqa: E402
+from q4sdk.targets.boards import load_board  # noqa: E402
+from q4sdk.codegen.render import KERNEL_VARIANTS  # noqa: E402
+
+OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
+STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
+                "-Werror", f"-I{RUNTIME / 'include'}", "-c", "-o", os.devnull]
+# core flags -> the variant that must really be built (not the portable fallback)
+CORES = {
+    "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+    "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
+    "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
+}
+BOARD_VARIANTS = {"mps2-an386": {"portable", "dsp", "a4_dsp"},
+                  "mps3-an547": {"portable", "dsp", "a4_dsp", "mve"}}
+A4_ONLY = {"a4_dsp"}  # variants that take 4-bit activations only
+
+# (h, w, in_c, out_c, kernel, stride, pads): tails of K, odd counts, borders, single pixels
+SHAPES = [
+    (5, 6, 3, 5, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (8, 8, 16, 16, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (7, 9, 8, 7, (3, 3), (2, 2), (0, 0, 1, 1)),
+    (6, 6, 32, 9, (1, 1), (2, 2), (0, 0, 0, 0)),
+    (4, 5, 5, 3, (2, 3), (1, 2), (2, 1, 0, 2)),
+    (9, 9, 17, 33, (3, 3), (2, 1), (1, 0, 1, 0)),
+    (3, 3, 24, 18, (3, 3), (1, 1), (0, 0, 0, 0)),
+    (1, 1, 40, 4, (1, 1), (1, 1), (0, 0, 0, 0)),
+    (6, 7, 1, 2, (3, 3), (1, 1), (2, 2, 2, 2)),
+    (5, 5, 64, 1, (3, 3), (2, 2), (1, 1, 1, 1)),
+    (2, 9, 7, 16, (1, 3), (1, 1), (0, 1, 0, 1)),
+    (8, 8, 16, 32, (1, 1), (2, 2), (0, 0, 0, 0)),   # the ResNet shortcut: 1x1 stride 2
+    (6, 6, 3, 16, (3, 3), (1, 1), (1, 1, 1, 1)),    # a first layer: I = 3
+    # _mve paths: byte gathers of whole groups (I = 3), windows wider than a byte offset (staged),
+    # whole-vector taps with stride (1, 2), 3 channel blocks (16 + 16 + 3), fewer than 4 pixels
+    (8, 12, 3, 8, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (6, 30, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1)),
+    (5, 17, 48, 6, (3, 3), (1, 2), (1, 1, 1, 1)),
+    (4, 8, 16, 35, (1, 1), (1, 1), (0, 0, 0, 0)),
+    (1, 3, 16, 3, (1, 1), (1, 1), (0, 0, 0, 0)),
+]
+
+
+def make_cases() -> list[ConvCase]:
+    rng = np.random.default_rng(20261123)
+    cases = []
+    for i, (h, w, ic, oc, kernel, stride, pads) in enumerate(SHAPES):
+        for bits in (4, 8):
+            cases.append(random_case(rng, f"s{i}a{bits}", bits, h, w, ic, oc, kernel, stride,
+                                     pads))
+    cases.append(random_case(rng, "slow_a8", 8, 6, 6, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1),
+                             slow_shifts=True))
+    cases.append(random_case(rng, "slow_a4", 4, 5, 4, 16, 5, (3, 3), (1, 1), (1, 1, 1, 1),
+                             slow_shifts=True))
+    # requantization edges: shift 32 (the smallest vector one), up to 62, and a block whose
+    # channels mix shifts below and above 32
+    for name, shifts in (("shift32", (32, 32)), ("shift62", (50, 62)), ("shiftmix", (30, 34))):
+        cases.append(random_case(rng, f"{name}_a8", 8, 6, 6, 16, 19, (3, 3), (1, 1),
+                                 (1, 1, 1, 1), shifts=shifts))
+    # K = 144 (9 blocks: an odd last block) and K = 256 (16 blocks), with an odd channel count
+    cases.append(random_case(rng, "extreme_k144_a4", 4, 4, 4, 16, 7, (3, 3), (1, 1),
+                             (1, 1, 1, 1), extreme=True))
+    cases.append(random_case(rng, "extreme_k256_a4", 4, 3, 3, 256, 6, (1, 1), (1, 1),
+                             (0, 0, 0, 0), extreme=True))
+    return cases
+
+
+CASES = make_cases()
+
+
+@pytest.fixture(scope="module")
+def board_results(tmp_path_factory):
+    """Runs the harness once per board (cached for the module's tests)."""
+    cache = {}
+
+    def get(board_name):
+        if board_name not in cache:
+            board = load_board(board_name)
+            require_tools(board)
+            cache[board_name] = build_and_run(board, CASES,
+                                              tmp_path_factory.mktemp(board_name))
+        return cache[board_name]
+    return get
+
+
+def test_cases_cover_the_interesting_parameters():
+    assert {c.bits for c in CASES} == {4, 8}
+    assert all(c.x.min() >= -8 and c.x.max() <= 7 for c in CASES if c.bits == 4)
+    assert any(c.input_zp != 0 for c in CASES) and any((c.multiplier == 0).any() for c in CASES)
+    assert any((c.shift <= 32).all() for c in CASES) and any((c.shift > 32).all() for c in CASES)
+    assert any((c.shift == 32).all() for c in CASES) and any((c.shift == 62).any() for c in CASES)
+    assert any((c.shift < 32).any() and (c.shift > 32).any() for c in CASES)
+    assert any(c.k % 8 for c in CASES) and any(c.k % 32 == 0 for c in CASES)
+    assert any(c.weight.shape[0] % 2 for c in CASES)  # odd channel counts
+    assert any(c.weight.shape[0] % 4 == 2 for c in CASES if c.bits == 4)  # half a channel quad
+    assert any((c.k + 7) // 8 % 2 for c in CASES if c.bits == 4)  # an odd number of K blocks
+    # the extreme cases reach the low field's bound: 16 products of -x * w = -64
+    assert any((c.x == -8).mean() > 0.5 and (c.weight == -8).mean() > 0.5 for c in CASES)
+    # the outputs are not all clamped: the requantization really is exercised
+    assert np.mean([np.unique(c.expected).size > 4 for c in CASES]) > 0.7
+
+
+@pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
+def test_optimised_kernels_are_bit_exact_on_target(board_name, board_results):
+    results = board_results(board_name)
+    assert {r.variant for r in results} == BOARD_VARIANTS[board_name]
+    expected = sum(len(BOARD_VARIANTS[board_name] - (A4_ONLY if c.bits > 4 else set()))
+                   for c in CASES)
+    assert len(results) == expected
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
+def test_optimised_kernels_run_fewer_instructions(board_name, board_results):
+    """On the 8x8x16 -> 16 3x3 layer the optimised variants beat the portable kernel by 5x, and
+    with 4-bit activations _a4_dsp beats _dsp."""
+    results = board_results(board_name)
+    ticks = {r.variant: r.ticks for r in results if r.case == "s1a8"}
+    for variant in BOARD_VARIANTS[board_name] - {"portable"} - A4_ONLY:
+        assert ticks[variant] * 5 < ticks["portable"], ticks
+    ticks4 = {r.variant: r.ticks for r in results if r.case == "s1a4"}
+    assert ticks4["a4_dsp"] * 5 < ticks4["portable"], ticks4
+    assert ticks4["a4_dsp"] < 0.9 * ticks4["dsp"], ticks4
+
+
+@pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
+def test_generator_sizes_scratch_like_the_kernels(board_name, board_results):
+    """q4sdk.codegen.render sizes the static scratch with its own copy of each *_get_buffer_size."""
+    formulas = {v.function: v.scratch_bytes for v in KERNEL_VARIANTS["conv2d"]}
+    cases = {c.name: c for c in CASES}
+    for r in board_results(board_name):
+        if r.variant == "portable":
+            continue
+        c = cases[r.case]
+        assert formulas[f"q4_conv2d_s4_{r.variant}"](c.k, c.weight.shape[0]) == r.scratch_bytes, r
+
+
+@pytest.mark.parametrize("core", sorted(CORES))
+def test_optimised_sources_compile_warning_free(core):
+    """Strict warnings on each core; a core without the extension builds the fallback."""
+    compiler = "arm-none-eabi-gcc"
+    if shutil.which(compiler) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {compiler} is not on PATH")
+        pytest.skip(f"{compiler} is not on PATH")
+    for source in OPT_SOURCES:
+        result = subprocess.run([compiler, *CORES[core], *STRICT_FLAGS, str(source)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, f"{source.name} on {core}:\n{result.stderr}"
+
+
+@pytest.mark.parametrize("flags", [["-O0"], ["-Os"], ["-O3"],
+                                   ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]])
+def test_mve_conv_compiles_at_any_optimisation_level(flags):
+    """The _mve GEMM's inline assembly binds 8 accumulators to fixed registers: the rest of its
+    operands must still find registers at -O0, with a frame pointer and with r9 reserved."""
+    compiler = "arm-none-eabi-gcc"
+    if shutil.which(compiler) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {compiler} is not on PATH")
+        pytest.skip(f"{compiler} is not on PATH")
+    source = RUNTIME / "src" / "convolution" / "q4_conv2d_s4_mve.c"
+    result = subprocess.run([compiler, *CORES["cortex-m55"], *STRICT_FLAGS, *flags, str(source)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(flags)}:\n{result.stderr}"
+
+
+def test_optimised_sources_compile_on_the_host():
+    """Without any Arm extension both files fall back to the portable kernel."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not on PATH")
+    for source in OPT_SOURCES:
+        result = subprocess.run(["gcc", *STRICT_FLAGS, str(source)], capture_output=True,
+                                text=True)
+        assert result.returncode == 0, f"{source.name}:\n{result.stderr}"
