@@ -12,7 +12,6 @@ set is held in memory.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -511,43 +510,3 @@ def build_report(model: QModel, x: np.ndarray, y: np.ndarray | None, float_graph
     write_report(data, model, float_graph, out_dir)
     return data
 
-
-# --------------------------------------------------------------------------- command line
-
-def cmd_report(args) -> int:
-    from q4sdk.check.datasets import load_samples
-    from q4sdk.check.accuracy import source_float_graph
-    from q4sdk.ir.q4file import load_q4
-
-    model = load_q4(args.model)
-    shape = tuple(model.meta.get("input_shape_float") or ()) or None
-    data = load_samples(args.data, shape, nhwc=args.nhwc or model.meta.get("input_layout") == "NHWC",
-                        limit=args.count, start=args.start)
-    graph, why = source_float_graph(model, args.float_model)
-    progress = Progress("report")
-    rep = build_report(model, data.x, data.y, graph, args.output, progress)
-    if graph is None:
-        print(f"note: {why}")
-    a = rep.accuracy
-    print(f"wrote {Path(args.output) / 'report.html'} (and report.md, report.json, plots): "
-          f"{len(rep.layers)} layers, {rep.samples} samples")
-    if a["integer"] is not None:
-        print(f"top-1: float {_fmt(a['float'], pct=True)}, fake-quant {_fmt(a['fake_quant'], pct=True)}, "
-              f"integer {_fmt(a['integer'], pct=True)}")
-    return 0
-
-
-def add_report_command(sub: argparse._SubParsersAction) -> None:
-    """Register ``q4sdk report`` on the CLI's subparsers."""
-    p = sub.add_parser("report", help="per-layer diagnostics: weight/activation SQNR, clipping, float vs "
-                                      "fake-quant vs integer accuracy (Markdown, HTML, JSON, plots)")
-    p.add_argument("model", help=".q4 file")
-    p.add_argument("--data", required=True, metavar="FILE",
-                   help=".npy or .npz (array 'x', labels 'y' optional) in the model's input layout")
-    p.add_argument("--nhwc", action="store_true", help="the data is channels-last (N,H,W,C)")
-    p.add_argument("--count", type=int, default=None, help="number of samples (default: all)")
-    p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--float-model", help="float ONNX model (default: the source recorded in the .q4 file, "
-                                         "if it is still there and unchanged)")
-    p.add_argument("-o", "--output", required=True, help="output directory")
-    p.set_defaults(func=cmd_report)

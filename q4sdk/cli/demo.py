@@ -12,29 +12,35 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
+from q4sdk.cli.common import cannot_write, check_output_dir
 from q4sdk.progress import Progress
 
 
-class DigitsNet(nn.Module):
-    """conv-bn-relu x2 with a residual block, global average pool, linear: about 5k parameters."""
+def digits_net(c: int = 16):
+    """conv-bn-relu x2 with a residual block, global average pool, linear: about 5k parameters.
 
-    def __init__(self, c: int = 16):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
-        self.block = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                                   nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        self.down = nn.Sequential(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(2 * c), nn.ReLU())
-        self.head = nn.Linear(2 * c, 10)
+    Built in a function so that the CLI imports torch only when the demo runs."""
+    import torch
+    from torch import nn
 
-    def forward(self, x):
-        x = self.stem(x)
-        x = torch.relu(x + self.block(x))
-        x = self.down(x)
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+    class DigitsNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+            self.block = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+            self.down = nn.Sequential(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=False),
+                                      nn.BatchNorm2d(2 * c), nn.ReLU())
+            self.head = nn.Linear(2 * c, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(x + self.block(x))
+            x = self.down(x)
+            return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    return DigitsNet()
 
 
 def digits_split(seed: int = 0):
@@ -50,9 +56,13 @@ def digits_split(seed: int = 0):
     return x[tr], y[tr], x[te], y[te]
 
 
-def train_digits(x, y, epochs: int = 30, seed: int = 0, progress: Progress | None = None) -> DigitsNet:
+def train_digits(x, y, epochs: int = 30, seed: int = 0, progress: Progress | None = None):
+    """``digits_net`` trained with Adam on ``x``, ``y`` (deterministic for a seed)."""
+    import torch
+    from torch import nn
+
     torch.manual_seed(seed)
-    net = DigitsNet()
+    net = digits_net()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     rng = np.random.default_rng(seed)
@@ -70,6 +80,8 @@ def train_digits(x, y, epochs: int = 30, seed: int = 0, progress: Progress | Non
 
 
 def run_demo(args) -> int:
+    import torch
+
     from q4sdk.ir import oracle
     from q4sdk.api import load_float_model
     from q4sdk.targets.host_build import CModel
@@ -81,8 +93,14 @@ def run_demo(args) -> int:
     from q4sdk.check.verify import verify
 
     t0 = time.time()
-    out = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="q4sdk-demo-"))
-    out.mkdir(parents=True, exist_ok=True)
+    if args.output:
+        out = check_output_dir(args.output, ("digits.q4", "c"), args.force)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise cannot_write(out, e) from None
+    else:
+        out = Path(tempfile.mkdtemp(prefix="q4sdk-demo-"))
     bits = int(args.activations.removeprefix("int"))
     print(f"q4sdk demo: digits CNN -> INT4 weights / INT{bits} activations -> C   (files in {out})")
 
@@ -95,11 +113,14 @@ def run_demo(args) -> int:
     recipe = Recipe(activation_bits=bits, unsigned_activations=True, bias_correction=True)
     model = quantize_graph(graph, xtr[:512], recipe, Progress("quantize"))
     q4_path = out / "digits.q4"
-    save_q4(model, q4_path, overwrite=True)
+    save_q4(model, q4_path, overwrite=args.force)
     model = load_q4(q4_path)  # everything below runs from the file, as a user would
 
     gen_dir = out / "c"
-    report = generate(model, gen_dir, "digits", overwrite=True)
+    try:
+        report = generate(model, gen_dir, "digits", overwrite=args.force)
+    except OSError as e:
+        raise cannot_write(gen_dir, e) from None
     cmodel = CModel(gen_dir)
     xq = oracle.quantize_input(model, xte)
     result = verify(model, cmodel, xq)
@@ -120,3 +141,13 @@ def run_demo(args) -> int:
         print(f"  first mismatch        {result.first_mismatch}")
         return 1
     return 0
+
+
+def register(sub) -> None:
+    """Add ``demo`` to the ``q4sdk`` subparsers ``sub``."""
+    p = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits, quantize to INT4, generate C, "
+                                    "prove it bit-exact, print the numbers")
+    p.add_argument("-o", "--output", help="directory for the demo's files (default: a new temporary directory)")
+    p.add_argument("--activations", default="int8", choices=["int4", "int8"])
+    p.add_argument("--force", action="store_true", help="replace the demo's files in --output if they exist")
+    p.set_defaults(func=run_demo)

@@ -201,7 +201,7 @@ def _build_files(board: Board, name: str, model_files: list[str], model_comment:
 
 
 def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.ndarray | None = None,
-                            kernels: str = "portable", source: str = "a zero input",
+                            kernels: str = "optimised", source: str = "a zero input",
                             pack_activations: bool = False):
     """Render the project in memory: ({relative path: text}, GenerateReport, FitEstimate, expected).
 
@@ -236,7 +236,7 @@ def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.n
 
 def write_firmware_project(model: QModel, out_dir, board: Board, name: str,
                            inputs: np.ndarray | None = None, *, overwrite: bool = False,
-                           kernels: str = "portable", source: str = "a zero input",
+                           kernels: str = "optimised", source: str = "a zero input",
                            pack_activations: bool = False) -> FirmwareProject:
     """Write the firmware project of ``model`` for ``board`` into ``out_dir`` (see the module doc).
 

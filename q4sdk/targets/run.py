@@ -107,7 +107,7 @@ def run_timeout(macs: int, samples: int) -> float:
     return 60 + samples * macs * TIMEOUT_INSTRUCTIONS_PER_MAC / QEMU_INSTRUCTIONS_PER_SECOND
 
 
-def run_on_board(model: QModel, board: Board, xq: np.ndarray, work_dir, *, kernels: str = "portable",
+def run_on_board(model: QModel, board: Board, xq: np.ndarray, work_dir, *, kernels: str = "optimised",
                  name: str = "net", pack_activations: bool = False) -> TargetRun:
     """Build ``model`` with the int8 inputs ``xq`` [N, *oracle.input_shape(model)] (X1 and X2 of
     each sample for a residual input) for ``board``, run it, check every output against the

@@ -1,4 +1,3 @@
-import argparse
 import json
 import math
 
@@ -11,7 +10,8 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.q4file import save_q4
 from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe
-from q4sdk.check.report import (LAYER_KINDS, PLOTS, add_report_command, build_report, compression_ratio,
+from q4sdk.cli import build_parser
+from q4sdk.check.report import (LAYER_KINDS, PLOTS, build_report, compression_ratio,
                           dequantized_weights, fake_quant_nodes, run_fake_quant)
 
 X = np.random.default_rng(1).standard_normal((200, 3, 8, 8)).astype(np.float32)
@@ -149,9 +149,7 @@ def test_cli_report_command(models, tmp_path, capsys):
     q4 = tmp_path / "m.q4"
     save_q4(models[4], q4)
     np.savez(tmp_path / "d.npz", x=X[:40], y=np.arange(40) % 5)
-    ap = argparse.ArgumentParser()
-    add_report_command(ap.add_subparsers())
-    args = ap.parse_args(["report", str(q4), "--data", str(tmp_path / "d.npz"), "--count", "30", "-o", str(tmp_path / "r")])
+    args = build_parser().parse_args(["report", str(q4), "--data", str(tmp_path / "d.npz"), "--count", "30", "-o", str(tmp_path / "r")])
     assert args.func(args) == 0
     js = json.loads((tmp_path / "r" / "report.json").read_text())
     assert js["samples"] == 30 and js["accuracy"]["integer"] is not None and js["accuracy"]["float"] is None

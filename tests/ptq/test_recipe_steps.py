@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from graphs import tiny_resnet
 
-from q4sdk.cli import _recipe_from_args, build_parser
+from q4sdk.cli import build_parser
+from q4sdk.cli.model import recipe_from_args
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_exec import run_float
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
@@ -130,7 +131,7 @@ def test_bad_values_name_the_field(field, value):
 def test_cli_flags_set_the_recipe_fields():
     args = build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz", "-o", "m.q4", "--cle",
                                       "--weight-scale", "alternating", "--activation-range", "aciq_gauss"])
-    r = _recipe_from_args(args)
+    r = recipe_from_args(args)
     assert (r.cle, r.weight_scale, r.activation_range) == (True, "alternating", "aciq_gauss")
-    assert _recipe_from_args(build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz",
+    assert recipe_from_args(build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz",
                                                         "-o", "m.q4"])).cle is False

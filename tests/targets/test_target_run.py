@@ -5,7 +5,6 @@ Tests that need a cross compiler or QEMU skip without them, and fail instead whe
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from q4sdk.targets.boards import MemoryRegion, load_board
-from q4sdk.cli.target import add_generate_board_args, add_target_commands, generate_for_board
+from q4sdk.cli import build_parser
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
 from q4sdk.targets.firmware import build_firmware, size_of, toolchain_available
@@ -178,17 +177,7 @@ def test_optimised_kernels_need_a_board_with_the_extension(model, tmp_path):
 # --------------------------------------------------------------------------- command line
 
 def _cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser()
-    sub = ap.add_subparsers(dest="command", required=True)
-    add_target_commands(sub)
-    p = sub.add_parser("generate")
-    p.add_argument("model")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--name")
-    p.add_argument("--force", action="store_true")
-    add_generate_board_args(p)
-    p.set_defaults(func=generate_for_board)
-    args = ap.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
