@@ -135,5 +135,7 @@ def write_json(path: str | Path, data: dict, force: bool) -> None:
 
 def cannot_write(path: str | Path, e: OSError) -> Q4Error:
     """The Q4Error for an OSError met while writing the output ``path``."""
-    where = f" ('{e.filename}')" if e.filename and str(e.filename) != str(path) else ""
+    culprit = str(e.filename or "")
+    temporary = any(part.startswith(".") and ".tmp" in part for part in Path(culprit).parts)
+    where = f" ('{culprit}')" if culprit and culprit != str(path) and not temporary else ""
     return Q4Error(f"{path}: cannot write ({_why(e)}){where}")
