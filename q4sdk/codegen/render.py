@@ -127,7 +127,7 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 OPT_HEADER = "include/q4_kernels_opt.h"
-OPT_PRIVATE_HEADERS = ("include/q4_dsp.h", "include/q4_conv_dsp.h", "include/q4_conv_terms.h")  # included by the variants' sources
+OPT_PRIVATE_HEADERS = ("include/internal/q4_dsp.h", "include/internal/q4_conv_dsp.h", "include/internal/q4_conv_terms.h")  # included by the variants' sources
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
 # kind -> variants in order of preference; only single-term ops use them.

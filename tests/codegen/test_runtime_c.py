@@ -107,7 +107,7 @@ def test_runtime_compiles_warning_free(tmp_path, compiler):
     extra = ["-mcpu=cortex-m4", "-mthumb", "-ffreestanding"] if compiler.startswith("arm") else []
     for src in sorted((RUNTIME_DIR / "src").rglob("*.c")):
         res = subprocess.run([compiler, *WARN_FLAGS, "-Wconversion", "-Wshadow", "-O2", *extra,
-                              "-I", str(RUNTIME_DIR / "include"), "-c", str(src),
+                              "-I", str(RUNTIME_DIR / "include"), "-I", str(RUNTIME_DIR / "include" / "internal"), "-c", str(src),
                               "-o", str(tmp_path / f"{src.stem}.o")], capture_output=True, text=True)
         assert res.returncode == 0, f"{src.name}: {res.stderr}"
 

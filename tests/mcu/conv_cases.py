@@ -176,5 +176,5 @@ def build_and_run(board: Board, cases: list[ConvCase], out_dir: Path,
     """Builds the harness for ``board`` with ``cases`` and runs it; FirmwareError on failure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_cases_header(cases, out_dir / "conv_cases.h")
-    return run_harness(board, [HARNESS, *KERNEL_SOURCES], [RUNTIME / "include", out_dir], out_dir,
+    return run_harness(board, [HARNESS, *KERNEL_SOURCES], [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir], out_dir,
                        "conv_harness", timeout)

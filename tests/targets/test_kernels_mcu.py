@@ -32,7 +32,7 @@ from q4sdk.codegen.render import KERNEL_VARIANTS  # noqa: E402
 
 OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
 STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
-                "-Werror", f"-I{RUNTIME / 'include'}", "-c", "-o", os.devnull]
+                "-Werror", f"-I{RUNTIME / 'include'}", f"-I{RUNTIME / 'include' / 'internal'}", "-c", "-o", os.devnull]
 # core flags -> the variant that must really be built (not the portable fallback)
 CORES = {
     "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],

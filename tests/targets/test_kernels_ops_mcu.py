@@ -43,7 +43,7 @@ DW_SOURCES = [RUNTIME / "src" / "convolution" / f"q4_depthwise_conv2d_s4{suffix}
               for suffix in ("", "_dsp", "_mve")]
 OPT_SOURCES = [*ADD_SOURCES[1:], *FC_SOURCES[1:], *DW_SOURCES[1:]]
 STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
-                "-Werror", f"-I{RUNTIME / 'include'}", "-c", "-o", os.devnull]
+                "-Werror", f"-I{RUNTIME / 'include'}", f"-I{RUNTIME / 'include' / 'internal'}", "-c", "-o", os.devnull]
 CORES = {
     "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
     "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
@@ -357,7 +357,7 @@ def build_and_run(board: Board, cases: list[AddCase], fc_cases: list[FcCase],
                   dw_cases: list[DwCase], out_dir: Path) -> list[VariantResult]:
     write_cases_header(cases, fc_cases, dw_cases, out_dir / "ops_cases.h")
     return run_harness(board, [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
-                       [RUNTIME / "include", out_dir], out_dir, "ops_harness")
+                       [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir], out_dir, "ops_harness")
 
 
 @pytest.fixture(scope="module")

@@ -241,7 +241,7 @@ def write_cases_header(cases: list[TermsCase], path: Path) -> None:
 
 def build_and_run(board, cases: list[TermsCase], out_dir: Path) -> list[VariantResult]:
     write_cases_header(cases, out_dir / "terms_cases.h")
-    return run_harness(board, HARNESS_SOURCES, [RUNTIME / "include", out_dir], out_dir,
+    return run_harness(board, HARNESS_SOURCES, [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir], out_dir,
                        "terms_harness", timeout=180)
 
 
@@ -330,7 +330,7 @@ def test_terms_sources_compile_warning_free(flags):
     for source in TERMS_SOURCES:
         result = subprocess.run([compiler, *flags, "-std=c99", "-O2", "-Wall", "-Wextra",
                                  "-Wpedantic", "-Wconversion", "-Wshadow", "-Werror",
-                                 f"-I{RUNTIME / 'include'}", "-c", "-o", os.devnull, str(source)],
+                                 f"-I{RUNTIME / 'include'}", f"-I{RUNTIME / 'include' / 'internal'}", "-c", "-o", os.devnull, str(source)],
                                 capture_output=True, text=True)
         assert result.returncode == 0, f"{source.name}:\n{result.stderr}"
 
