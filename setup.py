@@ -2,6 +2,7 @@
 Jinja2 templates and the board folders inside the package, in ``q4sdk/_resources/``, where
 ``q4sdk.resources`` looks first. A source checkout and an editable install use the top-level
 folders instead, so nothing is copied for them."""
+
 import shutil
 from pathlib import Path
 

@@ -3,7 +3,7 @@
 # Idempotent: packages already installed are skipped. Debian/Ubuntu (apt); run as root or with sudo.
 set -eu
 
-PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf clang"
+PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf clang clang-format"
 
 missing=""
 for package in $PACKAGES; do

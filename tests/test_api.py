@@ -1,15 +1,16 @@
 """The Python API: ``q4sdk.quantize`` works any number of times in one process (the quantizer
 subpackage is ``q4sdk.ptq``, so nothing rebinds the name), and the README's example runs as written."""
+
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from small_onnx import write_small_onnx
 from torch import nn
 
 import q4sdk
 from q4sdk.ir.qmodel import QModel
+from small_onnx import write_small_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 CALIB = np.random.default_rng(0).uniform(0, 1, (16, 3, 6, 6)).astype(np.float32)

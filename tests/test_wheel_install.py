@@ -6,6 +6,7 @@ line instead of downloading them; a ``.pth`` file inside an added folder is not 
 project's editable install cannot leak in. The test checks that ``q4sdk`` and its resources are
 imported from the fresh venv.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,14 +17,26 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
+
 from small_onnx import write_small_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "q4sdk", "runtime_c", "templates", "boards")
+SOURCES = (
+    "pyproject.toml",
+    "setup.py",
+    "MANIFEST.in",
+    "README.md",
+    "q4sdk",
+    "runtime_c",
+    "templates",
+    "boards",
+)
 
 
 def _run(argv, cwd, env, timeout=300) -> str:
-    r = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert r.returncode == 0, f"{' '.join(map(str, argv))} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
     return r.stdout
 
@@ -39,8 +52,11 @@ def _build_wheel(tmp: Path) -> Path:
         else:
             shutil.copy2(path, src / name)
     # no build isolation: setuptools is already in this venv, and the test needs no network
-    _run([sys.executable, "-m", "pip", "wheel", ".", "-w", "dist", "--no-deps", "--no-build-isolation", "-q"],
-         src, os.environ.copy())
+    _run(
+        [sys.executable, "-m", "pip", "wheel", ".", "-w", "dist", "--no-deps", "--no-build-isolation", "-q"],
+        src,
+        os.environ.copy(),
+    )
     wheels = list((src / "dist").glob("q4sdk-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -52,15 +68,21 @@ def _fresh_venv(tmp: Path, wheel: Path) -> tuple[Path, dict]:
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], tmp, os.environ.copy())
     python = venv / "bin" / "python"
-    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        text=True).strip())
+    site = Path(
+        subprocess.check_output(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
     deps = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     (site / "project_dependencies.pth").write_text("".join(f"{d}\n" for d in deps))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env["XDG_CACHE_HOME"] = str(tmp / "cache")  # the cffi build really happens
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q", wheel],
-         tmp, env)
+    _run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q", wheel],
+        tmp,
+        env,
+    )
     return venv / "bin", env
 
 
@@ -70,8 +92,15 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
 
-    where = _run([bin_dir / "python", "-c", "import q4sdk, q4sdk.resources as r; print(q4sdk.__file__); print(r.ROOT)"],
-                 work, env).split()
+    where = _run(
+        [
+            bin_dir / "python",
+            "-c",
+            "import q4sdk, q4sdk.resources as r; print(q4sdk.__file__); print(r.ROOT)",
+        ],
+        work,
+        env,
+    ).split()
     print("q4sdk imported from", where[0], "resources in", where[1])
     venv = bin_dir.parent.resolve()
     assert Path(where[0]).resolve().is_relative_to(venv), where
@@ -85,8 +114,25 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     np.savez(work / "calib.npz", x=x[:16])
     np.savez(work / "test.npz", x=x[16:], y=rng.integers(0, 5, 8))
     q4sdk = bin_dir / "q4sdk"
-    _run([q4sdk, "quantize", "m.onnx", "--calib", "calib.npz", "-o", "m.q4", "-q", "--calib-samples", "16",
-          "--activations", "int4", "--unsigned-activations"], work, env)
+    _run(
+        [
+            q4sdk,
+            "quantize",
+            "m.onnx",
+            "--calib",
+            "calib.npz",
+            "-o",
+            "m.q4",
+            "-q",
+            "--calib-samples",
+            "16",
+            "--activations",
+            "int4",
+            "--unsigned-activations",
+        ],
+        work,
+        env,
+    )
     _run([q4sdk, "generate", "m.q4", "-o", "gen", "--name", "small"], work, env)
     out = _run([q4sdk, "verify", "m.q4", "gen", "--data", "test.npz", "--json", "v.json"], work, env)
     assert "bit-exact" in out

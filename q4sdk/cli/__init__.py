@@ -7,6 +7,7 @@ inspect), ``check`` (verify, report), ``target`` (boards, run, generate --board)
 Every command fails with a one-line ``error: ...`` naming the file / node / field at fault and exit
 status 2; ``--debug`` shows the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """The commands that check a generated model: ``verify`` (C vs the oracle, bit for bit) and ``report``
 (per-layer diagnostics)."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from q4sdk.cli.common import (add_data_args, add_force_arg, cannot_write, check_output_dir, check_output_file,
-                              model_samples, quantized_samples, write_json)
+from q4sdk.cli.common import (
+    add_data_args,
+    add_force_arg,
+    cannot_write,
+    check_output_dir,
+    check_output_file,
+    model_samples,
+    quantized_samples,
+    write_json,
+)
 from q4sdk.errors import Q4Error
 
 
@@ -46,20 +55,31 @@ def cmd_verify(args) -> int:
             facc = top1(run_float(graph, data.x), data.y)
     prog.done("done")
     print(f"samples               {result.samples}")
-    print(f"C vs oracle           {'bit-exact' if result.ok else 'MISMATCH'} ({result.mismatches} samples differ)")
+    print(
+        f"C vs oracle           {'bit-exact' if result.ok else 'MISMATCH'} ({result.mismatches} samples differ)"
+    )
     if result.first_mismatch is not None:
         m = result.first_mismatch
-        print(f"first mismatch        sample {m.sample}, tensor '{m.tensor}' (op '{m.op}'), index {m.index}: "
-              f"C {m.c_value} vs oracle {m.oracle_value}")
+        print(
+            f"first mismatch        sample {m.sample}, tensor '{m.tensor}' (op '{m.op}'), index {m.index}: "
+            f"C {m.c_value} vs oracle {m.oracle_value}"
+        )
     if acc is not None:
         print(f"integer top-1 (C)     {100 * acc:.2f} %")
         print(f"float top-1           {'n/a: ' + note if facc is None else f'{100 * facc:.2f} %'}")
     if args.json:
-        write_json(args.json, {
-            "samples": result.samples, "mismatches": result.mismatches,
-            "output_mismatches": result.output_mismatches, "accuracy": acc, "float_accuracy": facc,
-            "first_mismatch": None if result.first_mismatch is None else vars(result.first_mismatch),
-        }, args.force)
+        write_json(
+            args.json,
+            {
+                "samples": result.samples,
+                "mismatches": result.mismatches,
+                "output_mismatches": result.output_mismatches,
+                "accuracy": acc,
+                "float_accuracy": facc,
+                "first_mismatch": None if result.first_mismatch is None else vars(result.first_mismatch),
+            },
+            args.force,
+        )
     return 0 if result.ok else 1
 
 
@@ -81,11 +101,15 @@ def cmd_report(args) -> int:
     if graph is None:
         print(f"note: {why}")
     a = rep.accuracy
-    print(f"wrote {out / 'report.html'} (and report.md, report.json, plots): "
-          f"{len(rep.layers)} layers, {rep.samples} samples")
+    print(
+        f"wrote {out / 'report.html'} (and report.md, report.json, plots): "
+        f"{len(rep.layers)} layers, {rep.samples} samples"
+    )
     if a["integer"] is not None:
-        print(f"top-1: float {_percent(a['float'])}, fake-quant {_percent(a['fake_quant'])}, "
-              f"integer {_percent(a['integer'])}")
+        print(
+            f"top-1: float {_percent(a['float'])}, fake-quant {_percent(a['fake_quant'])}, "
+            f"integer {_percent(a['integer'])}"
+        )
     return 0
 
 
@@ -128,20 +152,29 @@ def register(sub) -> None:
     add_data_args(p, "data")
     p.add_argument("--count", type=int, default=None, help="number of samples (default: all)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--float-model", help="float ONNX model for float accuracy (default: the source "
-                   "recorded in the .q4 file, if it is still there and unchanged)")
+    p.add_argument(
+        "--float-model",
+        help="float ONNX model for float accuracy (default: the source "
+        "recorded in the .q4 file, if it is still there and unchanged)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     add_force_arg(p, "the --json file")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("report", help="per-layer diagnostics: weight/activation SQNR, clipping, float vs "
-                                      "fake-quant vs integer accuracy (Markdown, HTML, JSON, plots)")
+    p = sub.add_parser(
+        "report",
+        help="per-layer diagnostics: weight/activation SQNR, clipping, float vs "
+        "fake-quant vs integer accuracy (Markdown, HTML, JSON, plots)",
+    )
     p.add_argument("model", help=".q4 file")
     add_data_args(p, "data")
     p.add_argument("--count", type=int, default=None, help="number of samples (default: all)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
-    p.add_argument("--float-model", help="float ONNX model (default: the source recorded in the .q4 file, "
-                                         "if it is still there and unchanged)")
+    p.add_argument(
+        "--float-model",
+        help="float ONNX model (default: the source recorded in the .q4 file, "
+        "if it is still there and unchanged)",
+    )
     p.add_argument("-o", "--output", required=True, help="output directory")
     add_force_arg(p, "the report files in the output directory")
     p.set_defaults(func=cmd_report)

@@ -6,6 +6,7 @@ so it is either the old file or the new one, never half of either; and every fau
 path (a file where a folder is expected, a missing parent, a folder that cannot be written) is a
 ``Q4Error`` naming the path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,16 @@ from pathlib import Path
 from q4sdk.errors import Q4Error
 
 
-def add_data_args(p: argparse.ArgumentParser, flag: str = "data", required: bool = True,
-                  help: str | None = None) -> None:
+def add_data_args(
+    p: argparse.ArgumentParser, flag: str = "data", required: bool = True, help: str | None = None
+) -> None:
     """``--<flag> FILE`` (a .npy/.npz data file) and ``--nhwc``."""
-    p.add_argument(f"--{flag}", required=required, metavar="FILE",
-                   help=help or ".npy or .npz (array 'x', labels 'y' optional) in the model's input layout")
+    p.add_argument(
+        f"--{flag}",
+        required=required,
+        metavar="FILE",
+        help=help or ".npy or .npz (array 'x', labels 'y' optional) in the model's input layout",
+    )
     p.add_argument("--nhwc", action="store_true", help="the data is channels-last (N,H,W,C)")
 
 
@@ -57,13 +63,16 @@ def format_generate_report(report) -> str:
         rows.append(f"{o.name[:24]:<24} {o.kind:<18} {o.macs:>12,} {o.weight_bytes:>13,}")
     rows.append("")
     rows.append(f"MACs per inference    {report.macs:,}")
-    rows.append(f"weights in flash      {report.weight_bytes:,} bytes (packed INT4 + bias/multiplier/shift tables)")
+    rows.append(
+        f"weights in flash      {report.weight_bytes:,} bytes (packed INT4 + bias/multiplier/shift tables)"
+    )
     rows.append(f"arena (one buffer)    {report.arena_summary} (peak at '{report.peak_op}')")
     rows.append(f"files                 {', '.join(str(f) for f in report.files)}")
     return "\n".join(rows)
 
 
 # --------------------------------------------------------------------------- output paths
+
 
 def _why(e: OSError) -> str:
     return e.strerror or type(e).__name__

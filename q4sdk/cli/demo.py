@@ -5,6 +5,7 @@ quantizes it to INT4 through the PyTorch path, generates C, builds it on the hos
 it bit-exact against the integer oracle on the test split, and prints FP32 vs INT4 accuracy, flash
 and arena bytes.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -28,10 +29,16 @@ def digits_net(c: int = 16):
         def __init__(self):
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(1, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
-            self.block = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                                       nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-            self.down = nn.Sequential(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=False),
-                                      nn.BatchNorm2d(2 * c), nn.ReLU())
+            self.block = nn.Sequential(
+                nn.Conv2d(c, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(),
+                nn.Conv2d(c, c, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+            )
+            self.down = nn.Sequential(
+                nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU()
+            )
             self.head = nn.Linear(2 * c, 10)
 
         def forward(self, x):
@@ -82,15 +89,15 @@ def train_digits(x, y, epochs: int = 30, seed: int = 0, progress: Progress | Non
 def run_demo(args) -> int:
     import torch
 
-    from q4sdk.ir import oracle
     from q4sdk.api import load_float_model
-    from q4sdk.targets.host_build import CModel
+    from q4sdk.check.verify import verify
     from q4sdk.codegen.render import generate
+    from q4sdk.ir import oracle
     from q4sdk.ir.float_exec import run_float
     from q4sdk.ir.q4file import load_q4, save_q4
     from q4sdk.ptq.pipeline import quantize_graph
     from q4sdk.ptq.recipe import Recipe
-    from q4sdk.check.verify import verify
+    from q4sdk.targets.host_build import CModel
 
     t0 = time.time()
     if args.output:
@@ -131,8 +138,10 @@ def run_demo(args) -> int:
     print(f"  test images           {len(xte)}")
     print(f"  FP32 accuracy         {100 * float_acc:6.2f} %")
     print(f"  INT4 accuracy (C)     {100 * int_acc:6.2f} %   (W4A{bits}, all layers and the input quantized)")
-    print(f"  C vs oracle           {'bit-exact' if result.mismatches == 0 else 'MISMATCH'} "
-          f"({result.samples} samples, {result.mismatches} mismatches)")
+    print(
+        f"  C vs oracle           {'bit-exact' if result.mismatches == 0 else 'MISMATCH'} "
+        f"({result.samples} samples, {result.mismatches} mismatches)"
+    )
     print(f"  weights in flash      {report.weight_bytes} bytes")
     print(f"  arena (RAM)           {report.arena_bytes} bytes")
     print(f"  generated C           {gen_dir}")
@@ -145,9 +154,14 @@ def run_demo(args) -> int:
 
 def register(sub) -> None:
     """Add ``demo`` to the ``q4sdk`` subparsers ``sub``."""
-    p = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits, quantize to INT4, generate C, "
-                                    "prove it bit-exact, print the numbers")
-    p.add_argument("-o", "--output", help="directory for the demo's files (default: a new temporary directory)")
+    p = sub.add_parser(
+        "demo",
+        help="train a small CNN on scikit-learn's digits, quantize to INT4, generate C, "
+        "prove it bit-exact, print the numbers",
+    )
+    p.add_argument(
+        "-o", "--output", help="directory for the demo's files (default: a new temporary directory)"
+    )
     p.add_argument("--activations", default="int8", choices=["int4", "int8"])
     p.add_argument("--force", action="store_true", help="replace the demo's files in --output if they exist")
     p.set_defaults(func=run_demo)

@@ -2,13 +2,20 @@
 
 ``generate --board`` (a firmware project) is handed to ``q4sdk.cli.target``.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from q4sdk.cli import target
-from q4sdk.cli.common import add_data_args, cannot_write, check_output_dir, check_output_file, format_generate_report
+from q4sdk.cli.common import (
+    add_data_args,
+    cannot_write,
+    check_output_dir,
+    check_output_file,
+    format_generate_report,
+)
 from q4sdk.errors import Q4Error
 from q4sdk.ptq.recipe import ACTIVATION_RANGE_METHODS, WEIGHT_SCALE_METHODS
 
@@ -18,14 +25,23 @@ def recipe_from_args(args):
     from q4sdk.ptq.recipe import Recipe, preset
 
     bits = int(args.activations.removeprefix("int"))
-    overrides = {k: v for k, v in {
-        "unsigned_activations": True if args.unsigned_activations else None,
-        "weight_scale": args.weight_scale, "activation_range": args.activation_range,
-        "bias_correction": True if args.bias_correction else None, "calib_samples": args.calib_samples,
-        "cle": True if args.cle else None,
-        "residual_activations": ([n for n in args.residual_activations.split(",") if n]
-                                 if args.residual_activations is not None else None),
-    }.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "unsigned_activations": True if args.unsigned_activations else None,
+            "weight_scale": args.weight_scale,
+            "activation_range": args.activation_range,
+            "bias_correction": True if args.bias_correction else None,
+            "calib_samples": args.calib_samples,
+            "cle": True if args.cle else None,
+            "residual_activations": (
+                [n for n in args.residual_activations.split(",") if n]
+                if args.residual_activations is not None
+                else None
+            ),
+        }.items()
+        if v is not None
+    }
     if args.recipe.endswith(".json"):
         p = Path(args.recipe)
         try:
@@ -54,8 +70,10 @@ def cmd_quantize(args) -> int:
     model = quantize_graph(graph, data.x, recipe, Progress("quantize", enabled=not args.quiet))
     model.meta["source_path"] = str(Path(args.model).resolve())
     save_q4(model, out, overwrite=args.force)
-    print(f"wrote {out}: {len(model.ops)} ops, W{recipe.weight_bits}A{recipe.activation_bits}, "
-          f"quantized in {model.meta['quantize_seconds']:.1f}s")
+    print(
+        f"wrote {out}: {len(model.ops)} ops, W{recipe.weight_bits}A{recipe.activation_bits}, "
+        f"quantized in {model.meta['quantize_seconds']:.1f}s"
+    )
     return 0
 
 
@@ -91,20 +109,36 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the .q4 file to write")
     p.add_argument("--weights", default="int4", help="weight precision (int4)")
     p.add_argument("--activations", default="int8", choices=["int4", "int8"])
-    p.add_argument("--unsigned-activations", action="store_true",
-                   help="unsigned activations with an offset (zero point) instead of symmetric signed")
-    p.add_argument("--recipe", default="default", metavar="NAME|FILE.json",
-                   help="a named recipe (default, minmax, paper, best) or a JSON recipe file; "
-                        "the flags below override its fields")
-    p.add_argument("--weight-scale", choices=WEIGHT_SCALE_METHODS,
-                   help="per-kernel weight scale search (default mmse: grid line search)")
-    p.add_argument("--activation-range", choices=ACTIVATION_RANGE_METHODS,
-                   help="activation clipping (default mmse; aciq_*: analytical, Laplace / Gauss prior)")
+    p.add_argument(
+        "--unsigned-activations",
+        action="store_true",
+        help="unsigned activations with an offset (zero point) instead of symmetric signed",
+    )
+    p.add_argument(
+        "--recipe",
+        default="default",
+        metavar="NAME|FILE.json",
+        help="a named recipe (default, minmax, paper, best) or a JSON recipe file; "
+        "the flags below override its fields",
+    )
+    p.add_argument(
+        "--weight-scale",
+        choices=WEIGHT_SCALE_METHODS,
+        help="per-kernel weight scale search (default mmse: grid line search)",
+    )
+    p.add_argument(
+        "--activation-range",
+        choices=ACTIVATION_RANGE_METHODS,
+        help="activation clipping (default mmse; aciq_*: analytical, Laplace / Gauss prior)",
+    )
     p.add_argument("--cle", action="store_true", help="cross-layer equalization before quantizing")
     p.add_argument("--bias-correction", action="store_true", help="empirical per-channel bias correction")
-    p.add_argument("--residual-activations", metavar="T1,T2",
-                   help="quantize these tensors as two INT4 tensors X1 + X2 (4-bit activations; "
-                        "'@last_input': the input of the last conv/dense layer)")
+    p.add_argument(
+        "--residual-activations",
+        metavar="T1,T2",
+        help="quantize these tensors as two INT4 tensors X1 + X2 (4-bit activations; "
+        "'@last_input': the input of the last conv/dense layer)",
+    )
     p.add_argument("--calib-samples", type=int, help="use at most this many samples (default 512)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.add_argument("-q", "--quiet", action="store_true")

@@ -5,14 +5,22 @@
 extensions gets portable kernels either way; ``--kernels portable`` uses the portable kernels
 everywhere.
 """
+
 from __future__ import annotations
 
 import argparse
 import tempfile
 from pathlib import Path
 
-from q4sdk.cli.common import (add_data_args, cannot_write, check_output_dir, check_output_file,
-                              format_generate_report, quantized_samples, write_json)
+from q4sdk.cli.common import (
+    add_data_args,
+    cannot_write,
+    check_output_dir,
+    check_output_file,
+    format_generate_report,
+    quantized_samples,
+    write_json,
+)
 from q4sdk.errors import Q4Error
 
 KERNEL_CHOICES = ("optimised", "portable")
@@ -40,8 +48,10 @@ def cmd_run(args) -> int:
 
     board = load_board(args.board)
     if not board.runnable:
-        raise Q4Error(f"board {board.name} is build-only: 'run' needs a board q4sdk can run "
-                      "(see 'q4sdk boards'); 'q4sdk generate --board' builds a project for it")
+        raise Q4Error(
+            f"board {board.name} is build-only: 'run' needs a board q4sdk can run "
+            "(see 'q4sdk boards'); 'q4sdk generate --board' builds a project for it"
+        )
     if args.json:
         check_output_file(args.json, args.force)
     if args.work_dir:
@@ -81,17 +91,27 @@ def generate_for_board(args) -> int:
         source = f"{len(xq)} samples of {Path(args.data).name}"
     name = args.name or c_identifier(model.name)
     try:
-        project = write_firmware_project(model, out, board, name, xq, overwrite=args.force,
-                                         kernels=args.kernels, source=source,
-                                         pack_activations=args.pack_activations)
+        project = write_firmware_project(
+            model,
+            out,
+            board,
+            name,
+            xq,
+            overwrite=args.force,
+            kernels=args.kernels,
+            source=source,
+            pack_activations=args.pack_activations,
+        )
     except OSError as e:
         raise cannot_write(out, e) from None
     fit = project.fit
     print(format_generate_report(project.report))
     flash = "-" if board.flash is None else f"{board.flash.size:,}"
     ram = "-" if board.ram is None else f"{board.ram.size:,}"
-    print(f"board                 {board.name}: flash ~{fit.flash_bytes:,} of {flash} bytes, "
-          f"RAM ~{fit.ram_bytes:,} of {ram} bytes (estimate; stack {fit.stack_bytes:,})")
+    print(
+        f"board                 {board.name}: flash ~{fit.flash_bytes:,} of {flash} bytes, "
+        f"RAM ~{fit.ram_bytes:,} of {ram} bytes (estimate; stack {fit.stack_bytes:,})"
+    )
     print(f"kernels               {_kernel_summary(project.report)}")
     print(f"build                 make -C {out}   (or: cmake -S {out} -B build)")
     return 0
@@ -107,22 +127,36 @@ def _kernel_summary(report) -> str:
 
 def add_kernels_arg(p: argparse.ArgumentParser) -> None:
     """``--kernels`` and ``--pack-activations`` (generate --board, run)."""
-    p.add_argument("--kernels", default="optimised", choices=KERNEL_CHOICES,
-                   help="optimised (default): each layer calls the optimised kernel of the board's core "
-                        "(Arm DSP extension, Helium) where it has one and the portable kernel elsewhere; "
-                        "portable: the portable C kernels everywhere")
-    p.add_argument("--pack-activations", action="store_true",
-                   help="store 4-bit activations two per byte in the arena (about half the RAM; "
-                        "every tensor but the output must be <= 4 bits; packed ops use the "
-                        "portable *_p4 kernels)")
+    p.add_argument(
+        "--kernels",
+        default="optimised",
+        choices=KERNEL_CHOICES,
+        help="optimised (default): each layer calls the optimised kernel of the board's core "
+        "(Arm DSP extension, Helium) where it has one and the portable kernel elsewhere; "
+        "portable: the portable C kernels everywhere",
+    )
+    p.add_argument(
+        "--pack-activations",
+        action="store_true",
+        help="store 4-bit activations two per byte in the arena (about half the RAM; "
+        "every tensor but the output must be <= 4 bits; packed ops use the "
+        "portable *_p4 kernels)",
+    )
 
 
 def add_generate_board_args(p: argparse.ArgumentParser) -> None:
     """Options of ``generate`` for a firmware project (used when ``--board`` is given)."""
-    p.add_argument("--board", help="write a complete firmware project for this board (see "
-                                   "'q4sdk boards'), checked to fit its flash and RAM")
-    add_data_args(p, "data", required=False,
-                  help="with --board: test inputs to embed (.npy/.npz 'x'; default: one zero input)")
+    p.add_argument(
+        "--board",
+        help="write a complete firmware project for this board (see "
+        "'q4sdk boards'), checked to fit its flash and RAM",
+    )
+    add_data_args(
+        p,
+        "data",
+        required=False,
+        help="with --board: test inputs to embed (.npy/.npz 'x'; default: one zero input)",
+    )
     p.add_argument("--count", type=int, default=4, help="with --data: samples to embed (default: 4)")
     add_kernels_arg(p)
 
@@ -132,17 +166,24 @@ def register(sub) -> None:
     p = sub.add_parser("boards", help="list the target boards (cpu, flash, RAM, runnable)")
     p.set_defaults(func=cmd_boards)
 
-    p = sub.add_parser("run", help="build for a board, run under QEMU, check every output against "
-                                   "the oracle bit for bit, profile each layer")
+    p = sub.add_parser(
+        "run",
+        help="build for a board, run under QEMU, check every output against "
+        "the oracle bit for bit, profile each layer",
+    )
     p.add_argument("model", help=".q4 file")
     p.add_argument("--board", required=True, help="a runnable board (see 'q4sdk boards')")
     add_data_args(p, "data", help=".npy or .npz (array 'x') in the model's input layout")
     p.add_argument("--count", type=int, default=20, help="number of samples (default: 20)")
     p.add_argument("--start", type=int, default=0, help="index of the first sample")
     add_kernels_arg(p)
-    p.add_argument("--work-dir", help="keep the firmware project and build here (default: a "
-                                      "temporary directory)")
+    p.add_argument(
+        "--work-dir", help="keep the firmware project and build here (default: a temporary directory)"
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--force", action="store_true", help="replace the --json file and the --work-dir "
-                                                        "contents if they exist")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the --json file and the --work-dir contents if they exist",
+    )
     p.set_defaults(func=cmd_run)

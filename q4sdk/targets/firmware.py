@@ -166,7 +166,7 @@ def _run(command: list[str], board: Board, timeout: float) -> RunResult:
         completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                    stdin=subprocess.DEVNULL, errors="replace")
     except subprocess.TimeoutExpired:
-        raise FirmwareError(f"firmware on board {board.name} did not exit within {timeout} s")
+        raise FirmwareError(f"firmware on board {board.name} did not exit within {timeout} s") from None
     return RunResult(completed.returncode, completed.stdout, completed.stderr,
                      parse_records(completed.stdout))
 

@@ -140,7 +140,7 @@ def _outputs(project: FirmwareProject, result: RunResult) -> np.ndarray:
     try:
         rows = [np.frombuffer(bytes.fromhex(t), np.int8) for t in texts]
     except ValueError:
-        raise FirmwareError(f"firmware on board {project.board.name} printed a malformed output")
+        raise FirmwareError(f"firmware on board {project.board.name} printed a malformed output") from None
     return np.stack(rows).reshape(project.expected.shape)
 
 

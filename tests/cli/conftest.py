@@ -1,9 +1,11 @@
 """Fixtures of the command-line tests: a small ONNX model, its data, its .q4 and generated C."""
+
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
+
 from small_onnx import write_small_onnx
 
 
@@ -18,8 +20,22 @@ def small(tmp_path_factory):
     x = rng.uniform(0, 1, (40, 3, 6, 6)).astype(np.float32)
     np.savez(d / "calib.npz", x=x[:32])
     np.savez(d / "test.npz", x=x[32:], y=rng.integers(0, 5, 8))
-    assert main(["quantize", str(d / "m.onnx"), "--calib", str(d / "calib.npz"), "-o", str(d / "m.q4"), "-q",
-                 "--calib-samples", "16"]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                str(d / "m.onnx"),
+                "--calib",
+                str(d / "calib.npz"),
+                "-o",
+                str(d / "m.q4"),
+                "-q",
+                "--calib-samples",
+                "16",
+            ]
+        )
+        == 0
+    )
     assert main(["generate", str(d / "m.q4"), "-o", str(d / "gen"), "--name", "small"]) == 0
     return d
 

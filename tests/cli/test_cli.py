@@ -1,4 +1,5 @@
 """The command line: every command end to end, and its error behaviour."""
+
 import json
 
 import numpy as np
@@ -16,13 +17,20 @@ def _small_onnx(path):
     b = numpy_helper.from_array(np.zeros(4, np.float32), "b")
     fw = numpy_helper.from_array((RNG.standard_normal((5, 4)) * 0.5).astype(np.float32), "fw")
     fb = numpy_helper.from_array(np.zeros(5, np.float32), "fb")
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
-             helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc")]
-    g = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], [w, b, fw, fb])
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "small",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+        [w, b, fw, fb],
+    )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
@@ -38,14 +46,40 @@ def workdir(tmp_path_factory):
 
 def test_quantize_generate_verify(workdir, capsys):
     d = workdir
-    assert main(["quantize", str(d / "m.onnx"), "--calib", str(d / "calib.npz"), "--nhwc", "-o", str(d / "m.q4"),
-                 "--activations", "int4", "--unsigned-activations", "-q"]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                str(d / "m.onnx"),
+                "--calib",
+                str(d / "calib.npz"),
+                "--nhwc",
+                "-o",
+                str(d / "m.q4"),
+                "--activations",
+                "int4",
+                "--unsigned-activations",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert main(["inspect", str(d / "m.q4")]) == 0
     assert main(["generate", str(d / "m.q4"), "-o", str(d / "gen"), "--name", "small"]) == 0
     out = capsys.readouterr().out
     assert "arena (one buffer)" in out and (d / "gen" / "small.c").is_file()
-    rc = main(["verify", str(d / "m.q4"), str(d / "gen"), "--data", str(d / "test.npz"), "--nhwc",
-               "--json", str(d / "v.json")])
+    rc = main(
+        [
+            "verify",
+            str(d / "m.q4"),
+            str(d / "gen"),
+            "--data",
+            str(d / "test.npz"),
+            "--nhwc",
+            "--json",
+            str(d / "v.json"),
+        ]
+    )
     assert rc == 0
     v = json.loads((d / "v.json").read_text())
     assert v["samples"] == 8 and v["mismatches"] == 0
@@ -55,22 +89,47 @@ def test_quantize_generate_verify(workdir, capsys):
 def test_user_files_are_not_overwritten(workdir, capsys):
     d = workdir
     (d / "keep.q4").write_text("mine")
-    rc = main(["quantize", str(d / "m.onnx"), "--calib", str(d / "calib.npz"), "--nhwc", "-o", str(d / "keep.q4"), "-q"])
+    rc = main(
+        [
+            "quantize",
+            str(d / "m.onnx"),
+            "--calib",
+            str(d / "calib.npz"),
+            "--nhwc",
+            "-o",
+            str(d / "keep.q4"),
+            "-q",
+        ]
+    )
     assert rc == 2 and (d / "keep.q4").read_text() == "mine"
     assert "already exists" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["quantize", "{d}/missing.onnx", "--calib", "{d}/calib.npz", "-o", "{d}/o.q4"], "missing.onnx"),
-    (["quantize", "{d}/m.onnx", "--calib", "{d}/calib.npz", "-o", "{d}/o.q4"], "--nhwc"),  # layout hint
-    (["quantize", "{d}/m.onnx", "--calib", "{d}/nothere.npz", "-o", "{d}/o.q4"], "nothere.npz"),
-    (["generate", "{d}/calib.npz", "-o", "{d}/g2"], "calib.npz"),
-    (["verify", "{d}/m.q4", "{d}/nodir", "--data", "{d}/test.npz", "--nhwc"], "nodir"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["quantize", "{d}/missing.onnx", "--calib", "{d}/calib.npz", "-o", "{d}/o.q4"], "missing.onnx"),
+        (["quantize", "{d}/m.onnx", "--calib", "{d}/calib.npz", "-o", "{d}/o.q4"], "--nhwc"),  # layout hint
+        (["quantize", "{d}/m.onnx", "--calib", "{d}/nothere.npz", "-o", "{d}/o.q4"], "nothere.npz"),
+        (["generate", "{d}/calib.npz", "-o", "{d}/g2"], "calib.npz"),
+        (["verify", "{d}/m.q4", "{d}/nodir", "--data", "{d}/test.npz", "--nhwc"], "nodir"),
+    ],
+)
 def test_errors_are_one_line_and_name_the_culprit(workdir, capsys, argv, needle):
     d = workdir
     if not (d / "m.q4").exists():
-        main(["quantize", str(d / "m.onnx"), "--calib", str(d / "calib.npz"), "--nhwc", "-o", str(d / "m.q4"), "-q"])
+        main(
+            [
+                "quantize",
+                str(d / "m.onnx"),
+                "--calib",
+                str(d / "calib.npz"),
+                "--nhwc",
+                "-o",
+                str(d / "m.q4"),
+                "-q",
+            ]
+        )
     capsys.readouterr()
     rc = main([a.format(d=d) for a in argv])
     err = capsys.readouterr().err.strip()
@@ -90,10 +149,20 @@ def test_verify_detects_a_corrupted_weight(workdir, capsys):
     shutil.copytree(d / "gen", bad)
     # flip the first packed weight byte of the first layer
     i = src.index("0x", src.index("uint8_t"))
-    byte = int(src[i:i + 4], 16)
-    (bad / "small_weights.c").write_text(src[:i] + f"0x{byte ^ 0x11:02x}" + src[i + 4:])
-    rc = main(["verify", str(d / "m.q4"), str(bad), "--data", str(d / "test.npz"), "--nhwc", "--json",
-               str(d / "bad.json")])
+    byte = int(src[i : i + 4], 16)
+    (bad / "small_weights.c").write_text(src[:i] + f"0x{byte ^ 0x11:02x}" + src[i + 4 :])
+    rc = main(
+        [
+            "verify",
+            str(d / "m.q4"),
+            str(bad),
+            "--data",
+            str(d / "test.npz"),
+            "--nhwc",
+            "--json",
+            str(d / "bad.json"),
+        ]
+    )
     assert rc == 1
     v = json.loads((d / "bad.json").read_text())
     assert v["mismatches"] > 0 and v["first_mismatch"]["op"] == "conv"

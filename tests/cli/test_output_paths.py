@@ -1,5 +1,6 @@
 """Issue 15, D5: no command replaces an output without --force, JSON and report files are written
 atomically, and every output-path fault is a one-line ``error: ...`` naming the path (exit 2)."""
+
 import json
 import os
 
@@ -35,6 +36,7 @@ def _quantize(d, out):
 
 # --------------------------------------------------------------------------- no overwrite without --force
 
+
 def test_verify_json_is_kept_without_force_and_replaced_with_it(small, tmp_path, capsys):
     notes = tmp_path / "results.json"
     notes.write_text("my notes")
@@ -65,22 +67,30 @@ def test_demo_output_is_kept_without_force(tmp_path, capsys):
 def test_run_json_is_kept_without_force(small, tmp_path, capsys):
     out = tmp_path / "run.json"
     out.write_text("mine")
-    _fails_naming(capsys, ["run", small / "m.q4", "--board", "mps2-an386", "--data", small / "test.npz",
-                           "--json", out], out)
+    _fails_naming(
+        capsys,
+        ["run", small / "m.q4", "--board", "mps2-an386", "--data", small / "test.npz", "--json", out],
+        out,
+    )
     assert out.read_text() == "mine"
 
 
 # --------------------------------------------------------------------------- path faults
 
+
 def test_a_file_where_a_folder_is_expected(small, tmp_path, capsys):
     f = tmp_path / "afile"
     f.write_text("x")
-    for argv in (["generate", small / "m.q4", "-o", f],
-                 ["generate", small / "m.q4", "-o", f, "--force"],
-                 ["generate", small / "m.q4", "-o", f, "--board", "mps2-an386"],
-                 _report(small, f), _report(small, f, "--force"),
-                 _quantize(small, f / "m.q4"), _verify(small, "--json", f / "v.json"),
-                 ["generate", small / "m.q4", "-o", f / "sub"]):
+    for argv in (
+        ["generate", small / "m.q4", "-o", f],
+        ["generate", small / "m.q4", "-o", f, "--force"],
+        ["generate", small / "m.q4", "-o", f, "--board", "mps2-an386"],
+        _report(small, f),
+        _report(small, f, "--force"),
+        _quantize(small, f / "m.q4"),
+        _verify(small, "--json", f / "v.json"),
+        ["generate", small / "m.q4", "-o", f / "sub"],
+    ):
         _fails_naming(capsys, argv, f)
     assert f.read_text() == "x"
 
@@ -132,8 +142,10 @@ def test_read_only_generated_runtime_folder(small, tmp_path, capsys, immutable):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs procfs")
 def test_unwritable_filesystem(small, capsys):
-    for argv, path in ((_quantize(small, "/proc/m.q4"), "/proc/m.q4"),
-                       (["generate", small / "m.q4", "-o", "/proc/q4gen"], "/proc/q4gen"),
-                       (_report(small, "/proc/q4rep"), "/proc/q4rep"),
-                       (_verify(small, "--json", "/proc/v.json"), "/proc/v.json")):
+    for argv, path in (
+        (_quantize(small, "/proc/m.q4"), "/proc/m.q4"),
+        (["generate", small / "m.q4", "-o", "/proc/q4gen"], "/proc/q4gen"),
+        (_report(small, "/proc/q4rep"), "/proc/q4rep"),
+        (_verify(small, "--json", "/proc/v.json"), "/proc/v.json"),
+    ):
         _fails_naming(capsys, argv, path)

@@ -504,7 +504,7 @@ def test_sources_compile_on_the_host():
             assert result.returncode == 0, f"{source.name} with {compiler}:\n{result.stderr}"
 
 
-def print_instruction_table(results: list[Result], board: str) -> None:  # pragma: no cover
+def print_instruction_table(results: list[VariantResult], board: str) -> None:  # pragma: no cover
     """Instructions per element (add) and per MAC (fully_connected, depthwise_conv2d)."""
     work_of = ([(c.name, c.a.size) for c in CASES] + [(c.name, c.weight.size) for c in FC_CASES]
                + [(c.name, c.macs) for c in DW_CASES])
