@@ -1,5 +1,6 @@
 """Issue 13, "Defaults": a board's optimised kernels are the default of ``generate --board`` and
 ``run``; ``--kernels portable`` opts out; a board without DSP or Helium gets the portable kernels."""
+
 import re
 
 import pytest
