@@ -9,7 +9,8 @@ C_FILES  = $(shell find runtime_c -name '*.[ch]' | sort)
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
+	# setuptools >= 77 as pyproject.toml asks: tests/test_wheel_install.py builds the wheel without isolation
+	$(VPY) -m pip install -q --upgrade pip "setuptools>=77"
 	# the CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e '.[dev]'
