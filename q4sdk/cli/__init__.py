@@ -2,7 +2,7 @@
 
 Each submodule adds its commands with ``register(subparsers)``: ``model`` (quantize, generate,
 inspect), ``check`` (verify, report), ``target`` (boards, run, generate --board) and ``demo``;
-``common`` holds what they share. No module outside this package imports it.
+``common`` holds what they share. Only ``q4sdk.__main__`` imports this package (tests/test_layering.py).
 
 Every command fails with a one-line ``error: ...`` naming the file / node / field at fault and exit
 status 2; ``--debug`` shows the traceback instead.
