@@ -159,4 +159,4 @@ def test_runs_bit_exact_on_mps2_an386(model, calib, tmp_path):
     run = run_on_board(model, board, xq, tmp_path, name="res")
     assert run.ok and run.samples == 2
     first = next(layer for layer in run.layers if layer.op == model.ops[0].name)
-    assert first.kernel == "q4_conv2d_s4_terms" and first.instructions > 0
+    assert first.kernel == "q4_conv2d_s4_terms_dsp" and first.instructions > 0  # optimised by default
