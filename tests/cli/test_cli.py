@@ -3,41 +3,18 @@
 import json
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from q4sdk.cli import main
+from small_onnx import write_small_onnx
 
 RNG = np.random.default_rng(0)
-
-
-def _small_onnx(path):
-    w = numpy_helper.from_array((RNG.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
-    b = numpy_helper.from_array(np.zeros(4, np.float32), "b")
-    fw = numpy_helper.from_array((RNG.standard_normal((5, 4)) * 0.5).astype(np.float32), "fw")
-    fb = numpy_helper.from_array(np.zeros(5, np.float32), "fb")
-    nodes = [
-        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-        helper.make_node("Relu", ["c"], ["r"], name="relu"),
-        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
-        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc"),
-    ]
-    g = helper.make_graph(
-        nodes,
-        "small",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
-        [w, b, fw, fb],
-    )
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    _small_onnx(d / "m.onnx")
+    write_small_onnx(d / "m.onnx")
     x = RNG.uniform(0, 1, (40, 6, 6, 3)).astype(np.float32)  # channels-last, as image sets come
     np.savez(d / "calib.npz", x=x[:32])
     np.savez(d / "test.npz", x=x[32:], y=RNG.integers(0, 5, 8))
