@@ -56,5 +56,5 @@ def immutable(tmp_path):
         return path
 
     yield make
-    for path in made:
-        subprocess.run(["chattr", "-i", str(path)], check=False)
+    if made:  # the whole folder: a command may have moved an immutable entry elsewhere in it
+        subprocess.run(["chattr", "-R", "-i", str(tmp_path)], check=False, capture_output=True)

@@ -3,6 +3,7 @@ atomically, and every output-path fault is a one-line ``error: ...`` naming the 
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -109,14 +110,28 @@ def test_missing_parent_folder(small, tmp_path, capsys):
     assert (missing / "rep" / "report.json").is_file()
 
 
+def _replaced_or_fails_naming(capsys, argv, out) -> None:
+    """``generate --force`` over an odd entry may replace it (a complete new tree) or refuse with a
+    one-line error naming ``out``; never an internal error or half a tree."""
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    lines = capsys.readouterr().err.strip().splitlines()
+    if rc == 0:
+        assert (out / "q4_runtime" / "q4_kernels.h").is_file() and (out / "small.c").is_file()
+    else:
+        assert rc == 2 and lines[-1].startswith("error: ") and str(out) in lines[-1], lines
+
+
 def test_generated_runtime_folder_is_a_file(small, tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["generate", str(small / "m.q4"), "-o", str(out), "--name", "small"]) == 0
-    import shutil
-
     shutil.rmtree(out / "q4_runtime")
     (out / "q4_runtime").write_text("not a folder")
-    _fails_naming(capsys, ["generate", small / "m.q4", "-o", out, "--name", "small", "--force"], out)
+    _fails_naming(capsys, ["generate", small / "m.q4", "-o", out, "--name", "small"], out)
+    assert (out / "q4_runtime").read_text() == "not a folder"
+    _replaced_or_fails_naming(
+        capsys, ["generate", small / "m.q4", "-o", out, "--name", "small", "--force"], out
+    )
 
 
 def test_read_only_folders(small, tmp_path, capsys, immutable):
@@ -137,7 +152,9 @@ def test_read_only_generated_runtime_folder(small, tmp_path, capsys, immutable):
     out = tmp_path / "gen"
     assert main(["generate", str(small / "m.q4"), "-o", str(out), "--name", "small"]) == 0
     immutable(out / "q4_runtime")
-    _fails_naming(capsys, ["generate", small / "m.q4", "-o", out, "--name", "small", "--force"], out)
+    _replaced_or_fails_naming(
+        capsys, ["generate", small / "m.q4", "-o", out, "--name", "small", "--force"], out
+    )
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs procfs")
