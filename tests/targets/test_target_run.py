@@ -28,8 +28,8 @@ from q4sdk.targets.run import run_on_board
 from mcu.harness import require_tools
 from random_models import random_input, random_model
 
-QEMU_BOARDS = ("mps2-an386", "mps2-an500", "mps3-an547")
-BUILD_ONLY_BOARDS = ("stm32f746", "nrf52840", "rp2040", "rv32imc")
+QEMU_BOARDS = ("mps2-an386", "mps2-an500", "mps3-an547", "rv32imc", "microbit", "microbit-264k")
+BUILD_ONLY_BOARDS = ("stm32f746", "nrf52840", "rp2040")
 
 
 @pytest.fixture(scope="module")
