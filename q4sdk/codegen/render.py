@@ -127,7 +127,8 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 OPT_HEADER = "include/q4_kernels_opt.h"
-OPT_PRIVATE_HEADERS = ("include/q4_dsp.h", "include/q4_conv_dsp.h", "include/q4_conv_terms.h")  # included by the variants' sources
+OPT_PRIVATE_HEADERS = ("include/q4_dsp.h", "include/q4_conv_dsp.h", "include/q4_conv_terms.h",
+                       "include/q4_armv6m.h")  # included by the variants' sources
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
 # kind -> variants in order of preference; only single-term ops use them.
@@ -141,6 +142,8 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                                     else 64 + 25 * _round_up(k, 8)), max_input_bits=4),
         KernelVariant("q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
                       lambda k, o: 64 + 41 * _round_up(k, 8)),
+        KernelVariant("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "armv6m",
+                      lambda k, o: 32 + 17 * _round_up(k, 16)),
     ),
     "add": (
         KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),

@@ -137,6 +137,18 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                             const int32_t *bias, const q4_dims *output_dims, int8_t *output,
                             int32_t *scratch);
 
+/* ---- ARMv6-M (Cortex-M0/M0+): no DSP; plain C99 (inline assembly in the hot loop when built
+ * for ARMv6-M), correct on any core. Names end in _armv6m; primitives in q4_armv6m.h. ---- */
+
+/* conv2d, ARMv6-M: weights of 8 output channels unpacked once per call into packed pairs
+ * w_a + w_b * 2^16 (z_x folded into the bias), im2col of one pixel as x + 128, one LDRB and 4
+ * MULS per K-index (8 MACs), drained every 16 indices. Scratch: 32 + 17 * ceil16(K) bytes. */
+int32_t q4_conv2d_s4_armv6m_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                         const q4_dims *input_dims, const int8_t *input,
+                         const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
+                         const q4_dims *output_dims, int8_t *output, int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,173 @@
+/*
+ * q4_armv6m.h - primitives of the ARMv6-M (Cortex-M0/M0+) kernels (internal, header-only).
+ *
+ * ARMv6-M has MULS (32 x 32 -> low 32 bits) and no SMLAD, SXTB16, long multiply or unaligned
+ * access. The kernels get two MACs out of each MULS by packing two output channels' weights into
+ * one word, W = w_a + w_b * 2^16: x * W accumulates sum(x * w_a) in the low half and
+ * sum(x * w_b) in the high half. With x in [0, 255] (activations offset by 128) and w in
+ * [-8, 7] a product lies in [-2040, 1785], so 16 products keep each half inside int16; the pair
+ * is then "drained" into two 32-bit accumulators.
+ *
+ * Everything here is plain C99 with the same result on any compiler and core; only the hot loop
+ * (q4_armv6m_dot16) is inline assembly on ARMv6-M, where gcc spills the accumulators.
+ */
+#ifndef Q4_ARMV6M_H
+#define Q4_ARMV6M_H
+
+#include <stdint.h>
+
+#include "q4_fixedpoint.h"
+
+#define Q4_ARMV6M_PAIRS 4  /* packed channel pairs per block: 8 output channels */
+#define Q4_ARMV6M_CHANNELS (2 * Q4_ARMV6M_PAIRS)
+#define Q4_ARMV6M_DRAIN 16 /* K-indices per drain (16 * 2040 < 2^15) */
+
+static inline int32_t q4_armv6m_round_up16(int32_t v)
+{
+    return (v + 15) & ~15;
+}
+
+/* v as int32 (two's complement), without the implementation-defined conversion. */
+static inline int32_t q4_armv6m_int32(uint32_t v)
+{
+    return v <= 0x7FFFFFFFu ? (int32_t)v : -(int32_t)(~v) - 1;
+}
+
+/* The int16 value in the low half of v (two's complement): SXTH on ARMv6-M. */
+static inline int32_t q4_armv6m_low16(uint32_t v)
+{
+#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
+    int32_t r;
+    __asm__(".syntax unified\n\tsxth %0, %1" : "=l"(r) : "l"(v));
+    return r;
+#else
+    return (int32_t)((v ^ 0x8000u) & 0xFFFFu) - 0x8000;
+#endif
+}
+
+/*
+ * acc[2p] += sum_k col[k] * w_a, acc[2p + 1] += sum_k col[k] * w_b over n K-indices
+ * (n a multiple of 16), with w[k * 4 + p] = w_a + w_b * 2^16 the packed pair p of index k.
+ * The accumulators are uint32 (modulo 2^32): the caller's sum is exact once it fits int32.
+ */
+static inline void q4_armv6m_dot16(const uint8_t *col, const uint32_t *w, int32_t n,
+                                   uint32_t acc[Q4_ARMV6M_CHANNELS])
+{
+    const uint8_t *const end = col + n;
+    while (col != end) {
+        uint32_t p0 = 0u, p1 = 0u, p2 = 0u, p3 = 0u;
+#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
+        uint32_t x, t;
+        /* Per K-index: LDRB, then LDR + MULS + ADD for each of the 4 pairs (13 instructions
+         * for 8 MACs); 8 indices per half, immediate offsets up to 124. */
+#define Q4_ARMV6M_PAIR(k, p)                                                       \
+    "ldr %[t], [%[w], #" #k "*16+" #p "*4]\n\t"                                    \
+    "muls %[t], %[x], %[t]\n\t"                                                    \
+    "add %[p" #p "], %[t]\n\t"
+#define Q4_ARMV6M_INDEX(k)                                                         \
+    "ldrb %[x], [%[col], #" #k "]\n\t" Q4_ARMV6M_PAIR(k, 0) Q4_ARMV6M_PAIR(k, 1)    \
+        Q4_ARMV6M_PAIR(k, 2) Q4_ARMV6M_PAIR(k, 3)
+#define Q4_ARMV6M_HALF                                                             \
+    Q4_ARMV6M_INDEX(0) Q4_ARMV6M_INDEX(1) Q4_ARMV6M_INDEX(2) Q4_ARMV6M_INDEX(3)    \
+    Q4_ARMV6M_INDEX(4) Q4_ARMV6M_INDEX(5) Q4_ARMV6M_INDEX(6) Q4_ARMV6M_INDEX(7)    \
+    "adds %[col], #8\n\t"                                                          \
+    "adds %[w], #128\n\t"
+        __asm__(".syntax unified\n\t" Q4_ARMV6M_HALF Q4_ARMV6M_HALF
+                : [col] "+l"(col), [w] "+l"(w), [x] "=&l"(x), [t] "=&l"(t), [p0] "+r"(p0),
+                  [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3)
+                :
+                : "cc", "memory");
+#undef Q4_ARMV6M_HALF
+#undef Q4_ARMV6M_INDEX
+#undef Q4_ARMV6M_PAIR
+#else
+        int32_t k;
+        for (k = 0; k < Q4_ARMV6M_DRAIN; ++k) {
+            const uint32_t x = col[k];
+            p0 += x * w[4 * k];
+            p1 += x * w[4 * k + 1];
+            p2 += x * w[4 * k + 2];
+            p3 += x * w[4 * k + 3];
+        }
+        col += Q4_ARMV6M_DRAIN;
+        w += 4 * Q4_ARMV6M_DRAIN;
+#endif
+        {
+            const int32_t l0 = q4_armv6m_low16(p0), l1 = q4_armv6m_low16(p1);
+            const int32_t l2 = q4_armv6m_low16(p2), l3 = q4_armv6m_low16(p3);
+            acc[0] += (uint32_t)l0;
+            acc[1] += (uint32_t)q4_armv6m_low16((p0 - (uint32_t)l0) >> 16);
+            acc[2] += (uint32_t)l1;
+            acc[3] += (uint32_t)q4_armv6m_low16((p1 - (uint32_t)l1) >> 16);
+            acc[4] += (uint32_t)l2;
+            acc[5] += (uint32_t)q4_armv6m_low16((p2 - (uint32_t)l2) >> 16);
+            acc[6] += (uint32_t)l3;
+            acc[7] += (uint32_t)q4_armv6m_low16((p3 - (uint32_t)l3) >> 16);
+        }
+    }
+}
+
+/* floor(a * m / 2^32) for 0 <= m < 2^31, from four 16 x 16 products (no long multiply):
+ * a = ah * 2^16 + al, m = mh * 2^16 + ml; every partial sum below fits its type. */
+static inline int32_t q4_armv6m_mulhi(int32_t a, int32_t m)
+{
+    const int32_t ah = q4_floor_shift32(a, 16);
+    const uint32_t al = (uint32_t)a & 0xFFFFu;
+    const uint32_t mh = (uint32_t)m >> 16, ml = (uint32_t)m & 0xFFFFu;
+    const uint32_t t = ((al * ml) >> 16) + al * mh;                 /* < 2^31 + 2^16 */
+    const int32_t u = ah * (int32_t)ml + (int32_t)(t & 0xFFFFu);    /* in (-2^31, 2^31) */
+    return ah * (int32_t)mh + (int32_t)(t >> 16) + q4_floor_shift32(u, 16);
+}
+
+/* q4_requantize_clamp without a 64-bit multiply for shift > 32 (the usual case):
+ * floor((acc * m + 2^(s-1)) / 2^s) == floor((floor(acc * m / 2^32) + 2^(s-33)) / 2^(s-32)). */
+static inline int8_t q4_armv6m_requantize_clamp(int32_t acc, int32_t multiplier, int32_t shift,
+                                                int32_t output_zp, int32_t act_min,
+                                                int32_t act_max)
+{
+    int32_t y;
+    if (shift <= 32) {
+        return q4_requantize_clamp(acc, multiplier, shift, output_zp, act_min, act_max);
+    }
+    y = output_zp + q4_floor_shift32(q4_armv6m_mulhi(acc, multiplier) + (1 << (shift - 33)),
+                                     shift - 32);
+    y = y < act_min ? act_min : y;
+    y = y > act_max ? act_max : y;
+    return (int8_t)y;
+}
+
+/*
+ * Unpacks the rows [first, first + 8) of a packed INT4 weight matrix (K weights per row, rows of
+ * ceil(K / 2) bytes, `rows` in all) into w[k * 4 + p] = w_{2p} + w_{2p+1} * 2^16 for k < K16
+ * (zero past K and for rows >= `rows`) and sets folded[c] = bias[c] - offset * sum_k w_c[k]
+ * (modulo 2^32), the bias of a kernel summing (x + offset') * w with offset = z_x + 128.
+ */
+static inline void q4_armv6m_unpack_block(const uint8_t *filter, const int32_t *bias,
+                                          int32_t rows, int32_t first, int32_t k_size,
+                                          int32_t offset, uint32_t *w, uint32_t *folded)
+{
+    const int32_t row_bytes = (k_size + 1) / 2, k16 = q4_armv6m_round_up16(k_size);
+    int32_t c, k;
+    for (k = 0; k < 4 * k16; ++k) {
+        w[k] = 0u;
+    }
+    for (c = 0; c < Q4_ARMV6M_CHANNELS; ++c) {
+        const int32_t row = first + c;
+        const uint8_t *src = filter + row * row_bytes;
+        uint32_t *dst = w + c / 2;
+        const int32_t shift = 16 * (c % 2);
+        int32_t sum = 0;
+        if (row >= rows) {
+            folded[c] = 0u;
+            continue;
+        }
+        for (k = 0; k < k_size; ++k) {
+            const int32_t v = q4_int4_at(src, k);
+            sum += v;
+            dst[4 * k] += (uint32_t)v << shift;
+        }
+        folded[c] = (uint32_t)bias[row] - (uint32_t)offset * (uint32_t)sum;
+    }
+}
+
+#endif /* Q4_ARMV6M_H */
