@@ -161,6 +161,9 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                       "mve", lambda k, o: _round_up(k, 32)),
         KernelVariant("q4_fully_connected_s4_dsp", "fully_connected/q4_fully_connected_s4_dsp.c",
                       "dsp", lambda k, o: 2 * _round_up(k, 8)),
+        KernelVariant("q4_fully_connected_s4_armv6m",
+                      "fully_connected/q4_fully_connected_s4_armv6m.c", "armv6m",
+                      lambda k, o: 4 * ((k + 1) // 2)),
     ),
 }
 # Multi-term layers (dual weights / residual input): kind -> variants replacing the portable

@@ -149,6 +149,15 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
                          const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
                          const q4_dims *output_dims, int8_t *output, int32_t *scratch);
 
+/* fully_connected, ARMv6-M: weights read packed as offset binary (b ^ 0x88), the input prepared
+ * once as int16 pairs (x'0, x'1 - 16 * x'0) with x' = x - z_x, so a weight byte costs two MULS;
+ * two rows per input pass. Scratch: 4 * ceil(input_size / 2) bytes. */
+int32_t q4_fully_connected_s4_armv6m_get_buffer_size(int32_t input_size);
+void q4_fully_connected_s4_armv6m(const q4_fc_params *params, const q4_quant_params *quant,
+                                  int32_t input_size, const int8_t *input,
+                                  const uint8_t *filter, const int32_t *bias,
+                                  int32_t output_size, int8_t *output, int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif
