@@ -136,37 +136,55 @@ static inline int8_t q4_armv6m_requantize_clamp(int32_t acc, int32_t multiplier,
     return (int8_t)y;
 }
 
+/* The signed 4-bit value in the low nibble of v. */
+static inline int32_t q4_armv6m_int4(uint32_t v)
+{
+    return (int32_t)((v & 0xFu) ^ 8u) - 8;
+}
+
 /*
  * Unpacks the rows [first, first + 8) of a packed INT4 weight matrix (K weights per row, rows of
  * ceil(K / 2) bytes, `rows` in all) into w[k * 4 + p] = w_{2p} + w_{2p+1} * 2^16 for k < K16
  * (zero past K and for rows >= `rows`) and sets folded[c] = bias[c] - offset * sum_k w_c[k]
- * (modulo 2^32), the bias of a kernel summing (x + offset') * w with offset = z_x + 128.
+ * (modulo 2^32): the bias of a kernel that sums (x + offset - z_x) * w.
  */
 static inline void q4_armv6m_unpack_block(const uint8_t *filter, const int32_t *bias,
                                           int32_t rows, int32_t first, int32_t k_size,
                                           int32_t offset, uint32_t *w, uint32_t *folded)
 {
     const int32_t row_bytes = (k_size + 1) / 2, k16 = q4_armv6m_round_up16(k_size);
-    int32_t c, k;
-    for (k = 0; k < 4 * k16; ++k) {
-        w[k] = 0u;
-    }
-    for (c = 0; c < Q4_ARMV6M_CHANNELS; ++c) {
-        const int32_t row = first + c;
-        const uint8_t *src = filter + row * row_bytes;
-        uint32_t *dst = w + c / 2;
-        const int32_t shift = 16 * (c % 2);
-        int32_t sum = 0;
-        if (row >= rows) {
-            folded[c] = 0u;
-            continue;
+    const uint8_t zero_row[1] = {0u};
+    int32_t p, j, k;
+    for (p = 0; p < Q4_ARMV6M_PAIRS; ++p) {
+        const int32_t ra = first + 2 * p, rb = ra + 1;
+        /* a missing row reads zeros (its byte index stays 0) */
+        const uint8_t *a = ra < rows ? filter + ra * row_bytes : zero_row;
+        const uint8_t *b = rb < rows ? filter + rb * row_bytes : zero_row;
+        const int32_t step_a = ra < rows, step_b = rb < rows;
+        uint32_t *dst = w + p;
+        int32_t sum_a = 0, sum_b = 0;
+        for (j = 0; j < k_size / 2; ++j, dst += 8) {
+            const uint32_t va = a[j * step_a], vb = b[j * step_b];
+            const int32_t a0 = q4_armv6m_int4(va), a1 = q4_armv6m_int4(va >> 4);
+            const int32_t b0 = q4_armv6m_int4(vb), b1 = q4_armv6m_int4(vb >> 4);
+            dst[0] = (uint32_t)a0 + ((uint32_t)b0 << 16);
+            dst[4] = (uint32_t)a1 + ((uint32_t)b1 << 16);
+            sum_a += a0 + a1;
+            sum_b += b0 + b1;
         }
-        for (k = 0; k < k_size; ++k) {
-            const int32_t v = q4_int4_at(src, k);
-            sum += v;
-            dst[4 * k] += (uint32_t)v << shift;
+        for (k = 2 * j; k < k16; ++k, dst += 4) { /* an odd last weight, then zeros */
+            int32_t a0 = 0, b0 = 0;
+            if (k < k_size) {
+                a0 = q4_armv6m_int4(a[j * step_a]);
+                b0 = q4_armv6m_int4(b[j * step_b]);
+            }
+            dst[0] = (uint32_t)a0 + ((uint32_t)b0 << 16);
+            sum_a += a0;
+            sum_b += b0;
         }
-        folded[c] = (uint32_t)bias[row] - (uint32_t)offset * (uint32_t)sum;
+        folded[2 * p] = ra < rows ? (uint32_t)bias[ra] - (uint32_t)offset * (uint32_t)sum_a : 0u;
+        folded[2 * p + 1] = rb < rows ? (uint32_t)bias[rb] - (uint32_t)offset * (uint32_t)sum_b
+                                      : 0u;
     }
 }
 

@@ -84,6 +84,8 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
     const int32_t k_size = k_h * k_w * in_c, k16 = q4_armv6m_round_up16(k_size);
+    const int32_t output_zp = params->output_zp, act_min = params->act_min;
+    const int32_t act_max = params->act_max;
     const uint8_t pad = (uint8_t)(params->input_zp + 128);
     uint32_t *const folded = (uint32_t *)scratch;
     uint32_t *const weights = folded + Q4_ARMV6M_CHANNELS;
@@ -94,6 +96,8 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
     for (first = 0; first < out_c; first += Q4_ARMV6M_CHANNELS) {
         const int32_t nb = out_c - first < Q4_ARMV6M_CHANNELS ? out_c - first
                                                               : Q4_ARMV6M_CHANNELS;
+        const int32_t *const multiplier = quant->multiplier + first;
+        const int32_t *const shift = quant->shift + first;
         q4_armv6m_unpack_block(filter, bias, out_c, first, k_size, params->input_zp + 128,
                                weights, folded);
         for (oy = 0; oy < out_h; ++oy) {
@@ -112,9 +116,8 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
                 acc[7] = folded[7];
                 q4_armv6m_dot16(col, weights, k16, acc);
                 for (c = 0; c < nb; ++c) {
-                    out[c] = q4_armv6m_requantize_clamp(
-                        q4_armv6m_int32(acc[c]), quant->multiplier[first + c], quant->shift[first + c],
-                        params->output_zp, params->act_min, params->act_max);
+                    out[c] = q4_armv6m_requantize_clamp(q4_armv6m_int32(acc[c]), multiplier[c],
+                                                        shift[c], output_zp, act_min, act_max);
                 }
             }
         }
