@@ -108,7 +108,7 @@ MAX_PRODUCT = 255 * 8  # |x - zx| * |w| for int8 activations and int4 weights
 class KernelVariant:
     """An architecture-optimised kernel replacing the portable one of an op kind.
 
-    ``requires`` names the Board feature it needs (``"dsp"`` or ``"mve"``); ``scratch_bytes`` gives
+    ``requires`` names the Board feature it needs (``"dsp"``, ``"mve"``, ``"armv6m"``, ``"rv32"``); ``scratch_bytes`` gives
     its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does
     (element-wise kinds pass K = O = 0 and a variant without scratch returns 0).
     ``max_input_bits`` is the widest input the variant accepts (4 for kernels that pack products
@@ -144,6 +144,8 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                       lambda k, o: 64 + 41 * _round_up(k, 8)),
         KernelVariant("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "armv6m",
                       lambda k, o: 32 + 17 * _round_up(k, 16)),
+        KernelVariant("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "rv32",
+                      lambda k, o: 32 + 17 * _round_up(k, 16)),
     ),
     "add": (
         KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
@@ -163,6 +165,9 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                       "dsp", lambda k, o: 2 * _round_up(k, 8)),
         KernelVariant("q4_fully_connected_s4_armv6m",
                       "fully_connected/q4_fully_connected_s4_armv6m.c", "armv6m",
+                      lambda k, o: 4 * ((k + 1) // 2)),
+        KernelVariant("q4_fully_connected_s4_armv6m",
+                      "fully_connected/q4_fully_connected_s4_armv6m.c", "rv32",
                       lambda k, o: 4 * ((k + 1) // 2)),
     ),
 }

@@ -108,6 +108,12 @@ class Board:
         return self.arch == "armv6-m"
 
     @property
+    def rv32(self) -> bool:
+        """True for a 32-bit RISC-V core (rv32imc): no SIMD either, so the ``_armv6m`` kernels,
+        plain C there, are its fast kernels too."""
+        return self.arch.startswith("rv32")
+
+    @property
     def include_dirs(self) -> tuple[Path, ...]:
         """Directories holding the harness headers (``q4_board.h``) and the board's own files."""
         return (COMMON_DIR, self.directory)

@@ -138,7 +138,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                             int32_t *scratch);
 
 /* ---- ARMv6-M (Cortex-M0/M0+): no DSP; plain C99 (inline assembly in the hot loop when built
- * for ARMv6-M), correct on any core. Names end in _armv6m; primitives in q4_armv6m.h. ---- */
+ * for ARMv6-M), correct on any core; the generator also selects them for rv32imc, which has no
+ * SIMD either. Names end in _armv6m; primitives in q4_armv6m.h. ---- */
 
 /* conv2d, ARMv6-M: weights of 8 output channels unpacked once per call into packed pairs
  * w_a + w_b * 2^16 (z_x folded into the bias), im2col of one pixel as x + 128, one LDRB and 4

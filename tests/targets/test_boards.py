@@ -54,6 +54,7 @@ def test_board_capabilities():
     assert microbit.armv6m and not microbit.dsp and microbit.qemu.machine == "microbit"
     assert microbit.timer.instructions_per_tick == 62.5 and microbit.console.kind == "nrf51_uart"
     assert rv32.runnable and not rv32.armv6m and rv32.qemu.args == ("-bios", "none")
+    assert rv32.rv32 and not microbit.rv32
     assert rv32.timer.kind == "minstret" and rv32.timer.instructions_per_tick == 1.0
 
 

@@ -5,7 +5,8 @@ run through the shared harnesses (tests/mcu) on the Cortex-M0 board microbit-264
 where the inner loop is inline assembly, and on rv32imc with Q4_HARNESS_ARMV6M, where the same
 kernels build as plain C. The harnesses also check that nothing is written past the output or the
 declared scratch, whose size must equal the generator's formula (q4sdk.codegen.render). A whole
-random model generated with kernels="optimised" for the M0 board calls them and stays bit-exact.
+random model generated with kernels="optimised" for the M0 board or rv32imc calls them and stays
+bit-exact.
 
 Tests skip when a compiler or QEMU is missing, and fail instead when CI is set.
 """
@@ -122,8 +123,10 @@ def test_generator_sizes_scratch_like_the_kernels(conv_results, ops_results):
     assert checked == len(CONV_CASES) + len(FC_CASES)
 
 
-def test_optimised_model_on_the_m0_calls_the_armv6m_kernels(tmp_path):
-    board = load_board(M0_BOARD)
+@pytest.mark.parametrize("board_name", [M0_BOARD, C_BOARD])
+def test_optimised_model_calls_the_armv6m_kernels(board_name, tmp_path):
+    """The M0 board and rv32imc (no SIMD either: the kernels are plain C there) take them."""
+    board = load_board(board_name)
     require_tools(board)
     model = random_model(np.random.default_rng(7), n_ops=8, name="m0 model")
     inputs = random_input(model, np.random.default_rng(1), 2)
