@@ -20,7 +20,8 @@
 
 #define Q4_ARMV6M_PAIRS 4  /* packed channel pairs per block: 8 output channels */
 #define Q4_ARMV6M_CHANNELS (2 * Q4_ARMV6M_PAIRS)
-#define Q4_ARMV6M_DRAIN 16 /* K-indices per drain (16 * 2040 < 2^15) */
+#define Q4_ARMV6M_DRAIN 16     /* K-indices per drain, col in [0, 255]: 16 * 2040 < 2^15 */
+#define Q4_ARMV6M_DRAIN_A4 256 /* the same for 4-bit inputs, col in [0, 15]: 256 * 120 < 2^15 */
 
 static inline int32_t q4_armv6m_round_up16(int32_t v)
 {
@@ -45,21 +46,10 @@ static inline int32_t q4_armv6m_low16(uint32_t v)
 #endif
 }
 
-/*
- * acc[2p] += sum_k col[k] * w_a, acc[2p + 1] += sum_k col[k] * w_b over n K-indices
- * (n a multiple of 16), with w[k * 4 + p] = w_a + w_b * 2^16 the packed pair p of index k.
- * The accumulators are uint32 (modulo 2^32): the caller's sum is exact once it fits int32.
- */
-static inline void q4_armv6m_dot16(const uint8_t *col, const uint32_t *w, int32_t n,
-                                   uint32_t acc[Q4_ARMV6M_CHANNELS])
-{
-    const uint8_t *const end = col + n;
-    while (col != end) {
-        uint32_t p0 = 0u, p1 = 0u, p2 = 0u, p3 = 0u;
+/* 16 K-indices of packed MACs: p0..p3 += col[k] * w[k * 4 + 0..3]; col and w advance. */
 #if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
-        uint32_t x, t;
-        /* Per K-index: LDRB, then LDR + MULS + ADD for each of the 4 pairs (13 instructions
-         * for 8 MACs); 8 indices per half, immediate offsets up to 124. */
+/* Per K-index: LDRB, then LDR + MULS + ADD for each of the 4 pairs (13 instructions for 8 MACs);
+ * 8 indices per half, immediate offsets up to 124. */
 #define Q4_ARMV6M_PAIR(k, p)                                                       \
     "ldr %[t], [%[w], #" #k "*16+" #p "*4]\n\t"                                    \
     "muls %[t], %[x], %[t]\n\t"                                                    \
@@ -72,38 +62,73 @@ static inline void q4_armv6m_dot16(const uint8_t *col, const uint32_t *w, int32_
     Q4_ARMV6M_INDEX(4) Q4_ARMV6M_INDEX(5) Q4_ARMV6M_INDEX(6) Q4_ARMV6M_INDEX(7)    \
     "adds %[col], #8\n\t"                                                          \
     "adds %[w], #128\n\t"
-        __asm__(".syntax unified\n\t" Q4_ARMV6M_HALF Q4_ARMV6M_HALF
-                : [col] "+l"(col), [w] "+l"(w), [x] "=&l"(x), [t] "=&l"(t), [p0] "+r"(p0),
-                  [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3)
-                :
-                : "cc", "memory");
-#undef Q4_ARMV6M_HALF
-#undef Q4_ARMV6M_INDEX
-#undef Q4_ARMV6M_PAIR
+#define Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3)                                             \
+    do {                                                                                     \
+        uint32_t x_, t_;                                                                     \
+        __asm__(".syntax unified\n\t" Q4_ARMV6M_HALF Q4_ARMV6M_HALF                          \
+                : [col] "+l"(col), [w] "+l"(w), [x] "=&l"(x_), [t] "=&l"(t_), [p0] "+r"(p0), \
+                  [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3)                                \
+                :                                                                            \
+                : "cc", "memory");                                                           \
+    } while (0)
 #else
-        int32_t k;
-        for (k = 0; k < Q4_ARMV6M_DRAIN; ++k) {
-            const uint32_t x = col[k];
-            p0 += x * w[4 * k];
-            p1 += x * w[4 * k + 1];
-            p2 += x * w[4 * k + 2];
-            p3 += x * w[4 * k + 3];
-        }
-        col += Q4_ARMV6M_DRAIN;
-        w += 4 * Q4_ARMV6M_DRAIN;
+#define Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3)                                             \
+    do {                                                                                     \
+        int32_t k_;                                                                          \
+        for (k_ = 0; k_ < 16; ++k_) {                                                        \
+            const uint32_t x_ = (col)[k_];                                                   \
+            (p0) += x_ * (w)[4 * k_];                                                        \
+            (p1) += x_ * (w)[4 * k_ + 1];                                                    \
+            (p2) += x_ * (w)[4 * k_ + 2];                                                    \
+            (p3) += x_ * (w)[4 * k_ + 3];                                                    \
+        }                                                                                    \
+        (col) += 16;                                                                         \
+        (w) += 4 * 16;                                                                       \
+    } while (0)
 #endif
-        {
-            const int32_t l0 = q4_armv6m_low16(p0), l1 = q4_armv6m_low16(p1);
-            const int32_t l2 = q4_armv6m_low16(p2), l3 = q4_armv6m_low16(p3);
-            acc[0] += (uint32_t)l0;
-            acc[1] += (uint32_t)q4_armv6m_low16((p0 - (uint32_t)l0) >> 16);
-            acc[2] += (uint32_t)l1;
-            acc[3] += (uint32_t)q4_armv6m_low16((p1 - (uint32_t)l1) >> 16);
-            acc[4] += (uint32_t)l2;
-            acc[5] += (uint32_t)q4_armv6m_low16((p2 - (uint32_t)l2) >> 16);
-            acc[6] += (uint32_t)l3;
-            acc[7] += (uint32_t)q4_armv6m_low16((p3 - (uint32_t)l3) >> 16);
+
+/* acc[2j] += low half of pj, acc[2j + 1] += high half (each an int16 sum). */
+#define Q4_ARMV6M_DRAIN_INTO(acc, p0, p1, p2, p3)                                            \
+    do {                                                                                     \
+        const int32_t l0_ = q4_armv6m_low16(p0), l1_ = q4_armv6m_low16(p1);                  \
+        const int32_t l2_ = q4_armv6m_low16(p2), l3_ = q4_armv6m_low16(p3);                  \
+        (acc)[0] += (uint32_t)l0_;                                                           \
+        (acc)[1] += (uint32_t)q4_armv6m_low16(((p0) - (uint32_t)l0_) >> 16);                 \
+        (acc)[2] += (uint32_t)l1_;                                                           \
+        (acc)[3] += (uint32_t)q4_armv6m_low16(((p1) - (uint32_t)l1_) >> 16);                 \
+        (acc)[4] += (uint32_t)l2_;                                                           \
+        (acc)[5] += (uint32_t)q4_armv6m_low16(((p2) - (uint32_t)l2_) >> 16);                 \
+        (acc)[6] += (uint32_t)l3_;                                                           \
+        (acc)[7] += (uint32_t)q4_armv6m_low16(((p3) - (uint32_t)l3_) >> 16);                 \
+    } while (0)
+
+/*
+ * acc[2p] += sum_k col[k] * w_a, acc[2p + 1] += sum_k col[k] * w_b over n K-indices
+ * (n a multiple of 16), with w[k * 4 + p] = w_a + w_b * 2^16 the packed pair p of index k.
+ * The halves are drained every 16 indices (col in [0, 255]: 16 * 2040 < 2^15), or, with
+ * `a4` (col in [0, 15]), every 256 (256 * 120 < 2^15). The accumulators are uint32 (modulo
+ * 2^32): the caller's sum is exact once it fits int32.
+ */
+static inline void q4_armv6m_dot(const uint8_t *col, const uint32_t *w, int32_t n, int32_t a4,
+                                 uint32_t acc[Q4_ARMV6M_CHANNELS])
+{
+    const uint8_t *const end = col + n;
+    if (!a4) {
+        while (col != end) {
+            uint32_t p0 = 0u, p1 = 0u, p2 = 0u, p3 = 0u;
+            Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3);
+            Q4_ARMV6M_DRAIN_INTO(acc, p0, p1, p2, p3);
         }
+        return;
+    }
+    while (col != end) {
+        uint32_t p0 = 0u, p1 = 0u, p2 = 0u, p3 = 0u;
+        const uint8_t *const stop = end - col > Q4_ARMV6M_DRAIN_A4 ? col + Q4_ARMV6M_DRAIN_A4
+                                                                   : end;
+        while (col != stop) {
+            Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3);
+        }
+        Q4_ARMV6M_DRAIN_INTO(acc, p0, p1, p2, p3);
     }
 }
 

@@ -76,8 +76,8 @@ def ops_results(tmp_path_factory):
 @pytest.mark.parametrize("board_name", [M0_BOARD, C_BOARD])
 def test_armv6m_conv_is_bit_exact(board_name, conv_results):
     results = conv_results(board_name)
-    assert {r.variant for r in results} == {"portable", "armv6m"}
-    assert len(results) == 2 * len(CONV_CASES)
+    assert {r.variant for r in results} == {"portable", "armv6m", "a4_armv6m"}
+    assert len(results) == 2 * len(CONV_CASES) + sum(c.bits == 4 for c in CONV_CASES)
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad
 
@@ -100,6 +100,8 @@ def test_armv6m_kernels_run_fewer_instructions_on_the_m0(conv_results, ops_resul
     case = next(c for c in CONV_CASES if c.name == "s1a8")
     assert conv["armv6m"] * 4 < conv["portable"], conv
     assert conv["armv6m"] / case.macs < 4.0, conv
+    conv4 = {r.variant: r.instructions for r in conv_results(M0_BOARD) if r.case == "s1a4"}
+    assert conv4["a4_armv6m"] < 0.95 * conv4["armv6m"], conv4  # fewer drains
     fc = {r.variant: r.instructions for r in ops_results(M0_BOARD) if r.case == "fc9a8"}
     assert fc["armv6m"] * 2 < fc["portable"], fc
 
@@ -111,16 +113,16 @@ def test_generator_sizes_scratch_like_the_kernels(conv_results, ops_results):
     fc_cases = {c.name: c for c in FC_CASES}
     checked = 0
     for r in conv_results(M0_BOARD):
-        if r.variant == "armv6m":
+        if r.variant in ("armv6m", "a4_armv6m"):
             c = conv_cases[r.case]
-            assert conv["q4_conv2d_s4_armv6m"](c.k, c.weight.shape[0]) == r.scratch_bytes, r
+            assert conv[f"q4_conv2d_s4_{r.variant}"](c.k, c.weight.shape[0]) == r.scratch_bytes, r
             checked += 1
     for r in ops_results(M0_BOARD):
         if r.variant == "armv6m" and r.case in fc_cases:
             c = fc_cases[r.case]
             assert fc["q4_fully_connected_s4_armv6m"](c.x.size, c.expected.size) == r.scratch_bytes
             checked += 1
-    assert checked == len(CONV_CASES) + len(FC_CASES)
+    assert checked == len(CONV_CASES) + sum(c.bits == 4 for c in CONV_CASES) + len(FC_CASES)
 
 
 @pytest.mark.parametrize("board_name", [M0_BOARD, C_BOARD])
@@ -132,7 +134,8 @@ def test_optimised_model_calls_the_armv6m_kernels(board_name, tmp_path):
     inputs = random_input(model, np.random.default_rng(1), 2)
     run = run_on_board(model, board, inputs, tmp_path, kernels="optimised")
     assert run.ok
-    kernels = {layer.kind: layer.kernel for layer in run.layers}
-    assert kernels["conv2d"] == "q4_conv2d_s4_armv6m"
-    assert kernels.get("fully_connected", "q4_fully_connected_s4_armv6m") == \
-        "q4_fully_connected_s4_armv6m"
+    conv = {layer.kernel for layer in run.layers if layer.kind == "conv2d"}
+    fc = {layer.kernel for layer in run.layers if layer.kind == "fully_connected"}
+    assert conv & {"q4_conv2d_s4_armv6m", "q4_conv2d_s4_a4_armv6m"}
+    assert conv <= {"q4_conv2d_s4_armv6m", "q4_conv2d_s4_a4_armv6m", "q4_conv2d_s4_terms"}
+    assert fc <= {"q4_fully_connected_s4_armv6m", "q4_fully_connected_s4_terms"}

@@ -11,6 +11,9 @@
  *    the input and column are aligned.
  *  - GEMM: one LDRB per K-index feeds 4 MULS (8 MACs); the packed halves are drained every 16
  *    indices into 32-bit accumulators.
+ *  - q4_conv2d_s4_a4_armv6m, for 4-bit inputs (x in [-8, 7]): the column holds x + 8 in
+ *    [0, 15] ((x ^ 8) & 15), so products stay within [-120, 105] and the halves are drained only
+ *    every 256 indices.
  *  - Requantization without a long multiply for shift > 32 (q4_armv6m_requantize_clamp).
  */
 #include "q4_kernels.h"
@@ -25,20 +28,36 @@ int32_t q4_conv2d_s4_armv6m_get_buffer_size(const q4_dims *filter_dims)
     return 4 * Q4_ARMV6M_CHANNELS + 16 * k16 + k16;
 }
 
-/* n bytes of x ^ 0x80 (x + 128 as uint8) from src to dst; words when both are aligned. */
-static void q4_copy_offset(uint8_t *dst, const int8_t *src, int32_t n)
+/* The column's form of the inputs: byte (x ^ flip) & keep, which is x + 128 for 8-bit inputs
+ * (flip 0x80, keep 0xFF) and x + 8 for 4-bit ones (flip 0x08, keep 0x0F). */
+typedef struct {
+    uint32_t flip;   /* the byte pattern in all four bytes */
+    uint32_t keep;
+    int32_t offset;  /* 128 or 8: col = x + offset */
+    int32_t a4;      /* 1 for 4-bit inputs: drained every 256 K-indices, not 16 */
+} q4_col_form;
+
+/* n bytes of (x ^ flip) & keep from src to dst; words when both are aligned. */
+static void q4_copy_offset(uint8_t *dst, const int8_t *src, int32_t n, const q4_col_form *form)
 {
+    const uint32_t flip = form->flip, keep = form->keep;
     if ((((uintptr_t)dst | (uintptr_t)src) & 3u) == 0u) {
         uint32_t *d = (uint32_t *)(void *)dst;
         const uint32_t *s = (const uint32_t *)(const void *)src;
-        for (; n >= 4; n -= 4) {
-            *d++ = *s++ ^ 0x80808080u;
+        if (keep == 0xFFFFFFFFu) { /* 8-bit inputs: one EORS per word */
+            for (; n >= 4; n -= 4) {
+                *d++ = *s++ ^ flip;
+            }
+        } else {
+            for (; n >= 4; n -= 4) {
+                *d++ = (*s++ ^ flip) & keep;
+            }
         }
         dst = (uint8_t *)d;
         src = (const int8_t *)s;
     }
     for (; n > 0; --n) {
-        *dst++ = (uint8_t)((uint8_t)*src++ ^ 0x80u);
+        *dst++ = (uint8_t)(((uint8_t)*src++ ^ flip) & keep);
     }
 }
 
@@ -52,7 +71,7 @@ static void q4_fill(uint8_t *dst, uint8_t value, int32_t n)
 /* The receptive field of the output pixel whose window starts at (y0, x0). */
 static void q4_im2col(const int8_t *input, int32_t in_h, int32_t in_w, int32_t in_c,
                       int32_t k_h, int32_t k_w, int32_t y0, int32_t x0, uint8_t pad,
-                      uint8_t *col)
+                      const q4_col_form *form, uint8_t *col)
 {
     const int32_t span = k_w * in_c;
     int32_t ky, kx;
@@ -61,24 +80,26 @@ static void q4_im2col(const int8_t *input, int32_t in_h, int32_t in_w, int32_t i
         if (iy < 0 || iy >= in_h) {
             q4_fill(col, pad, span);
         } else if (x0 >= 0 && x0 + k_w <= in_w) {
-            q4_copy_offset(col, input + (iy * in_w + x0) * in_c, span);
+            q4_copy_offset(col, input + (iy * in_w + x0) * in_c, span, form);
         } else {
             for (kx = 0; kx < k_w; ++kx) {
                 const int32_t ix = x0 + kx;
                 if (ix < 0 || ix >= in_w) {
                     q4_fill(col + kx * in_c, pad, in_c);
                 } else {
-                    q4_copy_offset(col + kx * in_c, input + (iy * in_w + ix) * in_c, in_c);
+                    q4_copy_offset(col + kx * in_c, input + (iy * in_w + ix) * in_c, in_c,
+                                   form);
                 }
             }
         }
     }
 }
 
-void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
-                         const q4_dims *input_dims, const int8_t *input,
-                         const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
-                         const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+static void q4_conv2d_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                             const q4_dims *input_dims, const int8_t *input,
+                             const q4_dims *filter_dims, const uint8_t *filter,
+                             const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                             int32_t *scratch, const q4_col_form *form)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -86,7 +107,7 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
     const int32_t k_size = k_h * k_w * in_c, k16 = q4_armv6m_round_up16(k_size);
     const int32_t output_zp = params->output_zp, act_min = params->act_min;
     const int32_t act_max = params->act_max;
-    const uint8_t pad = (uint8_t)(params->input_zp + 128);
+    const uint8_t pad = (uint8_t)(params->input_zp + form->offset);
     uint32_t *const folded = (uint32_t *)scratch;
     uint32_t *const weights = folded + Q4_ARMV6M_CHANNELS;
     uint8_t *const col = (uint8_t *)(weights + 4 * k16);
@@ -98,14 +119,14 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
                                                               : Q4_ARMV6M_CHANNELS;
         const int32_t *const multiplier = quant->multiplier + first;
         const int32_t *const shift = quant->shift + first;
-        q4_armv6m_unpack_block(filter, bias, out_c, first, k_size, params->input_zp + 128,
-                               weights, folded);
+        q4_armv6m_unpack_block(filter, bias, out_c, first, k_size,
+                               params->input_zp + form->offset, weights, folded);
         for (oy = 0; oy < out_h; ++oy) {
             for (ox = 0; ox < out_w; ++ox) {
                 uint32_t acc[Q4_ARMV6M_CHANNELS];
                 int8_t *out = output + (oy * out_w + ox) * out_c + first;
                 q4_im2col(input, in_h, in_w, in_c, k_h, k_w, oy * params->stride_h - params->pad_top,
-                          ox * params->stride_w - params->pad_left, pad, col);
+                          ox * params->stride_w - params->pad_left, pad, form, col);
                 acc[0] = folded[0]; /* spelled out: a loop here becomes a memcpy call */
                 acc[1] = folded[1];
                 acc[2] = folded[2];
@@ -114,7 +135,7 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
                 acc[5] = folded[5];
                 acc[6] = folded[6];
                 acc[7] = folded[7];
-                q4_armv6m_dot16(col, weights, k16, acc);
+                q4_armv6m_dot(col, weights, k16, form->a4, acc);
                 for (c = 0; c < nb; ++c) {
                     out[c] = q4_armv6m_requantize_clamp(q4_armv6m_int32(acc[c]), multiplier[c],
                                                         shift[c], output_zp, act_min, act_max);
@@ -122,4 +143,30 @@ void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *qu
             }
         }
     }
+}
+
+void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                         const q4_dims *input_dims, const int8_t *input,
+                         const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
+                         const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+{
+    static const q4_col_form form = {0x80808080u, 0xFFFFFFFFu, 128, 0};
+    q4_conv2d_armv6m(params, quant, input_dims, input, filter_dims, filter, bias, output_dims,
+                     output, scratch, &form);
+}
+
+int32_t q4_conv2d_s4_a4_armv6m_get_buffer_size(const q4_dims *filter_dims)
+{
+    return q4_conv2d_s4_armv6m_get_buffer_size(filter_dims);
+}
+
+void q4_conv2d_s4_a4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                            const q4_dims *input_dims, const int8_t *input,
+                            const q4_dims *filter_dims, const uint8_t *filter,
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                            int32_t *scratch)
+{
+    static const q4_col_form form = {0x08080808u, 0x0F0F0F0Fu, 8, 1};
+    q4_conv2d_armv6m(params, quant, input_dims, input, filter_dims, filter, bias, output_dims,
+                     output, scratch, &form);
 }
