@@ -161,6 +161,12 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                       "mve", lambda k, o: 12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o)),
         KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
                       "dsp", lambda k, o: 4 * _round_up(o, 4) + (8 + 2 * _round_up(o, 4)) * (k // o)),
+        KernelVariant("q4_depthwise_conv2d_s4_armv6m",
+                      "convolution/q4_depthwise_conv2d_s4_armv6m.c", "armv6m",
+                      lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
+        KernelVariant("q4_depthwise_conv2d_s4_armv6m",
+                      "convolution/q4_depthwise_conv2d_s4_armv6m.c", "rv32",
+                      lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
     ),
     "fully_connected": (
         KernelVariant("q4_fully_connected_s4_mve", "fully_connected/q4_fully_connected_s4_mve.c",

@@ -133,14 +133,21 @@ static inline void q4_armv6m_dot(const uint8_t *col, const uint32_t *w, int32_t 
 }
 
 /* floor(a * m / 2^32) for 0 <= m < 2^31, from four 16 x 16 products (no long multiply):
- * a = ah * 2^16 + al, m = mh * 2^16 + ml; every partial sum below fits its type. */
+ * a = ah * 2^16 + al, m = mh * 2^16 + ml; every partial sum below fits its type. For |a| < 2^15
+ * two products do: floor((a * mh + floor(a * ml / 2^16)) / 2^16). */
 static inline int32_t q4_armv6m_mulhi(int32_t a, int32_t m)
 {
-    const int32_t ah = q4_floor_shift32(a, 16);
-    const uint32_t al = (uint32_t)a & 0xFFFFu;
     const uint32_t mh = (uint32_t)m >> 16, ml = (uint32_t)m & 0xFFFFu;
-    const uint32_t t = ((al * ml) >> 16) + al * mh;                 /* < 2^31 + 2^16 */
-    const int32_t u = ah * (int32_t)ml + (int32_t)(t & 0xFFFFu);    /* in (-2^31, 2^31) */
+    int32_t ah, u;
+    uint32_t al, t;
+    if ((uint32_t)a + 0x8000u < 0x10000u) {
+        const int32_t lo = a * (int32_t)ml; /* |.| < 2^31 */
+        return q4_floor_shift32(a * (int32_t)mh + q4_floor_shift32(lo, 16), 16);
+    }
+    ah = q4_floor_shift32(a, 16);
+    al = (uint32_t)a & 0xFFFFu;
+    t = ((al * ml) >> 16) + al * mh;           /* < 2^31 + 2^16 */
+    u = ah * (int32_t)ml + (int32_t)(t & 0xFFFFu); /* in (-2^31, 2^31) */
     return ah * (int32_t)mh + (int32_t)(t >> 16) + q4_floor_shift32(u, 16);
 }
 

@@ -160,6 +160,16 @@ void q4_conv2d_s4_a4_armv6m(const q4_conv_params *params, const q4_quant_params 
                             const int32_t *bias, const q4_dims *output_dims, int8_t *output,
                             int32_t *scratch);
 
+/* depthwise_conv2d, ARMv6-M: weights unpacked once to int32 [C][kh * kw], z_x folded into the
+ * bias of interior windows, taps read through a table of input offsets, requantization without
+ * a long multiply. filter_dims->c = C. Scratch: 4 * C + 4 * kh * kw + 4 * kh * kw * C bytes. */
+int32_t q4_depthwise_conv2d_s4_armv6m_get_buffer_size(const q4_dims *filter_dims);
+void q4_depthwise_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                                   const q4_dims *input_dims, const int8_t *input,
+                                   const q4_dims *filter_dims, const uint8_t *filter,
+                                   const int32_t *bias, const q4_dims *output_dims,
+                                   int8_t *output, int32_t *scratch);
+
 /* fully_connected, ARMv6-M: weights read packed as offset binary (b ^ 0x88), the input prepared
  * once as int16 pairs (x'0, x'1 - 16 * x'0) with x' = x - z_x, so a weight byte costs two MULS;
  * two rows per input pass. Scratch: 4 * ceil(input_size / 2) bytes. */
