@@ -9,7 +9,7 @@
  * is then "drained" into two 32-bit accumulators.
  *
  * Everything here is plain C99 with the same result on any compiler and core; only the hot loop
- * (q4_armv6m_dot16) is inline assembly on ARMv6-M, where gcc spills the accumulators.
+ * (Q4_ARMV6M_MAC16) is inline assembly on ARMv6-M, where gcc spills the accumulators, and SXTH.
  */
 #ifndef Q4_ARMV6M_H
 #define Q4_ARMV6M_H
@@ -37,7 +37,7 @@ static inline int32_t q4_armv6m_int32(uint32_t v)
 /* The int16 value in the low half of v (two's complement): SXTH on ARMv6-M. */
 static inline int32_t q4_armv6m_low16(uint32_t v)
 {
-#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
     int32_t r;
     __asm__(".syntax unified\n\tsxth %0, %1" : "=l"(r) : "l"(v));
     return r;
@@ -46,8 +46,9 @@ static inline int32_t q4_armv6m_low16(uint32_t v)
 #endif
 }
 
-/* 16 K-indices of packed MACs: p0..p3 += col[k] * w[k * 4 + 0..3]; col and w advance. */
-#if defined(__GNUC__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
+/* 16 K-indices of packed MACs: p0..p3 += col[k] * w[k * 4 + 0..3]; col and w advance. The
+ * assembly needs gcc (clang binds "r" to the low registers in Thumb-1: too few). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
 /* Per K-index: LDRB, then LDR + MULS + ADD for each of the 4 pairs (13 instructions for 8 MACs);
  * 8 indices per half, immediate offsets up to 124. */
 #define Q4_ARMV6M_PAIR(k, p)                                                       \

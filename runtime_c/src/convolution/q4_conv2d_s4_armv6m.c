@@ -37,13 +37,20 @@ typedef struct {
     int32_t a4;      /* 1 for 4-bit inputs: drained every 256 K-indices, not 16 */
 } q4_col_form;
 
+/* A word that may alias the int8/uint8 buffers it is read from and written to. */
+#if defined(__GNUC__)
+typedef uint32_t q4_word __attribute__((may_alias));
+#else
+typedef uint32_t q4_word;
+#endif
+
 /* n bytes of (x ^ flip) & keep from src to dst; words when both are aligned. */
 static void q4_copy_offset(uint8_t *dst, const int8_t *src, int32_t n, const q4_col_form *form)
 {
     const uint32_t flip = form->flip, keep = form->keep;
     if ((((uintptr_t)dst | (uintptr_t)src) & 3u) == 0u) {
-        uint32_t *d = (uint32_t *)(void *)dst;
-        const uint32_t *s = (const uint32_t *)(const void *)src;
+        q4_word *d = (q4_word *)(void *)dst;
+        const q4_word *s = (const q4_word *)(const void *)src;
         if (keep == 0xFFFFFFFFu) { /* 8-bit inputs: one EORS per word */
             for (; n >= 4; n -= 4) {
                 *d++ = *s++ ^ flip;
