@@ -1,9 +1,10 @@
 #!/bin/sh
-# install_toolchains.sh - install the cross compilers and QEMU that q4sdk's boards use.
+# install_toolchains.sh - install the cross compilers and QEMU (qemu-system-arm; qemu-system-misc
+# holds qemu-system-riscv32) that q4sdk's boards use.
 # Idempotent: packages already installed are skipped. Debian/Ubuntu (apt); run as root or with sudo.
 set -eu
 
-PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc-riscv64-unknown-elf clang clang-format"
+PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-system-misc gcc-riscv64-unknown-elf clang clang-format"
 
 missing=""
 for package in $PACKAGES; do

@@ -4,6 +4,11 @@
  * _start (placed first in flash, at the reset address) sets the stack pointer and jumps to
  * reset(), which copies .data, zeroes .bss, runs main() and passes its result to board_exit().
  * Traps are not expected: mtvec points at a handler that reports and exits.
+ *
+ * Under QEMU's virt machine flash is RAM too (the board's "flash" is the start of its DRAM), so
+ * reset makes it read-only with a locked PMP region (locked entries bind machine mode as well):
+ * a stack overflow, which runs down from the bottom of RAM into flash, then faults (store access
+ * fault, mcause 7) instead of overwriting code. On a part with real flash it changes nothing.
  */
 #include "q4_board.h"
 
@@ -12,16 +17,30 @@ extern uint32_t __q4_data_start[];
 extern uint32_t __q4_data_end[];
 extern uint32_t __q4_bss_start[];
 extern uint32_t __q4_bss_end[];
+extern uint32_t __q4_flash_start[];
+extern uint32_t __q4_flash_end[];
+
+#define PMP_R 0x01u
+#define PMP_X 0x04u
+#define PMP_TOR 0x08u /* the region is [pmpaddr(i-1), pmpaddr(i)) */
+#define PMP_L 0x80u   /* locked: applies to machine mode too */
 
 int main(void);
 void reset(void) __attribute__((noreturn, used));
-void trap_handler(void) __attribute__((noreturn, used, aligned(4)));
+void trap_handler(void) __attribute__((noreturn, used));
+void trap_entry(void);
 
+/* trap_entry (mtvec) restarts the stack first: the trap may be a stack overflow. */
 __asm__(".section .vectors, \"ax\"\n"
         ".global _start\n"
         "_start:\n"
         "    la sp, __q4_stack_top\n"
         "    j reset\n"
+        ".balign 4\n"
+        ".global trap_entry\n"
+        "trap_entry:\n"
+        "    la sp, __q4_stack_top\n"
+        "    j trap_handler\n"
         ".text\n");
 
 void trap_handler(void)
@@ -44,8 +63,13 @@ void reset(void)
         *word = 0u;
     }
     __asm__ volatile(".option push\n\t.option arch, +zicsr\n\t"
-                     "csrw mtvec, %0\n\t.option pop"
+                     "csrw mtvec, %0\n\t"
+                     "csrw pmpaddr0, %1\n\t"
+                     "csrw pmpaddr1, %2\n\t"
+                     "csrw pmpcfg0, %3\n\t.option pop"
                      :
-                     : "r"(trap_handler));
+                     : "r"(trap_entry), "r"((uintptr_t)__q4_flash_start >> 2),
+                       "r"((uintptr_t)__q4_flash_end >> 2),
+                       "r"((PMP_L | PMP_TOR | PMP_X | PMP_R) << 8));
     board_exit((uint32_t)main());
 }

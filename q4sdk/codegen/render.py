@@ -108,7 +108,7 @@ MAX_PRODUCT = 255 * 8  # |x - zx| * |w| for int8 activations and int4 weights
 class KernelVariant:
     """An architecture-optimised kernel replacing the portable one of an op kind.
 
-    ``requires`` names the Board feature it needs (``"dsp"`` or ``"mve"``); ``scratch_bytes`` gives
+    ``requires`` names the Board feature it needs (``"dsp"``, ``"mve"``, ``"armv6m"``, ``"rv32"``); ``scratch_bytes`` gives
     its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does
     (element-wise kinds pass K = O = 0 and a variant without scratch returns 0).
     ``max_input_bits`` is the widest input the variant accepts (4 for kernels that pack products
@@ -127,7 +127,8 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 OPT_HEADER = "include/q4_kernels_opt.h"
-OPT_PRIVATE_HEADERS = ("include/internal/q4_dsp.h", "include/internal/q4_conv_dsp.h", "include/internal/q4_conv_terms.h")  # included by the variants' sources
+OPT_PRIVATE_HEADERS = ("include/internal/q4_dsp.h", "include/internal/q4_conv_dsp.h",
+                       "include/internal/q4_conv_terms.h", "include/internal/q4_armv6m.h")  # included by the variants' sources
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
 # kind -> variants in order of preference; only single-term ops use them.
@@ -141,6 +142,14 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                                     else 64 + 25 * _round_up(k, 8)), max_input_bits=4),
         KernelVariant("q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
                       lambda k, o: 64 + 41 * _round_up(k, 8)),
+        KernelVariant("q4_conv2d_s4_a4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "armv6m",
+                      lambda k, o: 32 + 17 * _round_up(k, 16), max_input_bits=4),
+        KernelVariant("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "armv6m",
+                      lambda k, o: 32 + 17 * _round_up(k, 16)),
+        KernelVariant("q4_conv2d_s4_a4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "rv32",
+                      lambda k, o: 32 + 17 * _round_up(k, 16), max_input_bits=4),
+        KernelVariant("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", "rv32",
+                      lambda k, o: 32 + 17 * _round_up(k, 16)),
     ),
     "add": (
         KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
@@ -152,12 +161,24 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
                       "mve", lambda k, o: 12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o)),
         KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
                       "dsp", lambda k, o: 4 * _round_up(o, 4) + (8 + 2 * _round_up(o, 4)) * (k // o)),
+        KernelVariant("q4_depthwise_conv2d_s4_armv6m",
+                      "convolution/q4_depthwise_conv2d_s4_armv6m.c", "armv6m",
+                      lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
+        KernelVariant("q4_depthwise_conv2d_s4_armv6m",
+                      "convolution/q4_depthwise_conv2d_s4_armv6m.c", "rv32",
+                      lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
     ),
     "fully_connected": (
         KernelVariant("q4_fully_connected_s4_mve", "fully_connected/q4_fully_connected_s4_mve.c",
                       "mve", lambda k, o: _round_up(k, 32)),
         KernelVariant("q4_fully_connected_s4_dsp", "fully_connected/q4_fully_connected_s4_dsp.c",
                       "dsp", lambda k, o: 2 * _round_up(k, 8)),
+        KernelVariant("q4_fully_connected_s4_armv6m",
+                      "fully_connected/q4_fully_connected_s4_armv6m.c", "armv6m",
+                      lambda k, o: 4 * ((k + 1) // 2)),
+        KernelVariant("q4_fully_connected_s4_armv6m",
+                      "fully_connected/q4_fully_connected_s4_armv6m.c", "rv32",
+                      lambda k, o: 4 * ((k + 1) // 2)),
     ),
 }
 # Multi-term layers (dual weights / residual input): kind -> variants replacing the portable

@@ -18,8 +18,12 @@ BOARDS_DIR = resources.BOARDS_DIR
 COMMON_DIR = BOARDS_DIR / "_common"
 BOARD_FILE = "board.json"
 
-CONSOLE_KINDS = ("stdio", "cmsdk_uart", "semihosting")
-TIMER_KINDS = ("host_clock", "cmsdk_timer", "systick", "dwt_cyccnt", "mcycle")
+CONSOLE_KINDS = ("stdio", "cmsdk_uart", "nrf51_uart", "semihosting")
+TIMER_KINDS = ("host_clock", "cmsdk_timer", "nrf51_timer", "systick", "dwt_cyccnt", "mcycle",
+               "minstret")
+# Peripherals the harness drives at an address: their kinds need "base" set.
+CONSOLE_KINDS_WITH_BASE = ("cmsdk_uart", "nrf51_uart")
+TIMER_KINDS_WITH_BASE = ("cmsdk_timer", "nrf51_timer")
 TIMER_UNITS = ("instructions", "cycles", "ns")
 
 
@@ -33,7 +37,8 @@ class MemoryRegion:
 
 @dataclass(frozen=True)
 class Console:
-    """Where ``board_putc`` writes: ``stdio`` (host), ``cmsdk_uart`` at ``base``, or ``semihosting``."""
+    """Where ``board_putc`` writes: ``stdio`` (host), a UART at ``base`` (``cmsdk_uart``,
+    ``nrf51_uart``), or ``semihosting``."""
 
     kind: str
     base: int | None
@@ -55,11 +60,15 @@ class Timer:
 
 @dataclass(frozen=True)
 class QemuTarget:
-    """How QEMU emulates the board: ``binary -M machine -cpu cpu``."""
+    """How QEMU emulates the board: ``binary -M machine -cpu cpu args...``.
+
+    ``args`` are further options the machine needs (``-bios none``, ``-global`` properties).
+    """
 
     binary: str
     machine: str
     cpu: str
+    args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,18 @@ class Board:
     def runs_natively(self) -> bool:
         """True for the host board: the firmware is an ordinary executable."""
         return self.runnable and self.qemu is None
+
+    @property
+    def armv6m(self) -> bool:
+        """True for an ARMv6-M core (Cortex-M0/M0+): Thumb-1 with MULS, no DSP or SIMD; the
+        feature the ``_armv6m`` kernel variants require."""
+        return self.arch == "armv6-m"
+
+    @property
+    def rv32(self) -> bool:
+        """True for a 32-bit RISC-V core (rv32imc): no SIMD either, so the ``_armv6m`` kernels,
+        plain C there, are its fast kernels too."""
+        return self.arch.startswith("rv32")
 
     @property
     def include_dirs(self) -> tuple[Path, ...]:
@@ -206,16 +227,16 @@ class _BoardReader:
         obj = self.get(self.raw, "console", (dict,))
         kind = self.choice(obj, "kind", CONSOLE_KINDS, "console")
         base = self.address(obj, "base", "console", nullable=True)
-        if kind == "cmsdk_uart" and base is None:
-            self.fail("console.base", "is required for a cmsdk_uart console")
+        if kind in CONSOLE_KINDS_WITH_BASE and base is None:
+            self.fail("console.base", f"is required for a {kind} console")
         return Console(kind, base)
 
     def timer(self) -> Timer:
         obj = self.get(self.raw, "timer", (dict,))
         kind = self.choice(obj, "kind", TIMER_KINDS, "timer")
         base = self.address(obj, "base", "timer", nullable=True)
-        if kind == "cmsdk_timer" and base is None:
-            self.fail("timer.base", "is required for a cmsdk_timer")
+        if kind in TIMER_KINDS_WITH_BASE and base is None:
+            self.fail("timer.base", f"is required for a {kind} timer")
         unit = self.choice(obj, "unit", TIMER_UNITS, "timer")
         per_tick = self.get(obj, "instructions_per_tick", (int, float), "timer", nullable=True)
         if (unit == "instructions") != (per_tick is not None):
@@ -229,7 +250,14 @@ class _BoardReader:
         obj = self.get(self.raw, "qemu", (dict,), nullable=True)
         if obj is None:
             return None
-        return QemuTarget(*(self.get(obj, f, (str,), "qemu") for f in ("binary", "machine", "cpu")))
+        unknown = sorted(set(obj) - {"binary", "machine", "cpu", "args"})
+        if unknown:
+            self.fail(f"qemu.{unknown[0]}", "unknown field")
+        args = self.get(obj, "args", (list,), "qemu")
+        if not all(isinstance(a, str) for a in args):
+            self.fail("qemu.args", "must be a list of strings")
+        return QemuTarget(*(self.get(obj, f, (str,), "qemu") for f in ("binary", "machine", "cpu")),
+                          args=tuple(args))
 
     def board(self, folder_name: str) -> Board:
         raw = self.raw

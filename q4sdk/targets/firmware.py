@@ -151,14 +151,21 @@ def run_qemu(board: Board, elf: Path, timeout: float = 60) -> RunResult:
     """
     if board.qemu is None:
         raise FirmwareError(f"board {board.name} has no QEMU target")
-    command = [
-        board.qemu.binary, "-M", board.qemu.machine, "-cpu", board.qemu.cpu,
-        "-nographic", "-monitor", "none", "-serial", "stdio",
-        "-semihosting-config", "enable=on,target=native",
-        "-icount", QEMU_ICOUNT,
-        "-kernel", str(Path(elf).resolve()),
-    ]
-    return _run(command, board, timeout)
+    return _run([*qemu_command(board), "-kernel", str(Path(elf).resolve())], board, timeout)
+
+
+def qemu_command(board: Board) -> list[str]:
+    """The QEMU command line for ``board`` up to ``-kernel``: machine, CPU, the board's extra
+    options, the console on stdout (the first UART, or semihosting output, which QEMU would
+    otherwise send to stderr), semihosting on (for ``board_exit``), exact instruction counting."""
+    if board.console.kind == "semihosting":
+        console = ["-serial", "none", "-chardev", "stdio,id=q4console",
+                   "-semihosting-config", "enable=on,target=native,chardev=q4console"]
+    else:
+        console = ["-serial", "stdio", "-semihosting-config", "enable=on,target=native"]
+    return [board.qemu.binary, "-M", board.qemu.machine, "-cpu", board.qemu.cpu,
+            *board.qemu.args, "-nographic", "-monitor", "none", *console,
+            "-icount", QEMU_ICOUNT]
 
 
 def _run(command: list[str], board: Board, timeout: float) -> RunResult:

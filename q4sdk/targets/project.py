@@ -182,9 +182,7 @@ def _build_files(board: Board, name: str, model_files: list[str], model_comment:
     link += [*firmware.COMMON_LDFLAGS, "-Wl,-Map=firmware.map", *board.ldflags]
     qemu = None
     if board.qemu is not None:
-        qemu = [board.qemu.binary, "-M", board.qemu.machine, "-cpu", board.qemu.cpu, "-nographic",
-                "-monitor", "none", "-serial", "stdio", "-semihosting-config",
-                "enable=on,target=native", "-icount", firmware.QEMU_ICOUNT]
+        qemu = firmware.qemu_command(board)
     cmake_link = [*board.cflags, *(f.replace(f"{BOARD_DIR}/", f"${{CMAKE_CURRENT_SOURCE_DIR}}/{BOARD_DIR}/")
                                    .replace(f"-L{BOARD_DIR}", f"-L${{CMAKE_CURRENT_SOURCE_DIR}}/{BOARD_DIR}")
                                    for f in link)]

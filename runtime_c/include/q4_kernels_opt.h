@@ -137,6 +137,48 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                             const int32_t *bias, const q4_dims *output_dims, int8_t *output,
                             int32_t *scratch);
 
+/* ---- ARMv6-M (Cortex-M0/M0+): no DSP; plain C99 (inline assembly in the hot loop when built
+ * for ARMv6-M), correct on any core; the generator also selects them for rv32imc, which has no
+ * SIMD either. Names end in _armv6m; primitives in q4_armv6m.h. ---- */
+
+/* conv2d, ARMv6-M: weights of 8 output channels unpacked once per call into packed pairs
+ * w_a + w_b * 2^16 (z_x folded into the bias), im2col of one pixel as x + 128, one LDRB and 4
+ * MULS per K-index (8 MACs), drained every 16 indices. Scratch: 32 + 17 * ceil16(K) bytes. */
+int32_t q4_conv2d_s4_armv6m_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                         const q4_dims *input_dims, const int8_t *input,
+                         const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
+                         const q4_dims *output_dims, int8_t *output, int32_t *scratch);
+
+/* conv2d, ARMv6-M, 4-bit activations (input values in [-8, 7]): as q4_conv2d_s4_armv6m with the
+ * column holding x + 8, so the packed halves are drained every 256 K-indices instead of 16.
+ * Scratch: 32 + 17 * ceil16(K) bytes. */
+int32_t q4_conv2d_s4_a4_armv6m_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv2d_s4_a4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                            const q4_dims *input_dims, const int8_t *input,
+                            const q4_dims *filter_dims, const uint8_t *filter,
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                            int32_t *scratch);
+
+/* depthwise_conv2d, ARMv6-M: weights unpacked once to int32 [C][kh * kw], z_x folded into the
+ * bias of interior windows, taps read through a table of input offsets, requantization without
+ * a long multiply. filter_dims->c = C. Scratch: 4 * C + 4 * kh * kw + 4 * kh * kw * C bytes. */
+int32_t q4_depthwise_conv2d_s4_armv6m_get_buffer_size(const q4_dims *filter_dims);
+void q4_depthwise_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_params *quant,
+                                   const q4_dims *input_dims, const int8_t *input,
+                                   const q4_dims *filter_dims, const uint8_t *filter,
+                                   const int32_t *bias, const q4_dims *output_dims,
+                                   int8_t *output, int32_t *scratch);
+
+/* fully_connected, ARMv6-M: weights read packed as offset binary (b ^ 0x88), the input prepared
+ * once as int16 pairs (x'0, x'1 - 16 * x'0) with x' = x - z_x, so a weight byte costs two MULS;
+ * two rows per input pass. Scratch: 4 * ceil(input_size / 2) bytes. */
+int32_t q4_fully_connected_s4_armv6m_get_buffer_size(int32_t input_size);
+void q4_fully_connected_s4_armv6m(const q4_fc_params *params, const q4_quant_params *quant,
+                                  int32_t input_size, const int8_t *input,
+                                  const uint8_t *filter, const int32_t *bias,
+                                  int32_t output_size, int8_t *output, int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

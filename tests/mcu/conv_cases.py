@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "runtime_c"
 HARNESS = Path(__file__).resolve().parent / "conv_harness.c"
 KERNEL_SOURCES = [RUNTIME / "src" / "convolution" / name for name in
-                  ("q4_conv2d_s4.c", "q4_conv2d_s4_dsp.c", "q4_conv2d_s4_mve.c")]
+                  ("q4_conv2d_s4.c", "q4_conv2d_s4_dsp.c", "q4_conv2d_s4_mve.c",
+                   "q4_conv2d_s4_armv6m.c")]
 
 # Scratch sizes (bytes) of the optimised kernels, as documented in q4_kernels_opt.h.
 DSP_CHANNEL_BLOCK, DSP_PIXELS, MVE_PIXELS, MVE_BLOCK_CHANNELS = 16, 4, 4, 16
@@ -40,6 +41,11 @@ def a4_dsp_scratch_bytes(k: int) -> int:
     if k > A4_DSP_MAX_K:
         return dsp_scratch_bytes(k)
     return 4 * DSP_CHANNEL_BLOCK + (DSP_CHANNEL_BLOCK + 2 * DSP_PIXELS + 1) * k8
+
+
+def armv6m_scratch_bytes(k: int) -> int:
+    k16 = -(-k // 16) * 16
+    return 32 + 17 * k16
 
 
 def mve_scratch_bytes(k: int, out_c: int) -> int:
@@ -164,7 +170,8 @@ def write_cases_header(cases: list[ConvCase], path: Path) -> None:
             f'{{{ho}, {wo}, {oc}}}, x{i}, w{i}, b{i}, y{i}, {c.bits}}}')
     out_bytes = max(c.expected.size for c in cases)
     scratch = max(max(dsp_scratch_bytes(c.k), a4_dsp_scratch_bytes(c.k),
-                      mve_scratch_bytes(c.k, c.expected.shape[2])) for c in cases)
+                      mve_scratch_bytes(c.k, c.expected.shape[2]), armv6m_scratch_bytes(c.k))
+                  for c in cases)
     parts.append(f"#define Q4_OUTPUT_BYTES {out_bytes}\n"
                  f"#define Q4_SCRATCH_WORDS {scratch // 4 + 1}\n")
     parts.append("static const q4_conv_case q4_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
@@ -172,9 +179,11 @@ def write_cases_header(cases: list[ConvCase], path: Path) -> None:
 
 
 def build_and_run(board: Board, cases: list[ConvCase], out_dir: Path,
-                  timeout: float = 120) -> list[VariantResult]:
-    """Builds the harness for ``board`` with ``cases`` and runs it; FirmwareError on failure."""
+                  timeout: float = 120, extra_cflags=()) -> list[VariantResult]:
+    """Builds the harness for ``board`` with ``cases`` and runs it; FirmwareError on failure.
+    ``-DQ4_HARNESS_ARMV6M`` in ``extra_cflags`` adds the _armv6m variant on any core (it is
+    always there on ARMv6-M)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_cases_header(cases, out_dir / "conv_cases.h")
-    return run_harness(board, [HARNESS, *KERNEL_SOURCES], [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir], out_dir,
-                       "conv_harness", timeout)
+    return run_harness(board, [HARNESS, *KERNEL_SOURCES], [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir],
+                       out_dir, "conv_harness", timeout, extra_cflags)

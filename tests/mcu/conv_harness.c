@@ -1,6 +1,7 @@
 /*
  * conv_harness.c - runs every conv2d case of the generated "conv_cases.h" through each kernel
- * variant built for this core (portable, _dsp, _a4_dsp for 4-bit inputs, _mve), checks the output against the oracle's
+ * variant built for this core (portable, _dsp, _a4_dsp for 4-bit inputs, _mve, _armv6m and
+ * _a4_armv6m on ARMv6-M or with Q4_HARNESS_ARMV6M defined), checks the output against the oracle's
  * expected bytes and that nothing is written past the output or the scratch, and times it.
  *
  * One record per case and variant:
@@ -73,6 +74,34 @@ static void run_mve(const q4_conv_case *c, int8_t *out, int32_t *scr)
 }
 #endif
 
+#if defined(__ARM_ARCH_6M__) && !defined(Q4_HARNESS_ARMV6M)
+#define Q4_HARNESS_ARMV6M 1
+#endif
+
+#ifdef Q4_HARNESS_ARMV6M
+static int32_t armv6m_size(const q4_conv_case *c)
+{
+    return q4_conv2d_s4_armv6m_get_buffer_size(&c->filter_dims);
+}
+
+static void run_armv6m(const q4_conv_case *c, int8_t *out, int32_t *scr)
+{
+    q4_conv2d_s4_armv6m(&c->params, &c->quant, &c->input_dims, c->input, &c->filter_dims,
+                        c->filter, c->bias, &c->output_dims, out, scr);
+}
+
+static int32_t a4_armv6m_size(const q4_conv_case *c)
+{
+    return q4_conv2d_s4_a4_armv6m_get_buffer_size(&c->filter_dims);
+}
+
+static void run_a4_armv6m(const q4_conv_case *c, int8_t *out, int32_t *scr)
+{
+    q4_conv2d_s4_a4_armv6m(&c->params, &c->quant, &c->input_dims, c->input, &c->filter_dims,
+                           c->filter, c->bias, &c->output_dims, out, scr);
+}
+#endif
+
 static const struct {
     const char *name;
     buffer_size_fn size;
@@ -86,6 +115,10 @@ static const struct {
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
     {"mve", mve_size, run_mve, 8},
+#endif
+#ifdef Q4_HARNESS_ARMV6M
+    {"armv6m", armv6m_size, run_armv6m, 8},
+    {"a4_armv6m", a4_armv6m_size, run_a4_armv6m, 4},
 #endif
 };
 

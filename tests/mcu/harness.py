@@ -41,9 +41,11 @@ class VariantResult:
 
 
 def run_harness(board: Board, sources: list[Path], include_dirs: list[Path], out_dir: Path,
-                name: str, timeout: float = 120) -> list[VariantResult]:
-    """Builds ``sources`` for ``board``, runs the firmware and returns its records."""
-    elf = build_firmware(board, sources, include_dirs, out_dir, name=name)
+                name: str, timeout: float = 120, extra_cflags=()) -> list[VariantResult]:
+    """Builds ``sources`` for ``board`` (with ``extra_cflags``), runs the firmware and returns
+    its records."""
+    elf = build_firmware(board, sources, include_dirs, out_dir, name=name,
+                         extra_cflags=extra_cflags)
     result = run_firmware(board, elf, timeout=timeout)
     if result.exit_code != 0:
         raise AssertionError(f"{name} on {board.name} exited {result.exit_code}: "

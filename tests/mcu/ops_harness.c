@@ -1,7 +1,8 @@
 /*
  * ops_harness.c - runs every add, fully_connected and depthwise_conv2d case of the generated
  * "ops_cases.h" through
- * each variant built for this core (portable, _dsp, _mve), checks the output against the
+ * each variant built for this core (portable, _dsp, _mve; the fully connected and depthwise
+ * _armv6m on ARMv6-M or with Q4_HARNESS_ARMV6M defined), checks the output against the
  * oracle's expected bytes and that nothing is written past the output or the scratch, and
  * times it.
  *
@@ -79,6 +80,18 @@ static void fc_mve(const q4_fc_case *c, int8_t *out, int32_t *scr)
 }
 #endif
 
+#if defined(__ARM_ARCH_6M__) && !defined(Q4_HARNESS_ARMV6M)
+#define Q4_HARNESS_ARMV6M 1
+#endif
+
+#ifdef Q4_HARNESS_ARMV6M
+static void fc_armv6m(const q4_fc_case *c, int8_t *out, int32_t *scr)
+{
+    q4_fully_connected_s4_armv6m(&c->params, &c->quant, c->input_size, c->input, c->filter,
+                                 c->bias, c->output_size, out, scr);
+}
+#endif
+
 static const struct {
     const char *name;
     fc_size_fn size;
@@ -90,6 +103,9 @@ static const struct {
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
     {"mve", q4_fully_connected_s4_mve_get_buffer_size, fc_mve},
+#endif
+#ifdef Q4_HARNESS_ARMV6M
+    {"armv6m", q4_fully_connected_s4_armv6m_get_buffer_size, fc_armv6m},
 #endif
 };
 
@@ -122,6 +138,14 @@ static void dw_mve(const q4_dw_case *c, int8_t *out, int32_t *scr)
 }
 #endif
 
+#ifdef Q4_HARNESS_ARMV6M
+static void dw_armv6m(const q4_dw_case *c, int8_t *out, int32_t *scr)
+{
+    q4_depthwise_conv2d_s4_armv6m(&c->params, &c->quant, &c->input_dims, c->input,
+                                  &c->filter_dims, c->filter, c->bias, &c->output_dims, out, scr);
+}
+#endif
+
 static const struct {
     const char *name;
     dw_size_fn size;
@@ -133,6 +157,9 @@ static const struct {
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
     {"mve", q4_depthwise_conv2d_s4_mve_get_buffer_size, dw_mve},
+#endif
+#ifdef Q4_HARNESS_ARMV6M
+    {"armv6m", q4_depthwise_conv2d_s4_armv6m_get_buffer_size, dw_armv6m},
 #endif
 };
 

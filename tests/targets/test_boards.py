@@ -19,7 +19,9 @@ EXPECTED_MEMORY = {  # board: (flash origin, flash size, ram origin, ram size)
     "stm32f746": (0x08000000, 1 << 20, 0x20000000, 320 << 10),
     "nrf52840": (0x00000000, 1 << 20, 0x20000000, 256 << 10),
     "rp2040": (0x10000100, (2 << 20) - 256, 0x20000000, 264 << 10),
-    "rv32imc": (0x20000000, 512 << 10, 0x80000000, 128 << 10),
+    "rv32imc": (0x80000000, 512 << 10, 0x80080000, 128 << 10),
+    "microbit": (0x00000000, 256 << 10, 0x20000000, 16 << 10),
+    "microbit-264k": (0x00000000, 2 << 20, 0x20000000, 264 << 10),
 }
 
 
@@ -47,6 +49,21 @@ def test_board_capabilities():
     assert an386.timer.instructions_per_tick == 40.0
     assert an386.console.base == 0x40004000 and an386.timer.base == 0x40000000
     assert load_board("host").runs_natively and not an386.runs_natively
+    assert rp2040.armv6m and not an386.armv6m and not an547.armv6m
+    microbit, rv32 = load_board("microbit"), load_board("rv32imc")
+    assert microbit.armv6m and not microbit.dsp and microbit.qemu.machine == "microbit"
+    assert microbit.timer.instructions_per_tick == 62.5 and microbit.console.kind == "nrf51_uart"
+    assert rv32.runnable and not rv32.armv6m and rv32.qemu.args == ("-bios", "none")
+    assert rv32.rv32 and not microbit.rv32
+    assert rv32.timer.kind == "minstret" and rv32.timer.instructions_per_tick == 1.0
+
+
+def test_enlarged_microbit_sets_the_memories_qemu_backs():
+    """microbit-264k is the micro:bit machine with nrf51-soc properties set to its board.json sizes."""
+    board = load_board("microbit-264k")
+    assert board.qemu.machine == "microbit"
+    assert board.qemu.args == ("-global", f"nrf51-soc.flash-size={board.flash.size}",
+                               "-global", f"nrf51-soc.sram-size={board.ram.size}")
 
 
 def test_unknown_board_lists_available_ones():
@@ -83,6 +100,9 @@ def board_copy(tmp_path):
     (lambda b: b.update(sources=["missing.c"]), "sources"),
     (lambda b: b.update(qemu=None), "runnable"),
     (lambda b: b.update(stack_size=8 << 20), "stack_size"),
+    (lambda b: b["qemu"].update(args="-bios none"), "qemu.args"),
+    (lambda b: b["qemu"].pop("args"), "qemu.args"),
+    (lambda b: b["qemu"].update(kernel="x.elf"), "qemu.kernel"),
 ])
 def test_malformed_board_names_file_and_field(board_copy, change, field):
     boards_dir = board_copy(change)

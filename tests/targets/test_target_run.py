@@ -27,8 +27,8 @@ from q4sdk.targets.run import run_on_board
 from mcu.harness import require_tools
 from random_models import random_input, random_model
 
-QEMU_BOARDS = ("mps2-an386", "mps2-an500", "mps3-an547")
-BUILD_ONLY_BOARDS = ("stm32f746", "nrf52840", "rp2040", "rv32imc")
+QEMU_BOARDS = ("mps2-an386", "mps2-an500", "mps3-an547", "rv32imc", "microbit", "microbit-264k")
+BUILD_ONLY_BOARDS = ("stm32f746", "nrf52840", "rp2040")
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,19 @@ def test_build_only_boards_compile_the_project(board_name, model, tmp_path):
     assert sizes["text"] + sizes["rodata"] + sizes["data"] <= project.fit.flash_bytes
 
 
+def test_rp2040_builds_with_the_armv6m_kernels(model, tmp_path):
+    """The build-only Cortex-M0+ board takes the ARMv6-M kernels when optimised ones are asked."""
+    board = load_board("rp2040")
+    require_tools(board, for_running=False)
+    project = write_firmware_project(model, tmp_path / "p", board, "net", kernels="optimised")
+    conv = {op.kernel for op in project.report.ops if op.kind == "conv2d"}
+    armv6m = {"q4_conv2d_s4_armv6m", "q4_conv2d_s4_a4_armv6m"}  # 8- and 4-bit inputs
+    assert conv & armv6m and conv <= armv6m | {"q4_conv2d_s4_terms"}  # multi-term: portable
+    elf = build_firmware(board, project.sources, project.include_dirs, tmp_path / "b",
+                         extra_cflags=EXTRA_CFLAGS)
+    assert size_of(elf)["text"] > 0
+
+
 def test_makefile_builds_the_project(model, inputs, tmp_path):
     board = load_board("mps2-an386")
     require_tools(board, for_running=True)
@@ -186,7 +199,9 @@ def test_cli_boards_lists_every_board(capsys):
     out = capsys.readouterr().out
     for name in (*QEMU_BOARDS, *BUILD_ONLY_BOARDS, "host"):
         assert name in out
-    assert "build-only" in out and "QEMU mps3-an547" in out
+    assert "build-only" in out and "QEMU mps3-an547" in out and "QEMU virt" in out
+    microbit = next(line for line in out.splitlines() if line.startswith("microbit "))
+    assert "armv6m" in microbit and "62.5 instr" in microbit
 
 
 def test_cli_run_and_generate(model, inputs, tmp_path, capsys):
