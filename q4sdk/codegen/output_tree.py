@@ -4,9 +4,12 @@
 sibling: the generated files plus every entry of an existing target that the generation does not
 replace, hard-linked) and then swaps it in with one ``renameat2(RENAME_EXCHANGE)`` (Linux), so
 the target is at every instant either the old complete tree or the new complete tree; the old
-tree is removed only after the swap. Where the exchange is not available it falls back to two
-renames (target -> ``.<name>.old-<hex>``, new -> target), putting the old tree back if the
-second fails. A process killed mid-way leaves at most a hidden sibling, never a mixed target.
+tree is removed only after the swap. Where the exchange is not available (not Linux, or a file
+system without it) it falls back to two renames (target -> ``.<name>.old-<hex>``, new -> target),
+putting the old tree back if the second fails; only a kill between those two renames leaves the
+target missing, with the complete old tree at ``.<name>.old-<hex>``. A process killed mid-way leaves at most a hidden sibling, never a mixed target.
+(Files are not fsynced: the promise covers a killed process or a failed write, not a power
+cut.)
 
 Folders are created with mode 0777 and files with 0666, both under the user's umask (0755 /
 0644 with the usual umask); a replaced target keeps its own mode. Every OS fault is a one-line
@@ -19,7 +22,6 @@ import errno
 import os
 import secrets
 import shutil
-import stat
 from pathlib import Path
 
 from q4sdk.errors import Q4Error
@@ -71,8 +73,6 @@ def _write_tree(files: dict[str, str], root: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)  # mode 0777 under the umask
         with open(path, "w", encoding="utf-8", newline="\n") as f:  # 0666 under the umask
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def _swap_in(new: Path, target: Path) -> Path:

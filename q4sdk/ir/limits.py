@@ -47,6 +47,9 @@ q4_runtime q4_profile q4_kernels q4_fixedpoint q4_kernels_opt q4_packed q4_dsp q
 q4_conv_terms main test_data
 """.split())
 
+#: the per-layer statistics ``q4sdk report`` reads (numbers or null); other fields are free JSON
+LAYER_STATS_READ = ("weight_mse", "weight_sqnr_db", "scale_over_max", "output_sqnr_db")
+LAYER_STATS_LISTS = ("scale_over_max",)  # per kernel
 _SPATIAL_KINDS = ("conv2d", "depthwise_conv2d", "avgpool", "maxpool", "pad")
 _WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
 
@@ -184,18 +187,18 @@ def check_meta(model: QModel) -> None:
                 "a number of seconds")
     _meta_field(meta, "torch_threads", lambda v: _is_int(v) and v >= 0, "an int")
     _meta_field(meta, "recipe", lambda v: isinstance(v, dict), "an object")
-    for k, v in (meta.get("recipe") or {}).items():
-        if not (_scalar(v) or isinstance(v, (list, tuple)) and all(_scalar(y) for y in v)):
-            raise Q4Error(f"field 'meta.recipe.{printable(str(k))[:60]}': expected a number, string, "
-                          f"boolean or list of them, got {type(v).__name__}")
     _meta_field(meta, "layer_stats", lambda v: isinstance(v, dict), "an object")
     for layer, stats in (meta.get("layer_stats") or {}).items():
         field = f"meta.layer_stats.{printable(str(layer))[:60]}"
         if not isinstance(stats, dict):
             raise Q4Error(f"field '{field}': expected an object, got {type(stats).__name__}")
-        for k, v in stats.items():
-            if not (v is None or _is_number(v)):
-                raise Q4Error(f"field '{field}.{printable(str(k))[:60]}': expected a number, got "
+        for k in LAYER_STATS_READ:
+            v = stats.get(k)
+            ok = v is None or _is_number(v) or (k in LAYER_STATS_LISTS and isinstance(v, (list, tuple))
+                                               and all(_is_number(x) for x in v))
+            if not ok:
+                raise Q4Error(f"field '{field}.{k}': expected a number"
+                              f"{' or a list of numbers' if k in LAYER_STATS_LISTS else ''}, got "
                               f"{type(v).__name__}")
 
 

@@ -125,7 +125,6 @@ REJECTED = [
     ("D4 scale 10^400", _raw('"scale":0.07', '"scale":1' + "0" * 400), COMMANDS),
     ("D4 meta 1e400", _raw('"ratio":', '"ratio":1e400,"r2":'), COMMANDS),
     ("D4 recipe not a dict", _set_meta("recipe", 5), COMMANDS),
-    ("D4 recipe nested", _set_meta("recipe", {"a": {"b": 1}}), COMMANDS),
     ("D4 layer_stats not a dict", _set_meta("layer_stats", [1]), COMMANDS),
     ("D4 layer_stats entry", _set_meta("layer_stats", {"conv1": 5}), COMMANDS),
     ("D4 layer_stats value", _set_meta("layer_stats", {"conv1": {"weight_mse": "x"}}), COMMANDS),
