@@ -272,8 +272,8 @@ def _check_op(op, model: QModel) -> None:
         bound = int(np.abs(b.astype(np.int64)).max(initial=0)) if (
             isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.integer)) else 0
         if bound + MAX_PRODUCT * k >= INT32_LIMIT:
-            raise Q4Error(f"{what}: max|bias| {bound} + 2040 * K ({k}) reaches 2^31: the int32 "
-                          f"accumulator could overflow")
+            raise Q4Error(f"{what}: bias too large: max|bias| {bound} + 2040 * K ({k}) reaches 2^31, "
+                          f"the int32 accumulator could overflow")
 
 
 def check_limits(model: QModel, c_name: str | None = None) -> None:
