@@ -75,3 +75,30 @@ def tiny_data(path, n=4, seed=0):
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.uniform(0, 1, (n, 3, 8, 8)).astype(np.float32), y=rng.integers(0, 3, n))
     return path
+
+
+def write_killed_at(step: int, files: dict, out, exchange: bool = True) -> None:
+    """In a forked child: ``output_tree.write_files(files, out, True)``, SIGKILLing the process
+    right before its ``step``-th file-system step (folder creation, file, link, rename, exchange,
+    clean-up); returns normally if the write has fewer steps."""
+    import os
+    import signal
+
+    from q4sdk.codegen import output_tree
+
+    left = [step]
+
+    def counted(fn):
+        def wrapped(*args, **kwargs):
+            left[0] -= 1
+            if left[0] < 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return fn(*args, **kwargs)
+        return wrapped
+    output_tree.os = type("os", (), {n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
+    for name in ("mkdir", "rename", "link"):
+        setattr(output_tree.os, name, counted(getattr(os, name)))
+    output_tree.shutil.rmtree = counted(output_tree.shutil.rmtree)
+    output_tree._exchange = counted(output_tree._exchange if exchange else (lambda a, b: False))
+    output_tree.open = counted(open)
+    output_tree.write_files(files, out, True)

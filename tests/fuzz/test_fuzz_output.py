@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hostile import every_kind_model, outcome, run_cli, tiny_data
+from hostile import every_kind_model, outcome, run_cli, tiny_data, write_killed_at
 from q4sdk.codegen import output_tree
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
@@ -213,24 +213,6 @@ def test_kill_at_every_step_of_the_write(two_models, tmp_path, exchange):
     output_tree.write_files(files["a"], out, True)
     states[tree_hash(out)] = "a"
 
-    def child(k: int, label: str) -> None:
-        left = [k]
-
-        def step(fn):
-            def wrapped(*args, **kwargs):
-                left[0] -= 1
-                if left[0] < 0:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return fn(*args, **kwargs)
-            return wrapped
-        output_tree.os = type("os", (), {n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
-        for name in ("mkdir", "rename", "link"):
-            setattr(output_tree.os, name, step(getattr(os, name)))
-        output_tree.shutil.rmtree = step(output_tree.shutil.rmtree)
-        output_tree._exchange = step(output_tree._exchange if exchange else (lambda x, y: False))
-        output_tree.open = step(open)
-        output_tree.write_files(files[label], out, True)
-
     k, done, windows = 0, False, 0
     while not done:
         cur = states[tree_hash(out)]
@@ -238,7 +220,7 @@ def test_kill_at_every_step_of_the_write(two_models, tmp_path, exchange):
         pid = os.fork()
         if pid == 0:
             try:
-                child(k, nxt)
+                write_killed_at(k, files[nxt], out, exchange)
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
