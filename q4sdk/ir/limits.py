@@ -22,8 +22,9 @@ from q4sdk.ir.qmodel import QModel, QOp, QTensor
 INT32_LIMIT = 1 << 31
 #: scales lie in [2^-100, 2^100]: float32 holds them, their inverse and 255 times them
 SCALE_MIN, SCALE_MAX = 2.0 ** -100, 2.0 ** 100
-#: names of the model, its tensors and ops, in UTF-8 bytes (C string literals stay short)
-MAX_NAME_BYTES = 255
+#: names of the model, its tensors and ops, in UTF-8 bytes (C string literals stay well below
+#: the 4095 characters C99 guarantees)
+MAX_NAME_BYTES = 1024
 #: a C name (``generate --name`` or the model name) in characters
 MAX_C_NAME = 128
 #: nesting of ``meta`` (JSON objects and lists)

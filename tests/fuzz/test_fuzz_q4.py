@@ -134,7 +134,8 @@ REJECTED = [
     ("D4 source_path 5", _set_meta("source_path", 5), COMMANDS),
     ("D4 source_path NUL", _set_meta("source_path", "a\u0000b"), COMMANDS),
     ("D4 input_layout", _set_meta("input_layout", ["NHWC"]), COMMANDS),
-    ("D4 300-char model name", lambda m: m.__setitem__("name", "n" * 300), COMMANDS),
+    ("D4 300-char model name", lambda m: m.__setitem__("name", "n" * 300), ("generate",)),
+    ("D9 2000-char model name", lambda m: m.__setitem__("name", "n" * 2000), COMMANDS),
     ("D4 shape 2^40", lambda m: _tensor(m, "x").__setitem__("shape", [8, 8, 2 ** 40]), COMMANDS),
     ("D4 array shape 2^70", lambda m: _op(m, "conv1")["arrays"][0].__setitem__("shape", [0, 2 ** 70]), COMMANDS),
     ("D6 maxpool pads >= kernel", lambda m: (_op(m, "mp1")["attrs"].update(pads=[2, 2, 2, 2], stride=[4, 4]),
@@ -211,7 +212,7 @@ def test_legitimate_odd_names_still_generate_and_compile(base, tmp_path):
     generate and compile; only the C prefix must be an identifier."""
     q4 = tmp_path / "odd.q4"
     q4.write_bytes(reseal((base / "m.q4").read_bytes(), lambda m: json.dumps(m).replace(
-        '"c2"', json.dumps('модель "*/ ??/ \\\\')).replace('"conv1"', json.dumps("c" * 255))))
+        '"c2"', json.dumps('модель "*/ ??/ \\\\')).replace('"conv1"', json.dumps("c" * 1024))))
     rc, _, err = run_cli(["generate", str(q4), "-o", str(tmp_path / "g"), "--name", "odd"])
     assert rc == 0, err
     srcs = [str(tmp_path / "g" / f) for f in ("odd.c", "odd_weights.c")]
