@@ -7,7 +7,10 @@ the target is at every instant either the old complete tree or the new complete 
 tree is removed only after the swap. Where the exchange is not available (not Linux, or a file
 system without it) it falls back to two renames (target -> ``.<name>.old-<hex>``, new -> target),
 putting the old tree back if the second fails; only a kill between those two renames leaves the
-target missing, with the complete old tree at ``.<name>.old-<hex>``. A process killed mid-way leaves at most a hidden sibling, never a mixed target.
+target missing, with the complete old tree at ``.<name>.old-<hex>``. One exception: when the
+target is the current directory or holds it (``generate -o .``), swapping the folder would leave
+the user's shell in the removed old tree, so the generated entries are swapped in one at a time
+instead (each atomically, all put back on an error; a kill between two can leave a mix). A process killed mid-way leaves at most a hidden sibling, never a mixed target.
 (Files are not fsynced: the promise covers a killed process or a failed write, not a power
 cut.)
 
@@ -89,12 +92,56 @@ def _swap_in(new: Path, target: Path) -> Path:
     return old
 
 
+def _put(src: Path, dst: Path) -> bool:
+    """Move ``src`` to ``dst``; if ``dst`` existed, swap them (the old entry ends at ``src``) and
+    return True. Calling it again on the same pair undoes a swap."""
+    if not os.path.lexists(dst):
+        os.rename(src, dst)
+        return False
+    if not _exchange(src, dst):
+        aside = src.with_name(f".{src.name}.aside")
+        os.rename(dst, aside)
+        try:
+            os.rename(src, dst)
+        except BaseException:
+            os.rename(aside, dst)
+            raise
+        os.rename(aside, src)
+    return True
+
+
+def _swap_entries(new: Path, target: Path, entries: list[str]) -> None:
+    """Swap the generated ``entries`` of ``new`` into ``target`` one at a time (each swap atomic),
+    putting every one back if one fails. Used only when ``target`` holds the current directory,
+    which a whole-folder swap would leave pointing at the removed old tree."""
+    done: list[tuple[str, bool]] = []
+    try:
+        for entry in entries:
+            done.append((entry, _put(new / entry, target / entry)))
+    except BaseException:
+        for entry, swapped in reversed(done):
+            if swapped:
+                _put(new / entry, target / entry)
+            else:
+                os.rename(target / entry, new / entry)
+        raise
+
+
+def _holds_cwd(target: Path) -> bool:
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:
+        return False
+    real = os.path.realpath(target)
+    return os.path.commonpath([cwd, real]) == real
+
+
 def write_files(files: dict[str, str], out_dir, overwrite: bool) -> None:
     """Write ``{relative path: text}`` as the folder ``out_dir`` (created, parents too, if needed),
     all or nothing. Entries of an existing ``out_dir`` that ``files`` does not name are kept;
     Q4Error if ``files`` would replace one and not ``overwrite``."""
     out_dir = Path(out_dir)
-    target = out_dir.resolve() if out_dir.is_symlink() else out_dir.absolute()
+    target = out_dir.resolve() if out_dir.is_symlink() else Path(os.path.abspath(out_dir))
     top_level = sorted({rel.split("/")[0] for rel in files})
     exists = os.path.lexists(target)
     if exists and not target.is_dir():
@@ -116,13 +163,16 @@ def write_files(files: dict[str, str], out_dir, overwrite: bool) -> None:
             os.mkdir(new)
         except OSError as e:
             raise _cannot(target.parent, e) from None
-        if exists:
+        in_place = exists and _holds_cwd(target)
+        if exists and not in_place:
             shutil.copymode(target, new)
             for entry in sorted(os.listdir(target)):
                 if entry not in top_level:
                     _link_tree(target / entry, new / entry)
         _write_tree(files, new)
-        if exists:
+        if in_place:
+            _swap_entries(new, target, top_level)
+        elif exists:
             old = _swap_in(new, target)
         else:
             os.rename(new, target)

@@ -376,3 +376,41 @@ def test_report_does_not_overwrite(gen_setup, tmp_path):
     (rep / "report.md").write_text("my edits")
     _clean(argv, str(rep))
     assert (rep / "report.md").read_text() == "my edits"
+
+
+def test_generate_into_the_current_folder_keeps_it(two_models, tmp_path, monkeypatch):
+    """``generate -o .`` (and --force over it) writes into the folder the shell is in, which stays
+    the same folder (a whole-folder swap would leave the shell in the removed old tree)."""
+    d, a, b = two_models
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "notes.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    inode = here.stat().st_ino
+    generate(a, Path("."), "net")
+    generate(b, Path("."), "net", overwrite=True)
+    assert here.stat().st_ino == inode and (here / "notes.txt").read_text() == "mine"
+    ref = tmp_path / "ref"
+    generate(b, ref, "net")
+    assert all((here / f).read_bytes() == (ref / f).read_bytes() for f in ("net.c", "net.h", "net_weights.c"))
+    assert sorted(p.name for p in here.iterdir()) == ["net.c", "net.h", "net_weights.c", "notes.txt", "q4_runtime"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_in_place_swap_puts_everything_back_on_error(two_models, tmp_path, monkeypatch):
+    d, a, b = two_models
+    here = tmp_path / "here"
+    generate(a, here, "net")
+    before = tree_hash(here)
+    monkeypatch.chdir(here)
+    real_put, calls = output_tree._put, []
+
+    def failing_put(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        return real_put(src, dst)
+    monkeypatch.setattr(output_tree, "_put", failing_put)
+    with pytest.raises(Q4Error, match="Input/output error"):
+        generate(b, Path("."), "net", overwrite=True)
+    assert tree_hash(here) == before
