@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -76,9 +75,8 @@ def corrupt_bytes(d: Path, n_mut: int) -> Counter:
 def hostile_manifests(d: Path, n_random: int) -> Counter:
     """1b: the named hostile manifests (every D4/D6/D7/D9 reproducer) x 4 commands, where
     acceptance by a command that must refuse counts as silent wrong; plus random edits."""
-    from hostile import reseal
-    from test_fuzz_q4 import COMMANDS, REJECTED, _HOSTILE_VALUES, _argv, _paths
-    from hostile import split
+    from hostile import reseal, split
+    from test_fuzz_q4 import _HOSTILE_VALUES, COMMANDS, REJECTED, _argv, _paths
 
     raw = (d / "m.q4").read_bytes()
     c = Counter()
@@ -120,6 +118,7 @@ def sanitizer_models(d: Path, seeds) -> Counter:
     from hostile import every_kind_model
     from random_models import random_model
     from test_fuzz_c import _w4a4_model, extreme_inputs, sanitized_run
+
     from q4sdk.ir.oracle import run_oracle
 
     c = Counter()
@@ -149,7 +148,6 @@ def sanitizer_models(d: Path, seeds) -> Counter:
 def onnx_inputs(d: Path) -> Counter:
     """2: hostile ONNX graphs and non-ONNX files into quantize."""
     import onnx
-
     from test_fuzz_inputs import ONNX_CASES, ONNX_D3
 
     np.savez(d / "calib.npz", x=np.random.default_rng(0).uniform(0, 1, (8, 3, 8, 8)).astype(np.float32))
@@ -170,9 +168,9 @@ def data_inputs(d: Path) -> Counter:
     """3a/3b: bad calibration arrays into quantize; bad labels, counts and starts into verify and
     report."""
     import onnx
-
     from hostile import every_kind_model, tiny_data
     from test_fuzz_inputs import CALIB_CASES, LABEL_CASES, ONNX_CASES
+
     from q4sdk.codegen.render import generate
     from q4sdk.ir.q4file import save_q4
 
@@ -204,6 +202,7 @@ def data_inputs(d: Path) -> Counter:
 def output_paths(d: Path) -> Counter:
     """4a: output-path faults; a user file changed without --force counts as data lost."""
     from hostile import every_kind_model, tiny_data
+
     from q4sdk.codegen.render import generate
     from q4sdk.ir.q4file import save_q4
 
@@ -248,6 +247,7 @@ def kills(d: Path, n_sub: int) -> Counter:
     points (subprocesses); a target that is not the old or the new complete tree is data lost."""
     from hostile import every_kind_model, write_killed_at
     from test_fuzz_output import tree_hash
+
     from q4sdk.codegen import output_tree
     from q4sdk.codegen.render import generate, render
     from q4sdk.ir.q4file import save_q4
@@ -298,8 +298,9 @@ def kills(d: Path, n_sub: int) -> Counter:
 def determinism(d: Path) -> Counter:
     """6: generate the same .q4 twice (plain and packed) and compare the trees."""
     from hostile import every_kind_model
-    from test_fuzz_output import tree_hash
     from test_fuzz_c import _w4a4_model
+    from test_fuzz_output import tree_hash
+
     from q4sdk.codegen.render import generate
 
     c = Counter()
@@ -344,6 +345,7 @@ def main() -> int:
             d = Path(tmp)
             if label.startswith(("1a", "1b")):
                 from hostile import every_kind_model, tiny_data
+
                 from q4sdk.ir.q4file import save_q4
 
                 save_q4(every_kind_model(), d / "m.q4")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from random_models import WARN_FLAGS, random_model
 
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import input_shape, run_oracle
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
-from random_models import WARN_FLAGS, random_model
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 SAN_FLAGS = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from hostile import every_kind_model, outcome, run_cli, tiny_data
 from onnx import TensorProto as T
 from onnx import helper as h
 from onnx import numpy_helper as nh
 
-from hostile import every_kind_model, outcome, run_cli, tiny_data
 from q4sdk.check.datasets import load_samples
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error

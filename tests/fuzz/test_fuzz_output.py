@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hostile import every_kind_model, outcome, run_cli, tiny_data, write_killed_at
+
 from q4sdk.codegen import output_tree
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error

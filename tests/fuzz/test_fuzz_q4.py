@@ -9,8 +9,8 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from hostile import every_kind_model, outcome, reseal, run_cli, seal, split, tiny_data
+
 from q4sdk.errors import Q4Error
 from q4sdk.ir import q4file
 from q4sdk.ir.q4file import load_q4, save_q4

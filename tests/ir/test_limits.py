@@ -82,7 +82,7 @@ def test_ordinary_c_names_pass(name):
 def test_meta_fields_the_tools_read(key, value):
     m = _pad_model(4)
     m.meta[key] = value
-    with pytest.raises(Q4Error, match=f"meta"):
+    with pytest.raises(Q4Error, match="meta"):
         check_limits(m)
 
 
