@@ -215,8 +215,9 @@ def test_kill_generate_force(two_models, tmp_path):
     time.sleep(t_full * 0.8)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate()
-    assert proc.returncode in (0, 130), err
-    assert proc.returncode == 0 or err.strip().splitlines()[-1] == "error: interrupted"
+    # (-SIGINT: the signal came outside the command's handler, in interpreter start-up or tear-down)
+    assert proc.returncode in (0, 130, -signal.SIGINT), err
+    assert proc.returncode != 130 or err.strip().splitlines()[-1] == "error: interrupted"
     assert tree_hash(out) in states
 
 
