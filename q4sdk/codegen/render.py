@@ -19,10 +19,7 @@ the variant's limits and its source file exists; its scratch buffer is a static 
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -31,8 +28,10 @@ import jinja2
 import numpy as np
 
 from q4sdk.codegen.arena import packed_tensors, plan_arena
+from q4sdk.codegen.output_tree import write_files  # noqa: F401 (also imported from here)
 from q4sdk.errors import Q4Error
 from q4sdk.resources import RUNTIME_DIR, TEMPLATE_DIR
+from q4sdk.ir.limits import check_limits
 from q4sdk.ir.fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN
 from q4sdk.ir.packing import pack_int4_rows
 from q4sdk.ir.qmodel import QModel, QOp
@@ -573,6 +572,7 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
     packed tensor then call the ``*_p4`` portable kernels. The C API keeps int8 buffers.
     """
     _check_name(name)
+    check_limits(model, c_name=name)
     if model.input not in model.tensors or model.output not in model.tensors:
         raise Q4Error(f"model '{model.name}': input/output tensor missing from the tensor table")
     packed = packed_tensors(model) if pack_activations else frozenset()
@@ -713,31 +713,3 @@ def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False,
     write_files(files, out_dir, overwrite)
     report.files = [out_dir / rel for rel in sorted(files)]
     return report
-
-
-def write_files(files: dict[str, str], out_dir: Path, overwrite: bool) -> None:
-    """Write ``{relative path: text}`` into ``out_dir`` all or nothing (through a temporary
-    directory); Q4Error if a top-level entry exists and not ``overwrite``."""
-    top_level = sorted({rel.split("/")[0] for rel in files})
-    if not overwrite:
-        for entry in top_level:
-            if (out_dir / entry).exists():
-                raise Q4Error(f"generate: '{out_dir / entry}' already exists (use overwrite)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp", dir=out_dir.parent))
-    try:
-        for rel, text in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", newline="\n")
-        if not out_dir.exists():
-            os.replace(tmp, out_dir)
-        else:
-            for entry in top_level:
-                dst = out_dir / entry
-                if dst.is_dir():
-                    shutil.rmtree(dst)
-                os.replace(tmp / entry, dst)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -194,7 +194,8 @@ def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size:
     """Run the integer program on int8 input ``xq`` [N, *input.shape].
 
     Returns the int8 output [N, *output.shape], or ``(output, {tensor: int8 array})`` with every tensor
-    (the input included) when ``capture`` is true.
+    (the input included) when ``capture`` is true. Input codes outside their tensor's [qmin, qmax]
+    raise ValueError (the generated ``<name>_run`` returns an error for them).
     """
     xq = np.asarray(xq)
     if xq.shape[1:] != input_shape(model):
@@ -202,6 +203,11 @@ def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size:
     if xq.dtype != np.int8:
         raise ValueError(f"oracle input must be int8, got {xq.dtype}")
     res = model.meta.get("input_residual")
+    for i, t in enumerate([model.input_tensor, *([model.tensors[res]] if res else [])]):
+        codes = xq[:, i] if res else xq
+        if codes.size and (codes.min() < t.qmin or codes.max() > t.qmax):
+            raise ValueError(f"oracle input codes of tensor '{t.name}' must lie in [{t.qmin}, {t.qmax}] "
+                             f"({t.bits} bits), got [{codes.min()}, {codes.max()}]")
     outs, caps = [], []
     for start in range(0, max(len(xq), 1), batch_size):
         chunk = xq[start:start + batch_size]

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from q4sdk.errors import Q4Error
+from q4sdk.ir.limits import INT32_LIMIT, check_limits, printable
 from q4sdk.ir.fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN, TERM_MULT_LIMIT
 from q4sdk.ir.packing import pack_int4_rows, unpack_int4_rows
 from q4sdk.ir.qmodel import QOP_KINDS, QModel, QOp, QTensor
@@ -564,6 +565,7 @@ def save_q4(model: QModel, path, *, overwrite: bool = False) -> None:
     Refuses to replace an existing file unless ``overwrite`` is true. Nothing is left behind on error.
     """
     p = Path(path)
+    check_limits(model)
     validate_model(model)
     _check_json(model.meta, "meta")
     contents = _encode(model)
@@ -610,16 +612,18 @@ class _Manifest:
             raise self.fail(f"{field}.{extra[0]}" if field else extra[0], "unknown field")
         return v
 
-    def get_int(self, v, field: str, lo: int | None = None) -> int:
+    def get_int(self, v, field: str, lo: int | None = None, hi: int | None = None) -> int:
         if not isinstance(v, int) or isinstance(v, bool):
-            raise self.fail(field, f"expected an int, got {json.dumps(v)}")
+            raise self.fail(field, f"expected an int, got {_shown(v)}")
         if lo is not None and v < lo:
             raise self.fail(field, f"must be >= {lo}, got {v}")
+        if hi is not None and v >= hi:
+            raise self.fail(field, f"must be < {hi}, got {v}")
         return v
 
     def get_str(self, v, field: str) -> str:
         if not isinstance(v, str):
-            raise self.fail(field, f"expected a string, got {json.dumps(v)}")
+            raise self.fail(field, f"expected a string, got {_shown(v)}")
         return v
 
     def get_list(self, v, field: str) -> list:
@@ -627,16 +631,36 @@ class _Manifest:
             raise self.fail(field, f"expected a list, got {type(v).__name__}")
         return v
 
-    def get_ints(self, v, field: str, lo: int | None = None) -> list[int]:
-        return [self.get_int(x, f"{field}[{i}]", lo) for i, x in enumerate(self.get_list(v, field))]
+    def get_ints(self, v, field: str, lo: int | None = None, hi: int | None = None) -> list[int]:
+        return [self.get_int(x, f"{field}[{i}]", lo, hi) for i, x in enumerate(self.get_list(v, field))]
 
     def get_strs(self, v, field: str) -> list[str]:
         return [self.get_str(x, f"{field}[{i}]") for i, x in enumerate(self.get_list(v, field))]
 
     def get_number(self, v, field: str) -> float:
         if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise self.fail(field, f"expected a number, got {json.dumps(v)}")
-        return float(v)
+            raise self.fail(field, f"expected a number, got {_shown(v)}")
+        try:
+            return float(v)
+        except OverflowError:
+            raise self.fail(field, f"{_shown(v)} does not fit a float") from None
+
+
+def _shown(v) -> str:
+    """A manifest value for a one-line message: printable and at most 80 characters."""
+    try:
+        text = json.dumps(v, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = type(v).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _q(v) -> str:
+    """A manifest string in quotes, printable, for a one-line message (other values as JSON)."""
+    if isinstance(v, str):
+        text = printable(v)
+        return f"'{text}'" if len(text) <= 80 else f"'{text[:77]}...'"
+    return _shown(v)
 
 
 _TOP_KEYS = ("format", "version", "q4sdk_version", "name", "input", "output", "tensors", "ops", "meta")
@@ -690,8 +714,10 @@ def _read_container(file: str) -> tuple[dict, memoryview, int]:
     try:
         manifest = json.loads(raw[_HEADER.size:manifest_end].decode("utf-8"),
                               object_pairs_hook=no_duplicates, parse_constant=reject_constant)
+    except RecursionError:
+        raise Q4Error(f"{file}: field 'manifest': JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
-        raise Q4Error(f"{file}: field 'manifest': malformed JSON ({e})") from None
+        raise Q4Error(f"{file}: field 'manifest': malformed JSON ({printable(str(e))[:200]})") from None
     return manifest, body[data_start:], n
 
 
@@ -701,11 +727,11 @@ def _decode_array(m: _Manifest, spec, field: str, data: memoryview,
     name = m.get_str(spec["name"], f"{field}.name")
     dtype = m.get_str(spec["dtype"], f"{field}.dtype")
     if dtype not in ARRAY_DTYPES:
-        raise m.fail(f"{field}.dtype", f"'{dtype}' is not allowed (allowed: {', '.join(ARRAY_DTYPES)})")
-    shape = tuple(m.get_ints(spec["shape"], f"{field}.shape", lo=0))
+        raise m.fail(f"{field}.dtype", f"{_q(dtype)} is not allowed (allowed: {', '.join(ARRAY_DTYPES)})")
+    shape = tuple(m.get_ints(spec["shape"], f"{field}.shape", lo=0, hi=INT32_LIMIT))
     encoding = m.get_str(spec["encoding"], f"{field}.encoding")
     if encoding not in ENCODINGS:
-        raise m.fail(f"{field}.encoding", f"unknown encoding '{encoding}' (known: {', '.join(ENCODINGS)})")
+        raise m.fail(f"{field}.encoding", f"unknown encoding {_q(encoding)} (known: {', '.join(ENCODINGS)})")
     size = math.prod(shape)
     if encoding == "int4_rows":
         if dtype != "int8" or not shape:
@@ -714,10 +740,10 @@ def _decode_array(m: _Manifest, spec, field: str, data: memoryview,
         expected_nbytes = rows * ((k + 1) // 2)
     else:
         expected_nbytes = size * np.dtype(dtype).itemsize
-    offset = m.get_int(spec["offset"], f"{field}.offset", lo=0)
+    offset = m.get_int(spec["offset"], f"{field}.offset", lo=0, hi=len(data) + 1)
     if offset % ALIGN:
         raise m.fail(f"{field}.offset", f"{offset} is not a multiple of {ALIGN}")
-    nbytes = m.get_int(spec["nbytes"], f"{field}.nbytes", lo=0)
+    nbytes = m.get_int(spec["nbytes"], f"{field}.nbytes", lo=0, hi=len(data) + 1)
     if nbytes != expected_nbytes:
         raise m.fail(f"{field}.nbytes", f"{nbytes} bytes, but {encoding} {dtype} {list(shape)} "
                                         f"takes {expected_nbytes}")
@@ -731,12 +757,12 @@ def _decode_array(m: _Manifest, spec, field: str, data: memoryview,
     blob = bytes(data[offset:offset + nbytes])
     sha = m.get_str(spec["sha256"], f"{field}.sha256")
     if hashlib.sha256(blob).hexdigest() != sha:
-        raise m.fail(f"{field}.sha256", f"array '{name}' does not match its sha256")
+        raise m.fail(f"{field}.sha256", f"array {_q(name)} does not match its sha256")
     if encoding == "int4_rows":
         packed = np.frombuffer(blob, np.uint8).reshape(rows, -1 if rows else 0)
         values = unpack_int4_rows(packed, k)
         if pack_int4_rows(values).tobytes() != blob:
-            raise m.fail(f"{field}.encoding", f"array '{name}': int4 row padding nibble is not zero")
+            raise m.fail(f"{field}.encoding", f"array {_q(name)}: int4 row padding nibble is not zero")
         return name, values.reshape(shape)
     return name, np.frombuffer(blob, np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(shape)
 
@@ -744,7 +770,7 @@ def _decode_array(m: _Manifest, spec, field: str, data: memoryview,
 def _decode_model(m: _Manifest, manifest, data: memoryview) -> QModel:
     top = m.obj(manifest, "", _TOP_KEYS)
     if top["format"] != FORMAT_NAME:
-        raise m.fail("format", f"expected '{FORMAT_NAME}', got {json.dumps(top['format'])}")
+        raise m.fail("format", f"expected '{FORMAT_NAME}', got {_shown(top['format'])}")
     if m.get_int(top["version"], "version") != FORMAT_VERSION:
         raise m.fail("version", f"manifest says {top['version']}, header says {FORMAT_VERSION}")
     m.get_str(top["q4sdk_version"], "q4sdk_version")
@@ -758,7 +784,7 @@ def _decode_model(m: _Manifest, manifest, data: memoryview) -> QModel:
                     scale=m.get_number(spec["scale"], f"{f}.scale"),
                     zero_point=m.get_int(spec["zero_point"], f"{f}.zero_point"))
         if t.name in tensors:
-            raise m.fail(f"{f}.name", f"tensor '{t.name}' listed twice")
+            raise m.fail(f"{f}.name", f"tensor {_q(t.name)} listed twice")
         tensors[t.name] = t
     ops: list[QOp] = []
     used: list[tuple[int, int, str]] = []
@@ -767,7 +793,7 @@ def _decode_model(m: _Manifest, manifest, data: memoryview) -> QModel:
         spec = m.obj(spec, f, _OP_KEYS)
         kind = m.get_str(spec["kind"], f"{f}.kind")
         if kind not in QOP_KINDS:
-            raise m.fail(f"{f}.kind", f"unknown op kind '{kind}' (known: {', '.join(QOP_KINDS)})")
+            raise m.fail(f"{f}.kind", f"unknown op kind {_q(kind)} (known: {', '.join(QOP_KINDS)})")
         attrs_in = spec["attrs"]
         if not isinstance(attrs_in, dict):
             raise m.fail(f"{f}.attrs", "expected an object")
@@ -777,7 +803,7 @@ def _decode_model(m: _Manifest, manifest, data: memoryview) -> QModel:
         for j, aspec in enumerate(m.get_list(spec["arrays"], f"{f}.arrays")):
             name, value = _decode_array(m, aspec, f"{f}.arrays[{j}]", data, used)
             if name in arrays:
-                raise m.fail(f"{f}.arrays[{j}].name", f"array '{name}' listed twice")
+                raise m.fail(f"{f}.arrays[{j}].name", f"array {_q(name)} listed twice")
             arrays[name] = value
         ops.append(QOp(name=m.get_str(spec["name"], f"{f}.name"), kind=kind,
                        inputs=m.get_strs(spec["inputs"], f"{f}.inputs"),
@@ -794,6 +820,7 @@ def _load(path) -> tuple[QModel, dict, int]:
     manifest, data, size = _read_container(file)
     model = _decode_model(_Manifest(file), manifest, data)
     try:
+        check_limits(model)
         validate_model(model)
     except Q4Error as e:
         raise Q4Error(f"{file}: {e}") from None
@@ -822,11 +849,14 @@ def _meta_str(v) -> str:
     nested = isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v)
     if isinstance(v, dict) or (isinstance(v, list) and (len(v) > 8 or nested)):
         return f"<{len(v)} entries>"
-    return json.dumps(v, ensure_ascii=False)
+    text = json.dumps(v, ensure_ascii=False)
+    return text if len(text) <= 200 else text[:197] + "..."
+
 
 
 def describe_q4(path) -> str:
-    """A human-readable summary of a ``.q4`` file: model, recipe, one line per op, sizes."""
+    """A human-readable summary of a ``.q4`` file: model, recipe, one line per op, sizes; control
+    and bidi characters from the file are shown as escapes (``limits.printable``)."""
     model, manifest, size = _load(path)
     lines = [f"{os.fspath(path)}: model '{model.name}', .q4 format {manifest['version']}, "
              f"written by q4sdk {manifest['q4sdk_version']}, {size:,} bytes"]
@@ -860,4 +890,4 @@ def describe_q4(path) -> str:
         lines.append("  " + "  ".join(cell.ljust(wd) for cell, wd in zip(r, widths)).rstrip())
     lines.append(f"weights {n_weights:,} INT4 values in {weight_bytes:,} bytes; "
                  f"other arrays {other_bytes:,} bytes; {len(model.tensors)} tensors")
-    return "\n".join(lines)
+    return "\n".join(printable(line, backslash=False) for line in lines)
