@@ -21,7 +21,6 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.q4file import save_q4
 
 ROOT = Path(__file__).resolve().parents[2]
-D5 = pytest.mark.xfail(strict=True, reason="D5: fixed on the infra branch")
 
 
 def tree_hash(d: Path) -> str | None:
@@ -347,7 +346,6 @@ def test_generate_into_a_read_only_folder(gen_setup, tmp_path):
         ro.chmod(0o755)
 
 
-@D5
 def test_verify_json_does_not_overwrite(gen_setup, tmp_path):
     f = tmp_path / "results.json"
     f.write_text("my notes")
@@ -356,20 +354,17 @@ def test_verify_json_does_not_overwrite(gen_setup, tmp_path):
     assert f.read_text() == "my notes"
 
 
-@D5
 def test_verify_json_into_a_missing_folder(gen_setup, tmp_path):
     f = tmp_path / "nope" / "r.json"
     _clean(["verify", str(gen_setup / "a.q4"), str(gen_setup / "gen"), "--data", str(gen_setup / "data.npz"),
             "--json", str(f)], "nope")
 
 
-@D5
 def test_verify_json_onto_a_folder(gen_setup, tmp_path):
     _clean(["verify", str(gen_setup / "a.q4"), str(gen_setup / "gen"), "--data", str(gen_setup / "data.npz"),
             "--json", str(tmp_path)], str(tmp_path))
 
 
-@D5
 def test_report_does_not_overwrite(gen_setup, tmp_path):
     rep = tmp_path / "rep"
     argv = ["report", str(gen_setup / "a.q4"), "--data", str(gen_setup / "data.npz"), "-o", str(rep)]
