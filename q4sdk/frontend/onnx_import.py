@@ -640,6 +640,9 @@ class _Importer:
         w = prev.params["weight"].astype(np.float64)
         prev.params["weight"] = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
         prev.params["bias"] = ((prev.params["bias"] - mean) * scale + beta).astype(np.float32)
+        if not all(np.isfinite(prev.params[k]).all() for k in ("weight", "bias")):
+            raise Q4Error(f"node '{name}': folding BatchNormalization into '{prev.name}' overflows float32 "
+                          "(its scale gamma / sqrt(var + eps) is too large for the weights)")
         self._rename_output(prev, node.output[0])
 
     def _op_AveragePool(self, name, node, inputs, attrs):
