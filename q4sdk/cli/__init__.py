@@ -101,6 +101,10 @@ def cmd_generate(args) -> int:
     report = generate(model, args.output, name, overwrite=args.force,
                       pack_activations=args.pack_activations)
     print(format_generate_report(report))
+    from q4sdk.check.model_check import flash_warning
+
+    if flash_warning(report.weight_bytes):
+        print(flash_warning(report.weight_bytes), file=sys.stderr)
     return 0
 
 
@@ -233,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     from q4sdk.check.report import add_report_command
 
     add_report_command(sub)
+    from q4sdk.check import model_check
+
+    model_check.register(sub)
 
     p = sub.add_parser("demo", help="train a small CNN on scikit-learn's digits, quantize to INT4, generate C, "
                                     "prove it bit-exact, print the numbers")

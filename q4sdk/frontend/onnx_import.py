@@ -166,6 +166,7 @@ class _Importer:
         self.consts: dict[str, np.ndarray] = {t.name: self._initializer(t) for t in self.g.initializer}
         self.issues: list[Issue] = []
         self.opaque: set[str] = set()        # outputs of unsupported nodes
+        self.opaque_const: set[str] = set()  # ... computed from constants and shapes only
         self.lifted = False                  # a [N, C, L] input checked as [N, C, 1, L]
         self.alias: dict[str, str] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -190,8 +191,13 @@ class _Importer:
 
     def _inferred_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sample shapes of every tensor ONNX shape inference can tell (for unsupported nodes)."""
+        model = onnx.ModelProto.FromString(self.model.SerializeToString())
+        for inp in model.graph.input:  # the batch as a number lets Reshape targets propagate
+            dims = inp.type.tensor_type.shape.dim
+            if dims and not dims[0].HasField("dim_value"):
+                dims[0].dim_value = self.batch
         try:
-            inferred = onnx.shape_inference.infer_shapes(self.model)
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
         except Exception:  # noqa: BLE001 - best effort: without it, fewer downstream checks
             return {}
         out = {}
@@ -295,8 +301,12 @@ class _Importer:
                 continue
             if inferred is None:
                 inferred = self._inferred_shapes()
+            shape_only = node.op_type == "Shape" or all(
+                t in self.consts or t in self.opaque_const for t in map(self.resolve, node.input) if t)
             for out in node.output:  # later nodes reading these are checked with inferred shapes
                 self.opaque.add(out)
+                if shape_only:
+                    self.opaque_const.add(out)
                 self.producer.pop(out, None)
                 if out in inferred:
                     self.shapes[out] = inferred[out]
@@ -310,6 +320,11 @@ class _Importer:
         if node.domain not in ("", "ai.onnx"):
             raise _OpLevel(f"node '{name}': unsupported op type '{node.domain}:{node.op_type}'")
         inputs = [self.resolve(t) if t else "" for t in node.input]
+        if any(t in self.opaque_const for t in inputs) and all(
+                t in self.consts or t in self.opaque_const for t in inputs if t):
+            raise _Downstream(node.name)  # a constant computation fed by an unsupported node
+        if node.op_type == "Shape" and inputs[0] in self.opaque:
+            raise _Downstream(node.name)
         if node.op_type == "Shape" and inputs[0] in self.shapes:
             self._shape(node, inputs)
         elif all(t in self.consts for t in inputs if t) and not any(t in self.opaque for t in inputs):

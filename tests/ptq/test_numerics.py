@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from onnx import TensorProto as T, helper as h, numpy_helper as nh
 
+from q4sdk.check.report import numerics_notes
 from q4sdk.errors import Q4Error
 from q4sdk.frontend import import_onnx_model
 from q4sdk.ir import fixedpoint, oracle
@@ -81,6 +82,7 @@ def test_dead_channel_kernel_1e30_is_a_zero_kernel_carried_by_its_bias(tmp_path,
     assert not op.arrays["weight"][3].any()
     rec = next(n for n in run.model.meta["numerics"] if n["case"] == "zero_kernel")
     assert rec["channel"] == 3 and rec["max_abs_weight"] < 1e-29
+    assert any("zero kernel (channels 3)" in n and "c2" in n for n in numerics_notes(run.model))  # q4sdk report
     # the channel is the bias itself: its integer output equals the float one to an output step
     xq = oracle.quantize_input(run.model, TEST)
     _, caps = oracle.run_oracle(run.model, xq, capture=True)
