@@ -3,6 +3,7 @@ generates C that is bit-exact with the oracle, and stays close to the float mode
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import onnx
@@ -43,8 +44,10 @@ def export(module: nn.Module) -> onnx.ModelProto:
     """As a user exports: TorchScript exporter, opset 17."""
     module.eval()
     buf = io.BytesIO()
-    torch.onnx.export(module, (torch.as_tensor(CALIB[:1]),), buf, opset_version=17, dynamo=False,
-                      input_names=["x"], output_names=["y"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, (torch.as_tensor(CALIB[:1]),), buf, opset_version=17, dynamo=False,
+                          input_names=["x"], output_names=["y"])
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -59,8 +62,9 @@ def pathological(edit, act=nn.ReLU) -> onnx.ModelProto:
     return export(m)
 
 
-def check(model, tmp_path, bits=8, min_sqnr=15.0, cases=()):
-    run = run_end_to_end(model, CALIB, TEST, tmp_path, bits=bits)     # asserts C == oracle, every tensor
+def check(model, tmp_path, bits=8, min_sqnr=15.0, cases=(), unsigned=False):
+    recipe = preset("default", bits, unsigned_activations=unsigned)
+    run = run_end_to_end(model, CALIB, TEST, tmp_path, bits=bits, recipe=recipe)  # asserts C == oracle
     assert np.isfinite(run.int_out).all()
     assert run.sqnr_db >= min_sqnr, run.sqnr_db
     found = {n["case"] for n in run.model.meta.get("numerics", [])}
@@ -149,8 +153,8 @@ def test_dead_relu_review_reproducer(tmp_path):
          f("w2", rng.normal(0, .3, (4, 4, 3, 3))), f("b2", [.1, -.2, .3, .05])])
     model = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
     model.ir_version = 8
-    for bits in (8, 4):
-        run = check(model, tmp_path, bits, min_sqnr=25.0, cases=["output_scale_floor"])
+    for bits, unsigned in ((8, False), (4, False), (4, True)):
+        run = check(model, tmp_path, bits, min_sqnr=25.0, cases=["output_scale_floor"], unsigned=unsigned)
         np.testing.assert_allclose(run.int_out, [[.1, -.2, .3, .05]] * len(TEST), atol=run.model.output_tensor.scale)
 
 
@@ -222,3 +226,23 @@ def test_float_overflow_is_refused_naming_the_layer():
     graph = import_onnx_model(model, "m")
     with pytest.raises(Q4Error, match="node 'big'.*not finite"):
         quantize_graph(graph, np.abs(CALIB), preset("default", 8))
+
+
+def test_cli_degenerate_models(tmp_path, capsys):
+    """Through the CLI: a dead-channel model quantizes (exit 0); a NaN weight fails at import with one
+    line naming the node and the initializer (exit 2), and no .q4 is written."""
+    from q4sdk.cli import main
+
+    dead = pathological(lambda m: m.c2.weight[3].mul_(1e-30))
+    onnx.save(dead, tmp_path / "dead.onnx")
+    np.savez(tmp_path / "calib.npz", x=CALIB)
+    assert main(["quantize", str(tmp_path / "dead.onnx"), "--calib", str(tmp_path / "calib.npz"),
+                 "-o", str(tmp_path / "dead.q4"), "-q"]) == 0
+    bad = pathological(lambda m: m.c1.weight[0, 0, 0].fill_(float("nan")))
+    onnx.save(bad, tmp_path / "nan.onnx")
+    capsys.readouterr()
+    assert main(["quantize", str(tmp_path / "nan.onnx"), "--calib", str(tmp_path / "calib.npz"),
+                 "-o", str(tmp_path / "nan.q4"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: node '/c1/Conv'") and "NaN" in err[0]
+    assert not (tmp_path / "nan.q4").exists()
