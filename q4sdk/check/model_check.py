@@ -302,7 +302,8 @@ def cmd_check(args) -> int:
 def register(subparsers) -> None:
     """Add ``q4sdk check`` to the CLI's subparsers."""
     p = subparsers.add_parser("check", help="before quantizing: the model's ops and whether q4sdk supports "
-                                            "them, parameters, MACs, flash and arena estimates, board fit")
+                                            "them, parameters, MACs, flash and arena estimates, board fit "
+                                            "(exit status 1 when unsupported or not fitting)")
     p.add_argument("model", help="ONNX file")
     p.add_argument("--board", help="also check the fit on this board (see 'q4sdk boards')")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")

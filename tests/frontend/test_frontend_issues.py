@@ -122,3 +122,23 @@ def test_clip_with_min_above_max_outputs_max(fused):
                        {"w": rand(3, 3, 1, 1), "lo": np.array(2.0, np.float32), "hi": np.array(0.5, np.float32)})
     graph = import_and_compare(model, rand(2, 3, 4, 4))
     assert graph.nodes[-1].op == ("clip" if fused else "conv")
+
+
+def test_torch_rank3_module_lists_the_rank_and_the_missing_ops():
+    import torch
+    import torch.nn as nn
+
+    from q4sdk.frontend import from_torch
+
+    class KWS(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv1d(8, 4, 3, padding=1), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(torch.sigmoid(self.conv(x)).mean(2))
+
+    with pytest.raises(UnsupportedModel) as info:
+        from_torch(KWS(), torch.zeros(1, 8, 10))
+    found = info.value.issues
+    assert [i.op_type for i in found] == ["", "Sigmoid"] and "rank 3" in found[0].message
