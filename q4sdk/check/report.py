@@ -314,11 +314,31 @@ def collect_report(model: QModel, x: np.ndarray, y: np.ndarray | None, float_gra
         notes.append("the data has no labels: accuracies are not available")
     if not stats:
         notes.append("the model records no quantizer layer statistics: weight MSE/SQNR are not available")
+    notes += numerics_notes(model)
     return ReportData(model=model.name, recipe=dict(model.meta.get("recipe", {})), samples=len(x), layers=rows,
                       accuracy=accuracy, compression=compression_ratio(model),
                       totals={"macs": sum(c[0] for c in costs.values()),
                               "weight_bytes": sum(c[1] for c in costs.values())},
                       notes=notes)
+
+
+def numerics_notes(model: QModel) -> list[str]:
+    """One note per layer the quantizer gave a special integer form (``meta["numerics"]``, see
+    q4sdk/ptq/numerics.py): dead / zero kernels carried by their bias, floored output scales, ..."""
+    by_layer: dict[str, dict[str, list]] = {}
+    for rec in model.meta.get("numerics", []) or []:
+        if isinstance(rec, dict):
+            cases = by_layer.setdefault(str(rec.get("layer", rec.get("tensor", "?"))), {})
+            cases.setdefault(str(rec.get("case", "?")), []).append(rec.get("channel"))
+    notes = []
+    for layer, cases in by_layer.items():
+        parts = []
+        for case, chans in cases.items():
+            listed = [str(c) for c in chans if c is not None]
+            parts.append(case.replace("_", " ") + (f" (channels {', '.join(listed[:12])}"
+                                                    f"{', ...' if len(listed) > 12 else ''})" if listed else ""))
+        notes.append(f"numerics: layer '{layer}': {'; '.join(parts)}")
+    return notes
 
 
 # --------------------------------------------------------------------------- rendering

@@ -1,5 +1,5 @@
-"""The commands that check a generated model: ``verify`` (C vs the oracle, bit for bit) and ``report``
-(per-layer diagnostics)."""
+"""The commands that check a model: ``check`` (an ONNX model before quantizing: ops, sizes, board
+fit), ``verify`` (C vs the oracle, bit for bit) and ``report`` (per-layer diagnostics)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ from q4sdk.cli.common import (
     write_json,
 )
 from q4sdk.errors import Q4Error
+
+
+def cmd_check(args) -> int:
+    from q4sdk.check.model_check import check_model, format_check
+
+    if args.json:
+        check_output_file(args.json, args.force)
+    result = check_model(args.model, [args.board] if args.board else [])
+    print(format_check(result))
+    if args.json:
+        write_json(args.json, result.to_dict(), args.force)
+    fits = all(f["fits"] for b in result.boards.values() for f in b.values()) if result.boards else True
+    return 0 if result.supported and fits else 1
 
 
 def cmd_verify(args) -> int:
@@ -88,7 +101,7 @@ REPORT_FILES = ("report.md", "report.html", "report.json")
 
 def cmd_report(args) -> int:
     from q4sdk.check.accuracy import source_float_graph
-    from q4sdk.check.report import collect_report, write_report
+    from q4sdk.check.report import collect_report, numerics_notes, write_report
     from q4sdk.ir.q4file import load_q4
     from q4sdk.progress import Progress
 
@@ -105,6 +118,8 @@ def cmd_report(args) -> int:
         f"wrote {out / 'report.html'} (and report.md, report.json, plots): "
         f"{len(rep.layers)} layers, {rep.samples} samples"
     )
+    for note in numerics_notes(model):
+        print(note)
     if a["integer"] is not None:
         print(
             f"top-1: float {_percent(a['float'])}, fake-quant {_percent(a['fake_quant'])}, "
@@ -145,7 +160,18 @@ def _umask() -> int:
 
 
 def register(sub) -> None:
-    """Add ``verify`` and ``report`` to the ``q4sdk`` subparsers ``sub``."""
+    """Add ``check``, ``verify`` and ``report`` to the ``q4sdk`` subparsers ``sub``."""
+    p = sub.add_parser(
+        "check",
+        help="before quantizing: the model's ops and whether q4sdk supports them, parameters, MACs, "
+        "flash and arena estimates, board fit (exit status 1 when unsupported or not fitting)",
+    )
+    p.add_argument("model", help="ONNX file")
+    p.add_argument("--board", help="also check the fit on this board (see 'q4sdk boards')")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    add_force_arg(p, "the --json file")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("verify", help="C (built with cffi) vs the Python integer oracle, bit for bit")
     p.add_argument("model", help=".q4 file")
     p.add_argument("gen_dir", help="directory written by 'q4sdk generate'")

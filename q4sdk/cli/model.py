@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from q4sdk.cli import target
@@ -80,6 +81,7 @@ def cmd_quantize(args) -> int:
 def cmd_generate(args) -> int:
     if args.board:
         return target.generate_for_board(args)
+    from q4sdk.check.model_check import flash_warning
     from q4sdk.codegen.render import generate
     from q4sdk.ir.q4file import load_q4
 
@@ -91,6 +93,9 @@ def cmd_generate(args) -> int:
     except OSError as e:
         raise cannot_write(out, e) from None
     print(format_generate_report(report))
+    warning = flash_warning(report.weight_bytes)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -15,12 +15,24 @@ Canonicalisation done here:
 * ``Identity``/``Dropout`` are removed; a trailing ``Softmax`` is removed (``output_softmax``);
   an NHWC->NCHW ``Transpose`` on the graph input is removed (``input_layout="NHWC"``).
 
-Anything else is rejected with a :class:`Q4Error` naming the node and its op type.
+Anything else is rejected before any work, with every unsupported node listed at once
+(:class:`UnsupportedModel`, a :class:`Q4Error` whose ``issues`` give node, op type and what is
+unsupported: the op, an attribute value, a rank). A node that only fails because it reads the output
+of an unsupported node is not listed again; ONNX shape inference gives such tensors a shape so the
+nodes after them are still checked. A ``[N, C, L]`` input is one issue ("rank 3 ... not supported
+yet"); the rest of the graph is checked as if it were ``[N, C, 1, L]``, so its real missing ops show.
+
+Malformed data is refused at import, naming the initializer: an initializer whose data does not match
+its dims, NaN / Inf in a weight, bias or BatchNorm parameter, a negative BatchNorm variance.
+Degenerate but well-defined models are imported as they compute: ``Clip`` with min > max outputs
+max everywhere (ONNX semantics), which becomes a Clip(max, max) fused into the producing Conv/Gemm,
+or otherwise a zero-weight depthwise conv / dense whose bias is max.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +48,59 @@ MIN_OPSET = 13
 
 _REMOVED_OPS = ("Identity", "Dropout")
 _NCHW_FROM_NHWC = [0, 3, 1, 2]
+# op types users meet in recurrent / attention models: the error says they are planned, not refused
+NOT_YET_OPS = ("LSTM", "GRU", "RNN", "LayerNormalization", "Attention", "MultiHeadAttention", "Einsum",
+               "GroupNormalization", "InstanceNormalization")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One unsupported node: its name, ONNX op type, and the message (which names it).
+
+    ``op_level``: the op type itself has no import rule (vs. an attribute, rank or position of a
+    supported op type)."""
+
+    node: str
+    op_type: str
+    message: str
+    op_level: bool = False
+
+
+class UnsupportedModel(Q4Error):
+    """The model uses something q4sdk cannot import; ``issues`` lists every such node."""
+
+    def __init__(self, name: str, issues: list[Issue]):
+        self.issues = list(issues)
+        if len(issues) == 1:
+            text = issues[0].message
+        else:
+            text = (f"{name}: {len(issues)} unsupported nodes: "
+                    + "; ".join(i.message for i in issues))
+        super().__init__(text)
+
+
+class _OpLevel(Q4Error):
+    """Raised for a node whose op type has no import rule."""
+
+
+class _Downstream(Exception):
+    """A node cannot be checked because an input comes from a node that was already reported."""
+
+
+def supported_op_types() -> list[str]:
+    """The ONNX op types the importer turns into float-graph ops (plus the removed no-ops).
+
+    Any op whose inputs are all constants is also accepted: it is evaluated at import time."""
+    handled = [n[4:] for n in dir(_Importer) if n.startswith("_op_")]
+    return sorted({*handled, *_REMOVED_OPS, "Shape", "Constant"})
+
+
+def check_onnx_model(model: onnx.ModelProto, name: str) -> tuple[FloatGraph | None, list[Issue]]:
+    """Import ``model`` if it can be; return (graph or None, every issue)."""
+    try:
+        return import_onnx_model(model, name), []
+    except UnsupportedModel as err:
+        return None, err.issues
 
 
 def load_onnx(path: str | Path) -> FloatGraph:
@@ -98,9 +163,11 @@ class _Importer:
         self.name = name
         self.g = model.graph
         self.opset = self._check_opset()
-        self.consts: dict[str, np.ndarray] = {
-            t.name: numpy_helper.to_array(t) for t in self.g.initializer
-        }
+        self.consts: dict[str, np.ndarray] = {t.name: self._initializer(t) for t in self.g.initializer}
+        self.issues: list[Issue] = []
+        self.opaque: set[str] = set()        # outputs of unsupported nodes
+        self.opaque_const: set[str] = set()  # ... computed from constants and shapes only
+        self.lifted = False                  # a [N, C, L] input checked as [N, C, 1, L]
         self.alias: dict[str, str] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.nodes: list[FloatNode] = []
@@ -113,6 +180,33 @@ class _Importer:
         self.uses = self._count_uses()
 
     # ---------------------------------------------------------------- model-level checks
+
+    @staticmethod
+    def _initializer(t: onnx.TensorProto) -> np.ndarray:
+        try:
+            return numpy_helper.to_array(t)
+        except Exception as err:  # noqa: BLE001 - onnx raises ValueError, TypeError, ...
+            raise Q4Error(f"initializer '{t.name}': declares shape {list(t.dims)} but its data does not "
+                          f"match ({_first_line(err)})") from None
+
+    def _inferred_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shapes of every tensor ONNX shape inference can tell (for unsupported nodes)."""
+        model = onnx.ModelProto.FromString(self.model.SerializeToString())
+        for inp in model.graph.input:  # the batch as a number lets Reshape targets propagate
+            dims = inp.type.tensor_type.shape.dim
+            if dims and not dims[0].HasField("dim_value"):
+                dims[0].dim_value = self.batch
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        except Exception:  # noqa: BLE001 - best effort: without it, fewer downstream checks
+            return {}
+        out = {}
+        for vi in [*inferred.graph.value_info, *inferred.graph.output]:
+            dims = vi.type.tensor_type.shape.dim
+            if len(dims) >= 2 and all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
+                shape = tuple(int(d.dim_value) for d in dims[1:])
+                out[vi.name] = (shape[0], 1, shape[1]) if self.lifted and len(shape) == 2 else shape
+        return out
 
     def _check_opset(self) -> int:
         versions = [o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")]
@@ -134,13 +228,19 @@ class _Importer:
             raise Q4Error(f"input '{inp.name}': element type must be float32, "
                           f"got {onnx.TensorProto.DataType.Name(ttype.elem_type)}")
         dims = list(ttype.shape.dim)
-        if len(dims) not in (2, 4):
+        if len(dims) not in (2, 3, 4):
             raise Q4Error(f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F), got {len(dims)}")
         for d in dims[1:]:
             if not d.HasField("dim_value") or d.dim_value <= 0:
                 raise Q4Error(f"input '{inp.name}': only the batch dimension may be dynamic, "
                               f"got shape {[d.dim_value or d.dim_param or '?' for d in dims]}")
         self.shapes[inp.name] = tuple(int(d.dim_value) for d in dims[1:])
+        if len(dims) == 3:  # report once, check the rest as [N, C, 1, L]
+            self.issues.append(Issue(inp.name, "", f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F): "
+                                     f"rank 3 ([N, C, L], 1-D models) is not supported yet"))
+            self.lifted = True
+            c, length = self.shapes[inp.name]
+            self.shapes[inp.name] = (c, 1, length)
         batch = dims[0].dim_value if dims[0].HasField("dim_value") and dims[0].dim_value > 0 else 1
         return inp.name, batch
 
@@ -186,23 +286,56 @@ class _Importer:
 
     def run(self) -> FloatGraph:
         used_names: set[str] = set()
+        inferred = None
         for index, node in enumerate(self.g.node):
             name = self._unique_name(node, index, used_names)
             if _is_removed(node):
                 continue
-            if node.domain not in ("", "ai.onnx"):
-                raise Q4Error(f"node '{name}': unsupported op type '{node.domain}:{node.op_type}'")
-            inputs = [self.resolve(t) if t else "" for t in node.input]
-            if node.op_type == "Shape" and inputs[0] in self.shapes:
-                self._shape(node, inputs)
-            elif all(t in self.consts for t in inputs if t):
-                self._fold_constant(name, node, inputs)
+            try:
+                self._import_node(name, node)
+            except _Downstream:
+                pass
+            except Q4Error as err:
+                self.issues.append(Issue(name, node.op_type, str(err), isinstance(err, _OpLevel)))
             else:
-                handler = getattr(self, f"_op_{node.op_type}", None)
-                if handler is None:
-                    raise Q4Error(f"node '{name}': unsupported op type '{node.op_type}'")
-                handler(name, node, inputs, _attrs(node))
+                continue
+            if inferred is None:
+                inferred = self._inferred_shapes()
+            shape_only = node.op_type == "Shape" or all(
+                t in self.consts or t in self.opaque_const for t in map(self.resolve, node.input) if t)
+            for out in node.output:  # later nodes reading these are checked with inferred shapes
+                self.opaque.add(out)
+                if shape_only:
+                    self.opaque_const.add(out)
+                self.producer.pop(out, None)
+                if out in inferred:
+                    self.shapes[out] = inferred[out]
+                else:
+                    self.shapes.pop(out, None)
+        if self.issues:
+            raise UnsupportedModel(self.name, self.issues)
         return self._finish()
+
+    def _import_node(self, name: str, node: onnx.NodeProto) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            raise _OpLevel(f"node '{name}': unsupported op type '{node.domain}:{node.op_type}'")
+        inputs = [self.resolve(t) if t else "" for t in node.input]
+        if any(t in self.opaque_const for t in inputs) and all(
+                t in self.consts or t in self.opaque_const for t in inputs if t):
+            raise _Downstream(node.name)  # a constant computation fed by an unsupported node
+        if node.op_type == "Shape" and inputs[0] in self.opaque:
+            raise _Downstream(node.name)
+        if node.op_type == "Shape" and inputs[0] in self.shapes:
+            self._shape(node, inputs)
+        elif all(t in self.consts for t in inputs if t) and not any(t in self.opaque for t in inputs):
+            self._fold_constant(name, node, inputs)
+        else:
+            handler = getattr(self, f"_op_{node.op_type}", None)
+            if handler is None:
+                later = " yet" if node.op_type in NOT_YET_OPS else ""
+                raise _OpLevel(f"node '{name}': unsupported op type '{node.op_type}'"
+                               + (" (recurrent / attention blocks are not supported yet)" if later else ""))
+            handler(name, node, inputs, _attrs(node))
 
     def _unique_name(self, node: onnx.NodeProto, index: int, used: set[str]) -> str:
         base = node.name or f"{node.op_type.lower()}_{index}"
@@ -236,6 +369,8 @@ class _Importer:
     def _act(self, name: str, tensor: str, rank: int | None = None) -> tuple[int, ...]:
         """Per-sample shape of an activation input, checking its rank (3 = C,H,W; 1 = F)."""
         if tensor not in self.shapes:
+            if tensor in self.opaque:
+                raise _Downstream(tensor)
             raise Q4Error(f"node '{name}': input '{tensor}' is not produced by an earlier node")
         shape = self.shapes[tensor]
         if rank is not None and len(shape) != rank:
@@ -243,10 +378,19 @@ class _Importer:
             raise Q4Error(f"node '{name}': expects a {want} input, got [N, {', '.join(map(str, shape))}]")
         return shape
 
-    def _const(self, name: str, tensor: str, what: str) -> np.ndarray:
+    def _const(self, name: str, tensor: str, what: str, allow_inf: bool = False) -> np.ndarray:
         if tensor not in self.consts:
+            if tensor in self.opaque:
+                raise _Downstream(tensor)
             raise Q4Error(f"node '{name}': {what} must be a constant (initializer), '{tensor}' is computed")
-        return self.consts[tensor]
+        value = self.consts[tensor]
+        if value.dtype.kind == "f":
+            bad = np.isnan(value) if allow_inf else ~np.isfinite(value)
+            if bad.any():
+                kind = "NaN" if np.isnan(value).any() else "Inf"
+                raise Q4Error(f"node '{name}': {what} '{tensor}' holds {kind} values ({int(bad.sum())} of "
+                              f"{value.size}); the float model does not compute numbers")
+        return value
 
     def _emit(self, name: str, op: str, inputs: list[str], output: str, shape: tuple[int, ...],
               attrs: dict | None = None, params: dict | None = None) -> FloatNode:
@@ -263,6 +407,8 @@ class _Importer:
 
     def _sole_producer(self, tensor: str, ops: tuple[str, ...]) -> FloatNode | None:
         """The node making ``tensor`` if its op is in ``ops`` and nothing else reads ``tensor``."""
+        if tensor in self.opaque:
+            raise _Downstream(tensor)
         node = self.producer.get(tensor)
         if node is None or node.op not in ops or self.uses.get(tensor, 0) != 1:
             return None
@@ -290,8 +436,21 @@ class _Importer:
         node = self.producer.get(tensor)
         return node is not None and (node.op == "relu" or (node.op == "clip" and node.attrs["lo"] >= 0))
 
+    def _lift(self, attrs: dict) -> dict:
+        """1-D window attributes of a lifted [N, C, L] model as their [N, C, 1, L] equivalents."""
+        if not self.lifted:
+            return attrs
+        out = dict(attrs)
+        for key, fill in (("kernel_shape", 1), ("strides", 1), ("dilations", 1)):
+            if key in out and len(out[key]) == 1:
+                out[key] = [fill, out[key][0]]
+        if "pads" in out and len(out["pads"]) == 2:
+            out["pads"] = [0, out["pads"][0], 0, out["pads"][1]]
+        return out
+
     def _window(self, name: str, attrs: dict, hw: tuple[int, int], kernel: tuple[int, int]):
         """Strides and explicit (top, left, bottom, right) pads from ONNX conv/pool attributes."""
+        attrs = self._lift(attrs)
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise Q4Error(f"node '{name}': dilations {list(attrs['dilations'])} are not supported (only 1)")
         stride = tuple(int(s) for s in attrs.get("strides", [1, 1]))
@@ -317,7 +476,7 @@ class _Importer:
         return stride, pads
 
     def _kernel(self, name: str, attrs: dict) -> tuple[int, int]:
-        kernel = tuple(int(k) for k in attrs.get("kernel_shape", ()))
+        kernel = tuple(int(k) for k in self._lift(attrs).get("kernel_shape", ()))
         if len(kernel) != 2:
             raise Q4Error(f"node '{name}': needs a 2-D kernel_shape, got {list(kernel)}")
         return kernel
@@ -356,6 +515,8 @@ class _Importer:
     def _op_Conv(self, name, node, inputs, attrs):
         c_in, h, w = self._act(name, inputs[0], rank=3)
         weight = self._const(name, inputs[1], "the Conv weight").astype(np.float32)
+        if self.lifted and weight.ndim == 3:
+            weight = weight[:, :, None, :]
         if weight.ndim != 4:
             raise Q4Error(f"node '{name}': only 2-D convolutions are supported (weight shape {list(weight.shape)})")
         c_out, c_per_group, kh, kw = weight.shape
@@ -366,7 +527,7 @@ class _Importer:
                           "not supported; only group=1 or depthwise (group = C_in = C_out)")
         if c_per_group * group != c_in:
             raise Q4Error(f"node '{name}': input has {c_in} channels but the weight expects {c_per_group * group}")
-        if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != (kh, kw):
+        if "kernel_shape" in attrs and tuple(self._lift(attrs)["kernel_shape"]) != (kh, kw):
             raise Q4Error(f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight")
         stride, pads = self._window(name, attrs, (h, w), (kh, kw))
         src, extra = self._absorb_pad(inputs[0])
@@ -399,6 +560,8 @@ class _Importer:
                    {"weight": np.ascontiguousarray(weight, np.float32), "bias": bias.astype(np.float32)})
 
     def _op_MatMul(self, name, node, inputs, attrs):
+        if all(t in self.shapes or t in self.opaque for t in inputs[:2]):
+            raise Q4Error(f"node '{name}': MatMul of two activations (attention) is not supported yet")
         (f_in,) = self._act(name, inputs[0], rank=1)
         b = self._const(name, inputs[1], "the MatMul right operand").astype(np.float32)
         if b.ndim != 2 or b.shape[0] != f_in:
@@ -413,15 +576,36 @@ class _Importer:
         shape = self._act(name, inputs[0])
         lo, hi = float(attrs.get("min", -np.inf)), float(attrs.get("max", np.inf))
         if len(inputs) > 1 and inputs[1]:
-            lo = float(self._const(name, inputs[1], "Clip min"))
+            lo = float(self._const(name, inputs[1], "Clip min", allow_inf=True))
         if len(inputs) > 2 and inputs[2]:
-            hi = float(self._const(name, inputs[2], "Clip max"))
+            hi = float(self._const(name, inputs[2], "Clip max", allow_inf=True))
+        if math.isnan(lo) or math.isnan(hi):
+            raise Q4Error(f"node '{name}': Clip bounds must be numbers, got min={lo}, max={hi}")
+        if lo > hi:  # ONNX: every output is max
+            self._constant_clip(name, inputs[0], node.output[0], shape, hi)
+            return
         if lo == -np.inf and hi == np.inf:
             self._set_alias(node.output[0], inputs[0])
         elif lo == 0.0 and hi == np.inf:
             self._emit(name, "relu", [inputs[0]], node.output[0], shape)
         else:
             self._emit(name, "clip", [inputs[0]], node.output[0], shape, {"lo": lo, "hi": hi})
+
+    def _constant_clip(self, name: str, src: str, output: str, shape: tuple[int, ...], value: float) -> None:
+        """Clip with min > max: ``value`` everywhere. Fused into the Conv/Gemm before it as a clip to
+        [value, value]; otherwise a zero-weight depthwise conv (or dense) whose bias is ``value``."""
+        if self._sole_producer(src, ("conv", "dense")) is not None:
+            self._emit(name, "clip", [src], output, shape, {"lo": value, "hi": value})
+            return
+        channels = shape[0]
+        bias = np.full(channels, value, np.float32)
+        if len(shape) == 3:
+            self._emit(name, "conv", [src], output, shape,
+                       {"stride": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1), "groups": channels},
+                       {"weight": np.zeros((channels, 1, 1, 1), np.float32), "bias": bias})
+        else:
+            self._emit(name, "dense", [src], output, shape, {},
+                       {"weight": np.zeros((channels, channels), np.float32), "bias": bias})
 
     def _op_Add(self, name, node, inputs, attrs):
         a, b = inputs
@@ -461,12 +645,19 @@ class _Importer:
         if prev is None:
             raise Q4Error(f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
                           "(whose output has no other use) so it can be folded")
-        gamma, beta, mean, var = (self._const(name, t, "BatchNormalization parameters").astype(np.float64)
+        gamma, beta, mean, var = (self._const(name, t, "BatchNormalization parameter").astype(np.float64)
                                   for t in inputs[1:5])
+        bad = np.flatnonzero(var + float(attrs.get("epsilon", 1e-5)) <= 0)
+        if len(bad):
+            raise Q4Error(f"node '{name}': BatchNormalization variance '{inputs[4]}' is negative in channel "
+                          f"{int(bad[0])} ({var[bad[0]]:g}); the float model computes NaN there")
         scale = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
         w = prev.params["weight"].astype(np.float64)
         prev.params["weight"] = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
         prev.params["bias"] = ((prev.params["bias"] - mean) * scale + beta).astype(np.float32)
+        if not all(np.isfinite(prev.params[k]).all() for k in ("weight", "bias")):
+            raise Q4Error(f"node '{name}': folding BatchNormalization into '{prev.name}' overflows float32 "
+                          "(its scale gamma / sqrt(var + eps) is too large for the weights)")
         self._rename_output(prev, node.output[0])
 
     def _op_AveragePool(self, name, node, inputs, attrs):
@@ -508,6 +699,8 @@ class _Importer:
             axes = self._const(name, inputs[1], "the ReduceMean axes").reshape(-1).tolist()
         else:
             axes = attrs.get("axes", [])
+        if self.lifted and [int(a) % 3 for a in axes] == [2]:
+            axes = [2, 3]  # over L of [N, C, L]
         if sorted(int(a) % 4 for a in axes) != [2, 3]:
             raise Q4Error(f"node '{name}': ReduceMean is supported only over the spatial axes [2, 3], got {axes}")
         if attrs.get("keepdims", 1):
@@ -568,6 +761,8 @@ class _Importer:
         if len(inputs) > 2 and inputs[2] and np.any(self._const(name, inputs[2], "the Pad value") != 0):
             raise Q4Error(f"node '{name}': Pad with a non-zero value is not supported")
         raw = [int(p) for p in self._const(name, inputs[1], "the Pad amounts").reshape(-1)]
+        if self.lifted and len(raw) == 6 and not (len(inputs) > 3 and inputs[3]):
+            raw = [*raw[:2], 0, raw[2], *raw[3:5], 0, raw[5]]  # [N, C, L] pads as [N, C, 1, L]
         axes = ([int(a) % 4 for a in self._const(name, inputs[3], "the Pad axes").reshape(-1)]
                 if len(inputs) > 3 and inputs[3] else list(range(4)))
         begin, end = [0] * 4, [0] * 4

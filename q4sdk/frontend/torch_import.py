@@ -23,7 +23,7 @@ def from_torch(module, example_input, name: str = "model") -> FloatGraph:
     import torch  # deferred: importing the ONNX frontend alone should not pay for torch
 
     x = torch.as_tensor(example_input).detach().to(torch.float32).cpu()
-    if x.ndim not in (2, 4):
+    if x.ndim not in (2, 3, 4):  # rank 3 is exported so the importer can list what is unsupported
         raise Q4Error(f"{name}: example input must be [N, C, H, W] or [N, F], got shape {list(x.shape)}")
     options = dict(
         opset_version=EXPORT_OPSET, input_names=["input"], output_names=["output"],

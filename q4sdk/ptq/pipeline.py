@@ -20,6 +20,7 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.ptq import numerics
 from q4sdk.ptq.activations import activation_params
 from q4sdk.ptq.plan import Step, build_plan
 from q4sdk.ptq.recipe import Recipe
@@ -250,6 +251,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
                       f"'{graph.input_name}' {tuple(graph.input_shape)}")
     if not np.isfinite(calib).all():
         raise Q4Error("calibration data: contains NaN or infinite values")
+    numerics.check_calibration(calib)
     calib = calib[:recipe.calib_samples]
     if recipe.cle:  # function-preserving rescaling of conv/dense pairs joined by ReLU
         graph = equalize(graph)
@@ -273,6 +275,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     qparams: dict[str, QuantParams] = {}
     weights: dict[str, LayerWeights] = {}
     layer_stats: dict[str, dict] = {}
+    numerics_notes: list[dict] = []
 
     x = torch.as_tensor(calib)
     fp: dict[str, torch.Tensor] = {graph.input_name: x}
@@ -296,6 +299,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         for idx, step in enumerate(steps):
             progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
             _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+            numerics.check_finite(step.node.name, fp_out)
             if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
                 lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
                 w_hat = lw.dequantized()
@@ -319,6 +323,9 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
                 qparams[step.output] = QuantParams(*activation_params(
                     q_out.numpy(), bits, unsigned, recipe.activation_range, recipe.activation_grid), bits)
+                qparams[step.output] = numerics.floor_output_scale(  # zero / tiny ranges (dead ReLU)
+                    step, qparams[step.output], [qparams[i].scale for i in step.inputs],
+                    weights.get(step.node.name), numerics_notes)
                 if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
                     p1 = qparams[step.output]
                     qparams[step.output] = QuantParams(p1.scale / (1 << bits),
@@ -344,7 +351,10 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)
-    model.meta["layer_stats"] = layer_stats
+    model.meta["layer_stats"] = numerics.finite_stats(layer_stats)
+    numerics_notes += numerics.lowering_notes(weights)
+    if numerics_notes:
+        model.meta["numerics"] = numerics_notes
     if refine_stats is not None:
         model.meta["refine"] = refine_stats
     model.meta["quantize_seconds"] = round(time.time() - t0, 3)
@@ -376,6 +386,7 @@ def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: flo
     ``in_scales`` has one scale per input term (two for a residual-quantized input); with a dual
     weight the layer has len(in_scales) * 2 terms, all requantized with one rounding.
     """
+    numerics.fit_bias(step, lw, in_scales, sy)  # dead / tiny kernels, huge biases
     arrays: dict[str, np.ndarray] = {}
     for key, (q, _) in zip(("weight", "weight2"), lw.terms()):
         if step.kind == "conv2d":
@@ -399,10 +410,8 @@ def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: flo
         raise Q4Error(f"node '{step.node.name}': int32 accumulator could overflow (K={k})")
     arrays["bias"] = bias.astype(np.int32)
     reals = np.array([s_in * ws / sy for s_in in in_scales for _, ws in lw.terms()])
-    if len(reals) == 1:
-        arrays["multiplier"], arrays["shift"] = fixedpoint.quantize_multipliers(reals[0])
-    else:
-        arrays["multiplier"], arrays["shift"] = fixedpoint.quantize_term_multipliers(reals)
+    arrays["multiplier"], arrays["shift"] = numerics.requant_multipliers(
+        step.node.name, reals, lw.stats.setdefault("numerics", []))
     return arrays
 
 
