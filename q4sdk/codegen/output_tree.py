@@ -149,7 +149,7 @@ def write_files(files: dict[str, str], out_dir, overwrite: bool) -> None:
     if exists and not overwrite:
         for entry in top_level:
             if os.path.lexists(out_dir / entry):
-                raise Q4Error(f"generate: '{out_dir / entry}' already exists (use overwrite)")
+                raise Q4Error(f"generate: '{out_dir / entry}' already exists (use --force to replace it)")
     if exists and not os.access(target, os.W_OK | os.X_OK):
         raise Q4Error(f"{out_dir}: cannot write (permission denied)")
     try:
@@ -162,7 +162,7 @@ def write_files(files: dict[str, str], out_dir, overwrite: bool) -> None:
         try:
             os.mkdir(new)
         except OSError as e:
-            raise _cannot(target.parent, e) from None
+            raise _cannot(out_dir, e) from None
         in_place = exists and _holds_cwd(target)
         if exists and not in_place:
             shutil.copymode(target, new)

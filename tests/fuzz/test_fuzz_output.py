@@ -264,10 +264,9 @@ def test_kill_at_every_step_of_the_write(two_models, tmp_path, exchange):
 
 def test_kill_quantize_force(tmp_path):
     """SIGKILL ``quantize --force`` over an existing .q4: the file is the old or the new one."""
-    sys.path.insert(0, str(ROOT / "tests" / "cli"))
-    from test_cli import _small_onnx
+    from small_onnx import write_small_onnx
 
-    _small_onnx(tmp_path / "m.onnx")
+    write_small_onnx(tmp_path / "m.onnx")
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(0, 1, (16, 6, 6, 3)).astype(np.float32))
     q4 = tmp_path / "m.q4"
     base = ["quantize", "m.onnx", "--calib", "calib.npz", "--nhwc", "-o", "m.q4", "--force", "-q"]
