@@ -51,7 +51,7 @@ def cmd_boards(args) -> int:
 
 def cmd_run(args) -> int:
     from q4sdk.targets.boards import load_board
-    from q4sdk.codegen.render import c_identifier
+    from q4sdk.codegen.c_syntax import c_identifier
     from q4sdk.ir.q4file import load_q4
     from q4sdk.targets.run import format_target_run, run_on_board
 
@@ -125,7 +125,7 @@ def generate_for_board(args) -> int:
     """``q4sdk generate MODEL -o DIR --board NAME``: write the firmware project and its figures."""
     from q4sdk.targets.boards import load_board
     from q4sdk.cli import format_generate_report
-    from q4sdk.codegen.render import c_identifier
+    from q4sdk.codegen.c_syntax import c_identifier
     from q4sdk.targets.project import write_firmware_project
     from q4sdk.ir.q4file import load_q4
 

@@ -34,7 +34,7 @@ from mcu.conv_cases import (RUNTIME, a4_dsp_scratch_bytes, dsp_scratch_bytes,  #
 from mcu.harness import VariantResult, require_tools, run_harness  # noqa: E402
 from q4sdk.ir import oracle  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
-from q4sdk.codegen.render import TERMS_VARIANTS  # noqa: E402
+from q4sdk.codegen.kernels import TERMS_VARIANTS  # noqa: E402
 from q4sdk.ir.packing import pack_int4_rows  # noqa: E402
 from q4sdk.ir.qmodel import QModel, QOp, QTensor  # noqa: E402
 
