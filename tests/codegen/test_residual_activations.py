@@ -19,7 +19,8 @@ from q4sdk.ir.float_exec import run_float
 from q4sdk.ir.q4file import load_q4, save_q4
 from q4sdk.ir.validate import validate_model
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
-from q4sdk.ptq.pipeline import coarse_zero_point, fine_zero_point, quantize_graph
+from q4sdk.ptq.lower import coarse_zero_point, fine_zero_point
+from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
 from q4sdk.check.verify import verify
 from random_models import sanitized_outputs

@@ -16,7 +16,8 @@ from q4sdk.codegen.render import generate, render
 from q4sdk.errors import Q4Error
 from q4sdk.targets.project import zero_input
 from q4sdk.ir.qmodel import QTensor
-from q4sdk.ptq.pipeline import quantize_graph, residual_name
+from q4sdk.ptq.lower import residual_name
+from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
 from q4sdk.targets.run import run_on_board
 from q4sdk.check.verify import verify
