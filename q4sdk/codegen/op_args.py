@@ -51,7 +51,7 @@ def _conv_args(model: QModel, op: QOp, args: dict) -> int:
     ho, wo, o = _hwc(model, op.output)
     weight = _int64(op, "weight")
     kh, kw = int(weight.shape[1]), int(weight.shape[2])
-    ksize = kh * kw * (c if op.kind == "conv2d" else 1)
+    ksize = int(np.prod(weight.shape[1:]))  # kh * kw * I (conv2d) or kh * kw (depthwise)
     args.update(stride=_ints(op.attrs["stride"]), pads=_ints(op.attrs["pads"]), in_dims=[h, w, c],
                 filter_dims=[kh, kw, c], out_dims=[ho, wo, o])
     return ho * wo * o * ksize * _weight_tables(model, op, args, weight.reshape(o, ksize))
@@ -73,11 +73,17 @@ def _add_args(model: QModel, op: QOp, args: dict) -> int:
 
 
 def _pool_args(model: QModel, op: QOp, args: dict) -> int:
+    kernel, stride, pads = (_ints(op.attrs[k]) for k in ("kernel", "stride", "pads"))
+    return _window_args(model, op, args, kernel, stride, pads)
+
+
+def _global_avgpool_args(model: QModel, op: QOp, args: dict) -> int:
+    h, w, _ = _hwc(model, op.inputs[0])
+    return _window_args(model, op, args, [h, w], [1, 1], [0, 0, 0, 0])
+
+
+def _window_args(model: QModel, op: QOp, args: dict, kernel, stride, pads) -> int:
     h, w, c = _hwc(model, op.inputs[0])
-    if op.kind == "global_avgpool":
-        kernel, stride, pads = [h, w], [1, 1], [0, 0, 0, 0]
-    else:
-        kernel, stride, pads = (_ints(op.attrs[k]) for k in ("kernel", "stride", "pads"))
     if "multiplier" in op.arrays:  # avgpool, global_avgpool
         mult, shift = int(op.arrays["multiplier"][0]), int(op.arrays["shift"][0])
         lo, hi = int(op.attrs["act_min"]), int(op.attrs["act_max"])
@@ -116,7 +122,7 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "fully_connected": _fully_connected_args,
     "add": _add_args,
     "avgpool": _pool_args,
-    "global_avgpool": _pool_args,
+    "global_avgpool": _global_avgpool_args,
     "maxpool": _pool_args,
     "clamp": _clamp_args,
     "pad": _pad_args,

@@ -47,7 +47,7 @@ def _param(params: dict, key: str) -> torch.Tensor:
     return torch.as_tensor(params[key], dtype=torch.float32)
 
 
-def conv(xs, a: dict, params: dict) -> torch.Tensor:
+def conv2d(xs, a: dict, params: dict) -> torch.Tensor:
     """Symmetric padding goes to the convolution, other padding is applied first."""
     t, l, b, r = a.get("pads", (0, 0, 0, 0))
     x, padding = (xs[0], (t, l)) if (t, l) == (b, r) else (_pad(xs[0], (t, l, b, r)), (0, 0))
@@ -55,7 +55,7 @@ def conv(xs, a: dict, params: dict) -> torch.Tensor:
                     padding=padding, dilation=tuple(a.get("dilation", (1, 1))), groups=int(a.get("groups", 1)))
 
 
-def dense(xs, a: dict, params: dict) -> torch.Tensor:
+def fully_connected(xs, a: dict, params: dict) -> torch.Tensor:
     return F.linear(xs[0].flatten(1), _param(params, "weight"), _param(params, "bias"))
 
 
@@ -76,19 +76,19 @@ def maxpool(xs, a: dict, params: dict) -> torch.Tensor:
 
 #: float op -> f(inputs, attrs, params): the float semantics of every op of the float graph
 FLOAT_FUNCTIONS = {
-    "conv": conv,
-    "dense": dense,
+    "conv2d": conv2d,
+    "fully_connected": fully_connected,
     "relu": lambda xs, a, params: F.relu(xs[0]),
-    "clip": lambda xs, a, params: torch.clamp(xs[0], a["lo"], a["hi"]),
+    "clamp": lambda xs, a, params: torch.clamp(xs[0], a["lo"], a["hi"]),
     "add": lambda xs, a, params: xs[0] + xs[1],
     "avgpool": avgpool,
     "maxpool": maxpool,
-    "gap": lambda xs, a, params: xs[0].mean(dim=(2, 3), keepdim=True),
-    "flatten": lambda xs, a, params: xs[0].flatten(1),
+    "global_avgpool": lambda xs, a, params: xs[0].mean(dim=(2, 3), keepdim=True),
+    "reshape": lambda xs, a, params: xs[0].flatten(1),
     "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
-ACTIVATIONS = ("relu", "clip")
+ACTIVATIONS = ("relu", "clamp")
 
 
 def run_node(node: FloatNode, inputs: list[torch.Tensor]) -> torch.Tensor:

@@ -144,22 +144,22 @@ def _elementwise(kind: str, category: str, inputs, attrs: dict, arrays: dict, fl
 
 
 OPS: dict[str, OpSpec] = {spec.kind: spec for spec in (
-    _weighted("conv2d", "convolution", _CONV_ATTRS, ("conv",), spatial=True,
+    _weighted("conv2d", "convolution", _CONV_ATTRS, ("conv2d",), spatial=True,
               variants=_CONV2D_VARIANTS, terms_variants=_CONV2D_TERMS_VARIANTS),
-    _weighted("depthwise_conv2d", "convolution", _CONV_ATTRS, ("conv",), spatial=True,
+    _weighted("depthwise_conv2d", "convolution", _CONV_ATTRS, ("conv2d",), spatial=True,
               variants=_DEPTHWISE_VARIANTS),
-    _weighted("fully_connected", "fully_connected", dict(_ACT), ("dense",), variants=_FC_VARIANTS),
+    _weighted("fully_connected", "fully_connected", dict(_ACT), ("fully_connected",), variants=_FC_VARIANTS),
     _elementwise("add", "basic", (2,), {"shift": 0, **_ACT}, {"multiplier": "int32"}, ("add",),
                  layer=True, variants=_ADD_VARIANTS),
     _elementwise("avgpool", "pooling", (1,), {**_WINDOW, **_ACT}, _POOL_ARRAYS, ("avgpool",),
                  layer=True, spatial=True),
-    _elementwise("global_avgpool", "pooling", (1,), dict(_ACT), _POOL_ARRAYS, ("gap",),
+    _elementwise("global_avgpool", "pooling", (1,), dict(_ACT), _POOL_ARRAYS, ("global_avgpool",),
                  layer=True, spatial=True),
     _elementwise("maxpool", "pooling", (1,), dict(_WINDOW), {}, ("maxpool",),
                  layer=True, spatial=True, same_quant=True),
-    _elementwise("clamp", "activation", (1,), dict(_ACT), {}, ("relu", "clip"), same_quant=True),
+    _elementwise("clamp", "activation", (1,), dict(_ACT), {}, ("relu", "clamp"), same_quant=True),
     _elementwise("pad", "basic", (1,), {"pads": 4}, {}, ("pad",), spatial=True, same_quant=True),
-    OpSpec("reshape", (1,), {}, {}, same_quant=True, aliases_input=True, float_ops=("flatten",)),
+    OpSpec("reshape", (1,), {}, {}, same_quant=True, aliases_input=True, float_ops=("reshape",)),
     # part 0 writes X1 (the coarse tensor), part 1 X2 (the residual) of a residual-quantized
     # activation held at 8 bits on the fine grid (docs/integer-spec.md, residual_split);
     # inserted by the quantizer, no float op lowers to it

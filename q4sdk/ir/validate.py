@@ -144,16 +144,8 @@ def _check_arrays(op: QOp, spec: OpSpec, what: str) -> None:
             raise Q4Error(f"{what}: array 'multiplier' values of a multi-term layer must lie in "
                           f"(-2^29, 2^29)")
         _check_shift(s, what)
-    elif "shift" in op.arrays and op.kind != "add":
+    elif "shift" in op.arrays:  # single-term requantization (add has its own, checked with its shape)
         _check_requant(op.arrays["multiplier"], op.arrays["shift"], what)
-    if op.kind == "add":
-        m = op.arrays["multiplier"]
-        if m.shape != (2,):
-            raise Q4Error(f"{what}: array 'multiplier' must have shape (2,), got {_fmt_shape(m.shape)}")
-        if m.min() < 0 or m.max() >= ADD_MULT_LIMIT:
-            raise Q4Error(f"{what}: array 'multiplier' values must lie in [0, 2^21), got {m.tolist()}")
-        if not 1 <= op.attrs["shift"] <= ADD_SHIFT_MAX:
-            raise Q4Error(f"{what}: attr 'shift' must lie in [1, {ADD_SHIFT_MAX}], got {op.attrs['shift']}")
 
 
 def n_terms(op: QOp) -> int:
@@ -218,7 +210,13 @@ def _fully_connected_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str)
 
 
 def _add_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
-    x = ins[0]
+    x, m = ins[0], op.arrays["multiplier"]
+    if m.shape != (2,):
+        raise Q4Error(f"{what}: array 'multiplier' must have shape (2,), got {_fmt_shape(m.shape)}")
+    if m.min() < 0 or m.max() >= ADD_MULT_LIMIT:
+        raise Q4Error(f"{what}: array 'multiplier' values must lie in [0, 2^21), got {m.tolist()}")
+    if not 1 <= op.attrs["shift"] <= ADD_SHIFT_MAX:
+        raise Q4Error(f"{what}: attr 'shift' must lie in [1, {ADD_SHIFT_MAX}], got {op.attrs['shift']}")
     if tuple(ins[1].shape) != tuple(x.shape):
         raise Q4Error(f"{what}: inputs '{x.name}' {_fmt_shape(x.shape)} and '{ins[1].name}' "
                       f"{_fmt_shape(ins[1].shape)} differ in shape")

@@ -49,9 +49,9 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         if node.name in fused:
             continue
         out, act = node.output, None
-        if node.op in ("conv", "dense", "add"):
+        if node.op in ("conv2d", "fully_connected", "add"):
             cons = consumers.get(node.output, [])
-            if (len(cons) == 1 and cons[0].op in ("relu", "clip") and node.output != graph.output_name):
+            if (len(cons) == 1 and cons[0].op in ("relu", "clamp") and node.output != graph.output_name):
                 act = _act_bounds(cons[0])
                 out = cons[0].output
                 fused.add(cons[0].name)
@@ -65,7 +65,7 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         flatten_from = None
         if kind == "fully_connected":
             src = producer.get(node.inputs[0])
-            if src is not None and src.op == "flatten":
+            if src is not None and src.op == "reshape":
                 shp = graph.shapes[src.inputs[0]]
                 if len(shp) == 3 and shp[1] * shp[2] > 1:
                     flatten_from = tuple(shp)
