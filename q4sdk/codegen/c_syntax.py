@@ -70,13 +70,15 @@ def c_int32(v: int) -> str:
 
 
 def c_table(symbol: str, ctype: str, values: np.ndarray) -> dict:
-    """A constant table for ``weights.c.j2``: ``uint8_t`` bytes (16 a line, hex) or ``int32_t``
-    values (8 a line); ``bytes`` is its size."""
+    """A constant table for ``weights.c.j2``: ``uint8_t`` bytes (16 a line, hex), ``int8_t``
+    values (16 a line) or ``int32_t`` values (8 a line); ``bytes`` is its size."""
     values = [int(v) for v in np.asarray(values).ravel()]
     if ctype == "uint8_t":
         items, per_line = [f"0x{v:02x}" for v in values], 16
+    elif ctype == "int8_t":
+        items, per_line = [str(v) for v in values], 16
     else:
         items, per_line = [c_int32(v) for v in values], 8
     lines = [", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
     return {"symbol": symbol, "ctype": ctype, "length": len(values), "lines": lines,
-            "bytes": len(values) * (1 if ctype == "uint8_t" else 4)}
+            "bytes": len(values) * (4 if ctype == "int32_t" else 1)}

@@ -111,6 +111,12 @@ def _residual_split_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
 
+def _lut_args(model: QModel, op: QOp, args: dict) -> int:
+    args.update(input_min=model.tensors[op.inputs[0]].qmin,
+                tables=[c_table(f"{args['symbol']}_table", "int8_t", op.arrays["table"])])
+    return 0
+
+
 def _no_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
@@ -128,6 +134,7 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "pad": _pad_args,
     "reshape": _no_args,
     "residual_split": _residual_split_args,
+    "lut": _lut_args,
 }
 
 

@@ -143,6 +143,7 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
         op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"]),
                                    function))
     weight_bytes = sum(r.weight_bytes for r in op_reports)
+    op_headers = sorted({OPS[op.kind].header for op in model.ops} - {None})  # kinds with a header of their own
     sources.discard(None)
 
     dumps, dump_offset = [], 0  # the residual input tensor, if any, is dumped last
@@ -182,6 +183,7 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
             "qmax": res_t.qmax, "scale": c_float(res_t.scale), "scale_comment": f"{res_t.scale:.9g}",
             "error_factor": c_float(1 << in_t.bits)},
     }
+    ctx["op_headers"] = [Path(h).name for h in op_headers]
     env = _environment()
     files = {
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
@@ -189,7 +191,7 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
     headers = (RUNTIME_HEADERS + ((OPT_HEADER,) + OPT_PRIVATE_HEADERS if any_variant else ())
-               + ((PACKED_HEADER,) if packed else ()))
+               + ((PACKED_HEADER,) if packed else ()) + tuple(op_headers))
     for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
     for src in sorted(sources):

@@ -423,6 +423,27 @@ class _Importer:
         else:
             self._emit(name, "clamp", [inputs[0]], node.output[0], shape, {"lo": lo, "hi": hi})
 
+    # ---- unary nonlinearities: one float op "unary" (attr fn), lowered to a table lookup (lut)
+
+    def _unary(self, name, node, inputs, fn: str, **params) -> None:
+        self._emit(name, "unary", [inputs[0]], node.output[0], self._act(name, inputs[0]), {"fn": fn, **params})
+
+    def _op_Sigmoid(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "sigmoid")
+
+    def _op_Tanh(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "tanh")
+
+    def _op_HardSigmoid(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "hard_sigmoid", alpha=float(attrs.get("alpha", 0.2)),
+                    beta=float(attrs.get("beta", 0.5)))
+
+    def _op_HardSwish(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "hard_swish")
+
+    def _op_LeakyRelu(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "leaky_relu", alpha=float(attrs.get("alpha", 0.01)))
+
     def _op_Add(self, name, node, inputs, attrs):
         a, b = inputs
         if a in self.shapes and b in self.shapes:

@@ -74,6 +74,20 @@ def maxpool(xs, a: dict, params: dict) -> torch.Tensor:
                         tuple(a["stride"]))
 
 
+#: unary functions of the ``unary`` float op (attr ``fn``), for float32 or float64 tensors
+UNARY_FUNCTIONS = {
+    "sigmoid": lambda x, a: torch.sigmoid(x),
+    "tanh": lambda x, a: torch.tanh(x),
+    "hard_sigmoid": lambda x, a: torch.clamp(a["alpha"] * x + a["beta"], 0.0, 1.0),
+    "hard_swish": lambda x, a: x * torch.clamp(x / 6 + 0.5, 0.0, 1.0),
+    "leaky_relu": lambda x, a: torch.where(x >= 0, x, a["alpha"] * x),
+}
+
+
+def unary(xs, a: dict, params: dict) -> torch.Tensor:
+    return UNARY_FUNCTIONS[a["fn"]](xs[0], a)
+
+
 #: float op -> f(inputs, attrs, params): the float semantics of every op of the float graph
 FLOAT_FUNCTIONS = {
     "conv2d": conv2d,
@@ -86,6 +100,7 @@ FLOAT_FUNCTIONS = {
     "global_avgpool": lambda xs, a, params: xs[0].mean(dim=(2, 3), keepdim=True),
     "reshape": lambda xs, a, params: xs[0].flatten(1),
     "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
+    "unary": unary,
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
 ACTIVATIONS = ("relu", "clamp")

@@ -19,13 +19,15 @@ avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
 maxpool           attrs: kernel, stride, pads
 global_avgpool    output (C, 1, 1)
 reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
+unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
+                  "hard_swish", "leaky_relu" with alpha): an element-wise nonlinearity
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
                   not be folded into the next conv / pool)
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
 lists the float ops that lower to it); a grouped ``conv2d`` lowers to ``depthwise_conv2d`` and
-``relu`` to ``clamp``.
+``relu`` to ``clamp``, ``unary`` to ``lut``.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FLOAT_OPS = ("conv2d", "fully_connected", "relu", "clamp", "add", "avgpool", "maxpool", "global_avgpool", "reshape",
-             "pad")
+             "pad", "unary")
 
 
 @dataclass

@@ -78,6 +78,7 @@ class OpSpec:
     packed_terms_kernel: str | None = None
     variants: tuple[KernelVariant, ...] = ()
     terms_variants: tuple[KernelVariant, ...] = ()
+    header: str | None = None             # a header of its own, copied when a model uses the kind
 
     @property
     def n_inputs(self) -> int:
@@ -164,6 +165,9 @@ OPS: dict[str, OpSpec] = {spec.kind: spec for spec in (
     # activation held at 8 bits on the fine grid (docs/integer-spec.md, residual_split);
     # inserted by the quantizer, no float op lowers to it
     _elementwise("residual_split", "basic", (1,), {"part": 0, "coarse_zero_point": 0}, {}, ()),
+    # y = table[x - qmin]: unary nonlinearities (sigmoid, tanh, hard-sigmoid, hard-swish, leaky
+    # ReLU), one int8 entry per input code
+    _elementwise("lut", "activation", (1,), {}, {"table": "int8"}, ("unary",), header="include/q4_lut.h"),
 )}
 
 #: every integer op kind, in table order

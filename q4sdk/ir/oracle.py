@@ -154,6 +154,11 @@ def residual_split(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.
     return np.clip(d - (c - zc) * (1 << b) + out_t.zero_point, lo, hi).astype(np.int8)
 
 
+def lut(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
+    """y = table[x - qmin] (docs/integer-spec.md, lut)."""
+    return op.arrays["table"][x.astype(np.int64) - in_t.qmin].astype(np.int8)
+
+
 def reshape(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(out_t.shape))
 
@@ -171,6 +176,7 @@ OP_FUNCTIONS = {
     "pad": lambda xs, op, ts, out_t: pad(xs[0], op, ts[0]),
     "reshape": lambda xs, op, ts, out_t: reshape(xs[0], op, ts[0], out_t),
     "residual_split": lambda xs, op, ts, out_t: residual_split(xs[0], op, ts[0], out_t),
+    "lut": lambda xs, op, ts, out_t: lut(xs[0], op, ts[0]),
 }
 
 

@@ -290,6 +290,17 @@ def _residual_split_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     return None
 
 
+def _lut_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, table = ins[0], op.arrays["table"]
+    if table.shape != (1 << x.bits,):
+        raise Q4Error(f"{what}: array 'table' must have shape ({1 << x.bits},), one entry per code of "
+                      f"input '{x.name}' ({x.bits} bits), got {_fmt_shape(table.shape)}")
+    if table.min() < out.qmin or table.max() > out.qmax:
+        raise Q4Error(f"{what}: array 'table' values must lie in [{out.qmin}, {out.qmax}] (output "
+                      f"'{out.name}', {out.bits} bits), got [{table.min()}, {table.max()}]")
+    return tuple(x.shape)
+
+
 ShapeRule = Callable[[QOp, list, QTensor, str], "tuple | None"]
 SHAPE_RULES: dict[str, ShapeRule] = {
     "conv2d": _conv2d_shape,
@@ -303,6 +314,7 @@ SHAPE_RULES: dict[str, ShapeRule] = {
     "pad": _pad_shape,
     "reshape": _reshape_shape,
     "residual_split": _residual_split_shape,
+    "lut": _lut_shape,
 }
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir import fixedpoint
+from q4sdk.ir.float_exec import unary
 from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.ir.ops import OPS
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
@@ -218,6 +220,17 @@ def _lower_plain(step: Step, ins: list[QTensor], out: QTensor, weights: dict) ->
     return {}, {}
 
 
+def _lower_lut(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """The table of a unary function: f on every dequantized input code in float64, rounded half
+    away from zero at the output scale and clamped (docs/integer-spec.md, lut)."""
+    t = ins[0]
+    codes = torch.arange(t.qmin, t.qmax + 1, dtype=torch.float64)
+    v = unary([(codes - t.zero_point) * t.scale], step.node.attrs, {}).numpy() / out.scale
+    v = np.clip(np.nan_to_num(v), -1024.0, 1024.0)  # beyond every output range
+    r = np.trunc(v) + (v - np.trunc(v) >= 0.5) - (v - np.trunc(v) <= -0.5)
+    return {}, {"table": np.clip(r + out.zero_point, out.qmin, out.qmax).astype(np.int8)}
+
+
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
 LOWERINGS = {
     "conv2d": _lower_conv,
@@ -230,4 +243,5 @@ LOWERINGS = {
     "clamp": _lower_plain,
     "pad": _lower_pad,
     "reshape": _lower_plain,
+    "lut": _lower_lut,
 }
