@@ -97,6 +97,87 @@ def _check_name(name: str) -> None:
                       f"(try '{c_identifier(name)}')")
 
 
+@dataclass
+class _OpCalls:
+    """The op calls of a model: template arguments, report rows, runtime sources, scratch."""
+
+    ops: list[dict] = field(default_factory=list)
+    reports: list[OpReport] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+    scratch_bytes: int = 0
+    any_variant: bool = False
+
+
+def _op_calls(model: QModel, name: str, offsets: dict[str, int], packed: frozenset[str],
+              target: "Board | None", kernels: str) -> _OpCalls:
+    """Each op's template arguments with the kernel it calls (packed, portable or a variant)."""
+    calls = _OpCalls()
+    for op, sym in zip(model.ops, unique_identifiers([op.name for op in model.ops])):
+        args, macs = op_template_args(model, op, f"{name}_{sym}", offsets)
+        op_packed = OPS[op.kind].kernel is not None and bool(packed & {*op.inputs, op.output})
+        variant = None if op_packed else select_kernel(op, args, target, kernels)
+        if op_packed:
+            source = packed_source(op)
+            function = Path(source).stem
+            calls.sources.add(source)
+            args["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
+            args["out_bits"] = 4 if op.output in packed else 8
+        elif variant is None:
+            function = portable_function(op)
+            calls.sources.add(kernel_source(op))
+        else:
+            function, calls.any_variant = variant.function, True
+            calls.sources |= {variant.source, kernel_source(op)}  # the variant's fallback
+            variant_scratch = variant.scratch_bytes(int(np.prod(args.get("filter_dims", (0,)))),
+                                                    args["out_dims"][2] if "out_dims" in args else 0)
+            calls.scratch_bytes = max(calls.scratch_bytes, variant_scratch)
+        args["function"], args["scratch"] = function, variant is not None and variant_scratch > 0
+        args["packed"] = op_packed
+        calls.ops.append(args)
+        calls.reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in args["tables"]),
+                                      function))
+    calls.sources.discard(None)
+    return calls
+
+
+def _io_args(model: QModel, offsets: dict[str, int], packed: frozenset[str]) -> dict:
+    """Template arguments of the model's input, output, residual input and debug dumps."""
+    in_t, out_t = model.input_tensor, model.output_tensor
+    res_name = model.meta.get("input_residual")
+    res_t = model.tensors[res_name] if res_name else None
+    layout = model.meta.get("input_layout", "NCHW")
+    dumps, dump_offset = [], 0  # the residual input tensor, if any, is dumped last
+    for tensor in [model.input] + [op.output for op in model.ops] + ([res_name] if res_name else []):
+        size = model.tensors[tensor].size
+        dumps.append({"literal": c_string(tensor), "dump_offset": dump_offset, "size": size,
+                      "packed": tensor in packed})
+        dump_offset += size
+    float_shape = (in_t.shape[2], in_t.shape[0], in_t.shape[1]) if (
+        layout == "NCHW" and len(in_t.shape) == 3) else tuple(in_t.shape)
+    return {
+        "dumps": dumps, "dump_size": dump_offset,
+        "input_shape": [int(d) for d in in_t.shape], "input_size": in_t.size,
+        "input_scale": c_float(in_t.scale), "input_scale_comment": f"{in_t.scale:.9g}",
+        "inv_scale": c_float(1.0 / in_t.scale),
+        "input_zp": in_t.zero_point, "input_bits": in_t.bits,
+        "input_qmin": in_t.qmin, "input_qmax": in_t.qmax,
+        "output_shape": [int(d) for d in out_t.shape], "output_size": out_t.size,
+        "output_scale": c_float(out_t.scale), "output_scale_comment": f"{out_t.scale:.9g}",
+        "output_zp": out_t.zero_point, "output_bits": out_t.bits,
+        "input_layout": layout, "float_shape_comment": "x[" + "][".join(map(str, float_shape)) + "]",
+        "transpose_input": layout == "NCHW" and len(in_t.shape) == 3,
+        "input_offset": offsets[model.input], "output_offset": offsets[model.output],
+        "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
+        "input_packed": model.input in packed, "output_packed": model.output in packed,
+        "residual_packed": res_name in packed,
+        "residual": None if res_t is None else {
+            "offset": offsets[res_name], "comment": c_comment(res_name),
+            "dump_index": len(model.ops) + 1, "zp": res_t.zero_point, "qmin": res_t.qmin,
+            "qmax": res_t.qmax, "scale": c_float(res_t.scale), "scale_comment": f"{res_t.scale:.9g}",
+            "error_factor": c_float(1 << in_t.bits)},
+    }
+
+
 def render(model: QModel, name: str, target: "Board | None" = None, kernels: str = "portable",
            pack_activations: bool = False) -> tuple[dict[str, str], GenerateReport]:
     """Render the generated files in memory: ({relative path: text}, report without files).
@@ -111,95 +192,34 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
     packed = packed_tensors(model) if pack_activations else frozenset()
     plan = plan_arena(model, packed)
     arena_unpacked = plan_arena(model).size if packed else plan.size
-    in_t, out_t = model.input_tensor, model.output_tensor
-    res_name = model.meta.get("input_residual")
-    res_t = model.tensors[res_name] if res_name else None
-    layout = model.meta.get("input_layout", "NCHW")
-
-    symbols = unique_identifiers([op.name for op in model.ops])
-    ops, op_reports, sources, scratch_bytes, any_variant = [], [], set(), 0, False
-    for op, sym in zip(model.ops, symbols):
-        ctx, macs = op_template_args(model, op, f"{name}_{sym}", plan.offsets)
-        op_packed = OPS[op.kind].kernel is not None and bool(packed & {*op.inputs, op.output})
-        variant = None if op_packed else select_kernel(op, ctx, target, kernels)
-        if op_packed:
-            source = packed_source(op)
-            function = Path(source).stem
-            sources.add(source)
-            ctx["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
-            ctx["out_bits"] = 4 if op.output in packed else 8
-        elif variant is None:
-            function = portable_function(op)
-            sources.add(kernel_source(op))
-        else:
-            function, any_variant = variant.function, True
-            sources |= {variant.source, kernel_source(op)}  # the variant's fallback
-            variant_scratch = variant.scratch_bytes(int(np.prod(ctx.get("filter_dims", (0,)))),
-                                                    ctx["out_dims"][2] if "out_dims" in ctx else 0)
-            scratch_bytes = max(scratch_bytes, variant_scratch)
-        ctx["function"], ctx["scratch"] = function, variant is not None and variant_scratch > 0
-        ctx["packed"] = op_packed
-        ops.append(ctx)
-        op_reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in ctx["tables"]),
-                                   function))
-    weight_bytes = sum(r.weight_bytes for r in op_reports)
+    calls = _op_calls(model, name, plan.offsets, packed, target, kernels)
+    weight_bytes = sum(r.weight_bytes for r in calls.reports)
     op_headers = sorted({OPS[op.kind].header for op in model.ops} - {None})  # kinds with a header of their own
-    sources.discard(None)
-
-    dumps, dump_offset = [], 0  # the residual input tensor, if any, is dumped last
-    for tensor in [model.input] + [op.output for op in model.ops] + ([res_name] if res_name else []):
-        size = model.tensors[tensor].size
-        dumps.append({"literal": c_string(tensor), "dump_offset": dump_offset, "size": size,
-                      "packed": tensor in packed})
-        dump_offset += size
-
-    float_shape = (in_t.shape[2], in_t.shape[0], in_t.shape[1]) if (
-        layout == "NCHW" and len(in_t.shape) == 3) else tuple(in_t.shape)
     ctx = {
         "name": name, "NAME": name.upper(), "model_name_comment": c_comment(model.name),
-        "ops": ops, "dumps": dumps, "dump_size": dump_offset,
-        "arena_size": max(plan.size, 1), "weight_bytes": weight_bytes,
+        "ops": calls.ops, "arena_size": max(plan.size, 1), "weight_bytes": weight_bytes,
         "peak_op_comment": c_comment(plan.peak_op or "-"),
-        "input_shape": [int(d) for d in in_t.shape], "input_size": in_t.size,
-        "input_scale": c_float(in_t.scale), "input_scale_comment": f"{in_t.scale:.9g}",
-        "inv_scale": c_float(1.0 / in_t.scale),
-        "input_zp": in_t.zero_point, "input_bits": in_t.bits,
-        "input_qmin": in_t.qmin, "input_qmax": in_t.qmax,
-        "output_shape": [int(d) for d in out_t.shape], "output_size": out_t.size,
-        "output_scale": c_float(out_t.scale), "output_scale_comment": f"{out_t.scale:.9g}",
-        "output_zp": out_t.zero_point, "output_bits": out_t.bits,
-        "input_layout": layout, "float_shape_comment": "x[" + "][".join(map(str, float_shape)) + "]",
-        "transpose_input": layout == "NCHW" and len(in_t.shape) == 3,
-        "input_offset": plan.offsets[model.input], "output_offset": plan.offsets[model.output],
-        "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
-        "scratch_words": _round_up(scratch_bytes, 4) // 4, "optimised": scratch_bytes > 0,
-        "any_variant": any_variant,
-        "packed_any": bool(packed), "arena_unpacked_size": arena_unpacked,
-        "input_packed": model.input in packed, "output_packed": model.output in packed,
-        "residual_packed": res_name in packed,
-        "residual": None if res_t is None else {
-            "offset": plan.offsets[res_name], "comment": c_comment(res_name),
-            "dump_index": len(model.ops) + 1, "zp": res_t.zero_point, "qmin": res_t.qmin,
-            "qmax": res_t.qmax, "scale": c_float(res_t.scale), "scale_comment": f"{res_t.scale:.9g}",
-            "error_factor": c_float(1 << in_t.bits)},
+        "scratch_words": _round_up(calls.scratch_bytes, 4) // 4, "optimised": calls.scratch_bytes > 0,
+        "any_variant": calls.any_variant, "packed_any": bool(packed), "arena_unpacked_size": arena_unpacked,
+        "op_headers": [Path(h).name for h in op_headers],
+        **_io_args(model, plan.offsets, packed),
     }
-    ctx["op_headers"] = [Path(h).name for h in op_headers]
     env = _environment()
     files = {
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
-    headers = (RUNTIME_HEADERS + ((OPT_HEADER,) + OPT_PRIVATE_HEADERS if any_variant else ())
+    headers = (RUNTIME_HEADERS + ((OPT_HEADER,) + OPT_PRIVATE_HEADERS if calls.any_variant else ())
                + ((PACKED_HEADER,) if packed else ()) + tuple(op_headers))
     for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
-    for src in sorted(sources):
+    for src in sorted(calls.sources):
         files[f"{RUNTIME_SUBDIR}/{Path(src).name}"] = (RUNTIME_DIR / "src" / src).read_text()
     report = GenerateReport(name=name, files=[], weight_bytes=weight_bytes, arena_bytes=plan.size,
-                            peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=op_reports,
-                            scratch_bytes=_round_up(scratch_bytes, 4),
-                            kernel_sources=sorted(Path(src).name for src in sources),
+                            peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=calls.reports,
+                            scratch_bytes=_round_up(calls.scratch_bytes, 4),
+                            kernel_sources=sorted(Path(src).name for src in calls.sources),
                             packed_activations=bool(packed), arena_bytes_unpacked=arena_unpacked)
     return files, report
 
