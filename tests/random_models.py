@@ -166,6 +166,14 @@ class _Builder:
         out = self.like(self.cur, self.tensors[self.cur].shape)
         self.cur = self.emit("clamp", [self.cur], out, self.act(out))
 
+    def lut(self):
+        """A table lookup: a random int8 table over the input's codes, in the output's range."""
+        in_t = self.tensors[self.cur]
+        out = self.tensor(in_t.shape)
+        o = self.tensors[out]
+        table = self.rng.integers(o.qmin, o.qmax + 1, size=1 << in_t.bits).astype(np.int8)
+        self.cur = self.emit("lut", [self.cur], out, {}, {"table": table})
+
     def pad(self):
         h, w, c = self.tensors[self.cur].shape
         pads = [int(v) for v in self.rng.integers(0, 3, size=4)]
@@ -200,7 +208,7 @@ def random_model(rng: np.random.Generator, n_ops: int = 6, kinds=SPATIAL_OPS, ex
         kind = kinds[int(rng.integers(len(kinds)))]
         {"conv2d": lambda: b.conv(False), "depthwise_conv2d": lambda: b.conv(True),
          "avgpool": lambda: b.pool("avgpool"), "maxpool": lambda: b.pool("maxpool"),
-         "add": b.add, "clamp": b.clamp, "pad": b.pad}[kind]()
+         "add": b.add, "clamp": b.clamp, "pad": b.pad, "lut": b.lut}[kind]()
     if head:
         if rng.random() < 0.5:
             b.global_avgpool()

@@ -20,7 +20,6 @@ Flash and RAM on a board add the firmware project's code / static / stack estima
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

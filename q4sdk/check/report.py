@@ -28,11 +28,10 @@ from q4sdk.ir import oracle
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_exec import run_node, run_float
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
+from q4sdk.ir.ops import LAYER_KINDS, WEIGHTED_KINDS
 from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 
-LAYER_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "avgpool", "global_avgpool", "maxpool")
-WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
 BATCH = 256
 PLOTS = ("sqnr.png", "scale_over_max.png", "weight_hist.png")
 

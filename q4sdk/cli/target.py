@@ -27,7 +27,7 @@ KERNEL_CHOICES = ("optimised", "portable")
 
 
 def cmd_boards(args) -> int:
-    from q4sdk.codegen.render import KERNEL_VARIANTS
+    from q4sdk.codegen.kernels import KERNEL_VARIANTS
     from q4sdk.targets.boards import list_boards, load_board
 
     rows = [f"{'board':<14} {'cpu':<14} {'flash':>10} {'RAM':>10}  {'runs':<15} {'kernels':<8} "
@@ -50,7 +50,7 @@ def cmd_boards(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from q4sdk.codegen.render import c_identifier
+    from q4sdk.codegen.c_syntax import c_identifier
     from q4sdk.ir.q4file import load_q4
     from q4sdk.targets.boards import load_board
     from q4sdk.targets.run import format_target_run, run_on_board
@@ -85,7 +85,7 @@ def cmd_run(args) -> int:
 
 def generate_for_board(args) -> int:
     """``q4sdk generate MODEL -o DIR --board NAME``: write the firmware project and its figures."""
-    from q4sdk.codegen.render import c_identifier
+    from q4sdk.codegen.c_syntax import c_identifier
     from q4sdk.ir.q4file import load_q4
     from q4sdk.targets.boards import load_board
     from q4sdk.targets.project import write_firmware_project

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from q4sdk.errors import Q4Error
+from q4sdk.ir.ops import OPS
 from q4sdk.ir.qmodel import QModel
 
 ALIGN = 16
@@ -71,10 +72,10 @@ def _fine_grid_tensors(model: QModel) -> set[str]:
     fine = set(model.meta.get("residual_activations", []))
     fine |= {i for op in model.ops if op.kind == "residual_split" for i in op.inputs}
     for op in reversed(model.ops):  # back from a split's input to the op that requantized
-        if op.output in fine and op.kind in ("reshape", "pad", "maxpool", "clamp"):
+        if op.output in fine and OPS[op.kind].same_quant:
             fine.add(op.inputs[0])
     for op in model.ops:  # and forward to everything that keeps that quantization
-        if op.inputs and op.inputs[0] in fine and op.kind in ("reshape", "pad", "maxpool", "clamp"):
+        if op.inputs and op.inputs[0] in fine and OPS[op.kind].same_quant:
             fine.add(op.output)
     return fine
 
@@ -94,7 +95,7 @@ def packed_tensors(model: QModel) -> frozenset[str]:
                           "(quantize with 4-bit activations, or generate without packing)")
     packed = frozenset(n for n in names if n in model.tensors and model.tensors[n].bits <= 4)
     for op in model.ops:
-        if op.kind == "reshape" and op.inputs and (op.inputs[0] in packed) != (op.output in packed):
+        if OPS[op.kind].aliases_input and op.inputs and (op.inputs[0] in packed) != (op.output in packed):
             raise Q4Error(f"op '{op.name}' ({op.kind}): input and output must both be <= 4 bits "
                           "(packed) or both wider: a reshape shares its input's bytes")
     return packed
@@ -121,7 +122,7 @@ def buffers_of(model: QModel, packed: frozenset[str] = frozenset()) -> list[Buff
         if op.output in produced_at:
             raise Q4Error(f"op '{op.name}' ({op.kind}): tensor '{op.output}' is written twice")
         produced_at[op.output] = i
-        root[op.output] = root[op.inputs[0]] if op.kind == "reshape" else op.output
+        root[op.output] = root[op.inputs[0]] if OPS[op.kind].aliases_input else op.output
     if model.output not in produced_at:
         raise Q4Error(f"model '{model.name}': output tensor '{model.output}' is never produced")
 

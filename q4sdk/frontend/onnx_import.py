@@ -8,8 +8,8 @@ an activation into one of the canonical ops of :mod:`q4sdk.ir.float_graph`, chec
 Canonicalisation done here:
 
 * BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
-  MatMul + Add becomes one ``dense``.
-* ``ReduceMean`` over H and W becomes ``gap`` (plus ``flatten`` when it drops the axes).
+  MatMul + Add becomes one ``fully_connected``.
+* ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
   MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
 * ``Identity``/``Dropout`` are removed; a trailing ``Softmax`` is removed (``output_softmax``);
@@ -434,7 +434,7 @@ class _Importer:
 
     def _is_nonnegative(self, tensor: str) -> bool:
         node = self.producer.get(tensor)
-        return node is not None and (node.op == "relu" or (node.op == "clip" and node.attrs["lo"] >= 0))
+        return node is not None and (node.op == "relu" or (node.op == "clamp" and node.attrs["lo"] >= 0))
 
     def _lift(self, attrs: dict) -> dict:
         """1-D window attributes of a lifted [N, C, L] model as their [N, C, 1, L] equivalents."""
@@ -536,7 +536,7 @@ class _Importer:
         bias = (self._const(name, inputs[2], "the Conv bias").astype(np.float32).reshape(c_out)
                 if len(inputs) > 2 and inputs[2] else np.zeros(c_out, np.float32))
         out_hw = self._out_hw(name, in_hw, (kh, kw), stride, pads)
-        self._emit(name, "conv", [src], node.output[0], (c_out, *out_hw),
+        self._emit(name, "conv2d", [src], node.output[0], (c_out, *out_hw),
                    {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": group},
                    {"weight": weight, "bias": bias})
 
@@ -556,7 +556,7 @@ class _Importer:
                 bias = np.broadcast_to(c, (1, c_out))[0] * np.float32(attrs.get("beta", 1.0))
             except ValueError:
                 raise Q4Error(f"node '{name}': C of shape {list(c.shape)} is not a per-output bias") from None
-        self._emit(name, "dense", [inputs[0]], node.output[0], (c_out,), {},
+        self._emit(name, "fully_connected", [inputs[0]], node.output[0], (c_out,), {},
                    {"weight": np.ascontiguousarray(weight, np.float32), "bias": bias.astype(np.float32)})
 
     def _op_MatMul(self, name, node, inputs, attrs):
@@ -566,7 +566,7 @@ class _Importer:
         b = self._const(name, inputs[1], "the MatMul right operand").astype(np.float32)
         if b.ndim != 2 or b.shape[0] != f_in:
             raise Q4Error(f"node '{name}': input has {f_in} features but the matrix has shape {list(b.shape)}")
-        self._emit(name, "dense", [inputs[0]], node.output[0], (b.shape[1],), {},
+        self._emit(name, "fully_connected", [inputs[0]], node.output[0], (b.shape[1],), {},
                    {"weight": np.ascontiguousarray(b.T), "bias": np.zeros(b.shape[1], np.float32)})
 
     def _op_Relu(self, name, node, inputs, attrs):
@@ -589,22 +589,43 @@ class _Importer:
         elif lo == 0.0 and hi == np.inf:
             self._emit(name, "relu", [inputs[0]], node.output[0], shape)
         else:
-            self._emit(name, "clip", [inputs[0]], node.output[0], shape, {"lo": lo, "hi": hi})
+            self._emit(name, "clamp", [inputs[0]], node.output[0], shape, {"lo": lo, "hi": hi})
+
+    # ---- unary nonlinearities: one float op "unary" (attr fn), lowered to a table lookup (lut)
+
+    def _unary(self, name, node, inputs, fn: str, **params) -> None:
+        self._emit(name, "unary", [inputs[0]], node.output[0], self._act(name, inputs[0]), {"fn": fn, **params})
+
+    def _op_Sigmoid(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "sigmoid")
+
+    def _op_Tanh(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "tanh")
+
+    def _op_HardSigmoid(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "hard_sigmoid", alpha=float(attrs.get("alpha", 0.2)),
+                    beta=float(attrs.get("beta", 0.5)))
+
+    def _op_HardSwish(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "hard_swish")
+
+    def _op_LeakyRelu(self, name, node, inputs, attrs):
+        self._unary(name, node, inputs, "leaky_relu", alpha=float(attrs.get("alpha", 0.01)))
 
     def _constant_clip(self, name: str, src: str, output: str, shape: tuple[int, ...], value: float) -> None:
         """Clip with min > max: ``value`` everywhere. Fused into the Conv/Gemm before it as a clip to
         [value, value]; otherwise a zero-weight depthwise conv (or dense) whose bias is ``value``."""
-        if self._sole_producer(src, ("conv", "dense")) is not None:
-            self._emit(name, "clip", [src], output, shape, {"lo": value, "hi": value})
+        if self._sole_producer(src, ("conv2d", "fully_connected")) is not None:
+            self._emit(name, "clamp", [src], output, shape, {"lo": value, "hi": value})
             return
         channels = shape[0]
         bias = np.full(channels, value, np.float32)
         if len(shape) == 3:
-            self._emit(name, "conv", [src], output, shape,
+            self._emit(name, "conv2d", [src], output, shape,
                        {"stride": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1), "groups": channels},
                        {"weight": np.zeros((channels, 1, 1, 1), np.float32), "bias": bias})
         else:
-            self._emit(name, "dense", [src], output, shape, {},
+            self._emit(name, "fully_connected", [src], output, shape, {},
                        {"weight": np.zeros((channels, channels), np.float32), "bias": bias})
 
     def _op_Add(self, name, node, inputs, attrs):
@@ -621,7 +642,7 @@ class _Importer:
 
     def _fold_bias(self, name: str, op: str, act: str, const: np.ndarray, output: str) -> None:
         """Fold ``act + const`` into the bias of the Conv/Gemm/MatMul that produced ``act``."""
-        prev = self._sole_producer(act, ("conv", "dense"))
+        prev = self._sole_producer(act, ("conv2d", "fully_connected"))
         if prev is None:
             raise Q4Error(f"node '{name}': {op} of a constant is supported only right after a Conv/Gemm/MatMul "
                           "whose output has no other use")
@@ -641,7 +662,7 @@ class _Importer:
         self._act(name, inputs[0])
         if attrs.get("training_mode", 0):
             raise Q4Error(f"node '{name}': BatchNormalization in training mode is not supported")
-        prev = self._sole_producer(inputs[0], ("conv", "dense"))
+        prev = self._sole_producer(inputs[0], ("conv2d", "fully_connected"))
         if prev is None:
             raise Q4Error(f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
                           "(whose output has no other use) so it can be folded")
@@ -690,7 +711,7 @@ class _Importer:
 
     def _op_GlobalAveragePool(self, name, node, inputs, attrs):
         c, _, _ = self._act(name, inputs[0], rank=3)
-        self._emit(name, "gap", [inputs[0]], node.output[0], (c, 1, 1))
+        self._emit(name, "global_avgpool", [inputs[0]], node.output[0], (c, 1, 1))
 
     def _op_ReduceMean(self, name, node, inputs, attrs):
         """``x.mean((2, 3))`` in PyTorch: a global average pool, flattened unless keepdims."""
@@ -707,7 +728,7 @@ class _Importer:
             self._op_GlobalAveragePool(name, node, inputs, attrs)
             return
         pooled = f"{node.output[0]}_gap"
-        self._emit(f"{name}_gap", "gap", [inputs[0]], pooled, (self.shapes[inputs[0]][0], 1, 1))
+        self._emit(f"{name}_gap", "global_avgpool", [inputs[0]], pooled, (self.shapes[inputs[0]][0], 1, 1))
         self._flatten(name, pooled, node.output[0], self.shapes[pooled])
 
     def _op_Flatten(self, name, node, inputs, attrs):
@@ -752,7 +773,7 @@ class _Importer:
         if len(shape) == 1:
             self._set_alias(output, src)
         else:
-            self._emit(name, "flatten", [src], output, (int(np.prod(shape)),))
+            self._emit(name, "reshape", [src], output, (int(np.prod(shape)),))
 
     def _op_Pad(self, name, node, inputs, attrs):
         shape = self._act(name, inputs[0], rank=3)

@@ -1,4 +1,9 @@
-"""Float reference executor: runs a FloatGraph with torch.nn.functional (float32, CPU)."""
+"""Float reference executor: runs a FloatGraph with torch.nn.functional (float32, CPU).
+
+``FLOAT_FUNCTIONS`` is the one float interpreter: ``run_float`` runs graph nodes through it and the
+quantizer (``q4sdk.ptq.pipeline._forward``) runs its fused steps through it with overridden
+weights.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -38,34 +43,70 @@ def _pad(x: torch.Tensor, pads, value: float = 0.0) -> torch.Tensor:
     return F.pad(x, (left, right, top, bottom), value=value) if any(pads) else x
 
 
+def _param(params: dict, key: str) -> torch.Tensor:
+    return torch.as_tensor(params[key], dtype=torch.float32)
+
+
+def conv2d(xs, a: dict, params: dict) -> torch.Tensor:
+    """Symmetric padding goes to the convolution, other padding is applied first."""
+    t, l, b, r = a.get("pads", (0, 0, 0, 0))
+    x, padding = (xs[0], (t, l)) if (t, l) == (b, r) else (_pad(xs[0], (t, l, b, r)), (0, 0))
+    return F.conv2d(x, _param(params, "weight"), _param(params, "bias"), stride=tuple(a.get("stride", (1, 1))),
+                    padding=padding, dilation=tuple(a.get("dilation", (1, 1))), groups=int(a.get("groups", 1)))
+
+
+def fully_connected(xs, a: dict, params: dict) -> torch.Tensor:
+    return F.linear(xs[0].flatten(1), _param(params, "weight"), _param(params, "bias"))
+
+
+def avgpool(xs, a: dict, params: dict) -> torch.Tensor:
+    x, kernel, stride = xs[0], tuple(a["kernel"]), tuple(a["stride"])
+    pads = a.get("pads", (0, 0, 0, 0))
+    sums = F.avg_pool2d(_pad(x, pads), kernel, stride)
+    if a.get("count_include_pad", True) or not any(pads):
+        return sums
+    counts = F.avg_pool2d(_pad(torch.ones_like(x[:1, :1]), pads), kernel, stride)
+    return sums / counts
+
+
+def maxpool(xs, a: dict, params: dict) -> torch.Tensor:
+    return F.max_pool2d(_pad(xs[0], a.get("pads", (0, 0, 0, 0)), -float("inf")), tuple(a["kernel"]),
+                        tuple(a["stride"]))
+
+
+#: unary functions of the ``unary`` float op (attr ``fn``), for float32 or float64 tensors
+UNARY_FUNCTIONS = {
+    "sigmoid": lambda x, a: torch.sigmoid(x),
+    "tanh": lambda x, a: torch.tanh(x),
+    "hard_sigmoid": lambda x, a: torch.clamp(a["alpha"] * x + a["beta"], 0.0, 1.0),
+    "hard_swish": lambda x, a: x * torch.clamp(x / 6 + 0.5, 0.0, 1.0),
+    "leaky_relu": lambda x, a: torch.where(x >= 0, x, a["alpha"] * x),
+}
+
+
+def unary(xs, a: dict, params: dict) -> torch.Tensor:
+    return UNARY_FUNCTIONS[a["fn"]](xs[0], a)
+
+
+#: float op -> f(inputs, attrs, params): the float semantics of every op of the float graph
+FLOAT_FUNCTIONS = {
+    "conv2d": conv2d,
+    "fully_connected": fully_connected,
+    "relu": lambda xs, a, params: F.relu(xs[0]),
+    "clamp": lambda xs, a, params: torch.clamp(xs[0], a["lo"], a["hi"]),
+    "add": lambda xs, a, params: xs[0] + xs[1],
+    "avgpool": avgpool,
+    "maxpool": maxpool,
+    "global_avgpool": lambda xs, a, params: xs[0].mean(dim=(2, 3), keepdim=True),
+    "reshape": lambda xs, a, params: xs[0].flatten(1),
+    "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
+    "unary": unary,
+}
+#: float ops that are activations only (the quantizer fuses them into the op before)
+ACTIVATIONS = ("relu", "clamp")
+
+
 def run_node(node: FloatNode, inputs: list[torch.Tensor]) -> torch.Tensor:
-    a, op = node.attrs, node.op
-    x = inputs[0]
-    if op == "conv":
-        weight, bias = (torch.from_numpy(node.params[k]) for k in ("weight", "bias"))
-        return F.conv2d(_pad(x, a["pads"]), weight, bias, stride=tuple(a["stride"]),
-                        dilation=tuple(a.get("dilation", (1, 1))), groups=a["groups"])
-    if op == "dense":
-        return F.linear(x, torch.from_numpy(node.params["weight"]), torch.from_numpy(node.params["bias"]))
-    if op == "relu":
-        return F.relu(x)
-    if op == "clip":
-        return torch.clamp(x, a["lo"], a["hi"])
-    if op == "add":
-        return x + inputs[1]
-    if op == "avgpool":
-        kernel, stride = tuple(a["kernel"]), tuple(a["stride"])
-        sums = F.avg_pool2d(_pad(x, a["pads"]), kernel, stride)
-        if a["count_include_pad"] or not any(a["pads"]):
-            return sums
-        counts = F.avg_pool2d(_pad(torch.ones_like(x[:1, :1]), a["pads"]), kernel, stride)
-        return sums / counts
-    if op == "maxpool":
-        return F.max_pool2d(_pad(x, a["pads"], -float("inf")), tuple(a["kernel"]), tuple(a["stride"]))
-    if op == "gap":
-        return x.mean(dim=(2, 3), keepdim=True)
-    if op == "flatten":
-        return x.reshape(x.shape[0], -1)
-    if op == "pad":
-        return _pad(x, a["pads"])
-    raise Q4Error(f"node '{node.name}': unknown float op '{op}'")
+    if node.op not in FLOAT_FUNCTIONS:
+        raise Q4Error(f"node '{node.name}': unknown float op '{node.op}'")
+    return FLOAT_FUNCTIONS[node.op](inputs, node.attrs, node.params)

@@ -4,23 +4,30 @@ One input, one output, nodes in topological order. Shapes are per sample (no bat
 dimension) in the model's logical layout: ``(C, H, W)`` for feature maps, ``(F,)`` for
 vectors. The frontends canonicalise ONNX / PyTorch into these ops:
 
-==========  =======================================================================
-op          attrs / params
-==========  =======================================================================
-conv        attrs: stride (sh, sw), pads (top, left, bottom, right), dilation (dh, dw),
-            groups (1 or C_in == C_out for depthwise); params: weight [O, I/groups, kh, kw],
-            bias [O] (zeros when the model has none). BatchNorm is already folded in.
-dense       params: weight [O, I], bias [O]
-relu        --
-clip        attrs: lo, hi (floats; Relu6 is clip(0, 6))
-add         two inputs of equal shape
-avgpool     attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
-maxpool     attrs: kernel, stride, pads
-gap         global average pool, output (C, 1, 1)
-flatten     output (C*H*W,) in C-order of the (C, H, W) input
-pad         attrs: pads (top, left, bottom, right); constant zero (only when it could not
-            be folded into the next conv / pool)
-==========  =======================================================================
+================  =================================================================
+op                attrs / params
+================  =================================================================
+conv2d            attrs: stride (sh, sw), pads (top, left, bottom, right), dilation (dh, dw),
+                  groups (1 or C_in == C_out for depthwise); params: weight
+                  [O, I/groups, kh, kw], bias [O] (zeros when the model has none). BatchNorm
+                  is already folded in.
+fully_connected   params: weight [O, I], bias [O]
+relu              --
+clamp             attrs: lo, hi (floats; Relu6 is clamp(0, 6))
+add               two inputs of equal shape
+avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
+maxpool           attrs: kernel, stride, pads
+global_avgpool    output (C, 1, 1)
+reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
+unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
+                  "hard_swish", "leaky_relu" with alpha): an element-wise nonlinearity
+pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
+                  not be folded into the next conv / pool)
+================  =================================================================
+
+Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
+lists the float ops that lower to it); a grouped ``conv2d`` lowers to ``depthwise_conv2d`` and
+``relu`` to ``clamp``, ``unary`` to ``lut``.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing
@@ -33,7 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FLOAT_OPS = ("conv", "dense", "relu", "clip", "add", "avgpool", "maxpool", "gap", "flatten", "pad")
+FLOAT_OPS = ("conv2d", "fully_connected", "relu", "clamp", "add", "avgpool", "maxpool", "global_avgpool", "reshape",
+             "pad", "unary")
 
 
 @dataclass

@@ -154,33 +154,37 @@ def residual_split(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.
     return np.clip(d - (c - zc) * (1 << b) + out_t.zero_point, lo, hi).astype(np.int8)
 
 
+def lut(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
+    """y = table[x - qmin] (docs/integer-spec.md, lut)."""
+    return op.arrays["table"][x.astype(np.int64) - in_t.qmin].astype(np.int8)
+
+
+def reshape(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    return x.reshape((x.shape[0],) + tuple(out_t.shape))
+
+
+#: kind -> f(inputs, op, input tensors, output tensor): the integer semantics of every op kind
+OP_FUNCTIONS = {
+    "conv2d": conv2d,
+    "depthwise_conv2d": depthwise_conv2d,
+    "fully_connected": fully_connected,
+    "add": lambda xs, op, ts, out_t: add(xs[0], xs[1], op, ts[0], ts[1], out_t),
+    "avgpool": lambda xs, op, ts, out_t: avgpool(xs[0], op, ts[0], out_t),
+    "global_avgpool": lambda xs, op, ts, out_t: global_avgpool(xs[0], op, ts[0], out_t),
+    "maxpool": lambda xs, op, ts, out_t: maxpool(xs[0], op, ts[0], out_t),
+    "clamp": lambda xs, op, ts, out_t: clamp(xs[0], op),
+    "pad": lambda xs, op, ts, out_t: pad(xs[0], op, ts[0]),
+    "reshape": lambda xs, op, ts, out_t: reshape(xs[0], op, ts[0], out_t),
+    "residual_split": lambda xs, op, ts, out_t: residual_split(xs[0], op, ts[0], out_t),
+    "lut": lambda xs, op, ts, out_t: lut(xs[0], op, ts[0]),
+}
+
+
 def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
-    ts = [model.tensors[i] for i in op.inputs]
-    out_t = model.tensors[op.output]
-    k = op.kind
-    if k == "conv2d":
-        return conv2d(args, op, ts, out_t)
-    if k == "depthwise_conv2d":
-        return depthwise_conv2d(args, op, ts, out_t)
-    if k == "fully_connected":
-        return fully_connected(args, op, ts, out_t)
-    if k == "add":
-        return add(args[0], args[1], op, ts[0], ts[1], out_t)
-    if k == "avgpool":
-        return avgpool(args[0], op, ts[0], out_t)
-    if k == "global_avgpool":
-        return global_avgpool(args[0], op, ts[0], out_t)
-    if k == "maxpool":
-        return maxpool(args[0], op, ts[0], out_t)
-    if k == "clamp":
-        return clamp(args[0], op)
-    if k == "pad":
-        return pad(args[0], op, ts[0])
-    if k == "residual_split":
-        return residual_split(args[0], op, ts[0], out_t)
-    if k == "reshape":
-        return args[0].reshape((args[0].shape[0],) + tuple(out_t.shape))
-    raise ValueError(f"op '{op.name}': unknown kind '{k}'")
+    if op.kind not in OP_FUNCTIONS:
+        raise ValueError(f"op '{op.name}': unknown kind '{op.kind}'")
+    return OP_FUNCTIONS[op.kind](args, op, [model.tensors[i] for i in op.inputs],
+                                 model.tensors[op.output])
 
 
 def input_shape(model: QModel) -> tuple[int, ...]:

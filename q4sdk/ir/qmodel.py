@@ -9,26 +9,11 @@ Tensors (``QTensor``) are stored channels-last: ``shape`` is ``(H, W, C)`` for f
 activations have ``zero_point == 0``; "unsigned with offset" activations have a non-zero zero point
 (e.g. -8 for a 4-bit tensor after a ReLU, so all 16 codes are non-negative reals).
 
-Ops (``QOp.kind``) and their fields:
-
-==================  ===================================================================
-kind                attrs (ints / int lists)            arrays
-==================  ===================================================================
-conv2d              stride[2], pads[4] (t, l, b, r),     weight int8 [O, kh, kw, I] (values in
-                    act_min, act_max                     [-8, 7]), bias int32 [O],
-                                                         multiplier int32 [O], shift int32 [O]
-depthwise_conv2d    same as conv2d                       weight int8 [C, kh, kw], bias, multiplier,
-                                                         shift as conv2d
-fully_connected     act_min, act_max                     weight int8 [O, I], bias, multiplier, shift
-add                 shift, act_min, act_max              multiplier int32 [2] (one per input)
-avgpool             kernel[2], stride[2], pads[4],       multiplier int32 [1], shift int32 [1]
-                    act_min, act_max
-global_avgpool      act_min, act_max                     multiplier int32 [1], shift int32 [1]
-maxpool             kernel[2], stride[2], pads[4]        --
-clamp               act_min, act_max                     --
-pad                 pads[4]                              --
-reshape             --                                   --
-==================  ===================================================================
+Ops (``QOp.kind``): the op table ``q4sdk.ir.ops.OPS`` lists every kind with its inputs, attrs
+(ints / int lists) and arrays; ``docs/integer-spec.md`` section 4 says what each computes. Weights
+are int8 arrays holding INT4 values in [-8, 7], ``[O, kh, kw, I]`` for conv2d, ``[C, kh, kw]`` for
+depthwise_conv2d and ``[O, I]`` for fully_connected; bias, multiplier and shift are int32 per output
+channel.
 
 ``act_min``/``act_max`` are the final clamp in the *output's* integer domain; they fold the fused
 activation (ReLU, Relu6/Clip) together with the output's storage range.
@@ -38,12 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-QOP_KINDS = (
-    "conv2d", "depthwise_conv2d", "fully_connected", "add", "avgpool", "global_avgpool",
-    "maxpool", "clamp", "pad", "reshape", "residual_split",
-)
-
 
 @dataclass
 class QTensor:

@@ -30,13 +30,13 @@ import numpy as np
 
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
 
-LINEAR_OPS = ("conv", "dense")
+LINEAR_OPS = ("conv2d", "fully_connected")
 
 
 def _is_relu(node: FloatNode) -> bool:
     if node.op == "relu":
         return True
-    return node.op == "clip" and node.attrs.get("lo") == 0.0 and node.attrs.get("hi") == float("inf")
+    return node.op == "clamp" and node.attrs.get("lo") == 0.0 and node.attrs.get("hi") == float("inf")
 
 
 def equalizable_pairs(graph: FloatGraph) -> list[tuple[FloatNode, FloatNode | None, FloatNode]]:
@@ -63,7 +63,7 @@ def equalizable_pairs(graph: FloatGraph) -> list[tuple[FloatNode, FloatNode | No
 
 
 def _groups(node: FloatNode) -> int:
-    return int(node.attrs.get("groups", 1)) if node.op == "conv" else 1
+    return int(node.attrs.get("groups", 1)) if node.op == "conv2d" else 1
 
 
 def _in_channel_view(node: FloatNode) -> np.ndarray:

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from q4sdk.ir import fixedpoint
 from q4sdk.errors import Q4Error
+from q4sdk.ir.float_exec import ACTIVATIONS, FLOAT_FUNCTIONS
 from q4sdk.ir.float_graph import FloatGraph
+from q4sdk.ir.ops import WEIGHTED_KINDS
 from q4sdk.progress import Progress
-from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.ir.qmodel import QModel
 from q4sdk.ptq import numerics
 from q4sdk.ptq.activations import activation_params
 from q4sdk.ptq.plan import Step, build_plan
@@ -27,6 +28,7 @@ from q4sdk.ptq.recipe import Recipe
 from q4sdk.ptq.refine import refine
 from q4sdk.ptq.adaround import adaround
 from q4sdk.ptq.dual import dual_decompose
+from q4sdk.ptq.lower import fine_zero_point, lower, residual_name
 from q4sdk.ptq.cle import equalize
 from q4sdk.ptq.gpfq import gpfq_quantize
 from q4sdk.ptq.scale_search import alternating_scales, golden_section_scales
@@ -81,38 +83,17 @@ def _apply_act(y: torch.Tensor, act) -> torch.Tensor:
 def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
              with_act: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Float forward of one step; returns (pre-activation, output). ``weight``/``bias`` override;
-    ``with_act=False`` skips the activation (the output is then the pre-activation itself)."""
+    ``with_act=False`` skips the activation (the output is then the pre-activation itself).
+    The op itself runs through the float interpreter (``float_exec.FLOAT_FUNCTIONS``); a step
+    that is an activation alone has the activation as its ``act``."""
     n = step.node
-    a = n.attrs
-    if step.kind in ("conv2d", "depthwise_conv2d"):
-        w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
-        b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
-        t, l, b_, r = a.get("pads", (0, 0, 0, 0))
-        x, padding = (xs[0], (t, l)) if (t, l) == (b_, r) else (_pad4(xs[0], (t, l, b_, r)), (0, 0))
-        pre = F.conv2d(x, w, b, stride=tuple(a.get("stride", (1, 1))), padding=padding,
-                       groups=int(a.get("groups", 1)))
-    elif step.kind == "fully_connected":
-        w = torch.as_tensor(n.params["weight"] if weight is None else weight, dtype=torch.float32)
-        b = torch.as_tensor(n.params["bias"] if bias is None else bias, dtype=torch.float32)
-        pre = F.linear(xs[0].flatten(1), w, b)
-    elif step.kind == "add":
-        pre = xs[0] + xs[1]
-    elif step.kind == "avgpool":
-        pre = F.avg_pool2d(_pad4(xs[0], a.get("pads", (0, 0, 0, 0))), tuple(a["kernel"]), tuple(a["stride"]))
-    elif step.kind == "global_avgpool":
-        pre = xs[0].mean(dim=(2, 3), keepdim=True)
-    elif step.kind == "maxpool":
-        t, l, b_, r = a.get("pads", (0, 0, 0, 0))
-        xp = F.pad(xs[0], (l, r, t, b_), value=float("-inf")) if any((t, l, b_, r)) else xs[0]
-        pre = F.max_pool2d(xp, tuple(a["kernel"]), tuple(a["stride"]))
-    elif step.kind == "pad":
-        pre = _pad4(xs[0], a["pads"])
-    elif step.kind == "reshape":
-        pre = xs[0].flatten(1)
-    elif step.kind == "clamp":
+    if n.op in ACTIVATIONS:
         pre = xs[0]
-    else:  # pragma: no cover - build_plan only emits the kinds above
-        raise AssertionError(step.kind)
+    else:
+        params = n.params if weight is None and bias is None else {
+            "weight": n.params["weight"] if weight is None else weight,
+            "bias": n.params["bias"] if bias is None else bias}
+        pre = FLOAT_FUNCTIONS[n.op](xs, n.attrs, params)
     return pre, (_apply_act(pre, step.act) if with_act else pre)
 
 
@@ -180,31 +161,12 @@ def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
     return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
 
 
-def residual_name(tensor: str) -> str:
-    """Name of the second (residual) INT4 tensor of a residual-quantized tensor."""
-    return tensor + "__residual"
-
-
-def fine_zero_point(coarse_zero_point: int, bits: int) -> int:
-    """Zero point of the 8-bit fine-grid tensor F of a residual-quantized activation whose coarse
-    tensor X1 has ``bits`` bits and ``coarse_zero_point``: the one that makes the 256 codes of F
-    exactly the pairs (X1, X2) (docs/integer-spec.md, residual_split)."""
-    half = 1 << (bits - 1)
-    return half - 128 - (1 << bits) * (-half - coarse_zero_point)
-
-
-def coarse_zero_point(fine_zero_point_: int, bits: int) -> int:
-    """Inverse of ``fine_zero_point``."""
-    half = 1 << (bits - 1)
-    return (fine_zero_point_ - half + 128) // (1 << bits) - half
-
-
 def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) -> list[str]:
     """Resolve and check ``residual_activations``: "@last_input" is the tensor that feeds the last
     conv / dense layer (through reshapes, pads, max-pools and clamps, which keep its quantization);
     every name must be the output of an op that requantizes (not the network input or output)."""
     producer = {s.output: s for s in steps}
-    weighted = [s for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    weighted = [s for s in steps if s.kind in WEIGHTED_KINDS]
     out = []
     for name in names:
         tensor = name
@@ -256,7 +218,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     if recipe.cle:  # function-preserving rescaling of conv/dense pairs joined by ReLU
         graph = equalize(graph)
     steps = build_plan(graph)
-    weighted = [s.node.name for s in steps if s.kind in ("conv2d", "depthwise_conv2d", "fully_connected")]
+    weighted = [s.node.name for s in steps if s.kind in WEIGHTED_KINDS]
     if recipe.dual_layers and weighted:  # resolve "@first" / "@last"; unknown names are an error
         alias = {"@first": weighted[0], "@last": weighted[-1]}
         names = [alias.get(n, n) for n in recipe.dual_layers]
@@ -284,7 +246,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
     if recipe.residual_input:  # X ~ X1 + X2: the second INT4 tensor quantizes the first one's error
         for s in steps:
-            if graph.input_name in s.inputs and s.kind not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            if graph.input_name in s.inputs and s.kind not in WEIGHTED_KINDS:
                 raise Q4Error(f"node '{s.node.name}': a residual-quantized input must feed conv/dense layers only")
         p1 = qparams[graph.input_name]
         qparams[residual_name(graph.input_name)] = QuantParams(p1.scale / (1 << act_bits), 0, act_bits)
@@ -300,7 +262,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
             progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
             _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
             numerics.check_finite(step.node.name, fp_out)
-            if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            if step.kind in WEIGHTED_KINDS:
                 lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
                 w_hat = lw.dequantized()
                 pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
@@ -362,146 +324,3 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     # recipe's seed the same machine reproduces the same model
     model.meta["torch_threads"] = torch.get_num_threads()
     return model
-
-
-# ---------------------------------------------------------------- lowering to integers
-
-def _stored_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
-
-
-def _act_limits(act, out: QuantParams) -> tuple[int, int]:
-    lo, hi = int_range(out.bits)
-    if act is not None:
-        if act[0] > float("-inf"):
-            lo = max(lo, out.zero_point + int(np.ceil(act[0] / out.scale - 1e-9)))
-        if act[1] < float("inf"):
-            hi = min(hi, out.zero_point + int(np.floor(act[1] / out.scale + 1e-9)))
-    return lo, min(max(lo, hi), int_range(out.bits)[1])
-
-
-def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: float) -> dict[str, np.ndarray]:
-    """Integer weights, bias and requantization of a conv / dense step.
-
-    ``in_scales`` has one scale per input term (two for a residual-quantized input); with a dual
-    weight the layer has len(in_scales) * 2 terms, all requantized with one rounding.
-    """
-    numerics.fit_bias(step, lw, in_scales, sy)  # dead / tiny kernels, huge biases
-    arrays: dict[str, np.ndarray] = {}
-    for key, (q, _) in zip(("weight", "weight2"), lw.terms()):
-        if step.kind == "conv2d":
-            wq = q.transpose(0, 2, 3, 1)  # [O, I, kh, kw] -> [O, kh, kw, I]
-        elif step.kind == "depthwise_conv2d":
-            wq = q[:, 0]  # [C, 1, kh, kw] -> [C, kh, kw]
-        else:
-            wq = q
-            if step.flatten_from is not None:  # columns from (C, H, W) order to the stored (H, W, C) order
-                c, h, w = step.flatten_from
-                wq = q.reshape(q.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(q.shape[0], -1)
-        arrays[key] = np.ascontiguousarray(wq).astype(np.int8)
-    sx, a1 = in_scales[0], lw.scales
-    a1_safe = np.where(a1 == 0, 1.0, a1)
-    bias_real = np.where(a1 == 0, 0.0, lw.bias / (sx * a1_safe))
-    if np.abs(bias_real).max(initial=0) >= 2 ** 31 - 1:
-        raise Q4Error(f"node '{step.node.name}': bias does not fit int32 at the chosen scales")
-    k = int(np.prod(arrays["weight"].shape[1:]))
-    bias = np.rint(bias_real).astype(np.int64)
-    if k * 255 * 8 + int(np.abs(bias).max(initial=0)) >= 2 ** 31:
-        raise Q4Error(f"node '{step.node.name}': int32 accumulator could overflow (K={k})")
-    arrays["bias"] = bias.astype(np.int32)
-    reals = np.array([s_in * ws / sy for s_in in in_scales for _, ws in lw.terms()])
-    arrays["multiplier"], arrays["shift"] = numerics.requant_multipliers(
-        step.node.name, reals, lw.stats.setdefault("numerics", []))
-    return arrays
-
-
-def _split_ops(f: QTensor, bits: int, tensors: dict[str, QTensor], ops: list[QOp]) -> list[str]:
-    """Append the two residual_split ops that recode the fine-grid tensor ``f`` into X1 and X2;
-    returns their tensor names."""
-    zc = coarse_zero_point(f.zero_point, bits)
-    names = []
-    for part, (suffix, scale, zp) in enumerate((("coarse", f.scale * (1 << bits), zc),
-                                                 ("residual", f.scale, 0))):
-        name = f"{f.name}__{suffix}"
-        tensors[name] = QTensor(name, tuple(f.shape), bits, float(scale), int(zp))
-        ops.append(QOp(name, "residual_split", [f.name], name,
-                       {"part": part, "coarse_zero_point": int(zc)}, {}))
-        names.append(name)
-    return names
-
-
-def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
-          weights: dict[str, LayerWeights], recipe: Recipe) -> QModel:
-    tensors: dict[str, QTensor] = {}
-
-    def tensor(name: str) -> QTensor:
-        if name not in tensors:
-            p = qparams[name]
-            tensors[name] = QTensor(name, _stored_shape(graph.shapes[name]), p.bits, float(p.scale),
-                                    int(p.zero_point))
-        return tensors[name]
-
-    tensor(graph.input_name)
-    res_name = residual_name(graph.input_name)
-    if res_name in qparams:
-        p = qparams[res_name]
-        tensors[res_name] = QTensor(res_name, _stored_shape(graph.shapes[graph.input_name]), p.bits,
-                                    float(p.scale), int(p.zero_point))
-    ops: list[QOp] = []
-    fine = set(recipe.residual_activations)  # residual-quantized tensors, held on the fine grid
-    split: dict[str, list[str]] = {}  # fine tensor -> its (X1, X2) tensors, once split
-    for step in steps:
-        inputs = list(step.inputs)
-        if res_name in tensors and graph.input_name in inputs:
-            inputs.append(res_name)
-        if step.same_quant and inputs[0] in fine:
-            fine.add(step.output)
-        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected") and inputs[0] in fine:
-            if inputs[0] not in split:
-                split[inputs[0]] = _split_ops(tensor(inputs[0]), recipe.activation_bits, tensors, ops)
-            inputs = split[inputs[0]]
-        ins = [tensor(i) for i in inputs]
-        out = tensor(step.output)
-        a = step.node.attrs
-        attrs: dict = {}
-        arrays: dict[str, np.ndarray] = {}
-        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
-            arrays = _lower_weights(step, weights[step.node.name], [t.scale for t in ins], out.scale)
-            if step.kind != "fully_connected":
-                attrs["stride"] = [int(v) for v in a.get("stride", (1, 1))]
-                attrs["pads"] = [int(v) for v in a.get("pads", (0, 0, 0, 0))]
-        elif step.kind == "add":
-            ma, mb, sh = fixedpoint.add_multipliers(ins[0].scale / out.scale, ins[1].scale / out.scale)
-            arrays["multiplier"] = np.array([ma, mb], np.int32)
-            attrs["shift"] = sh
-        elif step.kind in ("avgpool", "global_avgpool"):
-            count = int(np.prod(a["kernel"])) if step.kind == "avgpool" else int(np.prod(ins[0].shape[:2]))
-            m, s = fixedpoint.quantize_multiplier(ins[0].scale / (out.scale * count))
-            arrays["multiplier"] = np.array([m], np.int32)
-            arrays["shift"] = np.array([s], np.int32)
-            if step.kind == "avgpool":
-                attrs.update(kernel=[int(v) for v in a["kernel"]], stride=[int(v) for v in a["stride"]],
-                             pads=[int(v) for v in a.get("pads", (0, 0, 0, 0))])
-        elif step.kind == "maxpool":
-            attrs.update(kernel=[int(v) for v in a["kernel"]], stride=[int(v) for v in a["stride"]],
-                         pads=[int(v) for v in a.get("pads", (0, 0, 0, 0))])
-        elif step.kind == "pad":
-            attrs["pads"] = [int(v) for v in a["pads"]]
-        if step.kind not in ("maxpool", "pad", "reshape"):
-            attrs["act_min"], attrs["act_max"] = _act_limits(step.act, qparams[step.output])
-        ops.append(QOp(step.node.name, step.kind, inputs, step.output, attrs, arrays))
-
-    meta = {
-        "recipe": recipe.to_dict(),
-        "source_hash": graph.source_hash,
-        "input_layout": graph.input_layout,
-        "input_shape_float": list(graph.input_shape),
-        "output_softmax": bool(graph.output_softmax),
-        "weight_bits": recipe.weight_bits,
-        "activation_bits": recipe.activation_bits,
-    }
-    if res_name in tensors:
-        meta["input_residual"] = res_name
-    if recipe.residual_activations:
-        meta["residual_activations"] = list(recipe.residual_activations)
-    return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, meta)

@@ -2,7 +2,7 @@
 
 A conv / dense / add followed by a ReLU or Clip that is its only consumer is fused into one step whose
 output is the activation's output. Every step output is a quantized tensor; steps marked
-``same_quant`` (maxpool, clamp, pad, reshape) reuse their input's quantization parameters.
+``same_quant`` (``q4sdk.ir.ops``: maxpool, clamp, pad, reshape) reuse their input's quantization parameters.
 """
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ from dataclasses import dataclass
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
+from q4sdk.ir.ops import OPS
 
-SAME_QUANT_KINDS = ("maxpool", "clamp", "pad", "reshape")
+#: float op -> the integer kind it lowers to (from the op table; a grouped conv is depthwise)
+KIND_OF_FLOAT_OP = {}
+for _kind, _spec in OPS.items():
+    for _op in _spec.float_ops:
+        KIND_OF_FLOAT_OP.setdefault(_op, _kind)
 
 
 @dataclass
@@ -26,7 +31,7 @@ class Step:
 
     @property
     def same_quant(self) -> bool:
-        return self.kind in SAME_QUANT_KINDS
+        return OPS[self.kind].same_quant
 
 
 def _act_bounds(node: FloatNode) -> tuple[float, float]:
@@ -44,28 +49,23 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         if node.name in fused:
             continue
         out, act = node.output, None
-        if node.op in ("conv", "dense", "add"):
+        if node.op in ("conv2d", "fully_connected", "add"):
             cons = consumers.get(node.output, [])
-            if (len(cons) == 1 and cons[0].op in ("relu", "clip") and node.output != graph.output_name):
+            if (len(cons) == 1 and cons[0].op in ("relu", "clamp") and node.output != graph.output_name):
                 act = _act_bounds(cons[0])
                 out = cons[0].output
                 fused.add(cons[0].name)
-        if node.op == "conv":
-            g = int(node.attrs.get("groups", 1))
-            kind = "conv2d" if g == 1 else "depthwise_conv2d"
-        elif node.op == "dense":
-            kind = "fully_connected"
-        elif node.op in ("relu", "clip"):
-            kind, act = "clamp", _act_bounds(node)
-        else:
-            kind = {"add": "add", "avgpool": "avgpool", "gap": "global_avgpool", "maxpool": "maxpool",
-                    "flatten": "reshape", "pad": "pad"}.get(node.op)
-            if kind is None:
-                raise Q4Error(f"node '{node.name}': op '{node.op}' cannot be quantized")
+        kind = KIND_OF_FLOAT_OP.get(node.op)
+        if kind is None:
+            raise Q4Error(f"node '{node.name}': op '{node.op}' cannot be quantized")
+        if kind == "conv2d" and int(node.attrs.get("groups", 1)) != 1:
+            kind = "depthwise_conv2d"
+        if kind == "clamp":
+            act = _act_bounds(node)
         flatten_from = None
         if kind == "fully_connected":
             src = producer.get(node.inputs[0])
-            if src is not None and src.op == "flatten":
+            if src is not None and src.op == "reshape":
                 shp = graph.shapes[src.inputs[0]]
                 if len(shp) == 3 and shp[1] * shp[2] > 1:
                     flatten_from = tuple(shp)

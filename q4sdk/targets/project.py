@@ -27,7 +27,8 @@ import numpy as np
 from q4sdk.targets import firmware
 from q4sdk.targets.boards import Board
 from q4sdk.codegen.arena import input_tensors
-from q4sdk.codegen.render import GenerateReport, c_comment, render, write_files
+from q4sdk.codegen.c_syntax import c_comment
+from q4sdk.codegen.render import GenerateReport, render, write_files
 from q4sdk import resources
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import input_shape, run_oracle

@@ -7,6 +7,7 @@ nibble; ``tests/graphs.tiny_resnet`` goes through the real quantizer.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from q4sdk.codegen import render as codegen
 from q4sdk.codegen.arena import packed_tensors
+from q4sdk.ir.ops import OPS
 from q4sdk.targets.host_build import CModel
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
@@ -145,8 +147,9 @@ def test_quantized_tiny_resnet_w4a4_packed(tmp_path, residual_input):
 # --------------------------------------------------------------------------- errors and options
 
 def test_w4a8_with_packing_names_the_first_wide_tensor(tmp_path):
-    model = w4a4_model(6, n_ops=4)
-    wide = model.ops[1].output
+    model = w4a4_model(6, n_ops=4, kinds=("conv2d", "avgpool"))
+    wide = model.ops[1].output  # a valid W4A8 model: no same-quant op touches it
+    assert not any(OPS[op.kind].same_quant for op in model.ops if wide in (op.output, *op.inputs))
     t = model.tensors[wide]
     model.tensors[wide] = type(t)(t.name, t.shape, 8, t.scale, t.zero_point)
     with pytest.raises(Q4Error, match=f"tensor '{wide}' has 8-bit activations"):
@@ -157,7 +160,7 @@ def test_w4a8_with_packing_names_the_first_wide_tensor(tmp_path):
 def test_op_kind_without_packed_kernel_is_a_generate_error(tmp_path, monkeypatch):
     model = w4a4_model(7, n_ops=6, kinds=("pad", "conv2d"))
     pad = next(op for op in model.ops if op.kind == "pad")
-    monkeypatch.delitem(codegen.PACKED_SOURCES, "pad")
+    monkeypatch.setitem(OPS, "pad", dataclasses.replace(OPS["pad"], packed_kernel=None))
     with pytest.raises(Q4Error, match=f"op '{pad.name}' \\(pad\\): no kernel for packed 4-bit"):
         generate(model, tmp_path / "gen", "k", pack_activations=True)
     assert not (tmp_path / "gen").exists()

@@ -16,9 +16,11 @@ from q4sdk.targets.host_build import CModel
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_exec import run_float
-from q4sdk.ir.q4file import load_q4, save_q4, validate_model
+from q4sdk.ir.q4file import load_q4, save_q4
+from q4sdk.ir.validate import validate_model
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
-from q4sdk.ptq.pipeline import coarse_zero_point, fine_zero_point, quantize_graph
+from q4sdk.ptq.lower import coarse_zero_point, fine_zero_point
+from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
 from q4sdk.check.verify import verify
 from random_models import sanitized_outputs

@@ -16,7 +16,8 @@ from q4sdk.codegen.render import generate, render
 from q4sdk.errors import Q4Error
 from q4sdk.targets.project import zero_input
 from q4sdk.ir.qmodel import QTensor
-from q4sdk.ptq.pipeline import quantize_graph, residual_name
+from q4sdk.ptq.lower import residual_name
+from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
 from q4sdk.targets.run import run_on_board
 from q4sdk.check.verify import verify
@@ -97,6 +98,8 @@ def test_float_entry_point_matches_quantize_input(model, calib, layout, tmp_path
     m.meta["input_layout"] = layout
     t = m.input_tensor
     m.tensors[m.input] = QTensor(t.name, t.shape, t.bits, 0.25, t.zero_point)  # x * inv exact
+    r = m.tensors[m.meta["input_residual"]]  # the residual input's scale follows: 0.25 / 2^bits
+    m.tensors[r.name] = QTensor(r.name, r.shape, r.bits, 0.25 / (1 << t.bits), r.zero_point)
     generate(m, tmp_path / "gen", "res")
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")
 
@@ -120,10 +123,11 @@ def test_float_entry_point_matches_quantize_input(model, calib, layout, tmp_path
 
 def test_single_input_rounding_is_exact_below_one_half(tmp_path):
     """The plain (one-tensor) entry point rounds 0.49999997 to 0, as the spec says."""
-    m = random_model(np.random.default_rng(2), n_ops=1, kinds=("clamp",), name="plain")
+    m = random_model(np.random.default_rng(2), n_ops=1, kinds=("clamp",), name="plain", head=False)
     t = m.input_tensor
     assert t.size >= 4
-    m.tensors[m.input] = QTensor(t.name, t.shape, t.bits, 1.0, 0)
+    for name in (m.input, m.output):  # clamp keeps its input's quantization
+        m.tensors[name] = QTensor(name, t.shape, t.bits, 1.0, 0)
     m.meta["input_layout"] = "NHWC"
     generate(m, tmp_path / "gen", "plain")
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")

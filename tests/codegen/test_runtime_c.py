@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from q4sdk.targets.host_build import CModel
-from q4sdk.codegen.render import RUNTIME_DIR, generate
+from q4sdk.codegen.render import generate
+from q4sdk.resources import RUNTIME_DIR
 from q4sdk.ir.oracle import run_oracle
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 

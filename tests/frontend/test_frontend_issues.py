@@ -121,7 +121,7 @@ def test_clip_with_min_above_max_outputs_max(fused):
     model = make_model([first, node("Clip", ["c", "lo", "hi"], ["y"], "clip")], ["N", 3, 4, 4],
                        {"w": rand(3, 3, 1, 1), "lo": np.array(2.0, np.float32), "hi": np.array(0.5, np.float32)})
     graph = import_and_compare(model, rand(2, 3, 4, 4))
-    assert graph.nodes[-1].op == ("clip" if fused else "conv")
+    assert graph.nodes[-1].op == ("clamp" if fused else "conv2d")
 
 
 def test_torch_rank3_module_lists_the_rank_and_the_missing_ops():

@@ -54,8 +54,8 @@ def test_small_cnn_matches_module():
     with torch.no_grad():
         expected = model(x).numpy()
     np.testing.assert_allclose(run_float(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
-    assert [n.op for n in graph.nodes] == ["conv", "relu", "conv", "clip", "add", "maxpool", "gap", "flatten",
-                                           "dense"]
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "conv2d", "clamp", "add", "maxpool", "global_avgpool", "reshape",
+                                           "fully_connected"]
     dw = graph.nodes[2]
     assert dw.attrs["groups"] == 8 and dw.attrs["pads"] == (1, 1, 1, 1)  # ZeroPad2d folded
     assert graph.name == "cnn" and graph.input_shape == (3, 8, 8) and len(graph.source_hash) == 64
@@ -76,7 +76,7 @@ def test_mlp_from_numpy_example_matches_module():
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-6)
-    assert [n.op for n in graph.nodes] == ["dense", "relu", "dense"]
+    assert [n.op for n in graph.nodes] == ["fully_connected", "relu", "fully_connected"]
 
 
 def test_export_failure_and_unsupported_op_raise_q4error():
@@ -86,7 +86,7 @@ def test_export_failure_and_unsupported_op_raise_q4error():
 
     with pytest.raises(Q4Error, match="export failed"):
         from_torch(Broken(), torch.zeros(1, 4))
-    with pytest.raises(Q4Error, match="unsupported op type 'Sigmoid'"):
-        from_torch(nn.Sequential(nn.Linear(4, 4), nn.Sigmoid()), torch.zeros(1, 4))
+    with pytest.raises(Q4Error, match="unsupported op type 'Softplus'"):
+        from_torch(nn.Sequential(nn.Linear(4, 4), nn.Softplus()), torch.zeros(1, 4))
     with pytest.raises(Q4Error, match="example input"):
         from_torch(nn.Linear(4, 4), torch.zeros(4))

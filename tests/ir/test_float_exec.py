@@ -48,7 +48,7 @@ def test_conv_with_asymmetric_pads_stride_and_groups():
             ref = np.einsum("ncijhw,ochw->noij", win, w) + b[None, :, None, None]
         else:
             ref = np.einsum("ncijhw,chw->ncij", win, w[:, 0]) + b[None, :, None, None]
-        graph = one_node_graph("conv", (4, 7, 6), ref.shape[1:],
+        graph = one_node_graph("conv2d", (4, 7, 6), ref.shape[1:],
                                {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": groups},
                                {"weight": w, "bias": b})
         np.testing.assert_allclose(run_float(graph, X), ref, rtol=1e-5, atol=1e-5)
@@ -79,12 +79,12 @@ def test_chain_capture_and_batching():
     w = RNG.standard_normal((3, 16)).astype(np.float32)
     b = RNG.standard_normal(3).astype(np.float32)
     nodes = [
-        FloatNode("clip", "clip", ["x"], "c", {"lo": -0.5, "hi": 1.0}),
+        FloatNode("clip", "clamp", ["x"], "c", {"lo": -0.5, "hi": 1.0}),
         FloatNode("relu", "relu", ["x"], "r"),
         FloatNode("add", "add", ["c", "r"], "a"),
-        FloatNode("gap", "gap", ["a"], "g"),
-        FloatNode("flat", "flatten", ["a"], "f"),
-        FloatNode("fc", "dense", ["f"], "y", {}, {"weight": w, "bias": b}),
+        FloatNode("gap", "global_avgpool", ["a"], "g"),
+        FloatNode("flat", "reshape", ["a"], "f"),
+        FloatNode("fc", "fully_connected", ["f"], "y", {}, {"weight": w, "bias": b}),
     ]
     shapes = {"x": (4, 2, 2), "c": (4, 2, 2), "r": (4, 2, 2), "a": (4, 2, 2), "g": (4, 1, 1), "f": (16,),
               "y": (3,)}

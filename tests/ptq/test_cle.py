@@ -8,7 +8,7 @@ from q4sdk.ptq.cle import absorb_bias, channel_ranges, equalizable_pairs, equali
 
 def _conv(name, x, y, w, b, pads, groups=1):
     attrs = {"stride": (1, 1), "pads": pads, "dilation": (1, 1), "groups": groups}
-    return FloatNode(name, "conv", [x], y, attrs, {"weight": w.astype(np.float32), "bias": b.astype(np.float32)})
+    return FloatNode(name, "conv2d", [x], y, attrs, {"weight": w.astype(np.float32), "bias": b.astype(np.float32)})
 
 
 def _chain(seed=0):
@@ -26,15 +26,15 @@ def _chain(seed=0):
         FloatNode("relu1", "relu", ["c1"], "r1"),
         _conv("dw", "r1", "d1", rng.standard_normal((c, 1, 3, 3)) * skew(c)[:, None, None, None],
               rng.standard_normal(c), (1, 1, 1, 1), groups=c),
-        FloatNode("relu2", "clip", ["d1"], "r2", {"lo": 0.0, "hi": float("inf")}),
+        FloatNode("relu2", "clamp", ["d1"], "r2", {"lo": 0.0, "hi": float("inf")}),
         _conv("pw", "r2", "p1", rng.standard_normal((o, c, 1, 1)), rng.standard_normal(o), (0, 0, 0, 0)),
-        FloatNode("gap", "gap", ["p1"], "g1"),
-        FloatNode("flat", "flatten", ["g1"], "f1"),
-        FloatNode("fc1", "dense", ["f1"], "h1", {},
+        FloatNode("gap", "global_avgpool", ["p1"], "g1"),
+        FloatNode("flat", "reshape", ["g1"], "f1"),
+        FloatNode("fc1", "fully_connected", ["f1"], "h1", {},
                   {"weight": (rng.standard_normal((10, o)) * skew(10)[:, None]).astype(np.float32),
                    "bias": rng.standard_normal(10).astype(np.float32)}),
         FloatNode("relu3", "relu", ["h1"], "h2"),
-        FloatNode("fc2", "dense", ["h2"], "y", {}, {"weight": rng.standard_normal((4, 10)).astype(np.float32),
+        FloatNode("fc2", "fully_connected", ["h2"], "y", {}, {"weight": rng.standard_normal((4, 10)).astype(np.float32),
                                                   "bias": rng.standard_normal(4).astype(np.float32)}),
     ]
     shapes = {"x": (3, 6, 6), "c1": (c, 6, 6), "r1": (c, 6, 6), "d1": (c, 6, 6), "r2": (c, 6, 6),

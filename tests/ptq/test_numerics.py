@@ -129,7 +129,7 @@ def test_scale_zero_kernel_keeps_its_bias():
     from q4sdk.ir.float_graph import FloatNode
 
     w = np.zeros((2, 3, 1, 1), np.float32)
-    node = FloatNode("c", "conv", ["x"], "y", {"groups": 1}, {"weight": w, "bias": np.array([0.5, -2.0])})
+    node = FloatNode("c", "conv2d", ["x"], "y", {"groups": 1}, {"weight": w, "bias": np.array([0.5, -2.0])})
     step = Step("conv2d", node, ["x"], "y", "y", None)
     lw = LayerWeights(np.zeros(w.shape, np.int8), np.zeros(2), np.array([0.5, -2.0]))
     numerics.fit_bias(step, lw, [0.01], sy=0.02)

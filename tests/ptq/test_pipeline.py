@@ -32,7 +32,7 @@ def test_plan_fuses_activations():
     kinds = [(s.node.name, s.kind, s.act) for s in steps]
     assert ("conv1", "conv2d", (0.0, float("inf"))) in kinds
     assert ("add", "add", (0.0, 6.0)) in kinds
-    assert all(s.node.op not in ("relu", "clip") for s in steps)
+    assert all(s.node.op not in ("relu", "clamp") for s in steps)
     fc = [s for s in steps if s.kind == "fully_connected"][0]
     assert fc.flatten_from == (8, 2, 2)
 

@@ -90,9 +90,9 @@ def _unbalanced_pair() -> FloatGraph:
     w2[:, 0] *= 100.0
     conv = {"stride": (1, 1), "pads": (1, 1, 1, 1), "groups": 1}
     nodes = [
-        FloatNode("conv1", "conv", ["x"], "c1", conv, {"weight": w1.astype(np.float32), "bias": b1.astype(np.float32)}),
+        FloatNode("conv1", "conv2d", ["x"], "c1", conv, {"weight": w1.astype(np.float32), "bias": b1.astype(np.float32)}),
         FloatNode("relu1", "relu", ["c1"], "r1"),
-        FloatNode("conv2", "conv", ["r1"], "y", conv,
+        FloatNode("conv2", "conv2d", ["r1"], "y", conv,
                   {"weight": w2.astype(np.float32), "bias": (rng.standard_normal(4) * 0.1).astype(np.float32)}),
     ]
     return FloatGraph("pair", "x", (3, 8, 8), "y", nodes, {"x": (3, 8, 8), "c1": (c, 8, 8), "r1": (c, 8, 8),

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcu.conv_cases import RUNTIME, build_and_run as build_and_run_conv  # noqa: E402
 from mcu.harness import require_tools, run_harness  # noqa: E402
-from q4sdk.codegen.render import KERNEL_VARIANTS  # noqa: E402
+from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.targets.run import run_on_board  # noqa: E402
 from random_models import random_input, random_model  # noqa: E402

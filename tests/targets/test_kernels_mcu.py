@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, random_case  # noqa: E402
 from mcu.harness import require_tools  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
-from q4sdk.codegen.render import KERNEL_VARIANTS  # noqa: E402
+from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
 
 OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
 STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",

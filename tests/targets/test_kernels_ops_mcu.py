@@ -28,7 +28,7 @@ import pytest
 from mcu.harness import VariantResult, require_tools, run_harness
 from q4sdk.ir import oracle
 from q4sdk.targets.boards import Board, load_board
-from q4sdk.codegen.render import KERNEL_VARIANTS
+from q4sdk.codegen.kernels import KERNEL_VARIANTS
 from q4sdk.ir.packing import pack_int4_rows
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 from q4sdk.targets.run import run_on_board

@@ -34,7 +34,7 @@ from mcu.conv_cases import (RUNTIME, a4_dsp_scratch_bytes, dsp_scratch_bytes,  #
 from mcu.harness import VariantResult, require_tools, run_harness  # noqa: E402
 from q4sdk.ir import oracle  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
-from q4sdk.codegen.render import TERMS_VARIANTS  # noqa: E402
+from q4sdk.codegen.kernels import TERMS_VARIANTS  # noqa: E402
 from q4sdk.ir.packing import pack_int4_rows  # noqa: E402
 from q4sdk.ir.qmodel import QModel, QOp, QTensor  # noqa: E402
 
@@ -340,7 +340,7 @@ def small_terms_model() -> QModel:
     2-term layers, 4-bit activations."""
     rng = np.random.default_rng(7)
     x = QTensor("x", (6, 7, 3), 4, 0.5, -3)
-    x2 = QTensor("x_residual", (6, 7, 3), 4, 0.03, 1)
+    x2 = QTensor("x_residual", (6, 7, 3), 4, 0.5 / 16, 0)  # a residual input: scale S_x / 2^bits, zero point 0
     y = QTensor("y", (6, 7, 5), 4, 1.0, -8)
     z = QTensor("z", (3, 4, 9), 8, 1.0, 5)
     w = [rng.integers(-8, 8, (5, 3, 3, 3)) for _ in range(2)]

@@ -1,0 +1,91 @@
+"""Which C kernel each op calls: portable, multi-term, packed 4-bit, or an optimised variant.
+
+The kernel sources and variants of every op kind are in the op table (``q4sdk.ir.ops.OPS``). By
+default every op calls its portable kernel. With ``kernels="optimised"`` and a target board,
+``select_kernel`` picks an architecture-specific variant (``runtime_c/include/q4_kernels_opt.h``)
+when the board has the extension, the op's shape is within the variant's limits and its source file
+exists; its scratch buffer is a static array sized by the variant's ``scratch_bytes``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from q4sdk.errors import Q4Error
+from q4sdk.ir.ops import OPS, KernelVariant, is_multi_term
+from q4sdk.ir.qmodel import QOp
+from q4sdk.resources import RUNTIME_DIR
+
+if TYPE_CHECKING:
+    from q4sdk.targets.boards import Board
+
+RUNTIME_HEADERS = ("include/q4_kernels.h", "include/q4_fixedpoint.h")
+# Packed activations (``pack_activations``): ops touching a packed tensor call the portable *_p4
+# kernels (runtime_c/include/q4_packed.h), never an optimised variant.
+PACKED_HEADER = "include/q4_packed.h"
+OPT_HEADER = "include/q4_kernels_opt.h"
+# included by the variants' sources
+OPT_PRIVATE_HEADERS = ("include/internal/q4_dsp.h", "include/internal/q4_conv_dsp.h",
+                       "include/internal/q4_conv_terms.h", "include/internal/q4_armv6m.h")
+OPT_MAX_K = 65536  # Q4_OPT_MAX_K
+KERNEL_CHOICES = ("portable", "optimised")
+
+#: kind -> optimised variants of the single-term kernel, in order of preference (from OPS)
+KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {k: s.variants for k, s in OPS.items() if s.variants}
+#: kind -> optimised variants of the multi-term (*_terms) kernel (from OPS)
+TERMS_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
+    k: s.terms_variants for k, s in OPS.items() if s.terms_variants}
+
+
+def _multi_term(op: QOp) -> bool:
+    return is_multi_term(op.kind, len(op.inputs), op.arrays)
+
+
+def kernel_source(op: QOp) -> str | None:
+    """The portable runtime source file an op needs (None for reshape)."""
+    spec = OPS[op.kind]
+    return spec.terms_kernel if _multi_term(op) else spec.kernel
+
+
+def portable_function(op: QOp) -> str:
+    """The portable kernel function an op calls ("" for reshape)."""
+    source = kernel_source(op)
+    return "" if source is None else Path(source).stem
+
+
+def packed_source(op: QOp) -> str:
+    """The packed-activation kernel source of an op; Q4Error naming the op if its kind has none."""
+    spec = OPS[op.kind]
+    source = spec.packed_terms_kernel if _multi_term(op) else spec.packed_kernel
+    if source is None:
+        raise Q4Error(f"op '{op.name}' ({op.kind}): no kernel for packed 4-bit activations; "
+                      "generate without pack_activations")
+    return source
+
+
+def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> KernelVariant | None:
+    """The optimised variant ``op`` calls on ``target``, or None for its portable kernel.
+
+    ``args`` are the op's template arguments (``filter_dims``, ``input_bits``). A variant is used
+    only with ``kernels="optimised"`` (from the kind's ``terms_variants`` for a multi-term op, else
+    its ``variants``), when the board has the variant's extension, K is within ``OPT_MAX_K``, the
+    op's input has at most the variant's ``max_input_bits`` and the variant's source is present;
+    the first such variant in table order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
+    """
+    if kernels not in KERNEL_CHOICES:
+        raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
+    if kernels == "portable" or target is None:
+        return None
+    if not (RUNTIME_DIR / OPT_HEADER).is_file():
+        return None
+    spec = OPS[op.kind]
+    k = int(np.prod(args["filter_dims"])) if "filter_dims" in args else 0
+    k_ok = 0 < k <= OPT_MAX_K if spec.weighted else True
+    for variant in spec.terms_variants if _multi_term(op) else spec.variants:
+        if (getattr(target, variant.requires) and k_ok
+                and args["input_bits"] <= variant.max_input_bits
+                and (RUNTIME_DIR / "src" / variant.source).is_file()):
+            return variant
+    return None

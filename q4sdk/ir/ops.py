@@ -1,0 +1,200 @@
+"""The op table: every fact about an integer op kind, in one place.
+
+``OPS[kind]`` (an :class:`OpSpec`) says what a ``QOp`` of that kind carries (input counts, attrs,
+arrays and their dtypes), how the quantizer and the reports treat it (weighted, same
+quantization as its input, counted as a layer), which float ops lower to it, and which C kernels
+run it (portable, multi-term, packed 4-bit activations, and the architecture-optimised
+variants). Every stage looks kinds up here instead of keeping its own list; per-kind *behaviour*
+lives in one registry per stage, keyed by kind:
+
+===========================================  ==============================================
+registry                                     what it holds per kind
+===========================================  ==============================================
+``q4sdk.ir.validate.SHAPE_RULES``            the output shape an op must have
+``q4sdk.ir.oracle.OP_FUNCTIONS``             the integer semantics (docs/integer-spec.md)
+``q4sdk.ir.float_exec.FLOAT_FUNCTIONS``      the float semantics (keyed by float op)
+``q4sdk.ptq.lower.LOWERINGS``                the quantizer's integer attrs and arrays
+``q4sdk.codegen.op_args.TEMPLATE_ARGS``      the arguments of ``templates/ops/<kind>.c.j2``
+===========================================  ==============================================
+
+``tests/ir/test_ops.py`` checks that every kind has an entry in each of them, a template, its
+kernel sources and a section in ``docs/integer-spec.md``; ``docs/contributing.md`` is the
+checklist for adding one. The kind strings are stored in ``.q4`` files and never change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class KernelVariant:
+    """An architecture-optimised kernel replacing the portable one of an op kind.
+
+    ``requires`` names the Board feature it needs (``"dsp"``, ``"mve"``, ``"armv6m"`` or ``"rv32"``); ``scratch_bytes`` gives
+    its scratch buffer size from K (= kh * kw * I) and O, as its ``*_get_buffer_size`` does
+    (element-wise kinds pass K = O = 0 and a variant without scratch returns 0).
+    ``max_input_bits`` is the widest input the variant accepts (4 for kernels that pack products
+    of 4-bit activations).
+    """
+
+    function: str
+    source: str                     # relative to runtime_c/src
+    requires: str
+    scratch_bytes: Callable[[int, int], int]
+    max_input_bits: int = 8
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """What an op kind is. ``attrs`` maps attr name -> list length (0 for a scalar int);
+    ``arrays`` and ``optional`` map array name -> dtype name.
+
+    A weighted kind may be multi-term (docs/integer-spec.md): an optional second INT4 weight
+    ``weight2`` (dual) and/or a second input (a residual-quantized tensor); it then runs the
+    ``terms`` kernels. Kernel sources are relative to ``runtime_c/src`` (None: the kind needs no
+    kernel, or has none of that form); ``variants`` / ``terms_variants`` are the optimised kernels
+    in order of preference (``q4sdk.codegen.kernels.select_kernel``).
+    """
+
+    kind: str
+    inputs: tuple[int, ...]               # allowed input counts; the first is the usual one
+    attrs: dict
+    arrays: dict
+    optional: dict = field(default_factory=dict)
+    weighted: bool = False                # INT4 weights: conv / dense layers
+    same_quant: bool = False              # output keeps the input's bits, scale and zero point
+    layer: bool = False                   # one row per op in the accuracy report
+    spatial: bool = False                 # reads an (H, W, C) feature map
+    aliases_input: bool = False           # output shares the input's arena bytes (reshape)
+    float_ops: tuple[str, ...] = ()       # float graph ops that lower to this kind
+    kernel: str | None = None
+    terms_kernel: str | None = None
+    packed_kernel: str | None = None
+    packed_terms_kernel: str | None = None
+    variants: tuple[KernelVariant, ...] = ()
+    terms_variants: tuple[KernelVariant, ...] = ()
+    header: str | None = None             # a header of its own, copied when a model uses the kind
+
+    @property
+    def n_inputs(self) -> int:
+        """The usual number of inputs (a multi-term layer may read one more)."""
+        return self.inputs[0]
+
+
+_ACT = {"act_min": 0, "act_max": 0}
+_WINDOW = {"kernel": 2, "stride": 2, "pads": 4}
+_CONV_ATTRS = {"stride": 2, "pads": 4, **_ACT}
+_CONV_ARRAYS = {"weight": "int8", "bias": "int32", "multiplier": "int32", "shift": "int32"}
+_POOL_ARRAYS = {"multiplier": "int32", "shift": "int32"}
+_DUAL = {"weight2": "int8"}
+
+A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
+
+
+def _without_simd(function: str, source: str, scratch, **kw) -> tuple[KernelVariant, ...]:
+    """A kernel for cores without SIMD multiply-accumulate: the same C serves ARMv6-M (Cortex-M0/M0+,
+    with inline assembly) and rv32imc (plain C)."""
+    return tuple(KernelVariant(function, source, feature, scratch, **kw) for feature in ("armv6m", "rv32"))
+
+
+_CONV2D_VARIANTS = (
+    KernelVariant("q4_conv2d_s4_mve", "convolution/q4_conv2d_s4_mve.c", "mve",
+                  lambda k, o: (16 * min(o + o % 2, 16) + (min(o + o % 2, 16) + 6)
+                                * _round_up(k, 16) + 16)),
+    KernelVariant("q4_conv2d_s4_a4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
+                  lambda k, o: (64 + 41 * _round_up(k, 8) if k > A4_DSP_MAX_K
+                                else 64 + 25 * _round_up(k, 8)), max_input_bits=4),
+    KernelVariant("q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
+                  lambda k, o: 64 + 41 * _round_up(k, 8)),
+    *_without_simd("q4_conv2d_s4_a4_armv6m", "convolution/q4_conv2d_s4_armv6m.c",
+                   lambda k, o: 32 + 17 * _round_up(k, 16), max_input_bits=4),
+    *_without_simd("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c",
+                   lambda k, o: 32 + 17 * _round_up(k, 16)),
+)
+# the scratch of a multi-term variant covers any T = n_inputs * n_weights
+_CONV2D_TERMS_VARIANTS = (
+    KernelVariant("q4_conv2d_s4_terms_mve", "convolution/q4_conv2d_s4_terms_mve.c", "mve",
+                  lambda k, o: 896 + 41 * _round_up(k, 16)),
+    KernelVariant("q4_conv2d_s4_terms_dsp", "convolution/q4_conv2d_s4_terms_dsp.c", "dsp",
+                  lambda k, o: 896 + 81 * _round_up(k, 8)),
+)
+# depthwise: K = kh * kw * C and O = C here, so kh * kw = K // O
+_DEPTHWISE_VARIANTS = (
+    KernelVariant("q4_depthwise_conv2d_s4_mve", "convolution/q4_depthwise_conv2d_s4_mve.c",
+                  "mve", lambda k, o: 12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o)),
+    KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
+                  "dsp", lambda k, o: 4 * _round_up(o, 4) + (8 + 2 * _round_up(o, 4)) * (k // o)),
+    *_without_simd("q4_depthwise_conv2d_s4_armv6m", "convolution/q4_depthwise_conv2d_s4_armv6m.c",
+                   lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
+)
+_FC_VARIANTS = (
+    KernelVariant("q4_fully_connected_s4_mve", "fully_connected/q4_fully_connected_s4_mve.c",
+                  "mve", lambda k, o: _round_up(k, 32)),
+    KernelVariant("q4_fully_connected_s4_dsp", "fully_connected/q4_fully_connected_s4_dsp.c",
+                  "dsp", lambda k, o: 2 * _round_up(k, 8)),
+    *_without_simd("q4_fully_connected_s4_armv6m", "fully_connected/q4_fully_connected_s4_armv6m.c",
+                   lambda k, o: 4 * ((k + 1) // 2)),
+)
+_ADD_VARIANTS = (
+    KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
+    KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
+)
+
+
+def _weighted(kind: str, category: str, attrs: dict, float_ops: tuple[str, ...], **kw) -> OpSpec:
+    base = f"{category}/q4_{kind}_s4"
+    return OpSpec(kind, (1, 2), attrs, _CONV_ARRAYS, _DUAL, weighted=True, layer=True,
+                  float_ops=float_ops, kernel=f"{base}.c", terms_kernel=f"{base}_terms.c",
+                  packed_kernel=f"{base}_p4.c", packed_terms_kernel=f"{base}_terms_p4.c", **kw)
+
+
+def _elementwise(kind: str, category: str, inputs, attrs: dict, arrays: dict, float_ops, **kw) -> OpSpec:
+    base = f"{category}/q4_{kind}"
+    return OpSpec(kind, inputs, attrs, arrays, float_ops=float_ops, kernel=f"{base}_s8.c",
+                  packed_kernel=f"{base}_p4.c", **kw)
+
+
+OPS: dict[str, OpSpec] = {spec.kind: spec for spec in (
+    _weighted("conv2d", "convolution", _CONV_ATTRS, ("conv2d",), spatial=True,
+              variants=_CONV2D_VARIANTS, terms_variants=_CONV2D_TERMS_VARIANTS),
+    _weighted("depthwise_conv2d", "convolution", _CONV_ATTRS, ("conv2d",), spatial=True,
+              variants=_DEPTHWISE_VARIANTS),
+    _weighted("fully_connected", "fully_connected", dict(_ACT), ("fully_connected",), variants=_FC_VARIANTS),
+    _elementwise("add", "basic", (2,), {"shift": 0, **_ACT}, {"multiplier": "int32"}, ("add",),
+                 layer=True, variants=_ADD_VARIANTS),
+    _elementwise("avgpool", "pooling", (1,), {**_WINDOW, **_ACT}, _POOL_ARRAYS, ("avgpool",),
+                 layer=True, spatial=True),
+    _elementwise("global_avgpool", "pooling", (1,), dict(_ACT), _POOL_ARRAYS, ("global_avgpool",),
+                 layer=True, spatial=True),
+    _elementwise("maxpool", "pooling", (1,), dict(_WINDOW), {}, ("maxpool",),
+                 layer=True, spatial=True, same_quant=True),
+    _elementwise("clamp", "activation", (1,), dict(_ACT), {}, ("relu", "clamp"), same_quant=True),
+    _elementwise("pad", "basic", (1,), {"pads": 4}, {}, ("pad",), spatial=True, same_quant=True),
+    OpSpec("reshape", (1,), {}, {}, same_quant=True, aliases_input=True, float_ops=("reshape",)),
+    # part 0 writes X1 (the coarse tensor), part 1 X2 (the residual) of a residual-quantized
+    # activation held at 8 bits on the fine grid (docs/integer-spec.md, residual_split);
+    # inserted by the quantizer, no float op lowers to it
+    _elementwise("residual_split", "basic", (1,), {"part": 0, "coarse_zero_point": 0}, {}, ()),
+    # y = table[x - qmin]: unary nonlinearities (sigmoid, tanh, hard-sigmoid, hard-swish, leaky
+    # ReLU), one int8 entry per input code
+    _elementwise("lut", "activation", (1,), {}, {"table": "int8"}, ("unary",), header="include/q4_lut.h"),
+)}
+
+#: every integer op kind, in table order
+QOP_KINDS = tuple(OPS)
+#: kinds whose output reuses the input's quantization parameters
+SAME_QUANT_KINDS = tuple(k for k, s in OPS.items() if s.same_quant)
+#: kinds with INT4 weights (conv / dense layers)
+WEIGHTED_KINDS = tuple(k for k, s in OPS.items() if s.weighted)
+#: kinds counted as layers in reports
+LAYER_KINDS = tuple(k for k, s in OPS.items() if s.layer)
+
+
+def is_multi_term(kind: str, n_inputs: int, arrays) -> bool:
+    """True for a weighted op with a second input or a second weight (``weight2``)."""
+    return OPS[kind].weighted and (n_inputs > 1 or "weight2" in arrays)
