@@ -13,7 +13,7 @@ ALLOWED = {  # layer -> the layers it may import (besides itself)
     "ptq": BASE | {"ir"},
     "codegen": BASE | {"ir"},
     "targets": BASE | {"ir", "codegen"},
-    "check": BASE | {"ir", "frontend", "codegen", "targets"},
+    "check": BASE | {"ir", "frontend", "ptq", "codegen", "targets"},
     "api": BASE | {"ir", "frontend", "ptq", "codegen", "targets", "check"},
     "__init__": {"errors", "api"},
     "__main__": {"cli"},

@@ -43,7 +43,7 @@ def test_every_kind_has_a_template_and_its_kernels(kind):
         assert (RUNTIME_DIR / "src" / source).is_file(), source
     for v in spec.variants + spec.terms_variants:
         assert f"{v.function}(" in (RUNTIME_DIR / "src" / v.source).read_text()
-        assert v.requires in ("dsp", "mve")
+        assert v.requires in ("dsp", "mve", "armv6m", "rv32")  # Board features
 
 
 @pytest.mark.parametrize("kind", QOP_KINDS)
