@@ -151,7 +151,8 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
         KernelVariant("q4_depthwise_conv2d_s4_mve", "convolution/q4_depthwise_conv2d_s4_mve.c",
                       "mve", lambda k, o: 12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o)),
         KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
-                      "dsp", lambda k, o: 4 * _round_up(o, 4) + (8 + 2 * _round_up(o, 4)) * (k // o)),
+                      "dsp", lambda k, o: 4 * _round_up(o, 4) + max(
+                          (8 + 2 * _round_up(o, 4)) * (k // o), 2008 if k // o == 9 else 0)),
     ),
     "fully_connected": (
         KernelVariant("q4_fully_connected_s4_mve", "fully_connected/q4_fully_connected_s4_mve.c",
