@@ -35,10 +35,20 @@ static int32_t q4_round_up8(int32_t c)
     return (c + Q4_DW_GROUP - 1) & ~(Q4_DW_GROUP - 1);
 }
 
+/* The 3x3 path: per channel, row tiles of up to Q4_DW3_TILE output pixels; each input row of the
+ * tile's span is widened once into two int16 phase rows (even / odd pixels at stride 2) of
+ * Q4_DW3_PHASE elements (the tile rounded up to 8 plus the taps read past it), a ring of 3. */
+#define Q4_DW3_TILE 64
+#define Q4_DW3_PHASE 72
+#define Q4_DW3_ROW (2 * Q4_DW3_PHASE)
+#define Q4_DW3_BYTES ((3 + 1) * Q4_DW3_ROW * 2 + 2 * Q4_DW3_TILE)
+
 int32_t q4_depthwise_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w, c8 = q4_round_up8(filter_dims->c);
-    return 12 * c8 + 8 * k + k * c8;
+    const int32_t general = 12 * c8 + 8 * k + k * c8;
+    /* sized from kh * kw only (the generator knows K and C): 9 taps may take the 3x3 path */
+    return k == 9 && general < Q4_DW3_BYTES ? Q4_DW3_BYTES : general;
 }
 
 /* Lane position of channel c in its group's permuted tables: even channels first. */
@@ -88,6 +98,140 @@ static inline void q4_dw_finish8(int32x4_t acc_even, int32x4_t acc_odd, int32_t 
     }
 }
 
+/* Widens channel c of input row iy, pixels ix0 .. ix0 + span - 1 (z_x outside the input), into
+ * row[(p % s) * Q4_DW3_PHASE + p / s] (p = ix - ix0): byte gathers of 8 pixels per step. */
+static void q4_dw3_widen_row(int16_t *row, const int8_t *input, int32_t iy, int32_t ix0,
+                             int32_t span, int32_t s, int32_t in_w, int32_t ch, int32_t c,
+                             int32_t in_zp, uint16x8_t offsets)
+{
+    int32_t f, j;
+    for (f = 0; f < s; ++f) {
+        int16_t *const dst = row + f * Q4_DW3_PHASE;
+        const int32_t len = (span - f + s - 1) / s;
+        int32_t j_lo = ix0 + f >= 0 ? 0 : (-(ix0 + f) + s - 1) / s;
+        int32_t j_hi = ix0 + f + s * (len - 1) < in_w ? len : (in_w - (ix0 + f) + s - 1) / s;
+        const int8_t *src;
+        if (j_hi < j_lo) {
+            j_hi = j_lo;
+        }
+        for (j = 0; j < j_lo; ++j) {
+            dst[j] = (int16_t)in_zp;
+        }
+        src = input + (iy * in_w + ix0 + f + s * j_lo) * ch + c;
+        for (j = j_lo; j < j_hi; j += 8, src += 8 * s * ch) {
+            const mve_pred16_t p = vctp16q((uint32_t)(j_hi - j));
+            vstrhq_p_s16(dst + j, vldrbq_gather_offset_z_s16(src, offsets, p), p);
+        }
+        for (j = j_hi; j < len; ++j) {
+            dst[j] = (int16_t)in_zp;
+        }
+    }
+}
+
+/* One output row of one channel: 8 pixels per step, 9 VLDRH.S16 + VMLA.S16 by the weights (tap
+ * (ky, kx) at rows[ky] + o[kx] + ox), |sum| <= 9 * 1024; then VMOVLB/VMOVLT, the folded bias,
+ * VQDMULH + VRSHL (fast) or the scalar rule, and a byte scatter store (pixels ch apart). */
+static inline __attribute__((always_inline)) void q4_dw3_row(
+    const int16_t *r0, const int16_t *r1, const int16_t *r2, int32_t o1, int32_t o2,
+    const int32_t *w, int32_t tw, int32_t fb, int32_t m, int32_t sh, const q4_dw_out *q,
+    int8_t *out, int32_t ch, uint16x8_t out_offsets, int16_t *spill)
+{
+    const int16_t w0 = (int16_t)w[0], w1 = (int16_t)w[1], w2 = (int16_t)w[2];
+    const int16_t w3 = (int16_t)w[3], w4 = (int16_t)w[4], w5 = (int16_t)w[5];
+    const int16_t w6 = (int16_t)w[6], w7 = (int16_t)w[7], w8 = (int16_t)w[8];
+    const int32_t fast = sh >= 32 && m != INT32_MIN;
+    const int16x8_t lo = vdupq_n_s16((int16_t)q->act_min), hi = vdupq_n_s16((int16_t)q->act_max);
+    int32_t ox;
+    for (ox = 0; ox < tw; ox += 8, out += 8 * ch) {
+        int16x8_t acc = vmulq_n_s16(vld1q_s16(r0 + ox), w0);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r0 + o1 + ox), w1);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r0 + o2 + ox), w2);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r1 + ox), w3);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r1 + o1 + ox), w4);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r1 + o2 + ox), w5);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r2 + ox), w6);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r2 + o1 + ox), w7);
+        acc = vmlaq_n_s16(acc, vld1q_s16(r2 + o2 + ox), w8);
+        if (fast) {
+            int32x4_t even = vaddq_n_s32(vmovlbq_s16(acc), fb);
+            int32x4_t odd = vaddq_n_s32(vmovltq_s16(acc), fb);
+            int16x8_t y;
+            even = vrshlq_n_s32(vqdmulhq_n_s32(even, m), 31 - sh);
+            odd = vrshlq_n_s32(vqdmulhq_n_s32(odd, m), 31 - sh);
+            y = vqmovntq_s32(vqmovnbq_s32(vuninitializedq_s16(), even), odd);
+            y = vminq_s16(vmaxq_s16(vqaddq_n_s16(y, (int16_t)q->output_zp), lo), hi);
+            vstrbq_scatter_offset_p_s16(out, out_offsets, y, vctp16q((uint32_t)(tw - ox)));
+        } else {
+            int32_t i;
+            vst1q_s16(spill, acc);
+            for (i = 0; i < 8 && ox + i < tw; ++i) {
+                out[i * ch] = q4_requantize_clamp(spill[i] + fb, m, sh, q->output_zp,
+                                                  q->act_min, q->act_max);
+            }
+        }
+    }
+}
+
+/* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), fewer than 16 channels (so the
+ * uint16 gather and scatter offsets, 7 * stride_w * ch, fit). */
+static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quant,
+                       const q4_dims *input_dims, const int8_t *input, const uint8_t *filter,
+                       const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                       int32_t *scratch)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    const int32_t in_zp = params->input_zp, s = params->stride_w, stride_h = params->stride_h;
+    int16_t *const ring = (int16_t *)(void *)scratch;
+    int16_t *const zp_row = ring + 3 * Q4_DW3_ROW;
+    int16_t *const spill = zp_row + Q4_DW3_ROW;
+    const uint16x8_t in_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)(s * ch));
+    const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
+    const int32_t o1 = s == 1 ? 1 : Q4_DW3_PHASE, o2 = s == 1 ? 2 : 1;
+    q4_dw_out q;
+    int32_t c, ox0, oy, i;
+
+    q.output_zp = params->output_zp;
+    q.act_min = params->act_min;
+    q.act_max = params->act_max;
+    for (i = 0; i < Q4_DW3_ROW; ++i) {
+        zp_row[i] = (int16_t)in_zp;
+    }
+    for (c = 0; c < ch; ++c) {
+        int32_t w[9], sum = 0;
+        for (i = 0; i < 9; ++i) {
+            w[i] = q4_int4_at(filter + c * 5, i);
+            sum += w[i];
+        }
+        for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
+            const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
+            const int32_t ix0 = ox0 * s - params->pad_left, span = (tw - 1) * s + 3;
+            int32_t next_row = -params->pad_top; /* first input row not yet widened */
+            for (oy = 0; oy < out_h; ++oy) {
+                const int32_t y0 = oy * stride_h - params->pad_top;
+                const int16_t *rows[3];
+                int32_t ky;
+                if (next_row < y0) {
+                    next_row = y0;
+                }
+                for (; next_row < y0 + 3; ++next_row) {
+                    if (next_row >= 0 && next_row < in_h) {
+                        q4_dw3_widen_row(ring + (next_row % 3) * Q4_DW3_ROW, input, next_row,
+                                         ix0, span, s, in_w, ch, c, in_zp, in_offsets);
+                    }
+                }
+                for (ky = 0; ky < 3; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * Q4_DW3_ROW : zp_row;
+                }
+                q4_dw3_row(rows[0], rows[1], rows[2], o1, o2, w, tw, bias[c] - in_zp * sum,
+                           quant->multiplier[c], quant->shift[c], &q,
+                           output + (oy * out_w + ox0) * ch + c, ch, out_offsets, spill);
+            }
+        }
+    }
+}
+
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
@@ -112,6 +256,11 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
     q4_dw_out q;
     int32_t oy, ox, c, t, fast = 1;
 
+    /* the per-channel row path wins where 16-channel vectors would be mostly empty */
+    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && ch < 16) {
+        q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
+        return;
+    }
     for (c = 0; c < c8; ++c) {
         const int32_t lane = q4_dw_lane(c);
         int32_t sum = 0;
