@@ -172,8 +172,8 @@ static inline __attribute__((always_inline)) void q4_dw3_row(
     }
 }
 
-/* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), fewer than 16 channels (so the
- * uint16 gather and scatter offsets, 7 * stride_w * ch, fit). */
+/* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), 7 * stride_w * ch < 65536 (the
+ * uint16 gather and scatter offsets). */
 static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quant,
                        const q4_dims *input_dims, const int8_t *input, const uint8_t *filter,
                        const int32_t *bias, const q4_dims *output_dims, int8_t *output,
@@ -256,11 +256,17 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
     q4_dw_out q;
     int32_t oy, ox, c, t, fast = 1;
 
-    /* the per-channel row path wins where 16-channel vectors would be mostly empty */
-    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && ch < 16) {
+    for (c = 0; c < ch; ++c) {
+        fast &= quant->shift[c] > 32;
+    }
+    /* the per-channel row path wins where 16-channel vectors would be mostly empty, or where
+     * the channel-vector path would requantize every channel with the scalar rule */
+    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && (ch < 16 || !fast)
+        && 7 * stride_w * ch < 65536) {
         q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
         return;
     }
+    fast = 1;
     for (c = 0; c < c8; ++c) {
         const int32_t lane = q4_dw_lane(c);
         int32_t sum = 0;
