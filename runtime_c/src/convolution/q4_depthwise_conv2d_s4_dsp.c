@@ -187,17 +187,17 @@ static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int3
         const int32_t rnd = ((int32_t)1 << (k - 1)) + (out_zp - act_min) * ((int32_t)1 << k);
         if (range != 255 && range != 15) {
             for (; acc < end; ++acc, out += stride) {
-                const int32_t y = (int32_t)__usat((q4_mul_high(*acc, m) + rnd) >> k, 8);
+                const int32_t y = (int32_t)__usat(q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k), 8);
                 *out = (int8_t)((y < range ? y : range) + act_min);
             }
         } else if (range == 255) {
             for (; acc < end; ++acc, out += stride) {
-                const int32_t y = (q4_mul_high(*acc, m) + rnd) >> k;
+                const int32_t y = q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k);
                 *out = (int8_t)((int32_t)__usat(y, 8) + act_min);
             }
         } else {
             for (; acc < end; ++acc, out += stride) {
-                const int32_t y = (q4_mul_high(*acc, m) + rnd) >> k;
+                const int32_t y = q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k);
                 *out = (int8_t)((int32_t)__usat(y, 4) + act_min);
             }
         }
