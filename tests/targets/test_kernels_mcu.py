@@ -148,7 +148,8 @@ def test_optimised_kernels_run_fewer_instructions(board_name, board_results):
         assert ticks[variant] * 5 < ticks["portable"], ticks
     ticks4 = {r.variant: r.ticks for r in results if r.case == "s1a4"}
     assert ticks4["a4_dsp"] * 5 < ticks4["portable"], ticks4
-    assert ticks4["a4_dsp"] < 0.9 * ticks4["dsp"], ticks4
+    # 5 %: the margin shrank to ~10 % when _dsp's GEMM became inline assembly (a4_dsp unchanged)
+    assert ticks4["a4_dsp"] < 0.95 * ticks4["dsp"], ticks4
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))

@@ -351,7 +351,7 @@ static void q4_pack_pairs(const uint8_t *rows, const int32_t *bias, int32_t nb, 
 
 /* Dot products of a quad of packed channels (two pairs at w) with two pixel columns (words col
  * and col + 1 of each pair row) over `blocks` blocks. out[pair * 2 + pixel] = {first channel, second channel}. */
-static void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t out[4][2])
+static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t out[4][2])
 {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
     const uint32_t *const w_end = w + 8 * (blocks & ~1);

@@ -128,46 +128,82 @@ static void q4_dw3_widen_row(int16_t *row, const int8_t *input, int32_t iy, int3
     }
 }
 
+/* sums[x] (+ with `add`) = wa * r[x] + wb * r[x + o1] + wc * r[x + o2] for x < tw rounded up to
+ * 8; o1 and o2 are literals (1, 2 at stride 1; Q4_DW3_PHASE, 1 at stride 2), so the three loads
+ * use immediate offsets. Per 8 pixels: 3 (4) VLDRH, VMUL/VMLA x 3, one VSTRH, SUBS + BNE. */
+#define Q4_DW3_ASM_TAPS(first, o1b, o2b)                                                \
+    __asm__ volatile("1:\n\t"                                                           \
+                     "vldrh.16 q1, [%[r], #" #o1b "]\n\t"                               \
+                     "vldrh.16 q2, [%[r], #" #o2b "]\n\t"                               \
+                     "vldrh.16 q0, [%[r]], #16\n\t"                                     \
+                     first                                                              \
+                     "vmla.s16 q3, q1, %[wb]\n\t"                                       \
+                     "vmla.s16 q3, q2, %[wc]\n\t"                                       \
+                     "vstrh.16 q3, [%[s]], #16\n\t"                                     \
+                     "subs %[n], %[n], #1\n\t"                                          \
+                     "bne 1b\n\t"                                                       \
+                     : [r] "+&r"(r), [s] "+&r"(sums), [n] "+&r"(n)                       \
+                     : [wa] "r"(wa), [wb] "r"(wb), [wc] "r"(wc)                         \
+                     : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "cc", "memory")
+/* the stride-2 offset 144 above is 2 * Q4_DW3_PHASE bytes */
+typedef char q4_dw3_phase_is_72[Q4_DW3_PHASE == 72 ? 1 : -1];
+#define Q4_DW3_FIRST "vmul.i16 q3, q0, %[wa]\n\t"
+#define Q4_DW3_ADD "vldrh.16 q3, [%[s]]\n\tvmla.s16 q3, q0, %[wa]\n\t"
+
+static inline __attribute__((always_inline)) void q4_dw3_taps(
+    const int16_t *r, const int32_t o1, const int32_t o2, int32_t wa, int32_t wb, int32_t wc,
+    int16_t *sums, int32_t tw, const int add)
+{
+    int32_t n = (tw + 7) / 8;
+    if (o1 == 1 && add) {
+        Q4_DW3_ASM_TAPS(Q4_DW3_ADD, 2, 4);
+    } else if (o1 == 1) {
+        Q4_DW3_ASM_TAPS(Q4_DW3_FIRST, 2, 4);
+    } else if (add) {
+        Q4_DW3_ASM_TAPS(Q4_DW3_ADD, 144, 2);
+    } else {
+        Q4_DW3_ASM_TAPS(Q4_DW3_FIRST, 144, 2);
+    }
+    (void)o2;
+}
+
 /* One output row of one channel: 8 pixels per step, 9 VLDRH.S16 + VMLA.S16 by the weights (tap
  * (ky, kx) at rows[ky] + o[kx] + ox), |sum| <= 9 * 1024; then VMOVLB/VMOVLT, the folded bias,
  * VQDMULH + VRSHL (fast) or the scalar rule, and a byte scatter store (pixels ch apart). */
 static inline __attribute__((always_inline)) void q4_dw3_row(
     const int16_t *r0, const int16_t *r1, const int16_t *r2, int32_t o1, int32_t o2,
     const int32_t *w, int32_t tw, int32_t fb, int32_t m, int32_t sh, const q4_dw_out *q,
-    int8_t *out, int32_t ch, uint16x8_t out_offsets, int16_t *spill)
+    int8_t *out, int32_t ch, uint16x8_t out_offsets, int16_t *sums)
 {
-    const int16_t w0 = (int16_t)w[0], w1 = (int16_t)w[1], w2 = (int16_t)w[2];
-    const int16_t w3 = (int16_t)w[3], w4 = (int16_t)w[4], w5 = (int16_t)w[5];
-    const int16_t w6 = (int16_t)w[6], w7 = (int16_t)w[7], w8 = (int16_t)w[8];
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];
+    const int32_t w6 = w[6], w7 = w[7], w8 = w[8];
     const int32_t fast = sh >= 32 && m != INT32_MIN;
     const int16x8_t lo = vdupq_n_s16((int16_t)q->act_min), hi = vdupq_n_s16((int16_t)q->act_max);
+    const int32_t right = 31 - sh;
+    const int16_t zp = (int16_t)q->output_zp;
     int32_t ox;
-    for (ox = 0; ox < tw; ox += 8, out += 8 * ch) {
-        int16x8_t acc = vmulq_n_s16(vld1q_s16(r0 + ox), w0);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r0 + o1 + ox), w1);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r0 + o2 + ox), w2);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r1 + ox), w3);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r1 + o1 + ox), w4);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r1 + o2 + ox), w5);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r2 + ox), w6);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r2 + o1 + ox), w7);
-        acc = vmlaq_n_s16(acc, vld1q_s16(r2 + o2 + ox), w8);
-        if (fast) {
+    /* pass 1, one kernel row at a time: sums[] (+)= its 3 taps (inline assembly: GCC reloaded
+     * the weights from the stack on every step) */
+    q4_dw3_taps(r0, o1, o2, w0, w1, w2, sums, tw, 0);
+    q4_dw3_taps(r1, o1, o2, w3, w4, w5, sums, tw, 1);
+    q4_dw3_taps(r2, o1, o2, w6, w7, w8, sums, tw, 1);
+    /* pass 2: requantize and scatter */
+    if (fast) {
+        for (ox = 0; ox < tw; ox += 8, out += 8 * ch) {
+            const int16x8_t acc = vld1q_s16(sums + ox);
             int32x4_t even = vaddq_n_s32(vmovlbq_s16(acc), fb);
             int32x4_t odd = vaddq_n_s32(vmovltq_s16(acc), fb);
             int16x8_t y;
-            even = vrshlq_n_s32(vqdmulhq_n_s32(even, m), 31 - sh);
-            odd = vrshlq_n_s32(vqdmulhq_n_s32(odd, m), 31 - sh);
+            even = vrshlq_n_s32(vqdmulhq_n_s32(even, m), right);
+            odd = vrshlq_n_s32(vqdmulhq_n_s32(odd, m), right);
             y = vqmovntq_s32(vqmovnbq_s32(vuninitializedq_s16(), even), odd);
-            y = vminq_s16(vmaxq_s16(vqaddq_n_s16(y, (int16_t)q->output_zp), lo), hi);
+            y = vminq_s16(vmaxq_s16(vqaddq_n_s16(y, zp), lo), hi);
             vstrbq_scatter_offset_p_s16(out, out_offsets, y, vctp16q((uint32_t)(tw - ox)));
-        } else {
-            int32_t i;
-            vst1q_s16(spill, acc);
-            for (i = 0; i < 8 && ox + i < tw; ++i) {
-                out[i * ch] = q4_requantize_clamp(spill[i] + fb, m, sh, q->output_zp,
-                                                  q->act_min, q->act_max);
-            }
+        }
+    } else {
+        for (ox = 0; ox < tw; ++ox) {
+            out[ox * ch] = q4_requantize_clamp(sums[ox] + fb, m, sh, q->output_zp, q->act_min,
+                                               q->act_max);
         }
     }
 }
@@ -184,10 +220,9 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
     const int32_t in_zp = params->input_zp, s = params->stride_w, stride_h = params->stride_h;
     int16_t *const ring = (int16_t *)(void *)scratch;
     int16_t *const zp_row = ring + 3 * Q4_DW3_ROW;
-    int16_t *const spill = zp_row + Q4_DW3_ROW;
+    int16_t *const sums = zp_row + Q4_DW3_ROW; /* Q4_DW3_TILE */
     const uint16x8_t in_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)(s * ch));
     const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
-    const int32_t o1 = s == 1 ? 1 : Q4_DW3_PHASE, o2 = s == 1 ? 2 : 1;
     q4_dw_out q;
     int32_t c, ox0, oy, i;
 
@@ -224,9 +259,15 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
                     const int32_t iy = y0 + ky;
                     rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * Q4_DW3_ROW : zp_row;
                 }
-                q4_dw3_row(rows[0], rows[1], rows[2], o1, o2, w, tw, bias[c] - in_zp * sum,
-                           quant->multiplier[c], quant->shift[c], &q,
-                           output + (oy * out_w + ox0) * ch + c, ch, out_offsets, spill);
+                if (s == 1) { /* literal tap offsets: immediate VLDRH offsets */
+                    q4_dw3_row(rows[0], rows[1], rows[2], 1, 2, w, tw, bias[c] - in_zp * sum,
+                               quant->multiplier[c], quant->shift[c], &q,
+                               output + (oy * out_w + ox0) * ch + c, ch, out_offsets, sums);
+                } else {
+                    q4_dw3_row(rows[0], rows[1], rows[2], Q4_DW3_PHASE, 1, w, tw,
+                               bias[c] - in_zp * sum, quant->multiplier[c], quant->shift[c], &q,
+                               output + (oy * out_w + ox0) * ch + c, ch, out_offsets, sums);
+                }
             }
         }
     }
