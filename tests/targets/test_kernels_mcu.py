@@ -89,6 +89,13 @@ def make_cases() -> list[ConvCase]:
                              (1, 1, 1, 1), extreme=True))
     cases.append(random_case(rng, "extreme_k256_a4", 4, 3, 3, 256, 6, (1, 1), (1, 1),
                              (0, 0, 0, 0), extreme=True))
+    # output clamps whose width is 2^b - 1 (USAT #8, #7, #4, #3 in _dsp) or not, with shifts
+    # 33-53 (the USAT path) and 54-62 (its fallback)
+    for name, bits, act, shifts in (("full_a8", 8, (-128, 127), None), ("relu_a8", 8, (0, 127), None),
+                                    ("full_a4", 4, (-8, 7), None), ("relu_a4", 4, (0, 7), None),
+                                    ("odd_a8", 8, (-5, 100), None), ("relu_far_a8", 8, (0, 127), (54, 62))):
+        cases.append(random_case(rng, f"clamp_{name}", bits, 5, 6, 8, 5, (3, 3), (1, 1),
+                                 (1, 1, 1, 1), act=act, shifts=shifts))
     return cases
 
 

@@ -232,9 +232,10 @@ class DwCase:
 
 def random_dw(rng: np.random.Generator, name: str, bits: int, h: int, w: int, c: int,
               kernel: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int, int, int],
-              slow_shifts: bool = False, extra_shift: int = 0) -> DwCase:
+              slow_shifts: bool = False, extra_shift: int = 0,
+              act: tuple[int, int] | None = None) -> DwCase:
     """A random depthwise layer, parameters drawn as in ``random_fc`` (``extra_shift`` added to
-    every shift: outputs near z_y, shifts far above 32)."""
+    every shift: outputs near z_y, shifts far above 32; ``act`` fixes the output clamp)."""
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     in_zp = int(rng.choice([qmin, qmax, int(rng.integers(qmin, qmax + 1))]))
     x = rng.integers(qmin, qmax + 1, (h, w, c)).astype(np.int8)
@@ -252,6 +253,8 @@ def random_dw(rng: np.random.Generator, name: str, bits: int, h: int, w: int, c:
         quarter = (qmax - qmin + 1) // 4
         lo, hi = int(rng.integers(qmin, qmin + quarter)), int(rng.integers(qmax - quarter, qmax + 1))
     out_zp = int(rng.integers(qmin // 4, qmax // 4 + 1))
+    if act is not None:
+        lo, hi = act
     ho = (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
     wo = (w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
     arrays = {"weight": weight, "bias": bias.astype(np.int32),
@@ -293,6 +296,11 @@ def make_dw_cases() -> list[DwCase]:
               for i, shape in enumerate(shapes) for bits in (4, 8)]
     cases.append(random_dw(rng, "dw3_far_shift", 8, 6, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1),
                            extra_shift=22))
+    # output clamps of width 2^b - 1 (USAT #8, #7, #4, #3) or not
+    for name, bits, act in (("full_a8", 8, (-128, 127)), ("relu_a8", 8, (0, 127)),
+                            ("full_a4", 4, (-8, 7)), ("relu_a4", 4, (0, 7)), ("odd_a8", 8, (-5, 100))):
+        cases.append(random_dw(rng, f"dw3_clamp_{name}", bits, 6, 7, 9, (3, 3), (1, 1),
+                               (1, 1, 1, 1), act=act))
     # a MobileNet-like layer: the timing reference
     cases.append(random_dw(rng, "dw_mobilenet", 8, 16, 16, 32, (3, 3), (1, 1), (1, 1, 1, 1)))
     return cases

@@ -183,24 +183,27 @@ static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int3
     const int32_t k = sh - 32, range = act_max - act_min;
     if (sh > 32 && k <= 21) {
         /* floor((hi + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k): |hi| < 2^30, so no overflow for
-         * k <= 21; USAT (and a minimum unless the range is 255 or 15) clamps to [0, range] */
+         * k <= 21; USAT #b clamps to [0, range] when range = 2^b - 1 (b = 8, 7, 4, 3), else
+         * USAT #8 and a minimum */
         const int32_t rnd = ((int32_t)1 << (k - 1)) + (out_zp - act_min) * ((int32_t)1 << k);
-        if (range != 255 && range != 15) {
-            for (; acc < end; ++acc, out += stride) {
-                const int32_t y = (int32_t)__usat(q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k), 8);
-                *out = (int8_t)((y < range ? y : range) + act_min);
-            }
-        } else if (range == 255) {
-            for (; acc < end; ++acc, out += stride) {
-                const int32_t y = q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k);
-                *out = (int8_t)((int32_t)__usat(y, 8) + act_min);
-            }
-        } else {
-            for (; acc < end; ++acc, out += stride) {
-                const int32_t y = q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k);
-                *out = (int8_t)((int32_t)__usat(y, 4) + act_min);
-            }
+#define Q4_DW3_USAT(bits, clamp)                                                                 \
+        for (; acc < end; ++acc, out += stride) {                                                \
+            const int32_t u = (int32_t)__usat(q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k),  \
+                                              bits);                                             \
+            *out = (int8_t)((clamp) + act_min);                                                  \
         }
+        if (range == 255) {
+            Q4_DW3_USAT(8, u)
+        } else if (range == 127) {
+            Q4_DW3_USAT(7, u)
+        } else if (range == 15) {
+            Q4_DW3_USAT(4, u)
+        } else if (range == 7) {
+            Q4_DW3_USAT(3, u)
+        } else {
+            Q4_DW3_USAT(8, u < range ? u : range)
+        }
+#undef Q4_DW3_USAT
     } else if (sh > 32) {
         const int32_t rnd = (int32_t)1 << (k - 1);
         for (; acc < end; ++acc, out += stride) {
