@@ -159,32 +159,19 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t acc_shift, int
     /* locals: the int8 stores below could otherwise alias *params */
     const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
     int32_t c;
-    if (shift > 32 && shift <= 53) {
-        /* u = floor((h + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k), k = shift - 32, h = the SMULL
-         * high word: |h| < 2^30 and 255 * 2^k <= 2^29, so the int32 sum is exact; USAT #b clamps
-         * u to [0, 2^b - 1], = [0, act_max - act_min] when that range is 2^b - 1 (b = 8, 7, 4,
-         * 3: full int8 / ReLU int8 / int4 / ReLU int4 clamps), else USAT #8 and a minimum */
-        const int32_t right = shift - 32, range = hi - lo;
+    if (shift > 32 && shift <= 53 && hi - lo == 255) {
+        /* floor((h + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k), k = shift - 32, h = the SMULL high
+         * word: |h| < 2^30 and 255 * 2^k <= 2^29, so the int32 sum is exact; USAT #8 clamps it
+         * to [0, 255] = [act_min, act_max] - act_min. (Other clamp widths take the path below:
+         * choosing among USAT widths per call of 4 outputs cost more than it saved.) */
+        const int32_t right = shift - 32;
         const int32_t round = ((int32_t)1 << (right - 1)) + (zp - lo) * ((int32_t)1 << right);
-#define Q4_STORE_USAT(bits, clamp)                                                               \
-        for (c = 0; c < n; ++c) {                                                                \
-            const int32_t acc = bias + q4_floor_shift32(acc16[c], acc_shift);                     \
-            const int32_t u = (int32_t)__usat(                                                   \
-                q4_floor_shift32(q4_mul_high(acc, multiplier) + round, right), bits);             \
-            out[c * out_c] = (int8_t)((clamp) + lo);                                             \
+        for (c = 0; c < n; ++c) {
+            const int32_t acc = bias + q4_floor_shift32(acc16[c], acc_shift);
+            const int32_t u = (int32_t)__usat(
+                q4_floor_shift32(q4_mul_high(acc, multiplier) + round, right), 8);
+            out[c * out_c] = (int8_t)(u + lo);
         }
-        if (range == 255) {
-            Q4_STORE_USAT(8, u)
-        } else if (range == 127) {
-            Q4_STORE_USAT(7, u)
-        } else if (range == 15) {
-            Q4_STORE_USAT(4, u)
-        } else if (range == 7) {
-            Q4_STORE_USAT(3, u)
-        } else {
-            Q4_STORE_USAT(8, u < range ? u : range)
-        }
-#undef Q4_STORE_USAT
         return;
     }
     if (shift > 32) {
