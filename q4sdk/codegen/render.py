@@ -150,7 +150,7 @@ KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
     "depthwise_conv2d": (
         KernelVariant("q4_depthwise_conv2d_s4_mve", "convolution/q4_depthwise_conv2d_s4_mve.c",
                       "mve", lambda k, o: max(12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o),
-                                              1280 if k // o == 9 else 0)),
+                                              7328 if k // o == 9 else 0)),
         KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
                       "dsp", lambda k, o: 4 * _round_up(o, 4) + max(
                           (8 + 2 * _round_up(o, 4)) * (k // o), 2008 if k // o == 9 else 0)),

@@ -18,6 +18,13 @@
  *    floor((acc * m + 2^(s-1)) / 2^s) = rounding_shift_right(VMULH(acc, m), s - 32) (VRSHL),
  *    VMAX/VMIN, then VMOVNB/VMOVNT put the channels back in order and one (predicated) VSTRB.16
  *    stores them; otherwise q4_requantize_clamp per channel.
+ *  - 3x3 kernels at stride_w 1 or 2 take the row path instead (unless output rows are narrower
+ *    than 12 pixels, C >= 16 and every shift is above 32): per block of 8 channels and row tile,
+ *    each input row is widened once into per-channel int16 rows (one VLDRB.S16 of 8 channels
+ *    and one VSTRH scatter per pixel; even/odd phase rows at stride 2), a ring of 3; per channel
+ *    and output row the 9 taps of 8 output pixels are VLDRH + VMUL/VMLA.S16 by scalar weights
+ *    (inline assembly, one kernel row at a time), then a vector requantization per channel
+ *    (VQDMULH + VRSHL for shifts >= 32, else the scalar rule) and a byte scatter store.
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
@@ -41,7 +48,8 @@ static int32_t q4_round_up8(int32_t c)
 #define Q4_DW3_TILE 64
 #define Q4_DW3_PHASE 72
 #define Q4_DW3_ROW (2 * Q4_DW3_PHASE)
-#define Q4_DW3_BYTES ((3 + 1) * Q4_DW3_ROW * 2 + 2 * Q4_DW3_TILE)
+#define Q4_DW3_CH 8 /* channels widened together */
+#define Q4_DW3_BYTES ((3 * Q4_DW3_CH + 1) * Q4_DW3_ROW * 2 + 2 * Q4_DW3_TILE)
 
 int32_t q4_depthwise_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims)
 {
@@ -98,32 +106,24 @@ static inline void q4_dw_finish8(int32x4_t acc_even, int32x4_t acc_odd, int32_t 
     }
 }
 
-/* Widens channel c of input row iy, pixels ix0 .. ix0 + span - 1 (z_x outside the input), into
- * row[(p % s) * Q4_DW3_PHASE + p / s] (p = ix - ix0): byte gathers of 8 pixels per step. */
-static void q4_dw3_widen_row(int16_t *row, const int8_t *input, int32_t iy, int32_t ix0,
-                             int32_t span, int32_t s, int32_t in_w, int32_t ch, int32_t c,
-                             int32_t in_zp, uint16x8_t offsets)
+/* Widens channels c0 .. c0 + n - 1 (n <= 8) of input row iy, pixels ix0 .. ix0 + span - 1 (z_x
+ * outside the input), into rows[i * Q4_DW3_ROW + (p % s) * Q4_DW3_PHASE + p / s] (p = ix - ix0):
+ * per pixel one widening VLDRB.S16 of its n channels and one VSTRH scatter into the n rows. */
+static void q4_dw3_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int32_t ix0,
+                             int32_t span, int32_t s, int32_t in_w, int32_t ch, int32_t c0,
+                             int32_t n, int32_t in_zp)
 {
+    const uint16x8_t planes = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)Q4_DW3_ROW);
+    const mve_pred16_t p = vctp16q((uint32_t)n);
+    const int16x8_t zp = vdupq_n_s16((int16_t)in_zp);
+    const int8_t *const src = input + iy * in_w * ch + c0;
     int32_t f, j;
     for (f = 0; f < s; ++f) {
-        int16_t *const dst = row + f * Q4_DW3_PHASE;
-        const int32_t len = (span - f + s - 1) / s;
-        int32_t j_lo = ix0 + f >= 0 ? 0 : (-(ix0 + f) + s - 1) / s;
-        int32_t j_hi = ix0 + f + s * (len - 1) < in_w ? len : (in_w - (ix0 + f) + s - 1) / s;
-        const int8_t *src;
-        if (j_hi < j_lo) {
-            j_hi = j_lo;
-        }
-        for (j = 0; j < j_lo; ++j) {
-            dst[j] = (int16_t)in_zp;
-        }
-        src = input + (iy * in_w + ix0 + f + s * j_lo) * ch + c;
-        for (j = j_lo; j < j_hi; j += 8, src += 8 * s * ch) {
-            const mve_pred16_t p = vctp16q((uint32_t)(j_hi - j));
-            vstrhq_p_s16(dst + j, vldrbq_gather_offset_z_s16(src, offsets, p), p);
-        }
-        for (j = j_hi; j < len; ++j) {
-            dst[j] = (int16_t)in_zp;
+        int16_t *const dst = rows + f * Q4_DW3_PHASE;
+        int32_t ix = ix0 + f;
+        for (j = 0; f + s * j < span; ++j, ix += s) {
+            const int16x8_t v = ix >= 0 && ix < in_w ? vldrbq_z_s16(src + ix * ch, p) : zp;
+            vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, v, p);
         }
     }
 }
@@ -218,13 +218,13 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     const int32_t out_h = output_dims->h, out_w = output_dims->w;
     const int32_t in_zp = params->input_zp, s = params->stride_w, stride_h = params->stride_h;
+    const int32_t slot = Q4_DW3_CH * Q4_DW3_ROW; /* int16 per ring slot */
     int16_t *const ring = (int16_t *)(void *)scratch;
-    int16_t *const zp_row = ring + 3 * Q4_DW3_ROW;
+    int16_t *const zp_row = ring + 3 * slot;
     int16_t *const sums = zp_row + Q4_DW3_ROW; /* Q4_DW3_TILE */
-    const uint16x8_t in_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)(s * ch));
     const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
     q4_dw_out q;
-    int32_t c, ox0, oy, i;
+    int32_t c0, ox0, oy, i;
 
     q.output_zp = params->output_zp;
     q.act_min = params->act_min;
@@ -232,11 +232,16 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
     for (i = 0; i < Q4_DW3_ROW; ++i) {
         zp_row[i] = (int16_t)in_zp;
     }
-    for (c = 0; c < ch; ++c) {
-        int32_t w[9], sum = 0;
-        for (i = 0; i < 9; ++i) {
-            w[i] = q4_int4_at(filter + c * 5, i);
-            sum += w[i];
+    for (c0 = 0; c0 < ch; c0 += Q4_DW3_CH) {
+        const int32_t n = ch - c0 < Q4_DW3_CH ? ch - c0 : Q4_DW3_CH;
+        int32_t w[Q4_DW3_CH][9], fb[Q4_DW3_CH];
+        for (i = 0; i < n; ++i) {
+            int32_t t, sum = 0;
+            for (t = 0; t < 9; ++t) {
+                w[i][t] = q4_int4_at(filter + (c0 + i) * 5, t);
+                sum += w[i][t];
+            }
+            fb[i] = bias[c0 + i] - in_zp * sum;
         }
         for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
             const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
@@ -251,22 +256,28 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
                 }
                 for (; next_row < y0 + 3; ++next_row) {
                     if (next_row >= 0 && next_row < in_h) {
-                        q4_dw3_widen_row(ring + (next_row % 3) * Q4_DW3_ROW, input, next_row,
-                                         ix0, span, s, in_w, ch, c, in_zp, in_offsets);
+                        q4_dw3_widen_row(ring + (next_row % 3) * slot, input, next_row, ix0, span,
+                                         s, in_w, ch, c0, n, in_zp);
                     }
                 }
                 for (ky = 0; ky < 3; ++ky) {
                     const int32_t iy = y0 + ky;
-                    rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * Q4_DW3_ROW : zp_row;
+                    rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * slot : 0;
                 }
-                if (s == 1) { /* literal tap offsets: immediate VLDRH offsets */
-                    q4_dw3_row(rows[0], rows[1], rows[2], 1, 2, w, tw, bias[c] - in_zp * sum,
-                               quant->multiplier[c], quant->shift[c], &q,
-                               output + (oy * out_w + ox0) * ch + c, ch, out_offsets, sums);
-                } else {
-                    q4_dw3_row(rows[0], rows[1], rows[2], Q4_DW3_PHASE, 1, w, tw,
-                               bias[c] - in_zp * sum, quant->multiplier[c], quant->shift[c], &q,
-                               output + (oy * out_w + ox0) * ch + c, ch, out_offsets, sums);
+                for (i = 0; i < n; ++i) {
+                    const int32_t c = c0 + i;
+                    const int16_t *const r0 = rows[0] ? rows[0] + i * Q4_DW3_ROW : zp_row;
+                    const int16_t *const r1 = rows[1] ? rows[1] + i * Q4_DW3_ROW : zp_row;
+                    const int16_t *const r2 = rows[2] ? rows[2] + i * Q4_DW3_ROW : zp_row;
+                    int8_t *const out = output + (oy * out_w + ox0) * ch + c;
+                    if (s == 1) { /* literal tap offsets: immediate VLDRH offsets */
+                        q4_dw3_row(r0, r1, r2, 1, 2, w[i], tw, fb[i], quant->multiplier[c],
+                                   quant->shift[c], &q, out, ch, out_offsets, sums);
+                    } else {
+                        q4_dw3_row(r0, r1, r2, Q4_DW3_PHASE, 1, w[i], tw, fb[i],
+                                   quant->multiplier[c], quant->shift[c], &q, out, ch,
+                                   out_offsets, sums);
+                    }
                 }
             }
         }
@@ -300,10 +311,11 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
     for (c = 0; c < ch; ++c) {
         fast &= quant->shift[c] > 32;
     }
-    /* the per-channel row path wins where 16-channel vectors would be mostly empty, or where
-     * the channel-vector path would requantize every channel with the scalar rule */
-    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && (ch < 16 || !fast)
-        && 7 * stride_w * ch < 65536) {
+    /* the row path unless rows are narrow (its set-up per channel and output row dominates),
+     * with 16 channels or more and every shift above 32 (the channel-vector path then
+     * requantizes by vectors); measured on DS-CNN's and the test layers */
+    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && 7 * stride_w * ch < 65536
+        && (out_w >= 12 || ch < 16 || !fast)) {
         q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
         return;
     }
