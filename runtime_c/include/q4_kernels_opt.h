@@ -112,7 +112,7 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
 
 /* depthwise_conv2d, MVE: weights unpacked once to int8 [tap][C], z_x folded into the bias,
  * 8 channels per step in int16 lanes (VMUL.I16 + VADD.I16 per tap, widened every 31 taps),
- * vector requantization; 3x3 layers (stride_w 1 or 2, unless rows are narrow, C >= 16 and every
+ * vector requantization; 3x3 layers (stride_w 1 or 2, unless rows are narrow, C >= 32 and every
  * shift is above 32): per-channel int16 input rows widened 8 channels at a time, VMLA by the 9
  * scalar weights over 8 output pixels.
  * Scratch: G = 12 * ceil8(C) + 8 * kh * kw + kh * kw * ceil8(C) bytes, or max(G, 7328) when

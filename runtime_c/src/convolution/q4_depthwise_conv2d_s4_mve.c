@@ -19,7 +19,7 @@
  *    VMAX/VMIN, then VMOVNB/VMOVNT put the channels back in order and one (predicated) VSTRB.16
  *    stores them; otherwise q4_requantize_clamp per channel.
  *  - 3x3 kernels at stride_w 1 or 2 take the row path instead (unless output rows are narrower
- *    than 12 pixels, C >= 16 and every shift is above 32): per block of 8 channels and row tile,
+ *    than 12 pixels, C >= 32 and every shift is above 32): per block of 8 channels and row tile,
  *    each input row is widened once into per-channel int16 rows (one VLDRB.S16 of 8 channels
  *    and one VSTRH scatter per pixel; even/odd phase rows at stride 2), a ring of 3; per channel
  *    and output row the 9 taps of 8 output pixels are VLDRH + VMUL/VMLA.S16 by scalar weights
@@ -312,10 +312,11 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
         fast &= quant->shift[c] > 32;
     }
     /* the row path unless rows are narrow (its set-up per channel and output row dominates),
-     * with 16 channels or more and every shift above 32 (the channel-vector path then
-     * requantizes by vectors); measured on DS-CNN's and the test layers */
+     * with 32 channels or more (which amortize the channel-vector path's per-pixel set-up) and
+     * every shift above 32 (so that path requantizes by vectors); measured on DS-CNN's and the
+     * test layers */
     if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && 7 * stride_w * ch < 65536
-        && (out_w >= 12 || ch < 16 || !fast)) {
+        && (out_w >= 12 || ch < 32 || !fast)) {
         q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
         return;
     }
