@@ -120,10 +120,31 @@ static void q4_dw3_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int
     int32_t f, j;
     for (f = 0; f < s; ++f) {
         int16_t *const dst = rows + f * Q4_DW3_PHASE;
-        int32_t ix = ix0 + f;
-        for (j = 0; f + s * j < span; ++j, ix += s) {
-            const int16x8_t v = ix >= 0 && ix < in_w ? vldrbq_z_s16(src + ix * ch, p) : zp;
-            vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, v, p);
+        const int32_t len = (span - f + s - 1) / s; /* pixels p = f + s * j < span */
+        /* j inside the input: 0 <= ix0 + f + s * j < in_w */
+        const int32_t j_lo = ix0 + f >= 0 ? 0 : (-(ix0 + f) + s - 1) / s;
+        int32_t j_hi = ix0 + f + s * (len - 1) < in_w ? len : (in_w - (ix0 + f) + s - 1) / s;
+        if (j_hi < j_lo) {
+            j_hi = j_lo;
+        }
+        for (j = 0; j < j_lo; ++j) {
+            vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, zp, p);
+        }
+        if (n == Q4_DW3_CH) { /* whole chunks: no predication */
+            const int8_t *x = src + (ix0 + f + s * j_lo) * ch;
+            const int32_t step = s * ch;
+            for (j = j_lo; j < j_hi; ++j, x += step) {
+                vstrhq_scatter_shifted_offset_s16(dst + j, planes, vldrbq_s16(x));
+            }
+        } else {
+            const int8_t *x = src + (ix0 + f + s * j_lo) * ch;
+            const int32_t step = s * ch;
+            for (j = j_lo; j < j_hi; ++j, x += step) {
+                vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, vldrbq_z_s16(x, p), p);
+            }
+        }
+        for (j = j_hi; j < len; ++j) {
+            vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, zp, p);
         }
     }
 }
