@@ -125,10 +125,13 @@ _CONV2D_TERMS_VARIANTS = (
 )
 # depthwise: K = kh * kw * C and O = C here, so kh * kw = K // O
 _DEPTHWISE_VARIANTS = (
+    # 3x3 layers may take the row paths, whose scratch has a fixed size (7328 / 2008 bytes)
     KernelVariant("q4_depthwise_conv2d_s4_mve", "convolution/q4_depthwise_conv2d_s4_mve.c",
-                  "mve", lambda k, o: 12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o)),
+                  "mve", lambda k, o: max(12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o),
+                                          7328 if k // o == 9 else 0)),
     KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
-                  "dsp", lambda k, o: 4 * _round_up(o, 4) + (8 + 2 * _round_up(o, 4)) * (k // o)),
+                  "dsp", lambda k, o: 4 * _round_up(o, 4) + max(
+                      (8 + 2 * _round_up(o, 4)) * (k // o), 2008 if k // o == 9 else 0)),
     *_without_simd("q4_depthwise_conv2d_s4_armv6m", "convolution/q4_depthwise_conv2d_s4_armv6m.c",
                    lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
 )

@@ -96,9 +96,13 @@ void q4_fully_connected_s4_mve(const q4_fc_params *params, const q4_quant_params
                                const uint8_t *filter, const int32_t *bias,
                                int32_t output_size, int8_t *output, int32_t *scratch);
 
-/* depthwise_conv2d, DSP: weights unpacked once to int16 pairs of channels (c, c + 2), z_x folded
- * into the bias, per tap one word of 4 channels, SXTB16 and SMLABB/SMLATT. filter_dims->c = C.
- * Scratch: 4 * ceil4(C) + 8 * kh * kw + 2 * kh * kw * ceil4(C) bytes. */
+/* depthwise_conv2d, DSP: 3x3 kernels with stride_w 1 (or 2 into rows of >= 8 pixels): input rows
+ * widened once per 4 channels into per-channel int16 rows, SMLAD of tap pairs for two output
+ * pixels, USAT requantization;
+ * other kernels: weights unpacked once to int16 pairs of channels (c, c + 2), z_x folded into the
+ * bias, per tap one word of 4 channels, SXTB16 and SMLABB/SMLATT. filter_dims->c = C.
+ * Scratch: G = 4 * ceil4(C) + 8 * kh * kw + 2 * kh * kw * ceil4(C) bytes, or
+ * max(G, 4 * ceil4(C) + 2008) when kh * kw = 9. */
 int32_t q4_depthwise_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims);
 void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
@@ -108,7 +112,11 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
 
 /* depthwise_conv2d, MVE: weights unpacked once to int8 [tap][C], z_x folded into the bias,
  * 8 channels per step in int16 lanes (VMUL.I16 + VADD.I16 per tap, widened every 31 taps),
- * vector requantization. Scratch: 12 * ceil8(C) + 8 * kh * kw + kh * kw * ceil8(C) bytes. */
+ * vector requantization; 3x3 layers (stride_w 1 or 2, unless rows are narrow, C >= 32 and every
+ * shift is above 32): per-channel int16 input rows widened 8 channels at a time, VMLA by the 9
+ * scalar weights over 8 output pixels.
+ * Scratch: G = 12 * ceil8(C) + 8 * kh * kw + kh * kw * ceil8(C) bytes, or max(G, 7328) when
+ * kh * kw = 9. */
 int32_t q4_depthwise_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims);
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,

@@ -99,13 +99,15 @@ def make_case(name: str, x: np.ndarray, weight: np.ndarray, bias, multiplier, sh
 def random_case(rng: np.random.Generator, name: str, bits: int, h: int, w: int, in_c: int,
                 out_c: int, kernel: tuple[int, int], stride: tuple[int, int],
                 pads: tuple[int, int, int, int], slow_shifts: bool = False,
-                extreme: bool = False, shifts: tuple[int, int] | None = None) -> ConvCase:
+                extreme: bool = False, shifts: tuple[int, int] | None = None,
+                act: tuple[int, int] | None = None) -> ConvCase:
     """A random layer of the given shape: activations of ``bits`` bits with a random zero point,
     per-channel multipliers (some zero), shifts above 32 scaled so the outputs spread over the
     range (all of them at most 32 with ``slow_shifts``), a random output clamp and bias. With
     ``extreme`` activations and weights take only their two end values (the largest products,
     which the 4-bit-activation kernel's packed fields must hold). ``shifts = (lo, hi)`` draws
-    the shifts from [lo, hi] instead (edge cases of the requantization)."""
+    the shifts from [lo, hi] instead (edge cases of the requantization); ``act`` fixes the output
+    clamp [act_min, act_max]."""
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     in_zp = int(rng.integers(qmin, qmax + 1))
     out_zp = int(rng.integers(qmin // 4, qmax // 4 + 1))
@@ -133,6 +135,8 @@ def random_case(rng: np.random.Generator, name: str, bits: int, h: int, w: int, 
     if rng.random() < 0.5:  # a narrower (fused activation) range
         lo = int(rng.integers(qmin, qmin + quarter))
         hi = int(rng.integers(qmax - quarter, qmax + 1))
+    if act is not None:
+        lo, hi = act
     in_t = QTensor("x", (h, w, in_c), bits, 1.0, in_zp)
     ho = (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
     wo = (w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1

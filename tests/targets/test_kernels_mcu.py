@@ -89,6 +89,13 @@ def make_cases() -> list[ConvCase]:
                              (1, 1, 1, 1), extreme=True))
     cases.append(random_case(rng, "extreme_k256_a4", 4, 3, 3, 256, 6, (1, 1), (1, 1),
                              (0, 0, 0, 0), extreme=True))
+    # output clamps whose width is 2^b - 1 (USAT #8, #7, #4, #3 in _dsp) or not, with shifts
+    # 33-53 (the USAT path) and 54-62 (its fallback)
+    for name, bits, act, shifts in (("full_a8", 8, (-128, 127), None), ("relu_a8", 8, (0, 127), None),
+                                    ("full_a4", 4, (-8, 7), None), ("relu_a4", 4, (0, 7), None),
+                                    ("odd_a8", 8, (-5, 100), None), ("relu_far_a8", 8, (0, 127), (54, 62))):
+        cases.append(random_case(rng, f"clamp_{name}", bits, 5, 6, 8, 5, (3, 3), (1, 1),
+                                 (1, 1, 1, 1), act=act, shifts=shifts))
     return cases
 
 
@@ -148,7 +155,8 @@ def test_optimised_kernels_run_fewer_instructions(board_name, board_results):
         assert ticks[variant] * 5 < ticks["portable"], ticks
     ticks4 = {r.variant: r.ticks for r in results if r.case == "s1a4"}
     assert ticks4["a4_dsp"] * 5 < ticks4["portable"], ticks4
-    assert ticks4["a4_dsp"] < 0.9 * ticks4["dsp"], ticks4
+    # 5 %: the margin shrank to ~10 % when _dsp's GEMM became inline assembly (a4_dsp unchanged)
+    assert ticks4["a4_dsp"] < 0.95 * ticks4["dsp"], ticks4
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))

@@ -232,8 +232,10 @@ class DwCase:
 
 def random_dw(rng: np.random.Generator, name: str, bits: int, h: int, w: int, c: int,
               kernel: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int, int, int],
-              slow_shifts: bool = False) -> DwCase:
-    """A random depthwise layer, parameters drawn as in ``random_fc``."""
+              slow_shifts: bool = False, extra_shift: int = 0,
+              act: tuple[int, int] | None = None) -> DwCase:
+    """A random depthwise layer, parameters drawn as in ``random_fc`` (``extra_shift`` added to
+    every shift: outputs near z_y, shifts far above 32; ``act`` fixes the output clamp)."""
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     in_zp = int(rng.choice([qmin, qmax, int(rng.integers(qmin, qmax + 1))]))
     x = rng.integers(qmin, qmax + 1, (h, w, c)).astype(np.int8)
@@ -245,12 +247,14 @@ def random_dw(rng: np.random.Generator, name: str, bits: int, h: int, w: int, c:
     multiplier[rng.random(c) < 0.1] = 0
     centre = int(round(30.5 + np.log2(2.5 * sigma) - (bits - 1)))
     low = max(1, centre - 12) if slow_shifts else centre - 1
-    shift = np.clip(rng.integers(low, 33 if slow_shifts else centre + 2, c), 1, 62)
+    shift = np.clip(rng.integers(low, 33 if slow_shifts else centre + 2, c) + extra_shift, 1, 62)
     lo, hi = qmin, qmax
     if rng.random() < 0.5:
         quarter = (qmax - qmin + 1) // 4
         lo, hi = int(rng.integers(qmin, qmin + quarter)), int(rng.integers(qmax - quarter, qmax + 1))
     out_zp = int(rng.integers(qmin // 4, qmax // 4 + 1))
+    if act is not None:
+        lo, hi = act
     ho = (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
     wo = (w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
     arrays = {"weight": weight, "bias": bias.astype(np.int32),
@@ -280,6 +284,23 @@ def make_dw_cases() -> list[DwCase]:
              for i, shape in enumerate(shapes) for bits in (4, 8)]
     cases.append(random_dw(rng, "dw_slow", 8, 6, 5, 18, (3, 3), (1, 1), (1, 1, 1, 1),
                            slow_shifts=True))
+    # the 3x3 row paths: rows wider than a tile (32 outputs), channel tails of 1-3 and 9-15,
+    # unequal strides, windows wholly in the padding, shifts far above 32, 5x5 stride 2
+    shapes = [(3, 70, 5, (3, 3), (1, 1), (1, 1, 1, 1)),
+              (7, 67, 6, (3, 3), (2, 2), (1, 1, 1, 1)),
+              (8, 9, 7, (3, 3), (2, 1), (1, 1, 1, 1)),
+              (9, 8, 27, (3, 3), (1, 2), (0, 0, 2, 2)),
+              (2, 2, 4, (3, 3), (1, 1), (2, 2, 2, 2)),
+              (11, 12, 24, (5, 5), (2, 2), (2, 2, 2, 2))]
+    cases += [random_dw(rng, f"dw3_{i}a{bits}", bits, *shape)
+              for i, shape in enumerate(shapes) for bits in (4, 8)]
+    cases.append(random_dw(rng, "dw3_far_shift", 8, 6, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1),
+                           extra_shift=22))
+    # output clamps of width 2^b - 1 (USAT #8, #7, #4, #3) or not
+    for name, bits, act in (("full_a8", 8, (-128, 127)), ("relu_a8", 8, (0, 127)),
+                            ("full_a4", 4, (-8, 7)), ("relu_a4", 4, (0, 7)), ("odd_a8", 8, (-5, 100))):
+        cases.append(random_dw(rng, f"dw3_clamp_{name}", bits, 6, 7, 9, (3, 3), (1, 1),
+                               (1, 1, 1, 1), act=act))
     # a MobileNet-like layer: the timing reference
     cases.append(random_dw(rng, "dw_mobilenet", 8, 16, 16, 32, (3, 3), (1, 1), (1, 1, 1, 1)))
     return cases
@@ -349,8 +370,8 @@ def write_cases_header(cases: list[AddCase], fc_cases: list[FcCase], dw_cases: l
 
 def dw_scratch_bytes(taps: int, channels: int) -> int:
     """The larger of the two depthwise variants' scratch sizes (q4_kernels_opt.h)."""
-    c4, c8 = -(-channels // 4) * 4, -(-channels // 8) * 8
-    return max(4 * c4 + 8 * taps + 2 * taps * c4, 12 * c8 + 8 * taps + taps * c8)
+    formulas = [v.scratch_bytes for v in KERNEL_VARIANTS["depthwise_conv2d"]]
+    return max(f(taps * channels, channels) for f in formulas)
 
 
 def build_and_run(board: Board, cases: list[AddCase], fc_cases: list[FcCase],

@@ -76,43 +76,72 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
     }
 }
 
-/* One K-pair step of the 2-channel x 4-pixel kernel: weight pairs wa, wb; column words at col. */
-#define Q4_DSP_STEP(wa, wb, col)                             \
-    do {                                                     \
-        uint32_t x_ = (col)[0];                              \
-        a0 = q4_smlad(x_, (wa), a0);                         \
-        b0 = q4_smlad(x_, (wb), b0);                         \
-        x_ = (col)[1];                                       \
-        a1 = q4_smlad(x_, (wa), a1);                         \
-        b1 = q4_smlad(x_, (wb), b1);                         \
-        x_ = (col)[2];                                       \
-        a2 = q4_smlad(x_, (wa), a2);                         \
-        b2 = q4_smlad(x_, (wb), b2);                         \
-        x_ = (col)[3];                                       \
-        a3 = q4_smlad(x_, (wa), a3);                         \
-        b3 = q4_smlad(x_, (wb), b3);                         \
-    } while (0)
-
-/* 16 * dot products of a pair of unpacked channels (w) with the 4 columns, over `blocks` blocks:
- * acc[0..3] for the first channel's pixels, acc[4..7] for the second's. */
-static void q4_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
+/* 16 * dot products of a pair of unpacked channels (w) with 2 of the group's columns (col: the
+ * first one's words; the pixels of a pair are adjacent words), over `blocks` blocks:
+ * acc[0], acc[1] for the first channel's 2 pixels, acc[2], acc[3] for the second's. GNU inline
+ * assembly: GCC neither keeps the accumulators nor uses LDRD here (it spilled 2 of them and used
+ * 24 single loads per 64 MACs). Per K-pair, one LDRD of the two channels' weight pairs, one LDRD
+ * of the two pixels' activation pairs and 4 SMLAD; 11 registers, so it builds with a frame
+ * pointer and r9 reserved. */
+static inline void q4_dot_2x2(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
     const uint32_t *const w_end = w + 8 * blocks;
-    for (; w != w_end; w += 8, col += 4 * Q4_DSP_PIXELS) {
-        Q4_DSP_STEP(w[0], w[1], col);
-        Q4_DSP_STEP(w[2], w[3], col + Q4_DSP_PIXELS);
-        Q4_DSP_STEP(w[4], w[5], col + 2 * Q4_DSP_PIXELS);
-        Q4_DSP_STEP(w[6], w[7], col + 3 * Q4_DSP_PIXELS);
-    }
+    uint32_t wa, wb, x0, x1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c]]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c], #16]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c], #32]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c], #48]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "adds %[c], %[c], #64\n\t"
+        "cmp %[w], %[end]\n\t"
+        "bne 1b\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),
+          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+        : [end] "r"(w_end)
+        : "cc", "memory");
     acc[0] = a0;
     acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    acc[4] = b0;
-    acc[5] = b1;
-    acc[6] = b2;
-    acc[7] = b3;
+    acc[2] = b0;
+    acc[3] = b1;
+}
+
+/* 16 * dot products of a pair of unpacked channels with the group's 4 columns: acc[0..3] for the
+ * first channel's pixels, acc[4..7] for the second's. */
+static inline void q4_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
+{
+    int32_t half[4];
+    q4_dot_2x2(w, col, blocks, half);
+    acc[0] = half[0];
+    acc[1] = half[1];
+    acc[4] = half[2];
+    acc[5] = half[3];
+    q4_dot_2x2(w, col + 2, blocks, half);
+    acc[2] = half[0];
+    acc[3] = half[1];
+    acc[6] = half[2];
+    acc[7] = half[3];
 }
 
 /* floor(a * b / 2^32): the high word of the 64-bit product (SMULL). */
@@ -130,6 +159,21 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t acc_shift, int
     /* locals: the int8 stores below could otherwise alias *params */
     const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
     int32_t c;
+    if (shift > 32 && shift <= 53 && hi - lo == 255) {
+        /* floor((h + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k), k = shift - 32, h = the SMULL high
+         * word: |h| < 2^30 and 255 * 2^k <= 2^29, so the int32 sum is exact; USAT #8 clamps it
+         * to [0, 255] = [act_min, act_max] - act_min. (Other clamp widths take the path below:
+         * choosing among USAT widths per call of 4 outputs cost more than it saved.) */
+        const int32_t right = shift - 32;
+        const int32_t round = ((int32_t)1 << (right - 1)) + (zp - lo) * ((int32_t)1 << right);
+        for (c = 0; c < n; ++c) {
+            const int32_t acc = bias + q4_floor_shift32(acc16[c], acc_shift);
+            const int32_t u = (int32_t)__usat(
+                q4_floor_shift32(q4_mul_high(acc, multiplier) + round, right), 8);
+            out[c * out_c] = (int8_t)(u + lo);
+        }
+        return;
+    }
     if (shift > 32) {
         const int32_t right = shift - 32, round = (int32_t)1 << (shift - 33);
         for (c = 0; c < n; ++c) {
@@ -309,7 +353,7 @@ static void q4_pack_pairs(const uint8_t *rows, const int32_t *bias, int32_t nb, 
 
 /* Dot products of a quad of packed channels (two pairs at w) with two pixel columns (words col
  * and col + 1 of each pair row) over `blocks` blocks. out[pair * 2 + pixel] = {first channel, second channel}. */
-static void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t out[4][2])
+static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t out[4][2])
 {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
     const uint32_t *const w_end = w + 8 * (blocks & ~1);

@@ -22,30 +22,31 @@
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
-#include <arm_acle.h>
+#include "q4_dsp.h"
 
 static int32_t q4_round_up4(int32_t c)
 {
     return (c + 3) & ~3;
 }
 
+/* The 3x3 path: row tiles of up to Q4_DW3_TILE output pixels; per channel a row holds the
+ * tile's input span widened to int16 in two phase rows (even / odd pixels, stride 2) of
+ * Q4_DW3_PHASE elements (the tile plus the 3 the pair loads read past it). A ring of 3 input
+ * rows x 4 channels and one row of z_x follow the folded biases. */
+#define Q4_DW3_TILE 32
+#define Q4_DW3_PHASE 36
+#define Q4_DW3_ROW (2 * Q4_DW3_PHASE)
+#define Q4_DW3_RING_BYTES (4 * (Q4_DW3_TILE + 2) + (3 * 4 + 1) * Q4_DW3_ROW * 2)
+
 int32_t q4_depthwise_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w, c4 = q4_round_up4(filter_dims->c);
-    return 4 * c4 + 8 * k + 2 * k * c4;
-}
-
-static inline uint32_t q4_load_u32(const void *p)
-{
-    uint32_t v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* SXTB16: bytes 0 and 2 of x sign-extended to the two halfwords. */
-static inline int32_t q4_sxtb16(uint32_t x)
-{
-    return __sxtb16((int32_t)x);
+    const int32_t general = 4 * c4 + 8 * k + 2 * k * c4;
+    /* sized from kh * kw only (the generator knows K and C): 9 taps may take the 3x3 path */
+    if (k == 9 && 4 * c4 + Q4_DW3_RING_BYTES > general) {
+        return 4 * c4 + Q4_DW3_RING_BYTES;
+    }
+    return general;
 }
 
 /* floor(a * b / 2^32): the high word of the 64-bit product. */
@@ -77,6 +78,232 @@ static inline int8_t q4_dw_requantize(int32_t acc, int32_t c, const q4_dw_out *q
     return (int8_t)(y > q->act_max ? q->act_max : y);
 }
 
+/* Widens input row iy, pixels ix0 .. ix0 + span - 1 (z_x outside the input), of channels
+ * c0 .. c0 + n - 1 into rows[i * Q4_DW3_ROW + (p % s) * Q4_DW3_PHASE + p / s] (p = ix - ix0).
+ * Inside the input, 4 channels and two pixels of one phase per step: two word loads, SXTB16 of
+ * them and of them shifted by 8, and PKHBT/PKHTB pairs for 4 word stores. */
+static void q4_dw3_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int32_t ix0,
+                             int32_t span, int32_t s, int32_t in_w, int32_t ch, int32_t c0,
+                             int32_t n, int32_t in_zp)
+{
+    const int8_t *const src = input + iy * in_w * ch + c0;
+    int32_t f, i, j;
+    for (f = 0; f < s; ++f) {
+        int16_t *const dst = rows + f * Q4_DW3_PHASE;
+        const int32_t len = (span - f + s - 1) / s; /* pixels p = f + s * j < span */
+        /* j inside the input: 0 <= ix0 + f + s * j < in_w */
+        int32_t j_lo = ix0 + f >= 0 ? 0 : (-(ix0 + f) + s - 1) / s;
+        int32_t j_hi = ix0 + f + s * (len - 1) < in_w ? len : (in_w - (ix0 + f) + s - 1) / s;
+        if (j_hi < j_lo) {
+            j_hi = j_lo;
+        }
+        for (j = 0; j < j_lo; ++j) {
+            for (i = 0; i < n; ++i) {
+                dst[i * Q4_DW3_ROW + j] = (int16_t)in_zp;
+            }
+        }
+        j = j_lo;
+        if (n == 4) {
+            const int8_t *a = src + (ix0 + f + s * j) * ch;
+            const int32_t step = s * ch;
+            if (j & 1) { /* word-align the pair stores */
+                for (i = 0; i < 4; ++i) {
+                    dst[i * Q4_DW3_ROW + j] = a[i];
+                }
+                ++j;
+                a += step;
+            }
+            for (; j + 2 <= j_hi; j += 2, a += 2 * step) {
+                const uint32_t wa = q4_load_u32(a), wb = q4_load_u32(a + step);
+                const uint32_t a02 = q4_sxtb16(wa), b02 = q4_sxtb16(wb);
+                const uint32_t a13 = q4_sxtb16(wa >> 8), b13 = q4_sxtb16(wb >> 8);
+                uint32_t *const d = (uint32_t *)(void *)(dst + j);
+                d[0] = (a02 & 0xFFFFu) | (b02 << 16);
+                d[Q4_DW3_ROW / 2] = (a13 & 0xFFFFu) | (b13 << 16);
+                d[Q4_DW3_ROW] = (a02 >> 16) | (b02 & 0xFFFF0000u);
+                d[3 * Q4_DW3_ROW / 2] = (a13 >> 16) | (b13 & 0xFFFF0000u);
+            }
+        }
+        for (; j < j_hi; ++j) {
+            const int8_t *const a = src + (ix0 + f + s * j) * ch;
+            for (i = 0; i < n; ++i) {
+                dst[i * Q4_DW3_ROW + j] = a[i];
+            }
+        }
+        for (; j < len; ++j) {
+            for (i = 0; i < n; ++i) {
+                dst[i * Q4_DW3_ROW + j] = (int16_t)in_zp;
+            }
+        }
+    }
+}
+
+/* acc[ox] = fb + the sum over the 3 kernel rows of one channel, ox = 0 .. tw - 1 (tw rounded up
+ * to 4): row r holds a tap pair at r[ox], r[ox + 1] and a single tap at r[so + ox]. pair_k =
+ * (w_a, w_b) of kernel row k, singles = (single_0, single_1), single2 = (single_2, -). */
+#define Q4_DW3_TWO_OUTPUTS(o)                                                                  \
+    do {                                                                                       \
+        uint32_t q = q4_load_u32(r0 + so + (o));                                               \
+        int32_t a0 = __smlabb((int32_t)q, (int32_t)singles, fb);                                \
+        int32_t a1 = __smlatb((int32_t)q, (int32_t)singles, fb);                                \
+        a0 = q4_smlad(q4_load_u32(r0 + (o)), pair0, a0);                                       \
+        a1 = q4_smlad(q4_load_u32(r0 + (o) + 1), pair0, a1);                                   \
+        q = q4_load_u32(r1 + so + (o));                                                        \
+        a0 = __smlabt((int32_t)q, (int32_t)singles, a0);                                       \
+        a1 = __smlatt((int32_t)q, (int32_t)singles, a1);                                       \
+        a0 = q4_smlad(q4_load_u32(r1 + (o)), pair1, a0);                                       \
+        a1 = q4_smlad(q4_load_u32(r1 + (o) + 1), pair1, a1);                                   \
+        q = q4_load_u32(r2 + so + (o));                                                        \
+        a0 = __smlabb((int32_t)q, (int32_t)single2, a0);                                       \
+        a1 = __smlatb((int32_t)q, (int32_t)single2, a1);                                       \
+        a0 = q4_smlad(q4_load_u32(r2 + (o)), pair2, a0);                                       \
+        a1 = q4_smlad(q4_load_u32(r2 + (o) + 1), pair2, a1);                                   \
+        acc[(o)] = a0;                                                                         \
+        acc[(o) + 1] = a1;                                                                     \
+    } while (0)
+
+static inline __attribute__((always_inline)) void q4_dw3_macs(
+    const int16_t *r0, const int16_t *r1, const int16_t *r2, int32_t so, uint32_t pair0,
+    uint32_t pair1, uint32_t pair2, uint32_t singles, uint32_t single2, int32_t fb,
+    int32_t *acc, int32_t tw)
+{
+    int32_t *const end = acc + tw;
+    for (; acc < end; acc += 4, r0 += 4, r1 += 4, r2 += 4) {
+        Q4_DW3_TWO_OUTPUTS(0);
+        Q4_DW3_TWO_OUTPUTS(2);
+    }
+}
+
+/* out[ox * stride] = requantized acc[ox], ox = 0 .. tw - 1. */
+static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int32_t tw, int32_t m, int32_t sh,
+                              int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out,
+                              int32_t stride)
+{
+    const int32_t *const end = acc + tw;
+    const int32_t k = sh - 32, range = act_max - act_min;
+    if (sh > 32 && k <= 21) {
+        /* floor((hi + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k): |hi| < 2^30, so no overflow for
+         * k <= 21; USAT #b clamps to [0, range] when range = 2^b - 1 (b = 8, 7, 4, 3), else
+         * USAT #8 and a minimum */
+        const int32_t rnd = ((int32_t)1 << (k - 1)) + (out_zp - act_min) * ((int32_t)1 << k);
+#define Q4_DW3_USAT(bits, clamp)                                                                 \
+        for (; acc < end; ++acc, out += stride) {                                                \
+            const int32_t u = (int32_t)__usat(q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k),  \
+                                              bits);                                             \
+            *out = (int8_t)((clamp) + act_min);                                                  \
+        }
+        if (range == 255) {
+            Q4_DW3_USAT(8, u)
+        } else if (range == 127) {
+            Q4_DW3_USAT(7, u)
+        } else if (range == 15) {
+            Q4_DW3_USAT(4, u)
+        } else if (range == 7) {
+            Q4_DW3_USAT(3, u)
+        } else {
+            Q4_DW3_USAT(8, u < range ? u : range)
+        }
+#undef Q4_DW3_USAT
+    } else if (sh > 32) {
+        const int32_t rnd = (int32_t)1 << (k - 1);
+        for (; acc < end; ++acc, out += stride) {
+            int32_t y = out_zp + q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k);
+            y = y < act_min ? act_min : y;
+            *out = (int8_t)(y > act_max ? act_max : y);
+        }
+    } else {
+        for (; acc < end; ++acc, out += stride) {
+            *out = q4_requantize_clamp(*acc, m, sh, out_zp, act_min, act_max);
+        }
+    }
+}
+
+/* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), per block of 4 channels and row
+ * tile of up to Q4_DW3_TILE output pixels: each input row is widened once into per-channel
+ * int16 rows (a ring of 3), then per channel and output row q4_dw3_macs and
+ * q4_dw3_requantize. */
+static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quant,
+                       const q4_dims *input_dims, const int8_t *input, const uint8_t *filter,
+                       const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                       int32_t *scratch)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    const int32_t in_zp = params->input_zp, s = params->stride_w, stride_h = params->stride_h;
+    int32_t *const folded_bias = scratch;
+    int32_t *const acc = scratch + q4_round_up4(ch);
+    int16_t *const ring = (int16_t *)(void *)(acc + Q4_DW3_TILE + 2);
+    int16_t *const zp_row = ring + 3 * 4 * Q4_DW3_ROW;
+    int32_t c0, ox0, oy, i, t;
+
+    for (i = 0; i < Q4_DW3_ROW; ++i) {
+        zp_row[i] = (int16_t)in_zp;
+    }
+    for (c0 = 0; c0 < ch; ++c0) {
+        int32_t sum = 0;
+        for (t = 0; t < 9; ++t) {
+            sum += q4_int4_at(filter + c0 * 5, t);
+        }
+        folded_bias[c0] = bias[c0] - in_zp * sum;
+    }
+    for (c0 = 0; c0 < ch; c0 += 4) {
+        const int32_t n = ch - c0 < 4 ? ch - c0 : 4;
+        uint32_t pair_w[4][3], single_w[4][2];
+        for (i = 0; i < n; ++i) {
+            const uint8_t *const row = filter + (c0 + i) * 5;
+            int32_t ky, single[3];
+            for (ky = 0; ky < 3; ++ky) {
+                const int32_t w0 = q4_int4_at(row, 3 * ky), w1 = q4_int4_at(row, 3 * ky + 1);
+                const int32_t w2 = q4_int4_at(row, 3 * ky + 2);
+                pair_w[i][ky] = ((uint32_t)w0 & 0xFFFFu) | ((uint32_t)(s == 1 ? w1 : w2) << 16);
+                single[ky] = s == 1 ? w2 : w1;
+            }
+            single_w[i][0] = ((uint32_t)single[0] & 0xFFFFu) | ((uint32_t)single[1] << 16);
+            single_w[i][1] = (uint32_t)single[2] & 0xFFFFu;
+        }
+        for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
+            const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
+            const int32_t ix0 = ox0 * s - params->pad_left, span = (tw - 1) * s + 3;
+            int32_t next_row = -params->pad_top; /* first input row not yet widened */
+            for (oy = 0; oy < out_h; ++oy) {
+                const int32_t y0 = oy * stride_h - params->pad_top;
+                const int16_t *rows[3];
+                int32_t ky;
+                if (next_row < y0) {
+                    next_row = y0;
+                }
+                for (; next_row < y0 + 3; ++next_row) {
+                    if (next_row >= 0 && next_row < in_h) {
+                        q4_dw3_widen_row(ring + (next_row % 3) * 4 * Q4_DW3_ROW, input,
+                                         next_row, ix0, span, s, in_w, ch, c0, n, in_zp);
+                    }
+                }
+                for (ky = 0; ky < 3; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * 4 * Q4_DW3_ROW : 0;
+                }
+                for (i = 0; i < n; ++i) {
+                    const int32_t c = c0 + i;
+                    const int16_t *const r0 = rows[0] ? rows[0] + i * Q4_DW3_ROW : zp_row;
+                    const int16_t *const r1 = rows[1] ? rows[1] + i * Q4_DW3_ROW : zp_row;
+                    const int16_t *const r2 = rows[2] ? rows[2] + i * Q4_DW3_ROW : zp_row;
+                    if (s == 1) {
+                        q4_dw3_macs(r0, r1, r2, 2, pair_w[i][0], pair_w[i][1], pair_w[i][2],
+                                    single_w[i][0], single_w[i][1], folded_bias[c], acc, tw);
+                    } else {
+                        q4_dw3_macs(r0, r1, r2, Q4_DW3_PHASE, pair_w[i][0], pair_w[i][1],
+                                    pair_w[i][2], single_w[i][0], single_w[i][1], folded_bias[c],
+                                    acc, tw);
+                    }
+                    q4_dw3_requantize(acc, tw, quant->multiplier[c],
+                                      quant->shift[c], params->output_zp, params->act_min,
+                                      params->act_max, output + (oy * out_w + ox0) * ch + c, ch);
+                }
+            }
+        }
+    }
+}
+
 void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
@@ -101,6 +328,12 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
     uint32_t *const weights = (uint32_t *)(tap_at + taps);
     int32_t oy, ox, c, t, g;
 
+    /* the row path, except stride 2 into rows of fewer than 8 pixels (its per-channel, per-row
+     * set-up then costs more than it saves: measured 13.4 against 10.4 instructions/MAC) */
+    if (k_h == 3 && k_w == 3 && (stride_w == 1 || (stride_w == 2 && output_dims->w >= 8))) {
+        q4_dw3_dsp(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
+        return;
+    }
     for (c = 0; c < c4; ++c) {
         int32_t sum = 0;
         for (t = 0; t < taps; ++t) {
@@ -146,7 +379,7 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
                     for (t = 0; t < taps; ++t, w += 2 * groups) {
                         const int32_t at = offsets[t];
                         const uint32_t x = at >= 0 ? q4_load_u32(input + base + at + c) : zp_word;
-                        const int32_t x_even = q4_sxtb16(x), x_odd = q4_sxtb16(x >> 8);
+                        const int32_t x_even = (int32_t)q4_sxtb16(x), x_odd = (int32_t)q4_sxtb16(x >> 8);
                         a0 = __smlabb(x_even, (int32_t)w[0], a0);
                         a2 = __smlatt(x_even, (int32_t)w[0], a2);
                         a1 = __smlabb(x_odd, (int32_t)w[1], a1);
@@ -162,8 +395,8 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
                                 x |= ((uint32_t)input[base + at + c + i] & 0xFFu) << (8 * i);
                             }
                         }
-                        x_even = q4_sxtb16(x);
-                        x_odd = q4_sxtb16(x >> 8);
+                        x_even = (int32_t)q4_sxtb16(x);
+                        x_odd = (int32_t)q4_sxtb16(x >> 8);
                         a0 = __smlabb(x_even, (int32_t)w[0], a0);
                         a2 = __smlatt(x_even, (int32_t)w[0], a2);
                         a1 = __smlabb(x_odd, (int32_t)w[1], a1);

@@ -18,6 +18,13 @@
  *    floor((acc * m + 2^(s-1)) / 2^s) = rounding_shift_right(VMULH(acc, m), s - 32) (VRSHL),
  *    VMAX/VMIN, then VMOVNB/VMOVNT put the channels back in order and one (predicated) VSTRB.16
  *    stores them; otherwise q4_requantize_clamp per channel.
+ *  - 3x3 kernels at stride_w 1 or 2 take the row path instead (unless output rows are narrower
+ *    than 12 pixels, C >= 32 and every shift is above 32): per block of 8 channels and row tile,
+ *    each input row is widened once into per-channel int16 rows (one VLDRB.S16 of 8 channels
+ *    and one VSTRH scatter per pixel; even/odd phase rows at stride 2), a ring of 3; per channel
+ *    and output row the 9 taps of 8 output pixels are VLDRH + VMUL/VMLA.S16 by scalar weights
+ *    (inline assembly, one kernel row at a time), then a vector requantization per channel
+ *    (VQDMULH + VRSHL for shifts >= 32, else the scalar rule) and a byte scatter store.
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
@@ -35,10 +42,21 @@ static int32_t q4_round_up8(int32_t c)
     return (c + Q4_DW_GROUP - 1) & ~(Q4_DW_GROUP - 1);
 }
 
+/* The 3x3 path: per channel, row tiles of up to Q4_DW3_TILE output pixels; each input row of the
+ * tile's span is widened once into two int16 phase rows (even / odd pixels at stride 2) of
+ * Q4_DW3_PHASE elements (the tile rounded up to 8 plus the taps read past it), a ring of 3. */
+#define Q4_DW3_TILE 64
+#define Q4_DW3_PHASE 72
+#define Q4_DW3_ROW (2 * Q4_DW3_PHASE)
+#define Q4_DW3_CH 8 /* channels widened together */
+#define Q4_DW3_BYTES ((3 * Q4_DW3_CH + 1) * Q4_DW3_ROW * 2 + 2 * Q4_DW3_TILE)
+
 int32_t q4_depthwise_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t k = filter_dims->h * filter_dims->w, c8 = q4_round_up8(filter_dims->c);
-    return 12 * c8 + 8 * k + k * c8;
+    const int32_t general = 12 * c8 + 8 * k + k * c8;
+    /* sized from kh * kw only (the generator knows K and C): 9 taps may take the 3x3 path */
+    return k == 9 && general < Q4_DW3_BYTES ? Q4_DW3_BYTES : general;
 }
 
 /* Lane position of channel c in its group's permuted tables: even channels first. */
@@ -88,6 +106,205 @@ static inline void q4_dw_finish8(int32x4_t acc_even, int32x4_t acc_odd, int32_t 
     }
 }
 
+/* Widens channels c0 .. c0 + n - 1 (n <= 8) of input row iy, pixels ix0 .. ix0 + span - 1 (z_x
+ * outside the input), into rows[i * Q4_DW3_ROW + (p % s) * Q4_DW3_PHASE + p / s] (p = ix - ix0):
+ * per pixel one widening VLDRB.S16 of its n channels and one VSTRH scatter into the n rows. */
+static void q4_dw3_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int32_t ix0,
+                             int32_t span, int32_t s, int32_t in_w, int32_t ch, int32_t c0,
+                             int32_t n, int32_t in_zp)
+{
+    const uint16x8_t planes = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)Q4_DW3_ROW);
+    const mve_pred16_t p = vctp16q((uint32_t)n);
+    const int16x8_t zp = vdupq_n_s16((int16_t)in_zp);
+    const int8_t *const src = input + iy * in_w * ch + c0;
+    int32_t f, j;
+    for (f = 0; f < s; ++f) {
+        int16_t *const dst = rows + f * Q4_DW3_PHASE;
+        const int32_t len = (span - f + s - 1) / s; /* pixels p = f + s * j < span */
+        /* j inside the input: 0 <= ix0 + f + s * j < in_w */
+        const int32_t j_lo = ix0 + f >= 0 ? 0 : (-(ix0 + f) + s - 1) / s;
+        int32_t j_hi = ix0 + f + s * (len - 1) < in_w ? len : (in_w - (ix0 + f) + s - 1) / s;
+        if (j_hi < j_lo) {
+            j_hi = j_lo;
+        }
+        for (j = 0; j < j_lo; ++j) {
+            vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, zp, p);
+        }
+        if (n == Q4_DW3_CH) { /* whole chunks: no predication */
+            const int8_t *x = src + (ix0 + f + s * j_lo) * ch;
+            const int32_t step = s * ch;
+            for (j = j_lo; j < j_hi; ++j, x += step) {
+                vstrhq_scatter_shifted_offset_s16(dst + j, planes, vldrbq_s16(x));
+            }
+        } else {
+            const int8_t *x = src + (ix0 + f + s * j_lo) * ch;
+            const int32_t step = s * ch;
+            for (j = j_lo; j < j_hi; ++j, x += step) {
+                vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, vldrbq_z_s16(x, p), p);
+            }
+        }
+        for (j = j_hi; j < len; ++j) {
+            vstrhq_scatter_shifted_offset_p_s16(dst + j, planes, zp, p);
+        }
+    }
+}
+
+/* sums[x] (+ with `add`) = wa * r[x] + wb * r[x + o1] + wc * r[x + o2] for x < tw rounded up to
+ * 8; o1 and o2 are literals (1, 2 at stride 1; Q4_DW3_PHASE, 1 at stride 2), so the three loads
+ * use immediate offsets. Per 8 pixels: 3 (4) VLDRH, VMUL/VMLA x 3, one VSTRH, SUBS + BNE. */
+#define Q4_DW3_ASM_TAPS(first, o1b, o2b)                                                \
+    __asm__ volatile("1:\n\t"                                                           \
+                     "vldrh.16 q1, [%[r], #" #o1b "]\n\t"                               \
+                     "vldrh.16 q2, [%[r], #" #o2b "]\n\t"                               \
+                     "vldrh.16 q0, [%[r]], #16\n\t"                                     \
+                     first                                                              \
+                     "vmla.s16 q3, q1, %[wb]\n\t"                                       \
+                     "vmla.s16 q3, q2, %[wc]\n\t"                                       \
+                     "vstrh.16 q3, [%[s]], #16\n\t"                                     \
+                     "subs %[n], %[n], #1\n\t"                                          \
+                     "bne 1b\n\t"                                                       \
+                     : [r] "+&r"(r), [s] "+&r"(sums), [n] "+&r"(n)                       \
+                     : [wa] "r"(wa), [wb] "r"(wb), [wc] "r"(wc)                         \
+                     : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "cc", "memory")
+/* the stride-2 offset 144 above is 2 * Q4_DW3_PHASE bytes */
+typedef char q4_dw3_phase_is_72[Q4_DW3_PHASE == 72 ? 1 : -1];
+#define Q4_DW3_FIRST "vmul.i16 q3, q0, %[wa]\n\t"
+#define Q4_DW3_ADD "vldrh.16 q3, [%[s]]\n\tvmla.s16 q3, q0, %[wa]\n\t"
+
+static inline __attribute__((always_inline)) void q4_dw3_taps(
+    const int16_t *r, const int32_t o1, const int32_t o2, int32_t wa, int32_t wb, int32_t wc,
+    int16_t *sums, int32_t tw, const int add)
+{
+    int32_t n = (tw + 7) / 8;
+    if (o1 == 1 && add) {
+        Q4_DW3_ASM_TAPS(Q4_DW3_ADD, 2, 4);
+    } else if (o1 == 1) {
+        Q4_DW3_ASM_TAPS(Q4_DW3_FIRST, 2, 4);
+    } else if (add) {
+        Q4_DW3_ASM_TAPS(Q4_DW3_ADD, 144, 2);
+    } else {
+        Q4_DW3_ASM_TAPS(Q4_DW3_FIRST, 144, 2);
+    }
+    (void)o2;
+}
+
+/* One output row of one channel: 8 pixels per step, 9 VLDRH.S16 + VMLA.S16 by the weights (tap
+ * (ky, kx) at rows[ky] + o[kx] + ox), |sum| <= 9 * 1024; then VMOVLB/VMOVLT, the folded bias,
+ * VQDMULH + VRSHL (fast) or the scalar rule, and a byte scatter store (pixels ch apart). */
+static inline __attribute__((always_inline)) void q4_dw3_row(
+    const int16_t *r0, const int16_t *r1, const int16_t *r2, int32_t o1, int32_t o2,
+    const int32_t *w, int32_t tw, int32_t fb, int32_t m, int32_t sh, const q4_dw_out *q,
+    int8_t *out, int32_t ch, uint16x8_t out_offsets, int16_t *sums)
+{
+    const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];
+    const int32_t w6 = w[6], w7 = w[7], w8 = w[8];
+    const int32_t fast = sh >= 32 && m != INT32_MIN;
+    const int16x8_t lo = vdupq_n_s16((int16_t)q->act_min), hi = vdupq_n_s16((int16_t)q->act_max);
+    const int32_t right = 31 - sh;
+    const int16_t zp = (int16_t)q->output_zp;
+    int32_t ox;
+    /* pass 1, one kernel row at a time: sums[] (+)= its 3 taps (inline assembly: GCC reloaded
+     * the weights from the stack on every step) */
+    q4_dw3_taps(r0, o1, o2, w0, w1, w2, sums, tw, 0);
+    q4_dw3_taps(r1, o1, o2, w3, w4, w5, sums, tw, 1);
+    q4_dw3_taps(r2, o1, o2, w6, w7, w8, sums, tw, 1);
+    /* pass 2: requantize and scatter */
+    if (fast) {
+        for (ox = 0; ox < tw; ox += 8, out += 8 * ch) {
+            const int16x8_t acc = vld1q_s16(sums + ox);
+            int32x4_t even = vaddq_n_s32(vmovlbq_s16(acc), fb);
+            int32x4_t odd = vaddq_n_s32(vmovltq_s16(acc), fb);
+            int16x8_t y;
+            even = vrshlq_n_s32(vqdmulhq_n_s32(even, m), right);
+            odd = vrshlq_n_s32(vqdmulhq_n_s32(odd, m), right);
+            y = vqmovntq_s32(vqmovnbq_s32(vuninitializedq_s16(), even), odd);
+            y = vminq_s16(vmaxq_s16(vqaddq_n_s16(y, zp), lo), hi);
+            vstrbq_scatter_offset_p_s16(out, out_offsets, y, vctp16q((uint32_t)(tw - ox)));
+        }
+    } else {
+        for (ox = 0; ox < tw; ++ox) {
+            out[ox * ch] = q4_requantize_clamp(sums[ox] + fb, m, sh, q->output_zp, q->act_min,
+                                               q->act_max);
+        }
+    }
+}
+
+/* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), 7 * stride_w * ch < 65536 (the
+ * uint16 gather and scatter offsets). */
+static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quant,
+                       const q4_dims *input_dims, const int8_t *input, const uint8_t *filter,
+                       const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                       int32_t *scratch)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    const int32_t in_zp = params->input_zp, s = params->stride_w, stride_h = params->stride_h;
+    const int32_t slot = Q4_DW3_CH * Q4_DW3_ROW; /* int16 per ring slot */
+    int16_t *const ring = (int16_t *)(void *)scratch;
+    int16_t *const zp_row = ring + 3 * slot;
+    int16_t *const sums = zp_row + Q4_DW3_ROW; /* Q4_DW3_TILE */
+    const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
+    q4_dw_out q;
+    int32_t c0, ox0, oy, i;
+
+    q.output_zp = params->output_zp;
+    q.act_min = params->act_min;
+    q.act_max = params->act_max;
+    for (i = 0; i < Q4_DW3_ROW; ++i) {
+        zp_row[i] = (int16_t)in_zp;
+    }
+    for (c0 = 0; c0 < ch; c0 += Q4_DW3_CH) {
+        const int32_t n = ch - c0 < Q4_DW3_CH ? ch - c0 : Q4_DW3_CH;
+        int32_t w[Q4_DW3_CH][9], fb[Q4_DW3_CH];
+        for (i = 0; i < n; ++i) {
+            int32_t t, sum = 0;
+            for (t = 0; t < 9; ++t) {
+                w[i][t] = q4_int4_at(filter + (c0 + i) * 5, t);
+                sum += w[i][t];
+            }
+            fb[i] = bias[c0 + i] - in_zp * sum;
+        }
+        for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
+            const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
+            const int32_t ix0 = ox0 * s - params->pad_left, span = (tw - 1) * s + 3;
+            int32_t next_row = -params->pad_top; /* first input row not yet widened */
+            for (oy = 0; oy < out_h; ++oy) {
+                const int32_t y0 = oy * stride_h - params->pad_top;
+                const int16_t *rows[3];
+                int32_t ky;
+                if (next_row < y0) {
+                    next_row = y0;
+                }
+                for (; next_row < y0 + 3; ++next_row) {
+                    if (next_row >= 0 && next_row < in_h) {
+                        q4_dw3_widen_row(ring + (next_row % 3) * slot, input, next_row, ix0, span,
+                                         s, in_w, ch, c0, n, in_zp);
+                    }
+                }
+                for (ky = 0; ky < 3; ++ky) {
+                    const int32_t iy = y0 + ky;
+                    rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * slot : 0;
+                }
+                for (i = 0; i < n; ++i) {
+                    const int32_t c = c0 + i;
+                    const int16_t *const r0 = rows[0] ? rows[0] + i * Q4_DW3_ROW : zp_row;
+                    const int16_t *const r1 = rows[1] ? rows[1] + i * Q4_DW3_ROW : zp_row;
+                    const int16_t *const r2 = rows[2] ? rows[2] + i * Q4_DW3_ROW : zp_row;
+                    int8_t *const out = output + (oy * out_w + ox0) * ch + c;
+                    if (s == 1) { /* literal tap offsets: immediate VLDRH offsets */
+                        q4_dw3_row(r0, r1, r2, 1, 2, w[i], tw, fb[i], quant->multiplier[c],
+                                   quant->shift[c], &q, out, ch, out_offsets, sums);
+                    } else {
+                        q4_dw3_row(r0, r1, r2, Q4_DW3_PHASE, 1, w[i], tw, fb[i],
+                                   quant->multiplier[c], quant->shift[c], &q, out, ch,
+                                   out_offsets, sums);
+                    }
+                }
+            }
+        }
+    }
+}
+
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
@@ -112,6 +329,19 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
     q4_dw_out q;
     int32_t oy, ox, c, t, fast = 1;
 
+    for (c = 0; c < ch; ++c) {
+        fast &= quant->shift[c] > 32;
+    }
+    /* the row path unless rows are narrow (its set-up per channel and output row dominates),
+     * with 32 channels or more (which amortize the channel-vector path's per-pixel set-up) and
+     * every shift above 32 (so that path requantizes by vectors); measured on DS-CNN's and the
+     * test layers */
+    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && 7 * stride_w * ch < 65536
+        && (out_w >= 12 || ch < 32 || !fast)) {
+        q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
+        return;
+    }
+    fast = 1;
     for (c = 0; c < c8; ++c) {
         const int32_t lane = q4_dw_lane(c);
         int32_t sum = 0;
