@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,16 +21,14 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
-from q4sdk.ptq.activations import activation_params
+from q4sdk.ptq.bias_correction import correct_layer_bias
+from q4sdk.ptq.cle import equalize
+from q4sdk.ptq.dual import dual_decompose
+from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 from q4sdk.ptq.plan import Step, build_plan
 from q4sdk.ptq.recipe import Recipe
-from q4sdk.ptq.refine import refine
-from q4sdk.ptq.adaround import adaround
-from q4sdk.ptq.dual import dual_decompose
-from q4sdk.ptq.cle import equalize
-from q4sdk.ptq.gpfq import gpfq_quantize
-from q4sdk.ptq.scale_search import alternating_scales, golden_section_scales
-from q4sdk.ptq.weights import int_range, minmax_scales, mmse_scales_grid, quantize_to_int
+from q4sdk.ptq.refine import refine_model
+from q4sdk.ptq.weights import int_range, quantize_to_int
 
 
 @dataclass
@@ -140,14 +139,7 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
     w = np.asarray(step.node.params["weight"], np.float64)
     w2 = w.reshape(w.shape[0], -1)
     bits = recipe.weight_bits
-    if recipe.weight_scale == "mmse":
-        scales = mmse_scales_grid(w2, bits, recipe.weight_grid)
-    elif recipe.weight_scale == "golden":
-        scales = golden_section_scales(w2, bits)
-    elif recipe.weight_scale == "alternating":
-        scales = alternating_scales(w2, bits)
-    else:
-        scales = minmax_scales(w2, bits)
+    scales = WEIGHT_SCALE[recipe.weight_scale](w2, bits, recipe)
     q = quantize_to_int(w2, scales, bits)
     rel_mse = float(((w2 - q * scales[:, None]) ** 2).sum() / max((w2 ** 2).sum(), 1e-30))
     stats = {"weight_rel_mse_single": rel_mse}
@@ -157,12 +149,8 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
         t1, a1, t2, a2 = dual_decompose(w2, bits)
         q, scales, q2, scales2 = t1, a1, t2, a2
     elif recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d":
-        xr, xqr = _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed)
-        if recipe.weight_rounding == "adaround":
-            with torch.enable_grad():  # the calibration loop runs under no_grad
-                q = adaround(w2, xr, scales, bits, iters=recipe.adaround_iters, xq=xqr)
-        else:
-            q = gpfq_quantize(w2, xr, xqr, scales, bits, recipe.gpfq_sparsity)
+        q = WEIGHT_ROUNDING[recipe.weight_rounding](
+            w2, scales, bits, lambda: _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed), recipe)
     lw = LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
                       None if q2 is None else q2.reshape(w.shape), scales2, stats)
     w_hat = lw.dequantized().reshape(w2.shape)
@@ -237,6 +225,42 @@ def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, t
     return torch.cat(pres), torch.cat(outs)
 
 
+@dataclass
+class LayerPass:
+    """A conv / dense layer during the calibration pass, as layer steps see and change it."""
+    step: Step
+    recipe: Recipe
+    lw: LayerWeights           # its quantized weights (a step may change the bias or the weights)
+    fp_pre: torch.Tensor       # the float model's pre-activation output on the calibration set
+    q_pre: torch.Tensor        # the quantized model's, as simulated so far (a step keeps it in sync)
+
+
+@dataclass
+class ModelPass:
+    """The whole quantized model after the calibration pass, as model steps see and change it."""
+    graph: FloatGraph
+    steps: list[Step]
+    recipe: Recipe
+    qparams: dict
+    weights: dict
+    calib: np.ndarray
+    forward: Callable
+    residual_input: str | None  # the network input's residual tensor, if any
+    progress: Progress
+    meta: dict = field(default_factory=dict)  # what the steps record in the .q4 meta
+
+
+# Pipeline-level recipe steps, in the order they run: (name, runs for this recipe?, function).
+# A layer step runs on every conv / dense layer right after its weights are quantized; a model step
+# runs once after the calibration pass, before lowering.
+LAYER_STEPS: list[tuple[str, Callable[[Recipe], bool], Callable[[LayerPass], None]]] = [
+    ("bias_correction", lambda r: r.bias_correction, correct_layer_bias),
+]
+MODEL_STEPS: list[tuple[str, Callable[[Recipe], bool], Callable[[ModelPass], None]]] = [
+    ("refine", lambda r: r.refine_iters > 0, refine_model),
+]
+
+
 def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
                    progress: Progress | None = None) -> QModel:
     """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW)."""
@@ -276,8 +300,8 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
 
     x = torch.as_tensor(calib)
     fp: dict[str, torch.Tensor] = {graph.input_name: x}
-    qparams[graph.input_name] = QuantParams(*activation_params(
-        calib, act_bits, unsigned, recipe.activation_range, recipe.activation_grid), act_bits)
+    qparams[graph.input_name] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
+        calib, act_bits, unsigned, recipe), act_bits)
     qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
     if recipe.residual_input:  # X ~ X1 + X2: the second INT4 tensor quantizes the first one's error
         for s in steps:
@@ -295,30 +319,26 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     with torch.no_grad():
         for idx, step in enumerate(steps):
             progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
-            _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+            fp_pre, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
             if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
                 lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
                 w_hat = lw.dequantized()
                 pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
                                     [qp[i] for i in step.inputs])
-                if recipe.bias_correction:
-                    fp_pre, _ = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
-                    dims = [0, 2, 3] if pre_q.dim() == 4 else [0]
-                    delta = (fp_pre - pre_q).mean(dim=dims).double().numpy()
-                    lw.bias = lw.bias + delta
-                    pre_q = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape(
-                        (1, -1) + (1,) * (pre_q.dim() - 2))
-                    lw.stats["bias_correction_abs_mean"] = float(np.abs(delta).mean())
+                layer = LayerPass(step, recipe, lw, fp_pre, pre_q)
+                for _, wanted, layer_step in LAYER_STEPS:
+                    if wanted(recipe):
+                        layer_step(layer)
                 weights[step.node.name] = lw
-                q_out = _apply_act(pre_q, step.act)
+                q_out = _apply_act(layer.q_pre, step.act)
             else:
                 _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
             if step.same_quant:
                 qparams[step.output] = qparams[step.inputs[0]]
             else:
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
-                qparams[step.output] = QuantParams(*activation_params(
-                    q_out.numpy(), bits, unsigned, recipe.activation_range, recipe.activation_grid), bits)
+                qparams[step.output] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
+                    q_out.numpy(), bits, unsigned, recipe), bits)
                 if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
                     p1 = qparams[step.output]
                     qparams[step.output] = QuantParams(p1.scale / (1 << bits),
@@ -335,18 +355,16 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
                 if remaining[i] == 0 and i != graph.input_name:
                     fp.pop(i, None)
                     qp.pop(i, None)
-    refine_stats = None
-    if recipe.refine_iters > 0:
-        refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
-                              residual_name(graph.input_name) if recipe.residual_input else None,
-                              recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress,
-                              loss_kind=recipe.refine_loss, runs=recipe.refine_runs)
+    model_pass = ModelPass(graph, steps, recipe, qparams, weights, calib, _forward,
+                           residual_name(graph.input_name) if recipe.residual_input else None, progress)
+    for _, wanted, model_step in MODEL_STEPS:
+        if wanted(recipe):
+            model_step(model_pass)
     progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)
     model.meta["layer_stats"] = layer_stats
-    if refine_stats is not None:
-        model.meta["refine"] = refine_stats
+    model.meta.update(model_pass.meta)
     model.meta["quantize_seconds"] = round(time.time() - t0, 3)
     # the float sums of calibration and refinement depend on the thread count; with it and the
     # recipe's seed the same machine reproduces the same model

@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from q4sdk.errors import Q4Error
+from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 
-WEIGHT_SCALE_METHODS = ("mmse", "minmax", "golden", "alternating")
-ACTIVATION_RANGE_METHODS = ("mmse", "minmax", "aciq_laplace", "aciq_gauss")
+WEIGHT_SCALE_METHODS = tuple(WEIGHT_SCALE)
+ACTIVATION_RANGE_METHODS = tuple(ACTIVATION_RANGE)
+WEIGHT_ROUNDING_METHODS = tuple(WEIGHT_ROUNDING)
 
 
 @dataclass
@@ -66,8 +68,9 @@ class Recipe:
                           f"({', '.join(ACTIVATION_RANGE_METHODS)})")
         if not isinstance(self.cle, bool):
             raise Q4Error(f"recipe field 'cle': must be true or false, got {self.cle!r}")
-        if self.weight_rounding not in ("nearest", "adaround", "gpfq"):
-            raise Q4Error(f"recipe field 'weight_rounding': unknown method '{self.weight_rounding}'")
+        if self.weight_rounding not in WEIGHT_ROUNDING_METHODS:
+            raise Q4Error(f"recipe field 'weight_rounding': unknown method '{self.weight_rounding}' "
+                          f"({', '.join(WEIGHT_ROUNDING_METHODS)})")
         if self.refine_loss not in ("mse", "kl"):
             raise Q4Error(f"recipe field 'refine_loss': unknown loss '{self.refine_loss}' (mse, kl)")
         if self.residual_input and self.activation_bits != 4:
