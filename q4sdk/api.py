@@ -69,5 +69,5 @@ def quantize(model, calib, *, activations: int | str = 8, unsigned_activations: 
         graph_path = None
     qm = quantize_graph(graph, calib, recipe, Progress("quantize", enabled=progress))
     if graph_path:
-        qm.meta["source_path"] = graph_path
+        qm.meta["source_file"] = Path(graph_path).name  # no absolute path: same bytes on any machine
     return qm

@@ -523,7 +523,7 @@ def cmd_report(args) -> int:
     shape = tuple(model.meta.get("input_shape_float") or ()) or None
     data = load_samples(args.data, shape, nhwc=args.nhwc or model.meta.get("input_layout") == "NHWC",
                         limit=args.count, start=args.start)
-    graph, why = source_float_graph(model, args.float_model)
+    graph, why = source_float_graph(model, args.float_model, args.model)
     progress = Progress("report")
     rep = build_report(model, data.x, data.y, graph, args.output, progress)
     if graph is None:

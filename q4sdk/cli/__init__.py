@@ -67,11 +67,12 @@ def cmd_quantize(args) -> int:
     recipe = _recipe_from_args(args)
     graph = load_float_model(args.model)
     data = load_samples(args.calib, graph.input_shape, nhwc=args.nhwc or graph.input_layout == "NHWC")
-    model = quantize_graph(graph, data.x, recipe, Progress("quantize", enabled=not args.quiet))
-    model.meta["source_path"] = str(Path(args.model).resolve())
+    progress = Progress("quantize", enabled=not args.quiet)
+    model = quantize_graph(graph, data.x, recipe, progress)
+    model.meta["source_file"] = Path(args.model).name  # no absolute path: same bytes on any machine
     save_q4(model, out, overwrite=args.force)
     print(f"wrote {out}: {len(model.ops)} ops, W{recipe.weight_bits}A{recipe.activation_bits}, "
-          f"quantized in {model.meta['quantize_seconds']:.1f}s")
+          f"quantized in {progress.elapsed():.1f}s")
     return 0
 
 
@@ -139,7 +140,7 @@ def cmd_verify(args) -> int:
         check_labels(data.y, int(np.prod(model.output_tensor.shape)), data.path)
         acc = top1(c_out, data.y)
         prog.update(2, 3, "float model accuracy")
-        graph, note = source_float_graph(model, args.float_model)
+        graph, note = source_float_graph(model, args.float_model, args.model)
         if graph is not None:
             facc = top1(run_float(graph, x), data.y)
     prog.done("done")

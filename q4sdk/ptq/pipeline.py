@@ -8,7 +8,6 @@ quantization range is chosen on the simulated output. Then everything is lowered
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -26,8 +25,9 @@ from q4sdk.ptq.cle import equalize
 from q4sdk.ptq.dual import dual_decompose
 from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 from q4sdk.ptq.plan import Step, build_plan
-from q4sdk.ptq.recipe import Recipe
+from q4sdk.ptq.recipe import RECIPE_VERSION, Recipe
 from q4sdk.ptq.refine import refine_model
+from q4sdk.ptq.threads import torch_threads
 from q4sdk.ptq.weights import int_range, quantize_to_int
 
 
@@ -263,11 +263,19 @@ MODEL_STEPS: list[tuple[str, Callable[[Recipe], bool], Callable[[ModelPass], Non
 
 def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
                    progress: Progress | None = None) -> QModel:
-    """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW)."""
+    """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW).
+
+    Runs on one torch thread (``threads.py``): the same inputs give the same model, whatever the
+    caller's thread count."""
+    with torch_threads(1):
+        return _quantize_graph(graph, calib, recipe, progress)
+
+
+def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
+                    progress: Progress | None) -> QModel:
     recipe = recipe or Recipe()
     recipe.validate()
     progress = progress or Progress(enabled=False)
-    t0 = time.time()
     calib = np.asarray(calib, np.float32)
     if calib.shape[1:] != tuple(graph.input_shape):
         raise Q4Error(f"calibration data: sample shape {calib.shape[1:]} does not match the model input "
@@ -365,10 +373,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     model = lower(graph, steps, qparams, weights, recipe)
     model.meta["layer_stats"] = layer_stats
     model.meta.update(model_pass.meta)
-    model.meta["quantize_seconds"] = round(time.time() - t0, 3)
-    # the float sums of calibration and refinement depend on the thread count; with it and the
-    # recipe's seed the same machine reproduces the same model
-    model.meta["torch_threads"] = torch.get_num_threads()
+    model.meta["recipe_version"] = RECIPE_VERSION
     return model
 
 

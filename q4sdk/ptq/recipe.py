@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field, fields
 from q4sdk.errors import Q4Error
 from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 
+# The meaning of the recipe fields and of the presets: raised when a method or a preset changes
+# what it computes, recorded in every .q4 file as meta["recipe_version"].
+RECIPE_VERSION = 2
+
 WEIGHT_SCALE_METHODS = tuple(WEIGHT_SCALE)
 ACTIVATION_RANGE_METHODS = tuple(ACTIVATION_RANGE)
 WEIGHT_ROUNDING_METHODS = tuple(WEIGHT_ROUNDING)
