@@ -67,6 +67,8 @@ def cmd_quantize(args) -> int:
     recipe = _recipe_from_args(args)
     graph = load_float_model(args.model)
     data = load_samples(args.calib, graph.input_shape, nhwc=args.nhwc or graph.input_layout == "NHWC")
+    import warnings
+    warnings.formatwarning = lambda msg, *_a, **_k: f"warning: {msg}\n"  # calibration warnings, one line each
     progress = Progress("quantize", enabled=not args.quiet)
     model = quantize_graph(graph, data.x, recipe, progress)
     model.meta["source_file"] = Path(args.model).name  # no absolute path: same bytes on any machine

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,7 @@ from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 from q4sdk.ptq.bias_correction import correct_layer_bias
+from q4sdk.ptq.calib_check import CalibrationWarning, check_tensor
 from q4sdk.ptq.cle import equalize
 from q4sdk.ptq.dual import dual_decompose
 from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
@@ -116,23 +119,39 @@ def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
 
 def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> list[np.ndarray]:
     """Sampled layer inputs as im2col rows [R, K] in the weight's (I, kh, kw) order, the same rows
-    for every tensor in ``xs`` (the float path and the quantized path)."""
+    for every tensor in ``xs`` (the float path and the quantized path).
+
+    Rows are drawn from ``n_rows // 16`` random images; only the drawn patches are gathered (no
+    full im2col of those images)."""
     rng = np.random.default_rng(seed)
     n_img = min(xs[0].shape[0], max(1, n_rows // 16))
     imgs = torch.as_tensor(np.sort(rng.choice(xs[0].shape[0], n_img, replace=False)))
+    if step.kind == "fully_connected":
+        n_pos = 1
+    else:
+        a = step.node.attrs
+        kh, kw = step.node.params["weight"].shape[2:]
+        sh, sw = tuple(a.get("stride", (1, 1)))
+        t, l, b, r = a.get("pads", (0, 0, 0, 0))
+        h, w = xs[0].shape[2] + t + b, xs[0].shape[3] + l + r
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        n_pos = oh * ow
+    total = n_img * n_pos
+    pick = np.sort(rng.choice(total, min(total, n_rows), replace=False))
+    img = imgs[torch.as_tensor(pick // n_pos)]
     out = []
     for x in xs:
-        x = x[imgs]
         if step.kind == "fully_connected":
-            rows = x.flatten(1)
+            rows = x[img].flatten(1)
         else:
-            a = step.node.attrs
-            kh, kw = step.node.params["weight"].shape[2:]
-            cols = F.unfold(_pad4(x, a.get("pads", (0, 0, 0, 0))), (kh, kw), stride=tuple(a.get("stride", (1, 1))))
-            rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-        out.append(rows)
-    pick = torch.as_tensor(np.sort(rng.choice(out[0].shape[0], min(out[0].shape[0], n_rows), replace=False)))
-    return [r[pick].double().numpy() for r in out]
+            pos = torch.as_tensor(pick % n_pos)
+            iy = ((pos // ow) * sh)[:, None] + torch.arange(kh)[None, :]  # [R, kh]
+            ix = ((pos % ow) * sw)[:, None] + torch.arange(kw)[None, :]   # [R, kw]
+            xp = _pad4(x, (t, l, b, r))
+            rows = xp[img[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
+                      iy[:, None, :, None], ix[:, None, None, :]].reshape(len(pick), -1)
+        out.append(rows.double().numpy())
+    return out
 
 
 def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torch.Tensor) -> LayerWeights:
@@ -261,6 +280,11 @@ MODEL_STEPS: list[tuple[str, Callable[[Recipe], bool], Callable[[ModelPass], Non
 ]
 
 
+def _warn(messages: list[str]) -> None:
+    for m in messages:
+        warnings.warn(m, CalibrationWarning, stacklevel=3)
+
+
 def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
                    progress: Progress | None = None) -> QModel:
     """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW).
@@ -308,6 +332,7 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
 
     x = torch.as_tensor(calib)
     fp: dict[str, torch.Tensor] = {graph.input_name: x}
+    _warn(check_tensor(graph.input_name, calib, is_input=True))
     qparams[graph.input_name] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
         calib, act_bits, unsigned, recipe), act_bits)
     qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
@@ -345,6 +370,7 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
                 qparams[step.output] = qparams[step.inputs[0]]
             else:
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
+                _warn(check_tensor(step.output, q_out.numpy()))
                 qparams[step.output] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
                     q_out.numpy(), bits, unsigned, recipe), bits)
                 if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
