@@ -41,9 +41,8 @@ class QuantParams:
     bits: int
 
     def fake(self, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = int_range(self.bits)
-        return (torch.clamp(torch.round(x / self.scale) + self.zero_point, lo, hi)
-                - self.zero_point) * self.scale
+        lo, hi = int_range(self.bits)  # (clamp(round(x / s) + zp) - zp) * s, without temporaries
+        return (x / self.scale).round_().add_(self.zero_point).clamp_(lo, hi).sub_(self.zero_point).mul_(self.scale)
 
 
 @dataclass
@@ -167,7 +166,8 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
     if dual:
         t1, a1, t2, a2 = dual_decompose(w2, bits)
         q, scales, q2, scales2 = t1, a1, t2, a2
-    elif recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d":
+    elif (recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d"
+          and (recipe.opt_max_k is None or w2.shape[1] <= recipe.opt_max_k)):
         q = WEIGHT_ROUNDING[recipe.weight_rounding](
             w2, scales, bits, lambda: _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed), recipe)
     lw = LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
@@ -184,6 +184,16 @@ def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
     noise = float(((ref - approx) ** 2).sum())
     sig = float((ref ** 2).sum())
     return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
+
+
+SQNR_SAMPLES = 128  # calibration samples the per-layer output SQNR statistic is taken on
+
+
+def _tensor_sqnr(ref: torch.Tensor, approx: torch.Tensor) -> float:
+    """``_sqnr`` of two activation tensors, summed in float32 (a statistic, not a decision)."""
+    noise = float(torch.sum((ref - approx) ** 2))
+    sig = float(torch.sum(ref * ref))
+    return float("inf") if noise == 0 else 10.0 * float(np.log10(max(sig, 1e-30) / noise))
 
 
 def residual_name(tensor: str) -> str:
@@ -370,9 +380,10 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
                 qparams[step.output] = qparams[step.inputs[0]]
             else:
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
-                _warn(check_tensor(step.output, q_out.numpy()))
+                values = q_out.contiguous().numpy()
+                _warn(check_tensor(step.output, values))
                 qparams[step.output] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
-                    q_out.numpy(), bits, unsigned, recipe), bits)
+                    values, bits, unsigned, recipe), bits)
                 if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
                     p1 = qparams[step.output]
                     qparams[step.output] = QuantParams(p1.scale / (1 << bits),
@@ -380,7 +391,7 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
             fp[step.output] = fp_out
             qp[step.output] = qparams[step.output].fake(q_out)
             layer_stats[step.node.name] = {
-                "output_sqnr_db": _sqnr(fp_out.double().numpy(), qp[step.output].double().numpy()),
+                "output_sqnr_db": _tensor_sqnr(fp_out[:SQNR_SAMPLES], qp[step.output][:SQNR_SAMPLES]),
                 **({"residual_output": True} if step.output in residual_acts else {}),
                 **(weights[step.node.name].stats if step.node.name in weights else {}),
             }

@@ -38,6 +38,7 @@ class Recipe:
     residual_input: bool = False    # network input as two INT4 tensors X ~ b1*X1 + b2*X2
     residual_activations: list = field(default_factory=list)  # internal tensors as two INT4 tensors
     opt_rows: int = 4096            # im2col rows sampled for data-driven rounding
+    opt_max_k: int | None = None    # data-driven rounding only for kernels of at most this many weights
     refine_iters: int = 0           # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
     refine_loss: str = "mse"        # mse | kl: distance of quantized to float logits that refinement minimises
@@ -88,6 +89,8 @@ class Recipe:
             raise Q4Error("recipe field 'dual_tau': must be >= 0")
         if not isinstance(self.refine_runs, int) or self.refine_runs < 1:
             raise Q4Error(f"recipe field 'refine_runs': must be an integer >= 1, got {self.refine_runs!r}")
+        if self.opt_max_k is not None and (not isinstance(self.opt_max_k, int) or self.opt_max_k < 1):
+            raise Q4Error(f"recipe field 'opt_max_k': must be null or an integer >= 1, got {self.opt_max_k!r}")
         if self.weight_grid < 1 or self.activation_grid < 1 or self.calib_samples < 1:
             raise Q4Error("recipe: grid sizes and calib_samples must be >= 1")
 
