@@ -9,7 +9,10 @@ Calibration: ../shared/data/cifar10_calib.npz at W4A4 (activations int4). Wall t
 of `quantize_graph` alone.
 
     python benchmarks/quantize_scaling.py [--models resnet8,dscnn,resnet18] [--recipes fast,default,best]
-                                          [--skip resnet18:best]
+                                          [--skip resnet18:best] [--update]
+
+--update keeps the rows of the existing results that this run does not re-measure; the files are
+rewritten after every row.
 """
 from __future__ import annotations
 
@@ -123,32 +126,39 @@ def main() -> int:
     ap.add_argument("--models", default="resnet8,dscnn,resnet18")
     ap.add_argument("--recipes", default="fast,default,best")
     ap.add_argument("--skip", default="resnet18:best", help="model:recipe pairs not to run (comma-separated)")
+    ap.add_argument("--update", action="store_true", help="keep the existing rows this run does not re-measure")
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "RECIPE"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(*args.one)))
         return 0
-    rows = []
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"] if args.update else []
+    skip = [s for s in args.skip.split(",") if s]
     for model in args.models.split(","):
         for recipe in args.recipes.split(","):
-            if f"{model}:{recipe}" in args.skip.split(","):
+            if f"{model}:{recipe}" in skip:
                 continue
             p = subprocess.run([sys.executable, __file__, "--one", model, recipe], capture_output=True, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
             if p.returncode:
                 print(p.stderr, file=sys.stderr)
                 return 1
-            rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), file=sys.stderr)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs visible, Python {platform.python_version()}"
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
-    md = table(rows, machine)
-    if args.skip:
-        md += f"\n\nNot run: {args.skip} (AdaRound on every layer and 3 x 67 refinement iterations of the whole " \
-              "network on 128-image batches; far beyond the other rows on this machine)."
-    Path(args.out + ".md").write_text(md + "\n")
+            row = json.loads(p.stdout.strip().splitlines()[-1])
+            rows = [r for r in rows if (r["model"], r["recipe"]) != (model, recipe)] + [row]
+            rows.sort(key=lambda r: (r["parameters"], r["recipe"]))
+            print(json.dumps(row), file=sys.stderr)
+            md = table(rows, machine)
+            done = {(r["model"], r["recipe"]) for r in rows}
+            missing = [f"{m}:{r}" for m in ("resnet8", "dscnn", "resnet18") for r in ("fast", "default", "best")
+                       if (m, r) not in done]
+            if missing:
+                md += f"\n\nNot measured: {', '.join(missing)}."
+            out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+            out.with_suffix(".md").write_text(md + "\n")
     print(md)
     return 0
 
