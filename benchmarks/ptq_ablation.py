@@ -70,6 +70,10 @@ ROWS: list[tuple[str, str, object, bool]] = [
     ("W4A4u + refinement (100 it.)", "methods", {**U4, "refine_iters": 100}, False),
     ("W4A4u + refinement (2 runs of 100 it., averaged)", "methods",
      {**U4, "refine_iters": 100, "refine_runs": 2}, False),
+    ("preset fast, W4A4", "presets", ("fast", 4), False),
+    ("preset fast, W4A8", "presets", ("fast", 8), False),
+    ("preset default, W4A4", "presets", ("default", 4), False),
+    ("preset default, W4A8", "presets", ("default", 8), False),
     ("preset paper, W4A4", "presets", ("paper", 4), False),
     ("preset paper, W4A8", "presets", ("paper", 8), False),
     ("preset best, W4A4", "presets", ("best", 4), False),
@@ -92,9 +96,9 @@ def _recipe(spec) -> Recipe:
 
 def run_row(graph, calib, x, y, spec, float_acts: bool) -> dict:
     recipe = _recipe(spec)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     model = quantize_graph(graph, calib, recipe)
-    seconds = time.time() - t0
+    seconds, cpu = time.time() - t0, time.process_time() - c0
     if float_acts:  # the weight-quantized float graph (on the equalized graph when CLE rescaled it)
         g = equalize(graph) if recipe.cle else graph
         logits = run_float(dataclasses.replace(g, nodes=fake_quant_nodes(model, g)), x)
@@ -104,7 +108,7 @@ def run_row(graph, calib, x, y, spec, float_acts: bool) -> dict:
         cr = compression_ratio(model)
     weights = [op.arrays[k] for op in model.ops for k in ("weight", "weight2") if k in op.arrays]
     return {"top1": float((np.asarray(logits).argmax(1) == y).mean()), "cr_w": cr["weights"],
-            "cr_a": cr["activations"], "quantize_seconds": round(seconds, 1),
+            "cr_a": cr["activations"], "quantize_seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
             "zero_weights": float(sum((w == 0).sum() for w in weights) / sum(w.size for w in weights)),
             "dual_layers": [op.name for op in model.ops if "weight2" in op.arrays],
             "recipe": recipe.to_dict()}
@@ -115,17 +119,17 @@ def table(r: dict) -> str:
     lines = [f"ResNet-8, CIFAR-10 {r['split']} ({r['n_eval']} images), calibrated on cifar10_calib.npz; "
              f"machine: {r['machine']}; {len(r['rows'])} rows in {r['total_seconds']:.0f} s"
              + ("" if r["complete"] else " (INCOMPLETE run)"), "",
-             "| row | top-1 | drop vs FP32 | CR(W, A) | quantization (s) | zero weights |",
-             "|---|---|---|---|---|---|",
-             f"| FP32 | {100 * fp:.2f} % | | (1, 1) | | |"]
+             "| row | top-1 | drop vs FP32 | CR(W, A) | quantization (s) | CPU (s) | zero weights |",
+             "|---|---|---|---|---|---|---|",
+             f"| FP32 | {100 * fp:.2f} % | | (1, 1) | | | |"]
     group = None
     for row in r["rows"]:
         if row["group"] != group:
             group = row["group"]
-            lines.append(f"| *{group}* | | | | | |")
+            lines.append(f"| *{group}* | | | | | | |")
         lines.append(f"| {row['name']} | {100 * row['top1']:.2f} % | {100 * (fp - row['top1']):+.2f} | "
                      f"({row['cr_w']:.2f}, {row['cr_a']:.2f}) | {row['quantize_seconds']} | "
-                     f"{100 * row['zero_weights']:.1f} % |")
+                     f"{row.get('cpu_seconds', '')} | {100 * row['zero_weights']:.1f} % |")
     lines += ["", "Notes:",
               "- Integer rows: top-1 of the integer oracle (bit-exact with the generated C); all layers and "
               "the input quantized, per-kernel INT4 weights, per-tensor activations; logits at 8 bits.",
@@ -142,9 +146,14 @@ def table(r: dict) -> str:
               "weight MSE), since the paper's 0.02 selects no layer of this model; the JSON lists the dual "
               "layers of every row. Every row calibrates on the first 512 samples (the recipe default "
               "calib_samples) except preset best, which uses all of them (calib_samples 1024).",
+              "- Each row keeps the date it was measured (JSON); rows measured before RECIPE_VERSION 2 "
+              "(2026-12-03) ran refinement on two threads, and the old `default` preset is the "
+              "\"W4A8 signed\" / \"W4A4 signed\" rows.",
               "- presets: q4sdk.ptq.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
               "with the date each row was measured).",
-              "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs."]
+              "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs "
+              "(rows measured on a loaded machine show wall > CPU); CPU: that process's CPU time in "
+              "quantize_graph (one torch thread since RECIPE_VERSION 2; blank for rows measured before)."]
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel
 from q4sdk.ptq.pipeline import quantize_graph
-from q4sdk.ptq.recipe import Recipe
+from q4sdk.ptq.recipe import Recipe, preset
 
 
 def load_float_model(model, example_input=None) -> FloatGraph:
@@ -56,8 +56,8 @@ def quantize(model, calib, *, activations: int | str = 8, unsigned_activations: 
         recipe = Recipe.from_dict(recipe)
     if recipe is None:
         bits = int(str(activations).lower().removeprefix("int"))
-        recipe = Recipe(activation_bits=bits, unsigned_activations=bool(unsigned_activations))
-    elif unsigned_activations is not None:
+        recipe = preset("default", bits)  # the same recipe as the command line's default
+    if unsigned_activations is not None:
         recipe.unsigned_activations = unsigned_activations
     calib = np.asarray(calib, np.float32)
     if example_input is None and len(calib):
@@ -69,5 +69,5 @@ def quantize(model, calib, *, activations: int | str = 8, unsigned_activations: 
         graph_path = None
     qm = quantize_graph(graph, calib, recipe, Progress("quantize", enabled=progress))
     if graph_path:
-        qm.meta["source_path"] = graph_path
+        qm.meta["source_file"] = Path(graph_path).name  # no absolute path: same bytes on any machine
     return qm

@@ -11,17 +11,21 @@ from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.ir.qmodel import QModel
 
 
-def source_float_graph(model: QModel, override: str | Path | None = None) -> tuple[FloatGraph | None, str]:
-    """The float model a QModel was quantized from: ``override``, else ``meta["source_path"]`` if that file
-    still exists and its sha256 equals ``meta["source_hash"]``. Returns (graph or None, why)."""
+def source_float_graph(model: QModel, override: str | Path | None = None,
+                       q4_path: str | Path | None = None) -> tuple[FloatGraph | None, str]:
+    """The float model a QModel was quantized from: ``override``, else ``meta["source_file"]`` (a file
+    name, looked up beside ``q4_path`` and in the current folder) if that file still exists and its
+    sha256 equals ``meta["source_hash"]``. Returns (graph or None, why)."""
     from q4sdk.frontend.onnx_import import load_onnx
 
     if override is not None:
         return load_onnx(override), f"float model {override}"
-    src = model.meta.get("source_path")
+    src = model.meta.get("source_path") or model.meta.get("source_file")  # path (old files) or file name
     if not src:
         return None, "the .q4 file records no float model file (pass --float-model)"
     p = Path(src)
+    if q4_path is not None and not p.is_file() and (Path(q4_path).parent / p.name).is_file():
+        p = Path(q4_path).parent / p.name
     if not p.is_file():
         return None, f"float model {p} not found (pass --float-model)"
     if hashlib.sha256(p.read_bytes()).hexdigest() != model.meta.get("source_hash"):

@@ -63,7 +63,7 @@ def cmd_verify(args) -> int:
         check_labels(data.y, int(np.prod(model.output_tensor.shape)), data.path)
         acc = top1(c_out, data.y)
         prog.update(2, 3, "float model accuracy")
-        graph, note = source_float_graph(model, args.float_model)
+        graph, note = source_float_graph(model, args.float_model, args.model)
         if graph is not None:
             facc = top1(run_float(graph, data.x), data.y)
     prog.done("done")
@@ -108,7 +108,7 @@ def cmd_report(args) -> int:
     out = check_output_dir(args.output, REPORT_FILES, args.force)
     model = load_q4(args.model)
     data = model_samples(model, args.data, args.nhwc, args.count, args.start)
-    graph, why = source_float_graph(model, args.float_model)
+    graph, why = source_float_graph(model, args.float_model, args.model)
     rep = collect_report(model, data.x, data.y, graph, Progress("report"))
     _write_report_dir(out, lambda d: write_report(rep, model, graph, d))
     if graph is None:

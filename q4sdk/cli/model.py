@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from q4sdk.cli import target
@@ -68,12 +69,14 @@ def cmd_quantize(args) -> int:
     recipe = recipe_from_args(args)
     graph = load_float_model(args.model)
     data = load_samples(args.calib, graph.input_shape, nhwc=args.nhwc or graph.input_layout == "NHWC")
-    model = quantize_graph(graph, data.x, recipe, Progress("quantize", enabled=not args.quiet))
-    model.meta["source_path"] = str(Path(args.model).resolve())
+    warnings.formatwarning = lambda msg, *_a, **_k: f"warning: {msg}\n"  # calibration warnings, one line each
+    progress = Progress("quantize", enabled=not args.quiet)
+    model = quantize_graph(graph, data.x, recipe, progress)
+    model.meta["source_file"] = Path(args.model).name  # no absolute path: same bytes on any machine
     save_q4(model, out, overwrite=args.force)
     print(
         f"wrote {out}: {len(model.ops)} ops, W{recipe.weight_bits}A{recipe.activation_bits}, "
-        f"quantized in {model.meta['quantize_seconds']:.1f}s"
+        f"quantized in {progress.elapsed():.1f}s"
     )
     return 0
 
@@ -123,7 +126,7 @@ def register(sub) -> None:
         "--recipe",
         default="default",
         metavar="NAME|FILE.json",
-        help="a named recipe (default, minmax, paper, best) or a JSON recipe file; "
+        help="a named recipe (fast, default, best, minmax, paper) or a JSON recipe file; "
         "the flags below override its fields",
     )
     p.add_argument(

@@ -183,6 +183,9 @@ def check_meta(model: QModel) -> None:
                 "a list of names")
     _meta_field(meta, "weight_bits", lambda v: _is_int(v) and 1 <= v <= 8, "an int in [1, 8]")
     _meta_field(meta, "source_path", _short_str, f"a path of at most {MAX_PATH_CHARS} characters")
+    _meta_field(meta, "source_file", lambda v: _short_str(v) and "/" not in v and "\\" not in v,
+                "a file name (no folder)")
+    _meta_field(meta, "recipe_version", _is_int, "an int")
     _meta_field(meta, "source_hash", lambda v: _short_str(v, 128), "a sha256 hex string")
     _meta_field(meta, "quantize_seconds", lambda v: _is_number(v) and math.isfinite(v) and v >= 0,
                 "a number of seconds")

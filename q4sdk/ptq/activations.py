@@ -12,21 +12,60 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from q4sdk.ptq.aciq import aciq_clip
 from q4sdk.ptq.weights import int_range
 
 HIST_BINS = 8192
+# The bulk of a tensor's values lies between its BULK_TAIL and 1 - BULK_TAIL quantiles; values
+# more than OUTLIER_FACTOR times as far from 0 as the bulk's edge on their side are outliers.
+BULK_TAIL = 1e-4
+OUTLIER_FACTOR = 4.0
+_QUANTILE_SAMPLE = 1 << 20  # the quantiles are taken on an evenly strided subsample of this size
+
+
+def bulk_range(x: np.ndarray) -> tuple[float, float]:
+    """The ``BULK_TAIL`` and ``1 - BULK_TAIL`` quantiles of ``x`` (on a strided subsample)."""
+    flat = np.asarray(x, np.float32).ravel()
+    sub = flat[::max(1, flat.size // _QUANTILE_SAMPLE)]
+    k = int(BULK_TAIL * (sub.size - 1))
+    part = np.partition(sub, (k, sub.size - 1 - k))
+    return float(part[k]), float(part[sub.size - 1 - k])
+
+
+def search_range(lo: float, hi: float, blo: float, bhi: float) -> tuple[float, float]:
+    """The part of the extent ``[lo, hi]`` the clipping search covers: all of it, unless a side
+    reaches more than ``OUTLIER_FACTOR`` times beyond the bulk edge ``blo`` / ``bhi`` of that side."""
+    if bhi > 0 and hi > OUTLIER_FACTOR * bhi:
+        hi = OUTLIER_FACTOR * bhi
+    if blo < 0 and lo < OUTLIER_FACTOR * blo:
+        lo = OUTLIER_FACTOR * blo
+    return lo, hi
+
+
+class _Histogram:
+    """Calibration values as a histogram of ``HIST_BINS`` bins over ``[lo, hi]``, the search range
+    (``robust``) or the whole extent. Values beyond the search range (outliers) are left out of
+    the histogram: whatever range is chosen clips them, and their clipping error, which would
+    pull the range towards them (a single 1e5 pixel outweighs the rounding noise of every other
+    value), is not what the range should minimise."""
+
+    def __init__(self, x: np.ndarray, robust: bool = True):
+        xt = torch.as_tensor(np.asarray(x, np.float32).ravel())
+        self.min, self.max = float(xt.min()), float(xt.max())
+        self.lo, self.hi = self.min, self.max
+        if robust and self.max > self.min:
+            self.lo, self.hi = search_range(self.min, self.max, *bulk_range(x))
+        if self.hi <= self.lo:
+            self.centres, self.counts = np.array([self.lo]), np.array([float(xt.numel())])
+            return
+        self.counts = torch.histc(xt, HIST_BINS, self.lo, self.hi).double().numpy()
+        edges = np.linspace(self.lo, self.hi, HIST_BINS + 1)
+        self.centres = (edges[:-1] + edges[1:]) / 2
 
 
 def _histogram(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """All calibration values -> (bin centres, counts, min, max); the MSE is evaluated on it."""
-    xt = torch.as_tensor(np.asarray(x, np.float32).ravel())
-    lo, hi = float(xt.min()), float(xt.max())
-    if hi <= lo:
-        return np.array([lo]), np.array([float(xt.numel())]), lo, hi
-    counts = torch.histc(xt, HIST_BINS, lo, hi).double().numpy()
-    edges = np.linspace(lo, hi, HIST_BINS + 1)
-    return (edges[:-1] + edges[1:]) / 2, counts, lo, hi
+    """All calibration values -> (bin centres, counts, min, max) over their whole extent."""
+    h = _Histogram(x, robust=False)
+    return h.centres, h.counts, h.min, h.max
 
 
 def _params_for_range(lo: float, hi: float, bits: int, unsigned: bool) -> tuple[float, int]:
@@ -59,6 +98,8 @@ def aciq_range(x: np.ndarray, lo: float, hi: float, bits: int, unsigned: bool, p
     on the positive half of the signed grid, ``2^(bits-1) - 1`` steps; a tensor with both signs is
     clipped symmetrically with the two-sided prior and the range cut to the observed one.
     """
+    from q4sdk.ptq.aciq import aciq_clip
+
     if lo >= 0.0:
         return 0.0, aciq_clip(x, bits if unsigned else bits - 1, prior, signed=False)
     alpha = aciq_clip(x, bits, prior, signed=True)
@@ -67,15 +108,21 @@ def aciq_range(x: np.ndarray, lo: float, hi: float, bits: int, unsigned: bool, p
 
 def activation_params(x: np.ndarray, bits: int, unsigned: bool, method: str = "mmse",
                       n_grid: int = 100) -> tuple[float, int]:
-    """Calibration values -> (scale, zero_point)."""
-    centres, counts, lo, hi = _histogram(x)
+    """Calibration values -> (scale, zero_point).
+
+    ``mmse`` searches clip ranges at 1/n_grid ... n_grid/n_grid of the search range: the whole
+    extent, or, when outliers lie far beyond the bulk (``search_range``), the range up to
+    ``OUTLIER_FACTOR`` times the bulk's edges (the outliers are then clipped, see ``_Histogram``)."""
     if method == "minmax":
+        _, _, lo, hi = _histogram(x)
         return _params_for_range(lo, hi, bits, unsigned)
     if method.startswith("aciq_"):
+        _, _, lo, hi = _histogram(x)
         return _params_for_range(*aciq_range(x, lo, hi, bits, unsigned, method[5:]), bits, unsigned)
     if method != "mmse":
         raise ValueError(f"unknown activation range method '{method}'")
+    h = _Histogram(x)
     fracs = np.arange(1, n_grid + 1) / n_grid
-    cands = [_params_for_range(lo * f, hi * f, bits, unsigned) for f in fracs]
-    errs = quant_mse(centres, counts, np.array([c[0] for c in cands]), np.array([c[1] for c in cands]), bits)
+    cands = [_params_for_range(h.lo * f, h.hi * f, bits, unsigned) for f in fracs]
+    errs = quant_mse(h.centres, h.counts, np.array([c[0] for c in cands]), np.array([c[1] for c in cands]), bits)
     return cands[int(np.argmin(errs))]

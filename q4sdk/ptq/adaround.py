@@ -22,25 +22,13 @@ where float32 would hit denormals in the regulariser's gradient and run slower.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
+from q4sdk.ptq.threads import torch_threads
 from q4sdk.ptq.weights import int_range
 
 ZETA, GAMMA = 1.1, -0.1
-
-
-@contextmanager
-def _torch_threads(n: int):
-    """Run the block with ``n`` torch intra-op threads, restoring the previous count after."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _rect_sigmoid(v: torch.Tensor) -> torch.Tensor:
@@ -69,7 +57,7 @@ def adaround(w: np.ndarray, x: np.ndarray, scales: np.ndarray, bits: int = 4, it
     v = (-torch.log((ZETA - GAMMA) / (frac - GAMMA) - 1.0)).requires_grad_(True)
     opt = torch.optim.Adam([v], lr=lr)
     n_warm = int(warmup * iters)
-    with _torch_threads(1), torch.enable_grad():  # callers may run under no_grad
+    with torch_threads(1), torch.enable_grad():  # callers may run under no_grad
         for it in range(iters):
             h = _rect_sigmoid(v)
             a = (s * torch.clamp(w_floor + h, lo, hi)).float()  # soft-quantized weights [O, K]

@@ -9,10 +9,25 @@ Quantizing ``W`` to ``W_hat`` shifts the expected output of a layer by ``(W_hat 
 * analytical: ``delta = (W - W_hat) @ E[x]`` from the layer's input mean alone (weight error only;
   for a convolution pass the im2col column means, i.e. the per-channel input means repeated over
   the kernel taps in the caller's im2col order; zero-padded taps make it approximate at borders).
+
+The pipeline runs the empirical form as a layer step (``correct_layer_bias``), on the layer's
+pre-activation outputs over the whole calibration set.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+
+def correct_layer_bias(layer) -> None:
+    """Layer step: add ``E[y_float] - E[y_quant]`` per output channel to the layer's bias and to
+    its simulated quantized output (``layer``: a ``pipeline.LayerPass``)."""
+    pre_q = layer.q_pre
+    dims = [0, 2, 3] if pre_q.dim() == 4 else [0]
+    delta = (layer.fp_pre - pre_q).mean(dim=dims).double().numpy()
+    layer.lw.bias = layer.lw.bias + delta
+    layer.q_pre = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape((1, -1) + (1,) * (pre_q.dim() - 2))
+    layer.lw.stats["bias_correction_abs_mean"] = float(np.abs(delta).mean())
 
 
 def empirical_bias_correction(y_float_mean: np.ndarray, y_quant_mean: np.ndarray) -> np.ndarray:

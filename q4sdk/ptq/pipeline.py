@@ -8,8 +8,10 @@ quantization range is chosen on the simulated output. Then everything is lowered
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from typing import Callable
+
+import warnings
 
 import numpy as np
 import torch
@@ -22,17 +24,17 @@ from q4sdk.ir.ops import WEIGHTED_KINDS
 from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel
 from q4sdk.ptq import numerics
-from q4sdk.ptq.activations import activation_params
-from q4sdk.ptq.plan import Step, build_plan
-from q4sdk.ptq.recipe import Recipe
-from q4sdk.ptq.refine import refine
-from q4sdk.ptq.adaround import adaround
+from q4sdk.ptq.bias_correction import correct_layer_bias
+from q4sdk.ptq.calib_check import CalibrationWarning, check_tensor
+from q4sdk.ptq.cle import equalize
 from q4sdk.ptq.dual import dual_decompose
 from q4sdk.ptq.lower import fine_zero_point, lower, residual_name
-from q4sdk.ptq.cle import equalize
-from q4sdk.ptq.gpfq import gpfq_quantize
-from q4sdk.ptq.scale_search import alternating_scales, golden_section_scales
-from q4sdk.ptq.weights import int_range, minmax_scales, mmse_scales_grid, quantize_to_int
+from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
+from q4sdk.ptq.plan import Step, build_plan
+from q4sdk.ptq.recipe import RECIPE_VERSION, Recipe
+from q4sdk.ptq.refine import refine_model
+from q4sdk.ptq.threads import torch_threads
+from q4sdk.ptq.weights import int_range, quantize_to_int
 
 
 @dataclass
@@ -42,9 +44,8 @@ class QuantParams:
     bits: int
 
     def fake(self, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = int_range(self.bits)
-        return (torch.clamp(torch.round(x / self.scale) + self.zero_point, lo, hi)
-                - self.zero_point) * self.scale
+        lo, hi = int_range(self.bits)  # (clamp(round(x / s) + zp) - zp) * s, without temporaries
+        return (x / self.scale).round_().add_(self.zero_point).clamp_(lo, hi).sub_(self.zero_point).mul_(self.scale)
 
 
 @dataclass
@@ -99,37 +100,46 @@ def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
 
 def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> list[np.ndarray]:
     """Sampled layer inputs as im2col rows [R, K] in the weight's (I, kh, kw) order, the same rows
-    for every tensor in ``xs`` (the float path and the quantized path)."""
+    for every tensor in ``xs`` (the float path and the quantized path).
+
+    Rows are drawn from ``n_rows // 16`` random images; only the drawn patches are gathered (no
+    full im2col of those images)."""
     rng = np.random.default_rng(seed)
     n_img = min(xs[0].shape[0], max(1, n_rows // 16))
     imgs = torch.as_tensor(np.sort(rng.choice(xs[0].shape[0], n_img, replace=False)))
+    if step.kind == "fully_connected":
+        n_pos = 1
+    else:
+        a = step.node.attrs
+        kh, kw = step.node.params["weight"].shape[2:]
+        sh, sw = tuple(a.get("stride", (1, 1)))
+        t, l, b, r = a.get("pads", (0, 0, 0, 0))
+        h, w = xs[0].shape[2] + t + b, xs[0].shape[3] + l + r
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        n_pos = oh * ow
+    total = n_img * n_pos
+    pick = np.sort(rng.choice(total, min(total, n_rows), replace=False))
+    img = imgs[torch.as_tensor(pick // n_pos)]
     out = []
     for x in xs:
-        x = x[imgs]
         if step.kind == "fully_connected":
-            rows = x.flatten(1)
+            rows = x[img].flatten(1)
         else:
-            a = step.node.attrs
-            kh, kw = step.node.params["weight"].shape[2:]
-            cols = F.unfold(_pad4(x, a.get("pads", (0, 0, 0, 0))), (kh, kw), stride=tuple(a.get("stride", (1, 1))))
-            rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
-        out.append(rows)
-    pick = torch.as_tensor(np.sort(rng.choice(out[0].shape[0], min(out[0].shape[0], n_rows), replace=False)))
-    return [r[pick].double().numpy() for r in out]
+            pos = torch.as_tensor(pick % n_pos)
+            iy = ((pos // ow) * sh)[:, None] + torch.arange(kh)[None, :]  # [R, kh]
+            ix = ((pos % ow) * sw)[:, None] + torch.arange(kw)[None, :]   # [R, kw]
+            xp = _pad4(x, (t, l, b, r))
+            rows = xp[img[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
+                      iy[:, None, :, None], ix[:, None, None, :]].reshape(len(pick), -1)
+        out.append(rows.double().numpy())
+    return out
 
 
 def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torch.Tensor) -> LayerWeights:
     w = np.asarray(step.node.params["weight"], np.float64)
     w2 = w.reshape(w.shape[0], -1)
     bits = recipe.weight_bits
-    if recipe.weight_scale == "mmse":
-        scales = mmse_scales_grid(w2, bits, recipe.weight_grid)
-    elif recipe.weight_scale == "golden":
-        scales = golden_section_scales(w2, bits)
-    elif recipe.weight_scale == "alternating":
-        scales = alternating_scales(w2, bits)
-    else:
-        scales = minmax_scales(w2, bits)
+    scales = WEIGHT_SCALE[recipe.weight_scale](w2, bits, recipe)
     q = quantize_to_int(w2, scales, bits)
     rel_mse = float(((w2 - q * scales[:, None]) ** 2).sum() / max((w2 ** 2).sum(), 1e-30))
     stats = {"weight_rel_mse_single": rel_mse}
@@ -138,13 +148,10 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
     if dual:
         t1, a1, t2, a2 = dual_decompose(w2, bits)
         q, scales, q2, scales2 = t1, a1, t2, a2
-    elif recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d":
-        xr, xqr = _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed)
-        if recipe.weight_rounding == "adaround":
-            with torch.enable_grad():  # the calibration loop runs under no_grad
-                q = adaround(w2, xr, scales, bits, iters=recipe.adaround_iters, xq=xqr)
-        else:
-            q = gpfq_quantize(w2, xr, xqr, scales, bits, recipe.gpfq_sparsity)
+    elif (recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d"
+          and (recipe.opt_max_k is None or w2.shape[1] <= recipe.opt_max_k)):
+        q = WEIGHT_ROUNDING[recipe.weight_rounding](
+            w2, scales, bits, lambda: _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed), recipe)
     lw = LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
                       None if q2 is None else q2.reshape(w.shape), scales2, stats)
     w_hat = lw.dequantized().reshape(w2.shape)
@@ -159,6 +166,19 @@ def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
     noise = float(((ref - approx) ** 2).sum())
     sig = float((ref ** 2).sum())
     return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
+
+
+SQNR_SAMPLES = 128  # calibration samples the per-layer output SQNR statistic is taken on
+
+
+def _tensor_sqnr(ref: torch.Tensor, approx: torch.Tensor) -> float:
+    """``_sqnr`` of two activation tensors, summed in float32 (a statistic, not a decision)."""
+    noise = float(torch.sum((ref - approx) ** 2))
+    sig = float(torch.sum(ref * ref))
+    return float("inf") if noise == 0 else 10.0 * float(np.log10(max(sig, 1e-30) / noise))
+
+
+
 
 
 def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) -> list[str]:
@@ -200,13 +220,62 @@ def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, t
     return torch.cat(pres), torch.cat(outs)
 
 
+@dataclass
+class LayerPass:
+    """A conv / dense layer during the calibration pass, as layer steps see and change it."""
+    step: Step
+    recipe: Recipe
+    lw: LayerWeights           # its quantized weights (a step may change the bias or the weights)
+    fp_pre: torch.Tensor       # the float model's pre-activation output on the calibration set
+    q_pre: torch.Tensor        # the quantized model's, as simulated so far (a step keeps it in sync)
+
+
+@dataclass
+class ModelPass:
+    """The whole quantized model after the calibration pass, as model steps see and change it."""
+    graph: FloatGraph
+    steps: list[Step]
+    recipe: Recipe
+    qparams: dict
+    weights: dict
+    calib: np.ndarray
+    forward: Callable
+    residual_input: str | None  # the network input's residual tensor, if any
+    progress: Progress
+    meta: dict = field(default_factory=dict)  # what the steps record in the .q4 meta
+
+
+# Pipeline-level recipe steps, in the order they run: (name, runs for this recipe?, function).
+# A layer step runs on every conv / dense layer right after its weights are quantized; a model step
+# runs once after the calibration pass, before lowering.
+LAYER_STEPS: list[tuple[str, Callable[[Recipe], bool], Callable[[LayerPass], None]]] = [
+    ("bias_correction", lambda r: r.bias_correction, correct_layer_bias),
+]
+MODEL_STEPS: list[tuple[str, Callable[[Recipe], bool], Callable[[ModelPass], None]]] = [
+    ("refine", lambda r: r.refine_iters > 0, refine_model),
+]
+
+
+def _warn(messages: list[str]) -> None:
+    for m in messages:
+        warnings.warn(m, CalibrationWarning, stacklevel=3)
+
+
 def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
                    progress: Progress | None = None) -> QModel:
-    """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW)."""
+    """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW).
+
+    Runs on one torch thread (``threads.py``): the same inputs give the same model, whatever the
+    caller's thread count."""
+    with torch_threads(1):
+        return _quantize_graph(graph, calib, recipe, progress)
+
+
+def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
+                    progress: Progress | None) -> QModel:
     recipe = recipe or Recipe()
     recipe.validate()
     progress = progress or Progress(enabled=False)
-    t0 = time.time()
     calib = np.asarray(calib, np.float32)
     if calib.shape[1:] != tuple(graph.input_shape):
         raise Q4Error(f"calibration data: sample shape {calib.shape[1:]} does not match the model input "
@@ -241,8 +310,9 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
 
     x = torch.as_tensor(calib)
     fp: dict[str, torch.Tensor] = {graph.input_name: x}
-    qparams[graph.input_name] = QuantParams(*activation_params(
-        calib, act_bits, unsigned, recipe.activation_range, recipe.activation_grid), act_bits)
+    _warn(check_tensor(graph.input_name, calib, is_input=True))
+    qparams[graph.input_name] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
+        calib, act_bits, unsigned, recipe), act_bits)
     qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
     if recipe.residual_input:  # X ~ X1 + X2: the second INT4 tensor quantizes the first one's error
         for s in steps:
@@ -260,31 +330,29 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     with torch.no_grad():
         for idx, step in enumerate(steps):
             progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
-            _, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+            fp_pre, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
             numerics.check_finite(step.node.name, fp_out)
             if step.kind in WEIGHTED_KINDS:
                 lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
                 w_hat = lw.dequantized()
                 pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
                                     [qp[i] for i in step.inputs])
-                if recipe.bias_correction:
-                    fp_pre, _ = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
-                    dims = [0, 2, 3] if pre_q.dim() == 4 else [0]
-                    delta = (fp_pre - pre_q).mean(dim=dims).double().numpy()
-                    lw.bias = lw.bias + delta
-                    pre_q = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape(
-                        (1, -1) + (1,) * (pre_q.dim() - 2))
-                    lw.stats["bias_correction_abs_mean"] = float(np.abs(delta).mean())
+                layer = LayerPass(step, recipe, lw, fp_pre, pre_q)
+                for _, wanted, layer_step in LAYER_STEPS:
+                    if wanted(recipe):
+                        layer_step(layer)
                 weights[step.node.name] = lw
-                q_out = _apply_act(pre_q, step.act)
+                q_out = _apply_act(layer.q_pre, step.act)
             else:
                 _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
             if step.same_quant:
                 qparams[step.output] = qparams[step.inputs[0]]
             else:
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
-                qparams[step.output] = QuantParams(*activation_params(
-                    q_out.numpy(), bits, unsigned, recipe.activation_range, recipe.activation_grid), bits)
+                values = q_out.contiguous().numpy()
+                _warn(check_tensor(step.output, values))
+                qparams[step.output] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
+                    values, bits, unsigned, recipe), bits)
                 qparams[step.output] = numerics.floor_output_scale(  # zero / tiny ranges (dead ReLU)
                     step, qparams[step.output], [qparams[i].scale for i in step.inputs],
                     weights.get(step.node.name), numerics_notes)
@@ -295,7 +363,7 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
             fp[step.output] = fp_out
             qp[step.output] = qparams[step.output].fake(q_out)
             layer_stats[step.node.name] = {
-                "output_sqnr_db": _sqnr(fp_out.double().numpy(), qp[step.output].double().numpy()),
+                "output_sqnr_db": _tensor_sqnr(fp_out[:SQNR_SAMPLES], qp[step.output][:SQNR_SAMPLES]),
                 **({"residual_output": True} if step.output in residual_acts else {}),
                 **(weights[step.node.name].stats if step.node.name in weights else {}),
             }
@@ -304,12 +372,11 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
                 if remaining[i] == 0 and i != graph.input_name:
                     fp.pop(i, None)
                     qp.pop(i, None)
-    refine_stats = None
-    if recipe.refine_iters > 0:
-        refine_stats = refine(graph.input_name, graph.output_name, steps, qparams, weights, calib, _forward,
-                              residual_name(graph.input_name) if recipe.residual_input else None,
-                              recipe.refine_iters, recipe.refine_lr, seed=recipe.seed, progress=progress,
-                              loss_kind=recipe.refine_loss, runs=recipe.refine_runs)
+    model_pass = ModelPass(graph, steps, recipe, qparams, weights, calib, _forward,
+                           residual_name(graph.input_name) if recipe.residual_input else None, progress)
+    for _, wanted, model_step in MODEL_STEPS:
+        if wanted(recipe):
+            model_step(model_pass)
     progress.done(f"quantized {len(steps)} layers")
 
     model = lower(graph, steps, qparams, weights, recipe)
@@ -317,10 +384,6 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
     numerics_notes += numerics.lowering_notes(weights)
     if numerics_notes:
         model.meta["numerics"] = numerics_notes
-    if refine_stats is not None:
-        model.meta["refine"] = refine_stats
-    model.meta["quantize_seconds"] = round(time.time() - t0, 3)
-    # the float sums of calibration and refinement depend on the thread count; with it and the
-    # recipe's seed the same machine reproduces the same model
-    model.meta["torch_threads"] = torch.get_num_threads()
+    model.meta.update(model_pass.meta)
+    model.meta["recipe_version"] = RECIPE_VERSION
     return model

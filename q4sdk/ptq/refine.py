@@ -209,3 +209,12 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
         if residual:
             qparams[residual].scale = qparams[input_name].scale / (1 << qparams[input_name].bits)
     return {"loss_before": before, "loss_after": after, "applied": True}
+
+
+def refine_model(model_pass) -> None:
+    """Model step: refine the scales of a ``pipeline.ModelPass`` in place as its recipe says and
+    record the losses in its ``meta["refine"]``."""
+    mp, r = model_pass, model_pass.recipe
+    mp.meta["refine"] = refine(mp.graph.input_name, mp.graph.output_name, mp.steps, mp.qparams, mp.weights,
+                               mp.calib, mp.forward, mp.residual_input, r.refine_iters, r.refine_lr,
+                               seed=r.seed, progress=mp.progress, loss_kind=r.refine_loss, runs=r.refine_runs)
