@@ -61,32 +61,60 @@ def _per_sample(shape) -> int:
 
 # ---------------------------------------------------------------- supported models: the plan
 
-def skeleton_model(graph, activation_bits: int):
-    """The integer program's structure for ``graph`` (shapes, bits, array shapes; no values)."""
+def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
+    """The integer program's structure for ``graph`` as recipe ``recipe_name`` lowers it (shapes,
+    bits, array shapes; no values): dual INT4 layers carry a second weight tensor, and at 4-bit
+    activations a residual-quantized network input or last-layer input adds its second tensor and
+    its residual_split ops, as ``q4sdk.ptq.lower`` does."""
+    from q4sdk.ir.ops import WEIGHTED_KINDS
     from q4sdk.ir.qmodel import QModel, QOp, QTensor
+    from q4sdk.ptq.lower import residual_name
     from q4sdk.ptq.plan import build_plan
+    from q4sdk.ptq.recipe import preset
+
+    recipe = preset(recipe_name, activation_bits)
 
     def stored(shape):
         return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
 
     steps = build_plan(graph)
+    weighted = [s for s in steps if s.kind in WEIGHTED_KINDS]
+    alias = {"@first": weighted[0].node.name, "@last": weighted[-1].node.name} if weighted else {}
+    dual = {alias.get(n, n) for n in recipe.dual_layers}
+    last_input = weighted[-1].inputs[0] if weighted and "@last_input" in recipe.residual_activations else None
     tensors = {graph.input_name: QTensor(graph.input_name, stored(graph.input_shape), activation_bits, 1.0, 0)}
+    res_in = residual_name(graph.input_name) if recipe.residual_input else None
+    if res_in:
+        tensors[res_in] = QTensor(res_in, stored(graph.input_shape), activation_bits, 1.0, 0)
     ops = []
     for step in steps:
-        bits = 8 if step.output == graph.output_name else activation_bits
+        bits = 8 if step.output in (graph.output_name, last_input) else activation_bits
         if step.same_quant:  # maxpool, clamp, pad, reshape keep their input's quantization
             bits = tensors[step.inputs[0]].bits
-        tensors[step.output] = QTensor(step.output, stored(graph.shapes[step.output]), bits, 1.0, 0)
+        inputs = list(step.inputs) + ([res_in] if res_in and graph.input_name in step.inputs else [])
         arrays = {}
-        if step.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+        if step.kind in WEIGHTED_KINDS:
+            if step is weighted[-1] and last_input is not None:  # X1, X2 from the 8-bit fine grid
+                inputs = []
+                for part, suffix in enumerate(("coarse", "residual")):
+                    name = f"{last_input}__{suffix}"
+                    tensors[name] = QTensor(name, tensors[last_input].shape, activation_bits, 1.0, 0)
+                    ops.append(QOp(name, "residual_split", [last_input], name, {"part": part}, {}))
+                    inputs.append(name)
             w = step.node.params["weight"]
             o = w.shape[0]
             shape = {"conv2d": (o, *w.shape[2:], w.shape[1]), "depthwise_conv2d": (o, *w.shape[2:])}.get(
                 step.kind, w.shape)
+            terms = len(inputs) * (2 if step.node.name in dual else 1)
             arrays = {"weight": np.zeros(shape, np.int8), "bias": np.zeros(o, np.int32),
-                      "multiplier": np.zeros(o, np.int32), "shift": np.zeros(o, np.int32)}
-        ops.append(QOp(step.node.name, step.kind, list(step.inputs), step.output, {}, arrays))
-    return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, {})
+                      "multiplier": np.zeros((terms, o) if terms > 1 else o, np.int32),
+                      "shift": np.zeros(o, np.int32)}
+            if step.node.name in dual:
+                arrays["weight2"] = np.zeros(shape, np.int8)
+        tensors[step.output] = QTensor(step.output, stored(graph.shapes[step.output]), bits, 1.0, 0)
+        ops.append(QOp(step.node.name, step.kind, inputs, step.output, {}, arrays))
+    meta = {"input_residual": res_in} if res_in else {}
+    return QModel(graph.name, graph.input_name, graph.output_name, tensors, ops, meta)
 
 
 def _plan_figures(graph) -> tuple[int, int, int, int]:
@@ -260,7 +288,7 @@ def format_check(c: ModelCheck) -> str:
         rows.append(f"{op:<24} {n:>6}  {status}")
     if c.issues:
         rows += ["", "unsupported:"] + [f"  {i['message']}" for i in c.issues]
-    how = ("exact, from the lowering plan and the arena planner" if c.estimate == "plan"
+    how = ("exact for the default recipe, from the lowering plan and the arena planner" if c.estimate == "plan"
            else "estimate from ONNX shapes; arena = peak of live tensors (a lower bound)")
     rows += ["",
              f"parameters            {c.parameters:,}",

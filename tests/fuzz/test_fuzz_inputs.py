@@ -48,9 +48,9 @@ def _unsupported(op, **attrs):
 
 ONNX_CASES = {
     "control": lambda: _conv_head([h.make_node("Relu", ["c1"], ["r"], name="relu")], "r"),
-    "Sigmoid": lambda: _unsupported("Sigmoid"),
-    "Tanh": lambda: _unsupported("Tanh"),
-    "LeakyRelu": lambda: _unsupported("LeakyRelu"),
+    "Erf": lambda: _unsupported("Erf"),
+    "Softplus": lambda: _unsupported("Softplus"),
+    "Softsign": lambda: _unsupported("Softsign"),
     "Softmax mid-graph": lambda: _unsupported("Softmax", axis=1),
     "Concat": lambda: _conv_head([h.make_node("Concat", ["c1", "c1"], ["u"], axis=1, name="bad_node")], "u"),
     "Mul": lambda: _conv_head([h.make_node("Mul", ["c1", "c1"], ["u"], name="bad_node")], "u"),

@@ -154,7 +154,7 @@ def test_dead_relu_review_reproducer(tmp_path):
     model = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
     model.ir_version = 8
     for bits, unsigned in ((8, False), (4, False), (4, True)):
-        run = check(model, tmp_path, bits, min_sqnr=25.0, cases=["output_scale_floor"], unsigned=unsigned)
+        run = check(model, tmp_path, bits, min_sqnr=20.0, cases=["output_scale_floor"], unsigned=unsigned)
         np.testing.assert_allclose(run.int_out, [[.1, -.2, .3, .05]] * len(TEST), atol=run.model.output_tensor.scale)
 
 
