@@ -8,6 +8,7 @@ instructions). Writes JSON (default ``benchmarks/kernels_mcu.json``) and prints 
 
     python3 benchmarks/kernels_mcu.py [--out FILE] [--boards mps2-an386 mps3-an547]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ BOARDS = ("mps2-an386", "mps3-an547")
 
 def layer_cases(bits: int, seed: int = 0):
     rng = np.random.default_rng(seed + bits)
-    return [random_case(rng, name, bits, h, w, i, o, (k, k), (s, s), pads)
-            for name, h, w, i, o, k, s, pads in RESNET8_LAYERS]
+    return [
+        random_case(rng, name, bits, h, w, i, o, (k, k), (s, s), pads)
+        for name, h, w, i, o, k, s, pads in RESNET8_LAYERS
+    ]
 
 
 def measure(board_name: str, bits: int, work: Path) -> list[dict]:
@@ -55,13 +58,22 @@ def measure(board_name: str, bits: int, work: Path) -> list[dict]:
     rows = []
     for r in results:
         if r.mismatches or not r.guard_ok:
-            raise SystemExit(f"{board_name} {r.case} {r.variant}: output differs from the oracle "
-                             f"({r.mismatches} bytes, first at {r.first_bad}) or guard overwritten")
+            raise SystemExit(
+                f"{board_name} {r.case} {r.variant}: output differs from the oracle "
+                f"({r.mismatches} bytes, first at {r.first_bad}) or guard overwritten"
+            )
         instructions = r.ticks * board.timer.instructions_per_tick
-        rows.append({"board": board_name, "activation_bits": bits, "layer": r.case,
-                     "variant": r.variant, "macs": macs[r.case],
-                     "instructions": int(instructions),
-                     "instructions_per_mac": round(instructions / macs[r.case], 3)})
+        rows.append(
+            {
+                "board": board_name,
+                "activation_bits": bits,
+                "layer": r.case,
+                "variant": r.variant,
+                "macs": macs[r.case],
+                "instructions": int(instructions),
+                "instructions_per_mac": round(instructions / macs[r.case], 3),
+            }
+        )
     return rows
 
 
@@ -74,9 +86,17 @@ def network_totals(rows: list[dict]) -> list[dict]:
         acc = totals.setdefault(key, [0, 0])
         acc[0] += n * r["instructions"]
         acc[1] += n * r["macs"]
-    return [{"board": b, "activation_bits": bits, "variant": v, "macs": m, "instructions": i,
-             "instructions_per_mac": round(i / m, 3)}
-            for (b, bits, v), (i, m) in sorted(totals.items())]
+    return [
+        {
+            "board": b,
+            "activation_bits": bits,
+            "variant": v,
+            "macs": m,
+            "instructions": i,
+            "instructions_per_mac": round(i / m, 3),
+        }
+        for (b, bits, v), (i, m) in sorted(totals.items())
+    ]
 
 
 def main(argv=None) -> int:
@@ -89,13 +109,18 @@ def main(argv=None) -> int:
         for board_name in args.boards:
             for bits in (4, 8):
                 rows += measure(board_name, bits, Path(tmp))
-    report = {"unit": "guest instructions per multiply-accumulate (QEMU -icount)",
-              "layers": rows, "resnet8_conv_total": network_totals(rows)}
+    report = {
+        "unit": "guest instructions per multiply-accumulate (QEMU -icount)",
+        "layers": rows,
+        "resnet8_conv_total": network_totals(rows),
+    }
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{'board':12} {'bits':>4} {'layer':22} {'variant':9} {'instr/MAC':>9}")
     for r in rows + report["resnet8_conv_total"]:
-        print(f"{r['board']:12} {r['activation_bits']:>4} {r.get('layer', 'TOTAL'):22} "
-              f"{r['variant']:9} {r['instructions_per_mac']:>9.3f}")
+        print(
+            f"{r['board']:12} {r['activation_bits']:>4} {r.get('layer', 'TOTAL'):22} "
+            f"{r['variant']:9} {r['instructions_per_mac']:>9.3f}"
+        )
     print(f"wrote {args.out}")
     return 0
 

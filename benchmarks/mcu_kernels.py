@@ -16,6 +16,7 @@ Instructions, never cycles. Exits non-zero if any output differs from the oracle
         [--models resnet8,dscnn] [--boards mps2-an386,mps3-an547] [--no-packed]
         [--out benchmarks/results/mcu_kernels.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,10 @@ from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.targets.run import run_on_board  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
-MODELS = {"resnet8": SHARED / "models" / "resnet8_cifar10.onnx",
-          "dscnn": SHARED / "models" / "dscnn_cifar10.onnx"}
+MODELS = {
+    "resnet8": SHARED / "models" / "resnet8_cifar10.onnx",
+    "dscnn": SHARED / "models" / "dscnn_cifar10.onnx",
+}
 CALIB = SHARED / "data" / "cifar10_calib.npz"
 TEST = SHARED / "data" / "cifar10_test.npz"
 BOARDS = ("mps2-an386", "mps3-an547")
@@ -48,10 +51,20 @@ CORE_NAMES = {"cortex-m4": "Cortex-M4", "cortex-m55": "Cortex-M55"}
 CMSIS_NN = {
     ("resnet8", "Cortex-M4"): {"int8": 2.30, "int4-weight": 3.97, "scope": "nine convolutions"},
     ("resnet8", "Cortex-M55"): {"int8": 0.48, "int4-weight": 0.72, "scope": "nine convolutions"},
-    ("dscnn", "Cortex-M4"): {"int8": 2.88, "int4-weight": 5.15, "depthwise int8": 8.0,
-                             "pointwise int8": 2.2, "scope": "16 layers"},
-    ("dscnn", "Cortex-M55"): {"int8": 0.686, "int4-weight": 0.99, "depthwise int8": 2.73,
-                              "pointwise int8": 0.42, "scope": "16 layers"},
+    ("dscnn", "Cortex-M4"): {
+        "int8": 2.88,
+        "int4-weight": 5.15,
+        "depthwise int8": 8.0,
+        "pointwise int8": 2.2,
+        "scope": "16 layers",
+    },
+    ("dscnn", "Cortex-M55"): {
+        "int8": 0.686,
+        "int4-weight": 0.99,
+        "depthwise int8": 2.73,
+        "pointwise int8": 0.42,
+        "scope": "16 layers",
+    },
 }
 
 
@@ -62,8 +75,11 @@ def nchw(x_uint8_nhwc: np.ndarray) -> np.ndarray:
 def layer_type(op, model) -> str:
     """The benchmark's layer classes: depthwise KxK, pointwise 1x1, conv KxK, fc, add, other."""
     if op.kind in ("conv2d", "depthwise_conv2d"):
-        kh, kw = op.arrays["weight"].shape[-2:] if op.kind == "depthwise_conv2d" else \
-            op.arrays["weight"].shape[1:3]
+        kh, kw = (
+            op.arrays["weight"].shape[-2:]
+            if op.kind == "depthwise_conv2d"
+            else op.arrays["weight"].shape[1:3]
+        )
         if op.kind == "depthwise_conv2d":
             return f"depthwise {kh}x{kw}"
         return "pointwise 1x1" if (kh, kw) == (1, 1) else f"conv {kh}x{kw}"
@@ -79,21 +95,30 @@ def terms_of(op) -> int:
 def measure(model_name: str, model, board, xq, kernels: str, packed: bool, bits: int) -> dict:
     ops = {op.name: op for op in model.ops}
     with tempfile.TemporaryDirectory() as work:
-        run = run_on_board(model, board, xq, work, kernels=kernels, name=model_name,
-                           pack_activations=packed)
+        run = run_on_board(model, board, xq, work, kernels=kernels, name=model_name, pack_activations=packed)
     layers = []
     for layer in run.layers:
         op = ops[layer.op]
         elements = int(np.prod(model.tensors[op.output].shape))
-        layers.append({"op": layer.op, "kind": layer.kind, "type": layer_type(op, model),
-                       "kernel": layer.kernel, "terms": terms_of(op), "macs": layer.macs,
-                       "network_macs": layer.macs // terms_of(op), "elements": elements,
-                       "instructions": layer.instructions})
+        layers.append(
+            {
+                "op": layer.op,
+                "kind": layer.kind,
+                "type": layer_type(op, model),
+                "kernel": layer.kernel,
+                "terms": terms_of(op),
+                "macs": layer.macs,
+                "network_macs": layer.macs // terms_of(op),
+                "elements": elements,
+                "instructions": layer.instructions,
+            }
+        )
     network_macs = sum(layer["network_macs"] for layer in layers)
     types: dict[str, dict] = {}
     for layer in layers:
-        t = types.setdefault(layer["type"], {"instructions": 0.0, "network_macs": 0, "elements": 0,
-                                             "kernels": set()})
+        t = types.setdefault(
+            layer["type"], {"instructions": 0.0, "network_macs": 0, "elements": 0, "kernels": set()}
+        )
         t["instructions"] += layer["instructions"]
         t["network_macs"] += layer["network_macs"]
         t["elements"] += layer["elements"]
@@ -102,14 +127,24 @@ def measure(model_name: str, model, board, xq, kernels: str, packed: bool, bits:
         t["per_mac"] = t["instructions"] / t["network_macs"] if t["network_macs"] else None
         t["per_element"] = t["instructions"] / t["elements"] if t["elements"] else None
         t["kernels"] = sorted(t["kernels"])
-    return {"model": model_name, "board": board.name,
-            "core": CORE_NAMES.get(board.cpu, board.cpu), "weight_bits": 4,
-            "activation_bits": bits, "packed": packed, "kernels": kernels, "bit_exact": run.ok,
-            "first_mismatch": None if run.first_mismatch is None else str(run.first_mismatch),
-            "instructions_per_inference": run.instructions, "network_macs": network_macs,
-            "instructions_per_network_mac": run.instructions / network_macs,
-            "arena": run.ram["arena"], "scratch": run.ram["scratch"],
-            "layer_types": types, "layers": layers}
+    return {
+        "model": model_name,
+        "board": board.name,
+        "core": CORE_NAMES.get(board.cpu, board.cpu),
+        "weight_bits": 4,
+        "activation_bits": bits,
+        "packed": packed,
+        "kernels": kernels,
+        "bit_exact": run.ok,
+        "first_mismatch": None if run.first_mismatch is None else str(run.first_mismatch),
+        "instructions_per_inference": run.instructions,
+        "network_macs": network_macs,
+        "instructions_per_network_mac": run.instructions / network_macs,
+        "arena": run.ram["arena"],
+        "scratch": run.ram["scratch"],
+        "layer_types": types,
+        "layers": layers,
+    }
 
 
 def label(row: dict) -> str:
@@ -117,48 +152,77 @@ def label(row: dict) -> str:
 
 
 def tables(rows: list[dict]) -> list[str]:
-    out = ["### Whole networks (instructions per inference and per network MAC)", "",
-           "| model | core | instructions | instr/MAC | packed vs unpacked | arena | scratch | "
-           "CMSIS-NN int8 / int4-weight (instr/MAC) | bit-exact |",
-           "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    out = [
+        "### Whole networks (instructions per inference and per network MAC)",
+        "",
+        "| model | core | instructions | instr/MAC | packed vs unpacked | arena | scratch | "
+        "CMSIS-NN int8 / int4-weight (instr/MAC) | bit-exact |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for r in rows:
-        base = next((u for u in rows if u["model"] == r["model"] and u["board"] == r["board"]
-                     and u["activation_bits"] == r["activation_bits"] and not u["packed"]), None)
-        ratio = f"{r['instructions_per_inference'] / base['instructions_per_inference']:.2f}x" \
-            if r["packed"] and base else "-"
+        base = next(
+            (
+                u
+                for u in rows
+                if u["model"] == r["model"]
+                and u["board"] == r["board"]
+                and u["activation_bits"] == r["activation_bits"]
+                and not u["packed"]
+            ),
+            None,
+        )
+        ratio = (
+            f"{r['instructions_per_inference'] / base['instructions_per_inference']:.2f}x"
+            if r["packed"] and base
+            else "-"
+        )
         ref = CMSIS_NN.get((r["model"], r["core"]), {})
-        out.append(f"| {label(r)} | {r['core']} | {r['instructions_per_inference']:,.0f} | "
-                   f"{r['instructions_per_network_mac']:.3f} | {ratio} | {r['arena']:,} | "
-                   f"{r['scratch']:,} | {ref.get('int8', '-')} / {ref.get('int4-weight', '-')} "
-                   f"({ref.get('scope', '')}) | {'yes' if r['bit_exact'] else 'NO'} |")
-    out += ["", "### Per layer type (instr/MAC; add and other element-wise ops: instr/element)", "",
-            "| model | core | layer type | kernels | instructions | instr/MAC | instr/element |",
-            "|---|---|---|---|---:|---:|---:|"]
+        out.append(
+            f"| {label(r)} | {r['core']} | {r['instructions_per_inference']:,.0f} | "
+            f"{r['instructions_per_network_mac']:.3f} | {ratio} | {r['arena']:,} | "
+            f"{r['scratch']:,} | {ref.get('int8', '-')} / {ref.get('int4-weight', '-')} "
+            f"({ref.get('scope', '')}) | {'yes' if r['bit_exact'] else 'NO'} |"
+        )
+    out += [
+        "",
+        "### Per layer type (instr/MAC; add and other element-wise ops: instr/element)",
+        "",
+        "| model | core | layer type | kernels | instructions | instr/MAC | instr/element |",
+        "|---|---|---|---|---:|---:|---:|",
+    ]
     for r in rows:
         for name, t in sorted(r["layer_types"].items()):
             if name == "reshape":
                 continue
             per_mac = "-" if t["per_mac"] is None else f"{t['per_mac']:.2f}"
             per_el = f"{t['per_element']:.2f}" if t["network_macs"] == 0 else "-"
-            out.append(f"| {label(r)} | {r['core']} | {name} | {', '.join(k for k in t['kernels'] if k)} | "
-                       f"{t['instructions']:,.0f} | {per_mac} | {per_el} |")
+            out.append(
+                f"| {label(r)} | {r['core']} | {name} | {', '.join(k for k in t['kernels'] if k)} | "
+                f"{t['instructions']:,.0f} | {per_mac} | {per_el} |"
+            )
     for r in rows:
-        out += ["", f"### {label(r)} on {r['board']} ({r['core']}), per layer", "",
-                "| op | type | kernel | terms | network MACs | instructions | instr/MAC |",
-                "|---|---|---|---:|---:|---:|---:|"]
+        out += [
+            "",
+            f"### {label(r)} on {r['board']} ({r['core']}), per layer",
+            "",
+            "| op | type | kernel | terms | network MACs | instructions | instr/MAC |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
         for layer in r["layers"]:
             if layer["kind"] == "reshape":
                 continue
-            per_mac = f"{layer['instructions'] / layer['network_macs']:.2f}" \
-                if layer["network_macs"] else "-"
-            out.append(f"| {layer['op']} | {layer['type']} | {layer['kernel']} | {layer['terms']} | "
-                       f"{layer['network_macs']:,} | {layer['instructions']:,.0f} | {per_mac} |")
+            per_mac = f"{layer['instructions'] / layer['network_macs']:.2f}" if layer["network_macs"] else "-"
+            out.append(
+                f"| {layer['op']} | {layer['type']} | {layer['kernel']} | {layer['terms']} | "
+                f"{layer['network_macs']:,} | {layer['instructions']:,.0f} | {per_mac} |"
+            )
     return out
 
 
 def plot(rows: list[dict], path: Path) -> None:
     """Per model: instructions per network MAC of each layer, one bar per (core, variant)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -169,16 +233,26 @@ def plot(rows: list[dict], path: Path) -> None:
         ops = [layer["op"] for layer in series[0]["layers"] if layer["network_macs"]]
         width = 0.8 / len(series)
         for k, r in enumerate(series):
-            by_op = {layer["op"]: layer["instructions"] / layer["network_macs"]
-                     for layer in r["layers"] if layer["network_macs"]}
+            by_op = {
+                layer["op"]: layer["instructions"] / layer["network_macs"]
+                for layer in r["layers"]
+                if layer["network_macs"]
+            }
             xs = [i - 0.4 + width * (k + 0.5) for i in range(len(ops))]
-            ax.bar(xs, [by_op[op] for op in ops], width,
-                   label=f"{r['core']} W4A{r['activation_bits']}" + (" packed" if r["packed"] else ""))
+            ax.bar(
+                xs,
+                [by_op[op] for op in ops],
+                width,
+                label=f"{r['core']} W4A{r['activation_bits']}" + (" packed" if r["packed"] else ""),
+            )
         ax.set_xticks(range(len(ops)), ops, rotation=45, ha="right", fontsize=7)
         ax.set_yscale("log")
         ax.set_ylabel("instructions per MAC (log)")
-        ax.set_title(f"{model}: instructions per network MAC per layer "
-                     f"({series[0]['kernels']} kernels, QEMU -icount, bit-exact)", fontsize=10)
+        ax.set_title(
+            f"{model}: instructions per network MAC per layer "
+            f"({series[0]['kernels']} kernels, QEMU -icount, bit-exact)",
+            fontsize=10,
+        )
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
@@ -203,34 +277,48 @@ def main() -> int:
     with np.load(CALIB) as z:
         calib = nchw(z["x"])
     with np.load(TEST) as z:
-        images = nchw(z["x"][:args.images])
+        images = nchw(z["x"][: args.images])
     rows = []
     for model_name in args.models.split(","):
         graph = load_onnx(MODELS[model_name])
         for bits in (8, 4):
             t0 = time.time()
             model = quantize_graph(graph, calib, preset(args.recipe, bits))
-            print(f"{model_name} W4A{bits} ({args.recipe}): quantized in {time.time() - t0:.0f} s",
-                  file=sys.stderr)
+            print(
+                f"{model_name} W4A{bits} ({args.recipe}): quantized in {time.time() - t0:.0f} s",
+                file=sys.stderr,
+            )
             xq = quantize_input(model, images)
             for board in boards:
-                for packed in ((False, True) if bits == 4 and not args.no_packed else (False,)):
+                for packed in (False, True) if bits == 4 and not args.no_packed else (False,):
                     t0 = time.time()
                     row = measure(model_name, model, board, xq, args.kernels, packed, bits)
                     row["recipe"] = args.recipe
                     rows.append(row)
-                    print(f"  {board.name} {label(row)}: {row['instructions_per_inference']:,.0f} "
-                          f"({row['instructions_per_network_mac']:.3f}/MAC), "
-                          f"{'bit-exact' if row['bit_exact'] else 'MISMATCH'} "
-                          f"({time.time() - t0:.0f} s)", file=sys.stderr)
+                    print(
+                        f"  {board.name} {label(row)}: {row['instructions_per_inference']:,.0f} "
+                        f"({row['instructions_per_network_mac']:.3f}/MAC), "
+                        f"{'bit-exact' if row['bit_exact'] else 'MISMATCH'} "
+                        f"({time.time() - t0:.0f} s)",
+                        file=sys.stderr,
+                    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(tables(rows)) + "\n"
-    out.write_text(json.dumps({
-        "recipe": args.recipe, "kernels": args.kernels, "images": args.images,
-        "measurement": "QEMU -icount shift=0; board timer ticks times instructions per tick",
-        "cmsis_nn_reference": [{"model": m, "core": c, **v} for (m, c), v in CMSIS_NN.items()],
-        "results": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "recipe": args.recipe,
+                "kernels": args.kernels,
+                "images": args.images,
+                "measurement": "QEMU -icount shift=0; board timer ticks times instructions per tick",
+                "cmsis_nn_reference": [{"model": m, "core": c, **v} for (m, c), v in CMSIS_NN.items()],
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     out.with_suffix(".md").write_text(text)
     plot(rows, out.with_suffix(".png"))
     print(text)

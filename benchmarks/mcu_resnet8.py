@@ -12,6 +12,7 @@ instructions per layer and board (``.png``). Exits non-zero if any output differ
     python3 benchmarks/mcu_resnet8.py [--recipe best] [--kernels optimised|portable]
                                       [--boards mps2-an386,...] [--out benchmarks/results/mcu_resnet8.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.frontend.onnx_import import load_onnx  # noqa: E402
 from q4sdk.ir.oracle import quantize_input  # noqa: E402
 from q4sdk.ptq.pipeline import quantize_graph  # noqa: E402
 from q4sdk.ptq.recipe import PRESETS, preset  # noqa: E402
+from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.targets.run import run_on_board  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -61,8 +62,10 @@ def nchw(x_uint8_nhwc: np.ndarray) -> np.ndarray:
 def terms_of(model) -> dict[str, int]:
     """Input x weight terms of each weighted op (2 for a dual layer: two INT4 weight tensors, or a
     residual input); 1 for every other op."""
-    return {op.name: len(op.inputs) * (2 if "weight2" in op.arrays else 1) if "weight" in op.arrays
-            else 1 for op in model.ops}
+    return {
+        op.name: len(op.inputs) * (2 if "weight2" in op.arrays else 1) if "weight" in op.arrays else 1
+        for op in model.ops
+    }
 
 
 def conv_totals(layers: list[dict]) -> tuple[float, int]:
@@ -75,21 +78,39 @@ def conv_totals(layers: list[dict]) -> tuple[float, int]:
 def row_of(run, terms: dict[str, int], core: str, bits: int, packed: bool, kernels: str) -> dict:
     """One JSON row from a TargetRun. ``macs`` counts every term of a dual layer (the work the
     kernels do); ``network_macs`` counts the network's MACs once (what other libraries report)."""
-    layers = [{"op": layer.op, "kind": layer.kind, "kernel": layer.kernel, "terms": terms[layer.op],
-               "macs": layer.macs, "network_macs": layer.macs // terms[layer.op],
-               "instructions": layer.instructions, "instructions_per_mac": layer.instructions_per_mac}
-              for layer in run.layers]
+    layers = [
+        {
+            "op": layer.op,
+            "kind": layer.kind,
+            "kernel": layer.kernel,
+            "terms": terms[layer.op],
+            "macs": layer.macs,
+            "network_macs": layer.macs // terms[layer.op],
+            "instructions": layer.instructions,
+            "instructions_per_mac": layer.instructions_per_mac,
+        }
+        for layer in run.layers
+    ]
     network_macs = sum(layer["network_macs"] for layer in layers)
     conv_instructions, conv_macs = conv_totals(layers)
     flash, ram = run.flash, run.ram
     return {
-        "board": run.board, "core": core, "weight_bits": 4, "activation_bits": bits,
-        "packed": packed, "kernels": kernels, "samples": run.samples, "bit_exact": run.ok,
+        "board": run.board,
+        "core": core,
+        "weight_bits": 4,
+        "activation_bits": bits,
+        "packed": packed,
+        "kernels": kernels,
+        "samples": run.samples,
+        "bit_exact": run.ok,
         "first_mismatch": None if run.first_mismatch is None else str(run.first_mismatch),
-        "instructions_per_inference": run.instructions, "macs": run.macs,
-        "instructions_per_mac": run.instructions_per_mac, "network_macs": network_macs,
+        "instructions_per_inference": run.instructions,
+        "macs": run.macs,
+        "instructions_per_mac": run.instructions_per_mac,
+        "network_macs": network_macs,
         "instructions_per_network_mac": run.instructions / network_macs,
-        "conv_instructions": conv_instructions, "conv_network_macs": conv_macs,
+        "conv_instructions": conv_instructions,
+        "conv_network_macs": conv_macs,
         "conv_instructions_per_network_mac": conv_instructions / conv_macs,
         "layers": layers,
         "flash": {k: flash[k] for k in ("text", "rodata", "data", "total", "weights", "test_data")},
@@ -102,11 +123,13 @@ def label(row: dict) -> str:
 
 
 def summary_table(rows: list[dict]) -> list[str]:
-    out = ["| model | board (core) | instructions / inference | MACs executed (network) | instr/MAC "
-           "executed (network) | "
-           "flash: text + rodata (weights) | arena (unpacked) | scratch | static | stack used | "
-           "bit-exact |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    out = [
+        "| model | board (core) | instructions / inference | MACs executed (network) | instr/MAC "
+        "executed (network) | "
+        "flash: text + rodata (weights) | arena (unpacked) | scratch | static | stack used | "
+        "bit-exact |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         f, m = r["flash"], r["ram"]
         out.append(
@@ -114,23 +137,30 @@ def summary_table(rows: list[dict]) -> list[str]:
             f"{r['instructions_per_inference']:,.0f} | {r['macs']:,} ({r['network_macs']:,}) | "
             f"{r['instructions_per_mac']:.3f} ({r['instructions_per_network_mac']:.3f}) | {f['text']:,} + {f['rodata']:,} ({f['weights']:,}) | "
             f"{m['arena']:,} ({m['arena_unpacked']:,}) | {m['scratch']:,} | {m['static']:,} | "
-            f"{m['stack_used']:,} | {'yes' if r['bit_exact'] else 'NO'} |")
+            f"{m['stack_used']:,} | {'yes' if r['bit_exact'] else 'NO'} |"
+        )
     return out
 
 
 def reference_table(rows: list[dict]) -> list[str]:
     """The nine convolutions: CMSIS-NN (issue author's figures) next to q4sdk's (this run)."""
-    out = ["| core | library | weights / activations | instructions, 9 convolutions | "
-           "instr/MAC (network MACs) |",
-           "|---|---|---|---:|---:|"]
+    out = [
+        "| core | library | weights / activations | instructions, 9 convolutions | "
+        "instr/MAC (network MACs) |",
+        "|---|---|---|---:|---:|",
+    ]
     for core, weights, instructions, per_mac in CMSIS_NN_REFERENCE:
-        out.append(f"| {core} | CMSIS-NN (issue author's measurement) | {weights} / int8 | "
-                   f"{instructions / 1e6:.1f} M | {per_mac:.2f} |")
+        out.append(
+            f"| {core} | CMSIS-NN (issue author's measurement) | {weights} / int8 | "
+            f"{instructions / 1e6:.1f} M | {per_mac:.2f} |"
+        )
     for r in rows:
         packing = ", packed arena: portable _p4 kernels" if r["packed"] else ""
-        out.append(f"| {CORE_NAMES.get(r['core'], r['core'])} | q4sdk ({r['kernels']}{packing}, this run) | "
-                   f"int4 / int{r['activation_bits']} | {r['conv_instructions'] / 1e6:.2f} M | "
-                   f"{r['conv_instructions_per_network_mac']:.2f} |")
+        out.append(
+            f"| {CORE_NAMES.get(r['core'], r['core'])} | q4sdk ({r['kernels']}{packing}, this run) | "
+            f"int4 / int{r['activation_bits']} | {r['conv_instructions'] / 1e6:.2f} M | "
+            f"{r['conv_instructions_per_network_mac']:.2f} |"
+        )
     return out
 
 
@@ -145,18 +175,24 @@ def layer_table(unpacked: dict, packed: dict | None) -> list[str]:
 
     def cells(layer: dict) -> str:
         per_mac = layer["instructions_per_mac"]
-        return (f" {layer['kernel'] or '-'} | {layer['instructions']:,.0f} | "
-                f"{'-' if per_mac is None else f'{per_mac:.2f}'} |")
+        return (
+            f" {layer['kernel'] or '-'} | {layer['instructions']:,.0f} | "
+            f"{'-' if per_mac is None else f'{per_mac:.2f}'} |"
+        )
 
     for i, layer in enumerate(unpacked["layers"]):
         line = f"| {layer['op']} | {layer['kind']} | {layer['terms']} | {layer['macs']:,} |" + cells(layer)
         if packed is not None:
             line += cells(packed["layers"][i])
         out.append(line)
-    total = f"| **total** | | | {unpacked['macs']:,} | | **{unpacked['instructions_per_inference']:,.0f}** | " \
-            f"**{unpacked['instructions_per_mac']:.2f}** |"
+    total = (
+        f"| **total** | | | {unpacked['macs']:,} | | **{unpacked['instructions_per_inference']:,.0f}** | "
+        f"**{unpacked['instructions_per_mac']:.2f}** |"
+    )
     if packed is not None:
-        total += f" | **{packed['instructions_per_inference']:,.0f}** | **{packed['instructions_per_mac']:.2f}** |"
+        total += (
+            f" | **{packed['instructions_per_inference']:,.0f}** | **{packed['instructions_per_mac']:.2f}** |"
+        )
     out.append(total)
     return out
 
@@ -164,6 +200,7 @@ def layer_table(unpacked: dict, packed: dict | None) -> list[str]:
 def plot_layers(rows: list[dict], path: Path) -> None:
     """Grouped bars: W4A4 instructions per layer, one bar per board (unpacked solid, packed hatched)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -176,16 +213,24 @@ def plot_layers(rows: list[dict], path: Path) -> None:
     for k, r in enumerate(series):
         by_op = {layer["op"]: layer["instructions"] for layer in r["layers"]}
         xs = [i - 0.4 + width * (k + 0.5) for i in range(len(ops))]
-        ax.bar(xs, [by_op[op] / 1e3 for op in ops], width, color=colours[r["board"]],
-               alpha=0.45 if r["packed"] else 1.0, hatch="//" if r["packed"] else None,
-               label=f"{r['board']} ({CORE_NAMES.get(r['core'], r['core'])})"
-                     + (", packed A4" if r["packed"] else ""))
+        ax.bar(
+            xs,
+            [by_op[op] / 1e3 for op in ops],
+            width,
+            color=colours[r["board"]],
+            alpha=0.45 if r["packed"] else 1.0,
+            hatch="//" if r["packed"] else None,
+            label=f"{r['board']} ({CORE_NAMES.get(r['core'], r['core'])})"
+            + (", packed A4" if r["packed"] else ""),
+        )
     ax.set_xticks(range(len(ops)), ops, rotation=45, ha="right")
     ax.set_yscale("log")
     ax.set_ylabel("thousand instructions per inference (log)")
-    ax.set_title(f"ResNet-8 W4A4 ({series[0]['recipe']} recipe, {series[0]['kernels']} kernels; packed "
-                 "arena: portable _p4 kernels): instructions per layer, QEMU -icount, bit-exact",
-                 fontsize=10)
+    ax.set_title(
+        f"ResNet-8 W4A4 ({series[0]['recipe']} recipe, {series[0]['kernels']} kernels; packed "
+        "arena: portable _p4 kernels): instructions per layer, QEMU -icount, bit-exact",
+        fontsize=10,
+    )
     ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -220,45 +265,75 @@ def main() -> int:
         print(f"W4A{bits} ({args.recipe}): quantized in {time.time() - t0:.0f} s", file=sys.stderr)
         xq, terms = quantize_input(model, images), terms_of(model)
         for board in boards:
-            for packed in ((False, True) if bits == 4 else (False,)):
+            for packed in (False, True) if bits == 4 else (False,):
                 t0 = time.time()
                 with tempfile.TemporaryDirectory() as work:
-                    run = run_on_board(model, board, xq, work, kernels=args.kernels, name="resnet8",
-                                       pack_activations=packed)
+                    run = run_on_board(
+                        model, board, xq, work, kernels=args.kernels, name="resnet8", pack_activations=packed
+                    )
                 row = row_of(run, terms, board.cpu, bits, packed, args.kernels)
                 row["recipe"] = args.recipe
                 rows.append(row)
                 check = "bit-exact" if run.ok else f"MISMATCH: {run.first_mismatch}"
-                print(f"  {board.name} {label(row)}: {row['instructions_per_inference']:,.0f} instructions, "
-                      f"{check} ({time.time() - t0:.0f} s)", file=sys.stderr)
+                print(
+                    f"  {board.name} {label(row)}: {row['instructions_per_inference']:,.0f} instructions, "
+                    f"{check} ({time.time() - t0:.0f} s)",
+                    file=sys.stderr,
+                )
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = ["### ResNet-8 end to end, per inference", ""] + summary_table(rows)
-    lines += ["", "### The nine convolutions against CMSIS-NN", "",
-              "CMSIS-NN figures: measured by the issue author the same way (QEMU -icount, gcc -O2), "
-              "on ResNet-8's nine convolutions; q4sdk figures: the conv layers of this run, per "
-              "network MAC (a dual layer's two weight tensors count once, as in CMSIS-NN's figure).",
-              ""]
+    lines += [
+        "",
+        "### The nine convolutions against CMSIS-NN",
+        "",
+        "CMSIS-NN figures: measured by the issue author the same way (QEMU -icount, gcc -O2), "
+        "on ResNet-8's nine convolutions; q4sdk figures: the conv layers of this run, per "
+        "network MAC (a dual layer's two weight tensors count once, as in CMSIS-NN's figure).",
+        "",
+    ]
     lines += reference_table(rows)
     for board in boards:
-        unpacked = next(r for r in rows if r["board"] == board.name and r["activation_bits"] == 4
-                        and not r["packed"])
+        unpacked = next(
+            r for r in rows if r["board"] == board.name and r["activation_bits"] == 4 and not r["packed"]
+        )
         packed = next((r for r in rows if r["board"] == board.name and r["packed"]), None)
-        lines += ["", f"### W4A4 per layer on {board.name} "
-                      f"({CORE_NAMES.get(board.cpu, board.cpu)}): unpacked vs packed arena", ""]
+        lines += [
+            "",
+            f"### W4A4 per layer on {board.name} "
+            f"({CORE_NAMES.get(board.cpu, board.cpu)}): unpacked vs packed arena",
+            "",
+        ]
         lines += layer_table(unpacked, packed)
     text = "\n".join(lines) + "\n"
-    out.write_text(json.dumps({
-        "model": MODEL.name, "images": IMAGES, "labels": [int(v) for v in labels],
-        "recipe": {"name": args.recipe, "fields": recipes}, "kernels": args.kernels,
-        "measurement": "QEMU -icount shift=0; board timer ticks times instructions per tick",
-        "cmsis_nn_reference": [{"core": c, "weights": w, "activations": "int8", "instructions": i,
-                                "instructions_per_mac": p,
-                                "scope": "ResNet-8's nine convolutions; measured by the issue author "
-                                         "(QEMU -icount, gcc -O2)"}
-                               for c, w, i, p in CMSIS_NN_REFERENCE],
-        "results": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "model": MODEL.name,
+                "images": IMAGES,
+                "labels": [int(v) for v in labels],
+                "recipe": {"name": args.recipe, "fields": recipes},
+                "kernels": args.kernels,
+                "measurement": "QEMU -icount shift=0; board timer ticks times instructions per tick",
+                "cmsis_nn_reference": [
+                    {
+                        "core": c,
+                        "weights": w,
+                        "activations": "int8",
+                        "instructions": i,
+                        "instructions_per_mac": p,
+                        "scope": "ResNet-8's nine convolutions; measured by the issue author "
+                        "(QEMU -icount, gcc -O2)",
+                    }
+                    for c, w, i, p in CMSIS_NN_REFERENCE
+                ],
+                "results": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     out.with_suffix(".md").write_text(text)
     plot_layers(rows, out.with_suffix(".png"))
     print(text)

@@ -12,6 +12,7 @@ Integer outputs are the oracle's; the C is compared with it bit for bit on ``--v
 
     python benchmarks/model_zoo.py [--dev-images 1000] [--samples 64] [--verify 4] [--out benchmarks/results/model_zoo]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ from tests.zoo.models import ZOO, random_inputs, zoo_onnx  # noqa: E402
 
 def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float | None:
     noise = float(((ref - approx) ** 2).sum())
-    return None if noise == 0 else round(10 * np.log10(max(float((ref ** 2).sum()), 1e-30) / noise), 2)
+    return None if noise == 0 else round(10 * np.log10(max(float((ref**2).sum()), 1e-30) / noise), 2)
 
 
 def _dequant(model, q: np.ndarray) -> np.ndarray:
@@ -61,11 +62,15 @@ def quantized_figures(graph, calib, x, x_user, bits: int, n_verify: int, labels=
     xq = oracle.quantize_input(model, x_user)
     q_out = _dequant(model, oracle.run_oracle(model, xq))
     f_out = run_float(graph, x).reshape(len(x), -1).astype(np.float64)
-    row = {"quantize_seconds": round(seconds, 1), "weight_bytes": report.weight_bytes,
-           "arena_bytes": report.arena_bytes, "arena_bytes_packed": packed,
-           "output_sqnr_db": _sqnr(f_out, q_out),
-           "top1_agreement": round(float((f_out.argmax(1) == q_out.argmax(1)).mean()), 4),
-           "numerics": len(model.meta.get("numerics", []))}
+    row = {
+        "quantize_seconds": round(seconds, 1),
+        "weight_bytes": report.weight_bytes,
+        "arena_bytes": report.arena_bytes,
+        "arena_bytes_packed": packed,
+        "output_sqnr_db": _sqnr(f_out, q_out),
+        "top1_agreement": round(float((f_out.argmax(1) == q_out.argmax(1)).mean()), 4),
+        "numerics": len(model.meta.get("numerics", [])),
+    }
     if labels is not None:
         row["top1"] = round(float((q_out.argmax(1) == labels).mean()), 4)
     if n_verify:
@@ -82,10 +87,16 @@ def zoo_row(name: str, n_samples: int, n_verify: int) -> dict:
         warnings.simplefilter("ignore")
         model = zoo_onnx(name)
     c = check_model(model)
-    row = {"model": name, "input": list(random_inputs(name, 1).shape[1:]), "ops": c.op_types,
-           "parameters": c.parameters, "macs": c.macs, "supported": c.supported,
-           "missing_ops": c.unsupported_op_types,
-           "other_issues": sorted({i["message"].split(": ", 1)[-1][:90] for i in c.issues if not i["op_level"]})}
+    row = {
+        "model": name,
+        "input": list(random_inputs(name, 1).shape[1:]),
+        "ops": c.op_types,
+        "parameters": c.parameters,
+        "macs": c.macs,
+        "supported": c.supported,
+        "missing_ops": c.unsupported_op_types,
+        "other_issues": sorted({i["message"].split(": ", 1)[-1][:90] for i in c.issues if not i["op_level"]}),
+    }
     if c.supported:
         graph = import_onnx_model(model, name)
         calib = random_inputs(name, 64, seed=1).numpy()
@@ -105,23 +116,35 @@ def trained_row(file: str, n_images: int, n_verify: int) -> dict | None:
     x = test["x"][:n_images].astype(np.float32).transpose(0, 3, 1, 2)
     y = test["y"][:n_images].astype(np.int64)
     c = check_model(path)
-    row = {"model": path.stem, "input": list(graph.input_shape), "ops": c.op_types, "parameters": c.parameters,
-           "macs": c.macs, "supported": c.supported, "missing_ops": c.unsupported_op_types, "other_issues": [],
-           "dev_images": n_images,
-           "float_top1": round(float((run_float(graph, x).reshape(len(x), -1).argmax(1) == y).mean()), 4)}
+    row = {
+        "model": path.stem,
+        "input": list(graph.input_shape),
+        "ops": c.op_types,
+        "parameters": c.parameters,
+        "macs": c.macs,
+        "supported": c.supported,
+        "missing_ops": c.unsupported_op_types,
+        "other_issues": [],
+        "dev_images": n_images,
+        "float_top1": round(float((run_float(graph, x).reshape(len(x), -1).argmax(1) == y).mean()), 4),
+    }
     for bits in (8, 4):
         row[f"w4a{bits}"] = quantized_figures(graph, calib, x, x, bits, n_verify, labels=y)
     return row
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Model zoo ({result['date']}, {result['machine']}, default recipe)", "",
-             "Zoo models have random weights: SQNR and top-1 agreement are integer vs float on random inputs. "
-             "Trained models: top-1 on the first CIFAR-10 dev images. Integer results are the oracle's; "
-             "C == oracle on the verified samples.", "",
-             "| model | params | MACs | supported / missing | bits | quantize s | flash B | arena B | "
-             "packed arena B | SQNR dB | top-1 agree | top-1 (float) | C bit-exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Model zoo ({result['date']}, {result['machine']}, default recipe)",
+        "",
+        "Zoo models have random weights: SQNR and top-1 agreement are integer vs float on random inputs. "
+        "Trained models: top-1 on the first CIFAR-10 dev images. Integer results are the oracle's; "
+        "C == oracle on the verified samples.",
+        "",
+        "| model | params | MACs | supported / missing | bits | quantize s | flash B | arena B | "
+        "packed arena B | SQNR dB | top-1 agree | top-1 (float) | C bit-exact |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in result["models"]:
         status = "yes" if r["supported"] else "no: " + ", ".join(r["missing_ops"] + r["other_issues"])
         base = f"| {r['model']} | {r['parameters']:,} | {r['macs']:,} | {status} |"
@@ -132,13 +155,19 @@ def markdown(result: dict) -> str:
             q = r[f"w4a{bits}"]
             top1 = f"{100 * q['top1']:.2f} % ({100 * r['float_top1']:.2f} %)" if "top1" in q else ""
             packed = "" if q["arena_bytes_packed"] is None else f"{q['arena_bytes_packed']:,}"
-            lines.append(f"{base} W4A{bits} | {q['quantize_seconds']} | {q['weight_bytes']:,} | "
-                         f"{q['arena_bytes']:,} | {packed} | "
-                         f"{q['output_sqnr_db']} | {100 * q['top1_agreement']:.1f} % | {top1} | "
-                         f"{q.get('c_bit_exact', '')} |")
+            lines.append(
+                f"{base} W4A{bits} | {q['quantize_seconds']} | {q['weight_bytes']:,} | "
+                f"{q['arena_bytes']:,} | {packed} | "
+                f"{q['output_sqnr_db']} | {100 * q['top1_agreement']:.1f} % | {top1} | "
+                f"{q.get('c_bit_exact', '')} |"
+            )
             base = "| | | | |"
-    lines += ["", f"ONNX op types the importer supports: {result['supported_op_types_count']} "
-              f"({', '.join(result['supported_op_types'])}).", ""]
+    lines += [
+        "",
+        f"ONNX op types the importer supports: {result['supported_op_types_count']} "
+        f"({', '.join(result['supported_op_types'])}).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -148,27 +177,41 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev-images", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=64, help="random inputs per zoo model")
-    ap.add_argument("--verify", type=int, default=4, help="samples compared C vs oracle per model and precision")
+    ap.add_argument(
+        "--verify", type=int, default=4, help="samples compared C vs oracle per model and precision"
+    )
     ap.add_argument("--models", help="comma-separated zoo models (default: all)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_zoo"),
-                    help="output path without extension (.json and .md are written)")
+    ap.add_argument(
+        "--out",
+        default=str(ROOT / "benchmarks" / "results" / "model_zoo"),
+        help="output path without extension (.json and .md are written)",
+    )
     args = ap.parse_args()
     names = args.models.split(",") if args.models else list(ZOO)
     rows = []
     for name in names:
         t = time.time()
         rows.append(zoo_row(name, args.samples, args.verify))
-        print(f"{name}: {'supported' if rows[-1]['supported'] else 'missing ' + str(rows[-1]['missing_ops'])} "
-              f"({time.time() - t:.0f}s)", flush=True)
+        print(
+            f"{name}: {'supported' if rows[-1]['supported'] else 'missing ' + str(rows[-1]['missing_ops'])} "
+            f"({time.time() - t:.0f}s)",
+            flush=True,
+        )
     for file in ("resnet8_cifar10.onnx", "dscnn_cifar10.onnx"):
         r = trained_row(file, args.dev_images, args.verify)
         if r is not None:
             rows.append(r)
-            print(f"{file}: float {r['float_top1']}, W4A8 {r['w4a8']['top1']}, W4A4 {r['w4a4']['top1']}", flush=True)
-    result = {"date": time.strftime("%Y-%m-%d"),
-              "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-              "supported_op_types": supported_op_types(), "supported_op_types_count": len(supported_op_types()),
-              "models": rows}
+            print(
+                f"{file}: float {r['float_top1']}, W4A8 {r['w4a8']['top1']}, W4A4 {r['w4a4']['top1']}",
+                flush=True,
+            )
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "supported_op_types": supported_op_types(),
+        "supported_op_types_count": len(supported_op_types()),
+        "models": rows,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -14,6 +14,7 @@ of `quantize_graph` alone.
 --update keeps the rows of the existing results that this run does not re-measure; the files are
 rewritten after every row.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,11 @@ def resnet18_onnx(path: Path, calib: np.ndarray) -> None:
             self.b1 = nn.BatchNorm2d(cout)
             self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
             self.b2 = nn.BatchNorm2d(cout)
-            self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                          if stride != 1 or cin != cout else nn.Identity())
+            self.short = (
+                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                if stride != 1 or cin != cout
+                else nn.Identity()
+            )
 
         def forward(self, x):
             return torch.relu(self.b2(self.c2(torch.relu(self.b1(self.c1(x))))) + self.short(x))
@@ -80,10 +84,16 @@ def resnet18_onnx(path: Path, calib: np.ndarray) -> None:
     net.train()
     with torch.no_grad():
         for i in range(0, len(calib), 250):
-            net(torch.as_tensor(calib[i:i + 250]))
+            net(torch.as_tensor(calib[i : i + 250]))
     net.eval()
-    torch.onnx.export(net, torch.as_tensor(calib[:1]), str(path), dynamo=False, input_names=["input"],
-                      output_names=["logits"])
+    torch.onnx.export(
+        net,
+        torch.as_tensor(calib[:1]),
+        str(path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+    )
 
 
 def one(model: str, recipe_name: str) -> dict:
@@ -104,20 +114,34 @@ def one(model: str, recipe_name: str) -> dict:
     params = int(sum(np.prod(np.shape(v)) for n in graph.nodes for k, v in n.params.items()))
     t0, c0 = time.time(), time.process_time()
     quantize_graph(graph, calib, preset(recipe_name, 4), Progress(f"{model} {recipe_name}"))
-    return {"model": model, "recipe": recipe_name, "parameters": params,
-            "seconds": round(time.time() - t0, 1), "cpu_seconds": round(time.process_time() - c0, 1),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)}
+    return {
+        "model": model,
+        "recipe": recipe_name,
+        "parameters": params,
+        "seconds": round(time.time() - t0, 1),
+        "cpu_seconds": round(time.process_time() - c0, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
+    }
 
 
 def table(rows: list[dict], machine: str) -> str:
-    out = [f"Quantization time and peak memory (W4A4, cifar10_calib.npz); machine: {machine}", "",
-           "| model | parameters | recipe | time (s) | CPU time (s) | peak RSS (MiB) |", "|---|---|---|---|---|---|"]
+    out = [
+        f"Quantization time and peak memory (W4A4, cifar10_calib.npz); machine: {machine}",
+        "",
+        "| model | parameters | recipe | time (s) | CPU time (s) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['model']} | {r['parameters']:,} | {r['recipe']} | {r['seconds']} | {r['cpu_seconds']} | "
-                   f"{r['peak_rss_mib']:.0f} |")
-    out += ["", "Time: wall clock of quantize_graph (one torch thread, the quantizer's own choice); CPU "
-            "time: that process's. Peak RSS: the whole process (torch, model, calibration data). The "
-            "machine is shared with other jobs, so wall time can exceed CPU time."]
+        out.append(
+            f"| {r['model']} | {r['parameters']:,} | {r['recipe']} | {r['seconds']} | {r['cpu_seconds']} | "
+            f"{r['peak_rss_mib']:.0f} |"
+        )
+    out += [
+        "",
+        "Time: wall clock of quantize_graph (one torch thread, the quantizer's own choice); CPU "
+        "time: that process's. Peak RSS: the whole process (torch, model, calibration data). The "
+        "machine is shared with other jobs, so wall time can exceed CPU time.",
+    ]
     return "\n".join(out)
 
 
@@ -126,7 +150,9 @@ def main() -> int:
     ap.add_argument("--models", default="resnet8,dscnn,resnet18")
     ap.add_argument("--recipes", default="fast,default,best")
     ap.add_argument("--skip", default="resnet18:best", help="model:recipe pairs not to run (comma-separated)")
-    ap.add_argument("--update", action="store_true", help="keep the existing rows this run does not re-measure")
+    ap.add_argument(
+        "--update", action="store_true", help="keep the existing rows this run does not re-measure"
+    )
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "RECIPE"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
@@ -142,8 +168,12 @@ def main() -> int:
         for recipe in args.recipes.split(","):
             if f"{model}:{recipe}" in skip:
                 continue
-            p = subprocess.run([sys.executable, __file__, "--one", model, recipe], capture_output=True, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+            p = subprocess.run(
+                [sys.executable, __file__, "--one", model, recipe],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             if p.returncode:
                 print(p.stderr, file=sys.stderr)
                 return 1
@@ -153,11 +183,17 @@ def main() -> int:
             print(json.dumps(row), file=sys.stderr)
             md = table(rows, machine)
             done = {(r["model"], r["recipe"]) for r in rows}
-            missing = [f"{m}:{r}" for m in ("resnet8", "dscnn", "resnet18") for r in ("fast", "default", "best")
-                       if (m, r) not in done]
+            missing = [
+                f"{m}:{r}"
+                for m in ("resnet8", "dscnn", "resnet18")
+                for r in ("fast", "default", "best")
+                if (m, r) not in done
+            ]
             if missing:
                 md += f"\n\nNot measured: {', '.join(missing)}."
-            out.with_suffix(".json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+            out.with_suffix(".json").write_text(
+                json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n"
+            )
             out.with_suffix(".md").write_text(md + "\n")
     print(md)
     return 0

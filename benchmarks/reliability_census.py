@@ -16,6 +16,7 @@ things. Writes ``benchmarks/results/reliability_census.json`` and ``.md``.
 
     python benchmarks/reliability_census.py            # about 2-4 minutes on 2 cores
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,7 @@ def corrupt_bytes(d: Path, n_mut: int) -> Counter:
 
     raw = (d / "m.q4").read_bytes()
     rng = np.random.default_rng(1)
-    cases = [raw[:int(n)] for n in np.linspace(0, len(raw) - 1, 20)]
+    cases = [raw[: int(n)] for n in np.linspace(0, len(raw) - 1, 20)]
     for _ in range(n_mut):
         b = bytearray(raw)
         pos = int(rng.integers(len(b)))
@@ -97,6 +98,7 @@ def hostile_manifests(d: Path, n_random: int) -> Counter:
             for k in path[:-1]:
                 cur = cur[k]
             cur[path[-1]] = value
+
         (d / "h.q4").write_bytes(reseal(raw, edit))
         for cmd in ("inspect", "generate"):
             kind = _cli(_argv(cmd, d / "h.q4", d))[0]
@@ -116,13 +118,15 @@ def sanitizer_models(d: Path, seeds) -> Counter:
     """1c/1d/5: random extreme models and the every-kind model, ASan+UBSan build vs the oracle on
     extreme inputs; the D10 model with out-of-range codes, packed and unpacked."""
     from hostile import every_kind_model
-    from random_models import random_model
     from test_fuzz_c import _w4a4_model, extreme_inputs, sanitized_run
 
     from q4sdk.ir.oracle import run_oracle
+    from random_models import random_model
 
     c = Counter()
-    models = [(random_model(np.random.default_rng(s), n_ops=7, extreme=True, name=f"x{s}"), False) for s in seeds]
+    models = [
+        (random_model(np.random.default_rng(s), n_ops=7, extreme=True, name=f"x{s}"), False) for s in seeds
+    ]
     models += [(every_kind_model(), False), (_w4a4_model(), False), (_w4a4_model(), True)]
     for i, (model, packed) in enumerate(models):
         tmp = d / f"san{i}"
@@ -155,12 +159,16 @@ def onnx_inputs(d: Path) -> Counter:
     for name, build in {**ONNX_CASES, **ONNX_D3}.items():
         onnx.save(build(), d / "m.onnx")
         (d / "o.q4").unlink(missing_ok=True)
-        kind = _cli(["quantize", str(d / "m.onnx"), "--calib", str(d / "calib.npz"), "-o", str(d / "o.q4"), "-q"])[0]
+        kind = _cli(
+            ["quantize", str(d / "m.onnx"), "--calib", str(d / "calib.npz"), "-o", str(d / "o.q4"), "-q"]
+        )[0]
         must_refuse = name not in ("control", "huge weight 1e30", "NaN weight") and name in ONNX_CASES
         c["silent wrong" if kind == "accepted" and must_refuse else kind] += 1
     for content in (b"", b"text", bytes(range(256))):
         (d / "bad.onnx").write_bytes(content)
-        c[_cli(["quantize", str(d / "bad.onnx"), "--calib", str(d / "calib.npz"), "-o", str(d / "o.q4")])[0]] += 1
+        c[
+            _cli(["quantize", str(d / "bad.onnx"), "--calib", str(d / "calib.npz"), "-o", str(d / "o.q4")])[0]
+        ] += 1
     return c
 
 
@@ -177,20 +185,32 @@ def data_inputs(d: Path) -> Counter:
     c = Counter()
     onnx.save(ONNX_CASES["control"](), d / "c.onnx")
     rng = np.random.default_rng(0)
-    for name, (make, expected) in CALIB_CASES.items():
+    for _name, (make, expected) in CALIB_CASES.items():
         x = rng.uniform(0, 1, (8, 3, 8, 8)).astype(np.float32)
         np.savez(d / "bad_calib.npz", x=make(x))
-        kind = _cli(["quantize", str(d / "c.onnx"), "--calib", str(d / "bad_calib.npz"), "-o", str(d / "o.q4"),
-                     "--force", "-q"])[0]
+        kind = _cli(
+            [
+                "quantize",
+                str(d / "c.onnx"),
+                "--calib",
+                str(d / "bad_calib.npz"),
+                "-o",
+                str(d / "o.q4"),
+                "--force",
+                "-q",
+            ]
+        )[0]
         c["silent wrong" if kind == "accepted" and expected == "clean" else kind] += 1
     save_q4(every_kind_model(), d / "m.q4")
     generate(every_kind_model(), d / "gen", "net")
     tiny_data(d / "good.npz", n=8)
     x = np.load(d / "good.npz")["x"]
-    for name, y in LABEL_CASES.items():
+    for _name, y in LABEL_CASES.items():
         np.savez(d / "bad.npz", x=x, y=y)
-        for argv in (["verify", str(d / "m.q4"), str(d / "gen"), "--data", str(d / "bad.npz")],
-                     ["report", str(d / "m.q4"), "--data", str(d / "bad.npz"), "-o", str(d / f"rep_{len(c)}")]):
+        for argv in (
+            ["verify", str(d / "m.q4"), str(d / "gen"), "--data", str(d / "bad.npz")],
+            ["report", str(d / "m.q4"), "--data", str(d / "bad.npz"), "-o", str(d / f"rep_{len(c)}")],
+        ):
             kind = _cli(argv)[0]
             c["silent wrong" if kind == "accepted" else kind] += 1
     for extra in (["--count", "-1"], ["--count", "0"], ["--start", "-3"], ["--start", "8"]):
@@ -221,6 +241,7 @@ def output_paths(d: Path) -> Counter:
         elif kind == "accepted" and expect_error:
             kind = "silent wrong"
         c[kind] += 1
+
     q4 = str(d / "m.q4")
     user_file_case(["generate", q4, "-o", str(f)], f)
     user_file_case(["generate", q4, "-o", str(f), "--force"], f)
@@ -231,9 +252,15 @@ def output_paths(d: Path) -> Counter:
     (out / "q4_runtime").write_text("x")
     user_file_case(["generate", q4, "-o", str(out), "--name", "net"], out / "q4_runtime")
     c[_cli(["generate", q4, "-o", str(out), "--name", "net", "--force"])[0]] += 1
-    user_file_case(["verify", q4, str(d / "gen"), "--data", str(d / "data.npz"), "--json", str(d / "r.json")],
-                   d / "r.json")
-    c[_cli(["verify", q4, str(d / "gen"), "--data", str(d / "data.npz"), "--json", str(d / "no" / "r.json")])[0]] += 1
+    user_file_case(
+        ["verify", q4, str(d / "gen"), "--data", str(d / "data.npz"), "--json", str(d / "r.json")],
+        d / "r.json",
+    )
+    c[
+        _cli(
+            ["verify", q4, str(d / "gen"), "--data", str(d / "data.npz"), "--json", str(d / "no" / "r.json")]
+        )[0]
+    ] += 1
     c[_cli(["verify", q4, str(d / "gen"), "--data", str(d / "data.npz"), "--json", str(d)])[0]] += 1
     rep = d / "rep"
     _cli(["report", q4, "--data", str(d / "data.npz"), "-o", str(rep)])
@@ -280,14 +307,33 @@ def kills(d: Path, n_sub: int) -> Counter:
     rng = np.random.default_rng(3)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "q4sdk", "generate", str(d / "b.q4"), "-o", str(out), "--name", "net",
-                    "--force"], env=env, capture_output=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "q4sdk",
+            "generate",
+            str(d / "b.q4"),
+            "-o",
+            str(out),
+            "--name",
+            "net",
+            "--force",
+        ],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     t_full = time.perf_counter() - t0
-    for i in range(n_sub):
+    for _i in range(n_sub):
         cur = states[tree_hash(out)]
         src = d / ("b.q4" if cur == "a" else "a.q4")
-        proc = subprocess.Popen([sys.executable, "-m", "q4sdk", "generate", str(src), "-o", str(out), "--name",
-                                 "net", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "q4sdk", "generate", str(src), "-o", str(out), "--name", "net", "--force"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(float(t_full * rng.uniform(0.5, 1.1)))
         proc.kill()
         proc.wait()
@@ -313,11 +359,16 @@ def determinism(d: Path) -> Counter:
 
 CLASSES = [
     ("1a corrupt .q4 (truncations, bit flips) x 4 commands", lambda d, a: corrupt_bytes(d, a.mutations)),
-    ("1b hostile checksum-valid manifests (D4, D6, D7, D9 reproducers x 4 commands; random edits x "
-     "inspect/generate, generated C compiled)", lambda d, a: hostile_manifests(d, a.random_edits)),
-    ("1c/1d/5 generated C under ASan+UBSan on extreme inputs vs the oracle (random extreme models, "
-     "every-kind model, W4A4 packed and unpacked with out-of-range codes)",
-     lambda d, a: sanitizer_models(d, range(100, 100 + a.sanitizer_models))),
+    (
+        "1b hostile checksum-valid manifests (D4, D6, D7, D9 reproducers x 4 commands; random edits x "
+        "inspect/generate, generated C compiled)",
+        lambda d, a: hostile_manifests(d, a.random_edits),
+    ),
+    (
+        "1c/1d/5 generated C under ASan+UBSan on extreme inputs vs the oracle (random extreme models, "
+        "every-kind model, W4A4 packed and unpacked with out-of-range codes)",
+        lambda d, a: sanitizer_models(d, range(100, 100 + a.sanitizer_models)),
+    ),
     ("2 bad ONNX into quantize", lambda d, a: onnx_inputs(d)),
     ("3 bad calibration data (quantize) and test data (verify, report)", lambda d, a: data_inputs(d)),
     ("4a output paths", lambda d, a: output_paths(d)),
@@ -351,20 +402,35 @@ def main() -> int:
                 save_q4(every_kind_model(), d / "m.q4")
                 tiny_data(d / "data.npz")
             counts = fn(d, args)
-        rows.append({"class": label, "runs": sum(counts.values()), **{k: counts.get(k, 0) for k in COLUMNS},
-                     "seconds": round(time.perf_counter() - t, 1)})
+        rows.append(
+            {
+                "class": label,
+                "runs": sum(counts.values()),
+                **{k: counts.get(k, 0) for k in COLUMNS},
+                "seconds": round(time.perf_counter() - t, 1),
+            }
+        )
         print(f"{label[:60]:<60} {dict(counts)}", file=sys.stderr)
     total = {k: sum(r[k] for r in rows) for k in ("runs", *COLUMNS)}
-    result = {"machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
-              "seconds": round(time.perf_counter() - t_start, 1), "classes": rows, "total": total,
-              "settings": vars(args)}
+    result = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_version()}",
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "classes": rows,
+        "total": total,
+        "settings": vars(args),
+    }
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "reliability_census.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["# Reliability census (re-run)", "",
-             f"`python benchmarks/reliability_census.py` on {result['machine']}; {result['seconds']} s.",
-             "", "| class | runs | clean `error:` (exit 2) | internal error (exit 3) | crashes / hangs | "
-             "silent wrong | data lost / half-written | accepted (correct) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Reliability census (re-run)",
+        "",
+        f"`python benchmarks/reliability_census.py` on {result['machine']}; {result['seconds']} s.",
+        "",
+        "| class | runs | clean `error:` (exit 2) | internal error (exit 3) | crashes / hangs | "
+        "silent wrong | data lost / half-written | accepted (correct) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows + [{"class": "**total**", **total}]:
         lines.append(f"| {r['class']} | {r['runs']} | " + " | ".join(str(r[k]) for k in COLUMNS) + " |")
     (out / "reliability_census.md").write_text("\n".join(lines) + "\n")

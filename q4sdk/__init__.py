@@ -1,4 +1,5 @@
 """q4sdk: post-training INT4 quantization to bit-exact, freestanding C for microcontrollers."""
+
 from q4sdk.errors import Q4Error
 
 __version__ = "0.1.0"

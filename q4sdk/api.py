@@ -1,4 +1,5 @@
 """The Python API: one call from a float model and calibration data to a quantized ``QModel``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ import numpy as np
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph
-from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel
+from q4sdk.progress import Progress
 from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
 
@@ -41,12 +42,22 @@ def load_float_model(model, example_input=None) -> FloatGraph:
             return import_onnx_model(model, name=model.graph.name or "model")
     except ImportError:  # pragma: no cover
         pass
-    raise Q4Error(f"cannot quantize an object of type {type(model).__name__}: pass an ONNX path, "
-                  "an onnx.ModelProto or a torch.nn.Module")
+    raise Q4Error(
+        f"cannot quantize an object of type {type(model).__name__}: pass an ONNX path, "
+        "an onnx.ModelProto or a torch.nn.Module"
+    )
 
 
-def quantize(model, calib, *, activations: int | str = 8, unsigned_activations: bool | None = None,
-             recipe: Recipe | dict | None = None, example_input=None, progress: bool = False) -> QModel:
+def quantize(
+    model,
+    calib,
+    *,
+    activations: int | str = 8,
+    unsigned_activations: bool | None = None,
+    recipe: Recipe | dict | None = None,
+    example_input=None,
+    progress: bool = False,
+) -> QModel:
     """Quantize a float model post-training to INT4 weights and INT4/INT8 activations.
 
     ``calib``: float array [N, *input_shape] in the model's input layout. ``activations``: 4, 8,

@@ -1,4 +1,5 @@
 """Progress reporting on stderr for work that takes more than a second or two."""
+
 from __future__ import annotations
 
 import sys

@@ -4,6 +4,7 @@ In a source checkout they are the top-level folders ``runtime_c/``, ``templates/
 a wheel carries copies of them inside the package, in ``q4sdk/_resources/`` (``setup.py`` puts them
 there when it builds). Every module finds them here, never relative to its own file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

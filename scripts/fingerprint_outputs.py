@@ -6,6 +6,7 @@ ResNet-8 from ../shared with several recipes and generates C with every kernel c
 
     python scripts/fingerprint_outputs.py -o before.json     # needs ../shared and the toolchains
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,17 @@ VOLATILE_META = ("quantize_seconds", "source_path")
 CONFIGS = {
     "w4a8_default": ["--activations", "int8"],
     "w4a4_unsigned": ["--activations", "int4", "--unsigned-activations"],
-    "w4a4_methods": ["--activations", "int4", "--unsigned-activations", "--bias-correction", "--cle",
-                     "--residual-activations", "@last_input", "--activation-range", "aciq_laplace"],
+    "w4a4_methods": [
+        "--activations",
+        "int4",
+        "--unsigned-activations",
+        "--bias-correction",
+        "--cle",
+        "--residual-activations",
+        "@last_input",
+        "--activation-range",
+        "aciq_laplace",
+    ],
     "w4a4_paper": ["--activations", "int4", "--recipe", "paper"],
 }
 GENERATE = {
@@ -41,18 +51,21 @@ def q4_fingerprint(path: Path) -> str:
     """sha256 of a .q4 file's manifest (without the volatile meta fields) and data section."""
     raw = path.read_bytes()
     _, _, mlen, dlen = struct.unpack_from("<8sIQQ", raw)
-    manifest = json.loads(raw[28:28 + mlen])
+    manifest = json.loads(raw[28 : 28 + mlen])
     for key in VOLATILE_META:
         manifest["meta"].pop(key, None)
     start = -(-(28 + mlen) // 64) * 64
     h = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
-    h.update(raw[start:start + dlen])
+    h.update(raw[start : start + dlen])
     return h.hexdigest()
 
 
 def tree_fingerprint(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def q4sdk(*args: str) -> None:
@@ -70,8 +83,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for cfg, flags in CONFIGS.items():
             q4 = Path(tmp) / f"{cfg}.q4"
-            q4sdk("quantize", str(model), "--calib", str(calib), "--nhwc", "-o", str(q4), "-q",
-                  "--calib-samples", args.calib_samples, *flags)
+            q4sdk(
+                "quantize",
+                str(model),
+                "--calib",
+                str(calib),
+                "--nhwc",
+                "-o",
+                str(q4),
+                "-q",
+                "--calib-samples",
+                args.calib_samples,
+                *flags,
+            )
             result[f"{cfg}.q4"] = q4_fingerprint(q4)
             for gen, gflags in GENERATE.items():
                 if gen == "packed" and "int4" not in flags:

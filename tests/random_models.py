@@ -1,6 +1,7 @@
 """Random integer models for the C-side tests: ``random_model`` builds small random QModels that
 cover every op kind, ``random_input`` feeds them, and the builders compile the generated C (cffi, or
 a sanitizer build) so tests can compare it with the oracle."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,6 +19,7 @@ WARN_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 
 # --------------------------------------------------------------------------- random models
 
+
 class _Builder:
     """Grows a random QModel one op at a time from a numpy Generator."""
 
@@ -34,8 +36,9 @@ class _Builder:
         qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         zp = 0 if rng.random() < 0.4 else int(rng.integers(qmin, qmax + 1))
         name = f"t{len(self.tensors)}"
-        self.tensors[name] = QTensor(name, tuple(int(d) for d in shape), bits,
-                                     float(rng.uniform(0.01, 0.5)), zp)
+        self.tensors[name] = QTensor(
+            name, tuple(int(d) for d in shape), bits, float(rng.uniform(0.01, 0.5)), zp
+        )
         return name
 
     def like(self, src: str, shape) -> str:
@@ -86,8 +89,9 @@ class _Builder:
 
     def emit(self, kind, inputs, out, attrs=None, arrays=None) -> str:
         """Append an op writing the (already created) tensor ``out``."""
-        self.ops.append(QOp(f"op{len(self.ops)}_{kind}", kind, list(inputs), out,
-                            dict(attrs or {}), dict(arrays or {})))
+        self.ops.append(
+            QOp(f"op{len(self.ops)}_{kind}", kind, list(inputs), out, dict(attrs or {}), dict(arrays or {}))
+        )
         return out
 
     def window(self, k_max=5):
@@ -96,8 +100,12 @@ class _Builder:
         kh = int(rng.choice([k for k in (1, 2, 3, 5) if k <= min(k_max, h + 2)] or [1]))
         kw = int(rng.choice([k for k in (1, 2, 3, 5) if k <= min(k_max, w + 2)] or [1]))
         stride = [int(rng.integers(1, 3)), int(rng.integers(1, 3))]
-        pads = [int(rng.integers(0, kh)), int(rng.integers(0, kw)),
-                int(rng.integers(0, kh)), int(rng.integers(0, kw))]
+        pads = [
+            int(rng.integers(0, kh)),
+            int(rng.integers(0, kw)),
+            int(rng.integers(0, kh)),
+            int(rng.integers(0, kw)),
+        ]
         ho = (h + pads[0] + pads[2] - kh) // stride[0] + 1
         wo = (w + pads[1] + pads[3] - kw) // stride[1] + 1
         if ho < 1 or wo < 1:
@@ -124,8 +132,13 @@ class _Builder:
         out = self.tensor((ho, wo, o))
         m, s = self.requant(o, 20.0 * np.sqrt(k) * 4, out)
         kind = "depthwise_conv2d" if depthwise else "conv2d"
-        self.cur = self.emit(kind, [self.cur], out, {"stride": stride, "pads": pads, **self.act(out)},
-                             {"weight": w, "bias": self.bias(o, k), "multiplier": m, "shift": s})
+        self.cur = self.emit(
+            kind,
+            [self.cur],
+            out,
+            {"stride": stride, "pads": pads, **self.act(out)},
+            {"weight": w, "bias": self.bias(o, k), "multiplier": m, "shift": s},
+        )
         self.multi_term(self.ops[-1], o, 20.0 * np.sqrt(k) * 4)
 
     def pool(self, kind):
@@ -141,15 +154,15 @@ class _Builder:
         else:
             out = self.tensor((ho, wo, c))
             m, s = self.requant(1, 8.0 * kh * kw, out)
-            self.cur = self.emit(kind, [self.cur], out, {**attrs, **self.act(out)},
-                                 {"multiplier": m, "shift": s})
+            self.cur = self.emit(
+                kind, [self.cur], out, {**attrs, **self.act(out)}, {"multiplier": m, "shift": s}
+            )
 
     def global_avgpool(self):
         h, w, c = self.tensors[self.cur].shape
         out = self.tensor((1, 1, c))
         m, s = self.requant(1, 8.0 * h * w, out)
-        self.cur = self.emit("global_avgpool", [self.cur], out, self.act(out),
-                             {"multiplier": m, "shift": s})
+        self.cur = self.emit("global_avgpool", [self.cur], out, self.act(out), {"multiplier": m, "shift": s})
 
     def add(self):
         shape = self.tensors[self.cur].shape
@@ -159,8 +172,7 @@ class _Builder:
         out = self.tensor(shape)
         mult = self.rng.integers(0, 1 << 21, size=2).astype(np.int32)
         shift = 14 if self.extreme else int(self.rng.integers(14, 31))
-        self.cur = self.emit("add", [a, b], out, {"shift": shift, **self.act(out)},
-                             {"multiplier": mult})
+        self.cur = self.emit("add", [a, b], out, {"shift": shift, **self.act(out)}, {"multiplier": mult})
 
     def clamp(self):
         out = self.like(self.cur, self.tensors[self.cur].shape)
@@ -186,9 +198,18 @@ class _Builder:
         o = int(self.rng.integers(1, 12))
         out = self.tensor((o,))
         m, s = self.requant(o, 20.0 * np.sqrt(in_t.size) * 4, out)
-        self.cur = self.emit("fully_connected", [flat], out, self.act(out),
-                             {"weight": self.weights((o, in_t.size)), "bias": self.bias(o, in_t.size),
-                              "multiplier": m, "shift": s})
+        self.cur = self.emit(
+            "fully_connected",
+            [flat],
+            out,
+            self.act(out),
+            {
+                "weight": self.weights((o, in_t.size)),
+                "bias": self.bias(o, in_t.size),
+                "multiplier": m,
+                "shift": s,
+            },
+        )
         self.multi_term(self.ops[-1], o, 20.0 * np.sqrt(in_t.size) * 4)
 
     def model(self, name="rand", layout="NHWC") -> QModel:
@@ -198,17 +219,31 @@ class _Builder:
 SPATIAL_OPS = ("conv2d", "depthwise_conv2d", "avgpool", "maxpool", "add", "clamp", "pad")
 
 
-def random_model(rng: np.random.Generator, n_ops: int = 6, kinds=SPATIAL_OPS, extreme=False,
-                 name="rand", layout="NHWC", head=True) -> QModel:
+def random_model(
+    rng: np.random.Generator,
+    n_ops: int = 6,
+    kinds=SPATIAL_OPS,
+    extreme=False,
+    name="rand",
+    layout="NHWC",
+    head=True,
+) -> QModel:
     """A random chain (with residual adds) of ``n_ops`` spatial ops, then optionally a head:
     global_avgpool or a direct flatten, and fully_connected."""
     shape = (int(rng.integers(1, 10)), int(rng.integers(1, 10)), int(rng.integers(1, 6)))
     b = _Builder(rng, shape, bits=8 if rng.random() < 0.5 else 4, extreme=extreme)
     for _ in range(n_ops):
         kind = kinds[int(rng.integers(len(kinds)))]
-        {"conv2d": lambda: b.conv(False), "depthwise_conv2d": lambda: b.conv(True),
-         "avgpool": lambda: b.pool("avgpool"), "maxpool": lambda: b.pool("maxpool"),
-         "add": b.add, "clamp": b.clamp, "pad": b.pad, "lut": b.lut}[kind]()
+        {
+            "conv2d": lambda: b.conv(False),
+            "depthwise_conv2d": lambda: b.conv(True),
+            "avgpool": lambda: b.pool("avgpool"),
+            "maxpool": lambda: b.pool("maxpool"),
+            "add": b.add,
+            "clamp": b.clamp,
+            "pad": b.pad,
+            "lut": b.lut,
+        }[kind]()
     if head:
         if rng.random() < 0.5:
             b.global_avgpool()
@@ -263,13 +298,33 @@ int main(int argc, char **argv)
 }
 """)
     exe = tmp_path / "san_exe"
-    sources = [str(gen / "san.c"), str(gen / "san_weights.c"), str(main),
-               *map(str, sorted((gen / "q4_runtime").glob("*.c")))]
-    subprocess.run(["gcc", *WARN_FLAGS, "-g", "-O1", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", "-I", str(gen), *sources, "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
-    res = subprocess.run([str(exe), str(tmp_path / "input.bin"), str(tmp_path / "out.bin")],
-                         capture_output=True, text=True)
+    sources = [
+        str(gen / "san.c"),
+        str(gen / "san_weights.c"),
+        str(main),
+        *map(str, sorted((gen / "q4_runtime").glob("*.c"))),
+    ]
+    subprocess.run(
+        [
+            "gcc",
+            *WARN_FLAGS,
+            "-g",
+            "-O1",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-I",
+            str(gen),
+            *sources,
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    res = subprocess.run(
+        [str(exe), str(tmp_path / "input.bin"), str(tmp_path / "out.bin")], capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr
     out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)
     return out

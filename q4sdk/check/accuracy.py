@@ -1,4 +1,5 @@
 """Accuracy of the float model and of the integer program on a labelled data set."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,9 @@ from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.ir.qmodel import QModel
 
 
-def source_float_graph(model: QModel, override: str | Path | None = None,
-                       q4_path: str | Path | None = None) -> tuple[FloatGraph | None, str]:
+def source_float_graph(
+    model: QModel, override: str | Path | None = None, q4_path: str | Path | None = None
+) -> tuple[FloatGraph | None, str]:
     """The float model a QModel was quantized from: ``override``, else ``meta["source_file"]`` (a file
     name, looked up beside ``q4_path`` and in the current folder) if that file still exists and its
     sha256 equals ``meta["source_hash"]``. Returns (graph or None, why)."""
@@ -40,5 +42,6 @@ def top1(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def check_labels(y: np.ndarray, n_classes: int, path) -> None:
     if y.min() < 0 or y.max() >= n_classes:
-        raise Q4Error(f"{path}: field 'y' has labels outside [0, {n_classes}) for a model with "
-                      f"{n_classes} outputs")
+        raise Q4Error(
+            f"{path}: field 'y' has labels outside [0, {n_classes}) for a model with {n_classes} outputs"
+        )

@@ -1,4 +1,5 @@
 """Loading calibration / test data files (.npy or .npz)."""
+
 from __future__ import annotations
 
 import zipfile
@@ -14,13 +15,18 @@ FLOAT32_EXACT = 1 << 24  # float32 holds every integer up to this magnitude
 
 @dataclass
 class Samples:
-    x: np.ndarray            # float32 [N, *input_shape] in the model's input layout
-    y: np.ndarray | None     # int64 [N] labels, when the file has them
+    x: np.ndarray  # float32 [N, *input_shape] in the model's input layout
+    y: np.ndarray | None  # int64 [N] labels, when the file has them
     path: Path
 
 
-def load_samples(path: str | Path, input_shape: tuple[int, ...] | None = None, nhwc: bool = False,
-                 limit: int | None = None, start: int = 0) -> Samples:
+def load_samples(
+    path: str | Path,
+    input_shape: tuple[int, ...] | None = None,
+    nhwc: bool = False,
+    limit: int | None = None,
+    start: int = 0,
+) -> Samples:
     """Read ``x`` (and ``y`` if present) from ``.npz``, or ``x`` from ``.npy``.
 
     Integer arrays are cast to float32 unchanged. With ``nhwc`` a rank-4 array in channels-last
@@ -69,25 +75,33 @@ def load_samples(path: str | Path, input_shape: tuple[int, ...] | None = None, n
             raise Q4Error(f"{p}: --nhwc needs a rank-4 'x', got shape {x.shape}")
         x = x.transpose(0, 3, 1, 2)
     if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
-        hint = " (channels-last data? pass --nhwc)" if (x.ndim == 4 and not nhwc and
-                                                         x.shape[3] == input_shape[0]) else ""
-        raise Q4Error(f"{p}: field 'x' has sample shape {tuple(x.shape[1:])}, the model expects "
-                      f"{tuple(input_shape)}{hint}")
+        hint = (
+            " (channels-last data? pass --nhwc)"
+            if (x.ndim == 4 and not nhwc and x.shape[3] == input_shape[0])
+            else ""
+        )
+        raise Q4Error(
+            f"{p}: field 'x' has sample shape {tuple(x.shape[1:])}, the model expects "
+            f"{tuple(input_shape)}{hint}"
+        )
     return Samples(np.ascontiguousarray(x), y, p)
 
 
 def _check_x(x: np.ndarray, p: Path) -> np.ndarray:
     if x.dtype.kind not in "iuf":
         what = {"b": "boolean", "c": "complex", "U": "string", "S": "bytes", "O": "object"}.get(
-            x.dtype.kind, "non-numeric")
+            x.dtype.kind, "non-numeric"
+        )
         raise Q4Error(f"{p}: field 'x' has {what} dtype {x.dtype}; expected integer or float samples")
     if x.ndim == 0:
         raise Q4Error(f"{p}: field 'x' is a single value (0-d); expected [N, ...] samples")
     if x.size and x.dtype.kind in "iu" and x.dtype.itemsize > 2:
         lo, hi = int(x.min()), int(x.max())
         if max(-lo, hi) > FLOAT32_EXACT:
-            raise Q4Error(f"{p}: field 'x' holds integers up to {max(-lo, hi):,}; beyond +-2^24 float32 "
-                          f"rounds them (scale the data to its real range)")
+            raise Q4Error(
+                f"{p}: field 'x' holds integers up to {max(-lo, hi):,}; beyond +-2^24 float32 "
+                f"rounds them (scale the data to its real range)"
+            )
     if x.size and x.dtype.kind == "f" and x.dtype.itemsize > 4:
         big = np.abs(x[np.isfinite(x)]).max(initial=0)
         if big > np.finfo(np.float32).max:
@@ -103,9 +117,12 @@ def _check_y(y: np.ndarray, n: int, p: Path) -> np.ndarray:
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y) | (y != np.round(y)) if y.size else np.zeros(0, bool)
         if bad.any():
-            raise Q4Error(f"{p}: field 'y' holds the non-integer label {y[bad][0]!r} at index "
-                          f"{int(np.argmax(bad))}")
+            raise Q4Error(
+                f"{p}: field 'y' holds the non-integer label {y[bad][0]!r} at index {int(np.argmax(bad))}"
+            )
     if y.size and (y.min() < 0 or y.max() > np.iinfo(np.int32).max):
-        raise Q4Error(f"{p}: field 'y' holds the label {int(y.min() if y.min() < 0 else y.max())}; "
-                      f"labels are class indices >= 0")
+        raise Q4Error(
+            f"{p}: field 'y' holds the label {int(y.min() if y.min() < 0 else y.max())}; "
+            f"labels are class indices >= 0"
+        )
     return y.astype(np.int64)

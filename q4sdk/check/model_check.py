@@ -18,6 +18,7 @@ How the figures are obtained:
 Flash and RAM on a board add the firmware project's code / static / stack estimates
 (``targets.project``); the build's link map has the real figures.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,7 +29,7 @@ import numpy as np
 
 from q4sdk.errors import Q4Error
 
-TABLE_BYTES_PER_CHANNEL = 12   # int32 bias, multiplier, shift
+TABLE_BYTES_PER_CHANNEL = 12  # int32 bias, multiplier, shift
 ALIGN = 16
 
 
@@ -36,15 +37,15 @@ ALIGN = 16
 class ModelCheck:
     model: str
     supported: bool
-    op_types: dict[str, int]                   # ONNX op type -> node count
-    unsupported_op_types: list[str]            # op types with no import rule at all
-    issues: list[dict]                         # every unsupported node: node, op_type, message, op_level
-    parameters: int                            # float initializer elements
+    op_types: dict[str, int]  # ONNX op type -> node count
+    unsupported_op_types: list[str]  # op types with no import rule at all
+    issues: list[dict]  # every unsupported node: node, op_type, message, op_level
+    parameters: int  # float initializer elements
     macs: int
-    weight_bytes: int                          # flash: packed INT4 weights + per-channel tables
-    arena_bytes_a8: int                        # 8-bit activations
-    arena_bytes_a4_packed: int                 # 4-bit activations, two per byte
-    estimate: str                              # how the figures were obtained ("exact plan" / "onnx")
+    weight_bytes: int  # flash: packed INT4 weights + per-channel tables
+    arena_bytes_a8: int  # 8-bit activations
+    arena_bytes_a4_packed: int  # 4-bit activations, two per byte
+    estimate: str  # how the figures were obtained ("exact plan" / "onnx")
     boards: dict = field(default_factory=dict)  # board -> fit figures
 
     def to_dict(self) -> dict:
@@ -60,6 +61,7 @@ def _per_sample(shape) -> int:
 
 
 # ---------------------------------------------------------------- supported models: the plan
+
 
 def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
     """The integer program's structure for ``graph`` as recipe ``recipe_name`` lowers it (shapes,
@@ -82,7 +84,9 @@ def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
     alias = {"@first": weighted[0].node.name, "@last": weighted[-1].node.name} if weighted else {}
     dual = {alias.get(n, n) for n in recipe.dual_layers}
     last_input = weighted[-1].inputs[0] if weighted and "@last_input" in recipe.residual_activations else None
-    tensors = {graph.input_name: QTensor(graph.input_name, stored(graph.input_shape), activation_bits, 1.0, 0)}
+    tensors = {
+        graph.input_name: QTensor(graph.input_name, stored(graph.input_shape), activation_bits, 1.0, 0)
+    }
     res_in = residual_name(graph.input_name) if recipe.residual_input else None
     if res_in:
         tensors[res_in] = QTensor(res_in, stored(graph.input_shape), activation_bits, 1.0, 0)
@@ -104,11 +108,15 @@ def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
             w = step.node.params["weight"]
             o = w.shape[0]
             shape = {"conv2d": (o, *w.shape[2:], w.shape[1]), "depthwise_conv2d": (o, *w.shape[2:])}.get(
-                step.kind, w.shape)
+                step.kind, w.shape
+            )
             terms = len(inputs) * (2 if step.node.name in dual else 1)
-            arrays = {"weight": np.zeros(shape, np.int8), "bias": np.zeros(o, np.int32),
-                      "multiplier": np.zeros((terms, o) if terms > 1 else o, np.int32),
-                      "shift": np.zeros(o, np.int32)}
+            arrays = {
+                "weight": np.zeros(shape, np.int8),
+                "bias": np.zeros(o, np.int32),
+                "multiplier": np.zeros((terms, o) if terms > 1 else o, np.int32),
+                "shift": np.zeros(o, np.int32),
+            }
             if step.node.name in dual:
                 arrays["weight2"] = np.zeros(shape, np.int8)
         tensors[step.output] = QTensor(step.output, stored(graph.shapes[step.output]), bits, 1.0, 0)
@@ -125,11 +133,16 @@ def _plan_figures(graph) -> tuple[int, int, int, int]:
     a8 = skeleton_model(graph, 8)
     costs = [op_costs(a8, op) for op in a8.ops]
     a4 = skeleton_model(graph, 4)
-    return (sum(c[0] for c in costs), sum(c[1] for c in costs), plan_arena(a8).size,
-            plan_arena(a4, packed_tensors(a4)).size)
+    return (
+        sum(c[0] for c in costs),
+        sum(c[1] for c in costs),
+        plan_arena(a8).size,
+        plan_arena(a4, packed_tensors(a4)).size,
+    )
 
 
 # ---------------------------------------------------------------- any model: ONNX shape inference
+
 
 def _onnx_figures(model) -> tuple[int, int, int, int]:
     """(MACs, weight bytes, arena A8 lower bound, arena A4 packed lower bound) from shape inference."""
@@ -192,10 +205,15 @@ def _onnx_figures(model) -> tuple[int, int, int, int]:
 
 # ---------------------------------------------------------------- boards
 
+
 def board_fit(check: ModelCheck, board, activation_bits: int = 8) -> dict:
     """Estimated flash and RAM on ``board`` (the firmware project's estimates) and whether they fit."""
-    from q4sdk.targets.project import (CODE_BASE_BYTES, CODE_PER_KERNEL_BYTES, CODE_PER_OP_BYTES,
-                                       STATIC_BASE_BYTES)
+    from q4sdk.targets.project import (
+        CODE_BASE_BYTES,
+        CODE_PER_KERNEL_BYTES,
+        CODE_PER_OP_BYTES,
+        STATIC_BASE_BYTES,
+    )
 
     n_ops = sum(check.op_types.values())
     code = CODE_BASE_BYTES + min(len(check.op_types), 8) * CODE_PER_KERNEL_BYTES + n_ops * CODE_PER_OP_BYTES
@@ -204,10 +222,15 @@ def board_fit(check: ModelCheck, board, activation_bits: int = 8) -> dict:
     ram = arena + STATIC_BASE_BYTES + 4 * n_ops + (board.stack_size or 0)
     fits_flash = board.flash is None or flash <= board.flash.size
     fits_ram = board.ram is None or ram <= board.ram.size
-    return {"flash_bytes": flash, "ram_bytes": ram,
-            "flash_size": None if board.flash is None else board.flash.size,
-            "ram_size": None if board.ram is None else board.ram.size,
-            "fits": bool(fits_flash and fits_ram), "fits_flash": fits_flash, "fits_ram": fits_ram}
+    return {
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "flash_size": None if board.flash is None else board.flash.size,
+        "ram_size": None if board.ram is None else board.ram.size,
+        "fits": bool(fits_flash and fits_ram),
+        "fits_flash": fits_flash,
+        "fits_ram": fits_ram,
+    }
 
 
 def largest_flash_board() -> tuple[str, int] | None:
@@ -226,11 +249,14 @@ def flash_warning(weight_bytes: int) -> str | None:
     best = largest_flash_board()
     if best is None or weight_bytes <= best[1]:
         return None
-    return (f"warning: the weights take {weight_bytes:,} bytes of flash; no board q4sdk knows has that much "
-            f"(largest: {best[0]}, {best[1]:,} bytes; see 'q4sdk boards')")
+    return (
+        f"warning: the weights take {weight_bytes:,} bytes of flash; no board q4sdk knows has that much "
+        f"(largest: {best[0]}, {best[1]:,} bytes; see 'q4sdk boards')"
+    )
 
 
 # ---------------------------------------------------------------- the check
+
 
 def check_model(source, boards: list[str] = ()) -> ModelCheck:
     """Check an ONNX file or ``onnx.ModelProto`` (``source``) without quantizing it."""
@@ -245,8 +271,9 @@ def check_model(source, boards: list[str] = ()) -> ModelCheck:
         try:
             model = onnx.load(str(path))
         except Exception as err:  # noqa: BLE001 - protobuf decode errors have no stable public type
-            raise Q4Error(f"{path}: not a valid ONNX model ({str(err).splitlines()[0] if str(err) else err})") \
-                from None
+            raise Q4Error(
+                f"{path}: not a valid ONNX model ({str(err).splitlines()[0] if str(err) else err})"
+            ) from None
         name = path.stem
     else:
         model, name = source, source.graph.name or "model"
@@ -257,14 +284,24 @@ def check_model(source, boards: list[str] = ()) -> ModelCheck:
     else:
         macs, flash, a8, a4 = _onnx_figures(model)
         how = "onnx"
-    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer
-                 if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE))
+    params = sum(
+        int(np.prod(t.dims))
+        for t in model.graph.initializer
+        if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+    )
     result = ModelCheck(
-        model=name, supported=graph is not None,
+        model=name,
+        supported=graph is not None,
         op_types=dict(sorted(Counter(n.op_type for n in model.graph.node).items())),
         unsupported_op_types=sorted({i.op_type for i in issues if i.op_level}),
-        issues=[asdict(i) for i in issues], parameters=params, macs=int(macs), weight_bytes=int(flash),
-        arena_bytes_a8=int(a8), arena_bytes_a4_packed=int(a4), estimate=how)
+        issues=[asdict(i) for i in issues],
+        parameters=params,
+        macs=int(macs),
+        weight_bytes=int(flash),
+        arena_bytes_a8=int(a8),
+        arena_bytes_a4_packed=int(a4),
+        estimate=how,
+    )
     if boards:
         from q4sdk.targets.boards import load_board
 
@@ -278,30 +315,45 @@ def format_check(c: ModelCheck) -> str:
     by_type: dict[str, list[dict]] = {}
     for i in c.issues:
         by_type.setdefault(i["op_type"], []).append(i)
-    rows = [f"model                 {c.model}: "
-            + ("supported" if c.supported else f"NOT supported ({len(c.issues)} issue(s))"), "",
-            f"{'op type':<24} {'nodes':>6}  supported"]
+    rows = [
+        f"model                 {c.model}: "
+        + ("supported" if c.supported else f"NOT supported ({len(c.issues)} issue(s))"),
+        "",
+        f"{'op type':<24} {'nodes':>6}  supported",
+    ]
     for op, n in c.op_types.items():
         found = by_type.get(op, [])
-        status = ("no (op type)" if any(i["op_level"] for i in found)
-                  else f"partly ({len(found)} of {n} nodes)" if found else "yes")
+        status = (
+            "no (op type)"
+            if any(i["op_level"] for i in found)
+            else f"partly ({len(found)} of {n} nodes)"
+            if found
+            else "yes"
+        )
         rows.append(f"{op:<24} {n:>6}  {status}")
     if c.issues:
         rows += ["", "unsupported:"] + [f"  {i['message']}" for i in c.issues]
-    how = ("exact for the default recipe, from the lowering plan and the arena planner" if c.estimate == "plan"
-           else "estimate from ONNX shapes; arena = peak of live tensors (a lower bound)")
-    rows += ["",
-             f"parameters            {c.parameters:,}",
-             f"MACs per inference    {c.macs:,}",
-             f"flash (weights)       {c.weight_bytes:,} bytes (packed INT4 + bias/multiplier/shift tables)",
-             f"arena                 {c.arena_bytes_a8:,} bytes with 8-bit activations, "
-             f"{c.arena_bytes_a4_packed:,} bytes with packed 4-bit activations",
-             f"figures               {how}"]
+    how = (
+        "exact for the default recipe, from the lowering plan and the arena planner"
+        if c.estimate == "plan"
+        else "estimate from ONNX shapes; arena = peak of live tensors (a lower bound)"
+    )
+    rows += [
+        "",
+        f"parameters            {c.parameters:,}",
+        f"MACs per inference    {c.macs:,}",
+        f"flash (weights)       {c.weight_bytes:,} bytes (packed INT4 + bias/multiplier/shift tables)",
+        f"arena                 {c.arena_bytes_a8:,} bytes with 8-bit activations, "
+        f"{c.arena_bytes_a4_packed:,} bytes with packed 4-bit activations",
+        f"figures               {how}",
+    ]
     for name, fits in c.boards.items():
         for key, f in fits.items():
             verdict = "fits" if f["fits"] else "does NOT fit"
             flash = "-" if f["flash_size"] is None else f"{f['flash_size']:,}"
             ram = "-" if f["ram_size"] is None else f"{f['ram_size']:,}"
-            rows.append(f"board {name} ({key.upper()}): {verdict}: flash ~{f['flash_bytes']:,} of {flash} bytes, "
-                        f"RAM ~{f['ram_bytes']:,} of {ram} bytes (estimate)")
+            rows.append(
+                f"board {name} ({key.upper()}): {verdict}: flash ~{f['flash_bytes']:,} of {flash} bytes, "
+                f"RAM ~{f['ram_bytes']:,} of {ram} bytes (estimate)"
+            )
     return "\n".join(rows)

@@ -10,6 +10,7 @@ number.
 Statistics are accumulated batch by batch, so the data set can be large: no tensor of the whole
 set is held in memory.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from q4sdk.ir import oracle
 from q4sdk.errors import Q4Error
-from q4sdk.ir.float_exec import run_node, run_float
+from q4sdk.ir import oracle
+from q4sdk.ir.float_exec import run_float, run_node
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
 from q4sdk.ir.ops import LAYER_KINDS, WEIGHTED_KINDS
-from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.progress import Progress
 
 BATCH = 256
 PLOTS = ("sqnr.png", "scale_over_max.png", "weight_hist.png")
@@ -39,22 +40,23 @@ PLOTS = ("sqnr.png", "scale_over_max.png", "weight_hist.png")
 @dataclass
 class LayerRow:
     """One layer of the report. ``None`` means: not applicable, or not measurable (no float model)."""
+
     name: str
     kind: str
-    input_shapes: list[list[int]]       # stored (channels-last) shapes, per sample
+    input_shapes: list[list[int]]  # stored (channels-last) shapes, per sample
     output_shape: list[int]
     macs: int
-    weight_bytes: int                   # packed INT4 (both tensors if dual) + bias/multiplier/shift tables
+    weight_bytes: int  # packed INT4 (both tensors if dual) + bias/multiplier/shift tables
     dual: bool
     weight_mse: float | None
     weight_sqnr_db: float | None
     scale_over_max: list[float] | None  # per kernel: chosen scale * qmax / max|w|
     calib_output_sqnr_db: float | None  # the quantizer's own estimate on the calibration set (simulated)
-    activation_sqnr_db: float | None    # oracle output (dequantized) vs the float model, on the report data
+    activation_sqnr_db: float | None  # oracle output (dequantized) vs the float model, on the report data
     output_bits: int
     output_scale: float
     output_zero_point: int
-    clip_fraction: float | None         # share of float output values that saturate at qmin / qmax
+    clip_fraction: float | None  # share of float output values that saturate at qmin / qmax
 
 
 @dataclass
@@ -63,9 +65,9 @@ class ReportData:
     recipe: dict
     samples: int
     layers: list[LayerRow]
-    accuracy: dict          # float, fake_quant, integer, top1_agreement (None when not measurable)
-    compression: dict       # weights, activations: CR = 32-bit float bits / quantized bits
-    totals: dict            # macs, weight_bytes
+    accuracy: dict  # float, fake_quant, integer, top1_agreement (None when not measurable)
+    compression: dict  # weights, activations: CR = 32-bit float bits / quantized bits
+    totals: dict  # macs, weight_bytes
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -73,6 +75,7 @@ class ReportData:
 
 
 # --------------------------------------------------------------------------- measurements
+
 
 def _dequant(q: np.ndarray, t: QTensor) -> np.ndarray:
     return np.float32(t.scale) * (q.astype(np.float32) - np.float32(t.zero_point))
@@ -123,7 +126,7 @@ def _float_layout_weight(model: QModel, op: QOp, key: str) -> np.ndarray:
 def dequantized_weights(model: QModel, op: QOp) -> tuple[np.ndarray, np.ndarray]:
     """(weight, bias) of a weighted op as real numbers, in the float graph's layout."""
     scales = weight_scales(model, op)
-    terms = [_float_layout_weight(model, op, key) for key in ("weight", "weight2")[:len(scales)]]
+    terms = [_float_layout_weight(model, op, key) for key in ("weight", "weight2")[: len(scales)]]
     w = sum(q * s.reshape((-1,) + (1,) * (q.ndim - 1)) for q, s in zip(terms, scales))
     bias = op.arrays["bias"].astype(np.float64) * model.tensors[op.inputs[0]].scale * scales[0]
     return w.astype(np.float32), bias.astype(np.float32)
@@ -148,8 +151,11 @@ def _dequantized_input(model: QModel, x: np.ndarray) -> np.ndarray:
     nhwc = model.meta.get("input_layout") == "NHWC" and x.ndim == 4
     xq = oracle.quantize_input(model, x.transpose(0, 2, 3, 1) if nhwc else x)
     res = model.meta.get("input_residual")
-    v = _dequant(xq[:, 0], model.input_tensor) + _dequant(xq[:, 1], model.tensors[res]) if res else \
-        _dequant(xq, model.input_tensor)
+    v = (
+        _dequant(xq[:, 0], model.input_tensor) + _dequant(xq[:, 1], model.tensors[res])
+        if res
+        else _dequant(xq, model.input_tensor)
+    )
     return np.ascontiguousarray(v.transpose(0, 3, 1, 2) if v.ndim == 4 else v)
 
 
@@ -162,7 +168,9 @@ def run_fake_quant(model: QModel, graph: FloatGraph, nodes: list[FloatNode], x: 
         vals = {graph.input_name: torch.from_numpy(_dequantized_input(model, x))}
         for node in nodes:
             v = run_node(node, [vals[t] for t in node.inputs])
-            vals[node.output] = _fake_quant(v, model.tensors[node.output]) if node.output in model.tensors else v
+            vals[node.output] = (
+                _fake_quant(v, model.tensors[node.output]) if node.output in model.tensors else v
+            )
     return vals[graph.output_name].numpy()
 
 
@@ -175,7 +183,7 @@ class _LayerAccumulator:
 
     def add(self, ref: np.ndarray, q: np.ndarray, t: QTensor) -> None:
         ref = ref.astype(np.float64)
-        self.signal += float((ref ** 2).sum())
+        self.signal += float((ref**2).sum())
         self.noise += float(((ref - _dequant(q, t)) ** 2).sum())
         lo = t.scale * (t.qmin - t.zero_point - 0.5)
         hi = t.scale * (t.qmax - t.zero_point + 0.5)
@@ -191,13 +199,17 @@ class _LayerAccumulator:
 def _check_float_graph(model: QModel, graph: FloatGraph, ops: list[QOp]) -> None:
     shape = tuple(model.meta.get("input_shape_float") or graph.input_shape)
     if tuple(graph.input_shape) != shape:
-        raise Q4Error(f"float model '{graph.name}': input shape {tuple(graph.input_shape)} differs from the "
-                      f"quantized model's {shape} (is it the model this .q4 was quantized from?)")
+        raise Q4Error(
+            f"float model '{graph.name}': input shape {tuple(graph.input_shape)} differs from the "
+            f"quantized model's {shape} (is it the model this .q4 was quantized from?)"
+        )
     for op in ops:
         t = model.tensors[op.output]
         if op.output not in graph.shapes or int(np.prod(graph.shapes[op.output])) != t.size:
-            raise Q4Error(f"float model '{graph.name}': no tensor '{op.output}' of size {t.size} for op "
-                          f"'{op.name}' ({op.kind}) (is it the model this .q4 was quantized from?)")
+            raise Q4Error(
+                f"float model '{graph.name}': no tensor '{op.output}' of size {t.size} for op "
+                f"'{op.name}' ({op.kind}) (is it the model this .q4 was quantized from?)"
+            )
     for op in model.ops:
         if op.kind in WEIGHTED_KINDS and op.name not in {n.name for n in graph.nodes}:
             raise Q4Error(f"float model '{graph.name}': no node '{op.name}' for op '{op.name}' ({op.kind})")
@@ -213,7 +225,9 @@ def op_costs(model: QModel, op: QOp) -> tuple[int, int]:
     o, k = len(weights[0]), int(np.prod(weights[0].shape[1:]))
     positions = int(np.prod(model.tensors[op.output].shape[:-1])) if op.kind != "fully_connected" else 1
     macs = positions * o * k * len(weights) * len(op.inputs)
-    flash = len(weights) * o * ((k + 1) // 2) + 4 * sum(op.arrays[a].size for a in ("bias", "multiplier", "shift"))
+    flash = len(weights) * o * ((k + 1) // 2) + 4 * sum(
+        op.arrays[a].size for a in ("bias", "multiplier", "shift")
+    )
     return macs, flash
 
 
@@ -234,28 +248,38 @@ def compression_ratio(model: QModel) -> dict:
         t = model.tensors[name]
         a_elems += t.size
         a_bits += t.size * t.bits + (t.size * model.tensors[res].bits if res and name == model.input else 0)
-    return {"weights": 32 * w_elems / w_bits if w_bits else None,
-            "activations": 32 * a_elems / a_bits if a_bits else None}
+    return {
+        "weights": 32 * w_elems / w_bits if w_bits else None,
+        "activations": 32 * a_elems / a_bits if a_bits else None,
+    }
 
 
-def collect_report(model: QModel, x: np.ndarray, y: np.ndarray | None, float_graph: FloatGraph | None,
-                   progress: Progress | None = None) -> ReportData:
+def collect_report(
+    model: QModel,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    float_graph: FloatGraph | None,
+    progress: Progress | None = None,
+) -> ReportData:
     """Measure everything the report shows. ``x``: float32 [N, *meta["input_shape_float"]], the layout
     ``load_samples`` returns and the float graph takes (an NHWC model's data is transposed here)."""
     progress = progress or Progress(enabled=False)
     x = np.asarray(x, np.float32)
     shape = tuple(model.meta.get("input_shape_float") or ())
     if shape and tuple(x.shape[1:]) != shape:
-        raise Q4Error(f"report data: sample shape {tuple(x.shape[1:])} does not match the model input "
-                      f"'{model.input}' {shape}")
+        raise Q4Error(
+            f"report data: sample shape {tuple(x.shape[1:])} does not match the model input "
+            f"'{model.input}' {shape}"
+        )
     if len(x) == 0:
         raise Q4Error("report data: no samples")
     n_out = model.output_tensor.size
     if y is not None:
         y = np.asarray(y).astype(np.int64).reshape(-1)
         if len(y) != len(x) or y.min() < 0 or y.max() >= n_out:
-            raise Q4Error(f"report labels: need {len(x)} labels in [0, {n_out}), got {len(y)} in "
-                          f"[{y.min()}, {y.max()}]")
+            raise Q4Error(
+                f"report labels: need {len(x)} labels in [0, {n_out}), got {len(y)} in [{y.min()}, {y.max()}]"
+            )
     ops = [op for op in model.ops if op.kind in LAYER_KINDS]
     if float_graph is not None:
         _check_float_graph(model, float_graph, ops)
@@ -267,16 +291,18 @@ def collect_report(model: QModel, x: np.ndarray, y: np.ndarray | None, float_gra
     n_batches = (len(x) + BATCH - 1) // BATCH
     for b, start in enumerate(range(0, len(x), BATCH)):
         progress.update(b, n_batches, f"integer oracle and float model, samples {start}..")
-        xb = x[start:start + BATCH]
-        out_q, q_vals = oracle.run_oracle(model, oracle.quantize_input(model, user_x[start:start + BATCH]),
-                                          capture=True)
+        xb = x[start : start + BATCH]
+        out_q, q_vals = oracle.run_oracle(
+            model, oracle.quantize_input(model, user_x[start : start + BATCH]), capture=True
+        )
         preds["integer"].append(out_q.reshape(len(xb), -1).argmax(axis=1))
         if float_graph is None:
             continue
         out_f, f_vals = run_float(float_graph, xb, capture=True)
         preds["float"].append(out_f.reshape(len(xb), -1).argmax(axis=1))
         preds["fake_quant"].append(
-            run_fake_quant(model, float_graph, fq_nodes, xb).reshape(len(xb), -1).argmax(axis=1))
+            run_fake_quant(model, float_graph, fq_nodes, xb).reshape(len(xb), -1).argmax(axis=1)
+        )
         for op in ops:
             t = model.tensors[op.output]
             ref = _channels_last(f_vals[op.output]).reshape((len(xb),) + tuple(t.shape))
@@ -296,29 +322,47 @@ def collect_report(model: QModel, x: np.ndarray, y: np.ndarray | None, float_gra
     for op in ops:
         s, t = stats.get(op.name, {}), model.tensors[op.output]
         a = acc[op.output] if float_graph is not None else None
-        rows.append(LayerRow(
-            name=op.name, kind=op.kind,
-            input_shapes=[list(model.tensors[i].shape) for i in op.inputs], output_shape=list(t.shape),
-            macs=costs[op.name][0], weight_bytes=costs[op.name][1], dual="weight2" in op.arrays,
-            weight_mse=s.get("weight_mse"), weight_sqnr_db=s.get("weight_sqnr_db"),
-            scale_over_max=s.get("scale_over_max"), calib_output_sqnr_db=s.get("output_sqnr_db"),
-            activation_sqnr_db=None if a is None else a.sqnr_db(),
-            output_bits=t.bits, output_scale=t.scale, output_zero_point=t.zero_point,
-            clip_fraction=None if a is None else a.clipped / max(a.count, 1)))
+        rows.append(
+            LayerRow(
+                name=op.name,
+                kind=op.kind,
+                input_shapes=[list(model.tensors[i].shape) for i in op.inputs],
+                output_shape=list(t.shape),
+                macs=costs[op.name][0],
+                weight_bytes=costs[op.name][1],
+                dual="weight2" in op.arrays,
+                weight_mse=s.get("weight_mse"),
+                weight_sqnr_db=s.get("weight_sqnr_db"),
+                scale_over_max=s.get("scale_over_max"),
+                calib_output_sqnr_db=s.get("output_sqnr_db"),
+                activation_sqnr_db=None if a is None else a.sqnr_db(),
+                output_bits=t.bits,
+                output_scale=t.scale,
+                output_zero_point=t.zero_point,
+                clip_fraction=None if a is None else a.clipped / max(a.count, 1),
+            )
+        )
     notes = []
     if float_graph is None:
-        notes.append("no float model: activation SQNR, clipping, float and fake-quant accuracy and agreement "
-                     "are not available (pass --float-model)")
+        notes.append(
+            "no float model: activation SQNR, clipping, float and fake-quant accuracy and agreement "
+            "are not available (pass --float-model)"
+        )
     if y is None:
         notes.append("the data has no labels: accuracies are not available")
     if not stats:
         notes.append("the model records no quantizer layer statistics: weight MSE/SQNR are not available")
     notes += numerics_notes(model)
-    return ReportData(model=model.name, recipe=dict(model.meta.get("recipe", {})), samples=len(x), layers=rows,
-                      accuracy=accuracy, compression=compression_ratio(model),
-                      totals={"macs": sum(c[0] for c in costs.values()),
-                              "weight_bytes": sum(c[1] for c in costs.values())},
-                      notes=notes)
+    return ReportData(
+        model=model.name,
+        recipe=dict(model.meta.get("recipe", {})),
+        samples=len(x),
+        layers=rows,
+        accuracy=accuracy,
+        compression=compression_ratio(model),
+        totals={"macs": sum(c[0] for c in costs.values()), "weight_bytes": sum(c[1] for c in costs.values())},
+        notes=notes,
+    )
 
 
 def numerics_notes(model: QModel) -> list[str]:
@@ -334,13 +378,20 @@ def numerics_notes(model: QModel) -> list[str]:
         parts = []
         for case, chans in cases.items():
             listed = [str(c) for c in chans if c is not None]
-            parts.append(case.replace("_", " ") + (f" (channels {', '.join(listed[:12])}"
-                                                    f"{', ...' if len(listed) > 12 else ''})" if listed else ""))
+            parts.append(
+                case.replace("_", " ")
+                + (
+                    f" (channels {', '.join(listed[:12])}{', ...' if len(listed) > 12 else ''})"
+                    if listed
+                    else ""
+                )
+            )
         notes.append(f"numerics: layer '{layer}': {'; '.join(parts)}")
     return notes
 
 
 # --------------------------------------------------------------------------- rendering
+
 
 def _finite_or_none(v):
     """JSON has no infinities or NaN: they become null."""
@@ -382,8 +433,10 @@ def _plots(data: ReportData, model: QModel, float_graph: FloatGraph | None) -> d
     names = [r.name for r in data.layers]
     idx = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names)), 4))
-    for off, label, vals in ((-0.2, "weights", [r.weight_sqnr_db for r in data.layers]),
-                             (0.2, "output activations", [r.activation_sqnr_db for r in data.layers])):
+    for off, label, vals in (
+        (-0.2, "weights", [r.weight_sqnr_db for r in data.layers]),
+        (0.2, "output activations", [r.activation_sqnr_db for r in data.layers]),
+    ):
         ax.bar(idx + off, [v if v is not None and math.isfinite(v) else 0.0 for v in vals], 0.4, label=label)
     ax.set_xticks(idx, names, rotation=60, ha="right")
     ax.set_ylabel("SQNR (dB)")
@@ -407,10 +460,16 @@ def _plots(data: ReportData, model: QModel, float_graph: FloatGraph | None) -> d
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    layer = min((r for r in data.layers if r.weight_sqnr_db is not None and r.kind in WEIGHTED_KINDS),
-                key=lambda r: r.weight_sqnr_db, default=None)
-    node = None if float_graph is None or layer is None else next(
-        (n for n in float_graph.nodes if n.name == layer.name), None)
+    layer = min(
+        (r for r in data.layers if r.weight_sqnr_db is not None and r.kind in WEIGHTED_KINDS),
+        key=lambda r: r.weight_sqnr_db,
+        default=None,
+    )
+    node = (
+        None
+        if float_graph is None or layer is None
+        else next((n for n in float_graph.nodes if n.name == layer.name), None)
+    )
     if node is None:
         ax.text(0.5, 0.5, "weight histogram needs the float model", ha="center", va="center")
         ax.set_axis_off()
@@ -424,24 +483,30 @@ def _plots(data: ReportData, model: QModel, float_graph: FloatGraph | None) -> d
             ax.axvline(edge, color="red", ls="--")
         ax.set_xlabel("float weight / its kernel's scale (INT4 steps); red: clip range")
         ax.set_ylabel("count")
-        ax.set_title(f"'{layer.name}' weights (lowest weight SQNR{', dual: first tensor' if layer.dual else ''})")
+        ax.set_title(
+            f"'{layer.name}' weights (lowest weight SQNR{', dual: first tensor' if layer.dual else ''})"
+        )
     out["weight_hist.png"] = _png(fig)
     plt.close(fig)
     return out
 
 
 _COLUMNS = (
-    ("layer", lambda r: r.name), ("kind", lambda r: r.kind),
+    ("layer", lambda r: r.name),
+    ("kind", lambda r: r.kind),
     ("in", lambda r: " + ".join("x".join(map(str, s)) for s in r.input_shapes)),
     ("out", lambda r: "x".join(map(str, r.output_shape))),
-    ("MACs", lambda r: _fmt(r.macs)), ("flash B", lambda r: _fmt(r.weight_bytes)),
+    ("MACs", lambda r: _fmt(r.macs)),
+    ("flash B", lambda r: _fmt(r.weight_bytes)),
     ("dual", lambda r: _fmt(r.dual) if r.kind in WEIGHTED_KINDS else ""),
     ("W MSE", lambda r: "n/a" if r.weight_mse is None else f"{r.weight_mse:.3g}"),
     ("W SQNR dB", lambda r: _fmt(r.weight_sqnr_db, 1)),
     ("A SQNR dB", lambda r: _fmt(r.activation_sqnr_db, 1)),
     ("calib A SQNR dB", lambda r: _fmt(r.calib_output_sqnr_db, 1)),
-    ("bits", lambda r: str(r.output_bits)), ("scale", lambda r: f"{r.output_scale:.4g}"),
-    ("zp", lambda r: str(r.output_zero_point)), ("clipped", lambda r: _fmt(r.clip_fraction, 3, pct=True)),
+    ("bits", lambda r: str(r.output_bits)),
+    ("scale", lambda r: f"{r.output_scale:.4g}"),
+    ("zp", lambda r: str(r.output_zero_point)),
+    ("clipped", lambda r: _fmt(r.clip_fraction, 3, pct=True)),
 )
 
 
@@ -459,15 +524,23 @@ def _summary_rows(data: ReportData) -> list[tuple[str, str]]:
     ]
 
 
-_PLOT_TITLES = {"sqnr.png": "Per-layer SQNR", "scale_over_max.png": "Chosen scale vs max, per kernel",
-                "weight_hist.png": "Weight histogram with the clip range"}
+_PLOT_TITLES = {
+    "sqnr.png": "Per-layer SQNR",
+    "scale_over_max.png": "Chosen scale vs max, per kernel",
+    "weight_hist.png": "Weight histogram with the clip range",
+}
 
 
 def render_markdown(data: ReportData) -> str:
     lines = [f"# Quantization report: {data.model}", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in _summary_rows(data)]
-    lines += ["", "## Layers", "", "| " + " | ".join(h for h, _ in _COLUMNS) + " |",
-              "|" + "---|" * len(_COLUMNS)]
+    lines += [
+        "",
+        "## Layers",
+        "",
+        "| " + " | ".join(h for h, _ in _COLUMNS) + " |",
+        "|" + "---|" * len(_COLUMNS),
+    ]
     lines += ["| " + " | ".join(f(r).replace("|", "\\|") for _, f in _COLUMNS) + " |" for r in data.layers]
     lines += ["", "## Plots", ""] + [f"![{_PLOT_TITLES[p]}]({p})" for p in PLOTS]
     if data.notes:
@@ -478,14 +551,18 @@ def render_markdown(data: ReportData) -> str:
 
 def render_html(data: ReportData, pngs: dict[str, bytes]) -> str:
     e = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-             f"<title>q4sdk report: {e(data.model)}</title><style>",
-             "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}",
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} td:first-child{text-align:left}",
-             "img{max-width:100%}</style></head><body>",
-             f"<h1>Quantization report: {e(data.model)}</h1><table>"]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>q4sdk report: {e(data.model)}</title><style>",
+        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}",
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} td:first-child{text-align:left}",
+        "img{max-width:100%}</style></head><body>",
+        f"<h1>Quantization report: {e(data.model)}</h1><table>",
+    ]
     parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in _summary_rows(data)]
-    parts.append("</table><h2>Layers</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h, _ in _COLUMNS) + "</tr>")
+    parts.append(
+        "</table><h2>Layers</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h, _ in _COLUMNS) + "</tr>"
+    )
     parts += ["<tr>" + "".join(f"<td>{e(f(r))}</td>" for _, f in _COLUMNS) + "</tr>" for r in data.layers]
     parts.append("</table><h2>Plots</h2>")
     for p in PLOTS:
@@ -497,7 +574,9 @@ def render_html(data: ReportData, pngs: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def write_report(data: ReportData, model: QModel, float_graph: FloatGraph | None, out_dir: str | Path) -> list[Path]:
+def write_report(
+    data: ReportData, model: QModel, float_graph: FloatGraph | None, out_dir: str | Path
+) -> list[Path]:
     """Write report.md, report.html (self-contained), report.json and the PNGs into ``out_dir``.
 
     Everything is rendered in memory first; each file is written to a temporary name and renamed, so a
@@ -522,10 +601,15 @@ def write_report(data: ReportData, model: QModel, float_graph: FloatGraph | None
     return written
 
 
-def build_report(model: QModel, x: np.ndarray, y: np.ndarray | None, float_graph: FloatGraph | None,
-                 out_dir: str | Path, progress: Progress | None = None) -> ReportData:
+def build_report(
+    model: QModel,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    float_graph: FloatGraph | None,
+    out_dir: str | Path,
+    progress: Progress | None = None,
+) -> ReportData:
     """Measure (``collect_report``) and write the report files into ``out_dir``."""
     data = collect_report(model, x, y, float_graph, progress)
     write_report(data, model, float_graph, out_dir)
     return data
-

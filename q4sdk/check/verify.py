@@ -1,4 +1,5 @@
 """Compare the generated C with the integer oracle, and name the first layer where they differ."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from q4sdk.codegen.arena import input_tensors
-from q4sdk.targets.host_build import CModel
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import input_shape, run_oracle
 from q4sdk.ir.qmodel import QModel
+from q4sdk.targets.host_build import CModel
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class VerifyResult:
     error a later clamp happens to hide still counts."""
 
     samples: int
-    mismatches: int                  # samples in which any tensor differs
-    output_mismatches: int           # samples whose final output differs
+    mismatches: int  # samples in which any tensor differs
+    output_mismatches: int  # samples whose final output differs
     first_mismatch: Mismatch | None  # earliest differing tensor of the first differing sample
 
     @property
@@ -48,8 +49,10 @@ def verify(model: QModel, target, xq: np.ndarray, build_dir=None) -> VerifyResul
     cm = target if isinstance(target, CModel) else CModel(Path(target), build_dir)
     xq = np.asarray(xq)
     if cm.input_shape != input_shape(model):
-        raise Q4Error(f"verify: C model '{cm.name}' takes input {cm.input_shape}, model "
-                      f"'{model.name}' {input_shape(model)}: not the same model")
+        raise Q4Error(
+            f"verify: C model '{cm.name}' takes input {cm.input_shape}, model "
+            f"'{model.name}' {input_shape(model)}: not the same model"
+        )
     c_out, c_dumps = cm.run_with_dumps(xq)
     ref_out, ref_caps = run_oracle(model, xq, capture=True)
     n = len(xq)
@@ -71,8 +74,9 @@ def verify(model: QModel, target, xq: np.ndarray, build_dir=None) -> VerifyResul
         idx = np.flatnonzero(diffs[t][s])
         if len(idx):
             i = int(idx[0])
-            first = Mismatch(s, t, producer.get(t), i, int(c_dumps[t][s, i]),
-                             int(ref_caps[t][s].reshape(-1)[i]))
+            first = Mismatch(
+                s, t, producer.get(t), i, int(c_dumps[t][s, i]), int(ref_caps[t][s].reshape(-1)[i])
+            )
             break
     if first is None:  # every dump agrees but the output differs: the final copy-out is at fault
         c, ref = c_out[s].reshape(-1), ref_out[s].reshape(-1)

@@ -30,21 +30,39 @@ def cmd_boards(args) -> int:
     from q4sdk.codegen.kernels import KERNEL_VARIANTS
     from q4sdk.targets.boards import list_boards, load_board
 
-    rows = [f"{'board':<14} {'cpu':<14} {'flash':>10} {'RAM':>10}  {'runs':<15} {'kernels':<8} "
-            f"{'timer tick':<12} description"]
+    rows = [
+        f"{'board':<14} {'cpu':<14} {'flash':>10} {'RAM':>10}  {'runs':<15} {'kernels':<8} "
+        f"{'timer tick':<12} description"
+    ]
     for name in list_boards():
         b = load_board(name)
         flash = "-" if b.flash is None else f"{b.flash.size // 1024:,} KB"
         ram = "-" if b.ram is None else f"{b.ram.size // 1024:,} KB"
         runs = ("QEMU " + b.qemu.machine if b.qemu else "natively") if b.runnable else "build-only"
-        kernels = "+".join(sorted({v.function.rsplit("_", 1)[-1]
-                                   for variants in KERNEL_VARIANTS.values() for v in variants
-                                   if getattr(b, v.requires)}, reverse=True)) or "portable"
+        kernels = (
+            "+".join(
+                sorted(
+                    {
+                        v.function.rsplit("_", 1)[-1]
+                        for variants in KERNEL_VARIANTS.values()
+                        for v in variants
+                        if getattr(b, v.requires)
+                    },
+                    reverse=True,
+                )
+            )
+            or "portable"
+        )
         per_tick = b.timer.instructions_per_tick
-        tick = (f"{per_tick:g} instr" if per_tick is not None
-                else {"cycles": "1 cycle", "ns": "1 ns"}.get(b.timer.unit, b.timer.unit))
-        rows.append(f"{name:<14} {b.cpu:<14} {flash:>10} {ram:>10}  {runs:<15} {kernels:<8} "
-                    f"{tick:<12} {b.description}")
+        tick = (
+            f"{per_tick:g} instr"
+            if per_tick is not None
+            else {"cycles": "1 cycle", "ns": "1 ns"}.get(b.timer.unit, b.timer.unit)
+        )
+        rows.append(
+            f"{name:<14} {b.cpu:<14} {flash:>10} {ram:>10}  {runs:<15} {kernels:<8} "
+            f"{tick:<12} {b.description}"
+        )
     print("\n".join(rows))
     return 0
 

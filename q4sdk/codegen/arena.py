@@ -15,6 +15,7 @@ overlaps no already placed buffer whose lifetime intersects its own. Several ord
 (largest first, execution order, and -- when at most two buffers are ever live -- a ping-pong
 layout that is optimal for chains) and the smallest arena wins. The result is deterministic.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,9 +36,9 @@ class Buffer:
     """One arena buffer: a tensor, or a tensor with the reshapes that alias it."""
 
     tensors: tuple[str, ...]
-    size: int      # bytes, before alignment
-    first: int     # index of the op that writes it (-1: the model input)
-    last: int      # index of the last op that reads it (len(ops): the model output)
+    size: int  # bytes, before alignment
+    first: int  # index of the op that writes it (-1: the model input)
+    last: int  # index of the last op that reads it (len(ops): the model output)
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first <= other.last and other.first <= self.last
@@ -47,11 +48,11 @@ class Buffer:
 class ArenaPlan:
     """Offsets of every tensor in the arena and the figures the user sees."""
 
-    offsets: dict[str, int]     # tensor name -> byte offset (16-byte aligned)
-    size: int                   # arena bytes (a multiple of 16)
-    peak_op: str | None         # op whose live tensors need the most bytes (None: no ops)
-    peak_live_bytes: int        # aligned bytes live during peak_op: a lower bound for `size`
-    live_bytes: list[int]       # per op (in order): aligned bytes live while it runs
+    offsets: dict[str, int]  # tensor name -> byte offset (16-byte aligned)
+    size: int  # arena bytes (a multiple of 16)
+    peak_op: str | None  # op whose live tensors need the most bytes (None: no ops)
+    peak_live_bytes: int  # aligned bytes live during peak_op: a lower bound for `size`
+    live_bytes: list[int]  # per op (in order): aligned bytes live while it runs
 
 
 def input_tensors(model: QModel) -> list[str]:
@@ -90,14 +91,18 @@ def packed_tensors(model: QModel) -> frozenset[str]:
     for name in names:
         t = model.tensors.get(name)
         if t is not None and t.bits > 4 and name != model.output and name not in fine:
-            raise Q4Error(f"pack_activations: tensor '{name}' has {t.bits}-bit activations; packed "
-                          "storage needs every tensor but the model output at <= 4 bits "
-                          "(quantize with 4-bit activations, or generate without packing)")
+            raise Q4Error(
+                f"pack_activations: tensor '{name}' has {t.bits}-bit activations; packed "
+                "storage needs every tensor but the model output at <= 4 bits "
+                "(quantize with 4-bit activations, or generate without packing)"
+            )
     packed = frozenset(n for n in names if n in model.tensors and model.tensors[n].bits <= 4)
     for op in model.ops:
         if OPS[op.kind].aliases_input and op.inputs and (op.inputs[0] in packed) != (op.output in packed):
-            raise Q4Error(f"op '{op.name}' ({op.kind}): input and output must both be <= 4 bits "
-                          "(packed) or both wider: a reshape shares its input's bytes")
+            raise Q4Error(
+                f"op '{op.name}' ({op.kind}): input and output must both be <= 4 bits "
+                "(packed) or both wider: a reshape shares its input's bytes"
+            )
     return packed
 
 
@@ -114,11 +119,13 @@ def buffers_of(model: QModel, packed: frozenset[str] = frozenset()) -> list[Buff
     for i, op in enumerate(model.ops):
         for name in op.inputs:
             if name not in produced_at:
-                raise Q4Error(f"op '{op.name}' ({op.kind}): input tensor '{name}' is not produced "
-                              "by an earlier op")
+                raise Q4Error(
+                    f"op '{op.name}' ({op.kind}): input tensor '{name}' is not produced by an earlier op"
+                )
         if op.output not in model.tensors:
-            raise Q4Error(f"op '{op.name}' ({op.kind}): output tensor '{op.output}' is not in the "
-                          "tensor table")
+            raise Q4Error(
+                f"op '{op.name}' ({op.kind}): output tensor '{op.output}' is not in the tensor table"
+            )
         if op.output in produced_at:
             raise Q4Error(f"op '{op.name}' ({op.kind}): tensor '{op.output}' is written twice")
         produced_at[op.output] = i
@@ -137,16 +144,21 @@ def buffers_of(model: QModel, packed: frozenset[str] = frozenset()) -> list[Buff
         for name in op.inputs:
             last[root[name]] = max(last[root[name]], i)
     last[root[model.output]] = n
-    return [Buffer(tuple(members[r]),
-                   max(storage_bytes(model.tensors[t].size, t in packed) for t in members[r]),
-                   first[r], last[r]) for r in members]
+    return [
+        Buffer(
+            tuple(members[r]),
+            max(storage_bytes(model.tensors[t].size, t in packed) for t in members[r]),
+            first[r],
+            last[r],
+        )
+        for r in members
+    ]
 
 
 def _first_fit(order: list[Buffer]) -> dict[Buffer, int]:
     placed: dict[Buffer, int] = {}
     for buf in order:
-        busy = sorted((placed[o], placed[o] + _align(o.size)) for o in placed
-                      if o.overlaps_in_time(buf))
+        busy = sorted((placed[o], placed[o] + _align(o.size)) for o in placed if o.overlaps_in_time(buf))
         offset = 0
         for start, end in busy:
             if offset + _align(buf.size) <= start:
@@ -170,8 +182,7 @@ def _ping_pong(buffers: list[Buffer], bound: int) -> dict[Buffer, int] | None:
 
 
 def _live_bytes(model: QModel, buffers: list[Buffer]) -> list[int]:
-    return [sum(_align(b.size) for b in buffers if b.first <= i <= b.last)
-            for i in range(len(model.ops))]
+    return [sum(_align(b.size) for b in buffers if b.first <= i <= b.last) for i in range(len(model.ops))]
 
 
 def plan_arena(model: QModel, packed: frozenset[str] = frozenset()) -> ArenaPlan:
@@ -197,6 +208,10 @@ def plan_arena(model: QModel, packed: frozenset[str] = frozenset()) -> ArenaPlan
     best = min(candidates, key=arena_end)  # min keeps the first of equal candidates
     offsets = {t: best[b] for b in buffers for t in b.tensors}
     assert min(offsets.values(), default=0) >= 0
-    return ArenaPlan(offsets=offsets, size=arena_end(best),
-                     peak_op=model.ops[peak].name if peak is not None else None,
-                     peak_live_bytes=bound, live_bytes=live)
+    return ArenaPlan(
+        offsets=offsets,
+        size=arena_end(best),
+        peak_op=model.ops[peak].name if peak is not None else None,
+        peak_live_bytes=bound,
+        live_bytes=live,
+    )

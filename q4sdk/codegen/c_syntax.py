@@ -1,15 +1,18 @@
 """C spelling of names, strings, comments, numbers and constant tables for the generated sources."""
+
 from __future__ import annotations
 
 import re
 
 import numpy as np
 
-C_KEYWORDS = frozenset("""
+C_KEYWORDS = frozenset(
+    """
 auto break case char const continue default do double else enum extern float for goto if inline
 int long register restrict return short signed sizeof static struct switch typedef union unsigned
 void volatile while _Bool _Complex _Imaginary bool true false asm
-""".split())
+""".split()
+)
 
 INT32_MIN = -(1 << 31)
 
@@ -79,6 +82,11 @@ def c_table(symbol: str, ctype: str, values: np.ndarray) -> dict:
         items, per_line = [str(v) for v in values], 16
     else:
         items, per_line = [c_int32(v) for v in values], 8
-    lines = [", ".join(items[i:i + per_line]) + "," for i in range(0, len(items), per_line)]
-    return {"symbol": symbol, "ctype": ctype, "length": len(values), "lines": lines,
-            "bytes": len(values) * (4 if ctype == "int32_t" else 1)}
+    lines = [", ".join(items[i : i + per_line]) + "," for i in range(0, len(items), per_line)]
+    return {
+        "symbol": symbol,
+        "ctype": ctype,
+        "length": len(values),
+        "lines": lines,
+        "bytes": len(values) * (4 if ctype == "int32_t" else 1),
+    }

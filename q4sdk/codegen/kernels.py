@@ -6,6 +6,7 @@ default every op calls its portable kernel. With ``kernels="optimised"`` and a t
 when the board has the extension, the op's shape is within the variant's limits and its source file
 exists; its scratch buffer is a static array sized by the variant's ``scratch_bytes``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,12 @@ RUNTIME_HEADERS = ("include/q4_kernels.h", "include/q4_fixedpoint.h")
 PACKED_HEADER = "include/q4_packed.h"
 OPT_HEADER = "include/q4_kernels_opt.h"
 # included by the variants' sources
-OPT_PRIVATE_HEADERS = ("include/internal/q4_dsp.h", "include/internal/q4_conv_dsp.h",
-                       "include/internal/q4_conv_terms.h", "include/internal/q4_armv6m.h")
+OPT_PRIVATE_HEADERS = (
+    "include/internal/q4_dsp.h",
+    "include/internal/q4_conv_dsp.h",
+    "include/internal/q4_conv_terms.h",
+    "include/internal/q4_armv6m.h",
+)
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 KERNEL_CHOICES = ("portable", "optimised")
 
@@ -36,7 +41,8 @@ KERNEL_CHOICES = ("portable", "optimised")
 KERNEL_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {k: s.variants for k, s in OPS.items() if s.variants}
 #: kind -> optimised variants of the multi-term (*_terms) kernel (from OPS)
 TERMS_VARIANTS: dict[str, tuple[KernelVariant, ...]] = {
-    k: s.terms_variants for k, s in OPS.items() if s.terms_variants}
+    k: s.terms_variants for k, s in OPS.items() if s.terms_variants
+}
 
 
 def _multi_term(op: QOp) -> bool:
@@ -60,8 +66,10 @@ def packed_source(op: QOp) -> str:
     spec = OPS[op.kind]
     source = spec.packed_terms_kernel if _multi_term(op) else spec.packed_kernel
     if source is None:
-        raise Q4Error(f"op '{op.name}' ({op.kind}): no kernel for packed 4-bit activations; "
-                      "generate without pack_activations")
+        raise Q4Error(
+            f"op '{op.name}' ({op.kind}): no kernel for packed 4-bit activations; "
+            "generate without pack_activations"
+        )
     return source
 
 
@@ -84,8 +92,11 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     k = int(np.prod(args["filter_dims"])) if "filter_dims" in args else 0
     k_ok = 0 < k <= OPT_MAX_K if spec.weighted else True
     for variant in spec.terms_variants if _multi_term(op) else spec.variants:
-        if (getattr(target, variant.requires) and k_ok
-                and args["input_bits"] <= variant.max_input_bits
-                and (RUNTIME_DIR / "src" / variant.source).is_file()):
+        if (
+            getattr(target, variant.requires)
+            and k_ok
+            and args["input_bits"] <= variant.max_input_bits
+            and (RUNTIME_DIR / "src" / variant.source).is_file()
+        ):
             return variant
     return None

@@ -5,6 +5,7 @@ the kind's function in ``TEMPLATE_ARGS``, which adds its own (dims, params, cons
 returns the op's multiply-accumulate count. The model is validated before (``q4sdk.ir.validate``),
 so nothing here checks ranges; the numbers come from the QModel unchanged.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -41,8 +42,10 @@ def _weight_tables(model: QModel, op: QOp, args: dict, rows: np.ndarray) -> int:
     args["tables"] = [c_table(f"{args['symbol']}_weight", "uint8_t", pack_int4_rows(weights[0]))]
     if len(weights) == 2:
         args["tables"].append(c_table(f"{args['symbol']}_weight2", "uint8_t", pack_int4_rows(weights[1])))
-    args["tables"] += [c_table(f"{args['symbol']}_{key}", "int32_t", _int64(op, key))
-                       for key in ("bias", "multiplier", "shift")]
+    args["tables"] += [
+        c_table(f"{args['symbol']}_{key}", "int32_t", _int64(op, key))
+        for key in ("bias", "multiplier", "shift")
+    ]
     return n_terms
 
 
@@ -52,8 +55,13 @@ def _conv_args(model: QModel, op: QOp, args: dict) -> int:
     weight = _int64(op, "weight")
     kh, kw = int(weight.shape[1]), int(weight.shape[2])
     ksize = int(np.prod(weight.shape[1:]))  # kh * kw * I (conv2d) or kh * kw (depthwise)
-    args.update(stride=_ints(op.attrs["stride"]), pads=_ints(op.attrs["pads"]), in_dims=[h, w, c],
-                filter_dims=[kh, kw, c], out_dims=[ho, wo, o])
+    args.update(
+        stride=_ints(op.attrs["stride"]),
+        pads=_ints(op.attrs["pads"]),
+        in_dims=[h, w, c],
+        filter_dims=[kh, kw, c],
+        out_dims=[ho, wo, o],
+    )
     return ho * wo * o * ksize * _weight_tables(model, op, args, weight.reshape(o, ksize))
 
 
@@ -66,9 +74,15 @@ def _fully_connected_args(model: QModel, op: QOp, args: dict) -> int:
 
 def _add_args(model: QModel, op: QOp, args: dict) -> int:
     mult = _int64(op, "multiplier")
-    args.update(a_zp=model.tensors[op.inputs[0]].zero_point, b_zp=model.tensors[op.inputs[1]].zero_point,
-                a_multiplier=int(mult[0]), b_multiplier=int(mult[1]), shift=int(op.attrs["shift"]),
-                act_min=int(op.attrs["act_min"]), act_max=int(op.attrs["act_max"]))
+    args.update(
+        a_zp=model.tensors[op.inputs[0]].zero_point,
+        b_zp=model.tensors[op.inputs[1]].zero_point,
+        a_multiplier=int(mult[0]),
+        b_multiplier=int(mult[1]),
+        shift=int(op.attrs["shift"]),
+        act_min=int(op.attrs["act_min"]),
+        act_max=int(op.attrs["act_max"]),
+    )
     return 0
 
 
@@ -90,14 +104,24 @@ def _window_args(model: QModel, op: QOp, args: dict, kernel, stride, pads) -> in
     else:  # maxpool: no requantization, no clamp beyond the storage range
         out_t = model.tensors[op.output]
         mult, shift, lo, hi = 0, 1, out_t.qmin, out_t.qmax
-    args.update(kernel=kernel, stride=stride, pads=pads, in_dims=[h, w, c],
-                out_dims=_hwc(model, op.output), multiplier=mult, shift=shift, act_min=lo, act_max=hi)
+    args.update(
+        kernel=kernel,
+        stride=stride,
+        pads=pads,
+        in_dims=[h, w, c],
+        out_dims=_hwc(model, op.output),
+        multiplier=mult,
+        shift=shift,
+        act_min=lo,
+        act_max=hi,
+    )
     return 0
 
 
 def _pad_args(model: QModel, op: QOp, args: dict) -> int:
-    args.update(pads=_ints(op.attrs["pads"]), in_dims=_hwc(model, op.inputs[0]),
-                out_dims=_hwc(model, op.output))
+    args.update(
+        pads=_ints(op.attrs["pads"]), in_dims=_hwc(model, op.inputs[0]), out_dims=_hwc(model, op.output)
+    )
     return 0
 
 
@@ -112,8 +136,10 @@ def _residual_split_args(model: QModel, op: QOp, args: dict) -> int:
 
 
 def _lut_args(model: QModel, op: QOp, args: dict) -> int:
-    args.update(input_min=model.tensors[op.inputs[0]].qmin,
-                tables=[c_table(f"{args['symbol']}_table", "int8_t", op.arrays["table"])])
+    args.update(
+        input_min=model.tensors[op.inputs[0]].qmin,
+        tables=[c_table(f"{args['symbol']}_table", "int8_t", op.arrays["table"])],
+    )
     return 0
 
 
@@ -141,10 +167,18 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
 def op_template_args(model: QModel, op: QOp, symbol: str, offsets: dict[str, int]) -> tuple[dict, int]:
     """Template arguments of one op (of a validated model) and its MAC count."""
     in_t, out_t = model.tensors[op.inputs[0]], model.tensors[op.output]
-    args = {"kind": op.kind, "symbol": symbol, "comment": c_comment(op.name), "tables": [],
-            "in_offsets": [offsets[t] for t in op.inputs], "out_offset": offsets[op.output],
-            "in_size": in_t.size, "out_size": out_t.size,
-            "input_zp": in_t.zero_point, "output_zp": out_t.zero_point,
-            "input_bits": in_t.bits}
+    args = {
+        "kind": op.kind,
+        "symbol": symbol,
+        "comment": c_comment(op.name),
+        "tables": [],
+        "in_offsets": [offsets[t] for t in op.inputs],
+        "out_offset": offsets[op.output],
+        "in_size": in_t.size,
+        "out_size": out_t.size,
+        "input_zp": in_t.zero_point,
+        "output_zp": out_t.zero_point,
+        "input_bits": in_t.bits,
+    }
     macs = TEMPLATE_ARGS[op.kind](model, op, args)
     return args, macs

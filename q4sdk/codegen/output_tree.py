@@ -18,6 +18,7 @@ Folders are created with mode 0777 and files with 0666, both under the user's um
 0644 with the usual umask); a replaced target keeps its own mode. Every OS fault is a one-line
 :class:`Q4Error` naming the path.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -14,6 +14,7 @@ The model is validated first (``q4sdk.ir.validate``). Each op's call is spelled 
 ``templates/ops/<kind>.c.j2`` from the arguments ``q4sdk.codegen.op_args`` builds; the kernel it
 calls is chosen by ``q4sdk.codegen.kernels`` (portable, packed, or an optimised variant).
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,16 @@ import numpy as np
 
 from q4sdk.codegen.arena import packed_tensors, plan_arena
 from q4sdk.codegen.c_syntax import C_KEYWORDS, c_comment, c_float, c_identifier, c_string, unique_identifiers
-from q4sdk.codegen.kernels import (OPT_HEADER, OPT_PRIVATE_HEADERS, PACKED_HEADER, RUNTIME_HEADERS, kernel_source,
-                                   packed_source, portable_function, select_kernel)
+from q4sdk.codegen.kernels import (
+    OPT_HEADER,
+    OPT_PRIVATE_HEADERS,
+    PACKED_HEADER,
+    RUNTIME_HEADERS,
+    kernel_source,
+    packed_source,
+    portable_function,
+    select_kernel,
+)
 from q4sdk.codegen.op_args import op_template_args
 from q4sdk.codegen.output_tree import write_files
 from q4sdk.errors import Q4Error
@@ -53,21 +62,21 @@ class OpReport:
     kind: str
     macs: int
     weight_bytes: int
-    kernel: str = ""            # the C function the op calls ("" for reshape)
+    kernel: str = ""  # the C function the op calls ("" for reshape)
 
 
 @dataclass
 class GenerateReport:
     name: str
     files: list[Path]
-    weight_bytes: int           # packed weights + bias + multiplier + shift tables
+    weight_bytes: int  # packed weights + bias + multiplier + shift tables
     arena_bytes: int
-    peak_op: str | None         # op whose live tensors need the most arena bytes
+    peak_op: str | None  # op whose live tensors need the most arena bytes
     peak_live_bytes: int
     ops: list[OpReport] = field(default_factory=list)
     packed_activations: bool = False  # 4-bit tensors stored two per byte (pack_activations)
-    arena_bytes_unpacked: int = 0     # the arena with one byte per element (= arena_bytes unpacked)
-    scratch_bytes: int = 0      # static scratch of the optimised kernels (0 with portable ones)
+    arena_bytes_unpacked: int = 0  # the arena with one byte per element (= arena_bytes unpacked)
+    scratch_bytes: int = 0  # static scratch of the optimised kernels (0 with portable ones)
     kernel_sources: list[str] = field(default_factory=list)  # runtime sources copied (file names)
 
     @property
@@ -84,16 +93,21 @@ class GenerateReport:
 
 # --------------------------------------------------------------------------- generate
 
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
 
 
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) or name in C_KEYWORDS:
-        raise Q4Error(f"generate: name '{name}' is not a usable C identifier "
-                      f"(try '{c_identifier(name)}')")
+        raise Q4Error(f"generate: name '{name}' is not a usable C identifier (try '{c_identifier(name)}')")
 
 
 @dataclass
@@ -107,8 +121,14 @@ class _OpCalls:
     any_variant: bool = False
 
 
-def _op_calls(model: QModel, name: str, offsets: dict[str, int], packed: frozenset[str],
-              target: "Board | None", kernels: str) -> _OpCalls:
+def _op_calls(
+    model: QModel,
+    name: str,
+    offsets: dict[str, int],
+    packed: frozenset[str],
+    target: "Board | None",
+    kernels: str,
+) -> _OpCalls:
     """Each op's template arguments with the kernel it calls (packed, portable or a variant)."""
     calls = _OpCalls()
     for op, sym in zip(model.ops, unique_identifiers([op.name for op in model.ops])):
@@ -127,14 +147,16 @@ def _op_calls(model: QModel, name: str, offsets: dict[str, int], packed: frozens
         else:
             function, calls.any_variant = variant.function, True
             calls.sources |= {variant.source, kernel_source(op)}  # the variant's fallback
-            variant_scratch = variant.scratch_bytes(int(np.prod(args.get("filter_dims", (0,)))),
-                                                    args["out_dims"][2] if "out_dims" in args else 0)
+            variant_scratch = variant.scratch_bytes(
+                int(np.prod(args.get("filter_dims", (0,)))), args["out_dims"][2] if "out_dims" in args else 0
+            )
             calls.scratch_bytes = max(calls.scratch_bytes, variant_scratch)
         args["function"], args["scratch"] = function, variant is not None and variant_scratch > 0
         args["packed"] = op_packed
         calls.ops.append(args)
-        calls.reports.append(OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in args["tables"]),
-                                      function))
+        calls.reports.append(
+            OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in args["tables"]), function)
+        )
     calls.sources.discard(None)
     return calls
 
@@ -148,37 +170,71 @@ def _io_args(model: QModel, offsets: dict[str, int], packed: frozenset[str]) -> 
     dumps, dump_offset = [], 0  # the residual input tensor, if any, is dumped last
     for tensor in [model.input] + [op.output for op in model.ops] + ([res_name] if res_name else []):
         size = model.tensors[tensor].size
-        dumps.append({"literal": c_string(tensor), "dump_offset": dump_offset, "size": size,
-                      "packed": tensor in packed})
+        dumps.append(
+            {
+                "literal": c_string(tensor),
+                "dump_offset": dump_offset,
+                "size": size,
+                "packed": tensor in packed,
+            }
+        )
         dump_offset += size
-    float_shape = (in_t.shape[2], in_t.shape[0], in_t.shape[1]) if (
-        layout == "NCHW" and len(in_t.shape) == 3) else tuple(in_t.shape)
+    float_shape = (
+        (in_t.shape[2], in_t.shape[0], in_t.shape[1])
+        if (layout == "NCHW" and len(in_t.shape) == 3)
+        else tuple(in_t.shape)
+    )
     return {
-        "dumps": dumps, "dump_size": dump_offset,
-        "input_shape": [int(d) for d in in_t.shape], "input_size": in_t.size,
-        "input_scale": c_float(in_t.scale), "input_scale_comment": f"{in_t.scale:.9g}",
+        "dumps": dumps,
+        "dump_size": dump_offset,
+        "input_shape": [int(d) for d in in_t.shape],
+        "input_size": in_t.size,
+        "input_scale": c_float(in_t.scale),
+        "input_scale_comment": f"{in_t.scale:.9g}",
         "inv_scale": c_float(1.0 / in_t.scale),
-        "input_zp": in_t.zero_point, "input_bits": in_t.bits,
-        "input_qmin": in_t.qmin, "input_qmax": in_t.qmax,
-        "output_shape": [int(d) for d in out_t.shape], "output_size": out_t.size,
-        "output_scale": c_float(out_t.scale), "output_scale_comment": f"{out_t.scale:.9g}",
-        "output_zp": out_t.zero_point, "output_bits": out_t.bits,
-        "input_layout": layout, "float_shape_comment": "x[" + "][".join(map(str, float_shape)) + "]",
+        "input_zp": in_t.zero_point,
+        "input_bits": in_t.bits,
+        "input_qmin": in_t.qmin,
+        "input_qmax": in_t.qmax,
+        "output_shape": [int(d) for d in out_t.shape],
+        "output_size": out_t.size,
+        "output_scale": c_float(out_t.scale),
+        "output_scale_comment": f"{out_t.scale:.9g}",
+        "output_zp": out_t.zero_point,
+        "output_bits": out_t.bits,
+        "input_layout": layout,
+        "float_shape_comment": "x[" + "][".join(map(str, float_shape)) + "]",
         "transpose_input": layout == "NCHW" and len(in_t.shape) == 3,
-        "input_offset": offsets[model.input], "output_offset": offsets[model.output],
-        "input_comment": c_comment(model.input), "output_comment": c_comment(model.output),
-        "input_packed": model.input in packed, "output_packed": model.output in packed,
+        "input_offset": offsets[model.input],
+        "output_offset": offsets[model.output],
+        "input_comment": c_comment(model.input),
+        "output_comment": c_comment(model.output),
+        "input_packed": model.input in packed,
+        "output_packed": model.output in packed,
         "residual_packed": res_name in packed,
-        "residual": None if res_t is None else {
-            "offset": offsets[res_name], "comment": c_comment(res_name),
-            "dump_index": len(model.ops) + 1, "zp": res_t.zero_point, "qmin": res_t.qmin,
-            "qmax": res_t.qmax, "scale": c_float(res_t.scale), "scale_comment": f"{res_t.scale:.9g}",
-            "error_factor": c_float(1 << in_t.bits)},
+        "residual": None
+        if res_t is None
+        else {
+            "offset": offsets[res_name],
+            "comment": c_comment(res_name),
+            "dump_index": len(model.ops) + 1,
+            "zp": res_t.zero_point,
+            "qmin": res_t.qmin,
+            "qmax": res_t.qmax,
+            "scale": c_float(res_t.scale),
+            "scale_comment": f"{res_t.scale:.9g}",
+            "error_factor": c_float(1 << in_t.bits),
+        },
     }
 
 
-def render(model: QModel, name: str, target: "Board | None" = None, kernels: str = "portable",
-           pack_activations: bool = False) -> tuple[dict[str, str], GenerateReport]:
+def render(
+    model: QModel,
+    name: str,
+    target: "Board | None" = None,
+    kernels: str = "portable",
+    pack_activations: bool = False,
+) -> tuple[dict[str, str], GenerateReport]:
     """Render the generated files in memory: ({relative path: text}, report without files).
 
     ``target`` and ``kernels`` choose the kernel variant of each op (see ``select_kernel``).
@@ -194,13 +250,22 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
     arena_unpacked = plan_arena(model).size if packed else plan.size
     calls = _op_calls(model, name, plan.offsets, packed, target, kernels)
     weight_bytes = sum(r.weight_bytes for r in calls.reports)
-    op_headers = sorted({OPS[op.kind].header for op in model.ops} - {None})  # kinds with a header of their own
+    op_headers = sorted(
+        {OPS[op.kind].header for op in model.ops} - {None}
+    )  # kinds with a header of their own
     ctx = {
-        "name": name, "NAME": name.upper(), "model_name_comment": c_comment(model.name),
-        "ops": calls.ops, "arena_size": max(plan.size, 1), "weight_bytes": weight_bytes,
+        "name": name,
+        "NAME": name.upper(),
+        "model_name_comment": c_comment(model.name),
+        "ops": calls.ops,
+        "arena_size": max(plan.size, 1),
+        "weight_bytes": weight_bytes,
         "peak_op_comment": c_comment(plan.peak_op or "-"),
-        "scratch_words": _round_up(calls.scratch_bytes, 4) // 4, "optimised": calls.scratch_bytes > 0,
-        "any_variant": calls.any_variant, "packed_any": bool(packed), "arena_unpacked_size": arena_unpacked,
+        "scratch_words": _round_up(calls.scratch_bytes, 4) // 4,
+        "optimised": calls.scratch_bytes > 0,
+        "any_variant": calls.any_variant,
+        "packed_any": bool(packed),
+        "arena_unpacked_size": arena_unpacked,
         "op_headers": [Path(h).name for h in op_headers],
         **_io_args(model, plan.offsets, packed),
     }
@@ -210,23 +275,42 @@ def render(model: QModel, name: str, target: "Board | None" = None, kernels: str
         f"{name}.c": env.get_template("model.c.j2").render(ctx),
         f"{name}_weights.c": env.get_template("weights.c.j2").render(ctx),
     }
-    headers = (RUNTIME_HEADERS + ((OPT_HEADER,) + OPT_PRIVATE_HEADERS if calls.any_variant else ())
-               + ((PACKED_HEADER,) if packed else ()) + tuple(op_headers))
+    headers = (
+        RUNTIME_HEADERS
+        + ((OPT_HEADER,) + OPT_PRIVATE_HEADERS if calls.any_variant else ())
+        + ((PACKED_HEADER,) if packed else ())
+        + tuple(op_headers)
+    )
     for header in headers:
         files[f"{RUNTIME_SUBDIR}/{Path(header).name}"] = (RUNTIME_DIR / header).read_text()
     for src in sorted(calls.sources):
         files[f"{RUNTIME_SUBDIR}/{Path(src).name}"] = (RUNTIME_DIR / "src" / src).read_text()
-    report = GenerateReport(name=name, files=[], weight_bytes=weight_bytes, arena_bytes=plan.size,
-                            peak_op=plan.peak_op, peak_live_bytes=plan.peak_live_bytes, ops=calls.reports,
-                            scratch_bytes=_round_up(calls.scratch_bytes, 4),
-                            kernel_sources=sorted(Path(src).name for src in calls.sources),
-                            packed_activations=bool(packed), arena_bytes_unpacked=arena_unpacked)
+    report = GenerateReport(
+        name=name,
+        files=[],
+        weight_bytes=weight_bytes,
+        arena_bytes=plan.size,
+        peak_op=plan.peak_op,
+        peak_live_bytes=plan.peak_live_bytes,
+        ops=calls.reports,
+        scratch_bytes=_round_up(calls.scratch_bytes, 4),
+        kernel_sources=sorted(Path(src).name for src in calls.sources),
+        packed_activations=bool(packed),
+        arena_bytes_unpacked=arena_unpacked,
+    )
     return files, report
 
 
-def generate(model: QModel, out_dir, name: str, *, overwrite: bool = False,
-             target: "Board | None" = None, kernels: str = "portable",
-             pack_activations: bool = False) -> GenerateReport:
+def generate(
+    model: QModel,
+    out_dir,
+    name: str,
+    *,
+    overwrite: bool = False,
+    target: "Board | None" = None,
+    kernels: str = "portable",
+    pack_activations: bool = False,
+) -> GenerateReport:
     """Write the C sources of ``model`` into ``out_dir`` (created if needed).
 
     ``target`` (a Board) with ``kernels="optimised"`` lets ops call the board's optimised kernel

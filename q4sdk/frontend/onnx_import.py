@@ -28,6 +28,7 @@ Degenerate but well-defined models are imported as they compute: ``Clip`` with m
 max everywhere (ONNX semantics), which becomes a Clip(max, max) fused into the producing Conv/Gemm,
 or otherwise a zero-weight depthwise conv / dense whose bias is max.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,17 @@ MIN_OPSET = 13
 _REMOVED_OPS = ("Identity", "Dropout")
 _NCHW_FROM_NHWC = [0, 3, 1, 2]
 # op types users meet in recurrent / attention models: the error says they are planned, not refused
-NOT_YET_OPS = ("LSTM", "GRU", "RNN", "LayerNormalization", "Attention", "MultiHeadAttention", "Einsum",
-               "GroupNormalization", "InstanceNormalization")
+NOT_YET_OPS = (
+    "LSTM",
+    "GRU",
+    "RNN",
+    "LayerNormalization",
+    "Attention",
+    "MultiHeadAttention",
+    "Einsum",
+    "GroupNormalization",
+    "InstanceNormalization",
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +84,7 @@ class UnsupportedModel(Q4Error):
         if len(issues) == 1:
             text = issues[0].message
         else:
-            text = (f"{name}: {len(issues)} unsupported nodes: "
-                    + "; ".join(i.message for i in issues))
+            text = f"{name}: {len(issues)} unsupported nodes: " + "; ".join(i.message for i in issues)
         super().__init__(text)
 
 
@@ -165,9 +174,9 @@ class _Importer:
         self.opset = self._check_opset()
         self.consts: dict[str, np.ndarray] = {t.name: self._initializer(t) for t in self.g.initializer}
         self.issues: list[Issue] = []
-        self.opaque: set[str] = set()        # outputs of unsupported nodes
+        self.opaque: set[str] = set()  # outputs of unsupported nodes
         self.opaque_const: set[str] = set()  # ... computed from constants and shapes only
-        self.lifted = False                  # a [N, C, L] input checked as [N, C, 1, L]
+        self.lifted = False  # a [N, C, L] input checked as [N, C, 1, L]
         self.alias: dict[str, str] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.nodes: list[FloatNode] = []
@@ -186,8 +195,10 @@ class _Importer:
         try:
             return numpy_helper.to_array(t)
         except Exception as err:  # noqa: BLE001 - onnx raises ValueError, TypeError, ...
-            raise Q4Error(f"initializer '{t.name}': declares shape {list(t.dims)} but its data does not "
-                          f"match ({_first_line(err)})") from None
+            raise Q4Error(
+                f"initializer '{t.name}': declares shape {list(t.dims)} but its data does not "
+                f"match ({_first_line(err)})"
+            ) from None
 
     def _inferred_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sample shapes of every tensor ONNX shape inference can tell (for unsupported nodes)."""
@@ -213,31 +224,45 @@ class _Importer:
         if not versions:
             raise Q4Error(f"{self.name}: the model declares no ONNX opset")
         if versions[0] < MIN_OPSET:
-            raise Q4Error(f"{self.name}: ONNX opset {versions[0]} is not supported (need opset >= {MIN_OPSET}; "
-                          "re-export or use onnx.version_converter)")
+            raise Q4Error(
+                f"{self.name}: ONNX opset {versions[0]} is not supported (need opset >= {MIN_OPSET}; "
+                "re-export or use onnx.version_converter)"
+            )
         return versions[0]
 
     def _read_input(self) -> tuple[str, int]:
         inputs = [i for i in self.g.input if i.name not in self.consts]
         if len(inputs) != 1:
-            raise Q4Error(f"{self.name}: the model must have exactly one input, found {len(inputs)} "
-                          f"({', '.join(i.name for i in inputs)})")
+            raise Q4Error(
+                f"{self.name}: the model must have exactly one input, found {len(inputs)} "
+                f"({', '.join(i.name for i in inputs)})"
+            )
         inp = inputs[0]
         ttype = inp.type.tensor_type
         if ttype.elem_type != onnx.TensorProto.FLOAT:
-            raise Q4Error(f"input '{inp.name}': element type must be float32, "
-                          f"got {onnx.TensorProto.DataType.Name(ttype.elem_type)}")
+            raise Q4Error(
+                f"input '{inp.name}': element type must be float32, "
+                f"got {onnx.TensorProto.DataType.Name(ttype.elem_type)}"
+            )
         dims = list(ttype.shape.dim)
         if len(dims) not in (2, 3, 4):
             raise Q4Error(f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F), got {len(dims)}")
         for d in dims[1:]:
             if not d.HasField("dim_value") or d.dim_value <= 0:
-                raise Q4Error(f"input '{inp.name}': only the batch dimension may be dynamic, "
-                              f"got shape {[d.dim_value or d.dim_param or '?' for d in dims]}")
+                raise Q4Error(
+                    f"input '{inp.name}': only the batch dimension may be dynamic, "
+                    f"got shape {[d.dim_value or d.dim_param or '?' for d in dims]}"
+                )
         self.shapes[inp.name] = tuple(int(d.dim_value) for d in dims[1:])
         if len(dims) == 3:  # report once, check the rest as [N, C, 1, L]
-            self.issues.append(Issue(inp.name, "", f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F): "
-                                     f"rank 3 ([N, C, L], 1-D models) is not supported yet"))
+            self.issues.append(
+                Issue(
+                    inp.name,
+                    "",
+                    f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F): "
+                    f"rank 3 ([N, C, L], 1-D models) is not supported yet",
+                )
+            )
             self.lifted = True
             c, length = self.shapes[inp.name]
             self.shapes[inp.name] = (c, 1, length)
@@ -302,7 +327,8 @@ class _Importer:
             if inferred is None:
                 inferred = self._inferred_shapes()
             shape_only = node.op_type == "Shape" or all(
-                t in self.consts or t in self.opaque_const for t in map(self.resolve, node.input) if t)
+                t in self.consts or t in self.opaque_const for t in map(self.resolve, node.input) if t
+            )
             for out in node.output:  # later nodes reading these are checked with inferred shapes
                 self.opaque.add(out)
                 if shape_only:
@@ -321,7 +347,8 @@ class _Importer:
             raise _OpLevel(f"node '{name}': unsupported op type '{node.domain}:{node.op_type}'")
         inputs = [self.resolve(t) if t else "" for t in node.input]
         if any(t in self.opaque_const for t in inputs) and all(
-                t in self.consts or t in self.opaque_const for t in inputs if t):
+            t in self.consts or t in self.opaque_const for t in inputs if t
+        ):
             raise _Downstream(node.name)  # a constant computation fed by an unsupported node
         if node.op_type == "Shape" and inputs[0] in self.opaque:
             raise _Downstream(node.name)
@@ -333,8 +360,10 @@ class _Importer:
             handler = getattr(self, f"_op_{node.op_type}", None)
             if handler is None:
                 later = " yet" if node.op_type in NOT_YET_OPS else ""
-                raise _OpLevel(f"node '{name}': unsupported op type '{node.op_type}'"
-                               + (" (recurrent / attention blocks are not supported yet)" if later else ""))
+                raise _OpLevel(
+                    f"node '{name}': unsupported op type '{node.op_type}'"
+                    + (" (recurrent / attention blocks are not supported yet)" if later else "")
+                )
             handler(name, node, inputs, _attrs(node))
 
     def _unique_name(self, node: onnx.NodeProto, index: int, used: set[str]) -> str:
@@ -348,7 +377,9 @@ class _Importer:
     def _finish(self) -> FloatGraph:
         out = self.resolve(self.output_name)
         if out not in self.producer:
-            raise Q4Error(f"{self.name}: the graph output '{self.output_name}' is not computed from the input")
+            raise Q4Error(
+                f"{self.name}: the graph output '{self.output_name}' is not computed from the input"
+            )
         live, stack = set(), [out]
         while stack:  # keep only the nodes the output depends on
             t = stack.pop()
@@ -359,8 +390,13 @@ class _Importer:
         shapes = {self.input_name: self.shapes[self.input_name]}
         shapes.update({n.output: self.shapes[n.output] for n in nodes})
         return FloatGraph(
-            name=self.name, input_name=self.input_name, input_shape=self.shapes[self.input_name],
-            output_name=out, nodes=nodes, shapes=shapes, input_layout=self.input_layout,
+            name=self.name,
+            input_name=self.input_name,
+            input_shape=self.shapes[self.input_name],
+            output_name=out,
+            nodes=nodes,
+            shapes=shapes,
+            input_layout=self.input_layout,
             output_softmax=self.output_softmax,
         )
 
@@ -388,12 +424,22 @@ class _Importer:
             bad = np.isnan(value) if allow_inf else ~np.isfinite(value)
             if bad.any():
                 kind = "NaN" if np.isnan(value).any() else "Inf"
-                raise Q4Error(f"node '{name}': {what} '{tensor}' holds {kind} values ({int(bad.sum())} of "
-                              f"{value.size}); the float model does not compute numbers")
+                raise Q4Error(
+                    f"node '{name}': {what} '{tensor}' holds {kind} values ({int(bad.sum())} of "
+                    f"{value.size}); the float model does not compute numbers"
+                )
         return value
 
-    def _emit(self, name: str, op: str, inputs: list[str], output: str, shape: tuple[int, ...],
-              attrs: dict | None = None, params: dict | None = None) -> FloatNode:
+    def _emit(
+        self,
+        name: str,
+        op: str,
+        inputs: list[str],
+        output: str,
+        shape: tuple[int, ...],
+        attrs: dict | None = None,
+        params: dict | None = None,
+    ) -> FloatNode:
         node = FloatNode(name, op, inputs, output, attrs or {}, params or {})
         self.nodes.append(node)
         self.producer[output] = node
@@ -484,10 +530,13 @@ class _Importer:
     def _out_hw(self, name: str, hw, kernel, stride, pads, ceil_mode: bool = False) -> tuple[int, int]:
         out = tuple(_pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2]) for i in range(2))
         if ceil_mode:
-            ceil_out = tuple(_pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil=True)
-                             for i in range(2))
+            ceil_out = tuple(
+                _pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil=True) for i in range(2)
+            )
             if ceil_out != out:
-                raise Q4Error(f"node '{name}': ceil_mode=1 is not supported (it changes the output size here)")
+                raise Q4Error(
+                    f"node '{name}': ceil_mode=1 is not supported (it changes the output size here)"
+                )
         if min(out) < 1:
             raise Q4Error(f"node '{name}': window {list(kernel)} does not fit the input {list(hw)}")
         return out
@@ -497,7 +546,7 @@ class _Importer:
     def _shape(self, node: onnx.NodeProto, inputs: list[str]) -> None:
         attrs = _attrs(node)
         full = np.array((self.batch,) + self.shapes[inputs[0]], dtype=np.int64)
-        self.consts[node.output[0]] = full[attrs.get("start", 0):attrs.get("end", None)]
+        self.consts[node.output[0]] = full[attrs.get("start", 0) : attrs.get("end", None)]
 
     def _fold_constant(self, name: str, node: onnx.NodeProto, inputs: list[str]) -> None:
         """Evaluate a node whose inputs are all known constants (ONNX reference semantics)."""
@@ -505,7 +554,9 @@ class _Importer:
             evaluator = ReferenceEvaluator(node, opsets={"": self.opset})
             results = evaluator.run(None, {t: self.consts[t] for t in inputs if t})
         except Exception as err:
-            raise Q4Error(f"node '{name}': cannot evaluate constant {node.op_type} ({_first_line(err)})") from err
+            raise Q4Error(
+                f"node '{name}': cannot evaluate constant {node.op_type} ({_first_line(err)})"
+            ) from err
         for out, value in zip(node.output, results):
             if out:
                 self.consts[out] = np.asarray(value)
@@ -518,27 +569,44 @@ class _Importer:
         if self.lifted and weight.ndim == 3:
             weight = weight[:, :, None, :]
         if weight.ndim != 4:
-            raise Q4Error(f"node '{name}': only 2-D convolutions are supported (weight shape {list(weight.shape)})")
+            raise Q4Error(
+                f"node '{name}': only 2-D convolutions are supported (weight shape {list(weight.shape)})"
+            )
         c_out, c_per_group, kh, kw = weight.shape
         group = int(attrs.get("group", 1))
         depthwise = group > 1 and group == c_in == c_out and c_per_group == 1
         if group != 1 and not depthwise:
-            raise Q4Error(f"node '{name}': grouped convolution (group={group}, {c_in} -> {c_out} channels) is "
-                          "not supported; only group=1 or depthwise (group = C_in = C_out)")
+            raise Q4Error(
+                f"node '{name}': grouped convolution (group={group}, {c_in} -> {c_out} channels) is "
+                "not supported; only group=1 or depthwise (group = C_in = C_out)"
+            )
         if c_per_group * group != c_in:
-            raise Q4Error(f"node '{name}': input has {c_in} channels but the weight expects {c_per_group * group}")
+            raise Q4Error(
+                f"node '{name}': input has {c_in} channels but the weight expects {c_per_group * group}"
+            )
         if "kernel_shape" in attrs and tuple(self._lift(attrs)["kernel_shape"]) != (kh, kw):
-            raise Q4Error(f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight")
+            raise Q4Error(
+                f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight"
+            )
         stride, pads = self._window(name, attrs, (h, w), (kh, kw))
         src, extra = self._absorb_pad(inputs[0])
         pads = tuple(a + b for a, b in zip(pads, extra))
         in_hw = self.shapes[src][1:]
-        bias = (self._const(name, inputs[2], "the Conv bias").astype(np.float32).reshape(c_out)
-                if len(inputs) > 2 and inputs[2] else np.zeros(c_out, np.float32))
+        bias = (
+            self._const(name, inputs[2], "the Conv bias").astype(np.float32).reshape(c_out)
+            if len(inputs) > 2 and inputs[2]
+            else np.zeros(c_out, np.float32)
+        )
         out_hw = self._out_hw(name, in_hw, (kh, kw), stride, pads)
-        self._emit(name, "conv2d", [src], node.output[0], (c_out, *out_hw),
-                   {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": group},
-                   {"weight": weight, "bias": bias})
+        self._emit(
+            name,
+            "conv2d",
+            [src],
+            node.output[0],
+            (c_out, *out_hw),
+            {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": group},
+            {"weight": weight, "bias": bias},
+        )
 
     def _op_Gemm(self, name, node, inputs, attrs):
         (f_in,) = self._act(name, inputs[0], rank=1)
@@ -556,8 +624,15 @@ class _Importer:
                 bias = np.broadcast_to(c, (1, c_out))[0] * np.float32(attrs.get("beta", 1.0))
             except ValueError:
                 raise Q4Error(f"node '{name}': C of shape {list(c.shape)} is not a per-output bias") from None
-        self._emit(name, "fully_connected", [inputs[0]], node.output[0], (c_out,), {},
-                   {"weight": np.ascontiguousarray(weight, np.float32), "bias": bias.astype(np.float32)})
+        self._emit(
+            name,
+            "fully_connected",
+            [inputs[0]],
+            node.output[0],
+            (c_out,),
+            {},
+            {"weight": np.ascontiguousarray(weight, np.float32), "bias": bias.astype(np.float32)},
+        )
 
     def _op_MatMul(self, name, node, inputs, attrs):
         if all(t in self.shapes or t in self.opaque for t in inputs[:2]):
@@ -565,9 +640,18 @@ class _Importer:
         (f_in,) = self._act(name, inputs[0], rank=1)
         b = self._const(name, inputs[1], "the MatMul right operand").astype(np.float32)
         if b.ndim != 2 or b.shape[0] != f_in:
-            raise Q4Error(f"node '{name}': input has {f_in} features but the matrix has shape {list(b.shape)}")
-        self._emit(name, "fully_connected", [inputs[0]], node.output[0], (b.shape[1],), {},
-                   {"weight": np.ascontiguousarray(b.T), "bias": np.zeros(b.shape[1], np.float32)})
+            raise Q4Error(
+                f"node '{name}': input has {f_in} features but the matrix has shape {list(b.shape)}"
+            )
+        self._emit(
+            name,
+            "fully_connected",
+            [inputs[0]],
+            node.output[0],
+            (b.shape[1],),
+            {},
+            {"weight": np.ascontiguousarray(b.T), "bias": np.zeros(b.shape[1], np.float32)},
+        )
 
     def _op_Relu(self, name, node, inputs, attrs):
         self._emit(name, "relu", [inputs[0]], node.output[0], self._act(name, inputs[0]))
@@ -594,7 +678,9 @@ class _Importer:
     # ---- unary nonlinearities: one float op "unary" (attr fn), lowered to a table lookup (lut)
 
     def _unary(self, name, node, inputs, fn: str, **params) -> None:
-        self._emit(name, "unary", [inputs[0]], node.output[0], self._act(name, inputs[0]), {"fn": fn, **params})
+        self._emit(
+            name, "unary", [inputs[0]], node.output[0], self._act(name, inputs[0]), {"fn": fn, **params}
+        )
 
     def _op_Sigmoid(self, name, node, inputs, attrs):
         self._unary(name, node, inputs, "sigmoid")
@@ -603,8 +689,14 @@ class _Importer:
         self._unary(name, node, inputs, "tanh")
 
     def _op_HardSigmoid(self, name, node, inputs, attrs):
-        self._unary(name, node, inputs, "hard_sigmoid", alpha=float(attrs.get("alpha", 0.2)),
-                    beta=float(attrs.get("beta", 0.5)))
+        self._unary(
+            name,
+            node,
+            inputs,
+            "hard_sigmoid",
+            alpha=float(attrs.get("alpha", 0.2)),
+            beta=float(attrs.get("beta", 0.5)),
+        )
 
     def _op_HardSwish(self, name, node, inputs, attrs):
         self._unary(name, node, inputs, "hard_swish")
@@ -621,19 +713,34 @@ class _Importer:
         channels = shape[0]
         bias = np.full(channels, value, np.float32)
         if len(shape) == 3:
-            self._emit(name, "conv2d", [src], output, shape,
-                       {"stride": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1), "groups": channels},
-                       {"weight": np.zeros((channels, 1, 1, 1), np.float32), "bias": bias})
+            self._emit(
+                name,
+                "conv2d",
+                [src],
+                output,
+                shape,
+                {"stride": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1), "groups": channels},
+                {"weight": np.zeros((channels, 1, 1, 1), np.float32), "bias": bias},
+            )
         else:
-            self._emit(name, "fully_connected", [src], output, shape, {},
-                       {"weight": np.zeros((channels, channels), np.float32), "bias": bias})
+            self._emit(
+                name,
+                "fully_connected",
+                [src],
+                output,
+                shape,
+                {},
+                {"weight": np.zeros((channels, channels), np.float32), "bias": bias},
+            )
 
     def _op_Add(self, name, node, inputs, attrs):
         a, b = inputs
         if a in self.shapes and b in self.shapes:
             if self.shapes[a] != self.shapes[b]:
-                raise Q4Error(f"node '{name}': Add of different shapes {list(self.shapes[a])} and "
-                              f"{list(self.shapes[b])}")
+                raise Q4Error(
+                    f"node '{name}': Add of different shapes {list(self.shapes[a])} and "
+                    f"{list(self.shapes[b])}"
+                )
             self._emit(name, "add", [a, b], node.output[0], self.shapes[a])
             return
         act, const = (a, b) if a in self.shapes else (b, a)
@@ -644,14 +751,18 @@ class _Importer:
         """Fold ``act + const`` into the bias of the Conv/Gemm/MatMul that produced ``act``."""
         prev = self._sole_producer(act, ("conv2d", "fully_connected"))
         if prev is None:
-            raise Q4Error(f"node '{name}': {op} of a constant is supported only right after a Conv/Gemm/MatMul "
-                          "whose output has no other use")
+            raise Q4Error(
+                f"node '{name}': {op} of a constant is supported only right after a Conv/Gemm/MatMul "
+                "whose output has no other use"
+            )
         shape = self.shapes[act]
         try:
             full = np.broadcast_to(np.asarray(const, np.float32), (1, *shape))[0]
         except ValueError:
-            raise Q4Error(f"node '{name}': constant of shape {list(const.shape)} does not broadcast to the "
-                          f"activation [N, {', '.join(map(str, shape))}]") from None
+            raise Q4Error(
+                f"node '{name}': constant of shape {list(const.shape)} does not broadcast to the "
+                f"activation [N, {', '.join(map(str, shape))}]"
+            ) from None
         per_channel = full.reshape(shape[0], -1)
         if not np.all(per_channel == per_channel[:, :1]):
             raise Q4Error(f"node '{name}': {op} of a constant that varies over space is not supported")
@@ -664,21 +775,28 @@ class _Importer:
             raise Q4Error(f"node '{name}': BatchNormalization in training mode is not supported")
         prev = self._sole_producer(inputs[0], ("conv2d", "fully_connected"))
         if prev is None:
-            raise Q4Error(f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
-                          "(whose output has no other use) so it can be folded")
-        gamma, beta, mean, var = (self._const(name, t, "BatchNormalization parameter").astype(np.float64)
-                                  for t in inputs[1:5])
+            raise Q4Error(
+                f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
+                "(whose output has no other use) so it can be folded"
+            )
+        gamma, beta, mean, var = (
+            self._const(name, t, "BatchNormalization parameter").astype(np.float64) for t in inputs[1:5]
+        )
         bad = np.flatnonzero(var + float(attrs.get("epsilon", 1e-5)) <= 0)
         if len(bad):
-            raise Q4Error(f"node '{name}': BatchNormalization variance '{inputs[4]}' is negative in channel "
-                          f"{int(bad[0])} ({var[bad[0]]:g}); the float model computes NaN there")
+            raise Q4Error(
+                f"node '{name}': BatchNormalization variance '{inputs[4]}' is negative in channel "
+                f"{int(bad[0])} ({var[bad[0]]:g}); the float model computes NaN there"
+            )
         scale = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
         w = prev.params["weight"].astype(np.float64)
         prev.params["weight"] = (w * scale.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
         prev.params["bias"] = ((prev.params["bias"] - mean) * scale + beta).astype(np.float32)
         if not all(np.isfinite(prev.params[k]).all() for k in ("weight", "bias")):
-            raise Q4Error(f"node '{name}': folding BatchNormalization into '{prev.name}' overflows float32 "
-                          "(its scale gamma / sqrt(var + eps) is too large for the weights)")
+            raise Q4Error(
+                f"node '{name}': folding BatchNormalization into '{prev.name}' overflows float32 "
+                "(its scale gamma / sqrt(var + eps) is too large for the weights)"
+            )
         self._rename_output(prev, node.output[0])
 
     def _op_AveragePool(self, name, node, inputs, attrs):
@@ -687,14 +805,24 @@ class _Importer:
         stride, pads = self._window(name, attrs, (h, w), kernel)
         include_pad = bool(attrs.get("count_include_pad", 0))
         if not include_pad and any(pads):
-            raise Q4Error(f"node '{name}': AveragePool with count_include_pad=0 and non-zero pads "
-                          f"{list(pads)} is not supported")
+            raise Q4Error(
+                f"node '{name}': AveragePool with count_include_pad=0 and non-zero pads "
+                f"{list(pads)} is not supported"
+            )
         src, extra = self._absorb_pad(inputs[0])
         if any(extra):
             pads, include_pad = tuple(a + b for a, b in zip(pads, extra)), True
-        out_hw = self._out_hw(name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
-        self._emit(name, "avgpool", [src], node.output[0], (c, *out_hw),
-                   {"kernel": kernel, "stride": stride, "pads": pads, "count_include_pad": include_pad})
+        out_hw = self._out_hw(
+            name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0))
+        )
+        self._emit(
+            name,
+            "avgpool",
+            [src],
+            node.output[0],
+            (c, *out_hw),
+            {"kernel": kernel, "stride": stride, "pads": pads, "count_include_pad": include_pad},
+        )
 
     def _op_MaxPool(self, name, node, inputs, attrs):
         c, h, w = self._act(name, inputs[0], rank=3)
@@ -705,9 +833,17 @@ class _Importer:
         # MaxPool pads with -inf; a zero Pad folds in only when its input is already >= 0.
         src, extra = self._absorb_pad(inputs[0], nonneg_only=True)
         pads = tuple(a + b for a, b in zip(pads, extra))
-        out_hw = self._out_hw(name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
-        self._emit(name, "maxpool", [src], node.output[0], (c, *out_hw),
-                   {"kernel": kernel, "stride": stride, "pads": pads})
+        out_hw = self._out_hw(
+            name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0))
+        )
+        self._emit(
+            name,
+            "maxpool",
+            [src],
+            node.output[0],
+            (c, *out_hw),
+            {"kernel": kernel, "stride": stride, "pads": pads},
+        )
 
     def _op_GlobalAveragePool(self, name, node, inputs, attrs):
         c, _, _ = self._act(name, inputs[0], rank=3)
@@ -723,7 +859,9 @@ class _Importer:
         if self.lifted and [int(a) % 3 for a in axes] == [2]:
             axes = [2, 3]  # over L of [N, C, L]
         if sorted(int(a) % 4 for a in axes) != [2, 3]:
-            raise Q4Error(f"node '{name}': ReduceMean is supported only over the spatial axes [2, 3], got {axes}")
+            raise Q4Error(
+                f"node '{name}': ReduceMean is supported only over the spatial axes [2, 3], got {axes}"
+            )
         if attrs.get("keepdims", 1):
             self._op_GlobalAveragePool(name, node, inputs, attrs)
             return
@@ -749,8 +887,10 @@ class _Importer:
         elif per_sample == (int(np.prod(shape)),):
             self._flatten(name, inputs[0], node.output[0], shape)
         else:
-            raise Q4Error(f"node '{name}': Reshape of [N, {', '.join(map(str, shape))}] to {target} is not "
-                          "supported (only flattening to [N, -1])")
+            raise Q4Error(
+                f"node '{name}': Reshape of [N, {', '.join(map(str, shape))}] to {target} is not "
+                "supported (only flattening to [N, -1])"
+            )
 
     def _per_sample_target(self, target: list[int], shape: tuple[int, ...], allowzero: bool):
         """The per-sample shape a Reshape target means, or None when it does not keep the batch axis."""
@@ -784,8 +924,11 @@ class _Importer:
         raw = [int(p) for p in self._const(name, inputs[1], "the Pad amounts").reshape(-1)]
         if self.lifted and len(raw) == 6 and not (len(inputs) > 3 and inputs[3]):
             raw = [*raw[:2], 0, raw[2], *raw[3:5], 0, raw[5]]  # [N, C, L] pads as [N, C, 1, L]
-        axes = ([int(a) % 4 for a in self._const(name, inputs[3], "the Pad axes").reshape(-1)]
-                if len(inputs) > 3 and inputs[3] else list(range(4)))
+        axes = (
+            [int(a) % 4 for a in self._const(name, inputs[3], "the Pad axes").reshape(-1)]
+            if len(inputs) > 3 and inputs[3]
+            else list(range(4))
+        )
         begin, end = [0] * 4, [0] * 4
         for i, axis in enumerate(axes):
             begin[axis], end[axis] = raw[i], raw[i + len(axes)]
@@ -796,22 +939,32 @@ class _Importer:
             self._set_alias(node.output[0], inputs[0])
             return
         c, h, w = shape
-        self._emit(name, "pad", [inputs[0]], node.output[0], (c, h + pads[0] + pads[2], w + pads[1] + pads[3]),
-                   {"pads": pads})
+        self._emit(
+            name,
+            "pad",
+            [inputs[0]],
+            node.output[0],
+            (c, h + pads[0] + pads[2], w + pads[1] + pads[3]),
+            {"pads": pads},
+        )
 
     def _op_Softmax(self, name, node, inputs, attrs):
         shape = self._act(name, inputs[0])
         final = self.resolve(self.output_name) == node.output[0] and self.uses.get(node.output[0], 0) == 1
         if not final or len(shape) != 1 or int(attrs.get("axis", -1)) not in (-1, 1):
-            raise Q4Error(f"node '{name}': Softmax is supported only as the final op, over the classes of [N, F]")
+            raise Q4Error(
+                f"node '{name}': Softmax is supported only as the final op, over the classes of [N, F]"
+            )
         self._set_alias(node.output[0], inputs[0])
         self.output_softmax = True
 
     def _op_Transpose(self, name, node, inputs, attrs):
         perm = [int(p) for p in attrs.get("perm", [])]
         if inputs[0] != self.input_name or perm != _NCHW_FROM_NHWC or self.uses.get(inputs[0], 0) != 1:
-            raise Q4Error(f"node '{name}': Transpose is supported only as the NHWC -> NCHW layout change "
-                          f"(perm {_NCHW_FROM_NHWC}) applied directly to the graph input")
+            raise Q4Error(
+                f"node '{name}': Transpose is supported only as the NHWC -> NCHW layout change "
+                f"(perm {_NCHW_FROM_NHWC}) applied directly to the graph input"
+            )
         h, w, c = self._act(name, inputs[0], rank=3)
         self.shapes[self.input_name] = (c, h, w)
         self.input_layout = "NHWC"

@@ -1,4 +1,5 @@
 """PyTorch module -> FloatGraph, by way of an in-memory ONNX export."""
+
 from __future__ import annotations
 
 import inspect
@@ -26,8 +27,11 @@ def from_torch(module, example_input, name: str = "model") -> FloatGraph:
     if x.ndim not in (2, 3, 4):  # rank 3 is exported so the importer can list what is unsupported
         raise Q4Error(f"{name}: example input must be [N, C, H, W] or [N, F], got shape {list(x.shape)}")
     options = dict(
-        opset_version=EXPORT_OPSET, input_names=["input"], output_names=["output"],
-        dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}, do_constant_folding=True,
+        opset_version=EXPORT_OPSET,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {0: "N"}, "output": {0: "N"}},
+        do_constant_folding=True,
     )
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         options["dynamo"] = False  # the TorchScript exporter gives plain, predictable opset-17 graphs

@@ -5,6 +5,7 @@
 ``m`` lies in [2^30, 2^31) (or is 0 for a zero multiplier) and ``s`` in [1, 62], so
 ``|acc * m| < 2^62`` for any int32 ``acc`` and nothing overflows.
 """
+
 from __future__ import annotations
 
 import math
@@ -94,9 +95,9 @@ def quantize_term_multipliers(reals: np.ndarray) -> tuple[np.ndarray, np.ndarray
         s = min(SHIFT_MAX, 29 - exp)
         if s < SHIFT_MIN:
             raise ValueError(f"multi-term multiplier {big} is too large")
-        while np.abs(np.rint(r[:, o] * 2.0 ** s)).max() >= TERM_MULT_LIMIT:
+        while np.abs(np.rint(r[:, o] * 2.0**s)).max() >= TERM_MULT_LIMIT:
             s -= 1
-        m[:, o], sh[o] = np.rint(r[:, o] * 2.0 ** s), s
+        m[:, o], sh[o] = np.rint(r[:, o] * 2.0**s), s
     return m.astype(np.int32), sh.astype(np.int32)
 
 

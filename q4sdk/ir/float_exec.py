@@ -4,6 +4,7 @@
 quantizer (``q4sdk.ptq.pipeline._forward``) runs its fused steps through it with overridden
 weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,19 +23,22 @@ def run_float(graph: FloatGraph, x: np.ndarray, capture: bool = False, batch_siz
     """
     x = np.asarray(x, dtype=np.float32)
     if x.shape[1:] != tuple(graph.input_shape):
-        raise Q4Error(f"input: expected shape [N, {', '.join(map(str, graph.input_shape))}], "
-                      f"got {list(x.shape)}")
+        raise Q4Error(
+            f"input: expected shape [N, {', '.join(map(str, graph.input_shape))}], got {list(x.shape)}"
+        )
     keep = [n.output for n in graph.nodes] if capture else [graph.output_name]
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in keep}
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            values = {graph.input_name: torch.from_numpy(x[start:start + batch_size])}
+            values = {graph.input_name: torch.from_numpy(x[start : start + batch_size])}
             for node in graph.nodes:
                 values[node.output] = run_node(node, [values[t] for t in node.inputs])
             for name in keep:
                 chunks[name].append(values[name].numpy())
-    arrays = {name: np.concatenate(parts) if parts else np.zeros((0, *graph.shapes[name]), np.float32)
-              for name, parts in chunks.items()}
+    arrays = {
+        name: np.concatenate(parts) if parts else np.zeros((0, *graph.shapes[name]), np.float32)
+        for name, parts in chunks.items()
+    }
     return (arrays[graph.output_name], arrays) if capture else arrays[graph.output_name]
 
 
@@ -51,8 +55,15 @@ def conv2d(xs, a: dict, params: dict) -> torch.Tensor:
     """Symmetric padding goes to the convolution, other padding is applied first."""
     t, l, b, r = a.get("pads", (0, 0, 0, 0))
     x, padding = (xs[0], (t, l)) if (t, l) == (b, r) else (_pad(xs[0], (t, l, b, r)), (0, 0))
-    return F.conv2d(x, _param(params, "weight"), _param(params, "bias"), stride=tuple(a.get("stride", (1, 1))),
-                    padding=padding, dilation=tuple(a.get("dilation", (1, 1))), groups=int(a.get("groups", 1)))
+    return F.conv2d(
+        x,
+        _param(params, "weight"),
+        _param(params, "bias"),
+        stride=tuple(a.get("stride", (1, 1))),
+        padding=padding,
+        dilation=tuple(a.get("dilation", (1, 1))),
+        groups=int(a.get("groups", 1)),
+    )
 
 
 def fully_connected(xs, a: dict, params: dict) -> torch.Tensor:
@@ -70,8 +81,9 @@ def avgpool(xs, a: dict, params: dict) -> torch.Tensor:
 
 
 def maxpool(xs, a: dict, params: dict) -> torch.Tensor:
-    return F.max_pool2d(_pad(xs[0], a.get("pads", (0, 0, 0, 0)), -float("inf")), tuple(a["kernel"]),
-                        tuple(a["stride"]))
+    return F.max_pool2d(
+        _pad(xs[0], a.get("pads", (0, 0, 0, 0)), -float("inf")), tuple(a["kernel"]), tuple(a["stride"])
+    )
 
 
 #: unary functions of the ``unary`` float op (attr ``fn``), for float32 or float64 tensors

@@ -34,14 +34,26 @@ A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``Softmax`` is removed and recorded in ``output_softmax`` (argmax is unchanged, the
 integer program outputs the logits).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-FLOAT_OPS = ("conv2d", "fully_connected", "relu", "clamp", "add", "avgpool", "maxpool", "global_avgpool", "reshape",
-             "pad", "unary")
+FLOAT_OPS = (
+    "conv2d",
+    "fully_connected",
+    "relu",
+    "clamp",
+    "add",
+    "avgpool",
+    "maxpool",
+    "global_avgpool",
+    "reshape",
+    "pad",
+    "unary",
+)
 
 
 @dataclass

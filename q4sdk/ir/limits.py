@@ -7,6 +7,7 @@ the tools read.
 them) and again in ``generate`` with the C name. Every fault is a one-line :class:`Q4Error`
 naming the tensor, op, field or name. ``docs/q4-format.md`` lists the limits.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ from q4sdk.ir.qmodel import QModel, QOp, QTensor
 #: every size, dim, offset and attr the generated C holds in an int32_t stays below this
 INT32_LIMIT = 1 << 31
 #: scales lie in [2^-100, 2^100]: float32 holds them, their inverse and 255 times them
-SCALE_MIN, SCALE_MAX = 2.0 ** -100, 2.0 ** 100
+SCALE_MIN, SCALE_MAX = 2.0**-100, 2.0**100
 #: names of the model, its tensors and ops, in UTF-8 bytes (C string literals stay well below
 #: the 4095 characters C99 guarantees)
 MAX_NAME_BYTES = 1024
@@ -38,15 +39,19 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206
 #: header / file stems a generated ``<name>.h`` / ``<name>.c`` must not take: the C standard
 #: headers (an ``-I`` of the output folder would shadow them) and the runtime's own files
 #: (their header guards and include names)
-C_STANDARD_HEADERS = frozenset("""
+C_STANDARD_HEADERS = frozenset(
+    """
 assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal stdalign
 stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string tgmath threads time uchar
 wchar wctype unistd
-""".split())
-GENERATED_STEMS = frozenset("""
+""".split()
+)
+GENERATED_STEMS = frozenset(
+    """
 q4_runtime q4_profile q4_kernels q4_fixedpoint q4_kernels_opt q4_packed q4_dsp q4_conv_dsp
 q4_conv_terms main test_data
-""".split())
+""".split()
+)
 
 #: the per-layer statistics ``q4sdk report`` reads (numbers or null); other fields are free JSON
 LAYER_STATS_READ = ("weight_mse", "weight_sqnr_db", "scale_over_max", "output_sqnr_db")
@@ -72,8 +77,7 @@ def printable(text: str, backslash: bool = True) -> str:
         cp = ord(ch)
         if ch == "\\" and backslash:
             out.append("\\\\")
-        elif (unicodedata.category(ch) in ("Cc", "Cs") or ch in BIDI_CONTROLS
-              or ch in "\u2028\u2029"):
+        elif unicodedata.category(ch) in ("Cc", "Cs") or ch in BIDI_CONTROLS or ch in "\u2028\u2029":
             out.append(f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}")
         else:
             out.append(ch)
@@ -91,11 +95,11 @@ def check_name(name, what: str) -> None:
         raise Q4Error(f"{what} '{printable(name)}': not valid Unicode (unpaired surrogate)") from None
     if n > MAX_NAME_BYTES:
         raise Q4Error(f"{what} '{printable(name[:40])}...': {n} bytes long, the limit is {MAX_NAME_BYTES}")
-    bad = [ch for ch in name if unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS
-           or ch in "\u2028\u2029"]
+    bad = [
+        ch for ch in name if unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS or ch in "\u2028\u2029"
+    ]
     if bad:
-        raise Q4Error(f"{what} '{printable(name)}': holds the control character "
-                      f"{printable(bad[0])}")
+        raise Q4Error(f"{what} '{printable(name)}': holds the control character {printable(bad[0])}")
 
 
 def check_c_name(name: str) -> None:
@@ -104,15 +108,21 @@ def check_c_name(name: str) -> None:
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
         return  # the generator's own identifier check names it with a suggestion
     if len(name) > MAX_C_NAME:
-        raise Q4Error(f"generate: name '{name[:40]}...' is {len(name)} characters long, the limit is "
-                      f"{MAX_C_NAME} (pass a shorter --name)")
+        raise Q4Error(
+            f"generate: name '{name[:40]}...' is {len(name)} characters long, the limit is "
+            f"{MAX_C_NAME} (pass a shorter --name)"
+        )
     low = name.lower()
     if low in C_STANDARD_HEADERS:
-        raise Q4Error(f"generate: name '{name}' would make {name}.h shadow the C standard header "
-                      f"<{low}.h> (pass another --name, e.g. '{name}_net')")
+        raise Q4Error(
+            f"generate: name '{name}' would make {name}.h shadow the C standard header "
+            f"<{low}.h> (pass another --name, e.g. '{name}_net')"
+        )
     if low in GENERATED_STEMS or low.startswith("q4_") and _is_runtime_stem(low):
-        raise Q4Error(f"generate: name '{name}' collides with the generated file or header guard "
-                      f"'{low}' (pass another --name, e.g. '{name}_net')")
+        raise Q4Error(
+            f"generate: name '{name}' collides with the generated file or header guard "
+            f"'{low}' (pass another --name, e.g. '{name}_net')"
+        )
 
 
 def _is_runtime_stem(low: str) -> bool:
@@ -148,8 +158,9 @@ def _meta_field(meta: dict, key: str, ok, expected: str) -> None:
     if key in meta and meta[key] is not None and not ok(meta[key]):
         v = meta[key]
         shown = printable(repr(v))
-        raise Q4Error(f"field 'meta.{key}': expected {expected}, got "
-                      f"{shown[:80] + '...' if len(shown) > 80 else shown}")
+        raise Q4Error(
+            f"field 'meta.{key}': expected {expected}, got {shown[:80] + '...' if len(shown) > 80 else shown}"
+        )
 
 
 def _short_str(v, limit=MAX_PATH_CHARS) -> bool:
@@ -167,28 +178,48 @@ def check_meta(model: QModel) -> None:
         raise Q4Error("field 'meta' must be a dict")
     _check_meta_tree(meta)
     tensors = model.tensors if isinstance(model.tensors, dict) else {}
-    _meta_field(meta, "input_residual", lambda v: isinstance(v, str) and v in tensors,
-                "the name of a tensor of the model")
+    _meta_field(
+        meta,
+        "input_residual",
+        lambda v: isinstance(v, str) and v in tensors,
+        "the name of a tensor of the model",
+    )
     _meta_field(meta, "input_layout", lambda v: v in ("NCHW", "NHWC"), "'NCHW' or 'NHWC'")
     x = tensors.get(model.input) if isinstance(model.input, str) else None
     size = x.size if isinstance(x, QTensor) and _sizes_ok(x) else None
-    _meta_field(meta, "input_shape_float",
-                lambda v: (isinstance(v, (list, tuple)) and 1 <= len(v) <= 8
-                           and all(_is_int(d) and 1 <= d < INT32_LIMIT for d in v)
-                           and (size is None or math.prod(v) == size)),
-                f"a list of positive ints with {size if size is not None else 'the input'}'s "
-                f"element count")
-    _meta_field(meta, "residual_activations",
-                lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
-                "a list of names")
+    _meta_field(
+        meta,
+        "input_shape_float",
+        lambda v: (
+            isinstance(v, (list, tuple))
+            and 1 <= len(v) <= 8
+            and all(_is_int(d) and 1 <= d < INT32_LIMIT for d in v)
+            and (size is None or math.prod(v) == size)
+        ),
+        f"a list of positive ints with {size if size is not None else 'the input'}'s element count",
+    )
+    _meta_field(
+        meta,
+        "residual_activations",
+        lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
+        "a list of names",
+    )
     _meta_field(meta, "weight_bits", lambda v: _is_int(v) and 1 <= v <= 8, "an int in [1, 8]")
     _meta_field(meta, "source_path", _short_str, f"a path of at most {MAX_PATH_CHARS} characters")
-    _meta_field(meta, "source_file", lambda v: _short_str(v) and "/" not in v and "\\" not in v,
-                "a file name (no folder)")
+    _meta_field(
+        meta,
+        "source_file",
+        lambda v: _short_str(v) and "/" not in v and "\\" not in v,
+        "a file name (no folder)",
+    )
     _meta_field(meta, "recipe_version", _is_int, "an int")
     _meta_field(meta, "source_hash", lambda v: _short_str(v, 128), "a sha256 hex string")
-    _meta_field(meta, "quantize_seconds", lambda v: _is_number(v) and math.isfinite(v) and v >= 0,
-                "a number of seconds")
+    _meta_field(
+        meta,
+        "quantize_seconds",
+        lambda v: _is_number(v) and math.isfinite(v) and v >= 0,
+        "a number of seconds",
+    )
     _meta_field(meta, "torch_threads", lambda v: _is_int(v) and v >= 0, "an int")
     _meta_field(meta, "recipe", lambda v: isinstance(v, dict), "an object")
     _meta_field(meta, "layer_stats", lambda v: isinstance(v, dict), "an object")
@@ -198,18 +229,26 @@ def check_meta(model: QModel) -> None:
             raise Q4Error(f"field '{field}': expected an object, got {type(stats).__name__}")
         for k in LAYER_STATS_READ:
             v = stats.get(k)
-            ok = v is None or _is_number(v) or (k in LAYER_STATS_LISTS and isinstance(v, (list, tuple))
-                                               and all(_is_number(x) for x in v))
+            ok = (
+                v is None
+                or _is_number(v)
+                or (k in LAYER_STATS_LISTS and isinstance(v, (list, tuple)) and all(_is_number(x) for x in v))
+            )
             if not ok:
-                raise Q4Error(f"field '{field}.{k}': expected a number"
-                              f"{' or a list of numbers' if k in LAYER_STATS_LISTS else ''}, got "
-                              f"{type(v).__name__}")
+                raise Q4Error(
+                    f"field '{field}.{k}': expected a number"
+                    f"{' or a list of numbers' if k in LAYER_STATS_LISTS else ''}, got "
+                    f"{type(v).__name__}"
+                )
 
 
 def _sizes_ok(t: QTensor) -> bool:
     shape = t.shape
-    return (isinstance(shape, (tuple, list)) and all(_is_int(d) and d >= 1 for d in shape)
-            and math.prod(int(d) for d in shape) < INT32_LIMIT)
+    return (
+        isinstance(shape, (tuple, list))
+        and all(_is_int(d) and d >= 1 for d in shape)
+        and math.prod(int(d) for d in shape) < INT32_LIMIT
+    )
 
 
 def _check_tensor(t) -> None:
@@ -220,8 +259,10 @@ def _check_tensor(t) -> None:
     if isinstance(shape, (tuple, list)) and all(_is_int(d) for d in shape):
         n = math.prod(int(d) for d in shape)
         if n >= INT32_LIMIT or any(d >= INT32_LIMIT for d in shape):
-            raise Q4Error(f"{what}: shape {list(shape)} has {n:,} elements; the C indexes tensors "
-                          f"with int32 (limit 2^31 - 1)")
+            raise Q4Error(
+                f"{what}: shape {list(shape)} has {n:,} elements; the C indexes tensors "
+                f"with int32 (limit 2^31 - 1)"
+            )
     s = t.scale
     if _is_number(s) and math.isfinite(s) and s > 0 and not SCALE_MIN <= s <= SCALE_MAX:
         raise Q4Error(f"{what}: field 'scale' {s!r} lies outside [2^-100, 2^100]")
@@ -249,35 +290,62 @@ def _check_op(op, model: QModel) -> None:
         if isinstance(a, np.ndarray) and a.size >= INT32_LIMIT:
             raise Q4Error(f"{what}: array '{printable(str(k))}' has {a.size:,} elements (limit 2^31 - 1)")
     tensors = model.tensors if isinstance(model.tensors, dict) else {}
-    ins = [tensors.get(i) if isinstance(i, str) else None
-           for i in op.inputs] if isinstance(op.inputs, (list, tuple)) else []
+    ins = (
+        [tensors.get(i) if isinstance(i, str) else None for i in op.inputs]
+        if isinstance(op.inputs, (list, tuple))
+        else []
+    )
     x = ins[0] if ins and isinstance(ins[0], QTensor) else None
     pads = _ints(attrs.get("pads"))
-    if (op.kind in _SPATIAL_KINDS and x is not None and pads is not None and len(pads) == 4
-            and isinstance(x.shape, (tuple, list)) and len(x.shape) == 3 and _ints(list(x.shape))):
+    if (
+        op.kind in _SPATIAL_KINDS
+        and x is not None
+        and pads is not None
+        and len(pads) == 4
+        and isinstance(x.shape, (tuple, list))
+        and len(x.shape) == 3
+        and _ints(list(x.shape))
+    ):
         h, w = int(x.shape[0]), int(x.shape[1])
         if h + pads[0] + pads[2] >= INT32_LIMIT or w + pads[1] + pads[3] >= INT32_LIMIT:
-            raise Q4Error(f"{what}: padded input {h + pads[0] + pads[2]}x{w + pads[1] + pads[3]} "
-                          f"does not fit int32")
+            raise Q4Error(
+                f"{what}: padded input {h + pads[0] + pads[2]}x{w + pads[1] + pads[3]} does not fit int32"
+            )
     kernel = _ints(attrs.get("kernel"))
-    if op.kind == "maxpool" and kernel is not None and pads is not None and len(kernel) == 2 \
-            and len(pads) == 4:
+    if (
+        op.kind == "maxpool"
+        and kernel is not None
+        and pads is not None
+        and len(kernel) == 2
+        and len(pads) == 4
+    ):
         if pads[0] >= kernel[0] or pads[2] >= kernel[0] or pads[1] >= kernel[1] or pads[3] >= kernel[1]:
-            raise Q4Error(f"{what}: pads {pads} must be smaller than the kernel {kernel} (a window of "
-                          f"padding only has no maximum)")
-    if op.kind == "avgpool" and kernel is not None and len(kernel) == 2 \
-            and kernel[0] * kernel[1] * 255 >= INT32_LIMIT:
+            raise Q4Error(
+                f"{what}: pads {pads} must be smaller than the kernel {kernel} (a window of "
+                f"padding only has no maximum)"
+            )
+    if (
+        op.kind == "avgpool"
+        and kernel is not None
+        and len(kernel) == 2
+        and kernel[0] * kernel[1] * 255 >= INT32_LIMIT
+    ):
         raise Q4Error(f"{what}: window {kernel} too large for an int32 accumulator")
     w, b = arrays.get("weight"), arrays.get("bias")
     if op.kind in _WEIGHTED_KINDS and isinstance(w, np.ndarray) and w.ndim >= 2:
         k = int(np.prod(w.shape[1:], dtype=np.int64))
         if op.kind == "depthwise_conv2d":
             k = int(np.prod(w.shape[1:3], dtype=np.int64)) if w.ndim == 3 else k
-        bound = int(np.abs(b.astype(np.int64)).max(initial=0)) if (
-            isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.integer)) else 0
+        bound = (
+            int(np.abs(b.astype(np.int64)).max(initial=0))
+            if (isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.integer))
+            else 0
+        )
         if bound + MAX_PRODUCT * k >= INT32_LIMIT:
-            raise Q4Error(f"{what}: bias too large: max|bias| {bound} + 2040 * K ({k}) reaches 2^31, "
-                          f"the int32 accumulator could overflow")
+            raise Q4Error(
+                f"{what}: bias too large: max|bias| {bound} + 2040 * K ({k}) reaches 2^31, "
+                f"the int32 accumulator could overflow"
+            )
 
 
 def check_limits(model: QModel, c_name: str | None = None) -> None:
@@ -299,8 +367,10 @@ def check_limits(model: QModel, c_name: str | None = None) -> None:
             if isinstance(t, QTensor) and _sizes_ok(t):
                 total += t.size + 16  # with the arena's alignment
         if total >= INT32_LIMIT:
-            raise Q4Error(f"the tensors hold {total:,} bytes together; the C arena and dump offsets "
-                          f"are int32 (limit 2^31 - 1)")
+            raise Q4Error(
+                f"the tensors hold {total:,} bytes together; the C arena and dump offsets "
+                f"are int32 (limit 2^31 - 1)"
+            )
         if isinstance(model.ops, (list, tuple)):
             for op in model.ops:
                 if isinstance(op, QOp):

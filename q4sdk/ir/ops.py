@@ -21,6 +21,7 @@ registry                                     what it holds per kind
 kernel sources and a section in ``docs/integer-spec.md``; ``docs/contributing.md`` is the
 checklist for adding one. The kind strings are stored in ``.q4`` files and never change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class KernelVariant:
     """
 
     function: str
-    source: str                     # relative to runtime_c/src
+    source: str  # relative to runtime_c/src
     requires: str
     scratch_bytes: Callable[[int, int], int]
     max_input_bits: int = 8
@@ -62,23 +63,23 @@ class OpSpec:
     """
 
     kind: str
-    inputs: tuple[int, ...]               # allowed input counts; the first is the usual one
+    inputs: tuple[int, ...]  # allowed input counts; the first is the usual one
     attrs: dict
     arrays: dict
     optional: dict = field(default_factory=dict)
-    weighted: bool = False                # INT4 weights: conv / dense layers
-    same_quant: bool = False              # output keeps the input's bits, scale and zero point
-    layer: bool = False                   # one row per op in the accuracy report
-    spatial: bool = False                 # reads an (H, W, C) feature map
-    aliases_input: bool = False           # output shares the input's arena bytes (reshape)
-    float_ops: tuple[str, ...] = ()       # float graph ops that lower to this kind
+    weighted: bool = False  # INT4 weights: conv / dense layers
+    same_quant: bool = False  # output keeps the input's bits, scale and zero point
+    layer: bool = False  # one row per op in the accuracy report
+    spatial: bool = False  # reads an (H, W, C) feature map
+    aliases_input: bool = False  # output shares the input's arena bytes (reshape)
+    float_ops: tuple[str, ...] = ()  # float graph ops that lower to this kind
     kernel: str | None = None
     terms_kernel: str | None = None
     packed_kernel: str | None = None
     packed_terms_kernel: str | None = None
     variants: tuple[KernelVariant, ...] = ()
     terms_variants: tuple[KernelVariant, ...] = ()
-    header: str | None = None             # a header of its own, copied when a model uses the kind
+    header: str | None = None  # a header of its own, copied when a model uses the kind
 
     @property
     def n_inputs(self) -> int:
@@ -103,45 +104,88 @@ def _without_simd(function: str, source: str, scratch, **kw) -> tuple[KernelVari
 
 
 _CONV2D_VARIANTS = (
-    KernelVariant("q4_conv2d_s4_mve", "convolution/q4_conv2d_s4_mve.c", "mve",
-                  lambda k, o: (16 * min(o + o % 2, 16) + (min(o + o % 2, 16) + 6)
-                                * _round_up(k, 16) + 16)),
-    KernelVariant("q4_conv2d_s4_a4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
-                  lambda k, o: (64 + 41 * _round_up(k, 8) if k > A4_DSP_MAX_K
-                                else 64 + 25 * _round_up(k, 8)), max_input_bits=4),
-    KernelVariant("q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp",
-                  lambda k, o: 64 + 41 * _round_up(k, 8)),
-    *_without_simd("q4_conv2d_s4_a4_armv6m", "convolution/q4_conv2d_s4_armv6m.c",
-                   lambda k, o: 32 + 17 * _round_up(k, 16), max_input_bits=4),
-    *_without_simd("q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c",
-                   lambda k, o: 32 + 17 * _round_up(k, 16)),
+    KernelVariant(
+        "q4_conv2d_s4_mve",
+        "convolution/q4_conv2d_s4_mve.c",
+        "mve",
+        lambda k, o: 16 * min(o + o % 2, 16) + (min(o + o % 2, 16) + 6) * _round_up(k, 16) + 16,
+    ),
+    KernelVariant(
+        "q4_conv2d_s4_a4_dsp",
+        "convolution/q4_conv2d_s4_dsp.c",
+        "dsp",
+        lambda k, o: 64 + 41 * _round_up(k, 8) if k > A4_DSP_MAX_K else 64 + 25 * _round_up(k, 8),
+        max_input_bits=4,
+    ),
+    KernelVariant(
+        "q4_conv2d_s4_dsp", "convolution/q4_conv2d_s4_dsp.c", "dsp", lambda k, o: 64 + 41 * _round_up(k, 8)
+    ),
+    *_without_simd(
+        "q4_conv2d_s4_a4_armv6m",
+        "convolution/q4_conv2d_s4_armv6m.c",
+        lambda k, o: 32 + 17 * _round_up(k, 16),
+        max_input_bits=4,
+    ),
+    *_without_simd(
+        "q4_conv2d_s4_armv6m", "convolution/q4_conv2d_s4_armv6m.c", lambda k, o: 32 + 17 * _round_up(k, 16)
+    ),
 )
 # the scratch of a multi-term variant covers any T = n_inputs * n_weights
 _CONV2D_TERMS_VARIANTS = (
-    KernelVariant("q4_conv2d_s4_terms_mve", "convolution/q4_conv2d_s4_terms_mve.c", "mve",
-                  lambda k, o: 896 + 41 * _round_up(k, 16)),
-    KernelVariant("q4_conv2d_s4_terms_dsp", "convolution/q4_conv2d_s4_terms_dsp.c", "dsp",
-                  lambda k, o: 896 + 81 * _round_up(k, 8)),
+    KernelVariant(
+        "q4_conv2d_s4_terms_mve",
+        "convolution/q4_conv2d_s4_terms_mve.c",
+        "mve",
+        lambda k, o: 896 + 41 * _round_up(k, 16),
+    ),
+    KernelVariant(
+        "q4_conv2d_s4_terms_dsp",
+        "convolution/q4_conv2d_s4_terms_dsp.c",
+        "dsp",
+        lambda k, o: 896 + 81 * _round_up(k, 8),
+    ),
 )
 # depthwise: K = kh * kw * C and O = C here, so kh * kw = K // O
 _DEPTHWISE_VARIANTS = (
     # 3x3 layers may take the row paths, whose scratch has a fixed size (7328 / 2008 bytes)
-    KernelVariant("q4_depthwise_conv2d_s4_mve", "convolution/q4_depthwise_conv2d_s4_mve.c",
-                  "mve", lambda k, o: max(12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o),
-                                          7328 if k // o == 9 else 0)),
-    KernelVariant("q4_depthwise_conv2d_s4_dsp", "convolution/q4_depthwise_conv2d_s4_dsp.c",
-                  "dsp", lambda k, o: 4 * _round_up(o, 4) + max(
-                      (8 + 2 * _round_up(o, 4)) * (k // o), 2008 if k // o == 9 else 0)),
-    *_without_simd("q4_depthwise_conv2d_s4_armv6m", "convolution/q4_depthwise_conv2d_s4_armv6m.c",
-                   lambda k, o: 4 * o + 4 * (k // o) + 4 * k),
+    KernelVariant(
+        "q4_depthwise_conv2d_s4_mve",
+        "convolution/q4_depthwise_conv2d_s4_mve.c",
+        "mve",
+        lambda k, o: max(12 * _round_up(o, 8) + (8 + _round_up(o, 8)) * (k // o), 7328 if k // o == 9 else 0),
+    ),
+    KernelVariant(
+        "q4_depthwise_conv2d_s4_dsp",
+        "convolution/q4_depthwise_conv2d_s4_dsp.c",
+        "dsp",
+        lambda k, o: (
+            4 * _round_up(o, 4) + max((8 + 2 * _round_up(o, 4)) * (k // o), 2008 if k // o == 9 else 0)
+        ),
+    ),
+    *_without_simd(
+        "q4_depthwise_conv2d_s4_armv6m",
+        "convolution/q4_depthwise_conv2d_s4_armv6m.c",
+        lambda k, o: 4 * o + 4 * (k // o) + 4 * k,
+    ),
 )
 _FC_VARIANTS = (
-    KernelVariant("q4_fully_connected_s4_mve", "fully_connected/q4_fully_connected_s4_mve.c",
-                  "mve", lambda k, o: _round_up(k, 32)),
-    KernelVariant("q4_fully_connected_s4_dsp", "fully_connected/q4_fully_connected_s4_dsp.c",
-                  "dsp", lambda k, o: 2 * _round_up(k, 8)),
-    *_without_simd("q4_fully_connected_s4_armv6m", "fully_connected/q4_fully_connected_s4_armv6m.c",
-                   lambda k, o: 4 * ((k + 1) // 2)),
+    KernelVariant(
+        "q4_fully_connected_s4_mve",
+        "fully_connected/q4_fully_connected_s4_mve.c",
+        "mve",
+        lambda k, o: _round_up(k, 32),
+    ),
+    KernelVariant(
+        "q4_fully_connected_s4_dsp",
+        "fully_connected/q4_fully_connected_s4_dsp.c",
+        "dsp",
+        lambda k, o: 2 * _round_up(k, 8),
+    ),
+    *_without_simd(
+        "q4_fully_connected_s4_armv6m",
+        "fully_connected/q4_fully_connected_s4_armv6m.c",
+        lambda k, o: 4 * ((k + 1) // 2),
+    ),
 )
 _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
@@ -151,42 +195,113 @@ _ADD_VARIANTS = (
 
 def _weighted(kind: str, category: str, attrs: dict, float_ops: tuple[str, ...], **kw) -> OpSpec:
     base = f"{category}/q4_{kind}_s4"
-    return OpSpec(kind, (1, 2), attrs, _CONV_ARRAYS, _DUAL, weighted=True, layer=True,
-                  float_ops=float_ops, kernel=f"{base}.c", terms_kernel=f"{base}_terms.c",
-                  packed_kernel=f"{base}_p4.c", packed_terms_kernel=f"{base}_terms_p4.c", **kw)
+    return OpSpec(
+        kind,
+        (1, 2),
+        attrs,
+        _CONV_ARRAYS,
+        _DUAL,
+        weighted=True,
+        layer=True,
+        float_ops=float_ops,
+        kernel=f"{base}.c",
+        terms_kernel=f"{base}_terms.c",
+        packed_kernel=f"{base}_p4.c",
+        packed_terms_kernel=f"{base}_terms_p4.c",
+        **kw,
+    )
 
 
 def _elementwise(kind: str, category: str, inputs, attrs: dict, arrays: dict, float_ops, **kw) -> OpSpec:
     base = f"{category}/q4_{kind}"
-    return OpSpec(kind, inputs, attrs, arrays, float_ops=float_ops, kernel=f"{base}_s8.c",
-                  packed_kernel=f"{base}_p4.c", **kw)
+    return OpSpec(
+        kind,
+        inputs,
+        attrs,
+        arrays,
+        float_ops=float_ops,
+        kernel=f"{base}_s8.c",
+        packed_kernel=f"{base}_p4.c",
+        **kw,
+    )
 
 
-OPS: dict[str, OpSpec] = {spec.kind: spec for spec in (
-    _weighted("conv2d", "convolution", _CONV_ATTRS, ("conv2d",), spatial=True,
-              variants=_CONV2D_VARIANTS, terms_variants=_CONV2D_TERMS_VARIANTS),
-    _weighted("depthwise_conv2d", "convolution", _CONV_ATTRS, ("conv2d",), spatial=True,
-              variants=_DEPTHWISE_VARIANTS),
-    _weighted("fully_connected", "fully_connected", dict(_ACT), ("fully_connected",), variants=_FC_VARIANTS),
-    _elementwise("add", "basic", (2,), {"shift": 0, **_ACT}, {"multiplier": "int32"}, ("add",),
-                 layer=True, variants=_ADD_VARIANTS),
-    _elementwise("avgpool", "pooling", (1,), {**_WINDOW, **_ACT}, _POOL_ARRAYS, ("avgpool",),
-                 layer=True, spatial=True),
-    _elementwise("global_avgpool", "pooling", (1,), dict(_ACT), _POOL_ARRAYS, ("global_avgpool",),
-                 layer=True, spatial=True),
-    _elementwise("maxpool", "pooling", (1,), dict(_WINDOW), {}, ("maxpool",),
-                 layer=True, spatial=True, same_quant=True),
-    _elementwise("clamp", "activation", (1,), dict(_ACT), {}, ("relu", "clamp"), same_quant=True),
-    _elementwise("pad", "basic", (1,), {"pads": 4}, {}, ("pad",), spatial=True, same_quant=True),
-    OpSpec("reshape", (1,), {}, {}, same_quant=True, aliases_input=True, float_ops=("reshape",)),
-    # part 0 writes X1 (the coarse tensor), part 1 X2 (the residual) of a residual-quantized
-    # activation held at 8 bits on the fine grid (docs/integer-spec.md, residual_split);
-    # inserted by the quantizer, no float op lowers to it
-    _elementwise("residual_split", "basic", (1,), {"part": 0, "coarse_zero_point": 0}, {}, ()),
-    # y = table[x - qmin]: unary nonlinearities (sigmoid, tanh, hard-sigmoid, hard-swish, leaky
-    # ReLU), one int8 entry per input code
-    _elementwise("lut", "activation", (1,), {}, {"table": "int8"}, ("unary",), header="include/q4_lut.h"),
-)}
+OPS: dict[str, OpSpec] = {
+    spec.kind: spec
+    for spec in (
+        _weighted(
+            "conv2d",
+            "convolution",
+            _CONV_ATTRS,
+            ("conv2d",),
+            spatial=True,
+            variants=_CONV2D_VARIANTS,
+            terms_variants=_CONV2D_TERMS_VARIANTS,
+        ),
+        _weighted(
+            "depthwise_conv2d",
+            "convolution",
+            _CONV_ATTRS,
+            ("conv2d",),
+            spatial=True,
+            variants=_DEPTHWISE_VARIANTS,
+        ),
+        _weighted(
+            "fully_connected", "fully_connected", dict(_ACT), ("fully_connected",), variants=_FC_VARIANTS
+        ),
+        _elementwise(
+            "add",
+            "basic",
+            (2,),
+            {"shift": 0, **_ACT},
+            {"multiplier": "int32"},
+            ("add",),
+            layer=True,
+            variants=_ADD_VARIANTS,
+        ),
+        _elementwise(
+            "avgpool",
+            "pooling",
+            (1,),
+            {**_WINDOW, **_ACT},
+            _POOL_ARRAYS,
+            ("avgpool",),
+            layer=True,
+            spatial=True,
+        ),
+        _elementwise(
+            "global_avgpool",
+            "pooling",
+            (1,),
+            dict(_ACT),
+            _POOL_ARRAYS,
+            ("global_avgpool",),
+            layer=True,
+            spatial=True,
+        ),
+        _elementwise(
+            "maxpool",
+            "pooling",
+            (1,),
+            dict(_WINDOW),
+            {},
+            ("maxpool",),
+            layer=True,
+            spatial=True,
+            same_quant=True,
+        ),
+        _elementwise("clamp", "activation", (1,), dict(_ACT), {}, ("relu", "clamp"), same_quant=True),
+        _elementwise("pad", "basic", (1,), {"pads": 4}, {}, ("pad",), spatial=True, same_quant=True),
+        OpSpec("reshape", (1,), {}, {}, same_quant=True, aliases_input=True, float_ops=("reshape",)),
+        # part 0 writes X1 (the coarse tensor), part 1 X2 (the residual) of a residual-quantized
+        # activation held at 8 bits on the fine grid (docs/integer-spec.md, residual_split);
+        # inserted by the quantizer, no float op lowers to it
+        _elementwise("residual_split", "basic", (1,), {"part": 0, "coarse_zero_point": 0}, {}, ()),
+        # y = table[x - qmin]: unary nonlinearities (sigmoid, tanh, hard-sigmoid, hard-swish, leaky
+        # ReLU), one int8 entry per input code
+        _elementwise("lut", "activation", (1,), {}, {"table": "int8"}, ("unary",), header="include/q4_lut.h"),
+    )
+}
 
 #: every integer op kind, in table order
 QOP_KINDS = tuple(OPS)

@@ -9,6 +9,7 @@ of magnitude below 2^24 (float32) or 2^53 (float64): with |x - zx| <= 255 and |w
 of length K is bounded by K * 2040, so float32 is exact for K <= 8224 and float64 beyond. The bound
 is checked before each GEMM (``_exact_matmul``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,8 @@ def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
     wo = (w - kw) // sw + 1
     sn, sh_, sw_, sc = x.strides
     return np.lib.stride_tricks.as_strided(
-        x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_, sw_, sc), writeable=False)
+        x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_, sw_, sc), writeable=False
+    )
 
 
 def _finish(accs: list[np.ndarray], op: QOp, out_t: QTensor) -> np.ndarray:
@@ -183,8 +185,7 @@ OP_FUNCTIONS = {
 def run_op(op: QOp, args: list[np.ndarray], model: QModel) -> np.ndarray:
     if op.kind not in OP_FUNCTIONS:
         raise ValueError(f"op '{op.name}': unknown kind '{op.kind}'")
-    return OP_FUNCTIONS[op.kind](args, op, [model.tensors[i] for i in op.inputs],
-                                 model.tensors[op.output])
+    return OP_FUNCTIONS[op.kind](args, op, [model.tensors[i] for i in op.inputs], model.tensors[op.output])
 
 
 def input_shape(model: QModel) -> tuple[int, ...]:
@@ -210,11 +211,13 @@ def run_oracle(model: QModel, xq: np.ndarray, capture: bool = False, batch_size:
     for i, t in enumerate([model.input_tensor, *([model.tensors[res]] if res else [])]):
         codes = xq[:, i] if res else xq
         if codes.size and (codes.min() < t.qmin or codes.max() > t.qmax):
-            raise ValueError(f"oracle input codes of tensor '{t.name}' must lie in [{t.qmin}, {t.qmax}] "
-                             f"({t.bits} bits), got [{codes.min()}, {codes.max()}]")
+            raise ValueError(
+                f"oracle input codes of tensor '{t.name}' must lie in [{t.qmin}, {t.qmax}] "
+                f"({t.bits} bits), got [{codes.min()}, {codes.max()}]"
+            )
     outs, caps = [], []
     for start in range(0, max(len(xq), 1), batch_size):
-        chunk = xq[start:start + batch_size]
+        chunk = xq[start : start + batch_size]
         vals = {model.input: chunk[:, 0], res: chunk[:, 1]} if res else {model.input: chunk}
         for op in model.ops:
             vals[op.output] = run_op(op, [vals[i] for i in op.inputs], model)

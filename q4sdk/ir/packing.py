@@ -3,6 +3,7 @@
 Rows (one per output channel) are padded with a zero nibble to a whole number of bytes, so every row
 starts on a byte boundary: a ``[rows, k]`` tensor packs to ``[rows, ceil(k / 2)]`` bytes.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -16,6 +16,7 @@ stored raw, little-endian. No pickle is involved anywhere. :func:`load_q4` check
 every field and then the model itself (:func:`q4sdk.ir.validate.validate_model`); any fault is a one-line
 :class:`Q4Error` that names the file and the field.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,6 +53,7 @@ ENCODINGS = ("raw", "int4_rows")
 # ----------------------------------------------------------------------------------------------
 # Equality
 # ----------------------------------------------------------------------------------------------
+
 
 def _plain(v):
     """attrs / meta value -> canonical plain-Python form (tuples as lists, numpy scalars as Python)."""
@@ -112,6 +114,7 @@ def models_equal(a: QModel, b: QModel) -> bool:
 # Writing
 # ----------------------------------------------------------------------------------------------
 
+
 def _sdk_version() -> str:
     import q4sdk
 
@@ -145,8 +148,7 @@ def _check_json(v, field: str) -> None:
 
 def _stored_form(name: str, a: np.ndarray) -> tuple[bytes, str]:
     """An array's bytes in the file and their encoding."""
-    if (name in INT4_ARRAYS and a.dtype == np.int8 and a.size
-            and a.min() >= INT4_MIN and a.max() <= INT4_MAX):
+    if name in INT4_ARRAYS and a.dtype == np.int8 and a.size and a.min() >= INT4_MIN and a.max() <= INT4_MAX:
         return pack_int4_rows(a.reshape(a.shape[0], -1)).tobytes(), "int4_rows"
     return np.ascontiguousarray(a, a.dtype.newbyteorder("<")).tobytes(), "raw"
 
@@ -161,11 +163,27 @@ def _encode(model: QModel) -> bytes:
             blob, encoding = _stored_form(name, a)
             offset = _align(len(data))
             data += bytes(offset - len(data)) + blob
-            arrays.append({"name": name, "dtype": a.dtype.name, "shape": [int(d) for d in a.shape],
-                           "encoding": encoding, "offset": offset, "nbytes": len(blob),
-                           "sha256": hashlib.sha256(blob).hexdigest()})
-        ops.append({"name": op.name, "kind": op.kind, "inputs": list(op.inputs), "output": op.output,
-                    "attrs": _plain(op.attrs), "arrays": arrays})
+            arrays.append(
+                {
+                    "name": name,
+                    "dtype": a.dtype.name,
+                    "shape": [int(d) for d in a.shape],
+                    "encoding": encoding,
+                    "offset": offset,
+                    "nbytes": len(blob),
+                    "sha256": hashlib.sha256(blob).hexdigest(),
+                }
+            )
+        ops.append(
+            {
+                "name": op.name,
+                "kind": op.kind,
+                "inputs": list(op.inputs),
+                "output": op.output,
+                "attrs": _plain(op.attrs),
+                "arrays": arrays,
+            }
+        )
     manifest = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -173,14 +191,22 @@ def _encode(model: QModel) -> bytes:
         "name": model.name,
         "input": model.input,
         "output": model.output,
-        "tensors": [{"name": t.name, "shape": [int(d) for d in t.shape], "bits": int(t.bits),
-                     "scale": float(t.scale), "zero_point": int(t.zero_point)}
-                    for t in model.tensors.values()],
+        "tensors": [
+            {
+                "name": t.name,
+                "shape": [int(d) for d in t.shape],
+                "bits": int(t.bits),
+                "scale": float(t.scale),
+                "zero_point": int(t.zero_point),
+            }
+            for t in model.tensors.values()
+        ],
         "ops": ops,
         "meta": _plain(model.meta),
     }
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    text = json.dumps(
+        manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
     head = _HEADER.pack(MAGIC, FORMAT_VERSION, len(text), len(data)) + text
     body = head + bytes(_align(len(head)) - len(head)) + bytes(data)
     return body + hashlib.sha256(body).digest()
@@ -218,6 +244,7 @@ def save_q4(model: QModel, path, *, overwrite: bool = False) -> None:
 # ----------------------------------------------------------------------------------------------
 # Reading
 # ----------------------------------------------------------------------------------------------
+
 
 class _Manifest:
     """Typed, strict access to the JSON manifest; every error names the file and the field path."""
@@ -305,22 +332,26 @@ def _read_container(file: str) -> tuple[dict, memoryview, int]:
     except OSError as e:
         raise Q4Error(f"{file}: cannot read ({e.strerror or e})") from None
     n = len(raw)
-    if raw[:len(MAGIC)] != MAGIC[:min(n, len(MAGIC))]:
-        raise Q4Error(f"{file}: not a .q4 file (bad magic {raw[:len(MAGIC)]!r}, expected {MAGIC!r})")
+    if raw[: len(MAGIC)] != MAGIC[: min(n, len(MAGIC))]:
+        raise Q4Error(f"{file}: not a .q4 file (bad magic {raw[: len(MAGIC)]!r}, expected {MAGIC!r})")
     if n < _HEADER.size:
         raise Q4Error(f"{file}: truncated: {n} bytes, shorter than the {_HEADER.size}-byte header")
     _, version, mlen, dlen = _HEADER.unpack_from(raw)
     if version != FORMAT_VERSION:
-        raise Q4Error(f"{file}: field 'version': unsupported .q4 format version {version} "
-                      f"(this q4sdk reads version {FORMAT_VERSION})")
+        raise Q4Error(
+            f"{file}: field 'version': unsupported .q4 format version {version} "
+            f"(this q4sdk reads version {FORMAT_VERSION})"
+        )
     data_start = _align(_HEADER.size + mlen)
     expected = data_start + dlen + _SHA_LEN
     if n < expected:
         raise Q4Error(f"{file}: truncated: {n} bytes, the header announces {expected}")
     if n > expected:
-        raise Q4Error(f"{file}: {n - expected} unexpected bytes after the checksum (file is {n} "
-                      f"bytes, the header announces {expected})")
-    body = memoryview(raw)[:data_start + dlen]
+        raise Q4Error(
+            f"{file}: {n - expected} unexpected bytes after the checksum (file is {n} "
+            f"bytes, the header announces {expected})"
+        )
+    body = memoryview(raw)[: data_start + dlen]
     if hashlib.sha256(body).digest() != raw[-_SHA_LEN:]:
         raise Q4Error(f"{file}: checksum mismatch: the file is corrupt")
     manifest_end = _HEADER.size + mlen
@@ -339,8 +370,11 @@ def _read_container(file: str) -> tuple[dict, memoryview, int]:
         return obj
 
     try:
-        manifest = json.loads(raw[_HEADER.size:manifest_end].decode("utf-8"),
-                              object_pairs_hook=no_duplicates, parse_constant=reject_constant)
+        manifest = json.loads(
+            raw[_HEADER.size : manifest_end].decode("utf-8"),
+            object_pairs_hook=no_duplicates,
+            parse_constant=reject_constant,
+        )
     except RecursionError:
         raise Q4Error(f"{file}: field 'manifest': JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
@@ -348,8 +382,9 @@ def _read_container(file: str) -> tuple[dict, memoryview, int]:
     return manifest, body[data_start:], n
 
 
-def _decode_array(m: _Manifest, spec, field: str, data: memoryview,
-                  used: list[tuple[int, int, str]]) -> tuple[str, np.ndarray]:
+def _decode_array(
+    m: _Manifest, spec, field: str, data: memoryview, used: list[tuple[int, int, str]]
+) -> tuple[str, np.ndarray]:
     spec = m.obj(spec, field, _ARRAY_KEYS)
     name = m.get_str(spec["name"], f"{field}.name")
     dtype = m.get_str(spec["dtype"], f"{field}.dtype")
@@ -372,16 +407,19 @@ def _decode_array(m: _Manifest, spec, field: str, data: memoryview,
         raise m.fail(f"{field}.offset", f"{offset} is not a multiple of {ALIGN}")
     nbytes = m.get_int(spec["nbytes"], f"{field}.nbytes", lo=0, hi=len(data) + 1)
     if nbytes != expected_nbytes:
-        raise m.fail(f"{field}.nbytes", f"{nbytes} bytes, but {encoding} {dtype} {list(shape)} "
-                                        f"takes {expected_nbytes}")
+        raise m.fail(
+            f"{field}.nbytes", f"{nbytes} bytes, but {encoding} {dtype} {list(shape)} takes {expected_nbytes}"
+        )
     if offset + nbytes > len(data):
-        raise m.fail(f"{field}.offset", f"bytes [{offset}, {offset + nbytes}) lie outside the "
-                                        f"{len(data)}-byte data section")
+        raise m.fail(
+            f"{field}.offset",
+            f"bytes [{offset}, {offset + nbytes}) lie outside the {len(data)}-byte data section",
+        )
     for lo, hi, other in used:
         if offset < hi and lo < offset + nbytes:
             raise m.fail(f"{field}.offset", f"bytes [{offset}, {offset + nbytes}) overlap {other}")
     used.append((offset, offset + nbytes, field))
-    blob = bytes(data[offset:offset + nbytes])
+    blob = bytes(data[offset : offset + nbytes])
     sha = m.get_str(spec["sha256"], f"{field}.sha256")
     if hashlib.sha256(blob).hexdigest() != sha:
         raise m.fail(f"{field}.sha256", f"array {_q(name)} does not match its sha256")
@@ -405,11 +443,13 @@ def _decode_model(m: _Manifest, manifest, data: memoryview) -> QModel:
     for i, spec in enumerate(m.get_list(top["tensors"], "tensors")):
         f = f"tensors[{i}]"
         spec = m.obj(spec, f, _TENSOR_KEYS)
-        t = QTensor(name=m.get_str(spec["name"], f"{f}.name"),
-                    shape=tuple(m.get_ints(spec["shape"], f"{f}.shape")),
-                    bits=m.get_int(spec["bits"], f"{f}.bits"),
-                    scale=m.get_number(spec["scale"], f"{f}.scale"),
-                    zero_point=m.get_int(spec["zero_point"], f"{f}.zero_point"))
+        t = QTensor(
+            name=m.get_str(spec["name"], f"{f}.name"),
+            shape=tuple(m.get_ints(spec["shape"], f"{f}.shape")),
+            bits=m.get_int(spec["bits"], f"{f}.bits"),
+            scale=m.get_number(spec["scale"], f"{f}.scale"),
+            zero_point=m.get_int(spec["zero_point"], f"{f}.zero_point"),
+        )
         if t.name in tensors:
             raise m.fail(f"{f}.name", f"tensor {_q(t.name)} listed twice")
         tensors[t.name] = t
@@ -424,22 +464,37 @@ def _decode_model(m: _Manifest, manifest, data: memoryview) -> QModel:
         attrs_in = spec["attrs"]
         if not isinstance(attrs_in, dict):
             raise m.fail(f"{f}.attrs", "expected an object")
-        attrs = {k: (m.get_ints(v, f"{f}.attrs.{k}") if isinstance(v, list)
-                     else m.get_int(v, f"{f}.attrs.{k}")) for k, v in attrs_in.items()}
+        attrs = {
+            k: (m.get_ints(v, f"{f}.attrs.{k}") if isinstance(v, list) else m.get_int(v, f"{f}.attrs.{k}"))
+            for k, v in attrs_in.items()
+        }
         arrays: dict[str, np.ndarray] = {}
         for j, aspec in enumerate(m.get_list(spec["arrays"], f"{f}.arrays")):
             name, value = _decode_array(m, aspec, f"{f}.arrays[{j}]", data, used)
             if name in arrays:
                 raise m.fail(f"{f}.arrays[{j}].name", f"array {_q(name)} listed twice")
             arrays[name] = value
-        ops.append(QOp(name=m.get_str(spec["name"], f"{f}.name"), kind=kind,
-                       inputs=m.get_strs(spec["inputs"], f"{f}.inputs"),
-                       output=m.get_str(spec["output"], f"{f}.output"), attrs=attrs, arrays=arrays))
+        ops.append(
+            QOp(
+                name=m.get_str(spec["name"], f"{f}.name"),
+                kind=kind,
+                inputs=m.get_strs(spec["inputs"], f"{f}.inputs"),
+                output=m.get_str(spec["output"], f"{f}.output"),
+                attrs=attrs,
+                arrays=arrays,
+            )
+        )
     meta = top["meta"]
     if not isinstance(meta, dict):
         raise m.fail("meta", "expected an object")
-    return QModel(name=m.get_str(top["name"], "name"), input=m.get_str(top["input"], "input"),
-                  output=m.get_str(top["output"], "output"), tensors=tensors, ops=ops, meta=meta)
+    return QModel(
+        name=m.get_str(top["name"], "name"),
+        input=m.get_str(top["input"], "input"),
+        output=m.get_str(top["output"], "output"),
+        tensors=tensors,
+        ops=ops,
+        meta=meta,
+    )
 
 
 def _load(path) -> tuple[QModel, dict, int]:
@@ -463,6 +518,7 @@ def load_q4(path) -> QModel:
 # Inspection
 # ----------------------------------------------------------------------------------------------
 
+
 def _shape_str(shape) -> str:
     return "x".join(str(int(d)) for d in shape)
 
@@ -480,13 +536,14 @@ def _meta_str(v) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-
 def describe_q4(path) -> str:
     """A human-readable summary of a ``.q4`` file: model, recipe, one line per op, sizes; control
     and bidi characters from the file are shown as escapes (``limits.printable``)."""
     model, manifest, size = _load(path)
-    lines = [f"{os.fspath(path)}: model '{model.name}', .q4 format {manifest['version']}, "
-             f"written by q4sdk {manifest['q4sdk_version']}, {size:,} bytes"]
+    lines = [
+        f"{os.fspath(path)}: model '{model.name}', .q4 format {manifest['version']}, "
+        f"written by q4sdk {manifest['q4sdk_version']}, {size:,} bytes"
+    ]
     for label, t in (("input ", model.input_tensor), ("output", model.output_tensor)):
         lines.append(f"{label}  {t.name}  {_shape_str(t.shape)}  {_quant_str(t)}")
     recipe = model.meta.get("recipe")
@@ -508,13 +565,24 @@ def describe_q4(path) -> str:
                 weight_bytes += a["nbytes"]
             else:
                 other_bytes += a["nbytes"]
-        rows.append((str(i), op.name, op.kind, ",".join(op.inputs),
-                     f"{op.output} {_shape_str(out.shape)}", str(out.bits),
-                     "-" if w is None else f"{_shape_str(w.shape)} int4", f"{stored:,}"))
+        rows.append(
+            (
+                str(i),
+                op.name,
+                op.kind,
+                ",".join(op.inputs),
+                f"{op.output} {_shape_str(out.shape)}",
+                str(out.bits),
+                "-" if w is None else f"{_shape_str(w.shape)} int4",
+                f"{stored:,}",
+            )
+        )
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines.append(f"ops ({len(model.ops)}):")
     for r in [header, *rows]:
         lines.append("  " + "  ".join(cell.ljust(wd) for cell, wd in zip(r, widths)).rstrip())
-    lines.append(f"weights {n_weights:,} INT4 values in {weight_bytes:,} bytes; "
-                 f"other arrays {other_bytes:,} bytes; {len(model.tensors)} tensors")
+    lines.append(
+        f"weights {n_weights:,} INT4 values in {weight_bytes:,} bytes; "
+        f"other arrays {other_bytes:,} bytes; {len(model.tensors)} tensors"
+    )
     return "\n".join(printable(line, backslash=False) for line in lines)

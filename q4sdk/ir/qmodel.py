@@ -18,11 +18,13 @@ channel.
 ``act_min``/``act_max`` are the final clamp in the *output's* integer domain; they fold the fused
 activation (ReLU, Relu6/Clip) together with the output's storage range.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
 
 @dataclass
 class QTensor:

@@ -8,6 +8,7 @@ same-quant kinds, and the integer ranges every kernel relies on (requantization 
 shifts, INT4 weights, int32 accumulators). Every fault is one :class:`Q4Error` that names the
 model and the op / tensor / field.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,9 @@ def _window_out(in_shape, kernel, stride, pads, what: str) -> tuple[int, int]:
     ho = (h + t + b - kernel[0]) // stride[0] + 1
     wo = (w + l + r - kernel[1]) // stride[1] + 1
     if ho < 1 or wo < 1:
-        raise Q4Error(f"{what}: window {kernel[0]}x{kernel[1]} does not fit the padded input "
-                      f"{_fmt_shape(in_shape)}")
+        raise Q4Error(
+            f"{what}: window {kernel[0]}x{kernel[1]} does not fit the padded input {_fmt_shape(in_shape)}"
+        )
     return ho, wo
 
 
@@ -55,17 +57,25 @@ def _check_tensor(key: str, t: QTensor) -> None:
         raise Q4Error(f"{what}: expected a QTensor, got {type(t).__name__}")
     if t.name != key:
         raise Q4Error(f"{what}: field 'name' is '{t.name}', not its key")
-    if (not isinstance(t.shape, (tuple, list)) or not t.shape
-            or not all(_is_int(d) and d >= 1 for d in t.shape)):
+    if (
+        not isinstance(t.shape, (tuple, list))
+        or not t.shape
+        or not all(_is_int(d) and d >= 1 for d in t.shape)
+    ):
         raise Q4Error(f"{what}: field 'shape' must be a non-empty list of positive ints, got {t.shape!r}")
     if not _is_int(t.bits) or t.bits not in (4, 8):
         raise Q4Error(f"{what}: field 'bits' must be 4 or 8, got {t.bits!r}")
-    if (not isinstance(t.scale, (float, int, np.floating)) or isinstance(t.scale, bool)
-            or not math.isfinite(t.scale) or t.scale <= 0):
+    if (
+        not isinstance(t.scale, (float, int, np.floating))
+        or isinstance(t.scale, bool)
+        or not math.isfinite(t.scale)
+        or t.scale <= 0
+    ):
         raise Q4Error(f"{what}: field 'scale' must be finite and > 0, got {t.scale!r}")
     if not _is_int(t.zero_point) or not t.qmin <= t.zero_point <= t.qmax:
-        raise Q4Error(f"{what}: field 'zero_point' must be an int in [{t.qmin}, {t.qmax}], "
-                      f"got {t.zero_point!r}")
+        raise Q4Error(
+            f"{what}: field 'zero_point' must be an int in [{t.qmin}, {t.qmax}], got {t.zero_point!r}"
+        )
 
 
 def _check_attrs(op: QOp, spec: OpSpec, what: str) -> None:
@@ -83,7 +93,7 @@ def _check_attrs(op: QOp, spec: OpSpec, what: str) -> None:
         if length == 0:
             if not _is_int(v):
                 raise Q4Error(f"{what}: attr '{name}' must be an int, got {v!r}")
-        elif (not isinstance(v, (list, tuple)) or len(v) != length or not all(_is_int(x) for x in v)):
+        elif not isinstance(v, (list, tuple)) or len(v) != length or not all(_is_int(x) for x in v):
             raise Q4Error(f"{what}: attr '{name}' must be a list of {length} ints, got {v!r}")
     for name, lo in (("stride", 1), ("kernel", 1), ("pads", 0)):
         if name in op.attrs and min(op.attrs[name]) < lo:
@@ -94,15 +104,17 @@ def _check_requant(m: np.ndarray, s: np.ndarray, what: str) -> None:
     """Single-term requantization: multipliers 0 or in [2^30, 2^31), shifts in range."""
     bad_m = (m != 0) & (m < MULT_MIN)
     if bad_m.any():
-        raise Q4Error(f"{what}: array 'multiplier' values must be 0 or in [2^30, 2^31), "
-                      f"got {int(m[bad_m].flat[0])}")
+        raise Q4Error(
+            f"{what}: array 'multiplier' values must be 0 or in [2^30, 2^31), got {int(m[bad_m].flat[0])}"
+        )
     _check_shift(s, what)
 
 
 def _check_shift(s: np.ndarray, what: str) -> None:
     if s.size and (s.min() < SHIFT_MIN or s.max() > SHIFT_MAX):
-        raise Q4Error(f"{what}: array 'shift' values must lie in [{SHIFT_MIN}, {SHIFT_MAX}], "
-                      f"got [{s.min()}, {s.max()}]")
+        raise Q4Error(
+            f"{what}: array 'shift' values must lie in [{SHIFT_MIN}, {SHIFT_MAX}], got [{s.min()}, {s.max()}]"
+        )
 
 
 def _check_arrays(op: QOp, spec: OpSpec, what: str) -> None:
@@ -129,20 +141,27 @@ def _check_arrays(op: QOp, spec: OpSpec, what: str) -> None:
         if w.size == 0:
             raise Q4Error(f"{what}: array '{name}' {_fmt_shape(w.shape)} is empty")
         if w.min() < INT4_MIN or w.max() > INT4_MAX:
-            raise Q4Error(f"{what}: array '{name}' values must lie in [{INT4_MIN}, {INT4_MAX}] (INT4), "
-                          f"got [{w.min()}, {w.max()}]")
+            raise Q4Error(
+                f"{what}: array '{name}' values must lie in [{INT4_MIN}, {INT4_MAX}] (INT4), "
+                f"got [{w.min()}, {w.max()}]"
+            )
         if w.shape != op.arrays["weight"].shape:
-            raise Q4Error(f"{what}: array 'weight2' {_fmt_shape(w.shape)} must have the shape of 'weight' "
-                          f"{_fmt_shape(op.arrays['weight'].shape)}")
+            raise Q4Error(
+                f"{what}: array 'weight2' {_fmt_shape(w.shape)} must have the shape of 'weight' "
+                f"{_fmt_shape(op.arrays['weight'].shape)}"
+            )
     terms = n_terms(op)
     if terms > 1:
         m, s = op.arrays["multiplier"], op.arrays["shift"]
         if m.ndim != 2 or m.shape[0] != terms:
-            raise Q4Error(f"{what}: array 'multiplier' of a {terms}-term layer must be [{terms}, O], "
-                          f"got {_fmt_shape(m.shape)}")
+            raise Q4Error(
+                f"{what}: array 'multiplier' of a {terms}-term layer must be [{terms}, O], "
+                f"got {_fmt_shape(m.shape)}"
+            )
         if np.abs(m.astype(np.int64)).max(initial=0) >= TERM_MULT_LIMIT:
-            raise Q4Error(f"{what}: array 'multiplier' values of a multi-term layer must lie in "
-                          f"(-2^29, 2^29)")
+            raise Q4Error(
+                f"{what}: array 'multiplier' values of a multi-term layer must lie in (-2^29, 2^29)"
+            )
         _check_shift(s, what)
     elif "shift" in op.arrays:  # single-term requantization (add has its own, checked with its shape)
         _check_requant(op.arrays["multiplier"], op.arrays["shift"], what)
@@ -160,8 +179,10 @@ def _check_per_channel(op: QOp, n: int, names, what: str) -> None:
         a = op.arrays[name]
         if name == "multiplier" and n_terms(op) > 1:
             if a.shape[1:] != (n,):
-                raise Q4Error(f"{what}: array 'multiplier' must have shape ({n_terms(op)}, {n}), "
-                              f"got {_fmt_shape(a.shape)}")
+                raise Q4Error(
+                    f"{what}: array 'multiplier' must have shape ({n_terms(op)}, {n}), "
+                    f"got {_fmt_shape(a.shape)}"
+                )
             continue
         if a.shape != (n,):
             raise Q4Error(f"{what}: array '{name}' must have shape ({n},), got {_fmt_shape(a.shape)}")
@@ -177,11 +198,14 @@ def _check_bias(op: QOp, k: int, what: str) -> None:
 # ------------------------------------------------------------------ shape rules, one per kind
 # Each returns the output shape the op must have (None: checked inside), given the input tensors.
 
+
 def _conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x, w = ins[0], op.arrays["weight"]
     if w.ndim != 4 or w.shape[3] != x.shape[2]:
-        raise Q4Error(f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, kh, kw, I] with "
-                      f"I = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})")
+        raise Q4Error(
+            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, kh, kw, I] with "
+            f"I = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})"
+        )
     ho, wo = _window_out(x.shape, w.shape[1:3], op.attrs["stride"], op.attrs["pads"], what)
     _check_per_channel(op, w.shape[0], ("bias", "multiplier", "shift"), what)
     _check_bias(op, int(np.prod(w.shape[1:])), what)
@@ -191,8 +215,10 @@ def _conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
 def _depthwise_conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x, w = ins[0], op.arrays["weight"]
     if w.ndim != 3 or w.shape[0] != x.shape[2]:
-        raise Q4Error(f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [C, kh, kw] with "
-                      f"C = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})")
+        raise Q4Error(
+            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [C, kh, kw] with "
+            f"C = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})"
+        )
     ho, wo = _window_out(x.shape, w.shape[1:3], op.attrs["stride"], op.attrs["pads"], what)
     _check_per_channel(op, w.shape[0], ("bias", "multiplier", "shift"), what)
     _check_bias(op, int(w.shape[1] * w.shape[2]), what)
@@ -202,8 +228,10 @@ def _depthwise_conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str
 def _fully_connected_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x, w = ins[0], op.arrays["weight"]
     if w.ndim != 2 or w.shape[1] != x.size:
-        raise Q4Error(f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, I] with "
-                      f"I = {x.size} (input '{x.name}' {_fmt_shape(x.shape)})")
+        raise Q4Error(
+            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, I] with "
+            f"I = {x.size} (input '{x.name}' {_fmt_shape(x.shape)})"
+        )
     _check_per_channel(op, w.shape[0], ("bias", "multiplier", "shift"), what)
     _check_bias(op, int(w.shape[1]), what)
     return (w.shape[0],)
@@ -218,8 +246,10 @@ def _add_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     if not 1 <= op.attrs["shift"] <= ADD_SHIFT_MAX:
         raise Q4Error(f"{what}: attr 'shift' must lie in [1, {ADD_SHIFT_MAX}], got {op.attrs['shift']}")
     if tuple(ins[1].shape) != tuple(x.shape):
-        raise Q4Error(f"{what}: inputs '{x.name}' {_fmt_shape(x.shape)} and '{ins[1].name}' "
-                      f"{_fmt_shape(ins[1].shape)} differ in shape")
+        raise Q4Error(
+            f"{what}: inputs '{x.name}' {_fmt_shape(x.shape)} and '{ins[1].name}' "
+            f"{_fmt_shape(ins[1].shape)} differ in shape"
+        )
     return tuple(x.shape)
 
 
@@ -263,8 +293,10 @@ def _pad_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
 def _reshape_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x = ins[0]
     if out.size != x.size:
-        raise Q4Error(f"{what}: output '{out.name}' {_fmt_shape(out.shape)} does not have the "
-                      f"{x.size} elements of input '{x.name}' {_fmt_shape(x.shape)}")
+        raise Q4Error(
+            f"{what}: output '{out.name}' {_fmt_shape(out.shape)} does not have the "
+            f"{x.size} elements of input '{x.name}' {_fmt_shape(x.shape)}"
+        )
     return None
 
 
@@ -276,28 +308,38 @@ def _residual_split_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     if part not in (0, 1):
         raise Q4Error(f"{what}: attr 'part' must be 0 (coarse) or 1 (residual), got {part}")
     if x.bits != 8 or out.bits != 4:
-        raise Q4Error(f"{what}: reads an 8-bit tensor and writes a 4-bit one, got input '{x.name}' "
-                      f"{x.bits} bits, output '{out.name}' {out.bits} bits")
+        raise Q4Error(
+            f"{what}: reads an 8-bit tensor and writes a 4-bit one, got input '{x.name}' "
+            f"{x.bits} bits, output '{out.name}' {out.bits} bits"
+        )
     if not out.qmin <= zc <= out.qmax:
         raise Q4Error(f"{what}: attr 'coarse_zero_point' must lie in [{out.qmin}, {out.qmax}], got {zc}")
     scale, zp = (x.scale * 16, zc) if part == 0 else (x.scale, out.zero_point)
     if out.scale != scale or out.zero_point != zp:
-        raise Q4Error(f"{what}: output '{out.name}' must have scale {scale!r} and zero point {zp} "
-                      f"(input '{x.name}' scale {x.scale!r})")
+        raise Q4Error(
+            f"{what}: output '{out.name}' must have scale {scale!r} and zero point {zp} "
+            f"(input '{x.name}' scale {x.scale!r})"
+        )
     if tuple(out.shape) != tuple(x.shape):
-        raise Q4Error(f"{what}: output '{out.name}' {_fmt_shape(out.shape)} must have the shape of "
-                      f"input '{x.name}' {_fmt_shape(x.shape)}")
+        raise Q4Error(
+            f"{what}: output '{out.name}' {_fmt_shape(out.shape)} must have the shape of "
+            f"input '{x.name}' {_fmt_shape(x.shape)}"
+        )
     return None
 
 
 def _lut_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x, table = ins[0], op.arrays["table"]
     if table.shape != (1 << x.bits,):
-        raise Q4Error(f"{what}: array 'table' must have shape ({1 << x.bits},), one entry per code of "
-                      f"input '{x.name}' ({x.bits} bits), got {_fmt_shape(table.shape)}")
+        raise Q4Error(
+            f"{what}: array 'table' must have shape ({1 << x.bits},), one entry per code of "
+            f"input '{x.name}' ({x.bits} bits), got {_fmt_shape(table.shape)}"
+        )
     if table.min() < out.qmin or table.max() > out.qmax:
-        raise Q4Error(f"{what}: array 'table' values must lie in [{out.qmin}, {out.qmax}] (output "
-                      f"'{out.name}', {out.bits} bits), got [{table.min()}, {table.max()}]")
+        raise Q4Error(
+            f"{what}: array 'table' values must lie in [{out.qmin}, {out.qmax}] (output "
+            f"'{out.name}', {out.bits} bits), got [{table.min()}, {table.max()}]"
+        )
     return tuple(x.shape)
 
 
@@ -325,26 +367,33 @@ def _check_shapes(op: QOp, ins: list[QTensor], out: QTensor, what: str) -> None:
         raise Q4Error(f"{what}: input '{x.name}' must be (H, W, C), got {_fmt_shape(x.shape)}")
     for extra in ins[1:] if OPS[op.kind].weighted else ():
         if tuple(extra.shape) != tuple(x.shape):
-            raise Q4Error(f"{what}: second input '{extra.name}' {_fmt_shape(extra.shape)} must have the "
-                          f"shape of '{x.name}' {_fmt_shape(x.shape)}")
+            raise Q4Error(
+                f"{what}: second input '{extra.name}' {_fmt_shape(extra.shape)} must have the "
+                f"shape of '{x.name}' {_fmt_shape(x.shape)}"
+            )
     expected = SHAPE_RULES[op.kind](op, ins, out, what)
     if expected is not None and tuple(int(d) for d in out.shape) != tuple(int(d) for d in expected):
-        raise Q4Error(f"{what}: output '{out.name}' has shape {_fmt_shape(out.shape)}, "
-                      f"expected {_fmt_shape(expected)}")
+        raise Q4Error(
+            f"{what}: output '{out.name}' has shape {_fmt_shape(out.shape)}, expected {_fmt_shape(expected)}"
+        )
 
 
 def _check_quant(op: QOp, x: QTensor, out: QTensor, what: str) -> None:
     if "act_min" in op.attrs:
         lo, hi = op.attrs["act_min"], op.attrs["act_max"]
         if not out.qmin <= lo <= hi <= out.qmax:
-            raise Q4Error(f"{what}: attrs act_min={lo}, act_max={hi} must satisfy "
-                          f"{out.qmin} <= act_min <= act_max <= {out.qmax} (output '{out.name}', "
-                          f"{out.bits} bits)")
+            raise Q4Error(
+                f"{what}: attrs act_min={lo}, act_max={hi} must satisfy "
+                f"{out.qmin} <= act_min <= act_max <= {out.qmax} (output '{out.name}', "
+                f"{out.bits} bits)"
+            )
     if OPS[op.kind].same_quant:
         for f in ("bits", "scale", "zero_point"):
             if getattr(out, f) != getattr(x, f):
-                raise Q4Error(f"{what}: output '{out.name}' field '{f}' ({getattr(out, f)!r}) must "
-                              f"equal input '{x.name}' ({getattr(x, f)!r})")
+                raise Q4Error(
+                    f"{what}: output '{out.name}' field '{f}' ({getattr(out, f)!r}) must "
+                    f"equal input '{x.name}' ({getattr(x, f)!r})"
+                )
 
 
 def _split_pair(inputs, splits: dict[str, QOp]) -> bool:
@@ -352,8 +401,13 @@ def _split_pair(inputs, splits: dict[str, QOp]) -> bool:
     if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
         return False
     a, b = splits.get(inputs[0]), splits.get(inputs[1])
-    return (a is not None and b is not None and a.inputs == b.inputs
-            and a.attrs.get("part") == 0 and b.attrs.get("part") == 1)
+    return (
+        a is not None
+        and b is not None
+        and a.inputs == b.inputs
+        and a.attrs.get("part") == 0
+        and b.attrs.get("part") == 1
+    )
 
 
 def _n_inputs(op: QOp, spec: OpSpec, model: QModel, splits: dict, any_second_input: bool) -> tuple[int, ...]:
@@ -379,20 +433,24 @@ def _check_op(op: QOp, model: QModel, available: set[str], splits: dict, any_sec
     if op.kind not in OPS:
         raise Q4Error(f"{what}: unknown op kind '{op.kind}' (known: {', '.join(QOP_KINDS)})")
     spec = OPS[op.kind]
-    if (not isinstance(op.inputs, (list, tuple))
-            or len(op.inputs) not in _n_inputs(op, spec, model, splits, any_second_input)):
+    if not isinstance(op.inputs, (list, tuple)) or len(op.inputs) not in _n_inputs(
+        op, spec, model, splits, any_second_input
+    ):
         raise Q4Error(f"{what}: needs {spec.n_inputs} input(s), got {op.inputs!r}")
     for name in op.inputs:
         if name not in model.tensors:
             raise Q4Error(f"{what}: input '{name}' is not a tensor of the model")
         if name not in available:
-            raise Q4Error(f"{what}: input '{name}' is not produced by an earlier op (ops must be in "
-                          f"topological order)")
+            raise Q4Error(
+                f"{what}: input '{name}' is not produced by an earlier op (ops must be in topological order)"
+            )
     if op.output not in model.tensors:
         raise Q4Error(f"{what}: output '{op.output}' is not a tensor of the model")
     if op.output in available:
-        raise Q4Error(f"{what}: output '{op.output}' is already produced "
-                      f"{'as the model input' if op.output == model.input else 'by an earlier op'}")
+        raise Q4Error(
+            f"{what}: output '{op.output}' is already produced "
+            f"{'as the model input' if op.output == model.input else 'by an earlier op'}"
+        )
     _check_attrs(op, spec, what)
     _check_arrays(op, spec, what)
     ins = [model.tensors[n] for n in op.inputs]
@@ -424,10 +482,16 @@ def _check_model_fields(model: QModel) -> None:
         if residual not in model.tensors:
             raise Q4Error(f"meta 'input_residual': '{residual}' is not a tensor of the model")
         r, x = model.tensors[residual], model.tensors[model.input]
-        if tuple(r.shape) != tuple(x.shape) or r.zero_point != 0 or r.bits != x.bits \
-                or r.scale != x.scale / (1 << x.bits):
-            raise Q4Error(f"tensor '{residual}': a residual input must have the input's shape and bits, "
-                          f"zero point 0 and scale = input scale / 2^bits")
+        if (
+            tuple(r.shape) != tuple(x.shape)
+            or r.zero_point != 0
+            or r.bits != x.bits
+            or r.scale != x.scale / (1 << x.bits)
+        ):
+            raise Q4Error(
+                f"tensor '{residual}': a residual input must have the input's shape and bits, "
+                f"zero point 0 and scale = input scale / 2^bits"
+            )
 
 
 def validate_model(model: QModel, *, any_second_input: bool = False) -> None:

@@ -18,6 +18,7 @@ scalar minimisation and cached (at 4 bits, signed Laplace: alpha = 4.61 b, the n
 Scale fits: Laplace ``b = mean(|x|)``, Gauss ``sigma = sqrt(mean(x^2))`` (maximum likelihood with
 zero mean); for unsigned tensors over the strictly positive samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,14 @@ def analytical_mse(alpha: float, bits: int, prior: str, signed: bool) -> float:
 def optimal_alpha_ratio(bits: int, prior: str, signed: bool) -> float:
     """The clip value minimising ``analytical_mse`` for a unit-scale prior (alpha / b or / sigma)."""
     from scipy.optimize import minimize_scalar  # imported here: scipy.optimize takes ~0.8 s to import
-    res = minimize_scalar(analytical_mse, bounds=(0.1, 40.0), args=(bits, prior, signed),
-                          method="bounded", options={"xatol": 1e-9})
+
+    res = minimize_scalar(
+        analytical_mse,
+        bounds=(0.1, 40.0),
+        args=(bits, prior, signed),
+        method="bounded",
+        options={"xatol": 1e-9},
+    )
     return float(res.x)
 
 

@@ -7,6 +7,7 @@ fitted to the values (``aciq.py``). Signed tensors are symmetric (zero point 0).
 offset") use the full code range: a non-negative tensor maps [0, clip] onto [qmin, qmax] with zero
 point qmin; a tensor with both signs gets an asymmetric range [lo, hi] shrunk by the same factor.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ _QUANTILE_SAMPLE = 1 << 20  # the quantiles are taken on an evenly strided subsa
 def bulk_range(x: np.ndarray) -> tuple[float, float]:
     """The ``BULK_TAIL`` and ``1 - BULK_TAIL`` quantiles of ``x`` (on a strided subsample)."""
     flat = np.asarray(x, np.float32).ravel()
-    sub = flat[::max(1, flat.size // _QUANTILE_SAMPLE)]
+    sub = flat[:: max(1, flat.size // _QUANTILE_SAMPLE)]
     k = int(BULK_TAIL * (sub.size - 1))
     part = np.partition(sub, (k, sub.size - 1 - k))
     return float(part[k]), float(part[sub.size - 1 - k])
@@ -81,8 +82,9 @@ def _params_for_range(lo: float, hi: float, bits: int, unsigned: bool) -> tuple[
     return scale, zp
 
 
-def quant_mse(centres: np.ndarray, counts: np.ndarray, scale: np.ndarray, zp: np.ndarray,
-              bits: int) -> np.ndarray:
+def quant_mse(
+    centres: np.ndarray, counts: np.ndarray, scale: np.ndarray, zp: np.ndarray, bits: int
+) -> np.ndarray:
     """MSE of fake-quantizing a histogram for each (scale, zero point) candidate (vectorised)."""
     qmin, qmax = int_range(bits)
     s = np.asarray(scale, np.float64)[:, None]
@@ -91,7 +93,9 @@ def quant_mse(centres: np.ndarray, counts: np.ndarray, scale: np.ndarray, zp: np
     return (((centres[None, :] - fq) ** 2) * counts[None, :]).sum(axis=1) / max(counts.sum(), 1.0)
 
 
-def aciq_range(x: np.ndarray, lo: float, hi: float, bits: int, unsigned: bool, prior: str) -> tuple[float, float]:
+def aciq_range(
+    x: np.ndarray, lo: float, hi: float, bits: int, unsigned: bool, prior: str
+) -> tuple[float, float]:
     """The clipped range ACIQ picks for values ``x`` in [lo, hi].
 
     A non-negative tensor is the positive half of the prior on ``2^bits - 1`` steps (unsigned) or
@@ -106,8 +110,9 @@ def aciq_range(x: np.ndarray, lo: float, hi: float, bits: int, unsigned: bool, p
     return max(lo, -alpha), min(hi, alpha)
 
 
-def activation_params(x: np.ndarray, bits: int, unsigned: bool, method: str = "mmse",
-                      n_grid: int = 100) -> tuple[float, int]:
+def activation_params(
+    x: np.ndarray, bits: int, unsigned: bool, method: str = "mmse", n_grid: int = 100
+) -> tuple[float, int]:
     """Calibration values -> (scale, zero_point).
 
     ``mmse`` searches clip ranges at 1/n_grid ... n_grid/n_grid of the search range: the whole
@@ -124,5 +129,7 @@ def activation_params(x: np.ndarray, bits: int, unsigned: bool, method: str = "m
     h = _Histogram(x)
     fracs = np.arange(1, n_grid + 1) / n_grid
     cands = [_params_for_range(h.lo * f, h.hi * f, bits, unsigned) for f in fracs]
-    errs = quant_mse(h.centres, h.counts, np.array([c[0] for c in cands]), np.array([c[1] for c in cands]), bits)
+    errs = quant_mse(
+        h.centres, h.counts, np.array([c[0] for c in cands]), np.array([c[1] for c in cands]), bits
+    )
     return cands[int(np.argmin(errs))]

@@ -20,6 +20,7 @@ for a descheduled worker (measured 30-50x slower on 2 busy cores). The reconstru
 term runs in float32 (the matrix products dominate); V, h and the regulariser stay in float64,
 where float32 would hit denormals in the regulariser's gradient and run slower.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +36,18 @@ def _rect_sigmoid(v: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0.0, 1.0)
 
 
-def adaround(w: np.ndarray, x: np.ndarray, scales: np.ndarray, bits: int = 4, iters: int = 1000,
-             reg: float = 0.01, beta: tuple[float, float] = (20.0, 2.0), xq: np.ndarray | None = None,
-             lr: float = 1e-2, warmup: float = 0.2) -> np.ndarray:
+def adaround(
+    w: np.ndarray,
+    x: np.ndarray,
+    scales: np.ndarray,
+    bits: int = 4,
+    iters: int = 1000,
+    reg: float = 0.01,
+    beta: tuple[float, float] = (20.0, 2.0),
+    xq: np.ndarray | None = None,
+    lr: float = 1e-2,
+    warmup: float = 0.2,
+) -> np.ndarray:
     """Learn the rounding of ``W [O, K]`` for inputs ``X [N, K]`` (``Xq`` = quantized-path inputs,
     default X) and per-kernel ``scales [O]``; returns int8 ``[O, K]`` in the signed ``bits`` range.
     """
@@ -47,8 +57,10 @@ def adaround(w: np.ndarray, x: np.ndarray, scales: np.ndarray, bits: int = 4, it
     xq_t = x_t if xq is None else torch.as_tensor(np.asarray(xq, np.float64))
     s = torch.as_tensor(np.asarray(scales, np.float64))[:, None]
     if xq_t.shape != x_t.shape or x_t.shape[1] != w_t.shape[1] or s.shape[0] != w_t.shape[0]:
-        raise ValueError(f"adaround: shapes W {tuple(w_t.shape)}, X {tuple(x_t.shape)}, "
-                         f"Xq {tuple(xq_t.shape)}, scales {tuple(s.shape[:1])} do not agree")
+        raise ValueError(
+            f"adaround: shapes W {tuple(w_t.shape)}, X {tuple(x_t.shape)}, "
+            f"Xq {tuple(xq_t.shape)}, scales {tuple(s.shape[:1])} do not agree"
+        )
     n = x_t.shape[0]
     gram = (xq_t.T @ xq_t / n).float()  # [K, K]
     cross_t = (xq_t.T @ (x_t @ w_t.T) / n).T.float()  # [O, K]

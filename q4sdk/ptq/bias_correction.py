@@ -13,6 +13,7 @@ Quantizing ``W`` to ``W_hat`` shifts the expected output of a layer by ``(W_hat 
 The pipeline runs the empirical form as a layer step (``correct_layer_bias``), on the layer's
 pre-activation outputs over the whole calibration set.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,9 @@ def correct_layer_bias(layer) -> None:
     dims = [0, 2, 3] if pre_q.dim() == 4 else [0]
     delta = (layer.fp_pre - pre_q).mean(dim=dims).double().numpy()
     layer.lw.bias = layer.lw.bias + delta
-    layer.q_pre = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape((1, -1) + (1,) * (pre_q.dim() - 2))
+    layer.q_pre = pre_q + torch.as_tensor(delta, dtype=torch.float32).reshape(
+        (1, -1) + (1,) * (pre_q.dim() - 2)
+    )
     layer.lw.stats["bias_correction_abs_mean"] = float(np.abs(delta).mean())
 
 
@@ -34,8 +37,10 @@ def empirical_bias_correction(y_float_mean: np.ndarray, y_quant_mean: np.ndarray
     """``delta [O] = E[y_float] - E[y_quant]``, to be added to the layer's bias."""
     yf, yq = np.asarray(y_float_mean, np.float64), np.asarray(y_quant_mean, np.float64)
     if yf.shape != yq.shape or yf.ndim != 1:
-        raise ValueError(f"empirical_bias_correction: means of shapes {yf.shape} and {yq.shape}, "
-                         "expected two equal [O] vectors")
+        raise ValueError(
+            f"empirical_bias_correction: means of shapes {yf.shape} and {yq.shape}, "
+            "expected two equal [O] vectors"
+        )
     return yf - yq
 
 
@@ -44,6 +49,8 @@ def analytical_weight_bias_correction(w: np.ndarray, w_hat: np.ndarray, x_mean: 
     w, w_hat = np.asarray(w, np.float64), np.asarray(w_hat, np.float64)
     x_mean = np.asarray(x_mean, np.float64)
     if w.shape != w_hat.shape or w.ndim != 2 or x_mean.shape != (w.shape[1],):
-        raise ValueError(f"analytical_weight_bias_correction: W {w.shape}, W_hat {w_hat.shape}, "
-                         f"x_mean {x_mean.shape} do not agree")
+        raise ValueError(
+            f"analytical_weight_bias_correction: W {w.shape}, W_hat {w_hat.shape}, "
+            f"x_mean {x_mean.shape} do not agree"
+        )
     return (w - w_hat) @ x_mean

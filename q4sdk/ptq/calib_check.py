@@ -15,6 +15,7 @@ index:
 The pipeline issues them as ``CalibrationWarning`` (Python ``warnings``), which the command line
 prints on stderr.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,21 +33,27 @@ def check_tensor(name: str, x: np.ndarray, is_input: bool = False) -> list[str]:
     lo, hi = float(x.min()), float(x.max())
     if hi == lo:
         what = "all zero" if lo == 0 else f"constant ({lo:g})"
-        return [f"calibration: tensor '{name}' is {what} over all {len(x)} samples; its quantization "
-                "range is arbitrary (check the data, or the layer feeding it)"]
+        return [
+            f"calibration: tensor '{name}' is {what} over all {len(x)} samples; its quantization "
+            "range is arbitrary (check the data, or the layer feeding it)"
+        ]
     blo, bhi = bulk_range(x)
     slo, shi = search_range(lo, hi, blo, bhi)
     if slo > lo or shi < hi:
         per_sample = np.abs(x.reshape(len(x), -1)).max(axis=1)
         i = int(np.argmax(per_sample))
         worst = hi if shi < hi and (slo <= lo or hi >= -lo) else lo
-        out.append(f"calibration: tensor '{name}' has an outlier {worst:g} in sample {i}, more than "
-                   f"{OUTLIER_FACTOR:g}x beyond the bulk of its values [{blo:g}, {bhi:g}]; it is clipped "
-                   "(check the data)")
+        out.append(
+            f"calibration: tensor '{name}' has an outlier {worst:g} in sample {i}, more than "
+            f"{OUTLIER_FACTOR:g}x beyond the bulk of its values [{blo:g}, {bhi:g}]; it is clipped "
+            "(check the data)"
+        )
     if is_input and x.ndim == 4 and x.shape[1] > 1 and x.shape[3] >= 4 and _looks_reshaped(x):
-        out.append(f"calibration: input '{name}' looks like channels-last samples reshaped to "
-                   f"{tuple(x.shape[1:])} (values {x.shape[1]} apart in memory are more alike than "
-                   "neighbouring pixels); transpose the data (or pass --nhwc) instead")
+        out.append(
+            f"calibration: input '{name}' looks like channels-last samples reshaped to "
+            f"{tuple(x.shape[1:])} (values {x.shape[1]} apart in memory are more alike than "
+            "neighbouring pixels); transpose the data (or pass --nhwc) instead"
+        )
     return out
 
 

@@ -22,6 +22,7 @@ Pairs are ``conv|dense -> [relu] -> conv|dense`` where every intermediate tensor
 consumer and is not the graph output. Grouped/depthwise convolutions are handled through their
 channel grouping (depthwise: channel in = channel out). Neither function mutates its input graph.
 """
+
 from __future__ import annotations
 
 import copy
@@ -130,8 +131,9 @@ def equalize(graph: FloatGraph, iters: int = 2) -> FloatGraph:
     return out
 
 
-def absorb_bias(graph: FloatGraph, act_stats: dict[str, tuple[np.ndarray, np.ndarray]],
-                n_sigma: float = 3.0) -> FloatGraph:
+def absorb_bias(
+    graph: FloatGraph, act_stats: dict[str, tuple[np.ndarray, np.ndarray]], n_sigma: float = 3.0
+) -> FloatGraph:
     """Move ``c = max(0, mean - n_sigma * std)`` from layer 1's bias into layer 2's bias for every
     ``conv|dense -> relu -> conv|dense`` pair whose layer-1 output tensor (the pre-activation)
     has an entry ``(mean [C], std [C])`` in ``act_stats``. Returns a new graph."""
@@ -142,8 +144,10 @@ def absorb_bias(graph: FloatGraph, act_stats: dict[str, tuple[np.ndarray, np.nda
         mean, std = (np.asarray(a, np.float64).reshape(-1) for a in act_stats[layer1.output])
         n_ch = layer1.params["weight"].shape[0]
         if mean.shape != (n_ch,) or std.shape != (n_ch,):
-            raise ValueError(f"absorb_bias: statistics of {layer1.output!r} have {mean.size} / "
-                             f"{std.size} channels, node {layer1.name!r} has {n_ch}")
+            raise ValueError(
+                f"absorb_bias: statistics of {layer1.output!r} have {mean.size} / "
+                f"{std.size} channels, node {layer1.name!r} has {n_ch}"
+            )
         c = np.maximum(0.0, mean - n_sigma * std)
         b1, b2 = layer1.params["bias"], layer2.params["bias"]
         layer1.params["bias"] = (b1 - c).astype(b1.dtype)

@@ -22,6 +22,7 @@ candidate is polished by the alternating steps, and the alternating solution its
 candidate, so ``exact`` is never worse than ``alternating``. Cost about
 ``O(N_A1 * K^3 * 2^(2 bits - 2))`` per kernel (~10^6 flops for 3x3 kernels).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,9 @@ def dual_reconstruct(t1: np.ndarray, a1: np.ndarray, t2: np.ndarray, a2: np.ndar
     return a1[:, None] * t1.astype(np.float64) + a2[:, None] * t2.astype(np.float64)
 
 
-def dual_decompose(w: np.ndarray, bits: int = 4, iters: int = 10, method: str = "alternating"
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def dual_decompose(
+    w: np.ndarray, bits: int = 4, iters: int = 10, method: str = "alternating"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Approximate every kernel of ``W [O, K]`` by ``a1 * T1 + a2 * T2``.
 
     Returns ``(T1 int8 [O, K], a1 float64 [O], T2 int8 [O, K], a2 float64 [O])`` with T1, T2 in
@@ -57,8 +59,10 @@ def dual_decompose(w: np.ndarray, bits: int = 4, iters: int = 10, method: str = 
         return _alternating(w, bits, iters)
     if method == "exact":
         if w.shape[1] > EXACT_MAX_K:
-            raise ValueError(f"dual_decompose(method='exact') supports K <= {EXACT_MAX_K}, "
-                             f"got K = {w.shape[1]}; use method='alternating'")
+            raise ValueError(
+                f"dual_decompose(method='exact') supports K <= {EXACT_MAX_K}, "
+                f"got K = {w.shape[1]}; use method='alternating'"
+            )
         return _exact(w, bits, iters)
     raise ValueError(f"dual_decompose: unknown method {method!r} (use 'alternating' or 'exact')")
 
@@ -71,8 +75,7 @@ def _fit_pair(w, t1, t2, a1, a2):
     det = g11 * g22 - g12 * g12
     ok = det > 1e-12 * np.maximum(g11 * g22, 1e-300)
     safe = np.where(ok, det, 1.0)
-    return (np.where(ok, (g22 * r1 - g12 * r2) / safe, a1),
-            np.where(ok, (g11 * r2 - g12 * r1) / safe, a2))
+    return (np.where(ok, (g22 * r1 - g12 * r2) / safe, a1), np.where(ok, (g11 * r2 - g12 * r1) / safe, a2))
 
 
 def _reround(target, a, bits):
@@ -97,8 +100,12 @@ def _polish(w, t1, a1, t2, a2, bits, iters):
         t2 = _reround(w - a1[:, None] * t1, a2, bits)
         e = _err(w, t1, a1, t2, a2)
         better = e < best_e
-        best = (np.where(better[:, None], t1, best[0]), np.where(better, a1, best[1]),
-                np.where(better[:, None], t2, best[2]), np.where(better, a2, best[3]))
+        best = (
+            np.where(better[:, None], t1, best[0]),
+            np.where(better, a1, best[1]),
+            np.where(better[:, None], t2, best[2]),
+            np.where(better, a2, best[3]),
+        )
         best_e = np.where(better, e, best_e)
     return best
 

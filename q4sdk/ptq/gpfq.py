@@ -19,6 +19,7 @@ s sum_{j<t} H[t, j] q_j``; the first sum for all t is one matrix product with th
 of G. Cost ``O(N K^2)`` once plus ``O(O K^2 / 2)`` for the sweep, memory ``O(K^2)``; exactly the
 same arithmetic as the running-error form, up to floating-point rounding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,14 @@ import numpy as np
 from q4sdk.ptq.weights import int_range
 
 
-def gpfq_quantize(w: np.ndarray, x: np.ndarray, xq: np.ndarray, scales: np.ndarray, bits: int = 4,
-                  sparsity_lambda: float = 0.0) -> np.ndarray:
+def gpfq_quantize(
+    w: np.ndarray,
+    x: np.ndarray,
+    xq: np.ndarray,
+    scales: np.ndarray,
+    bits: int = 4,
+    sparsity_lambda: float = 0.0,
+) -> np.ndarray:
     """Quantize ``W [O, K]`` given float inputs ``X [N, K]``, quantized-path inputs ``Xq [N, K]``
     and per-kernel ``scales [O]``; returns int8 ``[O, K]`` in the signed ``bits`` range.
 
@@ -40,8 +47,9 @@ def gpfq_quantize(w: np.ndarray, x: np.ndarray, xq: np.ndarray, scales: np.ndarr
     xq = np.asarray(xq, np.float64)
     s = np.asarray(scales, np.float64)
     if x.shape != xq.shape or x.ndim != 2 or x.shape[1] != w.shape[1] or s.shape != (w.shape[0],):
-        raise ValueError(f"gpfq_quantize: shapes W {w.shape}, X {x.shape}, Xq {xq.shape}, "
-                         f"scales {s.shape} do not agree")
+        raise ValueError(
+            f"gpfq_quantize: shapes W {w.shape}, X {x.shape}, Xq {xq.shape}, scales {s.shape} do not agree"
+        )
     k = w.shape[1]
     g = xq.T @ x  # G[t, j] = <Xq_t, X_j>
     h = xq.T @ xq  # H[t, j] = <Xq_t, Xq_j>

@@ -6,6 +6,7 @@ layers get INT4 weights in the stored layout, int32 bias and fixed-point requant
 (``_lower_weights``); ``residual_split`` ops are inserted where a residual-quantized activation
 feeds a layer (``_split_ops``). Tensors are stored channels-last (``_stored_shape``).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -83,16 +84,17 @@ def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: flo
     sx, a1 = in_scales[0], lw.scales
     a1_safe = np.where(a1 == 0, 1.0, a1)
     bias_real = np.where(a1 == 0, 0.0, lw.bias / (sx * a1_safe))
-    if np.abs(bias_real).max(initial=0) >= 2 ** 31 - 1:
+    if np.abs(bias_real).max(initial=0) >= 2**31 - 1:
         raise Q4Error(f"node '{step.node.name}': bias does not fit int32 at the chosen scales")
     k = int(np.prod(arrays["weight"].shape[1:]))
     bias = np.rint(bias_real).astype(np.int64)
-    if k * 255 * 8 + int(np.abs(bias).max(initial=0)) >= 2 ** 31:
+    if k * 255 * 8 + int(np.abs(bias).max(initial=0)) >= 2**31:
         raise Q4Error(f"node '{step.node.name}': int32 accumulator could overflow (K={k})")
     arrays["bias"] = bias.astype(np.int32)
     reals = np.array([s_in * ws / sy for s_in in in_scales for _, ws in lw.terms()])
     arrays["multiplier"], arrays["shift"] = numerics.requant_multipliers(
-        step.node.name, reals, lw.stats.setdefault("numerics", []))
+        step.node.name, reals, lw.stats.setdefault("numerics", [])
+    )
     return arrays
 
 
@@ -101,18 +103,25 @@ def _split_ops(f: QTensor, bits: int, tensors: dict[str, QTensor], ops: list[QOp
     returns their tensor names."""
     zc = coarse_zero_point(f.zero_point, bits)
     names = []
-    for part, (suffix, scale, zp) in enumerate((("coarse", f.scale * (1 << bits), zc),
-                                                 ("residual", f.scale, 0))):
+    for part, (suffix, scale, zp) in enumerate(
+        (("coarse", f.scale * (1 << bits), zc), ("residual", f.scale, 0))
+    ):
         name = f"{f.name}__{suffix}"
         tensors[name] = QTensor(name, tuple(f.shape), bits, float(scale), int(zp))
-        ops.append(QOp(name, "residual_split", [f.name], name,
-                       {"part": part, "coarse_zero_point": int(zc)}, {}))
+        ops.append(
+            QOp(name, "residual_split", [f.name], name, {"part": part, "coarse_zero_point": int(zc)}, {})
+        )
         names.append(name)
     return names
 
 
-def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
-          weights: dict[str, LayerWeights], recipe: Recipe) -> QModel:
+def lower(
+    graph: FloatGraph,
+    steps: list[Step],
+    qparams: dict[str, QuantParams],
+    weights: dict[str, LayerWeights],
+    recipe: Recipe,
+) -> QModel:
     """The integer QModel of the planned ``steps`` with their chosen quantization ``qparams`` and
     quantized ``weights``: tensors channels-last, one QOp per step (``LOWERINGS`` gives its attrs
     and arrays), residual_split ops before the layers that read a residual-quantized activation."""
@@ -121,16 +130,18 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
     def tensor(name: str) -> QTensor:
         if name not in tensors:
             p = qparams[name]
-            tensors[name] = QTensor(name, _stored_shape(graph.shapes[name]), p.bits, float(p.scale),
-                                    int(p.zero_point))
+            tensors[name] = QTensor(
+                name, _stored_shape(graph.shapes[name]), p.bits, float(p.scale), int(p.zero_point)
+            )
         return tensors[name]
 
     tensor(graph.input_name)
     res_name = residual_name(graph.input_name)
     if res_name in qparams:
         p = qparams[res_name]
-        tensors[res_name] = QTensor(res_name, _stored_shape(graph.shapes[graph.input_name]), p.bits,
-                                    float(p.scale), int(p.zero_point))
+        tensors[res_name] = QTensor(
+            res_name, _stored_shape(graph.shapes[graph.input_name]), p.bits, float(p.scale), int(p.zero_point)
+        )
     ops: list[QOp] = []
     fine = set(recipe.residual_activations)  # residual-quantized tensors, held on the fine grid
     split: dict[str, list[str]] = {}  # fine tensor -> its (X1, X2) tensors, once split
@@ -171,12 +182,17 @@ def lower(graph: FloatGraph, steps: list[Step], qparams: dict[str, QuantParams],
 # Each returns (attrs, arrays) of the QOp a step becomes; act_min / act_max are added by ``lower``
 # for the kinds that have them.
 
+
 def _ints(values) -> list[int]:
     return [int(v) for v in values]
 
 
 def _window(a: dict) -> dict:
-    return {"kernel": _ints(a["kernel"]), "stride": _ints(a["stride"]), "pads": _ints(a.get("pads", (0, 0, 0, 0)))}
+    return {
+        "kernel": _ints(a["kernel"]),
+        "stride": _ints(a["stride"]),
+        "pads": _ints(a.get("pads", (0, 0, 0, 0))),
+    }
 
 
 def _lower_conv(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:

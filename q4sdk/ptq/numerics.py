@@ -29,6 +29,7 @@ A model that runs in float is never refused for numeric reasons. The cases, and 
 * **Not a number**: NaN/Inf weights are refused by the frontend, non-finite float activations
   (overflow in the float model itself) and an all-zero calibration set here, naming the layer / data.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,9 +41,9 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir import fixedpoint
 from q4sdk.ptq.weights import int_range
 
-ACC_TERM = 2040              # max |x - z_x| * |w| per weight: 255 * 8 (docs/integer-spec.md, conv2d)
-SCALE_FLOOR = 2.0 ** -16     # an output step is at least this fraction of the layer's input step
-MAX_ZERO_KERNEL_SHIFT = 32   # multiplier 2^-p, m = 2^30, s = 30 + p <= 62
+ACC_TERM = 2040  # max |x - z_x| * |w| per weight: 255 * 8 (docs/integer-spec.md, conv2d)
+SCALE_FLOOR = 2.0**-16  # an output step is at least this fraction of the layer's input step
+MAX_ZERO_KERNEL_SHIFT = 32  # multiplier 2^-p, m = 2^30, s = 30 + p <= 62
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
@@ -53,11 +54,14 @@ def bias_budget(k: int) -> int:
 
 # ---------------------------------------------------------------- checks before and during calibration
 
+
 def check_calibration(calib: np.ndarray) -> None:
     """An all-zero calibration set says nothing about the input range: refuse it."""
     if calib.size and not np.any(calib):
-        raise Q4Error("calibration data: every value is 0, so the input range cannot be calibrated "
-                      "(pass real samples of the model's input)")
+        raise Q4Error(
+            "calibration data: every value is 0, so the input range cannot be calibrated "
+            "(pass real samples of the model's input)"
+        )
 
 
 def check_finite(layer: str, values) -> None:
@@ -67,11 +71,14 @@ def check_finite(layer: str, values) -> None:
     bad = ~torch.isfinite(values)
     if bool(bad.any()):
         sample = int(bad.reshape(bad.shape[0], -1).any(dim=1).nonzero()[0, 0])
-        raise Q4Error(f"node '{layer}': the float model's output is not finite (NaN or Inf) on calibration "
-                      f"sample {sample}: it overflows in float32; the model does not run as it is")
+        raise Q4Error(
+            f"node '{layer}': the float model's output is not finite (NaN or Inf) on calibration "
+            f"sample {sample}: it overflows in float32; the model does not run as it is"
+        )
 
 
 # ---------------------------------------------------------------- output scales
+
 
 def _input_unit(step, in_scales: list[float], lw) -> float | None:
     """One step of the layer's integer arithmetic, in real units (see the module docstring)."""
@@ -97,14 +104,22 @@ def floor_output_scale(step, params, in_scales: list[float], lw, notes: list) ->
     if params.scale >= floor:
         return params
     qmin, qmax = int_range(params.bits)
-    lo = (qmin - params.zero_point) * params.scale     # the real value of the lowest code
+    lo = (qmin - params.zero_point) * params.scale  # the real value of the lowest code
     zp = params.zero_point if params.zero_point == 0 else int(np.clip(round(qmin - lo / floor), qmin, qmax))
-    notes.append({"tensor": step.output, "layer": step.node.name, "case": "output_scale_floor",
-                  "calibrated_scale": float(params.scale), "scale": float(floor)})
+    notes.append(
+        {
+            "tensor": step.output,
+            "layer": step.node.name,
+            "case": "output_scale_floor",
+            "calibrated_scale": float(params.scale),
+            "scale": float(floor),
+        }
+    )
     return dataclasses.replace(params, scale=float(floor), zero_point=zp)
 
 
 # ---------------------------------------------------------------- weights and bias
+
 
 def fit_bias(step, lw, in_scales: list[float], sy: float) -> None:
     """Give every output channel whose integer bias would not fit (or whose weight scale is 0 with a
@@ -129,18 +144,25 @@ def fit_bias(step, lw, in_scales: list[float], sy: float) -> None:
             continue
         s_need = abs(b) / (sx * budget) * (1 + 1e-6)
         requant = np.clip(np.rint(w2[o] / s_need), lo, hi) if s_need > 0 else np.zeros_like(w2[o])
-        record = {"layer": step.node.name, "channel": int(o), "bias": b,
-                  "max_abs_weight": float(np.abs(w2[o]).max(initial=0.0)),
-                  "weight_scale_before": a1}
+        record = {
+            "layer": step.node.name,
+            "channel": int(o),
+            "bias": b,
+            "max_abs_weight": float(np.abs(w2[o]).max(initial=0.0)),
+            "weight_scale_before": a1,
+        }
         if requant.any():
             q[o] = requant.astype(q.dtype)
             scale, case = s_need, "coarse_kernel"
         else:
             q[o] = 0
-            codes = abs(b) / sy                   # the bias in output steps
-            p = MAX_ZERO_KERNEL_SHIFT if codes == 0 else int(
-                np.clip(math.floor(math.log2(budget / codes)), 0, MAX_ZERO_KERNEL_SHIFT))
-            scale, case = max(2.0 ** -p * sy / sx, s_need), "zero_kernel"
+            codes = abs(b) / sy  # the bias in output steps
+            p = (
+                MAX_ZERO_KERNEL_SHIFT
+                if codes == 0
+                else int(np.clip(math.floor(math.log2(budget / codes)), 0, MAX_ZERO_KERNEL_SHIFT))
+            )
+            scale, case = max(2.0**-p * sy / sx, s_need), "zero_kernel"
         lw.scales[o] = scale
         if lw.q2 is not None:
             lw.q2.reshape(n_out, -1)[o] = 0
@@ -152,6 +174,7 @@ def fit_bias(step, lw, in_scales: list[float], sy: float) -> None:
 
 # ---------------------------------------------------------------- multipliers
 
+
 def requant_multipliers(layer: str, reals: np.ndarray, notes: list) -> tuple[np.ndarray, np.ndarray]:
     """Real multipliers ([O], or [T, O] for a multi-term layer) -> (multiplier, shift), with the
     saturating and negligible cases of the module docstring encoded exactly."""
@@ -162,18 +185,24 @@ def requant_multipliers(layer: str, reals: np.ndarray, notes: list) -> tuple[np.
         for o, v in enumerate(flat):
             if v >= fixedpoint.MULT_MIN:
                 pairs.append((fixedpoint.MULT_MAX, fixedpoint.SHIFT_MIN))
-                notes.append({"layer": layer, "channel": o, "case": "saturating_multiplier", "real": float(v)})
-            elif 0 < v < 2.0 ** -32:
+                notes.append(
+                    {"layer": layer, "channel": o, "case": "saturating_multiplier", "real": float(v)}
+                )
+            elif 0 < v < 2.0**-32:
                 pairs.append((0, fixedpoint.SHIFT_MIN))
-                notes.append({"layer": layer, "channel": o, "case": "negligible_multiplier", "real": float(v)})
+                notes.append(
+                    {"layer": layer, "channel": o, "case": "negligible_multiplier", "real": float(v)}
+                )
             else:
                 pairs.append(fixedpoint.quantize_multiplier(float(v)))
         return (np.array([p[0] for p in pairs], np.int32), np.array([p[1] for p in pairs], np.int32))
-    limit = 2.0 ** 27
+    limit = 2.0**27
     big = np.abs(r).max(axis=0)
     for o in np.nonzero(big >= limit)[0]:
         r[:, o] *= limit / big[o]
-        notes.append({"layer": layer, "channel": int(o), "case": "saturating_multiplier", "real": float(big[o])})
+        notes.append(
+            {"layer": layer, "channel": int(o), "case": "saturating_multiplier", "real": float(big[o])}
+        )
     return fixedpoint.quantize_term_multipliers(r)
 
 
@@ -184,6 +213,7 @@ def lowering_notes(weights: dict) -> list:
 
 def finite_stats(layer_stats: dict) -> dict:
     """Layer statistics with infinite SQNRs (an exact layer: zero noise) as None, so they can be saved."""
+
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -192,6 +222,7 @@ def finite_stats(layer_stats: dict) -> dict:
         if isinstance(v, list):
             return [clean(x) for x in v]
         return v
+
     return clean(layer_stats)
 
 

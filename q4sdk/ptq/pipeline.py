@@ -6,12 +6,12 @@ Each layer's weights are quantized per kernel, its bias optionally corrected so 
 layer's mean output matches the float one given the *quantized* inputs, and its output's
 quantization range is chosen on the simulated output. Then everything is lowered to integers.
 """
+
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
-
-import warnings
 
 import numpy as np
 import torch
@@ -21,8 +21,8 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.float_exec import ACTIVATIONS, FLOAT_FUNCTIONS
 from q4sdk.ir.float_graph import FloatGraph
 from q4sdk.ir.ops import WEIGHTED_KINDS
-from q4sdk.progress import Progress
 from q4sdk.ir.qmodel import QModel
+from q4sdk.progress import Progress
 from q4sdk.ptq import numerics
 from q4sdk.ptq.bias_correction import correct_layer_bias
 from q4sdk.ptq.calib_check import CalibrationWarning, check_tensor
@@ -45,7 +45,14 @@ class QuantParams:
 
     def fake(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = int_range(self.bits)  # (clamp(round(x / s) + zp) - zp) * s, without temporaries
-        return (x / self.scale).round_().add_(self.zero_point).clamp_(lo, hi).sub_(self.zero_point).mul_(self.scale)
+        return (
+            (x / self.scale)
+            .round_()
+            .add_(self.zero_point)
+            .clamp_(lo, hi)
+            .sub_(self.zero_point)
+            .mul_(self.scale)
+        )
 
 
 @dataclass
@@ -54,9 +61,10 @@ class LayerWeights:
 
     A dual layer has a second INT4 tensor: W ~ scales * q + scales2 * q2 (per kernel).
     """
-    q: np.ndarray          # int8, same shape as the float weight
-    scales: np.ndarray     # float64 [O]
-    bias: np.ndarray       # float64 [O] (possibly corrected)
+
+    q: np.ndarray  # int8, same shape as the float weight
+    scales: np.ndarray  # float64 [O]
+    bias: np.ndarray  # float64 [O] (possibly corrected)
     q2: np.ndarray | None = None
     scales2: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
@@ -81,8 +89,9 @@ def _apply_act(y: torch.Tensor, act) -> torch.Tensor:
     return y if act is None else torch.clamp(y, act[0], act[1])
 
 
-def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
-             with_act: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(
+    step: Step, xs: list[torch.Tensor], weight=None, bias=None, with_act: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Float forward of one step; returns (pre-activation, output). ``weight``/``bias`` override;
     ``with_act=False`` skips the activation (the output is then the pre-activation itself).
     The op itself runs through the float interpreter (``float_exec.FLOAT_FUNCTIONS``); a step
@@ -91,9 +100,14 @@ def _forward(step: Step, xs: list[torch.Tensor], weight=None, bias=None,
     if n.op in ACTIVATIONS:
         pre = xs[0]
     else:
-        params = n.params if weight is None and bias is None else {
-            "weight": n.params["weight"] if weight is None else weight,
-            "bias": n.params["bias"] if bias is None else bias}
+        params = (
+            n.params
+            if weight is None and bias is None
+            else {
+                "weight": n.params["weight"] if weight is None else weight,
+                "bias": n.params["bias"] if bias is None else bias,
+            }
+        )
         pre = FLOAT_FUNCTIONS[n.op](xs, n.attrs, params)
     return pre, (_apply_act(pre, step.act) if with_act else pre)
 
@@ -127,10 +141,14 @@ def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> l
         else:
             pos = torch.as_tensor(pick % n_pos)
             iy = ((pos // ow) * sh)[:, None] + torch.arange(kh)[None, :]  # [R, kh]
-            ix = ((pos % ow) * sw)[:, None] + torch.arange(kw)[None, :]   # [R, kw]
+            ix = ((pos % ow) * sw)[:, None] + torch.arange(kw)[None, :]  # [R, kw]
             xp = _pad4(x, (t, l, b, r))
-            rows = xp[img[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-                      iy[:, None, :, None], ix[:, None, None, :]].reshape(len(pick), -1)
+            rows = xp[
+                img[:, None, None, None],
+                torch.arange(x.shape[1])[None, :, None, None],
+                iy[:, None, :, None],
+                ix[:, None, None, :],
+            ].reshape(len(pick), -1)
         out.append(rows.double().numpy())
     return out
 
@@ -141,30 +159,46 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
     bits = recipe.weight_bits
     scales = WEIGHT_SCALE[recipe.weight_scale](w2, bits, recipe)
     q = quantize_to_int(w2, scales, bits)
-    rel_mse = float(((w2 - q * scales[:, None]) ** 2).sum() / max((w2 ** 2).sum(), 1e-30))
+    rel_mse = float(((w2 - q * scales[:, None]) ** 2).sum() / max((w2**2).sum(), 1e-30))
     stats = {"weight_rel_mse_single": rel_mse}
     dual = step.node.name in recipe.dual_layers or (recipe.dual_tau is not None and rel_mse > recipe.dual_tau)
     q2 = scales2 = None
     if dual:
         t1, a1, t2, a2 = dual_decompose(w2, bits)
         q, scales, q2, scales2 = t1, a1, t2, a2
-    elif (recipe.weight_rounding != "nearest" and step.kind != "depthwise_conv2d"
-          and (recipe.opt_max_k is None or w2.shape[1] <= recipe.opt_max_k)):
+    elif (
+        recipe.weight_rounding != "nearest"
+        and step.kind != "depthwise_conv2d"
+        and (recipe.opt_max_k is None or w2.shape[1] <= recipe.opt_max_k)
+    ):
         q = WEIGHT_ROUNDING[recipe.weight_rounding](
-            w2, scales, bits, lambda: _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed), recipe)
-    lw = LayerWeights(q.reshape(w.shape), scales, np.asarray(step.node.params["bias"], np.float64),
-                      None if q2 is None else q2.reshape(w.shape), scales2, stats)
+            w2, scales, bits, lambda: _layer_rows(step, [x_fp, x_qp], recipe.opt_rows, recipe.seed), recipe
+        )
+    lw = LayerWeights(
+        q.reshape(w.shape),
+        scales,
+        np.asarray(step.node.params["bias"], np.float64),
+        None if q2 is None else q2.reshape(w.shape),
+        scales2,
+        stats,
+    )
     w_hat = lw.dequantized().reshape(w2.shape)
-    stats.update({"dual": dual, "weight_mse": float(((w2 - w_hat) ** 2).mean()),
-                  "weight_sqnr_db": _sqnr(w2, w_hat),
-                  "scale_over_max": (scales * int_range(bits)[1]
-                                     / np.maximum(np.abs(w2).max(axis=1), 1e-30)).tolist()})
+    stats.update(
+        {
+            "dual": dual,
+            "weight_mse": float(((w2 - w_hat) ** 2).mean()),
+            "weight_sqnr_db": _sqnr(w2, w_hat),
+            "scale_over_max": (
+                scales * int_range(bits)[1] / np.maximum(np.abs(w2).max(axis=1), 1e-30)
+            ).tolist(),
+        }
+    )
     return lw
 
 
 def _sqnr(ref: np.ndarray, approx: np.ndarray) -> float:
     noise = float(((ref - approx) ** 2).sum())
-    sig = float((ref ** 2).sum())
+    sig = float((ref**2).sum())
     return float("inf") if noise == 0 else 10.0 * np.log10(max(sig, 1e-30) / noise)
 
 
@@ -176,9 +210,6 @@ def _tensor_sqnr(ref: torch.Tensor, approx: torch.Tensor) -> float:
     noise = float(torch.sum((ref - approx) ** 2))
     sig = float(torch.sum(ref * ref))
     return float("inf") if noise == 0 else 10.0 * float(np.log10(max(sig, 1e-30) / noise))
-
-
-
 
 
 def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) -> list[str]:
@@ -197,15 +228,18 @@ def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) ->
             while tensor in producer and producer[tensor].same_quant:
                 tensor = producer[tensor].inputs[0]
         if tensor == graph.input_name:
-            raise Q4Error(f"recipe field 'residual_activations': '{name}' is the network input "
-                          "(use residual_input)")
+            raise Q4Error(
+                f"recipe field 'residual_activations': '{name}' is the network input (use residual_input)"
+            )
         if tensor == graph.output_name:
             raise Q4Error(f"recipe field 'residual_activations': '{name}' is the network output")
         if tensor not in producer:
             raise Q4Error(f"recipe field 'residual_activations': no tensor named '{name}'")
         if producer[tensor].same_quant:
-            raise Q4Error(f"recipe field 'residual_activations': '{name}' keeps the quantization of "
-                          f"'{producer[tensor].inputs[0]}' ({producer[tensor].kind}); name that tensor")
+            raise Q4Error(
+                f"recipe field 'residual_activations': '{name}' keeps the quantization of "
+                f"'{producer[tensor].inputs[0]}' ({producer[tensor].kind}); name that tensor"
+            )
         if tensor not in out:
             out.append(tensor)
     return out
@@ -214,7 +248,7 @@ def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) ->
 def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     pres, outs = [], []
     for i in range(0, xs[0].shape[0], bs):
-        p, o = fn([x[i:i + bs] for x in xs])
+        p, o = fn([x[i : i + bs] for x in xs])
         pres.append(p)
         outs.append(o)
     return torch.cat(pres), torch.cat(outs)
@@ -223,16 +257,18 @@ def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, t
 @dataclass
 class LayerPass:
     """A conv / dense layer during the calibration pass, as layer steps see and change it."""
+
     step: Step
     recipe: Recipe
-    lw: LayerWeights           # its quantized weights (a step may change the bias or the weights)
-    fp_pre: torch.Tensor       # the float model's pre-activation output on the calibration set
-    q_pre: torch.Tensor        # the quantized model's, as simulated so far (a step keeps it in sync)
+    lw: LayerWeights  # its quantized weights (a step may change the bias or the weights)
+    fp_pre: torch.Tensor  # the float model's pre-activation output on the calibration set
+    q_pre: torch.Tensor  # the quantized model's, as simulated so far (a step keeps it in sync)
 
 
 @dataclass
 class ModelPass:
     """The whole quantized model after the calibration pass, as model steps see and change it."""
+
     graph: FloatGraph
     steps: list[Step]
     recipe: Recipe
@@ -261,8 +297,9 @@ def _warn(messages: list[str]) -> None:
         warnings.warn(m, CalibrationWarning, stacklevel=3)
 
 
-def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None,
-                   progress: Progress | None = None) -> QModel:
+def quantize_graph(
+    graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None = None, progress: Progress | None = None
+) -> QModel:
     """Quantize ``graph`` using calibration inputs ``calib`` ([N, *graph.input_shape], float32, NCHW).
 
     Runs on one torch thread (``threads.py``): the same inputs give the same model, whatever the
@@ -271,19 +308,22 @@ def quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None =
         return _quantize_graph(graph, calib, recipe, progress)
 
 
-def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
-                    progress: Progress | None) -> QModel:
+def _quantize_graph(
+    graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None, progress: Progress | None
+) -> QModel:
     recipe = recipe or Recipe()
     recipe.validate()
     progress = progress or Progress(enabled=False)
     calib = np.asarray(calib, np.float32)
     if calib.shape[1:] != tuple(graph.input_shape):
-        raise Q4Error(f"calibration data: sample shape {calib.shape[1:]} does not match the model input "
-                      f"'{graph.input_name}' {tuple(graph.input_shape)}")
+        raise Q4Error(
+            f"calibration data: sample shape {calib.shape[1:]} does not match the model input "
+            f"'{graph.input_name}' {tuple(graph.input_shape)}"
+        )
     if not np.isfinite(calib).all():
         raise Q4Error("calibration data: contains NaN or infinite values")
     numerics.check_calibration(calib)
-    calib = calib[:recipe.calib_samples]
+    calib = calib[: recipe.calib_samples]
     if recipe.cle:  # function-preserving rescaling of conv/dense pairs joined by ReLU
         graph = equalize(graph)
     steps = build_plan(graph)
@@ -296,8 +336,12 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
             raise Q4Error(f"recipe field 'dual_layers': no conv/dense layer named '{unknown[0]}'")
         recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
     if recipe.residual_activations:
-        recipe = Recipe.from_dict({**recipe.to_dict(), "residual_activations": _residual_targets(
-            graph, steps, recipe.residual_activations)})
+        recipe = Recipe.from_dict(
+            {
+                **recipe.to_dict(),
+                "residual_activations": _residual_targets(graph, steps, recipe.residual_activations),
+            }
+        )
     residual_acts = set(recipe.residual_activations)
     torch.manual_seed(recipe.seed)
 
@@ -311,17 +355,21 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
     x = torch.as_tensor(calib)
     fp: dict[str, torch.Tensor] = {graph.input_name: x}
     _warn(check_tensor(graph.input_name, calib, is_input=True))
-    qparams[graph.input_name] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
-        calib, act_bits, unsigned, recipe), act_bits)
+    qparams[graph.input_name] = QuantParams(
+        *ACTIVATION_RANGE[recipe.activation_range](calib, act_bits, unsigned, recipe), act_bits
+    )
     qp: dict[str, torch.Tensor] = {graph.input_name: qparams[graph.input_name].fake(x)}
     if recipe.residual_input:  # X ~ X1 + X2: the second INT4 tensor quantizes the first one's error
         for s in steps:
             if graph.input_name in s.inputs and s.kind not in WEIGHTED_KINDS:
-                raise Q4Error(f"node '{s.node.name}': a residual-quantized input must feed conv/dense layers only")
+                raise Q4Error(
+                    f"node '{s.node.name}': a residual-quantized input must feed conv/dense layers only"
+                )
         p1 = qparams[graph.input_name]
         qparams[residual_name(graph.input_name)] = QuantParams(p1.scale / (1 << act_bits), 0, act_bits)
         qp[graph.input_name] = qp[graph.input_name] + qparams[residual_name(graph.input_name)].fake(
-            x - qp[graph.input_name])
+            x - qp[graph.input_name]
+        )
     remaining = {}
     for s in steps:
         for i in s.inputs:
@@ -335,8 +383,9 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
             if step.kind in WEIGHTED_KINDS:
                 lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
                 w_hat = lw.dequantized()
-                pre_q, _ = _batched(lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias),
-                                    [qp[i] for i in step.inputs])
+                pre_q, _ = _batched(
+                    lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias), [qp[i] for i in step.inputs]
+                )
                 layer = LayerPass(step, recipe, lw, fp_pre, pre_q)
                 for _, wanted, layer_step in LAYER_STEPS:
                     if wanted(recipe):
@@ -351,15 +400,21 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
                 bits = recipe.output_bits if step.output == graph.output_name else act_bits
                 values = q_out.contiguous().numpy()
                 _warn(check_tensor(step.output, values))
-                qparams[step.output] = QuantParams(*ACTIVATION_RANGE[recipe.activation_range](
-                    values, bits, unsigned, recipe), bits)
+                qparams[step.output] = QuantParams(
+                    *ACTIVATION_RANGE[recipe.activation_range](values, bits, unsigned, recipe), bits
+                )
                 qparams[step.output] = numerics.floor_output_scale(  # zero / tiny ranges (dead ReLU)
-                    step, qparams[step.output], [qparams[i].scale for i in step.inputs],
-                    weights.get(step.node.name), numerics_notes)
+                    step,
+                    qparams[step.output],
+                    [qparams[i].scale for i in step.inputs],
+                    weights.get(step.node.name),
+                    numerics_notes,
+                )
                 if step.output in residual_acts:  # X1 + X2 held as one 8-bit tensor on X2's grid
                     p1 = qparams[step.output]
-                    qparams[step.output] = QuantParams(p1.scale / (1 << bits),
-                                                       fine_zero_point(p1.zero_point, bits), 8)
+                    qparams[step.output] = QuantParams(
+                        p1.scale / (1 << bits), fine_zero_point(p1.zero_point, bits), 8
+                    )
             fp[step.output] = fp_out
             qp[step.output] = qparams[step.output].fake(q_out)
             layer_stats[step.node.name] = {
@@ -372,8 +427,17 @@ def _quantize_graph(graph: FloatGraph, calib: np.ndarray, recipe: Recipe | None,
                 if remaining[i] == 0 and i != graph.input_name:
                     fp.pop(i, None)
                     qp.pop(i, None)
-    model_pass = ModelPass(graph, steps, recipe, qparams, weights, calib, _forward,
-                           residual_name(graph.input_name) if recipe.residual_input else None, progress)
+    model_pass = ModelPass(
+        graph,
+        steps,
+        recipe,
+        qparams,
+        weights,
+        calib,
+        _forward,
+        residual_name(graph.input_name) if recipe.residual_input else None,
+        progress,
+    )
     for _, wanted, model_step in MODEL_STEPS:
         if wanted(recipe):
             model_step(model_pass)

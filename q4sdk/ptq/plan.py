@@ -4,6 +4,7 @@ A conv / dense / add followed by a ReLU or Clip that is its only consumer is fus
 output is the activation's output. Every step output is a quantized tensor; steps marked
 ``same_quant`` (``q4sdk.ir.ops``: maxpool, clamp, pad, reshape) reuse their input's quantization parameters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ class Step:
     kind: str
     node: FloatNode
     inputs: list[str]
-    output: str                      # float tensor holding the (fused) result
-    pre_act: str                     # float tensor before the fused activation (== output if none)
+    output: str  # float tensor holding the (fused) result
+    pre_act: str  # float tensor before the fused activation (== output if none)
     act: tuple[float, float] | None  # fused activation bounds in the real domain
     flatten_from: tuple[int, ...] | None = None  # dense after a flatten of (C, H, W)
 
@@ -51,7 +52,7 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         out, act = node.output, None
         if node.op in ("conv2d", "fully_connected", "add"):
             cons = consumers.get(node.output, [])
-            if (len(cons) == 1 and cons[0].op in ("relu", "clamp") and node.output != graph.output_name):
+            if len(cons) == 1 and cons[0].op in ("relu", "clamp") and node.output != graph.output_name:
                 act = _act_bounds(cons[0])
                 out = cons[0].output
                 fused.add(cons[0].name)

@@ -2,6 +2,7 @@
 
 It is recorded verbatim in the ``.q4`` file (``meta["recipe"]``) so every result can be reproduced.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -22,28 +23,28 @@ WEIGHT_ROUNDING_METHODS = tuple(WEIGHT_ROUNDING)
 class Recipe:
     weight_bits: int = 4
     activation_bits: int = 8
-    output_bits: int = 8            # the network's final tensor (logits); 4 or 8
+    output_bits: int = 8  # the network's final tensor (logits); 4 or 8
     unsigned_activations: bool = False  # unsigned-with-offset (zero point) instead of symmetric signed
-    weight_scale: str = "mmse"      # mmse (grid line search) | minmax | golden | alternating
-    weight_grid: int = 500          # grid points of the exact line search
+    weight_scale: str = "mmse"  # mmse (grid line search) | minmax | golden | alternating
+    weight_grid: int = 500  # grid points of the exact line search
     activation_range: str = "mmse"  # mmse | minmax | aciq_laplace | aciq_gauss (analytical clipping)
     activation_grid: int = 100
-    cle: bool = False               # cross-layer equalization of the float graph before quantizing
-    bias_correction: bool = False   # empirical, per channel, from the calibration set
+    cle: bool = False  # cross-layer equalization of the float graph before quantizing
+    bias_correction: bool = False  # empirical, per channel, from the calibration set
     weight_rounding: str = "nearest"  # nearest | adaround | gpfq
     adaround_iters: int = 500
-    gpfq_sparsity: float = 0.0      # GPFQ's sparsity-promoting soft threshold (0 = plain GPFQ)
-    dual_tau: float | None = None   # dual INT4 tensors for layers whose relative weight MSE exceeds tau
+    gpfq_sparsity: float = 0.0  # GPFQ's sparsity-promoting soft threshold (0 = plain GPFQ)
+    dual_tau: float | None = None  # dual INT4 tensors for layers whose relative weight MSE exceeds tau
     dual_layers: list = field(default_factory=list)  # ... and for these layers by name
-    residual_input: bool = False    # network input as two INT4 tensors X ~ b1*X1 + b2*X2
+    residual_input: bool = False  # network input as two INT4 tensors X ~ b1*X1 + b2*X2
     residual_activations: list = field(default_factory=list)  # internal tensors as two INT4 tensors
-    opt_rows: int = 4096            # im2col rows sampled for data-driven rounding
-    opt_max_k: int | None = None    # data-driven rounding only for kernels of at most this many weights
-    refine_iters: int = 0           # gradient-descent refinement of the scales (0 = off)
+    opt_rows: int = 4096  # im2col rows sampled for data-driven rounding
+    opt_max_k: int | None = None  # data-driven rounding only for kernels of at most this many weights
+    refine_iters: int = 0  # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
-    refine_loss: str = "mse"        # mse | kl: distance of quantized to float logits that refinement minimises
-    refine_runs: int = 1            # independent refinement runs (own mini-batches) whose results are averaged
-    calib_samples: int = 512        # at most this many calibration samples are used
+    refine_loss: str = "mse"  # mse | kl: distance of quantized to float logits that refinement minimises
+    refine_runs: int = 1  # independent refinement runs (own mini-batches) whose results are averaged
+    calib_samples: int = 512  # at most this many calibration samples are used
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -66,22 +67,29 @@ class Recipe:
             if getattr(self, f) not in (4, 8):
                 raise Q4Error(f"recipe field '{f}': must be 4 or 8, got {getattr(self, f)}")
         if self.weight_scale not in WEIGHT_SCALE_METHODS:
-            raise Q4Error(f"recipe field 'weight_scale': unknown method '{self.weight_scale}' "
-                          f"({', '.join(WEIGHT_SCALE_METHODS)})")
+            raise Q4Error(
+                f"recipe field 'weight_scale': unknown method '{self.weight_scale}' "
+                f"({', '.join(WEIGHT_SCALE_METHODS)})"
+            )
         if self.activation_range not in ACTIVATION_RANGE_METHODS:
-            raise Q4Error(f"recipe field 'activation_range': unknown method '{self.activation_range}' "
-                          f"({', '.join(ACTIVATION_RANGE_METHODS)})")
+            raise Q4Error(
+                f"recipe field 'activation_range': unknown method '{self.activation_range}' "
+                f"({', '.join(ACTIVATION_RANGE_METHODS)})"
+            )
         if not isinstance(self.cle, bool):
             raise Q4Error(f"recipe field 'cle': must be true or false, got {self.cle!r}")
         if self.weight_rounding not in WEIGHT_ROUNDING_METHODS:
-            raise Q4Error(f"recipe field 'weight_rounding': unknown method '{self.weight_rounding}' "
-                          f"({', '.join(WEIGHT_ROUNDING_METHODS)})")
+            raise Q4Error(
+                f"recipe field 'weight_rounding': unknown method '{self.weight_rounding}' "
+                f"({', '.join(WEIGHT_ROUNDING_METHODS)})"
+            )
         if self.refine_loss not in ("mse", "kl"):
             raise Q4Error(f"recipe field 'refine_loss': unknown loss '{self.refine_loss}' (mse, kl)")
         if self.residual_input and self.activation_bits != 4:
             raise Q4Error("recipe field 'residual_input': only for 4-bit activations")
         if not isinstance(self.residual_activations, list) or not all(
-                isinstance(n, str) and n for n in self.residual_activations):
+            isinstance(n, str) and n for n in self.residual_activations
+        ):
             raise Q4Error("recipe field 'residual_activations': must be a list of tensor names")
         if self.residual_activations and self.activation_bits != 4:
             raise Q4Error("recipe field 'residual_activations': only for 4-bit activations")
@@ -90,7 +98,9 @@ class Recipe:
         if not isinstance(self.refine_runs, int) or self.refine_runs < 1:
             raise Q4Error(f"recipe field 'refine_runs': must be an integer >= 1, got {self.refine_runs!r}")
         if self.opt_max_k is not None and (not isinstance(self.opt_max_k, int) or self.opt_max_k < 1):
-            raise Q4Error(f"recipe field 'opt_max_k': must be null or an integer >= 1, got {self.opt_max_k!r}")
+            raise Q4Error(
+                f"recipe field 'opt_max_k': must be null or an integer >= 1, got {self.opt_max_k!r}"
+            )
         if self.weight_grid < 1 or self.activation_grid < 1 or self.calib_samples < 1:
             raise Q4Error("recipe: grid sizes and calib_samples must be >= 1")
 
@@ -107,25 +117,47 @@ class Recipe:
 # and the last layer's input as residual pairs; "default" adds a 25-iteration refinement of the
 # scales (KL). ResNet-8, dev split, seed 0 (benchmarks/ptq_ablation.py): fast 76.12 % W4A8 /
 # 72.82 % W4A4 in 3.9 s of CPU, default 75.90 % / 73.12 % in 11-12 s.
-_FAST = {"unsigned_activations": True, "bias_correction": True, "dual_layers": ["@first", "@last"],
-         "weight_rounding": "gpfq", "opt_max_k": 1024, "residual_input": "a4",
-         "residual_activations": "a4:@last_input"}
+_FAST = {
+    "unsigned_activations": True,
+    "bias_correction": True,
+    "dual_layers": ["@first", "@last"],
+    "weight_rounding": "gpfq",
+    "opt_max_k": 1024,
+    "residual_input": "a4",
+    "residual_activations": "a4:@last_input",
+}
 PRESETS: dict[str, dict] = {
     "fast": _FAST,
     "default": {**_FAST, "refine_iters": 25, "refine_lr": 3e-3, "refine_loss": "kl"},
     "minmax": {"weight_scale": "minmax", "activation_range": "minmax"},
     # residual input: the network input as two INT4 tensors, at 4-bit activations only ("a4")
-    "paper": {"unsigned_activations": True, "weight_grid": 500, "activation_grid": 50, "dual_tau": 0.02,
-              "refine_iters": 100, "residual_input": "a4"},
+    "paper": {
+        "unsigned_activations": True,
+        "weight_grid": 500,
+        "activation_grid": 50,
+        "dual_tau": 0.02,
+        "refine_iters": 100,
+        "residual_input": "a4",
+    },
     # measured on the dev split, seeds 0-4 (benchmarks/cifar10_resnet8.py --seeds 5): W4A4 75.07 %
     # mean (74.84-75.34 %), W4A8 76.11 % mean (75.52-76.48 %). It calibrates on up to 1024 samples
     # (all 1000 here), quantizes the network input and the last layer's input as residual INT4 pairs
     # at 4-bit activations ("a4"), and refines the scales on the logits' KL divergence as the mean
     # of three 67-iteration runs. Each step's gain is in docs/methods.md ("Refinement runs").
-    "best": {"unsigned_activations": True, "bias_correction": True, "dual_layers": ["@first", "@last"],
-             "weight_rounding": "adaround", "adaround_iters": 300, "calib_samples": 1024,
-             "residual_input": "a4", "residual_activations": "a4:@last_input",
-             "refine_iters": 67, "refine_runs": 3, "refine_lr": 3e-3, "refine_loss": "kl"},
+    "best": {
+        "unsigned_activations": True,
+        "bias_correction": True,
+        "dual_layers": ["@first", "@last"],
+        "weight_rounding": "adaround",
+        "adaround_iters": 300,
+        "calib_samples": 1024,
+        "residual_input": "a4",
+        "residual_activations": "a4:@last_input",
+        "refine_iters": 67,
+        "refine_runs": 3,
+        "refine_lr": 3e-3,
+        "refine_loss": "kl",
+    },
 }
 
 
@@ -146,8 +178,9 @@ def preset(name: str, activation_bits: int = 8, **overrides) -> Recipe:
     if str(fields_.get("refine_iters", "")).startswith("a4:"):  # refinement for 4-bit activations only
         fields_["refine_iters"] = int(fields_["refine_iters"][3:]) if activation_bits == 4 else 0
     if str(fields_.get("residual_activations", "")).startswith("a4:"):
-        fields_["residual_activations"] = ([fields_["residual_activations"][3:]]
-                                           if activation_bits == 4 else [])
+        fields_["residual_activations"] = (
+            [fields_["residual_activations"][3:]] if activation_bits == 4 else []
+        )
     fields_["activation_bits"] = activation_bits
     fields_.update(overrides)
     r = Recipe.from_dict(fields_)

@@ -9,6 +9,7 @@ the float network's on the calibration set (mean squared error of the logits, or
 divergence). The integer program (biases, multipliers, shifts) is then re-derived from the refined
 scales by the lowering.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -77,15 +78,29 @@ def _loss(y: torch.Tensor, t: torch.Tensor, kind: str) -> torch.Tensor:
     the Kullback-Leibler divergence of the quantized network's class distribution from the float
     one's (knowledge distillation at temperature 1), which weighs the logits that decide the class."""
     if kind == "kl":
-        return F.kl_div(torch.log_softmax(y, 1), torch.log_softmax(t, 1), log_target=True,
-                        reduction="batchmean")
+        return F.kl_div(
+            torch.log_softmax(y, 1), torch.log_softmax(t, 1), log_target=True, reduction="batchmean"
+        )
     return (y - t).pow(2).mean()
 
 
-def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, weights: dict,
-           x: np.ndarray | torch.Tensor, forward, residual: str | None, iters: int, lr: float = 1e-3,
-           batch: int = 128, seed: int = 0, progress: Progress | None = None,
-           loss_kind: str = "mse", runs: int = 1) -> dict:
+def refine(
+    input_name: str,
+    output_name: str,
+    steps: list[Step],
+    qparams: dict,
+    weights: dict,
+    x: np.ndarray | torch.Tensor,
+    forward,
+    residual: str | None,
+    iters: int,
+    lr: float = 1e-3,
+    batch: int = 128,
+    seed: int = 0,
+    progress: Progress | None = None,
+    loss_kind: str = "mse",
+    runs: int = 1,
+) -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after", "applied"}.
 
     ``runs`` independent runs (run r draws its mini-batches from ``seed + 1000 r``) start from the
@@ -127,7 +142,9 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
                 out = _act(forward(step, xs, with_act=False)[0], step.act)
             if not step.same_quant:
                 p = qparams[step.output]
-                out = fake_quant_ste(out, p.scale * torch.exp(params["a:" + step.output]), p.zero_point, p.bits)
+                out = fake_quant_ste(
+                    out, p.scale * torch.exp(params["a:" + step.output]), p.zero_point, p.bits
+                )
             vals[step.output] = out
         return vals[output_name]
 
@@ -140,7 +157,8 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
             shape = (-1,) + (1,) * (lw.q.ndim - 1)
             fixed_weights[step.node.name] = [
                 torch.as_tensor(q.astype(np.float64) * s.reshape(shape), dtype=torch.float32)
-                for q, s in lw.terms()]
+                for q, s in lw.terms()
+            ]
             zero_bias[step.node.name] = torch.zeros(lw.q.shape[0])
             bias[step.node.name] = torch.as_tensor(lw.bias, dtype=torch.float32)
 
@@ -160,9 +178,10 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
 
     params = new_params()
     with torch.no_grad():
-        target = torch.cat([run(x[i:i + 256]) for i in range(0, len(x), 256)])
-        before = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
-                             target, loss_kind))
+        target = torch.cat([run(x[i : i + 256]) for i in range(0, len(x), 256)])
+        before = float(
+            _loss(torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)]), target, loss_kind)
+        )
 
     def fit(r: int) -> dict[str, torch.Tensor]:
         """One refinement run from the starting point, on its own mini-batch sequence."""
@@ -179,9 +198,12 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
                 opt.step()
                 sched.step()
                 if progress and (it % 20 == 0 or it == iters - 1):
-                    progress.update(r * iters + it, runs * iters,
-                                    f"refine scales{f' (run {r + 1}/{runs})' if runs > 1 else ''}: "
-                                    f"loss {loss.item():.4g}")
+                    progress.update(
+                        r * iters + it,
+                        runs * iters,
+                        f"refine scales{f' (run {r + 1}/{runs})' if runs > 1 else ''}: "
+                        f"loss {loss.item():.4g}",
+                    )
         return {k: v.detach() for k, v in params.items()}
 
     # several runs differ only in their mini-batches; their mean (a "soup" of the log-factors and
@@ -189,8 +211,9 @@ def refine(input_name: str, output_name: str, steps: list[Step], qparams: dict, 
     fits = [fit(r) for r in range(runs)]
     params = {k: sum(f[k] for f in fits) / runs for k in fits[0]}
     with torch.no_grad():
-        after = float(_loss(torch.cat([run(x[i:i + 256], params) for i in range(0, len(x), 256)]),
-                            target, loss_kind))
+        after = float(
+            _loss(torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)]), target, loss_kind)
+        )
         if after >= before:  # never make things worse
             return {"loss_before": before, "loss_after": before, "applied": False}
         for step in steps:
@@ -215,6 +238,19 @@ def refine_model(model_pass) -> None:
     """Model step: refine the scales of a ``pipeline.ModelPass`` in place as its recipe says and
     record the losses in its ``meta["refine"]``."""
     mp, r = model_pass, model_pass.recipe
-    mp.meta["refine"] = refine(mp.graph.input_name, mp.graph.output_name, mp.steps, mp.qparams, mp.weights,
-                               mp.calib, mp.forward, mp.residual_input, r.refine_iters, r.refine_lr,
-                               seed=r.seed, progress=mp.progress, loss_kind=r.refine_loss, runs=r.refine_runs)
+    mp.meta["refine"] = refine(
+        mp.graph.input_name,
+        mp.graph.output_name,
+        mp.steps,
+        mp.qparams,
+        mp.weights,
+        mp.calib,
+        mp.forward,
+        mp.residual_input,
+        r.refine_iters,
+        r.refine_lr,
+        seed=r.seed,
+        progress=mp.progress,
+        loss_kind=r.refine_loss,
+        runs=r.refine_runs,
+    )

@@ -13,6 +13,7 @@ compare such searches; the pipeline's default is ``weights.mmse_scales_grid``.
   is constant (``K * 2^(bits-1) + 1`` intervals per kernel, each solved by least squares). Exact but
   ``O(K^2 * 2^bits)`` work per kernel: use it on small kernels or as a test oracle.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -96,7 +97,7 @@ def exact_scales(w: np.ndarray, bits: int = 4) -> np.ndarray:
     n_pat = k * halves.size + 1
     chunk = max(1, 8_000_000 // (n_pat * k))
     for start in range(0, n_out, chunk):
-        rows = w[start:start + chunk]
+        rows = w[start : start + chunk]
         br = np.sort((np.abs(rows)[:, :, None] / halves).reshape(rows.shape[0], -1), axis=1)
         big = br[:, -1:]
         big = np.where(big > 0, big, 1.0)
@@ -112,5 +113,5 @@ def exact_scales(w: np.ndarray, bits: int = 4) -> np.ndarray:
         j = np.argmin(e, axis=1)
         r = np.arange(rows.shape[0])
         found = np.isfinite(e[r, j])
-        best_s[start:start + chunk] = np.where(found, s[r, j], best_s[start:start + chunk])
+        best_s[start : start + chunk] = np.where(found, s[r, j], best_s[start : start + chunk])
     return best_s

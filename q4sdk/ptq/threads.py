@@ -7,6 +7,7 @@ depend on the thread count. ``quantize_graph`` therefore runs on one thread. On 
 machines this was measured on it is also faster: the quantizer's many small ops gain nothing
 from threads, and on a loaded machine every op waits for a descheduled worker.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager

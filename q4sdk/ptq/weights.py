@@ -4,6 +4,7 @@ The default is the MMSE scale found by exact line search over a grid (Choukroun 
 every kernel, the scale among ``n_grid`` candidates in (0, max|w| / qmax] that minimises
 ``||w - s * clamp(round(w / s), qmin, qmax)||^2``. All kernels of a layer are searched at once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,7 +68,7 @@ def _search(wt: torch.Tensor, bits: int, fracs: torch.Tensor) -> torch.Tensor:
     # chunk the grid so that O * chunk * K stays around 8M elements
     chunk = max(1, int(8_000_000 // max(1, wt.numel())))
     for start in range(0, n_grid, chunk):
-        f = fracs[:, start:start + chunk]
+        f = fracs[:, start : start + chunk]
         s = (amax[:, None] / hi) * f  # [O, G]
         q = (wt[:, None, :] / s[:, :, None]).round_().clamp_(lo, hi)
         err = q.mul_(s[:, :, None]).sub_(wt[:, None, :]).pow_(2).sum(dim=2)  # [O, G] squared errors

@@ -19,8 +19,7 @@ COMMON_DIR = BOARDS_DIR / "_common"
 BOARD_FILE = "board.json"
 
 CONSOLE_KINDS = ("stdio", "cmsdk_uart", "nrf51_uart", "semihosting")
-TIMER_KINDS = ("host_clock", "cmsdk_timer", "nrf51_timer", "systick", "dwt_cyccnt", "mcycle",
-               "minstret")
+TIMER_KINDS = ("host_clock", "cmsdk_timer", "nrf51_timer", "systick", "dwt_cyccnt", "mcycle", "minstret")
 # Peripherals the harness drives at an address: their kinds need "base" set.
 CONSOLE_KINDS_WITH_BASE = ("cmsdk_uart", "nrf51_uart")
 TIMER_KINDS_WITH_BASE = ("cmsdk_timer", "nrf51_timer")
@@ -145,9 +144,25 @@ class _BoardReader:
     """Reads typed fields out of one board.json, raising Q4Error naming file and field."""
 
     _FIELDS = {
-        "name", "description", "cpu", "arch", "fpu", "dsp", "mve", "compiler", "cflags",
-        "ldflags", "linker_script", "sources", "flash", "ram", "stack_size", "console", "timer",
-        "qemu", "runnable",
+        "name",
+        "description",
+        "cpu",
+        "arch",
+        "fpu",
+        "dsp",
+        "mve",
+        "compiler",
+        "cflags",
+        "ldflags",
+        "linker_script",
+        "sources",
+        "flash",
+        "ram",
+        "stack_size",
+        "console",
+        "timer",
+        "qemu",
+        "runnable",
     }
 
     def __init__(self, path: Path, raw: Any):
@@ -177,8 +192,14 @@ class _BoardReader:
 
     @staticmethod
     def _type_names(types, nullable=False) -> str:
-        names = {bool: "true/false", str: "a string", int: "an integer", float: "a number",
-                 list: "a list", dict: "an object"}
+        names = {
+            bool: "true/false",
+            str: "a string",
+            int: "an integer",
+            float: "a number",
+            list: "a list",
+            dict: "an object",
+        }
         words = [names[t] for t in types]
         if nullable:
             words.append("null")
@@ -191,7 +212,7 @@ class _BoardReader:
         try:
             return int(text, 16) if text.lower().startswith("0x") else int(text)
         except ValueError:
-            self.fail(f"{where}.{field}", f"must be an address like \"0x20000000\", got {text!r}")
+            self.fail(f"{where}.{field}", f'must be an address like "0x20000000", got {text!r}')
 
     def positive(self, obj: dict, field: str, where: str = "", nullable=False) -> int | None:
         value = self.get(obj, field, (int,), where, nullable)
@@ -240,8 +261,9 @@ class _BoardReader:
         unit = self.choice(obj, "unit", TIMER_UNITS, "timer")
         per_tick = self.get(obj, "instructions_per_tick", (int, float), "timer", nullable=True)
         if (unit == "instructions") != (per_tick is not None):
-            self.fail("timer.instructions_per_tick",
-                      "must be a number exactly when timer.unit is \"instructions\"")
+            self.fail(
+                "timer.instructions_per_tick", 'must be a number exactly when timer.unit is "instructions"'
+            )
         if per_tick is not None and per_tick <= 0:
             self.fail("timer.instructions_per_tick", f"must be positive, got {per_tick}")
         return Timer(kind, base, unit, None if per_tick is None else float(per_tick))
@@ -256,8 +278,9 @@ class _BoardReader:
         args = self.get(obj, "args", (list,), "qemu")
         if not all(isinstance(a, str) for a in args):
             self.fail("qemu.args", "must be a list of strings")
-        return QemuTarget(*(self.get(obj, f, (str,), "qemu") for f in ("binary", "machine", "cpu")),
-                          args=tuple(args))
+        return QemuTarget(
+            *(self.get(obj, f, (str,), "qemu") for f in ("binary", "machine", "cpu")), args=tuple(args)
+        )
 
     def board(self, folder_name: str) -> Board:
         raw = self.raw

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from q4sdk.targets.boards import COMMON_DIR, Board
 from q4sdk.errors import Q4Error
+from q4sdk.targets.boards import COMMON_DIR, Board
 
 RECORD_PREFIX = "@q4"
 QEMU_ICOUNT = "shift=0,align=off,sleep=off"
-COMMON_CFLAGS = ("-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-ffunction-sections",
-                 "-fdata-sections")
+COMMON_CFLAGS = ("-std=c99", "-O2", "-g", "-Wall", "-Wextra", "-ffunction-sections", "-fdata-sections")
 COMMON_LDFLAGS = ("-Wl,--gc-sections",)
 
 
@@ -121,15 +120,16 @@ def build_firmware(
     if board.linker_script is not None:
         (out_dir / "memory.ld").write_text(memory_script(board))
         command += [f"-L{out_dir}", f"-L{COMMON_DIR}", f"-T{board.linker_script}"]
-    command += [*COMMON_LDFLAGS, f"-Wl,-Map={out_dir / (name + '.map')}", *board.ldflags,
-                "-o", str(partial)]
+    command += [*COMMON_LDFLAGS, f"-Wl,-Map={out_dir / (name + '.map')}", *board.ldflags, "-o", str(partial)]
 
     completed = subprocess.run(command, capture_output=True, text=True)
     log.write_text(" ".join(command) + "\n\n" + completed.stdout + completed.stderr)
     if completed.returncode != 0:
         partial.unlink(missing_ok=True)
-        raise FirmwareError(f"firmware build for board {board.name} failed: "
-                            f"{_first_error(completed.stderr)} (full log: {log})")
+        raise FirmwareError(
+            f"firmware build for board {board.name} failed: "
+            f"{_first_error(completed.stderr)} (full log: {log})"
+        )
     os.replace(partial, elf)
     return elf
 
@@ -159,23 +159,47 @@ def qemu_command(board: Board) -> list[str]:
     options, the console on stdout (the first UART, or semihosting output, which QEMU would
     otherwise send to stderr), semihosting on (for ``board_exit``), exact instruction counting."""
     if board.console.kind == "semihosting":
-        console = ["-serial", "none", "-chardev", "stdio,id=q4console",
-                   "-semihosting-config", "enable=on,target=native,chardev=q4console"]
+        console = [
+            "-serial",
+            "none",
+            "-chardev",
+            "stdio,id=q4console",
+            "-semihosting-config",
+            "enable=on,target=native,chardev=q4console",
+        ]
     else:
         console = ["-serial", "stdio", "-semihosting-config", "enable=on,target=native"]
-    return [board.qemu.binary, "-M", board.qemu.machine, "-cpu", board.qemu.cpu,
-            *board.qemu.args, "-nographic", "-monitor", "none", *console,
-            "-icount", QEMU_ICOUNT]
+    return [
+        board.qemu.binary,
+        "-M",
+        board.qemu.machine,
+        "-cpu",
+        board.qemu.cpu,
+        *board.qemu.args,
+        "-nographic",
+        "-monitor",
+        "none",
+        *console,
+        "-icount",
+        QEMU_ICOUNT,
+    ]
 
 
 def _run(command: list[str], board: Board, timeout: float) -> RunResult:
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                   stdin=subprocess.DEVNULL, errors="replace")
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            errors="replace",
+        )
     except subprocess.TimeoutExpired:
         raise FirmwareError(f"firmware on board {board.name} did not exit within {timeout} s") from None
-    return RunResult(completed.returncode, completed.stdout, completed.stderr,
-                     parse_records(completed.stdout))
+    return RunResult(
+        completed.returncode, completed.stdout, completed.stderr, parse_records(completed.stdout)
+    )
 
 
 def size_of(elf: Path) -> dict[str, int]:
@@ -210,11 +234,11 @@ def _elf_sections(path: Path) -> list[tuple[str, int, int, int]]:
     if data[:4] != b"\x7fELF" or data[5] != 1:
         raise FirmwareError(f"{path}: not a little-endian ELF file")
     if data[4] == 1:  # ELF32
-        shoff, = struct.unpack_from("<I", data, 0x20)
+        (shoff,) = struct.unpack_from("<I", data, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
         header = "<IIIIIIIIII"
     else:  # ELF64
-        shoff, = struct.unpack_from("<Q", data, 0x28)
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
         header = "<IIQQQQIIQQ"
     headers = [struct.unpack_from(header, data, shoff + i * shentsize) for i in range(shnum)]
@@ -222,7 +246,7 @@ def _elf_sections(path: Path) -> list[tuple[str, int, int, int]]:
     sections = []
     for name_index, section_type, flags, _addr, _offset, size, *_ in headers:
         start = names_offset + name_index
-        name = data[start:data.index(b"\0", start)].decode()
+        name = data[start : data.index(b"\0", start)].decode()
         sections.append((name, flags, section_type, size))
     return sections
 

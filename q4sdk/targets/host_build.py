@@ -4,6 +4,7 @@ The build is cached under a directory keyed by a hash of the sources and compile
 gets its own module name, so several models can be loaded into one process. Builds go through a
 temporary directory and are renamed into place, so a cache entry is either complete or absent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,17 @@ import numpy as np
 from q4sdk.errors import Q4Error
 
 # -fno-wrapv undoes Python's -fwrapv: the C must not depend on wrapping signed arithmetic.
-COMPILE_ARGS = ("-std=c99", "-O2", "-fno-wrapv", "-ffp-contract=off", "-Wall", "-Wextra",
-                "-Wpedantic", "-Werror", "-DQ4_DEBUG_DUMP")
+COMPILE_ARGS = (
+    "-std=c99",
+    "-O2",
+    "-fno-wrapv",
+    "-ffp-contract=off",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-DQ4_DEBUG_DUMP",
+)
 _CDEF = """
 int {n}_run(const int8_t *input, int8_t *output);
 void {n}_quantize_input(const float *x, int8_t *q);
@@ -53,8 +63,10 @@ def _model_name(gen_dir: Path) -> str:
 
 
 def _header_ints(header: Path) -> dict[str, int]:
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"^#define (\w+) (-?\d+)\s*$", header.read_text(), re.M)}
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(r"^#define (\w+) (-?\d+)\s*$", header.read_text(), re.M)
+    }
 
 
 def _sources(gen_dir: Path, name: str) -> list[Path]:
@@ -70,6 +82,7 @@ def c_compiler() -> list[str]:
 
 def _compile_objects(sources: list[Path], gen_dir: Path, out_dir: Path, args: list[str]) -> list[Path]:
     """Compile our sources with the strict flags (in parallel), apart from cffi's glue code."""
+
     def one(src: Path) -> Path:
         obj = out_dir / (src.relative_to(gen_dir).as_posix().replace("/", "__") + ".o")
         cmd = [*c_compiler(), *args, "-fPIC", "-I", str(gen_dir), "-c", str(src), "-o", str(obj)]
@@ -110,9 +123,13 @@ def build(gen_dir, build_dir=None):
             objects = _compile_objects(sources, gen_dir, tmp, args)
             ffi = cffi.FFI()
             ffi.cdef(_CDEF.format(n=name))
-            ffi.set_source(module_name, f'#include "{name}.h"', include_dirs=[str(gen_dir)],
-                           extra_objects=[str(o) for o in objects],
-                           extra_compile_args=["-DQ4_DEBUG_DUMP"])
+            ffi.set_source(
+                module_name,
+                f'#include "{name}.h"',
+                include_dirs=[str(gen_dir)],
+                extra_objects=[str(o) for o in objects],
+                extra_compile_args=["-DQ4_DEBUG_DUMP"],
+            )
             try:
                 ffi.compile(tmpdir=str(tmp), verbose=False)
             except Exception as exc:  # distutils CompileError and friends
@@ -124,8 +141,9 @@ def build(gen_dir, build_dir=None):
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
-    lib_path = next(p for p in sorted(target.iterdir())
-                    if p.name.startswith(module_name) and p.suffix in (".so", ".pyd"))
+    lib_path = next(
+        p for p in sorted(target.iterdir()) if p.name.startswith(module_name) and p.suffix in (".so", ".pyd")
+    )
     spec = importlib.util.spec_from_file_location(module_name, lib_path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -156,8 +174,9 @@ class CModel:
         names = getattr(self._lib, f"{self.name}_dump_names")
         offsets = getattr(self._lib, f"{self.name}_dump_offsets")
         sizes = getattr(self._lib, f"{self.name}_dump_sizes")
-        self.dump_layout = [(self._ffi.string(names[i]).decode("utf-8"), int(offsets[i]), int(sizes[i]))
-                            for i in range(count)]
+        self.dump_layout = [
+            (self._ffi.string(names[i]).decode("utf-8"), int(offsets[i]), int(sizes[i])) for i in range(count)
+        ]
         self._run = getattr(self._lib, f"{self.name}_run")
         self._set_dump = getattr(self._lib, f"{self.name}_set_dump")
         self._quantize = getattr(self._lib, f"{self.name}_quantize_input")
@@ -166,8 +185,10 @@ class CModel:
     def _check_input(self, xq: np.ndarray) -> np.ndarray:
         xq = np.asarray(xq)
         if xq.dtype != np.int8 or xq.shape[1:] != self.input_shape:
-            raise Q4Error(f"C model '{self.name}': input must be int8 [N, {self.input_shape}], "
-                          f"got {xq.dtype} {xq.shape}")
+            raise Q4Error(
+                f"C model '{self.name}': input must be int8 [N, {self.input_shape}], "
+                f"got {xq.dtype} {xq.shape}"
+            )
         return np.ascontiguousarray(xq)
 
     def _ptr(self, arr: np.ndarray, ctype: str):
@@ -195,7 +216,7 @@ class CModel:
             self._set_dump(self._ffi.NULL)
         if not dumps:
             return out, {}
-        return out, {name: buf[:, off:off + size].copy() for name, off, size in self.dump_layout}
+        return out, {name: buf[:, off : off + size].copy() for name, off, size in self.dump_layout}
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """float32 [N, *logical input shape] -> int8 [N, *input_shape] via the generated C
@@ -203,8 +224,10 @@ class CModel:
         x = np.ascontiguousarray(x, np.float32)
         size = self.input_tensor_size
         if x.ndim < 1 or x.size != len(x) * size:
-            raise Q4Error(f"C model '{self.name}': float input of shape {x.shape} does not hold "
-                          f"{size} values per sample")
+            raise Q4Error(
+                f"C model '{self.name}': float input of shape {x.shape} does not hold "
+                f"{size} values per sample"
+            )
         q = np.zeros((len(x),) + self.input_shape, np.int8)
         for i in range(len(x)):
             self._quantize(self._ptr(x[i], "float *"), self._ptr(q[i], "int8_t *"))

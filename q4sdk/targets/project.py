@@ -16,6 +16,7 @@ Before writing anything the project is checked against the board's memories (``e
 flash = weights and tables + a code estimate + test data; RAM = arena + kernel scratch + static
 data + the board's stack. Q4Error with the figures when it does not fit.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -24,15 +25,15 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from q4sdk.targets import firmware
-from q4sdk.targets.boards import Board
+from q4sdk import resources
 from q4sdk.codegen.arena import input_tensors
 from q4sdk.codegen.c_syntax import c_comment
 from q4sdk.codegen.render import GenerateReport, render, write_files
-from q4sdk import resources
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import input_shape, run_oracle
 from q4sdk.ir.qmodel import QModel
+from q4sdk.targets import firmware
+from q4sdk.targets.boards import Board
 
 TEMPLATE_DIR = resources.TEMPLATE_DIR / "firmware"
 MODEL_DIR, BOARD_DIR = "model", "board"
@@ -82,13 +83,17 @@ class FirmwareProject:
     report: GenerateReport
     fit: FitEstimate
     samples: int
-    expected: np.ndarray      # int8 [samples, *output shape]: the oracle's outputs
+    expected: np.ndarray  # int8 [samples, *output shape]: the oracle's outputs
 
     @property
     def sources(self) -> list[Path]:
         model = self.directory / MODEL_DIR
-        return [*(self.directory / s for s in PROJECT_SOURCES), model / f"{self.name}.c",
-                model / f"{self.name}_weights.c", *sorted((model / "q4_runtime").glob("*.c"))]
+        return [
+            *(self.directory / s for s in PROJECT_SOURCES),
+            model / f"{self.name}.c",
+            model / f"{self.name}_weights.c",
+            *sorted((model / "q4_runtime").glob("*.c")),
+        ]
 
     @property
     def include_dirs(self) -> list[Path]:
@@ -99,8 +104,9 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.1f} KB"
 
 
-def estimate_fit(report: GenerateReport, test_data_bytes: int, output_bytes: int,
-                 board: Board) -> FitEstimate:
+def estimate_fit(
+    report: GenerateReport, test_data_bytes: int, output_bytes: int, board: Board
+) -> FitEstimate:
     """Flash and RAM the project will need on ``board`` (stack: the board's reserved stack)."""
     kernels = len(report.kernel_sources)
     return FitEstimate(
@@ -123,12 +129,14 @@ def check_fit(fit: FitEstimate, board: Board, model_name: str) -> None:
         problems.append(
             f"needs {_kb(fit.flash_bytes)} flash (weights {_kb(fit.weight_bytes)} + code "
             f"~{_kb(fit.code_bytes)} + test data {_kb(fit.test_data_bytes)}), board has "
-            f"{_kb(board.flash.size)}")
+            f"{_kb(board.flash.size)}"
+        )
     if fit.ram_bytes > board.ram.size:
         problems.append(
             f"needs {_kb(fit.ram_bytes)} RAM (arena {_kb(fit.arena_bytes)} + scratch "
             f"{_kb(fit.scratch_bytes)} + static ~{_kb(fit.static_bytes)} + stack "
-            f"{_kb(fit.stack_bytes)}), board has {_kb(board.ram.size)}")
+            f"{_kb(fit.stack_bytes)}), board has {_kb(board.ram.size)}"
+        )
     if problems:
         raise Q4Error(f"model '{model_name}' does not fit board {board.name}: " + "; ".join(problems))
 
@@ -143,13 +151,18 @@ def zero_input(model: QModel) -> np.ndarray:
 
 def _byte_rows(sample: np.ndarray) -> list[str]:
     values = [str(int(v)) for v in np.asarray(sample).ravel()]
-    return [", ".join(values[i:i + 20]) + "," for i in range(0, len(values), 20)]
+    return [", ".join(values[i : i + 20]) + "," for i in range(0, len(values), 20)]
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
 
 
 def _harness_files(board: Board) -> dict[str, str]:
@@ -171,9 +184,13 @@ def _harness_files(board: Board) -> dict[str, str]:
 def _build_files(board: Board, name: str, model_files: list[str], model_comment: str) -> dict[str, str]:
     """Makefile and CMakeLists.txt for the project's sources."""
     runtime = sorted(f for f in model_files if f.endswith(".c") and f.startswith("q4_runtime/"))
-    sources = [*(f"{BOARD_DIR}/{p.name}" for p in board.sources), *PROJECT_SOURCES,
-               f"{MODEL_DIR}/{name}.c", f"{MODEL_DIR}/{name}_weights.c",
-               *(f"{MODEL_DIR}/{f}" for f in runtime)]
+    sources = [
+        *(f"{BOARD_DIR}/{p.name}" for p in board.sources),
+        *PROJECT_SOURCES,
+        f"{MODEL_DIR}/{name}.c",
+        f"{MODEL_DIR}/{name}_weights.c",
+        *(f"{MODEL_DIR}/{f}" for f in runtime),
+    ]
     include_dirs = [BOARD_DIR, ".", MODEL_DIR]
     defines = [*firmware.board_defines(board), *(f for f in EXTRA_CFLAGS if f.startswith("-D"))]
     cflags = [*board.cflags, *firmware.COMMON_CFLAGS, *(f for f in EXTRA_CFLAGS if not f.startswith("-D"))]
@@ -184,24 +201,49 @@ def _build_files(board: Board, name: str, model_files: list[str], model_comment:
     qemu = None
     if board.qemu is not None:
         qemu = firmware.qemu_command(board)
-    cmake_link = [*board.cflags, *(f.replace(f"{BOARD_DIR}/", f"${{CMAKE_CURRENT_SOURCE_DIR}}/{BOARD_DIR}/")
-                                   .replace(f"-L{BOARD_DIR}", f"-L${{CMAKE_CURRENT_SOURCE_DIR}}/{BOARD_DIR}")
-                                   for f in link)]
+    cmake_link = [
+        *board.cflags,
+        *(
+            f.replace(f"{BOARD_DIR}/", f"${{CMAKE_CURRENT_SOURCE_DIR}}/{BOARD_DIR}/").replace(
+                f"-L{BOARD_DIR}", f"-L${{CMAKE_CURRENT_SOURCE_DIR}}/{BOARD_DIR}"
+            )
+            for f in link
+        ),
+    ]
     env = _environment()
-    common = {"board": board.name, "name": name, "model_comment": model_comment,
-              "compiler": board.compiler, "sources": sources, "cflags": cflags}
+    common = {
+        "board": board.name,
+        "name": name,
+        "model_comment": model_comment,
+        "compiler": board.compiler,
+        "sources": sources,
+        "cflags": cflags,
+    }
     makefile = env.get_template("Makefile.j2").render(
-        **common, qemu=qemu, ldflags=[*board.cflags, *link],
-        cppflags=[f"'{d}'" if '"' in d else d for d in defines] + [f"-I{d}" for d in include_dirs])
+        **common,
+        qemu=qemu,
+        ldflags=[*board.cflags, *link],
+        cppflags=[f"'{d}'" if '"' in d else d for d in defines] + [f"-I{d}" for d in include_dirs],
+    )
     cmake = env.get_template("CMakeLists.txt.j2").render(
-        **common, cross=board.linker_script is not None, include_dirs=include_dirs,
-        defines=['"' + d[2:].replace('"', '\\"') + '"' for d in defines], cmake_ldflags=cmake_link)
+        **common,
+        cross=board.linker_script is not None,
+        include_dirs=include_dirs,
+        defines=['"' + d[2:].replace('"', '\\"') + '"' for d in defines],
+        cmake_ldflags=cmake_link,
+    )
     return {"Makefile": makefile, "CMakeLists.txt": cmake}
 
 
-def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.ndarray | None = None,
-                            kernels: str = "optimised", source: str = "a zero input",
-                            pack_activations: bool = False):
+def render_firmware_project(
+    model: QModel,
+    board: Board,
+    name: str,
+    inputs: np.ndarray | None = None,
+    kernels: str = "optimised",
+    source: str = "a zero input",
+    pack_activations: bool = False,
+):
     """Render the project in memory: ({relative path: text}, GenerateReport, FitEstimate, expected).
 
     ``inputs``: int8 [N, *oracle.input_shape(model)] quantized samples (``oracle.quantize_input``;
@@ -210,21 +252,31 @@ def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.n
     """
     xq = zero_input(model) if inputs is None else np.asarray(inputs)
     if xq.dtype != np.int8 or xq.shape[1:] != input_shape(model) or len(xq) == 0:
-        raise Q4Error(f"firmware inputs must be int8 [N >= 1, {input_shape(model)}], got "
-                      f"{xq.dtype} {xq.shape}")
+        raise Q4Error(
+            f"firmware inputs must be int8 [N >= 1, {input_shape(model)}], got {xq.dtype} {xq.shape}"
+        )
     expected = run_oracle(model, xq)
-    model_files, report = render(model, name, target=board, kernels=kernels,
-                                pack_activations=pack_activations)
+    model_files, report = render(
+        model, name, target=board, kernels=kernels, pack_activations=pack_activations
+    )
     fit = estimate_fit(report, xq.size + expected.size, model.output_tensor.size, board)
     check_fit(fit, board, model.name)
 
     model_comment = c_comment(model.name)
     env = _environment()
-    ctx = {"name": name, "NAME": name.upper(), "board": board.name, "model_comment": model_comment,
-           "samples": len(xq), "input_size": int(np.prod(input_shape(model))),
-           "residual_input": bool(model.meta.get("input_residual")),
-           "output_size": model.output_tensor.size, "source_comment": c_comment(source),
-           "inputs": [_byte_rows(x) for x in xq], "expected": [_byte_rows(y) for y in expected]}
+    ctx = {
+        "name": name,
+        "NAME": name.upper(),
+        "board": board.name,
+        "model_comment": model_comment,
+        "samples": len(xq),
+        "input_size": int(np.prod(input_shape(model))),
+        "residual_input": bool(model.meta.get("input_residual")),
+        "output_size": model.output_tensor.size,
+        "source_comment": c_comment(source),
+        "inputs": [_byte_rows(x) for x in xq],
+        "expected": [_byte_rows(y) for y in expected],
+    }
     files = {f"{MODEL_DIR}/{rel}": text for rel, text in model_files.items()}
     for template in ("main.c", "q4_profile.h", "test_data.c", "test_data.h"):
         files[template] = env.get_template(f"{template}.j2").render(ctx)
@@ -233,10 +285,18 @@ def render_firmware_project(model: QModel, board: Board, name: str, inputs: np.n
     return files, report, fit, expected
 
 
-def write_firmware_project(model: QModel, out_dir, board: Board, name: str,
-                           inputs: np.ndarray | None = None, *, overwrite: bool = False,
-                           kernels: str = "optimised", source: str = "a zero input",
-                           pack_activations: bool = False) -> FirmwareProject:
+def write_firmware_project(
+    model: QModel,
+    out_dir,
+    board: Board,
+    name: str,
+    inputs: np.ndarray | None = None,
+    *,
+    overwrite: bool = False,
+    kernels: str = "optimised",
+    source: str = "a zero input",
+    pack_activations: bool = False,
+) -> FirmwareProject:
     """Write the firmware project of ``model`` for ``board`` into ``out_dir`` (see the module doc).
 
     Nothing is written when the model does not fit the board or cannot be generated (Q4Error).
@@ -244,8 +304,9 @@ def write_firmware_project(model: QModel, out_dir, board: Board, name: str,
     ``pack_activations`` stores 4-bit activations two per byte (``codegen.render``).
     """
     out_dir = Path(out_dir)
-    files, report, fit, expected = render_firmware_project(model, board, name, inputs, kernels, source,
-                                                           pack_activations)
+    files, report, fit, expected = render_firmware_project(
+        model, board, name, inputs, kernels, source, pack_activations
+    )
     write_files(files, out_dir, overwrite)
     report.files = [out_dir / rel for rel in sorted(files)]
     return FirmwareProject(out_dir, name, board, report, fit, len(expected), expected)

@@ -11,6 +11,7 @@ Per-op figures include the two timer reads of the profiling hooks (a few instruc
 the per-inference figure includes them too, so the layers add up to it, less the input and
 output copies.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -18,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from q4sdk.targets.boards import Board
 from q4sdk.errors import Q4Error
+from q4sdk.ir.qmodel import QModel
+from q4sdk.targets.boards import Board
 from q4sdk.targets.firmware import FirmwareError, RunResult, build_firmware, run_firmware, size_of
 from q4sdk.targets.project import EXTRA_CFLAGS, FirmwareProject, write_firmware_project
-from q4sdk.ir.qmodel import QModel
 
 QEMU_INSTRUCTIONS_PER_SECOND = 50e6  # a pessimistic QEMU speed, for the run's time limit
 TIMEOUT_INSTRUCTIONS_PER_MAC = 60
@@ -36,7 +37,7 @@ class LayerProfile:
     kind: str
     kernel: str
     macs: int
-    ticks: float                # timer ticks per inference (mean over the samples)
+    ticks: float  # timer ticks per inference (mean over the samples)
     instructions: float | None  # ticks * instructions_per_tick, where ticks are instructions
 
     @property
@@ -56,8 +57,9 @@ class Mismatch:
     oracle: int
 
     def __str__(self) -> str:
-        return (f"sample {self.sample}, output index {self.index}: target {self.target} vs "
-                f"oracle {self.oracle}")
+        return (
+            f"sample {self.sample}, output index {self.index}: target {self.target} vs oracle {self.oracle}"
+        )
 
 
 @dataclass
@@ -70,13 +72,13 @@ class TargetRun:
     timer_unit: str
     mismatched_samples: int
     first_mismatch: Mismatch | None
-    ticks: float                # per inference (mean)
+    ticks: float  # per inference (mean)
     instructions: float | None  # per inference
     macs: int
     layers: list[LayerProfile]
-    flash: dict[str, int]       # text, rodata, data, total, weights
-    ram: dict[str, int]         # arena, arena_unpacked, scratch, static (data + bss), stack_used,
-                                # stack_reserved
+    flash: dict[str, int]  # text, rodata, data, total, weights
+    ram: dict[str, int]  # arena, arena_unpacked, scratch, static (data + bss), stack_used,
+    # stack_reserved
     elf: Path
 
     @property
@@ -90,15 +92,23 @@ class TargetRun:
     def to_dict(self) -> dict:
         """Everything as JSON-ready data (what ``q4sdk run --json`` writes)."""
         return {
-            "board": self.board, "model": self.model, "samples": self.samples,
-            "bit_exact": self.ok, "mismatched_samples": self.mismatched_samples,
+            "board": self.board,
+            "model": self.model,
+            "samples": self.samples,
+            "bit_exact": self.ok,
+            "mismatched_samples": self.mismatched_samples,
             "first_mismatch": None if self.first_mismatch is None else asdict(self.first_mismatch),
-            "timer_unit": self.timer_unit, "ticks_per_inference": self.ticks,
-            "instructions_per_inference": self.instructions, "macs": self.macs,
+            "timer_unit": self.timer_unit,
+            "ticks_per_inference": self.ticks,
+            "instructions_per_inference": self.instructions,
+            "macs": self.macs,
             "instructions_per_mac": self.instructions_per_mac,
-            "layers": [{**asdict(layer), "instructions_per_mac": layer.instructions_per_mac}
-                       for layer in self.layers],
-            "flash": self.flash, "ram": self.ram, "elf": str(self.elf),
+            "layers": [
+                {**asdict(layer), "instructions_per_mac": layer.instructions_per_mac} for layer in self.layers
+            ],
+            "flash": self.flash,
+            "ram": self.ram,
+            "elf": str(self.elf),
         }
 
 
@@ -107,8 +117,16 @@ def run_timeout(macs: int, samples: int) -> float:
     return 60 + samples * macs * TIMEOUT_INSTRUCTIONS_PER_MAC / QEMU_INSTRUCTIONS_PER_SECOND
 
 
-def run_on_board(model: QModel, board: Board, xq: np.ndarray, work_dir, *, kernels: str = "optimised",
-                 name: str = "net", pack_activations: bool = False) -> TargetRun:
+def run_on_board(
+    model: QModel,
+    board: Board,
+    xq: np.ndarray,
+    work_dir,
+    *,
+    kernels: str = "optimised",
+    name: str = "net",
+    pack_activations: bool = False,
+) -> TargetRun:
     """Build ``model`` with the int8 inputs ``xq`` [N, *oracle.input_shape(model)] (X1 and X2 of
     each sample for a residual input) for ``board``, run it, check every output against the
     oracle and profile it.
@@ -118,14 +136,25 @@ def run_on_board(model: QModel, board: Board, xq: np.ndarray, work_dir, *, kerne
     build-only board, a model that does not fit, or a firmware that fails to build or finish.
     """
     if not board.runnable:
-        raise Q4Error(f"board {board.name} is build-only: 'run' needs a board q4sdk can run "
-                      "(under QEMU or the host); use 'generate --board' to build for it")
+        raise Q4Error(
+            f"board {board.name} is build-only: 'run' needs a board q4sdk can run "
+            "(under QEMU or the host); use 'generate --board' to build for it"
+        )
     work_dir = Path(work_dir)
-    project = write_firmware_project(model, work_dir / "project", board, name, xq, overwrite=True,
-                                     kernels=kernels, source="quantized by q4sdk run",
-                                     pack_activations=pack_activations)
-    elf = build_firmware(board, project.sources, project.include_dirs, work_dir / "build",
-                         extra_cflags=EXTRA_CFLAGS)
+    project = write_firmware_project(
+        model,
+        work_dir / "project",
+        board,
+        name,
+        xq,
+        overwrite=True,
+        kernels=kernels,
+        source="quantized by q4sdk run",
+        pack_activations=pack_activations,
+    )
+    elf = build_firmware(
+        board, project.sources, project.include_dirs, work_dir / "build", extra_cflags=EXTRA_CFLAGS
+    )
     result = run_firmware(board, elf, timeout=run_timeout(project.report.macs, project.samples))
     return read_run(project, result, elf)
 
@@ -134,9 +163,10 @@ def _outputs(project: FirmwareProject, result: RunResult) -> np.ndarray:
     texts = result.values("output")
     if len(texts) != project.samples:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        raise FirmwareError(f"firmware on board {project.board.name} printed {len(texts)} of "
-                            f"{project.samples} outputs (exit status {result.exit_code}): "
-                            + " | ".join(tail))
+        raise FirmwareError(
+            f"firmware on board {project.board.name} printed {len(texts)} of "
+            f"{project.samples} outputs (exit status {result.exit_code}): " + " | ".join(tail)
+        )
     try:
         rows = [np.frombuffer(bytes.fromhex(t), np.int8) for t in texts]
     except ValueError:
@@ -167,24 +197,47 @@ def read_run(project: FirmwareProject, result: RunResult, elf: Path) -> TargetRu
     for text in result.values("op_ticks"):
         index, ticks = (int(v) for v in text.split())
         op_ticks[index] = ticks
-    layers = [LayerProfile(op.name, op.kind, op.kernel, op.macs, op_ticks[i] / n,
-                           None if per_tick is None else op_ticks[i] / n * per_tick)
-              for i, op in enumerate(project.report.ops)]
+    layers = [
+        LayerProfile(
+            op.name,
+            op.kind,
+            op.kernel,
+            op.macs,
+            op_ticks[i] / n,
+            None if per_tick is None else op_ticks[i] / n * per_tick,
+        )
+        for i, op in enumerate(project.report.ops)
+    ]
     ticks = float(np.mean([int(v) for v in result.values("inference_ticks")]))
     sizes = size_of(elf)
     report = project.report
     return TargetRun(
-        board=board.name, model=project.name, samples=n, timer_unit=board.timer.unit,
-        mismatched_samples=mismatched, first_mismatch=first, ticks=ticks,
-        instructions=None if per_tick is None else ticks * per_tick, macs=report.macs,
+        board=board.name,
+        model=project.name,
+        samples=n,
+        timer_unit=board.timer.unit,
+        mismatched_samples=mismatched,
+        first_mismatch=first,
+        ticks=ticks,
+        instructions=None if per_tick is None else ticks * per_tick,
+        macs=report.macs,
         layers=layers,
-        flash={"text": sizes["text"], "rodata": sizes["rodata"], "data": sizes["data"],
-               "total": sizes["text"] + sizes["rodata"] + sizes["data"],
-               "weights": report.weight_bytes, "test_data": project.fit.test_data_bytes},
-        ram={"arena": report.arena_bytes, "arena_unpacked": report.arena_bytes_unpacked,
-             "scratch": report.scratch_bytes,
-             "static": sizes["data"] + sizes["bss"], "stack_used": result.int_value("stack_used"),
-             "stack_reserved": sizes["stack"]},
+        flash={
+            "text": sizes["text"],
+            "rodata": sizes["rodata"],
+            "data": sizes["data"],
+            "total": sizes["text"] + sizes["rodata"] + sizes["data"],
+            "weights": report.weight_bytes,
+            "test_data": project.fit.test_data_bytes,
+        },
+        ram={
+            "arena": report.arena_bytes,
+            "arena_unpacked": report.arena_bytes_unpacked,
+            "scratch": report.scratch_bytes,
+            "static": sizes["data"] + sizes["bss"],
+            "stack_used": result.int_value("stack_used"),
+            "stack_reserved": sizes["stack"],
+        },
         elf=elf,
     )
 
@@ -205,8 +258,10 @@ def format_target_run(run: TargetRun) -> str:
     rows = [f"{'op':<24} {'kind':<17} {'kernel':<28} {'MACs':>11} {unit:>14} {'instr/MAC':>9}"]
     for layer in run.layers:
         time = layer.instructions if layer.instructions is not None else layer.ticks
-        rows.append(f"{layer.op[:24]:<24} {layer.kind:<17} {layer.kernel[:28]:<28} "
-                    f"{layer.macs:>11,} {_fmt(time):>14} {_fmt(layer.instructions_per_mac, 2):>9}")
+        rows.append(
+            f"{layer.op[:24]:<24} {layer.kind:<17} {layer.kernel[:28]:<28} "
+            f"{layer.macs:>11,} {_fmt(time):>14} {_fmt(layer.instructions_per_mac, 2):>9}"
+        )
     total = run.instructions if run.instructions is not None else run.ticks
     check = "bit-exact" if run.ok else f"MISMATCH in {run.mismatched_samples} samples"
     flash, ram = run.flash, run.ram

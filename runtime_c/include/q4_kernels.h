@@ -35,13 +35,13 @@ typedef struct {
 
 /* Convolution (regular and depthwise) parameters. */
 typedef struct {
-    int32_t input_zp;   /* input zero point; padding takes this value */
-    int32_t output_zp;  /* output zero point */
+    int32_t input_zp;  /* input zero point; padding takes this value */
+    int32_t output_zp; /* output zero point */
     int32_t stride_h;
     int32_t stride_w;
     int32_t pad_top;
     int32_t pad_left;
-    int32_t act_min;    /* final clamp, output integer domain */
+    int32_t act_min; /* final clamp, output integer domain */
     int32_t act_max;
 } q4_conv_params;
 
@@ -103,32 +103,30 @@ typedef struct {
  *     y = clamp(zy + floor((sum_k acc_k * multiplier[k][o] + 2^(shift[o]-1)) / 2^shift[o]))
  * with |multiplier| < 2^29 (it may be negative) and T <= 4, so the int64 sum cannot overflow. */
 typedef struct {
-    int32_t n_inputs;            /* 1 or 2 */
-    int32_t n_weights;           /* 1 or 2 */
-    int32_t input_zp[2];         /* zero point of each input (params->input_zp is not used) */
-    const int32_t *multiplier;   /* [T][O], row-major */
-    const int32_t *shift;        /* [O] */
+    int32_t n_inputs;          /* 1 or 2 */
+    int32_t n_weights;         /* 1 or 2 */
+    int32_t input_zp[2];       /* zero point of each input (params->input_zp is not used) */
+    const int32_t *multiplier; /* [T][O], row-major */
+    const int32_t *shift;      /* [O] */
 } q4_terms_params;
 
 /* conv2d: weights [O, kh, kw, I] packed per output channel (K = kh*kw*I); bias [O].
  * filter->h/w = kernel size, filter->c = I = input->c; output->c = O. */
 void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
-                  const q4_dims *input_dims, const int8_t *input,
-                  const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
-                  const q4_dims *output_dims, int8_t *output);
+                  const q4_dims *input_dims, const int8_t *input, const q4_dims *filter_dims,
+                  const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
+                  int8_t *output);
 
 /* depthwise_conv2d (channel multiplier 1): weights [C, kh, kw] packed per channel (K = kh*kw). */
 void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
                             const q4_dims *input_dims, const int8_t *input,
                             const q4_dims *filter_dims, const uint8_t *filter,
-                            const int32_t *bias,
-                            const q4_dims *output_dims, int8_t *output);
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output);
 
 /* fully_connected: weights [O, I] packed per output row; bias [O]. */
 void q4_fully_connected_s4(const q4_fc_params *params, const q4_quant_params *quant,
-                           int32_t input_size, const int8_t *input,
-                           const uint8_t *filter, const int32_t *bias,
-                           int32_t output_size, int8_t *output);
+                           int32_t input_size, const int8_t *input, const uint8_t *filter,
+                           const int32_t *bias, int32_t output_size, int8_t *output);
 
 /* Multi-term variants: inputs[n_inputs] share input_dims, filters[n_weights] share the layout of
  * the single-term kernel. */
@@ -139,34 +137,33 @@ void q4_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_params *ter
 void q4_depthwise_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_params *terms,
                                   const q4_dims *input_dims, const int8_t *const *inputs,
                                   const q4_dims *filter_dims, const uint8_t *const *filters,
-                                  const int32_t *bias, const q4_dims *output_dims, int8_t *output);
+                                  const int32_t *bias, const q4_dims *output_dims,
+                                  int8_t *output);
 void q4_fully_connected_s4_terms(const q4_fc_params *params, const q4_terms_params *terms,
                                  int32_t input_size, const int8_t *const *inputs,
                                  const uint8_t *const *filters, const int32_t *bias,
                                  int32_t output_size, int8_t *output);
 
 /* add of two equally shaped tensors of `size` elements. */
-void q4_add_s8(const q4_add_params *params, int32_t size,
-               const int8_t *input_a, const int8_t *input_b, int8_t *output);
+void q4_add_s8(const q4_add_params *params, int32_t size, const int8_t *input_a,
+               const int8_t *input_b, int8_t *output);
 
 /* avgpool: padded elements contribute zero (x - zp); the divisor kh*kw is in the multiplier. */
-void q4_avgpool_s8(const q4_pool_params *params,
-                   const q4_dims *input_dims, const int8_t *input,
+void q4_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims, const int8_t *input,
                    const q4_dims *output_dims, int8_t *output);
 
 /* global_avgpool: (H, W, C) -> (1, 1, C); the divisor H*W is in the multiplier. */
-void q4_global_avgpool_s8(const q4_pool_params *params,
-                          const q4_dims *input_dims, const int8_t *input, int8_t *output);
+void q4_global_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims,
+                          const int8_t *input, int8_t *output);
 
 /* maxpool: maximum over the window elements inside the input (padding never wins). Every window
  * must contain at least one input element (pads smaller than the kernel). */
-void q4_maxpool_s8(const q4_pool_params *params,
-                   const q4_dims *input_dims, const int8_t *input,
+void q4_maxpool_s8(const q4_pool_params *params, const q4_dims *input_dims, const int8_t *input,
                    const q4_dims *output_dims, int8_t *output);
 
 /* clamp: y = min(max(x, act_min), act_max). */
-void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size,
-                 const int8_t *input, int8_t *output);
+void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size, const int8_t *input,
+                 int8_t *output);
 
 /* residual_split: one of the two INT4 tensors of a residual-quantized activation, from the 8-bit
  * tensor F on the fine grid S_F (docs/integer-spec.md, residual_split). With d = F - input_zp:
@@ -174,10 +171,10 @@ void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size,
  *   X2 = clamp(d - 16 * (c - coarse_zp) + output_zp, -8, 7)               (part 1)
  * The floor is ((d + 8 + 256) >> 4) - 16: d >= -255, so nothing negative is shifted. */
 typedef struct {
-    int32_t part;       /* 0: coarse tensor X1, 1: residual tensor X2 */
-    int32_t input_zp;   /* z_F */
-    int32_t coarse_zp;  /* z1 */
-    int32_t output_zp;  /* zero point of the tensor written (z1 for part 0) */
+    int32_t part;      /* 0: coarse tensor X1, 1: residual tensor X2 */
+    int32_t input_zp;  /* z_F */
+    int32_t coarse_zp; /* z1 */
+    int32_t output_zp; /* zero point of the tensor written (z1 for part 0) */
 } q4_split_params;
 
 static inline int32_t q4_residual_split_one(const q4_split_params *params, int32_t f)
@@ -194,12 +191,11 @@ static inline int32_t q4_residual_split_one(const q4_split_params *params, int32
     return v < -8 ? -8 : (v > 7 ? 7 : v);
 }
 
-void q4_residual_split_s8(const q4_split_params *params, int32_t size,
-                          const int8_t *input, int8_t *output);
+void q4_residual_split_s8(const q4_split_params *params, int32_t size, const int8_t *input,
+                          int8_t *output);
 
 /* pad: copies the input into the output at (pad_top, pad_left) and fills the rest. */
-void q4_pad_s8(const q4_pad_params *params,
-               const q4_dims *input_dims, const int8_t *input,
+void q4_pad_s8(const q4_pad_params *params, const q4_dims *input_dims, const int8_t *input,
                const q4_dims *output_dims, int8_t *output);
 
 #ifdef __cplusplus

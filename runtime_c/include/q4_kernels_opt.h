@@ -55,8 +55,7 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
  * into the bias), im2col of 4 output pixels (int8, padding = z_x), a 2-channel x 4-pixel
  * VMLADAVA kernel, requantization of 4 pixels per vector. With B = min(O rounded up to even,
  * 16), scratch: 16 * B + (B + 6) * ceil16(K) + 16 bytes. */
-int32_t q4_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims,
-                                         const q4_dims *output_dims);
+int32_t q4_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims, const q4_dims *output_dims);
 void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                       const q4_dims *input_dims, const int8_t *input,
                       const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
@@ -66,35 +65,33 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
  * shift, USAT16 and a bytewise UQSUB8 clamp; when both inputs hold int4 values, a 256-byte table
  * indexed by the two nibbles. Scratch: 256 bytes (the table). */
 int32_t q4_add_s8_dsp_get_buffer_size(void);
-void q4_add_s8_dsp(const q4_add_params *params, int32_t size,
-                   const int8_t *input_a, const int8_t *input_b, int8_t *output,
-                   int32_t *scratch);
+void q4_add_s8_dsp(const q4_add_params *params, int32_t size, const int8_t *input_a,
+                   const int8_t *input_b, int8_t *output, int32_t *scratch);
 
 /* add, MVE: 16 elements per step in int32 lanes (VMLA, VSHL, saturating narrows); when both
  * inputs hold int4 values, a 256-byte table indexed by the two nibbles (VSLI + byte gather).
  * Scratch: 256 bytes (the table). */
 int32_t q4_add_s8_mve_get_buffer_size(void);
-void q4_add_s8_mve(const q4_add_params *params, int32_t size,
-                   const int8_t *input_a, const int8_t *input_b, int8_t *output,
-                   int32_t *scratch);
+void q4_add_s8_mve(const q4_add_params *params, int32_t size, const int8_t *input_a,
+                   const int8_t *input_b, int8_t *output, int32_t *scratch);
 
 /* fully_connected, DSP: the input widened once to int16 pairs of x - z_x, 8 weights per packed
  * word unpacked by SXTB16 into 16 * w pairs, 4 SMLAD per 8 MACs. input_size <= Q4_OPT_MAX_K.
  * Scratch: 2 * ceil8(input_size) bytes. */
 int32_t q4_fully_connected_s4_dsp_get_buffer_size(int32_t input_size);
 void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params *quant,
-                               int32_t input_size, const int8_t *input,
-                               const uint8_t *filter, const int32_t *bias,
-                               int32_t output_size, int8_t *output, int32_t *scratch);
+                               int32_t input_size, const int8_t *input, const uint8_t *filter,
+                               const int32_t *bias, int32_t output_size, int8_t *output,
+                               int32_t *scratch);
 
 /* fully_connected, MVE: the input copied once, zero-padded; per row VMLADAVA over 32 weights per
  * vector load, z_x folded through the row sum (VADDVA). input_size <= Q4_OPT_MAX_K.
  * Scratch: ceil32(input_size) bytes. */
 int32_t q4_fully_connected_s4_mve_get_buffer_size(int32_t input_size);
 void q4_fully_connected_s4_mve(const q4_fc_params *params, const q4_quant_params *quant,
-                               int32_t input_size, const int8_t *input,
-                               const uint8_t *filter, const int32_t *bias,
-                               int32_t output_size, int8_t *output, int32_t *scratch);
+                               int32_t input_size, const int8_t *input, const uint8_t *filter,
+                               const int32_t *bias, int32_t output_size, int8_t *output,
+                               int32_t *scratch);
 
 /* depthwise_conv2d, DSP: 3x3 kernels with stride_w 1 (or 2 into rows of >= 8 pixels): input rows
  * widened once per 4 channels into per-channel int16 rows, SMLAD of tap pairs for two output
@@ -107,8 +104,8 @@ int32_t q4_depthwise_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims);
 void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
-                                const int32_t *bias,
-                                const q4_dims *output_dims, int8_t *output, int32_t *scratch);
+                                const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                                int32_t *scratch);
 
 /* depthwise_conv2d, MVE: weights unpacked once to int8 [tap][C], z_x folded into the bias,
  * 8 channels per step in int16 lanes (VMUL.I16 + VADD.I16 per tap, widened every 31 taps),
@@ -121,8 +118,8 @@ int32_t q4_depthwise_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims);
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
-                                const int32_t *bias,
-                                const q4_dims *output_dims, int8_t *output, int32_t *scratch);
+                                const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                                int32_t *scratch);
 
 /* Multi-term conv2d (dual weights and/or residual input, q4_conv2d_s4_terms), DSP: the weight
  * tensors' rows of up to 32 (tensor, channel) pairs unpacked once per call into int16 pairs, z_i

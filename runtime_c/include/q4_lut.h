@@ -14,8 +14,8 @@
 
 #include "q4_kernels.h"
 
-void q4_lut_s8(const int8_t *table, int32_t input_min, int32_t size,
-               const int8_t *input, int8_t *output);
+void q4_lut_s8(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,
+               int8_t *output);
 
 #ifdef Q4_PACKED_H
 void q4_lut_p4(const int8_t *table, int32_t input_min, int32_t size, q4_src input, q4_dst output);

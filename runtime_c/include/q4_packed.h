@@ -95,8 +95,8 @@ static inline int32_t q4_dot_run(q4_src src, int32_t start, int32_t n, int32_t z
         const int32_t pairs = n >> 1;
         for (j = 0; j < pairs; ++j) {
             const uint32_t xb = x[j], wb = w[j];
-            sum += ((int32_t)((xb & 0xFu) ^ 8u) - 8 - zp) * ((int32_t)((wb & 0xFu) ^ 8u) - 8)
-                 + ((int32_t)((xb >> 4) ^ 8u) - 8 - zp) * ((int32_t)((wb >> 4) ^ 8u) - 8);
+            sum += ((int32_t)((xb & 0xFu) ^ 8u) - 8 - zp) * ((int32_t)((wb & 0xFu) ^ 8u) - 8) +
+                   ((int32_t)((xb >> 4) ^ 8u) - 8 - zp) * ((int32_t)((wb >> 4) ^ 8u) - 8);
         }
         if (n & 1) {
             sum += (q4_nibble_get(src.data, start + n - 1) - zp) * q4_nibble_get(row, k + n - 1);
@@ -127,9 +127,9 @@ static inline void q4_unpack4(const uint8_t *src, int32_t n, int8_t *dst)
 }
 
 void q4_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
-                     const q4_dims *input_dims, q4_src input,
-                     const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
-                     const q4_dims *output_dims, q4_dst output);
+                     const q4_dims *input_dims, q4_src input, const q4_dims *filter_dims,
+                     const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
+                     q4_dst output);
 
 void q4_depthwise_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
                                const q4_dims *input_dims, q4_src input,
@@ -137,9 +137,8 @@ void q4_depthwise_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_para
                                const int32_t *bias, const q4_dims *output_dims, q4_dst output);
 
 void q4_fully_connected_s4_p4(const q4_fc_params *params, const q4_quant_params *quant,
-                              int32_t input_size, q4_src input,
-                              const uint8_t *filter, const int32_t *bias,
-                              int32_t output_size, q4_dst output);
+                              int32_t input_size, q4_src input, const uint8_t *filter,
+                              const int32_t *bias, int32_t output_size, q4_dst output);
 
 void q4_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *terms,
                            const q4_dims *input_dims, const q4_src *inputs,
@@ -157,8 +156,8 @@ void q4_fully_connected_s4_terms_p4(const q4_fc_params *params, const q4_terms_p
                                     const uint8_t *const *filters, const int32_t *bias,
                                     int32_t output_size, q4_dst output);
 
-void q4_add_p4(const q4_add_params *params, int32_t size,
-               q4_src input_a, q4_src input_b, q4_dst output);
+void q4_add_p4(const q4_add_params *params, int32_t size, q4_src input_a, q4_src input_b,
+               q4_dst output);
 
 void q4_avgpool_p4(const q4_pool_params *params, const q4_dims *input_dims, q4_src input,
                    const q4_dims *output_dims, q4_dst output);
@@ -171,7 +170,8 @@ void q4_maxpool_p4(const q4_pool_params *params, const q4_dims *input_dims, q4_s
 
 void q4_clamp_p4(int32_t act_min, int32_t act_max, int32_t size, q4_src input, q4_dst output);
 
-void q4_residual_split_p4(const q4_split_params *params, int32_t size, q4_src input, q4_dst output);
+void q4_residual_split_p4(const q4_split_params *params, int32_t size, q4_src input,
+                          q4_dst output);
 
 void q4_pad_p4(const q4_pad_params *params, const q4_dims *input_dims, q4_src input,
                const q4_dims *output_dims, q4_dst output);

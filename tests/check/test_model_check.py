@@ -1,4 +1,5 @@
 """``q4sdk check``: the figures it gives before quantizing are the ones ``generate`` reports after."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,15 +34,22 @@ def test_plan_figures_equal_generate(name):
 def test_unsupported_model_lists_everything_and_still_counts():
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
     fc = numpy_helper.from_array(np.ones((5, 4), np.float32), "fc")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Erf", ["c"], ["s"], "erf"),
-             helper.make_node("Conv", ["s", "w2"], ["d"], "grouped", group=2),
-             helper.make_node("GlobalAveragePool", ["d"], ["g"], "gap"),
-             helper.make_node("Flatten", ["g"], ["f"], "flat"),
-             helper.make_node("Gemm", ["f", "fc"], ["y"], "fc", transB=1)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Erf", ["c"], ["s"], "erf"),
+        helper.make_node("Conv", ["s", "w2"], ["d"], "grouped", group=2),
+        helper.make_node("GlobalAveragePool", ["d"], ["g"], "gap"),
+        helper.make_node("Flatten", ["g"], ["f"], "flat"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], "fc", transB=1),
+    ]
     w2 = numpy_helper.from_array(np.ones((4, 2, 1, 1), np.float32), "w2")
-    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, w2, fc])
+    g = helper.make_graph(
+        nodes,
+        "m",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w, w2, fc],
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     c = check_model(model, boards=["nrf52840"])
     assert not c.supported and c.estimate == "onnx"

@@ -5,14 +5,21 @@ import numpy as np
 import pytest
 
 from graphs import tiny_resnet
-from q4sdk.ir import oracle
+from q4sdk.check.report import (
+    LAYER_KINDS,
+    PLOTS,
+    build_report,
+    compression_ratio,
+    dequantized_weights,
+    fake_quant_nodes,
+    run_fake_quant,
+)
+from q4sdk.cli import build_parser
 from q4sdk.errors import Q4Error
+from q4sdk.ir import oracle
 from q4sdk.ir.q4file import save_q4
 from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe
-from q4sdk.cli import build_parser
-from q4sdk.check.report import (LAYER_KINDS, PLOTS, build_report, compression_ratio,
-                          dequantized_weights, fake_quant_nodes, run_fake_quant)
 
 X = np.random.default_rng(1).standard_normal((200, 3, 8, 8)).astype(np.float32)
 FAST = dict(weight_grid=50, activation_grid=30)
@@ -26,8 +33,10 @@ def graph():
 @pytest.fixture(scope="module")
 def models(graph):
     """4- and 8-bit activation models; 'pw' is a dual (two INT4 tensors) layer."""
-    return {bits: quantize_graph(graph, X, Recipe(activation_bits=bits, dual_layers=["pw"], **FAST))
-            for bits in (4, 8)}
+    return {
+        bits: quantize_graph(graph, X, Recipe(activation_bits=bits, dual_layers=["pw"], **FAST))
+        for bits in (4, 8)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +115,7 @@ def test_dequantized_weights_reproduce_recorded_weight_sqnr(models, graph):
         w = nodes[op.name].params["weight"].astype(np.float64)
         w_hat, _ = dequantized_weights(m, op)
         assert w_hat.shape == w.shape
-        sqnr = 10 * np.log10((w ** 2).sum() / ((w - w_hat) ** 2).sum())
+        sqnr = 10 * np.log10((w**2).sum() / ((w - w_hat) ** 2).sum())
         assert sqnr == pytest.approx(m.meta["layer_stats"][op.name]["weight_sqnr_db"], abs=0.01), op.name
 
 
@@ -149,7 +158,9 @@ def test_cli_report_command(models, tmp_path, capsys):
     q4 = tmp_path / "m.q4"
     save_q4(models[4], q4)
     np.savez(tmp_path / "d.npz", x=X[:40], y=np.arange(40) % 5)
-    args = build_parser().parse_args(["report", str(q4), "--data", str(tmp_path / "d.npz"), "--count", "30", "-o", str(tmp_path / "r")])
+    args = build_parser().parse_args(
+        ["report", str(q4), "--data", str(tmp_path / "d.npz"), "--count", "30", "-o", str(tmp_path / "r")]
+    )
     assert args.func(args) == 0
     js = json.loads((tmp_path / "r" / "report.json").read_text())
     assert js["samples"] == 30 and js["accuracy"]["integer"] is not None and js["accuracy"]["float"] is None
@@ -157,12 +168,13 @@ def test_cli_report_command(models, tmp_path, capsys):
 
 
 def test_costs_match_the_code_generator(models):
-    from q4sdk.codegen.render import render
     from q4sdk.check.report import op_costs
+    from q4sdk.codegen.render import render
 
     _, gen = render(models[4], "tiny")
     assert {o.name: (o.macs, o.weight_bytes) for o in gen.ops} == {
-        op.name: op_costs(models[4], op) for op in models[4].ops}
+        op.name: op_costs(models[4], op) for op in models[4].ops
+    }
 
 
 def test_residual_input_model(graph, tmp_path):

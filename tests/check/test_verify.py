@@ -1,4 +1,5 @@
 """verify(): agreement on a correct build, and the right layer named for a corrupted weight."""
+
 from __future__ import annotations
 
 import re
@@ -6,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from q4sdk.targets.host_build import CModel
+from q4sdk.check.verify import verify
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import run_oracle
-from q4sdk.check.verify import verify
+from q4sdk.targets.host_build import CModel
 from random_models import random_input, random_model
 
 
@@ -43,7 +44,7 @@ def test_corrupted_weight_is_found_at_its_layer(setup):
     match = pattern.search(text)
     assert match, "weight table of the target layer not found"
     body = re.sub(r"0x([0-9a-f]{2})", lambda m: f"0x{int(m.group(1), 16) ^ 0x77:02x}", match.group(2))
-    weights.write_text(text[:match.start(2)] + body + text[match.end(2):])
+    weights.write_text(text[: match.start(2)] + body + text[match.end(2) :])
 
     res = verify(model, CModel(gen, build_dir=tmp / "build"), xq)
     assert not res.ok
@@ -51,7 +52,7 @@ def test_corrupted_weight_is_found_at_its_layer(setup):
     assert first.op == target.name and first.tensor == target.output
     assert first.c_value != first.oracle_value
     # the index is the first differing element of that sample's layer output
-    c_out, dumps = CModel(gen, build_dir=tmp / "build").run_with_dumps(xq[first.sample:first.sample + 1])
+    c_out, dumps = CModel(gen, build_dir=tmp / "build").run_with_dumps(xq[first.sample : first.sample + 1])
     assert dumps[target.output][0, first.index] == first.c_value
 
 
@@ -61,8 +62,7 @@ def test_wrong_model_is_refused(setup):
     if other.input_tensor.shape == model.input_tensor.shape:
         pytest.skip("random shapes happened to agree")
     with pytest.raises(Q4Error, match="not the same model"):
-        verify(other, tmp / "good", random_input(other, np.random.default_rng(0), 2),
-               build_dir=tmp / "build")
+        verify(other, tmp / "good", random_input(other, np.random.default_rng(0), 2), build_dir=tmp / "build")
 
 
 def test_resnet8_generated_c_is_bit_exact(shared_dir, tmp_path):

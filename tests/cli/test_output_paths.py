@@ -140,7 +140,9 @@ def test_read_only_folders(small, tmp_path, capsys, immutable):
     immutable(ro)
     _fails_naming(capsys, _quantize(small, ro / "m.q4"), ro / "m.q4")
     _fails_naming(capsys, ["generate", small / "m.q4", "-o", ro], ro)
-    _fails_naming(capsys, ["generate", small / "m.q4", "-o", ro / "sub"], ro)  # the read-only folder is the one at fault
+    _fails_naming(
+        capsys, ["generate", small / "m.q4", "-o", ro / "sub"], ro
+    )  # the read-only folder is the one at fault
     _fails_naming(capsys, ["generate", small / "m.q4", "-o", ro / "fw", "--board", "mps2-an386"], ro / "fw")
     _fails_naming(capsys, _report(small, ro), ro)
     _fails_naming(capsys, _report(small, ro / "rep"), ro / "rep")

@@ -1,9 +1,11 @@
 """Arena planner: live tensors never share bytes, chains are packed optimally, reshape aliases."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from q4sdk.codegen.arena import ALIGN, plan_arena
 from q4sdk.errors import Q4Error
@@ -47,7 +49,7 @@ def assert_valid(model: QModel):
         off = plan.offsets[t]
         assert off % ALIGN == 0 and off + model.tensors[t].size <= plan.size
     for i, t in enumerate(names):
-        for u in names[i + 1:]:
+        for u in names[i + 1 :]:
             if root[t] == root[u]:
                 assert plan.offsets[t] == plan.offsets[u]
                 continue
@@ -87,8 +89,10 @@ def test_chains_are_optimal(sizes):
 
 def test_peak_op_and_live_bytes():
     # x(16) -> a(160) -> b(32) -> c(16): op_b holds a and b live at once (192 bytes)
-    model = _model({"x": 16, "a": 160, "b": 32, "c": 16},
-                   [("clamp", ["x"], "a"), ("clamp", ["a"], "b"), ("clamp", ["b"], "c")])
+    model = _model(
+        {"x": 16, "a": 160, "b": 32, "c": 16},
+        [("clamp", ["x"], "a"), ("clamp", ["a"], "b"), ("clamp", ["b"], "c")],
+    )
     plan = assert_valid(model)
     assert plan.peak_op == "op_b" and plan.peak_live_bytes == 192 and plan.size == 192
     assert plan.live_bytes == [176, 192, 48]
@@ -96,8 +100,9 @@ def test_peak_op_and_live_bytes():
 
 def test_duplicate_op_names_do_not_confuse_the_planner():
     sizes = {"x": 16, "a": 160, "b": 32, "c": 160, "d": 16}
-    model = _model(sizes, [("clamp", ["x"], "a"), ("clamp", ["a"], "b"), ("clamp", ["b"], "c"),
-                           ("clamp", ["c"], "d")])
+    model = _model(
+        sizes, [("clamp", ["x"], "a"), ("clamp", ["a"], "b"), ("clamp", ["b"], "c"), ("clamp", ["c"], "d")]
+    )
     for op in model.ops:
         op.name = "same"
     plan = assert_valid(model)
@@ -106,16 +111,20 @@ def test_duplicate_op_names_do_not_confuse_the_planner():
 
 def test_residual_keeps_skip_tensor_alive():
     # x -> a -> b ; add(a, b) -> c : a is live while b is computed
-    model = _model({"x": 64, "a": 64, "b": 64, "c": 64},
-                   [("clamp", ["x"], "a"), ("clamp", ["a"], "b"), ("add", ["a", "b"], "c")])
+    model = _model(
+        {"x": 64, "a": 64, "b": 64, "c": 64},
+        [("clamp", ["x"], "a"), ("clamp", ["a"], "b"), ("add", ["a", "b"], "c")],
+    )
     plan = assert_valid(model)
     assert len({plan.offsets["a"], plan.offsets["b"], plan.offsets["c"]}) == 3
     assert plan.size == 192
 
 
 def test_reshape_aliases_its_input():
-    model = _model({"x": 48, "a": 48, "b": 48, "c": 16},
-                   [("clamp", ["x"], "a"), ("reshape", ["a"], "b"), ("clamp", ["b"], "c")])
+    model = _model(
+        {"x": 48, "a": 48, "b": 48, "c": 16},
+        [("clamp", ["x"], "a"), ("reshape", ["a"], "b"), ("clamp", ["b"], "c")],
+    )
     plan = assert_valid(model)
     assert plan.offsets["a"] == plan.offsets["b"]
 

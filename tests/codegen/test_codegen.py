@@ -1,4 +1,5 @@
 """Code generator: deterministic, warning-free C, safe file handling, exact input quantizer."""
+
 from __future__ import annotations
 
 import copy
@@ -9,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from q4sdk.targets.host_build import CModel
 from q4sdk.codegen.c_syntax import c_identifier, c_string, unique_identifiers
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import dequantize_output, quantize_input
 from q4sdk.ir.packing import pack_int4_rows
 from q4sdk.ir.qmodel import QTensor
+from q4sdk.targets.host_build import CModel
 from random_models import WARN_FLAGS, random_model
 
 
@@ -87,17 +88,22 @@ def test_invalid_model_writes_nothing(model, tmp_path):
     conv = next(op for op in bad.ops if op.kind == "conv2d")
     conv.arrays["shift"] = conv.arrays["shift"].copy()
     conv.arrays["shift"][0] = 63
-    with pytest.raises(Q4Error, match=f"op '{conv.name}' \\(conv2d\\): array 'shift' values must lie in .*63"):
+    with pytest.raises(
+        Q4Error, match=f"op '{conv.name}' \\(conv2d\\): array 'shift' values must lie in .*63"
+    ):
         generate(bad, tmp_path / "g", "net")
     assert not (tmp_path / "g").exists()
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("weight", 8, "array 'weight' values must lie in"),
-    ("bias", 2**31 - 1, "bias too large"),
-    ("multiplier", 5, "array 'multiplier' values must be 0 or in .*got 5"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("weight", 8, "array 'weight' values must lie in"),
+        ("bias", 2**31 - 1, "bias too large"),
+        ("multiplier", 5, "array 'multiplier' values must be 0 or in .*got 5"),
+    ],
+)
 def test_range_checks_name_the_op(model, tmp_path, field, value, message):
     bad = copy.deepcopy(model)
     op = next(op for op in bad.ops if op.kind == "fully_connected")
@@ -130,14 +136,27 @@ def test_generated_code_compiles_warning_free(model, tmp_path, compiler):
     target = ["-mcpu=cortex-m4", "-mthumb", "-ffreestanding"] if compiler.startswith("arm") else []
     weird = copy.deepcopy(model)
     for i, op in enumerate(weird.ops):  # hostile node names: collisions, keywords, comment ends
-        op.name = ["int", "a/b", "a.b", "*/ x", "9lives", "\u00e9\"q\"", "??=", "a_b"][i % 8] + " ." * (i // 8)
+        op.name = ["int", "a/b", "a.b", "*/ x", "9lives", '\u00e9"q"', "??=", "a_b"][i % 8] + " ." * (i // 8)
     gen = tmp_path / "g"
     generate(weird, gen, "net")
     sources = [gen / "net.c", gen / "net_weights.c", *sorted((gen / "q4_runtime").glob("*.c"))]
     for defines in ([], ["-DQ4_DEBUG_DUMP"]):
         for src in sources:
-            res = subprocess.run([compiler, *WARN_FLAGS, *target, "-O2", *defines, "-c", str(src),
-                                  "-o", str(tmp_path / "x.o")], capture_output=True, text=True)
+            res = subprocess.run(
+                [
+                    compiler,
+                    *WARN_FLAGS,
+                    *target,
+                    "-O2",
+                    *defines,
+                    "-c",
+                    str(src),
+                    "-o",
+                    str(tmp_path / "x.o"),
+                ],
+                capture_output=True,
+                text=True,
+            )
             assert res.returncode == 0, res.stderr
 
 
@@ -187,7 +206,7 @@ def test_vector_input_model(tmp_path):
     rng = np.random.default_rng(2)
     m = random_model(rng, n_ops=0, name="vec", head=True)
     cut = next(i for i, op in enumerate(m.ops) if op.kind == "reshape")
-    m.ops = m.ops[cut + 1:]  # the fully_connected now reads the input vector directly
+    m.ops = m.ops[cut + 1 :]  # the fully_connected now reads the input vector directly
     t = m.tensors[m.ops[0].inputs[0]]
     assert len(t.shape) == 1
     m.tensors[t.name] = QTensor(t.name, t.shape, t.bits, 0.125, 3 if t.bits == 8 else 1)

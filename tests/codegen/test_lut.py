@@ -1,6 +1,7 @@
 """The ``lut`` op (unary nonlinearities by table lookup), end to end: ONNX import of each
 function against onnxruntime, the C against the oracle bit for bit (int8 and packed 4-bit
 activations), and quantize -> generate -> verify on a tiny model."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,16 +32,26 @@ FUNCTIONS = {  # ONNX op -> (attrs, float64 reference)
 
 def _model(op: str, attrs: dict, rng) -> onnx.ModelProto:
     """x [N, 3, 6, 6] -> Conv 3x3 -> <op> -> GlobalAveragePool -> Flatten -> Gemm -> y."""
-    inits = {"w": rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32), "b": rng.normal(0, 0.3, 4).astype(np.float32),
-             "fw": rng.normal(0, 0.5, (5, 4)).astype(np.float32), "fb": np.zeros(5, np.float32)}
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node(op, ["c"], ["u"], name="act", **attrs),
-             helper.make_node("GlobalAveragePool", ["u"], ["g"], name="gap"),
-             helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-             helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc")]
-    graph = helper.make_graph(nodes, "lut", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    inits = {
+        "w": rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32),
+        "b": rng.normal(0, 0.3, 4).astype(np.float32),
+        "fw": rng.normal(0, 0.5, (5, 4)).astype(np.float32),
+        "fb": np.zeros(5, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node(op, ["c"], ["u"], name="act", **attrs),
+        helper.make_node("GlobalAveragePool", ["u"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "lut",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -53,7 +64,9 @@ def test_onnx_import_matches_onnxruntime(op):
     graph = import_onnx_model(model, "lut")
     assert [n.op for n in graph.nodes] == ["conv2d", "unary", "global_avgpool", "reshape", "fully_connected"]
     x = rng.normal(0, 2, (8, 3, 6, 6)).astype(np.float32)
-    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )[0]
     np.testing.assert_allclose(run_float(graph, x), ref, rtol=1e-4, atol=1e-5)
 
 
@@ -72,8 +85,11 @@ def test_quantize_generate_verify(op, tmp_path):
     codes = np.arange(t_in.qmin, t_in.qmax + 1)
     real = FUNCTIONS[op][1](t_in.scale * (codes - t_in.zero_point).astype(np.float64))
     v = real / t_out.scale
-    expect = np.clip(np.trunc(v) + np.where(np.abs(v - np.trunc(v)) >= 0.5, np.sign(v), 0) + t_out.zero_point,
-                     t_out.qmin, t_out.qmax)
+    expect = np.clip(
+        np.trunc(v) + np.where(np.abs(v - np.trunc(v)) >= 0.5, np.sign(v), 0) + t_out.zero_point,
+        t_out.qmin,
+        t_out.qmax,
+    )
     np.testing.assert_array_equal(lut.arrays["table"], expect.astype(np.int8))
     generate(model, tmp_path / "gen", "lut")
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")

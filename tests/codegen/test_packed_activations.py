@@ -5,6 +5,7 @@ Random W4A4 models (``test_runtime_c._Builder`` with every tensor at 4 bits) hav
 counts and odd sizes, so tensors end in half-used bytes and convolution runs start on either
 nibble; ``tests/graphs.tiny_resnet`` goes through the real quantizer.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,11 +18,11 @@ import pytest
 
 from q4sdk.codegen import render as codegen
 from q4sdk.codegen.arena import packed_tensors
-from q4sdk.ir.ops import OPS
-from q4sdk.targets.host_build import CModel
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
+from q4sdk.ir.ops import OPS
 from q4sdk.ir.qmodel import QModel
+from q4sdk.targets.host_build import CModel
 from random_models import SPATIAL_OPS, WARN_FLAGS, _Builder, assert_c_equals_oracle, random_input
 
 
@@ -45,17 +46,24 @@ class _W4A4Builder(_Builder):
         super().flatten_fc()
 
 
-def w4a4_model(seed: int, n_ops: int, kinds=SPATIAL_OPS, output_bits: int = 8,
-               multi_term: bool = True) -> QModel:
+def w4a4_model(
+    seed: int, n_ops: int, kinds=SPATIAL_OPS, output_bits: int = 8, multi_term: bool = True
+) -> QModel:
     """A random W4A4 chain (residual adds, multi-term layers) with an fc head."""
     rng = np.random.default_rng(seed)
     shape = (int(rng.integers(3, 10)), int(rng.integers(3, 10)), int(rng.choice([1, 3, 5, 7])))
     b = _W4A4Builder(rng, shape, output_bits, multi_term)
     for _ in range(n_ops):
         kind = kinds[int(rng.integers(len(kinds)))]
-        {"conv2d": lambda: b.conv(False), "depthwise_conv2d": lambda: b.conv(True),
-         "avgpool": lambda: b.pool("avgpool"), "maxpool": lambda: b.pool("maxpool"),
-         "add": b.add, "clamp": b.clamp, "pad": b.pad}[kind]()
+        {
+            "conv2d": lambda: b.conv(False),
+            "depthwise_conv2d": lambda: b.conv(True),
+            "avgpool": lambda: b.pool("avgpool"),
+            "maxpool": lambda: b.pool("maxpool"),
+            "add": b.add,
+            "clamp": b.clamp,
+            "pad": b.pad,
+        }[kind]()
     if rng.random() < 0.5:
         b.global_avgpool()
     b.flatten_fc()
@@ -76,6 +84,7 @@ def _about_half(report) -> None:
 
 
 # --------------------------------------------------------------------------- bit-exactness
+
 
 @pytest.mark.parametrize("kind", SPATIAL_OPS)
 def test_every_op_kind_packed_is_bit_exact(tmp_path, kind):
@@ -134,8 +143,9 @@ def test_quantized_tiny_resnet_w4a4_packed(tmp_path, residual_input):
 
     graph = tiny_resnet(seed=3, c=5)
     calib = np.random.default_rng(0).uniform(0, 1, size=(16, 3, 8, 8)).astype(np.float32)
-    model = quantize_graph(graph, calib, Recipe(activation_bits=4, unsigned_activations=True,
-                                                residual_input=residual_input))
+    model = quantize_graph(
+        graph, calib, Recipe(activation_bits=4, unsigned_activations=True, residual_input=residual_input)
+    )
     assert model.output_tensor.bits == 8
     assert packed_tensors(model) == set(model.tensors) - {model.output}
     report, cm = _build(model, tmp_path, "tiny")
@@ -145,6 +155,7 @@ def test_quantized_tiny_resnet_w4a4_packed(tmp_path, residual_input):
 
 
 # --------------------------------------------------------------------------- errors and options
+
 
 def test_w4a8_with_packing_names_the_first_wide_tensor(tmp_path):
     model = w4a4_model(6, n_ops=4, kinds=("conv2d", "avgpool"))
@@ -183,8 +194,11 @@ def test_packed_code_compiles_warning_free(tmp_path, compiler, output_bits):
     sources = [gen / "w.c", gen / "w_weights.c", *sorted((gen / "q4_runtime").glob("*.c"))]
     for extra in ([], ["-DQ4_DEBUG_DUMP"]):
         for src in sources:
-            res = subprocess.run([compiler, *WARN_FLAGS, *arch, "-O2", *extra, "-c", str(src),
-                                  "-o", str(tmp_path / "x.o")], capture_output=True, text=True)
+            res = subprocess.run(
+                [compiler, *WARN_FLAGS, *arch, "-O2", *extra, "-c", str(src), "-o", str(tmp_path / "x.o")],
+                capture_output=True,
+                text=True,
+            )
             assert res.returncode == 0, f"{src.name} {extra}: {res.stderr}"
 
 
@@ -194,8 +208,9 @@ def test_packed_ops_never_take_optimised_variants(board):
     from q4sdk.targets.boards import load_board
 
     model = w4a4_model(10, n_ops=6, kinds=("conv2d", "add"))
-    _, report = codegen.render(model, "o", target=load_board(board), kernels="optimised",
-                               pack_activations=True)
+    _, report = codegen.render(
+        model, "o", target=load_board(board), kernels="optimised", pack_activations=True
+    )
     assert all(op.kernel.endswith("_p4") for op in report.ops if op.kind != "reshape")
     assert report.scratch_bytes == 0
 
@@ -222,14 +237,35 @@ def test_packed_model_under_sanitizers(tmp_path):
         "    (void)argc;\n"
         "    while (fread(x, 1, sizeof x, in) == sizeof x) {\n"
         "        san_run(x, y);\n        fwrite(y, 1, sizeof y, out);\n    }\n"
-        "    fclose(in);\n    fclose(out);\n    return 0;\n}\n")
-    sources = [gen / "san.c", gen / "san_weights.c", gen / "main_test.c",
-               *sorted((gen / "q4_runtime").glob("*.c"))]
-    subprocess.run(["gcc", *WARN_FLAGS, "-g", "-O1", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=all", *map(str, sources), "-o", str(tmp_path / "exe")],
-                   check=True, capture_output=True, text=True)
-    res = subprocess.run([str(tmp_path / "exe"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
-                         capture_output=True, text=True)
+        "    fclose(in);\n    fclose(out);\n    return 0;\n}\n"
+    )
+    sources = [
+        gen / "san.c",
+        gen / "san_weights.c",
+        gen / "main_test.c",
+        *sorted((gen / "q4_runtime").glob("*.c")),
+    ]
+    subprocess.run(
+        [
+            "gcc",
+            *WARN_FLAGS,
+            "-g",
+            "-O1",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            *map(str, sources),
+            "-o",
+            str(tmp_path / "exe"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    res = subprocess.run(
+        [str(tmp_path / "exe"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)
     np.testing.assert_array_equal(out, run_oracle(model, xq).reshape(len(xq), -1))
@@ -241,24 +277,38 @@ def test_cli_generate_prints_both_arena_sizes(tmp_path, capsys):
 
     model = w4a4_model(9, n_ops=4, multi_term=False)
     save_q4(model, tmp_path / "m.q4")
-    assert main(["generate", str(tmp_path / "m.q4"), "-o", str(tmp_path / "gen"), "--name", "m",
-                 "--pack-activations"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "m.q4"),
+                "-o",
+                str(tmp_path / "gen"),
+                "--name",
+                "m",
+                "--pack-activations",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     report = codegen.render(model, "m", pack_activations=True)[1]
-    assert (f"{report.arena_bytes:,} bytes (packed 4-bit; {report.arena_bytes_unpacked:,} bytes "
-            "unpacked)") in out
-    assert "#include \"q4_runtime/q4_packed.h\"" in (tmp_path / "gen" / "m.c").read_text()
+    assert (
+        f"{report.arena_bytes:,} bytes (packed 4-bit; {report.arena_bytes_unpacked:,} bytes unpacked)"
+    ) in out
+    assert '#include "q4_runtime/q4_packed.h"' in (tmp_path / "gen" / "m.c").read_text()
 
 
 # --------------------------------------------------------------------------- on the target
+
 
 def test_resnet8_w4a4_packed_under_qemu(shared_dir, tmp_path):
     """ResNet-8 W4A4 quantized here, packed, on mps2-an386 (Cortex-M4) under QEMU: outputs
     bit-exact with the oracle and about half the arena of the unpacked build."""
     from q4sdk.api import quantize
+    from q4sdk.ir.oracle import quantize_input
     from q4sdk.targets.boards import load_board
     from q4sdk.targets.firmware import toolchain_available
-    from q4sdk.ir.oracle import quantize_input
     from q4sdk.targets.run import format_target_run, run_on_board
 
     board = load_board("mps2-an386")
@@ -270,10 +320,13 @@ def test_resnet8_w4a4_packed_under_qemu(shared_dir, tmp_path):
     to_nchw = lambda x: x.transpose(0, 3, 1, 2).astype(np.float32)  # noqa: E731
     calib = np.load(shared_dir / "data" / "cifar10_calib.npz")["x"][:32]
     test = np.load(shared_dir / "data" / "cifar10_test.npz")["x"][:2]
-    model = quantize(str(shared_dir / "models" / "resnet8_cifar10.onnx"), to_nchw(calib),
-                     activations=4, unsigned_activations=True)
-    run = run_on_board(model, board, quantize_input(model, to_nchw(test)), tmp_path,
-                       pack_activations=True)
+    model = quantize(
+        str(shared_dir / "models" / "resnet8_cifar10.onnx"),
+        to_nchw(calib),
+        activations=4,
+        unsigned_activations=True,
+    )
+    run = run_on_board(model, board, quantize_input(model, to_nchw(test)), tmp_path, pack_activations=True)
     assert run.ok, format_target_run(run)
     assert run.ram["arena"] <= run.ram["arena_unpacked"] // 2 + 16 * len(model.ops)
     assert "packed 4-bit" in format_target_run(run)

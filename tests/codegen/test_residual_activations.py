@@ -1,6 +1,7 @@
 """Residual quantization of internal activations (x ~ S1*(X1 - z1) + S2*X2, Choukroun et al. 2019):
 the lossless split of the 8-bit fine-grid tensor, the quantizer's lowering, the .q4 checks, and the
 generated C (int8 and packed arenas, sanitizers), bit-exact with the oracle."""
+
 from __future__ import annotations
 
 import copy
@@ -10,19 +11,19 @@ import numpy as np
 import pytest
 
 from graphs import tiny_resnet
-from q4sdk.ir import oracle
+from q4sdk.check.verify import verify
 from q4sdk.codegen.arena import packed_tensors
-from q4sdk.targets.host_build import CModel
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
+from q4sdk.ir import oracle
 from q4sdk.ir.float_exec import run_float
 from q4sdk.ir.q4file import load_q4, save_q4
-from q4sdk.ir.validate import validate_model
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.ir.validate import validate_model
 from q4sdk.ptq.lower import coarse_zero_point, fine_zero_point
 from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
-from q4sdk.check.verify import verify
+from q4sdk.targets.host_build import CModel
 from random_models import sanitized_outputs
 
 RESIDUAL = ["r1", "r2", "r3", "v1", "@last_input"]
@@ -34,8 +35,13 @@ def calib() -> np.ndarray:
 
 
 def _recipe(residual_activations, **kw) -> Recipe:
-    return Recipe(activation_bits=4, unsigned_activations=True, calib_samples=64,
-                  residual_activations=residual_activations, **kw)
+    return Recipe(
+        activation_bits=4,
+        unsigned_activations=True,
+        calib_samples=64,
+        residual_activations=residual_activations,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +82,11 @@ def test_lowering_splits_each_tensor_before_its_weighted_readers(model):
         assert f.zero_point == fine_zero_point(x1.zero_point, 4)
         order = [op.output for op in model.ops]
         assert order.index(f"{name}__coarse") < order.index(f"{name}__residual")
-    assert all(t.bits == 4 for n, t in model.tensors.items()
-               if n not in ("r1", "r2", "r3", "m1", "v1", "c2", "f1", model.output))
+    assert all(
+        t.bits == 4
+        for n, t in model.tensors.items()
+        if n not in ("r1", "r2", "r3", "m1", "v1", "c2", "f1", model.output)
+    )
 
 
 def test_residual_activations_lower_the_output_error(calib):
@@ -146,26 +155,39 @@ def test_c_split_saturates_like_the_oracle_for_any_zero_points(tmp_path, zf, z1)
     oracle still agree on all 256 codes (under ASan/UBSan)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc not installed")
-    tensors = {"f": QTensor("f", (1, 1, 256), 8, 0.01, zf),
-               "x1": QTensor("x1", (1, 1, 256), 4, 0.16, z1),
-               "x2": QTensor("x2", (1, 1, 256), 4, 0.01, 0)}
-    ops = [QOp("x1", "residual_split", ["f"], "x1", {"part": 0, "coarse_zero_point": z1}, {}),
-           QOp("x2", "residual_split", ["f"], "x2", {"part": 1, "coarse_zero_point": z1}, {})]
+    tensors = {
+        "f": QTensor("f", (1, 1, 256), 8, 0.01, zf),
+        "x1": QTensor("x1", (1, 1, 256), 4, 0.16, z1),
+        "x2": QTensor("x2", (1, 1, 256), 4, 0.01, 0),
+    }
+    ops = [
+        QOp("x1", "residual_split", ["f"], "x1", {"part": 0, "coarse_zero_point": z1}, {}),
+        QOp("x2", "residual_split", ["f"], "x2", {"part": 1, "coarse_zero_point": z1}, {}),
+    ]
     for out in ("x1", "x2"):
-        m = QModel("split", "f", out, {k: v for k, v in tensors.items() if k in ("f", "x1", out)},
-                   ops[:1] if out == "x1" else ops, {"input_layout": "NHWC"})
+        m = QModel(
+            "split",
+            "f",
+            out,
+            {k: v for k, v in tensors.items() if k in ("f", "x1", out)},
+            ops[:1] if out == "x1" else ops,
+            {"input_layout": "NHWC"},
+        )
         validate_model(m)
         xq = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 1, 256)
         out_c = sanitized_outputs(m, xq, tmp_path / out)
         np.testing.assert_array_equal(out_c, oracle.run_oracle(m, xq).reshape(1, -1))
 
 
-@pytest.mark.parametrize("names,message", [
-    (["nope"], "no tensor named 'nope'"),
-    (["x"], "is the network input"),
-    (["y"], "is the network output"),
-    (["m1"], "keeps the quantization of 'r3'"),
-])
+@pytest.mark.parametrize(
+    "names,message",
+    [
+        (["nope"], "no tensor named 'nope'"),
+        (["x"], "is the network input"),
+        (["y"], "is the network output"),
+        (["m1"], "keeps the quantization of 'r3'"),
+    ],
+)
 def test_bad_names_are_refused(calib, names, message):
     with pytest.raises(Q4Error, match=f"residual_activations.*{message}"):
         quantize_graph(tiny_resnet(), calib, _recipe(names))

@@ -1,5 +1,6 @@
 """Residual-quantized network input (X ~ S1*(X1 - z1) + S2*X2) through the arena, the generated C
 (int8 and float entry points), the firmware project and a run under QEMU, bit-exact with the oracle."""
+
 from __future__ import annotations
 
 import copy
@@ -8,21 +9,21 @@ import numpy as np
 import pytest
 
 from graphs import tiny_resnet
-from q4sdk.ir import oracle
+from mcu.harness import require_tools
+from q4sdk.check.verify import verify
 from q4sdk.codegen.arena import plan_arena
-from q4sdk.targets.boards import load_board
-from q4sdk.targets.host_build import CModel
 from q4sdk.codegen.render import generate, render
 from q4sdk.errors import Q4Error
-from q4sdk.targets.project import zero_input
+from q4sdk.ir import oracle
 from q4sdk.ir.qmodel import QTensor
 from q4sdk.ptq.lower import residual_name
 from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe, preset
+from q4sdk.targets.boards import load_board
+from q4sdk.targets.host_build import CModel
+from q4sdk.targets.project import zero_input
 from q4sdk.targets.run import run_on_board
-from q4sdk.check.verify import verify
 from random_models import random_model
-from mcu.harness import require_tools
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,11 @@ def calib() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model(calib):
-    m = quantize_graph(tiny_resnet(), calib, Recipe(activation_bits=4, unsigned_activations=True,
-                                                    residual_input=True, calib_samples=64))
+    m = quantize_graph(
+        tiny_resnet(),
+        calib,
+        Recipe(activation_bits=4, unsigned_activations=True, residual_input=True, calib_samples=64),
+    )
     assert m.meta["input_residual"] == residual_name(m.input)
     assert m.input_tensor.zero_point != 0  # the zero point of X1 takes part in X2
     return m
@@ -70,8 +74,12 @@ def test_header_takes_x1_then_x2(model, cmodel):
     assert cmodel.input_shape == oracle.input_shape(model) == (2, *model.input_tensor.shape)
     assert cmodel.input_tensor_size == size
     header = (cmodel.gen_dir / "res.h").read_text()
-    for line in (f"#define RES_INPUT_SIZE {2 * size}", "#define RES_INPUT_TENSORS 2",
-                 f"#define RES_INPUT_TENSOR_SIZE {size}", "#define RES_INPUT_RESIDUAL_ZERO_POINT 0"):
+    for line in (
+        f"#define RES_INPUT_SIZE {2 * size}",
+        "#define RES_INPUT_TENSORS 2",
+        f"#define RES_INPUT_TENSOR_SIZE {size}",
+        "#define RES_INPUT_RESIDUAL_ZERO_POINT 0",
+    ):
         assert line in header
 
 
@@ -110,8 +118,9 @@ def test_float_entry_point_matches_quantize_input(model, calib, layout, tmp_path
     # v = 4x: exact halves of X1, exact halves of the residual (multiples of 1/32), near-halves
     x[:8] = rng.integers(-40, 40, size=x[:8].shape) / np.float32(2) / 4
     x[8:16] = rng.integers(-700, 700, size=x[8:16].shape) / np.float32(32) / 4
-    x[16].flat[:6] = np.array([0.49999997, -0.49999997, 1.4999999, 0.53125, -0.03125, 0.46875],
-                              np.float32) / 4
+    x[16].flat[:6] = (
+        np.array([0.49999997, -0.49999997, 1.4999999, 0.53125, -0.03125, 0.46875], np.float32) / 4
+    )
     x[17].flat[:6] = [np.nan, np.inf, -np.inf, 1e30, -1e30, -0.0]
     expect = oracle.quantize_input(m, x)
     np.testing.assert_array_equal(cm.quantize_input(x), expect)

@@ -2,6 +2,7 @@
 
 ``random_model`` (tests/random_models.py) builds small random QModels covering every op kind.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,16 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from q4sdk.targets.host_build import CModel
-from q4sdk.codegen.render import generate
-from q4sdk.resources import RUNTIME_DIR
 from q4sdk.ir.oracle import run_oracle
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
-
-from random_models import (SPATIAL_OPS, WARN_FLAGS, _Builder, assert_c_equals_oracle, build_c,
-                           random_input, random_model, sanitized_outputs)
+from q4sdk.resources import RUNTIME_DIR
+from random_models import (
+    SPATIAL_OPS,
+    WARN_FLAGS,
+    assert_c_equals_oracle,
+    build_c,
+    random_input,
+    random_model,
+    sanitized_outputs,
+)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -47,8 +53,12 @@ def test_multi_term_layers(tmp_path):
     rng = np.random.default_rng(123)
     model = random_model(rng, n_ops=10, kinds=("conv2d", "depthwise_conv2d"), name="terms")
     shapes = {(op.kind, len(op.inputs), "weight2" in op.arrays) for op in model.ops}
-    assert {("conv2d", 1, True), ("conv2d", 2, True), ("conv2d", 2, False),
-            ("depthwise_conv2d", 2, False)} <= shapes
+    assert {
+        ("conv2d", 1, True),
+        ("conv2d", 2, True),
+        ("conv2d", 2, False),
+        ("depthwise_conv2d", 2, False),
+    } <= shapes
     cm = build_c(model, tmp_path, "terms")
     assert_c_equals_oracle(cm, model, random_input(model, rng, 24))
 
@@ -58,8 +68,9 @@ def test_extreme_values_saturate_identically(tmp_path):
     rng = np.random.default_rng(7)
     model = random_model(rng, n_ops=8, extreme=True, name="extreme")
     t = model.input_tensor
-    xq = np.stack([np.full(t.shape, t.qmin, np.int8), np.full(t.shape, t.qmax, np.int8),
-                   *random_input(model, rng, 6)])
+    xq = np.stack(
+        [np.full(t.shape, t.qmin, np.int8), np.full(t.shape, t.qmax, np.int8), *random_input(model, rng, 6)]
+    )
     cm = build_c(model, tmp_path, "extreme")
     out = cm.run(xq)
     assert {int(out.min()), int(out.max())} & {model.output_tensor.qmin, model.output_tensor.qmax}
@@ -69,9 +80,19 @@ def test_extreme_values_saturate_identically(tmp_path):
 def _single_fc_model(weight, bias, mult, shift, in_zp=0, out_zp=0) -> QModel:
     o, i = weight.shape
     tensors = {"x": QTensor("x", (i,), 8, 1.0, in_zp), "y": QTensor("y", (o,), 8, 1.0, out_zp)}
-    op = QOp("fc", "fully_connected", ["x"], "y", {"act_min": -128, "act_max": 127},
-             {"weight": weight.astype(np.int8), "bias": np.asarray(bias, np.int32),
-              "multiplier": np.asarray(mult, np.int32), "shift": np.asarray(shift, np.int32)})
+    op = QOp(
+        "fc",
+        "fully_connected",
+        ["x"],
+        "y",
+        {"act_min": -128, "act_max": 127},
+        {
+            "weight": weight.astype(np.int8),
+            "bias": np.asarray(bias, np.int32),
+            "multiplier": np.asarray(mult, np.int32),
+            "shift": np.asarray(shift, np.int32),
+        },
+    )
     return QModel("fc", "x", "y", tensors, [op], {"input_layout": "NHWC"})
 
 
@@ -93,10 +114,21 @@ def test_odd_row_packing_and_large_k(tmp_path):
     """Odd K (half-byte row padding) with the largest accumulators the range check allows."""
     rng = np.random.default_rng(3)
     weight = rng.choice([-8, 7], size=(5, 301))
-    model = _single_fc_model(weight, rng.integers(-10**6, 10**6, 5), rng.integers(1 << 30, 1 << 31, 5),
-                             [40, 41, 42, 43, 44], in_zp=127, out_zp=-3)
-    xq = np.concatenate([np.full((1, 301), -128, np.int8), np.full((1, 301), 127, np.int8),
-                         rng.integers(-128, 128, (6, 301)).astype(np.int8)])
+    model = _single_fc_model(
+        weight,
+        rng.integers(-(10**6), 10**6, 5),
+        rng.integers(1 << 30, 1 << 31, 5),
+        [40, 41, 42, 43, 44],
+        in_zp=127,
+        out_zp=-3,
+    )
+    xq = np.concatenate(
+        [
+            np.full((1, 301), -128, np.int8),
+            np.full((1, 301), 127, np.int8),
+            rng.integers(-128, 128, (6, 301)).astype(np.int8),
+        ]
+    )
     cm = build_c(model, tmp_path, "oddk")
     np.testing.assert_array_equal(cm.run(xq), run_oracle(model, xq))
 
@@ -107,12 +139,27 @@ def test_runtime_compiles_warning_free(tmp_path, compiler):
         pytest.skip(f"{compiler} not installed")
     extra = ["-mcpu=cortex-m4", "-mthumb", "-ffreestanding"] if compiler.startswith("arm") else []
     for src in sorted((RUNTIME_DIR / "src").rglob("*.c")):
-        res = subprocess.run([compiler, *WARN_FLAGS, "-Wconversion", "-Wshadow", "-O2", *extra,
-                              "-I", str(RUNTIME_DIR / "include"), "-I", str(RUNTIME_DIR / "include" / "internal"), "-c", str(src),
-                              "-o", str(tmp_path / f"{src.stem}.o")], capture_output=True, text=True)
+        res = subprocess.run(
+            [
+                compiler,
+                *WARN_FLAGS,
+                "-Wconversion",
+                "-Wshadow",
+                "-O2",
+                *extra,
+                "-I",
+                str(RUNTIME_DIR / "include"),
+                "-I",
+                str(RUNTIME_DIR / "include" / "internal"),
+                "-c",
+                str(src),
+                "-o",
+                str(tmp_path / f"{src.stem}.o"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert res.returncode == 0, f"{src.name}: {res.stderr}"
-
-
 
 
 @pytest.mark.parametrize("seed,kinds", [(11, SPATIAL_OPS), (123, ("conv2d", "depthwise_conv2d"))])

@@ -1,4 +1,5 @@
 """ONNX importer: each supported pattern against onnxruntime, and each rejection path."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from q4sdk.errors import Q4Error
-from q4sdk.ir.float_exec import run_float
 from q4sdk.frontend import import_onnx_model, load_onnx
+from q4sdk.ir.float_exec import run_float
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 RESNET8 = SHARED / "models" / "resnet8_cifar10.onnx"
@@ -28,7 +29,10 @@ def make_model(nodes, in_shape, inits=None, opset=17, extra_inputs=()):
     """A one-input one-output model; the input is 'x', the output 'y'."""
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape), *extra_inputs]
     graph = helper.make_graph(
-        nodes, "test", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        nodes,
+        "test",
+        inputs,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
@@ -68,11 +72,15 @@ def node(op, inputs, outputs, name="", **attrs):
 def test_conv_batchnorm_relu_folds_bn():
     c = 6
     inits = {"w": rand(c, 3, 3, 3), "g": rand(c) + 2, "b": rand(c), "m": rand(c), "v": np.abs(rand(c)) + 0.5}
-    model = make_model([
-        node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
-        node("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"], "bn", epsilon=1e-3),
-        node("Relu", ["bn"], ["y"], "relu"),
-    ], ["N", 3, 7, 7], inits)
+    model = make_model(
+        [
+            node("Conv", ["x", "w"], ["c"], "conv", pads=[1, 1, 1, 1]),
+            node("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"], "bn", epsilon=1e-3),
+            node("Relu", ["bn"], ["y"], "relu"),
+        ],
+        ["N", 3, 7, 7],
+        inits,
+    )
     graph = import_and_compare(model, rand(2, 3, 7, 7))
     assert ops(graph) == ["conv2d", "relu"]
     assert graph.nodes[0].output == "bn" and graph.shapes["bn"] == (c, 7, 7)
@@ -81,29 +89,40 @@ def test_conv_batchnorm_relu_folds_bn():
 
 def test_conv_plus_constant_folds_into_bias_and_residual_add_stays():
     inits = {"w": rand(4, 4, 3, 3), "k": rand(1, 4, 1, 1)}
-    model = make_model([
-        node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
-        node("Add", ["k", "c"], ["cb"]),
-        node("Add", ["cb", "x"], ["y"]),
-    ], ["N", 4, 5, 5], inits)
+    model = make_model(
+        [
+            node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+            node("Add", ["k", "c"], ["cb"]),
+            node("Add", ["cb", "x"], ["y"]),
+        ],
+        ["N", 4, 5, 5],
+        inits,
+    )
     graph = import_and_compare(model, rand(3, 4, 5, 5))
     assert ops(graph) == ["conv2d", "add"]
     np.testing.assert_allclose(graph.nodes[0].params["bias"], inits["k"].reshape(4))
 
 
 def test_depthwise_conv_and_asymmetric_maxpool():
-    model = make_model([
-        node("Conv", ["x", "w", "b"], ["c"], group=5, pads=[1, 0, 1, 2], strides=[2, 1]),
-        node("MaxPool", ["c"], ["y"], kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 0, 1]),
-    ], ["N", 5, 9, 8], {"w": rand(5, 1, 3, 3), "b": rand(5)})
+    model = make_model(
+        [
+            node("Conv", ["x", "w", "b"], ["c"], group=5, pads=[1, 0, 1, 2], strides=[2, 1]),
+            node("MaxPool", ["c"], ["y"], kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 0, 1]),
+        ],
+        ["N", 5, 9, 8],
+        {"w": rand(5, 1, 3, 3), "b": rand(5)},
+    )
     graph = import_and_compare(model, rand(2, 5, 9, 8))
     assert graph.nodes[0].attrs["groups"] == 5 and graph.nodes[0].attrs["pads"] == (1, 0, 1, 2)
 
 
 @pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
 def test_conv_auto_pad_becomes_explicit(auto_pad):
-    model = make_model([node("Conv", ["x", "w"], ["y"], auto_pad=auto_pad, strides=[2, 2])],
-                       ["N", 2, 8, 7], {"w": rand(3, 2, 4, 3)})
+    model = make_model(
+        [node("Conv", ["x", "w"], ["y"], auto_pad=auto_pad, strides=[2, 2])],
+        ["N", 2, 8, 7],
+        {"w": rand(3, 2, 4, 3)},
+    )
     graph = import_and_compare(model, rand(2, 2, 8, 7))
     expected = {"SAME_UPPER": (1, 1, 1, 1), "SAME_LOWER": (1, 1, 1, 1), "VALID": (0, 0, 0, 0)}
     # 8 rows, k=4, s=2: total 2 -> 1/1; 7 cols, k=3, s=2: total 2 -> 1/1
@@ -111,52 +130,75 @@ def test_conv_auto_pad_becomes_explicit(auto_pad):
 
 
 def test_same_lower_puts_the_odd_pad_first():
-    model = make_model([node("Conv", ["x", "w"], ["y"], auto_pad="SAME_LOWER")],
-                       ["N", 1, 6, 6], {"w": rand(2, 1, 2, 2)})
+    model = make_model(
+        [node("Conv", ["x", "w"], ["y"], auto_pad="SAME_LOWER")], ["N", 1, 6, 6], {"w": rand(2, 1, 2, 2)}
+    )
     graph = import_and_compare(model, rand(1, 1, 6, 6))
     assert graph.nodes[0].attrs["pads"] == (1, 1, 0, 0)
 
 
 def test_pad_folds_into_conv():
     pads = np.array([0, 0, 1, 2, 0, 0, 0, 1], np.int64)
-    model = make_model([
-        node("Pad", ["x", "p"], ["xp"]),
-        node("Conv", ["xp", "w"], ["y"], pads=[1, 1, 1, 1]),
-    ], ["N", 2, 6, 6], {"p": pads, "w": rand(3, 2, 3, 3)})
+    model = make_model(
+        [
+            node("Pad", ["x", "p"], ["xp"]),
+            node("Conv", ["xp", "w"], ["y"], pads=[1, 1, 1, 1]),
+        ],
+        ["N", 2, 6, 6],
+        {"p": pads, "w": rand(3, 2, 3, 3)},
+    )
     graph = import_and_compare(model, rand(2, 2, 6, 6))
     assert ops(graph) == ["conv2d"] and graph.nodes[0].attrs["pads"] == (2, 3, 1, 2)
 
 
 def test_opset18_pad_with_axes_folds_into_conv():
-    model = make_model([
-        node("Pad", ["x", "p", "", "axes"], ["xp"]),
-        node("Conv", ["xp", "w"], ["y"]),
-    ], ["N", 2, 5, 5], {"p": np.array([1, 0, 2, 1], np.int64), "axes": np.array([2, -1], np.int64),
-                        "w": rand(3, 2, 3, 3)}, opset=18)
+    model = make_model(
+        [
+            node("Pad", ["x", "p", "", "axes"], ["xp"]),
+            node("Conv", ["xp", "w"], ["y"]),
+        ],
+        ["N", 2, 5, 5],
+        {"p": np.array([1, 0, 2, 1], np.int64), "axes": np.array([2, -1], np.int64), "w": rand(3, 2, 3, 3)},
+        opset=18,
+    )
     graph = import_and_compare(model, rand(2, 2, 5, 5))
     assert ops(graph) == ["conv2d"] and graph.nodes[0].attrs["pads"] == (1, 0, 2, 1)
 
 
 def test_pad_before_maxpool_folds_only_after_relu():
     pads = np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)
-    unfolded = make_model([node("Pad", ["x", "p"], ["xp"]), node("MaxPool", ["xp"], ["y"], kernel_shape=[3, 3])],
-                          ["N", 2, 5, 5], {"p": pads})
+    unfolded = make_model(
+        [node("Pad", ["x", "p"], ["xp"]), node("MaxPool", ["xp"], ["y"], kernel_shape=[3, 3])],
+        ["N", 2, 5, 5],
+        {"p": pads},
+    )
     graph = import_and_compare(unfolded, rand(2, 2, 5, 5) - 3)  # mostly negative: zero pads matter
     assert ops(graph) == ["pad", "maxpool"]
-    folded = make_model([node("Relu", ["x"], ["r"]), node("Pad", ["r", "p"], ["rp"]),
-                         node("MaxPool", ["rp"], ["y"], kernel_shape=[3, 3])], ["N", 2, 5, 5], {"p": pads})
+    folded = make_model(
+        [
+            node("Relu", ["x"], ["r"]),
+            node("Pad", ["r", "p"], ["rp"]),
+            node("MaxPool", ["rp"], ["y"], kernel_shape=[3, 3]),
+        ],
+        ["N", 2, 5, 5],
+        {"p": pads},
+    )
     graph = import_and_compare(folded, rand(2, 2, 5, 5) - 1)
     assert ops(graph) == ["relu", "maxpool"] and graph.nodes[1].attrs["pads"] == (1, 1, 1, 1)
 
 
 def test_pad_with_two_consumers_is_kept():
     pads = np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)
-    model = make_model([
-        node("Pad", ["x", "p"], ["xp"]),
-        node("Conv", ["xp", "w"], ["c"]),
-        node("Conv", ["xp", "w"], ["d"]),
-        node("Add", ["c", "d"], ["y"]),
-    ], ["N", 2, 4, 4], {"p": pads, "w": rand(2, 2, 3, 3)})
+    model = make_model(
+        [
+            node("Pad", ["x", "p"], ["xp"]),
+            node("Conv", ["xp", "w"], ["c"]),
+            node("Conv", ["xp", "w"], ["d"]),
+            node("Add", ["c", "d"], ["y"]),
+        ],
+        ["N", 2, 4, 4],
+        {"p": pads, "w": rand(2, 2, 3, 3)},
+    )
     graph = import_and_compare(model, rand(1, 2, 4, 4))
     assert ops(graph) == ["pad", "conv2d", "conv2d", "add"]
 
@@ -164,17 +206,33 @@ def test_pad_with_two_consumers_is_kept():
 @pytest.mark.parametrize("include_pad", [0, 1])
 def test_averagepool(include_pad):
     pads = [1, 1, 1, 1] if include_pad else [0, 0, 0, 0]
-    model = make_model([node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=pads,
-                             count_include_pad=include_pad)], ["N", 3, 7, 7])
+    model = make_model(
+        [
+            node(
+                "AveragePool",
+                ["x"],
+                ["y"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=pads,
+                count_include_pad=include_pad,
+            )
+        ],
+        ["N", 3, 7, 7],
+    )
     graph = import_and_compare(model, rand(2, 3, 7, 7))
     assert graph.nodes[0].attrs["count_include_pad"] == bool(include_pad)
 
 
 def test_pad_folds_into_averagepool_as_counted_padding():
-    model = make_model([
-        node("Pad", ["x", "p"], ["xp"]),
-        node("AveragePool", ["xp"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
-    ], ["N", 2, 4, 4], {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)})
+    model = make_model(
+        [
+            node("Pad", ["x", "p"], ["xp"]),
+            node("AveragePool", ["xp"], ["y"], kernel_shape=[2, 2], strides=[2, 2]),
+        ],
+        ["N", 2, 4, 4],
+        {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)},
+    )
     graph = import_and_compare(model, rand(2, 2, 4, 4))
     assert ops(graph) == ["avgpool"] and graph.nodes[0].attrs["count_include_pad"] is True
 
@@ -182,21 +240,35 @@ def test_pad_folds_into_averagepool_as_counted_padding():
 @pytest.mark.parametrize("trans_b", [0, 1])
 def test_gemm_alpha_beta_trans_b(trans_b):
     b = rand(7, 5) if trans_b else rand(5, 7)
-    model = make_model([node("Gemm", ["x", "b", "c"], ["y"], alpha=0.5, beta=2.0, transB=trans_b)],
-                       ["N", 5], {"b": b, "c": rand(1, 7)})
+    model = make_model(
+        [node("Gemm", ["x", "b", "c"], ["y"], alpha=0.5, beta=2.0, transB=trans_b)],
+        ["N", 5],
+        {"b": b, "c": rand(1, 7)},
+    )
     graph = import_and_compare(model, rand(3, 5))
     assert graph.nodes[0].params["weight"].shape == (7, 5)
 
 
 def test_matmul_add_becomes_one_dense_and_bn_1d_folds():
     f = 6
-    inits = {"w": rand(4, f), "k": rand(f), "g": rand(f) + 2, "b": rand(f), "m": rand(f), "v": np.abs(rand(f)) + 1}
-    model = make_model([
-        node("MatMul", ["x", "w"], ["mm"]),
-        node("Add", ["mm", "k"], ["d"]),
-        node("BatchNormalization", ["d", "g", "b", "m", "v"], ["bn"]),
-        node("Relu", ["bn"], ["y"]),
-    ], ["N", 4], inits)
+    inits = {
+        "w": rand(4, f),
+        "k": rand(f),
+        "g": rand(f) + 2,
+        "b": rand(f),
+        "m": rand(f),
+        "v": np.abs(rand(f)) + 1,
+    }
+    model = make_model(
+        [
+            node("MatMul", ["x", "w"], ["mm"]),
+            node("Add", ["mm", "k"], ["d"]),
+            node("BatchNormalization", ["d", "g", "b", "m", "v"], ["bn"]),
+            node("Relu", ["bn"], ["y"]),
+        ],
+        ["N", 4],
+        inits,
+    )
     graph = import_and_compare(model, rand(5, 4))
     assert ops(graph) == ["fully_connected", "relu"]
 
@@ -216,12 +288,16 @@ def test_clip_from_inputs(lo, hi, op):
 
 
 def test_classifier_head_gap_flatten_gemm_softmax():
-    model = make_model([
-        node("GlobalAveragePool", ["x"], ["g"]),
-        node("Flatten", ["g"], ["f"], axis=1),
-        node("Gemm", ["f", "w", "b"], ["logits"], transB=1),
-        node("Softmax", ["logits"], ["y"], axis=-1),
-    ], ["N", 8, 3, 3], {"w": rand(10, 8), "b": rand(10)})
+    model = make_model(
+        [
+            node("GlobalAveragePool", ["x"], ["g"]),
+            node("Flatten", ["g"], ["f"], axis=1),
+            node("Gemm", ["f", "w", "b"], ["logits"], transB=1),
+            node("Softmax", ["logits"], ["y"], axis=-1),
+        ],
+        ["N", 8, 3, 3],
+        {"w": rand(10, 8), "b": rand(10)},
+    )
     graph = import_and_compare(model, rand(4, 8, 3, 3))
     assert ops(graph) == ["global_avgpool", "reshape", "fully_connected"]
     assert graph.output_softmax and graph.output_name == "logits"
@@ -239,10 +315,14 @@ def test_spatial_reducemean_becomes_gap(opset, keepdims):
 
 
 def test_nhwc_transpose_on_input_is_removed():
-    model = make_model([
-        node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
-        node("Conv", ["t", "w"], ["y"], pads=[1, 1, 1, 1]),
-    ], ["N", 6, 5, 3], {"w": rand(4, 3, 3, 3)})
+    model = make_model(
+        [
+            node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+            node("Conv", ["t", "w"], ["y"], pads=[1, 1, 1, 1]),
+        ],
+        ["N", 6, 5, 3],
+        {"w": rand(4, 3, 3, 3)},
+    )
     x_nhwc = rand(2, 6, 5, 3)
     graph = import_and_compare(model, x_nhwc, logical_x=x_nhwc.transpose(0, 3, 1, 2))
     assert graph.input_layout == "NHWC" and graph.input_shape == (3, 6, 5)
@@ -251,40 +331,55 @@ def test_nhwc_transpose_on_input_is_removed():
 
 def test_reshape_by_constant_and_by_shape_chain_identity_dropout_removed():
     c = 3
-    model = make_model([
-        node("Identity", ["x"], ["xi"]),
-        node("Shape", ["xi"], ["s"]),
-        node("Gather", ["s", "zero"], ["n"], axis=0),
-        node("Unsqueeze", ["n", "axes"], ["n1"]),
-        node("Concat", ["n1", "minus1"], ["target"], axis=0),
-        node("Reshape", ["xi", "target"], ["flat"]),
-        node("Dropout", ["flat"], ["drop"]),
-        node("Reshape", ["drop", "again"], ["flat2"]),
-        node("Gemm", ["flat2", "w"], ["y"], transB=1),
-    ], ["N", c, 2, 2], {"zero": np.array(0, np.int64), "axes": np.array([0], np.int64),
-                        "minus1": np.array([-1], np.int64), "again": np.array([-1, 12], np.int64),
-                        "w": rand(5, 12)})
+    model = make_model(
+        [
+            node("Identity", ["x"], ["xi"]),
+            node("Shape", ["xi"], ["s"]),
+            node("Gather", ["s", "zero"], ["n"], axis=0),
+            node("Unsqueeze", ["n", "axes"], ["n1"]),
+            node("Concat", ["n1", "minus1"], ["target"], axis=0),
+            node("Reshape", ["xi", "target"], ["flat"]),
+            node("Dropout", ["flat"], ["drop"]),
+            node("Reshape", ["drop", "again"], ["flat2"]),
+            node("Gemm", ["flat2", "w"], ["y"], transB=1),
+        ],
+        ["N", c, 2, 2],
+        {
+            "zero": np.array(0, np.int64),
+            "axes": np.array([0], np.int64),
+            "minus1": np.array([-1], np.int64),
+            "again": np.array([-1, 12], np.int64),
+            "w": rand(5, 12),
+        },
+    )
     graph = import_and_compare(model, rand(3, c, 2, 2))
     assert ops(graph) == ["reshape", "fully_connected"] and graph.nodes[0].inputs == ["x"]
 
 
 def test_mlp_on_rank2_input_with_static_batch():
-    model = make_model([
-        node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
-        node("Relu", ["h"], ["r"]),
-        node("Reshape", ["r", "shape"], ["rr"]),
-        node("Gemm", ["rr", "w2"], ["y"]),
-    ], [4, 6], {"w1": rand(8, 6), "b1": rand(8), "shape": np.array([4, 8], np.int64), "w2": rand(8, 3)})
+    model = make_model(
+        [
+            node("Gemm", ["x", "w1", "b1"], ["h"], transB=1),
+            node("Relu", ["h"], ["r"]),
+            node("Reshape", ["r", "shape"], ["rr"]),
+            node("Gemm", ["rr", "w2"], ["y"]),
+        ],
+        [4, 6],
+        {"w1": rand(8, 6), "b1": rand(8), "shape": np.array([4, 8], np.int64), "w2": rand(8, 3)},
+    )
     graph = import_and_compare(model, rand(4, 6))
     assert graph.input_shape == (6,) and ops(graph) == ["fully_connected", "relu", "fully_connected"]
 
 
 def test_node_names_default_and_unique():
-    model = make_model([
-        node("Relu", ["x"], ["a"], "dup"),
-        node("Relu", ["a"], ["b"], "dup"),
-        node("Relu", ["b"], ["y"]),
-    ], ["N", 3])
+    model = make_model(
+        [
+            node("Relu", ["x"], ["a"], "dup"),
+            node("Relu", ["a"], ["b"], "dup"),
+            node("Relu", ["b"], ["y"]),
+        ],
+        ["N", 3],
+    )
     graph = import_onnx_model(model, "m")
     assert [n.name for n in graph.nodes] == ["dup", "dup_1", "relu_2"]
     assert graph.source_hash == hashlib.sha256(model.SerializeToString()).hexdigest()
@@ -305,7 +400,14 @@ def test_resnet8_reference_model_imports():
         pytest.skip(f"shared reference model not found at {RESNET8}")
     graph = load_onnx(RESNET8)
     counts = {op: ops(graph).count(op) for op in set(ops(graph))}
-    assert counts == {"conv2d": 9, "relu": 7, "add": 3, "global_avgpool": 1, "reshape": 1, "fully_connected": 1}
+    assert counts == {
+        "conv2d": 9,
+        "relu": 7,
+        "add": 3,
+        "global_avgpool": 1,
+        "reshape": 1,
+        "fully_connected": 1,
+    }
     assert graph.output_softmax and graph.output_name == "fc_0" and graph.input_shape == (3, 32, 32)
     assert all(p.dtype == np.float32 for n in graph.nodes for p in n.params.values())
     assert graph.nodes[-1].params["weight"].shape == (10, 64)
@@ -323,8 +425,9 @@ def expect_error(model, *fragments):
 
 
 def test_unsupported_op_names_node_and_type():
-    expect_error(make_model([node("Erf", ["x"], ["y"], "act1")], ["N", 4]),
-                 "node 'act1'", "unsupported op type 'Erf'")
+    expect_error(
+        make_model([node("Erf", ["x"], ["y"], "act1")], ["N", 4]), "node 'act1'", "unsupported op type 'Erf'"
+    )
 
 
 def test_unnamed_unsupported_op_gets_index_name():
@@ -333,8 +436,9 @@ def test_unnamed_unsupported_op_gets_index_name():
 
 
 def test_grouped_conv_rejected():
-    model = make_model([node("Conv", ["x", "w"], ["y"], "gconv", group=2)], ["N", 4, 5, 5],
-                       {"w": rand(4, 2, 3, 3)})
+    model = make_model(
+        [node("Conv", ["x", "w"], ["y"], "gconv", group=2)], ["N", 4, 5, 5], {"w": rand(4, 2, 3, 3)}
+    )
     expect_error(model, "node 'gconv'", "group=2")
 
 
@@ -348,33 +452,114 @@ def test_softmax_in_the_middle_rejected():
     expect_error(model, "node 'sm'", "final op")
 
 
-@pytest.mark.parametrize("builder,fragment", [
-    (lambda: make_model([node("AveragePool", ["x"], ["y"], "ap", kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
-                        ["N", 2, 6, 6]), "count_include_pad=0"),
-    (lambda: make_model([node("MaxPool", ["x"], ["y"], "mp", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)],
-                        ["N", 2, 5, 5]), "ceil_mode"),
-    (lambda: make_model([node("MaxPool", ["x"], ["y"], "mp", kernel_shape=[2, 2], dilations=[2, 2])],
-                        ["N", 2, 5, 5]), "dilations"),
-    (lambda: make_model([node("Relu", ["x"], ["r"]),
-                         node("BatchNormalization", ["r", "v", "v", "v", "v"], ["y"], "bnorm")],
-                        ["N", 2, 3, 3], {"v": np.ones(2, np.float32)}), "Conv"),
-    (lambda: make_model([node("Relu", ["x"], ["r"]), node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2]),
-                         node("Add", ["r", "m"], ["y"], "addbad")], ["N", 2, 3, 3]), "different shapes"),
-    (lambda: make_model([node("Relu", ["x"], ["r"]), node("Add", ["r", "k"], ["y"], "addk")],
-                        ["N", 3], {"k": np.ones(3, np.float32)}), "Conv/Gemm/MatMul"),
-    (lambda: make_model([node("Conv", ["x", "w"], ["y"], "cmis")], ["N", 3, 4, 4], {"w": rand(2, 4, 1, 1)}),
-     "3 channels"),
-    (lambda: make_model([node("Relu", ["x"], ["r"]), node("Transpose", ["r"], ["y"], "tr", perm=[0, 3, 1, 2])],
-                        ["N", 3, 4, 4]), "layout"),
-    (lambda: make_model([node("Reshape", ["x", "s"], ["y"], "rs")], ["N", 2, 3, 4],
-                        {"s": np.array([-1, 6, 4], np.int64)}), "Reshape"),
-    (lambda: make_model([node("Pad", ["x", "p"], ["y"], "padc")], ["N", 2, 3, 3],
-                        {"p": np.array([0, 1, 0, 0, 0, 1, 0, 0], np.int64)}), "spatial"),
-    (lambda: make_model([node("Gemm", ["x", "w"], ["y"], "gta", transA=1)], ["N", 3], {"w": rand(3, 3)}),
-     "transA"),
-    (lambda: make_model([node("ReduceMean", ["x"], ["y"], "rm", axes=[1])], ["N", 3, 2, 2]), "spatial axes"),
-], ids=["avgpool-cip0", "ceil", "dilation", "bn-alone", "add-shapes", "add-const", "channels", "transpose",
-        "reshape", "pad-channels", "transA", "reducemean-channels"])
+@pytest.mark.parametrize(
+    "builder,fragment",
+    [
+        (
+            lambda: make_model(
+                [node("AveragePool", ["x"], ["y"], "ap", kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+                ["N", 2, 6, 6],
+            ),
+            "count_include_pad=0",
+        ),
+        (
+            lambda: make_model(
+                [node("MaxPool", ["x"], ["y"], "mp", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)],
+                ["N", 2, 5, 5],
+            ),
+            "ceil_mode",
+        ),
+        (
+            lambda: make_model(
+                [node("MaxPool", ["x"], ["y"], "mp", kernel_shape=[2, 2], dilations=[2, 2])], ["N", 2, 5, 5]
+            ),
+            "dilations",
+        ),
+        (
+            lambda: make_model(
+                [
+                    node("Relu", ["x"], ["r"]),
+                    node("BatchNormalization", ["r", "v", "v", "v", "v"], ["y"], "bnorm"),
+                ],
+                ["N", 2, 3, 3],
+                {"v": np.ones(2, np.float32)},
+            ),
+            "Conv",
+        ),
+        (
+            lambda: make_model(
+                [
+                    node("Relu", ["x"], ["r"]),
+                    node("MaxPool", ["x"], ["m"], kernel_shape=[2, 2]),
+                    node("Add", ["r", "m"], ["y"], "addbad"),
+                ],
+                ["N", 2, 3, 3],
+            ),
+            "different shapes",
+        ),
+        (
+            lambda: make_model(
+                [node("Relu", ["x"], ["r"]), node("Add", ["r", "k"], ["y"], "addk")],
+                ["N", 3],
+                {"k": np.ones(3, np.float32)},
+            ),
+            "Conv/Gemm/MatMul",
+        ),
+        (
+            lambda: make_model(
+                [node("Conv", ["x", "w"], ["y"], "cmis")], ["N", 3, 4, 4], {"w": rand(2, 4, 1, 1)}
+            ),
+            "3 channels",
+        ),
+        (
+            lambda: make_model(
+                [node("Relu", ["x"], ["r"]), node("Transpose", ["r"], ["y"], "tr", perm=[0, 3, 1, 2])],
+                ["N", 3, 4, 4],
+            ),
+            "layout",
+        ),
+        (
+            lambda: make_model(
+                [node("Reshape", ["x", "s"], ["y"], "rs")],
+                ["N", 2, 3, 4],
+                {"s": np.array([-1, 6, 4], np.int64)},
+            ),
+            "Reshape",
+        ),
+        (
+            lambda: make_model(
+                [node("Pad", ["x", "p"], ["y"], "padc")],
+                ["N", 2, 3, 3],
+                {"p": np.array([0, 1, 0, 0, 0, 1, 0, 0], np.int64)},
+            ),
+            "spatial",
+        ),
+        (
+            lambda: make_model(
+                [node("Gemm", ["x", "w"], ["y"], "gta", transA=1)], ["N", 3], {"w": rand(3, 3)}
+            ),
+            "transA",
+        ),
+        (
+            lambda: make_model([node("ReduceMean", ["x"], ["y"], "rm", axes=[1])], ["N", 3, 2, 2]),
+            "spatial axes",
+        ),
+    ],
+    ids=[
+        "avgpool-cip0",
+        "ceil",
+        "dilation",
+        "bn-alone",
+        "add-shapes",
+        "add-const",
+        "channels",
+        "transpose",
+        "reshape",
+        "pad-channels",
+        "transA",
+        "reducemean-channels",
+    ],
+)
 def test_rejections_name_the_node(builder, fragment):
     model = builder()
     with pytest.raises(Q4Error) as info:
@@ -385,7 +570,9 @@ def test_rejections_name_the_node(builder, fragment):
 
 def test_graph_level_rejections():
     extra = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])
-    expect_error(make_model([node("Add", ["x", "z"], ["y"])], ["N", 4], extra_inputs=[extra]), "exactly one input")
+    expect_error(
+        make_model([node("Add", ["x", "z"], ["y"])], ["N", 4], extra_inputs=[extra]), "exactly one input"
+    )
     expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, "H", 4]), "only the batch dimension")
     expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, 4]), "rank must be 4")
 

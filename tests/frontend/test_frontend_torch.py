@@ -1,4 +1,5 @@
 """PyTorch frontend: exported-and-imported graphs compute what the module computes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 from torch import nn
 
 from q4sdk.errors import Q4Error
-from q4sdk.ir.float_exec import run_float
 from q4sdk.frontend import from_torch
+from q4sdk.ir.float_exec import run_float
 
 
 class SmallCNN(nn.Module):
@@ -54,8 +55,17 @@ def test_small_cnn_matches_module():
     with torch.no_grad():
         expected = model(x).numpy()
     np.testing.assert_allclose(run_float(graph, x.numpy()), expected, rtol=1e-4, atol=1e-5)
-    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "conv2d", "clamp", "add", "maxpool", "global_avgpool", "reshape",
-                                           "fully_connected"]
+    assert [n.op for n in graph.nodes] == [
+        "conv2d",
+        "relu",
+        "conv2d",
+        "clamp",
+        "add",
+        "maxpool",
+        "global_avgpool",
+        "reshape",
+        "fully_connected",
+    ]
     dw = graph.nodes[2]
     assert dw.attrs["groups"] == 8 and dw.attrs["pads"] == (1, 1, 1, 1)  # ZeroPad2d folded
     assert graph.name == "cnn" and graph.input_shape == (3, 8, 8) and len(graph.source_hash) == 64
@@ -63,8 +73,15 @@ def test_small_cnn_matches_module():
 
 def test_mlp_from_numpy_example_matches_module():
     torch.manual_seed(1)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5),
-                          nn.Linear(16, 4), nn.Softmax(dim=1))
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(12, 16),
+        nn.BatchNorm1d(16),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(16, 4),
+        nn.Softmax(dim=1),
+    )
     randomize_batchnorm(model)
     model.eval()
     x = np.random.default_rng(0).standard_normal((5, 12)).astype(np.float32)

@@ -1,6 +1,7 @@
 """Shared pieces of the fuzzing suite: a small model with every op kind, its data, a ``reseal``
 that rewrites a ``.q4`` manifest with valid lengths and checksums, and ``run_cli`` that classifies
 a command's outcome the way the reliability census does."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,14 +28,17 @@ def split(raw: bytes) -> tuple[bytes, int, dict, bytes]:
     """(magic, version, manifest, data section) of a .q4 file."""
     magic, ver, mlen, dlen = HEADER.unpack_from(raw)
     start = -(-(HEADER.size + mlen) // 64) * 64
-    return magic, ver, json.loads(raw[HEADER.size:HEADER.size + mlen]), raw[start:start + dlen]
+    return magic, ver, json.loads(raw[HEADER.size : HEADER.size + mlen]), raw[start : start + dlen]
 
 
 def seal(manifest, data: bytes, magic=b"Q4SDK\0\0\0", version=1) -> bytes:
     """A .q4 file with ``manifest`` (a dict, or raw JSON text) and ``data``, lengths and sha256
     correct."""
-    text = manifest.encode("utf-8", "surrogatepass") if isinstance(manifest, str) else json.dumps(
-        manifest, sort_keys=True, separators=(",", ":")).encode()
+    text = (
+        manifest.encode("utf-8", "surrogatepass")
+        if isinstance(manifest, str)
+        else json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    )
     head = HEADER.pack(magic, version, len(text), len(data)) + text
     body = head + bytes(-len(head) % 64) + data
     return body + hashlib.sha256(body).digest()
@@ -94,7 +98,9 @@ def write_killed_at(step: int, files: dict, out, exchange: bool = True) -> None:
             if left[0] < 0:
                 os.kill(os.getpid(), signal.SIGKILL)
             return fn(*args, **kwargs)
+
         return wrapped
+
     output_tree.os = type("os", (), {n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
     for name in ("mkdir", "rename", "link"):
         setattr(output_tree.os, name, counted(getattr(os, name)))

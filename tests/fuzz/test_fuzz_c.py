@@ -4,6 +4,7 @@
 all-zero-point and random inputs; every output must equal the oracle's. D10: out-of-range input
 codes of a 4-bit input make ``<name>_run`` return ``<NAME>_ERROR_INPUT_RANGE`` and write nothing,
 identically in the packed and unpacked builds; the oracle raises."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from random_models import WARN_FLAGS, random_model
 
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import input_shape, run_oracle
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from random_models import WARN_FLAGS, random_model
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 SAN_FLAGS = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
@@ -55,11 +56,21 @@ def sanitized_run(model: QModel, xq: np.ndarray, tmp: Path, **generate_args) -> 
     (gen / "driver.c").write_text(DRIVER)
     (tmp / "in.bin").write_bytes(np.ascontiguousarray(xq, np.int8).tobytes())
     exe = tmp / "san_exe"
-    sources = [gen / "san.c", gen / "san_weights.c", gen / "driver.c", *sorted((gen / "q4_runtime").glob("*.c"))]
-    res = subprocess.run(["gcc", *WARN_FLAGS, *SAN_FLAGS, "-I", str(gen), *map(str, sources), "-o", str(exe)],
-                         capture_output=True, text=True)
+    sources = [
+        gen / "san.c",
+        gen / "san_weights.c",
+        gen / "driver.c",
+        *sorted((gen / "q4_runtime").glob("*.c")),
+    ]
+    res = subprocess.run(
+        ["gcc", *WARN_FLAGS, *SAN_FLAGS, "-I", str(gen), *map(str, sources), "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
-    res = subprocess.run([str(exe), str(tmp / "in.bin"), str(tmp / "out.bin")], capture_output=True, text=True)
+    res = subprocess.run(
+        [str(exe), str(tmp / "in.bin"), str(tmp / "out.bin")], capture_output=True, text=True
+    )
     assert res.returncode == 0 and "runtime error" not in res.stderr, res.stderr
     rec = np.frombuffer((tmp / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)
     return rec[:, 0], rec[:, 1:]
@@ -105,10 +116,19 @@ def _w4a4_model() -> QModel:
     """x (3, 3, 2) INT4 (zp -2) -> 3x3 conv -> y (3, 3, 2) INT4: packable."""
     rng = np.random.default_rng(0)
     t = {"x": QTensor("x", (3, 3, 2), 4, 0.1, -2), "y": QTensor("y", (3, 3, 2), 4, 0.2, 1)}
-    conv = QOp("conv", "conv2d", ["x"], "y", {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
-               {"weight": rng.integers(-8, 8, (2, 3, 3, 2)).astype(np.int8),
-                "bias": rng.integers(-50, 50, 2).astype(np.int32),
-                "multiplier": np.array([1 << 30, 1518500250], np.int32), "shift": np.array([36, 37], np.int32)})
+    conv = QOp(
+        "conv",
+        "conv2d",
+        ["x"],
+        "y",
+        {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
+        {
+            "weight": rng.integers(-8, 8, (2, 3, 3, 2)).astype(np.int8),
+            "bias": rng.integers(-50, 50, 2).astype(np.int32),
+            "multiplier": np.array([1 << 30, 1518500250], np.int32),
+            "shift": np.array([36, 37], np.int32),
+        },
+    )
     return QModel("w4a4", "x", "y", t, [conv], {"input_layout": "NHWC"})
 
 

@@ -2,6 +2,7 @@
 bad calibration arrays into ``quantize`` and bad test data into ``verify`` / ``report``. Each run
 ends in a one-line ``error:`` naming the culprit (exit 2) or a correct result, never an internal
 error; D12's data-loading edge cases are named cases."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,18 +28,23 @@ def _f(name, a):
 def _model(nodes, inits, inputs=None, outputs=None, opset=17):
     inputs = inputs or [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8, 8])]
     outputs = outputs or [h.make_tensor_value_info("y", T.FLOAT, None)]
-    m = h.make_model(h.make_graph(nodes, "g", inputs, outputs, inits), opset_imports=[h.make_opsetid("", opset)])
+    m = h.make_model(
+        h.make_graph(nodes, "g", inputs, outputs, inits), opset_imports=[h.make_opsetid("", opset)]
+    )
     m.ir_version = 8
     return m
 
 
 def _conv_head(mid_nodes, mid_out, extra_inits=(), w=None, b=None, c=4):
     """x -> conv (3->c) -> mid_nodes (reading 'c1', writing mid_out) -> GAP -> Flatten -> y."""
-    w = RNG.normal(0, .3, (c, 3, 3, 3)) if w is None else w
+    w = RNG.normal(0, 0.3, (c, 3, 3, 3)) if w is None else w
     b = np.zeros(c) if b is None else b
-    nodes = [h.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"), *mid_nodes,
-             h.make_node("GlobalAveragePool", [mid_out], ["g"], name="gap"),
-             h.make_node("Flatten", ["g"], ["y"], name="flat")]
+    nodes = [
+        h.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        *mid_nodes,
+        h.make_node("GlobalAveragePool", [mid_out], ["g"], name="gap"),
+        h.make_node("Flatten", ["g"], ["y"], name="flat"),
+    ]
     return _model(nodes, [_f("w1", w), _f("b1", b), *extra_inits])
 
 
@@ -55,37 +61,65 @@ ONNX_CASES = {
     "Concat": lambda: _conv_head([h.make_node("Concat", ["c1", "c1"], ["u"], axis=1, name="bad_node")], "u"),
     "Mul": lambda: _conv_head([h.make_node("Mul", ["c1", "c1"], ["u"], name="bad_node")], "u"),
     "maxpool ceil_mode": lambda: _unsupported("MaxPool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
-    "avgpool count_include_pad=0": lambda: _unsupported("AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-    "dilated conv": lambda: _conv_head([h.make_node("Conv", ["c1", "w2"], ["u"], dilations=[2, 2], pads=[2, 2, 2, 2],
-                                                    name="bad_node")], "u", [_f("w2", RNG.normal(0, .3, (4, 4, 3, 3)))]),
-    "grouped conv": lambda: _conv_head([h.make_node("Conv", ["c1", "w2"], ["u"], group=2, pads=[1, 1, 1, 1],
-                                                    name="bad_node")], "u", [_f("w2", RNG.normal(0, .3, (4, 2, 3, 3)))]),
-    "rank-3 input": lambda: _model([h.make_node("Relu", ["x"], ["y"])], [],
-                                   [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8])]),
-    "int8 input": lambda: _model([h.make_node("Relu", ["x"], ["y"])], [],
-                                 [h.make_tensor_value_info("x", T.INT8, ["N", 3, 8, 8])]),
-    "symbolic H/W": lambda: _model([h.make_node("Relu", ["x"], ["y"])], [],
-                                   [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, "H", "W"])]),
-    "two inputs": lambda: _model([h.make_node("Add", ["x", "x2"], ["y"])], [],
-                                 [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8, 8]),
-                                  h.make_tensor_value_info("x2", T.FLOAT, ["N", 3, 8, 8])]),
-    "output = input": lambda: _model([], [], outputs=[h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8, 8])]),
+    "avgpool count_include_pad=0": lambda: _unsupported(
+        "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+    ),
+    "dilated conv": lambda: _conv_head(
+        [h.make_node("Conv", ["c1", "w2"], ["u"], dilations=[2, 2], pads=[2, 2, 2, 2], name="bad_node")],
+        "u",
+        [_f("w2", RNG.normal(0, 0.3, (4, 4, 3, 3)))],
+    ),
+    "grouped conv": lambda: _conv_head(
+        [h.make_node("Conv", ["c1", "w2"], ["u"], group=2, pads=[1, 1, 1, 1], name="bad_node")],
+        "u",
+        [_f("w2", RNG.normal(0, 0.3, (4, 2, 3, 3)))],
+    ),
+    "rank-3 input": lambda: _model(
+        [h.make_node("Relu", ["x"], ["y"])], [], [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8])]
+    ),
+    "int8 input": lambda: _model(
+        [h.make_node("Relu", ["x"], ["y"])], [], [h.make_tensor_value_info("x", T.INT8, ["N", 3, 8, 8])]
+    ),
+    "symbolic H/W": lambda: _model(
+        [h.make_node("Relu", ["x"], ["y"])], [], [h.make_tensor_value_info("x", T.FLOAT, ["N", 3, "H", "W"])]
+    ),
+    "two inputs": lambda: _model(
+        [h.make_node("Add", ["x", "x2"], ["y"])],
+        [],
+        [
+            h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8, 8]),
+            h.make_tensor_value_info("x2", T.FLOAT, ["N", 3, 8, 8]),
+        ],
+    ),
+    "output = input": lambda: _model(
+        [], [], outputs=[h.make_tensor_value_info("x", T.FLOAT, ["N", 3, 8, 8])]
+    ),
     "no nodes": lambda: _model([], []),
-    "NaN weight": lambda: _conv_head([h.make_node("Relu", ["c1"], ["r"])], "r",
-                                     w=np.where(RNG.random((4, 3, 3, 3)) < .1, np.nan, .1)),
-    "huge weight 1e30": lambda: _conv_head([h.make_node("Relu", ["c1"], ["r"])], "r",
-                                           w=np.full((4, 3, 3, 3), 1e30)),
+    "NaN weight": lambda: _conv_head(
+        [h.make_node("Relu", ["c1"], ["r"])], "r", w=np.where(RNG.random((4, 3, 3, 3)) < 0.1, np.nan, 0.1)
+    ),
+    "huge weight 1e30": lambda: _conv_head(
+        [h.make_node("Relu", ["c1"], ["r"])], "r", w=np.full((4, 3, 3, 3), 1e30)
+    ),
 }
 # D3, degenerate numbers in the float model: refused at import naming the initializer, or quantized
 ONNX_D3 = {
-    "Inf weight": lambda: _conv_head([h.make_node("Relu", ["c1"], ["r"])], "r", w=np.full((4, 3, 3, 3), np.inf)),
+    "Inf weight": lambda: _conv_head(
+        [h.make_node("Relu", ["c1"], ["r"])], "r", w=np.full((4, 3, 3, 3), np.inf)
+    ),
     "NaN bias": lambda: _conv_head([h.make_node("Relu", ["c1"], ["r"])], "r", b=[np.nan, 0, 0, 0]),
-    "dead ReLU": lambda: _conv_head([h.make_node("Relu", ["c1"], ["r"]),
-                                     h.make_node("Conv", ["r", "w2", "b2"], ["u"], pads=[1, 1, 1, 1])], "u",
-                                    [_f("w2", RNG.normal(0, .3, (4, 4, 3, 3))), _f("b2", [.1, -.2, .3, .05])],
-                                    b=[-100] * 4),
-    "Clip min > max": lambda: _conv_head([h.make_node("Clip", ["c1", "lo", "hi"], ["u"])], "u",
-                                         [_f("lo", 6.0), _f("hi", 0.0)]),
+    "dead ReLU": lambda: _conv_head(
+        [
+            h.make_node("Relu", ["c1"], ["r"]),
+            h.make_node("Conv", ["r", "w2", "b2"], ["u"], pads=[1, 1, 1, 1]),
+        ],
+        "u",
+        [_f("w2", RNG.normal(0, 0.3, (4, 4, 3, 3))), _f("b2", [0.1, -0.2, 0.3, 0.05])],
+        b=[-100] * 4,
+    ),
+    "Clip min > max": lambda: _conv_head(
+        [h.make_node("Clip", ["c1", "lo", "hi"], ["u"])], "u", [_f("lo", 6.0), _f("hi", 0.0)]
+    ),
 }
 
 
@@ -97,8 +131,19 @@ def calib(tmp_path_factory):
 
 
 def _quantize(d, onnx_path, calib_name="calib.npz", extra=()):
-    return run_cli(["quantize", str(onnx_path), "--calib", str(d / calib_name), "-o", str(d / "o.q4"),
-                    "--force", "-q", *extra])
+    return run_cli(
+        [
+            "quantize",
+            str(onnx_path),
+            "--calib",
+            str(d / calib_name),
+            "-o",
+            str(d / "o.q4"),
+            "--force",
+            "-q",
+            *extra,
+        ]
+    )
 
 
 def _check_onnx_case(d, name, build):
@@ -153,8 +198,8 @@ def test_truncated_onnx_and_odd_paths(calib):
 # ------------------------------------------------------------------------- 3a: calibration data
 
 CALIB_CASES = {  # name -> (array or callable writing the file, expected: clean / accepted)
-    "NaN": (lambda x: np.where(x > .9, np.nan, x), "clean"),
-    "Inf": (lambda x: np.where(x > .9, np.inf, x), "clean"),
+    "NaN": (lambda x: np.where(x > 0.9, np.nan, x), "clean"),
+    "Inf": (lambda x: np.where(x > 0.9, np.inf, x), "clean"),
     "empty": (lambda x: x[:0], "clean"),
     "one sample": (lambda x: x[:1], "accepted"),
     "wrong H/W": (lambda x: x[:, :, :4], "clean"),
@@ -164,11 +209,11 @@ CALIB_CASES = {  # name -> (array or callable writing the file, expected: clean 
     "float16": (lambda x: x.astype(np.float16), "accepted"),
     "uint8": (lambda x: (x * 255).astype(np.uint8), "accepted"),
     "int64 scaled by 2^40": (lambda x: (x * 255).astype(np.int64) << 40, "clean"),
-    "bool": (lambda x: x > .5, "clean"),
+    "bool": (lambda x: x > 0.5, "clean"),
     "complex": (lambda x: x.astype(np.complex64), "clean"),
     "str": (lambda x: np.array(["a", "b"]), "clean"),
     "0-d": (lambda x: np.float32(3), "clean"),
-    "float64 beyond float32": (lambda x: np.where(x > .9, 1e300, x.astype(np.float64)), "clean"),
+    "float64 beyond float32": (lambda x: np.where(x > 0.9, 1e300, x.astype(np.float64)), "clean"),
 }
 
 
@@ -200,6 +245,7 @@ def test_calibration_file_faults(calib):
 
 # ------------------------------------------------------------------------- 3b: test data (D12)
 
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
@@ -229,8 +275,11 @@ def test_bad_labels(model_dir, name, cmd):
     d = model_dir
     x = np.load(d / "good.npz")["x"]
     np.savez(d / "bad.npz", x=x, y=LABEL_CASES[name])
-    argv = (["verify", str(d / "m.q4"), str(d / "gen"), "--data", str(d / "bad.npz")] if cmd == "verify" else
-            ["report", str(d / "m.q4"), "--data", str(d / "bad.npz"), "-o", str(d / f"rep_{name}")])
+    argv = (
+        ["verify", str(d / "m.q4"), str(d / "gen"), "--data", str(d / "bad.npz")]
+        if cmd == "verify"
+        else ["report", str(d / "m.q4"), "--data", str(d / "bad.npz"), "-o", str(d / f"rep_{name}")]
+    )
     rc, _, err = run_cli(argv)
     assert outcome(rc, err) == "clean", err
     assert "bad.npz" in err or "labels" in err
@@ -242,16 +291,30 @@ def test_integral_float_labels_are_accepted(model_dir):
     assert list(load_samples(model_dir / "f.npz").y) == [0, 1, 2, 0, 1, 2, 0, 1]
 
 
-@pytest.mark.parametrize("count,start,message", [
-    (-1, 0, "count must be >= 1"), (0, 0, "count must be >= 1"),
-    (None, -3, "must be >= 0"), (None, 8, "past the end"), (None, 100, "past the end"),
-])
+@pytest.mark.parametrize(
+    "count,start,message",
+    [
+        (-1, 0, "count must be >= 1"),
+        (0, 0, "count must be >= 1"),
+        (None, -3, "must be >= 0"),
+        (None, 8, "past the end"),
+        (None, 100, "past the end"),
+    ],
+)
 def test_count_and_start_are_checked(model_dir, count, start, message):
     """D12: --count -1 used to drop the last sample, --start -3 to count from the end."""
     with pytest.raises(Q4Error, match=message):
         load_samples(model_dir / "good.npz", limit=count, start=start)
-    argv = ["verify", str(model_dir / "m.q4"), str(model_dir / "gen"), "--data", str(model_dir / "good.npz"),
-            "--start", str(start), *(["--count", str(count)] if count is not None else [])]
+    argv = [
+        "verify",
+        str(model_dir / "m.q4"),
+        str(model_dir / "gen"),
+        "--data",
+        str(model_dir / "good.npz"),
+        "--start",
+        str(start),
+        *(["--count", str(count)] if count is not None else []),
+    ]
     rc, _, err = run_cli(argv)
     assert outcome(rc, err) == "clean" and "good.npz" in err
 
@@ -263,11 +326,17 @@ def test_count_and_start_select_exactly(model_dir):
     assert len(load_samples(model_dir / "good.npz", limit=100, start=6).x) == 2
 
 
-@pytest.mark.parametrize("x,message", [
-    (np.float32(1.0), "0-d"), (np.ones((2, 3, 8, 8), bool), "boolean"),
-    (np.ones((2, 3, 8, 8), np.complex64), "complex"), (np.array(["a"]), "string"),
-    (np.full((2, 3, 8, 8), 1 << 40, np.int64), "2\\^24"), (np.full((2, 3, 8, 8), 1e300), "float32 range"),
-])
+@pytest.mark.parametrize(
+    "x,message",
+    [
+        (np.float32(1.0), "0-d"),
+        (np.ones((2, 3, 8, 8), bool), "boolean"),
+        (np.ones((2, 3, 8, 8), np.complex64), "complex"),
+        (np.array(["a"]), "string"),
+        (np.full((2, 3, 8, 8), 1 << 40, np.int64), "2\\^24"),
+        (np.full((2, 3, 8, 8), 1e300), "float32 range"),
+    ],
+)
 def test_bad_x_arrays(model_dir, x, message):
     np.savez(model_dir / "bx.npz", x=x)
     with pytest.raises(Q4Error, match=message) as info:

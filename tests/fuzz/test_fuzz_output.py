@@ -1,6 +1,7 @@
 """Output trees and paths (census classes 4a, 4b): ``generate --force`` swaps the whole folder in
 at once (D2), folders get normal permissions (D11), a process killed at any point leaves the old
 or the new complete output (kill test), and output-path faults are one-line errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,6 +56,7 @@ def two_models(tmp_path_factory):
 
 # ------------------------------------------------------------------------- D2: atomic swap
 
+
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
 def test_a_failed_force_keeps_the_old_tree(two_models, tmp_path, monkeypatch, exchange):
     """D2: an error while the new tree is written (ENOSPC, EIO) leaves the old tree untouched and
@@ -72,6 +74,7 @@ def test_a_failed_force_keeps_the_old_tree(two_models, tmp_path, monkeypatch, ex
         calls.append(1)
         (root / "net.c").write_text("partial")
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(output_tree, "_write_tree", failing_write)
     with pytest.raises(Q4Error, match="No space left"):
         generate(b, out, "net", overwrite=True)
@@ -91,6 +94,7 @@ def test_a_failed_second_rename_puts_the_old_tree_back(two_models, tmp_path, mon
         if Path(src).name.startswith(".out.new-"):
             raise OSError(5, "Input/output error")
         return real_rename(src, dst)
+
     monkeypatch.setattr(output_tree.os, "rename", rename)
     with pytest.raises(Q4Error, match="Input/output error"):
         generate(b, out, "net", overwrite=True)
@@ -139,6 +143,7 @@ def test_generate_is_deterministic(two_models, tmp_path):
 
 # ------------------------------------------------------------------------- D11: permissions
 
+
 @pytest.mark.parametrize("umask,dir_mode,file_mode", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
 def test_output_folders_follow_the_umask(two_models, tmp_path, umask, dir_mode, file_mode):
     d, a, _ = two_models
@@ -162,22 +167,34 @@ def test_force_keeps_the_folders_own_mode(two_models, tmp_path):
 
 # ------------------------------------------------------------------------- kill test (4b)
 
+
 def _kill_loop(argv_for, states: dict[str | None, str], target: Path, n: int, delays, cwd) -> list:
     """Run ``argv_for(current state)`` n times, each SIGKILLed after the next delay; after each,
     the target must be one of the complete ``states`` (hash -> label). Returns the labels seen."""
     seen = []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for i in range(n):
-        cur = tree_hash(target) if target.is_dir() else (
-            hashlib.sha256(target.read_bytes()).hexdigest() if target.exists() else None)
+        cur = (
+            tree_hash(target)
+            if target.is_dir()
+            else (hashlib.sha256(target.read_bytes()).hexdigest() if target.exists() else None)
+        )
         assert cur in states, f"kill {i}: target is neither complete output"
-        proc = subprocess.Popen([sys.executable, "-m", "q4sdk", *argv_for(states[cur])], cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "q4sdk", *argv_for(states[cur])],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(next(delays))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        after = tree_hash(target) if target.is_dir() else (
-            hashlib.sha256(target.read_bytes()).hexdigest() if target.exists() else None)
+        after = (
+            tree_hash(target)
+            if target.is_dir()
+            else (hashlib.sha256(target.read_bytes()).hexdigest() if target.exists() else None)
+        )
         assert after in states, f"kill {i} after {proc.returncode}: mixed or missing target"
         seen.append(states[after])
     return seen
@@ -185,8 +202,13 @@ def _kill_loop(argv_for, states: dict[str | None, str], target: Path, n: int, de
 
 def _run_time(argv, cwd) -> float:
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "q4sdk", *argv], cwd=cwd, check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [sys.executable, "-m", "q4sdk", *argv],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return time.perf_counter() - t
 
 
@@ -203,14 +225,36 @@ def test_kill_generate_force(two_models, tmp_path):
     rng = np.random.default_rng(3)
     delays = iter(t_full * rng.uniform(0.55, 1.1, 3))
     other = {"a": d / "b.q4", "b": d / "a.q4"}
-    seen = _kill_loop(lambda s: ["generate", str(other[s]), "-o", str(out), "--name", "net", "--force"],
-                      states, out, 3, delays, tmp_path)
+    seen = _kill_loop(
+        lambda s: ["generate", str(other[s]), "-o", str(out), "--name", "net", "--force"],
+        states,
+        out,
+        3,
+        delays,
+        tmp_path,
+    )
     assert len(seen) == 3
     # 4c: SIGINT ends the run with "error: interrupted" (exit 130), or it had finished (exit 0)
     cur = states[tree_hash(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "q4sdk", "generate", str(other[cur]), "-o", str(out), "--name",
-                             "net", "--force"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "q4sdk",
+            "generate",
+            str(other[cur]),
+            "-o",
+            str(out),
+            "--name",
+            "net",
+            "--force",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(t_full * 0.8)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate()
@@ -267,7 +311,9 @@ def test_kill_quantize_force(tmp_path):
     from small_onnx import write_small_onnx
 
     write_small_onnx(tmp_path / "m.onnx")
-    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(0, 1, (16, 6, 6, 3)).astype(np.float32))
+    np.savez(
+        tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(0, 1, (16, 6, 6, 3)).astype(np.float32)
+    )
     q4 = tmp_path / "m.q4"
     base = ["quantize", "m.onnx", "--calib", "calib.npz", "--nhwc", "-o", "m.q4", "--force", "-q"]
     t_full = _run_time(base, tmp_path)
@@ -278,9 +324,13 @@ def test_kill_quantize_force(tmp_path):
     rng = np.random.default_rng(5)
     for i, delay in enumerate(t_full * rng.uniform(0.6, 1.1, 2)):
         want = "int4" if i % 2 == 0 else "int8"
-        proc = subprocess.Popen([sys.executable, "-m", "q4sdk", *base, "--activations", want], cwd=tmp_path,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "q4sdk", *base, "--activations", want],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -289,6 +339,7 @@ def test_kill_quantize_force(tmp_path):
 
 
 # ------------------------------------------------------------------------- 4a: path faults
+
 
 @pytest.fixture(scope="module")
 def gen_setup(two_models):
@@ -348,20 +399,50 @@ def test_generate_into_a_read_only_folder(gen_setup, tmp_path):
 def test_verify_json_does_not_overwrite(gen_setup, tmp_path):
     f = tmp_path / "results.json"
     f.write_text("my notes")
-    _clean(["verify", str(gen_setup / "a.q4"), str(gen_setup / "gen"), "--data", str(gen_setup / "data.npz"),
-            "--json", str(f)], str(f))
+    _clean(
+        [
+            "verify",
+            str(gen_setup / "a.q4"),
+            str(gen_setup / "gen"),
+            "--data",
+            str(gen_setup / "data.npz"),
+            "--json",
+            str(f),
+        ],
+        str(f),
+    )
     assert f.read_text() == "my notes"
 
 
 def test_verify_json_into_a_missing_folder(gen_setup, tmp_path):
     f = tmp_path / "nope" / "r.json"
-    _clean(["verify", str(gen_setup / "a.q4"), str(gen_setup / "gen"), "--data", str(gen_setup / "data.npz"),
-            "--json", str(f)], "nope")
+    _clean(
+        [
+            "verify",
+            str(gen_setup / "a.q4"),
+            str(gen_setup / "gen"),
+            "--data",
+            str(gen_setup / "data.npz"),
+            "--json",
+            str(f),
+        ],
+        "nope",
+    )
 
 
 def test_verify_json_onto_a_folder(gen_setup, tmp_path):
-    _clean(["verify", str(gen_setup / "a.q4"), str(gen_setup / "gen"), "--data", str(gen_setup / "data.npz"),
-            "--json", str(tmp_path)], str(tmp_path))
+    _clean(
+        [
+            "verify",
+            str(gen_setup / "a.q4"),
+            str(gen_setup / "gen"),
+            "--data",
+            str(gen_setup / "data.npz"),
+            "--json",
+            str(tmp_path),
+        ],
+        str(tmp_path),
+    )
 
 
 def test_report_does_not_overwrite(gen_setup, tmp_path):
@@ -388,7 +469,13 @@ def test_generate_into_the_current_folder_keeps_it(two_models, tmp_path, monkeyp
     ref = tmp_path / "ref"
     generate(b, ref, "net")
     assert all((here / f).read_bytes() == (ref / f).read_bytes() for f in ("net.c", "net.h", "net_weights.c"))
-    assert sorted(p.name for p in here.iterdir()) == ["net.c", "net.h", "net_weights.c", "notes.txt", "q4_runtime"]
+    assert sorted(p.name for p in here.iterdir()) == [
+        "net.c",
+        "net.h",
+        "net_weights.c",
+        "notes.txt",
+        "q4_runtime",
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -405,6 +492,7 @@ def test_in_place_swap_puts_everything_back_on_error(two_models, tmp_path, monke
         if len(calls) == 3:
             raise OSError(5, "Input/output error")
         return real_put(src, dst)
+
     monkeypatch.setattr(output_tree, "_put", failing_put)
     with pytest.raises(Q4Error, match="Input/output error"):
         generate(b, Path("."), "net", overwrite=True)

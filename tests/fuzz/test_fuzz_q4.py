@@ -2,6 +2,7 @@
 mutated bytes, hostile manifests re-sealed with a valid checksum, and hostile names. Every run of
 inspect / generate / verify / report ends in exit 0, 1 or a one-line ``error:`` (exit 2), never
 an internal error; the defects D4, D6, D7 and D9 of the reliability review are named cases."""
+
 from __future__ import annotations
 
 import json
@@ -28,10 +29,12 @@ def base(tmp_path_factory):
 
 
 def _argv(cmd: str, q4, d) -> list[str]:
-    return {"inspect": ["inspect", str(q4)],
-            "generate": ["generate", str(q4), "-o", str(d / "gen"), "--force"],
-            "verify": ["verify", str(q4), str(d / "no_such_dir"), "--data", str(d / "data.npz")],
-            "report": ["report", str(q4), "--data", str(d / "data.npz"), "-o", str(d / "rep")]}[cmd]
+    return {
+        "inspect": ["inspect", str(q4)],
+        "generate": ["generate", str(q4), "-o", str(d / "gen"), "--force"],
+        "verify": ["verify", str(q4), str(d / "no_such_dir"), "--data", str(d / "data.npz")],
+        "report": ["report", str(q4), "--data", str(d / "data.npz"), "-o", str(d / "rep")],
+    }[cmd]
 
 
 def _run_all(q4, d, commands=COMMANDS) -> dict[str, tuple[str, str, str]]:
@@ -46,11 +49,12 @@ def _run_all(q4, d, commands=COMMANDS) -> dict[str, tuple[str, str, str]]:
 
 # ------------------------------------------------------------------------- 1a: corrupt bytes
 
+
 def test_truncated_and_mutated_bytes_are_rejected(base):
     """Class 1a: 40 truncations and 120 seeded mutations; load_q4 raises Q4Error for each."""
     raw = (base / "m.q4").read_bytes()
     rng = np.random.default_rng(1)
-    cases = [raw[:int(n)] for n in np.linspace(0, len(raw) - 1, 40)]
+    cases = [raw[: int(n)] for n in np.linspace(0, len(raw) - 1, 40)]
     for _ in range(120):
         b = bytearray(raw)
         how = rng.integers(5)
@@ -58,14 +62,14 @@ def test_truncated_and_mutated_bytes_are_rejected(base):
         if how == 0:
             b[pos] ^= 1 << int(rng.integers(8))
         elif how == 1:
-            b[pos:pos + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+            b[pos : pos + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
         elif how == 2:
             b[pos:pos] = b"\x00"
         elif how == 3:
             del b[pos]
         else:  # header fields: version, lengths
             off = int(rng.choice([8, 12, 20]))
-            b[off:off + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
+            b[off : off + 4] = rng.integers(0, 256, 4, dtype=np.uint8).tobytes()
         cases.append(bytes(b))
     p = base / "bad.q4"
     for i, c in enumerate(cases):
@@ -76,6 +80,7 @@ def test_truncated_and_mutated_bytes_are_rejected(base):
 
 
 # ------------------------------------------------------------------------- 1b: hostile manifests
+
 
 def _tensor(m, name):
     return next(t for t in m["tensors"] if t["name"] == name)
@@ -95,10 +100,12 @@ def _deep(n):
 
 def _raw(old: str, new: str):
     """Replace the first ``old`` in the compact manifest JSON text (it must occur)."""
+
     def edit(m):
         text = json.dumps(m, separators=(",", ":"))
         assert old in text, old
         return text.replace(old, new, 1)
+
     return edit
 
 
@@ -106,6 +113,7 @@ def _rename_tensor(old, new):
     def edit(m):
         text = json.dumps(m)
         return text.replace(json.dumps(old)[:-1] + '"', json.dumps(new))
+
     return edit
 
 
@@ -136,21 +144,29 @@ REJECTED = [
     ("D4 input_layout", _set_meta("input_layout", ["NHWC"]), COMMANDS),
     ("D4 300-char model name", lambda m: m.__setitem__("name", "n" * 300), ("generate",)),
     ("D9 2000-char model name", lambda m: m.__setitem__("name", "n" * 2000), COMMANDS),
-    ("D4 shape 2^40", lambda m: _tensor(m, "x").__setitem__("shape", [8, 8, 2 ** 40]), COMMANDS),
-    ("D4 array shape 2^70", lambda m: _op(m, "conv1")["arrays"][0].__setitem__("shape", [0, 2 ** 70]), COMMANDS),
-    ("D6 maxpool pads >= kernel", lambda m: (_op(m, "mp1")["attrs"].update(pads=[2, 2, 2, 2], stride=[4, 4]),
-                                             _tensor(m, "mp").__setitem__("shape", [2, 2, 4]),
-                                             _op(m, "ap1")["attrs"].update(kernel=[1, 1])), COMMANDS),
-    ("D6 stride 2^31", lambda m: _op(m, "conv1")["attrs"].__setitem__("stride", [2 ** 31, 1]), COMMANDS),
+    ("D4 shape 2^40", lambda m: _tensor(m, "x").__setitem__("shape", [8, 8, 2**40]), COMMANDS),
+    (
+        "D4 array shape 2^70",
+        lambda m: _op(m, "conv1")["arrays"][0].__setitem__("shape", [0, 2**70]),
+        COMMANDS,
+    ),
+    (
+        "D6 maxpool pads >= kernel",
+        lambda m: (
+            _op(m, "mp1")["attrs"].update(pads=[2, 2, 2, 2], stride=[4, 4]),
+            _tensor(m, "mp").__setitem__("shape", [2, 2, 4]),
+            _op(m, "ap1")["attrs"].update(kernel=[1, 1]),
+        ),
+        COMMANDS,
+    ),
+    ("D6 stride 2^31", lambda m: _op(m, "conv1")["attrs"].__setitem__("stride", [2**31, 1]), COMMANDS),
     ("D9 newline in model name", lambda m: m.__setitem__("name", "a\nerror: fake"), COMMANDS),
     ("D9 ANSI in tensor name", _rename_tensor("c2", "c2\x1b[31mred"), COMMANDS),
     ("D9 RTL override in op name", lambda m: _op(m, "conv1").__setitem__("name", "conv\u202e1"), COMMANDS),
     ("D9 NUL in tensor name", _rename_tensor("c2", "c\u00002"), COMMANDS),
     ("D9 10,000-char tensor name", _rename_tensor("c2", "c" * 10000), COMMANDS),
-    ("D9 lone surrogate in name", _raw('"name":"conv1"', '"name":"conv\\ud8001"'),
-     COMMANDS),
-    ("D9 lone surrogate in meta", _raw('"note":', '"n2":"\\udc00","note":'),
-     COMMANDS),
+    ("D9 lone surrogate in name", _raw('"name":"conv1"', '"name":"conv\\ud8001"'), COMMANDS),
+    ("D9 lone surrogate in meta", _raw('"note":', '"n2":"\\udc00","note":'), COMMANDS),
     ("D9 newline in op input", lambda m: _op(m, "conv2")["inputs"].__setitem__(0, "c\n1"), COMMANDS),
     ("D7 name q4_kernels", lambda m: m.__setitem__("name", "q4_kernels"), ("generate",)),
     ("D7 name stdint", lambda m: m.__setitem__("name", "stdint"), ("generate",)),
@@ -173,7 +189,7 @@ def test_hostile_manifest_is_a_clean_error(base, case):
 def test_bias_at_the_int32_bound_is_rejected(base, tmp_path):
     """D6: |bias| + 2040 K >= 2^31 is refused at load (not only at generate)."""
     m = every_kind_model()
-    m.ops[2].arrays["bias"][0] = 2 ** 31 - 1
+    m.ops[2].arrays["bias"][0] = 2**31 - 1
     raw = q4file._encode(m)  # bypasses save_q4's checks, as a hostile writer would
     (tmp_path / "b.q4").write_bytes(raw)
     tiny_data(tmp_path / "data.npz")
@@ -185,9 +201,15 @@ def test_bias_at_the_int32_bound_is_rejected(base, tmp_path):
 def test_oversize_model_is_rejected(tmp_path):
     """D6 (class 1f): a self-consistent pad op whose output is 2^31 + 1 wide: the loader and
     generate refuse it instead of writing C whose int32 dims overflow."""
-    t = {"x": QTensor("x", (1, 1, 1), 8, 1.0, 0), "p": QTensor("p", (1, 2 ** 31 + 1, 1), 8, 1.0, 0)}
-    big = QModel("big", "x", "p", t, [QOp("pad", "pad", ["x"], "p", {"pads": [0, 0, 0, 2 ** 31]})],
-                 {"input_layout": "NHWC"})
+    t = {"x": QTensor("x", (1, 1, 1), 8, 1.0, 0), "p": QTensor("p", (1, 2**31 + 1, 1), 8, 1.0, 0)}
+    big = QModel(
+        "big",
+        "x",
+        "p",
+        t,
+        [QOp("pad", "pad", ["x"], "p", {"pads": [0, 0, 0, 2**31]})],
+        {"input_layout": "NHWC"},
+    )
     with pytest.raises(Q4Error, match="int32"):
         save_q4(big, tmp_path / "big.q4")
     (tmp_path / "big.q4").write_bytes(q4file._encode(big))
@@ -199,8 +221,9 @@ def test_oversize_model_is_rejected(tmp_path):
 def test_inspect_escapes_control_characters_in_meta(base):
     """D9: meta strings may hold anything; inspect shows escapes, not terminal controls."""
     q4 = base / "esc.q4"
-    q4.write_bytes(reseal((base / "m.q4").read_bytes(),
-                          _set_meta("note", "\x1b]0;pwned\x07 \u202eevil \x00 end")))
+    q4.write_bytes(
+        reseal((base / "m.q4").read_bytes(), _set_meta("note", "\x1b]0;pwned\x07 \u202eevil \x00 end"))
+    )
     rc, out, err = run_cli(["inspect", str(q4)])
     assert rc == 0, err
     assert "\x1b" not in out and "\u202e" not in out and "\x00" not in out and "\x07" not in out
@@ -211,20 +234,65 @@ def test_legitimate_odd_names_still_generate_and_compile(base, tmp_path):
     """Names that are merely unusual (non-ASCII, quotes, comment markers, 255 bytes) load,
     generate and compile; only the C prefix must be an identifier."""
     q4 = tmp_path / "odd.q4"
-    q4.write_bytes(reseal((base / "m.q4").read_bytes(), lambda m: json.dumps(m).replace(
-        '"c2"', json.dumps('модель "*/ ??/ \\\\')).replace('"conv1"', json.dumps("c" * 1024))))
+    q4.write_bytes(
+        reseal(
+            (base / "m.q4").read_bytes(),
+            lambda m: (
+                json.dumps(m)
+                .replace('"c2"', json.dumps('модель "*/ ??/ \\\\'))
+                .replace('"conv1"', json.dumps("c" * 1024))
+            ),
+        )
+    )
     rc, _, err = run_cli(["generate", str(q4), "-o", str(tmp_path / "g"), "--name", "odd"])
     assert rc == 0, err
     srcs = [str(tmp_path / "g" / f) for f in ("odd.c", "odd_weights.c")]
-    res = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-trigraphs",
-                          "-fsyntax-only", "-I", str(tmp_path / "g"), *srcs], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-trigraphs",
+            "-fsyntax-only",
+            "-I",
+            str(tmp_path / "g"),
+            *srcs,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
 
 
 # ------------------------------------------------------------------------- random manifest edits
 
-_HOSTILE_VALUES = [None, True, -1, 0, 1, 2 ** 31, -2 ** 31 - 1, 2 ** 63, 2 ** 80, 1e308, -1e-320, 0.5,
-                   "", "x" * 300, "\n", "\x1b[2J", [], {}, [[]], [1, 2, 3], {"a": []}, [2 ** 31, 1]]
+_HOSTILE_VALUES = [
+    None,
+    True,
+    -1,
+    0,
+    1,
+    2**31,
+    -(2**31) - 1,
+    2**63,
+    2**80,
+    1e308,
+    -1e-320,
+    0.5,
+    "",
+    "x" * 300,
+    "\n",
+    "\x1b[2J",
+    [],
+    {},
+    [[]],
+    [1, 2, 3],
+    {"a": []},
+    [2**31, 1],
+]
 
 
 def _paths(v, path=()):
@@ -259,6 +327,7 @@ def test_random_manifest_edits(base):
             for k in path[:-1]:
                 cur = cur[k]
             cur[path[-1]] = value
+
         q4.write_bytes(reseal(raw, edit))
         try:
             model = load_q4(q4)

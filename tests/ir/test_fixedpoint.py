@@ -12,15 +12,15 @@ def test_quantize_multiplier_is_accurate_and_in_range(real):
     m, s = fx.quantize_multiplier(real)
     assert fx.MULT_MIN <= m <= fx.MULT_MAX
     assert fx.SHIFT_MIN <= s <= fx.SHIFT_MAX
-    assert abs(m * 2.0 ** -s - real) <= real * 2 ** -30
+    assert abs(m * 2.0**-s - real) <= real * 2**-30
 
 
 def test_quantize_multiplier_edges():
     assert fx.quantize_multiplier(0.0) == (0, 1)
     m, s = fx.quantize_multiplier(1e-25)  # would need s > 62: precision dropped, value kept
-    assert s == 62 and abs(m * 2.0 ** -62 - 1e-25) < 2.0 ** -62
+    assert s == 62 and abs(m * 2.0**-62 - 1e-25) < 2.0**-62
     with pytest.raises(ValueError):
-        fx.quantize_multiplier(2.0 ** 31)
+        fx.quantize_multiplier(2.0**31)
     with pytest.raises(ValueError):
         fx.quantize_multiplier(-1.0)
     with pytest.raises(ValueError):
@@ -35,7 +35,7 @@ def test_requantize_rounds_half_up_including_negatives():
 
 
 def test_requantize_extremes_do_not_overflow():
-    acc = np.array([2 ** 31 - 1, -(2 ** 31)], np.int64)
+    acc = np.array([2**31 - 1, -(2**31)], np.int64)
     out = fx.requantize(acc, fx.MULT_MAX, 1)
     exact = [(int(a) * fx.MULT_MAX + 1) >> 1 for a in acc]
     assert out.tolist() == exact
@@ -43,19 +43,19 @@ def test_requantize_extremes_do_not_overflow():
 
 def test_requantize_matches_real_multiplication():
     rng = np.random.default_rng(0)
-    acc = rng.integers(-2 ** 20, 2 ** 20, 1000)
+    acc = rng.integers(-(2**20), 2**20, 1000)
     for real in (0.001, 0.0371, 0.7):
         m, s = fx.quantize_multiplier(real)
-        assert np.abs(fx.requantize(acc, m, s) - acc * real).max() <= 0.5 + 2 ** 20 * real * 2 ** -30
+        assert np.abs(fx.requantize(acc, m, s) - acc * real).max() <= 0.5 + 2**20 * real * 2**-30
 
 
 def test_add_multipliers_keep_int32_headroom():
     ma, mb, s = fx.add_multipliers(0.8, 3.1)
     assert max(ma, mb) < fx.ADD_MULT_LIMIT and 1 <= s <= fx.ADD_SHIFT_MAX
-    assert 2 * 255 * max(ma, mb) + (1 << (s - 1)) < 2 ** 31
-    assert abs(ma / 2 ** s - 0.8) < 2 ** -18 and abs(mb / 2 ** s - 3.1) < 2 ** -18
+    assert 2 * 255 * max(ma, mb) + (1 << (s - 1)) < 2**31
+    assert abs(ma / 2**s - 0.8) < 2**-18 and abs(mb / 2**s - 3.1) < 2**-18
     with pytest.raises(ValueError):
-        fx.add_multipliers(2.0 ** 22, 1.0)
+        fx.add_multipliers(2.0**22, 1.0)
 
 
 def test_round_half_away():

@@ -1,4 +1,5 @@
 """Float reference executor: each op against a plain numpy definition, capture/batching, ResNet-8 vs ORT."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def windows(x, kernel, stride, pads, fill):
     out = np.empty(x.shape[:2] + (oh, ow, kh, kw), x.dtype)
     for i in range(oh):
         for j in range(ow):
-            out[:, :, i, j] = xp[:, :, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw]
+            out[:, :, i, j] = xp[:, :, i * stride[0] : i * stride[0] + kh, j * stride[1] : j * stride[1] + kw]
     return out
 
 
@@ -48,9 +49,13 @@ def test_conv_with_asymmetric_pads_stride_and_groups():
             ref = np.einsum("ncijhw,ochw->noij", win, w) + b[None, :, None, None]
         else:
             ref = np.einsum("ncijhw,chw->ncij", win, w[:, 0]) + b[None, :, None, None]
-        graph = one_node_graph("conv2d", (4, 7, 6), ref.shape[1:],
-                               {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": groups},
-                               {"weight": w, "bias": b})
+        graph = one_node_graph(
+            "conv2d",
+            (4, 7, 6),
+            ref.shape[1:],
+            {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": groups},
+            {"weight": w, "bias": b},
+        )
         np.testing.assert_allclose(run_float(graph, X), ref, rtol=1e-5, atol=1e-5)
 
 
@@ -60,8 +65,12 @@ def test_avgpool_counts_padding_as_told(include_pad):
     win = windows(X, (3, 3), (2, 2), pads, 0.0)
     ones = windows(np.ones_like(X), (3, 3), (2, 2), pads, 0.0)
     ref = win.mean(axis=(4, 5)) if include_pad else win.sum(axis=(4, 5)) / ones.sum(axis=(4, 5))
-    graph = one_node_graph("avgpool", (4, 7, 6), ref.shape[1:],
-                           {"kernel": (3, 3), "stride": (2, 2), "pads": pads, "count_include_pad": include_pad})
+    graph = one_node_graph(
+        "avgpool",
+        (4, 7, 6),
+        ref.shape[1:],
+        {"kernel": (3, 3), "stride": (2, 2), "pads": pads, "count_include_pad": include_pad},
+    )
     np.testing.assert_allclose(run_float(graph, X), ref, rtol=1e-5, atol=1e-6)
 
 
@@ -69,7 +78,9 @@ def test_maxpool_ignores_padding_and_pad_adds_zeros():
     x = X - 5.0  # all negative: a zero pad would win every border window
     pads = (1, 0, 1, 1)
     ref = windows(x, (2, 3), (1, 2), pads, -np.inf).max(axis=(4, 5))
-    graph = one_node_graph("maxpool", (4, 7, 6), ref.shape[1:], {"kernel": (2, 3), "stride": (1, 2), "pads": pads})
+    graph = one_node_graph(
+        "maxpool", (4, 7, 6), ref.shape[1:], {"kernel": (2, 3), "stride": (1, 2), "pads": pads}
+    )
     np.testing.assert_array_equal(run_float(graph, x), ref)
     padded = one_node_graph("pad", (4, 7, 6), (4, 9, 7), {"pads": pads})
     np.testing.assert_array_equal(run_float(padded, x), np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 1))))
@@ -86,8 +97,15 @@ def test_chain_capture_and_batching():
         FloatNode("flat", "reshape", ["a"], "f"),
         FloatNode("fc", "fully_connected", ["f"], "y", {}, {"weight": w, "bias": b}),
     ]
-    shapes = {"x": (4, 2, 2), "c": (4, 2, 2), "r": (4, 2, 2), "a": (4, 2, 2), "g": (4, 1, 1), "f": (16,),
-              "y": (3,)}
+    shapes = {
+        "x": (4, 2, 2),
+        "c": (4, 2, 2),
+        "r": (4, 2, 2),
+        "a": (4, 2, 2),
+        "g": (4, 1, 1),
+        "f": (16,),
+        "y": (3,),
+    }
     graph = FloatGraph("g", "x", (4, 2, 2), "y", nodes, shapes)
     x = RNG.standard_normal((7, 4, 2, 2)).astype(np.float32)
     a = np.clip(x, -0.5, 1.0) + np.maximum(x, 0)

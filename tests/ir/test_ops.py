@@ -1,6 +1,7 @@
 """The op table is complete: every integer op kind has its behaviour in each stage's registry, a
 template, kernel sources that exist and a section in docs/integer-spec.md (the checklist in
 docs/contributing.md)."""
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,13 @@ def test_every_kind_has_a_template_and_its_kernels(kind):
     assert spec.kernel is not None or spec.aliases_input  # only an aliasing op needs no call
     if spec.weighted:
         assert spec.terms_kernel is not None and spec.packed_terms_kernel is not None
-    sources = [spec.kernel, spec.terms_kernel, spec.packed_kernel, spec.packed_terms_kernel,
-               *(v.source for v in spec.variants + spec.terms_variants)]
+    sources = [
+        spec.kernel,
+        spec.terms_kernel,
+        spec.packed_kernel,
+        spec.packed_terms_kernel,
+        *(v.source for v in spec.variants + spec.terms_variants),
+    ]
     for source in filter(None, sources):
         assert (RUNTIME_DIR / "src" / source).is_file(), source
     for v in spec.variants + spec.terms_variants:

@@ -1,4 +1,5 @@
 """Each op of the oracle against its float meaning, within the quantization error."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,8 +24,9 @@ def _model(op, tensors, inp, out):
     return QModel("m", inp, out, {t.name: t for t in tensors}, [op])
 
 
-@pytest.mark.parametrize("stride,pads,zp_in", [((1, 1), (1, 1, 1, 1), 0), ((2, 2), (0, 1, 1, 0), -128),
-                                                ((2, 1), (0, 0, 0, 0), 5)])
+@pytest.mark.parametrize(
+    "stride,pads,zp_in", [((1, 1), (1, 1, 1, 1), 0), ((2, 2), (0, 1, 1, 0), -128), ((2, 1), (0, 0, 0, 0), 5)]
+)
 def test_conv2d_matches_float(stride, pads, zp_in):
     n, h, w, ci, co, k = 4, 7, 6, 3, 5, 3
     tin = QTensor("x", (h, w, ci), 8, 0.05, zp_in)
@@ -42,8 +44,14 @@ def test_conv2d_matches_float(stride, pads, zp_in):
     yf = yf.permute(0, 2, 3, 1).numpy()
     tout = QTensor("y", yf.shape[1:], 8, float(np.abs(yf).max() / 100), -3)
     m, s = quantize_multipliers(tin.scale * ws / tout.scale)
-    op = QOp("c", "conv2d", ["x"], "y", {"stride": list(stride), "pads": list(pads), "act_min": -128,
-                                        "act_max": 127}, {"weight": wq, "bias": bias, "multiplier": m, "shift": s})
+    op = QOp(
+        "c",
+        "conv2d",
+        ["x"],
+        "y",
+        {"stride": list(stride), "pads": list(pads), "act_min": -128, "act_max": 127},
+        {"weight": wq, "bias": bias, "multiplier": m, "shift": s},
+    )
     y = oracle.run_oracle(_model(op, [tin, tout], "x", "y"), xq)
     assert y.shape == (n,) + yf.shape[1:]
     assert np.abs(_dq(y, tout) - yf).max() <= tout.scale * 0.5001
@@ -59,9 +67,14 @@ def test_depthwise_and_fc_and_relu_clamp():
     yf = torch.relu(yf).permute(0, 2, 3, 1).numpy()
     tout = QTensor("y", (5, 5, 4), 4, float(yf.max() / 15), -8)
     m, s = quantize_multipliers(tin.scale * ws / tout.scale)
-    op = QOp("d", "depthwise_conv2d", ["x"], "y", {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8,
-                                                  "act_max": 7},
-             {"weight": wq, "bias": np.zeros(4, np.int32), "multiplier": m, "shift": s})
+    op = QOp(
+        "d",
+        "depthwise_conv2d",
+        ["x"],
+        "y",
+        {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
+        {"weight": wq, "bias": np.zeros(4, np.int32), "multiplier": m, "shift": s},
+    )
     y = oracle.run_oracle(_model(op, [tin, tout], "x", "y"), xq)
     assert y.min() >= -8  # the ReLU clamp at the zero point
     assert np.abs(_dq(y, tout) - yf).max() <= tout.scale * 0.5001
@@ -72,8 +85,14 @@ def test_depthwise_and_fc_and_relu_clamp():
     yf = _dq(vq, tv) @ (w.T * 0.05)
     to = QTensor("o", (3,), 8, float(np.abs(yf).max() / 120), 0)
     m, s = quantize_multipliers(np.full(3, tv.scale * 0.05 / to.scale))
-    op = QOp("fc", "fully_connected", ["v"], "o", {"act_min": -128, "act_max": 127},
-             {"weight": w, "bias": np.zeros(3, np.int32), "multiplier": m, "shift": s})
+    op = QOp(
+        "fc",
+        "fully_connected",
+        ["v"],
+        "o",
+        {"act_min": -128, "act_max": 127},
+        {"weight": w, "bias": np.zeros(3, np.int32), "multiplier": m, "shift": s},
+    )
     y = oracle.run_oracle(_model(op, [tv, to], "v", "o"), vq)
     assert np.abs(_dq(y, to) - yf).max() <= to.scale * 0.5001
 
@@ -85,8 +104,14 @@ def test_add_of_differently_scaled_inputs():
     a = RNG.integers(-128, 128, (2, 4, 4, 2)).astype(np.int8)
     b = RNG.integers(-128, 128, (2, 4, 4, 2)).astype(np.int8)
     ma, mb, s = add_multipliers(ta.scale / to.scale, tb.scale / to.scale)
-    op = QOp("add", "add", ["a", "b"], "y", {"shift": s, "act_min": -128, "act_max": 127},
-             {"multiplier": np.array([ma, mb], np.int32)})
+    op = QOp(
+        "add",
+        "add",
+        ["a", "b"],
+        "y",
+        {"shift": s, "act_min": -128, "act_max": 127},
+        {"multiplier": np.array([ma, mb], np.int32)},
+    )
     m = QModel("m", "a", "y", {t.name: t for t in (ta, tb, to)}, [op])
     y = oracle.add(a, b, op, ta, tb, to)
     ref = np.clip(np.rint((_dq(a, ta) + _dq(b, tb)) / to.scale), -128, 127)
@@ -105,18 +130,32 @@ def test_pools():
 
     m, s = quantize_multiplier(1.0 / 36)
     tg = QTensor("g", (1, 1, 3), 8, 0.1, -20)
-    gap = QOp("g", "global_avgpool", ["x"], "g", {"act_min": -128, "act_max": 127},
-              {"multiplier": np.array([m], np.int32), "shift": np.array([s], np.int32)})
+    gap = QOp(
+        "g",
+        "global_avgpool",
+        ["x"],
+        "g",
+        {"act_min": -128, "act_max": 127},
+        {"multiplier": np.array([m], np.int32), "shift": np.array([s], np.int32)},
+    )
     y = oracle.global_avgpool(x, gap, tin, tg)
     ref = (x.astype(np.float64) + 20).mean(axis=(1, 2), keepdims=True) - 20
     assert np.abs(y - ref).max() <= 0.5 + 1e-9
 
     m, s = quantize_multiplier(1.0 / 4)
-    ap = QOp("a", "avgpool", ["x"], "y", {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0],
-                                          "act_min": -128, "act_max": 127},
-             {"multiplier": np.array([m], np.int32), "shift": np.array([s], np.int32)})
+    ap = QOp(
+        "a",
+        "avgpool",
+        ["x"],
+        "y",
+        {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0], "act_min": -128, "act_max": 127},
+        {"multiplier": np.array([m], np.int32), "shift": np.array([s], np.int32)},
+    )
     y = oracle.avgpool(x, ap, tin, tin)
-    ref = F.avg_pool2d(torch.as_tensor(x.astype(np.float64) + 20).permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1) - 20
+    ref = (
+        F.avg_pool2d(torch.as_tensor(x.astype(np.float64) + 20).permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
+        - 20
+    )
     assert np.abs(y - ref.numpy()).max() <= 0.5 + 1e-9
 
 
@@ -131,9 +170,9 @@ def test_quantize_input_layout_ties_and_nan():
     t = QTensor("x", (2, 2, 3), 8, 0.5, -128)
     m = QModel("m", "x", "x", {"x": t}, [], {"input_layout": "NCHW"})
     x = np.zeros((1, 3, 2, 2), np.float32)
-    x[0, 1, 0, 1] = 0.25   # 0.5 -> rounds away to 1
+    x[0, 1, 0, 1] = 0.25  # 0.5 -> rounds away to 1
     x[0, 2, 1, 1] = np.nan  # -> zero point
-    x[0, 0, 1, 0] = 1e9     # saturates
+    x[0, 0, 1, 0] = 1e9  # saturates
     q = oracle.quantize_input(m, x)
     assert q.shape == (1, 2, 2, 3)
     assert q[0, 0, 1, 1] == -127 and q[0, 1, 1, 2] == -128 and q[0, 1, 0, 0] == 127

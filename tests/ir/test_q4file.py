@@ -1,4 +1,5 @@
 """The .q4 file: round trip, determinism, atomic writes, and every rejection path of the reader."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,11 +25,15 @@ HEADER = struct.Struct("<8sIQQ")
 # A small synthetic model using every op kind
 # ----------------------------------------------------------------------------------------------
 
+
 def _requant(rng, n):
     mult = rng.integers(1 << 30, (1 << 31) - 1, n).astype(np.int32)
     mult[0] = 0  # a zero multiplier is legal
-    return {"bias": rng.integers(-5000, 5000, n).astype(np.int32), "multiplier": mult,
-            "shift": rng.integers(20, 40, n).astype(np.int32)}
+    return {
+        "bias": rng.integers(-5000, 5000, n).astype(np.int32),
+        "multiplier": mult,
+        "shift": rng.integers(20, 40, n).astype(np.int32),
+    }
 
 
 def make_model() -> QModel:
@@ -39,42 +44,96 @@ def make_model() -> QModel:
     def t(name, shape, bits=8, scale=0.05, zp=0):
         return QTensor(name, tuple(shape), bits, scale, zp)
 
-    tensors = [t("x", (8, 8, 3), scale=1 / 255 + 1e-17, zp=-128),
-               t("c1", (8, 8, 4), bits=4, scale=0.1234567890123, zp=-8),
-               t("d1", (4, 4, 4)), t("c2", (4, 4, 4), scale=0.07), t("a1", (4, 4, 4), scale=0.09),
-               t("lu", (4, 4, 4), scale=0.09), t("cl", (4, 4, 4), scale=0.09), t("p", (6, 6, 4), scale=0.09),
-               t("mp", (3, 3, 4), scale=0.09), t("ap", (2, 2, 4), bits=4, scale=0.2),
-               t("g", (1, 1, 4), scale=0.03), t("f", (4,), scale=0.03),
-               t("f1", (4,), bits=4, scale=0.48, zp=0), t("f2", (4,), bits=4, scale=0.03),
-               t("y", (3,), scale=np.float32(0.25), zp=0)]
+    tensors = [
+        t("x", (8, 8, 3), scale=1 / 255 + 1e-17, zp=-128),
+        t("c1", (8, 8, 4), bits=4, scale=0.1234567890123, zp=-8),
+        t("d1", (4, 4, 4)),
+        t("c2", (4, 4, 4), scale=0.07),
+        t("a1", (4, 4, 4), scale=0.09),
+        t("lu", (4, 4, 4), scale=0.09),
+        t("cl", (4, 4, 4), scale=0.09),
+        t("p", (6, 6, 4), scale=0.09),
+        t("mp", (3, 3, 4), scale=0.09),
+        t("ap", (2, 2, 4), bits=4, scale=0.2),
+        t("g", (1, 1, 4), scale=0.03),
+        t("f", (4,), scale=0.03),
+        t("f1", (4,), bits=4, scale=0.48, zp=0),
+        t("f2", (4,), bits=4, scale=0.03),
+        t("y", (3,), scale=np.float32(0.25), zp=0),
+    ]
     w = lambda *shape: rng.integers(-8, 8, shape).astype(np.int8)  # noqa: E731
     pool = lambda: {"multiplier": np.array([1 << 30], np.int32), "shift": np.array([31], np.int32)}  # noqa: E731
     ops = [
-        QOp("conv1", "conv2d", ["x"], "c1", {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
-            {"weight": w(4, 3, 3, 3), **_requant(rng, 4)}),
-        QOp("dw1", "depthwise_conv2d", ["c1"], "d1", {"stride": (2, 2), "pads": (0, 0, 1, 1), "act_min": -128,
-                                                      "act_max": 127}, {"weight": w(4, 3, 3), **_requant(rng, 4)}),
-        QOp("conv2", "conv2d", ["c1"], "c2", {"stride": [2, 2], "pads": [0, 0, 0, 0], "act_min": 0, "act_max": 127},
-            {"weight": w(4, 1, 1, 4), **_requant(rng, 4)}),
-        QOp("add1", "add", ["d1", "c2"], "a1", {"shift": 20, "act_min": -128, "act_max": 127},
-            {"multiplier": np.array([700000, (1 << 21) - 1], np.int32)}),
+        QOp(
+            "conv1",
+            "conv2d",
+            ["x"],
+            "c1",
+            {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
+            {"weight": w(4, 3, 3, 3), **_requant(rng, 4)},
+        ),
+        QOp(
+            "dw1",
+            "depthwise_conv2d",
+            ["c1"],
+            "d1",
+            {"stride": (2, 2), "pads": (0, 0, 1, 1), "act_min": -128, "act_max": 127},
+            {"weight": w(4, 3, 3), **_requant(rng, 4)},
+        ),
+        QOp(
+            "conv2",
+            "conv2d",
+            ["c1"],
+            "c2",
+            {"stride": [2, 2], "pads": [0, 0, 0, 0], "act_min": 0, "act_max": 127},
+            {"weight": w(4, 1, 1, 4), **_requant(rng, 4)},
+        ),
+        QOp(
+            "add1",
+            "add",
+            ["d1", "c2"],
+            "a1",
+            {"shift": 20, "act_min": -128, "act_max": 127},
+            {"multiplier": np.array([700000, (1 << 21) - 1], np.int32)},
+        ),
         QOp("lut1", "lut", ["a1"], "lu", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}),
         QOp("relu1", "clamp", ["lu"], "cl", {"act_min": 0, "act_max": 127}),
         QOp("pad1", "pad", ["cl"], "p", {"pads": [1, 1, 1, 1]}),
         QOp("mp1", "maxpool", ["p"], "mp", {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0]}),
-        QOp("ap1", "avgpool", ["mp"], "ap", {"kernel": [2, 2], "stride": [1, 1], "pads": [0, 0, 0, 0],
-                                             "act_min": -8, "act_max": 7}, pool()),
+        QOp(
+            "ap1",
+            "avgpool",
+            ["mp"],
+            "ap",
+            {"kernel": [2, 2], "stride": [1, 1], "pads": [0, 0, 0, 0], "act_min": -8, "act_max": 7},
+            pool(),
+        ),
         QOp("gap1", "global_avgpool", ["ap"], "g", {"act_min": -128, "act_max": 127}, pool()),
         QOp("flat", "reshape", ["g"], "f"),
         QOp("f1", "residual_split", ["f"], "f1", {"part": 0, "coarse_zero_point": 0}),
         QOp("f2", "residual_split", ["f"], "f2", {"part": 1, "coarse_zero_point": 0}),
-        QOp("fc1", "fully_connected", ["f1", "f2"], "y", {"act_min": -128, "act_max": 127},
-            {"weight": w(3, 4), **_requant(rng, 3),
-             "multiplier": rng.integers(-(1 << 28), 1 << 28, (2, 3)).astype(np.int32)}),
+        QOp(
+            "fc1",
+            "fully_connected",
+            ["f1", "f2"],
+            "y",
+            {"act_min": -128, "act_max": 127},
+            {
+                "weight": w(3, 4),
+                **_requant(rng, 3),
+                "multiplier": rng.integers(-(1 << 28), 1 << 28, (2, 3)).astype(np.int32),
+            },
+        ),
     ]
-    meta = {"recipe": {"weight_bits": 4, "activation_bits": 8, "seed": 0, "weight_scale": "mmse"},
-            "source_hash": "ab" * 32, "input_layout": "NCHW", "input_shape_float": (3, 8, 8),
-            "output_softmax": True, "note": "µ-model ✓", "ratio": 0.1 + 0.2}
+    meta = {
+        "recipe": {"weight_bits": 4, "activation_bits": 8, "seed": 0, "weight_scale": "mmse"},
+        "source_hash": "ab" * 32,
+        "input_layout": "NCHW",
+        "input_shape_float": (3, 8, 8),
+        "output_softmax": True,
+        "note": "µ-model ✓",
+        "ratio": 0.1 + 0.2,
+    }
     return QModel("tiny", "x", "y", {x.name: x for x in tensors}, ops, meta)
 
 
@@ -94,11 +153,12 @@ def q4(tmp_path, model) -> Path:
 # Helpers that edit a file at the byte level, as the format document describes it
 # ----------------------------------------------------------------------------------------------
 
+
 def split(path: Path) -> tuple[dict, bytearray]:
     raw = path.read_bytes()
     _, _, mlen, dlen = HEADER.unpack_from(raw)
     start = -(-(HEADER.size + mlen) // 64) * 64
-    return json.loads(raw[HEADER.size:HEADER.size + mlen]), bytearray(raw[start:start + dlen])
+    return json.loads(raw[HEADER.size : HEADER.size + mlen]), bytearray(raw[start : start + dlen])
 
 
 def seal(path: Path, manifest, data: bytes, version: int = 1) -> None:
@@ -135,6 +195,7 @@ def assert_rejected(path: Path, *fragments: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Round trip, determinism, writing
 # ----------------------------------------------------------------------------------------------
+
 
 def test_model_uses_every_op_kind(model):
     assert sorted({op.kind for op in model.ops}) == sorted(QOP_KINDS)
@@ -189,14 +250,14 @@ def test_weights_are_stored_packed(q4, model):
     for op in manifest["ops"]:
         for a in op["arrays"]:
             assert a["offset"] % 64 == 0
-    blob = data[bias["offset"]:bias["offset"] + 16]
+    blob = data[bias["offset"] : bias["offset"] + 16]
     assert np.frombuffer(bytes(blob), "<i4").tolist() == model.ops[0].arrays["bias"].tolist()
 
 
 def test_manifest_is_sorted_compact_json(q4, model):
     raw = q4.read_bytes()
     _, version, mlen, _ = HEADER.unpack_from(raw)
-    text = raw[HEADER.size:HEADER.size + mlen]
+    text = raw[HEADER.size : HEADER.size + mlen]
     manifest = json.loads(text)
     assert version == 1 and manifest["version"] == 1 and manifest["format"] == "q4sdk-model"
     assert text == json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -240,8 +301,13 @@ def test_describe(q4):
     text = describe_q4(q4)
     assert "model 'tiny'" in text and "format 1" in text
     assert "activation_bits=8" in text and "weight_bits=4" in text
-    for name, kind in (("conv1", "conv2d"), ("dw1", "depthwise_conv2d"), ("fc1", "fully_connected"),
-                       ("gap1", "global_avgpool"), ("flat", "reshape")):
+    for name, kind in (
+        ("conv1", "conv2d"),
+        ("dw1", "depthwise_conv2d"),
+        ("fc1", "fully_connected"),
+        ("gap1", "global_avgpool"),
+        ("flat", "reshape"),
+    ):
         assert re.search(rf"\b{name}\s+{kind}\b", text), name
     assert "input_shape_float=[3, 8, 8]" in text and 'note="µ-model ✓"' in text
     assert "4x3x3x3 int4" in text
@@ -268,6 +334,7 @@ def test_documented_reader_reads_the_file(q4, model):
 # Container rejections
 # ----------------------------------------------------------------------------------------------
 
+
 def test_missing_file(tmp_path):
     assert_rejected(tmp_path / "absent.q4", "no such file")
 
@@ -291,13 +358,18 @@ def test_unsupported_version(q4):
     assert_rejected(q4, "version", "unsupported", "2")
 
 
-@pytest.mark.parametrize("where", ["empty", "in_magic", "in_header", "in_manifest", "in_data",
-                                   "in_checksum"])
+@pytest.mark.parametrize("where", ["empty", "in_magic", "in_header", "in_manifest", "in_data", "in_checksum"])
 def test_truncated(q4, where):
     raw = q4.read_bytes()
     _, _, mlen, _ = HEADER.unpack_from(raw)
-    cut = {"empty": 0, "in_magic": 5, "in_header": 20, "in_manifest": 28 + mlen // 2,
-           "in_data": len(raw) - 32 - 10, "in_checksum": len(raw) - 1}[where]
+    cut = {
+        "empty": 0,
+        "in_magic": 5,
+        "in_header": 20,
+        "in_manifest": 28 + mlen // 2,
+        "in_data": len(raw) - 32 - 10,
+        "in_checksum": len(raw) - 1,
+    }[where]
     q4.write_bytes(raw[:cut])
     assert_rejected(q4, "truncated")
 
@@ -358,8 +430,10 @@ def test_nonzero_manifest_padding(q4):
 # Manifest rejections (files resealed with a correct checksum)
 # ----------------------------------------------------------------------------------------------
 
+
 def _set(path, value):
     """Return a change that sets manifest[path...] = value (``...`` = delete)."""
+
     def change(manifest, data):
         node = manifest
         for key in path[:-1]:
@@ -368,6 +442,7 @@ def _set(path, value):
             del node[path[-1]]
         else:
             node[path[-1]] = value
+
     return change
 
 
@@ -393,7 +468,7 @@ MANIFEST_FAULTS = [
     (("ops", 0, "arrays", 1, "dtype"), "object", "'object' is not allowed"),
     (("ops", 0, "arrays", 1, "encoding"), "zstd", "field 'ops[0].arrays[1].encoding': unknown encoding"),
     (("ops", 0, "arrays", 1, "encoding"), "int4_rows", "field 'ops[0].arrays[1].encoding'"),
-    (("ops", 0, "arrays", 1, "offset"), 10 ** 9, "field 'ops[0].arrays[1].offset'"),
+    (("ops", 0, "arrays", 1, "offset"), 10**9, "field 'ops[0].arrays[1].offset'"),
     (("ops", 0, "arrays", 1, "offset"), 65, "not a multiple of 64"),
     (("ops", 0, "arrays", 1, "offset"), -64, "must be >= 0"),
     (("ops", 0, "arrays", 1, "offset"), 0, "overlap"),
@@ -404,8 +479,11 @@ MANIFEST_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("path,value,fragment", MANIFEST_FAULTS,
-                         ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in MANIFEST_FAULTS])
+@pytest.mark.parametrize(
+    "path,value,fragment",
+    MANIFEST_FAULTS,
+    ids=[f"{'.'.join(map(str, p))}={v!r}" for p, v, _ in MANIFEST_FAULTS],
+)
 def test_manifest_fault(q4, path, value, fragment):
     edit(q4, _set(path, value))
     assert_rejected(q4, fragment)
@@ -415,6 +493,7 @@ def test_array_data_changed_fails_its_sha(q4):
     def change(manifest, data):
         bias = array_spec(manifest, "dw1", "bias")
         data[bias["offset"]] ^= 1
+
     edit(q4, change)
     assert_rejected(q4, "field 'ops[1].arrays[1].sha256'", "array 'bias'")
 
@@ -423,10 +502,11 @@ def test_array_listed_twice(q4):
     def change(manifest, data):
         arrays = manifest["ops"][0]["arrays"]
         bias = arrays[1]
-        blob = bytes(data[bias["offset"]:bias["offset"] + bias["nbytes"]])
+        blob = bytes(data[bias["offset"] : bias["offset"] + bias["nbytes"]])
         data.extend(bytes(-len(data) % 64))
         arrays.append(dict(bias, offset=len(data)))
         data.extend(blob)
+
     edit(q4, change)
     assert_rejected(q4, "listed twice")
 
@@ -435,7 +515,8 @@ def test_int4_padding_nibble_must_be_zero(q4):
     def change(manifest, data):
         spec = array_spec(manifest, "conv1", "weight")  # 27 values per row: last nibble is padding
         data[spec["offset"] + 13] |= 0x30
-        spec["sha256"] = hashlib.sha256(data[spec["offset"]:spec["offset"] + spec["nbytes"]]).hexdigest()
+        spec["sha256"] = hashlib.sha256(data[spec["offset"] : spec["offset"] + spec["nbytes"]]).hexdigest()
+
     edit(q4, change)
     assert_rejected(q4, "padding nibble")
 
@@ -445,14 +526,21 @@ def _replace_blob(manifest, data, op_name, array_name, values: np.ndarray, encod
     spec = array_spec(manifest, op_name, array_name)
     blob = values.astype(values.dtype.newbyteorder("<")).tobytes()
     data.extend(bytes(-len(data) % 64))
-    spec.update(offset=len(data), nbytes=len(blob), encoding=encoding, dtype=values.dtype.name,
-                shape=list(values.shape), sha256=hashlib.sha256(blob).hexdigest())
+    spec.update(
+        offset=len(data),
+        nbytes=len(blob),
+        encoding=encoding,
+        dtype=values.dtype.name,
+        shape=list(values.shape),
+        sha256=hashlib.sha256(blob).hexdigest(),
+    )
     data.extend(blob)
 
 
 def test_raw_weights_load_when_in_range(q4, model):
     def change(manifest, data):
         _replace_blob(manifest, data, "fc1", "weight", model.ops[-1].arrays["weight"])
+
     edit(q4, change)
     assert models_equal(load_q4(q4), model)
 
@@ -472,6 +560,7 @@ def test_inconsistent_model_in_file(q4):
 def test_ops_out_of_order_in_file(q4):
     def change(manifest, data):
         manifest["ops"][0], manifest["ops"][1] = manifest["ops"][1], manifest["ops"][0]
+
     edit(q4, change)
     assert_rejected(q4, "op 'dw1'", "topological")
 
@@ -480,57 +569,97 @@ def test_ops_out_of_order_in_file(q4):
 # validate_model
 # ----------------------------------------------------------------------------------------------
 
+
 def _op(m: QModel, name: str) -> QOp:
     return next(o for o in m.ops if o.name == name)
 
 
 MODEL_FAULTS = {
-    "conv weight I": (lambda m: _op(m, "conv1").arrays.update(weight=np.zeros((4, 3, 3, 2), np.int8)),
-                      "op 'conv1' (conv2d): array 'weight' (4, 3, 3, 2) must be [O, kh, kw, I]"),
-    "conv output shape": (lambda m: setattr(m.tensors["c2"], "shape", (3, 3, 4)),
-                          "op 'conv2' (conv2d): output 'c2' has shape (3, 3, 4), expected (4, 4, 4)"),
+    "conv weight I": (
+        lambda m: _op(m, "conv1").arrays.update(weight=np.zeros((4, 3, 3, 2), np.int8)),
+        "op 'conv1' (conv2d): array 'weight' (4, 3, 3, 2) must be [O, kh, kw, I]",
+    ),
+    "conv output shape": (
+        lambda m: setattr(m.tensors["c2"], "shape", (3, 3, 4)),
+        "op 'conv2' (conv2d): output 'c2' has shape (3, 3, 4), expected (4, 4, 4)",
+    ),
     "conv stride 0": (lambda m: _op(m, "conv2").attrs.update(stride=[0, 2]), "attr 'stride'"),
-    "conv pads length": (lambda m: _op(m, "conv2").attrs.update(pads=[0, 0]), "attr 'pads' must be a list of 4"),
-    "conv bias shape": (lambda m: _op(m, "conv1").arrays.update(bias=np.zeros(3, np.int32)),
-                        "array 'bias' must have shape (4,)"),
-    "conv bias dtype": (lambda m: _op(m, "conv1").arrays.update(bias=np.zeros(4, np.int64)),
-                        "array 'bias' must be int32, got int64"),
-    "conv window too large": (lambda m: _op(m, "conv2").arrays.update(weight=np.zeros((4, 11, 11, 4), np.int8)),
-                              "does not fit"),
-    "empty weight": (lambda m: _op(m, "conv2").arrays.update(weight=np.zeros((4, 0, 1, 4), np.int8)),
-                     "array 'weight' (4, 0, 1, 4) is empty"),
-    "dw weight C": (lambda m: _op(m, "dw1").arrays.update(weight=np.zeros((3, 3, 3), np.int8)),
-                    "op 'dw1' (depthwise_conv2d): array 'weight'"),
-    "fc weight I": (lambda m: _op(m, "fc1").arrays.update(weight=np.zeros((3, 5), np.int8)),
-                    "op 'fc1' (fully_connected): array 'weight' (3, 5) must be [O, I] with I = 4"),
-    "weight range": (lambda m: _op(m, "dw1").arrays["weight"].__setitem__((0, 0, 0), -9),
-                     "array 'weight' values must lie in [-8, 7]"),
-    "multiplier range": (lambda m: _op(m, "conv1").arrays["multiplier"].__setitem__(1, 5),
-                         "array 'multiplier' values must be 0 or in [2^30, 2^31)"),
-    "shift range": (lambda m: _op(m, "fc1").arrays["shift"].__setitem__(0, 63),
-                    "array 'shift' values must lie in [1, 62]"),
+    "conv pads length": (
+        lambda m: _op(m, "conv2").attrs.update(pads=[0, 0]),
+        "attr 'pads' must be a list of 4",
+    ),
+    "conv bias shape": (
+        lambda m: _op(m, "conv1").arrays.update(bias=np.zeros(3, np.int32)),
+        "array 'bias' must have shape (4,)",
+    ),
+    "conv bias dtype": (
+        lambda m: _op(m, "conv1").arrays.update(bias=np.zeros(4, np.int64)),
+        "array 'bias' must be int32, got int64",
+    ),
+    "conv window too large": (
+        lambda m: _op(m, "conv2").arrays.update(weight=np.zeros((4, 11, 11, 4), np.int8)),
+        "does not fit",
+    ),
+    "empty weight": (
+        lambda m: _op(m, "conv2").arrays.update(weight=np.zeros((4, 0, 1, 4), np.int8)),
+        "array 'weight' (4, 0, 1, 4) is empty",
+    ),
+    "dw weight C": (
+        lambda m: _op(m, "dw1").arrays.update(weight=np.zeros((3, 3, 3), np.int8)),
+        "op 'dw1' (depthwise_conv2d): array 'weight'",
+    ),
+    "fc weight I": (
+        lambda m: _op(m, "fc1").arrays.update(weight=np.zeros((3, 5), np.int8)),
+        "op 'fc1' (fully_connected): array 'weight' (3, 5) must be [O, I] with I = 4",
+    ),
+    "weight range": (
+        lambda m: _op(m, "dw1").arrays["weight"].__setitem__((0, 0, 0), -9),
+        "array 'weight' values must lie in [-8, 7]",
+    ),
+    "multiplier range": (
+        lambda m: _op(m, "conv1").arrays["multiplier"].__setitem__(1, 5),
+        "array 'multiplier' values must be 0 or in [2^30, 2^31)",
+    ),
+    "shift range": (
+        lambda m: _op(m, "fc1").arrays["shift"].__setitem__(0, 63),
+        "array 'shift' values must lie in [1, 62]",
+    ),
     "shift zero": (lambda m: _op(m, "gap1").arrays["shift"].__setitem__(0, 0), "op 'gap1'"),
-    "add multiplier": (lambda m: _op(m, "add1").arrays["multiplier"].__setitem__(0, 1 << 21),
-                       "op 'add1' (add): array 'multiplier' values must lie in [0, 2^21)"),
-    "add multiplier count": (lambda m: _op(m, "add1").arrays.update(multiplier=np.ones(3, np.int32)),
-                             "shape (2,)"),
+    "add multiplier": (
+        lambda m: _op(m, "add1").arrays["multiplier"].__setitem__(0, 1 << 21),
+        "op 'add1' (add): array 'multiplier' values must lie in [0, 2^21)",
+    ),
+    "add multiplier count": (
+        lambda m: _op(m, "add1").arrays.update(multiplier=np.ones(3, np.int32)),
+        "shape (2,)",
+    ),
     "add shift": (lambda m: _op(m, "add1").attrs.update(shift=31), "attr 'shift' must lie in [1, 30]"),
     "add shapes": (lambda m: _op(m, "add1").inputs.__setitem__(1, "c1"), "differ in shape"),
     "add one input": (lambda m: _op(m, "add1").inputs.pop(), "needs 2 input(s)"),
-    "pool output": (lambda m: setattr(m.tensors["mp"], "shape", (2, 2, 4)), "op 'mp1' (maxpool): output 'mp'"),
+    "pool output": (
+        lambda m: setattr(m.tensors["mp"], "shape", (2, 2, 4)),
+        "op 'mp1' (maxpool): output 'mp'",
+    ),
     "avgpool output": (lambda m: setattr(m.tensors["ap"], "shape", (3, 3, 4)), "op 'ap1' (avgpool)"),
     "gap output": (lambda m: setattr(m.tensors["g"], "shape", (4,)), "expected (1, 1, 4)"),
     "pad output": (lambda m: setattr(m.tensors["p"], "shape", (5, 6, 4)), "op 'pad1' (pad)"),
     "reshape size": (lambda m: setattr(m.tensors["f"], "shape", (5,)), "op 'flat' (reshape)"),
-    "maxpool quant": (lambda m: setattr(m.tensors["mp"], "scale", 0.1),
-                      "op 'mp1' (maxpool): output 'mp' field 'scale'"),
-    "reshape bits": (lambda m: setattr(m.tensors["f"], "bits", 4), "op 'flat' (reshape): output 'f' field 'bits'"),
+    "maxpool quant": (
+        lambda m: setattr(m.tensors["mp"], "scale", 0.1),
+        "op 'mp1' (maxpool): output 'mp' field 'scale'",
+    ),
+    "reshape bits": (
+        lambda m: setattr(m.tensors["f"], "bits", 4),
+        "op 'flat' (reshape): output 'f' field 'bits'",
+    ),
     "clamp zero point": (lambda m: setattr(m.tensors["cl"], "zero_point", 3), "field 'zero_point'"),
     "act order": (lambda m: _op(m, "conv2").attrs.update(act_min=10, act_max=5), "act_min=10, act_max=5"),
     "act range": (lambda m: _op(m, "conv1").attrs.update(act_max=8), "-8 <= act_min <= act_max <= 7"),
     "missing attr": (lambda m: _op(m, "mp1").attrs.pop("kernel"), "missing attr 'kernel'"),
-    "lut table size": (lambda m: _op(m, "lut1").arrays.update(table=np.zeros(16, np.int8)),
-                       "op 'lut1' (lut): array 'table' must have shape (256,)"),
+    "lut table size": (
+        lambda m: _op(m, "lut1").arrays.update(table=np.zeros(16, np.int8)),
+        "op 'lut1' (lut): array 'table' must have shape (256,)",
+    ),
     "extra attr": (lambda m: _op(m, "relu1").attrs.update(alpha=1), "unexpected attr 'alpha'"),
     "missing array": (lambda m: _op(m, "conv1").arrays.pop("shift"), "missing array 'shift'"),
     "extra array": (lambda m: _op(m, "flat").arrays.update(x=np.zeros(1, np.int32)), "unexpected array 'x'"),
@@ -541,7 +670,10 @@ MODEL_FAULTS = {
     "scale nan": (lambda m: setattr(m.tensors["y"], "scale", float("nan")), "tensor 'y': field 'scale'"),
     "empty shape": (lambda m: setattr(m.tensors["y"], "shape", ()), "tensor 'y': field 'shape'"),
     "unknown input": (lambda m: _op(m, "conv2").inputs.__setitem__(0, "zz"), "input 'zz' is not a tensor"),
-    "order": (lambda m: m.ops.insert(0, m.ops.pop(1)), "op 'dw1' (depthwise_conv2d): input 'c1' is not produced"),
+    "order": (
+        lambda m: m.ops.insert(0, m.ops.pop(1)),
+        "op 'dw1' (depthwise_conv2d): input 'c1' is not produced",
+    ),
     "produced twice": (lambda m: setattr(_op(m, "conv2"), "output", "d1"), "output 'd1' is already produced"),
     "writes input": (lambda m: setattr(_op(m, "conv1"), "output", "x"), "as the model input"),
     "orphan tensor": (lambda m: m.tensors.update(z=QTensor("z", (1,), 8, 1.0, 0)), "tensor 'z' is neither"),
@@ -564,8 +696,10 @@ def test_validate_model_rejects(model, case):
 
 def test_validate_model_accepts_tuples_and_numpy_ints(model):
     conv = _op(model, "conv1")
-    conv.attrs = {k: (tuple(np.int64(x) for x in v) if isinstance(v, list) else np.int32(v))
-                  for k, v in conv.attrs.items()}
+    conv.attrs = {
+        k: (tuple(np.int64(x) for x in v) if isinstance(v, list) else np.int32(v))
+        for k, v in conv.attrs.items()
+    }
     validate_model(model)
 
 

@@ -5,6 +5,7 @@ per (case, variant): ``<case>.<variant>`` then mismatches, timer ticks, first ba
 the guard bytes past the output and scratch survived (1/0), and the scratch size the variant
 asked for.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,21 +41,29 @@ class VariantResult:
     instructions: float  # ticks times the board timer's instructions per tick
 
 
-def run_harness(board: Board, sources: list[Path], include_dirs: list[Path], out_dir: Path,
-                name: str, timeout: float = 120, extra_cflags=()) -> list[VariantResult]:
+def run_harness(
+    board: Board,
+    sources: list[Path],
+    include_dirs: list[Path],
+    out_dir: Path,
+    name: str,
+    timeout: float = 120,
+    extra_cflags=(),
+) -> list[VariantResult]:
     """Builds ``sources`` for ``board`` (with ``extra_cflags``), runs the firmware and returns
     its records."""
-    elf = build_firmware(board, sources, include_dirs, out_dir, name=name,
-                         extra_cflags=extra_cflags)
+    elf = build_firmware(board, sources, include_dirs, out_dir, name=name, extra_cflags=extra_cflags)
     result = run_firmware(board, elf, timeout=timeout)
     if result.exit_code != 0:
-        raise AssertionError(f"{name} on {board.name} exited {result.exit_code}: "
-                             f"{result.stdout[-500:]} {result.stderr[-500:]}")
+        raise AssertionError(
+            f"{name} on {board.name} exited {result.exit_code}: {result.stdout[-500:]} {result.stderr[-500:]}"
+        )
     per_tick = board.timer.instructions_per_tick or 1.0
     results = []
     for key, value in result.records:
         case, _, variant = key.rpartition(".")
         mismatches, ticks, first_bad, guard, scratch = (int(v) for v in value.split())
-        results.append(VariantResult(case, variant, mismatches, ticks, first_bad, guard == 1,
-                                     scratch, ticks * per_tick))
+        results.append(
+            VariantResult(case, variant, mismatches, ticks, first_bad, guard == 1, scratch, ticks * per_tick)
+        )
     return results

@@ -1,5 +1,6 @@
 """D1: one outlier in the calibration data must not set a tensor's range, and quantize warns
 (naming the tensor and the sample) when calibration statistics look wrong."""
+
 import warnings
 
 import numpy as np

@@ -1,6 +1,6 @@
 import numpy as np
-from graphs import tiny_resnet
 
+from graphs import tiny_resnet
 from q4sdk.ir.float_exec import run_float
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
 from q4sdk.ptq.cle import absorb_bias, channel_ranges, equalizable_pairs, equalize
@@ -8,7 +8,9 @@ from q4sdk.ptq.cle import absorb_bias, channel_ranges, equalizable_pairs, equali
 
 def _conv(name, x, y, w, b, pads, groups=1):
     attrs = {"stride": (1, 1), "pads": pads, "dilation": (1, 1), "groups": groups}
-    return FloatNode(name, "conv2d", [x], y, attrs, {"weight": w.astype(np.float32), "bias": b.astype(np.float32)})
+    return FloatNode(
+        name, "conv2d", [x], y, attrs, {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
+    )
 
 
 def _chain(seed=0):
@@ -21,24 +23,65 @@ def _chain(seed=0):
 
     c, o = 8, 6
     nodes = [
-        _conv("conv1", "x", "c1", rng.standard_normal((c, 3, 3, 3)) * skew(c)[:, None, None, None],
-              rng.standard_normal(c) * skew(c), (1, 1, 1, 1)),
+        _conv(
+            "conv1",
+            "x",
+            "c1",
+            rng.standard_normal((c, 3, 3, 3)) * skew(c)[:, None, None, None],
+            rng.standard_normal(c) * skew(c),
+            (1, 1, 1, 1),
+        ),
         FloatNode("relu1", "relu", ["c1"], "r1"),
-        _conv("dw", "r1", "d1", rng.standard_normal((c, 1, 3, 3)) * skew(c)[:, None, None, None],
-              rng.standard_normal(c), (1, 1, 1, 1), groups=c),
+        _conv(
+            "dw",
+            "r1",
+            "d1",
+            rng.standard_normal((c, 1, 3, 3)) * skew(c)[:, None, None, None],
+            rng.standard_normal(c),
+            (1, 1, 1, 1),
+            groups=c,
+        ),
         FloatNode("relu2", "clamp", ["d1"], "r2", {"lo": 0.0, "hi": float("inf")}),
         _conv("pw", "r2", "p1", rng.standard_normal((o, c, 1, 1)), rng.standard_normal(o), (0, 0, 0, 0)),
         FloatNode("gap", "global_avgpool", ["p1"], "g1"),
         FloatNode("flat", "reshape", ["g1"], "f1"),
-        FloatNode("fc1", "fully_connected", ["f1"], "h1", {},
-                  {"weight": (rng.standard_normal((10, o)) * skew(10)[:, None]).astype(np.float32),
-                   "bias": rng.standard_normal(10).astype(np.float32)}),
+        FloatNode(
+            "fc1",
+            "fully_connected",
+            ["f1"],
+            "h1",
+            {},
+            {
+                "weight": (rng.standard_normal((10, o)) * skew(10)[:, None]).astype(np.float32),
+                "bias": rng.standard_normal(10).astype(np.float32),
+            },
+        ),
         FloatNode("relu3", "relu", ["h1"], "h2"),
-        FloatNode("fc2", "fully_connected", ["h2"], "y", {}, {"weight": rng.standard_normal((4, 10)).astype(np.float32),
-                                                  "bias": rng.standard_normal(4).astype(np.float32)}),
+        FloatNode(
+            "fc2",
+            "fully_connected",
+            ["h2"],
+            "y",
+            {},
+            {
+                "weight": rng.standard_normal((4, 10)).astype(np.float32),
+                "bias": rng.standard_normal(4).astype(np.float32),
+            },
+        ),
     ]
-    shapes = {"x": (3, 6, 6), "c1": (c, 6, 6), "r1": (c, 6, 6), "d1": (c, 6, 6), "r2": (c, 6, 6),
-              "p1": (o, 6, 6), "g1": (o, 1, 1), "f1": (o,), "h1": (10,), "h2": (10,), "y": (4,)}
+    shapes = {
+        "x": (3, 6, 6),
+        "c1": (c, 6, 6),
+        "r1": (c, 6, 6),
+        "d1": (c, 6, 6),
+        "r2": (c, 6, 6),
+        "p1": (o, 6, 6),
+        "g1": (o, 1, 1),
+        "f1": (o,),
+        "h1": (10,),
+        "h2": (10,),
+        "y": (4,),
+    }
     return FloatGraph("chain", "x", (3, 6, 6), "y", nodes, shapes)
 
 
@@ -88,9 +131,11 @@ def test_absorb_bias_moves_offsets_and_keeps_the_function():
     c = 6
     w1 = rng.standard_normal((c, 4, 1, 1)) * 0.2
     b1 = np.linspace(3.0, 8.0, c)  # large positive pre-activation means
-    nodes = [_conv("l1", "x", "z", w1, b1, (0, 0, 0, 0)),
-             FloatNode("relu", "relu", ["z"], "a"),
-             _conv("l2", "a", "y", rng.standard_normal((3, c, 1, 1)), rng.standard_normal(3), (0, 0, 0, 0))]
+    nodes = [
+        _conv("l1", "x", "z", w1, b1, (0, 0, 0, 0)),
+        FloatNode("relu", "relu", ["z"], "a"),
+        _conv("l2", "a", "y", rng.standard_normal((3, c, 1, 1)), rng.standard_normal(3), (0, 0, 0, 0)),
+    ]
     shapes = {"x": (4, 5, 5), "z": (c, 5, 5), "a": (c, 5, 5), "y": (3, 5, 5)}
     g = FloatGraph("absorb", "x", (4, 5, 5), "y", nodes, shapes)
     x = rng.standard_normal((64, 4, 5, 5)).astype(np.float32)

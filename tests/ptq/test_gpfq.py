@@ -69,4 +69,6 @@ def test_gram_form_equals_the_running_error_recursion(lam):
     x = rng.standard_normal((200, 20))
     xq = x + 0.05 * rng.standard_normal(x.shape)
     s = np.abs(w).max(axis=1) / 7
-    assert np.array_equal(gpfq_quantize(w, x, xq, s, sparsity_lambda=lam), _gpfq_running_error(w, x, xq, s, lam))
+    assert np.array_equal(
+        gpfq_quantize(w, x, xq, s, sparsity_lambda=lam), _gpfq_running_error(w, x, xq, s, lam)
+    )

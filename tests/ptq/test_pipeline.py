@@ -128,7 +128,11 @@ def test_fake_quant_node_matches_the_elementwise_reference():
         return (torch.clamp(v + zp, lo, hi) - zp) * s
 
     gen = torch.Generator().manual_seed(0)
-    for zp, bits, fmt in ((0, 4, torch.contiguous_format), (5, 4, torch.channels_last), (-3, 8, torch.channels_last)):
+    for zp, bits, fmt in (
+        (0, 4, torch.contiguous_format),
+        (5, 4, torch.channels_last),
+        (-3, 8, torch.channels_last),
+    ):
         x0 = (torch.randn(4, 6, 5, 5, generator=gen) * 1.5).contiguous(memory_format=fmt)
         w = torch.randn(4, 6, 5, 5, generator=gen)
         lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
@@ -164,8 +168,14 @@ def test_refinement_runs_are_averaged():
         Recipe(refine_runs=0).validate()
 
 
-@pytest.mark.parametrize("fields", [{"dual_layers": ["@first", "@last"]}, {"weight_rounding": "adaround",
-                                    "adaround_iters": 50}, {"weight_rounding": "gpfq"}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dual_layers": ["@first", "@last"]},
+        {"weight_rounding": "adaround", "adaround_iters": 50},
+        {"weight_rounding": "gpfq"},
+    ],
+)
 def test_recipe_methods_reach_the_integer_model(fields):
     g = tiny_resnet()
     m = quantize_graph(g, X[:128], Recipe(activation_bits=8, unsigned_activations=True, **fields))

@@ -1,10 +1,12 @@
 """CLE, ACIQ and the golden-section / alternating weight-scale searches as recipe steps."""
+
 import dataclasses
 
 import numpy as np
 import pytest
-from graphs import tiny_resnet
 
+from graphs import tiny_resnet
+from q4sdk.check.report import fake_quant_nodes
 from q4sdk.cli import build_parser
 from q4sdk.cli.model import recipe_from_args
 from q4sdk.errors import Q4Error
@@ -16,7 +18,6 @@ from q4sdk.ptq.cle import equalize
 from q4sdk.ptq.pipeline import quantize_graph
 from q4sdk.ptq.recipe import Recipe
 from q4sdk.ptq.weights import int_range
-from q4sdk.check.report import fake_quant_nodes
 
 X = np.random.default_rng(1).standard_normal((300, 3, 8, 8)).astype(np.float32)
 
@@ -29,9 +30,16 @@ def _rel_err(m, g, x):
     return float(np.linalg.norm(yq - yf) / np.linalg.norm(yf))
 
 
-@pytest.mark.parametrize("fields", [{"weight_scale": "golden"}, {"weight_scale": "alternating"},
-                                    {"activation_range": "aciq_laplace"}, {"activation_range": "aciq_gauss"},
-                                    {"cle": True}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"weight_scale": "golden"},
+        {"weight_scale": "alternating"},
+        {"activation_range": "aciq_laplace"},
+        {"activation_range": "aciq_gauss"},
+        {"cle": True},
+    ],
+)
 @pytest.mark.parametrize("unsigned", [False, True])
 def test_each_step_reaches_the_integer_model(fields, unsigned):
     g = tiny_resnet()
@@ -39,15 +47,22 @@ def test_each_step_reaches_the_integer_model(fields, unsigned):
     assert all(m.meta["recipe"][k] == v for k, v in fields.items())
     assert all(np.isfinite(t.scale) and t.scale > 0 for t in m.tensors.values())
     # each step is at least as good as plain min-max quantization (error 0.32; the default 0.20)
-    baseline = quantize_graph(g, X[:128], Recipe(activation_bits=8, unsigned_activations=unsigned,
-                                                 weight_scale="minmax", activation_range="minmax"))
+    baseline = quantize_graph(
+        g,
+        X[:128],
+        Recipe(
+            activation_bits=8, unsigned_activations=unsigned, weight_scale="minmax", activation_range="minmax"
+        ),
+    )
     assert _rel_err(m, g, X[128:]) < min(0.3, _rel_err(baseline, g, X[128:]))
 
 
 def test_golden_and_alternating_scales_beat_minmax_per_kernel():
     g = tiny_resnet(seed=3)
-    stats = {ws: quantize_graph(g, X[:64], Recipe(weight_scale=ws)).meta["layer_stats"]
-             for ws in ("minmax", "golden", "alternating", "mmse")}
+    stats = {
+        ws: quantize_graph(g, X[:64], Recipe(weight_scale=ws)).meta["layer_stats"]
+        for ws in ("minmax", "golden", "alternating", "mmse")
+    }
     for layer in ("conv1", "dw", "pw", "conv2", "fc"):
         mm = stats["minmax"][layer]["weight_mse"]
         assert stats["golden"][layer]["weight_mse"] <= mm
@@ -90,13 +105,27 @@ def _unbalanced_pair() -> FloatGraph:
     w2[:, 0] *= 100.0
     conv = {"stride": (1, 1), "pads": (1, 1, 1, 1), "groups": 1}
     nodes = [
-        FloatNode("conv1", "conv2d", ["x"], "c1", conv, {"weight": w1.astype(np.float32), "bias": b1.astype(np.float32)}),
+        FloatNode(
+            "conv1",
+            "conv2d",
+            ["x"],
+            "c1",
+            conv,
+            {"weight": w1.astype(np.float32), "bias": b1.astype(np.float32)},
+        ),
         FloatNode("relu1", "relu", ["c1"], "r1"),
-        FloatNode("conv2", "conv2d", ["r1"], "y", conv,
-                  {"weight": w2.astype(np.float32), "bias": (rng.standard_normal(4) * 0.1).astype(np.float32)}),
+        FloatNode(
+            "conv2",
+            "conv2d",
+            ["r1"],
+            "y",
+            conv,
+            {"weight": w2.astype(np.float32), "bias": (rng.standard_normal(4) * 0.1).astype(np.float32)},
+        ),
     ]
-    return FloatGraph("pair", "x", (3, 8, 8), "y", nodes, {"x": (3, 8, 8), "c1": (c, 8, 8), "r1": (c, 8, 8),
-                                                            "y": (4, 8, 8)})
+    return FloatGraph(
+        "pair", "x", (3, 8, 8), "y", nodes, {"x": (3, 8, 8), "c1": (c, 8, 8), "r1": (c, 8, 8), "y": (4, 8, 8)}
+    )
 
 
 def _weight_only_err(m, g, x):
@@ -122,16 +151,35 @@ def test_cle_keeps_the_float_model_and_lowers_the_error_of_an_unbalanced_pair():
     assert _rel_err(cle, g, X[128:]) < 0.3 * _rel_err(plain, g, X[128:])
 
 
-@pytest.mark.parametrize("field,value", [("weight_scale", "exact"), ("activation_range", "aciq"), ("cle", "yes")])
+@pytest.mark.parametrize(
+    "field,value", [("weight_scale", "exact"), ("activation_range", "aciq"), ("cle", "yes")]
+)
 def test_bad_values_name_the_field(field, value):
     with pytest.raises(Q4Error, match=f"recipe field '{field}'"):
         Recipe.from_dict({field: value})
 
 
 def test_cli_flags_set_the_recipe_fields():
-    args = build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz", "-o", "m.q4", "--cle",
-                                      "--weight-scale", "alternating", "--activation-range", "aciq_gauss"])
+    args = build_parser().parse_args(
+        [
+            "quantize",
+            "m.onnx",
+            "--calib",
+            "c.npz",
+            "-o",
+            "m.q4",
+            "--cle",
+            "--weight-scale",
+            "alternating",
+            "--activation-range",
+            "aciq_gauss",
+        ]
+    )
     r = recipe_from_args(args)
     assert (r.cle, r.weight_scale, r.activation_range) == (True, "alternating", "aciq_gauss")
-    assert recipe_from_args(build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz",
-                                                        "-o", "m.q4"])).cle is False
+    assert (
+        recipe_from_args(
+            build_parser().parse_args(["quantize", "m.onnx", "--calib", "c.npz", "-o", "m.q4"])
+        ).cle
+        is False
+    )

@@ -1,4 +1,5 @@
 """Same model, data, recipe and seed -> the same .q4 bytes, whatever the torch thread count."""
+
 import numpy as np
 import torch
 
@@ -9,9 +10,18 @@ from q4sdk.ptq.recipe import Recipe
 
 X = np.random.default_rng(5).standard_normal((256, 3, 8, 8)).astype(np.float32)
 # a short best-like recipe: every step whose float sums could depend on the thread count
-SHORT_BEST = {"activation_bits": 4, "unsigned_activations": True, "bias_correction": True,
-              "weight_rounding": "adaround", "adaround_iters": 20, "dual_layers": ["@first"],
-              "residual_input": True, "refine_iters": 8, "refine_runs": 2, "refine_loss": "kl"}
+SHORT_BEST = {
+    "activation_bits": 4,
+    "unsigned_activations": True,
+    "bias_correction": True,
+    "weight_rounding": "adaround",
+    "adaround_iters": 20,
+    "dual_layers": ["@first"],
+    "residual_input": True,
+    "refine_iters": 8,
+    "refine_runs": 2,
+    "refine_loss": "kl",
+}
 
 
 def _bytes(tmp_path, name, threads, recipe):

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from q4sdk.ptq.scale_search import (alternating_scales, exact_scales, golden_section_scales,
-                                         kernel_sq_error)
+from q4sdk.ptq.scale_search import alternating_scales, exact_scales, golden_section_scales, kernel_sq_error
 from q4sdk.ptq.weights import minmax_scales, quantize_to_int
 
 

@@ -1,5 +1,6 @@
 """The parts that keep quantization time proportional to the model: the coarse-to-fine weight
 scale search, the gathered im2col rows, and the size limit of data-driven rounding."""
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,7 @@ def test_gathered_rows_equal_the_full_im2col_rows():
     g = tiny_resnet(seed=0, c=8)
     x = torch.randn(40, 8, 16, 16)
     conv2 = [s for s in build_plan(g) if s.node.name == "conv2"][0]  # 3x3, stride 2, pads 1
-    rows, = _layer_rows(conv2, [x], 200, seed=3)
+    (rows,) = _layer_rows(conv2, [x], 200, seed=3)
     a = conv2.node.attrs
     cols = F.unfold(_pad4(x, a["pads"]), (3, 3), stride=tuple(a["stride"]))  # [N, K, L]
     full = cols.transpose(1, 2).reshape(-1, cols.shape[1]).double().numpy()
@@ -45,8 +46,10 @@ def test_data_driven_rounding_skips_kernels_above_opt_max_k():
     nearest = quantize_graph(g, x, Recipe.from_dict({**base, "weight_rounding": "nearest"}))
     limited = quantize_graph(g, x, Recipe.from_dict({**base, "opt_max_k": 100}))  # conv2 has K = 144
     every = quantize_graph(g, x, Recipe.from_dict(base))
-    w = {m: {o.name: o.arrays["weight"] for o in mod.ops if "weight" in o.arrays}
-         for m, mod in (("nearest", nearest), ("limited", limited), ("every", every))}
+    w = {
+        m: {o.name: o.arrays["weight"] for o in mod.ops if "weight" in o.arrays}
+        for m, mod in (("nearest", nearest), ("limited", limited), ("every", every))
+    }
     assert np.array_equal(w["limited"]["conv2"], w["nearest"]["conv2"])
     assert not np.array_equal(w["every"]["conv2"], w["nearest"]["conv2"])
     assert not np.array_equal(w["limited"]["conv1"], w["nearest"]["conv1"])  # K = 27: rounded by GPFQ

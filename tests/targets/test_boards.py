@@ -3,14 +3,20 @@
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from q4sdk.targets.boards import BOARDS_DIR, list_boards, load_board
 from q4sdk.errors import Q4Error
-from q4sdk.targets.firmware import (FirmwareError, RunResult, build_firmware, parse_records,
-                            run_firmware, size_of, toolchain_available)
+from q4sdk.targets.boards import BOARDS_DIR, list_boards, load_board
+from q4sdk.targets.firmware import (
+    FirmwareError,
+    RunResult,
+    build_firmware,
+    parse_records,
+    run_firmware,
+    size_of,
+    toolchain_available,
+)
 
 EXPECTED_MEMORY = {  # board: (flash origin, flash size, ram origin, ram size)
     "mps2-an386": (0x00000000, 4 << 20, 0x20000000, 4 << 20),
@@ -37,8 +43,7 @@ def test_all_board_folders_load():
 @pytest.mark.parametrize("name", sorted(EXPECTED_MEMORY))
 def test_memory_maps(name):
     board = load_board(name)
-    assert (board.flash.origin, board.flash.size, board.ram.origin, board.ram.size) == \
-        EXPECTED_MEMORY[name]
+    assert (board.flash.origin, board.flash.size, board.ram.origin, board.ram.size) == EXPECTED_MEMORY[name]
     assert 0 < board.stack_size < board.ram.size
 
 
@@ -62,8 +67,12 @@ def test_enlarged_microbit_sets_the_memories_qemu_backs():
     """microbit-264k is the micro:bit machine with nrf51-soc properties set to its board.json sizes."""
     board = load_board("microbit-264k")
     assert board.qemu.machine == "microbit"
-    assert board.qemu.args == ("-global", f"nrf51-soc.flash-size={board.flash.size}",
-                               "-global", f"nrf51-soc.sram-size={board.ram.size}")
+    assert board.qemu.args == (
+        "-global",
+        f"nrf51-soc.flash-size={board.flash.size}",
+        "-global",
+        f"nrf51-soc.sram-size={board.ram.size}",
+    )
 
 
 def test_unknown_board_lists_available_ones():
@@ -87,23 +96,26 @@ def board_copy(tmp_path):
     return edit
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda b: b.pop("cpu"), "cpu"),
-    (lambda b: b.update(dsp="yes"), "dsp"),
-    (lambda b: b.update(name="other"), "name"),
-    (lambda b: b.update(colour="red"), "colour"),
-    (lambda b: b["flash"].update(origin="flash"), "flash.origin"),
-    (lambda b: b["ram"].update(size=-1), "ram.size"),
-    (lambda b: b["timer"].update(unit="seconds"), "timer.unit"),
-    (lambda b: b["timer"].update(instructions_per_tick=None), "timer.instructions_per_tick"),
-    (lambda b: b["console"].update(base=None), "console.base"),
-    (lambda b: b.update(sources=["missing.c"]), "sources"),
-    (lambda b: b.update(qemu=None), "runnable"),
-    (lambda b: b.update(stack_size=8 << 20), "stack_size"),
-    (lambda b: b["qemu"].update(args="-bios none"), "qemu.args"),
-    (lambda b: b["qemu"].pop("args"), "qemu.args"),
-    (lambda b: b["qemu"].update(kernel="x.elf"), "qemu.kernel"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda b: b.pop("cpu"), "cpu"),
+        (lambda b: b.update(dsp="yes"), "dsp"),
+        (lambda b: b.update(name="other"), "name"),
+        (lambda b: b.update(colour="red"), "colour"),
+        (lambda b: b["flash"].update(origin="flash"), "flash.origin"),
+        (lambda b: b["ram"].update(size=-1), "ram.size"),
+        (lambda b: b["timer"].update(unit="seconds"), "timer.unit"),
+        (lambda b: b["timer"].update(instructions_per_tick=None), "timer.instructions_per_tick"),
+        (lambda b: b["console"].update(base=None), "console.base"),
+        (lambda b: b.update(sources=["missing.c"]), "sources"),
+        (lambda b: b.update(qemu=None), "runnable"),
+        (lambda b: b.update(stack_size=8 << 20), "stack_size"),
+        (lambda b: b["qemu"].update(args="-bios none"), "qemu.args"),
+        (lambda b: b["qemu"].pop("args"), "qemu.args"),
+        (lambda b: b["qemu"].update(kernel="x.elf"), "qemu.kernel"),
+    ],
+)
 def test_malformed_board_names_file_and_field(board_copy, change, field):
     boards_dir = board_copy(change)
     with pytest.raises(Q4Error, match=rf"board\.json: field '{field}'"):
@@ -146,19 +158,23 @@ def test_size_of_matches_binutils(tmp_path):
     board = host_board()
     source = tmp_path / "sizes.c"
     source.write_text(
-        "#include \"q4_board.h\"\n"
+        '#include "q4_board.h"\n'
         "const unsigned char table[3000] = {1};\n"
         "unsigned char buffer[5000];\n"
         "int counter = 3;\n"
-        "int main(void) { buffer[counter] = table[counter]; return buffer[3]; }\n")
+        "int main(void) { buffer[counter] = table[counter]; return buffer[3]; }\n"
+    )
     elf = build_firmware(board, [source], [], tmp_path / "out")
     sizes = size_of(elf)
     assert sizes["rodata"] >= 3000 and sizes["bss"] >= 5000 and sizes["data"] >= 4
     size_tool = shutil.which("size")
     if size_tool:
         listing = subprocess.run([size_tool, "-A", str(elf)], capture_output=True, text=True).stdout
-        section_sizes = {line.split()[0]: int(line.split()[1])
-                         for line in listing.splitlines()[2:] if len(line.split()) == 3}
+        section_sizes = {
+            line.split()[0]: int(line.split()[1])
+            for line in listing.splitlines()[2:]
+            if len(line.split()) == 3
+        }
         assert sizes["bss"] == section_sizes[".bss"]
         assert sizes["text"] >= section_sizes[".text"]
 
@@ -184,11 +200,18 @@ def test_extra_sources_and_include_dirs_reach_the_build(tmp_path):
     board = host_board()
     (tmp_path / "inc").mkdir()
     (tmp_path / "inc" / "model.h").write_text("int model_answer(void);\n")
-    (tmp_path / "model.c").write_text("#include \"model.h\"\nint model_answer(void) "
-                                      "{ return MODEL_BIAS + 40; }\n")
+    (tmp_path / "model.c").write_text(
+        '#include "model.h"\nint model_answer(void) { return MODEL_BIAS + 40; }\n'
+    )
     (tmp_path / "main.c").write_text(
-        "#include \"q4_board.h\"\n#include \"model.h\"\n"
-        "int main(void) { board_report_i32(\"answer\", model_answer()); return 0; }\n")
-    elf = build_firmware(board, [tmp_path / "main.c", tmp_path / "model.c"], [tmp_path / "inc"],
-                         tmp_path / "out", extra_cflags=["-DMODEL_BIAS=2"])
+        '#include "q4_board.h"\n#include "model.h"\n'
+        'int main(void) { board_report_i32("answer", model_answer()); return 0; }\n'
+    )
+    elf = build_firmware(
+        board,
+        [tmp_path / "main.c", tmp_path / "model.c"],
+        [tmp_path / "inc"],
+        tmp_path / "out",
+        extra_cflags=["-DMODEL_BIAS=2"],
+    )
     assert run_firmware(board, elf).int_value("answer") == 42

@@ -10,6 +10,7 @@ bit-exact.
 
 Tests skip when a compiler or QEMU is missing, and fail instead when CI is set.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,16 +22,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcu.conv_cases import RUNTIME, build_and_run as build_and_run_conv  # noqa: E402
+from test_kernels_mcu import CASES as CONV_CASES  # noqa: E402
+from test_kernels_ops_mcu import ADD_SOURCES, DW_CASES, DW_SOURCES, FC_CASES, FC_SOURCES, write_cases_header  # noqa: E402
+from test_kernels_ops_mcu import CASES as ADD_CASES
+from test_kernels_ops_mcu import HARNESS as OPS_HARNESS
+
+from mcu.conv_cases import RUNTIME  # noqa: E402
+from mcu.conv_cases import build_and_run as build_and_run_conv
 from mcu.harness import require_tools, run_harness  # noqa: E402
 from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.targets.run import run_on_board  # noqa: E402
 from random_models import random_input, random_model  # noqa: E402
-from test_kernels_mcu import CASES as CONV_CASES  # noqa: E402
-from test_kernels_ops_mcu import (ADD_SOURCES, CASES as ADD_CASES, DW_CASES, DW_SOURCES,  # noqa: E402
-                                  FC_CASES, FC_SOURCES, HARNESS as OPS_HARNESS,
-                                  write_cases_header)
 
 M0_BOARD = "microbit-264k"
 C_BOARD = "rv32imc"  # runs the same kernels compiled as plain C
@@ -42,8 +45,11 @@ ARMV6M_FLAG = "-DQ4_HARNESS_ARMV6M"
 def dw_scratch_bytes(case) -> int:
     """q4_depthwise_conv2d_s4_armv6m_get_buffer_size, from the generator's formula."""
     channels, taps = case.weight.shape[0], case.weight.shape[1] * case.weight.shape[2]
-    formula = next(v.scratch_bytes for v in KERNEL_VARIANTS["depthwise_conv2d"]
-                   if v.function == "q4_depthwise_conv2d_s4_armv6m")
+    formula = next(
+        v.scratch_bytes
+        for v in KERNEL_VARIANTS["depthwise_conv2d"]
+        if v.function == "q4_depthwise_conv2d_s4_armv6m"
+    )
     return formula(taps * channels, channels)
 
 
@@ -59,10 +65,11 @@ def conv_results(tmp_path_factory):
         if board_name not in cache:
             board = load_board(board_name)
             require_tools(board)
-            cache[board_name] = build_and_run_conv(board, CONV_CASES,
-                                                   tmp_path_factory.mktemp(board_name),
-                                                   extra_cflags=_flags(board_name))
+            cache[board_name] = build_and_run_conv(
+                board, CONV_CASES, tmp_path_factory.mktemp(board_name), extra_cflags=_flags(board_name)
+            )
         return cache[board_name]
+
     return get
 
 
@@ -81,12 +88,22 @@ def ops_results(tmp_path_factory):
             words = max(dw_scratch_bytes(c) for c in DW_CASES) // 4
             text = header.read_text()
             budget = int(re.search(r"#define Q4_SCRATCH_WORDS (\d+)", text).group(1))
-            header.write_text(text.replace(f"#define Q4_SCRATCH_WORDS {budget}",
-                                           f"#define Q4_SCRATCH_WORDS {max(budget, words)}"))
+            header.write_text(
+                text.replace(
+                    f"#define Q4_SCRATCH_WORDS {budget}", f"#define Q4_SCRATCH_WORDS {max(budget, words)}"
+                )
+            )
             sources = [OPS_HARNESS, *ADD_SOURCES, *FC_SOURCES, FC_ARMV6M, *DW_SOURCES, DW_ARMV6M]
-            cache[board_name] = run_harness(board, sources, [RUNTIME / "include", RUNTIME / "include" / "internal", out], out,
-                                            "ops_harness", extra_cflags=_flags(board_name))
+            cache[board_name] = run_harness(
+                board,
+                sources,
+                [RUNTIME / "include", RUNTIME / "include" / "internal", out],
+                out,
+                "ops_harness",
+                extra_cflags=_flags(board_name),
+            )
         return cache[board_name]
+
     return get
 
 
@@ -161,8 +178,7 @@ def test_generator_sizes_scratch_like_the_kernels(conv_results, ops_results):
             channels, taps = c.weight.shape[0], c.weight.shape[1] * c.weight.shape[2]
             assert dw["q4_depthwise_conv2d_s4_armv6m"](taps * channels, channels) == r.scratch_bytes
             checked += 1
-    assert checked == (len(CONV_CASES) + sum(c.bits == 4 for c in CONV_CASES) + len(FC_CASES)
-                       + len(DW_CASES))
+    assert checked == (len(CONV_CASES) + sum(c.bits == 4 for c in CONV_CASES) + len(FC_CASES) + len(DW_CASES))
 
 
 @pytest.mark.parametrize("board_name", [M0_BOARD, C_BOARD])

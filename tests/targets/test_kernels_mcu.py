@@ -12,6 +12,7 @@ each *_get_buffer_size, which must equal the generator's copy of the formula (q4
 
 Tests skip when the Arm toolchain or QEMU is missing, and fail instead when CI is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,20 +28,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, random_case  # noqa: E402
 from mcu.harness import require_tools  # noqa: E402
-from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
+from q4sdk.targets.boards import load_board  # noqa: E402
 
 OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
-STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
-                "-Werror", f"-I{RUNTIME / 'include'}", f"-I{RUNTIME / 'include' / 'internal'}", "-c", "-o", os.devnull]
+STRICT_FLAGS = [
+    "-std=c99",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Wconversion",
+    "-Wshadow",
+    "-Werror",
+    f"-I{RUNTIME / 'include'}",
+    f"-I{RUNTIME / 'include' / 'internal'}",
+    "-c",
+    "-o",
+    os.devnull,
+]
 # core flags -> the variant that must really be built (not the portable fallback)
 CORES = {
     "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
     "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
     "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
 }
-BOARD_VARIANTS = {"mps2-an386": {"portable", "dsp", "a4_dsp"},
-                  "mps3-an547": {"portable", "dsp", "a4_dsp", "mve"}}
+BOARD_VARIANTS = {
+    "mps2-an386": {"portable", "dsp", "a4_dsp"},
+    "mps3-an547": {"portable", "dsp", "a4_dsp", "mve"},
+}
 A4_ONLY = {"a4_dsp"}  # variants that take 4-bit activations only
 
 # (h, w, in_c, out_c, kernel, stride, pads): tails of K, odd counts, borders, single pixels
@@ -56,8 +72,8 @@ SHAPES = [
     (6, 7, 1, 2, (3, 3), (1, 1), (2, 2, 2, 2)),
     (5, 5, 64, 1, (3, 3), (2, 2), (1, 1, 1, 1)),
     (2, 9, 7, 16, (1, 3), (1, 1), (0, 1, 0, 1)),
-    (8, 8, 16, 32, (1, 1), (2, 2), (0, 0, 0, 0)),   # the ResNet shortcut: 1x1 stride 2
-    (6, 6, 3, 16, (3, 3), (1, 1), (1, 1, 1, 1)),    # a first layer: I = 3
+    (8, 8, 16, 32, (1, 1), (2, 2), (0, 0, 0, 0)),  # the ResNet shortcut: 1x1 stride 2
+    (6, 6, 3, 16, (3, 3), (1, 1), (1, 1, 1, 1)),  # a first layer: I = 3
     # _mve paths: byte gathers of whole groups (I = 3), windows wider than a byte offset (staged),
     # whole-vector taps with stride (1, 2), 3 channel blocks (16 + 16 + 3), fewer than 4 pixels
     (8, 12, 3, 8, (3, 3), (1, 1), (1, 1, 1, 1)),
@@ -73,29 +89,37 @@ def make_cases() -> list[ConvCase]:
     cases = []
     for i, (h, w, ic, oc, kernel, stride, pads) in enumerate(SHAPES):
         for bits in (4, 8):
-            cases.append(random_case(rng, f"s{i}a{bits}", bits, h, w, ic, oc, kernel, stride,
-                                     pads))
-    cases.append(random_case(rng, "slow_a8", 8, 6, 6, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1),
-                             slow_shifts=True))
-    cases.append(random_case(rng, "slow_a4", 4, 5, 4, 16, 5, (3, 3), (1, 1), (1, 1, 1, 1),
-                             slow_shifts=True))
+            cases.append(random_case(rng, f"s{i}a{bits}", bits, h, w, ic, oc, kernel, stride, pads))
+    cases.append(random_case(rng, "slow_a8", 8, 6, 6, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), slow_shifts=True))
+    cases.append(random_case(rng, "slow_a4", 4, 5, 4, 16, 5, (3, 3), (1, 1), (1, 1, 1, 1), slow_shifts=True))
     # requantization edges: shift 32 (the smallest vector one), up to 62, and a block whose
     # channels mix shifts below and above 32
     for name, shifts in (("shift32", (32, 32)), ("shift62", (50, 62)), ("shiftmix", (30, 34))):
-        cases.append(random_case(rng, f"{name}_a8", 8, 6, 6, 16, 19, (3, 3), (1, 1),
-                                 (1, 1, 1, 1), shifts=shifts))
+        cases.append(
+            random_case(rng, f"{name}_a8", 8, 6, 6, 16, 19, (3, 3), (1, 1), (1, 1, 1, 1), shifts=shifts)
+        )
     # K = 144 (9 blocks: an odd last block) and K = 256 (16 blocks), with an odd channel count
-    cases.append(random_case(rng, "extreme_k144_a4", 4, 4, 4, 16, 7, (3, 3), (1, 1),
-                             (1, 1, 1, 1), extreme=True))
-    cases.append(random_case(rng, "extreme_k256_a4", 4, 3, 3, 256, 6, (1, 1), (1, 1),
-                             (0, 0, 0, 0), extreme=True))
+    cases.append(
+        random_case(rng, "extreme_k144_a4", 4, 4, 4, 16, 7, (3, 3), (1, 1), (1, 1, 1, 1), extreme=True)
+    )
+    cases.append(
+        random_case(rng, "extreme_k256_a4", 4, 3, 3, 256, 6, (1, 1), (1, 1), (0, 0, 0, 0), extreme=True)
+    )
     # output clamps whose width is 2^b - 1 (USAT #8, #7, #4, #3 in _dsp) or not, with shifts
     # 33-53 (the USAT path) and 54-62 (its fallback)
-    for name, bits, act, shifts in (("full_a8", 8, (-128, 127), None), ("relu_a8", 8, (0, 127), None),
-                                    ("full_a4", 4, (-8, 7), None), ("relu_a4", 4, (0, 7), None),
-                                    ("odd_a8", 8, (-5, 100), None), ("relu_far_a8", 8, (0, 127), (54, 62))):
-        cases.append(random_case(rng, f"clamp_{name}", bits, 5, 6, 8, 5, (3, 3), (1, 1),
-                                 (1, 1, 1, 1), act=act, shifts=shifts))
+    for name, bits, act, shifts in (
+        ("full_a8", 8, (-128, 127), None),
+        ("relu_a8", 8, (0, 127), None),
+        ("full_a4", 4, (-8, 7), None),
+        ("relu_a4", 4, (0, 7), None),
+        ("odd_a8", 8, (-5, 100), None),
+        ("relu_far_a8", 8, (0, 127), (54, 62)),
+    ):
+        cases.append(
+            random_case(
+                rng, f"clamp_{name}", bits, 5, 6, 8, 5, (3, 3), (1, 1), (1, 1, 1, 1), act=act, shifts=shifts
+            )
+        )
     return cases
 
 
@@ -111,9 +135,9 @@ def board_results(tmp_path_factory):
         if board_name not in cache:
             board = load_board(board_name)
             require_tools(board)
-            cache[board_name] = build_and_run(board, CASES,
-                                              tmp_path_factory.mktemp(board_name))
+            cache[board_name] = build_and_run(board, CASES, tmp_path_factory.mktemp(board_name))
         return cache[board_name]
+
     return get
 
 
@@ -138,8 +162,7 @@ def test_cases_cover_the_interesting_parameters():
 def test_optimised_kernels_are_bit_exact_on_target(board_name, board_results):
     results = board_results(board_name)
     assert {r.variant for r in results} == BOARD_VARIANTS[board_name]
-    expected = sum(len(BOARD_VARIANTS[board_name] - (A4_ONLY if c.bits > 4 else set()))
-                   for c in CASES)
+    expected = sum(len(BOARD_VARIANTS[board_name] - (A4_ONLY if c.bits > 4 else set())) for c in CASES)
     assert len(results) == expected
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad
@@ -180,13 +203,15 @@ def test_optimised_sources_compile_warning_free(core):
             pytest.fail(f"CI is set but {compiler} is not on PATH")
         pytest.skip(f"{compiler} is not on PATH")
     for source in OPT_SOURCES:
-        result = subprocess.run([compiler, *CORES[core], *STRICT_FLAGS, str(source)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [compiler, *CORES[core], *STRICT_FLAGS, str(source)], capture_output=True, text=True
+        )
         assert result.returncode == 0, f"{source.name} on {core}:\n{result.stderr}"
 
 
-@pytest.mark.parametrize("flags", [["-O0"], ["-Os"], ["-O3"],
-                                   ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]])
+@pytest.mark.parametrize(
+    "flags", [["-O0"], ["-Os"], ["-O3"], ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]]
+)
 def test_mve_conv_compiles_at_any_optimisation_level(flags):
     """The _mve GEMM's inline assembly binds 8 accumulators to fixed registers: the rest of its
     operands must still find registers at -O0, with a frame pointer and with r9 reserved."""
@@ -196,8 +221,9 @@ def test_mve_conv_compiles_at_any_optimisation_level(flags):
             pytest.fail(f"CI is set but {compiler} is not on PATH")
         pytest.skip(f"{compiler} is not on PATH")
     source = RUNTIME / "src" / "convolution" / "q4_conv2d_s4_mve.c"
-    result = subprocess.run([compiler, *CORES["cortex-m55"], *STRICT_FLAGS, *flags, str(source)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [compiler, *CORES["cortex-m55"], *STRICT_FLAGS, *flags, str(source)], capture_output=True, text=True
+    )
     assert result.returncode == 0, f"{' '.join(flags)}:\n{result.stderr}"
 
 
@@ -206,6 +232,5 @@ def test_optimised_sources_compile_on_the_host():
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not on PATH")
     for source in OPT_SOURCES:
-        result = subprocess.run(["gcc", *STRICT_FLAGS, str(source)], capture_output=True,
-                                text=True)
+        result = subprocess.run(["gcc", *STRICT_FLAGS, str(source)], capture_output=True, text=True)
         assert result.returncode == 0, f"{source.name}:\n{result.stderr}"

@@ -14,6 +14,7 @@ the extremes; per-row multipliers (some zero) and shifts above and below 32; cla
 
 Tests skip when the Arm toolchain or QEMU is missing, and fail instead when CI is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,24 +27,40 @@ import numpy as np
 import pytest
 
 from mcu.harness import VariantResult, require_tools, run_harness
-from q4sdk.ir import oracle
-from q4sdk.targets.boards import Board, load_board
 from q4sdk.codegen.kernels import KERNEL_VARIANTS
+from q4sdk.ir import oracle
 from q4sdk.ir.packing import pack_int4_rows
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.targets.boards import Board, load_board
 from q4sdk.targets.run import run_on_board
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "runtime_c"
 HARNESS = Path(__file__).resolve().parents[1] / "mcu" / "ops_harness.c"
 ADD_SOURCES = [RUNTIME / "src" / "basic" / f"q4_add_s8{suffix}.c" for suffix in ("", "_dsp", "_mve")]
-FC_SOURCES = [RUNTIME / "src" / "fully_connected" / f"q4_fully_connected_s4{suffix}.c"
-              for suffix in ("", "_dsp", "_mve")]
-DW_SOURCES = [RUNTIME / "src" / "convolution" / f"q4_depthwise_conv2d_s4{suffix}.c"
-              for suffix in ("", "_dsp", "_mve")]
+FC_SOURCES = [
+    RUNTIME / "src" / "fully_connected" / f"q4_fully_connected_s4{suffix}.c"
+    for suffix in ("", "_dsp", "_mve")
+]
+DW_SOURCES = [
+    RUNTIME / "src" / "convolution" / f"q4_depthwise_conv2d_s4{suffix}.c" for suffix in ("", "_dsp", "_mve")
+]
 OPT_SOURCES = [*ADD_SOURCES[1:], *FC_SOURCES[1:], *DW_SOURCES[1:]]
-STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow",
-                "-Werror", f"-I{RUNTIME / 'include'}", f"-I{RUNTIME / 'include' / 'internal'}", "-c", "-o", os.devnull]
+STRICT_FLAGS = [
+    "-std=c99",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Wconversion",
+    "-Wshadow",
+    "-Werror",
+    f"-I{RUNTIME / 'include'}",
+    f"-I{RUNTIME / 'include' / 'internal'}",
+    "-c",
+    "-o",
+    os.devnull,
+]
 CORES = {
     "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
     "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
@@ -71,20 +88,37 @@ class AddCase:
     expected: np.ndarray
 
 
-def add_case(name: str, a, b, a_zp: int, b_zp: int, out_zp: int, ma: int, mb: int, shift: int,
-             act_min: int, act_max: int) -> AddCase:
+def add_case(
+    name: str,
+    a,
+    b,
+    a_zp: int,
+    b_zp: int,
+    out_zp: int,
+    ma: int,
+    mb: int,
+    shift: int,
+    act_min: int,
+    act_max: int,
+) -> AddCase:
     """A case whose expected output is ``q4sdk.ir.oracle.add``'s."""
     a, b = np.asarray(a, np.int8), np.asarray(b, np.int8)
-    op = QOp(name, "add", ["a", "b"], "y", {"shift": shift, "act_min": act_min,
-                                            "act_max": act_max},
-             {"multiplier": np.array([ma, mb], np.int32)})
+    op = QOp(
+        name,
+        "add",
+        ["a", "b"],
+        "y",
+        {"shift": shift, "act_min": act_min, "act_max": act_max},
+        {"multiplier": np.array([ma, mb], np.int32)},
+    )
     ta, tb = QTensor("a", a.shape, 8, 1.0, a_zp), QTensor("b", b.shape, 8, 1.0, b_zp)
     expected = oracle.add(a, b, op, ta, tb, QTensor("y", a.shape, 8, 1.0, out_zp))
     return AddCase(name, a, b, a_zp, b_zp, out_zp, ma, mb, shift, act_min, act_max, expected)
 
 
-def random_add(rng: np.random.Generator, name: str, size: int, shift: int, int4: bool = False,
-               stray: int | None = None) -> AddCase:
+def random_add(
+    rng: np.random.Generator, name: str, size: int, shift: int, int4: bool = False, stray: int | None = None
+) -> AddCase:
     """Random inputs (int4-valued with ``int4``; ``stray`` puts one 8-bit value at that index),
     multipliers scaled so the outputs spread over the range, random zero points and clamp."""
     lo_in, hi_in = (-8, 7) if int4 else (-128, 127)
@@ -126,20 +160,73 @@ def make_cases() -> list[AddCase]:
     # extremes: largest multipliers and offsets, full and single-value clamps
     n = 1029
     ext = np.where(np.arange(n) % 2, 127, -128)
-    cases.append(add_case("max_mult", ext, ext[::-1], -128, 127, 127, MULT_LIMIT - 1,
-                          -(MULT_LIMIT - 1), 30, -128, 127))
-    cases.append(add_case("max_mult_s1", ext, ext, 127, -128, -128, MULT_LIMIT - 1,
-                          MULT_LIMIT - 1, 1, -128, 127))
-    cases.append(add_case("wide_ratio", rng.integers(-3, 4, 203), rng.integers(-3, 4, 203), 0, 1,
-                          -7, MULT_LIMIT - 1, 1 << 19, 14, -128, 127))
-    cases.append(add_case("one_value", rng.integers(-128, 128, 77), rng.integers(-128, 128, 77),
-                          3, -5, 0, 1 << 20, 1 << 20, 20, 5, 5))
+    cases.append(
+        add_case("max_mult", ext, ext[::-1], -128, 127, 127, MULT_LIMIT - 1, -(MULT_LIMIT - 1), 30, -128, 127)
+    )
+    cases.append(
+        add_case("max_mult_s1", ext, ext, 127, -128, -128, MULT_LIMIT - 1, MULT_LIMIT - 1, 1, -128, 127)
+    )
+    cases.append(
+        add_case(
+            "wide_ratio",
+            rng.integers(-3, 4, 203),
+            rng.integers(-3, 4, 203),
+            0,
+            1,
+            -7,
+            MULT_LIMIT - 1,
+            1 << 19,
+            14,
+            -128,
+            127,
+        )
+    )
+    cases.append(
+        add_case(
+            "one_value",
+            rng.integers(-128, 128, 77),
+            rng.integers(-128, 128, 77),
+            3,
+            -5,
+            0,
+            1 << 20,
+            1 << 20,
+            20,
+            5,
+            5,
+        )
+    )
     # ResNet-8 (W4A4) add_0 shape and parameters: the timing reference
-    cases.append(add_case("resnet8_add0", rng.integers(-8, 8, 32 * 32 * 16),
-                          rng.integers(-8, 8, 32 * 32 * 16), -8, 0, -8, 857248, 1995691, 20, -8, 7))
-    cases.append(add_case("resnet8_add0_a8", rng.integers(-128, 128, 32 * 32 * 16),
-                          rng.integers(-128, 128, 32 * 32 * 16), -128, -2, -128, 630765, 2088038, 20,
-                          -128, 127))
+    cases.append(
+        add_case(
+            "resnet8_add0",
+            rng.integers(-8, 8, 32 * 32 * 16),
+            rng.integers(-8, 8, 32 * 32 * 16),
+            -8,
+            0,
+            -8,
+            857248,
+            1995691,
+            20,
+            -8,
+            7,
+        )
+    )
+    cases.append(
+        add_case(
+            "resnet8_add0_a8",
+            rng.integers(-128, 128, 32 * 32 * 16),
+            rng.integers(-128, 128, 32 * 32 * 16),
+            -128,
+            -2,
+            -128,
+            630765,
+            2088038,
+            20,
+            -128,
+            127,
+        )
+    )
     return cases
 
 
@@ -163,8 +250,9 @@ class FcCase:
     expected: np.ndarray
 
 
-def random_fc(rng: np.random.Generator, name: str, size: int, outputs: int, bits: int,
-              slow_shifts: bool = False) -> FcCase:
+def random_fc(
+    rng: np.random.Generator, name: str, size: int, outputs: int, bits: int, slow_shifts: bool = False
+) -> FcCase:
     """A random layer: ``bits``-bit input with a random (sometimes extreme) zero point, per-row
     multipliers (some zero), shifts scaled so the outputs spread over the range (all <= 32 with
     ``slow_shifts``), a random bias and clamp."""
@@ -184,22 +272,51 @@ def random_fc(rng: np.random.Generator, name: str, size: int, outputs: int, bits
         quarter = (qmax - qmin + 1) // 4
         lo, hi = int(rng.integers(qmin, qmin + quarter)), int(rng.integers(qmax - quarter, qmax + 1))
     out_zp = int(rng.integers(qmin // 4, qmax // 4 + 1))
-    arrays = {"weight": weight, "bias": bias.astype(np.int32),
-              "multiplier": multiplier.astype(np.int32), "shift": shift.astype(np.int32)}
+    arrays = {
+        "weight": weight,
+        "bias": bias.astype(np.int32),
+        "multiplier": multiplier.astype(np.int32),
+        "shift": shift.astype(np.int32),
+    }
     op = QOp(name, "fully_connected", ["x"], "y", {"act_min": lo, "act_max": hi}, arrays)
     in_t, out_t = QTensor("x", (size,), bits, 1.0, in_zp), QTensor("y", (outputs,), bits, 1.0, out_zp)
     model = QModel(name, "x", "y", {"x": in_t, "y": out_t}, [op])
     expected = oracle.run_oracle(model, x[None])[0]
-    return FcCase(name, x, weight, arrays["bias"], arrays["multiplier"], arrays["shift"], in_zp,
-                  out_zp, lo, hi, expected)
+    return FcCase(
+        name,
+        x,
+        weight,
+        arrays["bias"],
+        arrays["multiplier"],
+        arrays["shift"],
+        in_zp,
+        out_zp,
+        lo,
+        hi,
+        expected,
+    )
 
 
 def make_fc_cases() -> list[FcCase]:
     rng = np.random.default_rng(20261125)
-    shapes = [(1, 1), (7, 3), (8, 10), (31, 17), (32, 4), (33, 5), (64, 10), (100, 9),
-              (257, 7), (1024, 16), (1100, 33)]
-    cases = [random_fc(rng, f"fc{i}a{bits}", size, outputs, bits)
-             for i, (size, outputs) in enumerate(shapes) for bits in (4, 8)]
+    shapes = [
+        (1, 1),
+        (7, 3),
+        (8, 10),
+        (31, 17),
+        (32, 4),
+        (33, 5),
+        (64, 10),
+        (100, 9),
+        (257, 7),
+        (1024, 16),
+        (1100, 33),
+    ]
+    cases = [
+        random_fc(rng, f"fc{i}a{bits}", size, outputs, bits)
+        for i, (size, outputs) in enumerate(shapes)
+        for bits in (4, 8)
+    ]
     cases.append(random_fc(rng, "fc_slow", 75, 12, 8, slow_shifts=True))
     return cases
 
@@ -230,10 +347,20 @@ class DwCase:
         return int(self.expected.size * self.weight.shape[1] * self.weight.shape[2])
 
 
-def random_dw(rng: np.random.Generator, name: str, bits: int, h: int, w: int, c: int,
-              kernel: tuple[int, int], stride: tuple[int, int], pads: tuple[int, int, int, int],
-              slow_shifts: bool = False, extra_shift: int = 0,
-              act: tuple[int, int] | None = None) -> DwCase:
+def random_dw(
+    rng: np.random.Generator,
+    name: str,
+    bits: int,
+    h: int,
+    w: int,
+    c: int,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    slow_shifts: bool = False,
+    extra_shift: int = 0,
+    act: tuple[int, int] | None = None,
+) -> DwCase:
     """A random depthwise layer, parameters drawn as in ``random_fc`` (``extra_shift`` added to
     every shift: outputs near z_y, shifts far above 32; ``act`` fixes the output clamp)."""
     qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -257,50 +384,83 @@ def random_dw(rng: np.random.Generator, name: str, bits: int, h: int, w: int, c:
         lo, hi = act
     ho = (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
     wo = (w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
-    arrays = {"weight": weight, "bias": bias.astype(np.int32),
-              "multiplier": multiplier.astype(np.int32), "shift": shift.astype(np.int32)}
-    op = QOp(name, "depthwise_conv2d", ["x"], "y", {"stride": list(stride), "pads": list(pads),
-                                                    "act_min": lo, "act_max": hi}, arrays)
+    arrays = {
+        "weight": weight,
+        "bias": bias.astype(np.int32),
+        "multiplier": multiplier.astype(np.int32),
+        "shift": shift.astype(np.int32),
+    }
+    op = QOp(
+        name,
+        "depthwise_conv2d",
+        ["x"],
+        "y",
+        {"stride": list(stride), "pads": list(pads), "act_min": lo, "act_max": hi},
+        arrays,
+    )
     in_t = QTensor("x", (h, w, c), bits, 1.0, in_zp)
     out_t = QTensor("y", (ho, wo, c), bits, 1.0, out_zp)
     model = QModel(name, "x", "y", {"x": in_t, "y": out_t}, [op])
     expected = oracle.run_oracle(model, x[None])[0]
-    return DwCase(name, x, weight, arrays["bias"], arrays["multiplier"], arrays["shift"],
-                  tuple(stride), tuple(pads), in_zp, out_zp, lo, hi, expected)
+    return DwCase(
+        name,
+        x,
+        weight,
+        arrays["bias"],
+        arrays["multiplier"],
+        arrays["shift"],
+        tuple(stride),
+        tuple(pads),
+        in_zp,
+        out_zp,
+        lo,
+        hi,
+        expected,
+    )
 
 
 def make_dw_cases() -> list[DwCase]:
     rng = np.random.default_rng(20261126)
     # (h, w, c, kernel, stride, pads): channel tails of 1-3 and 4-15, borders, single pixels
-    shapes = [(5, 6, 3, (3, 3), (1, 1), (1, 1, 1, 1)),
-              (8, 8, 16, (3, 3), (1, 1), (1, 1, 1, 1)),
-              (9, 7, 21, (3, 3), (2, 2), (0, 1, 1, 0)),
-              (6, 6, 32, (5, 5), (1, 1), (2, 2, 2, 2)),
-              (4, 5, 1, (2, 3), (1, 2), (1, 0, 0, 2)),
-              (1, 1, 40, (1, 1), (1, 1), (0, 0, 0, 0)),
-              (7, 7, 7, (7, 7), (1, 1), (3, 3, 3, 3)),
-              (10, 10, 64, (3, 3), (2, 2), (0, 0, 1, 1))]
-    cases = [random_dw(rng, f"dw{i}a{bits}", bits, *shape)
-             for i, shape in enumerate(shapes) for bits in (4, 8)]
-    cases.append(random_dw(rng, "dw_slow", 8, 6, 5, 18, (3, 3), (1, 1), (1, 1, 1, 1),
-                           slow_shifts=True))
+    shapes = [
+        (5, 6, 3, (3, 3), (1, 1), (1, 1, 1, 1)),
+        (8, 8, 16, (3, 3), (1, 1), (1, 1, 1, 1)),
+        (9, 7, 21, (3, 3), (2, 2), (0, 1, 1, 0)),
+        (6, 6, 32, (5, 5), (1, 1), (2, 2, 2, 2)),
+        (4, 5, 1, (2, 3), (1, 2), (1, 0, 0, 2)),
+        (1, 1, 40, (1, 1), (1, 1), (0, 0, 0, 0)),
+        (7, 7, 7, (7, 7), (1, 1), (3, 3, 3, 3)),
+        (10, 10, 64, (3, 3), (2, 2), (0, 0, 1, 1)),
+    ]
+    cases = [
+        random_dw(rng, f"dw{i}a{bits}", bits, *shape) for i, shape in enumerate(shapes) for bits in (4, 8)
+    ]
+    cases.append(random_dw(rng, "dw_slow", 8, 6, 5, 18, (3, 3), (1, 1), (1, 1, 1, 1), slow_shifts=True))
     # the 3x3 row paths: rows wider than a tile (32 outputs), channel tails of 1-3 and 9-15,
     # unequal strides, windows wholly in the padding, shifts far above 32, 5x5 stride 2
-    shapes = [(3, 70, 5, (3, 3), (1, 1), (1, 1, 1, 1)),
-              (7, 67, 6, (3, 3), (2, 2), (1, 1, 1, 1)),
-              (8, 9, 7, (3, 3), (2, 1), (1, 1, 1, 1)),
-              (9, 8, 27, (3, 3), (1, 2), (0, 0, 2, 2)),
-              (2, 2, 4, (3, 3), (1, 1), (2, 2, 2, 2)),
-              (11, 12, 24, (5, 5), (2, 2), (2, 2, 2, 2))]
-    cases += [random_dw(rng, f"dw3_{i}a{bits}", bits, *shape)
-              for i, shape in enumerate(shapes) for bits in (4, 8)]
-    cases.append(random_dw(rng, "dw3_far_shift", 8, 6, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1),
-                           extra_shift=22))
+    shapes = [
+        (3, 70, 5, (3, 3), (1, 1), (1, 1, 1, 1)),
+        (7, 67, 6, (3, 3), (2, 2), (1, 1, 1, 1)),
+        (8, 9, 7, (3, 3), (2, 1), (1, 1, 1, 1)),
+        (9, 8, 27, (3, 3), (1, 2), (0, 0, 2, 2)),
+        (2, 2, 4, (3, 3), (1, 1), (2, 2, 2, 2)),
+        (11, 12, 24, (5, 5), (2, 2), (2, 2, 2, 2)),
+    ]
+    cases += [
+        random_dw(rng, f"dw3_{i}a{bits}", bits, *shape) for i, shape in enumerate(shapes) for bits in (4, 8)
+    ]
+    cases.append(random_dw(rng, "dw3_far_shift", 8, 6, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1), extra_shift=22))
     # output clamps of width 2^b - 1 (USAT #8, #7, #4, #3) or not
-    for name, bits, act in (("full_a8", 8, (-128, 127)), ("relu_a8", 8, (0, 127)),
-                            ("full_a4", 4, (-8, 7)), ("relu_a4", 4, (0, 7)), ("odd_a8", 8, (-5, 100))):
-        cases.append(random_dw(rng, f"dw3_clamp_{name}", bits, 6, 7, 9, (3, 3), (1, 1),
-                               (1, 1, 1, 1), act=act))
+    for name, bits, act in (
+        ("full_a8", 8, (-128, 127)),
+        ("relu_a8", 8, (0, 127)),
+        ("full_a4", 4, (-8, 7)),
+        ("relu_a4", 4, (0, 7)),
+        ("odd_a8", 8, (-5, 100)),
+    ):
+        cases.append(
+            random_dw(rng, f"dw3_clamp_{name}", bits, 6, 7, 9, (3, 3), (1, 1), (1, 1, 1, 1), act=act)
+        )
     # a MobileNet-like layer: the timing reference
     cases.append(random_dw(rng, "dw_mobilenet", 8, 16, 16, 32, (3, 3), (1, 1), (1, 1, 1, 1)))
     return cases
@@ -314,56 +474,79 @@ def _c_array(ctype: str, name: str, values) -> str:
     return f"static const {ctype} {name}[{flat.size}] = {{{','.join(str(int(v)) for v in flat)}}};\n"
 
 
-def write_cases_header(cases: list[AddCase], fc_cases: list[FcCase], dw_cases: list[DwCase],
-                       path: Path) -> None:
+def write_cases_header(
+    cases: list[AddCase], fc_cases: list[FcCase], dw_cases: list[DwCase], path: Path
+) -> None:
     """``ops_cases.h``: the add, fully_connected and depthwise case tables, their data and the
     buffer sizes."""
-    parts = ["/* Generated by tests/test_kernels_ops_mcu.py. */\n#include <stdint.h>\n",
-             '#include "q4_kernels.h"\n',
-             "typedef struct {\n  const char *name;\n  q4_add_params params;\n  int32_t size;\n"
-             "  const int8_t *a;\n  const int8_t *b;\n  const int8_t *expected;\n} q4_add_case;\n",
-             "typedef struct {\n  const char *name;\n  q4_fc_params params;\n"
-             "  q4_quant_params quant;\n  int32_t input_size, output_size;\n  const int8_t *input;\n"
-             "  const uint8_t *filter;\n  const int32_t *bias;\n  const int8_t *expected;\n"
-             "} q4_fc_case;\n",
-             "typedef struct {\n  const char *name;\n  q4_conv_params params;\n"
-             "  q4_quant_params quant;\n  q4_dims input_dims, filter_dims, output_dims;\n"
-             "  const int8_t *input;\n  const uint8_t *filter;\n  const int32_t *bias;\n"
-             "  const int8_t *expected;\n} q4_dw_case;\n"]
+    parts = [
+        "/* Generated by tests/test_kernels_ops_mcu.py. */\n#include <stdint.h>\n",
+        '#include "q4_kernels.h"\n',
+        "typedef struct {\n  const char *name;\n  q4_add_params params;\n  int32_t size;\n"
+        "  const int8_t *a;\n  const int8_t *b;\n  const int8_t *expected;\n} q4_add_case;\n",
+        "typedef struct {\n  const char *name;\n  q4_fc_params params;\n"
+        "  q4_quant_params quant;\n  int32_t input_size, output_size;\n  const int8_t *input;\n"
+        "  const uint8_t *filter;\n  const int32_t *bias;\n  const int8_t *expected;\n"
+        "} q4_fc_case;\n",
+        "typedef struct {\n  const char *name;\n  q4_conv_params params;\n"
+        "  q4_quant_params quant;\n  q4_dims input_dims, filter_dims, output_dims;\n"
+        "  const int8_t *input;\n  const uint8_t *filter;\n  const int32_t *bias;\n"
+        "  const int8_t *expected;\n} q4_dw_case;\n",
+    ]
     rows = []
     for i, c in enumerate(cases):
-        parts += [_c_array("int8_t", f"a{i}", c.a), _c_array("int8_t", f"b{i}", c.b),
-                  _c_array("int8_t", f"y{i}", c.expected)]
-        rows.append(f'  {{"{c.name}", {{{c.a_zp}, {c.b_zp}, {c.out_zp}, {c.ma}, {c.mb}, {c.shift}, '
-                    f'{c.act_min}, {c.act_max}}}, {c.a.size}, a{i}, b{i}, y{i}}}')
+        parts += [
+            _c_array("int8_t", f"a{i}", c.a),
+            _c_array("int8_t", f"b{i}", c.b),
+            _c_array("int8_t", f"y{i}", c.expected),
+        ]
+        rows.append(
+            f'  {{"{c.name}", {{{c.a_zp}, {c.b_zp}, {c.out_zp}, {c.ma}, {c.mb}, {c.shift}, '
+            f"{c.act_min}, {c.act_max}}}, {c.a.size}, a{i}, b{i}, y{i}}}"
+        )
     parts.append("static const q4_add_case q4_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
     rows = []
     for i, c in enumerate(fc_cases):
-        parts += [_c_array("int8_t", f"fx{i}", c.x),
-                  _c_array("uint8_t", f"fw{i}", pack_int4_rows(c.weight)),
-                  _c_array("int32_t", f"fb{i}", c.bias), _c_array("int32_t", f"fm{i}", c.multiplier),
-                  _c_array("int32_t", f"fs{i}", c.shift), _c_array("int8_t", f"fy{i}", c.expected)]
-        rows.append(f'  {{"{c.name}", {{{c.input_zp}, {c.output_zp}, {c.act_min}, {c.act_max}}}, '
-                    f'{{fm{i}, fs{i}}}, {c.x.size}, {c.expected.size}, fx{i}, fw{i}, fb{i}, fy{i}}}')
+        parts += [
+            _c_array("int8_t", f"fx{i}", c.x),
+            _c_array("uint8_t", f"fw{i}", pack_int4_rows(c.weight)),
+            _c_array("int32_t", f"fb{i}", c.bias),
+            _c_array("int32_t", f"fm{i}", c.multiplier),
+            _c_array("int32_t", f"fs{i}", c.shift),
+            _c_array("int8_t", f"fy{i}", c.expected),
+        ]
+        rows.append(
+            f'  {{"{c.name}", {{{c.input_zp}, {c.output_zp}, {c.act_min}, {c.act_max}}}, '
+            f"{{fm{i}, fs{i}}}, {c.x.size}, {c.expected.size}, fx{i}, fw{i}, fb{i}, fy{i}}}"
+        )
     parts.append("static const q4_fc_case q4_fc_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
     rows = []
     for i, c in enumerate(dw_cases):
         ch = c.weight.shape[0]
-        parts += [_c_array("int8_t", f"dx{i}", c.x),
-                  _c_array("uint8_t", f"dw{i}", pack_int4_rows(c.weight.reshape(ch, -1))),
-                  _c_array("int32_t", f"db{i}", c.bias), _c_array("int32_t", f"dm{i}", c.multiplier),
-                  _c_array("int32_t", f"ds{i}", c.shift), _c_array("int8_t", f"dy{i}", c.expected)]
+        parts += [
+            _c_array("int8_t", f"dx{i}", c.x),
+            _c_array("uint8_t", f"dw{i}", pack_int4_rows(c.weight.reshape(ch, -1))),
+            _c_array("int32_t", f"db{i}", c.bias),
+            _c_array("int32_t", f"dm{i}", c.multiplier),
+            _c_array("int32_t", f"ds{i}", c.shift),
+            _c_array("int8_t", f"dy{i}", c.expected),
+        ]
         (h, w, _), (ho, wo, _) = c.x.shape, c.expected.shape
-        rows.append(f'  {{"{c.name}", {{{c.input_zp}, {c.output_zp}, {c.stride[0]}, {c.stride[1]}, '
-                    f'{c.pads[0]}, {c.pads[1]}, {c.act_min}, {c.act_max}}}, {{dm{i}, ds{i}}}, '
-                    f'{{{h}, {w}, {ch}}}, {{{c.weight.shape[1]}, {c.weight.shape[2]}, {ch}}}, '
-                    f'{{{ho}, {wo}, {ch}}}, dx{i}, dw{i}, db{i}, dy{i}}}')
+        rows.append(
+            f'  {{"{c.name}", {{{c.input_zp}, {c.output_zp}, {c.stride[0]}, {c.stride[1]}, '
+            f"{c.pads[0]}, {c.pads[1]}, {c.act_min}, {c.act_max}}}, {{dm{i}, ds{i}}}, "
+            f"{{{h}, {w}, {ch}}}, {{{c.weight.shape[1]}, {c.weight.shape[2]}, {ch}}}, "
+            f"{{{ho}, {wo}, {ch}}}, dx{i}, dw{i}, db{i}, dy{i}}}"
+        )
     parts.append("static const q4_dw_case q4_dw_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
-    out_bytes = max([c.a.size for c in cases] + [c.expected.size for c in fc_cases]
-                    + [c.expected.size for c in dw_cases])
-    scratch = max([256] + [2 * (-(-c.x.size // 8) * 8) for c in fc_cases]
-                  + [dw_scratch_bytes(c.weight.shape[1] * c.weight.shape[2], c.weight.shape[0])
-                     for c in dw_cases])
+    out_bytes = max(
+        [c.a.size for c in cases] + [c.expected.size for c in fc_cases] + [c.expected.size for c in dw_cases]
+    )
+    scratch = max(
+        [256]
+        + [2 * (-(-c.x.size // 8) * 8) for c in fc_cases]
+        + [dw_scratch_bytes(c.weight.shape[1] * c.weight.shape[2], c.weight.shape[0]) for c in dw_cases]
+    )
     parts.append(f"#define Q4_OUTPUT_BYTES {out_bytes}\n#define Q4_SCRATCH_WORDS {scratch // 4}\n")
     path.write_text("".join(parts))
 
@@ -374,11 +557,17 @@ def dw_scratch_bytes(taps: int, channels: int) -> int:
     return max(f(taps * channels, channels) for f in formulas)
 
 
-def build_and_run(board: Board, cases: list[AddCase], fc_cases: list[FcCase],
-                  dw_cases: list[DwCase], out_dir: Path) -> list[VariantResult]:
+def build_and_run(
+    board: Board, cases: list[AddCase], fc_cases: list[FcCase], dw_cases: list[DwCase], out_dir: Path
+) -> list[VariantResult]:
     write_cases_header(cases, fc_cases, dw_cases, out_dir / "ops_cases.h")
-    return run_harness(board, [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
-                       [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir], out_dir, "ops_harness")
+    return run_harness(
+        board,
+        [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
+        [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir],
+        out_dir,
+        "ops_harness",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -389,9 +578,11 @@ def board_results(tmp_path_factory):
         if board_name not in cache:
             board = load_board(board_name)
             require_tools(board)
-            cache[board_name] = build_and_run(board, CASES, FC_CASES, DW_CASES,
-                                              tmp_path_factory.mktemp(board_name))
+            cache[board_name] = build_and_run(
+                board, CASES, FC_CASES, DW_CASES, tmp_path_factory.mktemp(board_name)
+            )
         return cache[board_name]
+
     return get
 
 
@@ -440,12 +631,14 @@ def test_fc_and_depthwise_variants_run_fewer_instructions(board_name, board_resu
 def test_generator_sizes_scratch_like_the_kernels(board_name, board_results):
     """q4sdk.codegen.render's copy of each *_get_buffer_size, called with the (K, O) it passes: 0, 0 for
     add; I, O for fully_connected; kh * kw * C, C for depthwise."""
-    formulas = {v.function: v.scratch_bytes for kind in ("add", "fully_connected", "depthwise_conv2d")
-                for v in KERNEL_VARIANTS[kind]}
+    formulas = {
+        v.function: v.scratch_bytes
+        for kind in ("add", "fully_connected", "depthwise_conv2d")
+        for v in KERNEL_VARIANTS[kind]
+    }
     k_o = {c.name: ("q4_add_s8", 0, 0) for c in CASES}
     k_o.update({c.name: ("q4_fully_connected_s4", c.x.size, c.weight.shape[0]) for c in FC_CASES})
-    k_o.update({c.name: ("q4_depthwise_conv2d_s4", c.weight.size, c.weight.shape[0])
-                for c in DW_CASES})
+    k_o.update({c.name: ("q4_depthwise_conv2d_s4", c.weight.size, c.weight.shape[0]) for c in DW_CASES})
     checked = 0
     for r in board_results(board_name):
         if r.variant != "portable":
@@ -465,22 +658,49 @@ def tiny_model() -> QModel:
     s = QTensor("s", (h, w, c), 4, 0.15, -8)
     f = QTensor("f", (h * w * c,), 4, 0.15, -8)
     y = QTensor("y", (o,), 8, 0.5, 5)
-    dw = QOp("dw_0", "depthwise_conv2d", ["x"], "d",
-             {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
-             {"weight": rng.integers(-8, 8, (c, 3, 3)).astype(np.int8),
-              "bias": rng.integers(-50, 50, c).astype(np.int32),
-              "multiplier": rng.integers(1 << 30, 1 << 31, c).astype(np.int32),
-              "shift": np.full(c, 35, np.int32)})
-    add = QOp("add_0", "add", ["x", "d"], "s", {"shift": 20, "act_min": -8, "act_max": 7},
-              {"multiplier": np.array([699051, 1398101], np.int32)})
+    dw = QOp(
+        "dw_0",
+        "depthwise_conv2d",
+        ["x"],
+        "d",
+        {"stride": [1, 1], "pads": [1, 1, 1, 1], "act_min": -8, "act_max": 7},
+        {
+            "weight": rng.integers(-8, 8, (c, 3, 3)).astype(np.int8),
+            "bias": rng.integers(-50, 50, c).astype(np.int32),
+            "multiplier": rng.integers(1 << 30, 1 << 31, c).astype(np.int32),
+            "shift": np.full(c, 35, np.int32),
+        },
+    )
+    add = QOp(
+        "add_0",
+        "add",
+        ["x", "d"],
+        "s",
+        {"shift": 20, "act_min": -8, "act_max": 7},
+        {"multiplier": np.array([699051, 1398101], np.int32)},
+    )
     flat = QOp("flatten_0", "reshape", ["s"], "f", {}, {})
-    fc = QOp("fc_0", "fully_connected", ["f"], "y", {"act_min": -128, "act_max": 127},
-             {"weight": rng.integers(-8, 8, (o, h * w * c)).astype(np.int8),
-              "bias": rng.integers(-500, 500, o).astype(np.int32),
-              "multiplier": rng.integers(1 << 30, 1 << 31, o).astype(np.int32),
-              "shift": np.full(o, 38, np.int32)})
-    return QModel("tiny", "x", "y", {t.name: t for t in (x, d, s, f, y)}, [dw, add, flat, fc],
-                  meta={"input_layout": "NHWC"})
+    fc = QOp(
+        "fc_0",
+        "fully_connected",
+        ["f"],
+        "y",
+        {"act_min": -128, "act_max": 127},
+        {
+            "weight": rng.integers(-8, 8, (o, h * w * c)).astype(np.int8),
+            "bias": rng.integers(-500, 500, o).astype(np.int32),
+            "multiplier": rng.integers(1 << 30, 1 << 31, o).astype(np.int32),
+            "shift": np.full(o, 38, np.int32),
+        },
+    )
+    return QModel(
+        "tiny",
+        "x",
+        "y",
+        {t.name: t for t in (x, d, s, f, y)},
+        [dw, add, flat, fc],
+        meta={"input_layout": "NHWC"},
+    )
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
@@ -509,8 +729,9 @@ def test_sources_compile_warning_free(core):
             pytest.fail(f"CI is set but {compiler} is not on PATH")
         pytest.skip(f"{compiler} is not on PATH")
     for source in OPT_SOURCES:
-        result = subprocess.run([compiler, *CORES[core], *STRICT_FLAGS, str(source)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [compiler, *CORES[core], *STRICT_FLAGS, str(source)], capture_output=True, text=True
+        )
         assert result.returncode == 0, f"{source.name} on {core}:\n{result.stderr}"
 
 
@@ -520,15 +741,17 @@ def test_sources_compile_on_the_host():
         if shutil.which(compiler) is None:
             continue
         for source in OPT_SOURCES:
-            result = subprocess.run([compiler, *STRICT_FLAGS, str(source)], capture_output=True,
-                                    text=True)
+            result = subprocess.run([compiler, *STRICT_FLAGS, str(source)], capture_output=True, text=True)
             assert result.returncode == 0, f"{source.name} with {compiler}:\n{result.stderr}"
 
 
 def print_instruction_table(results: list[VariantResult], board: str) -> None:  # pragma: no cover
     """Instructions per element (add) and per MAC (fully_connected, depthwise_conv2d)."""
-    work_of = ([(c.name, c.a.size) for c in CASES] + [(c.name, c.weight.size) for c in FC_CASES]
-               + [(c.name, c.macs) for c in DW_CASES])
+    work_of = (
+        [(c.name, c.a.size) for c in CASES]
+        + [(c.name, c.weight.size) for c in FC_CASES]
+        + [(c.name, c.macs) for c in DW_CASES]
+    )
     for name, work in work_of:
         row = {r.variant: r.instructions / work for r in results if r.case == name}
         print(board, name, work, {k: round(v, 2) for k, v in row.items()})
@@ -536,7 +759,9 @@ def print_instruction_table(results: list[VariantResult], board: str) -> None:  
 
 if __name__ == "__main__":  # pragma: no cover - prints the instructions/element table
     import tempfile
+
     for name in sorted(BOARD_VARIANTS):
         with tempfile.TemporaryDirectory() as tmp:
             print_instruction_table(
-                build_and_run(load_board(name), CASES, FC_CASES, DW_CASES, Path(tmp)), name)
+                build_and_run(load_board(name), CASES, FC_CASES, DW_CASES, Path(tmp)), name
+            )

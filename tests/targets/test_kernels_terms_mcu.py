@@ -15,6 +15,7 @@ bit-exact through ``run_on_board(..., kernels="optimised")`` on both boards.
 
 Tests skip when the Arm toolchain or QEMU is missing, and fail instead when CI is set.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,21 +30,25 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcu.conv_cases import (RUNTIME, a4_dsp_scratch_bytes, dsp_scratch_bytes,  # noqa: E402
-                            mve_scratch_bytes)
+from mcu.conv_cases import RUNTIME, a4_dsp_scratch_bytes, dsp_scratch_bytes, mve_scratch_bytes  # noqa: E402
 from mcu.harness import VariantResult, require_tools, run_harness  # noqa: E402
-from q4sdk.ir import oracle  # noqa: E402
-from q4sdk.targets.boards import load_board  # noqa: E402
 from q4sdk.codegen.kernels import TERMS_VARIANTS  # noqa: E402
+from q4sdk.ir import oracle  # noqa: E402
 from q4sdk.ir.packing import pack_int4_rows  # noqa: E402
 from q4sdk.ir.qmodel import QModel, QOp, QTensor  # noqa: E402
+from q4sdk.targets.boards import load_board  # noqa: E402
 
 HARNESS = Path(__file__).resolve().parents[1] / "mcu" / "terms_harness.c"
 CONV_DIR = RUNTIME / "src" / "convolution"
 TERMS_SOURCES = [CONV_DIR / "q4_conv2d_s4_terms_dsp.c", CONV_DIR / "q4_conv2d_s4_terms_mve.c"]
-HARNESS_SOURCES = [HARNESS, CONV_DIR / "q4_conv2d_s4_terms.c", *TERMS_SOURCES,
-                   CONV_DIR / "q4_conv2d_s4.c", CONV_DIR / "q4_conv2d_s4_dsp.c",
-                   CONV_DIR / "q4_conv2d_s4_mve.c"]
+HARNESS_SOURCES = [
+    HARNESS,
+    CONV_DIR / "q4_conv2d_s4_terms.c",
+    *TERMS_SOURCES,
+    CONV_DIR / "q4_conv2d_s4.c",
+    CONV_DIR / "q4_conv2d_s4_dsp.c",
+    CONV_DIR / "q4_conv2d_s4_mve.c",
+]
 BOARD_VARIANTS = {"mps2-an386": {"portable", "dsp"}, "mps3-an547": {"portable", "dsp", "mve"}}
 TERM_MULT_LIMIT = 1 << 29
 
@@ -57,8 +62,8 @@ class TermsCase:
     input_zps: list[int]
     weights: list[np.ndarray]
     bias: np.ndarray
-    multiplier: np.ndarray      # [T, O]
-    shift: np.ndarray           # [O]
+    multiplier: np.ndarray  # [T, O]
+    shift: np.ndarray  # [O]
     stride: tuple[int, int]
     pads: tuple[int, int, int, int]
     output_zp: int
@@ -66,7 +71,7 @@ class TermsCase:
     act_max: int
     bits: int
     expected: np.ndarray
-    single: bool = False        # also time the single-term kernels on this shape
+    single: bool = False  # also time the single-term kernels on this shape
 
     @property
     def k(self) -> int:
@@ -77,22 +82,58 @@ class TermsCase:
         return int(self.weights[0].shape[0])
 
 
-def terms_op(name: str, n_in: int, weights, bias, multiplier, shift, stride, pads, act_min,
-             act_max, inputs=None, output="y") -> QOp:
+def terms_op(
+    name: str,
+    n_in: int,
+    weights,
+    bias,
+    multiplier,
+    shift,
+    stride,
+    pads,
+    act_min,
+    act_max,
+    inputs=None,
+    output="y",
+) -> QOp:
     """A multi-term conv2d QOp (``weight2`` when there are two weight tensors)."""
-    arrays = {"weight": weights[0].astype(np.int8), "bias": np.asarray(bias, np.int32),
-              "multiplier": np.asarray(multiplier, np.int32), "shift": np.asarray(shift, np.int32)}
+    arrays = {
+        "weight": weights[0].astype(np.int8),
+        "bias": np.asarray(bias, np.int32),
+        "multiplier": np.asarray(multiplier, np.int32),
+        "shift": np.asarray(shift, np.int32),
+    }
     if len(weights) == 2:
         arrays["weight2"] = weights[1].astype(np.int8)
-    return QOp(name, "conv2d", inputs or ["x", "x2"][:n_in], output,
-               {"stride": list(stride), "pads": list(pads), "act_min": act_min,
-                "act_max": act_max}, arrays)
+    return QOp(
+        name,
+        "conv2d",
+        inputs or ["x", "x2"][:n_in],
+        output,
+        {"stride": list(stride), "pads": list(pads), "act_min": act_min, "act_max": act_max},
+        arrays,
+    )
 
 
-def random_terms_case(rng: np.random.Generator, name: str, bits: int, h: int, w: int, in_c: int,
-                      out_c: int, kernel, stride, pads, n_in: int, n_w: int, *,
-                      extreme: bool = False, shifts: tuple[int, int] | None = None,
-                      big_bias: bool = False, single: bool = False) -> TermsCase:
+def random_terms_case(
+    rng: np.random.Generator,
+    name: str,
+    bits: int,
+    h: int,
+    w: int,
+    in_c: int,
+    out_c: int,
+    kernel,
+    stride,
+    pads,
+    n_in: int,
+    n_w: int,
+    *,
+    extreme: bool = False,
+    shifts: tuple[int, int] | None = None,
+    big_bias: bool = False,
+    single: bool = False,
+) -> TermsCase:
     """A random multi-term layer; shifts centred so the outputs spread over the range unless
     ``shifts = (lo, hi)``; ``extreme``: activations and weights at their end values, multipliers
     at +-(2^29 - 1); ``big_bias``: biases at the int32 bound |bias| + 2040 K < 2^31."""
@@ -100,21 +141,21 @@ def random_terms_case(rng: np.random.Generator, name: str, bits: int, h: int, w:
     k = kernel[0] * kernel[1] * in_c
     zps = [int(rng.integers(qmin, qmax + 1)) for _ in range(n_in)]
     if extreme:
-        xs = [rng.choice(np.array([qmin, qmax], np.int8), (h, w, in_c), p=[0.8, 0.2])
-              for _ in range(n_in)]
-        weights = [rng.choice(np.array([-8, 7], np.int8), (out_c, *kernel, in_c), p=[0.8, 0.2])
-                   for _ in range(n_w)]
+        xs = [rng.choice(np.array([qmin, qmax], np.int8), (h, w, in_c), p=[0.8, 0.2]) for _ in range(n_in)]
+        weights = [
+            rng.choice(np.array([-8, 7], np.int8), (out_c, *kernel, in_c), p=[0.8, 0.2]) for _ in range(n_w)
+        ]
     else:
         xs = [rng.integers(qmin, qmax + 1, (h, w, in_c)).astype(np.int8) for _ in range(n_in)]
-        weights = [rng.integers(-8, 8, (out_c, *kernel, in_c)).astype(np.int8)
-                   for _ in range(n_w)]
+        weights = [rng.integers(-8, 8, (out_c, *kernel, in_c)).astype(np.int8) for _ in range(n_w)]
     n_terms = n_in * n_w
     sigma = max(1.0, float(np.std(xs[0].astype(np.int64) - zps[0])) * 4.6 * np.sqrt(k))
     bias = rng.integers(-int(2 * sigma), int(2 * sigma) + 1, out_c)
     if big_bias:
         bias = rng.choice([-1, 1], out_c) * ((1 << 31) - 1 - 2040 * k)
     multiplier = rng.integers(1 << 27, TERM_MULT_LIMIT, (n_terms, out_c)) * rng.choice(
-        [-1, 1], (n_terms, out_c))
+        [-1, 1], (n_terms, out_c)
+    )
     multiplier[rng.random((n_terms, out_c)) < 0.1] = 0
     if extreme:
         multiplier = rng.choice([-1, 1], (n_terms, out_c)) * (TERM_MULT_LIMIT - 1)
@@ -133,9 +174,23 @@ def random_terms_case(rng: np.random.Generator, name: str, bits: int, h: int, w:
     out_t = QTensor("y", (ho, wo, out_c), bits, 1.0, out_zp)
     op = terms_op(name, n_in, weights, bias, multiplier, shift, stride, pads, lo, hi)
     expected = oracle.conv2d([x[None] for x in xs], op, ts, out_t)[0]
-    return TermsCase(name, xs, zps, weights, op.arrays["bias"], op.arrays["multiplier"],
-                     op.arrays["shift"], tuple(stride), tuple(pads), out_zp, lo, hi, bits,
-                     expected, single)
+    return TermsCase(
+        name,
+        xs,
+        zps,
+        weights,
+        op.arrays["bias"],
+        op.arrays["multiplier"],
+        op.arrays["shift"],
+        tuple(stride),
+        tuple(pads),
+        out_zp,
+        lo,
+        hi,
+        bits,
+        expected,
+        single,
+    )
 
 
 # (h, w, in_c, out_c, kernel, stride, pads)
@@ -144,7 +199,7 @@ SHAPES = [
     (7, 9, 8, 7, (3, 3), (2, 2), (0, 0, 1, 1)),
     (6, 6, 32, 9, (1, 1), (2, 2), (0, 0, 0, 0)),
     (4, 5, 5, 3, (2, 3), (1, 2), (2, 1, 0, 2)),
-    (9, 9, 17, 33, (3, 3), (2, 1), (1, 0, 1, 0)),   # 33 channels: 2-3 row blocks
+    (9, 9, 17, 33, (3, 3), (2, 1), (1, 0, 1, 0)),  # 33 channels: 2-3 row blocks
     (1, 1, 40, 4, (1, 1), (1, 1), (0, 0, 0, 0)),
     (6, 7, 1, 2, (3, 3), (1, 1), (2, 2, 2, 2)),
     (5, 5, 64, 1, (3, 3), (2, 2), (1, 1, 1, 1)),
@@ -162,26 +217,81 @@ def make_cases() -> list[TermsCase]:
     for i, shape in enumerate(SHAPES):
         for j, bits in enumerate((4, 8)):
             n_in, n_w = TERM_SHAPES[(i + j) % len(TERM_SHAPES)]
-            cases.append(random_terms_case(rng, f"s{i}a{bits}i{n_in}w{n_w}", bits, *shape,
-                                           n_in, n_w))
-    cases.append(random_terms_case(rng, "one_term_a8", 8, 5, 6, 9, 7, (3, 3), (1, 1),
-                                   (1, 1, 1, 1), 1, 1))
+            cases.append(random_terms_case(rng, f"s{i}a{bits}i{n_in}w{n_w}", bits, *shape, n_in, n_w))
+    cases.append(random_terms_case(rng, "one_term_a8", 8, 5, 6, 9, 7, (3, 3), (1, 1), (1, 1, 1, 1), 1, 1))
     # the exact 64-bit requantization: shifts far below 33 (m * 2^(33 - s) overflows), up to 62,
     # biases at the int32 bound, and end values everywhere
-    cases.append(random_terms_case(rng, "slow_shifts_a8", 8, 6, 6, 8, 6, (3, 3), (1, 1),
-                                   (1, 1, 1, 1), 2, 2, shifts=(8, 30)))
-    cases.append(random_terms_case(rng, "shift62_a4", 4, 5, 5, 16, 16, (3, 3), (1, 1),
-                                   (1, 1, 1, 1), 1, 2, shifts=(58, 62)))
-    cases.append(random_terms_case(rng, "big_bias_a8", 8, 5, 4, 16, 7, (3, 3), (1, 1),
-                                   (1, 1, 1, 1), 2, 2, big_bias=True, shifts=(30, 36)))
-    cases.append(random_terms_case(rng, "extreme_a8", 8, 4, 4, 16, 7, (3, 3), (1, 1),
-                                   (1, 1, 1, 1), 2, 2, extreme=True, shifts=(38, 44)))
-    cases.append(random_terms_case(rng, "extreme_a4", 4, 4, 4, 16, 6, (3, 3), (1, 1),
-                                   (1, 1, 1, 1), 1, 2, extreme=True, shifts=(30, 36)))
+    cases.append(
+        random_terms_case(
+            rng, "slow_shifts_a8", 8, 6, 6, 8, 6, (3, 3), (1, 1), (1, 1, 1, 1), 2, 2, shifts=(8, 30)
+        )
+    )
+    cases.append(
+        random_terms_case(
+            rng, "shift62_a4", 4, 5, 5, 16, 16, (3, 3), (1, 1), (1, 1, 1, 1), 1, 2, shifts=(58, 62)
+        )
+    )
+    cases.append(
+        random_terms_case(
+            rng,
+            "big_bias_a8",
+            8,
+            5,
+            4,
+            16,
+            7,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            2,
+            2,
+            big_bias=True,
+            shifts=(30, 36),
+        )
+    )
+    cases.append(
+        random_terms_case(
+            rng,
+            "extreme_a8",
+            8,
+            4,
+            4,
+            16,
+            7,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            2,
+            2,
+            extreme=True,
+            shifts=(38, 44),
+        )
+    )
+    cases.append(
+        random_terms_case(
+            rng,
+            "extreme_a4",
+            4,
+            4,
+            4,
+            16,
+            6,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            1,
+            2,
+            extreme=True,
+            shifts=(30, 36),
+        )
+    )
     # ResNet-8's first layer: dual weights (4- and 8-bit input), and with a residual input
     for bits, n_in in ((4, 1), (8, 1), (4, 2)):
-        cases.append(random_terms_case(rng, f"resnet_first_a{bits}i{n_in}w2", bits,
-                                       *RESNET_FIRST, n_in, 2, single=True))
+        cases.append(
+            random_terms_case(
+                rng, f"resnet_first_a{bits}i{n_in}w2", bits, *RESNET_FIRST, n_in, 2, single=True
+            )
+        )
     return cases
 
 
@@ -196,13 +306,15 @@ def _c_array(ctype: str, name: str, values) -> str:
 
 def write_cases_header(cases: list[TermsCase], path: Path) -> None:
     """``terms_cases.h``: the case table, the data arrays and the buffer sizes."""
-    parts = ["/* Generated by tests/test_kernels_terms_mcu.py. */\n#include <stdint.h>\n",
-             "#include \"q4_kernels.h\"\n",
-             "typedef struct {\n  const char *name;\n  q4_conv_params params;\n"
-             "  q4_terms_params terms;\n  q4_quant_params single_quant;\n"
-             "  q4_dims input_dims, filter_dims, output_dims;\n  const int8_t *inputs[2];\n"
-             "  const uint8_t *filters[2];\n  const int32_t *bias;\n  const int8_t *expected;\n"
-             "  int32_t bits;\n  int32_t single;\n} q4_terms_case;\n"]
+    parts = [
+        "/* Generated by tests/test_kernels_terms_mcu.py. */\n#include <stdint.h>\n",
+        '#include "q4_kernels.h"\n',
+        "typedef struct {\n  const char *name;\n  q4_conv_params params;\n"
+        "  q4_terms_params terms;\n  q4_quant_params single_quant;\n"
+        "  q4_dims input_dims, filter_dims, output_dims;\n  const int8_t *inputs[2];\n"
+        "  const uint8_t *filters[2];\n  const int32_t *bias;\n  const int8_t *expected;\n"
+        "  int32_t bits;\n  int32_t single;\n} q4_terms_case;\n",
+    ]
     rows = []
     for i, c in enumerate(cases):
         o = c.out_c
@@ -212,10 +324,14 @@ def write_cases_header(cases: list[TermsCase], path: Path) -> None:
             parts.append(_c_array("uint8_t", f"w{i}_{j}", pack_int4_rows(w.reshape(o, -1))))
         # the single-term timing: term 0's multiplier scaled into [2^30, 2^31), shift + 2
         single_m = np.clip(np.abs(c.multiplier[0]).astype(np.int64) << 2, 1 << 30, (1 << 31) - 1)
-        parts += [_c_array("int32_t", f"b{i}", c.bias), _c_array("int32_t", f"m{i}", c.multiplier),
-                  _c_array("int32_t", f"s{i}", c.shift), _c_array("int8_t", f"y{i}", c.expected),
-                  _c_array("int32_t", f"sm{i}", single_m),
-                  _c_array("int32_t", f"ss{i}", np.minimum(c.shift + 2, 62))]
+        parts += [
+            _c_array("int32_t", f"b{i}", c.bias),
+            _c_array("int32_t", f"m{i}", c.multiplier),
+            _c_array("int32_t", f"s{i}", c.shift),
+            _c_array("int8_t", f"y{i}", c.expected),
+            _c_array("int32_t", f"sm{i}", single_m),
+            _c_array("int32_t", f"ss{i}", np.minimum(c.shift + 2, 62)),
+        ]
         h, w, ic = c.xs[0].shape
         ho, wo, oc = c.expected.shape
         zps = c.input_zps + [0] * (2 - len(c.input_zps))
@@ -223,26 +339,37 @@ def write_cases_header(cases: list[TermsCase], path: Path) -> None:
         filters = ", ".join(f"w{i}_{j}" for j in range(len(c.weights)))
         rows.append(
             f'  {{"{c.name}", {{{c.input_zps[0]}, {c.output_zp}, {c.stride[0]}, {c.stride[1]}, '
-            f'{c.pads[0]}, {c.pads[1]}, {c.act_min}, {c.act_max}}}, '
-            f'{{{len(c.xs)}, {len(c.weights)}, {{{zps[0]}, {zps[1]}}}, m{i}, s{i}}}, '
-            f'{{sm{i}, ss{i}}}, {{{h}, {w}, {ic}}}, '
-            f'{{{c.weights[0].shape[1]}, {c.weights[0].shape[2]}, {ic}}}, {{{ho}, {wo}, {oc}}}, '
-            f'{{{inputs}}}, {{{filters}}}, b{i}, y{i}, {c.bits}, {int(c.single)}}}')
+            f"{c.pads[0]}, {c.pads[1]}, {c.act_min}, {c.act_max}}}, "
+            f"{{{len(c.xs)}, {len(c.weights)}, {{{zps[0]}, {zps[1]}}}, m{i}, s{i}}}, "
+            f"{{sm{i}, ss{i}}}, {{{h}, {w}, {ic}}}, "
+            f"{{{c.weights[0].shape[1]}, {c.weights[0].shape[2]}, {ic}}}, {{{ho}, {wo}, {oc}}}, "
+            f"{{{inputs}}}, {{{filters}}}, b{i}, y{i}, {c.bits}, {int(c.single)}}}"
+        )
     out_bytes = max(c.expected.size for c in cases)
-    scratch = max(max(v.scratch_bytes(c.k, c.out_c) for v in TERMS_VARIANTS["conv2d"])
-                  for c in cases)
-    scratch = max(scratch, *(max(dsp_scratch_bytes(c.k), a4_dsp_scratch_bytes(c.k),
-                                 mve_scratch_bytes(c.k, c.out_c)) for c in cases if c.single))
-    parts.append(f"#define Q4_OUTPUT_BYTES {out_bytes}\n"
-                 f"#define Q4_SCRATCH_WORDS {scratch // 4 + 1}\n")
+    scratch = max(max(v.scratch_bytes(c.k, c.out_c) for v in TERMS_VARIANTS["conv2d"]) for c in cases)
+    scratch = max(
+        scratch,
+        *(
+            max(dsp_scratch_bytes(c.k), a4_dsp_scratch_bytes(c.k), mve_scratch_bytes(c.k, c.out_c))
+            for c in cases
+            if c.single
+        ),
+    )
+    parts.append(f"#define Q4_OUTPUT_BYTES {out_bytes}\n#define Q4_SCRATCH_WORDS {scratch // 4 + 1}\n")
     parts.append("static const q4_terms_case q4_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
     path.write_text("".join(parts))
 
 
 def build_and_run(board, cases: list[TermsCase], out_dir: Path) -> list[VariantResult]:
     write_cases_header(cases, out_dir / "terms_cases.h")
-    return run_harness(board, HARNESS_SOURCES, [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir], out_dir,
-                       "terms_harness", timeout=180)
+    return run_harness(
+        board,
+        HARNESS_SOURCES,
+        [RUNTIME / "include", RUNTIME / "include" / "internal", out_dir],
+        out_dir,
+        "terms_harness",
+        timeout=180,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +383,7 @@ def board_results(tmp_path_factory):
             require_tools(board)
             cache[board_name] = build_and_run(board, CASES, tmp_path_factory.mktemp(board_name))
         return cache[board_name]
+
     return get
 
 
@@ -264,14 +392,12 @@ def test_cases_cover_the_interesting_parameters():
     assert shapes == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert {c.bits for c in CASES} == {4, 8}
     assert any(len(c.xs) == 2 and c.input_zps[0] != c.input_zps[1] for c in CASES)
-    assert any((c.multiplier < 0).any() for c in CASES) and any((c.multiplier == 0).any()
-                                                                for c in CASES)
+    assert any((c.multiplier < 0).any() for c in CASES) and any((c.multiplier == 0).any() for c in CASES)
     assert all((np.abs(c.multiplier) < TERM_MULT_LIMIT).all() for c in CASES)
     assert any((c.shift < 31).all() for c in CASES) and any((c.shift == 62).any() for c in CASES)
     assert any(c.k % 8 for c in CASES) and any(c.k % 16 == 0 for c in CASES)
     assert any(c.out_c % 2 for c in CASES) and any(c.out_c > 32 for c in CASES)
-    assert any((np.abs(c.bias.astype(np.int64)) + 2040 * c.k == (1 << 31) - 1).all()
-               for c in CASES)
+    assert any((np.abs(c.bias.astype(np.int64)) + 2040 * c.k == (1 << 31) - 1).all() for c in CASES)
     # the outputs are not all clamped: the requantization really is exercised
     assert np.mean([np.unique(c.expected).size > 4 for c in CASES]) > 0.7
 
@@ -314,12 +440,16 @@ def test_generator_sizes_scratch_like_the_kernels(board_name, board_results):
     assert checked >= len(CASES)
 
 
-@pytest.mark.parametrize("flags", [
-    ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
-    ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
-    ["-mcpu=cortex-m0plus", "-mthumb"],
-    [],
-], ids=["cortex-m4", "cortex-m55", "cortex-m0plus", "host"])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+        ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
+        ["-mcpu=cortex-m0plus", "-mthumb"],
+        [],
+    ],
+    ids=["cortex-m4", "cortex-m55", "cortex-m0plus", "host"],
+)
 def test_terms_sources_compile_warning_free(flags):
     """Strict warnings on each core; a core without the extension builds the fallback."""
     compiler = "arm-none-eabi-gcc" if flags else "gcc"
@@ -328,10 +458,28 @@ def test_terms_sources_compile_warning_free(flags):
             pytest.fail(f"CI is set but {compiler} is not on PATH")
         pytest.skip(f"{compiler} is not on PATH")
     for source in TERMS_SOURCES:
-        result = subprocess.run([compiler, *flags, "-std=c99", "-O2", "-Wall", "-Wextra",
-                                 "-Wpedantic", "-Wconversion", "-Wshadow", "-Werror",
-                                 f"-I{RUNTIME / 'include'}", f"-I{RUNTIME / 'include' / 'internal'}", "-c", "-o", os.devnull, str(source)],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                compiler,
+                *flags,
+                "-std=c99",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Wpedantic",
+                "-Wconversion",
+                "-Wshadow",
+                "-Werror",
+                f"-I{RUNTIME / 'include'}",
+                f"-I{RUNTIME / 'include' / 'internal'}",
+                "-c",
+                "-o",
+                os.devnull,
+                str(source),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, f"{source.name}:\n{result.stderr}"
 
 
@@ -340,24 +488,56 @@ def small_terms_model() -> QModel:
     2-term layers, 4-bit activations."""
     rng = np.random.default_rng(7)
     x = QTensor("x", (6, 7, 3), 4, 0.5, -3)
-    x2 = QTensor("x_residual", (6, 7, 3), 4, 0.5 / 16, 0)  # a residual input: scale S_x / 2^bits, zero point 0
+    x2 = QTensor(
+        "x_residual", (6, 7, 3), 4, 0.5 / 16, 0
+    )  # a residual input: scale S_x / 2^bits, zero point 0
     y = QTensor("y", (6, 7, 5), 4, 1.0, -8)
     z = QTensor("z", (3, 4, 9), 8, 1.0, 5)
     w = [rng.integers(-8, 8, (5, 3, 3, 3)) for _ in range(2)]
     mult = rng.integers(1 << 27, TERM_MULT_LIMIT, (4, 5)) * rng.choice([-1, 1], (4, 5))
-    conv_a = terms_op("conv_a", 2, w, rng.integers(-300, 300, 5), mult, [31, 32, 33, 34, 35],
-                      (1, 1), (1, 1, 1, 1), -8, 7, inputs=["x", "x_residual"], output="y")
+    conv_a = terms_op(
+        "conv_a",
+        2,
+        w,
+        rng.integers(-300, 300, 5),
+        mult,
+        [31, 32, 33, 34, 35],
+        (1, 1),
+        (1, 1, 1, 1),
+        -8,
+        7,
+        inputs=["x", "x_residual"],
+        output="y",
+    )
     v = [rng.integers(-8, 8, (9, 1, 1, 5)) for _ in range(2)]
-    conv_b = terms_op("conv_b", 1, v, rng.integers(-50, 50, 9),
-                      rng.integers(1 << 27, TERM_MULT_LIMIT, (2, 9)), np.full(9, 28), (2, 2),
-                      (0, 0, 0, 0), -128, 127, inputs=["y"], output="z")
-    return QModel("terms_net", "x", "z", {t.name: t for t in (x, x2, y, z)}, [conv_a, conv_b],
-                  meta={"input_residual": "x_residual", "input_layout": "NHWC"})
+    conv_b = terms_op(
+        "conv_b",
+        1,
+        v,
+        rng.integers(-50, 50, 9),
+        rng.integers(1 << 27, TERM_MULT_LIMIT, (2, 9)),
+        np.full(9, 28),
+        (2, 2),
+        (0, 0, 0, 0),
+        -128,
+        127,
+        inputs=["y"],
+        output="z",
+    )
+    return QModel(
+        "terms_net",
+        "x",
+        "z",
+        {t.name: t for t in (x, x2, y, z)},
+        [conv_a, conv_b],
+        meta={"input_residual": "x_residual", "input_layout": "NHWC"},
+    )
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
 def test_generated_model_calls_the_terms_variants_bit_exact(board_name, tmp_path):
     from q4sdk.targets.run import run_on_board
+
     board = load_board(board_name)
     require_tools(board)
     model = small_terms_model()

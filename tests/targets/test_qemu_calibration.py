@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mcu.harness import require_tools
-from q4sdk.targets.boards import BOARDS_DIR, list_boards, load_board
 from q4sdk.errors import Q4Error
+from q4sdk.targets.boards import BOARDS_DIR, list_boards, load_board
 from q4sdk.targets.firmware import build_firmware, run_firmware, size_of
 
 SELFTEST = BOARDS_DIR / "_selftest"
@@ -34,15 +34,17 @@ def fault_number(board) -> int:
 def build_and_run(board_name, program, out_dir: Path, extra_cflags=()):
     board = load_board(board_name)
     require_tools(board, for_running=True)
-    elf = build_firmware(board, [SELFTEST / f"{program}.c"], [], out_dir,
-                         extra_cflags=extra_cflags, name=program)
+    elf = build_firmware(
+        board, [SELFTEST / f"{program}.c"], [], out_dir, extra_cflags=extra_cflags, name=program
+    )
     return board, run_firmware(board, elf, timeout=60)
 
 
 def test_every_board_is_classified():
     assert "host" in ALL_BOARDS
-    assert {"mps2-an386", "mps2-an500", "mps3-an547", "rv32imc", "microbit",
-            "microbit-264k"} <= set(QEMU_BOARDS)
+    assert {"mps2-an386", "mps2-an500", "mps3-an547", "rv32imc", "microbit", "microbit-264k"} <= set(
+        QEMU_BOARDS
+    )
     assert {"stm32f746", "nrf52840", "rp2040"} <= set(BUILD_ONLY_BOARDS)
 
 
@@ -72,8 +74,9 @@ def test_fault_ends_the_run_with_fault_status(board_name, tmp_path):
 
 @pytest.mark.parametrize("board_name", QEMU_BOARDS)
 def test_timer_counts_known_instructions(board_name, tmp_path):
-    board, result = build_and_run(board_name, "calibration", tmp_path,
-                                  [f"-DQ4_CALIBRATION_ITERATIONS={CALIBRATION_ITERATIONS}u"])
+    board, result = build_and_run(
+        board_name, "calibration", tmp_path, [f"-DQ4_CALIBRATION_ITERATIONS={CALIBRATION_ITERATIONS}u"]
+    )
     assert result.exit_code == 0, result.stderr
     per_tick = board.timer.instructions_per_tick
     expected_ticks = 2 * CALIBRATION_ITERATIONS / per_tick
@@ -87,8 +90,9 @@ def test_systick_timer_survives_wraparound(tmp_path):
     """mps3-an547 counts SysTick (24-bit) wraps; time a loop longer than one wrap period."""
     board = load_board("mps3-an547")
     iterations = int(SYSTICK_WRAP * board.timer.instructions_per_tick * 0.55)
-    _, result = build_and_run("mps3-an547", "calibration", tmp_path,
-                              [f"-DQ4_CALIBRATION_ITERATIONS={iterations}u"])
+    _, result = build_and_run(
+        "mps3-an547", "calibration", tmp_path, [f"-DQ4_CALIBRATION_ITERATIONS={iterations}u"]
+    )
     expected_ticks = 2 * iterations / board.timer.instructions_per_tick
     assert expected_ticks > SYSTICK_WRAP
     assert abs(result.int_value("loop") - expected_ticks) <= 1
@@ -97,8 +101,7 @@ def test_systick_timer_survives_wraparound(tmp_path):
 @pytest.mark.parametrize("board_name", QEMU_BOARDS)
 def test_stack_painting_sees_a_large_local_array(board_name, tmp_path):
     array_bytes = min(8192, load_board(board_name).stack_size // 2)
-    board, result = build_and_run(board_name, "stack_depth", tmp_path,
-                                  [f"-DQ4_STACK_ARRAY={array_bytes}"])
+    board, result = build_and_run(board_name, "stack_depth", tmp_path, [f"-DQ4_STACK_ARRAY={array_bytes}"])
     assert result.exit_code == 0, result.stderr
     before, after = result.int_value("before"), result.int_value("after")
     assert 0 < before < 512
@@ -113,8 +116,9 @@ def test_stack_overflow_ends_the_run(board_name, tmp_path):
     fault, mcause 7); on the micro:bit the exception entry itself faults and QEMU stops the
     locked-up core (no fault record, a non-zero status)."""
     board = load_board(board_name)
-    _, result = build_and_run(board_name, "stack_depth", tmp_path,
-                              [f"-DQ4_STACK_ARRAY={board.stack_size + 1024}"])
+    _, result = build_and_run(
+        board_name, "stack_depth", tmp_path, [f"-DQ4_STACK_ARRAY={board.stack_size + 1024}"]
+    )
     assert result.exit_code != 0 and not result.values("after")
     if board_name == "rv32imc":
         assert (result.exit_code, result.int_value("fault")) == (120, 7)
@@ -136,10 +140,12 @@ def test_model_too_big_for_flash_fails_at_link_time(tmp_path):
     board = load_board("mps3-an547")
     require_tools(board, for_running=False)
     source = tmp_path / "big.c"
-    source.write_text("#include \"q4_board.h\"\n"
-                      f"const unsigned char weights[{board.flash.size}] = {{1}};\n"
-                      "volatile int index_;\n"
-                      "int main(void) { return weights[index_]; }\n")
+    source.write_text(
+        '#include "q4_board.h"\n'
+        f"const unsigned char weights[{board.flash.size}] = {{1}};\n"
+        "volatile int index_;\n"
+        "int main(void) { return weights[index_]; }\n"
+    )
     with pytest.raises(Q4Error, match=r"mps3-an547 failed: .*region `FLASH' overflowed"):
         build_firmware(board, [source], [], tmp_path)
     assert not list(tmp_path.glob("*.elf"))

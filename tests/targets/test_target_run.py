@@ -3,10 +3,10 @@ for the build-only boards, the generate-time fit check, the Makefile, and the CL
 
 Tests that need a cross compiler or QEMU skip without them, and fail instead when CI is set.
 """
+
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -14,17 +14,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from q4sdk.targets.boards import MemoryRegion, load_board
+from mcu.harness import require_tools
 from q4sdk.cli import build_parser
 from q4sdk.codegen.render import generate
 from q4sdk.errors import Q4Error
-from q4sdk.targets.firmware import build_firmware, size_of, toolchain_available
-from q4sdk.targets.project import EXTRA_CFLAGS, write_firmware_project
 from q4sdk.ir.oracle import run_oracle
 from q4sdk.ir.q4file import save_q4
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
+from q4sdk.targets.boards import MemoryRegion, load_board
+from q4sdk.targets.firmware import build_firmware, size_of
+from q4sdk.targets.project import EXTRA_CFLAGS, write_firmware_project
 from q4sdk.targets.run import run_on_board
-from mcu.harness import require_tools
 from random_models import random_input, random_model
 
 QEMU_BOARDS = ("mps2-an386", "mps2-an500", "mps3-an547", "rv32imc", "microbit", "microbit-264k")
@@ -45,13 +45,24 @@ def inputs(model) -> np.ndarray:
 def _big_fc_model(inputs: int, outputs: int) -> QModel:
     """One fully connected layer with inputs * outputs INT4 weights (inputs * outputs / 2 bytes)."""
     tensors = {"x": QTensor("x", (inputs,), 8, 0.1, 0), "y": QTensor("y", (outputs,), 8, 0.1, 0)}
-    op = QOp("fc", "fully_connected", ["x"], "y", {"act_min": -128, "act_max": 127},
-             {"weight": np.ones((outputs, inputs), np.int8), "bias": np.zeros(outputs, np.int32),
-              "multiplier": np.full(outputs, 1 << 30, np.int32), "shift": np.full(outputs, 40, np.int32)})
+    op = QOp(
+        "fc",
+        "fully_connected",
+        ["x"],
+        "y",
+        {"act_min": -128, "act_max": 127},
+        {
+            "weight": np.ones((outputs, inputs), np.int8),
+            "bias": np.zeros(outputs, np.int32),
+            "multiplier": np.full(outputs, 1 << 30, np.int32),
+            "shift": np.full(outputs, 40, np.int32),
+        },
+    )
     return QModel("big", "x", "y", tensors, [op], {"input_layout": "NHWC"})
 
 
 # --------------------------------------------------------------------------- on QEMU
+
 
 @pytest.mark.parametrize("board_name", QEMU_BOARDS)
 def test_model_runs_bit_exact_with_a_layer_profile(board_name, model, inputs, tmp_path):
@@ -83,8 +94,9 @@ def test_a_wrong_expected_output_is_reported(model, inputs, tmp_path):
     board = load_board("mps2-an386")
     require_tools(board, for_running=True)
     project = write_firmware_project(model, tmp_path / "p", board, "net", inputs)
-    elf = build_firmware(board, project.sources, project.include_dirs, tmp_path / "b",
-                         extra_cflags=EXTRA_CFLAGS)
+    elf = build_firmware(
+        board, project.sources, project.include_dirs, tmp_path / "b", extra_cflags=EXTRA_CFLAGS
+    )
     result = run_firmware(board, elf)
     project.expected = project.expected.copy()
     project.expected[1].flat[0] ^= 1
@@ -102,14 +114,16 @@ def test_run_refuses_a_build_only_board(model, inputs, tmp_path):
 
 # --------------------------------------------------------------------------- builds
 
+
 @pytest.mark.parametrize("board_name", BUILD_ONLY_BOARDS)
 def test_build_only_boards_compile_the_project(board_name, model, tmp_path):
     board = load_board(board_name)
     require_tools(board, for_running=False)
     project = write_firmware_project(model, tmp_path / "p", board, "net")  # one zero input
     assert project.samples == 1
-    elf = build_firmware(board, project.sources, project.include_dirs, tmp_path / "b",
-                         extra_cflags=EXTRA_CFLAGS)
+    elf = build_firmware(
+        board, project.sources, project.include_dirs, tmp_path / "b", extra_cflags=EXTRA_CFLAGS
+    )
     sizes = size_of(elf)
     assert sizes["rodata"] >= project.report.weight_bytes
     # the estimate is on the safe side of the linked figure
@@ -124,8 +138,9 @@ def test_rp2040_builds_with_the_armv6m_kernels(model, tmp_path):
     conv = {op.kernel for op in project.report.ops if op.kind == "conv2d"}
     armv6m = {"q4_conv2d_s4_armv6m", "q4_conv2d_s4_a4_armv6m"}  # 8- and 4-bit inputs
     assert conv & armv6m and conv <= armv6m | {"q4_conv2d_s4_terms"}  # multi-term: portable
-    elf = build_firmware(board, project.sources, project.include_dirs, tmp_path / "b",
-                         extra_cflags=EXTRA_CFLAGS)
+    elf = build_firmware(
+        board, project.sources, project.include_dirs, tmp_path / "b", extra_cflags=EXTRA_CFLAGS
+    )
     assert size_of(elf)["text"] > 0
 
 
@@ -139,8 +154,7 @@ def test_makefile_builds_the_project(model, inputs, tmp_path):
     assert {"main.c", "Makefile", "CMakeLists.txt", "board", "model"} <= {p.name for p in out.iterdir()}
     res = subprocess.run(["make", "-C", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    run = subprocess.run(["make", "-s", "-C", str(out), "run"], capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run(["make", "-s", "-C", str(out), "run"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "@q4 mismatched_samples 0" in run.stdout
     outputs = [line.split()[2] for line in run.stdout.splitlines() if line.startswith("@q4 output ")]
@@ -149,10 +163,14 @@ def test_makefile_builds_the_project(model, inputs, tmp_path):
 
 # --------------------------------------------------------------------------- fit check
 
+
 def test_fit_check_rejects_a_model_too_big_for_flash(tmp_path):
     board = load_board("rp2040")  # 2 MB flash: 4.5 MB of INT4 weights cannot fit
-    with pytest.raises(Q4Error, match=r"does not fit board rp2040: needs [\d,.]+ KB flash .* "
-                                      r"board has 2,047\.8 KB"):
+    with pytest.raises(
+        Q4Error,
+        match=r"does not fit board rp2040: needs [\d,.]+ KB flash .* "
+        r"board has 2,047\.8 KB",
+    ):
         write_firmware_project(_big_fc_model(3000, 3000), tmp_path / "fw", board, "big")
     assert not (tmp_path / "fw").exists()
 
@@ -169,6 +187,7 @@ def test_fit_check_rejects_a_model_too_big_for_ram(tmp_path):
 
 # --------------------------------------------------------------------------- codegen hooks
 
+
 def test_profile_hooks_are_empty_by_default(model, tmp_path):
     report = generate(model, tmp_path / "g", "net")
     source = (tmp_path / "g" / "net.c").read_text()
@@ -180,14 +199,18 @@ def test_profile_hooks_are_empty_by_default(model, tmp_path):
 
 
 def test_optimised_kernels_need_a_board_with_the_extension(model, tmp_path):
-    conv = [op for op in generate(model, tmp_path / "a", "net", target=load_board("rp2040"),
-                                  kernels="optimised").ops if op.kind == "conv2d"]
+    conv = [
+        op
+        for op in generate(model, tmp_path / "a", "net", target=load_board("rp2040"), kernels="optimised").ops
+        if op.kind == "conv2d"
+    ]
     assert conv and all(not op.kernel.endswith(("_dsp", "_mve")) for op in conv)
     with pytest.raises(Q4Error, match="kernels must be one of"):
         generate(model, tmp_path / "b", "net", kernels="fast")
 
 
 # --------------------------------------------------------------------------- command line
+
 
 def _cli(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
@@ -212,8 +235,23 @@ def test_cli_run_and_generate(model, inputs, tmp_path, capsys):
     data = tmp_path / "x.npy"
     np.save(data, inputs.astype(np.float32) * np.float32(model.input_tensor.scale))
     report = tmp_path / "run.json"
-    assert _cli(["run", str(q4), "--board", board.name, "--data", str(data), "--count", "2",
-                 "--json", str(report)]) == 0
+    assert (
+        _cli(
+            [
+                "run",
+                str(q4),
+                "--board",
+                board.name,
+                "--data",
+                str(data),
+                "--count",
+                "2",
+                "--json",
+                str(report),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "bit-exact" in out and "instructions / MAC" in out
     assert json.loads(report.read_text())["samples"] == 2

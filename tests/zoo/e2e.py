@@ -1,6 +1,7 @@
 """One model end to end, as a user runs it: quantize (default recipe) -> .q4 round trip ->
 generate C -> build (cffi) -> C against the oracle on every tensor, and the integer output against
 the float model."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,14 +24,18 @@ from q4sdk.targets.host_build import CModel
 @dataclass
 class EndToEnd:
     model: QModel
-    float_out: np.ndarray      # [N, F] float model
-    int_out: np.ndarray        # [N, F] integer output (C), dequantized
+    float_out: np.ndarray  # [N, F] float model
+    int_out: np.ndarray  # [N, F] integer output (C), dequantized
     generate_report: object
 
     @property
     def sqnr_db(self) -> float:
         noise = float(((self.float_out - self.int_out) ** 2).sum())
-        return float("inf") if noise == 0 else 10 * np.log10(max(float((self.float_out ** 2).sum()), 1e-30) / noise)
+        return (
+            float("inf")
+            if noise == 0
+            else 10 * np.log10(max(float((self.float_out**2).sum()), 1e-30) / noise)
+        )
 
     @property
     def top1_agreement(self) -> float:
@@ -44,8 +49,9 @@ def dequantize_output(model: QModel, q: np.ndarray) -> np.ndarray:
     return (t.scale * (q.astype(np.float64) - t.zero_point)).reshape(len(q), -1)
 
 
-def run_end_to_end(source, calib: np.ndarray, x_test: np.ndarray, tmp_path: Path, bits: int = 8,
-                   name: str = "m", recipe=None) -> EndToEnd:
+def run_end_to_end(
+    source, calib: np.ndarray, x_test: np.ndarray, tmp_path: Path, bits: int = 8, name: str = "m", recipe=None
+) -> EndToEnd:
     """``source``: ONNX path, onnx.ModelProto, torch module or FloatGraph. Asserts bit-exactness."""
     graph = load_float_model(source, calib[:1])
     model = quantize_graph(graph, calib, recipe or preset("default", bits))
@@ -55,7 +61,7 @@ def run_end_to_end(source, calib: np.ndarray, x_test: np.ndarray, tmp_path: Path
         k += 1
         work = tmp_path / f"{name}_a{bits}_{k}"
     work.mkdir(parents=True)
-    save_q4(model, work / "m.q4")     # the meta (numerics records, stats) must be saveable
+    save_q4(model, work / "m.q4")  # the meta (numerics records, stats) must be saveable
     model = load_q4(work / "m.q4")
     report = generate(model, work / "gen", name)
     cm = CModel(work / "gen", build_dir=work / "build")

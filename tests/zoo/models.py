@@ -4,6 +4,7 @@ are re-estimated on random inputs so activations have sane ranges.
 
 ``ZOO[name]()`` builds a model in eval mode; ``INPUTS[name]`` is its per-sample input shape.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,7 +29,12 @@ def conv_bn(cin, cout, k=3, stride=1, groups=1, act=nn.ReLU):
 class SqueezeExcite(nn.Module):
     def __init__(self, c, squeeze, gate=nn.Sigmoid, act=nn.ReLU):
         super().__init__()
-        self.fc1, self.act, self.fc2, self.gate = nn.Conv2d(c, squeeze, 1), act(), nn.Conv2d(squeeze, c, 1), gate()
+        self.fc1, self.act, self.fc2, self.gate = (
+            nn.Conv2d(c, squeeze, 1),
+            act(),
+            nn.Conv2d(squeeze, c, 1),
+            gate(),
+        )
 
     def forward(self, x):
         return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
@@ -55,7 +61,15 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     def __init__(self, width=0.35, classes=10):
         super().__init__()
-        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+        cfg = [
+            (1, 16, 1, 1),
+            (6, 24, 2, 2),
+            (6, 32, 3, 2),
+            (6, 64, 4, 2),
+            (6, 96, 3, 1),
+            (6, 160, 3, 2),
+            (6, 320, 1, 1),
+        ]
         c = _div8(32 * width)
         layers = [conv_bn(3, c, 3, 1, act=nn.ReLU6)]  # stride 1 at 32 px (CIFAR-style)
         for t, ch, n, s in cfg:
@@ -76,14 +90,26 @@ class MobileNetV3Small(nn.Module):
         super().__init__()
         hs, re = nn.Hardswish, nn.ReLU
         # (kernel, expanded, out, SE, activation, stride)
-        cfg = [(3, 16, 16, True, re, 2), (3, 72, 24, False, re, 2), (3, 88, 24, False, re, 1),
-               (5, 96, 40, True, hs, 2), (5, 240, 40, True, hs, 1), (5, 240, 40, True, hs, 1),
-               (5, 120, 48, True, hs, 1), (5, 144, 48, True, hs, 1), (5, 288, 96, True, hs, 2),
-               (5, 576, 96, True, hs, 1), (5, 576, 96, True, hs, 1)]
+        cfg = [
+            (3, 16, 16, True, re, 2),
+            (3, 72, 24, False, re, 2),
+            (3, 88, 24, False, re, 1),
+            (5, 96, 40, True, hs, 2),
+            (5, 240, 40, True, hs, 1),
+            (5, 240, 40, True, hs, 1),
+            (5, 120, 48, True, hs, 1),
+            (5, 144, 48, True, hs, 1),
+            (5, 288, 96, True, hs, 2),
+            (5, 576, 96, True, hs, 1),
+            (5, 576, 96, True, hs, 1),
+        ]
         layers, c = [conv_bn(3, 16, 3, 2, act=hs)], 16
         for k, mid, out, se, act, s in cfg:
-            layers.append(InvertedResidual(c, out, k, s, (mid,), act=act, se=_div8(mid / 4) if se else None,
-                                           se_gate=nn.Hardsigmoid))
+            layers.append(
+                InvertedResidual(
+                    c, out, k, s, (mid,), act=act, se=_div8(mid / 4) if se else None, se_gate=nn.Hardsigmoid
+                )
+            )
             c = out
         layers.append(conv_bn(c, 576, 1, act=hs))
         self.features = nn.Sequential(*layers)
@@ -115,11 +141,20 @@ class SqueezeNet11(nn.Module):
         m = 2 if concat else 1
         pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=concat)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(3, 64, 3, 2), nn.ReLU(), pool(),
-            Fire(64, 16, 64, concat), Fire(64 * m, 16, 64, concat), pool(),
-            Fire(64 * m, 32, 128, concat), Fire(128 * m, 32, 128, concat), pool(),
-            Fire(128 * m, 48, 192, concat), Fire(192 * m, 48, 192, concat),
-            Fire(192 * m, 64, 256, concat), Fire(256 * m, 64, 256, concat))
+            nn.Conv2d(3, 64, 3, 2),
+            nn.ReLU(),
+            pool(),
+            Fire(64, 16, 64, concat),
+            Fire(64 * m, 16, 64, concat),
+            pool(),
+            Fire(64 * m, 32, 128, concat),
+            Fire(128 * m, 32, 128, concat),
+            pool(),
+            Fire(128 * m, 48, 192, concat),
+            Fire(192 * m, 48, 192, concat),
+            Fire(192 * m, 64, 256, concat),
+            Fire(256 * m, 64, 256, concat),
+        )
         self.classifier = nn.Sequential(nn.Dropout(), nn.Conv2d(256 * m, classes, 1), nn.ReLU())
 
     def forward(self, x):
@@ -137,10 +172,15 @@ class ShuffleUnit(nn.Module):
         self.stride = stride
         half = cout // 2
         if stride > 1:
-            self.branch1 = nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin, act=None), conv_bn(cin, half, 1))
+            self.branch1 = nn.Sequential(
+                conv_bn(cin, cin, 3, stride, groups=cin, act=None), conv_bn(cin, half, 1)
+            )
         b_in = cin if stride > 1 else half
-        self.branch2 = nn.Sequential(conv_bn(b_in, half, 1), conv_bn(half, half, 3, stride, groups=half, act=None),
-                                     conv_bn(half, half, 1))
+        self.branch2 = nn.Sequential(
+            conv_bn(b_in, half, 1),
+            conv_bn(half, half, 3, stride, groups=half, act=None),
+            conv_bn(half, half, 1),
+        )
 
     def forward(self, x):
         if self.stride == 1:
@@ -175,15 +215,23 @@ class EfficientNetB0(nn.Module):
 
     def __init__(self, classes=10):
         super().__init__()
-        cfg = [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 2, 2, 3), (6, 112, 1, 1, 5),
-               (6, 192, 2, 2, 5), (6, 320, 1, 1, 3)]
+        cfg = [
+            (1, 16, 1, 1, 3),
+            (6, 24, 2, 2, 3),
+            (6, 40, 2, 2, 5),
+            (6, 80, 2, 2, 3),
+            (6, 112, 1, 1, 5),
+            (6, 192, 2, 2, 5),
+            (6, 320, 1, 1, 3),
+        ]
         c = 16
         layers = [conv_bn(3, c, 3, 1, act=nn.SiLU)]
         for t, ch, n, s, k in cfg:
             out = _div8(ch * 0.5)
             for i in range(n):
-                layers.append(InvertedResidual(c, out, k, s if i == 0 else 1, t, act=nn.SiLU,
-                                               se=max(1, c // 4)))
+                layers.append(
+                    InvertedResidual(c, out, k, s if i == 0 else 1, t, act=nn.SiLU, se=max(1, c // 4))
+                )
                 c = out
         layers.append(conv_bn(c, 640, 1, act=nn.SiLU))
         self.features = nn.Sequential(*layers)
@@ -199,10 +247,20 @@ class MnasNet(nn.Module):
     def __init__(self, classes=10):
         super().__init__()
         d = [_div8(v * 0.5) for v in (32, 16, 24, 40, 80, 96, 192, 320)]
-        layers = [conv_bn(3, d[0], 3, 1), conv_bn(d[0], d[0], 3, 1, groups=d[0]), conv_bn(d[0], d[1], 1, act=None)]
+        layers = [
+            conv_bn(3, d[0], 3, 1),
+            conv_bn(d[0], d[0], 3, 1, groups=d[0]),
+            conv_bn(d[0], d[1], 1, act=None),
+        ]
         c = d[1]
-        for out, k, s, t, n in ((d[2], 3, 2, 3, 3), (d[3], 5, 2, 3, 3), (d[4], 5, 2, 6, 3), (d[5], 3, 1, 6, 2),
-                                (d[6], 5, 2, 6, 4), (d[7], 3, 1, 6, 1)):
+        for out, k, s, t, n in (
+            (d[2], 3, 2, 3, 3),
+            (d[3], 5, 2, 3, 3),
+            (d[4], 5, 2, 6, 3),
+            (d[5], 3, 1, 6, 2),
+            (d[6], 5, 2, 6, 4),
+            (d[7], 3, 1, 6, 1),
+        ):
             for i in range(n):
                 layers.append(InvertedResidual(c, out, k, s if i == 0 else 1, t, act=nn.ReLU))
                 c = out
@@ -220,10 +278,17 @@ class KWS1D(nn.Module):
     def __init__(self, classes=12):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv1d(40, 64, 3, padding=1, bias=False), nn.BatchNorm1d(64), nn.ReLU(),
-            nn.Conv1d(64, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm1d(64), nn.ReLU(),
+            nn.Conv1d(40, 64, 3, padding=1, bias=False),
+            nn.BatchNorm1d(64),
+            nn.ReLU(),
+            nn.Conv1d(64, 64, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm1d(64),
+            nn.ReLU(),
             nn.MaxPool1d(2),
-            nn.Conv1d(64, 96, 3, padding=1, bias=False), nn.BatchNorm1d(96), nn.ReLU())
+            nn.Conv1d(64, 96, 3, padding=1, bias=False),
+            nn.BatchNorm1d(96),
+            nn.ReLU(),
+        )
         self.fc = nn.Linear(96, classes)
 
     def forward(self, x):
@@ -272,25 +337,49 @@ class MLPAutoencoder(nn.Module):
     def __init__(self, dim=128, hidden=64, code=8):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, code), nn.ReLU(), nn.Linear(code, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+            nn.Linear(dim, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, code),
+            nn.ReLU(),
+            nn.Linear(code, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, dim),
+        )
 
     def forward(self, x):
         return self.net(x)
 
 
 INPUTS: dict[str, tuple[int, ...]] = {
-    "mobilenet_v2_035": (3, 32, 32), "mobilenet_v3_small": (3, 32, 32), "squeezenet_1_1": (3, 48, 48),
-    "squeezenet_1_1_add": (3, 48, 48), "shufflenet_v2_x05": (3, 32, 32), "efficientnet_b0_style": (3, 32, 32),
-    "mnasnet": (3, 32, 32), "kws_1d": (40, 49), "dscnn": (1, 49, 10), "tiny_unet": (3, 32, 32),
+    "mobilenet_v2_035": (3, 32, 32),
+    "mobilenet_v3_small": (3, 32, 32),
+    "squeezenet_1_1": (3, 48, 48),
+    "squeezenet_1_1_add": (3, 48, 48),
+    "shufflenet_v2_x05": (3, 32, 32),
+    "efficientnet_b0_style": (3, 32, 32),
+    "mnasnet": (3, 32, 32),
+    "kws_1d": (40, 49),
+    "dscnn": (1, 49, 10),
+    "tiny_unet": (3, 32, 32),
     "mlp_autoencoder": (128,),
 }
 _CLASSES = {
-    "mobilenet_v2_035": MobileNetV2, "mobilenet_v3_small": MobileNetV3Small, "squeezenet_1_1": SqueezeNet11,
-    "squeezenet_1_1_add": lambda: SqueezeNet11(concat=False), "shufflenet_v2_x05": ShuffleNetV2,
-    "efficientnet_b0_style": EfficientNetB0, "mnasnet": MnasNet, "kws_1d": KWS1D, "dscnn": DSCNN,
-    "tiny_unet": TinyUNet, "mlp_autoencoder": MLPAutoencoder,
+    "mobilenet_v2_035": MobileNetV2,
+    "mobilenet_v3_small": MobileNetV3Small,
+    "squeezenet_1_1": SqueezeNet11,
+    "squeezenet_1_1_add": lambda: SqueezeNet11(concat=False),
+    "shufflenet_v2_x05": ShuffleNetV2,
+    "efficientnet_b0_style": EfficientNetB0,
+    "mnasnet": MnasNet,
+    "kws_1d": KWS1D,
+    "dscnn": DSCNN,
+    "tiny_unet": TinyUNet,
+    "mlp_autoencoder": MLPAutoencoder,
 }
 
 
@@ -320,8 +409,16 @@ ZOO = tuple(_CLASSES)
 def export_onnx(model: nn.Module, name: str) -> onnx.ModelProto:
     """As a user exports: TorchScript exporter, opset 17, dynamic batch."""
     buf = io.BytesIO()
-    torch.onnx.export(model, (random_inputs(name, 1),), buf, opset_version=17, dynamo=False,
-                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    torch.onnx.export(
+        model,
+        (random_inputs(name, 1),),
+        buf,
+        opset_version=17,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+    )
     return onnx.load_from_string(buf.getvalue())
 
 

@@ -5,6 +5,7 @@ nodes that the importer has no rule for -- so when an op is added to the importe
 stop being "unsupported" here and must then pass end to end (W4A8 from the ONNX file, W4A4 from
 the PyTorch module through ``q4sdk.quantize``'s loader; default recipe; C bit-exact with the oracle
 on every tensor)."""
+
 from __future__ import annotations
 
 import numpy as np

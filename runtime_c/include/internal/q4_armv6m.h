@@ -18,7 +18,7 @@
 
 #include "q4_fixedpoint.h"
 
-#define Q4_ARMV6M_PAIRS 4  /* packed channel pairs per block: 8 output channels */
+#define Q4_ARMV6M_PAIRS 4 /* packed channel pairs per block: 8 output channels */
 #define Q4_ARMV6M_CHANNELS (2 * Q4_ARMV6M_PAIRS)
 #define Q4_ARMV6M_DRAIN 16     /* K-indices per drain, col in [0, 255]: 16 * 2040 < 2^15 */
 #define Q4_ARMV6M_DRAIN_A4 256 /* the same for 4-bit inputs, col in [0, 15]: 256 * 120 < 2^15 */
@@ -51,19 +51,22 @@ static inline int32_t q4_armv6m_low16(uint32_t v)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__thumb__) && defined(__ARM_ARCH_6M__)
 /* Per K-index: LDRB, then LDR + MULS + ADD for each of the 4 pairs (13 instructions for 8 MACs);
  * 8 indices per half, immediate offsets up to 124. */
-#define Q4_ARMV6M_PAIR(k, p)                                                       \
-    "ldr %[t], [%[w], #" #k "*16+" #p "*4]\n\t"                                    \
-    "muls %[t], %[x], %[t]\n\t"                                                    \
+#define Q4_ARMV6M_PAIR(k, p)                    \
+    "ldr %[t], [%[w], #" #k "*16+" #p "*4]\n\t" \
+    "muls %[t], %[x], %[t]\n\t"                 \
     "add %[p" #p "], %[t]\n\t"
-#define Q4_ARMV6M_INDEX(k)                                                         \
-    "ldrb %[x], [%[col], #" #k "]\n\t" Q4_ARMV6M_PAIR(k, 0) Q4_ARMV6M_PAIR(k, 1)    \
+#define Q4_ARMV6M_INDEX(k)                                                       \
+    "ldrb %[x], [%[col], #" #k "]\n\t" Q4_ARMV6M_PAIR(k, 0) Q4_ARMV6M_PAIR(k, 1) \
         Q4_ARMV6M_PAIR(k, 2) Q4_ARMV6M_PAIR(k, 3)
-#define Q4_ARMV6M_HALF                                                             \
-    Q4_ARMV6M_INDEX(0) Q4_ARMV6M_INDEX(1) Q4_ARMV6M_INDEX(2) Q4_ARMV6M_INDEX(3)    \
-    Q4_ARMV6M_INDEX(4) Q4_ARMV6M_INDEX(5) Q4_ARMV6M_INDEX(6) Q4_ARMV6M_INDEX(7)    \
-    "adds %[col], #8\n\t"                                                          \
+/* clang-format 14 does not settle on a layout for the next macro */
+/* clang-format off */
+#define Q4_ARMV6M_HALF                                                          \
+    Q4_ARMV6M_INDEX(0) Q4_ARMV6M_INDEX(1) Q4_ARMV6M_INDEX(2) Q4_ARMV6M_INDEX(3) \
+    Q4_ARMV6M_INDEX(4) Q4_ARMV6M_INDEX(5) Q4_ARMV6M_INDEX(6) Q4_ARMV6M_INDEX(7) \
+    "adds %[col], #8\n\t"                                                      \
     "adds %[w], #128\n\t"
-#define Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3)                                             \
+/* clang-format on */
+#define Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3)                                              \
     do {                                                                                     \
         uint32_t x_, t_;                                                                     \
         __asm__(".syntax unified\n\t" Q4_ARMV6M_HALF Q4_ARMV6M_HALF                          \
@@ -73,34 +76,34 @@ static inline int32_t q4_armv6m_low16(uint32_t v)
                 : "cc", "memory");                                                           \
     } while (0)
 #else
-#define Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3)                                             \
-    do {                                                                                     \
-        int32_t k_;                                                                          \
-        for (k_ = 0; k_ < 16; ++k_) {                                                        \
-            const uint32_t x_ = (col)[k_];                                                   \
-            (p0) += x_ * (w)[4 * k_];                                                        \
-            (p1) += x_ * (w)[4 * k_ + 1];                                                    \
-            (p2) += x_ * (w)[4 * k_ + 2];                                                    \
-            (p3) += x_ * (w)[4 * k_ + 3];                                                    \
-        }                                                                                    \
-        (col) += 16;                                                                         \
-        (w) += 4 * 16;                                                                       \
+#define Q4_ARMV6M_MAC16(col, w, p0, p1, p2, p3) \
+    do {                                        \
+        int32_t k_;                             \
+        for (k_ = 0; k_ < 16; ++k_) {           \
+            const uint32_t x_ = (col)[k_];      \
+            (p0) += x_ * (w)[4 * k_];           \
+            (p1) += x_ * (w)[4 * k_ + 1];       \
+            (p2) += x_ * (w)[4 * k_ + 2];       \
+            (p3) += x_ * (w)[4 * k_ + 3];       \
+        }                                       \
+        (col) += 16;                            \
+        (w) += 4 * 16;                          \
     } while (0)
 #endif
 
 /* acc[2j] += low half of pj, acc[2j + 1] += high half (each an int16 sum). */
-#define Q4_ARMV6M_DRAIN_INTO(acc, p0, p1, p2, p3)                                            \
-    do {                                                                                     \
-        const int32_t l0_ = q4_armv6m_low16(p0), l1_ = q4_armv6m_low16(p1);                  \
-        const int32_t l2_ = q4_armv6m_low16(p2), l3_ = q4_armv6m_low16(p3);                  \
-        (acc)[0] += (uint32_t)l0_;                                                           \
-        (acc)[1] += (uint32_t)q4_armv6m_low16(((p0) - (uint32_t)l0_) >> 16);                 \
-        (acc)[2] += (uint32_t)l1_;                                                           \
-        (acc)[3] += (uint32_t)q4_armv6m_low16(((p1) - (uint32_t)l1_) >> 16);                 \
-        (acc)[4] += (uint32_t)l2_;                                                           \
-        (acc)[5] += (uint32_t)q4_armv6m_low16(((p2) - (uint32_t)l2_) >> 16);                 \
-        (acc)[6] += (uint32_t)l3_;                                                           \
-        (acc)[7] += (uint32_t)q4_armv6m_low16(((p3) - (uint32_t)l3_) >> 16);                 \
+#define Q4_ARMV6M_DRAIN_INTO(acc, p0, p1, p2, p3)                            \
+    do {                                                                     \
+        const int32_t l0_ = q4_armv6m_low16(p0), l1_ = q4_armv6m_low16(p1);  \
+        const int32_t l2_ = q4_armv6m_low16(p2), l3_ = q4_armv6m_low16(p3);  \
+        (acc)[0] += (uint32_t)l0_;                                           \
+        (acc)[1] += (uint32_t)q4_armv6m_low16(((p0) - (uint32_t)l0_) >> 16); \
+        (acc)[2] += (uint32_t)l1_;                                           \
+        (acc)[3] += (uint32_t)q4_armv6m_low16(((p1) - (uint32_t)l1_) >> 16); \
+        (acc)[4] += (uint32_t)l2_;                                           \
+        (acc)[5] += (uint32_t)q4_armv6m_low16(((p2) - (uint32_t)l2_) >> 16); \
+        (acc)[6] += (uint32_t)l3_;                                           \
+        (acc)[7] += (uint32_t)q4_armv6m_low16(((p3) - (uint32_t)l3_) >> 16); \
     } while (0)
 
 /*
@@ -147,7 +150,7 @@ static inline int32_t q4_armv6m_mulhi(int32_t a, int32_t m)
     }
     ah = q4_floor_shift32(a, 16);
     al = (uint32_t)a & 0xFFFFu;
-    t = ((al * ml) >> 16) + al * mh;           /* < 2^31 + 2^16 */
+    t = ((al * ml) >> 16) + al * mh;               /* < 2^31 + 2^16 */
     u = ah * (int32_t)ml + (int32_t)(t & 0xFFFFu); /* in (-2^31, 2^31) */
     return ah * (int32_t)mh + (int32_t)(t >> 16) + q4_floor_shift32(u, 16);
 }
@@ -162,8 +165,8 @@ static inline int8_t q4_armv6m_requantize_clamp(int32_t acc, int32_t multiplier,
     if (shift <= 32) {
         return q4_requantize_clamp(acc, multiplier, shift, output_zp, act_min, act_max);
     }
-    y = output_zp + q4_floor_shift32(q4_armv6m_mulhi(acc, multiplier) + (1 << (shift - 33)),
-                                     shift - 32);
+    y = output_zp +
+        q4_floor_shift32(q4_armv6m_mulhi(acc, multiplier) + (1 << (shift - 33)), shift - 32);
     y = y < act_min ? act_min : y;
     y = y > act_max ? act_max : y;
     return (int8_t)y;

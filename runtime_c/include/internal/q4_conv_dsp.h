@@ -52,8 +52,8 @@ static Q4_DSP_HELPER void q4_fill_run(uint32_t zp_pair, int32_t n, uint32_t *dst
  * multiple of 8 every tap starts a block and is widened straight from the input; otherwise the
  * window is first gathered into the int8 staging row (K rounded up to 8, tail = z_x). */
 static Q4_DSP_HELPER void q4_im2col(const q4_dims *input_dims, const int8_t *input,
-                                     const q4_dims *filter_dims, int32_t y0, int32_t x0,
-                                     int32_t zp, int8_t *stage, uint32_t *dst)
+                                    const q4_dims *filter_dims, int32_t y0, int32_t x0,
+                                    int32_t zp, int8_t *stage, uint32_t *dst)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;

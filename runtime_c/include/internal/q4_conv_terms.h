@@ -23,15 +23,15 @@
 #define Q4_TERMS_HELPER
 #endif
 
-#define Q4_TERMS_ROWS 32      /* (weight tensor, channel) rows unpacked per block (even) */
-#define Q4_TERMS_TERMS 4      /* at most 2 inputs x 2 weight tensors */
+#define Q4_TERMS_ROWS 32 /* (weight tensor, channel) rows unpacked per block (even) */
+#define Q4_TERMS_TERMS 4 /* at most 2 inputs x 2 weight tensors */
 #define Q4_TERMS_INPUTS 2
 
 /* The per-block requantization records (int32 words, at the start of the scratch). */
 typedef struct {
-    int32_t fold[Q4_TERMS_INPUTS][Q4_TERMS_ROWS];     /* [bias] - z_i * sum(w) per input and row */
+    int32_t fold[Q4_TERMS_INPUTS][Q4_TERMS_ROWS]; /* [bias] - z_i * sum(w) per input and row */
     int32_t multiplier[Q4_TERMS_TERMS][Q4_TERMS_ROWS]; /* m'_k per term and channel of the block */
-    int32_t right[Q4_TERMS_ROWS];                  /* s' - 32, or 0: the exact 64-bit path */
+    int32_t right[Q4_TERMS_ROWS]; /* s' - 32, or 0: the exact 64-bit path */
 } q4_terms_records;
 
 /* Fills the requantization records of the block's n_ch channels (see the file comment). */
@@ -48,8 +48,7 @@ static Q4_TERMS_HELPER void q4_terms_channel_records(const q4_terms_params *term
     for (c = 0; c < n_ch; ++c) {
         const int32_t o = oc0 + c, shift = terms->shift[o];
         const int32_t wide = shift > 33 ? shift : 33, up = wide - shift;
-        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o])
-                                              : (uint64_t)bias[o];
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o]) : (uint64_t)bias[o];
         uint64_t bound = 0;
         int32_t ok = 1;
         for (t = 0; t < n_terms; ++t) {
@@ -82,9 +81,9 @@ static inline int32_t q4_terms_high2(int32_t a, int32_t b, int32_t c, int32_t d)
 /* Requantizes and stores one channel's n pixels (stride out_c) from its terms' accumulators
  * acc[t][pixel]; c is the channel's index in the block, o in the layer. */
 static Q4_TERMS_HELPER Q4_TERMS_NOINLINE void q4_terms_store_channel(
-    const int32_t *const *acc, int32_t n_terms, int32_t n, const q4_terms_records *rec, int32_t c,
-    int32_t o, const q4_terms_params *terms, const q4_conv_params *params, int8_t *out,
-    int32_t out_c)
+    const int32_t *const *acc, int32_t n_terms, int32_t n, const q4_terms_records *rec,
+    int32_t c, int32_t o, const q4_terms_params *terms, const q4_conv_params *params,
+    int8_t *out, int32_t out_c)
 {
     /* locals: the int8 stores below could otherwise alias the parameters */
     const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;

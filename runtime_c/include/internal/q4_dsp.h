@@ -10,7 +10,8 @@
 
 #include <arm_acle.h>
 
-#define Q4_DSP_BLOCK 8 /* K-indices per block: 4 int16 pairs, or the 8 weights of a packed word */
+#define Q4_DSP_BLOCK \
+    8 /* K-indices per block: 4 int16 pairs, or the 8 weights of a packed word */
 
 /* Every including file uses all but a few of these. */
 #if defined(__GNUC__)

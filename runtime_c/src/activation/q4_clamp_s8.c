@@ -1,8 +1,8 @@
 /* q4_clamp_s8.c - clamp an int8 tensor to [act_min, act_max] (reference). */
 #include "q4_kernels.h"
 
-void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size,
-                 const int8_t *input, int8_t *output)
+void q4_clamp_s8(int32_t act_min, int32_t act_max, int32_t size, const int8_t *input,
+                 int8_t *output)
 {
     int32_t i;
 

@@ -1,8 +1,8 @@
 /* q4_lut_s8.c - y = table[x - input_min] element-wise (reference). */
 #include "q4_lut.h"
 
-void q4_lut_s8(const int8_t *table, int32_t input_min, int32_t size,
-               const int8_t *input, int8_t *output)
+void q4_lut_s8(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,
+               int8_t *output)
 {
     int32_t i;
 

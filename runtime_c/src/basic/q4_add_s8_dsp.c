@@ -72,8 +72,8 @@ static void q4_add_tail(const q4_add_params *params, int32_t from, int32_t size,
     const int32_t round = (int32_t)1 << (params->shift - 1);
     int32_t i;
     for (i = from; i < size; ++i) {
-        const int32_t acc = ((int32_t)input_a[i] - params->a_zp) * params->a_multiplier
-                          + ((int32_t)input_b[i] - params->b_zp) * params->b_multiplier;
+        const int32_t acc = ((int32_t)input_a[i] - params->a_zp) * params->a_multiplier +
+                            ((int32_t)input_b[i] - params->b_zp) * params->b_multiplier;
         int32_t y = params->output_zp + q4_floor_shift32(acc + round, params->shift);
         y = y < params->act_min ? params->act_min : y;
         y = y > params->act_max ? params->act_max : y;
@@ -150,9 +150,10 @@ static int32_t q4_add_nibbles(int32_t size, const int8_t *input_a, const int8_t 
             const uint32_t b8 = __uadd8(q4_load_u32(input_b + i), eight);
             const uint32_t index = a8 | (b8 << 4);
             seen |= a8 | b8;
-            q4_store_u32(output + i, lut[index & 0xFFu] | ((uint32_t)lut[(index >> 8) & 0xFFu] << 8)
-                                   | ((uint32_t)lut[(index >> 16) & 0xFFu] << 16)
-                                   | ((uint32_t)lut[index >> 24] << 24));
+            q4_store_u32(output + i, lut[index & 0xFFu] |
+                                         ((uint32_t)lut[(index >> 8) & 0xFFu] << 8) |
+                                         ((uint32_t)lut[(index >> 16) & 0xFFu] << 16) |
+                                         ((uint32_t)lut[index >> 24] << 24));
         }
         if (seen & 0xF0F0F0F0u) {
             return done;
@@ -167,9 +168,8 @@ int32_t q4_add_s8_dsp_get_buffer_size(void)
     return Q4_DSP_TABLE_BYTES;
 }
 
-void q4_add_s8_dsp(const q4_add_params *params, int32_t size,
-                   const int8_t *input_a, const int8_t *input_b, int8_t *output,
-                   int32_t *scratch)
+void q4_add_s8_dsp(const q4_add_params *params, int32_t size, const int8_t *input_a,
+                   const int8_t *input_b, int8_t *output, int32_t *scratch)
 {
     int32_t done = 0;
     if (size >= 8 * Q4_DSP_TABLE_BYTES) { /* the table pays for itself */
@@ -187,9 +187,8 @@ int32_t q4_add_s8_dsp_get_buffer_size(void)
     return 0;
 }
 
-void q4_add_s8_dsp(const q4_add_params *params, int32_t size,
-                   const int8_t *input_a, const int8_t *input_b, int8_t *output,
-                   int32_t *scratch)
+void q4_add_s8_dsp(const q4_add_params *params, int32_t size, const int8_t *input_a,
+                   const int8_t *input_b, int8_t *output, int32_t *scratch)
 {
     (void)scratch;
     q4_add_s8(params, size, input_a, input_b, output);

@@ -37,13 +37,13 @@ int32_t q4_add_s8_mve_get_buffer_size(void)
 
 /* Per-call constants of the general path. */
 typedef struct {
-    int32x4_t ma;    /* a_multiplier in every lane */
+    int32x4_t ma; /* a_multiplier in every lane */
     int32_t mb;
-    int32_t offset;  /* 2^(s-1) - z_a m_a - z_b m_b */
+    int32_t offset; /* 2^(s-1) - z_a m_a - z_b m_b */
     int32_t neg_shift;
-    int32_t base;    /* z_y - act_min */
-    uint32_t room;   /* 255 - (act_max - act_min) */
-    int32_t top;     /* act_max - 255 */
+    int32_t base;  /* z_y - act_min */
+    uint32_t room; /* 255 - (act_max - act_min) */
+    int32_t top;   /* act_max - 255 */
 } q4_add_consts;
 
 /* floor(v / 2^s) of the 4 lanes a, b (int32). */
@@ -82,8 +82,8 @@ static inline int8x16_t q4_add_block(const int8_t *a, const int8_t *b, const q4_
                                      q4_add_lanes(vldrbq_s32(a + 4), vldrbq_s32(b + 4), k));
     const int16x8_t hi = q4_narrow32(q4_add_lanes(vldrbq_s32(a + 8), vldrbq_s32(b + 8), k),
                                      q4_add_lanes(vldrbq_s32(a + 12), vldrbq_s32(b + 12), k));
-    return q4_add_clamp(q4_narrow16(vqaddq_n_s16(lo, (int16_t)k->base),
-                                    vqaddq_n_s16(hi, (int16_t)k->base)), k);
+    return q4_add_clamp(
+        q4_narrow16(vqaddq_n_s16(lo, (int16_t)k->base), vqaddq_n_s16(hi, (int16_t)k->base)), k);
 }
 
 /* Where byte i of q4_add_block's result goes: elements 0..7 (lo) are the even bytes, 8..15
@@ -120,10 +120,12 @@ static void q4_add_table_row(const q4_add_consts *k, int32_t b, int8_t *row)
     static const int8_t a[16] = {0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1};
     const int32_t offset = k->offset + b * k->mb;
     const int32_t shift = k->neg_shift;
-    const int16x8_t lo = q4_narrow32(vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a), k->ma, offset), shift),
-                                     vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a + 4), k->ma, offset), shift));
-    const int16x8_t hi = q4_narrow32(vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a + 8), k->ma, offset), shift),
-                                     vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a + 12), k->ma, offset), shift));
+    const int16x8_t lo = q4_narrow32(
+        vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a), k->ma, offset), shift),
+        vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a + 4), k->ma, offset), shift));
+    const int16x8_t hi = q4_narrow32(
+        vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a + 8), k->ma, offset), shift),
+        vshlq_r_s32(vmlasq_n_s32(vldrbq_s32(a + 12), k->ma, offset), shift));
     const uint8x16_t u = q4_narrow16(vqaddq_n_s16(lo, (int16_t)k->base),
                                      vqaddq_n_s16(hi, (int16_t)k->base));
     vstrbq_scatter_offset_s8(row, vld1q_u8(q4_add_order), q4_add_clamp(u, k));
@@ -146,7 +148,8 @@ static int32_t q4_add_nibbles(int32_t size, const int8_t *input_a, const int8_t 
             const int8x16_t va = vld1q_s8(a), vb = vld1q_s8(b);
             max = vmaxq_s8(vmaxq_s8(max, va), vb);
             min = vminq_s8(vminq_s8(min, va), vb);
-            vst1q_u8(out, vldrbq_gather_offset_u8(lut, vreinterpretq_u8_s8(vsliq_n_s8(va, vb, 4))));
+            vst1q_u8(out,
+                     vldrbq_gather_offset_u8(lut, vreinterpretq_u8_s8(vsliq_n_s8(va, vb, 4))));
         }
         if (vmaxvq_s8(INT8_MIN, max) > 7 || vminvq_s8(INT8_MAX, min) < -8) {
             return done;
@@ -156,17 +159,16 @@ static int32_t q4_add_nibbles(int32_t size, const int8_t *input_a, const int8_t 
     return done;
 }
 
-void q4_add_s8_mve(const q4_add_params *params, int32_t size,
-                   const int8_t *input_a, const int8_t *input_b, int8_t *output,
-                   int32_t *scratch)
+void q4_add_s8_mve(const q4_add_params *params, int32_t size, const int8_t *input_a,
+                   const int8_t *input_b, int8_t *output, int32_t *scratch)
 {
     q4_add_consts k;
     int32_t done = 0;
     k.ma = vdupq_n_s32(params->a_multiplier);
     k.mb = params->b_multiplier;
     /* |z| <= 128, |m| < 2^21: every term below 2^29, the sum below 2^31 */
-    k.offset = ((int32_t)1 << (params->shift - 1)) - params->a_zp * params->a_multiplier
-             - params->b_zp * params->b_multiplier;
+    k.offset = ((int32_t)1 << (params->shift - 1)) - params->a_zp * params->a_multiplier -
+               params->b_zp * params->b_multiplier;
     k.neg_shift = -params->shift;
     k.base = params->output_zp - params->act_min;
     k.room = (uint32_t)(255 - (params->act_max - params->act_min));
@@ -190,9 +192,8 @@ int32_t q4_add_s8_mve_get_buffer_size(void)
     return 0;
 }
 
-void q4_add_s8_mve(const q4_add_params *params, int32_t size,
-                   const int8_t *input_a, const int8_t *input_b, int8_t *output,
-                   int32_t *scratch)
+void q4_add_s8_mve(const q4_add_params *params, int32_t size, const int8_t *input_a,
+                   const int8_t *input_b, int8_t *output, int32_t *scratch)
 {
     (void)scratch;
     q4_add_s8(params, size, input_a, input_b, output);

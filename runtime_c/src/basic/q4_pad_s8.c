@@ -1,8 +1,7 @@
 /* q4_pad_s8.c - constant spatial padding of an int8 tensor (reference). */
 #include "q4_kernels.h"
 
-void q4_pad_s8(const q4_pad_params *params,
-               const q4_dims *input_dims, const int8_t *input,
+void q4_pad_s8(const q4_pad_params *params, const q4_dims *input_dims, const int8_t *input,
                const q4_dims *output_dims, int8_t *output)
 {
     const int32_t ch = output_dims->c;

@@ -2,8 +2,8 @@
  * from its 8-bit fine-grid tensor F (reference; docs/integer-spec.md, residual_split). */
 #include "q4_kernels.h"
 
-void q4_residual_split_s8(const q4_split_params *params, int32_t size,
-                          const int8_t *input, int8_t *output)
+void q4_residual_split_s8(const q4_split_params *params, int32_t size, const int8_t *input,
+                          int8_t *output)
 {
     int32_t i;
 

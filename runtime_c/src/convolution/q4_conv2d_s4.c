@@ -3,9 +3,9 @@
 #include "q4_fixedpoint.h"
 
 void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
-                  const q4_dims *input_dims, const int8_t *input,
-                  const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
-                  const q4_dims *output_dims, int8_t *output)
+                  const q4_dims *input_dims, const int8_t *input, const q4_dims *filter_dims,
+                  const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
+                  int8_t *output)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -40,8 +40,8 @@ void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
                     }
                 }
                 output[(oy * out_w + ox) * out_c + oc] = q4_requantize_clamp(
-                    acc, quant->multiplier[oc], quant->shift[oc],
-                    params->output_zp, params->act_min, params->act_max);
+                    acc, quant->multiplier[oc], quant->shift[oc], params->output_zp,
+                    params->act_min, params->act_max);
             }
         }
     }

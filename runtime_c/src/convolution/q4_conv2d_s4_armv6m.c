@@ -31,10 +31,10 @@ int32_t q4_conv2d_s4_armv6m_get_buffer_size(const q4_dims *filter_dims)
 /* The column's form of the inputs: byte (x ^ flip) & keep, which is x + 128 for 8-bit inputs
  * (flip 0x80, keep 0xFF) and x + 8 for 4-bit ones (flip 0x08, keep 0x0F). */
 typedef struct {
-    uint32_t flip;   /* the byte pattern in all four bytes */
+    uint32_t flip; /* the byte pattern in all four bytes */
     uint32_t keep;
-    int32_t offset;  /* 128 or 8: col = x + offset */
-    int32_t a4;      /* 1 for 4-bit inputs: drained every 256 K-indices, not 16 */
+    int32_t offset; /* 128 or 8: col = x + offset */
+    int32_t a4;     /* 1 for 4-bit inputs: drained every 256 K-indices, not 16 */
 } q4_col_form;
 
 /* A word that may alias the int8/uint8 buffers it is read from and written to. */
@@ -94,8 +94,7 @@ static void q4_im2col(const int8_t *input, int32_t in_h, int32_t in_w, int32_t i
                 if (ix < 0 || ix >= in_w) {
                     q4_fill(col + kx * in_c, pad, in_c);
                 } else {
-                    q4_copy_offset(col + kx * in_c, input + (iy * in_w + ix) * in_c, in_c,
-                                   form);
+                    q4_copy_offset(col + kx * in_c, input + (iy * in_w + ix) * in_c, in_c, form);
                 }
             }
         }
@@ -132,7 +131,8 @@ static void q4_conv2d_armv6m(const q4_conv_params *params, const q4_quant_params
             for (ox = 0; ox < out_w; ++ox) {
                 uint32_t acc[Q4_ARMV6M_CHANNELS];
                 int8_t *out = output + (oy * out_w + ox) * out_c + first;
-                q4_im2col(input, in_h, in_w, in_c, k_h, k_w, oy * params->stride_h - params->pad_top,
+                q4_im2col(input, in_h, in_w, in_c, k_h, k_w,
+                          oy * params->stride_h - params->pad_top,
                           ox * params->stride_w - params->pad_left, pad, form, col);
                 acc[0] = folded[0]; /* spelled out: a loop here becomes a memcpy call */
                 acc[1] = folded[1];

@@ -232,8 +232,8 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
                                  quant->shift[oc0 + oc], params, out, out_c);
                 if (oc + 1 < nb) {
                     q4_store_channel(acc + Q4_DSP_PIXELS, 4, n, folded_bias[oc + 1],
-                                     quant->multiplier[oc0 + oc + 1], quant->shift[oc0 + oc + 1],
-                                     params, out + 1, out_c);
+                                     quant->multiplier[oc0 + oc + 1],
+                                     quant->shift[oc0 + oc + 1], params, out + 1, out_c);
                 }
             }
         }
@@ -242,9 +242,9 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
 
 /* ---------------------------------------------------------------- 4-bit activations */
 
-#define Q4_A4_CHANNELS 16   /* output channels per packed weight block (a multiple of 4) */
-#define Q4_A4_SPACING 11    /* bit position of the second channel's field */
-#define Q4_A4_MAX_K 16383   /* |sum(x * w_b)| * 2^11 <= 64 * K * 2^11 < 2^31 */
+#define Q4_A4_CHANNELS 16 /* output channels per packed weight block (a multiple of 4) */
+#define Q4_A4_SPACING 11  /* bit position of the second channel's field */
+#define Q4_A4_MAX_K 16383 /* |sum(x * w_b)| * 2^11 <= 64 * K * 2^11 < 2^31 */
 
 /* Scratch: folded biases of a channel block, its packed weights (4 * ceil8(K) bytes per channel
  * pair), the 4 im2col columns and the int8 staging row. K > Q4_A4_MAX_K uses the 8-bit path. */
@@ -321,39 +321,40 @@ static void q4_pack_pairs(const uint8_t *rows, const int32_t *bias, int32_t nb, 
 
 /* Moves the low field of acc (the first channel's -sum, signed 11 bits) into low. The
  * arithmetic right shift (SBFX) is what gcc and clang do for a negative int32_t on Arm. */
-#define Q4_A4_DRAIN(acc, low)                                                   \
-    do {                                                                        \
+#define Q4_A4_DRAIN(acc, low)                                                    \
+    do {                                                                         \
         const int32_t f_ = (int32_t)((uint32_t)(acc) << (32 - Q4_A4_SPACING)) >> \
-                           (32 - Q4_A4_SPACING);                                \
-        (low) += f_;                                                            \
-        (acc) -= f_;                                                            \
+                           (32 - Q4_A4_SPACING);                                 \
+        (low) += f_;                                                             \
+        (acc) -= f_;                                                             \
     } while (0)
 
 /* One K-pair step of the 2-pair x 2-pixel kernel: weight words w[2j] (first pair) and
  * w[2j + 1] (second pair), the two pixels' words col[4j] and col[4j + 1] (LDRD each). */
-#define Q4_A4_STEP(w, col, j)                                                   \
-    do {                                                                        \
-        const uint32_t wa_ = (w)[2 * (j)], wb_ = (w)[2 * (j) + 1];              \
-        const uint32_t x0_ = (col)[Q4_DSP_PIXELS * (j)];                        \
-        const uint32_t x1_ = (col)[Q4_DSP_PIXELS * (j) + 1];                    \
-        a0 = q4_smlad(x0_, wa_, a0);                                            \
-        a1 = q4_smlad(x1_, wa_, a1);                                            \
-        b0 = q4_smlad(x0_, wb_, b0);                                            \
-        b1 = q4_smlad(x1_, wb_, b1);                                            \
+#define Q4_A4_STEP(w, col, j)                                      \
+    do {                                                           \
+        const uint32_t wa_ = (w)[2 * (j)], wb_ = (w)[2 * (j) + 1]; \
+        const uint32_t x0_ = (col)[Q4_DSP_PIXELS * (j)];           \
+        const uint32_t x1_ = (col)[Q4_DSP_PIXELS * (j) + 1];       \
+        a0 = q4_smlad(x0_, wa_, a0);                               \
+        a1 = q4_smlad(x1_, wa_, a1);                               \
+        b0 = q4_smlad(x0_, wb_, b0);                               \
+        b1 = q4_smlad(x1_, wb_, b1);                               \
     } while (0)
 
 /* One block (4 K-pairs). */
-#define Q4_A4_BLOCK(w, col)                                                     \
-    do {                                                                        \
-        Q4_A4_STEP(w, col, 0);                                                  \
-        Q4_A4_STEP(w, col, 1);                                                  \
-        Q4_A4_STEP(w, col, 2);                                                  \
-        Q4_A4_STEP(w, col, 3);                                                  \
+#define Q4_A4_BLOCK(w, col)    \
+    do {                       \
+        Q4_A4_STEP(w, col, 0); \
+        Q4_A4_STEP(w, col, 1); \
+        Q4_A4_STEP(w, col, 2); \
+        Q4_A4_STEP(w, col, 3); \
     } while (0)
 
 /* Dot products of a quad of packed channels (two pairs at w) with two pixel columns (words col
  * and col + 1 of each pair row) over `blocks` blocks. out[pair * 2 + pixel] = {first channel, second channel}. */
-static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t out[4][2])
+static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                             int32_t out[4][2])
 {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
     const uint32_t *const w_end = w + 8 * (blocks & ~1);

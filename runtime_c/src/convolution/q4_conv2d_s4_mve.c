@@ -29,17 +29,22 @@
 #include <arm_mve.h>
 #include <stddef.h>
 
-#define Q4_MVE_PIXELS 4            /* output pixels per im2col group */
-#define Q4_MVE_BLOCK_CHANNELS 16   /* output channels unpacked at a time (even) */
-#define Q4_MVE_LANES 16            /* int8 lanes per vector */
+#define Q4_MVE_PIXELS 4          /* output pixels per im2col group */
+#define Q4_MVE_BLOCK_CHANNELS 16 /* output channels unpacked at a time (even) */
+#define Q4_MVE_LANES 16          /* int8 lanes per vector */
 #define Q4_MVE_GROUP_STRIDE (Q4_MVE_PIXELS * Q4_MVE_LANES) /* bytes per K-vector of a group */
-#define Q4_MVE_RECORD 8            /* int32 words of a pair's requantization record */
+#define Q4_MVE_RECORD 8 /* int32 words of a pair's requantization record */
 
 /* A pair's requantization record, in the order the GEMM loads it (one LDM). */
 enum {
-    Q4_MVE_BIAS_A, Q4_MVE_MULT_A, Q4_MVE_RSHIFT_A, /* folded bias, multiplier, 31 - shift */
-    Q4_MVE_BIAS_B, Q4_MVE_MULT_B, Q4_MVE_RSHIFT_B,
-    Q4_MVE_DELTA_B, Q4_MVE_NEXT                     /* channel b - channel a (1 or 0); next
+    Q4_MVE_BIAS_A,
+    Q4_MVE_MULT_A,
+    Q4_MVE_RSHIFT_A, /* folded bias, multiplier, 31 - shift */
+    Q4_MVE_BIAS_B,
+    Q4_MVE_MULT_B,
+    Q4_MVE_RSHIFT_B,
+    Q4_MVE_DELTA_B,
+    Q4_MVE_NEXT /* channel b - channel a (1 or 0); next
                                                      * pair's channel a - this channel a */
 };
 
@@ -80,8 +85,8 @@ static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, i
  * Returns 1 when every shift of the block is at least 32 (the vector requantization applies). */
 static int32_t q4_mve_unpack_block(const uint8_t *filter, int32_t row_bytes, int32_t k16,
                                    int32_t c0, int32_t n_ch, const int32_t *bias,
-                                   const q4_quant_params *quant, int32_t in_zp,
-                                   int8_t *w, int32_t *records)
+                                   const q4_quant_params *quant, int32_t in_zp, int8_t *w,
+                                   int32_t *records)
 {
     int32_t c, half, b, fast = 1;
     for (c = 0; c < n_ch; c += 2, records += Q4_MVE_RECORD) {
@@ -97,8 +102,7 @@ static int32_t q4_mve_unpack_block(const uint8_t *filter, int32_t row_bytes, int
                 vst1q_s8(w + (c * k16) + b * 2 * Q4_MVE_LANES + half * Q4_MVE_LANES, v);
             }
             /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
-            rec[Q4_MVE_BIAS_A] =
-                (int32_t)((uint32_t)bias[ch] - (uint32_t)in_zp * (uint32_t)sum);
+            rec[Q4_MVE_BIAS_A] = (int32_t)((uint32_t)bias[ch] - (uint32_t)in_zp * (uint32_t)sum);
             rec[Q4_MVE_MULT_A] = quant->multiplier[ch];
             rec[Q4_MVE_RSHIFT_A] = 31 - quant->shift[ch];
             fast &= quant->shift[ch] >= 32;
@@ -112,65 +116,52 @@ static int32_t q4_mve_unpack_block(const uint8_t *filter, int32_t row_bytes, int
 
 /* One step of the 2-channel x 4-pixel GEMM: 16 K-indices, 2 weight and 4 column loads (post-
  * incremented), 8 VMLADAV[A].S8 (`op`). */
-#define Q4_MVE_GEMM_STEP(op)                    \
-    "vldrb.8 q0, [%[w]], #16\n\t"               \
-    "vldrb.8 q1, [%[w]], #16\n\t"               \
-    "vldrb.8 q2, [%[x]], #16\n\t"               \
-    op " %[a0], q2, q0\n\t"                     \
-    op " %[b0], q2, q1\n\t"                     \
-    "vldrb.8 q3, [%[x]], #16\n\t"               \
-    op " %[a1], q3, q0\n\t"                     \
-    op " %[b1], q3, q1\n\t"                     \
-    "vldrb.8 q2, [%[x]], #16\n\t"               \
-    op " %[a2], q2, q0\n\t"                     \
-    op " %[b2], q2, q1\n\t"                     \
-    "vldrb.8 q3, [%[x]], #16\n\t"               \
-    op " %[a3], q3, q0\n\t"                     \
-    op " %[b3], q3, q1\n\t"
+#define Q4_MVE_GEMM_STEP(op)                                                      \
+    "vldrb.8 q0, [%[w]], #16\n\t"                                                 \
+    "vldrb.8 q1, [%[w]], #16\n\t"                                                 \
+    "vldrb.8 q2, [%[x]], #16\n\t" op " %[a0], q2, q0\n\t" op " %[b0], q2, q1\n\t" \
+    "vldrb.8 q3, [%[x]], #16\n\t" op " %[a1], q3, q0\n\t" op " %[b1], q3, q1\n\t" \
+    "vldrb.8 q2, [%[x]], #16\n\t" op " %[a2], q2, q0\n\t" op " %[b2], q2, q1\n\t" \
+    "vldrb.8 q3, [%[x]], #16\n\t" op " %[a3], q3, q0\n\t" op " %[b3], q3, q1\n\t"
 
 /* The GEMM over n >= 1 steps (the first one starts the sums), the sums then moved to q0
  * (channel a) and q1 (channel b). The steps after the first run as 1, 2, then 4 at a time. */
-#define Q4_MVE_GEMM                                                         \
-    Q4_MVE_GEMM_STEP("vmladav.s8")                                          \
-    "subs %[n], %[n], #1\n\t"                                               \
-    "lsrs %[n], %[n], #1\n\t" /* carry: bit 0 of the steps left */          \
-    "bcc 1f\n\t"                                                            \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    "1:\n\t"                                                                \
-    "lsrs %[n], %[n], #1\n\t" /* carry: bit 1 */                            \
-    "bcc 2f\n\t"                                                            \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    "2:\n\t"                                                                \
-    "beq 4f\n\t" /* flags of the second LSRS: no steps left */              \
-    "3:\n\t"                                                                \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    Q4_MVE_GEMM_STEP("vmladava.s8")                                         \
-    "subs %[n], %[n], #1\n\t"                                               \
-    "bne 3b\n\t"                                                            \
-    "4:\n\t"                                                                \
-    "vmov q0[2], q0[0], %[a0], %[a2]\n\t"                                   \
-    "vmov q0[3], q0[1], %[a1], %[a3]\n\t"                                   \
-    "vmov q1[2], q1[0], %[b0], %[b2]\n\t"                                   \
-    "vmov q1[3], q1[1], %[b1], %[b3]\n\t"
+#define Q4_MVE_GEMM                                                                                    \
+    Q4_MVE_GEMM_STEP("vmladav.s8")                                                                     \
+    "subs %[n], %[n], #1\n\t"                                                                          \
+    "lsrs %[n], %[n], #1\n\t" /* carry: bit 0 of the steps left */                                     \
+    "bcc 1f\n\t" Q4_MVE_GEMM_STEP(                                                                     \
+        "vmladava.s8") "1:\n\t"                                                                        \
+                       "lsrs %[n], %[n], #1\n\t" /* carry: bit 1 */                                    \
+                       "bcc 2f\n\t" Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_GEMM_STEP(                  \
+                           "vmladava.s8") "2:\n\t"                                                     \
+                                          "beq 4f\n\t" /* flags of the second LSRS: no steps left */   \
+                                          "3:\n\t" Q4_MVE_GEMM_STEP(                                   \
+                                              "vmladava.s8") Q4_MVE_GEMM_STEP("vmladava.s8")           \
+                                              Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_GEMM_STEP(        \
+                                                  "vmladava.s8") "subs %[n], %[n], #1\n\t"             \
+                                                                 "bne 3b\n\t"                          \
+                                                                 "4:\n\t"                              \
+                                                                 "vmov q0[2], q0[0], %[a0], %[a2]\n\t" \
+                                                                 "vmov q0[3], q0[1], %[a1], %[a3]\n\t" \
+                                                                 "vmov q1[2], q1[0], %[b0], %[b2]\n\t" \
+                                                                 "vmov q1[3], q1[1], %[b1], %[b3]\n\t"
 
 /* The accumulators: VMLADAVA accumulates into an even general register, and the compiler does
  * not keep 8 such accumulators in a loop without moves and spills, hence inline assembly. */
-#define Q4_MVE_ACCUMULATORS                                                 \
-    register int32_t a0 __asm__("r0");                                      \
-    register int32_t a1 __asm__("r2");                                      \
-    register int32_t a2 __asm__("r4");                                      \
-    register int32_t a3 __asm__("r6");                                      \
-    register int32_t b0 __asm__("r8");                                      \
-    register int32_t b1 __asm__("r10");                                     \
-    register int32_t b2 __asm__("r12");                                     \
+#define Q4_MVE_ACCUMULATORS             \
+    register int32_t a0 __asm__("r0");  \
+    register int32_t a1 __asm__("r2");  \
+    register int32_t a2 __asm__("r4");  \
+    register int32_t a3 __asm__("r6");  \
+    register int32_t b0 __asm__("r8");  \
+    register int32_t b1 __asm__("r10"); \
+    register int32_t b2 __asm__("r12"); \
     register int32_t b3 __asm__("lr")
 
-#define Q4_MVE_ACC_OPERANDS                                                 \
-    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),         \
-    [b0] "=&r"(b0), [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3)
+#define Q4_MVE_ACC_OPERANDS                                                         \
+    [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0), \
+        [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3)
 
 /* Every 2-channel x 4-pixel tile of a block for one group, requantized and stored: per pair,
  * `steps` GEMM steps over its weights (w, contiguous pairs) and the group's columns (cols), then
@@ -188,16 +179,14 @@ static inline void q4_mve_tiles_run(const int8_t *cols, uint32_t steps, const in
     __asm__ volatile(
         "0:\n\t"
         "ldr %[x], %[cols]\n\t"
-        "ldr %[n], %[steps]\n\t"
-        Q4_MVE_GEMM
-        "ldr %[n], %[rec]\n\t"
+        "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0], %[b1], %[b2], %[b3]}\n\t"
         "str %[n], %[rec]\n\t"
-        "vadd.i32 q0, q0, %[a0]\n\t"     /* + folded bias */
+        "vadd.i32 q0, q0, %[a0]\n\t" /* + folded bias */
         "vadd.i32 q1, q1, %[a3]\n\t"
-        "vqdmulh.s32 q0, q0, %[a1]\n\t"  /* floor(acc * m / 2^31) */
+        "vqdmulh.s32 q0, q0, %[a1]\n\t" /* floor(acc * m / 2^31) */
         "vqdmulh.s32 q1, q1, %[b0]\n\t"
-        "vrshl.s32 q0, %[a2]\n\t"        /* rounding shift right by s - 31 */
+        "vrshl.s32 q0, %[a2]\n\t" /* rounding shift right by s - 31 */
         "vrshl.s32 q1, %[b1]\n\t"
         "vadd.i32 q0, q0, %q[zp]\n\t"
         "vadd.i32 q1, q1, %q[zp]\n\t"
@@ -212,8 +201,7 @@ static inline void q4_mve_tiles_run(const int8_t *cols, uint32_t steps, const in
         "ldr %[a0], %[end]\n\t"
         "cmp %[n], %[a0]\n\t"
         "bne 0b\n\t"
-        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out),
-          [rec] "+m"(records)
+        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out), [rec] "+m"(records)
         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(records_end), [lo] "w"(lo),
           [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)
         : "q0", "q1", "q2", "q3", "cc", "memory");
@@ -229,23 +217,21 @@ static void q4_mve_tile_scalar(const int8_t **w, const int8_t *cols, int32_t ste
     const int8_t *wp = *w;
     uint32_t n = (uint32_t)steps;
     int32_t sums[2 * Q4_MVE_PIXELS], half, p;
-    __asm__ volatile(
-        Q4_MVE_GEMM
-        "vstrw.32 q0, [%[sums]]\n\t"
-        "vstrw.32 q1, [%[sums], #16]\n\t"
-        : Q4_MVE_ACC_OPERANDS, [w] "+r"(wp), [x] "+r"(cols), [n] "+r"(n)
-        : [sums] "r"(sums)
-        : "q0", "q1", "q2", "q3", "cc", "memory");
+    __asm__ volatile(Q4_MVE_GEMM "vstrw.32 q0, [%[sums]]\n\t"
+                                 "vstrw.32 q1, [%[sums], #16]\n\t"
+                     : Q4_MVE_ACC_OPERANDS, [w] "+r"(wp), [x] "+r"(cols), [n] "+r"(n)
+                     : [sums] "r"(sums)
+                     : "q0", "q1", "q2", "q3", "cc", "memory");
     *w = wp;
     for (half = 0; half < 2; ++half) {
         const int32_t *r = rec + (Q4_MVE_BIAS_B - Q4_MVE_BIAS_A) * half;
         int8_t *o = out + half * rec[Q4_MVE_DELTA_B];
         for (p = 0; p < Q4_MVE_PIXELS; ++p) {
-            const uint32_t acc =
-                (uint32_t)sums[half * Q4_MVE_PIXELS + p] + (uint32_t)r[Q4_MVE_BIAS_A];
-            o[(p < last ? p : last) * out_c] =
-                q4_requantize_clamp((int32_t)acc, r[Q4_MVE_MULT_A], shifts_ab[half],
-                                    params->output_zp, params->act_min, params->act_max);
+            const uint32_t acc = (uint32_t)sums[half * Q4_MVE_PIXELS + p] +
+                                 (uint32_t)r[Q4_MVE_BIAS_A];
+            o[(p < last ? p : last) * out_c] = q4_requantize_clamp(
+                (int32_t)acc, r[Q4_MVE_MULT_A], shifts_ab[half], params->output_zp,
+                params->act_min, params->act_max);
         }
     }
 }
@@ -255,7 +241,7 @@ typedef struct {
     const int8_t *input;
     int32_t in_h, in_w, in_c, k_h, k_w, k, k16;
     int32_t stride_h, stride_w, pad_top, pad_left, out_w;
-    int8x16_t zp;                 /* z_x in every lane */
+    int8x16_t zp; /* z_x in every lane */
 } q4_mve_geometry;
 
 /* Writes n vectors (16 bytes) to dst, dst + 64, ...: copies of src, src + 16, ... or fills. */
@@ -432,7 +418,7 @@ static void q4_mve_im2col(const q4_mve_geometry *g, int32_t first, int32_t pixel
     const int32_t vectors = g->k16 / Q4_MVE_LANES;
     const int32_t whole = in_c % Q4_MVE_LANES == 0;
     const int32_t span = (Q4_MVE_PIXELS - 1) * stride_w + k_w; /* taps under a group's row */
-    const int32_t patch_bytes = 2 * g->k16 + Q4_MVE_LANES;   /* staging and offsets table */
+    const int32_t patch_bytes = 2 * g->k16 + Q4_MVE_LANES;     /* staging and offsets table */
     int32_t oy = first / out_w, ox = first - oy * out_w, px, v;
     int32_t y = oy * stride_h - g->pad_top, x = ox * stride_w - g->pad_left;
     if (first + Q4_MVE_PIXELS <= pixels && ox + Q4_MVE_PIXELS <= out_w && y >= 0 &&
@@ -549,7 +535,8 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
             const int32_t first = p0 + Q4_MVE_PIXELS <= pixels || pixels < Q4_MVE_PIXELS
-                                      ? p0 : pixels - Q4_MVE_PIXELS;
+                                      ? p0
+                                      : pixels - Q4_MVE_PIXELS;
             int8_t *out = output + first * out_c + c0;
             q4_mve_im2col(&g, first, pixels, gather, staging, cols);
             if (fast) {
@@ -561,8 +548,8 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
                 int32_t c;
                 for (c = 0; c < n_ch; c += 2, rec += Q4_MVE_RECORD) {
                     const int32_t a = c + 2 <= n_ch ? c : (n_ch >= 2 ? n_ch - 2 : 0);
-                    const int32_t shifts_ab[2] = {
-                        quant->shift[c0 + a], quant->shift[c0 + a + rec[Q4_MVE_DELTA_B]]};
+                    const int32_t shifts_ab[2] = {quant->shift[c0 + a],
+                                                  quant->shift[c0 + a + rec[Q4_MVE_DELTA_B]]};
                     q4_mve_tile_scalar(&w, cols, steps, rec, shifts_ab, pixels - 1 - first,
                                        out + a, out_c, params);
                 }

@@ -4,9 +4,9 @@
 #include "q4_fixedpoint.h"
 
 void q4_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
-                     const q4_dims *input_dims, q4_src input,
-                     const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
-                     const q4_dims *output_dims, q4_dst output)
+                     const q4_dims *input_dims, q4_src input, const q4_dims *filter_dims,
+                     const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
+                     q4_dst output)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -31,13 +31,14 @@ void q4_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        acc += q4_dot_run(input, (iy * in_w + ix) * in_c, in_c, params->input_zp,
-                                          row, (ky * k_w + kx) * in_c);
+                        acc += q4_dot_run(input, (iy * in_w + ix) * in_c, in_c,
+                                          params->input_zp, row, (ky * k_w + kx) * in_c);
                     }
                 }
-                q4_act_set(output, (oy * out_w + ox) * out_c + oc, q4_requantize_clamp(
-                    acc, quant->multiplier[oc], quant->shift[oc],
-                    params->output_zp, params->act_min, params->act_max));
+                q4_act_set(output, (oy * out_w + ox) * out_c + oc,
+                           q4_requantize_clamp(acc, quant->multiplier[oc], quant->shift[oc],
+                                               params->output_zp, params->act_min,
+                                               params->act_max));
             }
         }
     }

@@ -78,20 +78,20 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
 }
 
 /* One K-pair step of the 2-row x 4-pixel kernel: weight pairs wa, wb; column words at col. */
-#define Q4_TD_STEP(wa, wb, col)                              \
-    do {                                                     \
-        uint32_t x_ = (col)[0];                              \
-        a0 = q4_smlad(x_, (wa), a0);                      \
-        b0 = q4_smlad(x_, (wb), b0);                      \
-        x_ = (col)[1];                                       \
-        a1 = q4_smlad(x_, (wa), a1);                      \
-        b1 = q4_smlad(x_, (wb), b1);                      \
-        x_ = (col)[2];                                       \
-        a2 = q4_smlad(x_, (wa), a2);                      \
-        b2 = q4_smlad(x_, (wb), b2);                      \
-        x_ = (col)[3];                                       \
-        a3 = q4_smlad(x_, (wa), a3);                      \
-        b3 = q4_smlad(x_, (wb), b3);                      \
+#define Q4_TD_STEP(wa, wb, col)      \
+    do {                             \
+        uint32_t x_ = (col)[0];      \
+        a0 = q4_smlad(x_, (wa), a0); \
+        b0 = q4_smlad(x_, (wb), b0); \
+        x_ = (col)[1];               \
+        a1 = q4_smlad(x_, (wa), a1); \
+        b1 = q4_smlad(x_, (wb), b1); \
+        x_ = (col)[2];               \
+        a2 = q4_smlad(x_, (wa), a2); \
+        b2 = q4_smlad(x_, (wb), b2); \
+        x_ = (col)[3];               \
+        a3 = q4_smlad(x_, (wa), a3); \
+        b3 = q4_smlad(x_, (wb), b3); \
     } while (0)
 
 /* sum(x * w) of a pair of unpacked rows (w) with the 4 columns over `blocks` blocks, plus the
@@ -151,9 +151,9 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                     /* a missing last pixel repeats the previous window; its outputs are dropped */
                     const int32_t p = p0 + (c < n ? c : n - 1);
                     q4_im2col(input_dims, inputs[i], filter_dims,
-                                 p / out_w * params->stride_h - params->pad_top,
-                                 p % out_w * params->stride_w - params->pad_left,
-                                 terms->input_zp[i], stage, col + c);
+                              p / out_w * params->stride_h - params->pad_top,
+                              p % out_w * params->stride_w - params->pad_left,
+                              terms->input_zp[i], stage, col + c);
                 }
             }
             for (r = 0; r < n_rows; r += 2) {
@@ -174,7 +174,7 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                         }
                     }
                     q4_terms_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
-                                        output + p0 * out_c + oc0 + ch, out_c);
+                                           output + p0 * out_c + oc0 + ch, out_c);
                 }
             }
         }

@@ -29,8 +29,8 @@
 
 #include "q4_conv_terms.h"
 
-#define Q4_TM_PIXELS 4     /* output pixels per im2col group */
-#define Q4_TM_LANES 16     /* int8 lanes per vector */
+#define Q4_TM_PIXELS 4 /* output pixels per im2col group */
+#define Q4_TM_LANES 16 /* int8 lanes per vector */
 
 static int32_t q4_tm_round_up16(int32_t k)
 {
@@ -94,7 +94,6 @@ static void q4_tm_unpack_rows(const q4_terms_params *terms, const uint8_t *const
     }
 }
 
-
 /* Where the im2col reads from. */
 typedef struct {
     int32_t in_h, in_w, in_c, k_h, k_w;
@@ -118,8 +117,8 @@ static inline void q4_tm_fill(int8_t *dst, int32_t n, int8x16_t value)
 
 /* The window at input position (y0, x0) in natural K order into stage (positions outside the
  * input take zp); the bytes past K are left as they are. */
-static void q4_tm_window(const q4_tm_geometry *g, const int8_t *input, int8x16_t zp,
-                         int32_t y0, int32_t x0, int8_t *stage)
+static void q4_tm_window(const q4_tm_geometry *g, const int8_t *input, int8x16_t zp, int32_t y0,
+                         int32_t x0, int8_t *stage)
 {
     const int32_t in_h = g->in_h, in_w = g->in_w, in_c = g->in_c, k_h = g->k_h, k_w = g->k_w;
     const int32_t run = k_w * in_c;
@@ -217,7 +216,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                     /* a missing last pixel repeats the previous window; its outputs are dropped */
                     const int32_t p = p0 + (c < n ? c : n - 1);
                     int8_t *col = cols + i * group + c * Q4_TM_LANES;
-                    q4_tm_window(&g, inputs[i], zp, p / out_w * params->stride_h - params->pad_top,
+                    q4_tm_window(&g, inputs[i], zp,
+                                 p / out_w * params->stride_h - params->pad_top,
                                  p % out_w * params->stride_w - params->pad_left, stage);
                     for (v = 0; v < steps; ++v) {
                         vst1q_s8(col + v * Q4_TM_PIXELS * Q4_TM_LANES,
@@ -240,7 +240,7 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                         }
                     }
                     q4_terms_store_channel(acc, n_terms, n, rec, ch, oc0 + ch, terms, params,
-                                        output + p0 * out_c + oc0 + ch, out_c);
+                                           output + p0 * out_c + oc0 + ch, out_c);
                 }
             }
         }

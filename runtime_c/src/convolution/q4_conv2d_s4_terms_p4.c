@@ -36,15 +36,16 @@ void q4_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += q4_dot_run(inputs[in_index], (iy * in_w + ix) * in_c, in_c, zp,
-                                              row, (ky * k_w + kx) * in_c);
+                            sum += q4_dot_run(inputs[in_index], (iy * in_w + ix) * in_c, in_c,
+                                              zp, row, (ky * k_w + kx) * in_c);
                         }
                     }
                     acc[t] = sum;
                 }
-                q4_act_set(output, (oy * out_w + ox) * out_c + oc, q4_requantize_terms_clamp(
-                    acc, n_terms, terms->multiplier + oc, out_c, terms->shift[oc],
-                    params->output_zp, params->act_min, params->act_max));
+                q4_act_set(output, (oy * out_w + ox) * out_c + oc,
+                           q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + oc,
+                                                     out_c, terms->shift[oc], params->output_zp,
+                                                     params->act_min, params->act_max));
             }
         }
     }

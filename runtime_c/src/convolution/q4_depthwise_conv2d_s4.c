@@ -6,8 +6,7 @@
 void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
                             const q4_dims *input_dims, const int8_t *input,
                             const q4_dims *filter_dims, const uint8_t *filter,
-                            const int32_t *bias,
-                            const q4_dims *output_dims, int8_t *output)
+                            const int32_t *bias, const q4_dims *output_dims, int8_t *output)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -32,13 +31,13 @@ void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params 
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        acc += ((int32_t)input[(iy * in_w + ix) * ch + c] - params->input_zp)
-                               * q4_int4_at(row, ky * k_w + kx);
+                        acc += ((int32_t)input[(iy * in_w + ix) * ch + c] - params->input_zp) *
+                               q4_int4_at(row, ky * k_w + kx);
                     }
                 }
                 output[(oy * out_w + ox) * ch + c] = q4_requantize_clamp(
-                    acc, quant->multiplier[c], quant->shift[c],
-                    params->output_zp, params->act_min, params->act_max);
+                    acc, quant->multiplier[c], quant->shift[c], params->output_zp,
+                    params->act_min, params->act_max);
             }
         }
     }

@@ -69,11 +69,11 @@ void q4_depthwise_conv2d_s4_armv6m(const q4_conv_params *params, const q4_quant_
                 for (c = 0; c < ch; ++c, ++px, wc += taps) {
                     uint32_t acc = folded[c];
                     if (taps == 9) {
-                        acc += (uint32_t)(px[offsets[0]] * wc[0] + px[offsets[1]] * wc[1]
-                                          + px[offsets[2]] * wc[2] + px[offsets[3]] * wc[3]
-                                          + px[offsets[4]] * wc[4] + px[offsets[5]] * wc[5]
-                                          + px[offsets[6]] * wc[6] + px[offsets[7]] * wc[7]
-                                          + px[offsets[8]] * wc[8]); /* |sum| < 2^14 */
+                        acc += (uint32_t)(px[offsets[0]] * wc[0] + px[offsets[1]] * wc[1] +
+                                          px[offsets[2]] * wc[2] + px[offsets[3]] * wc[3] +
+                                          px[offsets[4]] * wc[4] + px[offsets[5]] * wc[5] +
+                                          px[offsets[6]] * wc[6] + px[offsets[7]] * wc[7] +
+                                          px[offsets[8]] * wc[8]); /* |sum| < 2^14 */
                     } else {
                         for (t = 0; t < taps; ++t) {
                             acc += (uint32_t)(px[offsets[t]] * wc[t]);

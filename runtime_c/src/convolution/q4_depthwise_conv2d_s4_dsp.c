@@ -72,8 +72,9 @@ static inline int8_t q4_dw_requantize(int32_t acc, int32_t c, const q4_dw_out *q
         return q4_requantize_clamp(acc, q->multiplier[c], shift, q->output_zp, q->act_min,
                                    q->act_max);
     }
-    y = q->output_zp + q4_floor_shift32(q4_mul_high(acc, q->multiplier[c])
-                                        + ((int32_t)1 << (shift - 33)), shift - 32);
+    y = q->output_zp +
+        q4_floor_shift32(q4_mul_high(acc, q->multiplier[c]) + ((int32_t)1 << (shift - 33)),
+                         shift - 32);
     y = y < q->act_min ? q->act_min : y;
     return (int8_t)(y > q->act_max ? q->act_max : y);
 }
@@ -141,25 +142,25 @@ static void q4_dw3_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int
 /* acc[ox] = fb + the sum over the 3 kernel rows of one channel, ox = 0 .. tw - 1 (tw rounded up
  * to 4): row r holds a tap pair at r[ox], r[ox + 1] and a single tap at r[so + ox]. pair_k =
  * (w_a, w_b) of kernel row k, singles = (single_0, single_1), single2 = (single_2, -). */
-#define Q4_DW3_TWO_OUTPUTS(o)                                                                  \
-    do {                                                                                       \
-        uint32_t q = q4_load_u32(r0 + so + (o));                                               \
-        int32_t a0 = __smlabb((int32_t)q, (int32_t)singles, fb);                                \
-        int32_t a1 = __smlatb((int32_t)q, (int32_t)singles, fb);                                \
-        a0 = q4_smlad(q4_load_u32(r0 + (o)), pair0, a0);                                       \
-        a1 = q4_smlad(q4_load_u32(r0 + (o) + 1), pair0, a1);                                   \
-        q = q4_load_u32(r1 + so + (o));                                                        \
-        a0 = __smlabt((int32_t)q, (int32_t)singles, a0);                                       \
-        a1 = __smlatt((int32_t)q, (int32_t)singles, a1);                                       \
-        a0 = q4_smlad(q4_load_u32(r1 + (o)), pair1, a0);                                       \
-        a1 = q4_smlad(q4_load_u32(r1 + (o) + 1), pair1, a1);                                   \
-        q = q4_load_u32(r2 + so + (o));                                                        \
-        a0 = __smlabb((int32_t)q, (int32_t)single2, a0);                                       \
-        a1 = __smlatb((int32_t)q, (int32_t)single2, a1);                                       \
-        a0 = q4_smlad(q4_load_u32(r2 + (o)), pair2, a0);                                       \
-        a1 = q4_smlad(q4_load_u32(r2 + (o) + 1), pair2, a1);                                   \
-        acc[(o)] = a0;                                                                         \
-        acc[(o) + 1] = a1;                                                                     \
+#define Q4_DW3_TWO_OUTPUTS(o)                                    \
+    do {                                                         \
+        uint32_t q = q4_load_u32(r0 + so + (o));                 \
+        int32_t a0 = __smlabb((int32_t)q, (int32_t)singles, fb); \
+        int32_t a1 = __smlatb((int32_t)q, (int32_t)singles, fb); \
+        a0 = q4_smlad(q4_load_u32(r0 + (o)), pair0, a0);         \
+        a1 = q4_smlad(q4_load_u32(r0 + (o) + 1), pair0, a1);     \
+        q = q4_load_u32(r1 + so + (o));                          \
+        a0 = __smlabt((int32_t)q, (int32_t)singles, a0);         \
+        a1 = __smlatt((int32_t)q, (int32_t)singles, a1);         \
+        a0 = q4_smlad(q4_load_u32(r1 + (o)), pair1, a0);         \
+        a1 = q4_smlad(q4_load_u32(r1 + (o) + 1), pair1, a1);     \
+        q = q4_load_u32(r2 + so + (o));                          \
+        a0 = __smlabb((int32_t)q, (int32_t)single2, a0);         \
+        a1 = __smlatb((int32_t)q, (int32_t)single2, a1);         \
+        a0 = q4_smlad(q4_load_u32(r2 + (o)), pair2, a0);         \
+        a1 = q4_smlad(q4_load_u32(r2 + (o) + 1), pair2, a1);     \
+        acc[(o)] = a0;                                           \
+        acc[(o) + 1] = a1;                                       \
     } while (0)
 
 static inline __attribute__((always_inline)) void q4_dw3_macs(
@@ -175,9 +176,10 @@ static inline __attribute__((always_inline)) void q4_dw3_macs(
 }
 
 /* out[ox * stride] = requantized acc[ox], ox = 0 .. tw - 1. */
-static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int32_t tw, int32_t m, int32_t sh,
-                              int32_t out_zp, int32_t act_min, int32_t act_max, int8_t *out,
-                              int32_t stride)
+static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int32_t tw,
+                                                        int32_t m, int32_t sh, int32_t out_zp,
+                                                        int32_t act_min, int32_t act_max,
+                                                        int8_t *out, int32_t stride)
 {
     const int32_t *const end = acc + tw;
     const int32_t k = sh - 32, range = act_max - act_min;
@@ -186,12 +188,12 @@ static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int3
          * k <= 21; USAT #b clamps to [0, range] when range = 2^b - 1 (b = 8, 7, 4, 3), else
          * USAT #8 and a minimum */
         const int32_t rnd = ((int32_t)1 << (k - 1)) + (out_zp - act_min) * ((int32_t)1 << k);
-#define Q4_DW3_USAT(bits, clamp)                                                                 \
-        for (; acc < end; ++acc, out += stride) {                                                \
-            const int32_t u = (int32_t)__usat(q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k),  \
-                                              bits);                                             \
-            *out = (int8_t)((clamp) + act_min);                                                  \
-        }
+#define Q4_DW3_USAT(bits, clamp)                                                           \
+    for (; acc < end; ++acc, out += stride) {                                              \
+        const int32_t u = (int32_t)__usat(q4_floor_shift32(q4_mul_high(*acc, m) + rnd, k), \
+                                          bits);                                           \
+        *out = (int8_t)((clamp) + act_min);                                                \
+    }
         if (range == 255) {
             Q4_DW3_USAT(8, u)
         } else if (range == 127) {
@@ -292,12 +294,12 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
                                     single_w[i][0], single_w[i][1], folded_bias[c], acc, tw);
                     } else {
                         q4_dw3_macs(r0, r1, r2, Q4_DW3_PHASE, pair_w[i][0], pair_w[i][1],
-                                    pair_w[i][2], single_w[i][0], single_w[i][1], folded_bias[c],
-                                    acc, tw);
+                                    pair_w[i][2], single_w[i][0], single_w[i][1],
+                                    folded_bias[c], acc, tw);
                     }
-                    q4_dw3_requantize(acc, tw, quant->multiplier[c],
-                                      quant->shift[c], params->output_zp, params->act_min,
-                                      params->act_max, output + (oy * out_w + ox0) * ch + c, ch);
+                    q4_dw3_requantize(acc, tw, quant->multiplier[c], quant->shift[c],
+                                      params->output_zp, params->act_min, params->act_max,
+                                      output + (oy * out_w + ox0) * ch + c, ch);
                 }
             }
         }
@@ -307,8 +309,8 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
 void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
-                                const int32_t *bias,
-                                const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+                                const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                                int32_t *scratch)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w, taps = k_h * k_w;
@@ -364,7 +366,8 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
                     for (kx = 0; kx < k_w; ++kx, ++t) {
                         const int32_t iy = y0 + ky, ix = x0 + kx;
                         tap_at[t] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
-                                  ? window + tap_offset[t] : -1;
+                                        ? window + tap_offset[t]
+                                        : -1;
                     }
                 }
                 offsets = tap_at;
@@ -379,7 +382,8 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
                     for (t = 0; t < taps; ++t, w += 2 * groups) {
                         const int32_t at = offsets[t];
                         const uint32_t x = at >= 0 ? q4_load_u32(input + base + at + c) : zp_word;
-                        const int32_t x_even = (int32_t)q4_sxtb16(x), x_odd = (int32_t)q4_sxtb16(x >> 8);
+                        const int32_t x_even = (int32_t)q4_sxtb16(x),
+                                      x_odd = (int32_t)q4_sxtb16(x >> 8);
                         a0 = __smlabb(x_even, (int32_t)w[0], a0);
                         a2 = __smlatt(x_even, (int32_t)w[0], a2);
                         a1 = __smlabb(x_odd, (int32_t)w[1], a1);
@@ -429,8 +433,8 @@ int32_t q4_depthwise_conv2d_s4_dsp_get_buffer_size(const q4_dims *filter_dims)
 void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
-                                const int32_t *bias,
-                                const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+                                const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                                int32_t *scratch)
 {
     (void)scratch;
     q4_depthwise_conv2d_s4(params, quant, input_dims, input, filter_dims, filter, bias,

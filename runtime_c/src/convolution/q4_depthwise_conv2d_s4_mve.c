@@ -73,7 +73,7 @@ typedef struct {
     int32_t output_zp;
     int32_t act_min;
     int32_t act_max;
-    int32_t fast;           /* every shift above 32 */
+    int32_t fast; /* every shift above 32 */
 } q4_dw_out;
 
 /* Requantizes channels c .. c + n - 1 (n <= 8) from their even and odd accumulators and stores
@@ -152,28 +152,28 @@ static void q4_dw3_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int
 /* sums[x] (+ with `add`) = wa * r[x] + wb * r[x + o1] + wc * r[x + o2] for x < tw rounded up to
  * 8; o1 and o2 are literals (1, 2 at stride 1; Q4_DW3_PHASE, 1 at stride 2), so the three loads
  * use immediate offsets. Per 8 pixels: 3 (4) VLDRH, VMUL/VMLA x 3, one VSTRH, SUBS + BNE. */
-#define Q4_DW3_ASM_TAPS(first, o1b, o2b)                                                \
-    __asm__ volatile("1:\n\t"                                                           \
-                     "vldrh.16 q1, [%[r], #" #o1b "]\n\t"                               \
-                     "vldrh.16 q2, [%[r], #" #o2b "]\n\t"                               \
-                     "vldrh.16 q0, [%[r]], #16\n\t"                                     \
-                     first                                                              \
-                     "vmla.s16 q3, q1, %[wb]\n\t"                                       \
-                     "vmla.s16 q3, q2, %[wc]\n\t"                                       \
-                     "vstrh.16 q3, [%[s]], #16\n\t"                                     \
-                     "subs %[n], %[n], #1\n\t"                                          \
-                     "bne 1b\n\t"                                                       \
-                     : [r] "+&r"(r), [s] "+&r"(sums), [n] "+&r"(n)                       \
-                     : [wa] "r"(wa), [wb] "r"(wb), [wc] "r"(wc)                         \
+#define Q4_DW3_ASM_TAPS(first, o1b, o2b)                                               \
+    __asm__ volatile("1:\n\t"                                                          \
+                     "vldrh.16 q1, [%[r], #" #o1b "]\n\t"                              \
+                     "vldrh.16 q2, [%[r], #" #o2b "]\n\t"                              \
+                     "vldrh.16 q0, [%[r]], #16\n\t" first "vmla.s16 q3, q1, %[wb]\n\t" \
+                     "vmla.s16 q3, q2, %[wc]\n\t"                                      \
+                     "vstrh.16 q3, [%[s]], #16\n\t"                                    \
+                     "subs %[n], %[n], #1\n\t"                                         \
+                     "bne 1b\n\t"                                                      \
+                     : [r] "+&r"(r), [s] "+&r"(sums), [n] "+&r"(n)                     \
+                     : [wa] "r"(wa), [wb] "r"(wb), [wc] "r"(wc)                        \
                      : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "cc", "memory")
 /* the stride-2 offset 144 above is 2 * Q4_DW3_PHASE bytes */
 typedef char q4_dw3_phase_is_72[Q4_DW3_PHASE == 72 ? 1 : -1];
 #define Q4_DW3_FIRST "vmul.i16 q3, q0, %[wa]\n\t"
 #define Q4_DW3_ADD "vldrh.16 q3, [%[s]]\n\tvmla.s16 q3, q0, %[wa]\n\t"
 
-static inline __attribute__((always_inline)) void q4_dw3_taps(
-    const int16_t *r, const int32_t o1, const int32_t o2, int32_t wa, int32_t wb, int32_t wc,
-    int16_t *sums, int32_t tw, const int add)
+static inline __attribute__((always_inline)) void q4_dw3_taps(const int16_t *r, const int32_t o1,
+                                                              const int32_t o2, int32_t wa,
+                                                              int32_t wb, int32_t wc,
+                                                              int16_t *sums, int32_t tw,
+                                                              const int add)
 {
     int32_t n = (tw + 7) / 8;
     if (o1 == 1 && add) {
@@ -277,8 +277,8 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
                 }
                 for (; next_row < y0 + 3; ++next_row) {
                     if (next_row >= 0 && next_row < in_h) {
-                        q4_dw3_widen_row(ring + (next_row % 3) * slot, input, next_row, ix0, span,
-                                         s, in_w, ch, c0, n, in_zp);
+                        q4_dw3_widen_row(ring + (next_row % 3) * slot, input, next_row, ix0,
+                                         span, s, in_w, ch, c0, n, in_zp);
                     }
                 }
                 for (ky = 0; ky < 3; ++ky) {
@@ -308,8 +308,8 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
-                                const int32_t *bias,
-                                const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+                                const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                                int32_t *scratch)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w, taps = k_h * k_w;
@@ -336,8 +336,8 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
      * with 32 channels or more (which amortize the channel-vector path's per-pixel set-up) and
      * every shift above 32 (so that path requantizes by vectors); measured on DS-CNN's and the
      * test layers */
-    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && 7 * stride_w * ch < 65536
-        && (out_w >= 12 || ch < 32 || !fast)) {
+    if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && 7 * stride_w * ch < 65536 &&
+        (out_w >= 12 || ch < 32 || !fast)) {
         q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
         return;
     }
@@ -379,7 +379,8 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
                     for (kx = 0; kx < k_w; ++kx, ++t) {
                         const int32_t iy = y0 + ky, ix = x0 + kx;
                         tap_at[t] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
-                                  ? window + tap_offset[t] : -1;
+                                        ? window + tap_offset[t]
+                                        : -1;
                     }
                 }
                 offsets = tap_at;
@@ -390,7 +391,8 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
                 int32x4_t even1 = vldrwq_s32(bias_p + c + 8), odd1 = vldrwq_s32(bias_p + c + 12);
                 int32_t t0;
                 for (t0 = 0; t0 < taps; t0 += Q4_DW_INT16_TAPS) {
-                    const int32_t t_end = taps - t0 < Q4_DW_INT16_TAPS ? taps : t0 + Q4_DW_INT16_TAPS;
+                    const int32_t t_end = taps - t0 < Q4_DW_INT16_TAPS ? taps
+                                                                       : t0 + Q4_DW_INT16_TAPS;
                     int16x8_t acc0 = vdupq_n_s16(0), acc1 = vdupq_n_s16(0);
                     for (t = t0; t < t_end; ++t) {
                         const int8_t *const w = weights + t * c8 + c;
@@ -398,7 +400,8 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
                         if (at >= 0) {
                             const int8_t *const x = input + base + at + c;
                             acc0 = vaddq_s16(acc0, vmulq_s16(vldrbq_s16(x), vldrbq_s16(w)));
-                            acc1 = vaddq_s16(acc1, vmulq_s16(vldrbq_s16(x + 8), vldrbq_s16(w + 8)));
+                            acc1 = vaddq_s16(acc1,
+                                             vmulq_s16(vldrbq_s16(x + 8), vldrbq_s16(w + 8)));
                         } else { /* outside the input: x = z_x */
                             acc0 = vmlaq_n_s16(acc0, vldrbq_s16(w), (int16_t)in_zp);
                             acc1 = vmlaq_n_s16(acc1, vldrbq_s16(w + 8), (int16_t)in_zp);
@@ -418,7 +421,8 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
                 int32x4_t acc_even = vldrwq_s32(bias_p + c), acc_odd = vldrwq_s32(bias_p + c + 4);
                 int32_t t0;
                 for (t0 = 0; t0 < taps; t0 += Q4_DW_INT16_TAPS) {
-                    const int32_t t_end = taps - t0 < Q4_DW_INT16_TAPS ? taps : t0 + Q4_DW_INT16_TAPS;
+                    const int32_t t_end = taps - t0 < Q4_DW_INT16_TAPS ? taps
+                                                                       : t0 + Q4_DW_INT16_TAPS;
                     int16x8_t acc16 = vdupq_n_s16(0);
                     for (t = t0; t < t_end; ++t) {
                         const int16x8_t w = vldrbq_s16(weights + t * c8 + c);
@@ -450,8 +454,8 @@ int32_t q4_depthwise_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims)
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
-                                const int32_t *bias,
-                                const q4_dims *output_dims, int8_t *output, int32_t *scratch)
+                                const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                                int32_t *scratch)
 {
     (void)scratch;
     q4_depthwise_conv2d_s4(params, quant, input_dims, input, filter_dims, filter, bias,

@@ -31,13 +31,14 @@ void q4_depthwise_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_para
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        acc += (q4_act_get(input, (iy * in_w + ix) * ch + c) - params->input_zp)
-                               * q4_nibble_get(row, ky * k_w + kx);
+                        acc += (q4_act_get(input, (iy * in_w + ix) * ch + c) - params->input_zp) *
+                               q4_nibble_get(row, ky * k_w + kx);
                     }
                 }
-                q4_act_set(output, (oy * out_w + ox) * ch + c, q4_requantize_clamp(
-                    acc, quant->multiplier[c], quant->shift[c],
-                    params->output_zp, params->act_min, params->act_max));
+                q4_act_set(output, (oy * out_w + ox) * ch + c,
+                           q4_requantize_clamp(acc, quant->multiplier[c], quant->shift[c],
+                                               params->output_zp, params->act_min,
+                                               params->act_max));
             }
         }
     }

@@ -37,15 +37,15 @@ void q4_depthwise_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_p
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += ((int32_t)input[(iy * in_w + ix) * ch + c] - zp)
-                                   * q4_int4_at(row, ky * k_w + kx);
+                            sum += ((int32_t)input[(iy * in_w + ix) * ch + c] - zp) *
+                                   q4_int4_at(row, ky * k_w + kx);
                         }
                     }
                     acc[t] = sum;
                 }
                 output[(oy * out_w + ox) * ch + c] = q4_requantize_terms_clamp(
-                    acc, n_terms, terms->multiplier + c, ch, terms->shift[c],
-                    params->output_zp, params->act_min, params->act_max);
+                    acc, n_terms, terms->multiplier + c, ch, terms->shift[c], params->output_zp,
+                    params->act_min, params->act_max);
             }
         }
     }

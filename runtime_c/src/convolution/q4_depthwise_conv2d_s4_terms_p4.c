@@ -37,15 +37,16 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += (q4_act_get(inputs[in_index], (iy * in_w + ix) * ch + c) - zp)
-                                   * q4_nibble_get(row, ky * k_w + kx);
+                            sum += (q4_act_get(inputs[in_index], (iy * in_w + ix) * ch + c) - zp) *
+                                   q4_nibble_get(row, ky * k_w + kx);
                         }
                     }
                     acc[t] = sum;
                 }
-                q4_act_set(output, (oy * out_w + ox) * ch + c, q4_requantize_terms_clamp(
-                    acc, n_terms, terms->multiplier + c, ch, terms->shift[c],
-                    params->output_zp, params->act_min, params->act_max));
+                q4_act_set(output, (oy * out_w + ox) * ch + c,
+                           q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + c, ch,
+                                                     terms->shift[c], params->output_zp,
+                                                     params->act_min, params->act_max));
             }
         }
     }

@@ -4,9 +4,8 @@
 #include "q4_fixedpoint.h"
 
 void q4_fully_connected_s4(const q4_fc_params *params, const q4_quant_params *quant,
-                           int32_t input_size, const int8_t *input,
-                           const uint8_t *filter, const int32_t *bias,
-                           int32_t output_size, int8_t *output)
+                           int32_t input_size, const int8_t *input, const uint8_t *filter,
+                           const int32_t *bias, int32_t output_size, int8_t *output)
 {
     const int32_t row_bytes = (input_size + 1) / 2;
     int32_t o, i;

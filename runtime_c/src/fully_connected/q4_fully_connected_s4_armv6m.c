@@ -30,11 +30,11 @@ int32_t q4_fully_connected_s4_armv6m_get_buffer_size(int32_t input_size)
  */
 uint64_t q4_fc_pairs4_armv6m(const uint8_t *row0, const uint8_t *row1, const int16_t *pairs,
                              const int16_t *end);
-#define Q4_FC_BYTE(i)                                                                         \
-    "  ldr r5, [r2, #4*" #i "]\n  sxth r6, r5\n  asrs r5, r5, #16\n"                         \
-    "  ldrb r4, [r0, #" #i "]\n  eors r4, r3\n  lsrs r7, r4, #4\n  muls r4, r6, r4\n"        \
-    "  muls r7, r5, r7\n  add r8, r4\n  add r8, r7\n"                                       \
-    "  ldrb r4, [r1, #" #i "]\n  eors r4, r3\n  lsrs r7, r4, #4\n  muls r4, r6, r4\n"        \
+#define Q4_FC_BYTE(i)                                                                 \
+    "  ldr r5, [r2, #4*" #i "]\n  sxth r6, r5\n  asrs r5, r5, #16\n"                  \
+    "  ldrb r4, [r0, #" #i "]\n  eors r4, r3\n  lsrs r7, r4, #4\n  muls r4, r6, r4\n" \
+    "  muls r7, r5, r7\n  add r8, r4\n  add r8, r7\n"                                 \
+    "  ldrb r4, [r1, #" #i "]\n  eors r4, r3\n  lsrs r7, r4, #4\n  muls r4, r6, r4\n" \
     "  muls r7, r5, r7\n  add r9, r4\n  add r9, r7\n"
 __asm__(".syntax unified\n"
         ".text\n"
@@ -47,12 +47,12 @@ __asm__(".syntax unified\n"
         "  push {r4, r5, r6, r7, lr}\n"
         "  mov r4, r8\n  mov r5, r9\n  mov r6, r10\n  push {r4, r5, r6}\n"
         "  mov r10, r3\n  movs r4, #0\n  mov r8, r4\n  mov r9, r4\n  movs r3, #0x88\n"
-        "1:\n" Q4_FC_BYTE(0) Q4_FC_BYTE(1) Q4_FC_BYTE(2) Q4_FC_BYTE(3)
-        "  adds r0, #4\n  adds r1, #4\n  adds r2, #16\n  cmp r2, r10\n  bne 1b\n"
-        "  mov r0, r8\n  mov r1, r9\n"
-        "  pop {r4, r5, r6}\n  mov r8, r4\n  mov r9, r5\n  mov r10, r6\n"
-        "  pop {r4, r5, r6, r7, pc}\n"
-        ".size q4_fc_pairs4_armv6m, .-q4_fc_pairs4_armv6m\n");
+        "1:\n" Q4_FC_BYTE(0) Q4_FC_BYTE(1) Q4_FC_BYTE(2)
+            Q4_FC_BYTE(3) "  adds r0, #4\n  adds r1, #4\n  adds r2, #16\n  cmp r2, r10\n  bne 1b\n"
+                          "  mov r0, r8\n  mov r1, r9\n"
+                          "  pop {r4, r5, r6}\n  mov r8, r4\n  mov r9, r5\n  mov r10, r6\n"
+                          "  pop {r4, r5, r6, r7, pc}\n"
+                          ".size q4_fc_pairs4_armv6m, .-q4_fc_pairs4_armv6m\n");
 #undef Q4_FC_BYTE
 #endif
 

@@ -27,7 +27,7 @@ int32_t q4_fully_connected_s4_dsp_get_buffer_size(int32_t input_size)
     return 2 * q4_round_up8(input_size);
 }
 
-#define Q4_FC_ROWS 2        /* output rows per pass (sharing the activation loads; 4 spill) */
+#define Q4_FC_ROWS 2         /* output rows per pass (sharing the activation loads; 4 spill) */
 #define Q4_FC_DRAIN_WORDS 32 /* packed words between drains: 4096 * 2040 * 256 < 2^31 */
 
 /* acc + 4096 * the dot product of the 8 weights of packed word w (nibbles n0..n7) with the
@@ -73,9 +73,9 @@ static inline uint32_t q4_fc_word(const uint8_t *row, int32_t row_bytes, int32_t
 }
 
 void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params *quant,
-                               int32_t input_size, const int8_t *input,
-                               const uint8_t *filter, const int32_t *bias,
-                               int32_t output_size, int8_t *output, int32_t *scratch)
+                               int32_t input_size, const int8_t *input, const uint8_t *filter,
+                               const int32_t *bias, int32_t output_size, int8_t *output,
+                               int32_t *scratch)
 {
     const int32_t row_bytes = (input_size + 1) / 2;
     const int32_t blocks = q4_round_up8(input_size) / Q4_DSP_BLOCK;
@@ -87,7 +87,7 @@ void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params
     uint32_t *const pairs = (uint32_t *)scratch;
     int32_t b, j, o;
 
-    {   /* whole blocks: SXTB16 of two words, paired by PKHBT/PKHTB, minus (z_x, z_x) */
+    { /* whole blocks: SXTB16 of two words, paired by PKHBT/PKHTB, minus (z_x, z_x) */
         const uint32_t zp_pair = ((uint32_t)in_zp & 0xFFFFu) * 0x10001u;
         for (b = 0; b < input_size / Q4_DSP_BLOCK; ++b) {
             const uint32_t lo = q4_load_u32(input + Q4_DSP_BLOCK * b);
@@ -95,17 +95,21 @@ void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params
             const uint32_t l02 = q4_sxtb16(lo), h02 = q4_sxtb16(hi);
             const uint32_t l13 = q4_sxtb16(lo >> 8), h13 = q4_sxtb16(hi >> 8);
             uint32_t *const dst = pairs + 4 * b;
-            dst[0] = (uint32_t)__ssub16((int32_t)((l02 & 0xFFFFu) | (h02 << 16)), (int32_t)zp_pair);
-            dst[1] = (uint32_t)__ssub16((int32_t)((l13 & 0xFFFFu) | (h13 << 16)), (int32_t)zp_pair);
-            dst[2] = (uint32_t)__ssub16((int32_t)((l02 >> 16) | (h02 & 0xFFFF0000u)), (int32_t)zp_pair);
-            dst[3] = (uint32_t)__ssub16((int32_t)((l13 >> 16) | (h13 & 0xFFFF0000u)), (int32_t)zp_pair);
+            dst[0] = (uint32_t)__ssub16((int32_t)((l02 & 0xFFFFu) | (h02 << 16)),
+                                        (int32_t)zp_pair);
+            dst[1] = (uint32_t)__ssub16((int32_t)((l13 & 0xFFFFu) | (h13 << 16)),
+                                        (int32_t)zp_pair);
+            dst[2] = (uint32_t)__ssub16((int32_t)((l02 >> 16) | (h02 & 0xFFFF0000u)),
+                                        (int32_t)zp_pair);
+            dst[3] = (uint32_t)__ssub16((int32_t)((l13 >> 16) | (h13 & 0xFFFF0000u)),
+                                        (int32_t)zp_pair);
         }
     }
     for (b = input_size / Q4_DSP_BLOCK; b < blocks; ++b) { /* the partial last block */
         for (j = 0; j < 4; ++j) {
             const int32_t k = Q4_DSP_BLOCK * b + j;
-            pairs[4 * b + j] = q4_centred(input, k, input_size, in_zp)
-                             | (q4_centred(input, k + 4, input_size, in_zp) << 16);
+            pairs[4 * b + j] = q4_centred(input, k, input_size, in_zp) |
+                               (q4_centred(input, k + 4, input_size, in_zp) << 16);
         }
     }
     for (o = 0; o < output_size; o += Q4_FC_ROWS) {
@@ -129,8 +133,10 @@ void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params
         }
         if (whole < blocks) { /* the row's last, partial word, read byte by byte */
             const uint32_t *const x = pairs + 4 * whole;
-            sum[0] += q4_floor_shift32(q4_dot8(q4_fc_word(row0, row_bytes, whole), x[0], x[1], x[2], x[3], 0), 12);
-            sum[1] += q4_floor_shift32(q4_dot8(q4_fc_word(row1, row_bytes, whole), x[0], x[1], x[2], x[3], 0), 12);
+            sum[0] += q4_floor_shift32(
+                q4_dot8(q4_fc_word(row0, row_bytes, whole), x[0], x[1], x[2], x[3], 0), 12);
+            sum[1] += q4_floor_shift32(
+                q4_dot8(q4_fc_word(row1, row_bytes, whole), x[0], x[1], x[2], x[3], 0), 12);
         }
         for (j = 0; j < Q4_FC_ROWS && o + j < output_size; ++j) {
             output[o + j] = q4_requantize_clamp(bias[o + j] + sum[j], multiplier[o + j],
@@ -148,9 +154,9 @@ int32_t q4_fully_connected_s4_dsp_get_buffer_size(int32_t input_size)
 }
 
 void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params *quant,
-                               int32_t input_size, const int8_t *input,
-                               const uint8_t *filter, const int32_t *bias,
-                               int32_t output_size, int8_t *output, int32_t *scratch)
+                               int32_t input_size, const int8_t *input, const uint8_t *filter,
+                               const int32_t *bias, int32_t output_size, int8_t *output,
+                               int32_t *scratch)
 {
     (void)scratch;
     q4_fully_connected_s4(params, quant, input_size, input, filter, bias, output_size, output);

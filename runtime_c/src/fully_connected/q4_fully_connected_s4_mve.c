@@ -41,9 +41,9 @@ static inline int8x16_t q4_mve_high_nibbles(int8x16_t raw)
 }
 
 void q4_fully_connected_s4_mve(const q4_fc_params *params, const q4_quant_params *quant,
-                               int32_t input_size, const int8_t *input,
-                               const uint8_t *filter, const int32_t *bias,
-                               int32_t output_size, int8_t *output, int32_t *scratch)
+                               int32_t input_size, const int8_t *input, const uint8_t *filter,
+                               const int32_t *bias, int32_t output_size, int8_t *output,
+                               int32_t *scratch)
 {
     const int32_t row_bytes = (input_size + 1) / 2;
     const int32_t blocks = row_bytes / 16, tail = row_bytes % 16;
@@ -83,9 +83,9 @@ void q4_fully_connected_s4_mve(const q4_fc_params *params, const q4_quant_params
             sum16 = vaddvaq_s8(sum16, w_even);
             sum16 = vaddvaq_s8(sum16, w_odd);
         }
-        output[o] = q4_requantize_clamp(
-            bias[o] + q4_floor_shift32(dot16, 4) - in_zp * q4_floor_shift32(sum16, 4),
-            multiplier[o], shifts[o], out_zp, act_min, act_max);
+        output[o] = q4_requantize_clamp(bias[o] + q4_floor_shift32(dot16, 4) -
+                                            in_zp * q4_floor_shift32(sum16, 4),
+                                        multiplier[o], shifts[o], out_zp, act_min, act_max);
     }
 }
 
@@ -98,9 +98,9 @@ int32_t q4_fully_connected_s4_mve_get_buffer_size(int32_t input_size)
 }
 
 void q4_fully_connected_s4_mve(const q4_fc_params *params, const q4_quant_params *quant,
-                               int32_t input_size, const int8_t *input,
-                               const uint8_t *filter, const int32_t *bias,
-                               int32_t output_size, int8_t *output, int32_t *scratch)
+                               int32_t input_size, const int8_t *input, const uint8_t *filter,
+                               const int32_t *bias, int32_t output_size, int8_t *output,
+                               int32_t *scratch)
 {
     (void)scratch;
     q4_fully_connected_s4(params, quant, input_size, input, filter, bias, output_size, output);

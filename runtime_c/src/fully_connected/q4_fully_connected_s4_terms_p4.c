@@ -17,12 +17,12 @@ void q4_fully_connected_s4_terms_p4(const q4_fc_params *params, const q4_terms_p
         for (t = 0; t < n_terms; ++t) {
             const int32_t in_index = t / terms->n_weights;
             const uint8_t *row = filters[t % terms->n_weights] + o * row_bytes;
-            acc[t] = (t == 0 ? bias[o] : 0)
-                   + q4_dot_run(inputs[in_index], 0, input_size, terms->input_zp[in_index], row, 0);
+            acc[t] = (t == 0 ? bias[o] : 0) + q4_dot_run(inputs[in_index], 0, input_size,
+                                                         terms->input_zp[in_index], row, 0);
         }
-        q4_act_set(output, o, q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + o,
-                                                        output_size, terms->shift[o],
-                                                        params->output_zp, params->act_min,
-                                                        params->act_max));
+        q4_act_set(output, o,
+                   q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + o, output_size,
+                                             terms->shift[o], params->output_zp,
+                                             params->act_min, params->act_max));
     }
 }

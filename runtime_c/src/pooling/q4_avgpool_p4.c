@@ -27,9 +27,10 @@ void q4_avgpool_p4(const q4_pool_params *params, const q4_dims *input_dims, q4_s
                         acc += q4_act_get(input, (iy * in_w + ix) * ch + c) - params->input_zp;
                     }
                 }
-                q4_act_set(output, (oy * output_dims->w + ox) * ch + c, q4_requantize_clamp(
-                    acc, params->multiplier, params->shift,
-                    params->output_zp, params->act_min, params->act_max));
+                q4_act_set(output, (oy * output_dims->w + ox) * ch + c,
+                           q4_requantize_clamp(acc, params->multiplier, params->shift,
+                                               params->output_zp, params->act_min,
+                                               params->act_max));
             }
         }
     }

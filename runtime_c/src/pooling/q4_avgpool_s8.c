@@ -2,8 +2,7 @@
 #include "q4_kernels.h"
 #include "q4_fixedpoint.h"
 
-void q4_avgpool_s8(const q4_pool_params *params,
-                   const q4_dims *input_dims, const int8_t *input,
+void q4_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims, const int8_t *input,
                    const q4_dims *output_dims, int8_t *output)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
@@ -29,8 +28,8 @@ void q4_avgpool_s8(const q4_pool_params *params,
                     }
                 }
                 output[(oy * output_dims->w + ox) * ch + c] = q4_requantize_clamp(
-                    acc, params->multiplier, params->shift,
-                    params->output_zp, params->act_min, params->act_max);
+                    acc, params->multiplier, params->shift, params->output_zp, params->act_min,
+                    params->act_max);
             }
         }
     }

@@ -14,8 +14,8 @@ void q4_global_avgpool_p4(const q4_pool_params *params, const q4_dims *input_dim
         for (p = 0; p < pixels; ++p) {
             acc += q4_act_get(input, p * ch + c) - params->input_zp;
         }
-        q4_act_set(output, c, q4_requantize_clamp(acc, params->multiplier, params->shift,
-                                                  params->output_zp, params->act_min,
-                                                  params->act_max));
+        q4_act_set(output, c,
+                   q4_requantize_clamp(acc, params->multiplier, params->shift,
+                                       params->output_zp, params->act_min, params->act_max));
     }
 }

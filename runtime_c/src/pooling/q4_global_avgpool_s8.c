@@ -2,8 +2,8 @@
 #include "q4_kernels.h"
 #include "q4_fixedpoint.h"
 
-void q4_global_avgpool_s8(const q4_pool_params *params,
-                          const q4_dims *input_dims, const int8_t *input, int8_t *output)
+void q4_global_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims,
+                          const int8_t *input, int8_t *output)
 {
     const int32_t pixels = input_dims->h * input_dims->w, ch = input_dims->c;
     int32_t c, p;

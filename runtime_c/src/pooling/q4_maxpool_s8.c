@@ -1,8 +1,7 @@
 /* q4_maxpool_s8.c - max pooling of an int8 tensor (reference). */
 #include "q4_kernels.h"
 
-void q4_maxpool_s8(const q4_pool_params *params,
-                   const q4_dims *input_dims, const int8_t *input,
+void q4_maxpool_s8(const q4_pool_params *params, const q4_dims *input_dims, const int8_t *input,
                    const q4_dims *output_dims, int8_t *output)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
