@@ -17,6 +17,7 @@ import unicodedata
 import numpy as np
 
 from q4sdk.errors import Q4Error
+from q4sdk.ir.ops import OPS, WEIGHTED_KINDS
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 
 #: every size, dim, offset and attr the generated C holds in an int32_t stays below this
@@ -56,8 +57,7 @@ q4_conv_terms main test_data
 #: the per-layer statistics ``q4sdk report`` reads (numbers or null); other fields are free JSON
 LAYER_STATS_READ = ("weight_mse", "weight_sqnr_db", "scale_over_max", "output_sqnr_db")
 LAYER_STATS_LISTS = ("scale_over_max",)  # per kernel
-_SPATIAL_KINDS = ("conv2d", "depthwise_conv2d", "avgpool", "maxpool", "pad")
-_WEIGHTED_KINDS = ("conv2d", "depthwise_conv2d", "fully_connected")
+_PADDED_KINDS = tuple(k for k, s in OPS.items() if "pads" in s.attrs)  # their padded input is indexed
 
 
 def _is_int(v) -> bool:
@@ -298,7 +298,7 @@ def _check_op(op, model: QModel) -> None:
     x = ins[0] if ins and isinstance(ins[0], QTensor) else None
     pads = _ints(attrs.get("pads"))
     if (
-        op.kind in _SPATIAL_KINDS
+        op.kind in _PADDED_KINDS
         and x is not None
         and pads is not None
         and len(pads) == 4
@@ -332,7 +332,7 @@ def _check_op(op, model: QModel) -> None:
     ):
         raise Q4Error(f"{what}: window {kernel} too large for an int32 accumulator")
     w, b = arrays.get("weight"), arrays.get("bias")
-    if op.kind in _WEIGHTED_KINDS and isinstance(w, np.ndarray) and w.ndim >= 2:
+    if op.kind in WEIGHTED_KINDS and isinstance(w, np.ndarray) and w.ndim >= 2:
         k = int(np.prod(w.shape[1:], dtype=np.int64))
         if op.kind == "depthwise_conv2d":
             k = int(np.prod(w.shape[1:3], dtype=np.int64)) if w.ndim == 3 else k

@@ -39,12 +39,12 @@ import numpy as np
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir import fixedpoint
+from q4sdk.ir.ops import WEIGHTED_KINDS
 from q4sdk.ptq.weights import int_range
 
 ACC_TERM = 2040  # max |x - z_x| * |w| per weight: 255 * 8 (docs/integer-spec.md, conv2d)
 SCALE_FLOOR = 2.0**-16  # an output step is at least this fraction of the layer's input step
 MAX_ZERO_KERNEL_SHIFT = 32  # multiplier 2^-p, m = 2^30, s = 30 + p <= 62
-WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
 def bias_budget(k: int) -> int:
@@ -82,7 +82,7 @@ def check_finite(layer: str, values) -> None:
 
 def _input_unit(step, in_scales: list[float], lw) -> float | None:
     """One step of the layer's integer arithmetic, in real units (see the module docstring)."""
-    if step.kind in WEIGHTED and lw is not None:
+    if step.kind in WEIGHTED_KINDS and lw is not None:
         w_max = max(float(np.max(s, initial=0.0)) for _, s in lw.terms())
         return max(in_scales) * w_max
     if step.kind == "add":
