@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "q4sdk"
-BASE = {"errors", "progress", "resources"}
+BASE = {"errors", "files", "progress", "resources"}
 ALLOWED = {  # layer -> the layers it may import (besides itself)
     **{b: BASE for b in BASE},
     "ir": BASE,

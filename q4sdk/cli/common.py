@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 from pathlib import Path
 
 from q4sdk.errors import Q4Error
+from q4sdk.files import write_atomic
 
 
 def add_data_args(
@@ -111,29 +110,6 @@ def check_output_dir(path: str | Path, entries: list[str] | tuple[str, ...], for
                 raise Q4Error(f"{p}: '{parent}' is not a directory")
             break
     return p
-
-
-def write_atomic(path: str | Path, content: bytes | str) -> None:
-    """Write ``content`` to ``path`` through a temporary file in the same folder and one rename;
-    Q4Error naming ``path`` when it cannot be written (nothing is left behind)."""
-    p = Path(path)
-    data = content.encode() if isinstance(content, str) else content
-    tmp = p.parent / f".{p.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise Q4Error(f"{p}: cannot write ({_why(e)})") from None
-        raise
 
 
 def write_json(path: str | Path, data: dict, force: bool) -> None:

@@ -94,9 +94,10 @@ class GenerateReport:
 # --------------------------------------------------------------------------- generate
 
 
-def _environment() -> jinja2.Environment:
+def template_environment(folder: Path = TEMPLATE_DIR) -> jinja2.Environment:
+    """The Jinja2 environment of the generated files' templates in ``folder`` (strict, no escaping)."""
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -269,7 +270,7 @@ def render(
         "op_headers": [Path(h).name for h in op_headers],
         **_io_args(model, plan.offsets, packed),
     }
-    env = _environment()
+    env = template_environment()
     files = {
         f"{name}.h": env.get_template("model.h.j2").render(ctx),
         f"{name}.c": env.get_template("model.c.j2").render(ctx),

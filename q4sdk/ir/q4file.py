@@ -23,13 +23,13 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from q4sdk.errors import Q4Error
+from q4sdk.files import write_atomic
 from q4sdk.ir.limits import INT32_LIMIT, check_limits, printable
 from q4sdk.ir.ops import QOP_KINDS
 from q4sdk.ir.packing import pack_int4_rows, unpack_int4_rows
@@ -226,19 +226,7 @@ def save_q4(model: QModel, path, *, overwrite: bool = False) -> None:
         raise Q4Error(f"{p}: file exists (pass overwrite=True to replace it)")
     if not p.parent.is_dir():
         raise Q4Error(f"{p}: directory '{p.parent}' does not exist")
-    tmp = p.parent / f".{p.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(contents)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise Q4Error(f"{p}: cannot write ({e.strerror or e})") from None
-        raise
+    write_atomic(p, contents)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 from q4sdk import resources
 from q4sdk.codegen.arena import input_tensors
 from q4sdk.codegen.c_syntax import c_comment
-from q4sdk.codegen.render import GenerateReport, render, write_files
+from q4sdk.codegen.render import GenerateReport, render, template_environment, write_files
 from q4sdk.errors import Q4Error
 from q4sdk.ir.oracle import input_shape, run_oracle
 from q4sdk.ir.qmodel import QModel
@@ -155,14 +155,7 @@ def _byte_rows(sample: np.ndarray) -> list[str]:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
+    return template_environment(TEMPLATE_DIR)
 
 
 def _harness_files(board: Board) -> dict[str, str]:
