@@ -174,6 +174,22 @@ class _Builder:
         shift = 14 if self.extreme else int(self.rng.integers(14, 31))
         self.cur = self.emit("add", [a, b], out, {"shift": shift, **self.act(out)}, {"multiplier": mult})
 
+    def concat(self):
+        """The current tensor and 1-3 others of its (H, W) side by side; sometimes the output
+        keeps the current tensor's quantization, which that input then copies (m = 2^30, s = 30)."""
+        rng = self.rng
+        a = self.cur
+        lead = self.tensors[a].shape[:-1]
+        same = [t for t in self.tensors if self.tensors[t].shape[:-1] == lead]
+        ins = [a] + [same[int(rng.integers(len(same)))] for _ in range(int(rng.integers(1, 4)))]
+        shape = (*lead, sum(self.tensors[t].shape[-1] for t in ins))
+        copy = rng.random() < 0.5
+        out = self.like(a, shape) if copy else self.tensor(shape)
+        m, s = self.requant(len(ins), 128.0, out)
+        if copy:
+            m[0], s[0] = 1 << 30, 30
+        self.cur = self.emit("concat", ins, out, self.act(out), {"multiplier": m, "shift": s})
+
     def clamp(self):
         out = self.like(self.cur, self.tensors[self.cur].shape)
         self.cur = self.emit("clamp", [self.cur], out, self.act(out))
@@ -243,6 +259,7 @@ def random_model(
             "clamp": b.clamp,
             "pad": b.pad,
             "lut": b.lut,
+            "concat": b.concat,
         }[kind]()
     if head:
         if rng.random() < 0.5:

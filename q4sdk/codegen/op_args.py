@@ -143,6 +143,20 @@ def _lut_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
 
+def _concat_args(model: QModel, op: QOp, args: dict) -> int:
+    args.update(
+        n_inputs=len(op.inputs),
+        rows=args["out_size"] // int(model.tensors[op.output].shape[-1]),
+        channels=[int(model.tensors[t].shape[-1]) for t in op.inputs],
+        input_zps=[model.tensors[t].zero_point for t in op.inputs],
+        multipliers=_ints(op.arrays["multiplier"]),
+        shifts=_ints(op.arrays["shift"]),
+        act_min=int(op.attrs["act_min"]),
+        act_max=int(op.attrs["act_max"]),
+    )
+    return 0
+
+
 def _no_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
@@ -161,6 +175,7 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "reshape": _no_args,
     "residual_split": _residual_split_args,
     "lut": _lut_args,
+    "concat": _concat_args,
 }
 
 

@@ -9,6 +9,7 @@ Canonicalisation done here:
 
 * BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
   MatMul + Add becomes one ``fully_connected``.
+* ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
 * ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
   MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
@@ -44,6 +45,7 @@ from onnx.reference import ReferenceEvaluator
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
+from q4sdk.ir.ops import MAX_CONCAT_INPUTS
 
 MIN_OPSET = 13
 
@@ -746,6 +748,33 @@ class _Importer:
         act, const = (a, b) if a in self.shapes else (b, a)
         self._act(name, act)
         self._fold_bias(name, "Add", act, self._const(name, const, "the other Add operand"), node.output[0])
+
+    def _op_Concat(self, name, node, inputs, attrs):
+        """Concat on the channel axis of (N, C, H, W) or the feature axis of (N, F)."""
+        const = [x for x in inputs if x in self.consts]
+        if const:
+            raise Q4Error(
+                f"node '{name}': Concat of a constant ('{const[0]}') and activations is not supported"
+            )
+        shapes = [self._act(name, x) for x in inputs]
+        axis = int(attrs.get("axis", 1))
+        if axis not in (1, 1 - (len(shapes[0]) + 1)):
+            raise Q4Error(
+                f"node '{name}': Concat on axis {axis} is not supported yet (only the channel / feature axis 1)"
+            )
+        if len(inputs) == 1:
+            self._set_alias(node.output[0], inputs[0])
+            return
+        if len(inputs) > MAX_CONCAT_INPUTS:
+            raise Q4Error(f"node '{name}': Concat of {len(inputs)} inputs (at most {MAX_CONCAT_INPUTS})")
+        for x, shape in zip(inputs[1:], shapes[1:]):
+            if len(shape) != len(shapes[0]) or shape[1:] != shapes[0][1:]:
+                raise Q4Error(
+                    f"node '{name}': Concat inputs '{inputs[0]}' {list(shapes[0])} and '{x}' {list(shape)} "
+                    "differ in more than the channel axis"
+                )
+        out = (sum(s[0] for s in shapes), *shapes[0][1:])
+        self._emit(name, "concat", list(inputs), node.output[0], out)
 
     def _fold_bias(self, name: str, op: str, act: str, const: np.ndarray, output: str) -> None:
         """Fold ``act + const`` into the bias of the Conv/Gemm/MatMul that produced ``act``."""

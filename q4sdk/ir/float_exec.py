@@ -113,6 +113,7 @@ FLOAT_FUNCTIONS = {
     "reshape": lambda xs, a, params: xs[0].flatten(1),
     "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
     "unary": unary,
+    "concat": lambda xs, a, params: torch.cat(xs, dim=1),  # channels (NCHW) or features (N, F)
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
 ACTIVATIONS = ("relu", "clamp")

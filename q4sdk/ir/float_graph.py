@@ -23,6 +23,7 @@ unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
                   "hard_swish", "leaky_relu" with alpha): an element-wise nonlinearity
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
                   not be folded into the next conv / pool)
+concat            2 or more inputs joined on the channel axis (C of (C, H, W), F of (F,))
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
@@ -53,6 +54,7 @@ FLOAT_OPS = (
     "reshape",
     "pad",
     "unary",
+    "concat",
 )
 
 

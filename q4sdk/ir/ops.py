@@ -94,6 +94,7 @@ _CONV_ARRAYS = {"weight": "int8", "bias": "int32", "multiplier": "int32", "shift
 _POOL_ARRAYS = {"multiplier": "int32", "shift": "int32"}
 _DUAL = {"weight2": "int8"}
 
+MAX_CONCAT_INPUTS = 64  # inputs of one concat op (ONNX allows any number)
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
 
 
@@ -300,6 +301,15 @@ OPS: dict[str, OpSpec] = {
         # y = table[x - qmin]: unary nonlinearities (sigmoid, tanh, hard-sigmoid, hard-swish, leaky
         # ReLU), one int8 entry per input code
         _elementwise("lut", "activation", (1,), {}, {"table": "int8"}, ("unary",), header="include/q4_lut.h"),
+        # the inputs' channel slices side by side (channels-last), each requantized to the output
+        _elementwise(
+            "concat",
+            "basic",
+            tuple(range(2, MAX_CONCAT_INPUTS + 1)),
+            dict(_ACT),
+            {"multiplier": "int32", "shift": "int32"},
+            ("concat",),
+        ),
     )
 }
 

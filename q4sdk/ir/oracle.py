@@ -161,6 +161,15 @@ def lut(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
     return op.arrays["table"][x.astype(np.int64) - in_t.qmin].astype(np.int8)
 
 
+def concat(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    """Each input requantized to the output, channel slices side by side (docs/integer-spec.md, concat)."""
+    parts = []
+    for x, t, m, s in zip(xs, ts, op.arrays["multiplier"], op.arrays["shift"]):
+        y = out_t.zero_point + requantize(x.astype(np.int64) - t.zero_point, int(m), int(s))
+        parts.append(np.clip(y, op.attrs["act_min"], op.attrs["act_max"]))
+    return np.concatenate(parts, axis=-1).astype(np.int8)
+
+
 def reshape(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(out_t.shape))
 
@@ -179,6 +188,7 @@ OP_FUNCTIONS = {
     "reshape": lambda xs, op, ts, out_t: reshape(xs[0], op, ts[0], out_t),
     "residual_split": lambda xs, op, ts, out_t: residual_split(xs[0], op, ts[0], out_t),
     "lut": lambda xs, op, ts, out_t: lut(xs[0], op, ts[0]),
+    "concat": concat,
 }
 
 

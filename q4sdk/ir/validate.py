@@ -343,6 +343,29 @@ def _lut_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     return tuple(x.shape)
 
 
+def _concat_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    lead = tuple(ins[0].shape[:-1])
+    for t in ins[1:]:
+        if len(t.shape) != len(ins[0].shape) or tuple(t.shape[:-1]) != lead:
+            raise Q4Error(
+                f"{what}: inputs '{ins[0].name}' {_fmt_shape(ins[0].shape)} and '{t.name}' "
+                f"{_fmt_shape(t.shape)} differ in more than the channel (last) axis"
+            )
+    for key in ("multiplier", "shift"):
+        if op.arrays[key].shape != (len(ins),):
+            raise Q4Error(
+                f"{what}: array '{key}' must have shape ({len(ins)},), one per input, "
+                f"got {_fmt_shape(op.arrays[key].shape)}"
+            )
+    m, s = op.arrays["multiplier"], op.arrays["shift"]
+    if m.min() < 0 or s.min() < SHIFT_MIN or s.max() > SHIFT_MAX:
+        raise Q4Error(
+            f"{what}: multipliers must be >= 0 and shifts in [{SHIFT_MIN}, {SHIFT_MAX}], "
+            f"got {m.tolist()} and {s.tolist()}"
+        )
+    return (*lead, sum(int(t.shape[-1]) for t in ins))
+
+
 ShapeRule = Callable[[QOp, list, QTensor, str], "tuple | None"]
 SHAPE_RULES: dict[str, ShapeRule] = {
     "conv2d": _conv2d_shape,
@@ -357,6 +380,7 @@ SHAPE_RULES: dict[str, ShapeRule] = {
     "reshape": _reshape_shape,
     "residual_split": _residual_split_shape,
     "lut": _lut_shape,
+    "concat": _concat_shape,
 }
 
 
@@ -414,7 +438,7 @@ def _n_inputs(op: QOp, spec: OpSpec, model: QModel, splits: dict, any_second_inp
     """The input counts ``op`` may have. A multi-term layer reads a second input: the model's
     residual input, or the (X1, X2) pair of a residual_split (or any tensor of its input's shape
     with ``any_second_input``)."""
-    if len(spec.inputs) == 1 or not isinstance(op.inputs, (list, tuple)):
+    if len(spec.inputs) == 1 or not spec.weighted or not isinstance(op.inputs, (list, tuple)):
         return spec.inputs
     if any_second_input:
         return spec.inputs
@@ -436,7 +460,9 @@ def _check_op(op: QOp, model: QModel, available: set[str], splits: dict, any_sec
     if not isinstance(op.inputs, (list, tuple)) or len(op.inputs) not in _n_inputs(
         op, spec, model, splits, any_second_input
     ):
-        raise Q4Error(f"{what}: needs {spec.n_inputs} input(s), got {op.inputs!r}")
+        many = len(spec.inputs) > 1 and not spec.weighted  # concat: any count in a range
+        count = f"{spec.inputs[0]} to {spec.inputs[-1]}" if many else str(spec.n_inputs)
+        raise Q4Error(f"{what}: needs {count} input(s), got {op.inputs!r}")
     for name in op.inputs:
         if name not in model.tensors:
             raise Q4Error(f"{what}: input '{name}' is not a tensor of the model")

@@ -247,6 +247,12 @@ def _lower_lut(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> t
     return {}, {"table": np.clip(r + out.zero_point, out.qmin, out.qmax).astype(np.int8)}
 
 
+def _lower_concat(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """One (multiplier, shift) per input: requantize(x - z_i, m_i, s_i) ~ (x - z_i) S_i / S_y."""
+    m, s = fixedpoint.quantize_multipliers(np.array([t.scale / out.scale for t in ins]))
+    return {}, {"multiplier": m, "shift": s}
+
+
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
 LOWERINGS = {
     "conv2d": _lower_conv,
@@ -260,4 +266,5 @@ LOWERINGS = {
     "pad": _lower_pad,
     "reshape": _lower_plain,
     "lut": _lower_lut,
+    "concat": _lower_concat,
 }

@@ -85,7 +85,7 @@ def _input_unit(step, in_scales: list[float], lw) -> float | None:
     if step.kind in WEIGHTED_KINDS and lw is not None:
         w_max = max(float(np.max(s, initial=0.0)) for _, s in lw.terms())
         return max(in_scales) * w_max
-    if step.kind == "add":
+    if step.kind in ("add", "concat"):
         return max(in_scales)
     if step.kind == "avgpool":
         return in_scales[0] / float(np.prod(step.node.attrs["kernel"]))

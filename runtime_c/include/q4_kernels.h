@@ -89,6 +89,21 @@ typedef struct {
     int32_t act_max;
 } q4_add_params;
 
+/* concat: n_inputs tensors of `rows` rows (pixels) of channels[i] elements each; input i is
+ * requantized to the output: y = clamp(output_zp + requantize(x - input_zp[i], multiplier[i],
+ * shift[i]), act_min, act_max). An input with multiplier 2^30, shift 30 and the output's zero
+ * point is copied (clamped to [act_min, act_max]). */
+typedef struct {
+    int32_t n_inputs;
+    const int32_t *channels;
+    const int32_t *input_zp;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t output_zp;
+    int32_t act_min;
+    int32_t act_max;
+} q4_concat_params;
+
 /* Spatial padding with a constant fill value (the tensor's zero point). */
 typedef struct {
     int32_t pad_top;
@@ -147,6 +162,10 @@ void q4_fully_connected_s4_terms(const q4_fc_params *params, const q4_terms_para
 /* add of two equally shaped tensors of `size` elements. */
 void q4_add_s8(const q4_add_params *params, int32_t size, const int8_t *input_a,
                const int8_t *input_b, int8_t *output);
+
+/* concat on the channel (last) axis: each output row is the inputs' rows side by side. */
+void q4_concat_s8(const q4_concat_params *params, int32_t rows, const int8_t *const *inputs,
+                  int8_t *output);
 
 /* avgpool: padded elements contribute zero (x - zp); the divisor kh*kw is in the multiplier. */
 void q4_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims, const int8_t *input,

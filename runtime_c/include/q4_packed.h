@@ -159,6 +159,9 @@ void q4_fully_connected_s4_terms_p4(const q4_fc_params *params, const q4_terms_p
 void q4_add_p4(const q4_add_params *params, int32_t size, q4_src input_a, q4_src input_b,
                q4_dst output);
 
+void q4_concat_p4(const q4_concat_params *params, int32_t rows, const q4_src *inputs,
+                  q4_dst output);
+
 void q4_avgpool_p4(const q4_pool_params *params, const q4_dims *input_dims, q4_src input,
                    const q4_dims *output_dims, q4_dst output);
 

@@ -37,7 +37,7 @@ def _requant(rng, n):
 
 
 def make_model() -> QModel:
-    """x(8,8,3) -> conv -> dw / 1x1 conv -> add -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
+    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat, a side branch) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
     -> reshape -> residual split (X1, X2) -> two-input fully_connected."""
     rng = np.random.default_rng(7)
 
@@ -50,6 +50,7 @@ def make_model() -> QModel:
         t("d1", (4, 4, 4)),
         t("c2", (4, 4, 4), scale=0.07),
         t("a1", (4, 4, 4), scale=0.09),
+        t("cc", (4, 4, 12), scale=0.05),
         t("lu", (4, 4, 4), scale=0.09),
         t("cl", (4, 4, 4), scale=0.09),
         t("p", (6, 6, 4), scale=0.09),
@@ -95,6 +96,17 @@ def make_model() -> QModel:
             "a1",
             {"shift": 20, "act_min": -128, "act_max": 127},
             {"multiplier": np.array([700000, (1 << 21) - 1], np.int32)},
+        ),
+        QOp(  # a side branch: the two differently scaled inputs of add1 side by side
+            "cat1",
+            "concat",
+            ["d1", "c2", "d1"],
+            "cc",
+            {"act_min": -128, "act_max": 127},
+            {
+                "multiplier": np.array([1 << 30, 1518500250, 0], np.int32),
+                "shift": np.array([30, 31, 1], np.int32),
+            },
         ),
         QOp("lut1", "lut", ["a1"], "lu", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}),
         QOp("relu1", "clamp", ["lu"], "cl", {"act_min": 0, "act_max": 127}),
