@@ -17,6 +17,30 @@ import pytest
 from q4sdk.targets.boards import Board
 from q4sdk.targets.firmware import build_firmware, run_firmware, toolchain_available
 
+RUNTIME_INCLUDES = [Path(__file__).resolve().parents[2] / "runtime_c" / "include"]
+RUNTIME_INCLUDES.append(RUNTIME_INCLUDES[0] / "internal")
+# warning-free compile of one kernel source (append the source; -c to /dev/null)
+STRICT_FLAGS = [
+    "-std=c99",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Wconversion",
+    "-Wshadow",
+    "-Werror",
+    *(f"-I{d}" for d in RUNTIME_INCLUDES),
+    "-c",
+    "-o",
+    os.devnull,
+]
+# core -> arm-none-eabi-gcc flags; each core builds its own variant, not the portable fallback
+CORES = {
+    "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+    "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
+    "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
+}
+
 
 def require_tools(board: Board, for_running: bool = True) -> None:
     """Skips the test when the board's toolchain (or QEMU) is missing; fails instead under CI."""

@@ -27,32 +27,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, random_case  # noqa: E402
-from mcu.harness import require_tools  # noqa: E402
+from mcu.harness import CORES, STRICT_FLAGS, require_tools  # noqa: E402
 from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
 
 OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
-STRICT_FLAGS = [
-    "-std=c99",
-    "-O2",
-    "-Wall",
-    "-Wextra",
-    "-Wpedantic",
-    "-Wconversion",
-    "-Wshadow",
-    "-Werror",
-    f"-I{RUNTIME / 'include'}",
-    f"-I{RUNTIME / 'include' / 'internal'}",
-    "-c",
-    "-o",
-    os.devnull,
-]
-# core flags -> the variant that must really be built (not the portable fallback)
-CORES = {
-    "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
-    "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
-    "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
-}
 BOARD_VARIANTS = {
     "mps2-an386": {"portable", "dsp", "a4_dsp"},
     "mps3-an547": {"portable", "dsp", "a4_dsp", "mve"},

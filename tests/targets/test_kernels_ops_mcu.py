@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcu.harness import VariantResult, require_tools, run_harness
+from mcu.harness import CORES, STRICT_FLAGS, VariantResult, require_tools, run_harness
 from q4sdk.codegen.kernels import KERNEL_VARIANTS
 from q4sdk.ir import oracle
 from q4sdk.ir.packing import pack_int4_rows
@@ -46,26 +46,6 @@ DW_SOURCES = [
     RUNTIME / "src" / "convolution" / f"q4_depthwise_conv2d_s4{suffix}.c" for suffix in ("", "_dsp", "_mve")
 ]
 OPT_SOURCES = [*ADD_SOURCES[1:], *FC_SOURCES[1:], *DW_SOURCES[1:]]
-STRICT_FLAGS = [
-    "-std=c99",
-    "-O2",
-    "-Wall",
-    "-Wextra",
-    "-Wpedantic",
-    "-Wconversion",
-    "-Wshadow",
-    "-Werror",
-    f"-I{RUNTIME / 'include'}",
-    f"-I{RUNTIME / 'include' / 'internal'}",
-    "-c",
-    "-o",
-    os.devnull,
-]
-CORES = {
-    "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
-    "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
-    "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
-}
 BOARD_VARIANTS = {"mps2-an386": {"portable", "dsp"}, "mps3-an547": {"portable", "dsp", "mve"}}
 MULT_LIMIT = 1 << 21
 
