@@ -18,7 +18,6 @@ import html
 import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -577,28 +576,22 @@ def render_html(data: ReportData, pngs: dict[str, bytes]) -> str:
 def write_report(
     data: ReportData, model: QModel, float_graph: FloatGraph | None, out_dir: str | Path
 ) -> list[Path]:
-    """Write report.md, report.html (self-contained), report.json and the PNGs into ``out_dir``.
+    """Write report.md, report.html (self-contained), report.json and the PNGs into ``out_dir``
+    (created if needed; the files of an earlier report there are replaced).
 
-    Everything is rendered in memory first; each file is written to a temporary name and renamed, so a
-    failure leaves no half-written file.
+    Everything is rendered in memory first, then the folder is written all or nothing
+    (``codegen.output_tree.write_files``): ``out_dir`` is at every instant the old report or the new one.
     """
+    from q4sdk.codegen.output_tree import write_files
+
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise Q4Error(f"{out_dir}: exists and is not a directory")
     pngs = _plots(data, model, float_graph)
     files: dict[str, bytes] = dict(pngs)
     files["report.json"] = (json.dumps(data.to_json(), indent=2, allow_nan=False) + "\n").encode()
     files["report.md"] = render_markdown(data).encode()
     files["report.html"] = render_html(data, pngs).encode()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, content in files.items():
-        path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp{os.getpid()}")
-        tmp.write_bytes(content)
-        tmp.replace(path)
-        written.append(path)
-    return written
+    write_files(files, out_dir, overwrite=True)
+    return [out_dir / name for name in files]
 
 
 def build_report(

@@ -3,15 +3,11 @@ fit), ``verify`` (C vs the oracle, bit for bit) and ``report`` (per-layer diagno
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from q4sdk.cli.common import (
     add_data_args,
     add_force_arg,
-    cannot_write,
     check_output_dir,
     check_output_file,
     model_samples,
@@ -110,7 +106,7 @@ def cmd_report(args) -> int:
     data = model_samples(model, args.data, args.nhwc, args.count, args.start)
     graph, why = source_float_graph(model, args.float_model, args.model)
     rep = collect_report(model, data.x, data.y, graph, Progress("report"))
-    _write_report_dir(out, lambda d: write_report(rep, model, graph, d))
+    write_report(rep, model, graph, out)
     if graph is None:
         print(f"note: {why}")
     a = rep.accuracy
@@ -130,33 +126,6 @@ def cmd_report(args) -> int:
 
 def _percent(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.2f} %"
-
-
-def _write_report_dir(out: Path, write) -> None:
-    """Run ``write(folder)`` so that ``out`` gets the report all at once: a new folder is written
-    beside ``out`` and renamed to it; into an existing folder (``--force``) each file is replaced
-    by one rename. Q4Error naming ``out`` when it cannot be written."""
-    try:
-        if out.is_dir():
-            write(out)
-            return
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-        try:
-            os.chmod(tmp, 0o777 & ~_umask())
-            write(tmp)
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as e:
-        raise cannot_write(out, e) from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def register(sub) -> None:

@@ -71,12 +71,13 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(src, dst)
 
 
-def _write_tree(files: dict[str, str], root: Path) -> None:
-    for rel, text in sorted(files.items()):
+def _write_tree(files: dict[str, str | bytes], root: Path) -> None:
+    for rel, content in sorted(files.items()):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)  # mode 0777 under the umask
-        with open(path, "w", encoding="utf-8", newline="\n") as f:  # 0666 under the umask
-            f.write(text)
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        with open(path, "wb") as f:  # 0666 under the umask
+            f.write(data)
 
 
 def _swap_in(new: Path, target: Path) -> Path:
@@ -137,8 +138,8 @@ def _holds_cwd(target: Path) -> bool:
     return os.path.commonpath([cwd, real]) == real
 
 
-def write_files(files: dict[str, str], out_dir, overwrite: bool) -> None:
-    """Write ``{relative path: text}`` as the folder ``out_dir`` (created, parents too, if needed),
+def write_files(files: dict[str, str | bytes], out_dir, overwrite: bool) -> None:
+    """Write ``{relative path: text or bytes}`` (text as UTF-8, newlines as given) as the folder ``out_dir`` (created, parents too, if needed),
     all or nothing. Entries of an existing ``out_dir`` that ``files`` does not name are kept;
     Q4Error if ``files`` would replace one and not ``overwrite``."""
     out_dir = Path(out_dir)

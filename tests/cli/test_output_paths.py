@@ -59,6 +59,33 @@ def test_report_files_are_kept_without_force_and_replaced_with_it(small, tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name != "rep"]  # the temporary folder is gone
 
 
+def test_report_force_replaces_the_folder_all_at_once(small, tmp_path, capsys, monkeypatch):
+    """A failure while the new report is written leaves the old report folder whole."""
+    import q4sdk.codegen.output_tree as output_tree
+
+    rep = tmp_path / "rep"
+    assert main([str(a) for a in _report(small, rep)]) == 0
+    (rep / "report.md").write_text("old report")
+    (rep / "mine.txt").write_text("kept")
+    before = {p.name: p.read_bytes() for p in rep.iterdir()}
+    written = []
+
+    def write_then_fail(files, root):
+        for rel in sorted(files)[:2]:
+            (root / rel).write_bytes(b"partial")
+            written.append(rel)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output_tree, "_write_tree", write_then_fail)
+    _fails_naming(capsys, _report(small, rep, "--force"), rep)
+    assert len(written) == 2
+    assert {p.name: p.read_bytes() for p in rep.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no hidden sibling left
+    monkeypatch.undo()
+    assert main([str(a) for a in _report(small, rep, "--force")]) == 0
+    assert (rep / "report.md").read_text().startswith("#") and (rep / "mine.txt").read_text() == "kept"
+
+
 def test_demo_output_is_kept_without_force(tmp_path, capsys):
     (tmp_path / "digits.q4").write_text("mine")
     _fails_naming(capsys, ["demo", "-o", tmp_path], tmp_path / "digits.q4")
