@@ -101,9 +101,10 @@ class _Downstream(Exception):
 def supported_op_types() -> list[str]:
     """The ONNX op types the importer turns into float-graph ops (plus the removed no-ops).
 
-    Any op whose inputs are all constants is also accepted: it is evaluated at import time."""
+    Any op whose inputs are all constants is also accepted: it is evaluated at import time. ``Erf``
+    is accepted inside the exact GELU pattern only (``_fuse_gelu``)."""
     handled = [n[4:] for n in dir(_Importer) if n.startswith("_op_")]
-    return sorted({*handled, *_REMOVED_OPS, "Shape", "Constant"})
+    return sorted({*handled, *_REMOVED_OPS, "Shape", "Constant", "Erf"})
 
 
 def check_onnx_model(model: onnx.ModelProto, name: str) -> tuple[FloatGraph | None, list[Issue]]:
