@@ -7,8 +7,16 @@ an activation into one of the canonical ops of :mod:`q4sdk.ir.float_graph`, chec
 
 Canonicalisation done here:
 
-* BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
-  MatMul + Add becomes one ``fully_connected``.
+* BatchNormalization is folded into the preceding Conv/Gemm/MatMul; MatMul + Add becomes one
+  ``fully_connected``.
+* ``Add`` / ``Sub`` / ``Mul`` / ``Div`` with a constant operand (scalar or one value per channel) is a
+  per-channel affine map: folded into the Conv/Gemm before it when nothing else reads that output,
+  else a 1x1 depthwise conv (diagonal dense for (F,)) that ``_fold_affines`` folds into the
+  Conv/Gemm after it where exact (input normalisation ``(x - mean) / std``).
+* ``Add`` / ``Sub`` / ``Mul`` of two activations: equal shapes, or an [N, C, 1, 1] operand read at
+  every pixel (squeeze-excite). ``x * Sigmoid(x)`` is one ``unary`` silu; the exported exact GELU
+  (Div, Erf, Add, Mul, Mul) is one ``Gelu`` node before import (``_fuse_gelu``), a ``unary`` gelu.
+  ``PRelu`` with one slope is a leaky ReLU, with a slope per channel the ``prelu`` op.
 * ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
 * ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
@@ -999,7 +1007,7 @@ class _Importer:
                 attrs["reversed"] = True  # b - a: the lowering negates the other multiplier
         elif shape_a != shape_b and not self._per_channel_of(shape_b, shape_a):
             raise Q4Error(
-                f"node '{name}': {node.op_type} of shapes [N, {', '.join(map(str, shape_a))}] and "
+                f"node '{name}': {node.op_type} of different shapes [N, {', '.join(map(str, shape_a))}] and "
                 f"[N, {', '.join(map(str, shape_b))}] is not supported (only equal shapes, or "
                 "[N, C, 1, 1] onto [N, C, H, W])"
             )
@@ -1124,7 +1132,10 @@ class _Importer:
             if nxt.op not in ("conv2d", "fully_connected") or w is None:
                 continue
             if aff.op == "conv2d":
-                s, t = aff.params["weight"].reshape(-1).astype(np.float64), aff.params["bias"].astype(np.float64)
+                s, t = (
+                    aff.params["weight"].reshape(-1).astype(np.float64),
+                    aff.params["bias"].astype(np.float64),
+                )
             else:
                 s, t = np.diag(aff.params["weight"]).astype(np.float64), aff.params["bias"].astype(np.float64)
             w = w.astype(np.float64)
@@ -1150,13 +1161,17 @@ class _Importer:
     def _op_Gelu(self, name, node, inputs, attrs):
         """GELU (opset 20, or the exported Div/Erf/Add/Mul/Mul pattern, see ``_fuse_gelu``)."""
         if attrs.get("approximate", "none") != "none":
-            raise Q4Error(f"node '{name}': Gelu approximate='{attrs['approximate']}' is not supported (only 'none')")
+            raise Q4Error(
+                f"node '{name}': Gelu approximate='{attrs['approximate']}' is not supported (only 'none')"
+            )
         self._unary(name, node, inputs, "gelu")
 
     def _op_PRelu(self, name, node, inputs, attrs):
         """One slope: a leaky ReLU (``lut``); a slope per channel: ``prelu`` (``lut_channel``)."""
         shape = self._act(name, inputs[0])
-        slope = self._channel_values(name, "PRelu", inputs[0], self._const(name, inputs[1], "the PRelu slope"))
+        slope = self._channel_values(
+            name, "PRelu", inputs[0], self._const(name, inputs[1], "the PRelu slope")
+        )
         if np.all(slope == slope[0]):
             self._unary(name, node, inputs, "leaky_relu", alpha=float(slope[0]))
             return
@@ -1210,7 +1225,11 @@ def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
     ids = {id(n): i for i, n in enumerate(nodes)}
     for erf in (n for n in nodes if n.op_type == "Erf" and n.domain in ("", "ai.onnx")):
         scaled = producer.get(erf.input[0])
-        if scaled is None or scaled.op_type not in ("Div", "Mul") or only_reader(scaled.output[0], "Erf") is None:
+        if (
+            scaled is None
+            or scaled.op_type not in ("Div", "Mul")
+            or only_reader(scaled.output[0], "Erf") is None
+        ):
             continue
         if scaled.op_type == "Div":
             x = scaled.input[0] if scalar(scaled.input[1]) is not None else None
@@ -1236,7 +1255,9 @@ def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
             chain, final = [scaled, erf, add, producer[partner], mul], mul  # (x * 0.5) * (1 + erf)
         else:
             continue
-        replace[ids[id(final)]] = helper.make_node("Gelu", [x], [final.output[0]], name=erf.name or final.name)
+        replace[ids[id(final)]] = helper.make_node(
+            "Gelu", [x], [final.output[0]], name=erf.name or final.name
+        )
         drop.update(ids[id(n)] for n in chain if n is not final)
     if not replace:
         return model

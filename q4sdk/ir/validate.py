@@ -380,7 +380,9 @@ def _check_channel_operand(ins: list[QTensor], what: str) -> tuple:
 def _mul_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     for key in ("multiplier", "shift"):
         if op.arrays[key].shape != (1,):
-            raise Q4Error(f"{what}: array '{key}' must have shape (1,), got {_fmt_shape(op.arrays[key].shape)}")
+            raise Q4Error(
+                f"{what}: array '{key}' must have shape (1,), got {_fmt_shape(op.arrays[key].shape)}"
+            )
     return _check_channel_operand(ins, what)
 
 

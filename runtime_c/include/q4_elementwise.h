@@ -46,8 +46,8 @@ void q4_lut_channel_s8(const int8_t *table, int32_t input_min, int32_t table_siz
 void q4_mul_p4(const q4_mul_params *params, int32_t rows, int32_t channels, int32_t b_row_step,
                q4_src input_a, q4_src input_b, q4_dst output);
 
-void q4_addsub_p4(const q4_add_params *params, int32_t rows, int32_t channels, int32_t b_row_step,
-                  q4_src input_a, q4_src input_b, q4_dst output);
+void q4_addsub_p4(const q4_add_params *params, int32_t rows, int32_t channels,
+                  int32_t b_row_step, q4_src input_a, q4_src input_b, q4_dst output);
 
 void q4_lut_channel_p4(const int8_t *table, int32_t input_min, int32_t table_size, int32_t rows,
                        int32_t channels, q4_src input, q4_dst output);

@@ -43,7 +43,9 @@ def test_extreme_values_match_and_are_sanitizer_clean(tmp_path, shape):
     rng = np.random.default_rng(11)
     model = _chain(rng, shape, 8, extreme=True).model("ext")
     xq = random_input(model, rng, 12)
-    np.testing.assert_array_equal(sanitized_outputs(model, xq, tmp_path), run_oracle(model, xq).reshape(12, -1))
+    np.testing.assert_array_equal(
+        sanitized_outputs(model, xq, tmp_path), run_oracle(model, xq).reshape(12, -1)
+    )
 
 
 def test_packed_elementwise_c_equals_oracle(tmp_path):
@@ -71,9 +73,35 @@ def test_validator_refuses_bad_operands():
     rng = np.random.default_rng(3)
     b = _Builder(rng, (4, 4, 3), bits=8)
     x = b.cur
-    row = b.emit("maxpool", [x], b.like(x, (4, 1, 3)), {"kernel": [1, 4], "stride": [1, 4], "pads": [0, 0, 0, 0]})
+    row = b.emit(
+        "maxpool", [x], b.like(x, (4, 1, 3)), {"kernel": [1, 4], "stride": [1, 4], "pads": [0, 0, 0, 0]}
+    )
     out = b.tensor((4, 4, 3))
     m, s = b.requant(1, 4000.0, out)
     b.cur = b.emit("mul", [x, row], out, b.act(out), {"multiplier": m, "shift": s})
     with pytest.raises(Q4Error, match="one value per channel"):
         validate_model(b.model("bad"))
+
+
+@pytest.mark.parametrize("name", ["op_mul_se", "op_prelu", "op_sub_div_norm", "op_add_broadcast"])
+def test_quantize_generate_verify_packed_w4a4(tmp_path, name):
+    """The zoo's per-op models at W4A4 with activations stored two per byte: quantize -> .q4 ->
+    generate (packed) -> the C bit-exact against the oracle on every tensor."""
+    from q4sdk.api import load_float_model
+    from q4sdk.ir.oracle import quantize_input
+    from q4sdk.ir.q4file import load_q4, save_q4
+    from q4sdk.ptq.pipeline import quantize_graph
+    from q4sdk.ptq.recipe import Recipe
+    from tests.zoo.models import build, random_inputs
+
+    calib = random_inputs(name, 16, seed=1).numpy()
+    graph = load_float_model(build(name), calib[:1])
+    model = quantize_graph(graph, calib, Recipe(activation_bits=4))
+    kinds = {op.kind for op in model.ops}
+    assert kinds & set(KINDS)
+    save_q4(model, tmp_path / "m.q4")
+    model = load_q4(tmp_path / "m.q4")
+    report = generate(model, tmp_path / "gen", "net", pack_activations=True)
+    assert any(src.endswith("_p4.c") for src in report.kernel_sources)
+    cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")
+    assert_c_equals_oracle(cm, model, quantize_input(model, random_inputs(name, 6, seed=2).numpy()))

@@ -15,8 +15,8 @@ void q4_mul_p4(const q4_mul_params *params, int32_t rows, int32_t channels, int3
             const int32_t acc = (q4_act_get(input_a, i) - params->a_zp) *
                                 (q4_act_get(input_b, r * b_row_step + c) - params->b_zp);
             q4_act_set(output, i,
-                       q4_requantize_clamp(acc, params->multiplier, params->shift, params->output_zp,
-                                           params->act_min, params->act_max));
+                       q4_requantize_clamp(acc, params->multiplier, params->shift,
+                                           params->output_zp, params->act_min, params->act_max));
         }
     }
 }

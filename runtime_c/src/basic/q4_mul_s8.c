@@ -15,8 +15,8 @@ void q4_mul_s8(const q4_mul_params *params, int32_t rows, int32_t channels, int3
         for (c = 0; c < channels; ++c) {
             /* |a - za|, |b - zb| <= 255: the product fits 17 bits. */
             const int32_t acc = ((int32_t)a[c] - params->a_zp) * ((int32_t)b[c] - params->b_zp);
-            y[c] = q4_requantize_clamp(acc, params->multiplier, params->shift, params->output_zp,
-                                       params->act_min, params->act_max);
+            y[c] = q4_requantize_clamp(acc, params->multiplier, params->shift,
+                                       params->output_zp, params->act_min, params->act_max);
         }
     }
 }
