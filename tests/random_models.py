@@ -202,6 +202,40 @@ class _Builder:
         table = self.rng.integers(o.qmin, o.qmax + 1, size=1 << in_t.bits).astype(np.int8)
         self.cur = self.emit("lut", [self.cur], out, {}, {"table": table})
 
+    def _second_operand(self) -> str:
+        """A tensor of the current shape, or (for a feature map) a new (1, 1, C) one read per channel."""
+        shape = self.tensors[self.cur].shape
+        if len(shape) == 3 and self.rng.random() < 0.5:
+            c = shape[2]  # the per-channel operand: a global pool of the current tensor
+            out = self.tensor((1, 1, c))
+            m, s = self.requant(1, 8.0 * shape[0] * shape[1], out)
+            return self.emit("global_avgpool", [self.cur], out, self.act(out), {"multiplier": m, "shift": s})
+        same = [t for t in self.tensors if self.tensors[t].shape == shape and t != self.cur]
+        return same[int(self.rng.integers(len(same)))] if same else self.cur
+
+    def mul(self):
+        """a * b, b of the same shape or one value per channel."""
+        a, b = self.cur, self._second_operand()
+        out = self.tensor(self.tensors[a].shape)
+        m, s = self.requant(1, 4000.0, out)
+        self.cur = self.emit("mul", [a, b], out, self.act(out), {"multiplier": m, "shift": s})
+
+    def addsub(self):
+        """a * ma + b * mb with signed multipliers, b of the same shape or one value per channel."""
+        a, b = self.cur, self._second_operand()
+        out = self.tensor(self.tensors[a].shape)
+        mult = self.rng.integers(-(1 << 21) + 1, 1 << 21, size=2).astype(np.int32)
+        shift = 14 if self.extreme else int(self.rng.integers(14, 31))
+        self.cur = self.emit("addsub", [a, b], out, {"shift": shift, **self.act(out)}, {"multiplier": mult})
+
+    def lut_channel(self):
+        """One random table per channel over the input's codes, in the output's range."""
+        in_t = self.tensors[self.cur]
+        out = self.tensor(in_t.shape)
+        o = self.tensors[out]
+        table = self.rng.integers(o.qmin, o.qmax + 1, size=(in_t.shape[-1], 1 << in_t.bits)).astype(np.int8)
+        self.cur = self.emit("lut_channel", [self.cur], out, {}, {"table": table})
+
     def pad(self):
         h, w, c = self.tensors[self.cur].shape
         pads = [int(v) for v in self.rng.integers(0, 3, size=4)]
@@ -260,6 +294,9 @@ def random_model(
             "pad": b.pad,
             "lut": b.lut,
             "concat": b.concat,
+            "mul": b.mul,
+            "addsub": b.addsub,
+            "lut_channel": b.lut_channel,
         }[kind]()
     if head:
         if rng.random() < 0.5:

@@ -157,6 +157,47 @@ def _concat_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
 
+def _rows_channels(model: QModel, op: QOp, args: dict) -> None:
+    """rows x channels of the output and the row step of the second input (0: one value per channel)."""
+    channels = int(model.tensors[op.output].shape[-1])
+    b_size = model.tensors[op.inputs[-1]].size
+    args.update(
+        rows=args["out_size"] // channels,
+        channels=channels,
+        b_row_step=channels if b_size == args["out_size"] else 0,
+    )
+
+
+def _mul_args(model: QModel, op: QOp, args: dict) -> int:
+    _rows_channels(model, op, args)
+    args.update(
+        a_zp=model.tensors[op.inputs[0]].zero_point,
+        b_zp=model.tensors[op.inputs[1]].zero_point,
+        multiplier=int(op.arrays["multiplier"][0]),
+        shift=int(op.arrays["shift"][0]),
+        act_min=int(op.attrs["act_min"]),
+        act_max=int(op.attrs["act_max"]),
+    )
+    return 0
+
+
+def _addsub_args(model: QModel, op: QOp, args: dict) -> int:
+    _add_args(model, op, args)
+    _rows_channels(model, op, args)
+    return 0
+
+
+def _lut_channel_args(model: QModel, op: QOp, args: dict) -> int:
+    _rows_channels(model, op, args)
+    table = op.arrays["table"]
+    args.update(
+        input_min=model.tensors[op.inputs[0]].qmin,
+        table_size=int(table.shape[1]),
+        tables=[c_table(f"{args['symbol']}_table", "int8_t", table.reshape(-1))],
+    )
+    return 0
+
+
 def _no_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
@@ -176,6 +217,9 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "residual_split": _residual_split_args,
     "lut": _lut_args,
     "concat": _concat_args,
+    "mul": _mul_args,
+    "addsub": _addsub_args,
+    "lut_channel": _lut_channel_args,
 }
 
 

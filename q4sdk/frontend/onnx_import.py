@@ -7,8 +7,16 @@ an activation into one of the canonical ops of :mod:`q4sdk.ir.float_graph`, chec
 
 Canonicalisation done here:
 
-* BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
-  MatMul + Add becomes one ``fully_connected``.
+* BatchNormalization is folded into the preceding Conv/Gemm/MatMul; MatMul + Add becomes one
+  ``fully_connected``.
+* ``Add`` / ``Sub`` / ``Mul`` / ``Div`` with a constant operand (scalar or one value per channel) is a
+  per-channel affine map: folded into the Conv/Gemm before it when nothing else reads that output,
+  else a 1x1 depthwise conv (diagonal dense for (F,)) that ``_fold_affines`` folds into the
+  Conv/Gemm after it where exact (input normalisation ``(x - mean) / std``).
+* ``Add`` / ``Sub`` / ``Mul`` of two activations: equal shapes, or an [N, C, 1, 1] operand read at
+  every pixel (squeeze-excite). ``x * Sigmoid(x)`` is one ``unary`` silu; the exported exact GELU
+  (Div, Erf, Add, Mul, Mul) is one ``Gelu`` node before import (``_fuse_gelu``), a ``unary`` gelu.
+  ``PRelu`` with one slope is a leaky ReLU, with a slope per channel the ``prelu`` op.
 * ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
 * ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
@@ -101,9 +109,10 @@ class _Downstream(Exception):
 def supported_op_types() -> list[str]:
     """The ONNX op types the importer turns into float-graph ops (plus the removed no-ops).
 
-    Any op whose inputs are all constants is also accepted: it is evaluated at import time."""
+    Any op whose inputs are all constants is also accepted: it is evaluated at import time. ``Erf``
+    is accepted inside the exact GELU pattern only (``_fuse_gelu``)."""
     handled = [n[4:] for n in dir(_Importer) if n.startswith("_op_")]
-    return sorted({*handled, *_REMOVED_OPS, "Shape", "Constant"})
+    return sorted({*handled, *_REMOVED_OPS, "Shape", "Constant", "Erf"})
 
 
 def check_onnx_model(model: onnx.ModelProto, name: str) -> tuple[FloatGraph | None, list[Issue]]:
@@ -170,6 +179,7 @@ class _Importer:
     """One import run: the state shared by the per-op handlers."""
 
     def __init__(self, model: onnx.ModelProto, name: str):
+        model = _fuse_gelu(model)
         self.model = model
         self.name = name
         self.g = model.graph
@@ -185,6 +195,7 @@ class _Importer:
         self.producer: dict[str, FloatNode] = {}
         self.input_layout = "NCHW"
         self.output_softmax = False
+        self.affine: set[str] = set()  # per-channel x * scale + shift nodes of a constant Add/Sub/Mul/Div
         self.input_name, self.batch = self._read_input()
         self.output_name = self._read_output()
         self._resolve_removed_ops()
@@ -377,6 +388,7 @@ class _Importer:
         return name
 
     def _finish(self) -> FloatGraph:
+        self._fold_affines()
         out = self.resolve(self.output_name)
         if out not in self.producer:
             raise Q4Error(
@@ -736,18 +748,8 @@ class _Importer:
             )
 
     def _op_Add(self, name, node, inputs, attrs):
-        a, b = inputs
-        if a in self.shapes and b in self.shapes:
-            if self.shapes[a] != self.shapes[b]:
-                raise Q4Error(
-                    f"node '{name}': Add of different shapes {list(self.shapes[a])} and "
-                    f"{list(self.shapes[b])}"
-                )
-            self._emit(name, "add", [a, b], node.output[0], self.shapes[a])
-            return
-        act, const = (a, b) if a in self.shapes else (b, a)
-        self._act(name, act)
-        self._fold_bias(name, "Add", act, self._const(name, const, "the other Add operand"), node.output[0])
+        """Two activations (equal shapes, or [N, C, 1, 1] onto [N, C, H, W]), or a constant."""
+        self._elementwise(name, node, inputs, "add")
 
     def _op_Concat(self, name, node, inputs, attrs):
         """Concat on the channel axis of (N, C, H, W) or the feature axis of (N, F)."""
@@ -775,28 +777,6 @@ class _Importer:
                 )
         out = (sum(s[0] for s in shapes), *shapes[0][1:])
         self._emit(name, "concat", list(inputs), node.output[0], out)
-
-    def _fold_bias(self, name: str, op: str, act: str, const: np.ndarray, output: str) -> None:
-        """Fold ``act + const`` into the bias of the Conv/Gemm/MatMul that produced ``act``."""
-        prev = self._sole_producer(act, ("conv2d", "fully_connected"))
-        if prev is None:
-            raise Q4Error(
-                f"node '{name}': {op} of a constant is supported only right after a Conv/Gemm/MatMul "
-                "whose output has no other use"
-            )
-        shape = self.shapes[act]
-        try:
-            full = np.broadcast_to(np.asarray(const, np.float32), (1, *shape))[0]
-        except ValueError:
-            raise Q4Error(
-                f"node '{name}': constant of shape {list(const.shape)} does not broadcast to the "
-                f"activation [N, {', '.join(map(str, shape))}]"
-            ) from None
-        per_channel = full.reshape(shape[0], -1)
-        if not np.all(per_channel == per_channel[:, :1]):
-            raise Q4Error(f"node '{name}': {op} of a constant that varies over space is not supported")
-        prev.params["bias"] = (prev.params["bias"] + per_channel[:, 0]).astype(np.float32)
-        self._rename_output(prev, output)
 
     def _op_BatchNormalization(self, name, node, inputs, attrs):
         self._act(name, inputs[0])
@@ -998,3 +978,291 @@ class _Importer:
         self.shapes[self.input_name] = (c, h, w)
         self.input_layout = "NHWC"
         self._set_alias(node.output[0], inputs[0])
+
+    # ---- element-wise ops of two activations or of a constant (docs/integer-spec.md: mul, addsub)
+
+    def _elementwise(self, name, node, inputs, op: str) -> None:
+        """``op`` ("add", "sub", "mul") of two activations, or an Add / Sub / Mul of a constant (a
+        per-channel affine ``x * scale + shift``, see ``_affine_const``)."""
+        a, b = inputs
+        if a in self.consts or b in self.consts:
+            act, const = (b, a) if a in self.consts else (a, b)
+            self._act(name, act)
+            c = self._const(name, const, f"the other {node.op_type} operand").astype(np.float64)
+            if op == "add":
+                scale, shift = np.ones(1), c
+            elif op == "mul":
+                scale, shift = c, np.zeros(1)
+            elif act == a:  # x - c
+                scale, shift = np.ones(1), -c
+            else:  # c - x
+                scale, shift = -np.ones(1), c
+            self._affine_const(name, node.op_type, act, scale, shift, node.output[0])
+            return
+        shape_a, shape_b = self._act(name, a), self._act(name, b)
+        attrs = {}
+        if shape_a != shape_b and self._per_channel_of(shape_a, shape_b):  # a is the (C, 1, 1) one
+            a, b = b, a
+            if op == "sub":
+                attrs["reversed"] = True  # b - a: the lowering negates the other multiplier
+        elif shape_a != shape_b and not self._per_channel_of(shape_b, shape_a):
+            raise Q4Error(
+                f"node '{name}': {node.op_type} of different shapes [N, {', '.join(map(str, shape_a))}] and "
+                f"[N, {', '.join(map(str, shape_b))}] is not supported (only equal shapes, or "
+                "[N, C, 1, 1] onto [N, C, H, W])"
+            )
+        self._emit(name, op, [a, b], node.output[0], self.shapes[a], attrs)
+
+    @staticmethod
+    def _per_channel_of(small: tuple[int, ...], full: tuple[int, ...]) -> bool:
+        """``small`` is one value per channel of the feature map ``full``: (C, 1, 1) of (C, H, W)."""
+        return len(full) == 3 and small == (full[0], 1, 1)
+
+    def _op_Sub(self, name, node, inputs, attrs):
+        self._elementwise(name, node, inputs, "sub")
+
+    def _op_Mul(self, name, node, inputs, attrs):
+        """Also SiLU: ``x * Sigmoid(x)`` (the Sigmoid read only here) becomes one ``unary`` silu."""
+        a, b = inputs
+        for x, gate_out in ((a, b), (b, a)):
+            if x in self.consts or gate_out in self.consts:
+                continue
+            gate = self._sole_producer(gate_out, ("unary",))
+            if gate is not None and gate.attrs["fn"] == "sigmoid" and gate.inputs == [x]:
+                gate.attrs = {"fn": "silu"}
+                self._rename_output(gate, node.output[0])
+                self.uses[x] = self.uses.get(x, 0) - 1
+                return
+        self._elementwise(name, node, inputs, "mul")
+
+    def _op_Div(self, name, node, inputs, attrs):
+        """Division by a constant: a multiplication by its reciprocal."""
+        a, b = inputs
+        if b not in self.consts:
+            self._act(name, b)
+            raise Q4Error(f"node '{name}': Div by an activation is not supported (only by a constant)")
+        self._act(name, a)
+        c = self._const(name, b, "the Div divisor").astype(np.float64)
+        if np.any(c == 0):
+            raise Q4Error(f"node '{name}': Div by a constant that holds zeros ('{b}')")
+        self._affine_const(name, "Div", a, 1.0 / c, np.zeros(1), node.output[0])
+
+    def _channel_values(self, name: str, op_type: str, act: str, const: np.ndarray) -> np.ndarray:
+        """A constant operand as one value per channel (per feature of an (F,) vector), float64."""
+        shape = self.shapes[act]
+        const = np.asarray(const, np.float64)
+        if const.ndim > len(shape) + 1:
+            raise Q4Error(
+                f"node '{name}': {op_type} constant of shape {list(const.shape)} has more axes than "
+                f"the activation [N, {', '.join(map(str, shape))}]"
+            )
+        try:
+            full = np.broadcast_to(const, (1, *shape))[0]
+        except ValueError:
+            raise Q4Error(
+                f"node '{name}': constant of shape {list(const.shape)} does not broadcast to the "
+                f"activation [N, {', '.join(map(str, shape))}]"
+            ) from None
+        per_channel = full.reshape(shape[0], -1)
+        if not np.all(per_channel == per_channel[:, :1]):
+            raise Q4Error(f"node '{name}': {op_type} of a constant that varies over space is not supported")
+        return per_channel[:, 0].copy()
+
+    def _affine_const(
+        self, name: str, op_type: str, act: str, scale: np.ndarray, shift: np.ndarray, output: str
+    ) -> None:
+        """``act * scale + shift`` with per-channel constants: folded into the weights and bias of the
+        Conv/Gemm that produced ``act`` when nothing else reads it (exact in float); otherwise a
+        per-channel affine node (a 1x1 depthwise conv, or a diagonal dense layer for (F,)), which
+        ``_fold_affines`` folds into the Conv/Gemm after it where that is exact."""
+        s = self._channel_values(name, op_type, act, scale)
+        t = self._channel_values(name, op_type, act, shift)
+        prev = self._sole_producer(act, ("conv2d", "fully_connected"))
+        if prev is not None:
+            w = prev.params["weight"].astype(np.float64)
+            weight = (w * s.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
+            bias = (prev.params["bias"].astype(np.float64) * s + t).astype(np.float32)
+            if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+                raise Q4Error(f"node '{name}': folding {op_type} into '{prev.name}' overflows float32")
+            prev.params["weight"], prev.params["bias"] = weight, bias
+            self._rename_output(prev, output)
+            return
+        shape = self.shapes[act]
+        c = shape[0]
+        if len(shape) == 3:
+            node = self._emit(
+                name,
+                "conv2d",
+                [act],
+                output,
+                shape,
+                {"stride": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1), "groups": c},
+                {"weight": s.reshape(c, 1, 1, 1).astype(np.float32), "bias": t.astype(np.float32)},
+            )
+        elif len(shape) == 1:
+            node = self._emit(
+                name,
+                "fully_connected",
+                [act],
+                output,
+                shape,
+                {},
+                {"weight": np.diag(s).astype(np.float32), "bias": t.astype(np.float32)},
+            )
+        else:
+            raise Q4Error(f"node '{name}': {op_type} of a constant needs an [N, C, H, W] or [N, F] input")
+        self.affine.add(node.name)
+
+    def _fold_affines(self) -> None:
+        """Fold each per-channel affine node into the Conv/Gemm that is its only reader, where that is
+        exact in float: always for a Gemm, for a Conv when it has no padding or the shift is zero (a
+        padded border would otherwise see the shift). Input normalisation ``(x - mean) / std``
+        feeding the first Conv/Gemm so leaves the network input raw."""
+        readers: dict[str, list[FloatNode]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                readers.setdefault(i, []).append(n)
+        out = self.resolve(self.output_name)
+        for aff in [n for n in self.nodes if n.name in self.affine]:
+            nxt = readers.get(aff.output, [])
+            if aff.output == out or len(nxt) != 1 or nxt[0].inputs != [aff.output]:
+                continue
+            nxt = nxt[0]
+            w = nxt.params.get("weight")
+            if nxt.op not in ("conv2d", "fully_connected") or w is None:
+                continue
+            if aff.op == "conv2d":
+                s, t = (
+                    aff.params["weight"].reshape(-1).astype(np.float64),
+                    aff.params["bias"].astype(np.float64),
+                )
+            else:
+                s, t = np.diag(aff.params["weight"]).astype(np.float64), aff.params["bias"].astype(np.float64)
+            w = w.astype(np.float64)
+            if nxt.op == "conv2d":
+                if any(nxt.attrs.get("pads", (0, 0, 0, 0))) and np.any(t != 0):
+                    continue
+                o, per_group = w.shape[:2]
+                out_per_group = o // int(nxt.attrs.get("groups", 1))
+                index = (np.arange(o) // out_per_group)[:, None] * per_group + np.arange(per_group)[None, :]
+                weight = w * s[index][:, :, None, None]
+                bias = nxt.params["bias"] + (w * t[index][:, :, None, None]).sum(axis=(1, 2, 3))
+            else:
+                weight, bias = w * s[None, :], nxt.params["bias"] + w @ t
+            if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+                continue
+            nxt.params["weight"], nxt.params["bias"] = weight.astype(np.float32), bias.astype(np.float32)
+            nxt.inputs = list(aff.inputs)
+            self.nodes.remove(aff)
+            del self.producer[aff.output]
+
+    # ---- nonlinearities fused from several ONNX nodes, and PReLU
+
+    def _op_Gelu(self, name, node, inputs, attrs):
+        """GELU (opset 20, or the exported Div/Erf/Add/Mul/Mul pattern, see ``_fuse_gelu``)."""
+        if attrs.get("approximate", "none") != "none":
+            raise Q4Error(
+                f"node '{name}': Gelu approximate='{attrs['approximate']}' is not supported (only 'none')"
+            )
+        self._unary(name, node, inputs, "gelu")
+
+    def _op_PRelu(self, name, node, inputs, attrs):
+        """One slope: a leaky ReLU (``lut``); a slope per channel: ``prelu`` (``lut_channel``)."""
+        shape = self._act(name, inputs[0])
+        slope = self._channel_values(
+            name, "PRelu", inputs[0], self._const(name, inputs[1], "the PRelu slope")
+        )
+        if np.all(slope == slope[0]):
+            self._unary(name, node, inputs, "leaky_relu", alpha=float(slope[0]))
+            return
+        self._emit(name, "prelu", [inputs[0]], node.output[0], shape, {}, {"slope": slope.astype(np.float32)})
+
+
+def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with each exported exact GELU, ``x * 0.5 * (1 + erf(x / sqrt 2))`` as Div (or Mul by
+    1/sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5 (or the 0.5 applied to x first), whose inner
+    tensors have no other reader, replaced by one ``Gelu`` node (unchanged if there is none)."""
+    g = model.graph
+    nodes = list(g.node)
+    producer = {o: n for n in nodes for o in n.output}
+    readers: dict[str, list] = {}
+    for n in nodes:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+    outputs = {o.name for o in g.output}
+    inits = {t.name: t for t in g.initializer}
+
+    def scalar(tensor: str) -> float | None:
+        if tensor in inits:
+            value = numpy_helper.to_array(inits[tensor])
+        elif tensor in producer and producer[tensor].op_type == "Constant":
+            a = {x.name: x for x in producer[tensor].attribute}
+            if "value" not in a:
+                return None
+            value = numpy_helper.to_array(a["value"].t)
+        else:
+            return None
+        return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+    def only_reader(tensor: str, op_type: str):
+        r = readers.get(tensor, [])
+        if tensor in outputs or len(r) != 1 or r[0].op_type != op_type:
+            return None
+        return r[0]
+
+    def other(n, tensor: str, value: float | None = None) -> str | None:
+        """The input of binary node ``n`` beside ``tensor`` (which must be one of them); with ``value``,
+        that input must be the constant ``value``."""
+        if len(n.input) != 2 or tensor not in n.input:
+            return None
+        o = n.input[1] if n.input[0] == tensor else n.input[0]
+        if value is not None and (scalar(o) is None or abs(scalar(o) - value) > 1e-3 * abs(value)):
+            return None
+        return o
+
+    replace: dict[int, onnx.NodeProto] = {}
+    drop: set[int] = set()
+    ids = {id(n): i for i, n in enumerate(nodes)}
+    for erf in (n for n in nodes if n.op_type == "Erf" and n.domain in ("", "ai.onnx")):
+        scaled = producer.get(erf.input[0])
+        if (
+            scaled is None
+            or scaled.op_type not in ("Div", "Mul")
+            or only_reader(scaled.output[0], "Erf") is None
+        ):
+            continue
+        if scaled.op_type == "Div":
+            x = scaled.input[0] if scalar(scaled.input[1]) is not None else None
+            if x is None or abs(scalar(scaled.input[1]) - math.sqrt(2)) > 1e-3:
+                continue
+        else:
+            x = next((t for t in scaled.input if other(scaled, t, 1 / math.sqrt(2)) is not None), None)
+            if x is None:
+                continue
+        add = only_reader(erf.output[0], "Add")
+        if add is None or other(add, erf.output[0], 1.0) is None:
+            continue
+        mul = only_reader(add.output[0], "Mul")
+        if mul is None:
+            continue
+        partner = other(mul, add.output[0])
+        half = only_reader(mul.output[0], "Mul")
+        if partner == x and half is not None and other(half, mul.output[0], 0.5) is not None:
+            chain, final = [scaled, erf, add, mul, half], half  # ((1 + erf) * x) * 0.5
+        elif partner in producer and producer[partner].op_type == "Mul" and other(producer[partner], x, 0.5):
+            if only_reader(partner, "Mul") is not mul:
+                continue
+            chain, final = [scaled, erf, add, producer[partner], mul], mul  # (x * 0.5) * (1 + erf)
+        else:
+            continue
+        replace[ids[id(final)]] = helper.make_node(
+            "Gelu", [x], [final.output[0]], name=erf.name or final.name
+        )
+        drop.update(ids[id(n)] for n in chain if n is not final)
+    if not replace:
+        return model
+    fused = onnx.ModelProto()
+    fused.CopyFrom(model)
+    del fused.graph.node[:]
+    fused.graph.node.extend(replace.get(i, n) for i, n in enumerate(nodes) if i not in drop)
+    return fused

@@ -93,11 +93,20 @@ UNARY_FUNCTIONS = {
     "hard_sigmoid": lambda x, a: torch.clamp(a["alpha"] * x + a["beta"], 0.0, 1.0),
     "hard_swish": lambda x, a: x * torch.clamp(x / 6 + 0.5, 0.0, 1.0),
     "leaky_relu": lambda x, a: torch.where(x >= 0, x, a["alpha"] * x),
+    "silu": lambda x, a: x * torch.sigmoid(x),
+    "gelu": lambda x, a: 0.5 * x * (1.0 + torch.erf(x * 0.7071067811865476)),
 }
 
 
 def unary(xs, a: dict, params: dict) -> torch.Tensor:
     return UNARY_FUNCTIONS[a["fn"]](xs[0], a)
+
+
+def prelu(xs, a: dict, params: dict) -> torch.Tensor:
+    """x where x >= 0, slope[c] x elsewhere; channels are axis 1 (N, C, H, W) or (N, F)."""
+    x = xs[0]
+    slope = torch.as_tensor(params["slope"], dtype=x.dtype).reshape(1, -1, *[1] * (x.dim() - 2))
+    return torch.where(x >= 0, x, slope * x)
 
 
 #: float op -> f(inputs, attrs, params): the float semantics of every op of the float graph
@@ -114,6 +123,9 @@ FLOAT_FUNCTIONS = {
     "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
     "unary": unary,
     "concat": lambda xs, a, params: torch.cat(xs, dim=1),  # channels (NCHW) or features (N, F)
+    "mul": lambda xs, a, params: xs[0] * xs[1],  # (N, C, 1, 1) broadcasts over H, W
+    "sub": lambda xs, a, params: xs[1] - xs[0] if a.get("reversed") else xs[0] - xs[1],
+    "prelu": prelu,
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
 ACTIVATIONS = ("relu", "clamp")

@@ -14,21 +14,26 @@ conv2d            attrs: stride (sh, sw), pads (top, left, bottom, right), dilat
 fully_connected   params: weight [O, I], bias [O]
 relu              --
 clamp             attrs: lo, hi (floats; Relu6 is clamp(0, 6))
-add               two inputs of equal shape
+add               two inputs of equal shape, or the second (C, 1, 1) added at every pixel
 avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
 maxpool           attrs: kernel, stride, pads
 global_avgpool    output (C, 1, 1)
 reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
 unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
-                  "hard_swish", "leaky_relu" with alpha): an element-wise nonlinearity
+                  "hard_swish", "leaky_relu" with alpha, "silu" = x sigmoid(x), "gelu" =
+                  x (1 + erf(x / sqrt 2)) / 2): an element-wise nonlinearity
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
                   not be folded into the next conv / pool)
 concat            2 or more inputs joined on the channel axis (C of (C, H, W), F of (F,))
+mul               a * b: b of a's shape or (C, 1, 1), multiplied at every pixel
+sub               a - b (b - a with attr reversed): b of a's shape or (C, 1, 1)
+prelu             params: slope [C] (one per channel; a scalar slope is a leaky_relu ``unary``)
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
 lists the float ops that lower to it); a grouped ``conv2d`` lowers to ``depthwise_conv2d`` and
-``relu`` to ``clamp``, ``unary`` to ``lut``.
+``relu`` to ``clamp``, ``unary`` to ``lut``, ``prelu`` to ``lut_channel``; ``sub``, and ``add``
+with a (C, 1, 1) second input, lower to ``addsub``.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing
@@ -55,6 +60,9 @@ FLOAT_OPS = (
     "pad",
     "unary",
     "concat",
+    "mul",
+    "sub",
+    "prelu",
 )
 
 

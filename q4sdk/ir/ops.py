@@ -310,6 +310,40 @@ OPS: dict[str, OpSpec] = {
             {"multiplier": "int32", "shift": "int32"},
             ("concat",),
         ),
+        # y = zy + requantize((a - za) * (b - zb), m, s): the product of two activations; b has a's
+        # shape or one value per channel (1, 1, C), read for every pixel (squeeze-excite gates)
+        _elementwise(
+            "mul",
+            "basic",
+            (2,),
+            dict(_ACT),
+            {"multiplier": "int32", "shift": "int32"},
+            ("mul",),
+            layer=True,
+            header="include/q4_elementwise.h",
+        ),
+        # add / subtract: as add, but the multipliers are signed and b may be one value per channel
+        # (1, 1, C) read for every pixel (Sub, and Add with broadcast)
+        _elementwise(
+            "addsub",
+            "basic",
+            (2,),
+            {"shift": 0, **_ACT},
+            {"multiplier": "int32"},
+            ("sub",),
+            layer=True,
+            header="include/q4_elementwise.h",
+        ),
+        # y = table[c][x - qmin]: one table per channel c (the last axis): PReLU with a slope per channel
+        _elementwise(
+            "lut_channel",
+            "activation",
+            (1,),
+            {},
+            {"table": "int8"},
+            ("prelu",),
+            header="include/q4_elementwise.h",
+        ),
     )
 }
 

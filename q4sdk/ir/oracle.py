@@ -170,6 +170,29 @@ def concat(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> 
     return np.concatenate(parts, axis=-1).astype(np.int8)
 
 
+def mul(a: np.ndarray, b: np.ndarray, op: QOp, ta: QTensor, tb: QTensor, out_t: QTensor) -> np.ndarray:
+    """zy + requantize((a - za) * (b - zb)); a (1, 1, C) ``b`` is read at every pixel
+    (docs/integer-spec.md, mul)."""
+    acc = (a.astype(np.int64) - ta.zero_point) * (b.astype(np.int64) - tb.zero_point)
+    y = out_t.zero_point + requantize(acc, int(op.arrays["multiplier"][0]), int(op.arrays["shift"][0]))
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def addsub(a: np.ndarray, b: np.ndarray, op: QOp, ta: QTensor, tb: QTensor, out_t: QTensor) -> np.ndarray:
+    """add with signed multipliers; a (1, 1, C) ``b`` is read at every pixel (docs/integer-spec.md, addsub)."""
+    ma, mb = (int(v) for v in op.arrays["multiplier"])
+    s = int(op.attrs["shift"])
+    acc = (a.astype(np.int64) - ta.zero_point) * ma + (b.astype(np.int64) - tb.zero_point) * mb
+    y = out_t.zero_point + ((acc + (1 << (s - 1))) >> s)
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
+
+
+def lut_channel(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
+    """y = table[c, x - qmin] for channel c, the last axis (docs/integer-spec.md, lut_channel)."""
+    table = op.arrays["table"]
+    return table[np.arange(table.shape[0]), x.astype(np.int64) - in_t.qmin].astype(np.int8)
+
+
 def reshape(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(out_t.shape))
 
@@ -189,6 +212,9 @@ OP_FUNCTIONS = {
     "residual_split": lambda xs, op, ts, out_t: residual_split(xs[0], op, ts[0], out_t),
     "lut": lambda xs, op, ts, out_t: lut(xs[0], op, ts[0]),
     "concat": concat,
+    "mul": lambda xs, op, ts, out_t: mul(xs[0], xs[1], op, ts[0], ts[1], out_t),
+    "addsub": lambda xs, op, ts, out_t: addsub(xs[0], xs[1], op, ts[0], ts[1], out_t),
+    "lut_channel": lambda xs, op, ts, out_t: lut_channel(xs[0], op, ts[0]),
 }
 
 

@@ -366,6 +366,53 @@ def _concat_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     return (*lead, sum(int(t.shape[-1]) for t in ins))
 
 
+def _check_channel_operand(ins: list[QTensor], what: str) -> tuple:
+    """The second input of mul / addsub: a's shape, or one value per channel (1, 1, C) of an (H, W, C) a."""
+    a, b = (tuple(int(d) for d in t.shape) for t in ins)
+    if b != a and not (len(a) == 3 and b == (1, 1, a[2])):
+        raise Q4Error(
+            f"{what}: input '{ins[1].name}' {_fmt_shape(b)} must have the shape of '{ins[0].name}' "
+            f"{_fmt_shape(a)} or be one value per channel (1, 1, C)"
+        )
+    return a
+
+
+def _mul_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    for key in ("multiplier", "shift"):
+        if op.arrays[key].shape != (1,):
+            raise Q4Error(
+                f"{what}: array '{key}' must have shape (1,), got {_fmt_shape(op.arrays[key].shape)}"
+            )
+    return _check_channel_operand(ins, what)
+
+
+def _addsub_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    m = op.arrays["multiplier"]
+    if m.shape != (2,):
+        raise Q4Error(f"{what}: array 'multiplier' must have shape (2,), got {_fmt_shape(m.shape)}")
+    if np.abs(m.astype(np.int64)).max() >= ADD_MULT_LIMIT:
+        raise Q4Error(f"{what}: array 'multiplier' values must lie in (-2^21, 2^21), got {m.tolist()}")
+    if not 1 <= op.attrs["shift"] <= ADD_SHIFT_MAX:
+        raise Q4Error(f"{what}: attr 'shift' must lie in [1, {ADD_SHIFT_MAX}], got {op.attrs['shift']}")
+    return _check_channel_operand(ins, what)
+
+
+def _lut_channel_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, table = ins[0], op.arrays["table"]
+    want = (int(x.shape[-1]), 1 << x.bits)
+    if table.shape != want:
+        raise Q4Error(
+            f"{what}: array 'table' must have shape {_fmt_shape(want)}, one row per channel and one "
+            f"entry per code of input '{x.name}' ({x.bits} bits), got {_fmt_shape(table.shape)}"
+        )
+    if table.min() < out.qmin or table.max() > out.qmax:
+        raise Q4Error(
+            f"{what}: array 'table' values must lie in [{out.qmin}, {out.qmax}] (output "
+            f"'{out.name}', {out.bits} bits), got [{table.min()}, {table.max()}]"
+        )
+    return tuple(x.shape)
+
+
 ShapeRule = Callable[[QOp, list, QTensor, str], "tuple | None"]
 SHAPE_RULES: dict[str, ShapeRule] = {
     "conv2d": _conv2d_shape,
@@ -381,6 +428,9 @@ SHAPE_RULES: dict[str, ShapeRule] = {
     "residual_split": _residual_split_shape,
     "lut": _lut_shape,
     "concat": _concat_shape,
+    "mul": _mul_shape,
+    "addsub": _addsub_shape,
+    "lut_channel": _lut_channel_shape,
 }
 
 

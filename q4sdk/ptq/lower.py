@@ -242,15 +242,45 @@ def _lower_lut(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> t
     t = ins[0]
     codes = torch.arange(t.qmin, t.qmax + 1, dtype=torch.float64)
     v = unary([(codes - t.zero_point) * t.scale], step.node.attrs, {}).numpy() / out.scale
+    return {}, {"table": _table(v, out)}
+
+
+def _table(v: np.ndarray, out: QTensor) -> np.ndarray:
+    """Real values in output-scale units -> int8 table entries: rounded half away from zero, plus the
+    zero point, clamped to the output's codes."""
     v = np.clip(np.nan_to_num(v), -1024.0, 1024.0)  # beyond every output range
     r = np.trunc(v) + (v - np.trunc(v) >= 0.5) - (v - np.trunc(v) <= -0.5)
-    return {}, {"table": np.clip(r + out.zero_point, out.qmin, out.qmax).astype(np.int8)}
+    return np.clip(r + out.zero_point, out.qmin, out.qmax).astype(np.int8)
 
 
 def _lower_concat(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
     """One (multiplier, shift) per input: requantize(x - z_i, m_i, s_i) ~ (x - z_i) S_i / S_y."""
     m, s = fixedpoint.quantize_multipliers(np.array([t.scale / out.scale for t in ins]))
     return {}, {"multiplier": m, "shift": s}
+
+
+def _lower_mul(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """requantize((a - za)(b - zb), m, s) ~ (a - za)(b - zb) Sa Sb / Sy."""
+    m, s = fixedpoint.quantize_multiplier(ins[0].scale * ins[1].scale / out.scale)
+    return {}, {"multiplier": np.array([m], np.int32), "shift": np.array([s], np.int32)}
+
+
+def _lower_addsub(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """As add, with the subtrahend's multiplier negated for a subtraction (a's for ``reversed``: b - a)."""
+    ma, mb, sh = fixedpoint.add_multipliers(ins[0].scale / out.scale, ins[1].scale / out.scale)
+    if step.node.op == "sub":
+        ma, mb = (-ma, mb) if step.node.attrs.get("reversed") else (ma, -mb)
+    return {"shift": sh}, {"multiplier": np.array([ma, mb], np.int32)}
+
+
+def _lower_lut_channel(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """One table per channel of a PReLU: x, or slope[c] x below zero, on every dequantized input
+    code in float64, rounded as the lut tables are (docs/integer-spec.md, lut_channel)."""
+    t = ins[0]
+    x = (np.arange(t.qmin, t.qmax + 1, dtype=np.float64) - t.zero_point) * t.scale
+    slope = np.asarray(step.node.params["slope"], np.float64).reshape(-1, 1)
+    v = np.where(x[None, :] >= 0, x[None, :], slope * x[None, :]) / out.scale
+    return {}, {"table": _table(v, out)}
 
 
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
@@ -267,4 +297,7 @@ LOWERINGS = {
     "reshape": _lower_plain,
     "lut": _lower_lut,
     "concat": _lower_concat,
+    "mul": _lower_mul,
+    "addsub": _lower_addsub,
+    "lut_channel": _lower_lut_channel,
 }

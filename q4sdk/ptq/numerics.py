@@ -87,6 +87,10 @@ def _input_unit(step, in_scales: list[float], lw) -> float | None:
         return max(in_scales) * w_max
     if step.kind in ("add", "concat"):
         return max(in_scales)
+    if step.kind == "addsub":
+        return max(in_scales)
+    if step.kind == "mul":
+        return in_scales[0] * in_scales[1]
     if step.kind == "avgpool":
         return in_scales[0] / float(np.prod(step.node.attrs["kernel"]))
     if step.kind == "global_avgpool":

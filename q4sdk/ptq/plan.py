@@ -1,6 +1,6 @@
 """Lowering plan: which integer op each float node (or fused pair) becomes.
 
-A conv / dense / add followed by a ReLU or Clip that is its only consumer is fused into one step whose
+A conv / dense / add / sub / mul followed by a ReLU or Clip that is its only consumer is fused into one step whose
 output is the activation's output. Every step output is a quantized tensor; steps marked
 ``same_quant`` (``q4sdk.ir.ops``: maxpool, clamp, pad, reshape) reuse their input's quantization parameters.
 """
@@ -50,7 +50,7 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         if node.name in fused:
             continue
         out, act = node.output, None
-        if node.op in ("conv2d", "fully_connected", "add"):
+        if node.op in ("conv2d", "fully_connected", "add", "sub", "mul"):
             cons = consumers.get(node.output, [])
             if len(cons) == 1 and cons[0].op in ("relu", "clamp") and node.output != graph.output_name:
                 act = _act_bounds(cons[0])
@@ -61,6 +61,8 @@ def build_plan(graph: FloatGraph) -> list[Step]:
             raise Q4Error(f"node '{node.name}': op '{node.op}' cannot be quantized")
         if kind == "conv2d" and int(node.attrs.get("groups", 1)) != 1:
             kind = "depthwise_conv2d"
+        if kind == "add" and graph.shapes[node.inputs[0]] != graph.shapes[node.inputs[1]]:
+            kind = "addsub"  # a (C, 1, 1) second input, added at every pixel
         if kind == "clamp":
             act = _act_bounds(node)
         flatten_from = None

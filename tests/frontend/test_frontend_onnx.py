@@ -500,10 +500,10 @@ def test_softmax_in_the_middle_rejected():
         (
             lambda: make_model(
                 [node("Relu", ["x"], ["r"]), node("Add", ["r", "k"], ["y"], "addk")],
-                ["N", 3],
-                {"k": np.ones(3, np.float32)},
+                ["N", 2, 3, 3],
+                {"k": np.arange(18, dtype=np.float32).reshape(2, 3, 3)},
             ),
-            "Conv/Gemm/MatMul",
+            "varies over space",
         ),
         (
             lambda: make_model(

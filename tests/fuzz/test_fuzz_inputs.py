@@ -61,7 +61,9 @@ ONNX_CASES = {
     "Concat on axis 2": lambda: _conv_head(
         [h.make_node("Concat", ["c1", "c1"], ["u"], axis=2, name="bad_node")], "u"
     ),
-    "Mul": lambda: _conv_head([h.make_node("Mul", ["c1", "c1"], ["u"], name="bad_node")], "u"),
+    "Div by an activation": lambda: _conv_head(
+        [h.make_node("Div", ["c1", "c1"], ["u"], name="bad_node")], "u"
+    ),
     "maxpool ceil_mode": lambda: _unsupported("MaxPool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
     "avgpool count_include_pad=0": lambda: _unsupported(
         "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]

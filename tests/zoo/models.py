@@ -355,6 +355,105 @@ class MLPAutoencoder(nn.Module):
         return self.net(x)
 
 
+# ---- one small model per element-wise op (mul, addsub, lut_channel, the fused SiLU / GELU tables)
+
+
+class OpMulSE(nn.Module):
+    """Squeeze-excite with a Sigmoid gate: Mul of [N, C, H, W] by [N, C, 1, 1], and a Mul of two
+    equal-shape activations."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem, self.se = conv_bn(3, 16, 3, 2), SqueezeExcite(16, 4)
+        self.a, self.b = conv_bn(16, 16, 1), conv_bn(16, 16, 3)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        h = self.se(self.stem(x))
+        return self.fc((self.a(h) * self.b(h)).mean((2, 3)))
+
+
+class OpSiLU(nn.Module):
+    """SiLU (exported as Sigmoid then Mul) on feature maps and on a vector."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(3, 12, 3, 2, act=nn.SiLU), conv_bn(12, 16, 3, act=nn.SiLU))
+        self.head = nn.Sequential(nn.Linear(16, 24), nn.SiLU(), nn.Linear(24, classes))
+
+    def forward(self, x):
+        return self.head(self.body(x).mean((2, 3)))
+
+
+class OpGELU(nn.Module):
+    """GELU in its Erf form (Div, Erf, Add, Mul, Mul) on feature maps and on a vector."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(3, 12, 3, 2, act=nn.GELU), conv_bn(12, 16, 3, act=nn.GELU))
+        self.head = nn.Sequential(nn.Linear(16, 24), nn.GELU(), nn.Linear(24, classes))
+
+    def forward(self, x):
+        return self.head(self.body(x).mean((2, 3)))
+
+
+class OpPReLU(nn.Module):
+    """PReLU with one slope per channel (lut_channel) and with a single slope (lut)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.c1, self.p1 = conv_bn(3, 8, 3, 2, act=None), nn.PReLU(8)
+        self.c2, self.p2 = conv_bn(8, 16, 3, act=None), nn.PReLU()
+        self.fc, self.p3 = nn.Linear(16, 12), nn.PReLU(12)
+        self.out = nn.Linear(12, classes)
+        with torch.no_grad():
+            self.p1.weight.copy_(torch.linspace(-0.3, 0.6, 8))
+            self.p3.weight.copy_(torch.linspace(0.05, 0.5, 12))
+
+    def forward(self, x):
+        h = self.p2(self.c2(self.p1(self.c1(x))))
+        return self.out(self.p3(self.fc(h.mean((2, 3)))))
+
+
+class OpSubDivNorm(nn.Module):
+    """Input normalisation ``(x - mean) / std`` folded into the first (unpadded) conv; Sub of two
+    activations, of a per-channel mean (h - mean(h)) and reversed (mean(h) - h)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.4, -0.2, 0.1]).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([1.5, 0.8, 1.2]).reshape(1, 3, 1, 1))
+        self.stem = nn.Sequential(nn.Conv2d(3, 12, 3, 2), nn.BatchNorm2d(12), nn.ReLU())
+        self.a, self.b = conv_bn(12, 12, 1, act=None), conv_bn(12, 12, 3, act=None)
+        self.ctx, self.fc = nn.Conv2d(12, 12, 1), nn.Linear(12, classes)
+
+    def forward(self, x):
+        h = self.stem((x - self.mean) / self.std)
+        d = self.a(h) - self.b(h)
+        centred = d - d.mean((2, 3), keepdim=True)
+        return self.fc(torch.relu(self.ctx(d.mean((2, 3), keepdim=True)) - centred).mean((2, 3)))
+
+
+class OpAddBroadcast(nn.Module):
+    """Add of a per-channel [N, C, 1, 1] activation, constants that fold into the conv before
+    (Add, Div) and ones that cannot (after a ReLU: a 1x1 depthwise conv; on a vector: diagonal)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = conv_bn(3, 12, 3, 2)
+        self.ctx = nn.Conv2d(12, 12, 1)
+        self.conv = nn.Conv2d(12, 12, 3, padding=1)
+        self.register_buffer("shift", torch.linspace(-0.5, 0.5, 12).reshape(1, 12, 1, 1))
+        self.fc = nn.Linear(12, classes)
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = h + self.ctx(h.mean((2, 3), keepdim=True))
+        h = (self.conv(h) + self.shift) / 2.0
+        h = torch.relu(h) * 3.0 - 0.25
+        return self.fc(h.mean((2, 3)) * 0.5 + 1.0)
+
+
 INPUTS: dict[str, tuple[int, ...]] = {
     "mobilenet_v2_035": (3, 32, 32),
     "mobilenet_v3_small": (3, 32, 32),
@@ -367,6 +466,12 @@ INPUTS: dict[str, tuple[int, ...]] = {
     "dscnn": (1, 49, 10),
     "tiny_unet": (3, 32, 32),
     "mlp_autoencoder": (128,),
+    "op_mul_se": (3, 16, 16),
+    "op_silu": (3, 16, 16),
+    "op_gelu": (3, 16, 16),
+    "op_prelu": (3, 16, 16),
+    "op_sub_div_norm": (3, 16, 16),
+    "op_add_broadcast": (3, 16, 16),
 }
 _CLASSES = {
     "mobilenet_v2_035": MobileNetV2,
@@ -380,6 +485,12 @@ _CLASSES = {
     "dscnn": DSCNN,
     "tiny_unet": TinyUNet,
     "mlp_autoencoder": MLPAutoencoder,
+    "op_mul_se": OpMulSE,
+    "op_silu": OpSiLU,
+    "op_gelu": OpGELU,
+    "op_prelu": OpPReLU,
+    "op_sub_div_norm": OpSubDivNorm,
+    "op_add_broadcast": OpAddBroadcast,
 }
 
 
