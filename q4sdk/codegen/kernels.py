@@ -91,6 +91,8 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     spec = OPS[op.kind]
     k = int(np.prod(args["filter_dims"])) if "filter_dims" in args else 0
     k_ok = 0 < k <= OPT_MAX_K if spec.weighted else True
+    if not _dense_window(op, args):
+        return None
     for variant in spec.terms_variants if _multi_term(op) else spec.variants:
         if (
             getattr(target, variant.requires)
@@ -100,3 +102,15 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
         ):
             return variant
     return None
+
+
+def _dense_window(op: QOp, args: dict) -> bool:
+    """True unless the op is a dilated or grouped convolution or a depthwise one with a channel
+    multiplier: the optimised variants run only adjacent taps, groups=1 and multiplier 1."""
+    if "dilation" in op.attrs and list(op.attrs["dilation"]) != [1, 1]:
+        return False
+    if op.kind == "conv2d":
+        return args["filter_dims"][2] == args["in_dims"][2]
+    if op.kind == "depthwise_conv2d":
+        return args["out_dims"][2] == args["in_dims"][2]
+    return True

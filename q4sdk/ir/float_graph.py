@@ -8,15 +8,17 @@ vectors. The frontends canonicalise ONNX / PyTorch into these ops:
 op                attrs / params
 ================  =================================================================
 conv2d            attrs: stride (sh, sw), pads (top, left, bottom, right), dilation (dh, dw),
-                  groups (1 or C_in == C_out for depthwise); params: weight
-                  [O, I/groups, kh, kw], bias [O] (zeros when the model has none). BatchNorm
-                  is already folded in.
+                  groups (dividing C_in and C_out); params: weight [O, I/groups, kh, kw],
+                  bias [O] (zeros when the model has none). BatchNorm is already folded in.
 fully_connected   params: weight [O, I], bias [O]
 relu              --
 clamp             attrs: lo, hi (floats; Relu6 is clamp(0, 6))
 add               two inputs of equal shape
-avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
-maxpool           attrs: kernel, stride, pads
+avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool); optional
+                  count_pads (t, l, b, r): each window divides by its taps inside the input
+                  grown by these pads (ONNX count_include_pad=0, or a ceil_mode window)
+maxpool           attrs: kernel, stride, pads (a ceil_mode window's overhang is in the
+                  bottom / right pads, padding never wins)
 global_avgpool    output (C, 1, 1)
 reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
 unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
@@ -27,7 +29,7 @@ concat            2 or more inputs joined on the channel axis (C of (C, H, W), F
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
-lists the float ops that lower to it); a grouped ``conv2d`` lowers to ``depthwise_conv2d`` and
+lists the float ops that lower to it); a ``conv2d`` with one input channel per group lowers to ``depthwise_conv2d`` and
 ``relu`` to ``clamp``, ``unary`` to ``lut``.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in

@@ -59,8 +59,8 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         kind = KIND_OF_FLOAT_OP.get(node.op)
         if kind is None:
             raise Q4Error(f"node '{node.name}': op '{node.op}' cannot be quantized")
-        if kind == "conv2d" and int(node.attrs.get("groups", 1)) != 1:
-            kind = "depthwise_conv2d"
+        if kind == "conv2d" and int(node.attrs.get("groups", 1)) != 1 and node.params["weight"].shape[1] == 1:
+            kind = "depthwise_conv2d"  # one input channel per group (channel multiplier O / C)
         if kind == "clamp":
             act = _act_bounds(node)
         flatten_from = None
