@@ -81,6 +81,7 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     its ``variants``), when the board has the variant's extension, K is within ``OPT_MAX_K``, the
     op's input has at most the variant's ``max_input_bits`` and the variant's source is present;
     the first such variant in table order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
+    Dilated, grouped and channel-multiplier convolutions always run the portable kernel.
     """
     if kernels not in KERNEL_CHOICES:
         raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")

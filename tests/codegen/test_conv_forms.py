@@ -139,3 +139,31 @@ def test_optimised_kernels_only_for_dense_windows(board):
         plain_seen = plain_seen or (not special and not portable)
         special_seen = special_seen or special
     assert plain_seen and special_seen  # the same model's plain layers do take the board's variants
+
+
+def test_forms_with_optimised_kernels_under_qemu(tmp_path):
+    """On Cortex-M4 (mps2-an386, DSP variants chosen for the plain layers) the whole model, forms
+    on their portable kernels, gives the oracle's outputs under QEMU."""
+    from q4sdk.targets.boards import load_board
+    from q4sdk.targets.firmware import toolchain_available
+    from q4sdk.targets.run import format_target_run, run_on_board
+
+    board = load_board("mps2-an386")
+    ok, reason = toolchain_available(board, for_running=True)
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
+    rng = np.random.default_rng(11)
+    b = _SingleTerm(rng, (10, 10, 6), bits=8)
+    for form in ("conv", "conv_form", "pool_form", "conv_form", "conv", "conv_form"):
+        getattr(b, form)()
+    b.flatten_fc()
+    model = b.model("q")
+    run = run_on_board(model, board, random_input(model, rng, 2), tmp_path)
+    assert run.ok, format_target_run(run)
+    by_name = {op.name: op for op in model.ops}
+    kernels = {layer.op: layer.kernel for layer in run.layers}
+    assert any(k.endswith("_dsp") for k in kernels.values())
+    special = [n for n, op in by_name.items() if set(op.attrs) & {"dilation", "groups"}]
+    assert special and all(kernels[n] == f"q4_{by_name[n].kind}_s4" for n in special)
