@@ -93,7 +93,8 @@ def _pool_args(model: QModel, op: QOp, args: dict) -> int:
     if "count_pads" in op.attrs:  # avgpool: a (multiplier, shift) per divisor
         args["count_pads"] = _ints(op.attrs["count_pads"])
         args["tables"] = [
-            c_table(f"{args['symbol']}_count_{key}", "int32_t", _int64(op, key)) for key in ("multiplier", "shift")
+            c_table(f"{args['symbol']}_count_{key}", "int32_t", _int64(op, key))
+            for key in ("multiplier", "shift")
         ]
     return _window_args(model, op, args, kernel, stride, pads)
 

@@ -541,7 +541,9 @@ class _Importer:
     def _out_hw(self, name: str, hw, kernel, stride, pads, ceil_mode: bool = False) -> tuple[int, int]:
         """Output (h, w); with ``ceil_mode`` a last partial window counts when it starts inside the
         input or its top / left padding (as onnxruntime and PyTorch do)."""
-        out = tuple(_pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil_mode) for i in range(2))
+        out = tuple(
+            _pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil_mode) for i in range(2)
+        )
         if ceil_mode:
             out = tuple(o - 1 if (o - 1) * stride[i] >= hw[i] + pads[i] else o for i, o in enumerate(out))
         if min(out) < 1:
@@ -844,7 +846,12 @@ class _Importer:
         in_hw = self.shapes[src][1:]
         out_hw = self._out_hw(name, in_hw, kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
         pads = self._ceil_pads(in_hw, kernel, stride, pads, out_hw)
-        window = {"kernel": kernel, "stride": stride, "pads": pads, "count_include_pad": include_pad or any(extra)}
+        window = {
+            "kernel": kernel,
+            "stride": stride,
+            "pads": pads,
+            "count_include_pad": include_pad or any(extra),
+        }
         if count_pads != pads:  # some window holds taps that do not count
             window["count_pads"] = count_pads
         self._emit(name, "avgpool", [src], node.output[0], (c, *out_hw), window)
@@ -852,7 +859,9 @@ class _Importer:
     @staticmethod
     def _ceil_pads(hw, kernel, stride, pads, out_hw) -> tuple[int, ...]:
         """``pads`` with the bottom / right grown to hold the last (ceil_mode) window."""
-        grow = [max(0, (out_hw[i] - 1) * stride[i] + kernel[i] - hw[i] - pads[i] - pads[i + 2]) for i in range(2)]
+        grow = [
+            max(0, (out_hw[i] - 1) * stride[i] + kernel[i] - hw[i] - pads[i] - pads[i + 2]) for i in range(2)
+        ]
         return (pads[0], pads[1], pads[2] + grow[0], pads[3] + grow[1])
 
     def _op_MaxPool(self, name, node, inputs, attrs):

@@ -97,7 +97,14 @@ def _check_attrs(op: QOp, spec: OpSpec, what: str) -> None:
                 raise Q4Error(f"{what}: attr '{name}' must be an int, got {v!r}")
         elif not isinstance(v, (list, tuple)) or len(v) != length or not all(_is_int(x) for x in v):
             raise Q4Error(f"{what}: attr '{name}' must be a list of {length} ints, got {v!r}")
-    for name, lo in (("stride", 1), ("kernel", 1), ("pads", 0), ("dilation", 1), ("groups", 1), ("count_pads", 0)):
+    for name, lo in (
+        ("stride", 1),
+        ("kernel", 1),
+        ("pads", 0),
+        ("dilation", 1),
+        ("groups", 1),
+        ("count_pads", 0),
+    ):
         values = list(np.atleast_1d(op.attrs.get(name, [lo])))
         if min(values) < lo:
             raise Q4Error(f"{what}: attr '{name}' values must be >= {lo}, got {values}")
@@ -273,7 +280,9 @@ def _avgpool_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     _check_per_channel(op, kh * kw if counted else 1, ("multiplier", "shift"), what)
     _check_window_sum((kh, kw), what)
     if counted:
-        _check_windows_hit(x.shape, (kh, kw), op.attrs["stride"], pads, (ho, wo), what, op.attrs["count_pads"])
+        _check_windows_hit(
+            x.shape, (kh, kw), op.attrs["stride"], pads, (ho, wo), what, op.attrs["count_pads"]
+        )
     return ho, wo, x.shape[2]
 
 
@@ -299,7 +308,9 @@ def _check_windows_hit(in_shape, kernel, stride, pads, out_hw, what: str, counte
         first_end = kernel[axis] - pads[axis]  # the first window is [-pad, kernel - pad)
         last_start = (out_hw[axis] - 1) * stride[axis] - pads[axis]
         if first_end <= -counted[axis] or last_start >= in_shape[axis] + counted[axis + 2]:
-            what_pads = f"attr 'pads' {list(pads)}" + (f", 'count_pads' {list(counted)}" if any(counted) else "")
+            what_pads = f"attr 'pads' {list(pads)}" + (
+                f", 'count_pads' {list(counted)}" if any(counted) else ""
+            )
             raise Q4Error(
                 f"{what}: a {kernel[0]}x{kernel[1]} window with {what_pads} covers "
                 f"no input {name} (input {_fmt_shape(in_shape)})"

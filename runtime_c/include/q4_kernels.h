@@ -101,7 +101,8 @@ static inline int32_t q4_pool_count(const q4_pool_params *params, int32_t y0, in
 {
     const int32_t y_lo = y0 > -params->count_top ? y0 : -params->count_top;
     const int32_t y_end = y0 + params->kernel_h;
-    const int32_t y_hi = y_end < in_h + params->count_bottom ? y_end : in_h + params->count_bottom;
+    const int32_t y_hi = y_end < in_h + params->count_bottom ? y_end
+                                                             : in_h + params->count_bottom;
     const int32_t x_lo = x0 > -params->count_left ? x0 : -params->count_left;
     const int32_t x_end = x0 + params->kernel_w;
     const int32_t x_hi = x_end < in_w + params->count_right ? x_end : in_w + params->count_right;

@@ -4,7 +4,6 @@ MaxPool / AveragePool with ceil_mode=1 and either count_include_pad."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from q4sdk.ptq.plan import build_plan
@@ -74,7 +73,11 @@ def test_pools_with_ceil_mode(h, k, s, pads, op, cip):
 
 def test_averagepool_without_counted_pads_keeps_its_old_form():
     model = make_model(
-        [node("AveragePool", ["x"], ["y"], "ap", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)],
+        [
+            node(
+                "AveragePool", ["x"], ["y"], "ap", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1
+            )
+        ],
         ["N", 2, 7, 7],
     )
     graph = import_and_compare(model, rand(2, 2, 7, 7))

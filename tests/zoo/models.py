@@ -392,9 +392,13 @@ class OpDilatedConv(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = conv_bn(3, 8, 3, 1)
-        self.d2 = nn.Sequential(nn.Conv2d(8, 12, 3, 1, 2, dilation=2, bias=False), nn.BatchNorm2d(12), nn.ReLU())
+        self.d2 = nn.Sequential(
+            nn.Conv2d(8, 12, 3, 1, 2, dilation=2, bias=False), nn.BatchNorm2d(12), nn.ReLU()
+        )
         self.dw = nn.Sequential(
-            nn.Conv2d(12, 12, 3, 1, (3, 1), dilation=(3, 1), groups=12, bias=False), nn.BatchNorm2d(12), nn.ReLU()
+            nn.Conv2d(12, 12, 3, 1, (3, 1), dilation=(3, 1), groups=12, bias=False),
+            nn.BatchNorm2d(12),
+            nn.ReLU(),
         )
         self.fc = nn.Linear(12, 10)
 

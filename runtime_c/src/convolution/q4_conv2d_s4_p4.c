@@ -14,7 +14,8 @@ void q4_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
     /* groups = in_c / group_c: output oc reads input channels [g group_c, (g + 1) group_c) of
      * its group g = oc / group_o */
     const int32_t group_c = filter_dims->c, group_o = out_c / (in_c / group_c);
-    const int32_t dil_h = q4_dilation(params->dilation_h), dil_w = q4_dilation(params->dilation_w);
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w * group_c + 1) / 2;
     int32_t oy, ox, oc, ky, kx;
 
@@ -23,6 +24,7 @@ void q4_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (oc = 0; oc < out_c; ++oc) {
+                const int32_t c0 = oc / group_o * group_c; /* the group's first input channel */
                 const uint8_t *row = filter + oc * row_bytes;
                 int32_t acc = bias[oc];
                 for (ky = 0; ky < k_h; ++ky) {
@@ -35,8 +37,8 @@ void q4_conv2d_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        acc += q4_dot_run(input, (iy * in_w + ix) * in_c + oc / group_o * group_c,
-                                          group_c, params->input_zp, row, (ky * k_w + kx) * group_c);
+                        acc += q4_dot_run(input, (iy * in_w + ix) * in_c + c0, group_c,
+                                          params->input_zp, row, (ky * k_w + kx) * group_c);
                     }
                 }
                 q4_act_set(output, (oy * out_w + ox) * out_c + oc,

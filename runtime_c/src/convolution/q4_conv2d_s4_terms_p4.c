@@ -14,7 +14,8 @@ void q4_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *
     /* groups = in_c / group_c: output oc reads input channels [g group_c, (g + 1) group_c) of
      * its group g = oc / group_o */
     const int32_t group_c = filter_dims->c, group_o = out_c / (in_c / group_c);
-    const int32_t dil_h = q4_dilation(params->dilation_h), dil_w = q4_dilation(params->dilation_w);
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w * group_c + 1) / 2;
     const int32_t n_terms = terms->n_inputs * terms->n_weights;
     int32_t oy, ox, oc, ky, kx, t;
@@ -24,6 +25,7 @@ void q4_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (oc = 0; oc < out_c; ++oc) {
+                const int32_t c0 = oc / group_o * group_c; /* the group's first input channel */
                 int32_t acc[4];
                 for (t = 0; t < n_terms; ++t) {
                     const int32_t in_index = t / terms->n_weights;
@@ -40,7 +42,7 @@ void q4_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += q4_dot_run(inputs[in_index], (iy * in_w + ix) * in_c + oc / group_o * group_c,
+                            sum += q4_dot_run(inputs[in_index], (iy * in_w + ix) * in_c + c0,
                                               group_c, zp, row, (ky * k_w + kx) * group_c);
                         }
                     }

@@ -13,7 +13,8 @@ void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params 
     /* output channel c reads input channel c / mult (channel multiplier mult = out_c / ch) */
     const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
     const int32_t mult = out_c / ch;
-    const int32_t dil_h = q4_dilation(params->dilation_h), dil_w = q4_dilation(params->dilation_w);
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w + 1) / 2;
     int32_t oy, ox, c, ky, kx;
 
@@ -22,6 +23,7 @@ void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params 
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (c = 0; c < out_c; ++c) {
+                const int32_t ic = c / mult; /* the input channel read */
                 const uint8_t *row = filter + c * row_bytes;
                 int32_t acc = bias[c];
                 for (ky = 0; ky < k_h; ++ky) {
@@ -34,7 +36,7 @@ void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params 
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        acc += ((int32_t)input[(iy * in_w + ix) * ch + c / mult] - params->input_zp) *
+                        acc += ((int32_t)input[(iy * in_w + ix) * ch + ic] - params->input_zp) *
                                q4_int4_at(row, ky * k_w + kx);
                     }
                 }

@@ -13,7 +13,8 @@ void q4_depthwise_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_p
     /* output channel c reads input channel c / mult (channel multiplier mult = out_c / ch) */
     const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
     const int32_t mult = out_c / ch;
-    const int32_t dil_h = q4_dilation(params->dilation_h), dil_w = q4_dilation(params->dilation_w);
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w + 1) / 2;
     const int32_t n_terms = terms->n_inputs * terms->n_weights;
     int32_t oy, ox, c, ky, kx, t;
@@ -23,6 +24,7 @@ void q4_depthwise_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_p
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (c = 0; c < out_c; ++c) {
+                const int32_t ic = c / mult; /* the input channel read */
                 int32_t acc[4];
                 for (t = 0; t < n_terms; ++t) {
                     const int32_t in_index = t / terms->n_weights;
@@ -40,15 +42,15 @@ void q4_depthwise_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_p
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += ((int32_t)input[(iy * in_w + ix) * ch + c / mult] - zp) *
+                            sum += ((int32_t)input[(iy * in_w + ix) * ch + ic] - zp) *
                                    q4_int4_at(row, ky * k_w + kx);
                         }
                     }
                     acc[t] = sum;
                 }
                 output[(oy * out_w + ox) * out_c + c] = q4_requantize_terms_clamp(
-                    acc, n_terms, terms->multiplier + c, out_c, terms->shift[c], params->output_zp,
-                    params->act_min, params->act_max);
+                    acc, n_terms, terms->multiplier + c, out_c, terms->shift[c],
+                    params->output_zp, params->act_min, params->act_max);
             }
         }
     }

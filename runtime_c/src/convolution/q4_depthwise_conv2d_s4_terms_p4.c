@@ -14,7 +14,8 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
     /* output channel c reads input channel c / mult (channel multiplier mult = out_c / ch) */
     const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
     const int32_t mult = out_c / ch;
-    const int32_t dil_h = q4_dilation(params->dilation_h), dil_w = q4_dilation(params->dilation_w);
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w + 1) / 2;
     const int32_t n_terms = terms->n_inputs * terms->n_weights;
     int32_t oy, ox, c, ky, kx, t;
@@ -24,6 +25,7 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (c = 0; c < out_c; ++c) {
+                const int32_t ic = c / mult; /* the input channel read */
                 int32_t acc[4];
                 for (t = 0; t < n_terms; ++t) {
                     const int32_t in_index = t / terms->n_weights;
@@ -40,7 +42,8 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += (q4_act_get(inputs[in_index], (iy * in_w + ix) * ch + c / mult) - zp) *
+                            sum += (q4_act_get(inputs[in_index], (iy * in_w + ix) * ch + ic) -
+                                    zp) *
                                    q4_nibble_get(row, ky * k_w + kx);
                         }
                     }
