@@ -16,29 +16,27 @@ void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
     const int32_t dil_h = q4_dilation(params->dilation_h),
                   dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w * group_c + 1) / 2;
-    int32_t oy, ox, oc, ky, kx, ic;
+    int32_t oy, ox, oc, ky, kx, iy, ix, ic;
 
     for (oy = 0; oy < out_h; ++oy) {
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (oc = 0; oc < out_c; ++oc) {
-                const int32_t c0 = oc / group_o * group_c; /* the group's first input channel */
+                const int8_t *group_in = input + oc / group_o * group_c; /* the group's channels */
                 const uint8_t *row = filter + (int32_t)oc * row_bytes;
                 int32_t acc = bias[oc];
-                for (ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = y0 + ky * dil_h;
+                for (ky = 0, iy = y0; ky < k_h; ++ky, iy += dil_h) {
                     if (iy < 0 || iy >= in_h) {
                         continue; /* padding equals the zero point: contributes 0 */
                     }
-                    for (kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = x0 + kx * dil_w;
+                    for (kx = 0, ix = x0; kx < k_w; ++kx, ix += dil_w) {
                         const int8_t *px;
                         int32_t k;
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        px = input + (iy * in_w + ix) * in_c + c0;
+                        px = group_in + (iy * in_w + ix) * in_c;
                         k = (ky * k_w + kx) * group_c;
                         for (ic = 0; ic < group_c; ++ic) {
                             acc += ((int32_t)px[ic] - params->input_zp) * q4_int4_at(row, k + ic);
