@@ -29,8 +29,8 @@ concat            2 or more inputs joined on the channel axis (C of (C, H, W), F
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
-lists the float ops that lower to it); a ``conv2d`` with one input channel per group lowers to ``depthwise_conv2d`` and
-``relu`` to ``clamp``, ``unary`` to ``lut``.
+lists the float ops that lower to it); a ``conv2d`` with one input channel per group lowers to
+``depthwise_conv2d`` and ``relu`` to ``clamp``, ``unary`` to ``lut``.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing

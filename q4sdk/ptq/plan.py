@@ -13,7 +13,8 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
 from q4sdk.ir.ops import OPS
 
-#: float op -> the integer kind it lowers to (from the op table; a conv with one input channel per group is depthwise)
+#: float op -> the integer kind it lowers to (from the op table; a conv with one input channel
+#: per group is depthwise)
 KIND_OF_FLOAT_OP = {}
 for _kind, _spec in OPS.items():
     for _op in _spec.float_ops:
