@@ -16,7 +16,7 @@ void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
     const int32_t dil_h = q4_dilation(params->dilation_h),
                   dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w * group_c + 1) / 2;
-    int32_t oy, ox, oc, ky, kx, iy, ix, ic;
+    int32_t oy, ox, oc, ky, kx, ic;
 
     for (oy = 0; oy < out_h; ++oy) {
         for (ox = 0; ox < out_w; ++ox) {
@@ -26,11 +26,13 @@ void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
                 const int8_t *group_in = input + oc / group_o * group_c; /* the group's channels */
                 const uint8_t *row = filter + (int32_t)oc * row_bytes;
                 int32_t acc = bias[oc];
-                for (ky = 0, iy = y0; ky < k_h; ++ky, iy += dil_h) {
+                for (ky = 0; ky < k_h; ++ky) {
+                    const int32_t iy = y0 + ky * dil_h; /* below H + bottom pad: no overflow */
                     if (iy < 0 || iy >= in_h) {
                         continue; /* padding equals the zero point: contributes 0 */
                     }
-                    for (kx = 0, ix = x0; kx < k_w; ++kx, ix += dil_w) {
+                    for (kx = 0; kx < k_w; ++kx) {
+                        const int32_t ix = x0 + kx * dil_w;
                         const int8_t *px;
                         int32_t k;
                         if (ix < 0 || ix >= in_w) {

@@ -18,7 +18,7 @@ void q4_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_params *ter
                   dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w * group_c + 1) / 2;
     const int32_t n_terms = terms->n_inputs * terms->n_weights;
-    int32_t oy, ox, oc, ky, kx, iy, ix, ic, t;
+    int32_t oy, ox, oc, ky, kx, ic, t;
 
     for (oy = 0; oy < out_h; ++oy) {
         for (ox = 0; ox < out_w; ++ox) {
@@ -33,11 +33,13 @@ void q4_conv2d_s4_terms(const q4_conv_params *params, const q4_terms_params *ter
                     const int32_t zp = terms->input_zp[in_index];
                     const uint8_t *row = filters[t % terms->n_weights] + oc * row_bytes;
                     int32_t sum = t == 0 ? bias[oc] : 0;
-                    for (ky = 0, iy = y0; ky < k_h; ++ky, iy += dil_h) {
+                    for (ky = 0; ky < k_h; ++ky) {
+                        const int32_t iy = y0 + ky * dil_h; /* below H + bottom pad: no overflow */
                         if (iy < 0 || iy >= in_h) {
                             continue; /* padding equals the zero point: contributes 0 */
                         }
-                        for (kx = 0, ix = x0; kx < k_w; ++kx, ix += dil_w) {
+                        for (kx = 0; kx < k_w; ++kx) {
+                            const int32_t ix = x0 + kx * dil_w;
                             const int8_t *px;
                             int32_t k;
                             if (ix < 0 || ix >= in_w) {

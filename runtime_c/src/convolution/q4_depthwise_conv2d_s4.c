@@ -1,5 +1,5 @@
-/* q4_depthwise_conv2d_s4.c - depthwise 2-D convolution (any channel multiplier, dilation), INT4 packed
- * weights, int8 activations (reference). */
+/* q4_depthwise_conv2d_s4.c - depthwise 2-D convolution (any channel multiplier, dilation), INT4
+ * packed weights, int8 activations (reference). */
 #include "q4_kernels.h"
 #include "q4_fixedpoint.h"
 
@@ -16,7 +16,7 @@ void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params 
     const int32_t dil_h = q4_dilation(params->dilation_h),
                   dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w + 1) / 2;
-    int32_t oy, ox, c, ky, kx, iy, ix;
+    int32_t oy, ox, c, ky, kx;
 
     for (oy = 0; oy < out_h; ++oy) {
         for (ox = 0; ox < out_w; ++ox) {
@@ -26,11 +26,13 @@ void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params 
                 const int32_t ic = c / mult; /* the input channel read */
                 const uint8_t *row = filter + c * row_bytes;
                 int32_t acc = bias[c];
-                for (ky = 0, iy = y0; ky < k_h; ++ky, iy += dil_h) {
+                for (ky = 0; ky < k_h; ++ky) {
+                    const int32_t iy = y0 + ky * dil_h; /* below H + bottom pad: no overflow */
                     if (iy < 0 || iy >= in_h) {
                         continue; /* padding equals the zero point: contributes 0 */
                     }
-                    for (kx = 0, ix = x0; kx < k_w; ++kx, ix += dil_w) {
+                    for (kx = 0; kx < k_w; ++kx) {
+                        const int32_t ix = x0 + kx * dil_w;
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
