@@ -838,14 +838,13 @@ class _Importer:
         kernel = self._kernel(name, attrs)
         stride, pads = self._window(name, attrs, (h, w), kernel)
         include_pad = bool(attrs.get("count_include_pad", 0))
+        out_hw = self._out_hw(name, (h, w), kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
         src, extra = self._absorb_pad(inputs[0])
         # the divisor counts the taps inside the input grown by count_pads: a folded Pad node's
         # zeros always, the pads attribute with count_include_pad=1
         count_pads = tuple(e + (p if include_pad else 0) for p, e in zip(pads, extra))
         pads = tuple(a + b for a, b in zip(pads, extra))
-        in_hw = self.shapes[src][1:]
-        out_hw = self._out_hw(name, in_hw, kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
-        pads = self._ceil_pads(in_hw, kernel, stride, pads, out_hw)
+        pads = self._ceil_pads(self.shapes[src][1:], kernel, stride, pads, out_hw)
         window = {
             "kernel": kernel,
             "stride": stride,
@@ -871,11 +870,16 @@ class _Importer:
         kernel = self._kernel(name, attrs)
         stride, pads = self._window(name, attrs, (h, w), kernel)
         # MaxPool pads with -inf; a zero Pad folds in only when its input is already >= 0.
-        src, extra = self._absorb_pad(inputs[0], nonneg_only=True)
+        out_hw = self._out_hw(name, (h, w), kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
+        src, extra = inputs[0], (0, 0, 0, 0)
+        pad = self._sole_producer(inputs[0], ("pad",))
+        if pad is not None:  # fold it if every window keeps an input tap: -inf taps never win
+            grown = tuple(a + b for a, b in zip(pads, pad.attrs["pads"]))
+            grown = self._ceil_pads(self.shapes[pad.inputs[0]][1:], kernel, stride, grown, out_hw)
+            if all(p < kernel[i % 2] for i, p in enumerate(grown)):
+                src, extra = self._absorb_pad(inputs[0], nonneg_only=True)
         pads = tuple(a + b for a, b in zip(pads, extra))
-        in_hw = self.shapes[src][1:]
-        out_hw = self._out_hw(name, in_hw, kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
-        pads = self._ceil_pads(in_hw, kernel, stride, pads, out_hw)  # -inf taps never win
+        pads = self._ceil_pads(self.shapes[src][1:], kernel, stride, pads, out_hw)
         self._emit(
             name,
             "maxpool",

@@ -4,6 +4,7 @@ MaxPool / AveragePool with ceil_mode=1 and either count_include_pad."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from q4sdk.ptq.plan import build_plan
@@ -82,3 +83,26 @@ def test_averagepool_without_counted_pads_keeps_its_old_form():
     )
     graph = import_and_compare(model, rand(2, 2, 7, 7))
     assert "count_pads" not in graph.nodes[0].attrs  # a fixed divisor: the .q4 is as before
+
+
+@pytest.mark.parametrize("op,cip", [("MaxPool", None), ("AveragePool", 0), ("AveragePool", 1)])
+def test_pad_node_folds_into_a_ceil_mode_pool(op, cip):
+    """The ceil_mode rule sees the Pad node's output as the pool's input; the Pad folds into the
+    pool unless a maxpool window would then hold padding only."""
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 0, 0, 1], "ceil_mode": 1}
+    if cip is not None:
+        attrs["count_include_pad"] = cip
+    model = make_model(
+        [
+            node("Relu", ["x"], ["r"]),
+            node("Pad", ["r", "p"], ["rp"]),
+            node(op, ["rp"], ["y"], "pool", **attrs),
+        ],
+        ["N", 2, 7, 6],  # padded to 9 x 7: ceil_mode adds a row and a column of windows
+        {"p": np.array([0, 0, 0, 1, 0, 0, 2, 0], np.int64)},
+    )
+    graph = import_and_compare(model, rand(2, 2, 7, 6))
+    assert graph.shapes["y"][1:] == (5, 4)
+    # the last row of windows holds only the Pad's zeros: a maxpool (-inf padding) keeps the Pad
+    expected = ["relu", "pad", "maxpool"] if op == "MaxPool" else ["relu", "avgpool"]
+    assert [n.op for n in graph.nodes] == expected
