@@ -262,6 +262,80 @@ class _Builder:
         )
         self.multi_term(self.ops[-1], o, 20.0 * np.sqrt(in_t.size) * 4)
 
+    def conv_form(self):
+        """conv2d with groups and / or dilation, or depthwise_conv2d with a channel multiplier
+        and / or dilation; asymmetric pads (the optional attrs, sometimes at their defaults)."""
+        rng = self.rng
+        h, w, c = self.tensors[self.cur].shape
+        depthwise = rng.random() < 0.4
+        kh, kw = int(rng.choice([1, 2, 3])), int(rng.choice([1, 3]))
+        dil = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        span = (dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1)
+        stride = [int(rng.integers(1, 3)), int(rng.integers(1, 3))]
+        pads = [int(rng.integers(0, span[i % 2])) for i in range(4)]
+        ho = (h + pads[0] + pads[2] - span[0]) // stride[0] + 1
+        wo = (w + pads[1] + pads[3] - span[1]) // stride[1] + 1
+        if ho < 1 or wo < 1:
+            return
+        attrs = {"stride": stride, "pads": pads}
+        if dil != [1, 1] or rng.random() < 0.2:
+            attrs["dilation"] = dil
+        if depthwise:
+            o = c * int(rng.integers(1, 4))
+            shape, k, kind = (o, kh, kw), kh * kw, "depthwise_conv2d"
+        else:  # a group count above 1 when C has a divisor above 1
+            g = int(rng.choice([d for d in range(2, c + 1) if c % d == 0] or [1]))
+            o = g * int(rng.integers(1, 4))
+            shape, k, kind = (o, kh, kw, c // g), kh * kw * (c // g), "conv2d"
+            if g != 1 or rng.random() < 0.2:
+                attrs["groups"] = g
+        out = self.tensor((ho, wo, o))
+        m, s = self.requant(o, 20.0 * np.sqrt(k) * 4, out)
+        self.cur = self.emit(
+            kind,
+            [self.cur],
+            out,
+            {**attrs, **self.act(out)},
+            {"weight": self.weights(shape), "bias": self.bias(o, k), "multiplier": m, "shift": s},
+        )
+        self.multi_term(self.ops[-1], o, 20.0 * np.sqrt(k) * 4)
+
+    def pool_form(self):
+        """maxpool with a ceil_mode overhang in the bottom / right pads, or avgpool with
+        count_pads (a divisor per window: one (multiplier, shift) per count)."""
+        rng = self.rng
+        h, w, c = self.tensors[self.cur].shape
+        k = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        stride = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        pads = [int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[0])), 0]
+        pads[3] = int(rng.integers(0, k[1]))
+        out_hw = []
+        for i, n in enumerate((h, w)):
+            o = (n + pads[i] + pads[i + 2] - k[i]) // stride[i] + 1
+            if o < 1:
+                return
+            if rng.random() < 0.7 and o * stride[i] - pads[i] < n:  # ceil_mode: one more window
+                o += 1
+            pads[i + 2] = max(pads[i + 2], (o - 1) * stride[i] + k[i] - n - pads[i])
+            out_hw.append(o)
+        attrs = {"kernel": k, "stride": stride, "pads": pads}
+        if rng.random() < 0.4:
+            out = self.like(self.cur, (*out_hw, c))
+            self.cur = self.emit("maxpool", [self.cur], out, attrs)
+            return
+        counted = [int(rng.integers(0, p + 1)) for p in pads]
+        out = self.tensor((*out_hw, c))
+        n = k[0] * k[1]
+        m, s = self.requant(n, 8.0 * n, out)
+        s = np.clip(s - np.round(np.log2(n / np.arange(1, n + 1))).astype(np.int32), 1, 62).astype(np.int32)
+        self.cur = self.emit(
+            "avgpool",
+            [self.cur],
+            out,
+            {**attrs, "count_pads": counted, **self.act(out)},
+            {"multiplier": m, "shift": s},
+        )
+
     def model(self, name="rand", layout="NHWC") -> QModel:
         return QModel(name, self.input, self.cur, self.tensors, self.ops, {"input_layout": layout})
 
@@ -297,6 +371,8 @@ def random_model(
             "mul": b.mul,
             "addsub": b.addsub,
             "lut_channel": b.lut_channel,
+            "conv_form": b.conv_form,
+            "pool_form": b.pool_form,
         }[kind]()
     if head:
         if rng.random() < 0.5:

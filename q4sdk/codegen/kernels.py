@@ -81,6 +81,7 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     its ``variants``), when the board has the variant's extension, K is within ``OPT_MAX_K``, the
     op's input has at most the variant's ``max_input_bits`` and the variant's source is present;
     the first such variant in table order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
+    Dilated, grouped and channel-multiplier convolutions always run the portable kernel.
     """
     if kernels not in KERNEL_CHOICES:
         raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
@@ -91,6 +92,8 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     spec = OPS[op.kind]
     k = int(np.prod(args["filter_dims"])) if "filter_dims" in args else 0
     k_ok = 0 < k <= OPT_MAX_K if spec.weighted else True
+    if not _dense_window(op, args):
+        return None
     for variant in spec.terms_variants if _multi_term(op) else spec.variants:
         if (
             getattr(target, variant.requires)
@@ -100,3 +103,15 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
         ):
             return variant
     return None
+
+
+def _dense_window(op: QOp, args: dict) -> bool:
+    """True unless the op is a dilated or grouped convolution or a depthwise one with a channel
+    multiplier: the optimised variants run only adjacent taps, groups=1 and multiplier 1."""
+    if "dilation" in op.attrs and list(op.attrs["dilation"]) != [1, 1]:
+        return False
+    if op.kind == "conv2d":
+        return args["filter_dims"][2] == args["in_dims"][2]
+    if op.kind == "depthwise_conv2d":
+        return args["out_dims"][2] == args["in_dims"][2]
+    return True

@@ -59,8 +59,10 @@ def _conv_args(model: QModel, op: QOp, args: dict) -> int:
         stride=_ints(op.attrs["stride"]),
         pads=_ints(op.attrs["pads"]),
         in_dims=[h, w, c],
-        filter_dims=[kh, kw, c],
+        # conv2d: I / groups channels per tap; depthwise: C (the kernel reads O / C from the dims)
+        filter_dims=[kh, kw, int(weight.shape[3]) if op.kind == "conv2d" else c],
         out_dims=[ho, wo, o],
+        dilation=_ints(op.attrs["dilation"]) if "dilation" in op.attrs else None,
     )
     return ho * wo * o * ksize * _weight_tables(model, op, args, weight.reshape(o, ksize))
 
@@ -88,6 +90,12 @@ def _add_args(model: QModel, op: QOp, args: dict) -> int:
 
 def _pool_args(model: QModel, op: QOp, args: dict) -> int:
     kernel, stride, pads = (_ints(op.attrs[k]) for k in ("kernel", "stride", "pads"))
+    if "count_pads" in op.attrs:  # avgpool: a (multiplier, shift) per divisor
+        args["count_pads"] = _ints(op.attrs["count_pads"])
+        args["tables"] = [
+            c_table(f"{args['symbol']}_count_{key}", "int32_t", _int64(op, key))
+            for key in ("multiplier", "shift")
+        ]
     return _window_args(model, op, args, kernel, stride, pads)
 
 
@@ -99,7 +107,7 @@ def _global_avgpool_args(model: QModel, op: QOp, args: dict) -> int:
 def _window_args(model: QModel, op: QOp, args: dict, kernel, stride, pads) -> int:
     h, w, c = _hwc(model, op.inputs[0])
     if "multiplier" in op.arrays:  # avgpool, global_avgpool
-        mult, shift = int(op.arrays["multiplier"][0]), int(op.arrays["shift"][0])
+        mult, shift = int(op.arrays["multiplier"][-1]), int(op.arrays["shift"][-1])  # the full window
         lo, hi = int(op.attrs["act_min"]), int(op.attrs["act_max"])
     else:  # maxpool: no requantization, no clamp beyond the storage range
         out_t = model.tensors[op.output]
@@ -115,6 +123,7 @@ def _window_args(model: QModel, op: QOp, args: dict, kernel, stride, pads) -> in
         act_min=lo,
         act_max=hi,
     )
+    args.setdefault("count_pads", None)
     return 0
 
 

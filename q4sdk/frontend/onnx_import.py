@@ -508,11 +508,14 @@ class _Importer:
             out["pads"] = [0, out["pads"][0], 0, out["pads"][1]]
         return out
 
-    def _window(self, name: str, attrs: dict, hw: tuple[int, int], kernel: tuple[int, int]):
-        """Strides and explicit (top, left, bottom, right) pads from ONNX conv/pool attributes."""
+    def _window(self, name: str, attrs: dict, hw: tuple[int, int], kernel: tuple[int, int], dilated=False):
+        """Strides and explicit (top, left, bottom, right) pads from ONNX conv/pool attributes
+        (``dilated``: a Conv, whose kernel spans dilation * (k - 1) + 1 taps)."""
         attrs = self._lift(attrs)
-        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        if not dilated and any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise Q4Error(f"node '{name}': dilations {list(attrs['dilations'])} are not supported (only 1)")
+        if dilated:
+            kernel = tuple(d * (k - 1) + 1 for d, k in zip(self._dilation(name, attrs), kernel))
         stride = tuple(int(s) for s in attrs.get("strides", [1, 1]))
         auto_pad = attrs.get("auto_pad", "NOTSET")
         if auto_pad == "NOTSET":
@@ -541,16 +544,20 @@ class _Importer:
             raise Q4Error(f"node '{name}': needs a 2-D kernel_shape, got {list(kernel)}")
         return kernel
 
+    def _dilation(self, name: str, attrs: dict) -> tuple[int, int]:
+        dilation = tuple(int(d) for d in self._lift(attrs).get("dilations", [1, 1]))
+        if len(dilation) != 2 or min(dilation) < 1:
+            raise Q4Error(f"node '{name}': dilations {list(dilation)} must be two ints >= 1")
+        return dilation
+
     def _out_hw(self, name: str, hw, kernel, stride, pads, ceil_mode: bool = False) -> tuple[int, int]:
-        out = tuple(_pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2]) for i in range(2))
+        """Output (h, w); with ``ceil_mode`` a last partial window counts when it starts inside the
+        input or its top / left padding (as onnxruntime and PyTorch do)."""
+        out = tuple(
+            _pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil_mode) for i in range(2)
+        )
         if ceil_mode:
-            ceil_out = tuple(
-                _pool_out(hw[i], kernel[i], stride[i], pads[i] + pads[i + 2], ceil=True) for i in range(2)
-            )
-            if ceil_out != out:
-                raise Q4Error(
-                    f"node '{name}': ceil_mode=1 is not supported (it changes the output size here)"
-                )
+            out = tuple(o - 1 if (o - 1) * stride[i] >= hw[i] + pads[i] else o for i, o in enumerate(out))
         if min(out) < 1:
             raise Q4Error(f"node '{name}': window {list(kernel)} does not fit the input {list(hw)}")
         return out
@@ -588,12 +595,8 @@ class _Importer:
             )
         c_out, c_per_group, kh, kw = weight.shape
         group = int(attrs.get("group", 1))
-        depthwise = group > 1 and group == c_in == c_out and c_per_group == 1
-        if group != 1 and not depthwise:
-            raise Q4Error(
-                f"node '{name}': grouped convolution (group={group}, {c_in} -> {c_out} channels) is "
-                "not supported; only group=1 or depthwise (group = C_in = C_out)"
-            )
+        if group < 1 or c_out % group:
+            raise Q4Error(f"node '{name}': group={group} does not divide the {c_out} output channels")
         if c_per_group * group != c_in:
             raise Q4Error(
                 f"node '{name}': input has {c_in} channels but the weight expects {c_per_group * group}"
@@ -602,7 +605,8 @@ class _Importer:
             raise Q4Error(
                 f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight"
             )
-        stride, pads = self._window(name, attrs, (h, w), (kh, kw))
+        stride, pads = self._window(name, attrs, (h, w), (kh, kw), dilated=True)
+        dilation = self._dilation(name, attrs)
         src, extra = self._absorb_pad(inputs[0])
         pads = tuple(a + b for a, b in zip(pads, extra))
         in_hw = self.shapes[src][1:]
@@ -611,14 +615,15 @@ class _Importer:
             if len(inputs) > 2 and inputs[2]
             else np.zeros(c_out, np.float32)
         )
-        out_hw = self._out_hw(name, in_hw, (kh, kw), stride, pads)
+        span = tuple(d * (k - 1) + 1 for d, k in zip(dilation, (kh, kw)))
+        out_hw = self._out_hw(name, in_hw, span, stride, pads)
         self._emit(
             name,
             "conv2d",
             [src],
             node.output[0],
             (c_out, *out_hw),
-            {"stride": stride, "pads": pads, "dilation": (1, 1), "groups": group},
+            {"stride": stride, "pads": pads, "dilation": dilation, "groups": group},
             {"weight": weight, "bias": bias},
         )
 
@@ -813,25 +818,30 @@ class _Importer:
         kernel = self._kernel(name, attrs)
         stride, pads = self._window(name, attrs, (h, w), kernel)
         include_pad = bool(attrs.get("count_include_pad", 0))
-        if not include_pad and any(pads):
-            raise Q4Error(
-                f"node '{name}': AveragePool with count_include_pad=0 and non-zero pads "
-                f"{list(pads)} is not supported"
-            )
+        out_hw = self._out_hw(name, (h, w), kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
         src, extra = self._absorb_pad(inputs[0])
-        if any(extra):
-            pads, include_pad = tuple(a + b for a, b in zip(pads, extra)), True
-        out_hw = self._out_hw(
-            name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0))
-        )
-        self._emit(
-            name,
-            "avgpool",
-            [src],
-            node.output[0],
-            (c, *out_hw),
-            {"kernel": kernel, "stride": stride, "pads": pads, "count_include_pad": include_pad},
-        )
+        # the divisor counts the taps inside the input grown by count_pads: a folded Pad node's
+        # zeros always, the pads attribute with count_include_pad=1
+        count_pads = tuple(e + (p if include_pad else 0) for p, e in zip(pads, extra))
+        pads = tuple(a + b for a, b in zip(pads, extra))
+        pads = self._ceil_pads(self.shapes[src][1:], kernel, stride, pads, out_hw)
+        window = {
+            "kernel": kernel,
+            "stride": stride,
+            "pads": pads,
+            "count_include_pad": include_pad or any(extra),
+        }
+        if count_pads != pads:  # some window holds taps that do not count
+            window["count_pads"] = count_pads
+        self._emit(name, "avgpool", [src], node.output[0], (c, *out_hw), window)
+
+    @staticmethod
+    def _ceil_pads(hw, kernel, stride, pads, out_hw) -> tuple[int, ...]:
+        """``pads`` with the bottom / right grown to hold the last (ceil_mode) window."""
+        grow = [
+            max(0, (out_hw[i] - 1) * stride[i] + kernel[i] - hw[i] - pads[i] - pads[i + 2]) for i in range(2)
+        ]
+        return (pads[0], pads[1], pads[2] + grow[0], pads[3] + grow[1])
 
     def _op_MaxPool(self, name, node, inputs, attrs):
         c, h, w = self._act(name, inputs[0], rank=3)
@@ -840,11 +850,16 @@ class _Importer:
         kernel = self._kernel(name, attrs)
         stride, pads = self._window(name, attrs, (h, w), kernel)
         # MaxPool pads with -inf; a zero Pad folds in only when its input is already >= 0.
-        src, extra = self._absorb_pad(inputs[0], nonneg_only=True)
+        out_hw = self._out_hw(name, (h, w), kernel, stride, pads, bool(attrs.get("ceil_mode", 0)))
+        src, extra = inputs[0], (0, 0, 0, 0)
+        pad = self._sole_producer(inputs[0], ("pad",))
+        if pad is not None:  # fold it if every window keeps an input tap: -inf taps never win
+            grown = tuple(a + b for a, b in zip(pads, pad.attrs["pads"]))
+            grown = self._ceil_pads(self.shapes[pad.inputs[0]][1:], kernel, stride, grown, out_hw)
+            if all(p < kernel[i % 2] for i, p in enumerate(grown)):
+                src, extra = self._absorb_pad(inputs[0], nonneg_only=True)
         pads = tuple(a + b for a, b in zip(pads, extra))
-        out_hw = self._out_hw(
-            name, self.shapes[src][1:], kernel, stride, pads, bool(attrs.get("ceil_mode", 0))
-        )
+        pads = self._ceil_pads(self.shapes[src][1:], kernel, stride, pads, out_hw)
         self._emit(
             name,
             "maxpool",

@@ -74,6 +74,10 @@ def avgpool(xs, a: dict, params: dict) -> torch.Tensor:
     x, kernel, stride = xs[0], tuple(a["kernel"]), tuple(a["stride"])
     pads = a.get("pads", (0, 0, 0, 0))
     sums = F.avg_pool2d(_pad(x, pads), kernel, stride)
+    if "count_pads" in a:  # divide by the taps inside the input grown by count_pads
+        ones = _pad(torch.ones_like(x[:1, :1]), a["count_pads"], 1.0)
+        grow = [p - c for p, c in zip(pads, a["count_pads"])]
+        return sums / F.avg_pool2d(_pad(ones, grow), kernel, stride)
     if a.get("count_include_pad", True) or not any(pads):
         return sums
     counts = F.avg_pool2d(_pad(torch.ones_like(x[:1, :1]), pads), kernel, stride)

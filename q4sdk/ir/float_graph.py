@@ -8,15 +8,17 @@ vectors. The frontends canonicalise ONNX / PyTorch into these ops:
 op                attrs / params
 ================  =================================================================
 conv2d            attrs: stride (sh, sw), pads (top, left, bottom, right), dilation (dh, dw),
-                  groups (1 or C_in == C_out for depthwise); params: weight
-                  [O, I/groups, kh, kw], bias [O] (zeros when the model has none). BatchNorm
-                  is already folded in.
+                  groups (dividing C_in and C_out); params: weight [O, I/groups, kh, kw],
+                  bias [O] (zeros when the model has none). BatchNorm is already folded in.
 fully_connected   params: weight [O, I], bias [O]
 relu              --
 clamp             attrs: lo, hi (floats; Relu6 is clamp(0, 6))
 add               two inputs of equal shape, or the second (C, 1, 1) added at every pixel
-avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
-maxpool           attrs: kernel, stride, pads
+avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool); optional
+                  count_pads (t, l, b, r): each window divides by its taps inside the input
+                  grown by these pads (ONNX count_include_pad=0, or a ceil_mode window)
+maxpool           attrs: kernel, stride, pads (a ceil_mode window's overhang is in the
+                  bottom / right pads, padding never wins)
 global_avgpool    output (C, 1, 1)
 reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
 unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
@@ -31,9 +33,9 @@ prelu             params: slope [C] (one per channel; a scalar slope is a leaky_
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
-lists the float ops that lower to it); a grouped ``conv2d`` lowers to ``depthwise_conv2d`` and
-``relu`` to ``clamp``, ``unary`` to ``lut``, ``prelu`` to ``lut_channel``; ``sub``, and ``add``
-with a (C, 1, 1) second input, lower to ``addsub``.
+lists the float ops that lower to it); a ``conv2d`` with one input channel per group lowers to
+``depthwise_conv2d`` and ``relu`` to ``clamp``, ``unary`` to ``lut``, ``prelu`` to ``lut_channel``;
+``sub``, and ``add`` with a (C, 1, 1) second input, lower to ``addsub``.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing

@@ -53,7 +53,10 @@ class KernelVariant:
 @dataclass(frozen=True)
 class OpSpec:
     """What an op kind is. ``attrs`` maps attr name -> list length (0 for a scalar int);
-    ``arrays`` and ``optional`` map array name -> dtype name.
+    ``arrays`` and ``optional`` map array name -> dtype name. ``optional_attrs`` (name -> length)
+    are attrs a QOp may leave out; absent, they have the value ``OPTIONAL_ATTR_DEFAULTS`` gives
+    (or, without an entry there, the meaning docs/integer-spec.md states), and the quantizer
+    writes them only when they differ from it, so older models keep their bytes.
 
     A weighted kind may be multi-term (docs/integer-spec.md): an optional second INT4 weight
     ``weight2`` (dual) and/or a second input (a residual-quantized tensor); it then runs the
@@ -67,6 +70,7 @@ class OpSpec:
     attrs: dict
     arrays: dict
     optional: dict = field(default_factory=dict)
+    optional_attrs: dict = field(default_factory=dict)
     weighted: bool = False  # INT4 weights: conv / dense layers
     same_quant: bool = False  # output keeps the input's bits, scale and zero point
     layer: bool = False  # one row per op in the accuracy report
@@ -93,6 +97,10 @@ _CONV_ATTRS = {"stride": 2, "pads": 4, **_ACT}
 _CONV_ARRAYS = {"weight": "int8", "bias": "int32", "multiplier": "int32", "shift": "int32"}
 _POOL_ARRAYS = {"multiplier": "int32", "shift": "int32"}
 _DUAL = {"weight2": "int8"}
+# dilation (dh, dw) of conv2d / depthwise_conv2d, groups of conv2d (its weight is [O, kh, kw, I/groups])
+_CONV_OPTIONAL = {"dilation": 2}
+#: the value of an optional attr a QOp leaves out
+OPTIONAL_ATTR_DEFAULTS = {"dilation": [1, 1], "groups": 1}
 
 MAX_CONCAT_INPUTS = 64  # inputs of one concat op (ONNX allows any number)
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
@@ -235,6 +243,7 @@ OPS: dict[str, OpSpec] = {
             "convolution",
             _CONV_ATTRS,
             ("conv2d",),
+            optional_attrs={**_CONV_OPTIONAL, "groups": 0},
             spatial=True,
             variants=_CONV2D_VARIANTS,
             terms_variants=_CONV2D_TERMS_VARIANTS,
@@ -244,6 +253,7 @@ OPS: dict[str, OpSpec] = {
             "convolution",
             _CONV_ATTRS,
             ("conv2d",),
+            optional_attrs=dict(_CONV_OPTIONAL),
             spatial=True,
             variants=_DEPTHWISE_VARIANTS,
         ),
@@ -267,6 +277,8 @@ OPS: dict[str, OpSpec] = {
             {**_WINDOW, **_ACT},
             _POOL_ARRAYS,
             ("avgpool",),
+            # count_pads present: the divisor is counted per window (docs/integer-spec.md, avgpool)
+            optional_attrs={"count_pads": 4},
             layer=True,
             spatial=True,
         ),
@@ -355,6 +367,11 @@ SAME_QUANT_KINDS = tuple(k for k, s in OPS.items() if s.same_quant)
 WEIGHTED_KINDS = tuple(k for k, s in OPS.items() if s.weighted)
 #: kinds counted as layers in reports
 LAYER_KINDS = tuple(k for k, s in OPS.items() if s.layer)
+
+
+def attr(op, name: str):
+    """An attr of ``op``, or its default (``OPTIONAL_ATTR_DEFAULTS``) when the op leaves it out."""
+    return op.attrs[name] if name in op.attrs else OPTIONAL_ATTR_DEFAULTS[name]
 
 
 def is_multi_term(kind: str, n_inputs: int, arrays) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from q4sdk.ir.fixedpoint import requantize, requantize_terms
+from q4sdk.ir.ops import attr
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 
 _F32_EXACT = 1 << 24
@@ -40,14 +41,15 @@ def _pad_nhwc(x: np.ndarray, pads, value: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
 
 
-def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
-    """[N, H, W, C] -> [N, Ho, Wo, kh, kw, C] view of all windows."""
+def _windows(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, dilation=(1, 1)) -> np.ndarray:
+    """[N, H, W, C] -> [N, Ho, Wo, kh, kw, C] view of all windows (taps ``dilation`` apart)."""
     n, h, w, c = x.shape
-    ho = (h - kh) // sh + 1
-    wo = (w - kw) // sw + 1
+    dh, dw = dilation
+    ho = (h - dh * (kh - 1) - 1) // sh + 1
+    wo = (w - dw * (kw - 1) - 1) // sw + 1
     sn, sh_, sw_, sc = x.strides
     return np.lib.stride_tricks.as_strided(
-        x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_, sw_, sc), writeable=False
+        x, (n, ho, wo, kh, kw, c), (sn, sh_ * sh, sw_ * sw, sh_ * dh, sw_ * dw, sc), writeable=False
     )
 
 
@@ -71,29 +73,37 @@ def _term_inputs(xs: list[np.ndarray], ts: list[QTensor]) -> list[tuple[np.ndarr
 
 
 def conv2d(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
-    terms = _weight_terms(op)  # each [O, kh, kw, I]
+    terms = _weight_terms(op)  # each [O, kh, kw, I / groups]
     o, kh, kw, ci = terms[0].shape
     sh, sw = op.attrs["stride"]
+    g = attr(op, "groups")  # group j: input channels [j ci, (j+1) ci) -> outputs [j o/g, (j+1) o/g)
     accs = []
     for x, in_t in _term_inputs(xs, ts):
         # x - zx is an exact small integer in float32; padding is the zero point, i.e. 0 here
         xp = _pad_nhwc(x.astype(np.float32) - np.float32(in_t.zero_point), op.attrs["pads"], 0)
-        win = _windows(xp, kh, kw, sh, sw)  # [N, Ho, Wo, kh, kw, I]
+        win = _windows(xp, kh, kw, sh, sw, attr(op, "dilation"))  # [N, Ho, Wo, kh, kw, I]
         n, ho, wo = win.shape[:3]
-        cols = win.reshape(n * ho * wo, kh * kw * ci)
-        accs += [_exact_matmul(cols, w.reshape(o, -1).T, 255, 8) for w in terms]
+        for w in terms:
+            parts = []
+            for j in range(g):
+                cols = win[..., j * ci : (j + 1) * ci].reshape(n * ho * wo, kh * kw * ci)
+                wj = w[j * (o // g) : (j + 1) * (o // g)].reshape(o // g, -1)
+                parts.append(_exact_matmul(cols, wj.T, 255, 8))
+            accs.append(np.concatenate(parts, axis=1))
     accs[0] += op.arrays["bias"].astype(np.int64)
     return _finish(accs, op, out_t).reshape(n, ho, wo, o)
 
 
 def depthwise_conv2d(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
-    terms = [w.astype(np.int64) for w in _weight_terms(op)]  # each [C, kh, kw]
+    terms = [w.astype(np.int64) for w in _weight_terms(op)]  # each [C * m, kh, kw]
     sh, sw = op.attrs["stride"]
     accs = []
     for x, in_t in _term_inputs(xs, ts):
-        xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
-        win = _windows(xp, terms[0].shape[1], terms[0].shape[2], sh, sw)  # [N, Ho, Wo, kh, kw, C]
-        accs += [np.einsum("nhwijc,cij->nhwc", win, w) for w in terms]
+        # output channel o reads input channel o // m (channel multiplier m = O / C)
+        src = np.arange(terms[0].shape[0]) // (terms[0].shape[0] // x.shape[-1])
+        xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)[..., src]
+        win = _windows(xp, terms[0].shape[1], terms[0].shape[2], sh, sw, attr(op, "dilation"))
+        accs += [np.einsum("nhwijc,cij->nhwc", win, w) for w in terms]  # win [N, Ho, Wo, kh, kw, O]
     accs[0] += op.arrays["bias"].astype(np.int64)
     return _finish(accs, op, out_t)
 
@@ -120,7 +130,21 @@ def avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray
     sh, sw = op.attrs["stride"]
     xp = _pad_nhwc(x.astype(np.int64) - in_t.zero_point, op.attrs["pads"], 0)
     acc = _windows(xp, kh, kw, sh, sw).sum(axis=(3, 4))
-    return _finish([acc], op, out_t)
+    if "count_pads" not in op.attrs:
+        return _finish([acc], op, out_t)
+    # the divisor d of each window: its taps inside the input grown by count_pads; entry d - 1
+    t, l, b, r = op.attrs["pads"]
+    ct, cl, cb, cr = op.attrs["count_pads"]
+    counts = []
+    for size, k, s, p, lo, hi, n_out in (
+        (x.shape[1], kh, sh, t, ct, cb, acc.shape[1]),
+        (x.shape[2], kw, sw, l, cl, cr, acc.shape[2]),
+    ):
+        start = np.arange(n_out) * s - p
+        counts.append(np.minimum(start + k, size + hi) - np.maximum(start, -lo))
+    d = (counts[0][:, None] * counts[1][None, :])[None, :, :, None] - 1
+    y = out_t.zero_point + requantize(acc, op.arrays["multiplier"][d], op.arrays["shift"][d])
+    return np.clip(y, op.attrs["act_min"], op.attrs["act_max"]).astype(np.int8)
 
 
 def global_avgpool(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN, TERM_MULT_LIMIT
-from q4sdk.ir.ops import OPS, QOP_KINDS, OpSpec
+from q4sdk.ir.ops import OPS, QOP_KINDS, OpSpec, attr
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 
 #: op arrays holding INT4 weights
@@ -39,11 +39,11 @@ def _fmt_shape(shape) -> str:
     return "(" + ", ".join(str(int(d)) for d in shape) + ")"
 
 
-def _window_out(in_shape, kernel, stride, pads, what: str) -> tuple[int, int]:
+def _window_out(in_shape, kernel, stride, pads, what: str, dilation=(1, 1)) -> tuple[int, int]:
     h, w = in_shape[0], in_shape[1]
     t, l, b, r = pads
-    ho = (h + t + b - kernel[0]) // stride[0] + 1
-    wo = (w + l + r - kernel[1]) // stride[1] + 1
+    ho = (h + t + b - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    wo = (w + l + r - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
     if ho < 1 or wo < 1:
         raise Q4Error(
             f"{what}: window {kernel[0]}x{kernel[1]} does not fit the padded input {_fmt_shape(in_shape)}"
@@ -82,22 +82,32 @@ def _check_attrs(op: QOp, spec: OpSpec, what: str) -> None:
     if not isinstance(op.attrs, dict):
         raise Q4Error(f"{what}: attrs must be a dict")
     missing = sorted(set(spec.attrs) - set(op.attrs))
-    extra = sorted(set(op.attrs) - set(spec.attrs))
+    extra = sorted(set(op.attrs) - set(spec.attrs) - set(spec.optional_attrs))
     if missing:
         raise Q4Error(f"{what}: missing attr '{missing[0]}'")
     if extra:
-        known = ", ".join(sorted(spec.attrs)) or "none"
+        known = ", ".join(sorted({**spec.attrs, **spec.optional_attrs})) or "none"
         raise Q4Error(f"{what}: unexpected attr '{extra[0]}' (a {op.kind} has: {known})")
-    for name, length in spec.attrs.items():
+    for name, length in {**spec.attrs, **spec.optional_attrs}.items():
+        if name not in op.attrs:
+            continue
         v = op.attrs[name]
         if length == 0:
             if not _is_int(v):
                 raise Q4Error(f"{what}: attr '{name}' must be an int, got {v!r}")
         elif not isinstance(v, (list, tuple)) or len(v) != length or not all(_is_int(x) for x in v):
             raise Q4Error(f"{what}: attr '{name}' must be a list of {length} ints, got {v!r}")
-    for name, lo in (("stride", 1), ("kernel", 1), ("pads", 0)):
-        if name in op.attrs and min(op.attrs[name]) < lo:
-            raise Q4Error(f"{what}: attr '{name}' values must be >= {lo}, got {list(op.attrs[name])}")
+    for name, lo in (
+        ("stride", 1),
+        ("kernel", 1),
+        ("pads", 0),
+        ("dilation", 1),
+        ("groups", 1),
+        ("count_pads", 0),
+    ):
+        values = list(np.atleast_1d(op.attrs.get(name, [lo])))
+        if min(values) < lo:
+            raise Q4Error(f"{what}: attr '{name}' values must be >= {lo}, got {values}")
 
 
 def _check_requant(m: np.ndarray, s: np.ndarray, what: str) -> None:
@@ -200,13 +210,15 @@ def _check_bias(op: QOp, k: int, what: str) -> None:
 
 
 def _conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
-    x, w = ins[0], op.arrays["weight"]
-    if w.ndim != 4 or w.shape[3] != x.shape[2]:
+    x, w, g = ins[0], op.arrays["weight"], attr(op, "groups")
+    if w.ndim != 4 or w.shape[3] * g != x.shape[2] or w.shape[0] % g:
         raise Q4Error(
-            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, kh, kw, I] with "
-            f"I = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})"
+            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, kh, kw, I / groups] with "
+            f"I = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)}), groups = {g} dividing O"
         )
-    ho, wo = _window_out(x.shape, w.shape[1:3], op.attrs["stride"], op.attrs["pads"], what)
+    ho, wo = _window_out(
+        x.shape, w.shape[1:3], op.attrs["stride"], op.attrs["pads"], what, attr(op, "dilation")
+    )
     _check_per_channel(op, w.shape[0], ("bias", "multiplier", "shift"), what)
     _check_bias(op, int(np.prod(w.shape[1:])), what)
     return ho, wo, w.shape[0]
@@ -214,12 +226,14 @@ def _conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
 
 def _depthwise_conv2d_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x, w = ins[0], op.arrays["weight"]
-    if w.ndim != 3 or w.shape[0] != x.shape[2]:
+    if w.ndim != 3 or w.shape[0] % x.shape[2]:
         raise Q4Error(
-            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [C, kh, kw] with "
-            f"C = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})"
+            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [C * m, kh, kw] with "
+            f"C = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)}) and channel multiplier m >= 1"
         )
-    ho, wo = _window_out(x.shape, w.shape[1:3], op.attrs["stride"], op.attrs["pads"], what)
+    ho, wo = _window_out(
+        x.shape, w.shape[1:3], op.attrs["stride"], op.attrs["pads"], what, attr(op, "dilation")
+    )
     _check_per_channel(op, w.shape[0], ("bias", "multiplier", "shift"), what)
     _check_bias(op, int(w.shape[1] * w.shape[2]), what)
     return ho, wo, w.shape[0]
@@ -260,9 +274,15 @@ def _check_window_sum(kernel, what: str) -> None:
 
 def _avgpool_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x = ins[0]
-    ho, wo = _window_out(x.shape, op.attrs["kernel"], op.attrs["stride"], op.attrs["pads"], what)
-    _check_per_channel(op, 1, ("multiplier", "shift"), what)
-    _check_window_sum(op.attrs["kernel"], what)
+    (kh, kw), pads = op.attrs["kernel"], op.attrs["pads"]
+    ho, wo = _window_out(x.shape, (kh, kw), op.attrs["stride"], pads, what)
+    counted = "count_pads" in op.attrs
+    _check_per_channel(op, kh * kw if counted else 1, ("multiplier", "shift"), what)
+    _check_window_sum((kh, kw), what)
+    if counted:
+        _check_windows_hit(
+            x.shape, (kh, kw), op.attrs["stride"], pads, (ho, wo), what, op.attrs["count_pads"]
+        )
     return ho, wo, x.shape[2]
 
 
@@ -279,6 +299,22 @@ def _maxpool_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     if pads[0] >= kh or pads[2] >= kh or pads[1] >= kw or pads[3] >= kw:
         raise Q4Error(f"{what}: attr 'pads' {list(pads)} must be smaller than the kernel {[kh, kw]}")
     return ho, wo, x.shape[2]
+
+
+def _check_windows_hit(in_shape, kernel, stride, pads, out_hw, what: str, counted) -> None:
+    """Every window overlaps the input grown by ``counted`` pads (else it has no divisor);
+    windows start at -pads top / left."""
+    for axis, name in ((0, "rows"), (1, "columns")):
+        first_end = kernel[axis] - pads[axis]  # the first window is [-pad, kernel - pad)
+        last_start = (out_hw[axis] - 1) * stride[axis] - pads[axis]
+        if first_end <= -counted[axis] or last_start >= in_shape[axis] + counted[axis + 2]:
+            what_pads = f"attr 'pads' {list(pads)}" + (
+                f", 'count_pads' {list(counted)}" if any(counted) else ""
+            )
+            raise Q4Error(
+                f"{what}: a {kernel[0]}x{kernel[1]} window with {what_pads} covers "
+                f"no input {name} (input {_fmt_shape(in_shape)})"
+            )
 
 
 def _same_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):

@@ -198,7 +198,13 @@ def _window(a: dict) -> dict:
 def _lower_conv(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
     a = step.node.attrs
     arrays = _lower_weights(step, weights[step.node.name], [t.scale for t in ins], out.scale)
-    return {"stride": _ints(a.get("stride", (1, 1))), "pads": _ints(a.get("pads", (0, 0, 0, 0)))}, arrays
+    attrs = {"stride": _ints(a.get("stride", (1, 1))), "pads": _ints(a.get("pads", (0, 0, 0, 0)))}
+    # optional attrs only when not their default (docs/q4-format.md)
+    if tuple(a.get("dilation", (1, 1))) != (1, 1):
+        attrs["dilation"] = _ints(a["dilation"])
+    if step.kind == "conv2d" and int(a.get("groups", 1)) != 1:
+        attrs["groups"] = int(a["groups"])
+    return attrs, arrays
 
 
 def _lower_fully_connected(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
@@ -217,7 +223,13 @@ def _average(ins: list[QTensor], out: QTensor, count: int) -> dict:
 
 def _lower_avgpool(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
     a = step.node.attrs
-    return _window(a), _average(ins, out, int(np.prod(a["kernel"])))
+    if "count_pads" not in a:
+        return _window(a), _average(ins, out, int(np.prod(a["kernel"])))
+    # a divisor per window: entry d - 1 of the tables for a window of d counted taps
+    m, s = fixedpoint.quantize_multipliers(
+        ins[0].scale / (out.scale * np.arange(1, int(np.prod(a["kernel"])) + 1, dtype=np.float64))
+    )
+    return {**_window(a), "count_pads": _ints(a["count_pads"])}, {"multiplier": m, "shift": s}
 
 
 def _lower_global_avgpool(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:

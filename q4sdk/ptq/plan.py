@@ -13,7 +13,8 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
 from q4sdk.ir.ops import OPS
 
-#: float op -> the integer kind it lowers to (from the op table; a grouped conv is depthwise)
+#: float op -> the integer kind it lowers to (from the op table; a conv with one input channel
+#: per group is depthwise)
 KIND_OF_FLOAT_OP = {}
 for _kind, _spec in OPS.items():
     for _op in _spec.float_ops:
@@ -59,8 +60,8 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         kind = KIND_OF_FLOAT_OP.get(node.op)
         if kind is None:
             raise Q4Error(f"node '{node.name}': op '{node.op}' cannot be quantized")
-        if kind == "conv2d" and int(node.attrs.get("groups", 1)) != 1:
-            kind = "depthwise_conv2d"
+        if kind == "conv2d" and int(node.attrs.get("groups", 1)) != 1 and node.params["weight"].shape[1] == 1:
+            kind = "depthwise_conv2d"  # one input channel per group (channel multiplier O / C)
         if kind == "add" and graph.shapes[node.inputs[0]] != graph.shapes[node.inputs[1]]:
             kind = "addsub"  # a (C, 1, 1) second input, added at every pixel
         if kind == "clamp":

@@ -43,7 +43,15 @@ typedef struct {
     int32_t pad_left;
     int32_t act_min; /* final clamp, output integer domain */
     int32_t act_max;
+    int32_t dilation_h; /* taps dilation_h rows apart; 0 (left out) means 1 */
+    int32_t dilation_w;
 } q4_conv_params;
+
+/* The dilation of a q4_conv_params field: 0 (a field left out of the initializer) is 1. */
+static inline int32_t q4_dilation(int32_t d)
+{
+    return d > 1 ? d : 1;
+}
 
 /* Per-output-channel requantization: y = requantize(acc, multiplier[o], shift[o]). */
 typedef struct {
@@ -75,7 +83,31 @@ typedef struct {
     int32_t shift;
     int32_t act_min;
     int32_t act_max;
+    /* avgpool with count_pads (docs/integer-spec.md): when count_multiplier is not NULL, a window
+     * of d taps inside the input grown by the count pads requantizes with count_multiplier[d - 1],
+     * count_shift[d - 1] instead of multiplier, shift */
+    const int32_t *count_multiplier;
+    const int32_t *count_shift;
+    int32_t count_top;
+    int32_t count_left;
+    int32_t count_bottom;
+    int32_t count_right;
 } q4_pool_params;
+
+/* The divisor of the avgpool window at (y0, x0): its taps inside the input grown by the count
+ * pads (>= 1, checked by the validator). */
+static inline int32_t q4_pool_count(const q4_pool_params *params, int32_t y0, int32_t x0,
+                                    int32_t in_h, int32_t in_w)
+{
+    const int32_t y_lo = y0 > -params->count_top ? y0 : -params->count_top;
+    const int32_t y_end = y0 + params->kernel_h;
+    const int32_t y_hi = y_end < in_h + params->count_bottom ? y_end
+                                                             : in_h + params->count_bottom;
+    const int32_t x_lo = x0 > -params->count_left ? x0 : -params->count_left;
+    const int32_t x_end = x0 + params->kernel_w;
+    const int32_t x_hi = x_end < in_w + params->count_right ? x_end : in_w + params->count_right;
+    return (y_hi - y_lo) * (x_hi - x_lo);
+}
 
 /* Element-wise add: y = clamp(zy + floor((da*ma + db*mb + 2^(s-1)) / 2^s)). */
 typedef struct {
@@ -125,14 +157,16 @@ typedef struct {
     const int32_t *shift;      /* [O] */
 } q4_terms_params;
 
-/* conv2d: weights [O, kh, kw, I] packed per output channel (K = kh*kw*I); bias [O].
- * filter->h/w = kernel size, filter->c = I = input->c; output->c = O. */
+/* conv2d: weights [O, kh, kw, I / groups] packed per output channel (K = kh*kw*I/groups); bias [O].
+ * filter->h/w = kernel size, filter->c = I / groups (groups = input->c / filter->c, dividing O);
+ * output->c = O. */
 void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
                   const q4_dims *input_dims, const int8_t *input, const q4_dims *filter_dims,
                   const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
                   int8_t *output);
 
-/* depthwise_conv2d (channel multiplier 1): weights [C, kh, kw] packed per channel (K = kh*kw). */
+/* depthwise_conv2d: weights [C * m, kh, kw] packed per output channel (K = kh*kw); output
+ * channel o reads input channel o / m (channel multiplier m = output->c / input->c). */
 void q4_depthwise_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
                             const q4_dims *input_dims, const int8_t *input,
                             const q4_dims *filter_dims, const uint8_t *filter,

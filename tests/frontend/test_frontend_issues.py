@@ -26,8 +26,8 @@ def test_every_unsupported_node_is_listed_once():
         [
             node("Conv", ["x", "w"], ["c"], "conv"),
             node("Erf", ["c"], ["s"], "erf"),  # op type
-            node("Conv", ["s", "w2"], ["d"], "dil", dilations=[2, 2], pads=[2, 2, 2, 2]),  # attribute
-            node("BatchNormalization", ["d", "g", "b", "m", "v"], ["bn"], "bn"),  # fine once 'dil' works
+            node("Conv", ["s", "w2"], ["d"], "neg", pads=[1, 1, -1, -1]),  # attribute
+            node("BatchNormalization", ["d", "g", "b", "m", "v"], ["bn"], "bn"),  # fine once 'neg' works
             node("Softplus", ["bn"], ["t"], "sp"),  # after an unsupported node: still listed
             node("GlobalAveragePool", ["t"], ["y"], "gap"),
         ],
@@ -44,10 +44,10 @@ def test_every_unsupported_node_is_listed_once():
     found = issues_of(model)
     assert [(i.node, i.op_type, i.op_level) for i in found] == [
         ("erf", "Erf", True),
-        ("dil", "Conv", False),
+        ("neg", "Conv", False),
         ("sp", "Softplus", True),
     ]
-    assert "dilations [2, 2]" in found[1].message
+    assert "negative pads [1, 1, -1, -1]" in found[1].message
 
 
 def test_rank3_input_is_one_issue_among_the_real_ones():

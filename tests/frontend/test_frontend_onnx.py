@@ -435,13 +435,6 @@ def test_unnamed_unsupported_op_gets_index_name():
     expect_error(model, "node 'erf_1'", "'Erf'")
 
 
-def test_grouped_conv_rejected():
-    model = make_model(
-        [node("Conv", ["x", "w"], ["y"], "gconv", group=2)], ["N", 4, 5, 5], {"w": rand(4, 2, 3, 3)}
-    )
-    expect_error(model, "node 'gconv'", "group=2")
-
-
 def test_old_opset_rejected():
     model = make_model([node("Relu", ["x"], ["y"])], ["N", 4], opset=11)
     expect_error(model, "opset 11")
@@ -455,20 +448,6 @@ def test_softmax_in_the_middle_rejected():
 @pytest.mark.parametrize(
     "builder,fragment",
     [
-        (
-            lambda: make_model(
-                [node("AveragePool", ["x"], ["y"], "ap", kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
-                ["N", 2, 6, 6],
-            ),
-            "count_include_pad=0",
-        ),
-        (
-            lambda: make_model(
-                [node("MaxPool", ["x"], ["y"], "mp", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)],
-                ["N", 2, 5, 5],
-            ),
-            "ceil_mode",
-        ),
         (
             lambda: make_model(
                 [node("MaxPool", ["x"], ["y"], "mp", kernel_shape=[2, 2], dilations=[2, 2])], ["N", 2, 5, 5]
@@ -546,8 +525,6 @@ def test_softmax_in_the_middle_rejected():
         ),
     ],
     ids=[
-        "avgpool-cip0",
-        "ceil",
         "dilation",
         "bn-alone",
         "add-shapes",

@@ -616,7 +616,16 @@ def _op(m: QModel, name: str) -> QOp:
 MODEL_FAULTS = {
     "conv weight I": (
         lambda m: _op(m, "conv1").arrays.update(weight=np.zeros((4, 3, 3, 2), np.int8)),
-        "op 'conv1' (conv2d): array 'weight' (4, 3, 3, 2) must be [O, kh, kw, I]",
+        "op 'conv1' (conv2d): array 'weight' (4, 3, 3, 2) must be [O, kh, kw, I / groups]",
+    ),
+    "conv groups": (
+        lambda m: _op(m, "conv1").attrs.update(groups=2),
+        "op 'conv1' (conv2d): array 'weight' (4, 3, 3, 3) must be [O, kh, kw, I / groups] with I = 3",
+    ),
+    "conv dilation 0": (lambda m: _op(m, "conv1").attrs.update(dilation=[0, 1]), "attr 'dilation'"),
+    "conv dilation too wide": (
+        lambda m: _op(m, "conv1").attrs.update(dilation=[9, 1]),
+        "does not fit the padded input",
     ),
     "conv output shape": (
         lambda m: setattr(m.tensors["c2"], "shape", (3, 3, 4)),

@@ -452,6 +452,90 @@ class OpAddBroadcast(nn.Module):
         h = (self.conv(h) + self.shift) / 2.0
         h = torch.relu(h) * 3.0 - 0.25
         return self.fc(h.mean((2, 3)) * 0.5 + 1.0)
+# ---------------------------------------------------------------- one small model per conv / pool form
+
+
+class OpGroupedConv(nn.Module):
+    """Grouped 3x3 and 1x1 convolutions (ResNeXt / ShuffleNet-v1 style, 1 < groups < C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 1)
+        self.g1 = conv_bn(16, 24, 3, 2, groups=4)
+        self.g2 = nn.Sequential(nn.Conv2d(24, 24, 1, groups=3, bias=False), nn.BatchNorm2d(24), nn.ReLU())
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        return self.fc(self.g2(self.g1(self.stem(x))).mean((2, 3)))
+
+
+class OpDepthwiseMult2(nn.Module):
+    """Depthwise convolutions with channel multiplier 2 (groups = C_in, C_out = 2 C_in)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 8, 3, 1)
+        self.dw1 = conv_bn(8, 16, 3, 2, groups=8)
+        self.dw2 = conv_bn(16, 32, 5, 1, groups=16)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(self.dw2(self.dw1(self.stem(x))).mean((2, 3)))
+
+
+class OpDilatedConv(nn.Module):
+    """Dilated 3x3 convolutions, dense and depthwise (DeepLab / WaveNet-style context)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 8, 3, 1)
+        self.d2 = nn.Sequential(
+            nn.Conv2d(8, 12, 3, 1, 2, dilation=2, bias=False), nn.BatchNorm2d(12), nn.ReLU()
+        )
+        self.dw = nn.Sequential(
+            nn.Conv2d(12, 12, 3, 1, (3, 1), dilation=(3, 1), groups=12, bias=False),
+            nn.BatchNorm2d(12),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(12, 10)
+
+    def forward(self, x):
+        return self.fc(self.dw(self.d2(self.stem(x))).mean((2, 3)))
+
+
+class OpAsymPad(nn.Module):
+    """Unequal top / left / bottom / right padding (TF "SAME" with stride 2) on conv, depthwise,
+    max- and average-pooling."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = conv_bn(3, 8, 3, 1)
+        self.c2 = nn.Conv2d(8, 8, 3, 2)
+        self.dw = nn.Conv2d(8, 8, 3, 1, groups=8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c2(F.pad(self.conv(x), (0, 1, 0, 1))))  # (left, right, top, bottom)
+        x = F.relu(self.dw(F.pad(x, (1, 2, 2, 0))))
+        x = F.max_pool2d(F.pad(x, (0, 1, 1, 0)), 2, 1)  # x >= 0: the zero pad folds into the pool
+        x = F.avg_pool2d(F.pad(x, (1, 0, 0, 2)), 3, 2)
+        return self.fc(x.mean((2, 3)))
+
+
+class OpPoolCeil(nn.Module):
+    """MaxPool and AvgPool with ceil_mode=1, with and without count_include_pad."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 8, 3, 1)
+        self.c2 = conv_bn(8, 8, 3, 1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.stem(x), 3, 2, ceil_mode=True)  # 16 -> 8 (floor: 7)
+        x = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True)  # 8 -> 5 (floor: 4)
+        x = F.avg_pool2d(self.c2(x), 3, 2, 1, ceil_mode=True, count_include_pad=False)  # 5 -> 3
+        return self.fc(x.mean((2, 3)))
 
 
 INPUTS: dict[str, tuple[int, ...]] = {
@@ -472,6 +556,11 @@ INPUTS: dict[str, tuple[int, ...]] = {
     "op_prelu": (3, 16, 16),
     "op_sub_div_norm": (3, 16, 16),
     "op_add_broadcast": (3, 16, 16),
+    "op_grouped_conv": (3, 16, 16),
+    "op_depthwise_mult2": (3, 16, 16),
+    "op_dilated_conv": (3, 16, 16),
+    "op_asym_pad": (3, 15, 15),
+    "op_pool_ceil": (3, 16, 16),
 }
 _CLASSES = {
     "mobilenet_v2_035": MobileNetV2,
@@ -491,6 +580,11 @@ _CLASSES = {
     "op_prelu": OpPReLU,
     "op_sub_div_norm": OpSubDivNorm,
     "op_add_broadcast": OpAddBroadcast,
+    "op_grouped_conv": OpGroupedConv,
+    "op_depthwise_mult2": OpDepthwiseMult2,
+    "op_dilated_conv": OpDilatedConv,
+    "op_asym_pad": OpAsymPad,
+    "op_pool_ceil": OpPoolCeil,
 }
 
 

@@ -10,7 +10,12 @@ void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
-    const int32_t row_bytes = (k_h * k_w * in_c + 1) / 2;
+    /* groups = in_c / group_c: output oc reads input channels [g group_c, (g + 1) group_c) of
+     * its group g = oc / group_o */
+    const int32_t group_c = filter_dims->c, group_o = out_c / (in_c / group_c);
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
+    const int32_t row_bytes = (k_h * k_w * group_c + 1) / 2;
     int32_t oy, ox, oc, ky, kx, ic;
 
     for (oy = 0; oy < out_h; ++oy) {
@@ -18,23 +23,24 @@ void q4_conv2d_s4(const q4_conv_params *params, const q4_quant_params *quant,
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
             for (oc = 0; oc < out_c; ++oc) {
+                const int8_t *group_in = input + oc / group_o * group_c; /* the group's channels */
                 const uint8_t *row = filter + (int32_t)oc * row_bytes;
                 int32_t acc = bias[oc];
                 for (ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = y0 + ky;
+                    const int32_t iy = y0 + ky * dil_h; /* below H + bottom pad: no overflow */
                     if (iy < 0 || iy >= in_h) {
                         continue; /* padding equals the zero point: contributes 0 */
                     }
                     for (kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = x0 + kx;
+                        const int32_t ix = x0 + kx * dil_w;
                         const int8_t *px;
                         int32_t k;
                         if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        px = input + (iy * in_w + ix) * in_c;
-                        k = (ky * k_w + kx) * in_c;
-                        for (ic = 0; ic < in_c; ++ic) {
+                        px = group_in + (iy * in_w + ix) * in_c;
+                        k = (ky * k_w + kx) * group_c;
+                        for (ic = 0; ic < group_c; ++ic) {
                             acc += ((int32_t)px[ic] - params->input_zp) * q4_int4_at(row, k + ic);
                         }
                     }

@@ -11,7 +11,11 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
-    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    /* output channel c reads input channel c / mult (channel multiplier mult = out_c / ch) */
+    const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
+    const int32_t mult = out_c / ch;
+    const int32_t dil_h = q4_dilation(params->dilation_h),
+                  dil_w = q4_dilation(params->dilation_w);
     const int32_t row_bytes = (k_h * k_w + 1) / 2;
     const int32_t n_terms = terms->n_inputs * terms->n_weights;
     int32_t oy, ox, c, ky, kx, t;
@@ -20,7 +24,8 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
         for (ox = 0; ox < out_w; ++ox) {
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
-            for (c = 0; c < ch; ++c) {
+            for (c = 0; c < out_c; ++c) {
+                const int32_t ic = c / mult; /* the input channel read */
                 int32_t acc[4];
                 for (t = 0; t < n_terms; ++t) {
                     const int32_t in_index = t / terms->n_weights;
@@ -28,23 +33,24 @@ void q4_depthwise_conv2d_s4_terms_p4(const q4_conv_params *params, const q4_term
                     const uint8_t *row = filters[t % terms->n_weights] + c * row_bytes;
                     int32_t sum = t == 0 ? bias[c] : 0;
                     for (ky = 0; ky < k_h; ++ky) {
-                        const int32_t iy = y0 + ky;
+                        const int32_t iy = y0 + ky * dil_h; /* below H + bottom pad: no overflow */
                         if (iy < 0 || iy >= in_h) {
                             continue; /* padding equals the zero point: contributes 0 */
                         }
                         for (kx = 0; kx < k_w; ++kx) {
-                            const int32_t ix = x0 + kx;
+                            const int32_t ix = x0 + kx * dil_w;
                             if (ix < 0 || ix >= in_w) {
                                 continue;
                             }
-                            sum += (q4_act_get(inputs[in_index], (iy * in_w + ix) * ch + c) - zp) *
+                            sum += (q4_act_get(inputs[in_index], (iy * in_w + ix) * ch + ic) -
+                                    zp) *
                                    q4_nibble_get(row, ky * k_w + kx);
                         }
                     }
                     acc[t] = sum;
                 }
-                q4_act_set(output, (oy * out_w + ox) * ch + c,
-                           q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + c, ch,
+                q4_act_set(output, (oy * out_w + ox) * out_c + c,
+                           q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + c, out_c,
                                                      terms->shift[c], params->output_zp,
                                                      params->act_min, params->act_max));
             }

@@ -12,6 +12,12 @@ void q4_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims, cons
         for (ox = 0; ox < output_dims->w; ++ox) {
             const int32_t y0 = oy * params->stride_h - params->pad_top;
             const int32_t x0 = ox * params->stride_w - params->pad_left;
+            int32_t m = params->multiplier, s = params->shift;
+            if (params->count_multiplier != 0) {
+                const int32_t d = q4_pool_count(params, y0, x0, in_h, in_w);
+                m = params->count_multiplier[d - 1];
+                s = params->count_shift[d - 1];
+            }
             for (c = 0; c < ch; ++c) {
                 int32_t acc = 0;
                 for (ky = 0; ky < params->kernel_h; ++ky) {
@@ -28,8 +34,7 @@ void q4_avgpool_s8(const q4_pool_params *params, const q4_dims *input_dims, cons
                     }
                 }
                 output[(oy * output_dims->w + ox) * ch + c] = q4_requantize_clamp(
-                    acc, params->multiplier, params->shift, params->output_zp, params->act_min,
-                    params->act_max);
+                    acc, m, s, params->output_zp, params->act_min, params->act_max);
             }
         }
     }
