@@ -10,6 +10,9 @@ Canonicalisation done here:
 * BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
   MatMul + Add becomes one ``fully_connected``.
 * ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
+* ``ConvTranspose`` (group 1) becomes ``conv_transpose`` with its weight as [O, I, kh, kw];
+  ``Resize`` / ``Upsample`` by integer factors of H and W (nearest, or linear with half-pixel
+  centres) becomes ``resize``.
 * ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
   MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
@@ -45,7 +48,7 @@ from onnx.reference import ReferenceEvaluator
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
-from q4sdk.ir.ops import MAX_CONCAT_INPUTS
+from q4sdk.ir.ops import MAX_CONCAT_INPUTS, RESIZE_MAX_SCALE
 
 MIN_OPSET = 13
 
@@ -778,7 +781,7 @@ class _Importer:
 
     def _fold_bias(self, name: str, op: str, act: str, const: np.ndarray, output: str) -> None:
         """Fold ``act + const`` into the bias of the Conv/Gemm/MatMul that produced ``act``."""
-        prev = self._sole_producer(act, ("conv2d", "fully_connected"))
+        prev = self._sole_producer(act, ("conv2d", "fully_connected", "conv_transpose"))
         if prev is None:
             raise Q4Error(
                 f"node '{name}': {op} of a constant is supported only right after a Conv/Gemm/MatMul "
@@ -802,7 +805,7 @@ class _Importer:
         self._act(name, inputs[0])
         if attrs.get("training_mode", 0):
             raise Q4Error(f"node '{name}': BatchNormalization in training mode is not supported")
-        prev = self._sole_producer(inputs[0], ("conv2d", "fully_connected"))
+        prev = self._sole_producer(inputs[0], ("conv2d", "fully_connected", "conv_transpose"))
         if prev is None:
             raise Q4Error(
                 f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
@@ -998,3 +1001,146 @@ class _Importer:
         self.shapes[self.input_name] = (c, h, w)
         self.input_layout = "NHWC"
         self._set_alias(node.output[0], inputs[0])
+
+    # ---------------------------------------------------------------- up-sampling (ConvTranspose, Resize)
+
+    def _op_ConvTranspose(self, name, node, inputs, attrs):
+        """2-D transposed convolution, group 1, dilation 1; pads and output_padding (bottom / right)."""
+        c_in, h, w = self._act(name, inputs[0], rank=3)
+        weight = self._const(name, inputs[1], "the ConvTranspose weight").astype(np.float32)
+        if weight.ndim != 4:
+            raise Q4Error(
+                f"node '{name}': only 2-D transposed convolutions are supported "
+                f"(weight shape {list(weight.shape)})"
+            )
+        group = int(attrs.get("group", 1))
+        if group != 1:
+            raise Q4Error(
+                f"node '{name}': grouped ConvTranspose (group={group}) is not supported; only group=1"
+            )
+        if weight.shape[0] != c_in:
+            raise Q4Error(
+                f"node '{name}': input has {c_in} channels but the weight expects {weight.shape[0]}"
+            )
+        _, c_out, kh, kw = weight.shape
+        if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != (kh, kw):
+            raise Q4Error(
+                f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight"
+            )
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise Q4Error(
+                f"node '{name}': ConvTranspose dilations {list(attrs['dilations'])} are not supported (only 1)"
+            )
+        if "output_shape" in attrs:
+            raise Q4Error(
+                f"node '{name}': ConvTranspose with an output_shape attribute is not supported (use pads)"
+            )
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise Q4Error(f"node '{name}': ConvTranspose auto_pad '{attrs['auto_pad']}' is not supported")
+        stride = tuple(int(s) for s in attrs.get("strides", [1, 1]))
+        pads = tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+        out_pad = tuple(int(p) for p in attrs.get("output_padding", [0, 0]))
+        if attrs.get("auto_pad", "NOTSET") == "VALID":
+            pads = (0, 0, 0, 0)
+        if len(stride) != 2 or len(pads) != 4 or len(out_pad) != 2 or min(stride) < 1:
+            raise Q4Error(f"node '{name}': only 2-D windows are supported")
+        if min(pads) < 0 or min(out_pad) < 0:
+            raise Q4Error(f"node '{name}': negative pads {list(pads)} / output_padding are not supported")
+        if any(p >= s for p, s in zip(out_pad, stride)):
+            raise Q4Error(f"node '{name}': output_padding {list(out_pad)} must be smaller than the strides")
+        out_hw = tuple(
+            (size - 1) * s - pads[i] - pads[i + 2] + k + op
+            for i, (size, s, k, op) in enumerate(zip((h, w), stride, (kh, kw), out_pad))
+        )
+        if min(out_hw) < 1:
+            raise Q4Error(f"node '{name}': pads {list(pads)} leave no output of the input {[h, w]}")
+        bias = (
+            self._const(name, inputs[2], "the ConvTranspose bias").astype(np.float32).reshape(c_out)
+            if len(inputs) > 2 and inputs[2]
+            else np.zeros(c_out, np.float32)
+        )
+        self._emit(
+            name,
+            "conv_transpose",
+            [inputs[0]],
+            node.output[0],
+            (c_out, *out_hw),
+            {"stride": stride, "pads": pads, "output_padding": out_pad},
+            {"weight": np.ascontiguousarray(weight.transpose(1, 0, 2, 3)), "bias": bias},
+        )
+
+    def _op_Upsample(self, name, node, inputs, attrs):
+        """The deprecated Upsample (opset < 10) has Resize's scales input and modes."""
+        self._op_Resize(name, node, [inputs[0], "", inputs[1] if len(inputs) > 1 else ""], attrs)
+
+    def _op_Resize(self, name, node, inputs, attrs):
+        """Up-sampling of H and W by integer factors: nearest, or bilinear with half-pixel centres."""
+        c, h, w = self._act(name, inputs[0], rank=3)
+        mode = attrs.get("mode", "nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        coord = attrs.get(
+            "coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric"
+        )
+        coord = coord.decode() if isinstance(coord, bytes) else coord
+        nearest_mode = attrs.get(
+            "nearest_mode", "round_prefer_floor" if node.op_type == "Resize" else "floor"
+        )
+        nearest_mode = nearest_mode.decode() if isinstance(nearest_mode, bytes) else nearest_mode
+        scales = sizes = None
+        if len(inputs) > 2 and inputs[2]:
+            scales = self._const(name, inputs[2], "the Resize scales").astype(np.float64).ravel()
+        if len(inputs) > 3 and inputs[3]:
+            sizes = self._const(name, inputs[3], "the Resize sizes").astype(np.int64).ravel()
+        full = np.array((1, c, h, w), np.float64)
+        if scales is not None and scales.size == 4:
+            factors = scales
+        elif sizes is not None and sizes.size == 4:
+            factors = sizes[1:].astype(np.float64) / full[1:]
+            factors = np.concatenate([[1.0], factors])
+        else:
+            raise Q4Error(f"node '{name}': Resize needs constant scales or sizes for [N, C, H, W]")
+        if attrs.get("axes") is not None or int(attrs.get("antialias", 0)):
+            raise Q4Error(f"node '{name}': Resize with axes / antialias is not supported")
+        fh, fw = float(factors[2]), float(factors[3])
+        if (
+            factors[1] != 1.0
+            or fh != round(fh)
+            or fw != round(fw)
+            or not 1 <= fh <= RESIZE_MAX_SCALE
+            or not 1 <= fw <= RESIZE_MAX_SCALE
+        ):
+            raise Q4Error(
+                f"node '{name}': Resize by {[float(f) for f in factors[1:]]} is not supported (only "
+                f"integer up-sampling of H and W by 1 to {RESIZE_MAX_SCALE})"
+            )
+        scale = (int(fh), int(fw))
+        if mode == "nearest":
+            # every integer factor maps output o to input o // s under these rules
+            ok = (coord == "asymmetric" and nearest_mode == "floor") or (
+                coord in ("half_pixel", "pytorch_half_pixel") and nearest_mode.startswith("round_prefer")
+            )
+            if not ok:
+                raise Q4Error(
+                    f"node '{name}': nearest Resize with coordinate_transformation_mode '{coord}' and "
+                    f"nearest_mode '{nearest_mode}' is not supported"
+                )
+        elif mode == "linear":
+            if coord not in ("half_pixel", "pytorch_half_pixel"):
+                raise Q4Error(
+                    f"node '{name}': linear Resize with coordinate_transformation_mode '{coord}' is not "
+                    "supported (only half_pixel, as align_corners=False)"
+                )
+            mode = "bilinear"
+        else:
+            raise Q4Error(f"node '{name}': Resize mode '{mode}' is not supported (only nearest and linear)")
+        if scale == (1, 1):
+            self._set_alias(node.output[0], inputs[0])
+            return
+        self._emit(
+            name,
+            "resize",
+            [inputs[0]],
+            node.output[0],
+            (c, h * scale[0], w * scale[1]),
+            {"mode": mode, "scale": scale},
+        )

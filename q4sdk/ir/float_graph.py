@@ -24,6 +24,12 @@ unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
                   not be folded into the next conv / pool)
 concat            2 or more inputs joined on the channel axis (C of (C, H, W), F of (F,))
+conv_transpose    attrs: stride, pads (top, left, bottom, right), output_padding (oh, ow);
+                  params: weight [O, I, kh, kw] (the ONNX weight [I, O, kh, kw] with its first two
+                  axes swapped, so axis 0 is the output channel as for conv2d), bias [O].
+                  Output H = (H_in - 1) sh - top - bottom + kh + oh (the same for W)
+resize            attrs: mode ("nearest" | "bilinear", half-pixel centres), scale (sh, sw):
+                  integer up-sampling factors
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
@@ -55,6 +61,8 @@ FLOAT_OPS = (
     "pad",
     "unary",
     "concat",
+    "conv_transpose",
+    "resize",
 )
 
 

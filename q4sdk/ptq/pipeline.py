@@ -168,7 +168,7 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
         q, scales, q2, scales2 = t1, a1, t2, a2
     elif (
         recipe.weight_rounding != "nearest"
-        and step.kind != "depthwise_conv2d"
+        and step.kind not in ("depthwise_conv2d", "conv_transpose")
         and (recipe.opt_max_k is None or w2.shape[1] <= recipe.opt_max_k)
     ):
         q = WEIGHT_ROUNDING[recipe.weight_rounding](
