@@ -11,7 +11,7 @@ Canonicalisation done here:
   MatMul + Add becomes one ``fully_connected``.
 * ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
 * ``ConvTranspose`` (group 1) becomes ``conv_transpose`` with its weight as [O, I, kh, kw];
-  ``Resize`` / ``Upsample`` by integer factors of H and W (nearest, or linear with half-pixel
+  ``Resize`` by integer factors of H and W (nearest, or linear with half-pixel
   centres) becomes ``resize``.
 * ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
@@ -1069,41 +1069,29 @@ class _Importer:
             {"weight": np.ascontiguousarray(weight.transpose(1, 0, 2, 3)), "bias": bias},
         )
 
-    def _op_Upsample(self, name, node, inputs, attrs):
-        """The deprecated Upsample (opset < 10) has Resize's scales input and modes."""
-        self._op_Resize(name, node, [inputs[0], "", inputs[1] if len(inputs) > 1 else ""], attrs)
-
     def _op_Resize(self, name, node, inputs, attrs):
         """Up-sampling of H and W by integer factors: nearest, or bilinear with half-pixel centres."""
         c, h, w = self._act(name, inputs[0], rank=3)
         mode = attrs.get("mode", "nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
-        coord = attrs.get(
-            "coordinate_transformation_mode", "half_pixel" if node.op_type == "Resize" else "asymmetric"
-        )
-        coord = coord.decode() if isinstance(coord, bytes) else coord
-        nearest_mode = attrs.get(
-            "nearest_mode", "round_prefer_floor" if node.op_type == "Resize" else "floor"
-        )
-        nearest_mode = nearest_mode.decode() if isinstance(nearest_mode, bytes) else nearest_mode
+        coord = attrs.get("coordinate_transformation_mode", "half_pixel")
+        nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
         scales = sizes = None
         if len(inputs) > 2 and inputs[2]:
             scales = self._const(name, inputs[2], "the Resize scales").astype(np.float64).ravel()
         if len(inputs) > 3 and inputs[3]:
             sizes = self._const(name, inputs[3], "the Resize sizes").astype(np.int64).ravel()
-        full = np.array((1, c, h, w), np.float64)
         if scales is not None and scales.size == 4:
             factors = scales
         elif sizes is not None and sizes.size == 4:
-            factors = sizes[1:].astype(np.float64) / full[1:]
-            factors = np.concatenate([[1.0], factors])
+            factors = np.concatenate([[1.0], sizes[1:] / np.array((c, h, w), np.float64)])
         else:
             raise Q4Error(f"node '{name}': Resize needs constant scales or sizes for [N, C, H, W]")
         if attrs.get("axes") is not None or int(attrs.get("antialias", 0)):
             raise Q4Error(f"node '{name}': Resize with axes / antialias is not supported")
         fh, fw = float(factors[2]), float(factors[3])
         if (
-            factors[1] != 1.0
+            factors[0] != 1.0
+            or factors[1] != 1.0
             or fh != round(fh)
             or fw != round(fw)
             or not 1 <= fh <= RESIZE_MAX_SCALE
