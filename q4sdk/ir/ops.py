@@ -319,6 +319,7 @@ OPS: dict[str, OpSpec] = {
             {**_CONV_ATTRS, "output_padding": 2},
             ("conv_transpose",),
             spatial=True,
+            header="include/q4_conv_transpose.h",
         ),
         # up-sampling by integer factors: nearest (a copy) or bilinear (fixed rational weights)
         _elementwise(
@@ -330,6 +331,7 @@ OPS: dict[str, OpSpec] = {
             ("resize",),
             spatial=True,
             same_quant=True,
+            header="include/q4_resize.h",
         ),
     )
 }

@@ -179,20 +179,6 @@ void q4_residual_split_p4(const q4_split_params *params, int32_t size, q4_src in
 void q4_pad_p4(const q4_pad_params *params, const q4_dims *input_dims, q4_src input,
                const q4_dims *output_dims, q4_dst output);
 
-void q4_conv_transpose_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,
-                             const q4_dims *input_dims, q4_src input,
-                             const q4_dims *filter_dims, const uint8_t *filter,
-                             const int32_t *bias, const q4_dims *output_dims, q4_dst output);
-
-void q4_conv_transpose_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *terms,
-                                   const q4_dims *input_dims, const q4_src *inputs,
-                                   const q4_dims *filter_dims, const uint8_t *const *filters,
-                                   const int32_t *bias, const q4_dims *output_dims,
-                                   q4_dst output);
-
-void q4_resize_p4(const q4_resize_params *params, const q4_dims *input_dims, q4_src input,
-                  const q4_dims *output_dims, q4_dst output);
-
 #ifdef __cplusplus
 }
 #endif

@@ -27,7 +27,7 @@ from q4sdk.ir.oracle import run_oracle
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 from q4sdk.ptq.recipe import preset
 from q4sdk.targets.host_build import CModel
-from random_models import _Builder, assert_c_equals_oracle, random_input, random_model
+from random_models import _Builder, assert_c_equals_oracle, random_input, random_model, sanitized_outputs
 from tests.zoo.e2e import run_end_to_end
 
 
@@ -221,6 +221,17 @@ def test_every_up_sampling_form_c_equals_oracle(tmp_path):
     generate(model, tmp_path / "gen", "net")
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")
     assert_c_equals_oracle(cm, model, random_input(model, rng, 8))
+
+
+def test_sanitizers_on_up_sampling_model(tmp_path):
+    """ASan + UBSan build: the taps at every border (pads, output padding, clamped bilinear taps)
+    stay inside the buffers."""
+    rng = np.random.default_rng(5)
+    model = random_model(rng, n_ops=6, kinds=("conv_transpose", "resize"), name="san")
+    assert {"conv_transpose", "resize"} <= {op.kind for op in model.ops}
+    xq = random_input(model, rng, 8)
+    out = sanitized_outputs(model, xq, tmp_path)
+    np.testing.assert_array_equal(out, run_oracle(model, xq).reshape(len(xq), -1))
 
 
 def test_packed_up_sampling_c_equals_oracle(tmp_path):

@@ -1,6 +1,7 @@
 /* q4_resize_p4.c - up-sampling by integer factors, nearest or bilinear, activations in packed
  * 4-bit (or int8) storage (reference). */
 #include "q4_packed.h"
+#include "q4_resize.h"
 
 void q4_resize_p4(const q4_resize_params *params, const q4_dims *input_dims, q4_src input,
                   const q4_dims *output_dims, q4_dst output)

@@ -1,5 +1,5 @@
 /* q4_resize_s8.c - up-sampling by integer factors, nearest or bilinear (reference). */
-#include "q4_kernels.h"
+#include "q4_resize.h"
 
 void q4_resize_s8(const q4_resize_params *params, const q4_dims *input_dims,
                   const int8_t *input, const q4_dims *output_dims, int8_t *output)

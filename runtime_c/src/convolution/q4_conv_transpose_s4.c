@@ -2,7 +2,7 @@
  * (reference). Each output pixel gathers the input pixels that scatter into it: tap (ky, kx) reads
  * input row iy = (oy + pad_top - ky) / stride_h when that division is exact, so only every
  * stride_h-th kernel row (and stride_w-th column) contributes. */
-#include "q4_kernels.h"
+#include "q4_conv_transpose.h"
 #include "q4_fixedpoint.h"
 
 void q4_conv_transpose_s4(const q4_conv_params *params, const q4_quant_params *quant,

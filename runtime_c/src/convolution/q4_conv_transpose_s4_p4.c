@@ -1,6 +1,7 @@
 /* q4_conv_transpose_s4_p4.c - 2-D transposed convolution, INT4 packed weights, activations in
  * packed 4-bit (or int8) storage (reference; the gather of q4_conv_transpose_s4.c). */
 #include "q4_packed.h"
+#include "q4_conv_transpose.h"
 #include "q4_fixedpoint.h"
 
 void q4_conv_transpose_s4_p4(const q4_conv_params *params, const q4_quant_params *quant,

@@ -1,6 +1,6 @@
 /* q4_conv_transpose_s4_terms.c - multi-term 2-D transposed convolution (dual INT4 weights and/or residual-quantized
  * input), int8 activations (reference). */
-#include "q4_kernels.h"
+#include "q4_conv_transpose.h"
 #include "q4_fixedpoint.h"
 
 void q4_conv_transpose_s4_terms(const q4_conv_params *params, const q4_terms_params *terms,

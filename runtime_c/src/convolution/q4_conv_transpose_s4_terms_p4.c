@@ -1,6 +1,7 @@
 /* q4_conv_transpose_s4_terms_p4.c - multi-term 2-D transposed convolution (dual INT4 weights and/or
  * residual-quantized input), activations in packed 4-bit (or int8) storage (reference). */
 #include "q4_packed.h"
+#include "q4_conv_transpose.h"
 #include "q4_fixedpoint.h"
 
 void q4_conv_transpose_s4_terms_p4(const q4_conv_params *params, const q4_terms_params *terms,
