@@ -336,6 +336,48 @@ class _Builder:
             {"multiplier": m, "shift": s},
         )
 
+    def conv_transpose(self):
+        """A transposed convolution: stride 1-3, kernel 1-4, pads below the kernel, output
+        padding below the stride."""
+        rng = self.rng
+        h, w, c = self.tensors[self.cur].shape
+        kh, kw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        stride = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+        pads = [
+            int(rng.integers(0, kh)),
+            int(rng.integers(0, kw)),
+            int(rng.integers(0, kh)),
+            int(rng.integers(0, kw)),
+        ]
+        out_pad = [int(rng.integers(0, stride[0])), int(rng.integers(0, stride[1]))]
+        ho = (h - 1) * stride[0] - pads[0] - pads[2] + kh + out_pad[0]
+        wo = (w - 1) * stride[1] - pads[1] - pads[3] + kw + out_pad[1]
+        if ho < 1 or wo < 1 or ho * wo > 400:
+            return
+        o = int(rng.integers(1, 9))
+        k = kh * kw * c
+        out = self.tensor((ho, wo, o))
+        m, s = self.requant(o, 20.0 * np.sqrt(k) * 4, out)
+        self.cur = self.emit(
+            "conv_transpose",
+            [self.cur],
+            out,
+            {"stride": stride, "pads": pads, "output_padding": out_pad, **self.act(out)},
+            {"weight": self.weights((o, kh, kw, c)), "bias": self.bias(o, k), "multiplier": m, "shift": s},
+        )
+        self.multi_term(self.ops[-1], o, 20.0 * np.sqrt(k) * 4)
+
+    def resize(self, mode=None):
+        """Nearest (0) or bilinear (1) up-sampling by 1-4 per axis; keeps the quantization."""
+        rng = self.rng
+        h, w, c = self.tensors[self.cur].shape
+        scale = [int(rng.integers(1, 5)), int(rng.integers(1, 5))]
+        if h * w * scale[0] * scale[1] > 400:
+            scale = [1, 2]
+        mode = int(rng.integers(2)) if mode is None else mode
+        out = self.like(self.cur, (h * scale[0], w * scale[1], c))
+        self.cur = self.emit("resize", [self.cur], out, {"mode": mode, "scale": scale})
+
     def model(self, name="rand", layout="NHWC") -> QModel:
         return QModel(name, self.input, self.cur, self.tensors, self.ops, {"input_layout": layout})
 
@@ -373,6 +415,8 @@ def random_model(
             "lut_channel": b.lut_channel,
             "conv_form": b.conv_form,
             "pool_form": b.pool_form,
+            "conv_transpose": b.conv_transpose,
+            "resize": b.resize,
         }[kind]()
     if head:
         if rng.random() < 0.5:

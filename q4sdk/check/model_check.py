@@ -107,9 +107,11 @@ def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
                     inputs.append(name)
             w = step.node.params["weight"]
             o = w.shape[0]
-            shape = {"conv2d": (o, *w.shape[2:], w.shape[1]), "depthwise_conv2d": (o, *w.shape[2:])}.get(
-                step.kind, w.shape
-            )
+            shape = {
+                "conv2d": (o, *w.shape[2:], w.shape[1]),
+                "conv_transpose": (o, *w.shape[2:], w.shape[1]),
+                "depthwise_conv2d": (o, *w.shape[2:]),
+            }.get(step.kind, w.shape)
             terms = len(inputs) * (2 if step.node.name in dual else 1)
             arrays = {
                 "weight": np.zeros(shape, np.int8),

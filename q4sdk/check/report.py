@@ -223,6 +223,8 @@ def op_costs(model: QModel, op: QOp) -> tuple[int, int]:
     weights = [op.arrays[k] for k in ("weight", "weight2") if k in op.arrays]
     o, k = len(weights[0]), int(np.prod(weights[0].shape[1:]))
     positions = int(np.prod(model.tensors[op.output].shape[:-1])) if op.kind != "fully_connected" else 1
+    if op.kind == "conv_transpose":  # each input pixel scatters into kh * kw * O outputs
+        positions = int(np.prod(model.tensors[op.inputs[0]].shape[:-1]))
     macs = positions * o * k * len(weights) * len(op.inputs)
     flash = len(weights) * o * ((k + 1) // 2) + 4 * sum(
         op.arrays[a].size for a in ("bias", "multiplier", "shift")

@@ -207,6 +207,24 @@ def _lut_channel_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
 
+def _conv_transpose_args(model: QModel, op: QOp, args: dict) -> int:
+    """The conv2d arguments; the MACs are per input pixel (each scatters into kh * kw * O outputs)."""
+    macs_per_output_pixel = _conv_args(model, op, args)
+    ho, wo, _ = args["out_dims"]
+    h, w, _ = args["in_dims"]
+    return macs_per_output_pixel // (ho * wo) * h * w
+
+
+def _resize_args(model: QModel, op: QOp, args: dict) -> int:
+    args.update(
+        mode=int(op.attrs["mode"]),
+        scale=_ints(op.attrs["scale"]),
+        in_dims=_hwc(model, op.inputs[0]),
+        out_dims=_hwc(model, op.output),
+    )
+    return 0
+
+
 def _no_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
@@ -229,6 +247,8 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "mul": _mul_args,
     "addsub": _addsub_args,
     "lut_channel": _lut_channel_args,
+    "conv_transpose": _conv_transpose_args,
+    "resize": _resize_args,
 }
 
 

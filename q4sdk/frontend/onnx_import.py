@@ -18,6 +18,9 @@ Canonicalisation done here:
   (Div, Erf, Add, Mul, Mul) is one ``Gelu`` node before import (``_fuse_gelu``), a ``unary`` gelu.
   ``PRelu`` with one slope is a leaky ReLU, with a slope per channel the ``prelu`` op.
 * ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
+* ``ConvTranspose`` (group 1) becomes ``conv_transpose`` with its weight as [O, I, kh, kw];
+  ``Resize`` by integer factors of H and W (nearest, or linear with half-pixel
+  centres) becomes ``resize``.
 * ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
   MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
@@ -53,7 +56,7 @@ from onnx.reference import ReferenceEvaluator
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.float_graph import FloatGraph, FloatNode
-from q4sdk.ir.ops import MAX_CONCAT_INPUTS
+from q4sdk.ir.ops import MAX_CONCAT_INPUTS, RESIZE_MAX_SCALE
 
 MIN_OPSET = 13
 
@@ -787,7 +790,7 @@ class _Importer:
         self._act(name, inputs[0])
         if attrs.get("training_mode", 0):
             raise Q4Error(f"node '{name}': BatchNormalization in training mode is not supported")
-        prev = self._sole_producer(inputs[0], ("conv2d", "fully_connected"))
+        prev = self._sole_producer(inputs[0], ("conv2d", "fully_connected", "conv_transpose"))
         if prev is None:
             raise Q4Error(
                 f"node '{name}': BatchNormalization must directly follow a Conv/Gemm/MatMul "
@@ -1092,7 +1095,7 @@ class _Importer:
         ``_fold_affines`` folds into the Conv/Gemm after it where that is exact."""
         s = self._channel_values(name, op_type, act, scale)
         t = self._channel_values(name, op_type, act, shift)
-        prev = self._sole_producer(act, ("conv2d", "fully_connected"))
+        prev = self._sole_producer(act, ("conv2d", "fully_connected", "conv_transpose"))
         if prev is not None:
             w = prev.params["weight"].astype(np.float64)
             weight = (w * s.reshape(-1, *[1] * (w.ndim - 1))).astype(np.float32)
@@ -1281,3 +1284,133 @@ def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
     del fused.graph.node[:]
     fused.graph.node.extend(replace.get(i, n) for i, n in enumerate(nodes) if i not in drop)
     return fused
+    # ---------------------------------------------------------------- up-sampling (ConvTranspose, Resize)
+
+    def _op_ConvTranspose(self, name, node, inputs, attrs):
+        """2-D transposed convolution, group 1, dilation 1; pads and output_padding (bottom / right)."""
+        c_in, h, w = self._act(name, inputs[0], rank=3)
+        weight = self._const(name, inputs[1], "the ConvTranspose weight").astype(np.float32)
+        if weight.ndim != 4:
+            raise Q4Error(
+                f"node '{name}': only 2-D transposed convolutions are supported "
+                f"(weight shape {list(weight.shape)})"
+            )
+        group = int(attrs.get("group", 1))
+        if group != 1:
+            raise Q4Error(
+                f"node '{name}': grouped ConvTranspose (group={group}) is not supported; only group=1"
+            )
+        if weight.shape[0] != c_in:
+            raise Q4Error(
+                f"node '{name}': input has {c_in} channels but the weight expects {weight.shape[0]}"
+            )
+        _, c_out, kh, kw = weight.shape
+        if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != (kh, kw):
+            raise Q4Error(
+                f"node '{name}': kernel_shape {list(attrs['kernel_shape'])} does not match the weight"
+            )
+        if any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise Q4Error(
+                f"node '{name}': ConvTranspose dilations {list(attrs['dilations'])} are not supported (only 1)"
+            )
+        if "output_shape" in attrs:
+            raise Q4Error(
+                f"node '{name}': ConvTranspose with an output_shape attribute is not supported (use pads)"
+            )
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            raise Q4Error(f"node '{name}': ConvTranspose auto_pad '{attrs['auto_pad']}' is not supported")
+        stride = tuple(int(s) for s in attrs.get("strides", [1, 1]))
+        pads = tuple(int(p) for p in attrs.get("pads", [0, 0, 0, 0]))
+        out_pad = tuple(int(p) for p in attrs.get("output_padding", [0, 0]))
+        if attrs.get("auto_pad", "NOTSET") == "VALID":
+            pads = (0, 0, 0, 0)
+        if len(stride) != 2 or len(pads) != 4 or len(out_pad) != 2 or min(stride) < 1:
+            raise Q4Error(f"node '{name}': only 2-D windows are supported")
+        if min(pads) < 0 or min(out_pad) < 0:
+            raise Q4Error(f"node '{name}': negative pads {list(pads)} / output_padding are not supported")
+        if any(p >= s for p, s in zip(out_pad, stride)):
+            raise Q4Error(f"node '{name}': output_padding {list(out_pad)} must be smaller than the strides")
+        out_hw = tuple(
+            (size - 1) * s - pads[i] - pads[i + 2] + k + op
+            for i, (size, s, k, op) in enumerate(zip((h, w), stride, (kh, kw), out_pad))
+        )
+        if min(out_hw) < 1:
+            raise Q4Error(f"node '{name}': pads {list(pads)} leave no output of the input {[h, w]}")
+        bias = (
+            self._const(name, inputs[2], "the ConvTranspose bias").astype(np.float32).reshape(c_out)
+            if len(inputs) > 2 and inputs[2]
+            else np.zeros(c_out, np.float32)
+        )
+        self._emit(
+            name,
+            "conv_transpose",
+            [inputs[0]],
+            node.output[0],
+            (c_out, *out_hw),
+            {"stride": stride, "pads": pads, "output_padding": out_pad},
+            {"weight": np.ascontiguousarray(weight.transpose(1, 0, 2, 3)), "bias": bias},
+        )
+
+    def _op_Resize(self, name, node, inputs, attrs):
+        """Up-sampling of H and W by integer factors: nearest, or bilinear with half-pixel centres."""
+        c, h, w = self._act(name, inputs[0], rank=3)
+        mode = attrs.get("mode", "nearest")
+        coord = attrs.get("coordinate_transformation_mode", "half_pixel")
+        nearest_mode = attrs.get("nearest_mode", "round_prefer_floor")
+        scales = sizes = None
+        if len(inputs) > 2 and inputs[2]:
+            scales = self._const(name, inputs[2], "the Resize scales").astype(np.float64).ravel()
+        if len(inputs) > 3 and inputs[3]:
+            sizes = self._const(name, inputs[3], "the Resize sizes").astype(np.int64).ravel()
+        if scales is not None and scales.size == 4:
+            factors = scales
+        elif sizes is not None and sizes.size == 4:
+            factors = np.concatenate([[1.0], sizes[1:] / np.array((c, h, w), np.float64)])
+        else:
+            raise Q4Error(f"node '{name}': Resize needs constant scales or sizes for [N, C, H, W]")
+        if attrs.get("axes") is not None or int(attrs.get("antialias", 0)):
+            raise Q4Error(f"node '{name}': Resize with axes / antialias is not supported")
+        fh, fw = float(factors[2]), float(factors[3])
+        if (
+            factors[0] != 1.0
+            or factors[1] != 1.0
+            or fh != round(fh)
+            or fw != round(fw)
+            or not 1 <= fh <= RESIZE_MAX_SCALE
+            or not 1 <= fw <= RESIZE_MAX_SCALE
+        ):
+            raise Q4Error(
+                f"node '{name}': Resize by {[float(f) for f in factors[1:]]} is not supported (only "
+                f"integer up-sampling of H and W by 1 to {RESIZE_MAX_SCALE})"
+            )
+        scale = (int(fh), int(fw))
+        if mode == "nearest":
+            # every integer factor maps output o to input o // s under these rules
+            ok = (coord == "asymmetric" and nearest_mode == "floor") or (
+                coord in ("half_pixel", "pytorch_half_pixel") and nearest_mode.startswith("round_prefer")
+            )
+            if not ok:
+                raise Q4Error(
+                    f"node '{name}': nearest Resize with coordinate_transformation_mode '{coord}' and "
+                    f"nearest_mode '{nearest_mode}' is not supported"
+                )
+        elif mode == "linear":
+            if coord not in ("half_pixel", "pytorch_half_pixel"):
+                raise Q4Error(
+                    f"node '{name}': linear Resize with coordinate_transformation_mode '{coord}' is not "
+                    "supported (only half_pixel, as align_corners=False)"
+                )
+            mode = "bilinear"
+        else:
+            raise Q4Error(f"node '{name}': Resize mode '{mode}' is not supported (only nearest and linear)")
+        if scale == (1, 1):
+            self._set_alias(node.output[0], inputs[0])
+            return
+        self._emit(
+            name,
+            "resize",
+            [inputs[0]],
+            node.output[0],
+            (c, h * scale[0], w * scale[1]),
+            {"mode": mode, "scale": scale},
+        )

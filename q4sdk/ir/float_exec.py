@@ -113,6 +113,34 @@ def prelu(xs, a: dict, params: dict) -> torch.Tensor:
     return torch.where(x >= 0, x, slope * x)
 
 
+def conv_transpose(xs, a: dict, params: dict) -> torch.Tensor:
+    """The weight is [O, I, kh, kw] (float_graph); torch wants [I, O, kh, kw]. Pads crop the full
+    output (top, left, bottom, right); output_padding extends it at the bottom / right."""
+    t, l, b, r = a.get("pads", (0, 0, 0, 0))
+    oh, ow = a.get("output_padding", (0, 0))
+    y = F.conv_transpose2d(
+        xs[0], _param(params, "weight").transpose(0, 1), _param(params, "bias"), stride=tuple(a["stride"])
+    )
+    # the full output has (H - 1) sh + kh rows; rows beyond it (output padding past the bottom
+    # pad) see no input: they hold the bias alone
+    full_h, full_w = y.shape[2], y.shape[3]
+    out_h, out_w = full_h - t - b + oh, full_w - l - r + ow
+    extra_h, extra_w = max(0, t + out_h - full_h), max(0, l + out_w - full_w)
+    if extra_h or extra_w:
+        bias = _param(params, "bias").reshape(1, -1, 1, 1)
+        y = F.pad(y - bias, (0, extra_w, 0, extra_h)) + bias
+    return y[:, :, t : t + out_h, l : l + out_w]
+
+
+def resize(xs, a: dict, params: dict) -> torch.Tensor:
+    """Integer up-sampling: nearest repeats each pixel, bilinear uses half-pixel centres
+    (align_corners=False, as torch and ONNX half_pixel)."""
+    sh, sw = (int(v) for v in a["scale"])
+    if a["mode"] == "nearest":
+        return xs[0].repeat_interleave(sh, dim=2).repeat_interleave(sw, dim=3)
+    return F.interpolate(xs[0], scale_factor=(float(sh), float(sw)), mode="bilinear", align_corners=False)
+
+
 #: float op -> f(inputs, attrs, params): the float semantics of every op of the float graph
 FLOAT_FUNCTIONS = {
     "conv2d": conv2d,
@@ -130,6 +158,8 @@ FLOAT_FUNCTIONS = {
     "mul": lambda xs, a, params: xs[0] * xs[1],  # (N, C, 1, 1) broadcasts over H, W
     "sub": lambda xs, a, params: xs[1] - xs[0] if a.get("reversed") else xs[0] - xs[1],
     "prelu": prelu,
+    "conv_transpose": conv_transpose,
+    "resize": resize,
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
 ACTIVATIONS = ("relu", "clamp")

@@ -30,6 +30,12 @@ concat            2 or more inputs joined on the channel axis (C of (C, H, W), F
 mul               a * b: b of a's shape or (C, 1, 1), multiplied at every pixel
 sub               a - b (b - a with attr reversed): b of a's shape or (C, 1, 1)
 prelu             params: slope [C] (one per channel; a scalar slope is a leaky_relu ``unary``)
+conv_transpose    attrs: stride, pads (top, left, bottom, right), output_padding (oh, ow);
+                  params: weight [O, I, kh, kw] (the ONNX weight [I, O, kh, kw] with its first two
+                  axes swapped, so axis 0 is the output channel as for conv2d), bias [O].
+                  Output H = (H_in - 1) sh - top - bottom + kh + oh (the same for W)
+resize            attrs: mode ("nearest" | "bilinear", half-pixel centres), scale (sh, sw):
+                  integer up-sampling factors
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
@@ -65,6 +71,8 @@ FLOAT_OPS = (
     "mul",
     "sub",
     "prelu",
+    "conv_transpose",
+    "resize",
 )
 
 

@@ -104,6 +104,8 @@ OPTIONAL_ATTR_DEFAULTS = {"dilation": [1, 1], "groups": 1}
 
 MAX_CONCAT_INPUTS = 64  # inputs of one concat op (ONNX allows any number)
 A4_DSP_MAX_K = 16383  # larger K: q4_conv2d_s4_a4_dsp runs (and sizes scratch like) the 8-bit path
+RESIZE_MODES = ("nearest", "bilinear")  # attr "mode" of a resize op is the index here
+RESIZE_MAX_SCALE = 8  # integer up-sampling factor per axis, 1..8
 
 
 def _without_simd(function: str, source: str, scratch, **kw) -> tuple[KernelVariant, ...]:
@@ -355,6 +357,27 @@ OPS: dict[str, OpSpec] = {
             {"table": "int8"},
             ("prelu",),
             header="include/q4_elementwise.h",
+        ),
+        # transposed convolution (stride >= 1, pads, output padding); no optimised variant yet
+        _weighted(
+            "conv_transpose",
+            "convolution",
+            {**_CONV_ATTRS, "output_padding": 2},
+            ("conv_transpose",),
+            spatial=True,
+            header="include/q4_conv_transpose.h",
+        ),
+        # up-sampling by integer factors: nearest (a copy) or bilinear (fixed rational weights)
+        _elementwise(
+            "resize",
+            "basic",
+            (1,),
+            {"mode": 0, "scale": 2},
+            {},
+            ("resize",),
+            spatial=True,
+            same_quant=True,
+            header="include/q4_resize.h",
         ),
     )
 }

@@ -221,6 +221,61 @@ def reshape(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray
     return x.reshape((x.shape[0],) + tuple(out_t.shape))
 
 
+def conv_transpose(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> np.ndarray:
+    """Every input pixel scatters x * w into a (kh, kw) patch of the full output at stride steps;
+    the pads crop it, the output padding extends it with bias-only rows / columns
+    (docs/integer-spec.md, conv_transpose)."""
+    terms = _weight_terms(op)  # each [O, kh, kw, I]
+    o, kh, kw, ci = terms[0].shape
+    sh, sw = op.attrs["stride"]
+    pt, pl = op.attrs["pads"][:2]
+    n, h, wd = xs[0].shape[:3]
+    ho, wo = out_t.shape[:2]
+    full_h, full_w = max((h - 1) * sh + kh, pt + ho), max((wd - 1) * sw + kw, pl + wo)
+    accs = []
+    for x, in_t in _term_inputs(xs, ts):
+        xi = x.reshape(-1, ci).astype(np.float32) - np.float32(in_t.zero_point)
+        for w in terms:
+            prod = _exact_matmul(xi, w.transpose(3, 0, 1, 2).reshape(ci, -1), 255, 8)
+            prod = prod.reshape(n, h, wd, o, kh, kw)
+            full = np.zeros((n, full_h, full_w, o), np.int64)
+            for ky in range(kh):
+                for kx in range(kw):
+                    full[:, ky : ky + (h - 1) * sh + 1 : sh, kx : kx + (wd - 1) * sw + 1 : sw] += prod[
+                        ..., ky, kx
+                    ]
+            accs.append(full[:, pt : pt + ho, pl : pl + wo])
+    accs[0] += op.arrays["bias"].astype(np.int64)
+    return _finish(accs, op, out_t)
+
+
+def resize_taps(size: int, scale: int) -> tuple[np.ndarray, ...]:
+    """Bilinear taps of one axis up-sampled by ``scale``: output o = s i + r has the fractional
+    source offset d = 2r + 1 - s in units of 1/(2s); it reads i0 = i (d >= 0) or i - 1 (d < 0) and
+    i0 + 1, both clamped to [0, size - 1], with integer weights (2s - f, f), f = d mod 2s."""
+    o = np.arange(size * scale)
+    d = 2 * (o % scale) + 1 - scale
+    i0 = o // scale - (d < 0)
+    f = np.where(d < 0, d + 2 * scale, d)
+    return np.clip(i0, 0, size - 1), np.clip(i0 + 1, 0, size - 1), 2 * scale - f, f
+
+
+def resize(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
+    """Nearest: a copy of x[o // s]. Bilinear: zx + round_half_away(sum of wy wx (x - zx) / (4 sh sw))
+    over the 2 x 2 taps (docs/integer-spec.md, resize)."""
+    sh, sw = op.attrs["scale"]
+    if op.attrs["mode"] == 0:
+        return np.repeat(np.repeat(x, sh, axis=1), sw, axis=2)
+    d = x.astype(np.int64) - in_t.zero_point
+    y0, y1, wy0, wy1 = resize_taps(x.shape[1], sh)
+    x0, x1, wx0, wx1 = resize_taps(x.shape[2], sw)
+    rows = wy0[:, None, None] * d[:, y0] + wy1[:, None, None] * d[:, y1]  # [N, Ho, W, C]
+    acc = wx0[:, None] * rows[:, :, x0] + wx1[:, None] * rows[:, :, x1]  # [N, Ho, Wo, C]
+    den = 4 * sh * sw
+    q = np.sign(acc) * ((np.abs(acc) + den // 2) // den)
+    return (q + in_t.zero_point).astype(np.int8)
+
+
 #: kind -> f(inputs, op, input tensors, output tensor): the integer semantics of every op kind
 OP_FUNCTIONS = {
     "conv2d": conv2d,
@@ -239,6 +294,8 @@ OP_FUNCTIONS = {
     "mul": lambda xs, op, ts, out_t: mul(xs[0], xs[1], op, ts[0], ts[1], out_t),
     "addsub": lambda xs, op, ts, out_t: addsub(xs[0], xs[1], op, ts[0], ts[1], out_t),
     "lut_channel": lambda xs, op, ts, out_t: lut_channel(xs[0], op, ts[0]),
+    "conv_transpose": conv_transpose,
+    "resize": lambda xs, op, ts, out_t: resize(xs[0], op, ts[0]),
 }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.fixedpoint import ADD_MULT_LIMIT, ADD_SHIFT_MAX, MULT_MIN, SHIFT_MAX, SHIFT_MIN, TERM_MULT_LIMIT
-from q4sdk.ir.ops import OPS, QOP_KINDS, OpSpec, attr
+from q4sdk.ir.ops import OPS, QOP_KINDS, RESIZE_MAX_SCALE, RESIZE_MODES, OpSpec, attr
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 
 #: op arrays holding INT4 weights
@@ -449,6 +449,35 @@ def _lut_channel_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     return tuple(x.shape)
 
 
+def _conv_transpose_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, w = ins[0], op.arrays["weight"]
+    if w.ndim != 4 or w.shape[3] != x.shape[2]:
+        raise Q4Error(
+            f"{what}: array 'weight' {_fmt_shape(w.shape)} must be [O, kh, kw, I] with "
+            f"I = {x.shape[2]} (input '{x.name}' {_fmt_shape(x.shape)})"
+        )
+    stride, pads, out_pad = op.attrs["stride"], op.attrs["pads"], op.attrs["output_padding"]
+    if min(out_pad) < 0 or out_pad[0] >= stride[0] or out_pad[1] >= stride[1]:
+        raise Q4Error(f"{what}: attr 'output_padding' {list(out_pad)} must lie in [0, stride {list(stride)})")
+    ho, wo = (
+        (x.shape[i] - 1) * stride[i] - pads[i] - pads[i + 2] + w.shape[1 + i] + out_pad[i] for i in range(2)
+    )
+    if ho < 1 or wo < 1:
+        raise Q4Error(f"{what}: pads {list(pads)} leave no output of the input {_fmt_shape(x.shape)}")
+    _check_per_channel(op, w.shape[0], ("bias", "multiplier", "shift"), what)
+    _check_bias(op, int(np.prod(w.shape[1:])), what)
+    return ho, wo, w.shape[0]
+
+
+def _resize_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, scale = ins[0], op.attrs["scale"]
+    if not 0 <= op.attrs["mode"] < len(RESIZE_MODES):
+        raise Q4Error(f"{what}: attr 'mode' must be 0 (nearest) or 1 (bilinear), got {op.attrs['mode']}")
+    if min(scale) < 1 or max(scale) > RESIZE_MAX_SCALE:
+        raise Q4Error(f"{what}: attr 'scale' {list(scale)} must lie in [1, {RESIZE_MAX_SCALE}]")
+    return x.shape[0] * scale[0], x.shape[1] * scale[1], x.shape[2]
+
+
 ShapeRule = Callable[[QOp, list, QTensor, str], "tuple | None"]
 SHAPE_RULES: dict[str, ShapeRule] = {
     "conv2d": _conv2d_shape,
@@ -467,6 +496,8 @@ SHAPE_RULES: dict[str, ShapeRule] = {
     "mul": _mul_shape,
     "addsub": _addsub_shape,
     "lut_channel": _lut_channel_shape,
+    "conv_transpose": _conv_transpose_shape,
+    "resize": _resize_shape,
 }
 
 

@@ -18,7 +18,7 @@ from q4sdk.errors import Q4Error
 from q4sdk.ir import fixedpoint
 from q4sdk.ir.float_exec import unary
 from q4sdk.ir.float_graph import FloatGraph
-from q4sdk.ir.ops import OPS
+from q4sdk.ir.ops import OPS, RESIZE_MODES
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
 from q4sdk.ptq import numerics
 from q4sdk.ptq.plan import Step
@@ -71,7 +71,7 @@ def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: flo
     numerics.fit_bias(step, lw, in_scales, sy)  # dead / tiny kernels, huge biases
     arrays: dict[str, np.ndarray] = {}
     for key, (q, _) in zip(("weight", "weight2"), lw.terms()):
-        if step.kind == "conv2d":
+        if step.kind in ("conv2d", "conv_transpose"):
             wq = q.transpose(0, 2, 3, 1)  # [O, I, kh, kw] -> [O, kh, kw, I]
         elif step.kind == "depthwise_conv2d":
             wq = q[:, 0]  # [C, 1, kh, kw] -> [C, kh, kw]
@@ -295,6 +295,16 @@ def _lower_lut_channel(step: Step, ins: list[QTensor], out: QTensor, weights: di
     return {}, {"table": _table(v, out)}
 
 
+def _lower_conv_transpose(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    attrs, arrays = _lower_conv(step, ins, out, weights)
+    return {**attrs, "output_padding": _ints(step.node.attrs.get("output_padding", (0, 0)))}, arrays
+
+
+def _lower_resize(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    a = step.node.attrs
+    return {"mode": RESIZE_MODES.index(a["mode"]), "scale": _ints(a["scale"])}, {}
+
+
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
 LOWERINGS = {
     "conv2d": _lower_conv,
@@ -312,4 +322,6 @@ LOWERINGS = {
     "mul": _lower_mul,
     "addsub": _lower_addsub,
     "lut_channel": _lower_lut_channel,
+    "conv_transpose": _lower_conv_transpose,
+    "resize": _lower_resize,
 }

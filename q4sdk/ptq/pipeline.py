@@ -168,7 +168,7 @@ def _quantize_weights(step: Step, recipe: Recipe, x_fp: torch.Tensor, x_qp: torc
         q, scales, q2, scales2 = t1, a1, t2, a2
     elif (
         recipe.weight_rounding != "nearest"
-        and step.kind != "depthwise_conv2d"
+        and step.kind not in ("depthwise_conv2d", "conv_transpose")
         and int(step.node.attrs.get("groups", 1)) == 1  # _layer_rows gathers dense, undilated taps
         and tuple(step.node.attrs.get("dilation", (1, 1))) == (1, 1)
         and (recipe.opt_max_k is None or w2.shape[1] <= recipe.opt_max_k)

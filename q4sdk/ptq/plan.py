@@ -51,7 +51,7 @@ def build_plan(graph: FloatGraph) -> list[Step]:
         if node.name in fused:
             continue
         out, act = node.output, None
-        if node.op in ("conv2d", "fully_connected", "add", "sub", "mul"):
+        if node.op in ("conv2d", "fully_connected", "add", "sub", "mul", "conv_transpose"):
             cons = consumers.get(node.output, [])
             if len(cons) == 1 and cons[0].op in ("relu", "clamp") and node.output != graph.output_name:
                 act = _act_bounds(cons[0])

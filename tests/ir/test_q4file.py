@@ -37,7 +37,7 @@ def _requant(rng, n):
 
 
 def make_model() -> QModel:
-    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat, a side branch) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
+    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat, conv_transpose, resize: side branches) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
     -> reshape -> residual split (X1, X2) -> two-input fully_connected."""
     rng = np.random.default_rng(7)
 
@@ -54,6 +54,8 @@ def make_model() -> QModel:
         t("mu", (4, 4, 4), scale=0.11, zp=3),
         t("as", (4, 4, 4), scale=0.06),
         t("lc", (4, 4, 4), scale=0.08),
+        t("ct", (8, 8, 2), scale=0.1, zp=3),
+        t("rs", (8, 12, 4)),
         t("lu", (4, 4, 4), scale=0.09),
         t("cl", (4, 4, 4), scale=0.09),
         t("p", (6, 6, 4), scale=0.09),
@@ -135,6 +137,21 @@ def make_model() -> QModel:
             {},
             {"table": rng.integers(-128, 128, (4, 256)).astype(np.int8)},
         ),
+        QOp(  # side branches: up-sampling of d1
+            "up1",
+            "conv_transpose",
+            ["d1"],
+            "ct",
+            {
+                "stride": [2, 2],
+                "pads": [1, 1, 1, 1],
+                "output_padding": [1, 1],
+                "act_min": -128,
+                "act_max": 127,
+            },
+            {"weight": w(2, 3, 3, 4), **_requant(rng, 2)},
+        ),
+        QOp("rs1", "resize", ["d1"], "rs", {"mode": 1, "scale": [2, 3]}),
         QOp("lut1", "lut", ["a1"], "lu", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}),
         QOp("relu1", "clamp", ["lu"], "cl", {"act_min": 0, "act_max": 127}),
         QOp("pad1", "pad", ["cl"], "p", {"pads": [1, 1, 1, 1]}),
@@ -350,7 +367,7 @@ def test_describe(q4):
         assert re.search(rf"\b{name}\s+{kind}\b", text), name
     assert "input_shape_float=[3, 8, 8]" in text and 'note="µ-model ✓"' in text
     assert "4x3x3x3 int4" in text
-    n_weights = 4 * 27 + 4 * 9 + 4 * 4 + 3 * 4
+    n_weights = 4 * 27 + 4 * 9 + 4 * 4 + 2 * 36 + 3 * 4
     assert f"weights {n_weights} INT4 values" in text
 
 

@@ -452,6 +452,8 @@ class OpAddBroadcast(nn.Module):
         h = (self.conv(h) + self.shift) / 2.0
         h = torch.relu(h) * 3.0 - 0.25
         return self.fc(h.mean((2, 3)) * 0.5 + 1.0)
+
+
 # ---------------------------------------------------------------- one small model per conv / pool form
 
 
@@ -538,6 +540,46 @@ class OpPoolCeil(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class OpConvTranspose(nn.Module):
+    """Per-op model: ConvTranspose2d at stride 2 (kernels 3 with output padding, 4, 2) and stride 1,
+    with BatchNorm and ReLU after, as decoders use them."""
+
+    def __init__(self, c=8):
+        super().__init__()
+        self.down = conv_bn(3, c, 3, 2)
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(c, c, 3, 2, padding=1, output_padding=1, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c, c // 2, 4, 2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c // 2, c // 2, 2, 2),
+            nn.ConvTranspose2d(c // 2, 1, 3, 1, padding=1),  # one channel: the flattened mask
+        )
+
+    def forward(self, x):
+        return self.up(self.down(x)).flatten(1)
+
+
+class OpResize(nn.Module):
+    """Per-op model: up-sampling by F.interpolate(scale_factor=2) and nn.Upsample (factor 3 for
+    nearest), with a Concat skip, in ``mode`` nearest or bilinear (align_corners=False)."""
+
+    def __init__(self, mode="nearest", c=6):
+        super().__init__()
+        self.mode = mode
+        self.e1, self.e2 = conv_bn(3, c), conv_bn(c, c, 3, 2)
+        self.d = conv_bn(2 * c, c)
+        self.up = nn.Upsample(scale_factor=3 if mode == "nearest" else 2, mode=mode)
+        self.out = nn.Conv2d(c, 1, 1)
+
+    def forward(self, x):
+        e1 = self.e1(x)
+        kw = {} if self.mode == "nearest" else {"align_corners": False}
+        u = F.interpolate(self.e2(e1), scale_factor=2.0, mode=self.mode, **kw)
+        return self.out(self.up(self.d(torch.cat([u, e1], 1)))).flatten(1)
+
+
 INPUTS: dict[str, tuple[int, ...]] = {
     "mobilenet_v2_035": (3, 32, 32),
     "mobilenet_v3_small": (3, 32, 32),
@@ -561,6 +603,9 @@ INPUTS: dict[str, tuple[int, ...]] = {
     "op_dilated_conv": (3, 16, 16),
     "op_asym_pad": (3, 15, 15),
     "op_pool_ceil": (3, 16, 16),
+    "op_conv_transpose": (3, 12, 12),
+    "op_resize_nearest": (3, 8, 8),
+    "op_resize_bilinear": (3, 8, 8),
 }
 _CLASSES = {
     "mobilenet_v2_035": MobileNetV2,
@@ -585,6 +630,9 @@ _CLASSES = {
     "op_dilated_conv": OpDilatedConv,
     "op_asym_pad": OpAsymPad,
     "op_pool_ceil": OpPoolCeil,
+    "op_conv_transpose": OpConvTranspose,
+    "op_resize_nearest": lambda: OpResize("nearest"),
+    "op_resize_bilinear": lambda: OpResize("bilinear"),
 }
 
 
