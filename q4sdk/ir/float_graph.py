@@ -18,17 +18,25 @@ add               two inputs of equal shape
 avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
 maxpool           attrs: kernel, stride, pads
 global_avgpool    output (C, 1, 1)
-reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
+reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten); with attr
+                  shape: that (C', H', W') shape, whose channels-last bytes are the input's
+gather            attrs: axis (0 = C, 1 = H, 2 = W of (C, H, W); 0 of (F,)), index (ints): the
+                  input's slices at those positions along that axis (channel shuffle, Slice,
+                  Split, Gather)
+reduce_mean       attrs: axes (of (C, H, W) / (F,)): the mean over them, keeping them as size 1
 unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
                   "hard_swish", "leaky_relu" with alpha): an element-wise nonlinearity
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
                   not be folded into the next conv / pool)
-concat            2 or more inputs joined on the channel axis (C of (C, H, W), F of (F,))
+concat            2 or more inputs joined on attr axis (default 0: C of (C, H, W), F of (F,))
 ================  =================================================================
 
 Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.ops``: each kind
 lists the float ops that lower to it); a grouped ``conv2d`` lowers to ``depthwise_conv2d`` and
 ``relu`` to ``clamp``, ``unary`` to ``lut``.
+
+An ``[N, C, L]`` tensor (1-D models) is held as ``(C, 1, L)``: the same bytes, so every (C, H, W)
+op serves it; ``input_shape`` is the user's ``(C, L)``, ``shapes[input_name]`` the held one.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing
@@ -55,6 +63,8 @@ FLOAT_OPS = (
     "pad",
     "unary",
     "concat",
+    "gather",
+    "reduce_mean",
 )
 
 
@@ -79,6 +89,10 @@ class FloatGraph:
     input_layout: str = "NCHW"
     output_softmax: bool = False
     source_hash: str = ""
+
+    def held_input(self, x: np.ndarray) -> np.ndarray:
+        """Input samples ``[N, *input_shape]`` as the graph holds them (``[N, C, 1, L]`` for 1-D)."""
+        return x.reshape(len(x), *self.shapes[self.input_name])
 
     def node_by_output(self) -> dict[str, FloatNode]:
         return {n.output: n for n in self.nodes}

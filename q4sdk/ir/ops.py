@@ -310,6 +310,29 @@ OPS: dict[str, OpSpec] = {
             {"multiplier": "int32", "shift": "int32"},
             ("concat",),
         ),
+        # slices along one stored axis copied by a constant index table: channel shuffle, Slice,
+        # Split, Gather (docs/integer-spec.md, gather)
+        _elementwise(
+            "gather",
+            "basic",
+            (1,),
+            {"axis": 0},
+            {"index": "int32"},
+            ("gather",),
+            same_quant=True,
+            header="include/q4_gather.h",
+        ),
+        # the mean over the adjacent stored axes axes[0]..axes[1], kept as size 1
+        _elementwise(
+            "reduce_mean",
+            "pooling",
+            (1,),
+            {"axes": 2, **_ACT},
+            _POOL_ARRAYS,
+            ("reduce_mean",),
+            layer=True,
+            header="include/q4_reduce_mean.h",
+        ),
     )
 }
 

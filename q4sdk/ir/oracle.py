@@ -167,11 +167,25 @@ def concat(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> 
     for x, t, m, s in zip(xs, ts, op.arrays["multiplier"], op.arrays["shift"]):
         y = out_t.zero_point + requantize(x.astype(np.int64) - t.zero_point, int(m), int(s))
         parts.append(np.clip(y, op.attrs["act_min"], op.attrs["act_max"]))
-    return np.concatenate(parts, axis=-1).astype(np.int8)
+    axis = [i for i, (a, b) in enumerate(zip(ts[0].shape, out_t.shape)) if a != b]
+    return np.concatenate(parts, axis=1 + axis[0] if len(axis) == 1 else -1).astype(np.int8)
 
 
 def reshape(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
     return x.reshape((x.shape[0],) + tuple(out_t.shape))
+
+
+def gather(x: np.ndarray, op: QOp) -> np.ndarray:
+    """Slices along stored axis ``axis`` picked by ``index`` (docs/integer-spec.md, gather)."""
+    return np.take(x, op.arrays["index"].astype(np.int64), axis=1 + int(op.attrs["axis"]))
+
+
+def reduce_mean(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    """The requantized sum over stored axes axes[0]..axes[1], kept (docs/integer-spec.md, reduce_mean)."""
+    first, last = op.attrs["axes"]
+    axes = tuple(range(1 + first, 2 + last))
+    acc = (x.astype(np.int64) - in_t.zero_point).sum(axis=axes, keepdims=True)
+    return _finish([acc], op, out_t)
 
 
 #: kind -> f(inputs, op, input tensors, output tensor): the integer semantics of every op kind
@@ -189,6 +203,8 @@ OP_FUNCTIONS = {
     "residual_split": lambda xs, op, ts, out_t: residual_split(xs[0], op, ts[0], out_t),
     "lut": lambda xs, op, ts, out_t: lut(xs[0], op, ts[0]),
     "concat": concat,
+    "gather": lambda xs, op, ts, out_t: gather(xs[0], op),
+    "reduce_mean": lambda xs, op, ts, out_t: reduce_mean(xs[0], op, ts[0], out_t),
 }
 
 
@@ -252,8 +268,9 @@ def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
     t = model.input_tensor
     x = np.asarray(x, np.float32)
     layout = model.meta.get("input_layout", "NCHW")
-    if x.ndim == 4 and layout == "NCHW":
-        x = x.transpose(0, 2, 3, 1)
+    if layout == "NCHW" and len(t.shape) == 3:  # [N, C, H, W] or [N, C, L] (held as [N, C, 1, L])
+        h, w, c = t.shape
+        x = x.reshape(len(x), c, h, w).transpose(0, 2, 3, 1)
     v = x * np.float32(1.0 / t.scale)
     q1 = np.clip(round_half_away(v) + np.float32(t.zero_point), t.qmin, t.qmax)
     shape = (x.shape[0],) + tuple(t.shape)

@@ -253,6 +253,26 @@ def _lower_concat(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -
     return {}, {"multiplier": m, "shift": s}
 
 
+def _stored_axis(logical: int, rank: int) -> int:
+    """Axis of a (C, H, W) / (F,) tensor in its channels-last stored shape."""
+    return (2, 0, 1)[logical] if rank == 3 else logical
+
+
+def _lower_gather(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    a = step.node.attrs
+    return {"axis": _stored_axis(int(a["axis"]), len(ins[0].shape))}, {
+        "index": np.asarray(a["index"], np.int32)
+    }
+
+
+def _lower_reduce_mean(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """The stored axes reduced: the held ones and any size-1 axes between them (adjacent by plan)."""
+    stored = [_stored_axis(int(i), len(ins[0].shape)) for i in step.node.attrs["axes"]]
+    first, last = min(stored), max(stored)
+    count = int(np.prod(ins[0].shape[first : last + 1]))
+    return {"axes": [first, last]}, _average(ins, out, count)
+
+
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
 LOWERINGS = {
     "conv2d": _lower_conv,
@@ -267,4 +287,6 @@ LOWERINGS = {
     "reshape": _lower_plain,
     "lut": _lower_lut,
     "concat": _lower_concat,
+    "gather": _lower_gather,
+    "reduce_mean": _lower_reduce_mean,
 }
