@@ -410,6 +410,7 @@ class _Importer:
             for t in inputs:  # a consumer that computes: pending views become tensors first
                 if t in self.views:
                     self._materialize(name, t)
+            inputs = [self.resolve(t) if t else "" for t in node.input]
             handler = getattr(self, f"_op_{node.op_type}", None)
             if handler is None:
                 later = " yet" if node.op_type in NOT_YET_OPS else ""
@@ -646,16 +647,16 @@ class _Importer:
                 "(only constant indices / shapes)"
             )
         feeds = {}
-        for t in inputs[1:]:
+        for original, t in zip(node.input[1:], inputs[1:]):
             if t:
-                feeds[t] = self._const(name, t, f"the {node.op_type} input '{t}'")
+                feeds[original] = self._const(name, t, f"the {node.op_type} input '{t}'")
         if data in self.views:
             source, base = self.views[data].source, self.views[data].index
         else:
             source = data
             size = int(np.prod(self.shapes[data]))
             base = np.arange(self.batch * size, dtype=np.int64).reshape(self.batch, *self._onnx_shape(data))
-        feeds[data] = base
+        feeds[node.input[0]] = base
         try:
             results = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
         except Exception as err:
@@ -696,7 +697,7 @@ class _Importer:
             raise Q4Error(
                 f"{what} moves elements along more than one axis of '{v.source}' "
                 f"[N, {', '.join(map(str, self._onnx_shape(v.source)))}]; not supported (channel shuffle, "
-                "Slice, Split and Gather on one axis are)"
+                "Slice, Split and Gather on one axis are, and the NHWC -> NCHW layout Transpose of the input)"
             )
         axis, index, shape = found
         current = v.source

@@ -541,8 +541,8 @@ def test_softmax_in_the_middle_rejected():
             "transA",
         ),
         (
-            lambda: make_model([node("ReduceMean", ["x"], ["y"], "rm", axes=[1])], ["N", 3, 2, 2]),
-            "spatial axes",
+            lambda: make_model([node("ReduceMean", ["x"], ["y"], "rm", axes=[1, 2])], ["N", 3, 2, 2]),
+            "not adjacent",
         ),
     ],
     ids=[
@@ -557,7 +557,7 @@ def test_softmax_in_the_middle_rejected():
         "reshape",
         "pad-channels",
         "transA",
-        "reducemean-channels",
+        "reducemean-channels-and-h",
     ],
 )
 def test_rejections_name_the_node(builder, fragment):
@@ -574,7 +574,7 @@ def test_graph_level_rejections():
         make_model([node("Add", ["x", "z"], ["y"])], ["N", 4], extra_inputs=[extra]), "exactly one input"
     )
     expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, "H", 4]), "only the batch dimension")
-    expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, 4]), "rank must be 4")
+    expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, 4, 4, 4]), "rank must be 4")
 
 
 def test_missing_truncated_and_non_onnx_files(tmp_path):

@@ -37,7 +37,7 @@ def _requant(rng, n):
 
 
 def make_model() -> QModel:
-    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat, a side branch) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
+    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat -> gather, reduce_mean: side branches) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
     -> reshape -> residual split (X1, X2) -> two-input fully_connected."""
     rng = np.random.default_rng(7)
 
@@ -51,6 +51,8 @@ def make_model() -> QModel:
         t("c2", (4, 4, 4), scale=0.07),
         t("a1", (4, 4, 4), scale=0.09),
         t("cc", (4, 4, 12), scale=0.05),
+        t("gt", (4, 4, 4), scale=0.05),
+        t("rm", (4, 1, 1), scale=0.05),
         t("lu", (4, 4, 4), scale=0.09),
         t("cl", (4, 4, 4), scale=0.09),
         t("p", (6, 6, 4), scale=0.09),
@@ -108,6 +110,8 @@ def make_model() -> QModel:
                 "shift": np.array([30, 31, 1], np.int32),
             },
         ),
+        QOp("gth1", "gather", ["cc"], "gt", {"axis": 2}, {"index": np.array([11, 0, 5, 5], np.int32)}),
+        QOp("rm1", "reduce_mean", ["a1"], "rm", {"axes": [1, 2], "act_min": -128, "act_max": 127}, pool()),
         QOp("lut1", "lut", ["a1"], "lu", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}),
         QOp("relu1", "clamp", ["lu"], "cl", {"act_min": 0, "act_max": 127}),
         QOp("pad1", "pad", ["cl"], "p", {"pads": [1, 1, 1, 1]}),
