@@ -113,15 +113,36 @@ def _stored_order(shape: tuple[int, ...]) -> np.ndarray:
     return (idx.transpose(1, 2, 0) if len(shape) == 3 else idx).ravel()
 
 
-def _as_gather(per: np.ndarray, src: tuple[int, ...]):
-    """``per`` (a C-order index map into a tensor of shape ``src``) as one gather along one axis of
-    ``src`` followed by a C-order reshape: (axis, index list, gathered shape), (None, None, src) for
-    the identity, or None."""
+def _as_gathers(per: np.ndarray, src: tuple[int, ...], target: tuple[int, ...]):
+    """``per`` (a C-order index map into a tensor of shape ``src``) as gathers along axes of ``src``
+    followed by a C-order reshape: ([(axis, index list), ...], gathered shape), or None. Tried: a
+    selection on each axis of ``target`` (when it has the rank of ``src``: a Slice on H and W at
+    once), then one gather along any axis with a reshape after it (a channel shuffle, a flatten)."""
+    size = int(np.prod(src))
+    whole = np.arange(size).reshape(src)
+    if len(target) == len(src) and per.size:
+        mapped = per.reshape(target)
+        coords = np.unravel_index(mapped, src)
+        picks = [coords[a][(0,) * a + (slice(None),) + (0,) * (len(src) - a - 1)] for a in range(len(src))]
+        if np.array_equal(whole[np.ix_(*picks)], mapped):
+            steps = [
+                (a, [int(i) for i in pick]) for a, pick in enumerate(picks) if not np.array_equal(pick, np.arange(src[a]))
+            ]
+            return steps, tuple(target)
+    one = _as_gather(per, src, whole)
+    if one is None:
+        return None
+    axis, index, shape = one
+    return ([] if axis is None else [(axis, index)]), shape
+
+
+def _as_gather(per: np.ndarray, src: tuple[int, ...], whole: np.ndarray):
+    """``per`` as one gather along one axis of ``src`` followed by a C-order reshape: (axis, index
+    list, gathered shape), (None, None, src) for the identity, or None."""
     flat = per.ravel()
     size = int(np.prod(src))
     if flat.size == size and np.array_equal(flat, np.arange(size)):
         return None, None, tuple(src)
-    whole = np.arange(size).reshape(src)
     for axis in range(len(src)):
         other = size // src[axis]
         if flat.size % other or flat.size == 0:
@@ -692,22 +713,28 @@ class _Importer:
                 f"{what} is an [N, {', '.join(map(str, per.shape))}] tensor; q4sdk holds [N, F], "
                 "[N, C, L] and [N, C, H, W] activations"
             )
-        found = _as_gather(per, src_shape)
+        found = _as_gathers(per, src_shape, target)
         if found is None:
             raise Q4Error(
                 f"{what} moves elements along more than one axis of '{v.source}' "
                 f"[N, {', '.join(map(str, self._onnx_shape(v.source)))}]; not supported (channel shuffle, "
                 "Slice, Split and Gather on one axis are, and the NHWC -> NCHW layout Transpose of the input)"
             )
-        axis, index, shape = found
-        current = v.source
-        if axis is not None:
-            current = tensor if shape == target else f"{tensor}__gather"
-            gname = v.node if current == tensor else self._fresh_name(f"{v.node}_gather")
-            self._emit(gname, "gather", [v.source], current, shape, {"axis": axis, "index": index})
-        if shape == target:
+        gathers, shape = found
+        current, cur_shape = v.source, list(src_shape)
+        for k, (axis, index) in enumerate(gathers):
+            cur_shape[axis] = len(index)
+            last = k == len(gathers) - 1
+            out = tensor if last and shape == target else f"{tensor}__gather{k}"
+            gname = v.node if out == tensor else self._fresh_name(f"{v.node}_gather{k}")
+            self._emit(gname, "gather", [current], out, tuple(cur_shape), {"axis": axis, "index": index})
+            current = out
+        same_rank = (per.ndim == 2) == (current in self.one_d)  # [N, C, L] vs [N, C, 1, L]
+        if shape == target and same_rank:
             if current != tensor:
                 self._set_alias(tensor, current)
+        elif shape == target and current == tensor:
+            pass
         elif len(target) == 1:  # a flatten (C-order; a dense layer after it reads it as held)
             self._emit(v.node, "reshape", [current], tensor, target)
         elif np.array_equal(_stored_order(shape), _stored_order(target)):
