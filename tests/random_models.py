@@ -269,6 +269,18 @@ class _Builder:
         m, s = self.requant(len(ins), 128.0, out)
         self.cur = self.emit("concat", ins, out, self.act(out), {"multiplier": m, "shift": s})
 
+    def softmax(self):
+        """Softmax along a random stored axis, with the table the quantizer builds for a random
+        input scale and a random (calibrated-like) output scale."""
+        rng = self.rng
+        in_t = self.tensors[self.cur]
+        axis = int(rng.integers(len(in_t.shape)))
+        out = self.tensor(in_t.shape)
+        d = np.arange(1 << in_t.bits, dtype=np.float64)
+        table = np.floor(np.exp(-d * in_t.scale * rng.uniform(0.5, 20)) * (1 << 15) + 0.5).astype(np.int32)
+        steps = int(rng.choice([1, 15, 255, 1000, (1 << 16) - 1]))
+        self.cur = self.emit("softmax", [self.cur], out, {"axis": axis, "steps": steps}, {"table": table})
+
     def model(self, name="rand", layout="NHWC") -> QModel:
         return QModel(name, self.input, self.cur, self.tensors, self.ops, {"input_layout": layout})
 
@@ -304,6 +316,7 @@ def random_model(
             "gather": b.gather,
             "reduce_mean": b.reduce_mean,
             "concat_any_axis": b.concat_any_axis,
+            "softmax": b.softmax,
         }[kind]()
     if head:
         if rng.random() < 0.5:

@@ -199,6 +199,22 @@ def _reduce_mean_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
 
+def _softmax_args(model: QModel, op: QOp, args: dict) -> int:
+    axis = int(op.attrs["axis"])
+    outer, n, inner = _outer_inner(_hwc(model, op.inputs[0]), axis, axis)
+    out_t = model.tensors[op.output]
+    args.update(
+        outer=outer,
+        n=n,
+        inner=inner,
+        steps=int(op.attrs["steps"]),
+        qmin=out_t.qmin,
+        qmax=out_t.qmax,
+        tables=[c_table(f"{args['symbol']}_table", "int32_t", _int64(op, "table"))],
+    )
+    return 0
+
+
 def _no_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
@@ -220,6 +236,7 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "concat": _concat_args,
     "gather": _gather_args,
     "reduce_mean": _reduce_mean_args,
+    "softmax": _softmax_args,
 }
 
 

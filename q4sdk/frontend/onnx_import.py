@@ -1202,12 +1202,12 @@ class _Importer:
     def _op_Softmax(self, name, node, inputs, attrs):
         shape = self._act(name, inputs[0])
         final = self.resolve(self.output_name) == node.output[0] and self.uses.get(node.output[0], 0) == 1
-        if not final or len(shape) != 1 or int(attrs.get("axis", -1)) not in (-1, 1):
-            raise Q4Error(
-                f"node '{name}': Softmax is supported only as the final op, over the classes of [N, F]"
-            )
-        self._set_alias(node.output[0], inputs[0])
-        self.output_softmax = True
+        if final and len(shape) == 1 and int(attrs.get("axis", -1)) in (-1, 1):
+            self._set_alias(node.output[0], inputs[0])  # over the classes: the logits keep the argmax
+            self.output_softmax = True
+            return
+        axis = self._axis(name, inputs[0], int(attrs.get("axis", -1)), "Softmax")
+        self._emit(name, "softmax", [inputs[0]], node.output[0], shape, {"axis": axis})
 
     def _op_Transpose(self, name, node, inputs, attrs):
         perm = [int(p) for p in attrs.get("perm", [])]

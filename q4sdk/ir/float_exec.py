@@ -119,6 +119,7 @@ FLOAT_FUNCTIONS = {
         xs[0], 1 + a["axis"], torch.as_tensor(a["index"], dtype=torch.long)
     ),
     "reduce_mean": lambda xs, a, params: xs[0].mean(dim=[1 + i for i in a["axes"]], keepdim=True),
+    "softmax": lambda xs, a, params: torch.softmax(xs[0], dim=1 + a["axis"]),
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
 ACTIVATIONS = ("relu", "clamp")

@@ -24,6 +24,8 @@ gather            attrs: axis (0 = C, 1 = H, 2 = W of (C, H, W); 0 of (F,)), ind
                   input's slices at those positions along that axis (channel shuffle, Slice,
                   Split, Gather)
 reduce_mean       attrs: axes (of (C, H, W) / (F,)): the mean over them, keeping them as size 1
+softmax           attrs: axis (of (C, H, W) / (F,)): softmax along it (not the final one over
+                  the classes, which is removed: ``output_softmax``)
 unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
                   "hard_swish", "leaky_relu" with alpha): an element-wise nonlinearity
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
@@ -65,6 +67,7 @@ FLOAT_OPS = (
     "concat",
     "gather",
     "reduce_mean",
+    "softmax",
 )
 
 

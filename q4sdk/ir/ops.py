@@ -333,6 +333,17 @@ OPS: dict[str, OpSpec] = {
             layer=True,
             header="include/q4_reduce_mean.h",
         ),
+        # softmax along one stored axis: exp by a table over (max - x), one integer division per
+        # element (docs/integer-spec.md, softmax)
+        _elementwise(
+            "softmax",
+            "activation",
+            (1,),
+            {"axis": 0, "steps": 0},
+            {"table": "int32"},
+            ("softmax",),
+            header="include/q4_softmax.h",
+        ),
     )
 }
 

@@ -188,6 +188,17 @@ def reduce_mean(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.nda
     return _finish([acc], op, out_t)
 
 
+def softmax(x: np.ndarray, op: QOp, out_t: QTensor) -> np.ndarray:
+    """e = table[max - x] along stored axis ``axis``; y = z_y + (e * steps + sum // 2) // sum, clamped
+    (docs/integer-spec.md, softmax)."""
+    a = 1 + int(op.attrs["axis"])
+    xi = x.astype(np.int64)
+    e = op.arrays["table"].astype(np.int64)[xi.max(axis=a, keepdims=True) - xi]
+    total = e.sum(axis=a, keepdims=True)
+    y = out_t.zero_point + (e * int(op.attrs["steps"]) + total // 2) // total
+    return np.clip(y, out_t.qmin, out_t.qmax).astype(np.int8)
+
+
 #: kind -> f(inputs, op, input tensors, output tensor): the integer semantics of every op kind
 OP_FUNCTIONS = {
     "conv2d": conv2d,
@@ -205,6 +216,7 @@ OP_FUNCTIONS = {
     "concat": concat,
     "gather": lambda xs, op, ts, out_t: gather(xs[0], op),
     "reduce_mean": lambda xs, op, ts, out_t: reduce_mean(xs[0], op, ts[0], out_t),
+    "softmax": lambda xs, op, ts, out_t: softmax(xs[0], op, out_t),
 }
 
 

@@ -401,6 +401,28 @@ def _reduce_mean_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     return tuple(1 if first <= i <= last else d for i, d in enumerate(x.shape))
 
 
+SOFTMAX_ONE = 1 << 15  # table[0]: exp(0) in the softmax table's fixed point
+SOFTMAX_MAX = (1 << 16) - 1  # the largest steps and axis length (unsigned 32-bit arithmetic)
+
+
+def _softmax_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, table, axis, steps = ins[0], op.arrays["table"], op.attrs["axis"], op.attrs["steps"]
+    if not 0 <= axis < len(x.shape):
+        raise Q4Error(f"{what}: attr 'axis' must lie in [0, {len(x.shape) - 1}], got {axis}")
+    if not 1 <= steps <= SOFTMAX_MAX:
+        raise Q4Error(f"{what}: attr 'steps' must lie in [1, {SOFTMAX_MAX}], got {steps}")
+    if x.shape[axis] > SOFTMAX_MAX:
+        raise Q4Error(f"{what}: axis {axis} of input '{x.name}' is longer than {SOFTMAX_MAX}")
+    if table.shape != (1 << x.bits,):
+        raise Q4Error(
+            f"{what}: array 'table' must have shape ({1 << x.bits},), one entry per code difference of "
+            f"input '{x.name}' ({x.bits} bits), got {_fmt_shape(table.shape)}"
+        )
+    if table.min() < 0 or table.max() > SOFTMAX_ONE or table[0] < 1:
+        raise Q4Error(f"{what}: array 'table' values must lie in [0, 2^15] with table[0] >= 1")
+    return tuple(x.shape)
+
+
 ShapeRule = Callable[[QOp, list, QTensor, str], "tuple | None"]
 SHAPE_RULES: dict[str, ShapeRule] = {
     "conv2d": _conv2d_shape,
@@ -418,6 +440,7 @@ SHAPE_RULES: dict[str, ShapeRule] = {
     "concat": _concat_shape,
     "gather": _gather_shape,
     "reduce_mean": _reduce_mean_shape,
+    "softmax": _softmax_shape,
 }
 
 

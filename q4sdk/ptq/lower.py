@@ -273,6 +273,16 @@ def _lower_reduce_mean(step: Step, ins: list[QTensor], out: QTensor, weights: di
     return {"axes": [first, last]}, _average(ins, out, count)
 
 
+def _lower_softmax(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """table[d] = round(2^15 exp(-d S_x)) (half away from zero, float64) for every code difference
+    d; steps = round(1 / S_y), the output codes per unit of probability (docs/integer-spec.md)."""
+    d = np.arange(1 << ins[0].bits, dtype=np.float64)
+    table = np.floor(np.exp(-d * ins[0].scale) * (1 << 15) + 0.5)
+    steps = int(np.clip(np.floor(1.0 / out.scale + 0.5), 1, (1 << 16) - 1))
+    axis = _stored_axis(int(step.node.attrs["axis"]), len(ins[0].shape))
+    return {"axis": axis, "steps": steps}, {"table": table.astype(np.int32)}
+
+
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
 LOWERINGS = {
     "conv2d": _lower_conv,
@@ -289,4 +299,5 @@ LOWERINGS = {
     "concat": _lower_concat,
     "gather": _lower_gather,
     "reduce_mean": _lower_reduce_mean,
+    "softmax": _lower_softmax,
 }

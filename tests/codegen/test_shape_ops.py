@@ -23,12 +23,28 @@ from random_models import _Builder, assert_c_equals_oracle, random_input, random
 @pytest.mark.parametrize("seed", range(3))
 def test_random_shape_models_c_equals_oracle(tmp_path, seed):
     rng = np.random.default_rng(300 + seed)
-    kinds = ("gather", "reduce_mean", "concat_any_axis", "conv2d", "maxpool", "gather", "concat_any_axis")
+    kinds = ("gather", "reduce_mean", "concat_any_axis", "conv2d", "softmax", "gather", "concat_any_axis")
     model = random_model(rng, n_ops=8, kinds=kinds, name=f"shape{seed}")
     assert {"gather", "concat"} <= {op.kind for op in model.ops}
     generate(model, tmp_path / "gen", "net")
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")
     assert_c_equals_oracle(cm, model, random_input(model, rng, 16))
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_softmax_every_axis_c_equals_oracle_including_extreme_tables(tmp_path, axis):
+    """Long lines (64 elements) at steps 2^16 - 1 (the unsigned 32-bit bounds), a flat table (all
+    2^15) and a steep one (exp underflows to 0 after the max)."""
+    rng = np.random.default_rng(20 + axis)
+    b = _Builder(rng, (4, 64, 3) if axis == 1 else (64, 2, 3) if axis == 0 else (2, 3, 64), bits=8)
+    for table in (np.full(256, 1 << 15, np.int32), np.array([1 << 15] + [0] * 255, np.int32)):
+        out = b.tensor(b.tensors[b.cur].shape, bits=8)
+        b.cur = b.emit("softmax", [b.cur], out, {"axis": axis, "steps": (1 << 16) - 1}, {"table": table})
+    b.softmax()
+    model = b.model("smax")
+    generate(model, tmp_path / "gen", "net")
+    cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")
+    assert_c_equals_oracle(cm, model, random_input(model, rng, 8))
 
 
 @pytest.mark.parametrize("axes", [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2), (0, 2)])
@@ -55,6 +71,7 @@ def test_packed_gather_and_reduce_mean_c_equals_oracle(tmp_path):
     b.gather()
     b.concat_any_axis()
     b.gather()
+    b.softmax()
     b.reduce_mean()
     model = b.model("pshape")
     for t in model.tensors.values():
@@ -65,7 +82,9 @@ def test_packed_gather_and_reduce_mean_c_equals_oracle(tmp_path):
             op.attrs["act_min"] = max(op.attrs["act_min"], -8)
             op.attrs["act_max"] = min(max(op.attrs["act_max"], op.attrs["act_min"]), 7)
     report = generate(model, tmp_path / "gen", "net", pack_activations=True)
-    assert {"q4_gather_p4.c", "q4_reduce_mean_p4.c", "q4_concat_p4.c"} <= set(report.kernel_sources)
+    assert {"q4_gather_p4.c", "q4_reduce_mean_p4.c", "q4_concat_p4.c", "q4_softmax_p4.c"} <= set(
+        report.kernel_sources
+    )
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")
     xq = random_input(model, rng, 16)
     assert_c_equals_oracle(cm, model, xq)

@@ -57,9 +57,9 @@ ONNX_CASES = {
     "Erf": lambda: _unsupported("Erf"),
     "Softplus": lambda: _unsupported("Softplus"),
     "Softsign": lambda: _unsupported("Softsign"),
-    "Softmax mid-graph": lambda: _unsupported("Softmax", axis=1),
-    "Concat on axis 2": lambda: _conv_head(
-        [h.make_node("Concat", ["c1", "c1"], ["u"], axis=2, name="bad_node")], "u"
+    "Softmax on the batch axis": lambda: _unsupported("Softmax", axis=0),
+    "Concat on the batch axis": lambda: _conv_head(
+        [h.make_node("Concat", ["c1", "c1"], ["u"], axis=0, name="bad_node")], "u"
     ),
     "Mul": lambda: _conv_head([h.make_node("Mul", ["c1", "c1"], ["u"], name="bad_node")], "u"),
     "maxpool ceil_mode": lambda: _unsupported("MaxPool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),

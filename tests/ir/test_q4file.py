@@ -53,6 +53,7 @@ def make_model() -> QModel:
         t("cc", (4, 4, 12), scale=0.05),
         t("gt", (4, 4, 4), scale=0.05),
         t("rm", (4, 1, 1), scale=0.05),
+        t("sm", (4, 4, 4), scale=1 / 256, zp=-128),
         t("lu", (4, 4, 4), scale=0.09),
         t("cl", (4, 4, 4), scale=0.09),
         t("p", (6, 6, 4), scale=0.09),
@@ -112,6 +113,7 @@ def make_model() -> QModel:
         ),
         QOp("gth1", "gather", ["cc"], "gt", {"axis": 2}, {"index": np.array([11, 0, 5, 5], np.int32)}),
         QOp("rm1", "reduce_mean", ["a1"], "rm", {"axes": [1, 2], "act_min": -128, "act_max": 127}, pool()),
+        QOp("sm1", "softmax", ["a1"], "sm", {"axis": 0, "steps": 256}, {"table": np.arange(256, 0, -1).astype(np.int32)}),
         QOp("lut1", "lut", ["a1"], "lu", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}),
         QOp("relu1", "clamp", ["lu"], "cl", {"act_min": 0, "act_max": 127}),
         QOp("pad1", "pad", ["cl"], "p", {"pads": [1, 1, 1, 1]}),
@@ -720,5 +722,5 @@ def test_validate_model_accepts_tuples_and_numpy_ints(model):
 
 
 def test_unknown_op_kind_in_file(q4):
-    edit(q4, _set(("ops", 9, "kind"), "softmax"))
-    assert_rejected(q4, "ops[9].kind", "unknown op kind 'softmax'")
+    edit(q4, _set(("ops", 9, "kind"), "lstm"))
+    assert_rejected(q4, "ops[9].kind", "unknown op kind 'lstm'")

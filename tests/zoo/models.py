@@ -481,6 +481,20 @@ class OpReduceMeanAxis(nn.Module):
         return self.fc(z.mean(3, keepdim=True).mean(2).flatten(1))
 
 
+class OpSoftmaxAxis(nn.Module):
+    """Softmax inside the network: over the channels (attention weights) and over W, then a final
+    Softmax over the classes (removed: output_softmax)."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a, self.b = conv_bn(3, 8, 3), conv_bn(8, 8, 3)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        y = self.b(torch.softmax(self.a(x), dim=1))
+        return torch.softmax(self.fc(torch.softmax(y, dim=3).mean((2, 3))), dim=1)
+
+
 INPUTS: dict[str, tuple[int, ...]] = {
     "mobilenet_v2_035": (3, 32, 32),
     "mobilenet_v3_small": (3, 32, 32),
@@ -501,6 +515,7 @@ INPUTS: dict[str, tuple[int, ...]] = {
     "op_squeeze": (4, 1, 20),
     "op_concat_spatial": (3, 8, 8),
     "op_reduce_mean_axis": (3, 10, 10),
+    "op_softmax_axis1": (3, 10, 10),
 }
 _CLASSES = {
     "mobilenet_v2_035": MobileNetV2,
@@ -522,6 +537,7 @@ _CLASSES = {
     "op_squeeze": OpSqueeze,
     "op_concat_spatial": OpConcatSpatial,
     "op_reduce_mean_axis": OpReduceMeanAxis,
+    "op_softmax_axis1": OpSoftmaxAxis,
 }
 
 
