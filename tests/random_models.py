@@ -236,7 +236,9 @@ class _Builder:
         axis = int(rng.integers(len(shape)))
         index = rng.integers(0, shape[axis], size=int(rng.integers(1, shape[axis] + 3))).astype(np.int32)
         out_shape = (*shape[:axis], index.size, *shape[axis + 1 :])
-        self.cur = self.emit("gather", [self.cur], self.like(self.cur, out_shape), {"axis": axis}, {"index": index})
+        self.cur = self.emit(
+            "gather", [self.cur], self.like(self.cur, out_shape), {"axis": axis}, {"index": index}
+        )
 
     def reduce_mean(self):
         """The mean over a random run of adjacent stored axes."""
@@ -248,7 +250,11 @@ class _Builder:
         out = self.tensor(tuple(1 if first <= i <= last else d for i, d in enumerate(shape)))
         m, s = self.requant(1, 8.0 * n, out)
         self.cur = self.emit(
-            "reduce_mean", [self.cur], out, {"axes": [first, last], **self.act(out)}, {"multiplier": m, "shift": s}
+            "reduce_mean",
+            [self.cur],
+            out,
+            {"axes": [first, last], **self.act(out)},
+            {"multiplier": m, "shift": s},
         )
 
     def concat_any_axis(self):

@@ -9,8 +9,18 @@ Canonicalisation done here:
 
 * BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
   MatMul + Add becomes one ``fully_connected``.
-* ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
-* ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
+* ``[N, C, L]`` tensors (1-D models) are held as ``(C, 1, L)``, the same bytes: Conv1d, pooling and
+  pads become their ``1 x k`` 2-D forms (``one_d`` names the tensors that are rank 3 in ONNX).
+* Layout ops (Reshape, Transpose, Squeeze, Unsqueeze, Slice, Split, Gather with constant indices)
+  are run on an index map of their input (``_View``, ONNX reference semantics) and stay pending
+  until an op that computes reads them; then the map becomes ``gather`` ops along single axes
+  (channel shuffle, slices, split outputs, a chain of them fused) and / or a ``reshape`` that keeps
+  the channels-last bytes in place (a flatten, spatial axes merged / split, [N, C, L] <-> [N, C, 1,
+  L]). A map that is neither (a transpose of two axes) is refused.
+* ``Concat`` joins activations on any axis but the batch.
+* ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes);
+  over other axes that are adjacent in channels-last order (C, W, H, (W, C), all) ``reduce_mean``.
+* ``Softmax`` becomes ``softmax`` (any axis), except the final one over the classes (below).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
   MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
 * ``Identity``/``Dropout`` are removed; a trailing ``Softmax`` is removed (``output_softmax``);
@@ -20,8 +30,7 @@ Anything else is rejected before any work, with every unsupported node listed at
 (:class:`UnsupportedModel`, a :class:`Q4Error` whose ``issues`` give node, op type and what is
 unsupported: the op, an attribute value, a rank). A node that only fails because it reads the output
 of an unsupported node is not listed again; ONNX shape inference gives such tensors a shape so the
-nodes after them are still checked. A ``[N, C, L]`` input is one issue ("rank 3 ... not supported
-yet"); the rest of the graph is checked as if it were ``[N, C, 1, L]``, so its real missing ops show.
+nodes after them are still checked.
 
 Malformed data is refused at import, naming the initializer: an initializer whose data does not match
 its dims, NaN / Inf in a weight, bias or BatchNorm parameter, a negative BatchNorm variance.
@@ -126,7 +135,9 @@ def _as_gathers(per: np.ndarray, src: tuple[int, ...], target: tuple[int, ...]):
         picks = [coords[a][(0,) * a + (slice(None),) + (0,) * (len(src) - a - 1)] for a in range(len(src))]
         if np.array_equal(whole[np.ix_(*picks)], mapped):
             steps = [
-                (a, [int(i) for i in pick]) for a, pick in enumerate(picks) if not np.array_equal(pick, np.arange(src[a]))
+                (a, [int(i) for i in pick])
+                for a, pick in enumerate(picks)
+                if not np.array_equal(pick, np.arange(src[a]))
             ]
             return steps, tuple(target)
     one = _as_gather(per, src, whole)
@@ -244,7 +255,6 @@ class _Importer:
         self.issues: list[Issue] = []
         self.opaque: set[str] = set()  # outputs of unsupported nodes
         self.opaque_const: set[str] = set()  # ... computed from constants and shapes only
-        self.lifted = False  # a [N, C, L] input, held as [N, C, 1, L]
         self.one_d: set[str] = set()  # tensors that are [N, C, L] in the ONNX graph, held as (C, 1, L)
         self.views: dict[str, _View] = {}  # pending Reshape / Transpose / Slice / ... results
         self.alias: dict[str, str] = {}
@@ -331,7 +341,6 @@ class _Importer:
                 )
         self.shapes[inp.name] = tuple(int(d.dim_value) for d in dims[1:])
         if len(dims) == 3:  # [N, C, L] is held as [N, C, 1, L] (the same bytes)
-            self.lifted = True
             c, length = self.shapes[inp.name]
             self.shapes[inp.name] = (c, 1, length)
             self.one_d.add(inp.name)
@@ -685,7 +694,10 @@ class _Importer:
         for k, (out, value) in enumerate(zip(node.output, results)):
             if out:
                 self.views[out] = _View(
-                    name if k == 0 else self._fresh_name(f"{name}_{k}"), node.op_type, source, np.asarray(value)
+                    name if k == 0 else self._fresh_name(f"{name}_{k}"),
+                    node.op_type,
+                    source,
+                    np.asarray(value),
                 )
 
     def _materialize(self, consumer: str, tensor: str) -> None:
@@ -697,8 +709,10 @@ class _Importer:
         size = int(np.prod(src_shape))
         idx = v.index
         what = f"node '{consumer}': input '{tensor}' (from {v.op_type} node '{v.node}')"
-        if idx.ndim < 1 or idx.shape[0] != self.batch or any(
-            not np.array_equal(idx[b], idx[0] + b * size) for b in range(self.batch)
+        if (
+            idx.ndim < 1
+            or idx.shape[0] != self.batch
+            or any(not np.array_equal(idx[b], idx[0] + b * size) for b in range(self.batch))
         ):
             raise Q4Error(f"{what} mixes the batch axis with the others; not supported")
         per = idx[0]
@@ -1103,7 +1117,9 @@ class _Importer:
         spatial = len(shape) == 3 and {1, 2} <= {*held, *(i for i in (1, 2) if shape[i] == 1)}
         if spatial and 0 not in held:
             pooled = node.output[0] if keep else f"{node.output[0]}_gap"
-            self._emit(name if keep else f"{name}_gap", "global_avgpool", [inputs[0]], pooled, (shape[0], 1, 1))
+            self._emit(
+                name if keep else f"{name}_gap", "global_avgpool", [inputs[0]], pooled, (shape[0], 1, 1)
+            )
             if not keep:
                 if len(out_onnx) == 1:
                     self._flatten(name, pooled, node.output[0], self.shapes[pooled])
@@ -1128,11 +1144,7 @@ class _Importer:
                 )
         kept = tuple(1 if i in held else d for i, d in enumerate(shape))
         target = (
-            tuple(out_onnx)
-            if len(out_onnx) != 2
-            else (out_onnx[0], 1, out_onnx[1])
-            if out_onnx
-            else (1,)
+            tuple(out_onnx) if len(out_onnx) != 2 else (out_onnx[0], 1, out_onnx[1]) if out_onnx else (1,)
         )
         out = node.output[0]
         mean = out if kept == target else f"{out}_mean"

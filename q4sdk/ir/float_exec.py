@@ -111,7 +111,9 @@ FLOAT_FUNCTIONS = {
     "avgpool": avgpool,
     "maxpool": maxpool,
     "global_avgpool": lambda xs, a, params: xs[0].mean(dim=(2, 3), keepdim=True),
-    "reshape": lambda xs, a, params: xs[0].reshape(len(xs[0]), *a["shape"]) if "shape" in a else xs[0].flatten(1),
+    "reshape": lambda xs, a, params: (
+        xs[0].reshape(len(xs[0]), *a["shape"]) if "shape" in a else xs[0].flatten(1)
+    ),
     "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
     "unary": unary,
     "concat": lambda xs, a, params: torch.cat(xs, dim=1 + a.get("axis", 0)),  # default: channels / features

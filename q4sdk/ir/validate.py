@@ -394,7 +394,9 @@ def _gather_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
 def _reduce_mean_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     x, (first, last) = ins[0], op.attrs["axes"]
     if not 0 <= first <= last < len(x.shape):
-        raise Q4Error(f"{what}: attr 'axes' must be [first, last] axes of input '{x.name}', got {[first, last]}")
+        raise Q4Error(
+            f"{what}: attr 'axes' must be [first, last] axes of input '{x.name}', got {[first, last]}"
+        )
     _check_per_channel(op, 1, ("multiplier", "shift"), what)
     if int(np.prod(x.shape[first : last + 1])) * 255 >= ACC_LIMIT:
         raise Q4Error(f"{what}: {int(np.prod(x.shape[first : last + 1]))} elements too many for an int32 sum")

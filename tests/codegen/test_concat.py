@@ -1,5 +1,5 @@
-"""The ``concat`` op (channel / feature axis, each input requantized to the output): ONNX import
-against onnxruntime, refusal of other axes, the C against the oracle bit for bit (int8 and packed
+"""The ``concat`` op (each input requantized to the output): ONNX import against onnxruntime, refusal
+of inputs that differ in more than the axis, the C against the oracle bit for bit (int8 and packed
 4-bit activations), and a fire-module CNN quantize -> generate -> verify at W4A8 and W4A4."""
 
 from __future__ import annotations
@@ -120,7 +120,10 @@ def test_concat_of_mismatched_shapes_is_listed_with_every_unsupported_node():
         import_onnx_model(model, "fire")
     msg = str(err.value)
     assert "2 unsupported nodes" in msg, msg
-    assert "node 'cat': Concat inputs 'e1' [5, 8, 8] and 'e3' [3, 8, 8] differ in more than the concat axis" in msg
+    assert (
+        "node 'cat': Concat inputs 'e1' [5, 8, 8] and 'e3' [3, 8, 8] differ in more than the concat axis"
+        in msg
+    )
     assert "node 'erf'" in msg and "'cat2'" not in msg
 
 

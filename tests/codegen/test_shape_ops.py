@@ -6,15 +6,9 @@ onnxruntime, including 1-D [N, C, L] models."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from q4sdk.codegen.render import generate
-from q4sdk.errors import Q4Error
-from q4sdk.frontend import import_onnx_model
-from q4sdk.ir.float_exec import run_float
 from q4sdk.ir.oracle import run_oracle
 from q4sdk.targets.host_build import CModel
 from random_models import _Builder, assert_c_equals_oracle, random_input, random_model
@@ -56,7 +50,9 @@ def test_every_reduce_mean_axis_run_c_equals_oracle(tmp_path, axes):
     shape = b.tensors[b.cur].shape
     out = b.tensor(tuple(1 if first <= i <= last else d for i, d in enumerate(shape)))
     m, s = b.requant(1, 8.0 * int(np.prod(shape[first : last + 1])), out)
-    b.cur = b.emit("reduce_mean", [b.cur], out, {"axes": [first, last], **b.act(out)}, {"multiplier": m, "shift": s})
+    b.cur = b.emit(
+        "reduce_mean", [b.cur], out, {"axes": [first, last], **b.act(out)}, {"multiplier": m, "shift": s}
+    )
     model = b.model("means")
     generate(model, tmp_path / "gen", "net")
     cm = CModel(tmp_path / "gen", build_dir=tmp_path / "build")

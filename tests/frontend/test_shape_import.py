@@ -93,7 +93,10 @@ def test_slice_on_h_and_w_then_gather_on_w_is_one_gather_per_axis():
         },
     )
     graph = _check(model, (2, 6, 7), ["relu", "gather", "gather"])
-    assert [(g.attrs["axis"], g.attrs["index"]) for g in graph.nodes[1:]] == [(1, [1, 2, 3, 4]), (2, [6, 0, 0])]
+    assert [(g.attrs["axis"], g.attrs["index"]) for g in graph.nodes[1:]] == [
+        (1, [1, 2, 3, 4]),
+        (2, [6, 0, 0]),
+    ]
     assert graph.shapes["y"] == (2, 4, 3)
 
 
@@ -117,6 +120,13 @@ def test_rank3_conv_pool_concat_on_l_and_reduce_mean_over_channels():
 
 def test_transpose_that_is_not_one_axis_names_the_node():
     n = helper.make_node
-    model = _model([n("Relu", ["x"], ["r"]), n("Transpose", ["r"], ["t"], "swap", perm=[0, 1, 3, 2]), n("Relu", ["t"], ["y"], "after")], (2, 3, 4))
+    model = _model(
+        [
+            n("Relu", ["x"], ["r"]),
+            n("Transpose", ["r"], ["t"], "swap", perm=[0, 1, 3, 2]),
+            n("Relu", ["t"], ["y"], "after"),
+        ],
+        (2, 3, 4),
+    )
     with pytest.raises(Q4Error, match="Transpose node 'swap'.*more than one axis"):
         import_onnx_model(model, "m")

@@ -386,7 +386,9 @@ class OpPool1d(nn.Module):
     def __init__(self, classes=4):
         super().__init__()
         self.conv = nn.Conv1d(6, 10, 3, padding=1)
-        self.pools = nn.Sequential(nn.MaxPool1d(3, stride=2, padding=1), nn.AvgPool1d(2), nn.AdaptiveAvgPool1d(1))
+        self.pools = nn.Sequential(
+            nn.MaxPool1d(3, stride=2, padding=1), nn.AvgPool1d(2), nn.AdaptiveAvgPool1d(1)
+        )
         self.fc = nn.Linear(10, classes)
 
     def forward(self, x):
@@ -463,7 +465,9 @@ class OpConcatSpatial(nn.Module):
         a, b = self.a(x), self.b(x)
         h = torch.cat([a, b], 2)  # [N, 6, 2H, W]
         w = torch.cat([b, a, b], 3)  # [N, 6, H, 3W]
-        return self.fc(self.c(torch.cat([h[:, :, : x.shape[2]], w[:, :, :, : x.shape[3]]], 1)[:, :6]).mean((2, 3)))
+        return self.fc(
+            self.c(torch.cat([h[:, :, : x.shape[2]], w[:, :, :, : x.shape[3]]], 1)[:, :6]).mean((2, 3))
+        )
 
 
 class OpReduceMeanAxis(nn.Module):

@@ -25,7 +25,8 @@ void q4_softmax_p4(const q4_softmax_params *params, q4_src input, q4_dst output)
             for (j = 0; j < n; ++j) {
                 const int32_t k = base + j * inner + i;
                 const uint32_t e = (uint32_t)params->table[m - q4_act_get(input, k)];
-                int32_t v = params->output_zp + (int32_t)((e * (uint32_t)params->steps + sum / 2u) / sum);
+                int32_t v = params->output_zp +
+                            (int32_t)((e * (uint32_t)params->steps + sum / 2u) / sum);
                 if (v > params->qmax) {
                     v = params->qmax;
                 }

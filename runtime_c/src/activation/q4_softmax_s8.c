@@ -24,7 +24,8 @@ void q4_softmax_s8(const q4_softmax_params *params, const int8_t *input, int8_t 
             }
             for (j = 0; j < n; ++j) {
                 const uint32_t e = (uint32_t)params->table[m - x[j * inner + i]];
-                int32_t v = params->output_zp + (int32_t)((e * (uint32_t)params->steps + sum / 2u) / sum);
+                int32_t v = params->output_zp +
+                            (int32_t)((e * (uint32_t)params->steps + sum / 2u) / sum);
                 if (v > params->qmax) {
                     v = params->qmax;
                 }

@@ -17,8 +17,8 @@ void q4_reduce_mean_p4(const q4_reduce_mean_params *params, q4_src input, q4_dst
                 acc += q4_act_get(input, base + j * inner + i) - params->input_zp;
             }
             q4_act_set(output, k++,
-                       q4_requantize_clamp(acc, params->multiplier, params->shift, params->output_zp,
-                                           params->act_min, params->act_max));
+                       q4_requantize_clamp(acc, params->multiplier, params->shift,
+                                           params->output_zp, params->act_min, params->act_max));
         }
     }
 }
