@@ -447,9 +447,12 @@ def test_old_opset_rejected():
     expect_error(model, "opset 11")
 
 
-def test_softmax_in_the_middle_rejected():
+def test_softmax_in_the_middle_is_an_op_and_on_the_batch_axis_rejected():
     model = make_model([node("Softmax", ["x"], ["s"], "sm"), node("Relu", ["s"], ["y"])], ["N", 4])
-    expect_error(model, "node 'sm'", "final op")
+    graph = import_and_compare(model, rand(2, 4))
+    assert ops(graph) == ["softmax", "relu"] and not graph.output_softmax
+    model = make_model([node("Softmax", ["x"], ["s"], "sm", axis=0), node("Relu", ["s"], ["y"])], ["N", 4])
+    expect_error(model, "node 'sm'", "axis 0")
 
 
 @pytest.mark.parametrize(
