@@ -378,6 +378,65 @@ class _Builder:
         out = self.like(self.cur, (h * scale[0], w * scale[1], c))
         self.cur = self.emit("resize", [self.cur], out, {"mode": mode, "scale": scale})
 
+    def gather(self):
+        """Slices of the current tensor along a random stored axis, by a random index table
+        (any order, repeats): channel shuffle, Slice, Split, Gather."""
+        rng = self.rng
+        shape = self.tensors[self.cur].shape
+        axis = int(rng.integers(len(shape)))
+        index = rng.integers(0, shape[axis], size=int(rng.integers(1, shape[axis] + 3))).astype(np.int32)
+        out_shape = (*shape[:axis], index.size, *shape[axis + 1 :])
+        self.cur = self.emit(
+            "gather", [self.cur], self.like(self.cur, out_shape), {"axis": axis}, {"index": index}
+        )
+
+    def reduce_mean(self):
+        """The mean over a random run of adjacent stored axes."""
+        rng = self.rng
+        shape = self.tensors[self.cur].shape
+        first = int(rng.integers(len(shape)))
+        last = int(rng.integers(first, len(shape)))
+        n = int(np.prod(shape[first : last + 1]))
+        out = self.tensor(tuple(1 if first <= i <= last else d for i, d in enumerate(shape)))
+        m, s = self.requant(1, 8.0 * n, out)
+        self.cur = self.emit(
+            "reduce_mean",
+            [self.cur],
+            out,
+            {"axes": [first, last], **self.act(out)},
+            {"multiplier": m, "shift": s},
+        )
+
+    def concat_any_axis(self):
+        """The current tensor and 1-2 slices of it (gathers, own sizes on the axis) joined on a
+        random stored axis (H, W or C), each input requantized to the output."""
+        rng = self.rng
+        a = self.cur
+        shape = self.tensors[a].shape
+        axis = int(rng.integers(len(shape)))
+        ins = [a]
+        for _ in range(int(rng.integers(1, 3))):
+            index = rng.integers(0, shape[axis], size=int(rng.integers(1, 4))).astype(np.int32)
+            part = self.like(a, (*shape[:axis], index.size, *shape[axis + 1 :]))
+            ins.append(self.emit("gather", [a], part, {"axis": axis}, {"index": index}))
+        out_shape = list(shape)
+        out_shape[axis] = sum(self.tensors[t].shape[axis] for t in ins)
+        out = self.tensor(tuple(out_shape))
+        m, s = self.requant(len(ins), 128.0, out)
+        self.cur = self.emit("concat", ins, out, self.act(out), {"multiplier": m, "shift": s})
+
+    def softmax(self):
+        """Softmax along a random stored axis, with the table the quantizer builds for a random
+        input scale and a random (calibrated-like) output scale."""
+        rng = self.rng
+        in_t = self.tensors[self.cur]
+        axis = int(rng.integers(len(in_t.shape)))
+        out = self.tensor(in_t.shape)
+        d = np.arange(1 << in_t.bits, dtype=np.float64)
+        table = np.floor(np.exp(-d * in_t.scale * rng.uniform(0.5, 20)) * (1 << 15) + 0.5).astype(np.int32)
+        steps = int(rng.choice([1, 15, 255, 1000, (1 << 16) - 1]))
+        self.cur = self.emit("softmax", [self.cur], out, {"axis": axis, "steps": steps}, {"table": table})
+
     def model(self, name="rand", layout="NHWC") -> QModel:
         return QModel(name, self.input, self.cur, self.tensors, self.ops, {"input_layout": layout})
 
@@ -417,6 +476,10 @@ def random_model(
             "pool_form": b.pool_form,
             "conv_transpose": b.conv_transpose,
             "resize": b.resize,
+            "gather": b.gather,
+            "reduce_mean": b.reduce_mean,
+            "concat_any_axis": b.concat_any_axis,
+            "softmax": b.softmax,
         }[kind]()
     if head:
         if rng.random() < 0.5:

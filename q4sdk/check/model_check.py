@@ -85,11 +85,13 @@ def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
     dual = {alias.get(n, n) for n in recipe.dual_layers}
     last_input = weighted[-1].inputs[0] if weighted and "@last_input" in recipe.residual_activations else None
     tensors = {
-        graph.input_name: QTensor(graph.input_name, stored(graph.input_shape), activation_bits, 1.0, 0)
+        graph.input_name: QTensor(
+            graph.input_name, stored(graph.shapes[graph.input_name]), activation_bits, 1.0, 0
+        )
     }
     res_in = residual_name(graph.input_name) if recipe.residual_input else None
     if res_in:
-        tensors[res_in] = QTensor(res_in, stored(graph.input_shape), activation_bits, 1.0, 0)
+        tensors[res_in] = QTensor(res_in, stored(graph.shapes[graph.input_name]), activation_bits, 1.0, 0)
     ops = []
     for step in steps:
         bits = 8 if step.output in (graph.output_name, last_input) else activation_bits

@@ -15,6 +15,7 @@ import numpy as np
 from q4sdk.codegen.c_syntax import c_comment, c_table
 from q4sdk.ir.packing import pack_int4_rows
 from q4sdk.ir.qmodel import QModel, QOp
+from q4sdk.ir.validate import concat_axis
 
 
 def _ints(values) -> list[int]:
@@ -153,10 +154,13 @@ def _lut_args(model: QModel, op: QOp, args: dict) -> int:
 
 
 def _concat_args(model: QModel, op: QOp, args: dict) -> int:
+    """Rows are the positions before the concat axis; each input adds its run of the rest per row."""
+    axis = concat_axis([model.tensors[t] for t in op.inputs], model.tensors[op.output])
+    out_shape = _hwc(model, op.output)
     args.update(
         n_inputs=len(op.inputs),
-        rows=args["out_size"] // int(model.tensors[op.output].shape[-1]),
-        channels=[int(model.tensors[t].shape[-1]) for t in op.inputs],
+        rows=int(np.prod(out_shape[:axis])),
+        channels=[int(np.prod(_hwc(model, t)[axis:])) for t in op.inputs],
         input_zps=[model.tensors[t].zero_point for t in op.inputs],
         multipliers=_ints(op.arrays["multiplier"]),
         shifts=_ints(op.arrays["shift"]),
@@ -225,6 +229,60 @@ def _resize_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
 
+def _outer_inner(shape, first: int, last: int) -> tuple[int, int, int]:
+    """A stored shape as [outer, axes first..last, inner]."""
+    return (
+        int(np.prod(shape[:first])),
+        int(np.prod(shape[first : last + 1])),
+        int(np.prod(shape[last + 1 :])),
+    )
+
+
+def _gather_args(model: QModel, op: QOp, args: dict) -> int:
+    axis = int(op.attrs["axis"])
+    outer, axis_size, inner = _outer_inner(_hwc(model, op.inputs[0]), axis, axis)
+    index = _int64(op, "index")
+    args.update(
+        outer=outer,
+        axis_size=axis_size,
+        inner=inner,
+        n_index=int(index.size),
+        tables=[c_table(f"{args['symbol']}_index", "int32_t", index)],
+    )
+    return 0
+
+
+def _reduce_mean_args(model: QModel, op: QOp, args: dict) -> int:
+    first, last = (int(a) for a in op.attrs["axes"])
+    outer, n, inner = _outer_inner(_hwc(model, op.inputs[0]), first, last)
+    args.update(
+        outer=outer,
+        n=n,
+        inner=inner,
+        multiplier=int(op.arrays["multiplier"][0]),
+        shift=int(op.arrays["shift"][0]),
+        act_min=int(op.attrs["act_min"]),
+        act_max=int(op.attrs["act_max"]),
+    )
+    return 0
+
+
+def _softmax_args(model: QModel, op: QOp, args: dict) -> int:
+    axis = int(op.attrs["axis"])
+    outer, n, inner = _outer_inner(_hwc(model, op.inputs[0]), axis, axis)
+    out_t = model.tensors[op.output]
+    args.update(
+        outer=outer,
+        n=n,
+        inner=inner,
+        steps=int(op.attrs["steps"]),
+        qmin=out_t.qmin,
+        qmax=out_t.qmax,
+        tables=[c_table(f"{args['symbol']}_table", "int32_t", _int64(op, "table"))],
+    )
+    return 0
+
+
 def _no_args(model: QModel, op: QOp, args: dict) -> int:
     return 0
 
@@ -249,6 +307,9 @@ TEMPLATE_ARGS: dict[str, Callable[[QModel, QOp, dict], int]] = {
     "lut_channel": _lut_channel_args,
     "conv_transpose": _conv_transpose_args,
     "resize": _resize_args,
+    "gather": _gather_args,
+    "reduce_mean": _reduce_mean_args,
+    "softmax": _softmax_args,
 }
 
 

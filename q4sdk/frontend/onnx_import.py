@@ -7,8 +7,8 @@ an activation into one of the canonical ops of :mod:`q4sdk.ir.float_graph`, chec
 
 Canonicalisation done here:
 
-* BatchNormalization is folded into the preceding Conv/Gemm/MatMul; MatMul + Add becomes one
-  ``fully_connected``.
+* BatchNormalization and an ``Add`` of a constant are folded into the preceding Conv/Gemm/MatMul;
+  MatMul + Add becomes one ``fully_connected``.
 * ``Add`` / ``Sub`` / ``Mul`` / ``Div`` with a constant operand (scalar or one value per channel) is a
   per-channel affine map: folded into the Conv/Gemm before it when nothing else reads that output,
   else a 1x1 depthwise conv (diagonal dense for (F,)) that ``_fold_affines`` folds into the
@@ -17,11 +17,21 @@ Canonicalisation done here:
   every pixel (squeeze-excite). ``x * Sigmoid(x)`` is one ``unary`` silu; the exported exact GELU
   (Div, Erf, Add, Mul, Mul) is one ``Gelu`` node before import (``_fuse_gelu``), a ``unary`` gelu.
   ``PRelu`` with one slope is a leaky ReLU, with a slope per channel the ``prelu`` op.
-* ``Concat`` joins activations on the channel / feature axis (1); other axes are refused.
+* ``[N, C, L]`` tensors (1-D models) are held as ``(C, 1, L)``, the same bytes: Conv1d, pooling and
+  pads become their ``1 x k`` 2-D forms (``one_d`` names the tensors that are rank 3 in ONNX).
+* Layout ops (Reshape, Transpose, Squeeze, Unsqueeze, Slice, Split, Gather with constant indices)
+  are run on an index map of their input (``_View``, ONNX reference semantics) and stay pending
+  until an op that computes reads them; then the map becomes ``gather`` ops along single axes
+  (channel shuffle, slices, split outputs, a chain of them fused) and / or a ``reshape`` that keeps
+  the channels-last bytes in place (a flatten, spatial axes merged / split, [N, C, L] <-> [N, C, 1,
+  L]). A map that is neither (a transpose of two axes) is refused.
+* ``Concat`` joins activations on any axis but the batch.
 * ``ConvTranspose`` (group 1) becomes ``conv_transpose`` with its weight as [O, I, kh, kw];
   ``Resize`` by integer factors of H and W (nearest, or linear with half-pixel
   centres) becomes ``resize``.
-* ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes).
+* ``ReduceMean`` over H and W becomes ``global_avgpool`` (plus ``reshape`` when it drops the axes);
+  over other axes that are adjacent in channels-last order (C, W, H, (W, C), all) ``reduce_mean``.
+* ``Softmax`` becomes ``softmax`` (any axis), except the final one over the classes (below).
 * A zero ``Pad`` is folded into the Conv / AveragePool that is its only consumer, and into such a
   MaxPool when its input is a ReLU/Clip(lo >= 0) output (MaxPool pads with -inf, not 0).
 * ``Identity``/``Dropout`` are removed; a trailing ``Softmax`` is removed (``output_softmax``);
@@ -31,8 +41,7 @@ Anything else is rejected before any work, with every unsupported node listed at
 (:class:`UnsupportedModel`, a :class:`Q4Error` whose ``issues`` give node, op type and what is
 unsupported: the op, an attribute value, a rank). A node that only fails because it reads the output
 of an unsupported node is not listed again; ONNX shape inference gives such tensors a shape so the
-nodes after them are still checked. A ``[N, C, L]`` input is one issue ("rank 3 ... not supported
-yet"); the rest of the graph is checked as if it were ``[N, C, 1, L]``, so its real missing ops show.
+nodes after them are still checked.
 
 Malformed data is refused at import, naming the initializer: an initializer whose data does not match
 its dims, NaN / Inf in a weight, bias or BatchNorm parameter, a negative BatchNorm variance.
@@ -101,6 +110,74 @@ class UnsupportedModel(Q4Error):
         super().__init__(text)
 
 
+@dataclass
+class _View:
+    """A pending result of layout ops (Reshape, Transpose, Slice, ...) on activation ``source``:
+    ``index[n, ...]`` is the flat C-order position in ``source`` (``[N, *shape]``, as held) of each
+    element of the ONNX tensor. It becomes a tensor (a ``gather`` and / or a ``reshape``) when an op
+    that computes reads it (``_Importer._materialize``)."""
+
+    node: str
+    op_type: str
+    source: str
+    index: np.ndarray
+
+
+# ops that only move elements: evaluated on an index array, materialized when read
+VIEW_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Split", "Gather")
+
+
+def _stored_order(shape: tuple[int, ...]) -> np.ndarray:
+    """The C-order positions of a (C, H, W) / (F,) tensor in the order its channels-last bytes hold them."""
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    return (idx.transpose(1, 2, 0) if len(shape) == 3 else idx).ravel()
+
+
+def _as_gathers(per: np.ndarray, src: tuple[int, ...], target: tuple[int, ...]):
+    """``per`` (a C-order index map into a tensor of shape ``src``) as gathers along axes of ``src``
+    followed by a C-order reshape: ([(axis, index list), ...], gathered shape), or None. Tried: a
+    selection on each axis of ``target`` (when it has the rank of ``src``: a Slice on H and W at
+    once), then one gather along any axis with a reshape after it (a channel shuffle, a flatten)."""
+    size = int(np.prod(src))
+    whole = np.arange(size).reshape(src)
+    if len(target) == len(src) and per.size:
+        mapped = per.reshape(target)
+        coords = np.unravel_index(mapped, src)
+        picks = [coords[a][(0,) * a + (slice(None),) + (0,) * (len(src) - a - 1)] for a in range(len(src))]
+        if np.array_equal(whole[np.ix_(*picks)], mapped):
+            steps = [
+                (a, [int(i) for i in pick])
+                for a, pick in enumerate(picks)
+                if not np.array_equal(pick, np.arange(src[a]))
+            ]
+            return steps, tuple(target)
+    one = _as_gather(per, src, whole)
+    if one is None:
+        return None
+    axis, index, shape = one
+    return ([] if axis is None else [(axis, index)]), shape
+
+
+def _as_gather(per: np.ndarray, src: tuple[int, ...], whole: np.ndarray):
+    """``per`` as one gather along one axis of ``src`` followed by a C-order reshape: (axis, index
+    list, gathered shape), (None, None, src) for the identity, or None."""
+    flat = per.ravel()
+    size = int(np.prod(src))
+    if flat.size == size and np.array_equal(flat, np.arange(size)):
+        return None, None, tuple(src)
+    for axis in range(len(src)):
+        other = size // src[axis]
+        if flat.size % other or flat.size == 0:
+            continue
+        shape = tuple(src[:axis]) + (flat.size // other,) + tuple(src[axis + 1 :])
+        cand = flat.reshape(shape)
+        coords = np.unravel_index(cand, src)[axis]
+        index = coords[(0,) * axis + (slice(None),) + (0,) * (len(src) - axis - 1)]
+        if np.array_equal(np.take(whole, index, axis=axis), cand):
+            return axis, [int(i) for i in index], shape
+    return None
+
+
 class _OpLevel(Q4Error):
     """Raised for a node whose op type has no import rule."""
 
@@ -115,7 +192,7 @@ def supported_op_types() -> list[str]:
     Any op whose inputs are all constants is also accepted: it is evaluated at import time. ``Erf``
     is accepted inside the exact GELU pattern only (``_fuse_gelu``)."""
     handled = [n[4:] for n in dir(_Importer) if n.startswith("_op_")]
-    return sorted({*handled, *_REMOVED_OPS, "Shape", "Constant", "Erf"})
+    return sorted({*handled, *_REMOVED_OPS, *VIEW_OPS, "Shape", "Constant", "Erf"})
 
 
 def check_onnx_model(model: onnx.ModelProto, name: str) -> tuple[FloatGraph | None, list[Issue]]:
@@ -191,7 +268,8 @@ class _Importer:
         self.issues: list[Issue] = []
         self.opaque: set[str] = set()  # outputs of unsupported nodes
         self.opaque_const: set[str] = set()  # ... computed from constants and shapes only
-        self.lifted = False  # a [N, C, L] input checked as [N, C, 1, L]
+        self.one_d: set[str] = set()  # tensors that are [N, C, L] in the ONNX graph, held as (C, 1, L)
+        self.views: dict[str, _View] = {}  # pending Reshape / Transpose / Slice / ... results
         self.alias: dict[str, str] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.nodes: list[FloatNode] = []
@@ -199,6 +277,7 @@ class _Importer:
         self.input_layout = "NCHW"
         self.output_softmax = False
         self.affine: set[str] = set()  # per-channel x * scale + shift nodes of a constant Add/Sub/Mul/Div
+        self.used_names: set[str] = set()
         self.input_name, self.batch = self._read_input()
         self.output_name = self._read_output()
         self._resolve_removed_ops()
@@ -232,7 +311,10 @@ class _Importer:
             dims = vi.type.tensor_type.shape.dim
             if len(dims) >= 2 and all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
                 shape = tuple(int(d.dim_value) for d in dims[1:])
-                out[vi.name] = (shape[0], 1, shape[1]) if self.lifted and len(shape) == 2 else shape
+                if len(shape) == 2:  # [N, C, L], held as (C, 1, L)
+                    self.one_d.add(vi.name)
+                    shape = (shape[0], 1, shape[1])
+                out[vi.name] = shape
         return out
 
     def _check_opset(self) -> int:
@@ -262,7 +344,9 @@ class _Importer:
             )
         dims = list(ttype.shape.dim)
         if len(dims) not in (2, 3, 4):
-            raise Q4Error(f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F), got {len(dims)}")
+            raise Q4Error(
+                f"input '{inp.name}': rank must be 4 (N,C,H,W), 3 (N,C,L) or 2 (N,F), got {len(dims)}"
+            )
         for d in dims[1:]:
             if not d.HasField("dim_value") or d.dim_value <= 0:
                 raise Q4Error(
@@ -270,18 +354,10 @@ class _Importer:
                     f"got shape {[d.dim_value or d.dim_param or '?' for d in dims]}"
                 )
         self.shapes[inp.name] = tuple(int(d.dim_value) for d in dims[1:])
-        if len(dims) == 3:  # report once, check the rest as [N, C, 1, L]
-            self.issues.append(
-                Issue(
-                    inp.name,
-                    "",
-                    f"input '{inp.name}': rank must be 4 (N,C,H,W) or 2 (N,F): "
-                    f"rank 3 ([N, C, L], 1-D models) is not supported yet",
-                )
-            )
-            self.lifted = True
+        if len(dims) == 3:  # [N, C, L] is held as [N, C, 1, L] (the same bytes)
             c, length = self.shapes[inp.name]
             self.shapes[inp.name] = (c, 1, length)
+            self.one_d.add(inp.name)
         batch = dims[0].dim_value if dims[0].HasField("dim_value") and dims[0].dim_value > 0 else 1
         return inp.name, batch
 
@@ -326,7 +402,7 @@ class _Importer:
     # ---------------------------------------------------------------- main loop
 
     def run(self) -> FloatGraph:
-        used_names: set[str] = set()
+        used_names = self.used_names
         inferred = None
         for index, node in enumerate(self.g.node):
             name = self._unique_name(node, index, used_names)
@@ -368,11 +444,17 @@ class _Importer:
             raise _Downstream(node.name)  # a constant computation fed by an unsupported node
         if node.op_type == "Shape" and inputs[0] in self.opaque:
             raise _Downstream(node.name)
-        if node.op_type == "Shape" and inputs[0] in self.shapes:
+        if node.op_type == "Shape" and (inputs[0] in self.shapes or inputs[0] in self.views):
             self._shape(node, inputs)
         elif all(t in self.consts for t in inputs if t) and not any(t in self.opaque for t in inputs):
             self._fold_constant(name, node, inputs)
+        elif node.op_type in VIEW_OPS and not self._is_input_layout_transpose(node, inputs):
+            self._view(name, node, inputs)
         else:
+            for t in inputs:  # a consumer that computes: pending views become tensors first
+                if t in self.views:
+                    self._materialize(name, t)
+            inputs = [self.resolve(t) if t else "" for t in node.input]
             handler = getattr(self, f"_op_{node.op_type}", None)
             if handler is None:
                 later = " yet" if node.op_type in NOT_YET_OPS else ""
@@ -381,6 +463,8 @@ class _Importer:
                     + (" (recurrent / attention blocks are not supported yet)" if later else "")
                 )
             handler(name, node, inputs, _attrs(node))
+            if any(t in self.one_d for t in inputs if t):  # [N, C, L] in, [N, C, L'] out
+                self.one_d.update(o for o in node.output if len(self.shapes.get(self.resolve(o), ())) == 3)
 
     def _unique_name(self, node: onnx.NodeProto, index: int, used: set[str]) -> str:
         base = node.name or f"{node.op_type.lower()}_{index}"
@@ -393,6 +477,13 @@ class _Importer:
     def _finish(self) -> FloatGraph:
         self._fold_affines()
         out = self.resolve(self.output_name)
+        if out in self.views:
+            view = self.views[out]
+            try:
+                self._materialize(self.output_name, out)
+            except Q4Error as err:
+                raise UnsupportedModel(self.name, [Issue(view.node, view.op_type, str(err))]) from None
+            out = self.resolve(self.output_name)
         if out not in self.producer:
             raise Q4Error(
                 f"{self.name}: the graph output '{self.output_name}' is not computed from the input"
@@ -409,7 +500,7 @@ class _Importer:
         return FloatGraph(
             name=self.name,
             input_name=self.input_name,
-            input_shape=self.shapes[self.input_name],
+            input_shape=self._onnx_shape(self.input_name),
             output_name=out,
             nodes=nodes,
             shapes=shapes,
@@ -500,9 +591,7 @@ class _Importer:
         return node is not None and (node.op == "relu" or (node.op == "clamp" and node.attrs["lo"] >= 0))
 
     def _lift(self, attrs: dict) -> dict:
-        """1-D window attributes of a lifted [N, C, L] model as their [N, C, 1, L] equivalents."""
-        if not self.lifted:
-            return attrs
+        """1-D window attributes (of an [N, C, L] tensor) as their [N, C, 1, L] equivalents."""
         out = dict(attrs)
         for key, fill in (("kernel_shape", 1), ("strides", 1), ("dilations", 1)):
             if key in out and len(out[key]) == 1:
@@ -565,11 +654,140 @@ class _Importer:
             raise Q4Error(f"node '{name}': window {list(kernel)} does not fit the input {list(hw)}")
         return out
 
+    # ---------------------------------------------------------------- layout ops (views)
+
+    def _onnx_shape(self, tensor: str) -> tuple[int, ...]:
+        """Per-sample shape of an activation as the ONNX graph has it ((C, L) for a held (C, 1, L))."""
+        if tensor in self.views:
+            return tuple(int(d) for d in self.views[tensor].index.shape[1:])
+        shape = self.shapes[tensor]
+        return (shape[0], shape[2]) if tensor in self.one_d else shape
+
+    def _axis(self, name: str, tensor: str, axis: int, what: str) -> int:
+        """An ONNX axis of activation ``tensor`` as the axis of its held (C, H, W) / (F,) shape."""
+        rank = len(self._onnx_shape(tensor)) + 1
+        a = int(axis) + rank if int(axis) < 0 else int(axis)
+        if not 1 <= a < rank:
+            raise Q4Error(f"node '{name}': {what} on axis {axis} of a rank-{rank} tensor is not supported")
+        return {1: 0, 2: 2}[a] if tensor in self.one_d else a - 1
+
+    def _is_input_layout_transpose(self, node: onnx.NodeProto, inputs: list[str]) -> bool:
+        perm = [int(p) for p in _attrs(node).get("perm", [])]
+        return (
+            node.op_type == "Transpose"
+            and inputs[0] == self.input_name
+            and perm == _NCHW_FROM_NHWC
+            and self.uses.get(inputs[0], 0) == 1
+        )
+
+    def _fresh_name(self, base: str) -> str:
+        name, k = base, 1
+        while name in self.used_names:
+            name, k = f"{base}_{k}", k + 1
+        self.used_names.add(name)
+        return name
+
+    def _view(self, name: str, node: onnx.NodeProto, inputs: list[str]) -> None:
+        """Reshape / Transpose / Squeeze / Unsqueeze / Slice / Split / Gather of an activation: run the
+        node on the index map of its input (ONNX reference semantics); the outputs stay pending."""
+        data = inputs[0]
+        if data in self.opaque:
+            raise _Downstream(data)
+        if data not in self.shapes and data not in self.views:
+            raise Q4Error(
+                f"node '{name}': {node.op_type} with a computed '{inputs[1]}' input is not supported "
+                "(only constant indices / shapes)"
+            )
+        feeds = {}
+        for original, t in zip(node.input[1:], inputs[1:]):
+            if t:
+                feeds[original] = self._const(name, t, f"the {node.op_type} input '{t}'")
+        if data in self.views:
+            source, base = self.views[data].source, self.views[data].index
+        else:
+            source = data
+            size = int(np.prod(self.shapes[data]))
+            base = np.arange(self.batch * size, dtype=np.int64).reshape(self.batch, *self._onnx_shape(data))
+        feeds[node.input[0]] = base
+        try:
+            results = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
+        except Exception as err:
+            raise Q4Error(f"node '{name}': cannot evaluate {node.op_type} ({_first_line(err)})") from err
+        for k, (out, value) in enumerate(zip(node.output, results)):
+            if out:
+                self.views[out] = _View(
+                    name if k == 0 else self._fresh_name(f"{name}_{k}"),
+                    node.op_type,
+                    source,
+                    np.asarray(value),
+                )
+
+    def _materialize(self, consumer: str, tensor: str) -> None:
+        """Turn pending view ``tensor`` into float-graph nodes: a ``gather`` along one axis of its
+        source (channel shuffle, Slice, Split, Gather) and / or a ``reshape`` that keeps the held
+        bytes in place (or a flatten); anything else is refused."""
+        v = self.views.pop(tensor)
+        src_shape = self.shapes[v.source]
+        size = int(np.prod(src_shape))
+        idx = v.index
+        what = f"node '{consumer}': input '{tensor}' (from {v.op_type} node '{v.node}')"
+        if (
+            idx.ndim < 1
+            or idx.shape[0] != self.batch
+            or any(not np.array_equal(idx[b], idx[0] + b * size) for b in range(self.batch))
+        ):
+            raise Q4Error(f"{what} mixes the batch axis with the others; not supported")
+        per = idx[0]
+        if per.ndim == 1:
+            target = tuple(per.shape)
+        elif per.ndim == 2:
+            target = (per.shape[0], 1, per.shape[1])
+        elif per.ndim == 3:
+            target = tuple(per.shape)
+        else:
+            raise Q4Error(
+                f"{what} is an [N, {', '.join(map(str, per.shape))}] tensor; q4sdk holds [N, F], "
+                "[N, C, L] and [N, C, H, W] activations"
+            )
+        found = _as_gathers(per, src_shape, target)
+        if found is None:
+            raise Q4Error(
+                f"{what} moves elements along more than one axis of '{v.source}' "
+                f"[N, {', '.join(map(str, self._onnx_shape(v.source)))}]; not supported (channel shuffle, "
+                "Slice, Split and Gather on one axis are, and the NHWC -> NCHW layout Transpose of the input)"
+            )
+        gathers, shape = found
+        current, cur_shape = v.source, list(src_shape)
+        for k, (axis, index) in enumerate(gathers):
+            cur_shape[axis] = len(index)
+            last = k == len(gathers) - 1
+            out = tensor if last and shape == target else f"{tensor}__gather{k}"
+            gname = v.node if out == tensor else self._fresh_name(f"{v.node}_gather{k}")
+            self._emit(gname, "gather", [current], out, tuple(cur_shape), {"axis": axis, "index": index})
+            current = out
+        same_rank = (per.ndim == 2) == (current in self.one_d)  # [N, C, L] vs [N, C, 1, L]
+        if shape == target and same_rank:
+            if current != tensor:
+                self._set_alias(tensor, current)
+        elif shape == target and current == tensor:
+            pass
+        elif len(target) == 1:  # a flatten (C-order; a dense layer after it reads it as held)
+            self._emit(v.node, "reshape", [current], tensor, target)
+        elif np.array_equal(_stored_order(shape), _stored_order(target)):
+            self._emit(v.node, "reshape", [current], tensor, target, {"shape": target})
+        else:
+            raise Q4Error(
+                f"{what} reshapes [N, {', '.join(map(str, shape))}] to [N, {', '.join(map(str, per.shape))}], "
+                "which reorders the channels-last bytes; not supported"
+            )
+        if per.ndim == 2:
+            self.one_d.add(tensor)
+
     # ---------------------------------------------------------------- constant folding
 
     def _shape(self, node: onnx.NodeProto, inputs: list[str]) -> None:
         attrs = _attrs(node)
-        full = np.array((self.batch,) + self.shapes[inputs[0]], dtype=np.int64)
+        full = np.array((self.batch,) + self._onnx_shape(inputs[0]), dtype=np.int64)
         self.consts[node.output[0]] = full[attrs.get("start", 0) : attrs.get("end", None)]
 
     def _fold_constant(self, name: str, node: onnx.NodeProto, inputs: list[str]) -> None:
@@ -590,7 +808,7 @@ class _Importer:
     def _op_Conv(self, name, node, inputs, attrs):
         c_in, h, w = self._act(name, inputs[0], rank=3)
         weight = self._const(name, inputs[1], "the Conv weight").astype(np.float32)
-        if self.lifted and weight.ndim == 3:
+        if inputs[0] in self.one_d and weight.ndim == 3:
             weight = weight[:, :, None, :]
         if weight.ndim != 4:
             raise Q4Error(
@@ -760,31 +978,29 @@ class _Importer:
         self._elementwise(name, node, inputs, "add")
 
     def _op_Concat(self, name, node, inputs, attrs):
-        """Concat on the channel axis of (N, C, H, W) or the feature axis of (N, F)."""
+        """Concat on any axis but the batch: channels, H, W of (N, C, H, W), L of (N, C, L), F of (N, F)."""
         const = [x for x in inputs if x in self.consts]
         if const:
             raise Q4Error(
                 f"node '{name}': Concat of a constant ('{const[0]}') and activations is not supported"
             )
         shapes = [self._act(name, x) for x in inputs]
-        axis = int(attrs.get("axis", 1))
-        if axis not in (1, 1 - (len(shapes[0]) + 1)):
-            raise Q4Error(
-                f"node '{name}': Concat on axis {axis} is not supported yet (only the channel / feature axis 1)"
-            )
+        axis = self._axis(name, inputs[0], int(attrs.get("axis", 1)), "Concat")
         if len(inputs) == 1:
             self._set_alias(node.output[0], inputs[0])
             return
         if len(inputs) > MAX_CONCAT_INPUTS:
             raise Q4Error(f"node '{name}': Concat of {len(inputs)} inputs (at most {MAX_CONCAT_INPUTS})")
         for x, shape in zip(inputs[1:], shapes[1:]):
-            if len(shape) != len(shapes[0]) or shape[1:] != shapes[0][1:]:
+            rest = [d for i, d in enumerate(shape) if i != axis]
+            if len(shape) != len(shapes[0]) or rest != [d for i, d in enumerate(shapes[0]) if i != axis]:
                 raise Q4Error(
                     f"node '{name}': Concat inputs '{inputs[0]}' {list(shapes[0])} and '{x}' {list(shape)} "
-                    "differ in more than the channel axis"
+                    f"differ in more than the concat axis {attrs.get('axis', 1)}"
                 )
-        out = (sum(s[0] for s in shapes), *shapes[0][1:])
-        self._emit(name, "concat", list(inputs), node.output[0], out)
+        out = list(shapes[0])
+        out[axis] = sum(s[axis] for s in shapes)
+        self._emit(name, "concat", list(inputs), node.output[0], tuple(out), {"axis": axis})
 
     def _op_BatchNormalization(self, name, node, inputs, attrs):
         self._act(name, inputs[0])
@@ -877,24 +1093,73 @@ class _Importer:
         self._emit(name, "global_avgpool", [inputs[0]], node.output[0], (c, 1, 1))
 
     def _op_ReduceMean(self, name, node, inputs, attrs):
-        """``x.mean((2, 3))`` in PyTorch: a global average pool, flattened unless keepdims."""
-        self._act(name, inputs[0], rank=3)
+        """A mean over every spatial axis (H and W, or L) is a global average pool, flattened unless
+        keepdims; over other axes (channels, one of H / W) a ``reduce_mean``."""
+        shape = self._act(name, inputs[0])
+        onnx_shape = self._onnx_shape(inputs[0])
         if len(inputs) > 1 and inputs[1]:
             axes = self._const(name, inputs[1], "the ReduceMean axes").reshape(-1).tolist()
         else:
             axes = attrs.get("axes", [])
-        if self.lifted and [int(a) % 3 for a in axes] == [2]:
-            axes = [2, 3]  # over L of [N, C, L]
-        if sorted(int(a) % 4 for a in axes) != [2, 3]:
-            raise Q4Error(
-                f"node '{name}': ReduceMean is supported only over the spatial axes [2, 3], got {axes}"
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                self._set_alias(node.output[0], inputs[0])
+                return
+            axes = list(range(1, len(onnx_shape) + 1))
+        onnx_axes = sorted({int(a) % (len(onnx_shape) + 1) for a in axes})
+        held = sorted({self._axis(name, inputs[0], a, "ReduceMean") for a in onnx_axes})
+        keep = bool(attrs.get("keepdims", 1))
+        out_onnx = [d if i + 1 not in onnx_axes else 1 for i, d in enumerate(onnx_shape)]
+        if not keep:
+            out_onnx = [d for i, d in enumerate(onnx_shape) if i + 1 not in onnx_axes]
+        spatial = len(shape) == 3 and {1, 2} <= {*held, *(i for i in (1, 2) if shape[i] == 1)}
+        if spatial and 0 not in held:
+            pooled = node.output[0] if keep else f"{node.output[0]}_gap"
+            self._emit(
+                name if keep else f"{name}_gap", "global_avgpool", [inputs[0]], pooled, (shape[0], 1, 1)
             )
-        if attrs.get("keepdims", 1):
-            self._op_GlobalAveragePool(name, node, inputs, attrs)
+            if not keep:
+                if len(out_onnx) == 1:
+                    self._flatten(name, pooled, node.output[0], self.shapes[pooled])
+                else:  # [N, C, 1] of an [N, C, H, L] with H = 1: the same bytes
+                    self.one_d.add(pooled)
+                    self._set_alias(node.output[0], pooled)
             return
-        pooled = f"{node.output[0]}_gap"
-        self._emit(f"{name}_gap", "global_avgpool", [inputs[0]], pooled, (self.shapes[inputs[0]][0], 1, 1))
-        self._flatten(name, pooled, node.output[0], self.shapes[pooled])
+        self._reduce_mean(name, node, inputs[0], shape, held, out_onnx)
+
+    def _reduce_mean(self, name, node, src: str, shape, held: list[int], out_onnx: list[int]) -> None:
+        """A mean over held axes that are adjacent in the channels-last bytes (any axis of (C, H, W)
+        alone, (W, C), (H, W, C)); the result reshaped to the ONNX output where the bytes allow."""
+        stored_axis = {0: 2, 1: 0, 2: 1} if len(shape) == 3 else {0: 0}
+        axes = sorted(stored_axis[a] for a in held)
+        if axes != list(range(axes[0], axes[-1] + 1)):
+            with_ones = sorted({*axes, *(stored_axis[i] for i, d in enumerate(shape) if d == 1)})
+            inner = [a for a in with_ones if axes[0] <= a <= axes[-1]]
+            if inner != list(range(axes[0], axes[-1] + 1)):
+                raise Q4Error(
+                    f"node '{name}': ReduceMean over axes that are not adjacent in channels-last order "
+                    "is not supported"
+                )
+        kept = tuple(1 if i in held else d for i, d in enumerate(shape))
+        target = (
+            tuple(out_onnx) if len(out_onnx) != 2 else (out_onnx[0], 1, out_onnx[1]) if out_onnx else (1,)
+        )
+        out = node.output[0]
+        mean = out if kept == target else f"{out}_mean"
+        self._emit(name if mean == out else f"{name}_mean", "reduce_mean", [src], mean, kept, {"axes": held})
+        if mean == out:
+            pass
+        elif len(target) == 1:
+            self._flatten(name, mean, out, kept)
+        elif np.array_equal(_stored_order(kept), _stored_order(target)):
+            self._emit(name, "reshape", [mean], out, target, {"shape": target})
+        else:
+            raise Q4Error(
+                f"node '{name}': ReduceMean with keepdims=0 to [N, {', '.join(map(str, out_onnx))}] "
+                "reorders the channels-last bytes; not supported (use keepdims=1)"
+            )
+        if len(out_onnx) == 2:
+            self.one_d.add(out)
 
     def _op_Flatten(self, name, node, inputs, attrs):
         shape = self._act(name, inputs[0])
@@ -904,37 +1169,6 @@ class _Importer:
         if axis != 1:
             raise Q4Error(f"node '{name}': Flatten with axis={attrs['axis']} is not supported (only axis 1)")
         self._flatten(name, inputs[0], node.output[0], shape)
-
-    def _op_Reshape(self, name, node, inputs, attrs):
-        shape = self._act(name, inputs[0])
-        target = [int(v) for v in self._const(name, inputs[1], "the Reshape shape").reshape(-1)]
-        per_sample = self._per_sample_target(target, shape, bool(attrs.get("allowzero", 0)))
-        if per_sample == shape:
-            self._set_alias(node.output[0], inputs[0])
-        elif per_sample == (int(np.prod(shape)),):
-            self._flatten(name, inputs[0], node.output[0], shape)
-        else:
-            raise Q4Error(
-                f"node '{name}': Reshape of [N, {', '.join(map(str, shape))}] to {target} is not "
-                "supported (only flattening to [N, -1])"
-            )
-
-    def _per_sample_target(self, target: list[int], shape: tuple[int, ...], allowzero: bool):
-        """The per-sample shape a Reshape target means, or None when it does not keep the batch axis."""
-        size = int(np.prod(shape))
-        if not target:
-            return None
-        lead, rest = target[0], target[1:]
-        if lead == -1:
-            return tuple(rest) if -1 not in rest else None
-        if lead not in (self.batch, 0) or (lead == 0 and allowzero) or rest.count(-1) > 1:
-            return None
-        if -1 in rest:
-            known = int(np.prod([d for d in rest if d != -1]))
-            if known <= 0 or size % known:
-                return None
-            rest = [size // known if d == -1 else d for d in rest]
-        return tuple(rest)
 
     def _flatten(self, name: str, src: str, output: str, shape: tuple[int, ...]) -> None:
         if len(shape) == 1:
@@ -949,7 +1183,7 @@ class _Importer:
         if len(inputs) > 2 and inputs[2] and np.any(self._const(name, inputs[2], "the Pad value") != 0):
             raise Q4Error(f"node '{name}': Pad with a non-zero value is not supported")
         raw = [int(p) for p in self._const(name, inputs[1], "the Pad amounts").reshape(-1)]
-        if self.lifted and len(raw) == 6 and not (len(inputs) > 3 and inputs[3]):
+        if inputs[0] in self.one_d and len(raw) == 6 and not (len(inputs) > 3 and inputs[3]):
             raw = [*raw[:2], 0, raw[2], *raw[3:5], 0, raw[5]]  # [N, C, L] pads as [N, C, 1, L]
         axes = (
             [int(a) % 4 for a in self._const(name, inputs[3], "the Pad axes").reshape(-1)]
@@ -978,12 +1212,12 @@ class _Importer:
     def _op_Softmax(self, name, node, inputs, attrs):
         shape = self._act(name, inputs[0])
         final = self.resolve(self.output_name) == node.output[0] and self.uses.get(node.output[0], 0) == 1
-        if not final or len(shape) != 1 or int(attrs.get("axis", -1)) not in (-1, 1):
-            raise Q4Error(
-                f"node '{name}': Softmax is supported only as the final op, over the classes of [N, F]"
-            )
-        self._set_alias(node.output[0], inputs[0])
-        self.output_softmax = True
+        if final and len(shape) == 1 and int(attrs.get("axis", -1)) in (-1, 1):
+            self._set_alias(node.output[0], inputs[0])  # over the classes: the logits keep the argmax
+            self.output_softmax = True
+            return
+        axis = self._axis(name, inputs[0], int(attrs.get("axis", -1)), "Softmax")
+        self._emit(name, "softmax", [inputs[0]], node.output[0], shape, {"axis": axis})
 
     def _op_Transpose(self, name, node, inputs, attrs):
         perm = [int(p) for p in attrs.get("perm", [])]

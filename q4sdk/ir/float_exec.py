@@ -26,6 +26,7 @@ def run_float(graph: FloatGraph, x: np.ndarray, capture: bool = False, batch_siz
         raise Q4Error(
             f"input: expected shape [N, {', '.join(map(str, graph.input_shape))}], got {list(x.shape)}"
         )
+    x = graph.held_input(x)
     keep = [n.output for n in graph.nodes] if capture else [graph.output_name]
     chunks: dict[str, list[np.ndarray]] = {name: [] for name in keep}
     with torch.no_grad():
@@ -151,15 +152,22 @@ FLOAT_FUNCTIONS = {
     "avgpool": avgpool,
     "maxpool": maxpool,
     "global_avgpool": lambda xs, a, params: xs[0].mean(dim=(2, 3), keepdim=True),
-    "reshape": lambda xs, a, params: xs[0].flatten(1),
+    "reshape": lambda xs, a, params: (
+        xs[0].reshape(len(xs[0]), *a["shape"]) if "shape" in a else xs[0].flatten(1)
+    ),
     "pad": lambda xs, a, params: _pad(xs[0], a["pads"]),
     "unary": unary,
-    "concat": lambda xs, a, params: torch.cat(xs, dim=1),  # channels (NCHW) or features (N, F)
+    "concat": lambda xs, a, params: torch.cat(xs, dim=1 + a.get("axis", 0)),  # default: channels / features
+    "gather": lambda xs, a, params: torch.index_select(
+        xs[0], 1 + a["axis"], torch.as_tensor(a["index"], dtype=torch.long)
+    ),
     "mul": lambda xs, a, params: xs[0] * xs[1],  # (N, C, 1, 1) broadcasts over H, W
     "sub": lambda xs, a, params: xs[1] - xs[0] if a.get("reversed") else xs[0] - xs[1],
     "prelu": prelu,
     "conv_transpose": conv_transpose,
     "resize": resize,
+    "reduce_mean": lambda xs, a, params: xs[0].mean(dim=[1 + i for i in a["axes"]], keepdim=True),
+    "softmax": lambda xs, a, params: torch.softmax(xs[0], dim=1 + a["axis"]),
 }
 #: float ops that are activations only (the quantizer fuses them into the op before)
 ACTIVATIONS = ("relu", "clamp")

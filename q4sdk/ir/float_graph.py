@@ -20,13 +20,20 @@ avgpool           attrs: kernel (kh, kw), stride, pads, count_include_pad (bool)
 maxpool           attrs: kernel, stride, pads (a ceil_mode window's overhang is in the
                   bottom / right pads, padding never wins)
 global_avgpool    output (C, 1, 1)
-reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten)
+reshape           output (C*H*W,) in C-order of the (C, H, W) input (a flatten); with attr
+                  shape: that (C', H', W') shape, whose channels-last bytes are the input's
+gather            attrs: axis (0 = C, 1 = H, 2 = W of (C, H, W); 0 of (F,)), index (ints): the
+                  input's slices at those positions along that axis (channel shuffle, Slice,
+                  Split, Gather)
+reduce_mean       attrs: axes (of (C, H, W) / (F,)): the mean over them, keeping them as size 1
+softmax           attrs: axis (of (C, H, W) / (F,)): softmax along it (not the final one over
+                  the classes, which is removed: ``output_softmax``)
 unary             attrs: fn ("sigmoid", "tanh", "hard_sigmoid" with alpha, beta,
                   "hard_swish", "leaky_relu" with alpha, "silu" = x sigmoid(x), "gelu" =
                   x (1 + erf(x / sqrt 2)) / 2): an element-wise nonlinearity
 pad               attrs: pads (top, left, bottom, right); constant zero (only when it could
                   not be folded into the next conv / pool)
-concat            2 or more inputs joined on the channel axis (C of (C, H, W), F of (F,))
+concat            2 or more inputs joined on attr axis (default 0: C of (C, H, W), F of (F,))
 mul               a * b: b of a's shape or (C, 1, 1), multiplied at every pixel
 sub               a - b (b - a with attr reversed): b of a's shape or (C, 1, 1)
 prelu             params: slope [C] (one per channel; a scalar slope is a leaky_relu ``unary``)
@@ -42,6 +49,9 @@ Where an op is the same as an integer op kind it has the same name (``q4sdk.ir.o
 lists the float ops that lower to it); a ``conv2d`` with one input channel per group lowers to
 ``depthwise_conv2d`` and ``relu`` to ``clamp``, ``unary`` to ``lut``, ``prelu`` to ``lut_channel``;
 ``sub``, and ``add`` with a (C, 1, 1) second input, lower to ``addsub``.
+
+An ``[N, C, L]`` tensor (1-D models) is held as ``(C, 1, L)``: the same bytes, so every (C, H, W)
+op serves it; ``input_shape`` is the user's ``(C, L)``, ``shapes[input_name]`` the held one.
 
 A layout ``Transpose`` at the input is removed by the frontend and recorded in
 ``input_layout`` ("NCHW" or "NHWC", the layout the *user's data* has); a trailing
@@ -73,6 +83,9 @@ FLOAT_OPS = (
     "prelu",
     "conv_transpose",
     "resize",
+    "gather",
+    "reduce_mean",
+    "softmax",
 )
 
 
@@ -97,6 +110,10 @@ class FloatGraph:
     input_layout: str = "NCHW"
     output_softmax: bool = False
     source_hash: str = ""
+
+    def held_input(self, x: np.ndarray) -> np.ndarray:
+        """Input samples ``[N, *input_shape]`` as the graph holds them (``[N, C, 1, L]`` for 1-D)."""
+        return x.reshape(len(x), *self.shapes[self.input_name])
 
     def node_by_output(self) -> dict[str, FloatNode]:
         return {n.output: n for n in self.nodes}

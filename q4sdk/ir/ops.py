@@ -379,6 +379,40 @@ OPS: dict[str, OpSpec] = {
             same_quant=True,
             header="include/q4_resize.h",
         ),
+        # slices along one stored axis copied by a constant index table: channel shuffle, Slice,
+        # Split, Gather (docs/integer-spec.md, gather)
+        _elementwise(
+            "gather",
+            "basic",
+            (1,),
+            {"axis": 0},
+            {"index": "int32"},
+            ("gather",),
+            same_quant=True,
+            header="include/q4_gather.h",
+        ),
+        # the mean over the adjacent stored axes axes[0]..axes[1], kept as size 1
+        _elementwise(
+            "reduce_mean",
+            "pooling",
+            (1,),
+            {"axes": 2, **_ACT},
+            _POOL_ARRAYS,
+            ("reduce_mean",),
+            layer=True,
+            header="include/q4_reduce_mean.h",
+        ),
+        # softmax along one stored axis: exp by a table over (max - x), one integer division per
+        # element (docs/integer-spec.md, softmax)
+        _elementwise(
+            "softmax",
+            "activation",
+            (1,),
+            {"axis": 0, "steps": 0},
+            {"table": "int32"},
+            ("softmax",),
+            header="include/q4_softmax.h",
+        ),
     )
 }
 

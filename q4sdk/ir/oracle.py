@@ -191,7 +191,8 @@ def concat(xs: list[np.ndarray], op: QOp, ts: list[QTensor], out_t: QTensor) -> 
     for x, t, m, s in zip(xs, ts, op.arrays["multiplier"], op.arrays["shift"]):
         y = out_t.zero_point + requantize(x.astype(np.int64) - t.zero_point, int(m), int(s))
         parts.append(np.clip(y, op.attrs["act_min"], op.attrs["act_max"]))
-    return np.concatenate(parts, axis=-1).astype(np.int8)
+    axis = [i for i, (a, b) in enumerate(zip(ts[0].shape, out_t.shape)) if a != b]
+    return np.concatenate(parts, axis=1 + axis[0] if len(axis) == 1 else -1).astype(np.int8)
 
 
 def mul(a: np.ndarray, b: np.ndarray, op: QOp, ta: QTensor, tb: QTensor, out_t: QTensor) -> np.ndarray:
@@ -277,6 +278,30 @@ def resize(x: np.ndarray, op: QOp, in_t: QTensor) -> np.ndarray:
 
 
 #: kind -> f(inputs, op, input tensors, output tensor): the integer semantics of every op kind
+def gather(x: np.ndarray, op: QOp) -> np.ndarray:
+    """Slices along stored axis ``axis`` picked by ``index`` (docs/integer-spec.md, gather)."""
+    return np.take(x, op.arrays["index"].astype(np.int64), axis=1 + int(op.attrs["axis"]))
+
+
+def reduce_mean(x: np.ndarray, op: QOp, in_t: QTensor, out_t: QTensor) -> np.ndarray:
+    """The requantized sum over stored axes axes[0]..axes[1], kept (docs/integer-spec.md, reduce_mean)."""
+    first, last = op.attrs["axes"]
+    axes = tuple(range(1 + first, 2 + last))
+    acc = (x.astype(np.int64) - in_t.zero_point).sum(axis=axes, keepdims=True)
+    return _finish([acc], op, out_t)
+
+
+def softmax(x: np.ndarray, op: QOp, out_t: QTensor) -> np.ndarray:
+    """e = table[max - x] along stored axis ``axis``; y = z_y + (e * steps + sum // 2) // sum, clamped
+    (docs/integer-spec.md, softmax)."""
+    a = 1 + int(op.attrs["axis"])
+    xi = x.astype(np.int64)
+    e = op.arrays["table"].astype(np.int64)[xi.max(axis=a, keepdims=True) - xi]
+    total = e.sum(axis=a, keepdims=True)
+    y = out_t.zero_point + (e * int(op.attrs["steps"]) + total // 2) // total
+    return np.clip(y, out_t.qmin, out_t.qmax).astype(np.int8)
+
+
 OP_FUNCTIONS = {
     "conv2d": conv2d,
     "depthwise_conv2d": depthwise_conv2d,
@@ -296,6 +321,9 @@ OP_FUNCTIONS = {
     "lut_channel": lambda xs, op, ts, out_t: lut_channel(xs[0], op, ts[0]),
     "conv_transpose": conv_transpose,
     "resize": lambda xs, op, ts, out_t: resize(xs[0], op, ts[0]),
+    "gather": lambda xs, op, ts, out_t: gather(xs[0], op),
+    "reduce_mean": lambda xs, op, ts, out_t: reduce_mean(xs[0], op, ts[0], out_t),
+    "softmax": lambda xs, op, ts, out_t: softmax(xs[0], op, out_t),
 }
 
 
@@ -359,8 +387,9 @@ def quantize_input(model: QModel, x: np.ndarray) -> np.ndarray:
     t = model.input_tensor
     x = np.asarray(x, np.float32)
     layout = model.meta.get("input_layout", "NCHW")
-    if x.ndim == 4 and layout == "NCHW":
-        x = x.transpose(0, 2, 3, 1)
+    if layout == "NCHW" and len(t.shape) == 3:  # [N, C, H, W] or [N, C, L] (held as [N, C, 1, L])
+        h, w, c = t.shape
+        x = x.reshape(len(x), c, h, w).transpose(0, 2, 3, 1)
     v = x * np.float32(1.0 / t.scale)
     q1 = np.clip(round_half_away(v) + np.float32(t.zero_point), t.qmin, t.qmax)
     shape = (x.shape[0],) + tuple(t.shape)

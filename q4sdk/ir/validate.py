@@ -379,13 +379,22 @@ def _lut_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
     return tuple(x.shape)
 
 
+def concat_axis(ins: list[QTensor], out: QTensor) -> int:
+    """The axis a concat joins on: the one where the output differs from its first input (the
+    channel axis, the last, when they do not differ in one axis)."""
+    x = ins[0]
+    differ = [i for i, (a, b) in enumerate(zip(x.shape, out.shape)) if a != b]
+    return differ[0] if len(differ) == 1 and len(x.shape) == len(out.shape) else len(x.shape) - 1
+
+
 def _concat_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
-    lead = tuple(ins[0].shape[:-1])
+    axis = concat_axis(ins, out)
+    rest = [d for i, d in enumerate(ins[0].shape) if i != axis]
     for t in ins[1:]:
-        if len(t.shape) != len(ins[0].shape) or tuple(t.shape[:-1]) != lead:
+        if len(t.shape) != len(ins[0].shape) or [d for i, d in enumerate(t.shape) if i != axis] != rest:
             raise Q4Error(
                 f"{what}: inputs '{ins[0].name}' {_fmt_shape(ins[0].shape)} and '{t.name}' "
-                f"{_fmt_shape(t.shape)} differ in more than the channel (last) axis"
+                f"{_fmt_shape(t.shape)} differ in more than the concat axis {axis}"
             )
     for key in ("multiplier", "shift"):
         if op.arrays[key].shape != (len(ins),):
@@ -399,7 +408,57 @@ def _concat_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
             f"{what}: multipliers must be >= 0 and shifts in [{SHIFT_MIN}, {SHIFT_MAX}], "
             f"got {m.tolist()} and {s.tolist()}"
         )
-    return (*lead, sum(int(t.shape[-1]) for t in ins))
+    shape = list(ins[0].shape)
+    shape[axis] = sum(int(t.shape[axis]) for t in ins)
+    return tuple(shape)
+
+
+def _gather_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, index, axis = ins[0], op.arrays["index"], op.attrs["axis"]
+    if not 0 <= axis < len(x.shape):
+        raise Q4Error(f"{what}: attr 'axis' must lie in [0, {len(x.shape) - 1}], got {axis}")
+    if index.ndim != 1 or index.size == 0:
+        raise Q4Error(f"{what}: array 'index' must be a non-empty list, got {_fmt_shape(index.shape)}")
+    if index.min() < 0 or index.max() >= x.shape[axis]:
+        raise Q4Error(
+            f"{what}: array 'index' values must lie in [0, {x.shape[axis] - 1}] (axis {axis} of input "
+            f"'{x.name}' {_fmt_shape(x.shape)}), got [{index.min()}, {index.max()}]"
+        )
+    return (*x.shape[:axis], index.size, *x.shape[axis + 1 :])
+
+
+def _reduce_mean_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, (first, last) = ins[0], op.attrs["axes"]
+    if not 0 <= first <= last < len(x.shape):
+        raise Q4Error(
+            f"{what}: attr 'axes' must be [first, last] axes of input '{x.name}', got {[first, last]}"
+        )
+    _check_per_channel(op, 1, ("multiplier", "shift"), what)
+    if int(np.prod(x.shape[first : last + 1])) * 255 >= ACC_LIMIT:
+        raise Q4Error(f"{what}: {int(np.prod(x.shape[first : last + 1]))} elements too many for an int32 sum")
+    return tuple(1 if first <= i <= last else d for i, d in enumerate(x.shape))
+
+
+SOFTMAX_ONE = 1 << 15  # table[0]: exp(0) in the softmax table's fixed point
+SOFTMAX_MAX = (1 << 16) - 1  # the largest steps and axis length (unsigned 32-bit arithmetic)
+
+
+def _softmax_shape(op: QOp, ins: list[QTensor], out: QTensor, what: str):
+    x, table, axis, steps = ins[0], op.arrays["table"], op.attrs["axis"], op.attrs["steps"]
+    if not 0 <= axis < len(x.shape):
+        raise Q4Error(f"{what}: attr 'axis' must lie in [0, {len(x.shape) - 1}], got {axis}")
+    if not 1 <= steps <= SOFTMAX_MAX:
+        raise Q4Error(f"{what}: attr 'steps' must lie in [1, {SOFTMAX_MAX}], got {steps}")
+    if x.shape[axis] > SOFTMAX_MAX:
+        raise Q4Error(f"{what}: axis {axis} of input '{x.name}' is longer than {SOFTMAX_MAX}")
+    if table.shape != (1 << x.bits,):
+        raise Q4Error(
+            f"{what}: array 'table' must have shape ({1 << x.bits},), one entry per code difference of "
+            f"input '{x.name}' ({x.bits} bits), got {_fmt_shape(table.shape)}"
+        )
+    if table.min() < 0 or table.max() > SOFTMAX_ONE or table[0] < 1:
+        raise Q4Error(f"{what}: array 'table' values must lie in [0, 2^15] with table[0] >= 1")
+    return tuple(x.shape)
 
 
 def _check_channel_operand(ins: list[QTensor], what: str) -> tuple:
@@ -498,6 +557,9 @@ SHAPE_RULES: dict[str, ShapeRule] = {
     "lut_channel": _lut_channel_shape,
     "conv_transpose": _conv_transpose_shape,
     "resize": _resize_shape,
+    "gather": _gather_shape,
+    "reduce_mean": _reduce_mean_shape,
+    "softmax": _softmax_shape,
 }
 
 

@@ -305,6 +305,36 @@ def _lower_resize(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -
     return {"mode": RESIZE_MODES.index(a["mode"]), "scale": _ints(a["scale"])}, {}
 
 
+def _stored_axis(logical: int, rank: int) -> int:
+    """Axis of a (C, H, W) / (F,) tensor in its channels-last stored shape."""
+    return (2, 0, 1)[logical] if rank == 3 else logical
+
+
+def _lower_gather(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    a = step.node.attrs
+    return {"axis": _stored_axis(int(a["axis"]), len(ins[0].shape))}, {
+        "index": np.asarray(a["index"], np.int32)
+    }
+
+
+def _lower_reduce_mean(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """The stored axes reduced: the held ones and any size-1 axes between them (adjacent by plan)."""
+    stored = [_stored_axis(int(i), len(ins[0].shape)) for i in step.node.attrs["axes"]]
+    first, last = min(stored), max(stored)
+    count = int(np.prod(ins[0].shape[first : last + 1]))
+    return {"axes": [first, last]}, _average(ins, out, count)
+
+
+def _lower_softmax(step: Step, ins: list[QTensor], out: QTensor, weights: dict) -> tuple[dict, dict]:
+    """table[d] = round(2^15 exp(-d S_x)) (half away from zero, float64) for every code difference
+    d; steps = round(1 / S_y), the output codes per unit of probability (docs/integer-spec.md)."""
+    d = np.arange(1 << ins[0].bits, dtype=np.float64)
+    table = np.floor(np.exp(-d * ins[0].scale) * (1 << 15) + 0.5)
+    steps = int(np.clip(np.floor(1.0 / out.scale + 0.5), 1, (1 << 16) - 1))
+    axis = _stored_axis(int(step.node.attrs["axis"]), len(ins[0].shape))
+    return {"axis": axis, "steps": steps}, {"table": table.astype(np.int32)}
+
+
 #: kind -> f(step, input tensors, output tensor, quantized weights) -> (attrs, arrays)
 LOWERINGS = {
     "conv2d": _lower_conv,
@@ -324,4 +354,7 @@ LOWERINGS = {
     "lut_channel": _lower_lut_channel,
     "conv_transpose": _lower_conv_transpose,
     "resize": _lower_resize,
+    "gather": _lower_gather,
+    "reduce_mean": _lower_reduce_mean,
+    "softmax": _lower_softmax,
 }

@@ -276,7 +276,7 @@ class ModelPass:
     recipe: Recipe
     qparams: dict
     weights: dict
-    calib: np.ndarray
+    calib: np.ndarray  # as the graph holds it (graph.held_input)
     forward: Callable
     residual_input: str | None  # the network input's residual tensor, if any
     progress: Progress
@@ -354,7 +354,7 @@ def _quantize_graph(
     layer_stats: dict[str, dict] = {}
     numerics_notes: list[dict] = []
 
-    x = torch.as_tensor(calib)
+    x = torch.as_tensor(graph.held_input(calib))
     fp: dict[str, torch.Tensor] = {graph.input_name: x}
     _warn(check_tensor(graph.input_name, calib, is_input=True))
     qparams[graph.input_name] = QuantParams(
@@ -435,7 +435,7 @@ def _quantize_graph(
         recipe,
         qparams,
         weights,
-        calib,
+        graph.held_input(calib),
         _forward,
         residual_name(graph.input_name) if recipe.residual_input else None,
         progress,

@@ -440,9 +440,12 @@ def test_old_opset_rejected():
     expect_error(model, "opset 11")
 
 
-def test_softmax_in_the_middle_rejected():
+def test_softmax_in_the_middle_is_an_op_and_on_the_batch_axis_rejected():
     model = make_model([node("Softmax", ["x"], ["s"], "sm"), node("Relu", ["s"], ["y"])], ["N", 4])
-    expect_error(model, "node 'sm'", "final op")
+    graph = import_and_compare(model, rand(2, 4))
+    assert ops(graph) == ["softmax", "relu"] and not graph.output_softmax
+    model = make_model([node("Softmax", ["x"], ["s"], "sm", axis=0), node("Relu", ["s"], ["y"])], ["N", 4])
+    expect_error(model, "node 'sm'", "axis 0")
 
 
 @pytest.mark.parametrize(
@@ -520,8 +523,8 @@ def test_softmax_in_the_middle_rejected():
             "transA",
         ),
         (
-            lambda: make_model([node("ReduceMean", ["x"], ["y"], "rm", axes=[1])], ["N", 3, 2, 2]),
-            "spatial axes",
+            lambda: make_model([node("ReduceMean", ["x"], ["y"], "rm", axes=[1, 2])], ["N", 3, 2, 2]),
+            "not adjacent",
         ),
     ],
     ids=[
@@ -534,7 +537,7 @@ def test_softmax_in_the_middle_rejected():
         "reshape",
         "pad-channels",
         "transA",
-        "reducemean-channels",
+        "reducemean-channels-and-h",
     ],
 )
 def test_rejections_name_the_node(builder, fragment):
@@ -551,7 +554,7 @@ def test_graph_level_rejections():
         make_model([node("Add", ["x", "z"], ["y"])], ["N", 4], extra_inputs=[extra]), "exactly one input"
     )
     expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, "H", 4]), "only the batch dimension")
-    expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, 4]), "rank must be 4")
+    expect_error(make_model([node("Relu", ["x"], ["y"])], ["N", 3, 4, 4, 4]), "rank must be 4")
 
 
 def test_missing_truncated_and_non_onnx_files(tmp_path):

@@ -57,9 +57,9 @@ ONNX_CASES = {
     "Erf": lambda: _unsupported("Erf"),
     "Softplus": lambda: _unsupported("Softplus"),
     "Softsign": lambda: _unsupported("Softsign"),
-    "Softmax mid-graph": lambda: _unsupported("Softmax", axis=1),
-    "Concat on axis 2": lambda: _conv_head(
-        [h.make_node("Concat", ["c1", "c1"], ["u"], axis=2, name="bad_node")], "u"
+    "Softmax on the batch axis": lambda: _unsupported("Softmax", axis=0),
+    "Concat on the batch axis": lambda: _conv_head(
+        [h.make_node("Concat", ["c1", "c1"], ["u"], axis=0, name="bad_node")], "u"
     ),
     "Div by an activation": lambda: _conv_head(
         [h.make_node("Div", ["c1", "c1"], ["u"], name="bad_node")], "u"

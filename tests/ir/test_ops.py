@@ -70,7 +70,7 @@ def test_float_ops_all_lower_and_all_run():
 
 def test_derived_lists_follow_the_table():
     assert set(WEIGHTED_KINDS) == {"conv2d", "depthwise_conv2d", "fully_connected", "conv_transpose"}
-    assert set(SAME_QUANT_KINDS) == {"maxpool", "clamp", "pad", "reshape", "resize"}
+    assert set(SAME_QUANT_KINDS) == {"maxpool", "clamp", "pad", "reshape", "resize", "gather"}
     assert set(WEIGHTED_KINDS) <= set(LAYER_KINDS)
     assert not set(SAME_QUANT_KINDS) & set(WEIGHTED_KINDS)
     for kind in WEIGHTED_KINDS:

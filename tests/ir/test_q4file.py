@@ -37,7 +37,7 @@ def _requant(rng, n):
 
 
 def make_model() -> QModel:
-    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat, conv_transpose, resize: side branches) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
+    """x(8,8,3) -> conv -> dw / 1x1 conv -> add (and concat -> gather, reduce_mean, conv_transpose, resize, mul, addsub, lut_channel, softmax: side branches) -> lut -> clamp -> pad -> maxpool -> avgpool -> gap
     -> reshape -> residual split (X1, X2) -> two-input fully_connected."""
     rng = np.random.default_rng(7)
 
@@ -56,6 +56,9 @@ def make_model() -> QModel:
         t("lc", (4, 4, 4), scale=0.08),
         t("ct", (8, 8, 2), scale=0.1, zp=3),
         t("rs", (8, 12, 4)),
+        t("gt", (4, 4, 4), scale=0.05),
+        t("rm", (4, 1, 1), scale=0.05),
+        t("sm", (4, 4, 4), scale=1 / 256, zp=-128),
         t("lu", (4, 4, 4), scale=0.09),
         t("cl", (4, 4, 4), scale=0.09),
         t("p", (6, 6, 4), scale=0.09),
@@ -152,6 +155,16 @@ def make_model() -> QModel:
             {"weight": w(2, 3, 3, 4), **_requant(rng, 2)},
         ),
         QOp("rs1", "resize", ["d1"], "rs", {"mode": 1, "scale": [2, 3]}),
+        QOp("gth1", "gather", ["cc"], "gt", {"axis": 2}, {"index": np.array([11, 0, 5, 5], np.int32)}),
+        QOp("rm1", "reduce_mean", ["a1"], "rm", {"axes": [1, 2], "act_min": -128, "act_max": 127}, pool()),
+        QOp(
+            "sm1",
+            "softmax",
+            ["a1"],
+            "sm",
+            {"axis": 0, "steps": 256},
+            {"table": np.arange(256, 0, -1).astype(np.int32)},
+        ),
         QOp("lut1", "lut", ["a1"], "lu", {}, {"table": rng.integers(-128, 128, 256).astype(np.int8)}),
         QOp("relu1", "clamp", ["lu"], "cl", {"act_min": 0, "act_max": 127}),
         QOp("pad1", "pad", ["cl"], "p", {"pads": [1, 1, 1, 1]}),
@@ -769,5 +782,5 @@ def test_validate_model_accepts_tuples_and_numpy_ints(model):
 
 
 def test_unknown_op_kind_in_file(q4):
-    edit(q4, _set(("ops", 9, "kind"), "softmax"))
-    assert_rejected(q4, "ops[9].kind", "unknown op kind 'softmax'")
+    edit(q4, _set(("ops", 9, "kind"), "lstm"))
+    assert_rejected(q4, "ops[9].kind", "unknown op kind 'lstm'")

@@ -580,6 +580,150 @@ class OpResize(nn.Module):
         return self.out(self.up(self.d(torch.cat([u, e1], 1)))).flatten(1)
 
 
+# ---------------------------------------------------------------- one small model per op (shape)
+
+
+class OpConv1d(nn.Module):
+    """Conv1d (stride 2, pads), BatchNorm1d folded, depthwise Conv1d, AvgPool1d, mean over L."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv1d(8, 16, 5, stride=2, padding=2, bias=False),
+            nn.BatchNorm1d(16),
+            nn.ReLU(),
+            nn.Conv1d(16, 16, 3, padding=1, groups=16, bias=False),
+            nn.BatchNorm1d(16),
+            nn.ReLU(),
+            nn.AvgPool1d(2),
+            nn.Conv1d(16, 12, 1),
+            nn.ReLU(),
+        )
+        self.fc = nn.Linear(12, classes)
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean(2))
+
+
+class OpPool1d(nn.Module):
+    """MaxPool1d with stride and padding, AvgPool1d, AdaptiveAvgPool1d(1) + Flatten + Linear."""
+
+    def __init__(self, classes=4):
+        super().__init__()
+        self.conv = nn.Conv1d(6, 10, 3, padding=1)
+        self.pools = nn.Sequential(
+            nn.MaxPool1d(3, stride=2, padding=1), nn.AvgPool1d(2), nn.AdaptiveAvgPool1d(1)
+        )
+        self.fc = nn.Linear(10, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pools(F.relu(self.conv(x))), 1))
+
+
+class OpChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle (Reshape -> Transpose -> Reshape) with 4 groups between convs."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a, self.b = conv_bn(3, 16, 3), conv_bn(16, 16, 1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.fc(self.b(channel_shuffle(self.a(x), 4)).mean((2, 3)))
+
+
+class OpSliceSplit(nn.Module):
+    """Split on channels (uneven), Slice on channels and on H / W (with a step), Concat of the parts."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a = conv_bn(3, 12, 3)
+        self.b, self.c = conv_bn(4, 8, 3), conv_bn(8, 8, 1)
+        self.fc = nn.Linear(24, classes)
+
+    def forward(self, x):
+        x = self.a(x)
+        p, q = torch.split(x, [4, 8], dim=1)
+        r = x[:, 2:10]
+        s = torch.cat([self.b(p), self.c(q), r], 1)
+        return self.fc(s[:, :, 1:-1, ::2].mean((2, 3)))
+
+
+class OpGather(nn.Module):
+    """Gather with constant indices on the channel axis (index_select, reordering and repeating)."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a, self.b = conv_bn(3, 8, 3), conv_bn(6, 8, 3)
+        self.register_buffer("idx", torch.tensor([3, 0, 5, 1, 1, 7]))
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        return self.fc(self.b(torch.index_select(self.a(x), 1, self.idx)).mean((2, 3)))
+
+
+class OpSqueeze(nn.Module):
+    """Conv2d on [N, C, 1, L] -> Squeeze(2) -> Conv1d -> Unsqueeze(2) -> Conv2d: 2-D and 1-D ops mixed."""
+
+    def __init__(self, classes=4):
+        super().__init__()
+        self.a = nn.Conv2d(4, 8, (1, 3), padding=(0, 1))
+        self.b = nn.Conv1d(8, 8, 3, padding=1)
+        self.c = nn.Conv2d(8, 6, (1, 3))
+        self.fc = nn.Linear(6, classes)
+
+    def forward(self, x):
+        y = F.relu(self.b(F.relu(self.a(x)).squeeze(2)))
+        return self.fc(F.relu(self.c(y.unsqueeze(2))).mean((2, 3)))
+
+
+class OpConcatSpatial(nn.Module):
+    """Concat on H and on W (two branches with their own scales), then on channels."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a, self.b = conv_bn(3, 6, 3), conv_bn(3, 6, 3, act=nn.ReLU6)
+        self.c = conv_bn(6, 8, 3, stride=2)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        h = torch.cat([a, b], 2)  # [N, 6, 2H, W]
+        w = torch.cat([b, a, b], 3)  # [N, 6, H, 3W]
+        return self.fc(
+            self.c(torch.cat([h[:, :, : x.shape[2]], w[:, :, :, : x.shape[3]]], 1)[:, :6]).mean((2, 3))
+        )
+
+
+class OpReduceMeanAxis(nn.Module):
+    """ReduceMean over the channel axis (keepdim, as CBAM's spatial attention) and over W alone."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a = conv_bn(3, 8, 3)
+        self.b = conv_bn(9, 8, 3)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        y = self.a(x)
+        z = self.b(torch.cat([y, y.mean(1, keepdim=True)], 1))
+        return self.fc(z.mean(3, keepdim=True).mean(2).flatten(1))
+
+
+class OpSoftmaxAxis(nn.Module):
+    """Softmax inside the network: over the channels (attention weights) and over W, then a final
+    Softmax over the classes (removed: output_softmax)."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.a, self.b = conv_bn(3, 8, 3), conv_bn(8, 8, 3)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x):
+        y = self.b(torch.softmax(self.a(x), dim=1))
+        return torch.softmax(self.fc(torch.softmax(y, dim=3).mean((2, 3))), dim=1)
+
+
 INPUTS: dict[str, tuple[int, ...]] = {
     "mobilenet_v2_035": (3, 32, 32),
     "mobilenet_v3_small": (3, 32, 32),
@@ -606,6 +750,15 @@ INPUTS: dict[str, tuple[int, ...]] = {
     "op_conv_transpose": (3, 12, 12),
     "op_resize_nearest": (3, 8, 8),
     "op_resize_bilinear": (3, 8, 8),
+    "op_conv1d": (8, 32),
+    "op_pool1d": (6, 40),
+    "op_channel_shuffle": (3, 12, 12),
+    "op_slice_split": (3, 12, 12),
+    "op_gather": (3, 10, 10),
+    "op_squeeze": (4, 1, 20),
+    "op_concat_spatial": (3, 8, 8),
+    "op_reduce_mean_axis": (3, 10, 10),
+    "op_softmax_axis1": (3, 10, 10),
 }
 _CLASSES = {
     "mobilenet_v2_035": MobileNetV2,
@@ -633,6 +786,15 @@ _CLASSES = {
     "op_conv_transpose": OpConvTranspose,
     "op_resize_nearest": lambda: OpResize("nearest"),
     "op_resize_bilinear": lambda: OpResize("bilinear"),
+    "op_conv1d": OpConv1d,
+    "op_pool1d": OpPool1d,
+    "op_channel_shuffle": OpChannelShuffle,
+    "op_slice_split": OpSliceSplit,
+    "op_gather": OpGather,
+    "op_squeeze": OpSqueeze,
+    "op_concat_spatial": OpConcatSpatial,
+    "op_reduce_mean_axis": OpReduceMeanAxis,
+    "op_softmax_axis1": OpSoftmaxAxis,
 }
 
 
