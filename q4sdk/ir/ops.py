@@ -137,7 +137,7 @@ _CONV2D_TERMS_VARIANTS = (
         "q4_conv2d_s4_terms_mve",
         "convolution/q4_conv2d_s4_terms_mve.c",
         "mve",
-        lambda k, o: 896 + 41 * _round_up(k, 16),
+        lambda k, o: 1936 + 42 * _round_up(k, 16),
     ),
     KernelVariant(
         "q4_conv2d_s4_terms_dsp",
