@@ -415,14 +415,15 @@ def test_terms_kernels_are_bit_exact_on_target(board_name, board_results):
 def test_dual_first_layer_is_fast(board_name, board_results):
     """ResNet-8's first layer (32x32x3 -> 16, 3x3) as a dual layer: the optimised terms kernels
     beat the portable one by 8x (_dsp) / 14x (_mve); on the Cortex-M4 _dsp costs at most 2x the
-    single-term kernel the generator picks for the shape (_a4_dsp / _dsp). (_mve is not yet
-    within 2x of the single-term _mve: docs/kernels.md.)"""
+    single-term kernel the generator picks for the shape (_a4_dsp / _dsp), on the Cortex-M55
+    _mve at most 2.2x the single-term _mve."""
     results = board_results(board_name)
     for bits in (4, 8):
         ticks = {r.variant: r.ticks for r in results if r.case == f"resnet_first_a{bits}i1w2"}
         assert ticks["dsp"] * 8 < ticks["portable"], ticks
         if board_name == "mps3-an547":
             assert ticks["mve"] * 14 < ticks["portable"], ticks
+            assert ticks["mve"] <= 2.2 * ticks["single_mve"], ticks
         else:
             assert ticks["dsp"] <= 2.0 * ticks["single_dsp"], ticks
 

@@ -106,6 +106,32 @@ static inline void q4_tm_gemm_pairs(const int8_t *cols, uint32_t steps, const in
                      : "q0", "q1", "q2", "q3", "cc", "memory");
 }
 
+/* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
+typedef struct {
+    int32x4_t high;
+    uint32x4_t low;
+} q4_tm_wide;
+
+/* acc * m per lane, exact: VMULH gives floor(acc * m / 2^32), VMUL the low word. */
+static inline q4_tm_wide q4_tm_product(int32x4_t acc, int32_t m)
+{
+    q4_tm_wide p;
+    p.high = vmulhq_s32(acc, vdupq_n_s32(m));
+    p.low = vreinterpretq_u32_s32(vmulq_n_s32(acc, m));
+    return p;
+}
+
+/* a + b per lane (no overflow: the sums stay below 2^62): the carry of the low words is bit 31
+ * of their halving sum (a.low + b.low) / 2. */
+static inline q4_tm_wide q4_tm_add(q4_tm_wide a, q4_tm_wide b)
+{
+    q4_tm_wide s;
+    const uint32x4_t carry = vshrq_n_u32(vhaddq_u32(a.low, b.low), 31);
+    s.low = vaddq_u32(a.low, b.low);
+    s.high = vaddq_s32(vaddq_s32(a.high, b.high), vreinterpretq_s32_u32(carry));
+    return s;
+}
+
 #if defined(__GNUC__)
 #define Q4_TM_INLINE __attribute__((always_inline)) inline
 #else
@@ -127,27 +153,32 @@ static Q4_TM_INLINE void q4_tm_store(const int32_t *sums, const q4_terms_records
     const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
     int32_t c, t;
     for (c = 0; c < n_ch; ++c, sums += n_w * Q4_MVE_PIXELS) {
-        const int32_t right = rec->right[c];
+        const int32_t right = rec->right[c], r = c * n_w;
+        /* term k = i * n_w + j: input i, weight tensor j (row r + j) */
         int32x4_t acc[Q4_TERMS_TERMS];
-        for (t = 0; t < n_terms; ++t) {
-            const int32_t i = t / n_w, j = t % n_w;
-            acc[t] = vaddq_n_s32(vld1q_s32(sums + i * Q4_TM_SUMS + j * Q4_MVE_PIXELS),
-                                 rec->fold[i][c * n_w + j]);
+        acc[0] = vaddq_n_s32(vld1q_s32(sums), rec->fold[0][r]);
+        if (n_w == 2) {
+            acc[1] = vaddq_n_s32(vld1q_s32(sums + Q4_MVE_PIXELS), rec->fold[0][r + 1]);
+        }
+        if (n_in == 2) {
+            acc[n_w] = vaddq_n_s32(vld1q_s32(sums + Q4_TM_SUMS), rec->fold[1][r]);
+            if (n_w == 2) {
+                acc[3] = vaddq_n_s32(vld1q_s32(sums + Q4_TM_SUMS + Q4_MVE_PIXELS),
+                                     rec->fold[1][r + 1]);
+            }
         }
         if (right > 0) {
-            const int32_t m0 = rec->multiplier[0][c];
-            uint32x4_t low = vreinterpretq_u32_s32(vmulq_n_s32(acc[0], m0));
-            int32x4_t high = vmulhq_s32(acc[0], vdupq_n_s32(m0)), y;
-            for (t = 1; t < n_terms; ++t) {
-                const int32_t m = rec->multiplier[t][c];
-                const uint32x4_t l = vreinterpretq_u32_s32(vmulq_n_s32(acc[t], m));
-                /* the carry of low + l: bit 31 of (low + l) / 2 */
-                const uint32x4_t carry = vshrq_n_u32(vhaddq_u32(low, l), 31);
-                low = vaddq_u32(low, l);
-                high = vaddq_s32(vaddq_s32(high, vmulhq_s32(acc[t], vdupq_n_s32(m))),
-                                 vreinterpretq_s32_u32(carry));
+            q4_tm_wide acc_sum = q4_tm_product(acc[0], rec->multiplier[0][c]);
+            int32x4_t y;
+            if (n_terms >= 2) {
+                acc_sum = q4_tm_add(acc_sum, q4_tm_product(acc[1], rec->multiplier[1][c]));
             }
-            y = vaddq_n_s32(vrshlq_n_s32(high, -right), zp);
+            if (n_terms == 4) {
+                acc_sum = q4_tm_add(acc_sum,
+                                    q4_tm_add(q4_tm_product(acc[2], rec->multiplier[2][c]),
+                                              q4_tm_product(acc[3], rec->multiplier[3][c])));
+            }
+            y = vaddq_n_s32(vrshlq_n_s32(acc_sum.high, -right), zp);
             y = vminq_s32(vmaxq_s32(y, lo), hi);
             vstrbq_scatter_offset_s32(out + c, offsets, y);
         } else {
