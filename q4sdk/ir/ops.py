@@ -188,6 +188,15 @@ _FC_VARIANTS = (
         lambda k, o: 4 * ((k + 1) // 2),
     ),
 )
+# the scratch of a multi-term variant covers any T = n_inputs * n_weights
+_FC_TERMS_VARIANTS = (
+    KernelVariant(
+        "q4_fully_connected_s4_terms_mve",
+        "fully_connected/q4_fully_connected_s4_terms_mve.c",
+        "mve",
+        lambda k, o: 2 * _round_up(k, 32),
+    ),
+)
 _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
     KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
@@ -248,7 +257,12 @@ OPS: dict[str, OpSpec] = {
             variants=_DEPTHWISE_VARIANTS,
         ),
         _weighted(
-            "fully_connected", "fully_connected", dict(_ACT), ("fully_connected",), variants=_FC_VARIANTS
+            "fully_connected",
+            "fully_connected",
+            dict(_ACT),
+            ("fully_connected",),
+            variants=_FC_VARIANTS,
+            terms_variants=_FC_TERMS_VARIANTS,
         ),
         _elementwise(
             "add",
