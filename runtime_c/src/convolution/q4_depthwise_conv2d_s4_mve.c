@@ -42,6 +42,21 @@ static int32_t q4_round_up8(int32_t c)
     return (c + Q4_DW_GROUP - 1) & ~(Q4_DW_GROUP - 1);
 }
 
+/* The 9 weights of a 3x3 channel (5 packed bytes) into w; returns their sum. (A word of the
+ * first 4 bytes, each nibble sign-extended: (n ^ 8) - 8.) */
+static int32_t q4_dw_weights9(const uint8_t *row, int32_t *w)
+{
+    const uint32_t word = (uint32_t)row[0] | (uint32_t)row[1] << 8 | (uint32_t)row[2] << 16 |
+                          (uint32_t)row[3] << 24;
+    int32_t t, sum;
+    for (t = 0; t < 8; ++t) {
+        w[t] = (int32_t)(((word >> (4 * t)) & 15u) ^ 8u) - 8;
+    }
+    w[8] = (int32_t)(((uint32_t)row[4] & 15u) ^ 8u) - 8;
+    sum = w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7] + w[8];
+    return sum;
+}
+
 /* The 3x3 path: per channel, row tiles of up to Q4_DW3_TILE output pixels; each input row of the
  * tile's span is widened once into two int16 phase rows (even / odd pixels at stride 2) of
  * Q4_DW3_PHASE elements (the tile rounded up to 8 plus the taps read past it), a ring of 3. */
@@ -257,12 +272,7 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
         const int32_t n = ch - c0 < Q4_DW3_CH ? ch - c0 : Q4_DW3_CH;
         int32_t w[Q4_DW3_CH][9], fb[Q4_DW3_CH];
         for (i = 0; i < n; ++i) {
-            int32_t t, sum = 0;
-            for (t = 0; t < 9; ++t) {
-                w[i][t] = q4_int4_at(filter + (c0 + i) * 5, t);
-                sum += w[i][t];
-            }
-            fb[i] = bias[c0 + i] - in_zp * sum;
+            fb[i] = bias[c0 + i] - in_zp * q4_dw_weights9(filter + (c0 + i) * 5, w[i]);
         }
         for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
             const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
@@ -509,12 +519,7 @@ static inline __attribute__((always_inline)) void q4_dwp_body(
         const int32_t n = ch - c0 < Q4_DW3_CH ? ch - c0 : Q4_DW3_CH;
         int32_t w[Q4_DW3_CH][9], fb[Q4_DW3_CH];
         for (i = 0; i < n; ++i) {
-            int32_t t, sum = 0;
-            for (t = 0; t < 9; ++t) {
-                w[i][t] = q4_int4_at(filter + (c0 + i) * 5, t);
-                sum += w[i][t];
-            }
-            fb[i] = bias[c0 + i] - in_zp * sum;
+            fb[i] = bias[c0 + i] - in_zp * q4_dw_weights9(filter + (c0 + i) * 5, w[i]);
         }
         for (ty0 = 0; ty0 < out_h; ty0 += tile_h) {
             const int32_t th = out_h - ty0 < tile_h ? out_h - ty0 : tile_h;
@@ -601,12 +606,12 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
      * with 32 channels or more (which amortize the channel-vector path's per-pixel set-up) and
      * every shift above 32 (so that path requantizes by vectors); measured on DS-CNN's and the
      * test layers */
-    /* the plane path at stride 1 unless rows are of 4 pixels or fewer (its per-channel set-up
-     * dominates) with 32 channels or more and every shift above 32; at stride 2 (one filter call
-     * per output row) for rows of 8 to 16 pixels (measured on DS-CNN's and the test layers) */
+    /* the plane path at stride 1; at stride 2 (one filter call per output row) for rows of 8 to
+     * 16 pixels, or of 4 to 7 when the channel-vector path below would not win (C < 32 or a
+     * shift of 32 or less); measured on DS-CNN's and the test layers */
     if (k_h == 3 && k_w == 3 && 8 * ch < 65536 &&
-        ((stride_w == 1 && stride_h == 1 && (out_w > 4 || ch < 32 || !fast)) ||
-         (stride_w == 2 && stride_h == 2 && out_w >= 8 && out_w <= 16))) {
+        ((stride_w == 1 && stride_h == 1) || (stride_w == 2 && stride_h == 2 && out_w >= 4 &&
+                                              out_w <= 16 && (out_w >= 8 || ch < 32 || !fast)))) {
         q4_dwp_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
         return;
     }
