@@ -147,7 +147,7 @@ _CONV2D_TERMS_VARIANTS = (
         "q4_conv2d_s4_terms_mve",
         "convolution/q4_conv2d_s4_terms_mve.c",
         "mve",
-        lambda k, o: 896 + 41 * _round_up(k, 16),
+        lambda k, o: 1936 + 42 * _round_up(k, 16),
     ),
     KernelVariant(
         "q4_conv2d_s4_terms_dsp",
@@ -196,6 +196,15 @@ _FC_VARIANTS = (
         "q4_fully_connected_s4_armv6m",
         "fully_connected/q4_fully_connected_s4_armv6m.c",
         lambda k, o: 4 * ((k + 1) // 2),
+    ),
+)
+# the scratch of a multi-term variant covers any T = n_inputs * n_weights
+_FC_TERMS_VARIANTS = (
+    KernelVariant(
+        "q4_fully_connected_s4_terms_mve",
+        "fully_connected/q4_fully_connected_s4_terms_mve.c",
+        "mve",
+        lambda k, o: 2 * _round_up(k, 32),
     ),
 )
 _ADD_VARIANTS = (
@@ -260,7 +269,12 @@ OPS: dict[str, OpSpec] = {
             variants=_DEPTHWISE_VARIANTS,
         ),
         _weighted(
-            "fully_connected", "fully_connected", dict(_ACT), ("fully_connected",), variants=_FC_VARIANTS
+            "fully_connected",
+            "fully_connected",
+            dict(_ACT),
+            ("fully_connected",),
+            variants=_FC_VARIANTS,
+            terms_variants=_FC_TERMS_VARIANTS,
         ),
         _elementwise(
             "add",

@@ -93,6 +93,16 @@ void q4_fully_connected_s4_mve(const q4_fc_params *params, const q4_quant_params
                                const int32_t *bias, int32_t output_size, int8_t *output,
                                int32_t *scratch);
 
+/* Multi-term fully_connected (any T = n_inputs * n_weights <= 4), MVE: the inputs copied once,
+ * zero-padded; per row and 32 weights one VLD2 per input shared by the weight tensors, VMLADAVA
+ * per term, VADDVA per tensor; the exact multi-term requantization. input_size <= Q4_OPT_MAX_K.
+ * Scratch: 2 * ceil32(input_size) bytes. */
+int32_t q4_fully_connected_s4_terms_mve_get_buffer_size(int32_t input_size);
+void q4_fully_connected_s4_terms_mve(const q4_fc_params *params, const q4_terms_params *terms,
+                                     int32_t input_size, const int8_t *const *inputs,
+                                     const uint8_t *const *filters, const int32_t *bias,
+                                     int32_t output_size, int8_t *output, int32_t *scratch);
+
 /* depthwise_conv2d, DSP: 3x3 kernels with stride_w 1 (or 2 into rows of >= 8 pixels): input rows
  * widened once per 4 channels into per-channel int16 rows, SMLAD of tap pairs for two output
  * pixels, USAT requantization;

@@ -1,6 +1,7 @@
 /*
  * terms_harness.c - runs every multi-term conv2d case of the generated "terms_cases.h" through
- * each variant built for this core (portable q4_conv2d_s4_terms, _dsp, _mve), checks the output
+ * each variant built for this core (portable q4_conv2d_s4_terms, _dsp, _mve; the cases shaped as
+ * a fully connected layer also through q4_fully_connected_s4_terms_mve), checks the output
  * against the oracle's expected bytes and that nothing is written past the output or the
  * scratch, and times it. Cases marked `single` also time the single-term optimised kernels on
  * the same shape (input 0, weight 0: outputs not checked, this is only a cost reference).
@@ -92,22 +93,46 @@ static void run_single_mve(const q4_terms_case *c, int8_t *out, int32_t *scr)
     q4_conv2d_s4_mve(&c->params, &c->single_quant, &c->input_dims, c->inputs[0],
                      &c->filter_dims, c->filters[0], c->bias, &c->output_dims, out, scr);
 }
+
+static int32_t fc_mve_size(const q4_terms_case *c)
+{
+    return q4_fully_connected_s4_terms_mve_get_buffer_size(c->input_dims.c);
+}
+
+/* A 1 x 1 convolution of a 1 x 1 input is a fully connected layer. */
+static void run_fc_mve(const q4_terms_case *c, int8_t *out, int32_t *scr)
+{
+    const q4_fc_params fc = {c->params.input_zp, c->params.output_zp, c->params.act_min,
+                             c->params.act_max};
+    q4_fully_connected_s4_terms_mve(&fc, &c->terms, c->input_dims.c, c->inputs, c->filters,
+                                    c->bias, c->output_dims.c, out, scr);
+}
 #endif
+
+/* The case is a fully connected layer: 1 x 1 input and kernel, no padding. */
+static int is_fc(const q4_terms_case *c)
+{
+    return c->input_dims.h == 1 && c->input_dims.w == 1 && c->filter_dims.h == 1 &&
+           c->filter_dims.w == 1 && c->output_dims.h == 1 && c->output_dims.w == 1 &&
+           c->params.pad_top == 0 && c->params.pad_left == 0;
+}
 
 static const struct {
     const char *name;
     buffer_size_fn size;
     conv_fn run;
     int32_t checked; /* 0: a single-term timing on `single` cases, output not compared */
+    int32_t fc_only; /* 1: a fully connected variant, run on the cases that are one (is_fc) */
 } variants[] = {
-    {"portable", no_scratch, run_portable, 1},
+    {"portable", no_scratch, run_portable, 1, 0},
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    {"dsp", dsp_size, run_dsp, 1},
-    {"single_dsp", single_dsp_size, run_single_dsp, 0},
+    {"dsp", dsp_size, run_dsp, 1, 0},
+    {"single_dsp", single_dsp_size, run_single_dsp, 0, 0},
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
-    {"mve", mve_size, run_mve, 1},
-    {"single_mve", single_mve_size, run_single_mve, 0},
+    {"mve", mve_size, run_mve, 1, 0},
+    {"single_mve", single_mve_size, run_single_mve, 0, 0},
+    {"fc_mve", fc_mve_size, run_fc_mve, 1, 1},
 #endif
 };
 
@@ -131,7 +156,7 @@ int main(void)
             const int32_t bytes = variants[v].size(c), words = (bytes + 3) / 4;
             int32_t k, mismatches = 0, first_bad = -1, guard = 1;
             uint32_t ticks;
-            if (!variants[v].checked && !c->single) {
+            if ((!variants[v].checked && !c->single) || (variants[v].fc_only && !is_fc(c))) {
                 continue;
             }
             if (words > Q4_SCRATCH_WORDS) {

@@ -443,6 +443,15 @@ def make_dw_cases() -> list[DwCase]:
         )
     # a MobileNet-like layer: the timing reference
     cases.append(random_dw(rng, "dw_mobilenet", 8, 16, 16, 32, (3, 3), (1, 1), (1, 1, 1, 1)))
+    # the _mve 3x3 plane paths: several row and column tiles at stride 1, stride 2 with rows of
+    # 8 to 16 outputs in several row tiles, channel tails, asymmetric pads
+    for name, shape in (
+        ("dwp_s1_tiles", (12, 37, 9, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("dwp_s2_tiles", (25, 17, 12, (3, 3), (2, 2), (1, 1, 1, 1))),
+        ("dwp_s2_pads", (16, 16, 16, (3, 3), (2, 2), (0, 0, 1, 1))),
+        ("dwp_s2_wide", (9, 33, 3, (3, 3), (2, 2), (1, 1, 1, 0))),
+    ):
+        cases.append(random_dw(rng, name, 8, *shape))
     return cases
 
 
@@ -699,6 +708,26 @@ def test_generated_firmware_calls_the_variants(board_name, tmp_path):
     assert kernels["dw_0"] == f"q4_depthwise_conv2d_s4_{arch}"
     assert kernels["add_0"] == f"q4_add_s8_{arch}"
     assert kernels["fc_0"] == f"q4_fully_connected_s4_{arch}"
+
+
+def test_mve_depthwise_plane_path_is_bit_exact_unoptimised(tmp_path):
+    """Built without optimisation the _mve 3x3 plane path filters with intrinsics instead of its
+    inline assembly (GCC cannot allocate the 11 registers at -O0): that code is checked too."""
+    board = load_board("mps3-an547")
+    require_tools(board)
+    dw_cases = [c for c in DW_CASES if c.name.startswith(("dwp_", "dw_slow", "dw3_0", "dw1"))]
+    write_cases_header(CASES[:1], FC_CASES[:1], dw_cases, tmp_path / "ops_cases.h")
+    results = run_harness(
+        board,
+        [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
+        [RUNTIME / "include", RUNTIME / "include" / "internal", tmp_path],
+        tmp_path,
+        "ops_harness",
+        extra_cflags=["-O0"],
+    )
+    assert {r.case for r in results if r.variant == "mve"} >= {c.name for c in dw_cases}
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
 
 
 @pytest.mark.parametrize("core", sorted(CORES))

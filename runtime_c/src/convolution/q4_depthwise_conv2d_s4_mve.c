@@ -42,6 +42,21 @@ static int32_t q4_round_up8(int32_t c)
     return (c + Q4_DW_GROUP - 1) & ~(Q4_DW_GROUP - 1);
 }
 
+/* The 9 weights of a 3x3 channel (5 packed bytes) into w; returns their sum. (A word of the
+ * first 4 bytes, each nibble sign-extended: (n ^ 8) - 8.) */
+static int32_t q4_dw_weights9(const uint8_t *row, int32_t *w)
+{
+    const uint32_t word = (uint32_t)row[0] | (uint32_t)row[1] << 8 | (uint32_t)row[2] << 16 |
+                          (uint32_t)row[3] << 24;
+    int32_t t, sum;
+    for (t = 0; t < 8; ++t) {
+        w[t] = (int32_t)(((word >> (4 * t)) & 15u) ^ 8u) - 8;
+    }
+    w[8] = (int32_t)(((uint32_t)row[4] & 15u) ^ 8u) - 8;
+    sum = w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7] + w[8];
+    return sum;
+}
+
 /* The 3x3 path: per channel, row tiles of up to Q4_DW3_TILE output pixels; each input row of the
  * tile's span is widened once into two int16 phase rows (even / odd pixels at stride 2) of
  * Q4_DW3_PHASE elements (the tile rounded up to 8 plus the taps read past it), a ring of 3. */
@@ -257,12 +272,7 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
         const int32_t n = ch - c0 < Q4_DW3_CH ? ch - c0 : Q4_DW3_CH;
         int32_t w[Q4_DW3_CH][9], fb[Q4_DW3_CH];
         for (i = 0; i < n; ++i) {
-            int32_t t, sum = 0;
-            for (t = 0; t < 9; ++t) {
-                w[i][t] = q4_int4_at(filter + (c0 + i) * 5, t);
-                sum += w[i][t];
-            }
-            fb[i] = bias[c0 + i] - in_zp * sum;
+            fb[i] = bias[c0 + i] - in_zp * q4_dw_weights9(filter + (c0 + i) * 5, w[i]);
         }
         for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
             const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
@@ -305,6 +315,266 @@ static void q4_dw3_mve(const q4_conv_params *params, const q4_quant_params *quan
     }
 }
 
+/* The 3x3 stride-1 plane path: per block of 8 channels and tile of th x tw output pixels, the
+ * (th + 2) x (tw + 2) input pixels under it are widened once into one int16 plane per channel
+ * with row pitch P (z_x outside the input), so output (y, x) is
+ * sum_{ky, kx} w[ky][kx] * plane[(y + ky) * P + x + kx]: one 1-D 9-tap filter over the flat
+ * plane, taps at the constant offsets ky * P + kx (immediate VLDRH offsets; P is one of
+ * Q4_DWP_PITCHES). The columns x >= tw of each row are computed and never stored. */
+#define Q4_DWP_PLANE 400 /* int16 per channel plane (8 planes and the sums fit Q4_DW3_BYTES) */
+typedef char q4_dwp_fits[9 * Q4_DWP_PLANE * 2 <= Q4_DW3_BYTES ? 1 : -1];
+
+/* sums[j] = sum of the 9 taps at r[j + ky * P + kx] for j < 8 * n (byte offsets of taps 1..8
+ * as literals; tap 0 by the post-incremented load): per 8 pixels 9 VLDRH, VMUL + 8 VMLA.S16 by
+ * the weights held in registers, one VSTRH; a low-overhead loop (LE) on lr. */
+#define Q4_DWP_ASM(o1, o2, o3, o4, o5, o6, o7, o8)                                       \
+    __asm__ volatile(                                                                    \
+        "ldr lr, %[n]\n\t"                                                               \
+        "dls lr, lr\n\t"                                                                 \
+        "1:\n\t"                                                                         \
+        "vldrh.16 q0, [%[r], #" #o1 "]\n\t"                                              \
+        "vmul.i16 q3, q0, %[w1]\n\t"                                                     \
+        "vldrh.16 q1, [%[r], #" #o2 "]\n\t"                                              \
+        "vmla.s16 q3, q1, %[w2]\n\t"                                                     \
+        "vldrh.16 q2, [%[r], #" #o3 "]\n\t"                                              \
+        "vmla.s16 q3, q2, %[w3]\n\t"                                                     \
+        "vldrh.16 q0, [%[r], #" #o4 "]\n\t"                                              \
+        "vmla.s16 q3, q0, %[w4]\n\t"                                                     \
+        "vldrh.16 q1, [%[r], #" #o5 "]\n\t"                                              \
+        "vmla.s16 q3, q1, %[w5]\n\t"                                                     \
+        "vldrh.16 q2, [%[r], #" #o6 "]\n\t"                                              \
+        "vmla.s16 q3, q2, %[w6]\n\t"                                                     \
+        "vldrh.16 q0, [%[r], #" #o7 "]\n\t"                                              \
+        "vmla.s16 q3, q0, %[w7]\n\t"                                                     \
+        "vldrh.16 q1, [%[r], #" #o8 "]\n\t"                                              \
+        "vmla.s16 q3, q1, %[w8]\n\t"                                                     \
+        "vldrh.16 q2, [%[r]], #16\n\t"                                                   \
+        "vmla.s16 q3, q2, %[w0]\n\t"                                                     \
+        "vstrh.16 q3, [%[s]], #16\n\t"                                                   \
+        "le lr, 1b\n\t"                                                                  \
+        : [r] "+&r"(r), [s] "+&r"(sums)                                                  \
+        : [n] "m"(n), [w0] "r"(w[0]), [w1] "r"(w[1]), [w2] "r"(w[2]), [w3] "r"(w[3]),    \
+          [w4] "r"(w[4]), [w5] "r"(w[5]), [w6] "r"(w[6]), [w7] "r"(w[7]), [w8] "r"(w[8]) \
+        : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "lr", "cc", "memory")
+
+/* The 9-tap filter over n >= 1 vectors of a plane with pitch P (6, 10, 18 or 34: taps at
+ * ky * P + kx) or -P (10, 18 or 34, stride 2: each row holds the even input columns, then the
+ * odd ones from P / 2 on, so the taps are at ky * P + 0, P / 2, 1). Without optimisation GCC
+ * cannot allocate the assembly's 11 registers: intrinsics instead. */
+static __attribute__((noinline)) void q4_dwp_filter(const int16_t *r, int16_t *sums, int32_t n,
+                                                    int32_t pitch, const int32_t *w)
+{
+#if defined(__OPTIMIZE__)
+    if (pitch == 6) {
+        Q4_DWP_ASM(2, 4, 12, 14, 16, 24, 26, 28);
+    } else if (pitch == 10) {
+        Q4_DWP_ASM(2, 4, 20, 22, 24, 40, 42, 44);
+    } else if (pitch == 18) {
+        Q4_DWP_ASM(2, 4, 36, 38, 40, 72, 74, 76);
+    } else if (pitch == 34) {
+        Q4_DWP_ASM(2, 4, 68, 70, 72, 136, 138, 140);
+    } else if (pitch == -10) { /* stride 2: half rows of 5 (even, then odd input columns) */
+        Q4_DWP_ASM(10, 2, 20, 30, 22, 40, 50, 42);
+    } else if (pitch == -18) {
+        Q4_DWP_ASM(18, 2, 36, 54, 38, 72, 90, 74);
+    } else {
+        Q4_DWP_ASM(34, 2, 68, 102, 70, 136, 170, 138);
+    }
+#else
+    const int32_t p = pitch < 0 ? -pitch : pitch;
+    /* the column offsets of taps kx = 0, 1, 2 */
+    const int32_t col1 = pitch < 0 ? p / 2 : 1, col2 = pitch < 0 ? 1 : 2;
+    for (; n > 0; --n, r += 8, sums += 8) {
+        int16x8_t acc = vdupq_n_s16(0);
+        int32_t t;
+        for (t = 0; t < 9; ++t) {
+            const int32_t kx = t % 3, at = (t / 3) * p + (kx == 1 ? col1 : kx == 2 ? col2 : 0);
+            acc = vmlaq_n_s16(acc, vld1q_s16(r + at), (int16_t)w[t]);
+        }
+        vst1q_s16(sums, acc);
+    }
+#endif
+}
+
+/* The pitch for output rows of out_w pixels: at stride 1 the smallest of 6, 10, 18, 34 above
+ * min(out_w, 32) + 1, at stride 2 the smallest of 10, 18, 34 above 2 * min(out_w, 16) + 1. */
+static int32_t q4_dwp_pitch(int32_t out_w, int32_t stride)
+{
+    if (stride == 2) {
+        return out_w <= 4 ? 10 : out_w <= 8 ? 18 : 34;
+    }
+    return out_w <= 4 ? 6 : out_w <= 8 ? 10 : out_w <= 16 ? 18 : 34;
+}
+
+/* Widens channels c0 .. c0 + n - 1 (n <= 8) of the input pixels (iy0 + r, ix0 + q), r < rows,
+ * q < cols, into planes[i * Q4_DWP_PLANE + r * pitch + column(q)] (z_x outside the input),
+ * column(q) = q at stride s = 1, (q odd) * half + q / 2 at s = 2: per pixel one widening
+ * VLDRB.S16 and one VSTRH scatter into the n planes. */
+static inline __attribute__((always_inline)) void q4_dwp_widen(
+    int16_t *planes, const int8_t *input, int32_t iy0, int32_t ix0, int32_t rows, int32_t cols,
+    int32_t pitch, int32_t s, int32_t half, int32_t in_h, int32_t in_w, int32_t ch, int32_t c0,
+    int32_t n, int32_t in_zp)
+{
+    const uint16x8_t lanes = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)Q4_DWP_PLANE);
+    const mve_pred16_t p = vctp16q((uint32_t)n);
+    const int16x8_t zp = vdupq_n_s16((int16_t)in_zp);
+    int32_t r, f, j;
+    for (r = 0; r < rows; ++r) {
+        const int32_t iy = iy0 + r;
+        for (f = 0; f < s; ++f) { /* the columns q = f + s * j */
+            int16_t *const dst = planes + r * pitch + f * half;
+            const int32_t count = (cols - f + s - 1) / s, x0 = ix0 + f;
+            int32_t j_lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+            int32_t j_hi = in_w - x0 <= 0 ? 0 : (in_w - x0 + s - 1) / s;
+            const int8_t *x;
+            if (iy < 0 || iy >= in_h) {
+                j_lo = j_hi = count;
+            }
+            j_lo = j_lo < count ? j_lo : count;
+            j_hi = j_hi < j_lo ? j_lo : (j_hi < count ? j_hi : count);
+            for (j = 0; j < j_lo; ++j) {
+                vstrhq_scatter_shifted_offset_s16(dst + j, lanes, zp);
+            }
+            x = input + ((iy * in_w + x0 + s * j_lo) * ch + c0);
+            if (n == Q4_DW3_CH) {
+                for (j = j_lo; j < j_hi; ++j, x += s * ch) {
+                    vstrhq_scatter_shifted_offset_s16(dst + j, lanes, vldrbq_s16(x));
+                }
+            } else {
+                for (j = j_lo; j < j_hi; ++j, x += s * ch) {
+                    vstrhq_scatter_shifted_offset_s16(dst + j, lanes, vldrbq_z_s16(x, p));
+                }
+            }
+            for (j = j_hi; j < count; ++j) {
+                vstrhq_scatter_shifted_offset_s16(dst + j, lanes, zp);
+            }
+        }
+    }
+}
+
+/* One vector of 8 int16 sums requantized (shift >= 32, m != INT32_MIN: floor((acc * m +
+ * 2^(s-1)) / 2^s) = VRSHL(VQDMULH(acc, m), 31 - s)), + z_y and clamped. */
+static inline int16x8_t q4_dwp_requantize8(int16x8_t acc, int32_t b, int32_t m, int32_t right,
+                                           int16_t zp, int16x8_t lo, int16x8_t hi)
+{
+    int32x4_t even = vaddq_n_s32(vmovlbq_s16(acc), b);
+    int32x4_t odd = vaddq_n_s32(vmovltq_s16(acc), b);
+    int16x8_t v;
+    even = vrshlq_n_s32(vqdmulhq_n_s32(even, m), right);
+    odd = vrshlq_n_s32(vqdmulhq_n_s32(odd, m), right);
+    v = vqmovntq_s32(vqmovnbq_s32(acc, even), odd);
+    return vminq_s16(vmaxq_s16(vqaddq_n_s16(v, zp), lo), hi);
+}
+
+/* Requantizes the th x tw outputs of one channel from its sums (row y at sums + y * pitch) and
+ * stores them (row y at out + y * row_step, pixels ch apart: out_offsets, ch8 = 8 * ch). */
+static inline __attribute__((always_inline)) void q4_dwp_requantize(
+    const int16_t *sums, int32_t pitch, int32_t th, int32_t tw, int32_t b, int32_t m,
+    int32_t right, const q4_dw_out *q, int8_t *out, int32_t row_step, int32_t ch8,
+    uint16x8_t out_offsets)
+{
+    const int16x8_t lo = vdupq_n_s16((int16_t)q->act_min), hi = vdupq_n_s16((int16_t)q->act_max);
+    const int16_t zp = (int16_t)q->output_zp;
+    const int32_t full = tw / 8, tail = tw % 8;
+    const mve_pred16_t last = vctp16q((uint32_t)tail);
+    int32_t y, x;
+    for (y = 0; y < th; ++y, sums += pitch, out += row_step) {
+        const int16_t *r = sums;
+        int8_t *o = out;
+        for (x = 0; x < full; ++x, r += 8, o += ch8) {
+            vstrbq_scatter_offset_s16(o, out_offsets,
+                                      q4_dwp_requantize8(vld1q_s16(r), b, m, right, zp, lo, hi));
+        }
+        if (tail) {
+            vstrbq_scatter_offset_p_s16(
+                o, out_offsets, q4_dwp_requantize8(vld1q_s16(r), b, m, right, zp, lo, hi), last);
+        }
+    }
+}
+
+/* 3x3 kernels at stride s = 1 or 2 (the same in both directions; a literal). */
+static inline __attribute__((always_inline)) void q4_dwp_body(
+    const q4_conv_params *params, const q4_quant_params *quant, const q4_dims *input_dims,
+    const int8_t *input, const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
+    int8_t *output, int32_t *scratch, const int32_t s)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    const int32_t in_zp = params->input_zp;
+    const int32_t pitch = q4_dwp_pitch(out_w, s), half = s == 2 ? pitch / 2 : 0;
+    /* stride 1: rows of tw + 2 inputs; stride 2: half rows of tw + 1 even and tw odd inputs */
+    const int32_t tile_w = s == 1 ? pitch - 2 : half - 1;
+    const int32_t tile_h = (Q4_DWP_PLANE / pitch - 3 + s) / s;
+    int16_t *const planes = (int16_t *)(void *)scratch;
+    int16_t *const sums = planes + Q4_DW3_CH * Q4_DWP_PLANE;
+    const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
+    q4_dw_out q;
+    int32_t c0, ty0, tx0, i;
+
+    q.output_zp = params->output_zp;
+    q.act_min = params->act_min;
+    q.act_max = params->act_max;
+
+    for (c0 = 0; c0 < ch; c0 += Q4_DW3_CH) {
+        const int32_t n = ch - c0 < Q4_DW3_CH ? ch - c0 : Q4_DW3_CH;
+        int32_t w[Q4_DW3_CH][9], fb[Q4_DW3_CH];
+        for (i = 0; i < n; ++i) {
+            fb[i] = bias[c0 + i] - in_zp * q4_dw_weights9(filter + (c0 + i) * 5, w[i]);
+        }
+        for (ty0 = 0; ty0 < out_h; ty0 += tile_h) {
+            const int32_t th = out_h - ty0 < tile_h ? out_h - ty0 : tile_h;
+            for (tx0 = 0; tx0 < out_w; tx0 += tile_w) {
+                const int32_t tw = out_w - tx0 < tile_w ? out_w - tx0 : tile_w;
+                /* stride 1: vectors covering the flat outputs 0 .. (th - 1) * pitch + tw - 1 */
+                const int32_t vectors = ((th - 1) * pitch + tw + 7) / 8;
+                q4_dwp_widen(planes, input, ty0 * s - params->pad_top,
+                             tx0 * s - params->pad_left, (th - 1) * s + 3, (tw - 1) * s + 3,
+                             pitch, s, half, in_h, in_w, ch, c0, n, in_zp);
+                for (i = 0; i < n; ++i) {
+                    const int32_t c = c0 + i, m = quant->multiplier[c], sh = quant->shift[c];
+                    const int32_t b = fb[i];
+                    int8_t *out = output + (ty0 * out_w + tx0) * ch + c;
+                    int32_t y, x;
+                    if (s == 1) {
+                        q4_dwp_filter(planes + i * Q4_DWP_PLANE, sums, vectors, pitch, w[i]);
+                    } else { /* output row y from input rows 2y .. 2y + 2 */
+                        for (y = 0; y < th; ++y) {
+                            q4_dwp_filter(planes + i * Q4_DWP_PLANE + 2 * y * pitch,
+                                          sums + y * pitch, (tw + 7) / 8, -pitch, w[i]);
+                        }
+                    }
+                    if (sh >= 32 && m != INT32_MIN) {
+                        q4_dwp_requantize(sums, pitch, th, tw, b, m, 31 - sh, &q, out,
+                                          out_w * ch, 8 * ch, out_offsets);
+                    } else {
+                        for (y = 0; y < th; ++y, out += out_w * ch) {
+                            for (x = 0; x < tw; ++x) {
+                                out[x * ch] = q4_requantize_clamp(sums[y * pitch + x] + b, m,
+                                                                  sh, q.output_zp, q.act_min,
+                                                                  q.act_max);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void q4_dwp_mve(const q4_conv_params *params, const q4_quant_params *quant,
+                       const q4_dims *input_dims, const int8_t *input, const uint8_t *filter,
+                       const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                       int32_t *scratch)
+{
+    if (params->stride_w == 1) {
+        q4_dwp_body(params, quant, input_dims, input, filter, bias, output_dims, output,
+                    scratch, 1);
+    } else {
+        q4_dwp_body(params, quant, input_dims, input, filter, bias, output_dims, output,
+                    scratch, 2);
+    }
+}
+
 void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
@@ -336,6 +606,15 @@ void q4_depthwise_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_par
      * with 32 channels or more (which amortize the channel-vector path's per-pixel set-up) and
      * every shift above 32 (so that path requantizes by vectors); measured on DS-CNN's and the
      * test layers */
+    /* the plane path at stride 1; at stride 2 (one filter call per output row) for rows of 8 to
+     * 16 pixels, or of 4 to 7 when the channel-vector path below would not win (C < 32 or a
+     * shift of 32 or less); measured on DS-CNN's and the test layers */
+    if (k_h == 3 && k_w == 3 && 8 * ch < 65536 &&
+        ((stride_w == 1 && stride_h == 1) || (stride_w == 2 && stride_h == 2 && out_w >= 4 &&
+                                              out_w <= 16 && (out_w >= 8 || ch < 32 || !fast)))) {
+        q4_dwp_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
+        return;
+    }
     if (k_h == 3 && k_w == 3 && (stride_w == 1 || stride_w == 2) && 7 * stride_w * ch < 65536 &&
         (out_w >= 12 || ch < 32 || !fast)) {
         q4_dw3_mve(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
