@@ -317,10 +317,10 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
             for (c = 0; c < Q4_DSP_PIXELS; ++c) {
                 /* a missing last pixel repeats the previous window; its outputs are dropped */
                 const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col(input_dims, input, filter_dims,
-                          p / out_w * params->stride_h - params->pad_top,
-                          p % out_w * params->stride_w - params->pad_left, params->input_zp,
-                          stage, cols + c);
+                q4_im2col_fast(input_dims, input, filter_dims,
+                               p / out_w * params->stride_h - params->pad_top,
+                               p % out_w * params->stride_w - params->pad_left,
+                               params->input_zp, stage, cols + c);
             }
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
@@ -521,10 +521,10 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
             for (c = 0; c < Q4_DSP_PIXELS; ++c) {
                 /* a missing last pixel repeats the previous window; its outputs are dropped */
                 const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col(input_dims, input, filter_dims,
-                          p / out_w * params->stride_h - params->pad_top,
-                          p % out_w * params->stride_w - params->pad_left, params->input_zp,
-                          stage, cols + c);
+                q4_im2col_fast(input_dims, input, filter_dims,
+                               p / out_w * params->stride_h - params->pad_top,
+                               p % out_w * params->stride_w - params->pad_left,
+                               params->input_zp, stage, cols + c);
             }
             for (oc = 0; oc < nb; oc += 4) {
                 const uint32_t *w = weights + oc * (k_pad / 4);
