@@ -150,6 +150,34 @@ static inline void q4_im2col_fast(const q4_dims *input_dims, const int8_t *input
         }
         return;
     }
+    if (y0 >= 0 && x0 >= 0 && y0 + k_h <= input_dims->h && x0 + k_w <= in_w) {
+        /* other I, the window inside: its k_h runs of k_w * I bytes copied by words (and
+         * bytes) into the staging row, the tail up to a multiple of 8 set to z_x, widened */
+        const int32_t run = k_w * in_c, row_step = in_w * in_c, k = k_h * run;
+        const int8_t *src = input + (y0 * in_w + x0) * in_c;
+        int8_t *to = stage;
+        int32_t ky, j;
+        for (ky = 0; ky < k_h; ++ky, src += row_step, to += run) {
+            for (j = 0; j + 4 <= run; j += 4) {
+                const uint32_t v = q4_load_u32(src + j);
+                __builtin_memcpy(to + j, &v, sizeof v);
+            }
+            for (; j < run; ++j) {
+                to[j] = src[j];
+            }
+        }
+        for (j = k; j < q4_round_up8(k); ++j) {
+            stage[j] = (int8_t)zp;
+        }
+        for (j = 0; j < k; j += Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
+            const uint32_t a = q4_load_u32(stage + j), b = q4_load_u32(stage + j + 4);
+            dst[0] = q4_sxtb16(a);
+            dst[Q4_DSP_PIXELS] = q4_sxtb16_ror8(a);
+            dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
+            dst[3 * Q4_DSP_PIXELS] = q4_sxtb16_ror8(b);
+        }
+        return;
+    }
     q4_im2col(input_dims, input, filter_dims, y0, x0, zp, stage, dst);
 }
 
