@@ -188,20 +188,21 @@ static inline uint32_t q4_pair01(uint32_t v)
 }
 
 /* Unpacks the 8 weights of one packed word into 16 * w pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7),
- * matching q4_widen8, written 2 words apart; returns 16 * their sum. */
+ * matching q4_widen8, written 2 words apart; returns 16 * their sum. SXTB16 of the even
+ * nibbles times 16 gives (w0, w4), of them rotated by 8 (w2, w6); PKHBT / PKHTB regroup them
+ * into (w0, w2), (w4, w6) (the odd nibbles alike); the pair sums (|16 w| <= 128) add as int16. */
 static Q4_DSP_HELPER int32_t q4_unpack8(uint32_t w, uint32_t *dst)
 {
     const uint32_t even = (w << 4) & 0xF0F0F0F0u; /* 16*w0 16*w2 16*w4 16*w6 as signed bytes */
     const uint32_t odd = w & 0xF0F0F0F0u;         /* 16*w1 16*w3 16*w5 16*w7 */
-    int32_t sum = 0, i;
-    dst[0] = q4_pair01(even);
-    dst[2] = q4_pair01(odd);
-    dst[4] = q4_pair01(even >> 16);
-    dst[6] = q4_pair01(odd >> 16);
-    for (i = 0; i < 4; ++i) {
-        sum = q4_smlad(dst[2 * i], 0x00010001u, sum);
-    }
-    return sum;
+    const uint32_t e04 = q4_sxtb16(even), e26 = q4_sxtb16_ror8(even);
+    const uint32_t o15 = q4_sxtb16(odd), o37 = q4_sxtb16_ror8(odd);
+    dst[0] = (e04 & 0xFFFFu) | (e26 << 16);
+    dst[2] = (o15 & 0xFFFFu) | (o37 << 16);
+    dst[4] = (e26 & 0xFFFF0000u) | (e04 >> 16);
+    dst[6] = (o37 & 0xFFFF0000u) | (o15 >> 16);
+    const int32_t evens = __sadd16((int32_t)e04, (int32_t)e26);
+    return __smuad(__sadd16(evens, __sadd16((int32_t)o15, (int32_t)o37)), 0x00010001);
 }
 
 /* Word b of a packed row of row_bytes bytes (bytes past the row read as 0). */
