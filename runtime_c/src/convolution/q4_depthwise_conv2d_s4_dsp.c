@@ -254,31 +254,72 @@ static inline int32_t q4_dw_smmla(int32_t a, int32_t b, int32_t acc)
     "smlad %[a1], %[v1], %[wt], %[a1]\n\t"  \
     "smlad %[a3], %[v0], %[wt], %[a3]\n\t"
 
+/* The same for horizontal stride 2: r[k] is the even phase row (r[k][j] = input pixel o + 2j
+ * ... of kernel row k) and r[k] + Q4_DW3_PHASE the odd one. Output o takes SMLAD(e01, s02) +
+ * odd[0] * w1 (SMLABB with p12 = (w1, w2)), output o + 1 e1 * w0 + e2 * w2 + odd[1] * w1
+ * (SMLATB(e01, s02), SMLABT(e23, s02), SMLATB(o01, p12)), and o + 2, o + 3 the same one word
+ * on: 5 activation and 2 weight loads and 10 multiply-accumulates for 12 MACs. */
+#define Q4_DW3_TEXT_(x) #x
+#define Q4_DW3_TEXT(x) Q4_DW3_TEXT_(x) /* a macro's value as text for the assembly */
+#define Q4_DW3_S2_ROW_ASM(k)                                                    \
+    "ldr %[v0], [%[r" #k "]]\n\t"                                               \
+    "ldr %[v1], [%[r" #k "], #4]\n\t"                                           \
+    "ldr %[wt], [%[w], #" #k "*12+8]\n\t"                                       \
+    "smlad %[a0], %[v0], %[wt], %[a0]\n\t"                                      \
+    "smlatb %[a1], %[v0], %[wt], %[a1]\n\t"                                     \
+    "smlabt %[a1], %[v1], %[wt], %[a1]\n\t"                                     \
+    "smlad %[a2], %[v1], %[wt], %[a2]\n\t"                                      \
+    "smlatb %[a3], %[v1], %[wt], %[a3]\n\t"                                     \
+    "ldr %[v0], [%[r" #k "], #8]\n\t"                                           \
+    "smlabt %[a3], %[v0], %[wt], %[a3]\n\t"                                     \
+    "ldr %[wt], [%[w], #" #k "*12+4]\n\t"                                       \
+    "ldr %[v0], [%[r" #k "], #2*" Q4_DW3_TEXT(                                  \
+        Q4_DW3_PHASE) "]\n\t"                                                   \
+                      "ldr %[v1], [%[r" #k "], #2*" Q4_DW3_TEXT(                \
+                          Q4_DW3_PHASE) "+4]\n\t"                               \
+                                        "smlabb %[a0], %[v0], %[wt], %[a0]\n\t" \
+                                        "smlatb %[a1], %[v0], %[wt], %[a1]\n\t" \
+                                        "smlabb %[a2], %[v1], %[wt], %[a2]\n\t" \
+                                        "smlatb %[a3], %[v1], %[wt], %[a3]\n\t"
+
+/* The 4 outputs of one channel added to a0 .. a3: ROW is Q4_DW3_S1_ROW_ASM or
+ * Q4_DW3_S2_ROW_ASM (s the horizontal stride). */
 #if defined(__OPTIMIZE__)
-#define Q4_DW3_S1_GROUP(r0, r1, r2, w, a0, a1, a2, a3)                                         \
+#define Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3)                                    \
     do {                                                                                       \
-        uint32_t v0_, v1_, wt_; /* v0_ holds v2 once v0 is used */                             \
-        __asm__(Q4_DW3_S1_ROW_ASM(0) Q4_DW3_S1_ROW_ASM(1) Q4_DW3_S1_ROW_ASM(2)                 \
+        uint32_t v0_, v1_, wt_; /* v0_ also holds the third word once the first is used */     \
+        __asm__(ROW(0) ROW(1) ROW(2)                                                           \
                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [v0] "=&r"(v0_), \
                   [v1] "=&r"(v1_), [wt] "=&r"(wt_)                                             \
                 : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [w] "r"(w)                         \
                 : "memory");                                                                   \
     } while (0)
 #else /* -O0 finds no 11 free registers: the same sums in C */
-#define Q4_DW3_S1_GROUP(r0, r1, r2, w, a0, a1, a2, a3)                            \
-    do {                                                                          \
-        int32_t k_;                                                               \
-        for (k_ = 0; k_ < 3; ++k_) {                                              \
-            const int16_t *const r_ = k_ == 0 ? (r0) : k_ == 1 ? (r1) : (r2);     \
-            const uint32_t *const w_ = (w) + 3 * k_;                              \
-            const int32_t v0_ = (int32_t)q4_load_u32(r_);                         \
-            const int32_t v1_ = (int32_t)q4_load_u32(r_ + 2);                     \
-            const int32_t v2_ = (int32_t)q4_load_u32(r_ + 4);                     \
-            a0 = __smlabt(v1_, (int32_t)w_[2], __smlad(v0_, (int32_t)w_[0], a0)); \
-            a1 = __smlatb(v0_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[1], a1)); \
-            a2 = __smlabt(v2_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[0], a2)); \
-            a3 = __smlatb(v1_, (int32_t)w_[2], __smlad(v2_, (int32_t)w_[1], a3)); \
-        }                                                                         \
+#define Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3)                             \
+    do {                                                                                \
+        int32_t k_;                                                                     \
+        for (k_ = 0; k_ < 3; ++k_) {                                                    \
+            const int16_t *const r_ = k_ == 0 ? (r0) : k_ == 1 ? (r1) : (r2);           \
+            const uint32_t *const w_ = (w) + 3 * k_;                                    \
+            const int32_t v0_ = (int32_t)q4_load_u32(r_);                               \
+            const int32_t v1_ = (int32_t)q4_load_u32(r_ + 2);                           \
+            const int32_t v2_ = (int32_t)q4_load_u32(r_ + 4);                           \
+            if ((s) == 1) {                                                             \
+                a0 = __smlabt(v1_, (int32_t)w_[2], __smlad(v0_, (int32_t)w_[0], a0));   \
+                a1 = __smlatb(v0_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[1], a1));   \
+                a2 = __smlabt(v2_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[0], a2));   \
+                a3 = __smlatb(v1_, (int32_t)w_[2], __smlad(v2_, (int32_t)w_[1], a3));   \
+            } else {                                                                    \
+                const int32_t o01_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE);           \
+                const int32_t o23_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE + 2);       \
+                a0 = __smlabb(o01_, (int32_t)w_[1], __smlad(v0_, (int32_t)w_[2], a0));  \
+                a1 = __smlatb(o01_, (int32_t)w_[1], __smlatb(v0_, (int32_t)w_[2], a1)); \
+                a1 = __smlabt(v1_, (int32_t)w_[2], a1);                                 \
+                a2 = __smlabb(o23_, (int32_t)w_[1], __smlad(v1_, (int32_t)w_[2], a2));  \
+                a3 = __smlatb(o23_, (int32_t)w_[1], __smlatb(v1_, (int32_t)w_[2], a3)); \
+                a3 = __smlabt(v2_, (int32_t)w_[2], a3);                                 \
+            }                                                                           \
+        }                                                                               \
     } while (0)
 #endif
 
@@ -297,7 +338,7 @@ typedef struct {
  * u = floor((SMMLA(acc, m, round)) / 2^right) clamped by CLAMP, y = u + act_min (|hi| < 2^30
  * and (width + 1) * 2^right <= 2^29: exact in int32). Only the tw outputs are written. One
  * function per clamp (USAT #8, USAT #4, USAT #8 and a minimum). */
-#define Q4_DW3_S1(name, CLAMP)                                                                \
+#define Q4_DW3_S1(name, CLAMP, ROW, s)                                                        \
     static __attribute__((noinline)) void name(                                               \
         const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *w,           \
         const q4_dw3_rq *q, int8_t *out, int32_t stride, int32_t tw)                          \
@@ -308,7 +349,7 @@ typedef struct {
         (void)width;                                                                          \
         for (o = 0; o < tw; o += 4, r0 += 4, r1 += 4, r2 += 4) {                              \
             int32_t a0 = q->bias, a1 = a0, a2 = a0, a3 = a0, u;                               \
-            Q4_DW3_S1_GROUP(r0, r1, r2, w, a0, a1, a2, a3);                                   \
+            Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                              \
             u = q4_floor_shift32(q4_dw_smmla(a0, m, round), right);                           \
             out[0] = (int8_t)(CLAMP(u) + lo);                                                 \
             if (tw - o < 4) { /* the last, partial group */                                   \
@@ -334,9 +375,12 @@ typedef struct {
 #define Q4_DW3_USAT8(u) ((int32_t)__usat((u), 8))
 #define Q4_DW3_USAT4(u) ((int32_t)__usat((u), 4))
 #define Q4_DW3_USAT_MIN(u) (Q4_DW3_USAT8(u) < width ? Q4_DW3_USAT8(u) : width)
-Q4_DW3_S1(q4_dw3_row_s1_u8, Q4_DW3_USAT8)
-Q4_DW3_S1(q4_dw3_row_s1_u4, Q4_DW3_USAT4)
-Q4_DW3_S1(q4_dw3_row_s1_min, Q4_DW3_USAT_MIN)
+Q4_DW3_S1(q4_dw3_row_s1_u8, Q4_DW3_USAT8, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DW3_S1(q4_dw3_row_s1_u4, Q4_DW3_USAT4, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DW3_S1(q4_dw3_row_s1_min, Q4_DW3_USAT_MIN, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DW3_S1(q4_dw3_row_s2_u8, Q4_DW3_USAT8, Q4_DW3_S2_ROW_ASM, 2)
+Q4_DW3_S1(q4_dw3_row_s2_u4, Q4_DW3_USAT4, Q4_DW3_S2_ROW_ASM, 2)
+Q4_DW3_S1(q4_dw3_row_s2_min, Q4_DW3_USAT_MIN, Q4_DW3_S2_ROW_ASM, 2)
 
 /* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), per block of 4 channels and row
  * tile of up to Q4_DW3_TILE output pixels: each input row is widened once into per-channel
@@ -426,14 +470,22 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
                     const int16_t *const r0 = rows[0] ? rows[0] + i * Q4_DW3_ROW : zp_row;
                     const int16_t *const r1 = rows[1] ? rows[1] + i * Q4_DW3_ROW : zp_row;
                     const int16_t *const r2 = rows[2] ? rows[2] + i * Q4_DW3_ROW : zp_row;
-                    if (s == 1 && s1_q[i].right > 0 && s1_q[i].right <= 21) {
+                    if (s1_q[i].right > 0 && s1_q[i].right <= 21) {
                         int8_t *const out = output + (oy * out_w + ox0) * ch + c;
-                        if (s1_q[i].width == 255) {
-                            q4_dw3_row_s1_u8(r0, r1, r2, s1_w[i], &s1_q[i], out, ch, tw);
-                        } else if (s1_q[i].width == 15) {
-                            q4_dw3_row_s1_u4(r0, r1, r2, s1_w[i], &s1_q[i], out, ch, tw);
+                        const uint32_t *const w9 = s1_w[i];
+                        const q4_dw3_rq *const q9 = &s1_q[i];
+                        if (s == 1 && q9->width == 255) {
+                            q4_dw3_row_s1_u8(r0, r1, r2, w9, q9, out, ch, tw);
+                        } else if (s == 1 && q9->width == 15) {
+                            q4_dw3_row_s1_u4(r0, r1, r2, w9, q9, out, ch, tw);
+                        } else if (s == 1) {
+                            q4_dw3_row_s1_min(r0, r1, r2, w9, q9, out, ch, tw);
+                        } else if (q9->width == 255) {
+                            q4_dw3_row_s2_u8(r0, r1, r2, w9, q9, out, ch, tw);
+                        } else if (q9->width == 15) {
+                            q4_dw3_row_s2_u4(r0, r1, r2, w9, q9, out, ch, tw);
                         } else {
-                            q4_dw3_row_s1_min(r0, r1, r2, s1_w[i], &s1_q[i], out, ch, tw);
+                            q4_dw3_row_s2_min(r0, r1, r2, w9, q9, out, ch, tw);
                         }
                         continue;
                     }
