@@ -323,6 +323,13 @@ static inline int32_t q4_dw_smmla(int32_t a, int32_t b, int32_t acc)
     } while (0)
 #endif
 
+/* The 3 kernel rows of the first channel of a group for q4_dw3_row_*: channel i's row k starts
+ * at row[k] + i * step[k] (step 0 for the row of z_x outside the input). */
+typedef struct {
+    const int16_t *row[3];
+    int32_t step[3];
+} q4_dw3_rows;
+
 /* The requantization constants of one channel for q4_dw3_row_s1 (shift in (32, 53]). */
 typedef struct {
     int32_t bias;       /* folded bias */
@@ -338,39 +345,46 @@ typedef struct {
  * u = floor((SMMLA(acc, m, round)) / 2^right) clamped by CLAMP, y = u + act_min (|hi| < 2^30
  * and (width + 1) * 2^right <= 2^29: exact in int32). Only the tw outputs are written. One
  * function per clamp (USAT #8, USAT #4, USAT #8 and a minimum). */
-#define Q4_DW3_S1(name, CLAMP, ROW, s)                                                        \
-    static __attribute__((noinline)) void name(                                               \
-        const int16_t *r0, const int16_t *r1, const int16_t *r2, const uint32_t *w,           \
-        const q4_dw3_rq *q, int8_t *out, int32_t stride, int32_t tw)                          \
-    {                                                                                         \
-        const int32_t m = q->multiplier, right = q->right, round = q->round, lo = q->act_min; \
-        const int32_t width = q->width;                                                       \
-        int32_t o;                                                                            \
-        (void)width;                                                                          \
-        for (o = 0; o < tw; o += 4, r0 += 4, r1 += 4, r2 += 4) {                              \
-            int32_t a0 = q->bias, a1 = a0, a2 = a0, a3 = a0, u;                               \
-            Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                              \
-            u = q4_floor_shift32(q4_dw_smmla(a0, m, round), right);                           \
-            out[0] = (int8_t)(CLAMP(u) + lo);                                                 \
-            if (tw - o < 4) { /* the last, partial group */                                   \
-                if (tw - o > 1) {                                                             \
-                    u = q4_floor_shift32(q4_dw_smmla(a1, m, round), right);                   \
-                    out[stride] = (int8_t)(CLAMP(u) + lo);                                    \
-                }                                                                             \
-                if (tw - o > 2) {                                                             \
-                    u = q4_floor_shift32(q4_dw_smmla(a2, m, round), right);                   \
-                    out[2 * stride] = (int8_t)(CLAMP(u) + lo);                                \
-                }                                                                             \
-                return;                                                                       \
-            }                                                                                 \
-            u = q4_floor_shift32(q4_dw_smmla(a1, m, round), right);                           \
-            out[stride] = (int8_t)(CLAMP(u) + lo);                                            \
-            u = q4_floor_shift32(q4_dw_smmla(a2, m, round), right);                           \
-            out[2 * stride] = (int8_t)(CLAMP(u) + lo);                                        \
-            u = q4_floor_shift32(q4_dw_smmla(a3, m, round), right);                           \
-            out[3 * stride] = (int8_t)(CLAMP(u) + lo);                                        \
-            out += 4 * stride;                                                                \
-        }                                                                                     \
+#define Q4_DW3_S1(name, CLAMP, ROW, s)                                                     \
+    static __attribute__((noinline)) void name(const q4_dw3_rows *rows, const uint32_t *w, \
+                                               const q4_dw3_rq *q, int32_t n, int8_t *out, \
+                                               int32_t stride, int32_t tw)                 \
+    {                                                                                      \
+        int32_t i;                                                                         \
+        for (i = 0; i < n; ++i, w += 9, ++q, ++out) {                                      \
+            const int16_t *r0 = rows->row[0] + i * rows->step[0];                          \
+            const int16_t *r1 = rows->row[1] + i * rows->step[1];                          \
+            const int16_t *r2 = rows->row[2] + i * rows->step[2];                          \
+            const int32_t m = q->multiplier, right = q->right, round = q->round;           \
+            const int32_t lo = q->act_min, width = q->width;                               \
+            int8_t *o_out = out;                                                           \
+            int32_t o;                                                                     \
+            (void)width;                                                                   \
+            for (o = 0; o < tw; o += 4, r0 += 4, r1 += 4, r2 += 4) {                       \
+                int32_t a0 = q->bias, a1 = a0, a2 = a0, a3 = a0, u;                        \
+                Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                       \
+                u = q4_floor_shift32(q4_dw_smmla(a0, m, round), right);                    \
+                o_out[0] = (int8_t)(CLAMP(u) + lo);                                        \
+                if (tw - o < 4) { /* the last, partial group */                            \
+                    if (tw - o > 1) {                                                      \
+                        u = q4_floor_shift32(q4_dw_smmla(a1, m, round), right);            \
+                        o_out[stride] = (int8_t)(CLAMP(u) + lo);                           \
+                    }                                                                      \
+                    if (tw - o > 2) {                                                      \
+                        u = q4_floor_shift32(q4_dw_smmla(a2, m, round), right);            \
+                        o_out[2 * stride] = (int8_t)(CLAMP(u) + lo);                       \
+                    }                                                                      \
+                    break;                                                                 \
+                }                                                                          \
+                u = q4_floor_shift32(q4_dw_smmla(a1, m, round), right);                    \
+                o_out[stride] = (int8_t)(CLAMP(u) + lo);                                   \
+                u = q4_floor_shift32(q4_dw_smmla(a2, m, round), right);                    \
+                o_out[2 * stride] = (int8_t)(CLAMP(u) + lo);                               \
+                u = q4_floor_shift32(q4_dw_smmla(a3, m, round), right);                    \
+                o_out[3 * stride] = (int8_t)(CLAMP(u) + lo);                               \
+                o_out += 4 * stride;                                                       \
+            }                                                                              \
+        }                                                                                  \
     }
 #define Q4_DW3_USAT8(u) ((int32_t)__usat((u), 8))
 #define Q4_DW3_USAT4(u) ((int32_t)__usat((u), 4))
@@ -414,6 +428,7 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
         const int32_t n = ch - c0 < 4 ? ch - c0 : 4;
         uint32_t pair_w[4][3], single_w[4][2], s1_w[4][9];
         q4_dw3_rq s1_q[4];
+        int32_t fused = 1; /* every channel's shift in (32, 53] */
         for (i = 0; i < n; ++i) {
             const uint8_t *const row = filter + (c0 + i) * 5;
             int32_t ky, single[3];
@@ -443,6 +458,7 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
                                 : 0;
             s1_q[i].act_min = params->act_min;
             s1_q[i].width = params->act_max - params->act_min;
+            fused &= s1_q[i].right > 0 && s1_q[i].right <= 21;
         }
         for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
             const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
@@ -465,30 +481,33 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
                     const int32_t iy = y0 + ky;
                     rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * 4 * Q4_DW3_ROW : 0;
                 }
+                if (fused) { /* every channel of the group on the fused path */
+                    q4_dw3_rows rr;
+                    int8_t *const out = output + (oy * out_w + ox0) * ch + c0;
+                    for (ky = 0; ky < 3; ++ky) {
+                        rr.row[ky] = rows[ky] ? rows[ky] : zp_row;
+                        rr.step[ky] = rows[ky] ? Q4_DW3_ROW : 0;
+                    }
+                    if (s == 1 && s1_q[0].width == 255) {
+                        q4_dw3_row_s1_u8(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s == 1 && s1_q[0].width == 15) {
+                        q4_dw3_row_s1_u4(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s == 1) {
+                        q4_dw3_row_s1_min(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s1_q[0].width == 255) {
+                        q4_dw3_row_s2_u8(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s1_q[0].width == 15) {
+                        q4_dw3_row_s2_u4(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else {
+                        q4_dw3_row_s2_min(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    }
+                    continue;
+                }
                 for (i = 0; i < n; ++i) {
                     const int32_t c = c0 + i;
                     const int16_t *const r0 = rows[0] ? rows[0] + i * Q4_DW3_ROW : zp_row;
                     const int16_t *const r1 = rows[1] ? rows[1] + i * Q4_DW3_ROW : zp_row;
                     const int16_t *const r2 = rows[2] ? rows[2] + i * Q4_DW3_ROW : zp_row;
-                    if (s1_q[i].right > 0 && s1_q[i].right <= 21) {
-                        int8_t *const out = output + (oy * out_w + ox0) * ch + c;
-                        const uint32_t *const w9 = s1_w[i];
-                        const q4_dw3_rq *const q9 = &s1_q[i];
-                        if (s == 1 && q9->width == 255) {
-                            q4_dw3_row_s1_u8(r0, r1, r2, w9, q9, out, ch, tw);
-                        } else if (s == 1 && q9->width == 15) {
-                            q4_dw3_row_s1_u4(r0, r1, r2, w9, q9, out, ch, tw);
-                        } else if (s == 1) {
-                            q4_dw3_row_s1_min(r0, r1, r2, w9, q9, out, ch, tw);
-                        } else if (q9->width == 255) {
-                            q4_dw3_row_s2_u8(r0, r1, r2, w9, q9, out, ch, tw);
-                        } else if (q9->width == 15) {
-                            q4_dw3_row_s2_u4(r0, r1, r2, w9, q9, out, ch, tw);
-                        } else {
-                            q4_dw3_row_s2_min(r0, r1, r2, w9, q9, out, ch, tw);
-                        }
-                        continue;
-                    }
                     if (s == 1) {
                         q4_dw3_macs(r0, r1, r2, 2, pair_w[i][0], pair_w[i][1], pair_w[i][2],
                                     single_w[i][0], single_w[i][1], folded_bias[c], acc, tw);
