@@ -431,23 +431,21 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
         int32_t fused = 1; /* every channel's shift in (32, 53] */
         for (i = 0; i < n; ++i) {
             const uint8_t *const row = filter + (c0 + i) * 5;
-            int32_t ky, single[3];
+            int32_t ky, single[3], wv[9];
+            for (ky = 0; ky < 9; ++ky) {
+                wv[ky] = q4_int4_at(row, ky);
+            }
             for (ky = 0; ky < 3; ++ky) {
-                const int32_t w0 = q4_int4_at(row, 3 * ky), w1 = q4_int4_at(row, 3 * ky + 1);
-                const int32_t w2 = q4_int4_at(row, 3 * ky + 2);
-                pair_w[i][ky] = ((uint32_t)w0 & 0xFFFFu) | ((uint32_t)(s == 1 ? w1 : w2) << 16);
+                const int32_t w0 = wv[3 * ky], w1 = wv[3 * ky + 1], w2 = wv[3 * ky + 2];
+                const uint32_t h0 = (uint32_t)w0 & 0xFFFFu, h1 = (uint32_t)w1 & 0xFFFFu;
+                pair_w[i][ky] = h0 | ((uint32_t)(s == 1 ? w1 : w2) << 16);
                 single[ky] = s == 1 ? w2 : w1;
+                s1_w[i][3 * ky] = h0 | (uint32_t)w1 << 16;
+                s1_w[i][3 * ky + 1] = h1 | (uint32_t)w2 << 16;
+                s1_w[i][3 * ky + 2] = h0 | (uint32_t)w2 << 16;
             }
             single_w[i][0] = ((uint32_t)single[0] & 0xFFFFu) | ((uint32_t)single[1] << 16);
             single_w[i][1] = (uint32_t)single[2] & 0xFFFFu;
-            for (ky = 0; ky < 3; ++ky) {
-                const uint32_t w0 = (uint32_t)q4_int4_at(row, 3 * ky) & 0xFFFFu;
-                const uint32_t w1 = (uint32_t)q4_int4_at(row, 3 * ky + 1) & 0xFFFFu;
-                const uint32_t w2 = (uint32_t)q4_int4_at(row, 3 * ky + 2) & 0xFFFFu;
-                s1_w[i][3 * ky] = w0 | w1 << 16;
-                s1_w[i][3 * ky + 1] = w1 | w2 << 16;
-                s1_w[i][3 * ky + 2] = w0 | w2 << 16;
-            }
             s1_q[i].bias = folded_bias[c0 + i];
             s1_q[i].multiplier = quant->multiplier[c0 + i];
             s1_q[i].right = quant->shift[c0 + i] - 32;
