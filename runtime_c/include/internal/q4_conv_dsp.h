@@ -19,14 +19,29 @@
 
 #define Q4_DSP_PIXELS 4 /* output pixels per im2col group */
 
+#if defined(__GNUC__)
+#define Q4_DSP_NOINLINE __attribute__((noinline))
+#else
+#define Q4_DSP_NOINLINE
+#endif
+
+/* SXTB16 of v rotated right by 8: bytes 1 and 3 sign-extended to the two halfwords (one
+ * instruction; GCC emits a separate rotation for the C form). */
+static inline uint32_t q4_sxtb16_ror8(uint32_t v)
+{
+    uint32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(v));
+    return result;
+}
+
 /* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
  * Q4_DSP_PIXELS words apart (the columns of a pixel group are interleaved by pair). */
 static inline void q4_widen8(uint32_t a, uint32_t b, uint32_t *dst)
 {
     dst[0] = q4_sxtb16(a);
-    dst[Q4_DSP_PIXELS] = q4_sxtb16(a >> 8);
+    dst[Q4_DSP_PIXELS] = q4_sxtb16_ror8(a);
     dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
-    dst[3 * Q4_DSP_PIXELS] = q4_sxtb16(b >> 8);
+    dst[3 * Q4_DSP_PIXELS] = q4_sxtb16_ror8(b);
 }
 
 /* Widens n (a multiple of 8) activations from src into a column starting at dst. */
@@ -115,20 +130,12 @@ static Q4_DSP_HELPER void q4_im2col(const q4_dims *input_dims, const int8_t *inp
     q4_widen_run(stage, i, dst);
 }
 
-/* SXTB16 of v rotated right by 8: bytes 1 and 3 sign-extended to the two halfwords (one
- * instruction; GCC emits a separate rotation for the C form). */
-static inline uint32_t q4_sxtb16_ror8(uint32_t v)
-{
-    uint32_t result;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(v));
-    return result;
-}
-
 /* im2col of the window at (y0, x0) into the column at dst, as q4_im2col, with a short path for
  * the usual case (I a multiple of 8, the window inside the input): per kernel row one run of
  * k_w * I bytes widened straight from the input, 2 loads, 4 SXTB16 and 4 stores per 8 bytes.
- * Inline, so that the per-pixel call of the general function is paid only at the borders. */
-static inline void q4_im2col_fast(const q4_dims *input_dims, const int8_t *input,
+ * Out of line (one copy for the kernels of a file); the general function is called only at the
+ * borders and for other I. */
+static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_dims, const int8_t *input,
                                   const q4_dims *filter_dims, int32_t y0, int32_t x0,
                                   int32_t zp, int8_t *stage, uint32_t *dst)
 {
@@ -147,34 +154,6 @@ static inline void q4_im2col_fast(const q4_dims *input_dims, const int8_t *input
                 dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
                 dst[3 * Q4_DSP_PIXELS] = q4_sxtb16_ror8(b);
             }
-        }
-        return;
-    }
-    if (y0 >= 0 && x0 >= 0 && y0 + k_h <= input_dims->h && x0 + k_w <= in_w) {
-        /* other I, the window inside: its k_h runs of k_w * I bytes copied by words (and
-         * bytes) into the staging row, the tail up to a multiple of 8 set to z_x, widened */
-        const int32_t run = k_w * in_c, row_step = in_w * in_c, k = k_h * run;
-        const int8_t *src = input + (y0 * in_w + x0) * in_c;
-        int8_t *to = stage;
-        int32_t ky, j;
-        for (ky = 0; ky < k_h; ++ky, src += row_step, to += run) {
-            for (j = 0; j + 4 <= run; j += 4) {
-                const uint32_t v = q4_load_u32(src + j);
-                __builtin_memcpy(to + j, &v, sizeof v);
-            }
-            for (; j < run; ++j) {
-                to[j] = src[j];
-            }
-        }
-        for (j = k; j < q4_round_up8(k); ++j) {
-            stage[j] = (int8_t)zp;
-        }
-        for (j = 0; j < k; j += Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
-            const uint32_t a = q4_load_u32(stage + j), b = q4_load_u32(stage + j + 4);
-            dst[0] = q4_sxtb16(a);
-            dst[Q4_DSP_PIXELS] = q4_sxtb16_ror8(a);
-            dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
-            dst[3 * Q4_DSP_PIXELS] = q4_sxtb16_ror8(b);
         }
         return;
     }

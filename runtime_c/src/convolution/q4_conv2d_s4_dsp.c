@@ -210,8 +210,8 @@ static inline int32_t q4_smmla(int32_t a, int32_t b, int32_t acc)
 }
 
 /* Fills the block's records; returns the USAT width for the fast path (8 when act_max -
- * act_min = 255, 4 when it is 15, 1 for any other range: USAT #8 and a minimum) or 0 when some
- * channel's shift is outside (32, 53] (q4_store_channel then). */
+ * act_min = 255, 4 when it is 15), or 0 for other ranges or when some channel's shift is outside
+ * (32, 53] (q4_store_channel then). */
 static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *quant,
                              int32_t oc0, int32_t nb, const q4_conv_params *params,
                              q4_rq_rec *rec)
@@ -219,6 +219,9 @@ static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *
     const int32_t width = params->act_max - params->act_min;
     const int32_t offset = params->output_zp - params->act_min;
     int32_t c;
+    if (width != 255 && width != 15) {
+        return 0;
+    }
     for (c = 0; c < nb; ++c) {
         const int32_t shift = quant->shift[oc0 + c];
         if (shift <= 32 || shift > 53) {
@@ -230,23 +233,21 @@ static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *
         /* |hi| < 2^30 and (offset + 1) * 2^right <= 2^29: the sum stays exact in int32 */
         rec[c].round = ((int32_t)1 << (shift - 33)) + offset * ((int32_t)1 << (shift - 32));
     }
-    return width == 255 ? 8 : width == 15 ? 4 : 1;
+    return width == 255 ? 8 : 4;
 }
 
 /* Requantizes, clamps and stores the n pixels of two adjacent channels (accumulators acc[p] and
  * acc[Q4_DSP_PIXELS + p], 2^acc_shift * sum(x * w); records r[0], r[1]) at out, pixel stride
  * out_c: USAT, the two bytes of a pixel one halfword store with act_min added to both by
- * UADD8. One function per clamp (CLAMP(u): USAT #8, USAT #4, or USAT #8 and a minimum), kept out
- * of line so that its 8 constants stay in registers. */
+ * UADD8. One function per clamp (CLAMP(u): USAT #8 or #4), kept out of line so that its 8
+ * constants stay in registers. */
 #define Q4_RQ_PAIR(name, CLAMP)                                                                  \
     static Q4_RQ_NOINLINE void name(const int32_t *acc, int32_t acc_shift, const q4_rq_rec *r,   \
-                                    int32_t n, int32_t width, uint32_t lo2, int8_t *out,         \
-                                    int32_t out_c)                                               \
+                                    int32_t n, uint32_t lo2, int8_t *out, int32_t out_c)         \
     {                                                                                            \
         const int32_t ba = r[0].bias, ma = r[0].multiplier, sa = r[0].right, ca = r[0].round;    \
         const int32_t bb = r[1].bias, mb = r[1].multiplier, sb = r[1].right, cb = r[1].round;    \
         int32_t p;                                                                               \
-        (void)width;                                                                             \
         for (p = 0; p < n; ++p, out += out_c) {                                                  \
             int32_t ua = q4_floor_shift32(                                                       \
                 q4_smmla(ba + q4_floor_shift32(acc[p], acc_shift), ma, ca), sa);                 \
@@ -266,24 +267,19 @@ static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *
 #endif
 #define Q4_RQ_USAT8(u) ((int32_t)__usat((u), 8))
 #define Q4_RQ_USAT4(u) ((int32_t)__usat((u), 4))
-#define Q4_RQ_USAT_MIN(u) (Q4_RQ_USAT8(u) < width ? Q4_RQ_USAT8(u) : width)
 Q4_RQ_PAIR(q4_rq_pair_u8, Q4_RQ_USAT8)
 Q4_RQ_PAIR(q4_rq_pair_u4, Q4_RQ_USAT4)
-Q4_RQ_PAIR(q4_rq_pair_min, Q4_RQ_USAT_MIN)
 
-/* The pair store for q4_rq_prepare's usat (8, 4 or 1). */
+/* The pair store for q4_rq_prepare's usat (8 or 4). */
 static inline void q4_rq_store_pair(const int32_t *acc, int32_t acc_shift, const q4_rq_rec *r,
                                     int32_t n, int32_t usat, const q4_conv_params *params,
                                     int8_t *out, int32_t out_c)
 {
-    const int32_t lo = params->act_min, width = params->act_max - lo;
-    const uint32_t lo2 = ((uint32_t)lo & 0xFFu) * 0x0101u;
+    const uint32_t lo2 = ((uint32_t)params->act_min & 0xFFu) * 0x0101u;
     if (usat == 8) {
-        q4_rq_pair_u8(acc, acc_shift, r, n, width, lo2, out, out_c);
-    } else if (usat == 4) {
-        q4_rq_pair_u4(acc, acc_shift, r, n, width, lo2, out, out_c);
+        q4_rq_pair_u8(acc, acc_shift, r, n, lo2, out, out_c);
     } else {
-        q4_rq_pair_min(acc, acc_shift, r, n, width, lo2, out, out_c);
+        q4_rq_pair_u4(acc, acc_shift, r, n, lo2, out, out_c);
     }
 }
 
