@@ -159,21 +159,6 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t acc_shift, int
     /* locals: the int8 stores below could otherwise alias *params */
     const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
     int32_t c;
-    if (shift > 32 && shift <= 53 && hi - lo == 255) {
-        /* floor((h + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k), k = shift - 32, h = the SMULL high
-         * word: |h| < 2^30 and 255 * 2^k <= 2^29, so the int32 sum is exact; USAT #8 clamps it
-         * to [0, 255] = [act_min, act_max] - act_min. (Other clamp widths take the path below:
-         * choosing among USAT widths per call of 4 outputs cost more than it saved.) */
-        const int32_t right = shift - 32;
-        const int32_t round = ((int32_t)1 << (right - 1)) + (zp - lo) * ((int32_t)1 << right);
-        for (c = 0; c < n; ++c) {
-            const int32_t acc = bias + q4_floor_shift32(acc16[c], acc_shift);
-            const int32_t u = (int32_t)__usat(
-                q4_floor_shift32(q4_mul_high(acc, multiplier) + round, right), 8);
-            out[c * out_c] = (int8_t)(u + lo);
-        }
-        return;
-    }
     if (shift > 32) {
         const int32_t right = shift - 32, round = (int32_t)1 << (shift - 33);
         for (c = 0; c < n; ++c) {
