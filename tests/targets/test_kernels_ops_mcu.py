@@ -453,6 +453,37 @@ def make_dw_cases() -> list[DwCase]:
         cases.append(
             random_dw(rng, f"dw3_fused_{name}", bits, 5, w, 8, (3, 3), stride, (1, 1, 1, 1), act=act)
         )
+    # shifts 32 .. 34 (shift 32: the fused rows accumulate twice the sum and shift by 1)
+    cases.append(
+        random_dw(
+            rng,
+            "dw3_fused_shift32_a8",
+            8,
+            6,
+            9,
+            8,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            extra_shift=-2,
+            act=(-128, 127),
+        )
+    )
+    cases.append(
+        random_dw(
+            rng,
+            "dw3_fused_shift32_s2_a4",
+            4,
+            7,
+            11,
+            8,
+            (3, 3),
+            (2, 2),
+            (1, 1, 1, 1),
+            extra_shift=-3,
+            act=(-8, 7),
+        )
+    )
     # a MobileNet-like layer: the timing reference
     cases.append(random_dw(rng, "dw_mobilenet", 8, 16, 16, 32, (3, 3), (1, 1), (1, 1, 1, 1)))
     return cases

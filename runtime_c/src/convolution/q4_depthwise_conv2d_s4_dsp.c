@@ -431,24 +431,32 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
         int32_t fused = 1; /* every channel's shift in (32, 53] */
         for (i = 0; i < n; ++i) {
             const uint8_t *const row = filter + (c0 + i) * 5;
+            const int32_t fb = folded_bias[c0 + i], shift = quant->shift[c0 + i];
+            /* shift 32: the fused rows accumulate 2 * acc (weights and bias doubled) and shift
+             * by 1: floor((floor(2 acc m / 2^32) + 1) / 2) = floor((acc m + 2^31) / 2^32), and
+             * |2 acc| < 2^31 while |fb| < 2^29 (|sum x * w| <= 9216) */
+            const int32_t dbl = shift == 32 && fb > -((int32_t)1 << 29) &&
+                                fb < ((int32_t)1 << 29);
             int32_t ky, single[3], wv[9];
             for (ky = 0; ky < 9; ++ky) {
                 wv[ky] = q4_int4_at(row, ky);
             }
             for (ky = 0; ky < 3; ++ky) {
                 const int32_t w0 = wv[3 * ky], w1 = wv[3 * ky + 1], w2 = wv[3 * ky + 2];
-                const uint32_t h0 = (uint32_t)w0 & 0xFFFFu, h1 = (uint32_t)w1 & 0xFFFFu;
-                pair_w[i][ky] = h0 | ((uint32_t)(s == 1 ? w1 : w2) << 16);
+                const uint32_t d0 = (uint32_t)(w0 * (1 + dbl)) & 0xFFFFu;
+                const uint32_t d1 = (uint32_t)(w1 * (1 + dbl)) & 0xFFFFu;
+                const uint32_t d2 = (uint32_t)(w2 * (1 + dbl)) << 16;
+                pair_w[i][ky] = ((uint32_t)w0 & 0xFFFFu) | ((uint32_t)(s == 1 ? w1 : w2) << 16);
                 single[ky] = s == 1 ? w2 : w1;
-                s1_w[i][3 * ky] = h0 | (uint32_t)w1 << 16;
-                s1_w[i][3 * ky + 1] = h1 | (uint32_t)w2 << 16;
-                s1_w[i][3 * ky + 2] = h0 | (uint32_t)w2 << 16;
+                s1_w[i][3 * ky] = d0 | d1 << 16;
+                s1_w[i][3 * ky + 1] = d1 | d2;
+                s1_w[i][3 * ky + 2] = d0 | d2;
             }
             single_w[i][0] = ((uint32_t)single[0] & 0xFFFFu) | ((uint32_t)single[1] << 16);
             single_w[i][1] = (uint32_t)single[2] & 0xFFFFu;
-            s1_q[i].bias = folded_bias[c0 + i];
+            s1_q[i].bias = fb * (1 + dbl);
             s1_q[i].multiplier = quant->multiplier[c0 + i];
-            s1_q[i].right = quant->shift[c0 + i] - 32;
+            s1_q[i].right = shift - 32 + dbl;
             s1_q[i].round = s1_q[i].right > 0 && s1_q[i].right <= 21
                                 ? ((int32_t)1 << (s1_q[i].right - 1)) +
                                       (params->output_zp - params->act_min) *
