@@ -135,9 +135,11 @@ static Q4_DSP_HELPER void q4_im2col(const q4_dims *input_dims, const int8_t *inp
  * k_w * I bytes widened straight from the input, 2 loads, 4 SXTB16 and 4 stores per 8 bytes.
  * Out of line (one copy for the kernels of a file); the general function is called only at the
  * borders and for other I. */
-static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_dims, const int8_t *input,
-                                  const q4_dims *filter_dims, int32_t y0, int32_t x0,
-                                  int32_t zp, int8_t *stage, uint32_t *dst)
+static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_dims,
+                                                         const int8_t *input,
+                                                         const q4_dims *filter_dims, int32_t y0,
+                                                         int32_t x0, int32_t zp, int8_t *stage,
+                                                         uint32_t *dst)
 {
     const int32_t in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
