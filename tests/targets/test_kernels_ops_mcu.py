@@ -441,6 +441,49 @@ def make_dw_cases() -> list[DwCase]:
         cases.append(
             random_dw(rng, f"dw3_clamp_{name}", bits, 6, 7, 9, (3, 3), (1, 1), (1, 1, 1, 1), act=act)
         )
+    # the fused _dsp 3x3 rows (4 outputs per step): stride 2 with each clamp kind, output rows of
+    # 1, 2 and 3 outputs past a multiple of 4, a tile of 32 plus a tail
+    for name, bits, w, stride, act in (
+        ("s2_full_a8", 8, 11, (2, 2), (-128, 127)),
+        ("s2_full_a4", 4, 13, (2, 2), (-8, 7)),
+        ("s2_odd_a8", 8, 9, (2, 2), (-100, 90)),
+        ("s1_w5_a8", 8, 5, (1, 1), (-128, 127)),
+        ("s1_w37_a4", 4, 37, (1, 1), (-8, 7)),
+    ):
+        cases.append(
+            random_dw(rng, f"dw3_fused_{name}", bits, 5, w, 8, (3, 3), stride, (1, 1, 1, 1), act=act)
+        )
+    # shifts 32 .. 34 (shift 32: the fused rows accumulate twice the sum and shift by 1)
+    cases.append(
+        random_dw(
+            rng,
+            "dw3_fused_shift32_a8",
+            8,
+            6,
+            9,
+            8,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            extra_shift=-2,
+            act=(-128, 127),
+        )
+    )
+    cases.append(
+        random_dw(
+            rng,
+            "dw3_fused_shift32_s2_a4",
+            4,
+            7,
+            11,
+            8,
+            (3, 3),
+            (2, 2),
+            (1, 1, 1, 1),
+            extra_shift=-3,
+            act=(-8, 7),
+        )
+    )
     # a MobileNet-like layer: the timing reference
     cases.append(random_dw(rng, "dw_mobilenet", 8, 16, 16, 32, (3, 3), (1, 1), (1, 1, 1, 1)))
     # the _mve 3x3 plane paths: several row and column tiles at stride 1, stride 2 with rows of

@@ -19,14 +19,29 @@
 
 #define Q4_DSP_PIXELS 4 /* output pixels per im2col group */
 
+#if defined(__GNUC__)
+#define Q4_DSP_NOINLINE __attribute__((noinline))
+#else
+#define Q4_DSP_NOINLINE
+#endif
+
+/* SXTB16 of v rotated right by 8: bytes 1 and 3 sign-extended to the two halfwords (one
+ * instruction; GCC emits a separate rotation for the C form). */
+static inline uint32_t q4_sxtb16_ror8(uint32_t v)
+{
+    uint32_t result;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(result) : "r"(v));
+    return result;
+}
+
 /* Widens 8 activations (two words) to the pairs (x0,x2) (x1,x3) (x4,x6) (x5,x7), written
  * Q4_DSP_PIXELS words apart (the columns of a pixel group are interleaved by pair). */
 static inline void q4_widen8(uint32_t a, uint32_t b, uint32_t *dst)
 {
     dst[0] = q4_sxtb16(a);
-    dst[Q4_DSP_PIXELS] = q4_sxtb16(a >> 8);
+    dst[Q4_DSP_PIXELS] = q4_sxtb16_ror8(a);
     dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
-    dst[3 * Q4_DSP_PIXELS] = q4_sxtb16(b >> 8);
+    dst[3 * Q4_DSP_PIXELS] = q4_sxtb16_ror8(b);
 }
 
 /* Widens n (a multiple of 8) activations from src into a column starting at dst. */
@@ -115,6 +130,38 @@ static Q4_DSP_HELPER void q4_im2col(const q4_dims *input_dims, const int8_t *inp
     q4_widen_run(stage, i, dst);
 }
 
+/* im2col of the window at (y0, x0) into the column at dst, as q4_im2col, with a short path for
+ * the usual case (I a multiple of 8, the window inside the input): per kernel row one run of
+ * k_w * I bytes widened straight from the input, 2 loads, 4 SXTB16 and 4 stores per 8 bytes.
+ * Out of line (one copy for the kernels of a file); the general function is called only at the
+ * borders and for other I. */
+static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_dims,
+                                                         const int8_t *input,
+                                                         const q4_dims *filter_dims, int32_t y0,
+                                                         int32_t x0, int32_t zp, int8_t *stage,
+                                                         uint32_t *dst)
+{
+    const int32_t in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    if (in_c % Q4_DSP_BLOCK == 0 && y0 >= 0 && x0 >= 0 && y0 + k_h <= input_dims->h &&
+        x0 + k_w <= in_w) {
+        const int32_t run = k_w * in_c, row_step = in_w * in_c;
+        const int8_t *src = input + (y0 * in_w + x0) * in_c;
+        int32_t ky, j;
+        for (ky = 0; ky < k_h; ++ky, src += row_step) {
+            for (j = 0; j < run; j += Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
+                const uint32_t a = q4_load_u32(src + j), b = q4_load_u32(src + j + 4);
+                dst[0] = q4_sxtb16(a);
+                dst[Q4_DSP_PIXELS] = q4_sxtb16_ror8(a);
+                dst[2 * Q4_DSP_PIXELS] = q4_sxtb16(b);
+                dst[3 * Q4_DSP_PIXELS] = q4_sxtb16_ror8(b);
+            }
+        }
+        return;
+    }
+    q4_im2col(input_dims, input, filter_dims, y0, x0, zp, stage, dst);
+}
+
 /* Bytes 0 and 1 of v sign-extended to the two halfwords. */
 static inline uint32_t q4_pair01(uint32_t v)
 {
@@ -122,20 +169,21 @@ static inline uint32_t q4_pair01(uint32_t v)
 }
 
 /* Unpacks the 8 weights of one packed word into 16 * w pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7),
- * matching q4_widen8, written 2 words apart; returns 16 * their sum. */
+ * matching q4_widen8, written 2 words apart; returns 16 * their sum. SXTB16 of the even
+ * nibbles times 16 gives (w0, w4), of them rotated by 8 (w2, w6); PKHBT / PKHTB regroup them
+ * into (w0, w2), (w4, w6) (the odd nibbles alike); the pair sums (|16 w| <= 128) add as int16. */
 static Q4_DSP_HELPER int32_t q4_unpack8(uint32_t w, uint32_t *dst)
 {
     const uint32_t even = (w << 4) & 0xF0F0F0F0u; /* 16*w0 16*w2 16*w4 16*w6 as signed bytes */
     const uint32_t odd = w & 0xF0F0F0F0u;         /* 16*w1 16*w3 16*w5 16*w7 */
-    int32_t sum = 0, i;
-    dst[0] = q4_pair01(even);
-    dst[2] = q4_pair01(odd);
-    dst[4] = q4_pair01(even >> 16);
-    dst[6] = q4_pair01(odd >> 16);
-    for (i = 0; i < 4; ++i) {
-        sum = q4_smlad(dst[2 * i], 0x00010001u, sum);
-    }
-    return sum;
+    const uint32_t e04 = q4_sxtb16(even), e26 = q4_sxtb16_ror8(even);
+    const uint32_t o15 = q4_sxtb16(odd), o37 = q4_sxtb16_ror8(odd);
+    dst[0] = (e04 & 0xFFFFu) | (e26 << 16);
+    dst[2] = (o15 & 0xFFFFu) | (o37 << 16);
+    dst[4] = (e26 & 0xFFFF0000u) | (e04 >> 16);
+    dst[6] = (o37 & 0xFFFF0000u) | (o15 >> 16);
+    const int32_t evens = __sadd16((int32_t)e04, (int32_t)e26);
+    return __smuad(__sadd16(evens, __sadd16((int32_t)o15, (int32_t)o37)), 0x00010001);
 }
 
 /* Word b of a packed row of row_bytes bytes (bytes past the row read as 0). */

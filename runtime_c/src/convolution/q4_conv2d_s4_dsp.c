@@ -159,21 +159,6 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t acc_shift, int
     /* locals: the int8 stores below could otherwise alias *params */
     const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
     int32_t c;
-    if (shift > 32 && shift <= 53 && hi - lo == 255) {
-        /* floor((h + 2^(k-1) + (z_y - act_min) * 2^k) / 2^k), k = shift - 32, h = the SMULL high
-         * word: |h| < 2^30 and 255 * 2^k <= 2^29, so the int32 sum is exact; USAT #8 clamps it
-         * to [0, 255] = [act_min, act_max] - act_min. (Other clamp widths take the path below:
-         * choosing among USAT widths per call of 4 outputs cost more than it saved.) */
-        const int32_t right = shift - 32;
-        const int32_t round = ((int32_t)1 << (right - 1)) + (zp - lo) * ((int32_t)1 << right);
-        for (c = 0; c < n; ++c) {
-            const int32_t acc = bias + q4_floor_shift32(acc16[c], acc_shift);
-            const int32_t u = (int32_t)__usat(
-                q4_floor_shift32(q4_mul_high(acc, multiplier) + round, right), 8);
-            out[c * out_c] = (int8_t)(u + lo);
-        }
-        return;
-    }
     if (shift > 32) {
         const int32_t right = shift - 32, round = (int32_t)1 << (shift - 33);
         for (c = 0; c < n; ++c) {
@@ -188,6 +173,98 @@ static inline void q4_store_channel(const int32_t *acc16, int32_t acc_shift, int
     for (c = 0; c < n; ++c) {
         out[c * out_c] = q4_requantize_clamp(bias + q4_floor_shift32(acc16[c], acc_shift),
                                              multiplier, shift, zp, lo, hi);
+    }
+}
+
+/* Per-channel requantization constants of a block (on the stack): the fast path when the
+ * shift is in (32, 53], see q4_rq_prepare. */
+typedef struct {
+    int32_t bias;       /* the folded bias */
+    int32_t multiplier; /* m */
+    int32_t right;      /* shift - 32 */
+    int32_t round;      /* 2^(right - 1) + (z_y - act_min) * 2^right */
+} q4_rq_rec;
+
+/* acc + floor(a * b / 2^32): SMMLA (the high word of (acc << 32) + a * b; its low word is
+ * a * b's, so nothing is rounded). GCC does not emit SMMLA from C. */
+static inline int32_t q4_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t result;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(acc));
+    return result;
+}
+
+/* Fills the block's records; returns the USAT width for the fast path (8 when act_max -
+ * act_min = 255, 4 when it is 15), or 0 for other ranges or when some channel's shift is outside
+ * (32, 53] (q4_store_channel then). */
+static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *quant,
+                             int32_t oc0, int32_t nb, const q4_conv_params *params,
+                             q4_rq_rec *rec)
+{
+    const int32_t width = params->act_max - params->act_min;
+    const int32_t offset = params->output_zp - params->act_min;
+    int32_t c;
+    if (width != 255 && width != 15) {
+        return 0;
+    }
+    for (c = 0; c < nb; ++c) {
+        const int32_t shift = quant->shift[oc0 + c];
+        if (shift <= 32 || shift > 53) {
+            return 0;
+        }
+        rec[c].bias = folded_bias[c];
+        rec[c].multiplier = quant->multiplier[oc0 + c];
+        rec[c].right = shift - 32;
+        /* |hi| < 2^30 and (offset + 1) * 2^right <= 2^29: the sum stays exact in int32 */
+        rec[c].round = ((int32_t)1 << (shift - 33)) + offset * ((int32_t)1 << (shift - 32));
+    }
+    return width == 255 ? 8 : 4;
+}
+
+/* Requantizes, clamps and stores the n pixels of two adjacent channels (accumulators acc[p] and
+ * acc[Q4_DSP_PIXELS + p], 2^acc_shift * sum(x * w); records r[0], r[1]) at out, pixel stride
+ * out_c: USAT, the two bytes of a pixel one halfword store with act_min added to both by
+ * UADD8. One function per clamp (CLAMP(u): USAT #8 or #4), kept out of line so that its 8
+ * constants stay in registers. */
+#define Q4_RQ_PAIR(name, CLAMP)                                                                  \
+    static Q4_RQ_NOINLINE void name(const int32_t *acc, int32_t acc_shift, const q4_rq_rec *r,   \
+                                    int32_t n, uint32_t lo2, int8_t *out, int32_t out_c)         \
+    {                                                                                            \
+        const int32_t ba = r[0].bias, ma = r[0].multiplier, sa = r[0].right, ca = r[0].round;    \
+        const int32_t bb = r[1].bias, mb = r[1].multiplier, sb = r[1].right, cb = r[1].round;    \
+        int32_t p;                                                                               \
+        for (p = 0; p < n; ++p, out += out_c) {                                                  \
+            int32_t ua = q4_floor_shift32(                                                       \
+                q4_smmla(ba + q4_floor_shift32(acc[p], acc_shift), ma, ca), sa);                 \
+            int32_t ub = q4_floor_shift32(                                                       \
+                q4_smmla(bb + q4_floor_shift32(acc[Q4_DSP_PIXELS + p], acc_shift), mb, cb), sb); \
+            uint16_t pair;                                                                       \
+            ua = CLAMP(ua);                                                                      \
+            ub = CLAMP(ub);                                                                      \
+            pair = (uint16_t)__uadd8((uint32_t)ua | (uint32_t)ub << 8, lo2);                     \
+            __builtin_memcpy(out, &pair, sizeof pair);                                           \
+        }                                                                                        \
+    }
+#if defined(__GNUC__)
+#define Q4_RQ_NOINLINE __attribute__((noinline))
+#else
+#define Q4_RQ_NOINLINE
+#endif
+#define Q4_RQ_USAT8(u) ((int32_t)__usat((u), 8))
+#define Q4_RQ_USAT4(u) ((int32_t)__usat((u), 4))
+Q4_RQ_PAIR(q4_rq_pair_u8, Q4_RQ_USAT8)
+Q4_RQ_PAIR(q4_rq_pair_u4, Q4_RQ_USAT4)
+
+/* The pair store for q4_rq_prepare's usat (8 or 4). */
+static inline void q4_rq_store_pair(const int32_t *acc, int32_t acc_shift, const q4_rq_rec *r,
+                                    int32_t n, int32_t usat, const q4_conv_params *params,
+                                    int8_t *out, int32_t out_c)
+{
+    const uint32_t lo2 = ((uint32_t)params->act_min & 0xFFu) * 0x0101u;
+    if (usat == 8) {
+        q4_rq_pair_u8(acc, acc_shift, r, n, lo2, out, out_c);
+    } else {
+        q4_rq_pair_u4(acc, acc_shift, r, n, lo2, out, out_c);
     }
 }
 
@@ -208,26 +285,32 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
     uint32_t *weights = (uint32_t *)(scratch + Q4_DSP_CHANNELS);
     uint32_t *cols = weights + Q4_DSP_CHANNELS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
-    int32_t oc0, p0, c, oc;
+    q4_rq_rec rec[Q4_DSP_CHANNELS];
+    int32_t oc0, p0, c, oc, usat;
 
     for (oc0 = 0; oc0 < out_c; oc0 += Q4_DSP_CHANNELS) {
         const int32_t nb = out_c - oc0 < Q4_DSP_CHANNELS ? out_c - oc0 : Q4_DSP_CHANNELS;
         q4_unpack_rows(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                        folded_bias);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (c = 0; c < Q4_DSP_PIXELS; ++c) {
                 /* a missing last pixel repeats the previous window; its outputs are dropped */
                 const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col(input_dims, input, filter_dims,
-                          p / out_w * params->stride_h - params->pad_top,
-                          p % out_w * params->stride_w - params->pad_left, params->input_zp,
-                          stage, cols + c);
+                q4_im2col_fast(input_dims, input, filter_dims,
+                               p / out_w * params->stride_h - params->pad_top,
+                               p % out_w * params->stride_w - params->pad_left,
+                               params->input_zp, stage, cols + c);
             }
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
                 q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
+                if (usat != 0 && oc + 1 < nb) {
+                    q4_rq_store_pair(acc, 4, rec + oc, n, usat, params, out, out_c);
+                    continue;
+                }
                 q4_store_channel(acc, 4, n, folded_bias[oc], quant->multiplier[oc0 + oc],
                                  quant->shift[oc0 + oc], params, out, out_c);
                 if (oc + 1 < nb) {
@@ -401,7 +484,8 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
     uint32_t *weights = (uint32_t *)(scratch + Q4_A4_CHANNELS);
     uint32_t *cols = weights + Q4_A4_CHANNELS * (k_pad / 4);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
-    int32_t oc0, p0, c, oc;
+    q4_rq_rec rec[Q4_A4_CHANNELS];
+    int32_t oc0, p0, c, oc, usat;
 
     if (k > Q4_A4_MAX_K) {
         q4_conv2d_s4_dsp(params, quant, input_dims, input, filter_dims, filter, bias,
@@ -412,15 +496,16 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
         const int32_t nb = out_c - oc0 < Q4_A4_CHANNELS ? out_c - oc0 : Q4_A4_CHANNELS;
         q4_pack_pairs(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                       folded_bias);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (c = 0; c < Q4_DSP_PIXELS; ++c) {
                 /* a missing last pixel repeats the previous window; its outputs are dropped */
                 const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col(input_dims, input, filter_dims,
-                          p / out_w * params->stride_h - params->pad_top,
-                          p % out_w * params->stride_w - params->pad_left, params->input_zp,
-                          stage, cols + c);
+                q4_im2col_fast(input_dims, input, filter_dims,
+                               p / out_w * params->stride_h - params->pad_top,
+                               p % out_w * params->stride_w - params->pad_left,
+                               params->input_zp, stage, cols + c);
             }
             for (oc = 0; oc < nb; oc += 4) {
                 const uint32_t *w = weights + oc * (k_pad / 4);
@@ -438,6 +523,12 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
                     acc[3][half + 1] = d[3][1];
                 }
                 for (c = 0; c < 4 && oc + c < nb; ++c) {
+                    if (usat != 0 && oc + c + 1 < nb) {
+                        q4_rq_store_pair(acc[c], 0, rec + oc + c, n, usat, params,
+                                         output + p0 * out_c + oc0 + oc + c, out_c);
+                        ++c;
+                        continue;
+                    }
                     q4_store_channel(acc[c], 0, n, folded_bias[oc + c],
                                      quant->multiplier[oc0 + oc + c], quant->shift[oc0 + oc + c],
                                      params, output + p0 * out_c + oc0 + oc + c, out_c);

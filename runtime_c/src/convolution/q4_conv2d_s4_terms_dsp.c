@@ -118,6 +118,43 @@ static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks
     acc[7] = fold_b + q4_floor_shift32(b3, 4);
 }
 
+/* Requantizes and stores one dual-weight channel's n pixels (stride out_c) from the sums
+ * dot[i * 2 * Q4_DSP_PIXELS + p] (weight term 0) and dot[(2 * i + 1) * Q4_DSP_PIXELS + p]
+ * (term 1) of its N_IN inputs, m[t * Q4_TERMS_ROWS] the block's m'_t: hi = the high word of
+ * sum acc_t * m'_t (SMULL, SMLAL), u = floor((hi + round) / 2^right) with round = 2^(right - 1)
+ * + (z_y - act_min) * 2^right, clamped to [0, width] by CLAMP (USAT #8, USAT #4, or USAT #8 and
+ * a minimum), y = u + act_min. One function per clamp and input count, out of line so that the
+ * constants stay in registers. */
+#define Q4_TD_DUAL(name, CLAMP, N_IN)                                                         \
+    static Q4_TERMS_NOINLINE void name(const int32_t *dot, const int32_t *m, int32_t right,   \
+                                       int32_t round, int32_t width, int32_t lo, int8_t *out, \
+                                       int32_t out_c, int32_t n)                              \
+    {                                                                                         \
+        const int32_t m0 = m[0], m1 = m[Q4_TERMS_ROWS];                                       \
+        int32_t p;                                                                            \
+        (void)width;                                                                          \
+        for (p = 0; p < n; ++p, out += out_c) {                                               \
+            int64_t total = (int64_t)dot[p] * m0 + (int64_t)dot[Q4_DSP_PIXELS + p] * m1;      \
+            int32_t u;                                                                        \
+            if (N_IN == 2) {                                                                  \
+                total += (int64_t)dot[2 * Q4_DSP_PIXELS + p] * m[2 * Q4_TERMS_ROWS] +         \
+                         (int64_t)dot[3 * Q4_DSP_PIXELS + p] * m[3 * Q4_TERMS_ROWS];          \
+            }                                                                                 \
+            u = q4_floor_shift32((int32_t)(uint32_t)((uint64_t)total >> 32) + round, right);  \
+            u = CLAMP(u);                                                                     \
+            out[0] = (int8_t)(u + lo);                                                        \
+        }                                                                                     \
+    }
+#define Q4_TD_USAT8(u) ((int32_t)__usat((u), 8))
+#define Q4_TD_USAT4(u) ((int32_t)__usat((u), 4))
+#define Q4_TD_USAT_MIN(u) (Q4_TD_USAT8(u) < width ? Q4_TD_USAT8(u) : width)
+Q4_TD_DUAL(q4_td_dual_u8, Q4_TD_USAT8, 1)
+Q4_TD_DUAL(q4_td_dual_u4, Q4_TD_USAT4, 1)
+Q4_TD_DUAL(q4_td_dual_min, Q4_TD_USAT_MIN, 1)
+Q4_TD_DUAL(q4_td_dual2_u8, Q4_TD_USAT8, 2)
+Q4_TD_DUAL(q4_td_dual2_u4, Q4_TD_USAT4, 2)
+Q4_TD_DUAL(q4_td_dual2_min, Q4_TD_USAT_MIN, 2)
+
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
                             const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -150,10 +187,10 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                 for (c = 0; c < Q4_DSP_PIXELS; ++c) {
                     /* a missing last pixel repeats the previous window; its outputs are dropped */
                     const int32_t p = p0 + (c < n ? c : n - 1);
-                    q4_im2col(input_dims, inputs[i], filter_dims,
-                              p / out_w * params->stride_h - params->pad_top,
-                              p % out_w * params->stride_w - params->pad_left,
-                              terms->input_zp[i], stage, col + c);
+                    q4_im2col_fast(input_dims, inputs[i], filter_dims,
+                                   p / out_w * params->stride_h - params->pad_top,
+                                   p % out_w * params->stride_w - params->pad_left,
+                                   terms->input_zp[i], stage, col + c);
                 }
             }
             for (r = 0; r < n_rows; r += 2) {
@@ -164,6 +201,29 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                     q4_td_dot_2x4(weights + r * (k_pad / 2),
                                   cols + i * Q4_DSP_PIXELS * (k_pad / 2), blocks,
                                   rec->fold[i][r], rec->fold[i][r + 1], dot[i]);
+                }
+                if (n_w == 2 && rec->right[r / 2] > 0 && rec->right[r / 2] <= 21) {
+                    /* a dual channel on the fast path: 21 bounds (act_max - act_min) * 2^right */
+                    const int32_t ch = r / 2, right = rec->right[ch];
+                    const int32_t lo = params->act_min, width = params->act_max - lo;
+                    const int32_t round = ((int32_t)1 << (right - 1)) +
+                                          (params->output_zp - lo) * ((int32_t)1 << right);
+                    const int32_t *m = &rec->multiplier[0][ch]; /* m'_t at t * Q4_TERMS_ROWS */
+                    int8_t *out = output + p0 * out_c + oc0 + ch;
+                    if (n_in == 1 && width == 255) {
+                        q4_td_dual_u8(dot[0], m, right, round, width, lo, out, out_c, n);
+                    } else if (n_in == 1 && width == 15) {
+                        q4_td_dual_u4(dot[0], m, right, round, width, lo, out, out_c, n);
+                    } else if (n_in == 1) {
+                        q4_td_dual_min(dot[0], m, right, round, width, lo, out, out_c, n);
+                    } else if (width == 255) {
+                        q4_td_dual2_u8(dot[0], m, right, round, width, lo, out, out_c, n);
+                    } else if (width == 15) {
+                        q4_td_dual2_u4(dot[0], m, right, round, width, lo, out, out_c, n);
+                    } else {
+                        q4_td_dual2_min(dot[0], m, right, round, width, lo, out, out_c, n);
+                    }
+                    continue;
                 }
                 /* the pair holds 2 / n_w channels of n_w rows each */
                 for (c = 0; c < 2 / n_w && r + c * n_w < n_rows; ++c) {

@@ -220,6 +220,182 @@ static __attribute__((noinline)) void q4_dw3_requantize(const int32_t *acc, int3
     }
 }
 
+/* acc + floor(a * b / 2^32): SMMLA (exact: the high word of (acc << 32) + a * b). GCC does not
+ * emit SMMLA from C. */
+static inline int32_t q4_dw_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t result;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(acc));
+    return result;
+}
+
+/* The 4 stride-1 outputs o .. o + 3 of one channel over the 3 kernel rows r[0..2] (r[k][0] =
+ * input pixel o of kernel row k), added to a[0..3]. Per row, v0, v1, v2 = (r[0], r[1]),
+ * (r[2], r[3]), (r[4], r[5]); with p01 = (w0, w1), p12 = (w1, w2) and s02 = (w0, w2) (w[3k],
+ * w[3k + 1], w[3k + 2]) output o takes SMLAD(v0, p01) + r[2] * w2 (SMLABT(v1, s02)), output
+ * o + 1 SMLAD(v1, p12) + r[1] * w0 (SMLATB(v0, s02)), and o + 2, o + 3 the same one word on:
+ * 3 activation and 3 weight loads and 8 multiply-accumulates for 12 MACs. GNU inline assembly:
+ * GCC kept the 9 weights and the requantization constants in registers and spilled (110
+ * instructions per 4 outputs); 11 registers (v2 reuses v0's): it builds with a frame pointer and
+ * r9 reserved; at -O0 (no __OPTIMIZE__, too few free registers) the same sums in C. */
+#define Q4_DW3_S1_ROW_ASM(k)                \
+    "ldr %[v0], [%[r" #k "]]\n\t"           \
+    "ldr %[v1], [%[r" #k "], #4]\n\t"       \
+    "ldr %[wt], [%[w], #" #k "*12]\n\t"     \
+    "smlad %[a0], %[v0], %[wt], %[a0]\n\t"  \
+    "smlad %[a2], %[v1], %[wt], %[a2]\n\t"  \
+    "ldr %[wt], [%[w], #" #k "*12+8]\n\t"   \
+    "smlatb %[a1], %[v0], %[wt], %[a1]\n\t" \
+    "smlabt %[a0], %[v1], %[wt], %[a0]\n\t" \
+    "smlatb %[a3], %[v1], %[wt], %[a3]\n\t" \
+    "ldr %[v0], [%[r" #k "], #8]\n\t"       \
+    "smlabt %[a2], %[v0], %[wt], %[a2]\n\t" \
+    "ldr %[wt], [%[w], #" #k "*12+4]\n\t"   \
+    "smlad %[a1], %[v1], %[wt], %[a1]\n\t"  \
+    "smlad %[a3], %[v0], %[wt], %[a3]\n\t"
+
+/* The same for horizontal stride 2: r[k] is the even phase row (r[k][j] = input pixel o + 2j
+ * ... of kernel row k) and r[k] + Q4_DW3_PHASE the odd one. Output o takes SMLAD(e01, s02) +
+ * odd[0] * w1 (SMLABB with p12 = (w1, w2)), output o + 1 e1 * w0 + e2 * w2 + odd[1] * w1
+ * (SMLATB(e01, s02), SMLABT(e23, s02), SMLATB(o01, p12)), and o + 2, o + 3 the same one word
+ * on: 5 activation and 2 weight loads and 10 multiply-accumulates for 12 MACs. */
+#define Q4_DW3_TEXT_(x) #x
+#define Q4_DW3_TEXT(x) Q4_DW3_TEXT_(x) /* a macro's value as text for the assembly */
+#define Q4_DW3_S2_ROW_ASM(k)                                                    \
+    "ldr %[v0], [%[r" #k "]]\n\t"                                               \
+    "ldr %[v1], [%[r" #k "], #4]\n\t"                                           \
+    "ldr %[wt], [%[w], #" #k "*12+8]\n\t"                                       \
+    "smlad %[a0], %[v0], %[wt], %[a0]\n\t"                                      \
+    "smlatb %[a1], %[v0], %[wt], %[a1]\n\t"                                     \
+    "smlabt %[a1], %[v1], %[wt], %[a1]\n\t"                                     \
+    "smlad %[a2], %[v1], %[wt], %[a2]\n\t"                                      \
+    "smlatb %[a3], %[v1], %[wt], %[a3]\n\t"                                     \
+    "ldr %[v0], [%[r" #k "], #8]\n\t"                                           \
+    "smlabt %[a3], %[v0], %[wt], %[a3]\n\t"                                     \
+    "ldr %[wt], [%[w], #" #k "*12+4]\n\t"                                       \
+    "ldr %[v0], [%[r" #k "], #2*" Q4_DW3_TEXT(                                  \
+        Q4_DW3_PHASE) "]\n\t"                                                   \
+                      "ldr %[v1], [%[r" #k "], #2*" Q4_DW3_TEXT(                \
+                          Q4_DW3_PHASE) "+4]\n\t"                               \
+                                        "smlabb %[a0], %[v0], %[wt], %[a0]\n\t" \
+                                        "smlatb %[a1], %[v0], %[wt], %[a1]\n\t" \
+                                        "smlabb %[a2], %[v1], %[wt], %[a2]\n\t" \
+                                        "smlatb %[a3], %[v1], %[wt], %[a3]\n\t"
+
+/* The 4 outputs of one channel added to a0 .. a3: ROW is Q4_DW3_S1_ROW_ASM or
+ * Q4_DW3_S2_ROW_ASM (s the horizontal stride). */
+#if defined(__OPTIMIZE__)
+#define Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3)                                    \
+    do {                                                                                       \
+        uint32_t v0_, v1_, wt_; /* v0_ also holds the third word once the first is used */     \
+        __asm__(ROW(0) ROW(1) ROW(2)                                                           \
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [v0] "=&r"(v0_), \
+                  [v1] "=&r"(v1_), [wt] "=&r"(wt_)                                             \
+                : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [w] "r"(w)                         \
+                : "memory");                                                                   \
+    } while (0)
+#else /* -O0 finds no 11 free registers: the same sums in C */
+#define Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3)                             \
+    do {                                                                                \
+        int32_t k_;                                                                     \
+        for (k_ = 0; k_ < 3; ++k_) {                                                    \
+            const int16_t *const r_ = k_ == 0 ? (r0) : k_ == 1 ? (r1) : (r2);           \
+            const uint32_t *const w_ = (w) + 3 * k_;                                    \
+            const int32_t v0_ = (int32_t)q4_load_u32(r_);                               \
+            const int32_t v1_ = (int32_t)q4_load_u32(r_ + 2);                           \
+            const int32_t v2_ = (int32_t)q4_load_u32(r_ + 4);                           \
+            if ((s) == 1) {                                                             \
+                a0 = __smlabt(v1_, (int32_t)w_[2], __smlad(v0_, (int32_t)w_[0], a0));   \
+                a1 = __smlatb(v0_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[1], a1));   \
+                a2 = __smlabt(v2_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[0], a2));   \
+                a3 = __smlatb(v1_, (int32_t)w_[2], __smlad(v2_, (int32_t)w_[1], a3));   \
+            } else {                                                                    \
+                const int32_t o01_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE);           \
+                const int32_t o23_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE + 2);       \
+                a0 = __smlabb(o01_, (int32_t)w_[1], __smlad(v0_, (int32_t)w_[2], a0));  \
+                a1 = __smlatb(o01_, (int32_t)w_[1], __smlatb(v0_, (int32_t)w_[2], a1)); \
+                a1 = __smlabt(v1_, (int32_t)w_[2], a1);                                 \
+                a2 = __smlabb(o23_, (int32_t)w_[1], __smlad(v1_, (int32_t)w_[2], a2));  \
+                a3 = __smlatb(o23_, (int32_t)w_[1], __smlatb(v1_, (int32_t)w_[2], a3)); \
+                a3 = __smlabt(v2_, (int32_t)w_[2], a3);                                 \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+#endif
+
+/* The 3 kernel rows of the first channel of a group for q4_dw3_row_*: channel i's row k starts
+ * at row[k] + i * step[k] (step 0 for the row of z_x outside the input). */
+typedef struct {
+    const int16_t *row[3];
+    int32_t step[3];
+} q4_dw3_rows;
+
+/* The requantization constants of one channel for q4_dw3_row_s1 (shift in (32, 53]). */
+typedef struct {
+    int32_t bias;       /* folded bias */
+    int32_t multiplier; /* m */
+    int32_t right;      /* shift - 32 */
+    int32_t round;      /* 2^(right - 1) + (z_y - act_min) * 2^right */
+    int32_t act_min;
+    int32_t width; /* act_max - act_min */
+} q4_dw3_rq;
+
+/* One channel's output row, stride 1, multiply-accumulates and requantization fused: per 4
+ * outputs Q4_DW3_S1_ROW for the 3 kernel rows (w: p01, p12, s02 per row), then per output
+ * u = floor((SMMLA(acc, m, round)) / 2^right) clamped by CLAMP, y = u + act_min (|hi| < 2^30
+ * and (width + 1) * 2^right <= 2^29: exact in int32). Only the tw outputs are written. One
+ * function per clamp (USAT #8, USAT #4, USAT #8 and a minimum). */
+#define Q4_DW3_S1(name, CLAMP, ROW, s)                                                     \
+    static __attribute__((noinline)) void name(const q4_dw3_rows *rows, const uint32_t *w, \
+                                               const q4_dw3_rq *q, int32_t n, int8_t *out, \
+                                               int32_t stride, int32_t tw)                 \
+    {                                                                                      \
+        int32_t i;                                                                         \
+        for (i = 0; i < n; ++i, w += 9, ++q, ++out) {                                      \
+            const int16_t *r0 = rows->row[0] + i * rows->step[0];                          \
+            const int16_t *r1 = rows->row[1] + i * rows->step[1];                          \
+            const int16_t *r2 = rows->row[2] + i * rows->step[2];                          \
+            const int32_t m = q->multiplier, right = q->right, round = q->round;           \
+            const int32_t lo = q->act_min, width = q->width;                               \
+            int8_t *o_out = out;                                                           \
+            int32_t o;                                                                     \
+            (void)width;                                                                   \
+            for (o = 0; o < tw; o += 4, r0 += 4, r1 += 4, r2 += 4) {                       \
+                int32_t a0 = q->bias, a1 = a0, a2 = a0, a3 = a0, u;                        \
+                Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                       \
+                u = q4_floor_shift32(q4_dw_smmla(a0, m, round), right);                    \
+                o_out[0] = (int8_t)(CLAMP(u) + lo);                                        \
+                if (tw - o < 4) { /* the last, partial group */                            \
+                    if (tw - o > 1) {                                                      \
+                        u = q4_floor_shift32(q4_dw_smmla(a1, m, round), right);            \
+                        o_out[stride] = (int8_t)(CLAMP(u) + lo);                           \
+                    }                                                                      \
+                    if (tw - o > 2) {                                                      \
+                        u = q4_floor_shift32(q4_dw_smmla(a2, m, round), right);            \
+                        o_out[2 * stride] = (int8_t)(CLAMP(u) + lo);                       \
+                    }                                                                      \
+                    break;                                                                 \
+                }                                                                          \
+                u = q4_floor_shift32(q4_dw_smmla(a1, m, round), right);                    \
+                o_out[stride] = (int8_t)(CLAMP(u) + lo);                                   \
+                u = q4_floor_shift32(q4_dw_smmla(a2, m, round), right);                    \
+                o_out[2 * stride] = (int8_t)(CLAMP(u) + lo);                               \
+                u = q4_floor_shift32(q4_dw_smmla(a3, m, round), right);                    \
+                o_out[3 * stride] = (int8_t)(CLAMP(u) + lo);                               \
+                o_out += 4 * stride;                                                       \
+            }                                                                              \
+        }                                                                                  \
+    }
+#define Q4_DW3_USAT8(u) ((int32_t)__usat((u), 8))
+#define Q4_DW3_USAT4(u) ((int32_t)__usat((u), 4))
+#define Q4_DW3_USAT_MIN(u) (Q4_DW3_USAT8(u) < width ? Q4_DW3_USAT8(u) : width)
+Q4_DW3_S1(q4_dw3_row_s1_u8, Q4_DW3_USAT8, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DW3_S1(q4_dw3_row_s1_u4, Q4_DW3_USAT4, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DW3_S1(q4_dw3_row_s1_min, Q4_DW3_USAT_MIN, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DW3_S1(q4_dw3_row_s2_u8, Q4_DW3_USAT8, Q4_DW3_S2_ROW_ASM, 2)
+Q4_DW3_S1(q4_dw3_row_s2_u4, Q4_DW3_USAT4, Q4_DW3_S2_ROW_ASM, 2)
+Q4_DW3_S1(q4_dw3_row_s2_min, Q4_DW3_USAT_MIN, Q4_DW3_S2_ROW_ASM, 2)
+
 /* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride), per block of 4 channels and row
  * tile of up to Q4_DW3_TILE output pixels: each input row is widened once into per-channel
  * int16 rows (a ring of 3), then per channel and output row q4_dw3_macs and
@@ -250,18 +426,45 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
     }
     for (c0 = 0; c0 < ch; c0 += 4) {
         const int32_t n = ch - c0 < 4 ? ch - c0 : 4;
-        uint32_t pair_w[4][3], single_w[4][2];
+        uint32_t pair_w[4][3], single_w[4][2], s1_w[4][9];
+        q4_dw3_rq s1_q[4];
+        int32_t fused = 1; /* every channel's shift in (32, 53] */
         for (i = 0; i < n; ++i) {
             const uint8_t *const row = filter + (c0 + i) * 5;
-            int32_t ky, single[3];
+            const int32_t fb = folded_bias[c0 + i], shift = quant->shift[c0 + i];
+            /* shift 32: the fused rows accumulate 2 * acc (weights and bias doubled) and shift
+             * by 1: floor((floor(2 acc m / 2^32) + 1) / 2) = floor((acc m + 2^31) / 2^32), and
+             * |2 acc| < 2^31 while |fb| < 2^29 (|sum x * w| <= 9216) */
+            const int32_t dbl = shift == 32 && fb > -((int32_t)1 << 29) &&
+                                fb < ((int32_t)1 << 29);
+            int32_t ky, single[3], wv[9];
+            for (ky = 0; ky < 9; ++ky) {
+                wv[ky] = q4_int4_at(row, ky);
+            }
             for (ky = 0; ky < 3; ++ky) {
-                const int32_t w0 = q4_int4_at(row, 3 * ky), w1 = q4_int4_at(row, 3 * ky + 1);
-                const int32_t w2 = q4_int4_at(row, 3 * ky + 2);
+                const int32_t w0 = wv[3 * ky], w1 = wv[3 * ky + 1], w2 = wv[3 * ky + 2];
+                const uint32_t d0 = (uint32_t)(w0 * (1 + dbl)) & 0xFFFFu;
+                const uint32_t d1 = (uint32_t)(w1 * (1 + dbl)) & 0xFFFFu;
+                const uint32_t d2 = (uint32_t)(w2 * (1 + dbl)) << 16;
                 pair_w[i][ky] = ((uint32_t)w0 & 0xFFFFu) | ((uint32_t)(s == 1 ? w1 : w2) << 16);
                 single[ky] = s == 1 ? w2 : w1;
+                s1_w[i][3 * ky] = d0 | d1 << 16;
+                s1_w[i][3 * ky + 1] = d1 | d2;
+                s1_w[i][3 * ky + 2] = d0 | d2;
             }
             single_w[i][0] = ((uint32_t)single[0] & 0xFFFFu) | ((uint32_t)single[1] << 16);
             single_w[i][1] = (uint32_t)single[2] & 0xFFFFu;
+            s1_q[i].bias = fb * (1 + dbl);
+            s1_q[i].multiplier = quant->multiplier[c0 + i];
+            s1_q[i].right = shift - 32 + dbl;
+            s1_q[i].round = s1_q[i].right > 0 && s1_q[i].right <= 21
+                                ? ((int32_t)1 << (s1_q[i].right - 1)) +
+                                      (params->output_zp - params->act_min) *
+                                          ((int32_t)1 << s1_q[i].right)
+                                : 0;
+            s1_q[i].act_min = params->act_min;
+            s1_q[i].width = params->act_max - params->act_min;
+            fused &= s1_q[i].right > 0 && s1_q[i].right <= 21;
         }
         for (ox0 = 0; ox0 < out_w; ox0 += Q4_DW3_TILE) {
             const int32_t tw = out_w - ox0 < Q4_DW3_TILE ? out_w - ox0 : Q4_DW3_TILE;
@@ -283,6 +486,28 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
                 for (ky = 0; ky < 3; ++ky) {
                     const int32_t iy = y0 + ky;
                     rows[ky] = iy >= 0 && iy < in_h ? ring + (iy % 3) * 4 * Q4_DW3_ROW : 0;
+                }
+                if (fused) { /* every channel of the group on the fused path */
+                    q4_dw3_rows rr;
+                    int8_t *const out = output + (oy * out_w + ox0) * ch + c0;
+                    for (ky = 0; ky < 3; ++ky) {
+                        rr.row[ky] = rows[ky] ? rows[ky] : zp_row;
+                        rr.step[ky] = rows[ky] ? Q4_DW3_ROW : 0;
+                    }
+                    if (s == 1 && s1_q[0].width == 255) {
+                        q4_dw3_row_s1_u8(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s == 1 && s1_q[0].width == 15) {
+                        q4_dw3_row_s1_u4(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s == 1) {
+                        q4_dw3_row_s1_min(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s1_q[0].width == 255) {
+                        q4_dw3_row_s2_u8(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else if (s1_q[0].width == 15) {
+                        q4_dw3_row_s2_u4(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    } else {
+                        q4_dw3_row_s2_min(&rr, s1_w[0], s1_q, n, out, ch, tw);
+                    }
+                    continue;
                 }
                 for (i = 0; i < n; ++i) {
                     const int32_t c = c0 + i;
