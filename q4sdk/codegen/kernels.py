@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from q4sdk.errors import Q4Error
 from q4sdk.codegen.arena import band_staging_bytes
+from q4sdk.errors import Q4Error
 from q4sdk.ir.ops import OPS, KernelVariant, PackedBandKernel, is_multi_term
 from q4sdk.ir.qmodel import QOp
 from q4sdk.resources import RUNTIME_DIR

@@ -142,7 +142,9 @@ def _op_calls(
         if op_packed:
             args["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
             args["out_bits"] = 4 if op.output in packed else 8
-            fast = select_packed(op, args, [t in packed for t in op.inputs], op.output in packed, target, kernels)
+            fast = select_packed(
+                op, args, [t in packed for t in op.inputs], op.output in packed, target, kernels
+            )
         if fast is not None:
             function, calls.any_variant = fast.band.function, calls.any_variant or fast.variant is not None
             calls.sources |= fast.sources(op)
@@ -168,7 +170,9 @@ def _op_calls(
             OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in args["tables"]), function)
         )
     # packed bands (arena.plan_bands): as many rows as the shared scratch holds
-    rows = plan_bands([(fast.kernel_scratch, fast.staging, fast.out_rows) for _, fast in bands], calls.scratch_bytes)
+    rows = plan_bands(
+        [(fast.kernel_scratch, fast.staging, fast.out_rows) for _, fast in bands], calls.scratch_bytes
+    )
     for (args, fast), n in zip(bands, rows):
         calls.scratch_bytes = max(calls.scratch_bytes, fast.kernel_scratch + fast.staging(n))
         args["scratch"], args["band_args"] = True, fast.arguments(n)

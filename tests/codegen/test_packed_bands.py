@@ -18,18 +18,39 @@ from shutil import which
 
 import numpy as np
 import pytest
+from test_packed_activations import w4a4_model
 
 from q4sdk.codegen.arena import band_rows, band_staging_bytes, plan_bands
 from q4sdk.codegen.render import generate
+from q4sdk.ir.ops import OPS
 from q4sdk.resources import RUNTIME_DIR
 from q4sdk.targets.boards import load_board
 from q4sdk.targets.host_build import CModel
 from random_models import WARN_FLAGS, assert_c_equals_oracle, random_input
-from test_packed_activations import w4a4_model
 
 HARNESS = Path(__file__).resolve().parents[1] / "mcu" / "band_harness.c"
 NO_LEAK_CHECK = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}  # the harness exits without freeing
 BAND_KERNELS = {"q4_conv_band_p4", "q4_conv_terms_band_p4", "q4_fc_band_p4", "q4_add_table_p4"}
+
+
+def test_band_kernels_in_the_op_table_exist():
+    """Every packed band kernel of the op table: its source exists, its function is declared in
+    q4_packed.h, and a kernel that wraps a variant belongs to a kind that has variants."""
+    header = (RUNTIME_DIR / "include" / "q4_packed.h").read_text()
+    seen = set()
+    for spec in OPS.values():
+        for band, variants in (
+            (spec.packed_band, spec.variants),
+            (spec.packed_band_terms, spec.terms_variants),
+        ):
+            if band is None:
+                continue
+            seen.add(band.function)
+            assert (RUNTIME_DIR / "src" / band.source).is_file(), band
+            assert f"void {band.function}(" in header, band
+            assert variants, (spec.kind, band)
+            assert band.wraps_variant or band.scratch_bytes > 0, band
+    assert seen == BAND_KERNELS
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +68,19 @@ def harness(tmp_path_factory) -> Path:
         *(src / "fully_connected" / f for f in ("q4_fully_connected_s4.c", "q4_fully_connected_s4_p4.c")),
     ]
     subprocess.run(
-        ["gcc", *WARN_FLAGS, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-I", str(RUNTIME_DIR / "include"), *map(str, sources), "-o", str(exe)],
+        [
+            "gcc",
+            *WARN_FLAGS,
+            "-O1",
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            "-I",
+            str(RUNTIME_DIR / "include"),
+            *map(str, sources),
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
     return exe
@@ -143,14 +175,30 @@ def test_band_kernels_under_sanitizers(tmp_path):
         "        san_run(x, y);\n        fwrite(y, 1, sizeof y, out);\n    }\n"
         "    fclose(in);\n    fclose(out);\n    return 0;\n}\n"
     )
-    sources = [gen / "san.c", gen / "san_weights.c", gen / "main_test.c", *sorted((gen / "q4_runtime").glob("*.c"))]
+    sources = [
+        gen / "san.c",
+        gen / "san_weights.c",
+        gen / "main_test.c",
+        *sorted((gen / "q4_runtime").glob("*.c")),
+    ]
     subprocess.run(
-        ["gcc", *WARN_FLAGS, "-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         *map(str, sources), "-o", str(tmp_path / "exe")],
+        [
+            "gcc",
+            *WARN_FLAGS,
+            "-g",
+            "-O1",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            *map(str, sources),
+            "-o",
+            str(tmp_path / "exe"),
+        ],
         check=True,
     )
     res = subprocess.run(
-        [str(tmp_path / "exe"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True, text=True
+        [str(tmp_path / "exe"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0, res.stderr
     out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)

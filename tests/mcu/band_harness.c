@@ -92,11 +92,20 @@ int main(int argc, char **argv)
     const int32_t rows = a[11];
     kernel_scratch_used = a[15];
     rng_state = (uint32_t)a[16];
-    id.h = a[1]; id.w = a[2]; id.c = a[3];
-    fd.h = a[4]; fd.w = a[5]; fd.c = a[3];
-    p.input_zp = rnd(-3, 3); p.output_zp = rnd(-2, 2);
-    p.stride_h = a[6]; p.stride_w = a[7]; p.pad_top = a[8]; p.pad_left = a[9];
-    p.act_min = out_bits == 4 ? -8 : -128; p.act_max = out_bits == 4 ? 7 : 127;
+    id.h = a[1];
+    id.w = a[2];
+    id.c = a[3];
+    fd.h = a[4];
+    fd.w = a[5];
+    fd.c = a[3];
+    p.input_zp = rnd(-3, 3);
+    p.output_zp = rnd(-2, 2);
+    p.stride_h = a[6];
+    p.stride_w = a[7];
+    p.pad_top = a[8];
+    p.pad_left = a[9];
+    p.act_min = out_bits == 4 ? -8 : -128;
+    p.act_max = out_bits == 4 ? 7 : 127;
     const int32_t o = kind == 1 ? id.c : a[10];
     od.c = o;
     od.h = kind == 2 ? 1 : (id.h + 2 * p.pad_top - fd.h) / p.stride_h + 1;
@@ -143,8 +152,8 @@ int main(int argc, char **argv)
         const q4_dst dst_band = {out_band, out_bits}, dst_ref = {out_ref, out_bits};
         if (kind == 2) {
             const q4_fc_params fp = {p.input_zp, p.output_zp, p.act_min, p.act_max};
-            q4_fc_band_p4(&fp, &q, id.c, src0, filters[0], bias, o, dst_band, scratch, fc_kernel,
-                          kernel_scratch_used);
+            q4_fc_band_p4(&fp, &q, id.c, src0, filters[0], bias, o, dst_band, scratch,
+                          fc_kernel, kernel_scratch_used);
             q4_fully_connected_s4_p4(&fp, &q, id.c, src0, filters[0], bias, o, dst_ref);
         } else if (n_in == 2) {
             const q4_terms_params t = {2, 2, {p.input_zp, rnd(-3, 3)}, mult_terms, shift};

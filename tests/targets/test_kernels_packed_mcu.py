@@ -20,10 +20,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from codegen.test_packed_activations import _W4A4Builder  # noqa: E402
 from mcu.harness import require_tools  # noqa: E402
 from q4sdk.ir import oracle  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
-from codegen.test_packed_activations import _W4A4Builder  # noqa: E402
 
 BAND_KERNELS = {"q4_conv_band_p4", "q4_conv_terms_band_p4", "q4_fc_band_p4", "q4_add_table_p4"}
 

@@ -19,7 +19,8 @@
 
 static uint32_t load_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
 }
 
 static void store_u32(uint8_t *p, uint32_t v)
@@ -66,8 +67,8 @@ void q4_add_table_p4(const q4_add_params *params, int32_t size, q4_src input_a, 
 #if Q4_TABLE_MVE
     for (; i + 16 <= bytes; i += 16) {
         const uint8x16_t va = vld1q_u8(a + i), vb = vld1q_u8(b + i);
-        const uint8x16_t ilo = vsliq_n_u8(va, vb, 4);               /* a & 15 | b << 4 */
-        const uint8x16_t ihi = vsriq_n_u8(vb, va, 4);               /* b & 0xF0 | a >> 4 */
+        const uint8x16_t ilo = vsliq_n_u8(va, vb, 4); /* a & 15 | b << 4 */
+        const uint8x16_t ihi = vsriq_n_u8(vb, va, 4); /* b & 0xF0 | a >> 4 */
         const uint8x16_t r = vorrq_u8(vldrbq_gather_offset_u8(lo, ilo),
                                       vldrbq_gather_offset_u8(hi, ihi));
         vst1q_u8(y + i, r);
@@ -77,14 +78,16 @@ void q4_add_table_p4(const q4_add_params *params, int32_t size, q4_src input_a, 
         const uint32_t wa = load_u32(a + i), wb = load_u32(b + i);
         const uint32_t ilo = (wa & 0x0F0F0F0Fu) | ((wb << 4) & 0xF0F0F0F0u);
         const uint32_t ihi = ((wa >> 4) & 0x0F0F0F0Fu) | (wb & 0xF0F0F0F0u);
-        store_u32(y + i, (uint32_t)(lo[ilo & 0xFFu] | hi[ihi & 0xFFu]) |
-                             ((uint32_t)(lo[(ilo >> 8) & 0xFFu] | hi[(ihi >> 8) & 0xFFu]) << 8) |
-                             ((uint32_t)(lo[(ilo >> 16) & 0xFFu] | hi[(ihi >> 16) & 0xFFu]) << 16) |
-                             ((uint32_t)(lo[ilo >> 24] | hi[ihi >> 24]) << 24));
+        store_u32(y + i,
+                  (uint32_t)(lo[ilo & 0xFFu] | hi[ihi & 0xFFu]) |
+                      ((uint32_t)(lo[(ilo >> 8) & 0xFFu] | hi[(ihi >> 8) & 0xFFu]) << 8) |
+                      ((uint32_t)(lo[(ilo >> 16) & 0xFFu] | hi[(ihi >> 16) & 0xFFu]) << 16) |
+                      ((uint32_t)(lo[ilo >> 24] | hi[ihi >> 24]) << 24));
     }
 #endif
     for (; i < bytes; ++i) {
-        y[i] = (uint8_t)(lo[(a[i] & 0xFu) | ((b[i] & 0xFu) << 4)] | hi[(a[i] >> 4) | (b[i] & 0xF0u)]);
+        y[i] = (uint8_t)(lo[(a[i] & 0xFu) | ((b[i] & 0xFu) << 4)] |
+                         hi[(a[i] >> 4) | (b[i] & 0xF0u)]);
     }
     if (size & 1) {
         q4_nibble_set(y, size - 1, (int32_t)lo[(a[bytes] & 0xFu) | ((b[bytes] & 0xFu) << 4)]);

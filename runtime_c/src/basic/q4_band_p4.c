@@ -28,7 +28,8 @@
 #if !Q4_BAND_MVE
 static uint32_t load_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
 }
 
 static void store_u32(uint8_t *p, uint32_t v)
@@ -143,10 +144,10 @@ static int32_t band_in_rows(const q4_conv_params *params, int32_t kernel_h, int3
     return end > start ? end - start : 0;
 }
 
-int32_t q4_conv_band_p4_get_buffer_size(const q4_conv_params *params,
-                                        const q4_dims *input_dims, const q4_dims *filter_dims,
-                                        const q4_dims *output_dims, int32_t n_packed_inputs,
-                                        int32_t output_packed, int32_t band_rows)
+int32_t q4_conv_band_p4_get_buffer_size(const q4_conv_params *params, const q4_dims *input_dims,
+                                        const q4_dims *filter_dims, const q4_dims *output_dims,
+                                        int32_t n_packed_inputs, int32_t output_packed,
+                                        int32_t band_rows)
 {
     int32_t in_rows = (band_rows - 1) * params->stride_h + filter_dims->h;
     in_rows = in_rows > input_dims->h ? input_dims->h : in_rows;
@@ -196,7 +197,8 @@ void q4_conv_band_p4(const q4_conv_params *params, const q4_quant_params *quant,
     for (oy = 0; oy < output_dims->h; oy += band_rows) {
         const int32_t rows = output_dims->h - oy < band_rows ? output_dims->h - oy : band_rows;
         int32_t first;
-        const int32_t n_in = band_in_rows(params, filter_dims->h, input_dims->h, oy, rows, &first);
+        const int32_t n_in = band_in_rows(params, filter_dims->h, input_dims->h, oy, rows,
+                                          &first);
         int8_t *next = staging;
         const int8_t *in = band_input(input, first, n_in, in_row, &next);
         int8_t *out = band_output(output, oy, out_row, next);
@@ -224,7 +226,8 @@ void q4_conv_terms_band_p4(const q4_conv_params *params, const q4_terms_params *
     for (oy = 0; oy < output_dims->h; oy += band_rows) {
         const int32_t rows = output_dims->h - oy < band_rows ? output_dims->h - oy : band_rows;
         int32_t first;
-        const int32_t n_in = band_in_rows(params, filter_dims->h, input_dims->h, oy, rows, &first);
+        const int32_t n_in = band_in_rows(params, filter_dims->h, input_dims->h, oy, rows,
+                                          &first);
         int8_t *next = staging;
         const int8_t *in[2] = {0, 0};
         int8_t *out;
@@ -241,8 +244,8 @@ void q4_conv_terms_band_p4(const q4_conv_params *params, const q4_terms_params *
 }
 
 void q4_fc_band_p4(const q4_fc_params *params, const q4_quant_params *quant, int32_t input_size,
-                   q4_src input, const uint8_t *filter, const int32_t *bias, int32_t output_size,
-                   q4_dst output, int32_t *scratch, q4_fc_s8_kernel kernel,
+                   q4_src input, const uint8_t *filter, const int32_t *bias,
+                   int32_t output_size, q4_dst output, int32_t *scratch, q4_fc_s8_kernel kernel,
                    int32_t kernel_scratch_bytes)
 {
     int8_t *next = (int8_t *)scratch + kernel_scratch_bytes;
