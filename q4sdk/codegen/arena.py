@@ -220,8 +220,14 @@ def plan_arena(model: QModel, packed: frozenset[str] = frozenset()) -> ArenaPlan
 
 # ----------------------------------------------------------------- packed bands (scratch plan)
 
-#: staging any band may take, whatever the other layers' scratch (bytes)
+#: staging any band may take, whatever the other layers' scratch (bytes); at most 1/16 of the
+#: board's RAM (``band_floor``)
 BAND_STAGING_FLOOR = 4096
+
+
+def band_floor(ram_bytes: int | None) -> int:
+    """The staging floor of ``plan_bands`` on a part with ``ram_bytes`` of RAM (None: unknown)."""
+    return BAND_STAGING_FLOOR if ram_bytes is None else min(BAND_STAGING_FLOOR, ram_bytes // 16)
 
 
 def band_staging_bytes(
@@ -245,14 +251,18 @@ def band_rows(staging, out_rows: int, budget: int) -> int:
     return rows
 
 
-def plan_bands(layers: list[tuple[int, Callable[[int], int], int]], other_scratch: int = 0) -> list[int]:
+def plan_bands(
+    layers: list[tuple[int, Callable[[int], int], int]],
+    other_scratch: int = 0,
+    floor: int = BAND_STAGING_FLOOR,
+) -> list[int]:
     """Output rows per band of each packed layer, given as (its kernel's scratch bytes, its
     staging bytes as a function of the rows, its output rows); ``other_scratch`` is the scratch
     of the model's other kernels. The scratch is shared by all ops, so it is
     ``S = max(other_scratch, kernel + staging(rows))`` over the layers: first each layer takes
-    what the largest kernel scratch leaves beside its own (at least BAND_STAGING_FLOOR), then
+    what the largest kernel scratch leaves beside its own (at least ``floor``), then
     each grows its bands to fill S (fewer kernel calls at no extra RAM)."""
     largest = max([other_scratch] + [kernel for kernel, _, _ in layers])
-    rows = [band_rows(staging, n, max(BAND_STAGING_FLOOR, largest - kernel)) for kernel, staging, n in layers]
+    rows = [band_rows(staging, n, max(floor, largest - kernel)) for kernel, staging, n in layers]
     total = max([largest] + [kernel + staging(r) for (kernel, staging, _), r in zip(layers, rows)])
     return [band_rows(staging, n, total - kernel) for kernel, staging, n in layers]

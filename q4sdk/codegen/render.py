@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import jinja2
 import numpy as np
 
-from q4sdk.codegen.arena import packed_tensors, plan_arena, plan_bands
+from q4sdk.codegen.arena import band_floor, packed_tensors, plan_arena, plan_bands
 from q4sdk.codegen.c_syntax import C_KEYWORDS, c_comment, c_float, c_identifier, c_string, unique_identifiers
 from q4sdk.codegen.kernels import (
     OPT_HEADER,
@@ -170,8 +170,11 @@ def _op_calls(
             OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in args["tables"]), function)
         )
     # packed bands (arena.plan_bands): as many rows as the shared scratch holds
+    ram = target.ram.size if target is not None and target.ram is not None else None
     rows = plan_bands(
-        [(fast.kernel_scratch, fast.staging, fast.out_rows) for _, fast in bands], calls.scratch_bytes
+        [(fast.kernel_scratch, fast.staging, fast.out_rows) for _, fast in bands],
+        calls.scratch_bytes,
+        band_floor(ram),
     )
     for (args, fast), n in zip(bands, rows):
         calls.scratch_bytes = max(calls.scratch_bytes, fast.kernel_scratch + fast.staging(n))

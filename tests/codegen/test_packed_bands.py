@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from test_packed_activations import w4a4_model
 
-from q4sdk.codegen.arena import band_rows, band_staging_bytes, plan_bands
+from q4sdk.codegen.arena import BAND_STAGING_FLOOR, band_floor, band_rows, band_staging_bytes, plan_bands
 from q4sdk.codegen.render import generate
 from q4sdk.ir.ops import OPS
 from q4sdk.resources import RUNTIME_DIR
@@ -137,6 +137,11 @@ def test_band_rows_fill_the_shared_scratch():
     assert total == max(9000 + 400, 1000 + 600 * rows[0] + 1200)
     assert 1000 + 600 * (rows[0] + 1) + 1200 > total  # no room for one more row
     assert band_rows(lambda r: 10**6, 5, 100) == 1
+    # on a small part the floor shrinks with its RAM: a single layer gets fewer rows
+    assert band_floor(None) == BAND_STAGING_FLOOR and band_floor(16384) == 1024
+    only = [(0, lambda r: 600 * r + 1200, 32)]
+    assert plan_bands(only, floor=band_floor(16384)) == [1]
+    assert plan_bands(only) == [(BAND_STAGING_FLOOR - 1200) // 600]
 
 
 @pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
