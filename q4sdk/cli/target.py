@@ -166,8 +166,8 @@ def add_kernels_arg(p: argparse.ArgumentParser) -> None:
         "--pack-activations",
         action="store_true",
         help="store 4-bit activations two per byte in the arena (about half the RAM; "
-        "every tensor but the output must be <= 4 bits; packed ops use the "
-        "portable *_p4 kernels)",
+        "every tensor but the output must be <= 4 bits; with optimised kernels packed layers run "
+        "them on bands of rows unpacked into scratch, else the portable *_p4 kernels)",
     )
 
 

@@ -19,6 +19,7 @@ layout that is optimal for chains) and the smallest arena wins. The result is de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from q4sdk.errors import Q4Error
 from q4sdk.ir.ops import OPS
@@ -215,3 +216,53 @@ def plan_arena(model: QModel, packed: frozenset[str] = frozenset()) -> ArenaPlan
         peak_live_bytes=bound,
         live_bytes=live,
     )
+
+
+# ----------------------------------------------------------------- packed bands (scratch plan)
+
+#: staging any band may take, whatever the other layers' scratch (bytes); at most 1/16 of the
+#: board's RAM (``band_floor``)
+BAND_STAGING_FLOOR = 4096
+
+
+def band_floor(ram_bytes: int | None) -> int:
+    """The staging floor of ``plan_bands`` on a part with ``ram_bytes`` of RAM (None: unknown)."""
+    return BAND_STAGING_FLOOR if ram_bytes is None else min(BAND_STAGING_FLOOR, ram_bytes // 16)
+
+
+def band_staging_bytes(
+    in_dims, kernel_h: int, stride_h: int, out_dims, n_packed_inputs: int, out_packed: bool, rows: int
+) -> int:
+    """Staging bytes of a packed conv band of ``rows`` output rows (as the C
+    ``q4_conv_band_p4_get_buffer_size``): the int8 input rows it reads, per packed input, and its
+    int8 output rows when the output is packed."""
+    in_rows = min((rows - 1) * stride_h + kernel_h, in_dims[0])
+    return n_packed_inputs * in_rows * in_dims[1] * in_dims[2] + (
+        rows * out_dims[1] * out_dims[2] if out_packed else 0
+    )
+
+
+def band_rows(staging, out_rows: int, budget: int) -> int:
+    """The most output rows (1 .. ``out_rows``) whose staging (``staging(rows)`` bytes) fits
+    ``budget``; 1 when none does."""
+    rows = 1
+    while rows < out_rows and staging(rows + 1) <= budget:
+        rows += 1
+    return rows
+
+
+def plan_bands(
+    layers: list[tuple[int, Callable[[int], int], int]],
+    other_scratch: int = 0,
+    floor: int = BAND_STAGING_FLOOR,
+) -> list[int]:
+    """Output rows per band of each packed layer, given as (its kernel's scratch bytes, its
+    staging bytes as a function of the rows, its output rows); ``other_scratch`` is the scratch
+    of the model's other kernels. The scratch is shared by all ops, so it is
+    ``S = max(other_scratch, kernel + staging(rows))`` over the layers: first each layer takes
+    what the largest kernel scratch leaves beside its own (at least ``floor``), then
+    each grows its bands to fill S (fewer kernel calls at no extra RAM)."""
+    largest = max([other_scratch] + [kernel for kernel, _, _ in layers])
+    rows = [band_rows(staging, n, max(floor, largest - kernel)) for kernel, staging, n in layers]
+    total = max([largest] + [kernel + staging(r) for (kernel, staging, _), r in zip(layers, rows)])
+    return [band_rows(staging, n, total - kernel) for kernel, staging, n in layers]

@@ -9,13 +9,15 @@ exists; its scratch buffer is a static array sized by the variant's ``scratch_by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from q4sdk.codegen.arena import band_staging_bytes
 from q4sdk.errors import Q4Error
-from q4sdk.ir.ops import OPS, KernelVariant, is_multi_term
+from q4sdk.ir.ops import OPS, KernelVariant, PackedBandKernel, is_multi_term
 from q4sdk.ir.qmodel import QOp
 from q4sdk.resources import RUNTIME_DIR
 
@@ -24,7 +26,8 @@ if TYPE_CHECKING:
 
 RUNTIME_HEADERS = ("include/q4_kernels.h", "include/q4_fixedpoint.h")
 # Packed activations (``pack_activations``): ops touching a packed tensor call the portable *_p4
-# kernels (runtime_c/include/q4_packed.h), never an optimised variant.
+# kernels (runtime_c/include/q4_packed.h), or with optimised kernels the kind's packed band kernel
+# around its variant (``select_packed``).
 PACKED_HEADER = "include/q4_packed.h"
 OPT_HEADER = "include/q4_kernels_opt.h"
 # included by the variants' sources
@@ -116,3 +119,73 @@ def _dense_window(op: QOp, args: dict) -> bool:
     if op.kind == "depthwise_conv2d":
         return args["out_dims"][2] == args["in_dims"][2]
     return True
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class PackedCall:
+    """A packed op's fast kernel: the band kernel, the variant it runs (None: a native packed
+    kernel), the scratch that variant (or the native kernel) needs first in the shared scratch
+    (a multiple of 16 bytes), and the staging bytes a band of ``rows`` output rows takes after it."""
+
+    band: PackedBandKernel
+    variant: KernelVariant | None
+    kernel_scratch: int
+    staging: Callable[[int], int]
+    out_rows: int  # output rows a band may span (1: the op is one band)
+
+    def sources(self, op: QOp) -> set[str]:
+        """The runtime sources the call needs: the band kernel, the variant and its portable
+        fallback (or the packed kernel a native one falls back to)."""
+        if self.variant is None:
+            return {self.band.source, packed_source(op)}
+        return {self.band.source, self.variant.source, kernel_source(op)}
+
+    def arguments(self, rows: int) -> str:
+        """The C arguments after ``scratch`` for bands of ``rows`` rows."""
+        if self.variant is None:
+            return ""
+        if self.out_rows > 1 or self.band.function != "q4_fc_band_p4":
+            return f"{self.variant.function}, {rows}, {self.kernel_scratch}"
+        return f"{self.variant.function}, {self.kernel_scratch}"
+
+
+def select_packed(
+    op: QOp, args: dict, in_packed: list[bool], out_packed: bool, target: "Board | None", kernels: str
+) -> PackedCall | None:
+    """The fast kernel of an op that touches packed tensors, or None for its portable ``*_p4``.
+
+    Only with ``kernels="optimised"``, a target board, and a kind whose ``packed_band`` (or
+    ``packed_band_terms``) kernel exists where the board has one of the kind's optimised variants
+    (``select_kernel``); a native packed kernel (add) needs every tensor it touches packed.
+    """
+    spec = OPS[op.kind]
+    band = spec.packed_band_terms if _multi_term(op) else spec.packed_band
+    if band is None or not (RUNTIME_DIR / "src" / band.source).is_file():
+        return None
+    variant = select_kernel(op, args, target, kernels)
+    if variant is None:
+        return None
+    if not band.wraps_variant:
+        if not (all(in_packed) and out_packed):
+            return None
+        return PackedCall(band, None, _round_up(band.scratch_bytes, 16), lambda rows: 0, 1)
+    k = int(np.prod(args["filter_dims"]))
+    kernel_scratch = _round_up(variant.scratch_bytes(k, args["out_dims"][2]), 16)
+    n_packed = sum(in_packed)
+    if "in_dims" in args:  # conv2d, depthwise_conv2d
+        in_dims, out_dims = args["in_dims"], args["out_dims"]
+        kh, stride_h = args["filter_dims"][0], args["stride"][0]
+        return PackedCall(
+            band,
+            variant,
+            kernel_scratch,
+            lambda rows: band_staging_bytes(in_dims, kh, stride_h, out_dims, n_packed, out_packed, rows),
+            out_dims[0],
+        )
+    in_size, out_size = args["in_size"], args["out_size"]  # fully_connected: one band
+    staging = (in_size if n_packed else 0) + (out_size if out_packed else 0)
+    return PackedCall(band, variant, kernel_scratch, lambda rows: staging, 1)

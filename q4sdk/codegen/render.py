@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import jinja2
 import numpy as np
 
-from q4sdk.codegen.arena import packed_tensors, plan_arena
+from q4sdk.codegen.arena import band_floor, packed_tensors, plan_arena, plan_bands
 from q4sdk.codegen.c_syntax import C_KEYWORDS, c_comment, c_float, c_identifier, c_string, unique_identifiers
 from q4sdk.codegen.kernels import (
     OPT_HEADER,
@@ -36,6 +36,7 @@ from q4sdk.codegen.kernels import (
     packed_source,
     portable_function,
     select_kernel,
+    select_packed,
 )
 from q4sdk.codegen.op_args import op_template_args
 from q4sdk.codegen.output_tree import write_files
@@ -132,16 +133,26 @@ def _op_calls(
 ) -> _OpCalls:
     """Each op's template arguments with the kernel it calls (packed, portable or a variant)."""
     calls = _OpCalls()
+    bands = []  # (args, PackedCall) of the packed ops that run a fast kernel
     for op, sym in zip(model.ops, unique_identifiers([op.name for op in model.ops])):
         args, macs = op_template_args(model, op, f"{name}_{sym}", offsets)
         op_packed = OPS[op.kind].kernel is not None and bool(packed & {*op.inputs, op.output})
         variant = None if op_packed else select_kernel(op, args, target, kernels)
+        fast = None
         if op_packed:
+            args["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
+            args["out_bits"] = 4 if op.output in packed else 8
+            fast = select_packed(
+                op, args, [t in packed for t in op.inputs], op.output in packed, target, kernels
+            )
+        if fast is not None:
+            function, calls.any_variant = fast.band.function, calls.any_variant or fast.variant is not None
+            calls.sources |= fast.sources(op)
+            bands.append((args, fast))
+        elif op_packed:
             source = packed_source(op)
             function = Path(source).stem
             calls.sources.add(source)
-            args["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
-            args["out_bits"] = 4 if op.output in packed else 8
         elif variant is None:
             function = portable_function(op)
             calls.sources.add(kernel_source(op))
@@ -153,11 +164,21 @@ def _op_calls(
             )
             calls.scratch_bytes = max(calls.scratch_bytes, variant_scratch)
         args["function"], args["scratch"] = function, variant is not None and variant_scratch > 0
-        args["packed"] = op_packed
+        args["packed"], args["band_args"] = op_packed, ""
         calls.ops.append(args)
         calls.reports.append(
             OpReport(op.name, op.kind, macs, sum(t["bytes"] for t in args["tables"]), function)
         )
+    # packed bands (arena.plan_bands): as many rows as the shared scratch holds
+    ram = target.ram.size if target is not None and target.ram is not None else None
+    rows = plan_bands(
+        [(fast.kernel_scratch, fast.staging, fast.out_rows) for _, fast in bands],
+        calls.scratch_bytes,
+        band_floor(ram),
+    )
+    for (args, fast), n in zip(bands, rows):
+        calls.scratch_bytes = max(calls.scratch_bytes, fast.kernel_scratch + fast.staging(n))
+        args["scratch"], args["band_args"] = True, fast.arguments(n)
     calls.sources.discard(None)
     return calls
 

@@ -51,6 +51,24 @@ class KernelVariant:
 
 
 @dataclass(frozen=True)
+class PackedBandKernel:
+    """A kernel for packed 4-bit activations at the speed of the int8 kernels
+    (``runtime_c/src/basic/q4_band_p4.c``, declared in ``q4_packed.h``).
+
+    With ``wraps_variant`` it runs the op's optimised variant (``variants`` or ``terms_variants``)
+    on bands of output rows unpacked into an int8 staging area, and takes the variant, the band's
+    rows and the variant's scratch bytes as arguments; otherwise it works on the packed bytes
+    itself (add: a table of the two input nibbles) and needs ``scratch_bytes``. Used only where
+    the board has an optimised variant of the kind (``q4sdk.codegen.kernels.select_packed``).
+    """
+
+    function: str
+    source: str = "basic/q4_band_p4.c"
+    wraps_variant: bool = True
+    scratch_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class OpSpec:
     """What an op kind is. ``attrs`` maps attr name -> list length (0 for a scalar int);
     ``arrays`` and ``optional`` map array name -> dtype name. ``optional_attrs`` (name -> length)
@@ -83,6 +101,8 @@ class OpSpec:
     packed_terms_kernel: str | None = None
     variants: tuple[KernelVariant, ...] = ()
     terms_variants: tuple[KernelVariant, ...] = ()
+    packed_band: PackedBandKernel | None = None  # packed activations through the fast kernels
+    packed_band_terms: PackedBandKernel | None = None  # the same for multi-term layers
     header: str | None = None  # a header of its own, copied when a model uses the kind
 
     @property
@@ -212,6 +232,9 @@ _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
 )
 
+# packed activations: conv2d and depthwise_conv2d variants share one signature, so one band kernel
+_CONV_BAND = PackedBandKernel("q4_conv_band_p4")
+
 
 def _weighted(kind: str, category: str, attrs: dict, float_ops: tuple[str, ...], **kw) -> OpSpec:
     base = f"{category}/q4_{kind}_s4"
@@ -258,6 +281,8 @@ OPS: dict[str, OpSpec] = {
             spatial=True,
             variants=_CONV2D_VARIANTS,
             terms_variants=_CONV2D_TERMS_VARIANTS,
+            packed_band=_CONV_BAND,
+            packed_band_terms=PackedBandKernel("q4_conv_terms_band_p4"),
         ),
         _weighted(
             "depthwise_conv2d",
@@ -267,6 +292,7 @@ OPS: dict[str, OpSpec] = {
             optional_attrs=dict(_CONV_OPTIONAL),
             spatial=True,
             variants=_DEPTHWISE_VARIANTS,
+            packed_band=_CONV_BAND,
         ),
         _weighted(
             "fully_connected",
@@ -275,6 +301,7 @@ OPS: dict[str, OpSpec] = {
             ("fully_connected",),
             variants=_FC_VARIANTS,
             terms_variants=_FC_TERMS_VARIANTS,
+            packed_band=PackedBandKernel("q4_fc_band_p4"),
         ),
         _elementwise(
             "add",
@@ -285,6 +312,9 @@ OPS: dict[str, OpSpec] = {
             ("add",),
             layer=True,
             variants=_ADD_VARIANTS,
+            packed_band=PackedBandKernel(
+                "q4_add_table_p4", "basic/q4_add_table_p4.c", wraps_variant=False, scratch_bytes=512
+            ),
         ),
         _elementwise(
             "avgpool",

@@ -179,6 +179,67 @@ void q4_residual_split_p4(const q4_split_params *params, int32_t size, q4_src in
 void q4_pad_p4(const q4_pad_params *params, const q4_dims *input_dims, q4_src input,
                const q4_dims *output_dims, q4_dst output);
 
+/* Packed layers at the speed of the int8 kernels (q4_band_p4.c): an optimised int8 kernel of
+ * q4_kernels_opt.h (the portable signature plus int32_t *scratch) run on bands of output rows,
+ * their input rows unpacked into int8 staging and their output packed back. The kernel's scratch
+ * is the first kernel_scratch_bytes (a multiple of 4) of `scratch`; the staging follows:
+ * q4_conv_band_p4_get_buffer_size(...) bytes for `band_rows` output rows, where n_packed_inputs
+ * counts the inputs stored at 4 bits and output_packed is 1 when the output is. Bit-exact with
+ * the kernel on whole tensors. */
+typedef void (*q4_conv_s8_kernel)(const q4_conv_params *params, const q4_quant_params *quant,
+                                  const q4_dims *input_dims, const int8_t *input,
+                                  const q4_dims *filter_dims, const uint8_t *filter,
+                                  const int32_t *bias, const q4_dims *output_dims,
+                                  int8_t *output, int32_t *scratch);
+typedef void (*q4_conv_terms_s8_kernel)(const q4_conv_params *params,
+                                        const q4_terms_params *terms, const q4_dims *input_dims,
+                                        const int8_t *const *inputs, const q4_dims *filter_dims,
+                                        const uint8_t *const *filters, const int32_t *bias,
+                                        const q4_dims *output_dims, int8_t *output,
+                                        int32_t *scratch);
+typedef void (*q4_fc_s8_kernel)(const q4_fc_params *params, const q4_quant_params *quant,
+                                int32_t input_size, const int8_t *input, const uint8_t *filter,
+                                const int32_t *bias, int32_t output_size, int8_t *output,
+                                int32_t *scratch);
+
+/* Elements [start, start + n) of packed storage -> n int8, and back (other nibbles kept). */
+void q4_unpack4_run(const uint8_t *src, int32_t start, int32_t n, int8_t *dst);
+void q4_pack4_run(const int8_t *src, int32_t n, uint8_t *dst, int32_t start);
+
+int32_t q4_conv_band_p4_get_buffer_size(const q4_conv_params *params, const q4_dims *input_dims,
+                                        const q4_dims *filter_dims, const q4_dims *output_dims,
+                                        int32_t n_packed_inputs, int32_t output_packed,
+                                        int32_t band_rows);
+
+/* conv2d or depthwise_conv2d (kernel: a single-term variant of either). */
+void q4_conv_band_p4(const q4_conv_params *params, const q4_quant_params *quant,
+                     const q4_dims *input_dims, q4_src input, const q4_dims *filter_dims,
+                     const uint8_t *filter, const int32_t *bias, const q4_dims *output_dims,
+                     q4_dst output, int32_t *scratch, q4_conv_s8_kernel kernel,
+                     int32_t band_rows, int32_t kernel_scratch_bytes);
+
+/* multi-term conv2d (kernel: a *_terms_* variant); each packed input has its own staging rows. */
+void q4_conv_terms_band_p4(const q4_conv_params *params, const q4_terms_params *terms,
+                           const q4_dims *input_dims, const q4_src *inputs,
+                           const q4_dims *filter_dims, const uint8_t *const *filters,
+                           const int32_t *bias, const q4_dims *output_dims, q4_dst output,
+                           int32_t *scratch, q4_conv_terms_s8_kernel kernel, int32_t band_rows,
+                           int32_t kernel_scratch_bytes);
+
+/* fully_connected: the whole input and output are one band. */
+int32_t q4_fc_band_p4_get_buffer_size(int32_t input_size, int32_t output_size,
+                                      int32_t input_packed, int32_t output_packed);
+void q4_fc_band_p4(const q4_fc_params *params, const q4_quant_params *quant, int32_t input_size,
+                   q4_src input, const uint8_t *filter, const int32_t *bias,
+                   int32_t output_size, q4_dst output, int32_t *scratch, q4_fc_s8_kernel kernel,
+                   int32_t kernel_scratch_bytes);
+
+/* add of packed tensors (q4_add_table_p4.c) through a 512-byte table in `scratch` (two nibbles
+ * -> output nibble), bit-exact with q4_add_p4, which it calls when any tensor is at 8 bits. */
+#define Q4_ADD_TABLE_P4_SCRATCH 512
+void q4_add_table_p4(const q4_add_params *params, int32_t size, q4_src input_a, q4_src input_b,
+                     q4_dst output, int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

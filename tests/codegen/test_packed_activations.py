@@ -203,16 +203,25 @@ def test_packed_code_compiles_warning_free(tmp_path, compiler, output_bits):
 
 
 @pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
-def test_packed_ops_never_take_optimised_variants(board):
-    """The _dsp/_mve kernels read int8 activations: with packing every op calls its _p4 kernel."""
+def test_packed_ops_take_band_kernels_when_optimised(board):
+    """With the board's optimised kernels, packed conv and add layers call the band kernels
+    (q4_band_p4.c) around the board's variants; with the portable kernels, the _p4 kernels."""
     from q4sdk.targets.boards import load_board
 
-    model = w4a4_model(10, n_ops=6, kinds=("conv2d", "add"))
-    _, report = codegen.render(
+    model = w4a4_model(10, n_ops=6, kinds=("conv2d", "add"), multi_term=False)
+    files, report = codegen.render(
         model, "o", target=load_board(board), kernels="optimised", pack_activations=True
     )
-    assert all(op.kernel.endswith("_p4") for op in report.ops if op.kind != "reshape")
-    assert report.scratch_bytes == 0
+    kernels = {op.kind: op.kernel for op in report.ops}
+    assert kernels["conv2d"] == "q4_conv_band_p4" and kernels["add"] == "q4_add_table_p4"
+    variant = "q4_conv2d_s4_mve" if board == "mps3-an547" else "q4_conv2d_s4_a4_dsp"
+    assert f"scratch, {variant}, " in files["o.c"]
+    assert report.scratch_bytes > 0
+    _, portable = codegen.render(
+        model, "o", target=load_board(board), kernels="portable", pack_activations=True
+    )
+    assert all(op.kernel.endswith("_p4") for op in portable.ops if op.kind != "reshape")
+    assert portable.scratch_bytes == 0
 
 
 def test_packed_model_under_sanitizers(tmp_path):
