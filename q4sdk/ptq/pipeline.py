@@ -279,6 +279,9 @@ class ModelPass:
     residual_input: str | None  # the network input's residual tensor, if any
     progress: Progress
     meta: dict = field(default_factory=dict)  # what the steps record in the .q4 meta
+    float_out: torch.Tensor | None = None  # the float network's output on ``calib``
+    quant_out: torch.Tensor | None = None  # the quantized network's, as the calibration pass simulated it
+    macs: int = 0  # multiply-accumulates of one forward pass of one sample (conv / dense layers)
 
 
 # Pipeline-level recipe steps, in the order they run: (name, runs for this recipe?, function).
@@ -370,6 +373,7 @@ def _quantize_graph(
         qp[graph.input_name] = qp[graph.input_name] + qparams[residual_name(graph.input_name)].fake(
             x - qp[graph.input_name]
         )
+    macs = 0
     remaining = {}
     for s in steps:
         for i in s.inputs:
@@ -391,6 +395,7 @@ def _quantize_graph(
                     if wanted(recipe):
                         layer_step(layer)
                 weights[step.node.name] = lw
+                macs += fp_pre[0].numel() // lw.q.shape[0] * lw.q.size  # positions x weights
                 q_out = _apply_act(layer.q_pre, step.act)
             else:
                 _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
@@ -437,6 +442,9 @@ def _quantize_graph(
         _forward,
         residual_name(graph.input_name) if recipe.residual_input else None,
         progress,
+        float_out=fp[graph.output_name],
+        quant_out=qp[graph.output_name],
+        macs=macs,
     )
     for _, wanted, model_step in MODEL_STEPS:
         if wanted(recipe):

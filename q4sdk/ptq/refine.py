@@ -12,6 +12,8 @@ scales by the lowering.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,29 @@ class _FakeQuant(torch.autograd.Function):
         return (gx if ctx.needs_input_grad[0] else None), gs, None, None, None
 
 
+class _Adam:
+    """Adam (Kingma & Ba 2015, torch's defaults: betas 0.9 / 0.999, eps 1e-8) on a list of tensors,
+    with the learning rate given per step. Written out because ``torch.optim`` imports torch's
+    compiler on first use (about 1 s of CPU), more than a short refinement's optimiser work."""
+
+    def __init__(self, params: list[torch.Tensor], betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.betas, self.eps, self.t = params, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1.0 - b1**self.t, math.sqrt(1.0 - b2**self.t)
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.lerp_(p.grad, 1.0 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1.0 - b2)
+            p.addcdiv_(m, v.sqrt().div_(c2).add_(self.eps), value=-lr / c1)
+
+
 def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> torch.Tensor:
     """Fake quantization whose rounding has an identity gradient (the scale, a 0-d tensor, gets
     LSQ's gradient)."""
@@ -100,11 +125,15 @@ def refine(
     progress: Progress | None = None,
     loss_kind: str = "mse",
     runs: int = 1,
+    target: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
 ) -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after", "applied"}.
 
     ``runs`` independent runs (run r draws its mini-batches from ``seed + 1000 r``) start from the
-    same point and their log-factors and offsets are averaged.
+    same point and their log-factors and offsets are averaged. ``target`` (the float network's
+    outputs on ``x``) and ``start`` (the quantized network's before refinement), when given, save
+    the passes that would compute them.
 
     ``forward(step, xs, weight=None, bias=None) -> (pre_activation, output)`` is the pipeline's float
     step; ``qparams`` maps tensor -> QuantParams (shared objects for same-quant tensors);
@@ -178,25 +207,25 @@ def refine(
 
     params = new_params()
     with torch.no_grad():
-        target = torch.cat([run(x[i : i + 256]) for i in range(0, len(x), 256)])
-        before = float(
-            _loss(torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)]), target, loss_kind)
-        )
+        if target is None:
+            target = torch.cat([run(x[i : i + 256]) for i in range(0, len(x), 256)])
+        if start is None:
+            start = torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)])
+        before = float(_loss(start, target, loss_kind))
 
     def fit(r: int) -> dict[str, torch.Tensor]:
         """One refinement run from the starting point, on its own mini-batch sequence."""
         params = new_params()
         gen = torch.Generator().manual_seed(seed + 1000 * r)
-        opt = torch.optim.Adam(params.values(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
+        opt = _Adam(list(params.values()))
         with torch.enable_grad():
             for it in range(iters):
                 idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
                 loss = _loss(run(x[idx], params), target[idx], loss_kind)
-                opt.zero_grad()
+                for v in params.values():
+                    v.grad = None
                 loss.backward()
-                opt.step()
-                sched.step()
+                opt.step(lr * 0.5 * (1.0 + math.cos(math.pi * it / max(iters, 1))))  # cosine schedule
                 if progress and (it % 20 == 0 or it == iters - 1):
                     progress.update(
                         r * iters + it,
@@ -253,4 +282,6 @@ def refine_model(model_pass) -> None:
         progress=mp.progress,
         loss_kind=r.refine_loss,
         runs=r.refine_runs,
+        target=mp.float_out,
+        start=mp.quant_out,
     )
