@@ -33,6 +33,7 @@ from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 from q4sdk.ptq.plan import Step, build_plan
 from q4sdk.ptq.recipe import RECIPE_VERSION, Recipe
 from q4sdk.ptq.refine import refine_model
+from q4sdk.ptq.sensitivity import choose as choose_by_sensitivity
 from q4sdk.ptq.threads import torch_threads
 from q4sdk.ptq.weights import int_range, quantize_to_int
 
@@ -338,6 +339,16 @@ def _quantize_graph(
         if unknown:
             raise Q4Error(f"recipe field 'dual_layers': no conv/dense layer named '{unknown[0]}'")
         recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
+    sensitivity_records = None
+    if recipe.sensitivity_budget:  # data-driven dual layers and residual activations
+        dual, res, sensitivity_records = choose_by_sensitivity(graph, steps, calib, recipe, _forward)
+        recipe = Recipe.from_dict(
+            {
+                **recipe.to_dict(),
+                "dual_layers": list(dict.fromkeys(recipe.dual_layers + dual)),
+                "residual_activations": list(dict.fromkeys(recipe.residual_activations + res)),
+            }
+        )
     if recipe.residual_activations:
         recipe = Recipe.from_dict(
             {
@@ -457,5 +468,7 @@ def _quantize_graph(
     if numerics_notes:
         model.meta["numerics"] = numerics_notes
     model.meta.update(model_pass.meta)
+    if sensitivity_records is not None:
+        model.meta["sensitivity"] = sensitivity_records
     model.meta["recipe_version"] = RECIPE_VERSION
     return model

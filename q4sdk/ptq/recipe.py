@@ -38,12 +38,19 @@ class Recipe:
     dual_layers: list = field(default_factory=list)  # ... and for these layers by name
     residual_input: bool = False  # network input as two INT4 tensors X ~ b1*X1 + b2*X2
     residual_activations: list = field(default_factory=list)  # internal tensors as two INT4 tensors
+    # dual layers / residual activations chosen by measured sensitivity, their extra MACs at most
+    # this fraction of the network's (sensitivity.py); added to the ones named above
+    sensitivity_budget: float | None = None
     opt_rows: int = 4096  # im2col rows sampled for data-driven rounding
     opt_max_k: int | None = None  # data-driven rounding only for kernels of at most this many weights
     refine_iters: int = 0  # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
     refine_loss: str = "mse"  # mse | kl: distance of quantized to float logits that refinement minimises
     refine_runs: int = 1  # independent refinement runs (own mini-batches) whose results are averaged
+    refine_batch: int = 128  # calibration samples per refinement iteration
+    # at most this many forward MACs in refinement's mini-batches (iterations x batch x MACs per
+    # sample): larger models get smaller batches, then fewer iterations (refine.budgeted)
+    refine_macs: float | None = None
     calib_samples: int = 512  # at most this many calibration samples are used
     seed: int = 0
 
@@ -93,10 +100,22 @@ class Recipe:
             raise Q4Error("recipe field 'residual_activations': must be a list of tensor names")
         if self.residual_activations and self.activation_bits != 4:
             raise Q4Error("recipe field 'residual_activations': only for 4-bit activations")
+        if self.sensitivity_budget is not None and (
+            not isinstance(self.sensitivity_budget, (int, float)) or self.sensitivity_budget < 0
+        ):
+            raise Q4Error(
+                f"recipe field 'sensitivity_budget': must be null or a number >= 0, got {self.sensitivity_budget!r}"
+            )
         if self.dual_tau is not None and self.dual_tau < 0:
             raise Q4Error("recipe field 'dual_tau': must be >= 0")
         if not isinstance(self.refine_runs, int) or self.refine_runs < 1:
             raise Q4Error(f"recipe field 'refine_runs': must be an integer >= 1, got {self.refine_runs!r}")
+        if not isinstance(self.refine_batch, int) or self.refine_batch < 1:
+            raise Q4Error(f"recipe field 'refine_batch': must be an integer >= 1, got {self.refine_batch!r}")
+        if self.refine_macs is not None and (
+            not isinstance(self.refine_macs, (int, float)) or self.refine_macs <= 0
+        ):
+            raise Q4Error(f"recipe field 'refine_macs': must be null or a number > 0, got {self.refine_macs!r}")
         if self.opt_max_k is not None and (not isinstance(self.opt_max_k, int) or self.opt_max_k < 1):
             raise Q4Error(
                 f"recipe field 'opt_max_k': must be null or an integer >= 1, got {self.opt_max_k!r}"

@@ -127,13 +127,15 @@ def refine(
     runs: int = 1,
     target: torch.Tensor | None = None,
     start: torch.Tensor | None = None,
+    check: int | None = None,
 ) -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after", "applied"}.
 
     ``runs`` independent runs (run r draws its mini-batches from ``seed + 1000 r``) start from the
     same point and their log-factors and offsets are averaged. ``target`` (the float network's
     outputs on ``x``) and ``start`` (the quantized network's before refinement), when given, save
-    the passes that would compute them.
+    the passes that would compute them. The result is kept if it lowers the loss on the first
+    ``check`` samples (all when None).
 
     ``forward(step, xs, weight=None, bias=None) -> (pre_activation, output)`` is the pipeline's float
     step; ``qparams`` maps tensor -> QuantParams (shared objects for same-quant tensors);
@@ -211,7 +213,8 @@ def refine(
             target = torch.cat([run(x[i : i + 256]) for i in range(0, len(x), 256)])
         if start is None:
             start = torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)])
-        before = float(_loss(start, target, loss_kind))
+        n_check = len(x) if check is None else min(check, len(x))
+        before = float(_loss(start[:n_check], target[:n_check], loss_kind))
 
     def fit(r: int) -> dict[str, torch.Tensor]:
         """One refinement run from the starting point, on its own mini-batch sequence."""
@@ -241,7 +244,11 @@ def refine(
     params = {k: sum(f[k] for f in fits) / runs for k in fits[0]}
     with torch.no_grad():
         after = float(
-            _loss(torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)]), target, loss_kind)
+            _loss(
+                torch.cat([run(x[i : min(i + 256, n_check)], params) for i in range(0, n_check, 256)]),
+                target[:n_check],
+                loss_kind,
+            )
         )
         if after >= before:  # never make things worse
             return {"loss_before": before, "loss_after": before, "applied": False}
@@ -263,10 +270,31 @@ def refine(
     return {"loss_before": before, "loss_after": after, "applied": True}
 
 
+MIN_BATCH = 16  # the smallest mini-batch a MAC budget shrinks refinement's batches to
+MIN_ITERS = 10  # fewer iterations than this within the budget: no refinement
+
+
+def budgeted(iters: int, batch: int, macs: int, budget: float | None) -> tuple[int, int]:
+    """(iterations, batch) of a refinement whose mini-batches may cost at most ``budget`` forward
+    MACs in all (``macs`` per sample): the batch shrinks first, down to ``MIN_BATCH``, then the
+    iterations; (0, batch) when fewer than ``MIN_ITERS`` would remain."""
+    if budget is None or macs <= 0 or iters * batch * macs <= budget:
+        return iters, batch
+    batch = max(MIN_BATCH, min(batch, int(budget // (iters * macs))))
+    iters = min(iters, int(budget // (batch * macs)))
+    return (iters if iters >= MIN_ITERS else 0), batch
+
+
 def refine_model(model_pass) -> None:
     """Model step: refine the scales of a ``pipeline.ModelPass`` in place as its recipe says and
-    record the losses in its ``meta["refine"]``."""
+    record the losses in its ``meta["refine"]``. With ``refine_macs`` the mini-batches and then the
+    iterations shrink to fit the budget, and the result is checked on at most a quarter of it."""
     mp, r = model_pass, model_pass.recipe
+    iters, batch = budgeted(r.refine_iters, r.refine_batch, mp.macs, r.refine_macs)
+    if iters == 0:
+        mp.meta["refine"] = {"applied": False, "skipped": "refine_macs budget below 10 iterations"}
+        return
+    check = None if r.refine_macs is None or not mp.macs else max(64, int(r.refine_macs / 4 / mp.macs))
     mp.meta["refine"] = refine(
         mp.graph.input_name,
         mp.graph.output_name,
@@ -276,12 +304,16 @@ def refine_model(model_pass) -> None:
         mp.calib,
         mp.forward,
         mp.residual_input,
-        r.refine_iters,
+        iters,
         r.refine_lr,
+        batch=batch,
         seed=r.seed,
         progress=mp.progress,
         loss_kind=r.refine_loss,
         runs=r.refine_runs,
         target=mp.float_out,
         start=mp.quant_out,
+        check=check,
     )
+    if (iters, batch) != (r.refine_iters, r.refine_batch):
+        mp.meta["refine"].update({"iters": iters, "batch": batch})
