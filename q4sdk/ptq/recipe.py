@@ -12,7 +12,7 @@ from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 
 # The meaning of the recipe fields and of the presets: raised when a method or a preset changes
 # what it computes, recorded in every .q4 file as meta["recipe_version"].
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 WEIGHT_SCALE_METHODS = tuple(WEIGHT_SCALE)
 ACTIVATION_RANGE_METHODS = tuple(ACTIVATION_RANGE)
@@ -130,24 +130,31 @@ class Recipe:
 # the most sensitive activation, the network input, at 4 bits); "best" is our best measured
 # combination on ResNet-8 / CIFAR-10 (benchmarks/ptq_ablation.py).
 #
-# "fast" and "default" share one per-layer recipe (RECIPE_VERSION 2): unsigned-with-offset
+# "fast" and "default" share one per-layer recipe (RECIPE_VERSION 3): unsigned-with-offset
 # activations, GPFQ rounding of every layer whose kernels have at most 1024 weights, empirical
-# bias correction, dual INT4 first and last layers and, at 4-bit activations, the network input
-# and the last layer's input as residual pairs; "default" adds a 25-iteration refinement of the
-# scales (KL). ResNet-8, dev split, seed 0 (benchmarks/ptq_ablation.py): fast 76.12 % W4A8 /
-# 72.82 % W4A4 in 3.9 s of CPU, default 75.90 % / 73.12 % in 11-12 s.
+# bias correction, at 4-bit activations the network input as a residual pair, and dual INT4
+# layers / residual activations chosen by measured sensitivity within 5 % extra MACs
+# (sensitivity.py; on ResNet-8 the first and last layers, the 1x1 shortcut of the second stage
+# and the last layer's input). "default" adds 80 iterations of scale refinement (KL) on
+# mini-batches of 32, capped at 1e11 forward MACs so that a large model gets fewer (refine.budgeted).
 _FAST = {
     "unsigned_activations": True,
     "bias_correction": True,
-    "dual_layers": ["@first", "@last"],
+    "sensitivity_budget": 0.05,
     "weight_rounding": "gpfq",
     "opt_max_k": 1024,
     "residual_input": "a4",
-    "residual_activations": "a4:@last_input",
 }
 PRESETS: dict[str, dict] = {
     "fast": _FAST,
-    "default": {**_FAST, "refine_iters": 25, "refine_lr": 3e-3, "refine_loss": "kl"},
+    "default": {
+        **_FAST,
+        "refine_iters": 80,
+        "refine_batch": 32,
+        "refine_lr": 3e-3,
+        "refine_loss": "kl",
+        "refine_macs": 1e11,
+    },
     "minmax": {"weight_scale": "minmax", "activation_range": "minmax"},
     # residual input: the network input as two INT4 tensors, at 4-bit activations only ("a4")
     "paper": {
@@ -166,13 +173,13 @@ PRESETS: dict[str, dict] = {
     "best": {
         "unsigned_activations": True,
         "bias_correction": True,
-        "dual_layers": ["@first", "@last"],
+        "sensitivity_budget": 0.05,
         "weight_rounding": "adaround",
         "adaround_iters": 300,
         "calib_samples": 1024,
         "residual_input": "a4",
-        "residual_activations": "a4:@last_input",
-        "refine_iters": 67,
+        "refine_iters": 100,
+        "refine_batch": 32,
         "refine_runs": 3,
         "refine_lr": 3e-3,
         "refine_loss": "kl",

@@ -271,7 +271,7 @@ def refine(
 
 
 MIN_BATCH = 16  # the smallest mini-batch a MAC budget shrinks refinement's batches to
-MIN_ITERS = 10  # fewer iterations than this within the budget: no refinement
+MIN_ITERS = 20  # fewer iterations than this within the budget: no refinement (they do little)
 
 
 def budgeted(iters: int, batch: int, macs: int, budget: float | None) -> tuple[int, int]:
@@ -292,7 +292,7 @@ def refine_model(model_pass) -> None:
     mp, r = model_pass, model_pass.recipe
     iters, batch = budgeted(r.refine_iters, r.refine_batch, mp.macs, r.refine_macs)
     if iters == 0:
-        mp.meta["refine"] = {"applied": False, "skipped": "refine_macs budget below 10 iterations"}
+        mp.meta["refine"] = {"applied": False, "skipped": f"refine_macs budget below {MIN_ITERS} iterations"}
         return
     check = None if r.refine_macs is None or not mp.macs else max(64, int(r.refine_macs / 4 / mp.macs))
     mp.meta["refine"] = refine(

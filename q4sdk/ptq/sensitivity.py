@@ -23,7 +23,8 @@ from q4sdk.ir.ops import WEIGHTED_KINDS
 from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_SCALE
 from q4sdk.ptq.weights import int_range, quantize_to_int
 
-SAMPLES = 64  # calibration samples each candidate is measured on
+SAMPLES = 64  # calibration samples each candidate is measured on ...
+SAMPLE_MACS = 2e10  # ... fewer (down to 16) when 64 forward passes would exceed this many MACs
 
 
 def _kl(y: torch.Tensor, t: torch.Tensor) -> float:
@@ -42,16 +43,19 @@ def choose(graph, steps, calib: np.ndarray, recipe, forward) -> tuple[list[str],
     float step. Residual candidates exist at 4-bit activations only: tensors produced by an op
     that requantizes and read by a conv / dense layer (directly or through ops that keep the
     quantization), not the network input or output."""
-    x = torch.as_tensor(calib[:SAMPLES])
-    vals = {graph.input_name: x}
     macs: dict[str, int] = {}
-    with torch.no_grad():
+    with torch.no_grad():  # MACs per sample of each layer, from one sample's pass
+        vals = {graph.input_name: torch.as_tensor(calib[:1])}
         for step in steps:
             pre, vals[step.output] = forward(step, [vals[i] for i in step.inputs])
             if step.kind in WEIGHTED_KINDS:
                 w = step.node.params["weight"]
                 macs[step.node.name] = int(pre[0].numel() // w.shape[0] * np.prod(w.shape))
-    total = max(sum(macs.values()), 1)
+        total = max(sum(macs.values()), 1)
+        n = int(min(SAMPLES, max(16, SAMPLE_MACS // total)))
+        vals = {graph.input_name: torch.as_tensor(calib[:n])}
+        for step in steps:
+            vals[step.output] = forward(step, [vals[i] for i in step.inputs])[1]
     budget = recipe.sensitivity_budget * total
     target = vals[graph.output_name]
 
