@@ -115,7 +115,9 @@ class Recipe:
         if self.refine_macs is not None and (
             not isinstance(self.refine_macs, (int, float)) or self.refine_macs <= 0
         ):
-            raise Q4Error(f"recipe field 'refine_macs': must be null or a number > 0, got {self.refine_macs!r}")
+            raise Q4Error(
+                f"recipe field 'refine_macs': must be null or a number > 0, got {self.refine_macs!r}"
+            )
         if self.opt_max_k is not None and (not isinstance(self.opt_max_k, int) or self.opt_max_k < 1):
             raise Q4Error(
                 f"recipe field 'opt_max_k': must be null or an integer >= 1, got {self.opt_max_k!r}"

@@ -28,7 +28,9 @@ SAMPLE_MACS = 2e10  # ... fewer (down to 16) when 64 forward passes would exceed
 
 
 def _kl(y: torch.Tensor, t: torch.Tensor) -> float:
-    return float(F.kl_div(torch.log_softmax(y, 1), torch.log_softmax(t, 1), log_target=True, reduction="batchmean"))
+    return float(
+        F.kl_div(torch.log_softmax(y, 1), torch.log_softmax(t, 1), log_target=True, reduction="batchmean")
+    )
 
 
 def _fake(x: torch.Tensor, scale: float, zero_point: int, bits: int) -> torch.Tensor:
