@@ -250,7 +250,9 @@ def refine(
                 loss_kind,
             )
         )
-        if after >= before:  # never make things worse
+        # never make things worse, and leave a model whose loss is already at float noise alone:
+        # KL ignores a common offset of the logits, which would drift there unchecked
+        if before - after <= MIN_GAIN:
             return {"loss_before": before, "loss_after": before, "applied": False}
         for step in steps:
             lw = weights.get(step.node.name)
@@ -270,6 +272,7 @@ def refine(
     return {"loss_before": before, "loss_after": after, "applied": True}
 
 
+MIN_GAIN = 1e-6  # refinement is kept only if it lowers the loss by more than this
 MIN_BATCH = 16  # the smallest mini-batch a MAC budget shrinks refinement's batches to
 MIN_ITERS = 20  # fewer iterations than this within the budget: no refinement (they do little)
 
