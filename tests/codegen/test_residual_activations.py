@@ -196,5 +196,5 @@ def test_bad_names_are_refused(calib, names, message):
 def test_only_for_4_bit_activations_and_best_preset_uses_it():
     with pytest.raises(Q4Error, match="residual_activations': only for 4-bit"):
         Recipe(activation_bits=8, residual_activations=["r1"]).validate()
-    assert preset("best", 4).sensitivity_budget > 0  # chooses its residual activations by sensitivity
+    assert preset("best", 4).residual_activations == ["@last_input"]
     assert preset("best", 8).residual_activations == []
