@@ -183,7 +183,9 @@ def table(r: dict) -> str:
         "calib_samples) except preset best, which uses all of them (calib_samples 1024).",
         "- Each row keeps the date it was measured (JSON); rows measured before RECIPE_VERSION 2 "
         "(2026-12-03) ran refinement on two threads, and the old `default` preset is the "
-        '"W4A8 signed" / "W4A4 signed" rows.',
+        '"W4A8 signed" / "W4A4 signed" rows. The fast / default / best rows whose JSON recipe has '
+        "sensitivity_budget are RECIPE_VERSION 3 (dual layers and residual activations chosen by "
+        "sensitivity, refinement on mini-batches of 32).",
         "- presets: q4sdk.ptq.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
         "with the date each row was measured).",
         "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs "

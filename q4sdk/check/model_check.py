@@ -67,7 +67,9 @@ def skeleton_model(graph, activation_bits: int, recipe_name: str = "default"):
     """The integer program's structure for ``graph`` as recipe ``recipe_name`` lowers it (shapes,
     bits, array shapes; no values): dual INT4 layers carry a second weight tensor, and at 4-bit
     activations a residual-quantized network input or last-layer input adds its second tensor and
-    its residual_split ops, as ``q4sdk.ptq.lower`` does."""
+    its residual_split ops, as ``q4sdk.ptq.lower`` does. Layers that the recipe's
+    ``sensitivity_budget`` picks from calibration data are not known here: they add up to that
+    fraction of MACs (and their second weight tensors) to the figures."""
     from q4sdk.ir.ops import WEIGHTED_KINDS
     from q4sdk.ir.qmodel import QModel, QOp, QTensor
     from q4sdk.ptq.lower import residual_name

@@ -33,6 +33,7 @@ from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 from q4sdk.ptq.plan import Step, build_plan
 from q4sdk.ptq.recipe import RECIPE_VERSION, Recipe
 from q4sdk.ptq.refine import refine_model
+from q4sdk.ptq.sensitivity import choose as choose_by_sensitivity
 from q4sdk.ptq.threads import torch_threads
 from q4sdk.ptq.weights import int_range, quantize_to_int
 
@@ -281,6 +282,9 @@ class ModelPass:
     residual_input: str | None  # the network input's residual tensor, if any
     progress: Progress
     meta: dict = field(default_factory=dict)  # what the steps record in the .q4 meta
+    float_out: torch.Tensor | None = None  # the float network's output on ``calib``
+    quant_out: torch.Tensor | None = None  # the quantized network's, as the calibration pass simulated it
+    macs: int = 0  # multiply-accumulates of one forward pass of one sample (conv / dense layers)
 
 
 # Pipeline-level recipe steps, in the order they run: (name, runs for this recipe?, function).
@@ -337,6 +341,16 @@ def _quantize_graph(
         if unknown:
             raise Q4Error(f"recipe field 'dual_layers': no conv/dense layer named '{unknown[0]}'")
         recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
+    sensitivity_records = None
+    if recipe.sensitivity_budget:  # data-driven dual layers and residual activations
+        dual, res, sensitivity_records = choose_by_sensitivity(graph, steps, calib, recipe, _forward)
+        recipe = Recipe.from_dict(
+            {
+                **recipe.to_dict(),
+                "dual_layers": list(dict.fromkeys(recipe.dual_layers + dual)),
+                "residual_activations": list(dict.fromkeys(recipe.residual_activations + res)),
+            }
+        )
     if recipe.residual_activations:
         recipe = Recipe.from_dict(
             {
@@ -372,6 +386,7 @@ def _quantize_graph(
         qp[graph.input_name] = qp[graph.input_name] + qparams[residual_name(graph.input_name)].fake(
             x - qp[graph.input_name]
         )
+    macs = 0
     remaining = {}
     for s in steps:
         for i in s.inputs:
@@ -393,6 +408,7 @@ def _quantize_graph(
                     if wanted(recipe):
                         layer_step(layer)
                 weights[step.node.name] = lw
+                macs += fp_pre[0].numel() // lw.q.shape[0] * lw.q.size  # positions x weights
                 q_out = _apply_act(layer.q_pre, step.act)
             else:
                 _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
@@ -439,6 +455,9 @@ def _quantize_graph(
         _forward,
         residual_name(graph.input_name) if recipe.residual_input else None,
         progress,
+        float_out=fp[graph.output_name],
+        quant_out=qp[graph.output_name],
+        macs=macs,
     )
     for _, wanted, model_step in MODEL_STEPS:
         if wanted(recipe):
@@ -451,5 +470,7 @@ def _quantize_graph(
     if numerics_notes:
         model.meta["numerics"] = numerics_notes
     model.meta.update(model_pass.meta)
+    if sensitivity_records is not None:
+        model.meta["sensitivity"] = sensitivity_records
     model.meta["recipe_version"] = RECIPE_VERSION
     return model

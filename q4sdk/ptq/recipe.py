@@ -12,7 +12,7 @@ from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_ROUNDING, WEIGHT_SCALE
 
 # The meaning of the recipe fields and of the presets: raised when a method or a preset changes
 # what it computes, recorded in every .q4 file as meta["recipe_version"].
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 WEIGHT_SCALE_METHODS = tuple(WEIGHT_SCALE)
 ACTIVATION_RANGE_METHODS = tuple(ACTIVATION_RANGE)
@@ -38,12 +38,19 @@ class Recipe:
     dual_layers: list = field(default_factory=list)  # ... and for these layers by name
     residual_input: bool = False  # network input as two INT4 tensors X ~ b1*X1 + b2*X2
     residual_activations: list = field(default_factory=list)  # internal tensors as two INT4 tensors
+    # dual layers / residual activations chosen by measured sensitivity, their extra MACs at most
+    # this fraction of the network's (sensitivity.py); added to the ones named above
+    sensitivity_budget: float | None = None
     opt_rows: int = 4096  # im2col rows sampled for data-driven rounding
     opt_max_k: int | None = None  # data-driven rounding only for kernels of at most this many weights
     refine_iters: int = 0  # gradient-descent refinement of the scales (0 = off)
     refine_lr: float = 1e-3
     refine_loss: str = "mse"  # mse | kl: distance of quantized to float logits that refinement minimises
     refine_runs: int = 1  # independent refinement runs (own mini-batches) whose results are averaged
+    refine_batch: int = 128  # calibration samples per refinement iteration
+    # at most this many forward MACs in refinement's mini-batches (iterations x batch x MACs per
+    # sample): larger models get smaller batches, then fewer iterations (refine.budgeted)
+    refine_macs: float | None = None
     calib_samples: int = 512  # at most this many calibration samples are used
     seed: int = 0
 
@@ -93,10 +100,24 @@ class Recipe:
             raise Q4Error("recipe field 'residual_activations': must be a list of tensor names")
         if self.residual_activations and self.activation_bits != 4:
             raise Q4Error("recipe field 'residual_activations': only for 4-bit activations")
+        if self.sensitivity_budget is not None and (
+            not isinstance(self.sensitivity_budget, (int, float)) or self.sensitivity_budget < 0
+        ):
+            raise Q4Error(
+                f"recipe field 'sensitivity_budget': must be null or a number >= 0, got {self.sensitivity_budget!r}"
+            )
         if self.dual_tau is not None and self.dual_tau < 0:
             raise Q4Error("recipe field 'dual_tau': must be >= 0")
         if not isinstance(self.refine_runs, int) or self.refine_runs < 1:
             raise Q4Error(f"recipe field 'refine_runs': must be an integer >= 1, got {self.refine_runs!r}")
+        if not isinstance(self.refine_batch, int) or self.refine_batch < 1:
+            raise Q4Error(f"recipe field 'refine_batch': must be an integer >= 1, got {self.refine_batch!r}")
+        if self.refine_macs is not None and (
+            not isinstance(self.refine_macs, (int, float)) or self.refine_macs <= 0
+        ):
+            raise Q4Error(
+                f"recipe field 'refine_macs': must be null or a number > 0, got {self.refine_macs!r}"
+            )
         if self.opt_max_k is not None and (not isinstance(self.opt_max_k, int) or self.opt_max_k < 1):
             raise Q4Error(
                 f"recipe field 'opt_max_k': must be null or an integer >= 1, got {self.opt_max_k!r}"
@@ -111,24 +132,31 @@ class Recipe:
 # the most sensitive activation, the network input, at 4 bits); "best" is our best measured
 # combination on ResNet-8 / CIFAR-10 (benchmarks/ptq_ablation.py).
 #
-# "fast" and "default" share one per-layer recipe (RECIPE_VERSION 2): unsigned-with-offset
+# "fast" and "default" share one per-layer recipe (RECIPE_VERSION 3): unsigned-with-offset
 # activations, GPFQ rounding of every layer whose kernels have at most 1024 weights, empirical
-# bias correction, dual INT4 first and last layers and, at 4-bit activations, the network input
-# and the last layer's input as residual pairs; "default" adds a 25-iteration refinement of the
-# scales (KL). ResNet-8, dev split, seed 0 (benchmarks/ptq_ablation.py): fast 76.12 % W4A8 /
-# 72.82 % W4A4 in 3.9 s of CPU, default 75.90 % / 73.12 % in 11-12 s.
+# bias correction, at 4-bit activations the network input as a residual pair, and dual INT4
+# layers / residual activations chosen by measured sensitivity within 5 % extra MACs
+# (sensitivity.py; on ResNet-8 the first and last layers, the 1x1 shortcut of the second stage
+# and the last layer's input). "default" adds 80 iterations of scale refinement (KL) on
+# mini-batches of 32, capped at 1e11 forward MACs so that a large model gets fewer (refine.budgeted).
 _FAST = {
     "unsigned_activations": True,
     "bias_correction": True,
-    "dual_layers": ["@first", "@last"],
+    "sensitivity_budget": 0.05,
     "weight_rounding": "gpfq",
     "opt_max_k": 1024,
     "residual_input": "a4",
-    "residual_activations": "a4:@last_input",
 }
 PRESETS: dict[str, dict] = {
     "fast": _FAST,
-    "default": {**_FAST, "refine_iters": 25, "refine_lr": 3e-3, "refine_loss": "kl"},
+    "default": {
+        **_FAST,
+        "refine_iters": 80,
+        "refine_batch": 32,
+        "refine_lr": 3e-3,
+        "refine_loss": "kl",
+        "refine_macs": 1e11,
+    },
     "minmax": {"weight_scale": "minmax", "activation_range": "minmax"},
     # residual input: the network input as two INT4 tensors, at 4-bit activations only ("a4")
     "paper": {
@@ -144,6 +172,9 @@ PRESETS: dict[str, dict] = {
     # (all 1000 here), quantizes the network input and the last layer's input as residual INT4 pairs
     # at 4-bit activations ("a4"), and refines the scales on the logits' KL divergence as the mean
     # of three 67-iteration runs. Each step's gain is in docs/methods.md ("Refinement runs").
+    # Kept at fixed dual / residual positions and 128-sample batches: the sensitivity-chosen
+    # layers with 3 x 100 iterations on 32 took 34.8 s but gave 73.82 % W4A4 on seed 0 (one draw,
+    # not enough to replace a five-seed mean).
     "best": {
         "unsigned_activations": True,
         "bias_correction": True,

@@ -12,6 +12,8 @@ scales by the lowering.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,6 +68,29 @@ class _FakeQuant(torch.autograd.Function):
         return (gx if ctx.needs_input_grad[0] else None), gs, None, None, None
 
 
+class _Adam:
+    """Adam (Kingma & Ba 2015, torch's defaults: betas 0.9 / 0.999, eps 1e-8) on a list of tensors,
+    with the learning rate given per step. Written out because ``torch.optim`` imports torch's
+    compiler on first use (about 1 s of CPU), more than a short refinement's optimiser work."""
+
+    def __init__(self, params: list[torch.Tensor], betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.betas, self.eps, self.t = params, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1.0 - b1**self.t, math.sqrt(1.0 - b2**self.t)
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.lerp_(p.grad, 1.0 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1.0 - b2)
+            p.addcdiv_(m, v.sqrt().div_(c2).add_(self.eps), value=-lr / c1)
+
+
 def fake_quant_ste(x: torch.Tensor, scale: torch.Tensor, zp: int, bits: int) -> torch.Tensor:
     """Fake quantization whose rounding has an identity gradient (the scale, a 0-d tensor, gets
     LSQ's gradient)."""
@@ -100,11 +125,17 @@ def refine(
     progress: Progress | None = None,
     loss_kind: str = "mse",
     runs: int = 1,
+    target: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
+    check: int | None = None,
 ) -> dict:
     """Fit scale factors and bias offsets in place; returns {"loss_before", "loss_after", "applied"}.
 
     ``runs`` independent runs (run r draws its mini-batches from ``seed + 1000 r``) start from the
-    same point and their log-factors and offsets are averaged.
+    same point and their log-factors and offsets are averaged. ``target`` (the float network's
+    outputs on ``x``) and ``start`` (the quantized network's before refinement), when given, save
+    the passes that would compute them. The result is kept if it lowers the loss on the first
+    ``check`` samples (all when None).
 
     ``forward(step, xs, weight=None, bias=None) -> (pre_activation, output)`` is the pipeline's float
     step; ``qparams`` maps tensor -> QuantParams (shared objects for same-quant tensors);
@@ -178,25 +209,26 @@ def refine(
 
     params = new_params()
     with torch.no_grad():
-        target = torch.cat([run(x[i : i + 256]) for i in range(0, len(x), 256)])
-        before = float(
-            _loss(torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)]), target, loss_kind)
-        )
+        if target is None:
+            target = torch.cat([run(x[i : i + 256]) for i in range(0, len(x), 256)])
+        if start is None:
+            start = torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)])
+        n_check = len(x) if check is None else min(check, len(x))
+        before = float(_loss(start[:n_check], target[:n_check], loss_kind))
 
     def fit(r: int) -> dict[str, torch.Tensor]:
         """One refinement run from the starting point, on its own mini-batch sequence."""
         params = new_params()
         gen = torch.Generator().manual_seed(seed + 1000 * r)
-        opt = torch.optim.Adam(params.values(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(iters, 1))
+        opt = _Adam(list(params.values()))
         with torch.enable_grad():
             for it in range(iters):
                 idx = torch.randint(0, len(x), (min(batch, len(x)),), generator=gen)
                 loss = _loss(run(x[idx], params), target[idx], loss_kind)
-                opt.zero_grad()
+                for v in params.values():
+                    v.grad = None
                 loss.backward()
-                opt.step()
-                sched.step()
+                opt.step(lr * 0.5 * (1.0 + math.cos(math.pi * it / max(iters, 1))))  # cosine schedule
                 if progress and (it % 20 == 0 or it == iters - 1):
                     progress.update(
                         r * iters + it,
@@ -212,9 +244,15 @@ def refine(
     params = {k: sum(f[k] for f in fits) / runs for k in fits[0]}
     with torch.no_grad():
         after = float(
-            _loss(torch.cat([run(x[i : i + 256], params) for i in range(0, len(x), 256)]), target, loss_kind)
+            _loss(
+                torch.cat([run(x[i : min(i + 256, n_check)], params) for i in range(0, n_check, 256)]),
+                target[:n_check],
+                loss_kind,
+            )
         )
-        if after >= before:  # never make things worse
+        # never make things worse, and leave a model whose loss is already at float noise alone:
+        # KL ignores a common offset of the logits, which would drift there unchecked
+        if before - after <= MIN_GAIN:
             return {"loss_before": before, "loss_after": before, "applied": False}
         for step in steps:
             lw = weights.get(step.node.name)
@@ -234,10 +272,32 @@ def refine(
     return {"loss_before": before, "loss_after": after, "applied": True}
 
 
+MIN_GAIN = 1e-6  # refinement is kept only if it lowers the loss by more than this
+MIN_BATCH = 16  # the smallest mini-batch a MAC budget shrinks refinement's batches to
+MIN_ITERS = 20  # fewer iterations than this within the budget: no refinement (they do little)
+
+
+def budgeted(iters: int, batch: int, macs: int, budget: float | None) -> tuple[int, int]:
+    """(iterations, batch) of a refinement whose mini-batches may cost at most ``budget`` forward
+    MACs in all (``macs`` per sample): the batch shrinks first, down to ``MIN_BATCH``, then the
+    iterations; (0, batch) when fewer than ``MIN_ITERS`` would remain."""
+    if budget is None or macs <= 0 or iters * batch * macs <= budget:
+        return iters, batch
+    batch = max(MIN_BATCH, min(batch, int(budget // (iters * macs))))
+    iters = min(iters, int(budget // (batch * macs)))
+    return (iters if iters >= MIN_ITERS else 0), batch
+
+
 def refine_model(model_pass) -> None:
     """Model step: refine the scales of a ``pipeline.ModelPass`` in place as its recipe says and
-    record the losses in its ``meta["refine"]``."""
+    record the losses in its ``meta["refine"]``. With ``refine_macs`` the mini-batches and then the
+    iterations shrink to fit the budget, and the result is checked on at most a quarter of it."""
     mp, r = model_pass, model_pass.recipe
+    iters, batch = budgeted(r.refine_iters, r.refine_batch, mp.macs, r.refine_macs)
+    if iters == 0:
+        mp.meta["refine"] = {"applied": False, "skipped": f"refine_macs budget below {MIN_ITERS} iterations"}
+        return
+    check = None if r.refine_macs is None or not mp.macs else max(64, int(r.refine_macs / 4 / mp.macs))
     mp.meta["refine"] = refine(
         mp.graph.input_name,
         mp.graph.output_name,
@@ -247,10 +307,16 @@ def refine_model(model_pass) -> None:
         mp.calib,
         mp.forward,
         mp.residual_input,
-        r.refine_iters,
+        iters,
         r.refine_lr,
+        batch=batch,
         seed=r.seed,
         progress=mp.progress,
         loss_kind=r.refine_loss,
         runs=r.refine_runs,
+        target=mp.float_out,
+        start=mp.quant_out,
+        check=check,
     )
+    if (iters, batch) != (r.refine_iters, r.refine_batch):
+        mp.meta["refine"].update({"iters": iters, "batch": batch})

@@ -21,6 +21,8 @@ SHORT_BEST = {
     "refine_iters": 8,
     "refine_runs": 2,
     "refine_loss": "kl",
+    "refine_batch": 32,
+    "sensitivity_budget": 0.3,
 }
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from q4sdk.check.model_check import check_model
 from q4sdk.frontend.onnx_import import supported_op_types
+from q4sdk.ptq.recipe import preset
 from tests.zoo.e2e import run_end_to_end
 from tests.zoo.models import ZOO, build, random_inputs, zoo_onnx
 
@@ -50,4 +51,7 @@ def test_zoo_model(name, tmp_path):
     # 50 layers) keeps about none of it, so only the bit-exact run and finite outputs are asserted
     assert np.isfinite(a8.int_out).all() and a8.sqnr_db > 0.0, a8.sqnr_db
     assert np.isfinite(a4.int_out).all(), a4.sqnr_db
-    assert (a8.generate_report.macs, a8.generate_report.arena_bytes) == (c.macs, c.arena_bytes_a8)
+    # the default's sensitivity-chosen dual layers add at most its budget's share to the plan's MACs
+    budget = preset("default", 8).sensitivity_budget or 0.0
+    assert c.macs <= a8.generate_report.macs <= c.macs * (1 + budget)
+    assert a8.generate_report.arena_bytes == c.arena_bytes_a8
