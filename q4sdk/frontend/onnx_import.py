@@ -1429,95 +1429,6 @@ class _Importer:
             return
         self._emit(name, "prelu", [inputs[0]], node.output[0], shape, {}, {"slope": slope.astype(np.float32)})
 
-
-def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` with each exported exact GELU, ``x * 0.5 * (1 + erf(x / sqrt 2))`` as Div (or Mul by
-    1/sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5 (or the 0.5 applied to x first), whose inner
-    tensors have no other reader, replaced by one ``Gelu`` node (unchanged if there is none)."""
-    g = model.graph
-    nodes = list(g.node)
-    producer = {o: n for n in nodes for o in n.output}
-    readers: dict[str, list] = {}
-    for n in nodes:
-        for t in n.input:
-            readers.setdefault(t, []).append(n)
-    outputs = {o.name for o in g.output}
-    inits = {t.name: t for t in g.initializer}
-
-    def scalar(tensor: str) -> float | None:
-        if tensor in inits:
-            value = numpy_helper.to_array(inits[tensor])
-        elif tensor in producer and producer[tensor].op_type == "Constant":
-            a = {x.name: x for x in producer[tensor].attribute}
-            if "value" not in a:
-                return None
-            value = numpy_helper.to_array(a["value"].t)
-        else:
-            return None
-        return float(value.reshape(-1)[0]) if value.size == 1 else None
-
-    def only_reader(tensor: str, op_type: str):
-        r = readers.get(tensor, [])
-        if tensor in outputs or len(r) != 1 or r[0].op_type != op_type:
-            return None
-        return r[0]
-
-    def other(n, tensor: str, value: float | None = None) -> str | None:
-        """The input of binary node ``n`` beside ``tensor`` (which must be one of them); with ``value``,
-        that input must be the constant ``value``."""
-        if len(n.input) != 2 or tensor not in n.input:
-            return None
-        o = n.input[1] if n.input[0] == tensor else n.input[0]
-        if value is not None and (scalar(o) is None or abs(scalar(o) - value) > 1e-3 * abs(value)):
-            return None
-        return o
-
-    replace: dict[int, onnx.NodeProto] = {}
-    drop: set[int] = set()
-    ids = {id(n): i for i, n in enumerate(nodes)}
-    for erf in (n for n in nodes if n.op_type == "Erf" and n.domain in ("", "ai.onnx")):
-        scaled = producer.get(erf.input[0])
-        if (
-            scaled is None
-            or scaled.op_type not in ("Div", "Mul")
-            or only_reader(scaled.output[0], "Erf") is None
-        ):
-            continue
-        if scaled.op_type == "Div":
-            x = scaled.input[0] if scalar(scaled.input[1]) is not None else None
-            if x is None or abs(scalar(scaled.input[1]) - math.sqrt(2)) > 1e-3:
-                continue
-        else:
-            x = next((t for t in scaled.input if other(scaled, t, 1 / math.sqrt(2)) is not None), None)
-            if x is None:
-                continue
-        add = only_reader(erf.output[0], "Add")
-        if add is None or other(add, erf.output[0], 1.0) is None:
-            continue
-        mul = only_reader(add.output[0], "Mul")
-        if mul is None:
-            continue
-        partner = other(mul, add.output[0])
-        half = only_reader(mul.output[0], "Mul")
-        if partner == x and half is not None and other(half, mul.output[0], 0.5) is not None:
-            chain, final = [scaled, erf, add, mul, half], half  # ((1 + erf) * x) * 0.5
-        elif partner in producer and producer[partner].op_type == "Mul" and other(producer[partner], x, 0.5):
-            if only_reader(partner, "Mul") is not mul:
-                continue
-            chain, final = [scaled, erf, add, producer[partner], mul], mul  # (x * 0.5) * (1 + erf)
-        else:
-            continue
-        replace[ids[id(final)]] = helper.make_node(
-            "Gelu", [x], [final.output[0]], name=erf.name or final.name
-        )
-        drop.update(ids[id(n)] for n in chain if n is not final)
-    if not replace:
-        return model
-    fused = onnx.ModelProto()
-    fused.CopyFrom(model)
-    del fused.graph.node[:]
-    fused.graph.node.extend(replace.get(i, n) for i, n in enumerate(nodes) if i not in drop)
-    return fused
     # ---------------------------------------------------------------- up-sampling (ConvTranspose, Resize)
 
     def _op_ConvTranspose(self, name, node, inputs, attrs):
@@ -1648,3 +1559,93 @@ def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
             (c, h * scale[0], w * scale[1]),
             {"mode": mode, "scale": scale},
         )
+
+
+def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with each exported exact GELU, ``x * 0.5 * (1 + erf(x / sqrt 2))`` as Div (or Mul by
+    1/sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5 (or the 0.5 applied to x first), whose inner
+    tensors have no other reader, replaced by one ``Gelu`` node (unchanged if there is none)."""
+    g = model.graph
+    nodes = list(g.node)
+    producer = {o: n for n in nodes for o in n.output}
+    readers: dict[str, list] = {}
+    for n in nodes:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+    outputs = {o.name for o in g.output}
+    inits = {t.name: t for t in g.initializer}
+
+    def scalar(tensor: str) -> float | None:
+        if tensor in inits:
+            value = numpy_helper.to_array(inits[tensor])
+        elif tensor in producer and producer[tensor].op_type == "Constant":
+            a = {x.name: x for x in producer[tensor].attribute}
+            if "value" not in a:
+                return None
+            value = numpy_helper.to_array(a["value"].t)
+        else:
+            return None
+        return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+    def only_reader(tensor: str, op_type: str):
+        r = readers.get(tensor, [])
+        if tensor in outputs or len(r) != 1 or r[0].op_type != op_type:
+            return None
+        return r[0]
+
+    def other(n, tensor: str, value: float | None = None) -> str | None:
+        """The input of binary node ``n`` beside ``tensor`` (which must be one of them); with ``value``,
+        that input must be the constant ``value``."""
+        if len(n.input) != 2 or tensor not in n.input:
+            return None
+        o = n.input[1] if n.input[0] == tensor else n.input[0]
+        if value is not None and (scalar(o) is None or abs(scalar(o) - value) > 1e-3 * abs(value)):
+            return None
+        return o
+
+    replace: dict[int, onnx.NodeProto] = {}
+    drop: set[int] = set()
+    ids = {id(n): i for i, n in enumerate(nodes)}
+    for erf in (n for n in nodes if n.op_type == "Erf" and n.domain in ("", "ai.onnx")):
+        scaled = producer.get(erf.input[0])
+        if (
+            scaled is None
+            or scaled.op_type not in ("Div", "Mul")
+            or only_reader(scaled.output[0], "Erf") is None
+        ):
+            continue
+        if scaled.op_type == "Div":
+            x = scaled.input[0] if scalar(scaled.input[1]) is not None else None
+            if x is None or abs(scalar(scaled.input[1]) - math.sqrt(2)) > 1e-3:
+                continue
+        else:
+            x = next((t for t in scaled.input if other(scaled, t, 1 / math.sqrt(2)) is not None), None)
+            if x is None:
+                continue
+        add = only_reader(erf.output[0], "Add")
+        if add is None or other(add, erf.output[0], 1.0) is None:
+            continue
+        mul = only_reader(add.output[0], "Mul")
+        if mul is None:
+            continue
+        partner = other(mul, add.output[0])
+        half = only_reader(mul.output[0], "Mul")
+        if partner == x and half is not None and other(half, mul.output[0], 0.5) is not None:
+            chain, final = [scaled, erf, add, mul, half], half  # ((1 + erf) * x) * 0.5
+        elif partner in producer and producer[partner].op_type == "Mul" and other(producer[partner], x, 0.5):
+            if only_reader(partner, "Mul") is not mul:
+                continue
+            chain, final = [scaled, erf, add, producer[partner], mul], mul  # (x * 0.5) * (1 + erf)
+        else:
+            continue
+        replace[ids[id(final)]] = helper.make_node(
+            "Gelu", [x], [final.output[0]], name=erf.name or final.name
+        )
+        drop.update(ids[id(n)] for n in chain if n is not final)
+    if not replace:
+        return model
+    fused = onnx.ModelProto()
+    fused.CopyFrom(model)
+    del fused.graph.node[:]
+    fused.graph.node.extend(replace.get(i, n) for i, n in enumerate(nodes) if i not in drop)
+    return fused

@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     uint8_t *in[2], *filters[2], *out_band, *out_ref, *scratch_bytes;
     int32_t *bias, *mult, *shift, *scratch, mult_terms[4 * 256];
     q4_dims id, fd, od;
-    q4_conv_params p;
+    q4_conv_params p = {0}; /* the fields left out (dilation, ...) are their defaults */
     const int guard = 64;
 
     if (argc != 18) {
