@@ -98,6 +98,31 @@ def _lower_weights(step: Step, lw: LayerWeights, in_scales: list[float], sy: flo
     return arrays
 
 
+def _chw_flatten(
+    step: Step, inputs: list[str], out: QTensor, chw: tuple[int, ...], tensors: dict, ops: list[QOp]
+) -> None:
+    """A flatten of a (C, H, W) map read by something other than a dense layer (or the model
+    output): the reshape's channels-last bytes are (H, W, C) order, so a ``gather`` on the flat
+    vector puts them in the float model's C-order (element c·H·W + h·W + w reads h·W·C + w·C + c)."""
+    c, h, w = chw
+    hwc = QTensor(f"{out.name}__hwc", out.shape, out.bits, out.scale, out.zero_point)
+    tensors[hwc.name] = hwc
+    ops.append(QOp(step.node.name, "reshape", inputs, hwc.name, {}, {}))
+    index = (np.arange(h * w, dtype=np.int64)[None, :] * c + np.arange(c, dtype=np.int64)[:, None]).reshape(
+        -1
+    )
+    ops.append(
+        QOp(
+            f"{step.node.name}__chw",
+            "gather",
+            [hwc.name],
+            out.name,
+            {"axis": 0},
+            {"index": index.astype(np.int32)},
+        )
+    )
+
+
 def _split_ops(f: QTensor, bits: int, tensors: dict[str, QTensor], ops: list[QOp]) -> list[str]:
     """Append the two residual_split ops that recode the fine-grid tensor ``f`` into X1 and X2;
     returns their tensor names."""
@@ -160,6 +185,9 @@ def lower(
         attrs, arrays = LOWERINGS[step.kind](step, ins, out, weights)
         if "act_min" in OPS[step.kind].attrs:
             attrs["act_min"], attrs["act_max"] = _act_limits(step.act, qparams[step.output])
+        if step.chw_order:  # the flatten's (H, W, C) bytes, then a gather into the C-order
+            _chw_flatten(step, inputs, out, graph.shapes[step.inputs[0]], tensors, ops)
+            continue
         ops.append(QOp(step.node.name, step.kind, inputs, step.output, attrs, arrays))
 
     meta = {

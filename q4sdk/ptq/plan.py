@@ -30,6 +30,7 @@ class Step:
     pre_act: str  # float tensor before the fused activation (== output if none)
     act: tuple[float, float] | None  # fused activation bounds in the real domain
     flatten_from: tuple[int, ...] | None = None  # dense after a flatten of (C, H, W)
+    chw_order: bool = False  # a flatten of (C, H, W) whose reader needs the C-order (lowering)
 
     @property
     def same_quant(self) -> bool:
@@ -40,6 +41,22 @@ def _act_bounds(node: FloatNode) -> tuple[float, float]:
     if node.op == "relu":
         return 0.0, float("inf")
     return float(node.attrs.get("lo", float("-inf"))), float(node.attrs.get("hi", float("inf")))
+
+
+def _flatten_of_map(graph: FloatGraph, node: FloatNode | None) -> bool:
+    """``node`` flattens a (C, H, W) map with C > 1 and H * W > 1: the integer reshape keeps the
+    channels-last bytes, so its output is in (H, W, C) order, not the float model's C-order."""
+    if node is None or node.op != "reshape" or "shape" in node.attrs:
+        return False
+    shp = graph.shapes[node.inputs[0]]
+    return len(shp) == 3 and shp[0] > 1 and shp[1] * shp[2] > 1
+
+
+def _dense_readers_only(graph: FloatGraph, node: FloatNode, consumers) -> bool:
+    """Every reader of ``node``'s output is a dense layer (which permutes its columns to the
+    stored order instead, ``Step.flatten_from``) and it is not the model output."""
+    readers = consumers.get(node.output, [])
+    return node.output != graph.output_name and all(c.op == "fully_connected" for c in readers)
 
 
 def build_plan(graph: FloatGraph) -> list[Step]:
@@ -71,7 +88,12 @@ def build_plan(graph: FloatGraph) -> list[Step]:
             src = producer.get(node.inputs[0])
             if src is not None and src.op == "reshape":
                 shp = graph.shapes[src.inputs[0]]
-                if len(shp) == 3 and shp[1] * shp[2] > 1:
+                if (
+                    len(shp) == 3
+                    and shp[1] * shp[2] > 1
+                    and not (_flatten_of_map(graph, src) and not _dense_readers_only(graph, src, consumers))
+                ):
                     flatten_from = tuple(shp)
-        steps.append(Step(kind, node, list(node.inputs), out, node.output, act, flatten_from))
+        chw_order = _flatten_of_map(graph, node) and not _dense_readers_only(graph, node, consumers)
+        steps.append(Step(kind, node, list(node.inputs), out, node.output, act, flatten_from, chw_order))
     return steps

@@ -46,7 +46,7 @@ def test_flatten_as_model_output_is_in_c_order(tmp_path):
     kinds = [op.kind for op in r.model.ops]
     assert kinds[-2:] == ["reshape", "gather"], kinds
     # C-order: the integer output follows the float output element by element
-    assert r.sqnr_db > 20.0, r.sqnr_db
+    assert r.sqnr_db > 12.0, r.sqnr_db  # (H, W, C) order against C-order: about 0 dB
     assert np.corrcoef(r.float_out.ravel(), r.int_out.ravel())[0, 1] > 0.99
 
 
@@ -59,4 +59,4 @@ def test_flatten_read_by_an_add_is_in_c_order(tmp_path):
 def test_flatten_read_by_a_dense_layer_needs_no_gather(tmp_path):
     r = _run("dense", 8, tmp_path)
     assert "gather" not in [op.kind for op in r.model.ops]
-    assert r.sqnr_db > 20.0, r.sqnr_db
+    assert r.sqnr_db > 12.0, r.sqnr_db  # a column order mismatch would leave about 0 dB
