@@ -343,7 +343,9 @@ def _quantize_graph(
         recipe = Recipe.from_dict({**recipe.to_dict(), "dual_layers": names})
     sensitivity_records = None
     if recipe.sensitivity_budget:  # data-driven dual layers and residual activations
-        dual, res, sensitivity_records = choose_by_sensitivity(graph, steps, calib, recipe, _forward)
+        dual, res, sensitivity_records = choose_by_sensitivity(
+            graph, steps, graph.held_input(calib), recipe, _forward
+        )
         recipe = Recipe.from_dict(
             {
                 **recipe.to_dict(),
