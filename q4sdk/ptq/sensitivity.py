@@ -19,9 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from q4sdk.ir.ops import WEIGHTED_KINDS
+from q4sdk.ir.ops import OPS, WEIGHTED_KINDS
 from q4sdk.ptq.methods import ACTIVATION_RANGE, WEIGHT_SCALE
 from q4sdk.ptq.weights import int_range, quantize_to_int
+
+#: kinds whose multi-term form has an optimised kernel (``OpSpec.terms_variants``): the only
+#: candidates for dual weights, and the only readers a residual-quantized tensor may have
+FAST_MULTI_TERM_KINDS = frozenset(k for k, spec in OPS.items() if spec.terms_variants)
 
 SAMPLES = 64  # calibration samples each candidate is measured on ...
 SAMPLE_MACS = 2e10  # ... fewer (down to 16) when 64 forward passes would exceed this many MACs
@@ -38,6 +42,19 @@ def _fake(x: torch.Tensor, scale: float, zero_point: int, bits: int) -> torch.Te
     return torch.clamp(torch.round(x / scale) + zero_point, lo, hi).sub_(zero_point).mul_(scale)
 
 
+def layer_macs(graph, steps, calib: np.ndarray, forward) -> dict[str, int]:
+    """MACs per sample of each conv / dense layer (the budget's base), from one sample's pass."""
+    macs: dict[str, int] = {}
+    with torch.no_grad():
+        vals = {graph.input_name: torch.as_tensor(calib[:1])}
+        for step in steps:
+            pre, vals[step.output] = forward(step, [vals[i] for i in step.inputs])
+            if step.kind in WEIGHTED_KINDS:
+                w = step.node.params["weight"]
+                macs[step.node.name] = int(pre[0].numel() // w.shape[0] * np.prod(w.shape))
+    return macs
+
+
 def choose(graph, steps, calib: np.ndarray, recipe, forward) -> tuple[list[str], list[str], list[dict]]:
     """(dual layer names, residual tensor names, one record per candidate) for ``recipe``'s budget.
 
@@ -45,14 +62,8 @@ def choose(graph, steps, calib: np.ndarray, recipe, forward) -> tuple[list[str],
     float step. Residual candidates exist at 4-bit activations only: tensors produced by an op
     that requantizes and read by a conv / dense layer (directly or through ops that keep the
     quantization), not the network input or output."""
-    macs: dict[str, int] = {}
-    with torch.no_grad():  # MACs per sample of each layer, from one sample's pass
-        vals = {graph.input_name: torch.as_tensor(calib[:1])}
-        for step in steps:
-            pre, vals[step.output] = forward(step, [vals[i] for i in step.inputs])
-            if step.kind in WEIGHTED_KINDS:
-                w = step.node.params["weight"]
-                macs[step.node.name] = int(pre[0].numel() // w.shape[0] * np.prod(w.shape))
+    macs = layer_macs(graph, steps, calib, forward)
+    with torch.no_grad():
         total = max(sum(macs.values()), 1)
         n = int(min(SAMPLES, max(16, SAMPLE_MACS // total)))
         vals = {graph.input_name: torch.as_tensor(calib[:n])}
@@ -72,15 +83,20 @@ def choose(graph, steps, calib: np.ndarray, recipe, forward) -> tuple[list[str],
             t = producer[t].inputs[0]
         readers.setdefault(t, []).append(step.node.name)
 
+    # only layers with an optimised multi-term kernel (conv2d, fully_connected) become
+    # multi-term: elsewhere (depthwise, transposed conv) the portable multi-term kernel costs
+    # 20-40x the single-term one on the target, far more than its extra MACs say
+    kinds = {s.node.name: s.kind for s in steps}
     candidates = []  # (kind, name, step index, extra macs)
     for idx, step in enumerate(steps):
-        if step.kind in WEIGHTED_KINDS:
+        if step.kind in FAST_MULTI_TERM_KINDS:
             candidates.append(("dual", step.node.name, idx, macs[step.node.name]))
         if (
             recipe.activation_bits == 4
             and not step.same_quant
             and step.output != graph.output_name
             and step.output in readers
+            and all(kinds[r] in FAST_MULTI_TERM_KINDS for r in readers[step.output])
         ):
             candidates.append(("residual", step.output, idx, sum(macs[r] for r in readers[step.output])))
 

@@ -23,7 +23,7 @@ def _choose(graph, budget, **fields):
 
 def test_choice_stays_within_the_budget_and_takes_the_most_loss_per_mac_first():
     g = tiny_resnet(seed=2, c=8)
-    total = sum(r["extra_macs"] for r in _choose(g, 10.0)[2] if r["kind"] == "dual")  # every layer once
+    total = sum(sensitivity.layer_macs(g, build_plan(g), X, _forward).values())  # every layer once
     for budget in (0.05, 0.2, 0.5):
         dual, res, records = _choose(g, budget)
         chosen = [r for r in records if r["chosen"]]
@@ -39,6 +39,17 @@ def test_choice_stays_within_the_budget_and_takes_the_most_loss_per_mac_first():
     dual, res, records = _choose(g, 10.0)
     assert all(r["chosen"] == (r["kl"] > 0) for r in records)
     assert res and dual  # every measured candidate quantized alone costs something here
+
+
+def test_only_layers_with_a_fast_multi_term_kernel_are_candidates():
+    """Dual weights and residual inputs only where the multi-term kernel has an optimised form
+    (conv2d, fully_connected): a portable depthwise multi-term layer costs 20-40x its MACs."""
+    g = tiny_resnet(seed=2, c=8)
+    kinds = {s.node.name: s.kind for s in build_plan(g)}
+    assert "depthwise_conv2d" in kinds.values()
+    _, _, records = _choose(g, 10.0)
+    duals = {r["name"] for r in records if r["kind"] == "dual"}
+    assert duals == {n for n, k in kinds.items() if k in ("conv2d", "fully_connected")}
 
 
 def test_no_residual_candidates_at_8_bit_activations_and_none_chosen_without_budget():
