@@ -224,19 +224,18 @@ def test_packed_ops_take_band_kernels_when_optimised(board):
     assert portable.scratch_bytes == 0
 
 
-def test_packed_model_under_sanitizers(tmp_path):
-    """ASan + UBSan: nibble stores stay inside their tensors' bytes of the static arena (odd sizes,
-    multi-term layers), and the release build (no dumps) gives the oracle's outputs."""
+def sanitized_run_equals_oracle(model, tmp_path, n_samples: int, **generate_args) -> None:
+    """Generate ``model`` (name ``san``) with ``generate_args``, build it with gcc under ASan +
+    UBSan, run ``n_samples`` random inputs through it and compare every output with the oracle."""
     from shutil import which
 
     from q4sdk.ir.oracle import run_oracle
 
     if which("gcc") is None:
         pytest.skip("gcc not installed")
-    model = w4a4_model(12, n_ops=8, output_bits=4)
     gen = tmp_path / "san"
-    generate(model, gen, "san", pack_activations=True)
-    xq = random_input(model, np.random.default_rng(5), 16)
+    generate(model, gen, "san", **generate_args)
+    xq = random_input(model, np.random.default_rng(5), n_samples)
     (tmp_path / "in.bin").write_bytes(xq.tobytes())
     (gen / "main_test.c").write_text(
         '#include <stdio.h>\n#include "san.h"\n'
@@ -278,6 +277,12 @@ def test_packed_model_under_sanitizers(tmp_path):
     assert res.returncode == 0, res.stderr
     out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)
     np.testing.assert_array_equal(out, run_oracle(model, xq).reshape(len(xq), -1))
+
+
+def test_packed_model_under_sanitizers(tmp_path):
+    """ASan + UBSan: nibble stores stay inside their tensors' bytes of the static arena (odd sizes,
+    multi-term layers), and the release build (no dumps) gives the oracle's outputs."""
+    sanitized_run_equals_oracle(w4a4_model(12, n_ops=8, output_bits=4), tmp_path, 16, pack_activations=True)
 
 
 def test_cli_generate_prints_both_arena_sizes(tmp_path, capsys):

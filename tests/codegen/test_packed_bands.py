@@ -18,7 +18,7 @@ from shutil import which
 
 import numpy as np
 import pytest
-from test_packed_activations import w4a4_model
+from test_packed_activations import sanitized_run_equals_oracle, w4a4_model
 
 from q4sdk.codegen.arena import BAND_STAGING_FLOOR, band_floor, band_rows, band_staging_bytes, plan_bands
 from q4sdk.codegen.render import generate
@@ -161,50 +161,7 @@ def test_random_models_through_band_kernels_bit_exact(tmp_path, board, seed):
 
 def test_band_kernels_under_sanitizers(tmp_path):
     """ASan/UBSan on a whole generated model: the bands stay inside the static scratch."""
-    if which("gcc") is None:
-        pytest.skip("gcc not installed")
-    from q4sdk.ir.oracle import run_oracle
-
     model = w4a4_model(12, n_ops=8, output_bits=4)
-    gen = tmp_path / "san"
-    generate(model, gen, "san", target=load_board("mps2-an386"), kernels="optimised", pack_activations=True)
-    xq = random_input(model, np.random.default_rng(5), 8)
-    (tmp_path / "in.bin").write_bytes(xq.tobytes())
-    (gen / "main_test.c").write_text(
-        '#include <stdio.h>\n#include "san.h"\n'
-        "int main(int argc, char **argv)\n{\n"
-        "    int8_t x[SAN_INPUT_SIZE], y[SAN_OUTPUT_SIZE];\n"
-        '    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");\n'
-        "    (void)argc;\n"
-        "    while (fread(x, 1, sizeof x, in) == sizeof x) {\n"
-        "        san_run(x, y);\n        fwrite(y, 1, sizeof y, out);\n    }\n"
-        "    fclose(in);\n    fclose(out);\n    return 0;\n}\n"
+    sanitized_run_equals_oracle(
+        model, tmp_path, 8, target=load_board("mps2-an386"), kernels="optimised", pack_activations=True
     )
-    sources = [
-        gen / "san.c",
-        gen / "san_weights.c",
-        gen / "main_test.c",
-        *sorted((gen / "q4_runtime").glob("*.c")),
-    ]
-    subprocess.run(
-        [
-            "gcc",
-            *WARN_FLAGS,
-            "-g",
-            "-O1",
-            "-fsanitize=address,undefined",
-            "-fno-sanitize-recover=all",
-            *map(str, sources),
-            "-o",
-            str(tmp_path / "exe"),
-        ],
-        check=True,
-    )
-    res = subprocess.run(
-        [str(tmp_path / "exe"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stderr
-    out = np.frombuffer((tmp_path / "out.bin").read_bytes(), np.int8).reshape(len(xq), -1)
-    np.testing.assert_array_equal(out, run_oracle(model, xq).reshape(len(xq), -1))
