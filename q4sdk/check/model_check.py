@@ -8,8 +8,9 @@ whether the model fits that board's flash and RAM.
 How the figures are obtained:
 
 * a model the importer accepts is lowered to the integer program's *structure* (the lowering plan,
-  the tensor shapes and bit widths, no values): MACs and flash are counted exactly as ``generate``
-  counts them (``report.op_costs``) and the arena is the real arena planner's result
+  the tensor shapes and bit widths, no values): MACs and flash are counted as ``generate``
+  counts them for single-term layers (the default recipe's sensitivity pass may make layers worth
+  up to 5 % of the MACs dual, which only calibration data decides) (``report.op_costs``) and the arena is the real arena planner's result
   (``codegen.arena.plan_arena``), for 8-bit and for packed 4-bit activations;
 * for a model it does not accept, MACs and flash come from ONNX shape inference over the Conv /
   ConvTranspose / Gemm / MatMul nodes, and the arena is the planner's lower bound: the largest sum
@@ -339,8 +340,12 @@ def format_check(c: ModelCheck) -> str:
         rows.append(f"{op:<24} {n:>6}  {status}")
     if c.issues:
         rows += ["", "unsupported:"] + [f"  {i['message']}" for i in c.issues]
+    from q4sdk.ptq.recipe import preset
+
+    budget = preset("default", 8).sensitivity_budget or 0.0
     how = (
-        "exact for the default recipe, from the lowering plan and the arena planner"
+        "from the lowering plan and the arena planner, every layer single-term; the default "
+        f"recipe may make the most sensitive layers dual, adding up to {budget:.0%} to MACs and their weights"
         if c.estimate == "plan"
         else "estimate from ONNX shapes; arena = peak of live tensors (a lower bound)"
     )
