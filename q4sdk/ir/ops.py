@@ -226,6 +226,12 @@ _FC_TERMS_VARIANTS = (
         "mve",
         lambda k, o: 2 * _round_up(k, 32),
     ),
+    KernelVariant(
+        "q4_fully_connected_s4_terms_dsp",
+        "fully_connected/q4_fully_connected_s4_terms_dsp.c",
+        "dsp",
+        lambda k, o: 4 * _round_up(k, 8),
+    ),
 )
 _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),

@@ -194,6 +194,16 @@ void q4_fully_connected_s4_armv6m(const q4_fc_params *params, const q4_quant_par
                                   const uint8_t *filter, const int32_t *bias,
                                   int32_t output_size, int8_t *output, int32_t *scratch);
 
+/* Multi-term fully_connected (any T = n_inputs * n_weights <= 4), DSP: each input widened once
+ * to int16 pairs of x - z_x; per row and packed word of each weight tensor four AND-with-shift
+ * unpacks shared by the inputs, SMLAD per (input, tensor); the exact multi-term requantization.
+ * input_size <= Q4_OPT_MAX_K. Scratch: 4 * ceil8(input_size) bytes. */
+int32_t q4_fully_connected_s4_terms_dsp_get_buffer_size(int32_t input_size);
+void q4_fully_connected_s4_terms_dsp(const q4_fc_params *params, const q4_terms_params *terms,
+                                     int32_t input_size, const int8_t *const *inputs,
+                                     const uint8_t *const *filters, const int32_t *bias,
+                                     int32_t output_size, int8_t *output, int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

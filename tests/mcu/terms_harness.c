@@ -1,7 +1,7 @@
 /*
  * terms_harness.c - runs every multi-term conv2d case of the generated "terms_cases.h" through
  * each variant built for this core (portable q4_conv2d_s4_terms, _dsp, _mve; the cases shaped as
- * a fully connected layer also through q4_fully_connected_s4_terms_mve), checks the output
+ * a fully connected layer also through q4_fully_connected_s4_terms_mve / _dsp), checks the output
  * against the oracle's expected bytes and that nothing is written past the output or the
  * scratch, and times it. Cases marked `single` also time the single-term optimised kernels on
  * the same shape (input 0, weight 0: outputs not checked, this is only a cost reference).
@@ -69,6 +69,20 @@ static void run_single_dsp(const q4_terms_case *c, int8_t *out, int32_t *scr)
                          &c->filter_dims, c->filters[0], c->bias, &c->output_dims, out, scr);
     }
 }
+
+static int32_t fc_dsp_size(const q4_terms_case *c)
+{
+    return q4_fully_connected_s4_terms_dsp_get_buffer_size(c->input_dims.c);
+}
+
+/* A 1 x 1 convolution of a 1 x 1 input is a fully connected layer. */
+static void run_fc_dsp(const q4_terms_case *c, int8_t *out, int32_t *scr)
+{
+    const q4_fc_params fc = {c->params.input_zp, c->params.output_zp, c->params.act_min,
+                             c->params.act_max};
+    q4_fully_connected_s4_terms_dsp(&fc, &c->terms, c->input_dims.c, c->inputs, c->filters,
+                                    c->bias, c->output_dims.c, out, scr);
+}
 #endif
 
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
@@ -128,6 +142,7 @@ static const struct {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     {"dsp", dsp_size, run_dsp, 1, 0},
     {"single_dsp", single_dsp_size, run_single_dsp, 0, 0},
+    {"fc_dsp", fc_dsp_size, run_fc_dsp, 1, 1},
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
     {"mve", mve_size, run_mve, 1, 0},

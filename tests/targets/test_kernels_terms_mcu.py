@@ -45,6 +45,7 @@ TERMS_SOURCES = [
     CONV_DIR / "q4_conv2d_s4_terms_dsp.c",
     CONV_DIR / "q4_conv2d_s4_terms_mve.c",
     FC_DIR / "q4_fully_connected_s4_terms_mve.c",
+    FC_DIR / "q4_fully_connected_s4_terms_dsp.c",
 ]
 HARNESS_SOURCES = [
     HARNESS,
@@ -465,11 +466,34 @@ def test_fc_terms_mve_is_bit_exact_on_target(board_results):
     assert set(results) == set(fc_cases)
     bad = [r for r in results.values() if r.mismatches or not r.guard_ok]
     assert not bad, bad
-    (variant,) = TERMS_VARIANTS["fully_connected"]
+    variant = next(v for v in TERMS_VARIANTS["fully_connected"] if v.requires == "mve")
     for name, r in results.items():
         assert variant.scratch_bytes(fc_cases[name].k, fc_cases[name].out_c) == r.scratch_bytes, r
     portable = {r.case: r.ticks for r in board_results("mps3-an547") if r.variant == "portable"}
     assert results["fc_dscnn_a8i1w2"].ticks * 8 < portable["fc_dscnn_a8i1w2"]
+
+
+@pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
+def test_fc_terms_dsp_is_bit_exact_on_target(board_name, board_results):
+    """The fully connected cases through q4_fully_connected_s4_terms_dsp on both boards:
+    bit-exact, nothing written past the output or the declared scratch, the generator's scratch
+    formula, and faster than the portable conv2d terms kernel (DS-CNN's FC and the long one: 6x;
+    the portable fully connected terms kernel is slower still)."""
+    fc_cases = {
+        c.name: c
+        for c in CASES
+        if c.xs[0].shape[:2] == (1, 1) and c.weights[0].shape[1:3] == (1, 1) and not any(c.pads)
+    }
+    results = {r.case: r for r in board_results(board_name) if r.variant == "fc_dsp"}
+    assert set(results) == set(fc_cases)
+    bad = [r for r in results.values() if r.mismatches or not r.guard_ok]
+    assert not bad, bad
+    variant = next(v for v in TERMS_VARIANTS["fully_connected"] if v.requires == "dsp")
+    for name, r in results.items():
+        assert variant.scratch_bytes(fc_cases[name].k, fc_cases[name].out_c) == r.scratch_bytes, r
+    portable = {r.case: r.ticks for r in board_results(board_name) if r.variant == "portable"}
+    assert results["fc_dscnn_a8i1w2"].ticks * 6 < portable["fc_dscnn_a8i1w2"]
+    assert results["fc_long_a8i2w2"].ticks * 6 < portable["fc_long_a8i2w2"]
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
