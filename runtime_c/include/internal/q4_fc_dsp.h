@@ -58,29 +58,45 @@ static inline Q4_DSP_HELPER uint32_t q4_fc_centred(const int8_t *x, int32_t k, i
     return k < size ? (uint32_t)((int32_t)x[k] - zp) & 0xFFFFu : 0u;
 }
 
+/* The 8 int8 values of the words lo, hi as the int16 pairs (x0,x4) (x1,x5) (x2,x6) (x3,x7) of
+ * x + n (n = (-zp, -zp)) in dst[0..3]: SXTAB16 (with ROR #8 for the odd bytes) then PKHBT /
+ * PKHTB; GCC emits neither SXTAB16 with a rotation nor the packs from C. */
+static inline Q4_DSP_HELPER void q4_fc_widen8(uint32_t lo, uint32_t hi, uint32_t n, uint32_t *dst)
+{
+    uint32_t l02, l13, h02, h13, p0, p1, p2, p3;
+    __asm__("sxtab16 %0, %4, %5\n\t"
+            "sxtab16 %1, %4, %5, ror #8\n\t"
+            "sxtab16 %2, %4, %6\n\t"
+            "sxtab16 %3, %4, %6, ror #8"
+            : "=&r"(l02), "=&r"(l13), "=&r"(h02), "=&r"(h13)
+            : "r"(n), "r"(lo), "r"(hi));
+    __asm__("pkhbt %0, %4, %6, lsl #16\n\t"
+            "pkhbt %1, %5, %7, lsl #16\n\t"
+            "pkhtb %2, %6, %4, asr #16\n\t"
+            "pkhtb %3, %7, %5, asr #16"
+            : "=&r"(p0), "=&r"(p1), "=&r"(p2), "=&r"(p3)
+            : "r"(l02), "r"(l13), "r"(h02), "r"(h13));
+    dst[0] = p0;
+    dst[1] = p1;
+    dst[2] = p2;
+    dst[3] = p3;
+}
+
 /* The input widened into ceil8(size) / 2 words of int16 pairs of x - zp (exact: |x - zp| <=
- * 255), per block of 8 in the order (x0,x4) (x1,x5) (x2,x6) (x3,x7), zero past the input:
- * SXTB16 of two words, paired by PKHBT/PKHTB, minus (zp, zp). */
+ * 255), per block of 8 in the order (x0,x4) (x1,x5) (x2,x6) (x3,x7), zero past the input. */
 static inline Q4_DSP_HELPER void q4_fc_widen(const int8_t *input, int32_t size, int32_t zp,
                                              uint32_t *pairs)
 {
-    const uint32_t zp_pair = ((uint32_t)zp & 0xFFFFu) * 0x10001u;
+    const uint32_t minus_zp = ((uint32_t)-zp & 0xFFFFu) * 0x10001u;
     const int32_t blocks = q4_round_up8(size) / Q4_DSP_BLOCK;
+    const int8_t *const end = input + (size & ~(Q4_DSP_BLOCK - 1));
+    const int8_t *in = input;
+    uint32_t *dst = pairs;
     int32_t b, j;
-    for (b = 0; b < size / Q4_DSP_BLOCK; ++b) {
-        const uint32_t lo = q4_load_u32(input + Q4_DSP_BLOCK * b);
-        const uint32_t hi = q4_load_u32(input + Q4_DSP_BLOCK * b + 4);
-        const uint32_t l02 = q4_sxtb16(lo), h02 = q4_sxtb16(hi);
-        const uint32_t l13 = q4_sxtb16(lo >> 8), h13 = q4_sxtb16(hi >> 8);
-        uint32_t *const dst = pairs + 4 * b;
-        dst[0] = (uint32_t)__ssub16((int32_t)((l02 & 0xFFFFu) | (h02 << 16)), (int32_t)zp_pair);
-        dst[1] = (uint32_t)__ssub16((int32_t)((l13 & 0xFFFFu) | (h13 << 16)), (int32_t)zp_pair);
-        dst[2] = (uint32_t)__ssub16((int32_t)((l02 >> 16) | (h02 & 0xFFFF0000u)),
-                                    (int32_t)zp_pair);
-        dst[3] = (uint32_t)__ssub16((int32_t)((l13 >> 16) | (h13 & 0xFFFF0000u)),
-                                    (int32_t)zp_pair);
+    for (; in != end; in += Q4_DSP_BLOCK, dst += 4) {
+        q4_fc_widen8(q4_load_u32(in), q4_load_u32(in + 4), minus_zp, dst);
     }
-    for (; b < blocks; ++b) { /* the partial last block */
+    for (b = size / Q4_DSP_BLOCK; b < blocks; ++b) { /* the partial last block */
         for (j = 0; j < 4; ++j) {
             const int32_t k = Q4_DSP_BLOCK * b + j;
             pairs[4 * b + j] = q4_fc_centred(input, k, size, zp) |

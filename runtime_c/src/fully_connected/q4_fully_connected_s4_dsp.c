@@ -28,7 +28,111 @@ int32_t q4_fully_connected_s4_dsp_get_buffer_size(int32_t input_size)
     return 2 * q4_round_up8(input_size);
 }
 
-#define Q4_FC_ROWS 2 /* output rows per pass (sharing the activation loads; 4 spill) */
+#define Q4_FC_ROWS 2 /* output rows per pass of the C loop (sharing the activation loads) */
+
+/* One call of the 4-row loop: words [0, n) of the rows at base + stride, base + 2 * stride,
+ * base + 4 * stride and base (stride may be negative), from the pairs x; acc[k] = 4096 times
+ * the dot product of row k (in that order). */
+typedef struct {
+    const uint32_t *x;
+    const uint8_t *base;
+    int32_t stride;
+    const uint32_t *x_end; /* x + 4 * n */
+    uint32_t odd;          /* n & 1 */
+    int32_t acc[4];
+} q4_fc_rows4_call;
+
+#if defined(__OPTIMIZE__) && defined(__GNUC__) && !defined(__clang__)
+/* GNU inline assembly: 14 registers (4 accumulators, 4 activation pairs, weight word, unpacked
+ * pair, mask, row pointer, stride, pairs pointer), so the loop end is compared with a copy on the
+ * stack. Per 8 inputs: one LDM of the 4 pairs, per row one LDR and 4 AND + 4 SMLAD (q4_fc_dot8);
+ * two blocks per iteration (an odd count enters in the middle). Unoptimised builds cannot give
+ * the asm its 14 registers (r7 is the frame pointer there) and use the C loop below. */
+static void q4_fc_rows4(q4_fc_rows4_call *call)
+{
+    register q4_fc_rows4_call *c __asm__("r0") = call;
+#define Q4_FC_ROW4(load, acc)                 \
+    load "\n\t"                               \
+         "and r6, r4, r5, lsl #12\n\t"        \
+         "smlad " acc ", r6, r7, " acc "\n\t" \
+         "and r6, r4, r5, lsl #8\n\t"         \
+         "smlad " acc ", r6, r8, " acc "\n\t" \
+         "and r6, r4, r5, lsl #4\n\t"         \
+         "smlad " acc ", r6, r9, " acc "\n\t" \
+         "and r5, r5, r4\n\t"                 \
+         "smlad " acc ", r5, r10, " acc "\n\t"
+#define Q4_FC_BLOCK4                                                       \
+    "ldm r1!, {r7, r8, r9, r10}\n\t" Q4_FC_ROW4("ldr r5, [r2, r3]", "r11") \
+        Q4_FC_ROW4("ldr r5, [r2, r3, lsl #1]", "r12")                      \
+            Q4_FC_ROW4("ldr r5, [r2, r3, lsl #2]", "lr") Q4_FC_ROW4("ldr r5, [r2], #4", "r0")
+    __asm__ volatile("ldr r1, [r0, #0]\n\t"
+                     "ldr r2, [r0, #4]\n\t"
+                     "ldr r3, [r0, #8]\n\t"
+                     "ldr r6, [r0, #12]\n\t"
+                     "ldr r5, [r0, #16]\n\t"
+                     "push {r0, r6}\n\t"
+                     "mov r4, #0xF000F000\n\t"
+                     "mov r11, #0\n\t"
+                     "mov r12, #0\n\t"
+                     "mov lr, #0\n\t"
+                     "mov r0, #0\n\t"
+                     "cmp r5, #0\n\t"
+                     "bne 2f\n"
+                     "1:\n\t" Q4_FC_BLOCK4 "2:\n\t" Q4_FC_BLOCK4 "ldr r6, [sp, #4]\n\t"
+                     "cmp r1, r6\n\t"
+                     "bne 1b\n\t"
+                     "pop {r5, r6}\n\t"
+                     "str r11, [r5, #20]\n\t"
+                     "str r12, [r5, #24]\n\t"
+                     "str lr, [r5, #28]\n\t"
+                     "str r0, [r5, #32]\n\t"
+                     : "+r"(c)
+                     :
+                     : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11",
+                       "r12", "lr", "cc", "memory");
+#undef Q4_FC_BLOCK4
+#undef Q4_FC_ROW4
+}
+#else
+static void q4_fc_rows4(q4_fc_rows4_call *call)
+{
+    const int32_t stride = call->stride;
+    const uint32_t *x = call->x;
+    const uint8_t *w = call->base;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; x != call->x_end; x += 4, w += 4) {
+        a0 = q4_fc_dot8(q4_load_u32(w + stride), x[0], x[1], x[2], x[3], a0);
+        a1 = q4_fc_dot8(q4_load_u32(w + 2 * stride), x[0], x[1], x[2], x[3], a1);
+        a2 = q4_fc_dot8(q4_load_u32(w + 4 * stride), x[0], x[1], x[2], x[3], a2);
+        a3 = q4_fc_dot8(q4_load_u32(w), x[0], x[1], x[2], x[3], a3);
+    }
+    call->acc[0] = a0;
+    call->acc[1] = a1;
+    call->acc[2] = a2;
+    call->acc[3] = a3;
+}
+#endif
+
+/* sum[k] = the dot products over the whole words [0, whole) of the rows at base + stride,
+ * base + 2 * stride, base + 4 * stride and base, drained every Q4_FC_DRAIN_WORDS words. */
+static void q4_fc_sums4(const uint32_t *pairs, const uint8_t *base, int32_t stride,
+                        int32_t whole, int32_t *sum)
+{
+    q4_fc_rows4_call call;
+    int32_t b0, k;
+    call.stride = stride;
+    for (b0 = 0; b0 < whole; b0 += Q4_FC_DRAIN_WORDS) {
+        const int32_t n = whole - b0 < Q4_FC_DRAIN_WORDS ? whole - b0 : Q4_FC_DRAIN_WORDS;
+        call.x = pairs + 4 * b0;
+        call.base = base + 4 * b0;
+        call.x_end = call.x + 4 * n;
+        call.odd = (uint32_t)n & 1u;
+        q4_fc_rows4(&call);
+        for (k = 0; k < 4; ++k) { /* multiples of 4096: exact division */
+            sum[k] += q4_floor_shift32(call.acc[k], 12);
+        }
+    }
+}
 
 void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params *quant,
                                int32_t input_size, const int8_t *input, const uint8_t *filter,
@@ -43,10 +147,33 @@ void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params
     const int32_t act_min = params->act_min, act_max = params->act_max;
     const int32_t *const multiplier = quant->multiplier, *const shifts = quant->shift;
     uint32_t *const pairs = (uint32_t *)scratch;
-    int32_t b, j, o;
+    int32_t b, j, o = 0;
 
     q4_fc_widen(input, input_size, in_zp, pairs);
-    for (o = 0; o < output_size; o += Q4_FC_ROWS) {
+    if (whole > 0) {
+        /* 8 rows per step, 4 per pass: rows {1, 2, 4, 0} from row 0 with stride +row_bytes,
+         * rows {6, 5, 3, 7} from row 7 with stride -row_bytes */
+        static const int8_t rows[8] = {1, 2, 4, 0, 6, 5, 3, 7};
+        for (; o + 8 <= output_size; o += 8) {
+            const uint8_t *const row0 = filter + o * row_bytes;
+            int32_t sum[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            q4_fc_sums4(pairs, row0, row_bytes, whole, sum);
+            q4_fc_sums4(pairs, row0 + 7 * row_bytes, -row_bytes, whole, sum + 4);
+            for (j = 0; j < 8; ++j) {
+                const int32_t r = o + rows[j];
+                if (whole < blocks) { /* the row's last, partial word, read byte by byte */
+                    const uint32_t *const x = pairs + 4 * whole;
+                    sum[j] += q4_floor_shift32(
+                        q4_fc_dot8(q4_fc_word(filter + r * row_bytes, row_bytes, whole), x[0],
+                                   x[1], x[2], x[3], 0),
+                        12);
+                }
+                output[r] = q4_requantize_clamp(bias[r] + sum[j], multiplier[r], shifts[r],
+                                                out_zp, act_min, act_max);
+            }
+        }
+    }
+    for (; o < output_size; o += Q4_FC_ROWS) {
         /* rows past the last one repeat it; their sums are dropped */
         const uint8_t *const row0 = filter + o * row_bytes;
         const uint8_t *const row1 = o + 1 < output_size ? row0 + row_bytes : row0;
