@@ -298,6 +298,14 @@ def make_fc_cases() -> list[FcCase]:
         for bits in (4, 8)
     ]
     cases.append(random_fc(rng, "fc_slow", 75, 12, 8, slow_shifts=True))
+    # the _dsp 8-row steps: 33 words (a drain of 32 and an odd one), 65 words and 7 rows left
+    # over, rows with no whole word
+    for name, size, outputs, bits in (
+        ("fc_rows24_a8", 263, 24, 8),
+        ("fc_rows15_a4", 520, 15, 4),
+        ("fc_narrow_a8", 6, 9, 8),
+    ):
+        cases.append(random_fc(rng, name, size, outputs, bits))
     return cases
 
 
@@ -769,6 +777,25 @@ def test_mve_depthwise_plane_path_is_bit_exact_unoptimised(tmp_path):
         extra_cflags=["-O0"],
     )
     assert {r.case for r in results if r.variant == "mve"} >= {c.name for c in dw_cases}
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
+
+
+def test_dsp_fully_connected_is_bit_exact_unoptimised(tmp_path):
+    """Built without optimisation q4_fully_connected_s4_dsp's 4-row passes run a C loop instead of
+    the inline assembly (GCC cannot give it 14 registers at -O0): that code is checked too."""
+    board = load_board("mps2-an386")
+    require_tools(board)
+    write_cases_header(CASES[:1], FC_CASES, DW_CASES[:1], tmp_path / "ops_cases.h")
+    results = run_harness(
+        board,
+        [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
+        [RUNTIME / "include", RUNTIME / "include" / "internal", tmp_path],
+        tmp_path,
+        "ops_harness",
+        extra_cflags=["-O0"],
+    )
+    assert {r.case for r in results if r.variant == "dsp"} >= {c.name for c in FC_CASES}
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad
 
