@@ -30,27 +30,28 @@ int32_t q4_fully_connected_s4_dsp_get_buffer_size(int32_t input_size)
 
 #define Q4_FC_ROWS 2 /* output rows per pass of the C loop (sharing the activation loads) */
 
-/* One call of the 4-row loop: words [0, n) of the rows at base + stride, base + 2 * stride,
- * base + 4 * stride and base (stride may be negative), from the pairs x; acc[k] = 4096 times
- * the dot product of row k (in that order). */
+/* One 4-row pass: words [0, whole) of the rows at base + stride, base + 2 * stride,
+ * base + 4 * stride and base (stride may be negative) against the pairs x; sum[k] += the dot
+ * product of row k (in that order). The accumulators hold 4096 times the partial sums and are
+ * drained (divided by 4096, exact) every Q4_FC_DRAIN_WORDS words. */
 typedef struct {
     const uint32_t *x;
     const uint8_t *base;
     int32_t stride;
-    const uint32_t *x_end; /* x + 4 * n */
-    uint32_t odd;          /* n & 1 */
-    int32_t acc[4];
-} q4_fc_rows4_call;
+    const uint32_t *x_end; /* x + 4 * whole */
+    int32_t sum[4];
+} q4_fc_pass;
 
 #if defined(__OPTIMIZE__) && defined(__GNUC__) && !defined(__clang__)
 /* GNU inline assembly: 14 registers (4 accumulators, 4 activation pairs, weight word, unpacked
- * pair, mask, row pointer, stride, pairs pointer), so the loop end is compared with a copy on the
- * stack. Per 8 inputs: one LDM of the 4 pairs, per row one LDR and 4 AND + 4 SMLAD (q4_fc_dot8);
- * two blocks per iteration (an odd count enters in the middle). Unoptimised builds cannot give
- * the asm its 14 registers (r7 is the frame pointer there) and use the C loop below. */
-static void q4_fc_rows4(q4_fc_rows4_call *call)
+ * pair, mask, row pointer, stride, pairs pointer), so the chunk end and the pass's address sit
+ * on the stack. Per 8 inputs: one LDM of the 4 pairs, per row one LDR and 4 AND + 4 SMLAD
+ * (q4_fc_dot8); two blocks per iteration (an odd count enters in the middle); per chunk of at
+ * most 32 words the 4 drains (ADD with ASR #12) into pass->sum. Unoptimised builds cannot give
+ * the asm its registers (r7 is the frame pointer there) and use the C loop below. */
+static void q4_fc_rows4(q4_fc_pass *pass)
 {
-    register q4_fc_rows4_call *c __asm__("r0") = call;
+    register q4_fc_pass *p __asm__("r0") = pass;
 #define Q4_FC_ROW4(load, acc)                 \
     load "\n\t"                               \
          "and r6, r4, r5, lsl #12\n\t"        \
@@ -65,71 +66,93 @@ static void q4_fc_rows4(q4_fc_rows4_call *call)
     "ldm r1!, {r7, r8, r9, r10}\n\t" Q4_FC_ROW4("ldr r5, [r2, r3]", "r11") \
         Q4_FC_ROW4("ldr r5, [r2, r3, lsl #1]", "r12")                      \
             Q4_FC_ROW4("ldr r5, [r2, r3, lsl #2]", "lr") Q4_FC_ROW4("ldr r5, [r2], #4", "r0")
+#define Q4_FC_DRAIN(acc, offset)       \
+    "ldr r6, [r5, #" offset "]\n\t"    \
+    "add r6, r6, " acc ", asr #12\n\t" \
+    "str r6, [r5, #" offset "]\n\t"
     __asm__ volatile("ldr r1, [r0, #0]\n\t"
                      "ldr r2, [r0, #4]\n\t"
                      "ldr r3, [r0, #8]\n\t"
-                     "ldr r6, [r0, #12]\n\t"
-                     "ldr r5, [r0, #16]\n\t"
-                     "push {r0, r6}\n\t"
                      "mov r4, #0xF000F000\n\t"
+                     "push {r0, r1}\n" /* [sp]: the pass, [sp, #4]: the chunk end */
+                     "3:\n\t"
+                     "ldr r5, [sp]\n\t"
+                     "ldr r6, [r5, #12]\n\t"
+                     "add r7, r1, #512\n\t" /* Q4_FC_DRAIN_WORDS blocks of 16 bytes */
+                     "cmp r7, r6\n\t"
+                     "it lo\n\t"
+                     "movlo r6, r7\n\t"
+                     "str r6, [sp, #4]\n\t"
+                     "sub r6, r6, r1\n\t"
                      "mov r11, #0\n\t"
                      "mov r12, #0\n\t"
                      "mov lr, #0\n\t"
                      "mov r0, #0\n\t"
-                     "cmp r5, #0\n\t"
+                     "tst r6, #16\n\t"
                      "bne 2f\n"
                      "1:\n\t" Q4_FC_BLOCK4 "2:\n\t" Q4_FC_BLOCK4 "ldr r6, [sp, #4]\n\t"
                      "cmp r1, r6\n\t"
                      "bne 1b\n\t"
-                     "pop {r5, r6}\n\t"
-                     "str r11, [r5, #20]\n\t"
-                     "str r12, [r5, #24]\n\t"
-                     "str lr, [r5, #28]\n\t"
-                     "str r0, [r5, #32]\n\t"
-                     : "+r"(c)
+                     "ldr r5, [sp]\n\t" Q4_FC_DRAIN("r11", "16") Q4_FC_DRAIN("r12", "20")
+                         Q4_FC_DRAIN("lr", "24") Q4_FC_DRAIN("r0", "28") "ldr r6, [r5, #12]\n\t"
+                                                                         "cmp r1, r6\n\t"
+                                                                         "bne 3b\n\t"
+                                                                         "pop {r0, r1}\n\t"
+                     : "+r"(p)
                      :
                      : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11",
                        "r12", "lr", "cc", "memory");
+#undef Q4_FC_DRAIN
 #undef Q4_FC_BLOCK4
 #undef Q4_FC_ROW4
 }
 #else
-static void q4_fc_rows4(q4_fc_rows4_call *call)
+static void q4_fc_rows4(q4_fc_pass *pass)
 {
-    const int32_t stride = call->stride;
-    const uint32_t *x = call->x;
-    const uint8_t *w = call->base;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    for (; x != call->x_end; x += 4, w += 4) {
-        a0 = q4_fc_dot8(q4_load_u32(w + stride), x[0], x[1], x[2], x[3], a0);
-        a1 = q4_fc_dot8(q4_load_u32(w + 2 * stride), x[0], x[1], x[2], x[3], a1);
-        a2 = q4_fc_dot8(q4_load_u32(w + 4 * stride), x[0], x[1], x[2], x[3], a2);
-        a3 = q4_fc_dot8(q4_load_u32(w), x[0], x[1], x[2], x[3], a3);
+    const int32_t stride = pass->stride;
+    const uint32_t *x = pass->x;
+    const uint8_t *w = pass->base;
+    while (x != pass->x_end) {
+        const uint32_t *const end = pass->x_end - x > 4 * Q4_FC_DRAIN_WORDS
+                                        ? x + 4 * Q4_FC_DRAIN_WORDS
+                                        : pass->x_end;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; x != end; x += 4, w += 4) {
+            a0 = q4_fc_dot8(q4_load_u32(w + stride), x[0], x[1], x[2], x[3], a0);
+            a1 = q4_fc_dot8(q4_load_u32(w + 2 * stride), x[0], x[1], x[2], x[3], a1);
+            a2 = q4_fc_dot8(q4_load_u32(w + 4 * stride), x[0], x[1], x[2], x[3], a2);
+            a3 = q4_fc_dot8(q4_load_u32(w), x[0], x[1], x[2], x[3], a3);
+        }
+        /* multiples of 4096: exact division */
+        pass->sum[0] += q4_floor_shift32(a0, 12);
+        pass->sum[1] += q4_floor_shift32(a1, 12);
+        pass->sum[2] += q4_floor_shift32(a2, 12);
+        pass->sum[3] += q4_floor_shift32(a3, 12);
     }
-    call->acc[0] = a0;
-    call->acc[1] = a1;
-    call->acc[2] = a2;
-    call->acc[3] = a3;
 }
 #endif
 
-/* sum[k] = the dot products over the whole words [0, whole) of the rows at base + stride,
- * base + 2 * stride, base + 4 * stride and base, drained every Q4_FC_DRAIN_WORDS words. */
-static void q4_fc_sums4(const uint32_t *pairs, const uint8_t *base, int32_t stride,
-                        int32_t whole, int32_t *sum)
+/* The dot product of rows row0 and row1 (n_rows = 2) or of row0 alone (n_rows = 1) over words
+ * [0, whole), added to sum[0..n_rows). n_rows is a constant at each call. */
+static inline void q4_fc_rows2(const uint32_t *pairs, const uint8_t *row0, const uint8_t *row1,
+                               int32_t whole, int32_t n_rows, int32_t *sum)
 {
-    q4_fc_rows4_call call;
-    int32_t b0, k;
-    call.stride = stride;
+    int32_t b0, b;
     for (b0 = 0; b0 < whole; b0 += Q4_FC_DRAIN_WORDS) {
-        const int32_t n = whole - b0 < Q4_FC_DRAIN_WORDS ? whole - b0 : Q4_FC_DRAIN_WORDS;
-        call.x = pairs + 4 * b0;
-        call.base = base + 4 * b0;
-        call.x_end = call.x + 4 * n;
-        call.odd = (uint32_t)n & 1u;
-        q4_fc_rows4(&call);
-        for (k = 0; k < 4; ++k) { /* multiples of 4096: exact division */
-            sum[k] += q4_floor_shift32(call.acc[k], 12);
+        const int32_t b_end = whole - b0 < Q4_FC_DRAIN_WORDS ? whole : b0 + Q4_FC_DRAIN_WORDS;
+        const uint32_t *x = pairs + 4 * b0;
+        int32_t a0 = 0, a1 = 0;
+        for (b = b0; b < b_end; ++b, x += 4) {
+            const uint32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+            a0 = q4_fc_dot8(q4_load_u32(row0 + 4 * b), x0, x1, x2, x3, a0);
+            if (n_rows == 2) {
+                a1 = q4_fc_dot8(q4_load_u32(row1 + 4 * b), x0, x1, x2, x3, a1);
+            }
+        }
+        /* the partial sums are multiples of 4096: exact division */
+        sum[0] += q4_floor_shift32(a0, 12);
+        if (n_rows == 2) {
+            sum[1] += q4_floor_shift32(a1, 12);
         }
     }
 }
@@ -147,7 +170,7 @@ void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params
     const int32_t act_min = params->act_min, act_max = params->act_max;
     const int32_t *const multiplier = quant->multiplier, *const shifts = quant->shift;
     uint32_t *const pairs = (uint32_t *)scratch;
-    int32_t b, j, o = 0;
+    int32_t j, o = 0;
 
     q4_fc_widen(input, input_size, in_zp, pairs);
     if (whole > 0) {
@@ -156,50 +179,46 @@ void q4_fully_connected_s4_dsp(const q4_fc_params *params, const q4_quant_params
         static const int8_t rows[8] = {1, 2, 4, 0, 6, 5, 3, 7};
         for (; o + 8 <= output_size; o += 8) {
             const uint8_t *const row0 = filter + o * row_bytes;
-            int32_t sum[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            q4_fc_sums4(pairs, row0, row_bytes, whole, sum);
-            q4_fc_sums4(pairs, row0 + 7 * row_bytes, -row_bytes, whole, sum + 4);
+            q4_fc_pass pass[2] = {
+                {pairs, row0, row_bytes, pairs + 4 * whole, {0, 0, 0, 0}},
+                {pairs, row0 + 7 * row_bytes, -row_bytes, pairs + 4 * whole, {0, 0, 0, 0}}};
+            q4_fc_rows4(&pass[0]);
+            q4_fc_rows4(&pass[1]);
             for (j = 0; j < 8; ++j) {
                 const int32_t r = o + rows[j];
+                int32_t sum = pass[j / 4].sum[j % 4];
                 if (whole < blocks) { /* the row's last, partial word, read byte by byte */
                     const uint32_t *const x = pairs + 4 * whole;
-                    sum[j] += q4_floor_shift32(
+                    sum += q4_floor_shift32(
                         q4_fc_dot8(q4_fc_word(filter + r * row_bytes, row_bytes, whole), x[0],
                                    x[1], x[2], x[3], 0),
                         12);
                 }
-                output[r] = q4_requantize_clamp(bias[r] + sum[j], multiplier[r], shifts[r],
-                                                out_zp, act_min, act_max);
+                output[r] = q4_requantize_clamp(bias[r] + sum, multiplier[r], shifts[r], out_zp,
+                                                act_min, act_max);
             }
         }
     }
-    for (; o < output_size; o += Q4_FC_ROWS) {
-        /* rows past the last one repeat it; their sums are dropped */
+    for (; o < output_size; o += Q4_FC_ROWS) { /* the last output_size % 8 rows, two at a time */
         const uint8_t *const row0 = filter + o * row_bytes;
-        const uint8_t *const row1 = o + 1 < output_size ? row0 + row_bytes : row0;
+        const uint8_t *const row1 = row0 + row_bytes;
+        const int32_t n_rows = o + 1 < output_size ? 2 : 1;
         int32_t sum[Q4_FC_ROWS] = {0, 0};
-        int32_t b0;
-        for (b0 = 0; b0 < whole; b0 += Q4_FC_DRAIN_WORDS) {
-            const int32_t b_end = whole - b0 < Q4_FC_DRAIN_WORDS ? whole : b0 + Q4_FC_DRAIN_WORDS;
-            const uint32_t *x = pairs + 4 * b0;
-            int32_t a0 = 0, a1 = 0;
-            for (b = b0; b < b_end; ++b, x += 4) {
-                const uint32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
-                a0 = q4_fc_dot8(q4_load_u32(row0 + 4 * b), x0, x1, x2, x3, a0);
-                a1 = q4_fc_dot8(q4_load_u32(row1 + 4 * b), x0, x1, x2, x3, a1);
-            }
-            /* the partial sums are multiples of 4096: exact division */
-            sum[0] += q4_floor_shift32(a0, 12);
-            sum[1] += q4_floor_shift32(a1, 12);
+        if (n_rows == 2) {
+            q4_fc_rows2(pairs, row0, row1, whole, 2, sum);
+        } else {
+            q4_fc_rows2(pairs, row0, row0, whole, 1, sum);
         }
         if (whole < blocks) { /* the row's last, partial word, read byte by byte */
             const uint32_t *const x = pairs + 4 * whole;
-            sum[0] += q4_floor_shift32(
-                q4_fc_dot8(q4_fc_word(row0, row_bytes, whole), x[0], x[1], x[2], x[3], 0), 12);
-            sum[1] += q4_floor_shift32(
-                q4_fc_dot8(q4_fc_word(row1, row_bytes, whole), x[0], x[1], x[2], x[3], 0), 12);
+            for (j = 0; j < n_rows; ++j) {
+                sum[j] += q4_floor_shift32(
+                    q4_fc_dot8(q4_fc_word(row0 + j * row_bytes, row_bytes, whole), x[0], x[1],
+                               x[2], x[3], 0),
+                    12);
+            }
         }
-        for (j = 0; j < Q4_FC_ROWS && o + j < output_size; ++j) {
+        for (j = 0; j < n_rows; ++j) {
             output[o + j] = q4_requantize_clamp(bias[o + j] + sum[j], multiplier[o + j],
                                                 shifts[o + j], out_zp, act_min, act_max);
         }
