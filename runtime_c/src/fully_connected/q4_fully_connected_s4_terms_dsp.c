@@ -6,10 +6,12 @@
  * Scheme (docs/kernels.md, "Fully connected, add and pooling, round 3"):
  *  - Each input is widened once into the scratch as int16 pairs of x_i - z_i (q4_fc_widen, as in
  *    q4_fully_connected_s4_dsp), so no sum of the weights is needed.
- *  - Per output row and packed word (8 weights) of each weight tensor: four AND-with-shift give
- *    the (4096 w_k, 4096 w_(k+4)) halfword pairs (q4_fc_dot8); one word of weights serves every
- *    input and one block of pairs every weight tensor, so per 8 inputs a (2 inputs, 2 weights)
- *    layer costs 8 loads, 8 ANDs and 16 SMLADs for its 32 MACs.
+ *  - 8 output rows per step: each term (input i, weight tensor j) is a single-term dot product,
+ *    computed by the 4-row passes of q4_fully_connected_s4_dsp (q4_fc_rows4: one LDM of 4 pairs
+ *    per 8 inputs, per row one LDR, 4 AND-with-shift and 4 SMLAD).
+ *  - The last output_size % 8 rows, per row and packed word of each weight tensor: four
+ *    AND-with-shift give the (4096 w_k, 4096 w_(k+4)) halfword pairs (q4_fc_dot8); one word of
+ *    weights serves every input and one block of pairs every weight tensor.
  *  - The accumulators hold 4096 times the partial sums and are drained (divided by 4096, exact)
  *    every 32 words; acc_k = [bias] + sum((x_i - z_i) w_j) (term k = i * n_w + j, the bias in
  *    term 0), then the exact q4_requantize_terms_clamp.
@@ -75,18 +77,57 @@ void q4_fully_connected_s4_terms_dsp(const q4_fc_params *params, const q4_terms_
     const int32_t row_bytes = (input_size + 1) / 2;
     const int32_t padded = q4_round_up8(input_size);
     const int32_t whole = row_bytes / 4; /* words of a row that can be loaded whole */
-    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights;
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
     /* locals: the int8 stores below could otherwise alias *params and *terms */
     const int32_t out_zp = params->output_zp, act_min = params->act_min;
     const int32_t act_max = params->act_max;
     uint32_t *const pairs = (uint32_t *)scratch; /* input i at pairs + i * padded / 2 */
     const uint32_t *const x0 = pairs, *const x1 = pairs + (n_in - 1) * (padded / 2);
-    int32_t i, o;
+    int32_t i, o = 0;
 
     for (i = 0; i < n_in; ++i) {
         q4_fc_widen(inputs[i], input_size, terms->input_zp[i], pairs + i * (padded / 2));
     }
-    for (o = 0; o < output_size; ++o) {
+    if (whole > 0) {
+        /* 8 rows per step as in q4_fully_connected_s4_dsp: per term two 4-row passes, rows
+         * {1, 2, 4, 0} from row 0 and {6, 5, 3, 7} from row 7 */
+        static const int8_t rows[8] = {1, 2, 4, 0, 6, 5, 3, 7};
+        for (; o + 8 <= output_size; o += 8) {
+            int32_t d8[4][8], t, r;
+            for (t = 0; t < n_terms; ++t) {
+                const uint32_t *const x = pairs + (t / n_w) * (padded / 2);
+                const uint8_t *const row0 = filters[t % n_w] + o * row_bytes;
+                q4_fc_pass pass[2] = {
+                    {x, row0, row_bytes, x + 4 * whole, {0, 0, 0, 0}},
+                    {x, row0 + 7 * row_bytes, -row_bytes, x + 4 * whole, {0, 0, 0, 0}}};
+                q4_fc_rows4(&pass[0]);
+                q4_fc_rows4(&pass[1]);
+                for (r = 0; r < 8; ++r) {
+                    const uint32_t *const xl = x + 4 * whole;
+                    d8[t][r] = pass[r / 4].sum[r % 4];
+                    if (whole * 8 < padded) { /* the row's last, partial word */
+                        const uint32_t wl = q4_fc_word(
+                            filters[t % n_w] + (o + rows[r]) * row_bytes, row_bytes, whole);
+                        d8[t][r] += q4_floor_shift32(
+                            q4_fc_dot8(wl, xl[0], xl[1], xl[2], xl[3], 0), 12);
+                    }
+                }
+            }
+            for (r = 0; r < 8; ++r) {
+                const int32_t row = o + rows[r];
+                int32_t acc[4];
+                for (t = 0; t < n_terms; ++t) {
+                    acc[t] = d8[t][r];
+                }
+                /* modulo 2^32: each acc_k fits int32 (docs/integer-spec.md) */
+                acc[0] = (int32_t)((uint32_t)bias[row] + (uint32_t)acc[0]);
+                output[row] = q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + row,
+                                                        output_size, terms->shift[row], out_zp,
+                                                        act_min, act_max);
+            }
+        }
+    }
+    for (; o < output_size; ++o) { /* the last output_size % 8 rows */
         const uint8_t *const w0 = filters[0] + o * row_bytes;
         const uint8_t *const w1 = filters[n_w - 1] + o * row_bytes;
         int32_t d[4] = {0, 0, 0, 0}, acc[4];
@@ -119,7 +160,7 @@ void q4_fully_connected_s4_terms_dsp(const q4_fc_params *params, const q4_terms_
         } else {
             acc[1] = n_in == 2 ? d[2] : d[1];
         }
-        output[o] = q4_requantize_terms_clamp(acc, n_in * n_w, terms->multiplier + o, output_size,
+        output[o] = q4_requantize_terms_clamp(acc, n_terms, terms->multiplier + o, output_size,
                                               terms->shift[o], out_zp, act_min, act_max);
     }
 }
