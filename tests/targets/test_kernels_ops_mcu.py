@@ -781,12 +781,13 @@ def test_mve_depthwise_plane_path_is_bit_exact_unoptimised(tmp_path):
     assert not bad, bad
 
 
-def test_dsp_fully_connected_is_bit_exact_unoptimised(tmp_path):
-    """Built without optimisation q4_fully_connected_s4_dsp's 4-row passes run a C loop instead of
-    the inline assembly (GCC cannot give it 14 registers at -O0): that code is checked too."""
+def test_dsp_fully_connected_and_add_are_bit_exact_unoptimised(tmp_path):
+    """Built without optimisation q4_fully_connected_s4_dsp's 4-row passes and q4_add_s8_dsp's
+    4-bit loop run C loops instead of their inline assembly (GCC cannot give the first 14
+    registers at -O0): that code is checked too."""
     board = load_board("mps2-an386")
     require_tools(board)
-    write_cases_header(CASES[:1], FC_CASES, DW_CASES[:1], tmp_path / "ops_cases.h")
+    write_cases_header(CASES, FC_CASES, DW_CASES[:1], tmp_path / "ops_cases.h")
     results = run_harness(
         board,
         [HARNESS, *ADD_SOURCES, *FC_SOURCES, *DW_SOURCES],
@@ -795,7 +796,7 @@ def test_dsp_fully_connected_is_bit_exact_unoptimised(tmp_path):
         "ops_harness",
         extra_cflags=["-O0"],
     )
-    assert {r.case for r in results if r.variant == "dsp"} >= {c.name for c in FC_CASES}
+    assert {r.case for r in results if r.variant == "dsp"} >= {c.name for c in FC_CASES + CASES}
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad
 
