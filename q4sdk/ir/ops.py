@@ -233,6 +233,9 @@ _FC_TERMS_VARIANTS = (
         lambda k, o: 4 * _round_up(k, 8),
     ),
 )
+_GLOBAL_AVGPOOL_VARIANTS = (
+    KernelVariant("q4_global_avgpool_s8_dsp", "pooling/q4_global_avgpool_s8_dsp.c", "dsp", lambda k, o: 0),
+)
 _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_mve", "basic/q4_add_s8_mve.c", "mve", lambda k, o: 256),
     KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
@@ -343,6 +346,7 @@ OPS: dict[str, OpSpec] = {
             ("global_avgpool",),
             layer=True,
             spatial=True,
+            variants=_GLOBAL_AVGPOOL_VARIANTS,
         ),
         _elementwise(
             "maxpool",

@@ -204,6 +204,12 @@ void q4_fully_connected_s4_terms_dsp(const q4_fc_params *params, const q4_terms_
                                      const uint8_t *const *filters, const int32_t *bias,
                                      int32_t output_size, int8_t *output, int32_t *scratch);
 
+/* global_avgpool, DSP: per 8 (then 4) channels and pixel one word and two SXTAB16 into int16
+ * pair sums, widened every 256 pixels; z_x subtracted once (pixels * z_x). The portable
+ * signature; no scratch. */
+void q4_global_avgpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
+                              const int8_t *input, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif
