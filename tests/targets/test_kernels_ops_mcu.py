@@ -781,10 +781,14 @@ def test_mve_depthwise_plane_path_is_bit_exact_unoptimised(tmp_path):
     assert not bad, bad
 
 
-def test_dsp_fully_connected_and_add_are_bit_exact_unoptimised(tmp_path):
+@pytest.mark.parametrize(
+    "flags", [["-O0"], ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]], ids=["O0", "fp_r9"]
+)
+def test_dsp_fully_connected_and_add_are_bit_exact_in_other_builds(tmp_path, flags):
     """Built without optimisation q4_fully_connected_s4_dsp's 4-row passes and q4_add_s8_dsp's
-    4-bit loop run C loops instead of their inline assembly (GCC cannot give the first 14
-    registers at -O0): that code is checked too."""
+    4-bit loop run C loops instead of their inline assembly: that code is checked too. With a
+    frame pointer and r9 reserved the assembly still builds (it saves r7 itself and never
+    touches r9) and stays bit-exact."""
     board = load_board("mps2-an386")
     require_tools(board)
     write_cases_header(CASES, FC_CASES, DW_CASES[:1], tmp_path / "ops_cases.h")
@@ -794,7 +798,7 @@ def test_dsp_fully_connected_and_add_are_bit_exact_unoptimised(tmp_path):
         [RUNTIME / "include", RUNTIME / "include" / "internal", tmp_path],
         tmp_path,
         "ops_harness",
-        extra_cflags=["-O0"],
+        extra_cflags=flags,
     )
     assert {r.case for r in results if r.variant == "dsp"} >= {c.name for c in FC_CASES + CASES}
     bad = [r for r in results if r.mismatches or not r.guard_ok]

@@ -119,67 +119,80 @@ typedef struct {
 } q4_fc_pass;
 
 #if defined(__OPTIMIZE__) && defined(__GNUC__) && !defined(__clang__)
-/* GNU inline assembly: 14 registers (4 accumulators, 4 activation pairs, weight word, unpacked
- * pair, mask, row pointer, stride, pairs pointer), so the chunk end and the pass's address sit
- * on the stack. Per 8 inputs: one LDM of the 4 pairs, per row one LDR and 4 AND + 4 SMLAD
- * (q4_fc_dot8); two blocks per iteration (an odd count enters in the middle); per chunk of at
- * most 32 words the 4 drains (ADD with ASR #12) into pass->sum. Unoptimised builds cannot give
- * the asm its registers (r7 is the frame pointer there) and use the C loop below. */
+/* GNU inline assembly: 13 registers (4 accumulators, 4 activation pairs, weight word, unpacked
+ * pair, mask, row pointer, stride). r9 is never touched (a platform may reserve it); r7, the
+ * frame pointer of builds that keep one, is saved and restored by the assembly itself (nothing
+ * in it addresses the frame), so it builds with -fno-omit-frame-pointer -ffixed-r9. The pairs
+ * pointer, the chunk end and the pass's address sit on the stack. Per 8 inputs: the pairs
+ * pointer loaded, one LDM of the 4 pairs, the pointer stored, per row one LDR and 4 AND + 4
+ * SMLAD (q4_fc_dot8); two blocks per iteration (an odd count enters in the middle); per chunk of
+ * at most 32 words the 4 drains (ADD with ASR #12) into pass->sum. Unoptimised builds use the C
+ * loop below. */
 static Q4_DSP_HELPER void q4_fc_rows4(q4_fc_pass *pass)
 {
     register q4_fc_pass *p __asm__("r0") = pass;
 #define Q4_FC_ROW4(load, acc)                 \
     load "\n\t"                               \
-         "and r6, r4, r5, lsl #12\n\t"        \
-         "smlad " acc ", r6, r7, " acc "\n\t" \
-         "and r6, r4, r5, lsl #8\n\t"         \
-         "smlad " acc ", r6, r8, " acc "\n\t" \
-         "and r6, r4, r5, lsl #4\n\t"         \
-         "smlad " acc ", r6, r9, " acc "\n\t" \
+         "and r1, r4, r5, lsl #12\n\t"        \
+         "smlad " acc ", r1, r6, " acc "\n\t" \
+         "and r1, r4, r5, lsl #8\n\t"         \
+         "smlad " acc ", r1, r7, " acc "\n\t" \
+         "and r1, r4, r5, lsl #4\n\t"         \
+         "smlad " acc ", r1, r8, " acc "\n\t" \
          "and r5, r5, r4\n\t"                 \
          "smlad " acc ", r5, r10, " acc "\n\t"
-#define Q4_FC_BLOCK4                                                       \
-    "ldm r1!, {r7, r8, r9, r10}\n\t" Q4_FC_ROW4("ldr r5, [r2, r3]", "r11") \
-        Q4_FC_ROW4("ldr r5, [r2, r3, lsl #1]", "r12")                      \
-            Q4_FC_ROW4("ldr r5, [r2, r3, lsl #2]", "lr") Q4_FC_ROW4("ldr r5, [r2], #4", "r0")
+#define Q4_FC_ROWS4                               \
+    Q4_FC_ROW4("ldr r5, [r2, r3]", "r11")         \
+    Q4_FC_ROW4("ldr r5, [r2, r3, lsl #1]", "r12") \
+    Q4_FC_ROW4("ldr r5, [r2, r3, lsl #2]", "lr")  \
+    Q4_FC_ROW4("ldr r5, [r2], #4", "r0")
+#define Q4_FC_PAIRS4                 \
+    "ldr r1, [sp, #8]\n\t"           \
+    "ldm r1!, {r6, r7, r8, r10}\n\t" \
+    "str r1, [sp, #8]\n\t"
 #define Q4_FC_DRAIN(acc, offset)       \
     "ldr r6, [r5, #" offset "]\n\t"    \
     "add r6, r6, " acc ", asr #12\n\t" \
     "str r6, [r5, #" offset "]\n\t"
-    __asm__ volatile("ldr r1, [r0, #0]\n\t"
-                     "ldr r2, [r0, #4]\n\t"
-                     "ldr r3, [r0, #8]\n\t"
-                     "mov r4, #0xF000F000\n\t"
-                     "push {r0, r1}\n" /* [sp]: the pass, [sp, #4]: the chunk end */
-                     "3:\n\t"
-                     "ldr r5, [sp]\n\t"
-                     "ldr r6, [r5, #12]\n\t"
-                     "add r7, r1, #512\n\t" /* Q4_FC_DRAIN_WORDS blocks of 16 bytes */
-                     "cmp r7, r6\n\t"
-                     "it lo\n\t"
-                     "movlo r6, r7\n\t"
-                     "str r6, [sp, #4]\n\t"
-                     "sub r6, r6, r1\n\t"
-                     "mov r11, #0\n\t"
-                     "mov r12, #0\n\t"
-                     "mov lr, #0\n\t"
-                     "mov r0, #0\n\t"
-                     "tst r6, #16\n\t"
-                     "bne 2f\n"
-                     "1:\n\t" Q4_FC_BLOCK4 "2:\n\t" Q4_FC_BLOCK4 "ldr r6, [sp, #4]\n\t"
-                     "cmp r1, r6\n\t"
-                     "bne 1b\n\t"
-                     "ldr r5, [sp]\n\t" Q4_FC_DRAIN("r11", "16") Q4_FC_DRAIN("r12", "20")
-                         Q4_FC_DRAIN("lr", "24") Q4_FC_DRAIN("r0", "28") "ldr r6, [r5, #12]\n\t"
-                                                                         "cmp r1, r6\n\t"
-                                                                         "bne 3b\n\t"
-                                                                         "pop {r0, r1}\n\t"
-                     : "+r"(p)
-                     :
-                     : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11",
-                       "r12", "lr", "cc", "memory");
+    __asm__ volatile(
+        "ldr r6, [r0, #0]\n\t"
+        "ldr r2, [r0, #4]\n\t"
+        "ldr r3, [r0, #8]\n\t"
+        /* [sp]: the pass, [sp, #4]: the chunk end, [sp, #8]: the pairs pointer, then r7 */
+        "push {r0, r5, r6, r7}\n\t"
+        "mov r4, #0xF000F000\n"
+        "3:\n\t"
+        "ldr r5, [sp]\n\t"
+        "ldr r6, [r5, #12]\n\t"
+        "ldr r1, [sp, #8]\n\t"
+        "add r7, r1, #512\n\t" /* Q4_FC_DRAIN_WORDS blocks of 16 bytes */
+        "cmp r7, r6\n\t"
+        "it lo\n\t"
+        "movlo r6, r7\n\t"
+        "str r6, [sp, #4]\n\t"
+        "sub r6, r6, r1\n\t"
+        "mov r11, #0\n\t"
+        "mov r12, #0\n\t"
+        "mov lr, #0\n\t"
+        "mov r0, #0\n\t"
+        "tst r6, #16\n\t"
+        "bne 2f\n"
+        "1:\n\t" Q4_FC_PAIRS4 Q4_FC_ROWS4 "2:\n\t" Q4_FC_PAIRS4
+        /* the loop test; the rows below leave the flags alone */
+        "ldr r5, [sp, #4]\n\t"
+        "cmp r1, r5\n\t" Q4_FC_ROWS4 "bne 1b\n\t"
+        "ldr r5, [sp]\n\t" Q4_FC_DRAIN("r11", "16") Q4_FC_DRAIN("r12", "20")
+            Q4_FC_DRAIN("lr", "24") Q4_FC_DRAIN("r0", "28") "ldr r6, [r5, #12]\n\t"
+                                                            "ldr r1, [sp, #8]\n\t"
+                                                            "cmp r1, r6\n\t"
+                                                            "bne 3b\n\t"
+                                                            "pop {r0, r5, r6, r7}\n\t"
+        : "+r"(p)
+        :
+        : "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r10", "r11", "r12", "lr", "cc", "memory");
 #undef Q4_FC_DRAIN
-#undef Q4_FC_BLOCK4
+#undef Q4_FC_PAIRS4
+#undef Q4_FC_ROWS4
 #undef Q4_FC_ROW4
 }
 #else
