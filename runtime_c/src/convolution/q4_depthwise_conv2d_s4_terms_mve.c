@@ -1,0 +1,573 @@
+/*
+ * q4_depthwise_conv2d_s4_terms_mve.c - multi-term depthwise 2-D convolution (dual INT4 weights
+ * and/or a residual-quantized input, channel multiplier 1), int8-stored activations, for cores
+ * with Helium (MVE, Cortex-M55/M85). Bit-exact with q4_depthwise_conv2d_s4_terms.
+ *
+ * Scheme (docs/kernels.md, "Depthwise, round 3"): term t = i * n_w + j (input i, weight tensor j)
+ * accumulates acc_t = fold_t + sum x_i * w_j, fold_t = [bias] - z_i * sum(w_j) (the bias in term
+ * 0 only; window positions outside the input hold z_i). The T accumulators of an output are
+ * requantized once, 4 lanes at a time: with the records of q4_conv_terms.h (m'_t, s' - 32),
+ * hi = floor(sum acc_t * m'_t / 2^32) is the sum of the VMULH high words plus the carries of the
+ * VMUL low words added as unsigned (the carry of a + b is bit 31 of VHADD.U32(a, b)), then
+ * VRSHL by -(s' - 32), + z_y, clamp. Channels whose records say the sum could leave that range
+ * take q4_requantize_terms_clamp.
+ *  - 3x3 kernels at stride 1 or 2 in both directions (the single-term plane path): per block of
+ *    8 channels and tile, the input pixels under the tile are widened once per input term into one
+ *    int16 plane per channel with a fixed row pitch; per channel and term one 9-tap filter over
+ *    the flat plane (inline assembly, VLDRH + VMLA.S16 by scalar) gives int16 sums, then the
+ *    vector requantization of the T terms and a byte scatter store.
+ *  - Other kernels: per block of 8 channels (weights unpacked to int8 [tensor][tap][8]) and output
+ *    pixel, per term the taps in int16 lanes (VLDRB.S16, VMLA), widened into int32 every 31 taps.
+ */
+#include "q4_kernels.h"
+#include "q4_kernels_opt.h"
+#include "q4_fixedpoint.h"
+
+#if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
+
+#include <arm_mve.h>
+
+#include "q4_conv_terms.h"
+
+#define Q4_DWT_BLOCK 32 /* channels per block of requantization records (Q4_TERMS_ROWS) */
+#define Q4_DWT_CH 8     /* channels widened together, int16 lanes */
+#define Q4_DWT_INT16_TAPS 31 /* taps whose products sum exactly in int16 (31 * 1024 < 2^15) */
+#define Q4_DWT_PLANE 400 /* int16 per channel plane */
+/* the scratch: records and folded accumulator starts, then the path's own part */
+#define Q4_DWT_HEAD ((int32_t)sizeof(q4_terms_records) + 4 * Q4_TERMS_TERMS * Q4_DWT_BLOCK)
+/* the 3x3 path: 8 planes per input, and one plane of sums per term */
+#define Q4_DWT_PLANES \
+    ((Q4_TERMS_INPUTS * Q4_DWT_CH + Q4_TERMS_TERMS) * Q4_DWT_PLANE * 2)
+
+typedef char q4_dwt_block_fits_records[Q4_DWT_BLOCK <= Q4_TERMS_ROWS ? 1 : -1];
+
+int32_t q4_depthwise_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims)
+{
+    const int32_t taps = filter_dims->h * filter_dims->w;
+    /* other kernels: tap offsets [2][taps], weights [2 tensors][taps][8] int8 */
+    const int32_t general = Q4_DWT_HEAD + 8 * taps + 2 * Q4_DWT_CH * taps;
+    return taps == 9 && Q4_DWT_HEAD + Q4_DWT_PLANES > general ? Q4_DWT_HEAD + Q4_DWT_PLANES
+                                                                : general;
+}
+
+typedef struct {
+    q4_terms_records rec;
+    int32_t fold[Q4_TERMS_TERMS][Q4_DWT_BLOCK];
+} q4_dwt_head;
+
+typedef char q4_dwt_head_size[sizeof(q4_dwt_head) == Q4_DWT_HEAD ? 1 : -1];
+
+/* Requantization records and folded accumulator starts of channels c0 .. c0 + n - 1 (n <= 32). */
+static void q4_dwt_block_setup(const q4_terms_params *terms, const uint8_t *const *filters,
+                               const int32_t *bias, int32_t c0, int32_t n, int32_t ch,
+                               int32_t taps, q4_dwt_head *head)
+{
+    const int32_t n_w = terms->n_weights, n_terms = terms->n_inputs * n_w;
+    const int32_t row_bytes = (taps + 1) / 2;
+    int32_t i, j, t, tap;
+    q4_terms_channel_records(terms, bias, c0, n, ch, taps, &head->rec);
+    for (i = 0; i < n; ++i) {
+        int32_t sum[2] = {0, 0};
+        for (j = 0; j < n_w; ++j) {
+            for (tap = 0; tap < taps; ++tap) {
+                sum[j] += q4_int4_at(filters[j] + (c0 + i) * row_bytes, tap);
+            }
+        }
+        for (t = 0; t < n_terms; ++t) {
+            head->fold[t][i] = (t == 0 ? bias[c0 + i] : 0) -
+                               terms->input_zp[t / n_w] * sum[t % n_w];
+        }
+    }
+}
+
+/* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
+typedef struct {
+    int32x4_t high;
+    uint32x4_t low;
+} q4_dwt_wide;
+
+/* acc * m per lane, exact: VMULH gives floor(acc * m / 2^32), VMUL the low word. */
+static inline q4_dwt_wide q4_dwt_product(int32x4_t acc, int32_t m)
+{
+    q4_dwt_wide p;
+    p.high = vmulhq_s32(acc, vdupq_n_s32(m));
+    p.low = vreinterpretq_u32_s32(vmulq_n_s32(acc, m));
+    return p;
+}
+
+/* a + b per lane (the sums stay below 2^62): the carry of the low words is bit 31 of their
+ * halving sum. */
+static inline q4_dwt_wide q4_dwt_add(q4_dwt_wide a, q4_dwt_wide b)
+{
+    q4_dwt_wide s;
+    const uint32x4_t carry = vshrq_n_u32(vhaddq_u32(a.low, b.low), 31);
+    s.low = vaddq_u32(a.low, b.low);
+    s.high = vaddq_s32(vaddq_s32(a.high, b.high), vreinterpretq_s32_u32(carry));
+    return s;
+}
+
+/* The requantized outputs of 4 lanes from their T accumulators (fast records: right > 0). */
+static inline int32x4_t q4_dwt_requantize4(const int32x4_t *acc, int32_t n_terms,
+                                           const int32_t *m, int32_t right, int32_t zp,
+                                           int32x4_t lo, int32x4_t hi)
+{
+    q4_dwt_wide sum = q4_dwt_product(acc[0], m[0]);
+    int32_t t;
+    for (t = 1; t < n_terms; ++t) {
+        sum = q4_dwt_add(sum, q4_dwt_product(acc[t], m[t]));
+    }
+    return vminq_s32(vmaxq_s32(vaddq_n_s32(vrshlq_n_s32(sum.high, -right), zp), lo), hi);
+}
+
+/* The same with per-lane multipliers m[t * 8 + off ..] and shifts shift[off ..] (-(s' - 32)). */
+static inline int32x4_t q4_dwt_requantize4_lanes(const int32x4_t *acc, int32_t n_terms,
+                                                 const int32_t *m, int32_t off,
+                                                 const int32_t *shift, int32_t zp, int32x4_t lo,
+                                                 int32x4_t hi)
+{
+    q4_dwt_wide sum;
+    int32_t t;
+    sum.high = vmulhq_s32(acc[0], vld1q_s32(m + off));
+    sum.low = vreinterpretq_u32_s32(vmulq_s32(acc[0], vld1q_s32(m + off)));
+    for (t = 1; t < n_terms; ++t) {
+        q4_dwt_wide p;
+        p.high = vmulhq_s32(acc[t], vld1q_s32(m + t * Q4_DWT_CH + off));
+        p.low = vreinterpretq_u32_s32(vmulq_s32(acc[t], vld1q_s32(m + t * Q4_DWT_CH + off)));
+        sum = q4_dwt_add(sum, p);
+    }
+    return vminq_s32(
+        vmaxq_s32(vaddq_n_s32(vrshlq_s32(sum.high, vld1q_s32(shift + off)), zp), lo), hi);
+}
+
+/* The 9 weights of a 3x3 channel (5 packed bytes) into w. */
+static void q4_dwt_weights9(const uint8_t *row, int32_t *w)
+{
+    int32_t t;
+    for (t = 0; t < 9; ++t) {
+        w[t] = q4_int4_at(row, t);
+    }
+}
+
+/* sums[j] = sum of the 9 taps at r[j + ky * P + kx] for j < 8 * n (the single-term kernel's
+ * filter): per 8 pixels 9 VLDRH, VMUL + 8 VMLA.S16 by the weights held in registers, one VSTRH;
+ * a low-overhead loop (LE) on lr. */
+#define Q4_DWT_ASM(o1, o2, o3, o4, o5, o6, o7, o8)                                       \
+    __asm__ volatile(                                                                    \
+        "ldr lr, %[n]\n\t"                                                               \
+        "dls lr, lr\n\t"                                                                 \
+        "1:\n\t"                                                                         \
+        "vldrh.16 q0, [%[r], #" #o1 "]\n\t"                                              \
+        "vmul.i16 q3, q0, %[w1]\n\t"                                                     \
+        "vldrh.16 q1, [%[r], #" #o2 "]\n\t"                                              \
+        "vmla.s16 q3, q1, %[w2]\n\t"                                                     \
+        "vldrh.16 q2, [%[r], #" #o3 "]\n\t"                                              \
+        "vmla.s16 q3, q2, %[w3]\n\t"                                                     \
+        "vldrh.16 q0, [%[r], #" #o4 "]\n\t"                                              \
+        "vmla.s16 q3, q0, %[w4]\n\t"                                                     \
+        "vldrh.16 q1, [%[r], #" #o5 "]\n\t"                                              \
+        "vmla.s16 q3, q1, %[w5]\n\t"                                                     \
+        "vldrh.16 q2, [%[r], #" #o6 "]\n\t"                                              \
+        "vmla.s16 q3, q2, %[w6]\n\t"                                                     \
+        "vldrh.16 q0, [%[r], #" #o7 "]\n\t"                                              \
+        "vmla.s16 q3, q0, %[w7]\n\t"                                                     \
+        "vldrh.16 q1, [%[r], #" #o8 "]\n\t"                                              \
+        "vmla.s16 q3, q1, %[w8]\n\t"                                                     \
+        "vldrh.16 q2, [%[r]], #16\n\t"                                                   \
+        "vmla.s16 q3, q2, %[w0]\n\t"                                                     \
+        "vstrh.16 q3, [%[s]], #16\n\t"                                                   \
+        "le lr, 1b\n\t"                                                                  \
+        : [r] "+&r"(r), [s] "+&r"(sums)                                                  \
+        : [n] "m"(n), [w0] "r"(w[0]), [w1] "r"(w[1]), [w2] "r"(w[2]), [w3] "r"(w[3]),    \
+          [w4] "r"(w[4]), [w5] "r"(w[5]), [w6] "r"(w[6]), [w7] "r"(w[7]), [w8] "r"(w[8]) \
+        : "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "lr", "cc", "memory")
+
+/* The 9-tap filter over n >= 1 vectors of a plane with pitch P (6, 10, 18 or 34: taps at
+ * ky * P + kx) or -P (10, 18 or 34, stride 2: each row holds the even input columns, then the
+ * odd ones from P / 2 on, so the taps are at ky * P + 0, P / 2, 1). Without optimisation GCC
+ * cannot allocate the assembly's 11 registers: intrinsics instead. */
+static __attribute__((noinline)) void q4_dwt_filter(const int16_t *r, int16_t *sums, int32_t n,
+                                                    int32_t pitch, const int32_t *w)
+{
+#if defined(__OPTIMIZE__)
+    if (pitch == 6) {
+        Q4_DWT_ASM(2, 4, 12, 14, 16, 24, 26, 28);
+    } else if (pitch == 10) {
+        Q4_DWT_ASM(2, 4, 20, 22, 24, 40, 42, 44);
+    } else if (pitch == 18) {
+        Q4_DWT_ASM(2, 4, 36, 38, 40, 72, 74, 76);
+    } else if (pitch == 34) {
+        Q4_DWT_ASM(2, 4, 68, 70, 72, 136, 138, 140);
+    } else if (pitch == -10) { /* stride 2: half rows of 5 (even, then odd input columns) */
+        Q4_DWT_ASM(10, 2, 20, 30, 22, 40, 50, 42);
+    } else if (pitch == -18) {
+        Q4_DWT_ASM(18, 2, 36, 54, 38, 72, 90, 74);
+    } else {
+        Q4_DWT_ASM(34, 2, 68, 102, 70, 136, 170, 138);
+    }
+#else
+    const int32_t p = pitch < 0 ? -pitch : pitch;
+    /* the column offsets of taps kx = 0, 1, 2 */
+    const int32_t col1 = pitch < 0 ? p / 2 : 1, col2 = pitch < 0 ? 1 : 2;
+    for (; n > 0; --n, r += 8, sums += 8) {
+        int16x8_t acc = vdupq_n_s16(0);
+        int32_t t;
+        for (t = 0; t < 9; ++t) {
+            const int32_t kx = t % 3, at = (t / 3) * p + (kx == 1 ? col1 : kx == 2 ? col2 : 0);
+            acc = vmlaq_n_s16(acc, vld1q_s16(r + at), (int16_t)w[t]);
+        }
+        vst1q_s16(sums, acc);
+    }
+#endif
+}
+
+/* The pitch for output rows of out_w pixels: at stride 1 the smallest of 6, 10, 18, 34 above
+ * min(out_w, 32) + 1, at stride 2 the smallest of 10, 18, 34 above 2 * min(out_w, 16) + 1. */
+static int32_t q4_dwt_pitch(int32_t out_w, int32_t stride)
+{
+    if (stride == 2) {
+        return out_w <= 4 ? 10 : out_w <= 8 ? 18 : 34;
+    }
+    return out_w <= 4 ? 6 : out_w <= 8 ? 10 : out_w <= 16 ? 18 : 34;
+}
+
+/* Widens channels c0 .. c0 + n - 1 (n <= 8) of the input pixels (iy0 + r, ix0 + q), r < rows,
+ * q < cols, into planes[i * Q4_DWT_PLANE + r * pitch + column(q)] (z_x outside the input),
+ * column(q) = q at stride s = 1, (q odd) * half + q / 2 at s = 2: per pixel one widening
+ * VLDRB.S16 and one VSTRH scatter into the n planes. */
+static void q4_dwt_widen(int16_t *planes, const int8_t *input, int32_t iy0, int32_t ix0,
+                         int32_t rows, int32_t cols, int32_t pitch, int32_t s, int32_t half,
+                         int32_t in_h, int32_t in_w, int32_t ch, int32_t c0, int32_t n,
+                         int32_t in_zp)
+{
+    const uint16x8_t lanes = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)Q4_DWT_PLANE);
+    const mve_pred16_t p = vctp16q((uint32_t)n);
+    const int16x8_t zp = vdupq_n_s16((int16_t)in_zp);
+    int32_t r, f, j;
+    for (r = 0; r < rows; ++r) {
+        const int32_t iy = iy0 + r;
+        for (f = 0; f < s; ++f) { /* the columns q = f + s * j */
+            int16_t *const dst = planes + r * pitch + f * half;
+            const int32_t count = (cols - f + s - 1) / s, x0 = ix0 + f;
+            int32_t j_lo = x0 >= 0 ? 0 : (-x0 + s - 1) / s;
+            int32_t j_hi = in_w - x0 <= 0 ? 0 : (in_w - x0 + s - 1) / s;
+            const int8_t *x;
+            if (iy < 0 || iy >= in_h) {
+                j_lo = j_hi = count;
+            }
+            j_lo = j_lo < count ? j_lo : count;
+            j_hi = j_hi < j_lo ? j_lo : (j_hi < count ? j_hi : count);
+            for (j = 0; j < j_lo; ++j) {
+                vstrhq_scatter_shifted_offset_s16(dst + j, lanes, zp);
+            }
+            x = input + ((iy * in_w + x0 + s * j_lo) * ch + c0);
+            if (n == Q4_DWT_CH) {
+                for (j = j_lo; j < j_hi; ++j, x += s * ch) {
+                    vstrhq_scatter_shifted_offset_s16(dst + j, lanes, vldrbq_s16(x));
+                }
+            } else {
+                for (j = j_lo; j < j_hi; ++j, x += s * ch) {
+                    vstrhq_scatter_shifted_offset_s16(dst + j, lanes, vldrbq_z_s16(x, p));
+                }
+            }
+            for (j = j_hi; j < count; ++j) {
+                vstrhq_scatter_shifted_offset_s16(dst + j, lanes, zp);
+            }
+        }
+    }
+}
+
+/* Requantizes and stores the th x tw outputs of one channel from its T planes of int16 sums
+ * (term t's row y at sums + t * Q4_DWT_PLANE + y * pitch; out row y at out + y * row_step,
+ * pixels ch apart: out_offsets, ch8 = 8 * ch). fold, m: the channel's per-term values. Called
+ * with a literal n_terms, so the term loops unroll. */
+static inline __attribute__((always_inline)) void q4_dwt_store_body(
+    const int16_t *sums, const int32_t n_terms, int32_t pitch, int32_t th, int32_t tw,
+    const int32_t *fold, const int32_t *m, int32_t right, const q4_conv_params *params,
+    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets)
+{
+    const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
+    const int32_t zp = params->output_zp;
+    int32_t y, x, t;
+    for (y = 0; y < th; ++y, sums += pitch, out += row_step) {
+        int8_t *o = out;
+        for (x = 0; x < tw; x += 8, o += ch8) {
+            int32x4_t even[Q4_TERMS_TERMS], odd[Q4_TERMS_TERMS];
+            int16x8_t v = vld1q_s16(sums + x);
+            even[0] = vaddq_n_s32(vmovlbq_s16(v), fold[0]);
+            odd[0] = vaddq_n_s32(vmovltq_s16(v), fold[0]);
+            for (t = 1; t < n_terms; ++t) {
+                const int16x8_t s16 = vld1q_s16(sums + t * Q4_DWT_PLANE + x);
+                even[t] = vaddq_n_s32(vmovlbq_s16(s16), fold[t]);
+                odd[t] = vaddq_n_s32(vmovltq_s16(s16), fold[t]);
+            }
+            v = vmovnbq_s32(vuninitializedq_s16(),
+                            q4_dwt_requantize4(even, n_terms, m, right, zp, lo, hi));
+            v = vmovntq_s32(v, q4_dwt_requantize4(odd, n_terms, m, right, zp, lo, hi));
+            vstrbq_scatter_offset_p_s16(o, out_offsets, v, vctp16q((uint32_t)(tw - x)));
+        }
+    }
+}
+
+static __attribute__((noinline)) void q4_dwt_store(
+    const int16_t *sums, int32_t n_terms, int32_t pitch, int32_t th, int32_t tw,
+    const int32_t *fold, const int32_t *m, int32_t right, const q4_conv_params *params,
+    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets)
+{
+    if (n_terms == 2) {
+        q4_dwt_store_body(sums, 2, pitch, th, tw, fold, m, right, params, out, row_step, ch8,
+                          out_offsets);
+    } else if (n_terms == 4) {
+        q4_dwt_store_body(sums, 4, pitch, th, tw, fold, m, right, params, out, row_step, ch8,
+                          out_offsets);
+    } else {
+        q4_dwt_store_body(sums, n_terms, pitch, th, tw, fold, m, right, params, out, row_step,
+                          ch8, out_offsets);
+    }
+}
+
+/* 3x3 kernels at stride s = 1 or 2 (the same in both directions; a literal). */
+static inline __attribute__((always_inline)) void q4_dwt_plane_body(
+    const q4_conv_params *params, const q4_terms_params *terms, const q4_dims *input_dims,
+    const int8_t *const *inputs, const uint8_t *const *filters, const int32_t *bias,
+    const q4_dims *output_dims, int8_t *output, int32_t *scratch, const int32_t s)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
+    const int32_t pitch = q4_dwt_pitch(out_w, s), half = s == 2 ? pitch / 2 : 0;
+    /* stride 1: rows of tw + 2 inputs; stride 2: half rows of tw + 1 even and tw odd inputs */
+    const int32_t tile_w = s == 1 ? pitch - 2 : half - 1;
+    const int32_t tile_h = (Q4_DWT_PLANE / pitch - 3 + s) / s;
+    q4_dwt_head *const head = (q4_dwt_head *)(void *)scratch;
+    int16_t *const planes = (int16_t *)(void *)(scratch + Q4_DWT_HEAD / 4);
+    int16_t *const sums = planes + Q4_TERMS_INPUTS * Q4_DWT_CH * Q4_DWT_PLANE;
+    const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
+    int32_t c0, ty0, tx0, i, t, ii;
+
+    for (c0 = 0; c0 < ch; c0 += Q4_DWT_CH) {
+        const int32_t n = ch - c0 < Q4_DWT_CH ? ch - c0 : Q4_DWT_CH, cb = c0 % Q4_DWT_BLOCK;
+        int32_t w[2][Q4_DWT_CH][9];
+        if (cb == 0) {
+            q4_dwt_block_setup(terms, filters, bias, c0,
+                               ch - c0 < Q4_DWT_BLOCK ? ch - c0 : Q4_DWT_BLOCK, ch, 9, head);
+        }
+        for (t = 0; t < n_w; ++t) {
+            for (i = 0; i < n; ++i) {
+                q4_dwt_weights9(filters[t] + (c0 + i) * 5, w[t][i]);
+            }
+        }
+        for (ty0 = 0; ty0 < out_h; ty0 += tile_h) {
+            const int32_t th = out_h - ty0 < tile_h ? out_h - ty0 : tile_h;
+            for (tx0 = 0; tx0 < out_w; tx0 += tile_w) {
+                const int32_t tw = out_w - tx0 < tile_w ? out_w - tx0 : tile_w;
+                /* stride 1: vectors covering the flat outputs 0 .. (th - 1) * pitch + tw - 1 */
+                const int32_t vectors = ((th - 1) * pitch + tw + 7) / 8;
+                for (ii = 0; ii < n_in; ++ii) {
+                    q4_dwt_widen(planes + ii * Q4_DWT_CH * Q4_DWT_PLANE, inputs[ii],
+                                 ty0 * s - params->pad_top, tx0 * s - params->pad_left,
+                                 (th - 1) * s + 3, (tw - 1) * s + 3, pitch, s, half, in_h, in_w,
+                                 ch, c0, n, terms->input_zp[ii]);
+                }
+                for (i = 0; i < n; ++i) {
+                    const int32_t c = c0 + i, right = head->rec.right[cb + i];
+                    int8_t *out = output + (ty0 * out_w + tx0) * ch + c;
+                    int32_t fold[Q4_TERMS_TERMS], m[Q4_TERMS_TERMS], y, x;
+                    for (t = 0; t < n_terms; ++t) {
+                        const int16_t *const plane =
+                            planes + ((t / n_w) * Q4_DWT_CH + i) * Q4_DWT_PLANE;
+                        int16_t *const term_sums = sums + t * Q4_DWT_PLANE;
+                        fold[t] = head->fold[t][cb + i];
+                        m[t] = head->rec.multiplier[t][cb + i];
+                        if (s == 1) {
+                            q4_dwt_filter(plane, term_sums, vectors, pitch, w[t % n_w][i]);
+                        } else { /* output row y from input rows 2y .. 2y + 2 */
+                            for (y = 0; y < th; ++y) {
+                                q4_dwt_filter(plane + 2 * y * pitch, term_sums + y * pitch,
+                                              (tw + 7) / 8, -pitch, w[t % n_w][i]);
+                            }
+                        }
+                    }
+                    if (right > 0) {
+                        q4_dwt_store(sums, n_terms, pitch, th, tw, fold, m, right, params, out,
+                                     out_w * ch, 8 * ch, out_offsets);
+                        continue;
+                    }
+                    for (y = 0; y < th; ++y, out += out_w * ch) {
+                        for (x = 0; x < tw; ++x) {
+                            int32_t acc[Q4_TERMS_TERMS];
+                            for (t = 0; t < n_terms; ++t) {
+                                acc[t] = fold[t] + sums[t * Q4_DWT_PLANE + y * pitch + x];
+                            }
+                            out[x * ch] = q4_requantize_terms_clamp(
+                                acc, n_terms, terms->multiplier + c, ch, terms->shift[c],
+                                params->output_zp, params->act_min, params->act_max);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Other kernels: per block of 8 channels and output pixel, per term the taps in int16 lanes. */
+static void q4_dwt_general(const q4_conv_params *params, const q4_terms_params *terms,
+                           const q4_dims *input_dims, const int8_t *const *inputs,
+                           const q4_dims *filter_dims, const uint8_t *const *filters,
+                           const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                           int32_t *scratch)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w, taps = k_h * k_w;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w;
+    const int32_t row_bytes = (taps + 1) / 2;
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
+    const int32_t pad_top = params->pad_top, pad_left = params->pad_left;
+    const int32_t zp = params->output_zp;
+    const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
+    q4_dwt_head *const head = (q4_dwt_head *)(void *)scratch;
+    int32_t *const tap_offset = scratch + Q4_DWT_HEAD / 4;
+    int32_t *const tap_at = tap_offset + taps;
+    int8_t *const weights = (int8_t *)(tap_at + taps); /* [tensor][tap][8] */
+    int32_t c0, oy, ox, t, i, j, tap;
+
+    for (t = 0; t < taps; ++t) {
+        tap_offset[t] = ((t / k_w) * in_w + t % k_w) * ch;
+    }
+    for (c0 = 0; c0 < ch; c0 += Q4_DWT_CH) {
+        const int32_t n = ch - c0 < Q4_DWT_CH ? ch - c0 : Q4_DWT_CH, cb = c0 % Q4_DWT_BLOCK;
+        const mve_pred16_t p = vctp16q((uint32_t)n);
+        /* per lane (VMOVLB: even channels, VMOVLT: odd ones) folds and multipliers */
+        int32_t lane_fold[Q4_TERMS_TERMS][Q4_DWT_CH], lane_m[Q4_TERMS_TERMS][Q4_DWT_CH];
+        int32_t lane_shift[Q4_DWT_CH]; /* -(s' - 32) */
+        int32_t fast = 1;
+        if (cb == 0) {
+            q4_dwt_block_setup(terms, filters, bias, c0,
+                               ch - c0 < Q4_DWT_BLOCK ? ch - c0 : Q4_DWT_BLOCK, ch, taps, head);
+        }
+        for (i = 0; i < Q4_DWT_CH; ++i) {
+            const int32_t lane = (i % 2) * 4 + i / 2;
+            for (t = 0; t < n_terms; ++t) {
+                lane_fold[t][lane] = i < n ? head->fold[t][cb + i] : 0;
+                lane_m[t][lane] = i < n ? head->rec.multiplier[t][cb + i] : 0;
+            }
+            lane_shift[lane] = i < n ? -head->rec.right[cb + i] : -1;
+            fast &= i >= n || head->rec.right[cb + i] > 0;
+            for (j = 0; j < n_w; ++j) {
+                for (tap = 0; tap < taps; ++tap) {
+                    weights[(j * taps + tap) * Q4_DWT_CH + i] =
+                        (int8_t)(i < n ? q4_int4_at(filters[j] + (c0 + i) * row_bytes, tap)
+                                       : 0);
+                }
+            }
+        }
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t y0 = oy * params->stride_h - pad_top;
+            for (ox = 0; ox < out_w; ++ox) {
+                const int32_t x0 = ox * params->stride_w - pad_left;
+                const int32_t window = (y0 * in_w + x0) * ch; /* may be negative: an offset */
+                int8_t *const out = output + (oy * out_w + ox) * ch + c0;
+                int32x4_t even[Q4_TERMS_TERMS], odd[Q4_TERMS_TERMS];
+                int32_t ky, kx;
+                for (ky = 0, t = 0; ky < k_h; ++ky) {
+                    for (kx = 0; kx < k_w; ++kx, ++t) {
+                        const int32_t iy = y0 + ky, ix = x0 + kx;
+                        tap_at[t] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
+                                        ? window + tap_offset[t] + c0
+                                        : -1;
+                    }
+                }
+                for (t = 0; t < n_terms; ++t) {
+                    const int8_t *const input = inputs[t / n_w];
+                    const int16_t in_zp = (int16_t)terms->input_zp[t / n_w];
+                    const int8_t *const w = weights + (t % n_w) * taps * Q4_DWT_CH;
+                    int32_t t0;
+                    even[t] = vld1q_s32(lane_fold[t]);
+                    odd[t] = vld1q_s32(lane_fold[t] + 4);
+                    for (t0 = 0; t0 < taps; t0 += Q4_DWT_INT16_TAPS) {
+                        const int32_t t_end =
+                            taps - t0 < Q4_DWT_INT16_TAPS ? taps : t0 + Q4_DWT_INT16_TAPS;
+                        int16x8_t acc = vdupq_n_s16(0);
+                        for (tap = t0; tap < t_end; ++tap) {
+                            const int16x8_t wv = vldrbq_s16(w + tap * Q4_DWT_CH);
+                            const int32_t at = tap_at[tap];
+                            if (at >= 0) {
+                                acc = vaddq_s16(acc, vmulq_s16(vldrbq_z_s16(input + at, p), wv));
+                            } else { /* outside the input: x = z_i */
+                                acc = vmlaq_n_s16(acc, wv, in_zp);
+                            }
+                        }
+                        even[t] = vaddq_s32(even[t], vmovlbq_s16(acc));
+                        odd[t] = vaddq_s32(odd[t], vmovltq_s16(acc));
+                    }
+                }
+                if (fast) {
+                    int16x8_t v;
+                    v = vmovnbq_s32(vuninitializedq_s16(),
+                                    q4_dwt_requantize4_lanes(even, n_terms, lane_m[0], 0,
+                                                             lane_shift, zp, lo, hi));
+                    v = vmovntq_s32(v, q4_dwt_requantize4_lanes(odd, n_terms, lane_m[0], 4,
+                                                                lane_shift, zp, lo, hi));
+                    vstrbq_p_s16(out, v, p);
+                } else {
+                    int32_t lanes[Q4_TERMS_TERMS][Q4_DWT_CH];
+                    for (t = 0; t < n_terms; ++t) {
+                        vst1q_s32(lanes[t], even[t]);
+                        vst1q_s32(lanes[t] + 4, odd[t]);
+                    }
+                    for (i = 0; i < n; ++i) {
+                        const int32_t lane = (i % 2) * 4 + i / 2;
+                        const int32_t *accs[Q4_TERMS_TERMS];
+                        for (t = 0; t < n_terms; ++t) {
+                            accs[t] = &lanes[t][lane];
+                        }
+                        q4_terms_store_channel(accs, n_terms, 1, &head->rec, cb + i, c0 + i,
+                                               terms, params, out + i, ch);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void q4_depthwise_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params *terms,
+                                      const q4_dims *input_dims, const int8_t *const *inputs,
+                                      const q4_dims *filter_dims, const uint8_t *const *filters,
+                                      const int32_t *bias, const q4_dims *output_dims,
+                                      int8_t *output, int32_t *scratch)
+{
+    const int32_t ch = input_dims->c;
+    if (filter_dims->h == 3 && filter_dims->w == 3 && 8 * ch < 65536 &&
+        params->stride_w == params->stride_h && (params->stride_w == 1 || params->stride_w == 2)) {
+        if (params->stride_w == 1) {
+            q4_dwt_plane_body(params, terms, input_dims, inputs, filters, bias, output_dims,
+                              output, scratch, 1);
+        } else {
+            q4_dwt_plane_body(params, terms, input_dims, inputs, filters, bias, output_dims,
+                              output, scratch, 2);
+        }
+        return;
+    }
+    q4_dwt_general(params, terms, input_dims, inputs, filter_dims, filters, bias, output_dims,
+                   output, scratch);
+}
+
+#else /* no MVE: the portable kernel (scratch unused) */
+
+int32_t q4_depthwise_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims)
+{
+    (void)filter_dims;
+    return 0;
+}
+
+void q4_depthwise_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params *terms,
+                                      const q4_dims *input_dims, const int8_t *const *inputs,
+                                      const q4_dims *filter_dims, const uint8_t *const *filters,
+                                      const int32_t *bias, const q4_dims *output_dims,
+                                      int8_t *output, int32_t *scratch)
+{
+    (void)scratch;
+    q4_depthwise_conv2d_s4_terms(params, terms, input_dims, inputs, filter_dims, filters, bias,
+                                 output_dims, output);
+}
+
+#endif
