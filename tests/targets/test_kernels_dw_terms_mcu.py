@@ -40,7 +40,10 @@ from q4sdk.targets.boards import load_board  # noqa: E402
 
 HARNESS = Path(__file__).resolve().parents[1] / "mcu" / "dw_terms_harness.c"
 CONV_DIR = RUNTIME / "src" / "convolution"
-TERMS_SOURCES = [CONV_DIR / "q4_depthwise_conv2d_s4_terms_dsp.c", CONV_DIR / "q4_depthwise_conv2d_s4_terms_mve.c"]
+TERMS_SOURCES = [
+    CONV_DIR / "q4_depthwise_conv2d_s4_terms_dsp.c",
+    CONV_DIR / "q4_depthwise_conv2d_s4_terms_mve.c",
+]
 HARNESS_SOURCES = [
     HARNESS,
     CONV_DIR / "q4_depthwise_conv2d_s4_terms.c",

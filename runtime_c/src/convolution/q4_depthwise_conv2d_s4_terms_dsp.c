@@ -30,8 +30,7 @@
 #define Q4_DWT_PHASE 36 /* the tile plus the 3 elements the pair loads read past it */
 #define Q4_DWT_ROW (2 * Q4_DWT_PHASE)
 /* the scratch: records, fold[T][32], acc[T][32], then the path's own part */
-#define Q4_DWT_HEAD                                                                      \
-    ((int32_t)sizeof(q4_terms_records) + 4 * Q4_TERMS_TERMS * Q4_DWT_BLOCK * 2)
+#define Q4_DWT_HEAD ((int32_t)sizeof(q4_terms_records) + 4 * Q4_TERMS_TERMS * Q4_DWT_BLOCK * 2)
 /* the 3x3 path: rings of 3 rows x 4 channels and a row of z_i, per input */
 #define Q4_DWT_RINGS (Q4_TERMS_INPUTS * (3 * 4 + 1) * Q4_DWT_ROW * 2)
 
@@ -43,7 +42,7 @@ int32_t q4_depthwise_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_d
     /* other kernels: tap offsets [2][taps], weight pairs [2 tensors][taps][32 channels] int16 */
     const int32_t general = Q4_DWT_HEAD + 8 * taps + 2 * 2 * Q4_DWT_BLOCK * taps;
     return taps == 9 && Q4_DWT_HEAD + Q4_DWT_RINGS > general ? Q4_DWT_HEAD + Q4_DWT_RINGS
-                                                               : general;
+                                                             : general;
 }
 
 /* The scratch's common part. */
@@ -221,20 +220,20 @@ typedef char q4_dwt_phase_is_36[Q4_DWT_PHASE == 36 ? 1 : -1];
 #endif
 
 /* acc[o] = start + the 9 taps of one channel for the outputs o < tw (rounded up to 4). */
-#define Q4_DWT_ROW_FN(name, ROW, s)                                                            \
-    static __attribute__((noinline)) void name(const int16_t *r0, const int16_t *r1,           \
-                                               const int16_t *r2, const uint32_t *w,           \
-                                               int32_t start, int32_t *acc, int32_t tw)        \
-    {                                                                                          \
-        int32_t *const end = acc + tw;                                                         \
-        for (; acc < end; acc += 4, r0 += 4, r1 += 4, r2 += 4) {                               \
-            int32_t a0 = start, a1 = start, a2 = start, a3 = start;                            \
-            Q4_DWT_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                               \
-            acc[0] = a0;                                                                       \
-            acc[1] = a1;                                                                       \
-            acc[2] = a2;                                                                       \
-            acc[3] = a3;                                                                       \
-        }                                                                                      \
+#define Q4_DWT_ROW_FN(name, ROW, s)                                                     \
+    static __attribute__((noinline)) void name(const int16_t *r0, const int16_t *r1,    \
+                                               const int16_t *r2, const uint32_t *w,    \
+                                               int32_t start, int32_t *acc, int32_t tw) \
+    {                                                                                   \
+        int32_t *const end = acc + tw;                                                  \
+        for (; acc < end; acc += 4, r0 += 4, r1 += 4, r2 += 4) {                        \
+            int32_t a0 = start, a1 = start, a2 = start, a3 = start;                     \
+            Q4_DWT_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                        \
+            acc[0] = a0;                                                                \
+            acc[1] = a1;                                                                \
+            acc[2] = a2;                                                                \
+            acc[3] = a3;                                                                \
+        }                                                                               \
     }
 Q4_DWT_ROW_FN(q4_dwt_row_s1, Q4_DWT_S1_ROW_ASM, 1)
 Q4_DWT_ROW_FN(q4_dwt_row_s2, Q4_DWT_S2_ROW_ASM, 2)
@@ -298,8 +297,8 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
                     if (next_row >= 0 && next_row < in_h) {
                         for (ii = 0; ii < n_in; ++ii) {
                             q4_dwt_widen_row(rings + ii * 13 * slot / 4 + (next_row % 3) * slot,
-                                             inputs[ii], next_row, ix0, span, s, in_w, ch, c0, n,
-                                             terms->input_zp[ii]);
+                                             inputs[ii], next_row, ix0, span, s, in_w, ch, c0,
+                                             n, terms->input_zp[ii]);
                         }
                     }
                 }
@@ -314,7 +313,8 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
                     const int32_t *accs[Q4_TERMS_TERMS];
                     for (t = 0; t < n_terms; ++t) {
                         const int16_t *const *r = rows[t / n_w];
-                        const int16_t *const zp_row = rings + (t / n_w) * 13 * slot / 4 + 3 * slot;
+                        const int16_t *const zp_row = rings + (t / n_w) * 13 * slot / 4 +
+                                                      3 * slot;
                         const int16_t *const r0 = r[0] ? r[0] + i * Q4_DWT_ROW : zp_row;
                         const int16_t *const r1 = r[1] ? r[1] + i * Q4_DWT_ROW : zp_row;
                         const int16_t *const r2 = r[2] ? r[2] + i * Q4_DWT_ROW : zp_row;
@@ -371,8 +371,8 @@ void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_ter
         for (j = 0; j < n_w; ++j) {
             for (c = 0; c < 4 * groups; ++c) {
                 for (t = 0; t < taps; ++t) {
-                    const int32_t w =
-                        c < nb ? q4_int4_at(filters[j] + (cb0 + c) * row_bytes, t) : 0;
+                    const int32_t w = c < nb ? q4_int4_at(filters[j] + (cb0 + c) * row_bytes, t)
+                                             : 0;
                     /* channel c of its group: pair word (c & 1), half (c >> 1) & 1 */
                     uint32_t *const pair =
                         &weights[((j * taps + t) * Q4_DWT_BLOCK / 4 + c / 4) * 2 + (c & 1)];
@@ -407,10 +407,10 @@ void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_ter
                     const int32_t cl = 4 * g, n = nb - cl < 4 ? nb - cl : 4;
                     for (t = 0; t < n_terms; ++t) {
                         const int8_t *const input = inputs[t / n_w] + cb0 + cl;
-                        const uint32_t zp_word =
-                            ((uint32_t)terms->input_zp[t / n_w] & 0xFFu) * 0x01010101u;
-                        const uint32_t *w =
-                            weights + ((t % n_w) * taps * Q4_DWT_BLOCK / 4 + g) * 2;
+                        const uint32_t zp_word = ((uint32_t)terms->input_zp[t / n_w] & 0xFFu) *
+                                                 0x01010101u;
+                        const uint32_t *w = weights +
+                                            ((t % n_w) * taps * Q4_DWT_BLOCK / 4 + g) * 2;
                         int32_t a0 = head->fold[t][cl], a1 = n > 1 ? head->fold[t][cl + 1] : 0;
                         int32_t a2 = n > 2 ? head->fold[t][cl + 2] : 0;
                         int32_t a3 = n > 3 ? head->fold[t][cl + 3] : 0;

@@ -29,15 +29,14 @@
 
 #include "q4_conv_terms.h"
 
-#define Q4_DWT_BLOCK 32 /* channels per block of requantization records (Q4_TERMS_ROWS) */
-#define Q4_DWT_CH 8     /* channels widened together, int16 lanes */
+#define Q4_DWT_BLOCK 32      /* channels per block of requantization records (Q4_TERMS_ROWS) */
+#define Q4_DWT_CH 8          /* channels widened together, int16 lanes */
 #define Q4_DWT_INT16_TAPS 31 /* taps whose products sum exactly in int16 (31 * 1024 < 2^15) */
-#define Q4_DWT_PLANE 400 /* int16 per channel plane */
+#define Q4_DWT_PLANE 400     /* int16 per channel plane */
 /* the scratch: records and folded accumulator starts, then the path's own part */
 #define Q4_DWT_HEAD ((int32_t)sizeof(q4_terms_records) + 4 * Q4_TERMS_TERMS * Q4_DWT_BLOCK)
 /* the 3x3 path: 8 planes per input, and one plane of sums per term */
-#define Q4_DWT_PLANES \
-    ((Q4_TERMS_INPUTS * Q4_DWT_CH + Q4_TERMS_TERMS) * Q4_DWT_PLANE * 2)
+#define Q4_DWT_PLANES ((Q4_TERMS_INPUTS * Q4_DWT_CH + Q4_TERMS_TERMS) * Q4_DWT_PLANE * 2)
 
 typedef char q4_dwt_block_fits_records[Q4_DWT_BLOCK <= Q4_TERMS_ROWS ? 1 : -1];
 
@@ -47,7 +46,7 @@ int32_t q4_depthwise_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_d
     /* other kernels: tap offsets [2][taps], weights [2 tensors][taps][8] int8 */
     const int32_t general = Q4_DWT_HEAD + 8 * taps + 2 * Q4_DWT_CH * taps;
     return taps == 9 && Q4_DWT_HEAD + Q4_DWT_PLANES > general ? Q4_DWT_HEAD + Q4_DWT_PLANES
-                                                                : general;
+                                                              : general;
 }
 
 typedef struct {
@@ -139,13 +138,19 @@ static inline int32x4_t q4_dwt_requantize4_lanes(const int32x4_t *acc, int32_t n
         vmaxq_s32(vaddq_n_s32(vrshlq_s32(sum.high, vld1q_s32(shift + off)), zp), lo), hi);
 }
 
-/* The 9 weights of a 3x3 channel (5 packed bytes) into w. */
-static void q4_dwt_weights9(const uint8_t *row, int32_t *w)
+/* The 9 weights of a 3x3 channel (5 packed bytes) into w; returns their sum. (A word of the
+ * first 4 bytes, each nibble sign-extended: (n ^ 8) - 8.) */
+static int32_t q4_dwt_weights9(const uint8_t *row, int32_t *w)
 {
-    int32_t t;
-    for (t = 0; t < 9; ++t) {
-        w[t] = q4_int4_at(row, t);
+    const uint32_t word = (uint32_t)row[0] | (uint32_t)row[1] << 8 | (uint32_t)row[2] << 16 |
+                          (uint32_t)row[3] << 24;
+    int32_t t, sum;
+    for (t = 0; t < 8; ++t) {
+        w[t] = (int32_t)(((word >> (4 * t)) & 15u) ^ 8u) - 8;
     }
+    w[8] = (int32_t)(((uint32_t)row[4] & 15u) ^ 8u) - 8;
+    sum = w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7] + w[8];
+    return sum;
 }
 
 /* sums[j] = sum of the 9 taps at r[j + ky * P + kx] for j < 8 * n (the single-term kernel's
@@ -308,10 +313,12 @@ static inline __attribute__((always_inline)) void q4_dwt_store_body(
     }
 }
 
-static __attribute__((noinline)) void q4_dwt_store(
-    const int16_t *sums, int32_t n_terms, int32_t pitch, int32_t th, int32_t tw,
-    const int32_t *fold, const int32_t *m, int32_t right, const q4_conv_params *params,
-    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets)
+static __attribute__((noinline)) void q4_dwt_store(const int16_t *sums, int32_t n_terms,
+                                                   int32_t pitch, int32_t th, int32_t tw,
+                                                   const int32_t *fold, const int32_t *m,
+                                                   int32_t right, const q4_conv_params *params,
+                                                   int8_t *out, int32_t row_step, int32_t ch8,
+                                                   uint16x8_t out_offsets)
 {
     if (n_terms == 2) {
         q4_dwt_store_body(sums, 2, pitch, th, tw, fold, m, right, params, out, row_step, ch8,
@@ -322,6 +329,75 @@ static __attribute__((noinline)) void q4_dwt_store(
     } else {
         q4_dwt_store_body(sums, n_terms, pitch, th, tw, fold, m, right, params, out, row_step,
                           ch8, out_offsets);
+    }
+}
+
+/* floor((a0 * m0 + a1 * m1) / 2^31) per lane, exact: VQDMULH gives q_t = floor(a_t * m_t / 2^31)
+ * (no saturation: m_t != INT32_MIN), r_t = a_t * m_t - q_t * 2^31 < 2^31, and the carry of
+ * r_0 + r_1 (< 2^32) into bit 31 is added. Scalar multipliers:
+ * Helium has 8 vector registers, and vector ones spilled. */
+static inline int32x4_t q4_dwt_high31x2(int32x4_t a0, int32x4_t a1, int32_t m0, int32_t m1)
+{
+    /* 2 r_t is the low word of a_t * 2 m_t (wrapping): the carry is bit 31 of their halving sum */
+    const uint32x4_t r0 = vreinterpretq_u32_s32(vmulq_n_s32(a0, (int32_t)((uint32_t)m0 << 1)));
+    const uint32x4_t r1 = vreinterpretq_u32_s32(vmulq_n_s32(a1, (int32_t)((uint32_t)m1 << 1)));
+    const int32x4_t q = vaddq_s32(vqdmulhq_n_s32(a0, m0), vqdmulhq_n_s32(a1, m1));
+    return vaddq_s32(q, vreinterpretq_s32_u32(vshrq_n_u32(vhaddq_u32(r0, r1), 31)));
+}
+
+/* The same as q4_dwt_store for two terms (dual weights, or one weight tensor on a residual input
+ * pair): y = floor((high31 + 2^right) / 2^(right + 1)) (VRSHL). With `small` (both folds within
+ * 2^15 - 1 - 9216, and |sum| <= 9 * 1024) the folds are added to the int16 sums, else to the
+ * widened ones; z_y and the clamp are applied to the saturating int16 narrows (a value beyond
+ * int16 clamps the same). */
+static inline __attribute__((always_inline)) void q4_dwt_store2_body(
+    const int16_t *sums, int32_t pitch, int32_t th, int32_t tw, int32_t fold0, int32_t fold1,
+    int32_t m0, int32_t m1, int32_t right, const q4_conv_params *params, int8_t *out,
+    int32_t row_step, int32_t ch8, uint16x8_t out_offsets, const int small)
+{
+    const int16x8_t lo = vdupq_n_s16((int16_t)params->act_min);
+    const int16x8_t hi = vdupq_n_s16((int16_t)params->act_max);
+    const int16_t zp = (int16_t)params->output_zp;
+    const int32_t shift = -(right + 1), vectors = (tw + 7) / 8;
+    int32_t y, x;
+    for (y = 0; y < th; ++y, sums += pitch, out += row_step) {
+        const int16_t *r = sums;
+        int8_t *o = out;
+        for (x = 0; x < vectors; ++x, r += 8, o += ch8) {
+            int16x8_t s0 = vld1q_s16(r), s1 = vld1q_s16(r + Q4_DWT_PLANE), v;
+            int32x4_t even, odd;
+            if (small) {
+                s0 = vaddq_n_s16(s0, (int16_t)fold0);
+                s1 = vaddq_n_s16(s1, (int16_t)fold1);
+                even = q4_dwt_high31x2(vmovlbq_s16(s0), vmovlbq_s16(s1), m0, m1);
+                odd = q4_dwt_high31x2(vmovltq_s16(s0), vmovltq_s16(s1), m0, m1);
+            } else {
+                even = q4_dwt_high31x2(vaddq_n_s32(vmovlbq_s16(s0), fold0),
+                                       vaddq_n_s32(vmovlbq_s16(s1), fold1), m0, m1);
+                odd = q4_dwt_high31x2(vaddq_n_s32(vmovltq_s16(s0), fold0),
+                                      vaddq_n_s32(vmovltq_s16(s1), fold1), m0, m1);
+            }
+            v = vqmovnbq_s32(vuninitializedq_s16(), vrshlq_n_s32(even, shift));
+            v = vqmovntq_s32(v, vrshlq_n_s32(odd, shift));
+            v = vminq_s16(vmaxq_s16(vqaddq_n_s16(v, zp), lo), hi);
+            vstrbq_scatter_offset_p_s16(o, out_offsets, v, vctp16q((uint32_t)(tw - 8 * x)));
+        }
+    }
+}
+
+static __attribute__((noinline)) void q4_dwt_store2(const int16_t *sums, int32_t pitch,
+                                                    int32_t th, int32_t tw, int32_t fold0,
+                                                    int32_t fold1, int32_t m0, int32_t m1,
+                                                    int32_t right, const q4_conv_params *params,
+                                                    int8_t *out, int32_t row_step, int32_t ch8,
+                                                    uint16x8_t out_offsets)
+{
+    if (fold0 >= -23551 && fold0 <= 23551 && fold1 >= -23551 && fold1 <= 23551) {
+        q4_dwt_store2_body(sums, pitch, th, tw, fold0, fold1, m0, m1, right, params, out,
+                           row_step, ch8, out_offsets, 1);
+    } else {
+        q4_dwt_store2_body(sums, pitch, th, tw, fold0, fold1, m0, m1, right, params, out,
+                           row_step, ch8, out_offsets, 0);
     }
 }
 
@@ -345,15 +421,19 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
     int32_t c0, ty0, tx0, i, t, ii;
 
     for (c0 = 0; c0 < ch; c0 += Q4_DWT_CH) {
-        const int32_t n = ch - c0 < Q4_DWT_CH ? ch - c0 : Q4_DWT_CH, cb = c0 % Q4_DWT_BLOCK;
+        const int32_t n = ch - c0 < Q4_DWT_CH ? ch - c0 : Q4_DWT_CH;
         int32_t w[2][Q4_DWT_CH][9];
-        if (cb == 0) {
-            q4_dwt_block_setup(terms, filters, bias, c0,
-                               ch - c0 < Q4_DWT_BLOCK ? ch - c0 : Q4_DWT_BLOCK, ch, 9, head);
-        }
-        for (t = 0; t < n_w; ++t) {
-            for (i = 0; i < n; ++i) {
-                q4_dwt_weights9(filters[t] + (c0 + i) * 5, w[t][i]);
+        /* the block's records (index i) and folds: term t = ii * n_w + j starts at
+         * [bias] - z_ii * sum(w_j) */
+        q4_terms_channel_records(terms, bias, c0, n, ch, 9, &head->rec);
+        for (i = 0; i < n; ++i) {
+            int32_t sum[2] = {0, 0};
+            for (t = 0; t < n_w; ++t) {
+                sum[t] = q4_dwt_weights9(filters[t] + (c0 + i) * 5, w[t][i]);
+            }
+            for (t = 0; t < n_terms; ++t) {
+                head->fold[t][i] = (t == 0 ? bias[c0 + i] : 0) -
+                                   terms->input_zp[t / n_w] * sum[t % n_w];
             }
         }
         for (ty0 = 0; ty0 < out_h; ty0 += tile_h) {
@@ -369,15 +449,15 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
                                  ch, c0, n, terms->input_zp[ii]);
                 }
                 for (i = 0; i < n; ++i) {
-                    const int32_t c = c0 + i, right = head->rec.right[cb + i];
+                    const int32_t c = c0 + i, right = head->rec.right[i];
                     int8_t *out = output + (ty0 * out_w + tx0) * ch + c;
                     int32_t fold[Q4_TERMS_TERMS], m[Q4_TERMS_TERMS], y, x;
                     for (t = 0; t < n_terms; ++t) {
-                        const int16_t *const plane =
-                            planes + ((t / n_w) * Q4_DWT_CH + i) * Q4_DWT_PLANE;
+                        const int16_t *const plane = planes +
+                                                     ((t / n_w) * Q4_DWT_CH + i) * Q4_DWT_PLANE;
                         int16_t *const term_sums = sums + t * Q4_DWT_PLANE;
-                        fold[t] = head->fold[t][cb + i];
-                        m[t] = head->rec.multiplier[t][cb + i];
+                        fold[t] = head->fold[t][i];
+                        m[t] = head->rec.multiplier[t][i];
                         if (s == 1) {
                             q4_dwt_filter(plane, term_sums, vectors, pitch, w[t % n_w][i]);
                         } else { /* output row y from input rows 2y .. 2y + 2 */
@@ -386,6 +466,11 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
                                               (tw + 7) / 8, -pitch, w[t % n_w][i]);
                             }
                         }
+                    }
+                    if (right > 0 && n_terms == 2) {
+                        q4_dwt_store2(sums, pitch, th, tw, fold[0], fold[1], m[0], m[1], right,
+                                      params, out, out_w * ch, 8 * ch, out_offsets);
+                        continue;
                     }
                     if (right > 0) {
                         q4_dwt_store(sums, n_terms, pitch, th, tw, fold, m, right, params, out,
@@ -455,8 +540,7 @@ static void q4_dwt_general(const q4_conv_params *params, const q4_terms_params *
             for (j = 0; j < n_w; ++j) {
                 for (tap = 0; tap < taps; ++tap) {
                     weights[(j * taps + tap) * Q4_DWT_CH + i] =
-                        (int8_t)(i < n ? q4_int4_at(filters[j] + (c0 + i) * row_bytes, tap)
-                                       : 0);
+                        (int8_t)(i < n ? q4_int4_at(filters[j] + (c0 + i) * row_bytes, tap) : 0);
                 }
             }
         }
@@ -484,8 +568,9 @@ static void q4_dwt_general(const q4_conv_params *params, const q4_terms_params *
                     even[t] = vld1q_s32(lane_fold[t]);
                     odd[t] = vld1q_s32(lane_fold[t] + 4);
                     for (t0 = 0; t0 < taps; t0 += Q4_DWT_INT16_TAPS) {
-                        const int32_t t_end =
-                            taps - t0 < Q4_DWT_INT16_TAPS ? taps : t0 + Q4_DWT_INT16_TAPS;
+                        const int32_t t_end = taps - t0 < Q4_DWT_INT16_TAPS
+                                                  ? taps
+                                                  : t0 + Q4_DWT_INT16_TAPS;
                         int16x8_t acc = vdupq_n_s16(0);
                         for (tap = t0; tap < t_end; ++tap) {
                             const int16x8_t wv = vldrbq_s16(w + tap * Q4_DWT_CH);
