@@ -20,6 +20,8 @@ Tests skip when the Arm toolchain or QEMU is missing, and fail instead when CI i
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -406,18 +408,18 @@ def test_dual_depthwise_costs_at_most_2_2x_single_term(board_name, board_results
             assert t[arch] <= 2.2 * t[f"single_{arch}"], (c.name, t)
 
 
-@pytest.mark.parametrize("core", sorted(CORES) + ["host", "cortex-m4-O0", "cortex-m55-O0"])
+@pytest.mark.parametrize("core", sorted(CORES) + ["host-gcc", "host-clang", "cortex-m4-O0", "cortex-m55-O0"])
 def test_dw_terms_sources_compile_warning_free(core):
     """Strict warnings on each core (a core without the extension builds the portable
     fallback), and builds without optimisation (the C forms of the inline-assembly loops)."""
-    import shutil
-
-    flags = [f for f in STRICT_FLAGS]
+    flags = list(STRICT_FLAGS)
     if core.endswith("-O0"):
         core = core[: -len("-O0")]
         flags = ["-O0" if f == "-O2" else f for f in flags]
-    compiler = "gcc" if core == "host" else "arm-none-eabi-gcc"
+    compiler = core[len("host-") :] if core.startswith("host-") else "arm-none-eabi-gcc"
     if shutil.which(compiler) is None:
+        if os.environ.get("CI") and compiler != "clang":
+            pytest.fail(f"CI is set but {compiler} is not on PATH")
         pytest.skip(f"{compiler} is not on PATH")
     for source in TERMS_SOURCES:
         cmd = [compiler, *CORES.get(core, []), *flags, str(source)]
@@ -486,3 +488,26 @@ def test_generated_model_calls_the_dw_terms_variants_bit_exact(board_name, tmp_p
     expected = f"q4_depthwise_conv2d_s4_terms_{'mve' if board.mve else 'dsp'}"
     assert [layer.kernel for layer in run.layers] == [expected, expected]
     assert run.ok, run.first_mismatch
+
+
+@pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
+def test_dw_terms_kernels_are_bit_exact_unoptimised(board_name, tmp_path):
+    """Built without optimisation the 3x3 paths run the C forms of their inline-assembly loops
+    (the _dsp tap groups, the _mve plane filter): bit-exact on the untimed 3x3 cases too."""
+    board = load_board(board_name)
+    require_tools(board)
+    cases = [c for c in CASES if c.taps == 9 and not c.single]
+    write_cases_header(cases, tmp_path / "dw_terms_cases.h")
+    results = run_harness(
+        board,
+        HARNESS_SOURCES,
+        [RUNTIME / "include", RUNTIME / "include" / "internal", tmp_path],
+        tmp_path,
+        "dw_terms_harness",
+        timeout=240,
+        extra_cflags=["-O0"],
+    )
+    checked = [r for r in results if r.variant in BOARD_VARIANTS[board_name] - {"portable"}]
+    assert len(checked) == len(cases) * (len(BOARD_VARIANTS[board_name]) - 1)
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
