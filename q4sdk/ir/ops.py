@@ -310,6 +310,7 @@ OPS: dict[str, OpSpec] = {
             variants=_DEPTHWISE_VARIANTS,
             terms_variants=_DEPTHWISE_TERMS_VARIANTS,
             packed_band=_CONV_BAND,
+            packed_band_terms=PackedBandKernel("q4_conv_terms_band_p4"),
         ),
         _weighted(
             "fully_connected",

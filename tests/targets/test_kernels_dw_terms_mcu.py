@@ -511,3 +511,18 @@ def test_dw_terms_kernels_are_bit_exact_unoptimised(board_name, tmp_path):
     assert len(checked) == len(cases) * (len(BOARD_VARIANTS[board_name]) - 1)
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
+def test_packed_dual_depthwise_runs_the_terms_variants_in_bands(board_name, tmp_path):
+    """With 4-bit activations stored two per byte, multi-term depthwise layers run the terms
+    variants band by band (q4_conv_terms_band_p4), bit-exact."""
+    from q4sdk.targets.run import run_on_board
+
+    board = load_board(board_name)
+    require_tools(board)
+    model = small_dw_terms_model()
+    xq = np.random.default_rng(5).integers(-8, 8, (2, *oracle.input_shape(model))).astype(np.int8)
+    run = run_on_board(model, board, xq, tmp_path, kernels="optimised", pack_activations=True)
+    assert [layer.kernel for layer in run.layers] == ["q4_conv_terms_band_p4"] * 2
+    assert run.ok, run.first_mismatch
