@@ -206,7 +206,9 @@ _DEPTHWISE_TERMS_VARIANTS = (
         "q4_depthwise_conv2d_s4_terms_mve",
         "convolution/q4_depthwise_conv2d_s4_terms_mve.c",
         "mve",
-        lambda k, o: max(1408 + 24 * (k // o), 17408 if k // o == 9 else 0),
+        lambda k, o: max(
+            1408 + 8 * (k // o) + (36 + 2 * (k // o)) * _round_up(o, 8), 17408 if k // o == 9 else 0
+        ),
     ),
     KernelVariant(
         "q4_depthwise_conv2d_s4_terms_dsp",

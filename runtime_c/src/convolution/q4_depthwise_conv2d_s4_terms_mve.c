@@ -43,8 +43,10 @@ typedef char q4_dwt_block_fits_records[Q4_DWT_BLOCK <= Q4_TERMS_ROWS ? 1 : -1];
 int32_t q4_depthwise_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims)
 {
     const int32_t taps = filter_dims->h * filter_dims->w;
-    /* other kernels: tap offsets [2][taps], weights [2 tensors][taps][8] int8 */
-    const int32_t general = Q4_DWT_HEAD + 8 * taps + 2 * Q4_DWT_CH * taps;
+    const int32_t c8 = (filter_dims->c + Q4_DWT_CH - 1) & ~(Q4_DWT_CH - 1);
+    /* other kernels: tap offsets [2][taps], lane tables [2 * 4 + 1][C8] int32, weights
+     * [2 tensors][taps][C8] int8 */
+    const int32_t general = Q4_DWT_HEAD + 8 * taps + 36 * c8 + 2 * taps * c8;
     return taps == 9 && Q4_DWT_HEAD + Q4_DWT_PLANES > general ? Q4_DWT_HEAD + Q4_DWT_PLANES
                                                               : general;
 }
@@ -55,29 +57,6 @@ typedef struct {
 } q4_dwt_head;
 
 typedef char q4_dwt_head_size[sizeof(q4_dwt_head) == Q4_DWT_HEAD ? 1 : -1];
-
-/* Requantization records and folded accumulator starts of channels c0 .. c0 + n - 1 (n <= 32). */
-static void q4_dwt_block_setup(const q4_terms_params *terms, const uint8_t *const *filters,
-                               const int32_t *bias, int32_t c0, int32_t n, int32_t ch,
-                               int32_t taps, q4_dwt_head *head)
-{
-    const int32_t n_w = terms->n_weights, n_terms = terms->n_inputs * n_w;
-    const int32_t row_bytes = (taps + 1) / 2;
-    int32_t i, j, t, tap;
-    q4_terms_channel_records(terms, bias, c0, n, ch, taps, &head->rec);
-    for (i = 0; i < n; ++i) {
-        int32_t sum[2] = {0, 0};
-        for (j = 0; j < n_w; ++j) {
-            for (tap = 0; tap < taps; ++tap) {
-                sum[j] += q4_int4_at(filters[j] + (c0 + i) * row_bytes, tap);
-            }
-        }
-        for (t = 0; t < n_terms; ++t) {
-            head->fold[t][i] = (t == 0 ? bias[c0 + i] : 0) -
-                               terms->input_zp[t / n_w] * sum[t % n_w];
-        }
-    }
-}
 
 /* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
 typedef struct {
@@ -118,24 +97,23 @@ static inline int32x4_t q4_dwt_requantize4(const int32x4_t *acc, int32_t n_terms
     return vminq_s32(vmaxq_s32(vaddq_n_s32(vrshlq_n_s32(sum.high, -right), zp), lo), hi);
 }
 
-/* The same with per-lane multipliers m[t * 8 + off ..] and shifts shift[off ..] (-(s' - 32)). */
+/* The same with per-lane multipliers m[t * stride + 0 .. 3] and shifts shift[0 .. 3] (-(s' - 32)). */
 static inline int32x4_t q4_dwt_requantize4_lanes(const int32x4_t *acc, int32_t n_terms,
-                                                 const int32_t *m, int32_t off,
+                                                 const int32_t *m, int32_t stride,
                                                  const int32_t *shift, int32_t zp, int32x4_t lo,
                                                  int32x4_t hi)
 {
     q4_dwt_wide sum;
     int32_t t;
-    sum.high = vmulhq_s32(acc[0], vld1q_s32(m + off));
-    sum.low = vreinterpretq_u32_s32(vmulq_s32(acc[0], vld1q_s32(m + off)));
+    sum.high = vmulhq_s32(acc[0], vld1q_s32(m));
+    sum.low = vreinterpretq_u32_s32(vmulq_s32(acc[0], vld1q_s32(m)));
     for (t = 1; t < n_terms; ++t) {
         q4_dwt_wide p;
-        p.high = vmulhq_s32(acc[t], vld1q_s32(m + t * Q4_DWT_CH + off));
-        p.low = vreinterpretq_u32_s32(vmulq_s32(acc[t], vld1q_s32(m + t * Q4_DWT_CH + off)));
+        p.high = vmulhq_s32(acc[t], vld1q_s32(m + t * stride));
+        p.low = vreinterpretq_u32_s32(vmulq_s32(acc[t], vld1q_s32(m + t * stride)));
         sum = q4_dwt_add(sum, p);
     }
-    return vminq_s32(
-        vmaxq_s32(vaddq_n_s32(vrshlq_s32(sum.high, vld1q_s32(shift + off)), zp), lo), hi);
+    return vminq_s32(vmaxq_s32(vaddq_n_s32(vrshlq_s32(sum.high, vld1q_s32(shift)), zp), lo), hi);
 }
 
 /* The 9 weights of a 3x3 channel (5 packed bytes) into w; returns their sum. (A word of the
@@ -494,123 +472,218 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
     }
 }
 
-/* Other kernels: per block of 8 channels and output pixel, per term the taps in int16 lanes. */
-static void q4_dwt_general(const q4_conv_params *params, const q4_terms_params *terms,
-                           const q4_dims *input_dims, const int8_t *const *inputs,
-                           const q4_dims *filter_dims, const uint8_t *const *filters,
-                           const int32_t *bias, const q4_dims *output_dims, int8_t *output,
-                           int32_t *scratch)
+/* The taps weights of one packed row into dst[0], dst[stride], ... as int8; returns their sum. */
+static int32_t q4_dwt_unpack_row(const uint8_t *row, int32_t taps, int8_t *dst, int32_t stride)
+{
+    int32_t t, sum = 0;
+    for (t = 0; t + 1 < taps; t += 2, dst += 2 * stride) {
+        const uint32_t b = row[t / 2];
+        const int32_t w0 = (int32_t)((b & 15u) ^ 8u) - 8, w1 = (int32_t)((b >> 4) ^ 8u) - 8;
+        dst[0] = (int8_t)w0;
+        dst[stride] = (int8_t)w1;
+        sum += w0 + w1;
+    }
+    if (t < taps) {
+        const int32_t w0 = (int32_t)(((uint32_t)row[t / 2] & 15u) ^ 8u) - 8;
+        dst[0] = (int8_t)w0;
+        sum += w0;
+    }
+    return sum;
+}
+
+/* The taps of one input for channels c .. c + 7 (predicate p) of one pixel, into the int32 even /
+ * odd lane sums of its n_w terms (|x * w| <= 1024: int16 sums of up to 31 taps, then widened). */
+static inline __attribute__((always_inline)) void q4_dwt_general_taps(
+    const int8_t *x, const int32_t *offsets, int32_t taps, const int8_t *w0, const int8_t *w1,
+    int32_t c8, int16_t in_zp, mve_pred16_t p, int32x4_t *even, int32x4_t *odd, const int n_w)
+{
+    int32_t t0, tap;
+    for (t0 = 0; t0 < taps; t0 += Q4_DWT_INT16_TAPS) {
+        const int32_t t_end = taps - t0 < Q4_DWT_INT16_TAPS ? taps : t0 + Q4_DWT_INT16_TAPS;
+        int16x8_t acc0 = vdupq_n_s16(0), acc1 = vdupq_n_s16(0);
+        for (tap = t0; tap < t_end; ++tap) {
+            const int32_t at = offsets[tap];
+            if (at >= 0) {
+                const int16x8_t xv = vldrbq_z_s16(x + at, p);
+                acc0 = vaddq_s16(acc0, vmulq_s16(xv, vldrbq_s16(w0 + tap * c8)));
+                if (n_w == 2) {
+                    acc1 = vaddq_s16(acc1, vmulq_s16(xv, vldrbq_s16(w1 + tap * c8)));
+                }
+            } else { /* outside the input: x = z_i */
+                acc0 = vmlaq_n_s16(acc0, vldrbq_s16(w0 + tap * c8), in_zp);
+                if (n_w == 2) {
+                    acc1 = vmlaq_n_s16(acc1, vldrbq_s16(w1 + tap * c8), in_zp);
+                }
+            }
+        }
+        even[0] = vaddq_s32(even[0], vmovlbq_s16(acc0));
+        odd[0] = vaddq_s32(odd[0], vmovltq_s16(acc0));
+        if (n_w == 2) {
+            even[1] = vaddq_s32(even[1], vmovlbq_s16(acc1));
+            odd[1] = vaddq_s32(odd[1], vmovltq_s16(acc1));
+        }
+    }
+}
+
+/* Other kernels: per output pixel (its taps listed once) and block of 8 channels, per input the
+ * taps in int16 lanes for both weight tensors (one activation load per tap), then the vector
+ * requantization with per-lane multipliers and shifts (tables prepared once per call in the lane
+ * order of VMOVLB / VMOVLT), or the exact rule per channel when a shift needs it. */
+static inline __attribute__((always_inline)) void q4_dwt_general_body(
+    const q4_conv_params *params, const q4_terms_params *terms, const q4_dims *input_dims,
+    const int8_t *const *inputs, const q4_dims *filter_dims, const uint8_t *const *filters,
+    const int32_t *bias, const q4_dims *output_dims, int8_t *output, int32_t *scratch,
+    const int32_t n_in, const int32_t n_w)
 {
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w, taps = k_h * k_w;
     const int32_t out_h = output_dims->h, out_w = output_dims->w;
-    const int32_t row_bytes = (taps + 1) / 2;
-    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
+    const int32_t row_bytes = (taps + 1) / 2, c8 = (ch + Q4_DWT_CH - 1) & ~(Q4_DWT_CH - 1);
+    const int32_t n_terms = n_in * n_w;
     const int32_t pad_top = params->pad_top, pad_left = params->pad_left;
     const int32_t zp = params->output_zp;
     const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
     q4_dwt_head *const head = (q4_dwt_head *)(void *)scratch;
+    /* tap offsets in the window [taps] and for the current pixel [taps]; per-lane folds and
+     * multipliers [T][C8], shifts [C8]; weights [tensor][tap][C8] */
     int32_t *const tap_offset = scratch + Q4_DWT_HEAD / 4;
     int32_t *const tap_at = tap_offset + taps;
-    int8_t *const weights = (int8_t *)(tap_at + taps); /* [tensor][tap][8] */
-    int32_t c0, oy, ox, t, i, j, tap;
+    int32_t *const lane_fold = tap_at + taps;
+    int32_t *const lane_m = lane_fold + Q4_TERMS_TERMS * c8;
+    int32_t *const lane_shift = lane_m + Q4_TERMS_TERMS * c8;
+    int8_t *const weights = (int8_t *)(lane_shift + c8);
+    int32_t c0, c, oy, ox, t, j, tap, fast = 1;
 
     for (t = 0; t < taps; ++t) {
         tap_offset[t] = ((t / k_w) * in_w + t % k_w) * ch;
     }
-    for (c0 = 0; c0 < ch; c0 += Q4_DWT_CH) {
-        const int32_t n = ch - c0 < Q4_DWT_CH ? ch - c0 : Q4_DWT_CH, cb = c0 % Q4_DWT_BLOCK;
-        const mve_pred16_t p = vctp16q((uint32_t)n);
-        /* per lane (VMOVLB: even channels, VMOVLT: odd ones) folds and multipliers */
-        int32_t lane_fold[Q4_TERMS_TERMS][Q4_DWT_CH], lane_m[Q4_TERMS_TERMS][Q4_DWT_CH];
-        int32_t lane_shift[Q4_DWT_CH]; /* -(s' - 32) */
-        int32_t fast = 1;
-        if (cb == 0) {
-            q4_dwt_block_setup(terms, filters, bias, c0,
-                               ch - c0 < Q4_DWT_BLOCK ? ch - c0 : Q4_DWT_BLOCK, ch, taps, head);
-        }
-        for (i = 0; i < Q4_DWT_CH; ++i) {
-            const int32_t lane = (i % 2) * 4 + i / 2;
-            for (t = 0; t < n_terms; ++t) {
-                lane_fold[t][lane] = i < n ? head->fold[t][cb + i] : 0;
-                lane_m[t][lane] = i < n ? head->rec.multiplier[t][cb + i] : 0;
-            }
-            lane_shift[lane] = i < n ? -head->rec.right[cb + i] : -1;
-            fast &= i >= n || head->rec.right[cb + i] > 0;
+    for (c0 = 0; c0 < ch; c0 += Q4_DWT_BLOCK) {
+        const int32_t nb = ch - c0 < Q4_DWT_BLOCK ? ch - c0 : Q4_DWT_BLOCK;
+        q4_terms_channel_records(terms, bias, c0, nb, ch, taps, &head->rec);
+        for (c = c0; c < c0 + nb; ++c) {
+            const int32_t i = c - c0,
+                          lane = c - c % Q4_DWT_CH + (c % 2) * 4 + (c % Q4_DWT_CH) / 2;
+            int32_t sum[2] = {0, 0};
             for (j = 0; j < n_w; ++j) {
-                for (tap = 0; tap < taps; ++tap) {
-                    weights[(j * taps + tap) * Q4_DWT_CH + i] =
-                        (int8_t)(i < n ? q4_int4_at(filters[j] + (c0 + i) * row_bytes, tap) : 0);
-                }
+                sum[j] = q4_dwt_unpack_row(filters[j] + c * row_bytes, taps,
+                                           weights + j * taps * c8 + c, c8);
+            }
+            for (t = 0; t < n_terms; ++t) {
+                lane_fold[t * c8 + lane] = (t == 0 ? bias[c] : 0) -
+                                           terms->input_zp[t / n_w] * sum[t % n_w];
+                lane_m[t * c8 + lane] = head->rec.multiplier[t][i];
+            }
+            lane_shift[lane] = -head->rec.right[i];
+            fast &= head->rec.right[i] > 0;
+        }
+    }
+    for (c = ch; c < c8; ++c) { /* lanes past C: zero weights, any finite values */
+        const int32_t lane = c - c % Q4_DWT_CH + (c % 2) * 4 + (c % Q4_DWT_CH) / 2;
+        for (t = 0; t < n_terms; ++t) {
+            lane_fold[t * c8 + lane] = 0;
+            lane_m[t * c8 + lane] = 0;
+        }
+        lane_shift[lane] = -1;
+        for (j = 0; j < n_w; ++j) {
+            for (tap = 0; tap < taps; ++tap) {
+                weights[(j * taps + tap) * c8 + c] = 0;
             }
         }
-        for (oy = 0; oy < out_h; ++oy) {
-            const int32_t y0 = oy * params->stride_h - pad_top;
-            for (ox = 0; ox < out_w; ++ox) {
-                const int32_t x0 = ox * params->stride_w - pad_left;
-                const int32_t window = (y0 * in_w + x0) * ch; /* may be negative: an offset */
-                int8_t *const out = output + (oy * out_w + ox) * ch + c0;
-                int32x4_t even[Q4_TERMS_TERMS], odd[Q4_TERMS_TERMS];
+    }
+    for (oy = 0; oy < out_h; ++oy) {
+        const int32_t y0 = oy * params->stride_h - pad_top;
+        for (ox = 0; ox < out_w; ++ox) {
+            const int32_t x0 = ox * params->stride_w - pad_left;
+            const int32_t inside = y0 >= 0 && y0 + k_h <= in_h && x0 >= 0 && x0 + k_w <= in_w;
+            const int32_t window = (y0 * in_w + x0) * ch; /* may be negative: an offset */
+            const int32_t *offsets = tap_offset;          /* tap t reads base + offsets[t] */
+            int32_t base = window;
+            int8_t *const out = output + (oy * out_w + ox) * ch;
+            if (!inside) { /* list the taps, -1 for those outside the input */
                 int32_t ky, kx;
                 for (ky = 0, t = 0; ky < k_h; ++ky) {
                     for (kx = 0; kx < k_w; ++kx, ++t) {
                         const int32_t iy = y0 + ky, ix = x0 + kx;
                         tap_at[t] = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w
-                                        ? window + tap_offset[t] + c0
+                                        ? window + tap_offset[t]
                                         : -1;
                     }
                 }
+                offsets = tap_at;
+                base = 0;
+            }
+            for (c = 0; c < ch; c += Q4_DWT_CH) {
+                const int32_t n = ch - c < Q4_DWT_CH ? ch - c : Q4_DWT_CH;
+                const mve_pred16_t p = vctp16q((uint32_t)n);
+                int32x4_t even[Q4_TERMS_TERMS], odd[Q4_TERMS_TERMS];
+                int32_t ii;
                 for (t = 0; t < n_terms; ++t) {
-                    const int8_t *const input = inputs[t / n_w];
-                    const int16_t in_zp = (int16_t)terms->input_zp[t / n_w];
-                    const int8_t *const w = weights + (t % n_w) * taps * Q4_DWT_CH;
-                    int32_t t0;
-                    even[t] = vld1q_s32(lane_fold[t]);
-                    odd[t] = vld1q_s32(lane_fold[t] + 4);
-                    for (t0 = 0; t0 < taps; t0 += Q4_DWT_INT16_TAPS) {
-                        const int32_t t_end = taps - t0 < Q4_DWT_INT16_TAPS
-                                                  ? taps
-                                                  : t0 + Q4_DWT_INT16_TAPS;
-                        int16x8_t acc = vdupq_n_s16(0);
-                        for (tap = t0; tap < t_end; ++tap) {
-                            const int16x8_t wv = vldrbq_s16(w + tap * Q4_DWT_CH);
-                            const int32_t at = tap_at[tap];
-                            if (at >= 0) {
-                                acc = vaddq_s16(acc, vmulq_s16(vldrbq_z_s16(input + at, p), wv));
-                            } else { /* outside the input: x = z_i */
-                                acc = vmlaq_n_s16(acc, wv, in_zp);
-                            }
-                        }
-                        even[t] = vaddq_s32(even[t], vmovlbq_s16(acc));
-                        odd[t] = vaddq_s32(odd[t], vmovltq_s16(acc));
+                    even[t] = vld1q_s32(lane_fold + t * c8 + c);
+                    odd[t] = vld1q_s32(lane_fold + t * c8 + c + 4);
+                }
+                for (ii = 0; ii < n_in; ++ii) {
+                    const int8_t *const x = inputs[ii] + base + c;
+                    const int8_t *const w0 = weights + c;
+                    const int16_t in_zp = (int16_t)terms->input_zp[ii];
+                    if (n_w == 2) {
+                        q4_dwt_general_taps(x, offsets, taps, w0, w0 + taps * c8, c8, in_zp, p,
+                                            even + 2 * ii, odd + 2 * ii, 2);
+                    } else {
+                        q4_dwt_general_taps(x, offsets, taps, w0, w0, c8, in_zp, p, even + ii,
+                                            odd + ii, 1);
                     }
                 }
                 if (fast) {
                     int16x8_t v;
                     v = vmovnbq_s32(vuninitializedq_s16(),
-                                    q4_dwt_requantize4_lanes(even, n_terms, lane_m[0], 0,
-                                                             lane_shift, zp, lo, hi));
-                    v = vmovntq_s32(v, q4_dwt_requantize4_lanes(odd, n_terms, lane_m[0], 4,
-                                                                lane_shift, zp, lo, hi));
-                    vstrbq_p_s16(out, v, p);
+                                    q4_dwt_requantize4_lanes(even, n_terms, lane_m + c, c8,
+                                                             lane_shift + c, zp, lo, hi));
+                    v = vmovntq_s32(v, q4_dwt_requantize4_lanes(odd, n_terms, lane_m + c + 4, c8,
+                                                                lane_shift + c + 4, zp, lo, hi));
+                    vstrbq_p_s16(out + c, v, p);
                 } else {
-                    int32_t lanes[Q4_TERMS_TERMS][Q4_DWT_CH];
+                    int32_t lanes[Q4_TERMS_TERMS][Q4_DWT_CH], i;
                     for (t = 0; t < n_terms; ++t) {
                         vst1q_s32(lanes[t], even[t]);
                         vst1q_s32(lanes[t] + 4, odd[t]);
                     }
                     for (i = 0; i < n; ++i) {
                         const int32_t lane = (i % 2) * 4 + i / 2;
-                        const int32_t *accs[Q4_TERMS_TERMS];
+                        int32_t acc[Q4_TERMS_TERMS];
                         for (t = 0; t < n_terms; ++t) {
-                            accs[t] = &lanes[t][lane];
+                            acc[t] = lanes[t][lane];
                         }
-                        q4_terms_store_channel(accs, n_terms, 1, &head->rec, cb + i, c0 + i,
-                                               terms, params, out + i, ch);
+                        out[c + i] = q4_requantize_terms_clamp(
+                            acc, n_terms, terms->multiplier + c + i, ch, terms->shift[c + i],
+                            zp, params->act_min, params->act_max);
                     }
                 }
             }
         }
+    }
+}
+
+/* q4_dwt_general_body per (n_inputs, n_weights), so its term loops unroll and the sums stay in
+ * registers. */
+static void q4_dwt_general(const q4_conv_params *params, const q4_terms_params *terms,
+                           const q4_dims *input_dims, const int8_t *const *inputs,
+                           const q4_dims *filter_dims, const uint8_t *const *filters,
+                           const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                           int32_t *scratch)
+{
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights;
+    if (n_in == 1 && n_w == 2) {
+        q4_dwt_general_body(params, terms, input_dims, inputs, filter_dims, filters, bias,
+                            output_dims, output, scratch, 1, 2);
+    } else if (n_in == 2 && n_w == 1) {
+        q4_dwt_general_body(params, terms, input_dims, inputs, filter_dims, filters, bias,
+                            output_dims, output, scratch, 2, 1);
+    } else if (n_in == 2) {
+        q4_dwt_general_body(params, terms, input_dims, inputs, filter_dims, filters, bias,
+                            output_dims, output, scratch, 2, 2);
+    } else {
+        q4_dwt_general_body(params, terms, input_dims, inputs, filter_dims, filters, bias,
+                            output_dims, output, scratch, 1, 1);
     }
 }
 
@@ -621,7 +694,7 @@ void q4_depthwise_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_ter
                                       int8_t *output, int32_t *scratch)
 {
     const int32_t ch = input_dims->c;
-    if (filter_dims->h == 3 && filter_dims->w == 3 && 8 * ch < 65536 &&
+    if (filter_dims->h == 3 && filter_dims->w == 3 && 8 * ch < 65536 && output_dims->w >= 8 &&
         params->stride_w == params->stride_h && (params->stride_w == 1 || params->stride_w == 2)) {
         if (params->stride_w == 1) {
             q4_dwt_plane_body(params, terms, input_dims, inputs, filters, bias, output_dims,
