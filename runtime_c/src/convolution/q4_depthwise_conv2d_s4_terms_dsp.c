@@ -335,6 +335,117 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
     }
 }
 
+/* One word of 4 channels of one tap (z_x outside the input; the last C % 4 channels byte by
+ * byte, never past the pixel). */
+static inline uint32_t q4_dwt_tap_word(const int8_t *input, int32_t at, int32_t n,
+                                       uint32_t zp_word)
+{
+    uint32_t x = zp_word;
+    int32_t b;
+    if (at >= 0 && n == 4) {
+        x = q4_load_u32(input + at);
+    } else if (at >= 0) {
+        for (x = 0, b = 0; b < n; ++b) {
+            x |= ((uint32_t)input[at + b] & 0xFFu) << (8 * b);
+        }
+    }
+    return x;
+}
+
+/* acc[0..3] = fold[0..3] + the taps of one input and weight tensor for a group of 4 channels:
+ * per tap one word of activations, SXTB16 of it and of it shifted by 8 (channels (0, 2) and
+ * (1, 3)), SMLABB/SMLATT with the weight pairs w[0], w[1] (then w += Q4_DWT_BLOCK / 2). */
+static __attribute__((noinline)) void q4_dwt_taps1(const int8_t *input, int32_t base,
+                                                   const int32_t *offsets, int32_t taps,
+                                                   int32_t n, uint32_t zp_word, const uint32_t *w,
+                                                   const int32_t *fold, int32_t *acc)
+{
+    int32_t a0 = fold[0], a1 = n > 1 ? fold[1] : 0, a2 = n > 2 ? fold[2] : 0;
+    int32_t a3 = n > 3 ? fold[3] : 0, tap;
+    input += base;
+    for (tap = 0; tap < taps; ++tap, w += Q4_DWT_BLOCK / 2) {
+        const uint32_t x = q4_dwt_tap_word(input, offsets[tap], n, zp_word);
+        const int32_t x_even = (int32_t)q4_sxtb16(x), x_odd = (int32_t)q4_sxtb16(x >> 8);
+        a0 = __smlabb(x_even, (int32_t)w[0], a0);
+        a2 = __smlatt(x_even, (int32_t)w[0], a2);
+        a1 = __smlabb(x_odd, (int32_t)w[1], a1);
+        a3 = __smlatt(x_odd, (int32_t)w[1], a3);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* The same for both weight tensors of a dual layer (the second's pairs at w + w2), one
+ * activation load per tap. */
+static __attribute__((noinline)) void q4_dwt_taps2(const int8_t *input, int32_t base,
+                                                   const int32_t *offsets, int32_t taps,
+                                                   int32_t n, uint32_t zp_word,
+                                                   const uint32_t *w, int32_t w2,
+                                                   const int32_t *fold_a, const int32_t *fold_b,
+                                                   int32_t *acc_a, int32_t *acc_b)
+{
+    int32_t a0 = fold_a[0], a1 = n > 1 ? fold_a[1] : 0, a2 = n > 2 ? fold_a[2] : 0;
+    int32_t a3 = n > 3 ? fold_a[3] : 0;
+    int32_t b0 = fold_b[0], b1 = n > 1 ? fold_b[1] : 0, b2 = n > 2 ? fold_b[2] : 0;
+    int32_t b3 = n > 3 ? fold_b[3] : 0, tap;
+    input += base;
+    for (tap = 0; tap < taps; ++tap, w += Q4_DWT_BLOCK / 2) {
+        const uint32_t x = q4_dwt_tap_word(input, offsets[tap], n, zp_word);
+        const int32_t x_even = (int32_t)q4_sxtb16(x), x_odd = (int32_t)q4_sxtb16(x >> 8);
+        a0 = __smlabb(x_even, (int32_t)w[0], a0);
+        a2 = __smlatt(x_even, (int32_t)w[0], a2);
+        a1 = __smlabb(x_odd, (int32_t)w[1], a1);
+        a3 = __smlatt(x_odd, (int32_t)w[1], a3);
+        b0 = __smlabb(x_even, (int32_t)w[w2], b0);
+        b2 = __smlatt(x_even, (int32_t)w[w2], b2);
+        b1 = __smlabb(x_odd, (int32_t)w[w2 + 1], b1);
+        b3 = __smlatt(x_odd, (int32_t)w[w2 + 1], b3);
+    }
+    acc_a[0] = a0;
+    acc_a[1] = a1;
+    acc_a[2] = a2;
+    acc_a[3] = a3;
+    acc_b[0] = b0;
+    acc_b[1] = b1;
+    acc_b[2] = b2;
+    acc_b[3] = b3;
+}
+
+/* Requantizes and stores the nb channels of one pixel from head->acc (channel c at out[c]): two
+ * terms on the fast records in one loop (SMULL + SMLAL, shift, clamp), others per channel. */
+static __attribute__((noinline)) void q4_dwt_store_pixel(const q4_dwt_head *head, int32_t n_terms,
+                                                         int32_t nb, int32_t cb0, int32_t ch,
+                                                         const q4_terms_params *terms,
+                                                         const q4_conv_params *params,
+                                                         int8_t *out)
+{
+    /* locals: the int8 stores could otherwise alias the parameters */
+    const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
+    int32_t c, t;
+    for (c = 0; c < nb; ++c) {
+        const int32_t right = head->rec.right[c];
+        if (n_terms == 2 && right > 0) {
+            int32_t y = zp + q4_floor_shift32(
+                                 q4_terms_high2(head->acc[0][c], head->rec.multiplier[0][c],
+                                                head->acc[1][c], head->rec.multiplier[1][c]) +
+                                     ((int32_t)1 << (right - 1)),
+                                 right);
+            y = y < lo ? lo : y;
+            out[c] = (int8_t)(y > hi ? hi : y);
+        } else {
+            const int32_t *accs[Q4_TERMS_TERMS];
+            for (t = 0; t < n_terms; ++t) {
+                accs[t] = head->acc[t] + c;
+            }
+            /* one output: out_c = ch is the stride of the terms' multiplier rows */
+            q4_terms_store_channel(accs, n_terms, 1, &head->rec, c, cb0 + c, terms, params,
+                                   out + c, ch);
+        }
+    }
+}
+
 void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                                       const q4_dims *input_dims, const int8_t *const *inputs,
                                       const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -367,18 +478,26 @@ void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_ter
     for (cb0 = 0; cb0 < ch; cb0 += Q4_DWT_BLOCK) {
         const int32_t nb = ch - cb0 < Q4_DWT_BLOCK ? ch - cb0 : Q4_DWT_BLOCK;
         const int32_t groups = (nb + 3) / 4;
-        q4_dwt_block_setup(terms, filters, bias, cb0, nb, ch, taps, head);
-        for (j = 0; j < n_w; ++j) {
-            for (c = 0; c < 4 * groups; ++c) {
+        int16_t *const w16 = (int16_t *)(void *)weights;
+        q4_terms_channel_records(terms, bias, cb0, nb, ch, taps, &head->rec);
+        for (c = 0; c < 4 * groups; ++c) {
+            /* channel c of its group: pair word (c & 1), half (c >> 1) & 1 */
+            const int32_t at = ((c / 4) * 2 + (c & 1)) * 2 + ((c >> 1) & 1);
+            int32_t sum[2] = {0, 0};
+            for (j = 0; j < n_w; ++j) {
+                const uint8_t *const row = filters[j] + (cb0 + c) * row_bytes;
+                int16_t *const dst = w16 + j * taps * Q4_DWT_BLOCK + at;
                 for (t = 0; t < taps; ++t) {
-                    const int32_t w = c < nb ? q4_int4_at(filters[j] + (cb0 + c) * row_bytes, t)
-                                             : 0;
-                    /* channel c of its group: pair word (c & 1), half (c >> 1) & 1 */
-                    uint32_t *const pair =
-                        &weights[((j * taps + t) * Q4_DWT_BLOCK / 4 + c / 4) * 2 + (c & 1)];
-                    const uint32_t half = (uint32_t)w & 0xFFFFu;
-                    *pair = (c & 2) ? (*pair & 0xFFFFu) | (half << 16) : half;
+                    const uint32_t nib = c < nb ? ((uint32_t)row[t / 2] >> (4 * (t & 1))) & 15u
+                                                : 8u;
+                    const int32_t w = (int32_t)(nib ^ 8u) - 8;
+                    dst[t * Q4_DWT_BLOCK] = (int16_t)w;
+                    sum[j] += w;
                 }
+            }
+            for (t = 0; c < nb && t < n_terms; ++t) {
+                head->fold[t][c] = (t == 0 ? bias[cb0 + c] : 0) -
+                                   terms->input_zp[t / n_w] * sum[t % n_w];
             }
         }
         for (oy = 0; oy < out_h; ++oy) {
@@ -405,49 +524,23 @@ void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_ter
                 }
                 for (g = 0; g < groups; ++g) {
                     const int32_t cl = 4 * g, n = nb - cl < 4 ? nb - cl : 4;
-                    for (t = 0; t < n_terms; ++t) {
-                        const int8_t *const input = inputs[t / n_w] + cb0 + cl;
-                        const uint32_t zp_word = ((uint32_t)terms->input_zp[t / n_w] & 0xFFu) *
+                    int32_t ii;
+                    for (ii = 0; ii < n_in; ++ii) {
+                        const int8_t *const input = inputs[ii] + cb0 + cl;
+                        const uint32_t zp_word = ((uint32_t)terms->input_zp[ii] & 0xFFu) *
                                                  0x01010101u;
-                        const uint32_t *w = weights +
-                                            ((t % n_w) * taps * Q4_DWT_BLOCK / 4 + g) * 2;
-                        int32_t a0 = head->fold[t][cl], a1 = n > 1 ? head->fold[t][cl + 1] : 0;
-                        int32_t a2 = n > 2 ? head->fold[t][cl + 2] : 0;
-                        int32_t a3 = n > 3 ? head->fold[t][cl + 3] : 0;
-                        int32_t tap;
-                        for (tap = 0; tap < taps; ++tap, w += Q4_DWT_BLOCK / 2) {
-                            const int32_t at = offsets[tap];
-                            uint32_t x = zp_word;
-                            int32_t x_even, x_odd;
-                            if (at >= 0 && n == 4) {
-                                x = q4_load_u32(input + base + at);
-                            } else if (at >= 0) { /* the last C % 4 channels, byte by byte */
-                                int32_t b;
-                                for (x = 0, b = 0; b < n; ++b) {
-                                    x |= ((uint32_t)input[base + at + b] & 0xFFu) << (8 * b);
-                                }
-                            }
-                            x_even = (int32_t)q4_sxtb16(x);
-                            x_odd = (int32_t)q4_sxtb16(x >> 8);
-                            a0 = __smlabb(x_even, (int32_t)w[0], a0);
-                            a2 = __smlatt(x_even, (int32_t)w[0], a2);
-                            a1 = __smlabb(x_odd, (int32_t)w[1], a1);
-                            a3 = __smlatt(x_odd, (int32_t)w[1], a3);
+                        if (n_w == 2) {
+                            q4_dwt_taps2(input, base, offsets, taps, n, zp_word,
+                                         weights + g * 2, taps * Q4_DWT_BLOCK / 2,
+                                         head->fold[2 * ii] + cl, head->fold[2 * ii + 1] + cl,
+                                         head->acc[2 * ii] + cl, head->acc[2 * ii + 1] + cl);
+                        } else {
+                            q4_dwt_taps1(input, base, offsets, taps, n, zp_word, weights + g * 2,
+                                         head->fold[ii] + cl, head->acc[ii] + cl);
                         }
-                        head->acc[t][cl] = a0;
-                        head->acc[t][cl + 1] = a1;
-                        head->acc[t][cl + 2] = a2;
-                        head->acc[t][cl + 3] = a3;
                     }
                 }
-                for (c = 0; c < nb; ++c) {
-                    const int32_t *accs[Q4_TERMS_TERMS];
-                    for (t = 0; t < n_terms; ++t) {
-                        accs[t] = head->acc[t] + c;
-                    }
-                    q4_terms_store_channel(accs, n_terms, 1, &head->rec, c, cb0 + c, terms,
-                                           params, out + c, ch);
-                }
+                q4_dwt_store_pixel(head, n_terms, nb, cb0, ch, terms, params, out);
             }
         }
     }
