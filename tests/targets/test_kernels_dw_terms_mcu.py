@@ -218,6 +218,12 @@ def make_cases() -> list[DwTermsCase]:
                 rng, f"shift62_{tag}", 4, 5, 9, 16, kernel, stride, (1, 2, 1, 2), 1, 2, shifts=(58, 62)
             )
         )
+        # shifts 30 .. 32: the vector paths scale the multipliers up to a shift of 32
+        cases.append(
+            random_dw_terms_case(
+                rng, f"shift30_{tag}", 8, 5, 9, 16, kernel, stride, (1, 2, 1, 2), 2, 2, shifts=(30, 32)
+            )
+        )
         cases.append(
             random_dw_terms_case(
                 rng,
@@ -260,6 +266,24 @@ def make_cases() -> list[DwTermsCase]:
         ("dscnn_8x8_a8i1w2", 8, (8, 8, 128, (3, 3), (1, 1), (1, 1, 1, 1)), 1),
     ):
         cases.append(random_dw_terms_case(rng, name, bits, *shape, n_in, 2, single=True))
+    # DS-CNN's first depthwise layer as the default recipe makes it dual: shifts 30 .. 33
+    cases.append(
+        random_dw_terms_case(
+            rng,
+            "dscnn_32x32_a8i1w2",
+            8,
+            32,
+            32,
+            16,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            1,
+            2,
+            shifts=(30, 33),
+            single=True,
+        )
+    )
     return cases
 
 

@@ -6,7 +6,7 @@
  * Scheme (docs/kernels.md, "Depthwise, round 3"): term t = i * n_w + j (input i, weight tensor j)
  * accumulates acc_t = fold_t + sum x_i * w_j with fold_t = [bias] - z_i * sum(w_j) (the bias in
  * term 0 only; window positions outside the input hold z_i), then the T accumulators of an output
- * are requantized once (q4_terms_store_channel of q4_conv_terms.h: SMULL/SMLAL and one shift).
+ * are requantized once (q4_dwt_store: SMULL/SMLAL, a 64-bit rounding add and one shift).
  *  - 3x3 kernels, stride_w 1 (or 2 into rows of >= 8 pixels), as the single-term row path: per
  *    block of 4 channels and row tile of up to 32 output pixels each input row of each input term
  *    is widened once into per-channel int16 rows (a ring of 3 per input); per channel, output row
@@ -54,6 +54,85 @@ typedef struct {
 
 typedef char q4_dwt_head_size[sizeof(q4_dwt_head) == Q4_DWT_HEAD ? 1 : -1];
 
+/* The requantization records of channels c0 .. c0 + n - 1 (n <= 32), in rec's fields: with
+ * s'' = max(shift, 32) and m''_t = m_t * 2^(s'' - shift), multiplier[t][i] = m''_t and right[i]
+ * = s'' - 31, or 0 when an m''_t leaves int32 or the accumulator bounds let the sum reach 2^62
+ * (the exact rule then). |m| < 2^29 keeps every shift >= 30 on the fast path (q4_dwt_store). */
+static void q4_dwt_records(const q4_terms_params *terms, const int32_t *bias, int32_t c0,
+                           int32_t n, int32_t ch, int32_t taps, q4_terms_records *rec)
+{
+    const int32_t n_terms = terms->n_inputs * terms->n_weights;
+    /* |acc_t| <= |bias| (term 0) + 255 * 8 * taps */
+    const uint64_t dot_bound = (uint64_t)2040u * (uint64_t)taps;
+    int32_t i, t;
+    for (i = 0; i < n; ++i) {
+        const int32_t o = c0 + i, shift = terms->shift[o];
+        const int32_t wide = shift > 32 ? shift : 32, up = wide - shift;
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o]) : (uint64_t)bias[o];
+        uint64_t bound = 0;
+        int32_t ok = up < 31;
+        for (t = 0; t < n_terms; ++t) {
+            const int32_t m = terms->multiplier[t * ch + o];
+            const uint64_t m_abs = ok ? (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m) << up : 0;
+            ok &= m_abs < ((uint64_t)1 << 31);
+            bound += ok ? m_abs * (dot_bound + (t == 0 ? bias_abs : 0u)) : 0u;
+            rec->multiplier[t][i] = ok ? (int32_t)(uint32_t)((uint64_t)(uint32_t)m << up) : 0;
+        }
+        rec->right[i] = ok && bound < ((uint64_t)1 << 62) ? wide - 31 : 0;
+    }
+}
+
+/* Requantizes and stores n outputs of channel o (index c in the records) from its terms'
+ * accumulators acc[t][p] (out[p * out_step]): with the records' m''_t and s'' = right + 31,
+ * y = floor(floor((sum acc_t * m''_t + 2^(s'' - 1)) / 2^32) / 2^(s'' - 32)) (SMULL, SMLAL, the
+ * 64-bit rounding add, one shift: |sum| < 2^62, so no overflow); the exact rule when right = 0. */
+static __attribute__((noinline)) void q4_dwt_store(const int32_t *const *acc, int32_t n_terms,
+                                                   int32_t n, const q4_terms_records *rec,
+                                                   int32_t c, int32_t o, int32_t ch,
+                                                   const q4_terms_params *terms,
+                                                   const q4_conv_params *params, int8_t *out,
+                                                   int32_t out_step)
+{
+    /* locals: the int8 stores could otherwise alias the parameters */
+    const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
+    const int32_t right = rec->right[c];
+    int32_t p, t;
+    if (right > 0) {
+        const int64_t round = (int64_t)1 << (right + 30);
+        const int32_t k = right - 1, m0 = rec->multiplier[0][c];
+        if (n_terms == 2) {
+            const int32_t m1 = rec->multiplier[1][c];
+            const int32_t *const a0 = acc[0], *const a1 = acc[1];
+            for (p = 0; p < n; ++p) {
+                const int64_t total = (int64_t)a0[p] * m0 + (int64_t)a1[p] * m1 + round;
+                int32_t y = zp + ((int32_t)(uint32_t)((uint64_t)total >> 32) >> k);
+                y = y < lo ? lo : y;
+                out[p * out_step] = (int8_t)(y > hi ? hi : y);
+            }
+            return;
+        }
+        for (p = 0; p < n; ++p) {
+            int64_t total = (int64_t)acc[0][p] * m0 + round;
+            int32_t y;
+            for (t = 1; t < n_terms; ++t) {
+                total += (int64_t)acc[t][p] * rec->multiplier[t][c];
+            }
+            y = zp + ((int32_t)(uint32_t)((uint64_t)total >> 32) >> k);
+            y = y < lo ? lo : y;
+            out[p * out_step] = (int8_t)(y > hi ? hi : y);
+        }
+        return;
+    }
+    for (p = 0; p < n; ++p) {
+        int32_t terms_acc[Q4_TERMS_TERMS];
+        for (t = 0; t < n_terms; ++t) {
+            terms_acc[t] = acc[t][p];
+        }
+        out[p * out_step] = q4_requantize_terms_clamp(terms_acc, n_terms, terms->multiplier + o,
+                                                      ch, terms->shift[o], zp, lo, hi);
+    }
+}
+
 /* Requantization records and folded accumulator starts of channels c0 .. c0 + n - 1 (n <= 32),
  * and the nibbles of their weights (w[j][channel][tap], when w is not null). */
 static void q4_dwt_block_setup(const q4_terms_params *terms, const uint8_t *const *filters,
@@ -63,7 +142,7 @@ static void q4_dwt_block_setup(const q4_terms_params *terms, const uint8_t *cons
     const int32_t n_w = terms->n_weights, n_terms = terms->n_inputs * n_w;
     const int32_t row_bytes = (taps + 1) / 2;
     int32_t i, j, t, tap;
-    q4_terms_channel_records(terms, bias, c0, n, ch, taps, &head->rec);
+    q4_dwt_records(terms, bias, c0, n, ch, taps, &head->rec);
     for (i = 0; i < n; ++i) {
         int32_t sum[2] = {0, 0};
         for (j = 0; j < n_w; ++j) {
@@ -327,8 +406,8 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
                         }
                         accs[t] = head->acc[t];
                     }
-                    q4_terms_store_channel(accs, n_terms, tw, &head->rec, cb + i, c0 + i, terms,
-                                           params, out + c0 + i, ch);
+                    q4_dwt_store(accs, n_terms, tw, &head->rec, cb + i, c0 + i, ch, terms,
+                                 params, out + c0 + i, ch);
                 }
             }
         }
@@ -414,7 +493,7 @@ static __attribute__((noinline)) void q4_dwt_taps2(const int8_t *input, int32_t 
 }
 
 /* Requantizes and stores the nb channels of one pixel from head->acc (channel c at out[c]): two
- * terms on the fast records in one loop (SMULL + SMLAL, shift, clamp), others per channel. */
+ * terms on the fast records in one loop (as q4_dwt_store), others per channel. */
 static __attribute__((noinline)) void q4_dwt_store_pixel(const q4_dwt_head *head, int32_t n_terms,
                                                          int32_t nb, int32_t cb0, int32_t ch,
                                                          const q4_terms_params *terms,
@@ -427,11 +506,10 @@ static __attribute__((noinline)) void q4_dwt_store_pixel(const q4_dwt_head *head
     for (c = 0; c < nb; ++c) {
         const int32_t right = head->rec.right[c];
         if (n_terms == 2 && right > 0) {
-            int32_t y = zp + q4_floor_shift32(
-                                 q4_terms_high2(head->acc[0][c], head->rec.multiplier[0][c],
-                                                head->acc[1][c], head->rec.multiplier[1][c]) +
-                                     ((int32_t)1 << (right - 1)),
-                                 right);
+            const int64_t total = (int64_t)head->acc[0][c] * head->rec.multiplier[0][c] +
+                                  (int64_t)head->acc[1][c] * head->rec.multiplier[1][c] +
+                                  ((int64_t)1 << (right + 30));
+            int32_t y = zp + ((int32_t)(uint32_t)((uint64_t)total >> 32) >> (right - 1));
             y = y < lo ? lo : y;
             out[c] = (int8_t)(y > hi ? hi : y);
         } else {
@@ -439,9 +517,7 @@ static __attribute__((noinline)) void q4_dwt_store_pixel(const q4_dwt_head *head
             for (t = 0; t < n_terms; ++t) {
                 accs[t] = head->acc[t] + c;
             }
-            /* one output: out_c = ch is the stride of the terms' multiplier rows */
-            q4_terms_store_channel(accs, n_terms, 1, &head->rec, c, cb0 + c, terms, params,
-                                   out + c, ch);
+            q4_dwt_store(accs, n_terms, 1, &head->rec, c, cb0 + c, ch, terms, params, out + c, 1);
         }
     }
 }
@@ -479,7 +555,7 @@ void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_ter
         const int32_t nb = ch - cb0 < Q4_DWT_BLOCK ? ch - cb0 : Q4_DWT_BLOCK;
         const int32_t groups = (nb + 3) / 4;
         int16_t *const w16 = (int16_t *)(void *)weights;
-        q4_terms_channel_records(terms, bias, cb0, nb, ch, taps, &head->rec);
+        q4_dwt_records(terms, bias, cb0, nb, ch, taps, &head->rec);
         for (c = 0; c < 4 * groups; ++c) {
             /* channel c of its group: pair word (c & 1), half (c >> 1) & 1 */
             const int32_t at = ((c / 4) * 2 + (c & 1)) * 2 + ((c >> 1) & 1);

@@ -58,62 +58,91 @@ typedef struct {
 
 typedef char q4_dwt_head_size[sizeof(q4_dwt_head) == Q4_DWT_HEAD ? 1 : -1];
 
-/* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
-typedef struct {
-    int32x4_t high;
-    uint32x4_t low;
-} q4_dwt_wide;
-
-/* acc * m per lane, exact: VMULH gives floor(acc * m / 2^32), VMUL the low word. */
-static inline q4_dwt_wide q4_dwt_product(int32x4_t acc, int32_t m)
+/* The requantization records of channels c0 .. c0 + n - 1 (n <= 32), in rec's fields: with
+ * s'' = max(shift, 32) and m''_t = m_t * 2^(s'' - shift), multiplier[t][i] = m''_t and right[i]
+ * = s'' - 31, or 0 when an m''_t leaves int32 or the accumulator bounds let the sum reach 2^62
+ * (the exact rule then). The result is floor((high31 + 2^(right - 1)) / 2^right) with
+ * high31 = floor(sum acc_t * m''_t / 2^31) (q4_dwt_high31). |m| < 2^29 keeps every shift >= 30
+ * on this path. */
+static void q4_dwt_records(const q4_terms_params *terms, const int32_t *bias, int32_t c0,
+                           int32_t n, int32_t ch, int32_t taps, q4_terms_records *rec)
 {
-    q4_dwt_wide p;
-    p.high = vmulhq_s32(acc, vdupq_n_s32(m));
-    p.low = vreinterpretq_u32_s32(vmulq_n_s32(acc, m));
-    return p;
+    const int32_t n_terms = terms->n_inputs * terms->n_weights;
+    /* |acc_t| <= |bias| (term 0) + 255 * 8 * taps */
+    const uint64_t dot_bound = (uint64_t)2040u * (uint64_t)taps;
+    int32_t i, t;
+    for (i = 0; i < n; ++i) {
+        const int32_t o = c0 + i, shift = terms->shift[o];
+        const int32_t wide = shift > 32 ? shift : 32, up = wide - shift;
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o]) : (uint64_t)bias[o];
+        uint64_t bound = 0;
+        int32_t ok = up < 31;
+        for (t = 0; t < n_terms; ++t) {
+            const int32_t m = terms->multiplier[t * ch + o];
+            const uint64_t m_abs = ok ? (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m) << up : 0;
+            ok &= m_abs < ((uint64_t)1 << 31);
+            bound += ok ? m_abs * (dot_bound + (t == 0 ? bias_abs : 0u)) : 0u;
+            rec->multiplier[t][i] = ok ? (int32_t)(uint32_t)((uint64_t)(uint32_t)m << up) : 0;
+        }
+        rec->right[i] = ok && bound < ((uint64_t)1 << 62) ? wide - 31 : 0;
+    }
 }
 
-/* a + b per lane (the sums stay below 2^62): the carry of the low words is bit 31 of their
- * halving sum. */
-static inline q4_dwt_wide q4_dwt_add(q4_dwt_wide a, q4_dwt_wide b)
+/* floor(sum_t a_t * m_t / 2^31) per lane, exact, for 1, 2 or 4 terms (m: vectors, or one value
+ * per term duplicated): VQDMULH gives q_t = floor(a_t * m_t / 2^31) (no saturation: m_t !=
+ * INT32_MIN), r_t = a_t * m_t - q_t * 2^31 < 2^31 and 2 r_t is the low word of a_t * 2 m_t
+ * (VMUL, wrapping); r_0 + r_1 = VHADD.U32(2 r_0, 2 r_1) exactly, and the carry of the r sum into
+ * bit 31 is added. The int32 sums may wrap in between: the result fits. */
+static inline int32x4_t q4_dwt_high31(const int32x4_t *a, const int32x4_t *m, int32_t n_terms)
 {
-    q4_dwt_wide s;
-    const uint32x4_t carry = vshrq_n_u32(vhaddq_u32(a.low, b.low), 31);
-    s.low = vaddq_u32(a.low, b.low);
-    s.high = vaddq_s32(vaddq_s32(a.high, b.high), vreinterpretq_s32_u32(carry));
-    return s;
+    int32x4_t q = vqdmulhq_s32(a[0], m[0]);
+    uint32x4_t r01, r23;
+    if (n_terms == 1) {
+        return q;
+    }
+    q = vaddq_s32(q, vqdmulhq_s32(a[1], m[1]));
+    r01 = vhaddq_u32(vreinterpretq_u32_s32(vmulq_s32(a[0], vshlq_n_s32(m[0], 1))),
+                     vreinterpretq_u32_s32(vmulq_s32(a[1], vshlq_n_s32(m[1], 1))));
+    if (n_terms == 2) {
+        return vaddq_s32(q, vreinterpretq_s32_u32(vshrq_n_u32(r01, 31)));
+    }
+    q = vaddq_s32(q, vaddq_s32(vqdmulhq_s32(a[2], m[2]), vqdmulhq_s32(a[3], m[3])));
+    r23 = vhaddq_u32(vreinterpretq_u32_s32(vmulq_s32(a[2], vshlq_n_s32(m[2], 1))),
+                     vreinterpretq_u32_s32(vmulq_s32(a[3], vshlq_n_s32(m[3], 1))));
+    /* floor((r01 + r23) / 2^31) = floor(VHADD(r01, r23) / 2^30) */
+    return vaddq_s32(q, vreinterpretq_s32_u32(vshrq_n_u32(vhaddq_u32(r01, r23), 30)));
 }
 
-/* The requantized outputs of 4 lanes from their T accumulators (fast records: right > 0). */
+/* The requantized outputs of 4 lanes from their T accumulators (records with right > 0). */
 static inline int32x4_t q4_dwt_requantize4(const int32x4_t *acc, int32_t n_terms,
                                            const int32_t *m, int32_t right, int32_t zp,
                                            int32x4_t lo, int32x4_t hi)
 {
-    q4_dwt_wide sum = q4_dwt_product(acc[0], m[0]);
+    int32x4_t mv[Q4_TERMS_TERMS];
     int32_t t;
-    for (t = 1; t < n_terms; ++t) {
-        sum = q4_dwt_add(sum, q4_dwt_product(acc[t], m[t]));
+    for (t = 0; t < n_terms; ++t) {
+        mv[t] = vdupq_n_s32(m[t]);
     }
-    return vminq_s32(vmaxq_s32(vaddq_n_s32(vrshlq_n_s32(sum.high, -right), zp), lo), hi);
+    return vminq_s32(
+        vmaxq_s32(vaddq_n_s32(vrshlq_n_s32(q4_dwt_high31(acc, mv, n_terms), -right), zp), lo),
+        hi);
 }
 
-/* The same with per-lane multipliers m[t * stride + 0 .. 3] and shifts shift[0 .. 3] (-(s' - 32)). */
+/* The same with per-lane multipliers m[t * stride + 0 .. 3] and shifts shift[0 .. 3] (-right). */
 static inline int32x4_t q4_dwt_requantize4_lanes(const int32x4_t *acc, int32_t n_terms,
                                                  const int32_t *m, int32_t stride,
                                                  const int32_t *shift, int32_t zp, int32x4_t lo,
                                                  int32x4_t hi)
 {
-    q4_dwt_wide sum;
+    int32x4_t mv[Q4_TERMS_TERMS];
     int32_t t;
-    sum.high = vmulhq_s32(acc[0], vld1q_s32(m));
-    sum.low = vreinterpretq_u32_s32(vmulq_s32(acc[0], vld1q_s32(m)));
-    for (t = 1; t < n_terms; ++t) {
-        q4_dwt_wide p;
-        p.high = vmulhq_s32(acc[t], vld1q_s32(m + t * stride));
-        p.low = vreinterpretq_u32_s32(vmulq_s32(acc[t], vld1q_s32(m + t * stride)));
-        sum = q4_dwt_add(sum, p);
+    for (t = 0; t < n_terms; ++t) {
+        mv[t] = vld1q_s32(m + t * stride);
     }
-    return vminq_s32(vmaxq_s32(vaddq_n_s32(vrshlq_s32(sum.high, vld1q_s32(shift)), zp), lo), hi);
+    return vminq_s32(
+        vmaxq_s32(vaddq_n_s32(vrshlq_s32(q4_dwt_high31(acc, mv, n_terms), vld1q_s32(shift)), zp),
+                  lo),
+        hi);
 }
 
 /* The 9 weights of a 3x3 channel (5 packed bytes) into w; returns their sum. (A word of the
@@ -324,7 +353,7 @@ static inline int32x4_t q4_dwt_high31x2(int32x4_t a0, int32x4_t a1, int32_t m0, 
 }
 
 /* The same as q4_dwt_store for two terms (dual weights, or one weight tensor on a residual input
- * pair): y = floor((high31 + 2^right) / 2^(right + 1)) (VRSHL). With `small` (both folds within
+ * pair): y = floor((high31 + 2^(right - 1)) / 2^right) (VRSHL). With `small` (both folds within
  * 2^15 - 1 - 9216, and |sum| <= 9 * 1024) the folds are added to the int16 sums, else to the
  * widened ones; z_y and the clamp are applied to the saturating int16 narrows (a value beyond
  * int16 clamps the same). */
@@ -336,7 +365,7 @@ static inline __attribute__((always_inline)) void q4_dwt_store2_body(
     const int16x8_t lo = vdupq_n_s16((int16_t)params->act_min);
     const int16x8_t hi = vdupq_n_s16((int16_t)params->act_max);
     const int16_t zp = (int16_t)params->output_zp;
-    const int32_t shift = -(right + 1), vectors = (tw + 7) / 8;
+    const int32_t shift = -right, vectors = (tw + 7) / 8;
     int32_t y, x;
     for (y = 0; y < th; ++y, sums += pitch, out += row_step) {
         const int16_t *r = sums;
@@ -403,7 +432,7 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
         int32_t w[2][Q4_DWT_CH][9];
         /* the block's records (index i) and folds: term t = ii * n_w + j starts at
          * [bias] - z_ii * sum(w_j) */
-        q4_terms_channel_records(terms, bias, c0, n, ch, 9, &head->rec);
+        q4_dwt_records(terms, bias, c0, n, ch, 9, &head->rec);
         for (i = 0; i < n; ++i) {
             int32_t sum[2] = {0, 0};
             for (t = 0; t < n_w; ++t) {
@@ -559,7 +588,7 @@ static inline __attribute__((always_inline)) void q4_dwt_general_body(
     }
     for (c0 = 0; c0 < ch; c0 += Q4_DWT_BLOCK) {
         const int32_t nb = ch - c0 < Q4_DWT_BLOCK ? ch - c0 : Q4_DWT_BLOCK;
-        q4_terms_channel_records(terms, bias, c0, nb, ch, taps, &head->rec);
+        q4_dwt_records(terms, bias, c0, nb, ch, taps, &head->rec);
         for (c = c0; c < c0 + nb; ++c) {
             const int32_t i = c - c0,
                           lane = c - c % Q4_DWT_CH + (c % 2) * 4 + (c % Q4_DWT_CH) / 2;
