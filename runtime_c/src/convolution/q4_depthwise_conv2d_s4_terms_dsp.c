@@ -13,8 +13,9 @@
  *    and term the fused 4-output tap groups (SMLAD of tap pairs, GNU inline assembly) write the
  *    tile's accumulators, then one requantization of the T terms per output.
  *  - Other kernels: per block of 32 channels the weights are unpacked into int16 pairs of channels
- *    (c, c + 2) per tensor; per output pixel, group of 4 channels and term one word of activations
- *    per tap, SXTB16 of it and of it shifted by 8, SMLABB/SMLATT.
+ *    (c, c + 2) per tensor; per output pixel, group of 4 channels and input one word of
+ *    activations per tap, SXTB16 of it and of it shifted by 8, SMLABB/SMLATT for both weight
+ *    tensors; one requantization loop over the pixel's channels.
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"

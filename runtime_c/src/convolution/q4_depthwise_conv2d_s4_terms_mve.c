@@ -6,18 +6,18 @@
  * Scheme (docs/kernels.md, "Depthwise, round 3"): term t = i * n_w + j (input i, weight tensor j)
  * accumulates acc_t = fold_t + sum x_i * w_j, fold_t = [bias] - z_i * sum(w_j) (the bias in term
  * 0 only; window positions outside the input hold z_i). The T accumulators of an output are
- * requantized once, 4 lanes at a time: with the records of q4_conv_terms.h (m'_t, s' - 32),
- * hi = floor(sum acc_t * m'_t / 2^32) is the sum of the VMULH high words plus the carries of the
- * VMUL low words added as unsigned (the carry of a + b is bit 31 of VHADD.U32(a, b)), then
- * VRSHL by -(s' - 32), + z_y, clamp. Channels whose records say the sum could leave that range
- * take q4_requantize_terms_clamp.
- *  - 3x3 kernels at stride 1 or 2 in both directions (the single-term plane path): per block of
- *    8 channels and tile, the input pixels under the tile are widened once per input term into one
- *    int16 plane per channel with a fixed row pitch; per channel and term one 9-tap filter over
- *    the flat plane (inline assembly, VLDRH + VMLA.S16 by scalar) gives int16 sums, then the
- *    vector requantization of the T terms and a byte scatter store.
- *  - Other kernels: per block of 8 channels (weights unpacked to int8 [tensor][tap][8]) and output
- *    pixel, per term the taps in int16 lanes (VLDRB.S16, VMLA), widened into int32 every 31 taps.
+ * requantized once, 4 lanes at a time: with s'' = max(shift, 32) and m''_t = m_t * 2^(s'' - shift)
+ * (q4_dwt_records), high31 = floor(sum acc_t * m''_t / 2^31) is the sum of the VQDMULH high words
+ * plus the carry of the remainders (VMUL low words, VHADD.U32), then VRSHL by -(s'' - 31), + z_y,
+ * clamp. Channels whose records say the sum could leave that range take q4_requantize_terms_clamp.
+ *  - 3x3 kernels at stride 1 or 2 in both directions into rows of >= 8 outputs (the single-term
+ *    plane path): per block of 8 channels and tile, the input pixels under the tile are widened
+ *    once per input term into one int16 plane per channel with a fixed row pitch; per channel and
+ *    term one 9-tap filter over the flat plane (inline assembly, VLDRH + VMLA.S16 by scalar) gives
+ *    int16 sums, then the vector requantization of the T terms and a byte scatter store.
+ *  - Other kernels and narrow rows: per output pixel (taps listed once) and block of 8 channels,
+ *    per input one activation load per tap for both weight tensors (int16 lanes, VMUL + VADD,
+ *    widened into int32 every 31 taps), per-lane requantization tables prepared once per call.
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
