@@ -200,14 +200,14 @@ _DEPTHWISE_VARIANTS = (
     ),
 )
 # multi-term depthwise (any T = n_inputs * n_weights): 3x3 layers may take the row / plane paths,
-# whose scratch has a fixed size (17408 / 5664 bytes)
+# whose scratch has a fixed size (9408 / 5664 bytes)
 _DEPTHWISE_TERMS_VARIANTS = (
     KernelVariant(
         "q4_depthwise_conv2d_s4_terms_mve",
         "convolution/q4_depthwise_conv2d_s4_terms_mve.c",
         "mve",
         lambda k, o: max(
-            1408 + 8 * (k // o) + (36 + 2 * (k // o)) * _round_up(o, 8), 17408 if k // o == 9 else 0
+            1408 + 8 * (k // o) + (36 + 2 * (k // o)) * _round_up(o, 8), 9408 if k // o == 9 else 0
         ),
     ),
     KernelVariant(

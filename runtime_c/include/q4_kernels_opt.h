@@ -170,7 +170,7 @@ void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_ter
  * filter once per term; other kernels (and rows of < 8 outputs) per pixel, 8 channels per step
  * in int16 lanes. Vector requantization of the T accumulators (VQDMULH, low-word carries by VHADD,
  * VRSHL). Scratch: G = 1408 + 8 * kh * kw + (36 + 2 * kh * kw) * ceil8(C) bytes, or
- * max(G, 17408) when kh * kw = 9. */
+ * max(G, 9408) when kh * kw = 9. */
 int32_t q4_depthwise_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims);
 void q4_depthwise_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params *terms,
                                       const q4_dims *input_dims, const int8_t *const *inputs,

@@ -32,11 +32,12 @@
 #define Q4_DWT_BLOCK 32      /* channels per block of requantization records (Q4_TERMS_ROWS) */
 #define Q4_DWT_CH 8          /* channels widened together, int16 lanes */
 #define Q4_DWT_INT16_TAPS 31 /* taps whose products sum exactly in int16 (31 * 1024 < 2^15) */
-#define Q4_DWT_PLANE 400     /* int16 per channel plane */
+#define Q4_DWT_PLANE 400     /* int16 per channel plane; half of it per input with two inputs */
 /* the scratch: records and folded accumulator starts, then the path's own part */
 #define Q4_DWT_HEAD ((int32_t)sizeof(q4_terms_records) + 4 * Q4_TERMS_TERMS * Q4_DWT_BLOCK)
-/* the 3x3 path: 8 planes per input, and one plane of sums per term */
-#define Q4_DWT_PLANES ((Q4_TERMS_INPUTS * Q4_DWT_CH + Q4_TERMS_TERMS) * Q4_DWT_PLANE * 2)
+/* the 3x3 path: 8 planes (16 of half the size with two inputs), and the sums of T <= 2 terms in
+ * planes of that size (T <= 4 in half-size ones) */
+#define Q4_DWT_PLANES ((Q4_DWT_CH + 2) * Q4_DWT_PLANE * 2)
 
 typedef char q4_dwt_block_fits_records[Q4_DWT_BLOCK <= Q4_TERMS_ROWS ? 1 : -1];
 
@@ -243,15 +244,15 @@ static int32_t q4_dwt_pitch(int32_t out_w, int32_t stride)
 }
 
 /* Widens channels c0 .. c0 + n - 1 (n <= 8) of the input pixels (iy0 + r, ix0 + q), r < rows,
- * q < cols, into planes[i * Q4_DWT_PLANE + r * pitch + column(q)] (z_x outside the input),
+ * q < cols, into planes[i * plane + r * pitch + column(q)] (z_x outside the input),
  * column(q) = q at stride s = 1, (q odd) * half + q / 2 at s = 2: per pixel one widening
  * VLDRB.S16 and one VSTRH scatter into the n planes. */
 static void q4_dwt_widen(int16_t *planes, const int8_t *input, int32_t iy0, int32_t ix0,
                          int32_t rows, int32_t cols, int32_t pitch, int32_t s, int32_t half,
                          int32_t in_h, int32_t in_w, int32_t ch, int32_t c0, int32_t n,
-                         int32_t in_zp)
+                         int32_t in_zp, int32_t plane)
 {
-    const uint16x8_t lanes = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)Q4_DWT_PLANE);
+    const uint16x8_t lanes = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)plane);
     const mve_pred16_t p = vctp16q((uint32_t)n);
     const int16x8_t zp = vdupq_n_s16((int16_t)in_zp);
     int32_t r, f, j;
@@ -289,13 +290,14 @@ static void q4_dwt_widen(int16_t *planes, const int8_t *input, int32_t iy0, int3
 }
 
 /* Requantizes and stores the th x tw outputs of one channel from its T planes of int16 sums
- * (term t's row y at sums + t * Q4_DWT_PLANE + y * pitch; out row y at out + y * row_step,
+ * (term t's row y at sums + t * plane + y * pitch; out row y at out + y * row_step,
  * pixels ch apart: out_offsets, ch8 = 8 * ch). fold, m: the channel's per-term values. Called
  * with a literal n_terms, so the term loops unroll. */
 static inline __attribute__((always_inline)) void q4_dwt_store_body(
-    const int16_t *sums, const int32_t n_terms, int32_t pitch, int32_t th, int32_t tw,
-    const int32_t *fold, const int32_t *m, int32_t right, const q4_conv_params *params,
-    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets)
+    const int16_t *sums, int32_t plane, const int32_t n_terms, int32_t pitch, int32_t th,
+    int32_t tw, const int32_t *fold, const int32_t *m, int32_t right,
+    const q4_conv_params *params, int8_t *out, int32_t row_step, int32_t ch8,
+    uint16x8_t out_offsets)
 {
     const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
     const int32_t zp = params->output_zp;
@@ -308,7 +310,7 @@ static inline __attribute__((always_inline)) void q4_dwt_store_body(
             even[0] = vaddq_n_s32(vmovlbq_s16(v), fold[0]);
             odd[0] = vaddq_n_s32(vmovltq_s16(v), fold[0]);
             for (t = 1; t < n_terms; ++t) {
-                const int16x8_t s16 = vld1q_s16(sums + t * Q4_DWT_PLANE + x);
+                const int16x8_t s16 = vld1q_s16(sums + t * plane + x);
                 even[t] = vaddq_n_s32(vmovlbq_s16(s16), fold[t]);
                 odd[t] = vaddq_n_s32(vmovltq_s16(s16), fold[t]);
             }
@@ -320,22 +322,20 @@ static inline __attribute__((always_inline)) void q4_dwt_store_body(
     }
 }
 
-static __attribute__((noinline)) void q4_dwt_store(const int16_t *sums, int32_t n_terms,
-                                                   int32_t pitch, int32_t th, int32_t tw,
-                                                   const int32_t *fold, const int32_t *m,
-                                                   int32_t right, const q4_conv_params *params,
-                                                   int8_t *out, int32_t row_step, int32_t ch8,
-                                                   uint16x8_t out_offsets)
+static __attribute__((noinline)) void q4_dwt_store(
+    const int16_t *sums, int32_t plane, int32_t n_terms, int32_t pitch, int32_t th, int32_t tw,
+    const int32_t *fold, const int32_t *m, int32_t right, const q4_conv_params *params,
+    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets)
 {
     if (n_terms == 2) {
-        q4_dwt_store_body(sums, 2, pitch, th, tw, fold, m, right, params, out, row_step, ch8,
-                          out_offsets);
-    } else if (n_terms == 4) {
-        q4_dwt_store_body(sums, 4, pitch, th, tw, fold, m, right, params, out, row_step, ch8,
-                          out_offsets);
-    } else {
-        q4_dwt_store_body(sums, n_terms, pitch, th, tw, fold, m, right, params, out, row_step,
+        q4_dwt_store_body(sums, plane, 2, pitch, th, tw, fold, m, right, params, out, row_step,
                           ch8, out_offsets);
+    } else if (n_terms == 4) {
+        q4_dwt_store_body(sums, plane, 4, pitch, th, tw, fold, m, right, params, out, row_step,
+                          ch8, out_offsets);
+    } else {
+        q4_dwt_store_body(sums, plane, n_terms, pitch, th, tw, fold, m, right, params, out,
+                          row_step, ch8, out_offsets);
     }
 }
 
@@ -358,9 +358,9 @@ static inline int32x4_t q4_dwt_high31x2(int32x4_t a0, int32x4_t a1, int32_t m0, 
  * widened ones; z_y and the clamp are applied to the saturating int16 narrows (a value beyond
  * int16 clamps the same). */
 static inline __attribute__((always_inline)) void q4_dwt_store2_body(
-    const int16_t *sums, int32_t pitch, int32_t th, int32_t tw, int32_t fold0, int32_t fold1,
-    int32_t m0, int32_t m1, int32_t right, const q4_conv_params *params, int8_t *out,
-    int32_t row_step, int32_t ch8, uint16x8_t out_offsets, const int small)
+    const int16_t *sums, int32_t plane, int32_t pitch, int32_t th, int32_t tw, int32_t fold0,
+    int32_t fold1, int32_t m0, int32_t m1, int32_t right, const q4_conv_params *params,
+    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets, const int small)
 {
     const int16x8_t lo = vdupq_n_s16((int16_t)params->act_min);
     const int16x8_t hi = vdupq_n_s16((int16_t)params->act_max);
@@ -371,7 +371,7 @@ static inline __attribute__((always_inline)) void q4_dwt_store2_body(
         const int16_t *r = sums;
         int8_t *o = out;
         for (x = 0; x < vectors; ++x, r += 8, o += ch8) {
-            int16x8_t s0 = vld1q_s16(r), s1 = vld1q_s16(r + Q4_DWT_PLANE), v;
+            int16x8_t s0 = vld1q_s16(r), s1 = vld1q_s16(r + plane), v;
             int32x4_t even, odd;
             if (small) {
                 s0 = vaddq_n_s16(s0, (int16_t)fold0);
@@ -392,18 +392,16 @@ static inline __attribute__((always_inline)) void q4_dwt_store2_body(
     }
 }
 
-static __attribute__((noinline)) void q4_dwt_store2(const int16_t *sums, int32_t pitch,
-                                                    int32_t th, int32_t tw, int32_t fold0,
-                                                    int32_t fold1, int32_t m0, int32_t m1,
-                                                    int32_t right, const q4_conv_params *params,
-                                                    int8_t *out, int32_t row_step, int32_t ch8,
-                                                    uint16x8_t out_offsets)
+static __attribute__((noinline)) void q4_dwt_store2(
+    const int16_t *sums, int32_t plane, int32_t pitch, int32_t th, int32_t tw, int32_t fold0,
+    int32_t fold1, int32_t m0, int32_t m1, int32_t right, const q4_conv_params *params,
+    int8_t *out, int32_t row_step, int32_t ch8, uint16x8_t out_offsets)
 {
     if (fold0 >= -23551 && fold0 <= 23551 && fold1 >= -23551 && fold1 <= 23551) {
-        q4_dwt_store2_body(sums, pitch, th, tw, fold0, fold1, m0, m1, right, params, out,
+        q4_dwt_store2_body(sums, plane, pitch, th, tw, fold0, fold1, m0, m1, right, params, out,
                            row_step, ch8, out_offsets, 1);
     } else {
-        q4_dwt_store2_body(sums, pitch, th, tw, fold0, fold1, m0, m1, right, params, out,
+        q4_dwt_store2_body(sums, plane, pitch, th, tw, fold0, fold1, m0, m1, right, params, out,
                            row_step, ch8, out_offsets, 0);
     }
 }
@@ -420,10 +418,12 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
     const int32_t pitch = q4_dwt_pitch(out_w, s), half = s == 2 ? pitch / 2 : 0;
     /* stride 1: rows of tw + 2 inputs; stride 2: half rows of tw + 1 even and tw odd inputs */
     const int32_t tile_w = s == 1 ? pitch - 2 : half - 1;
-    const int32_t tile_h = (Q4_DWT_PLANE / pitch - 3 + s) / s;
+    /* two inputs: 8 planes of half the size each */
+    const int32_t plane = n_in == 2 ? Q4_DWT_PLANE / 2 : Q4_DWT_PLANE;
+    const int32_t tile_h = (plane / pitch - 3 + s) / s;
     q4_dwt_head *const head = (q4_dwt_head *)(void *)scratch;
     int16_t *const planes = (int16_t *)(void *)(scratch + Q4_DWT_HEAD / 4);
-    int16_t *const sums = planes + Q4_TERMS_INPUTS * Q4_DWT_CH * Q4_DWT_PLANE;
+    int16_t *const sums = planes + Q4_DWT_CH * Q4_DWT_PLANE; /* T planes of `plane` */
     const uint16x8_t out_offsets = vmulq_n_u16(vidupq_n_u16(0, 1), (uint16_t)ch);
     int32_t c0, ty0, tx0, i, t, ii;
 
@@ -450,45 +450,44 @@ static inline __attribute__((always_inline)) void q4_dwt_plane_body(
                 /* stride 1: vectors covering the flat outputs 0 .. (th - 1) * pitch + tw - 1 */
                 const int32_t vectors = ((th - 1) * pitch + tw + 7) / 8;
                 for (ii = 0; ii < n_in; ++ii) {
-                    q4_dwt_widen(planes + ii * Q4_DWT_CH * Q4_DWT_PLANE, inputs[ii],
+                    q4_dwt_widen(planes + ii * Q4_DWT_CH * plane, inputs[ii],
                                  ty0 * s - params->pad_top, tx0 * s - params->pad_left,
                                  (th - 1) * s + 3, (tw - 1) * s + 3, pitch, s, half, in_h, in_w,
-                                 ch, c0, n, terms->input_zp[ii]);
+                                 ch, c0, n, terms->input_zp[ii], plane);
                 }
                 for (i = 0; i < n; ++i) {
                     const int32_t c = c0 + i, right = head->rec.right[i];
                     int8_t *out = output + (ty0 * out_w + tx0) * ch + c;
                     int32_t fold[Q4_TERMS_TERMS], m[Q4_TERMS_TERMS], y, x;
                     for (t = 0; t < n_terms; ++t) {
-                        const int16_t *const plane = planes +
-                                                     ((t / n_w) * Q4_DWT_CH + i) * Q4_DWT_PLANE;
-                        int16_t *const term_sums = sums + t * Q4_DWT_PLANE;
+                        const int16_t *const src = planes + ((t / n_w) * Q4_DWT_CH + i) * plane;
+                        int16_t *const term_sums = sums + t * plane;
                         fold[t] = head->fold[t][i];
                         m[t] = head->rec.multiplier[t][i];
                         if (s == 1) {
-                            q4_dwt_filter(plane, term_sums, vectors, pitch, w[t % n_w][i]);
+                            q4_dwt_filter(src, term_sums, vectors, pitch, w[t % n_w][i]);
                         } else { /* output row y from input rows 2y .. 2y + 2 */
                             for (y = 0; y < th; ++y) {
-                                q4_dwt_filter(plane + 2 * y * pitch, term_sums + y * pitch,
+                                q4_dwt_filter(src + 2 * y * pitch, term_sums + y * pitch,
                                               (tw + 7) / 8, -pitch, w[t % n_w][i]);
                             }
                         }
                     }
                     if (right > 0 && n_terms == 2) {
-                        q4_dwt_store2(sums, pitch, th, tw, fold[0], fold[1], m[0], m[1], right,
-                                      params, out, out_w * ch, 8 * ch, out_offsets);
+                        q4_dwt_store2(sums, plane, pitch, th, tw, fold[0], fold[1], m[0], m[1],
+                                      right, params, out, out_w * ch, 8 * ch, out_offsets);
                         continue;
                     }
                     if (right > 0) {
-                        q4_dwt_store(sums, n_terms, pitch, th, tw, fold, m, right, params, out,
-                                     out_w * ch, 8 * ch, out_offsets);
+                        q4_dwt_store(sums, plane, n_terms, pitch, th, tw, fold, m, right,
+                                     params, out, out_w * ch, 8 * ch, out_offsets);
                         continue;
                     }
                     for (y = 0; y < th; ++y, out += out_w * ch) {
                         for (x = 0; x < tw; ++x) {
                             int32_t acc[Q4_TERMS_TERMS];
                             for (t = 0; t < n_terms; ++t) {
-                                acc[t] = fold[t] + sums[t * Q4_DWT_PLANE + y * pitch + x];
+                                acc[t] = fold[t] + sums[t * plane + y * pitch + x];
                             }
                             out[x * ch] = q4_requantize_terms_clamp(
                                 acc, n_terms, terms->multiplier + c, ch, terms->shift[c],
