@@ -199,6 +199,24 @@ _DEPTHWISE_VARIANTS = (
         lambda k, o: 4 * o + 4 * (k // o) + 4 * k,
     ),
 )
+# multi-term depthwise (any T = n_inputs * n_weights): 3x3 layers may take the row / plane paths,
+# whose scratch has a fixed size (9408 / 5664 bytes)
+_DEPTHWISE_TERMS_VARIANTS = (
+    KernelVariant(
+        "q4_depthwise_conv2d_s4_terms_mve",
+        "convolution/q4_depthwise_conv2d_s4_terms_mve.c",
+        "mve",
+        lambda k, o: max(
+            1408 + 8 * (k // o) + (36 + 2 * (k // o)) * _round_up(o, 8), 9408 if k // o == 9 else 0
+        ),
+    ),
+    KernelVariant(
+        "q4_depthwise_conv2d_s4_terms_dsp",
+        "convolution/q4_depthwise_conv2d_s4_terms_dsp.c",
+        "dsp",
+        lambda k, o: max(1920 + 136 * (k // o), 5664 if k // o == 9 else 0),
+    ),
+)
 _FC_VARIANTS = (
     KernelVariant(
         "q4_fully_connected_s4_mve",
@@ -301,7 +319,9 @@ OPS: dict[str, OpSpec] = {
             optional_attrs=dict(_CONV_OPTIONAL),
             spatial=True,
             variants=_DEPTHWISE_VARIANTS,
+            terms_variants=_DEPTHWISE_TERMS_VARIANTS,
             packed_band=_CONV_BAND,
+            packed_band_terms=PackedBandKernel("q4_conv_terms_band_p4"),
         ),
         _weighted(
             "fully_connected",

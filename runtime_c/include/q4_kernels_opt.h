@@ -152,6 +152,32 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                             const int32_t *bias, const q4_dims *output_dims, int8_t *output,
                             int32_t *scratch);
 
+/* Multi-term depthwise_conv2d (dual weights and/or residual input, q4_depthwise_conv2d_s4_terms,
+ * channel multiplier 1), DSP: 3x3 kernels with stride_w 1 (or 2 into rows of >= 8 pixels) widen
+ * each input's rows once per 4 channels into int16 rows and run the single-term kernel's fused
+ * 4-output SMLAD groups once per term; other kernels SMLABB/SMLATT per tap and 4 channels (both
+ * weight tensors from one activation load). One SMULL/SMLAL requantization of the T accumulators.
+ * Scratch: G = 1920 + 136 * kh * kw bytes, or max(G, 5664) when kh * kw = 9. */
+int32_t q4_depthwise_conv2d_s4_terms_dsp_get_buffer_size(const q4_dims *filter_dims);
+void q4_depthwise_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
+                                      const q4_dims *input_dims, const int8_t *const *inputs,
+                                      const q4_dims *filter_dims, const uint8_t *const *filters,
+                                      const int32_t *bias, const q4_dims *output_dims,
+                                      int8_t *output, int32_t *scratch);
+
+/* Multi-term depthwise_conv2d, MVE: 3x3 kernels at stride 1 or 2 (both directions) widen each
+ * input's pixels once per 8 channels and tile into int16 planes and run the single-term plane
+ * filter once per term; other kernels (and rows of < 8 outputs) per pixel, 8 channels per step
+ * in int16 lanes. Vector requantization of the T accumulators (VQDMULH, low-word carries by VHADD,
+ * VRSHL). Scratch: G = 1408 + 8 * kh * kw + (36 + 2 * kh * kw) * ceil8(C) bytes, or
+ * max(G, 9408) when kh * kw = 9. */
+int32_t q4_depthwise_conv2d_s4_terms_mve_get_buffer_size(const q4_dims *filter_dims);
+void q4_depthwise_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params *terms,
+                                      const q4_dims *input_dims, const int8_t *const *inputs,
+                                      const q4_dims *filter_dims, const uint8_t *const *filters,
+                                      const int32_t *bias, const q4_dims *output_dims,
+                                      int8_t *output, int32_t *scratch);
+
 /* ---- ARMv6-M (Cortex-M0/M0+): no DSP; plain C99 (inline assembly in the hot loop when built
  * for ARMv6-M), correct on any core; the generator also selects them for rv32imc, which has no
  * SIMD either. Names end in _armv6m; primitives in q4_armv6m.h. ---- */

@@ -41,15 +41,18 @@ def test_choice_stays_within_the_budget_and_takes_the_most_loss_per_mac_first():
     assert res and dual  # every measured candidate quantized alone costs something here
 
 
-def test_only_layers_with_a_fast_multi_term_kernel_are_candidates():
+def test_only_layers_with_a_fast_multi_term_kernel_are_candidates(monkeypatch):
     """Dual weights and residual inputs only where the multi-term kernel has an optimised form
-    (conv2d, fully_connected): a portable depthwise multi-term layer costs 20-40x its MACs."""
+    (the kinds with terms_variants: conv2d, depthwise_conv2d, fully_connected): a portable
+    multi-term layer costs 20-40x its MACs. Without a kind's fast kernel its layers drop out."""
     g = tiny_resnet(seed=2, c=8)
     kinds = {s.node.name: s.kind for s in build_plan(g)}
     assert "depthwise_conv2d" in kinds.values()
-    _, _, records = _choose(g, 10.0)
-    duals = {r["name"] for r in records if r["kind"] == "dual"}
-    assert duals == {n for n, k in kinds.items() if k in ("conv2d", "fully_connected")}
+    for fast in (sensitivity.FAST_MULTI_TERM_KINDS, frozenset({"conv2d", "fully_connected"})):
+        monkeypatch.setattr(sensitivity, "FAST_MULTI_TERM_KINDS", fast)
+        _, _, records = _choose(g, 10.0)
+        duals = {r["name"] for r in records if r["kind"] == "dual"}
+        assert duals == {n for n, k in kinds.items() if k in fast}
 
 
 def test_no_residual_candidates_at_8_bit_activations_and_none_chosen_without_budget():
