@@ -298,6 +298,25 @@ def make_cases() -> list[TermsCase]:
                 rng, f"resnet_first_a{bits}i{n_in}w2", bits, *RESNET_FIRST, n_in, 2, single=True
             )
         )
+    # ResNet-8's dual 1x1 shortcut (conv_5: 32x32x16 -> 32, stride 2), 8- and 4-bit input
+    for bits in (8, 4):
+        cases.append(
+            random_terms_case(
+                rng,
+                f"resnet_conv5_a{bits}i1w2",
+                bits,
+                32,
+                32,
+                16,
+                32,
+                (1, 1),
+                (2, 2),
+                (0, 0, 0, 0),
+                1,
+                2,
+                single=True,
+            )
+        )
     # fully connected shapes (1 x 1 input, 1 x 1 kernel): also run through the multi-term FC
     # variant (q4_fully_connected_s4_terms_mve), DS-CNN's and ResNet-8's FC among them
     for name, bits, in_c, out_c, n_in, n_w in (

@@ -159,6 +159,30 @@ static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_di
         }
         return;
     }
+    if (y0 >= 0 && x0 >= 0 && y0 + k_h <= input_dims->h && x0 + k_w <= in_w) {
+        /* other I (the 3-channel first layer), the window inside: the k_h runs of k_w * I
+         * bytes copied into the staging row by words, the tail set to z_x, then widened */
+        const int32_t run = k_w * in_c, row_step = in_w * in_c;
+        const int32_t k = k_h * run, k_pad = q4_round_up8(k);
+        const int8_t *src = input + (y0 * in_w + x0) * in_c;
+        const uint32_t zp4 = ((uint32_t)zp & 0xFFu) * 0x01010101u;
+        int8_t *s = stage;
+        int32_t ky, j;
+        /* the tail first (the last 8 bytes: k_pad >= 8), then the runs over it */
+        __builtin_memcpy(stage + k_pad - 8, &zp4, sizeof zp4);
+        __builtin_memcpy(stage + k_pad - 4, &zp4, sizeof zp4);
+        for (ky = 0; ky < k_h; ++ky, src += row_step, s += run) {
+            for (j = 0; j + 4 <= run; j += 4) {
+                const uint32_t v = q4_load_u32(src + j);
+                __builtin_memcpy(s + j, &v, sizeof v);
+            }
+            for (; j < run; ++j) {
+                s[j] = src[j];
+            }
+        }
+        q4_widen_run(stage, k_pad, dst);
+        return;
+    }
     q4_im2col(input_dims, input, filter_dims, y0, x0, zp, stage, dst);
 }
 
@@ -198,6 +222,57 @@ static Q4_DSP_HELPER uint32_t q4_row_word(const uint8_t *row, int32_t row_bytes,
         w |= (uint32_t)row[4 * b + i] << (8 * i);
     }
     return w;
+}
+
+/* 16 * dot products of a pair of unpacked channels (w) with 2 of the group's columns (col: the
+ * first one's words; the pixels of a pair are adjacent words), over `blocks` blocks:
+ * acc[0], acc[1] for the first channel's 2 pixels, acc[2], acc[3] for the second's. GNU inline
+ * assembly: GCC neither keeps the accumulators nor uses LDRD here (it spilled 2 of them and used
+ * 24 single loads per 64 MACs). Per K-pair, one LDRD of the two channels' weight pairs, one LDRD
+ * of the two pixels' activation pairs and 4 SMLAD; 11 registers, so it builds with a frame
+ * pointer and r9 reserved. */
+static inline void q4_dot_2x2(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    const uint32_t *const w_end = w + 8 * blocks;
+    uint32_t wa, wb, x0, x1;
+    __asm__ volatile(
+        "1:\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c]]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c], #16]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c], #32]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c], #48]\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        "adds %[c], %[c], #64\n\t"
+        "cmp %[w], %[end]\n\t"
+        "bne 1b\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),
+          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+        : [end] "r"(w_end)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = b0;
+    acc[3] = b1;
 }
 
 #endif /* Q4_CONV_DSP_H */

@@ -76,57 +76,6 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
     }
 }
 
-/* 16 * dot products of a pair of unpacked channels (w) with 2 of the group's columns (col: the
- * first one's words; the pixels of a pair are adjacent words), over `blocks` blocks:
- * acc[0], acc[1] for the first channel's 2 pixels, acc[2], acc[3] for the second's. GNU inline
- * assembly: GCC neither keeps the accumulators nor uses LDRD here (it spilled 2 of them and used
- * 24 single loads per 64 MACs). Per K-pair, one LDRD of the two channels' weight pairs, one LDRD
- * of the two pixels' activation pairs and 4 SMLAD; 11 registers, so it builds with a frame
- * pointer and r9 reserved. */
-static inline void q4_dot_2x2(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
-{
-    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
-    const uint32_t *const w_end = w + 8 * blocks;
-    uint32_t wa, wb, x0, x1;
-    __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c]]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #16]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #32]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #48]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "adds %[c], %[c], #64\n\t"
-        "cmp %[w], %[end]\n\t"
-        "bne 1b\n\t"
-        : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),
-          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
-        : [end] "r"(w_end)
-        : "cc", "memory");
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = b0;
-    acc[3] = b1;
-}
-
 /* 16 * dot products of a pair of unpacked channels with the group's 4 columns: acc[0..3] for the
  * first channel's pixels, acc[4..7] for the second's. */
 static inline void q4_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)

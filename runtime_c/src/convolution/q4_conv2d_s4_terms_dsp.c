@@ -77,45 +77,24 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
     }
 }
 
-/* One K-pair step of the 2-row x 4-pixel kernel: weight pairs wa, wb; column words at col. */
-#define Q4_TD_STEP(wa, wb, col)      \
-    do {                             \
-        uint32_t x_ = (col)[0];      \
-        a0 = q4_smlad(x_, (wa), a0); \
-        b0 = q4_smlad(x_, (wb), b0); \
-        x_ = (col)[1];               \
-        a1 = q4_smlad(x_, (wa), a1); \
-        b1 = q4_smlad(x_, (wb), b1); \
-        x_ = (col)[2];               \
-        a2 = q4_smlad(x_, (wa), a2); \
-        b2 = q4_smlad(x_, (wb), b2); \
-        x_ = (col)[3];               \
-        a3 = q4_smlad(x_, (wa), a3); \
-        b3 = q4_smlad(x_, (wb), b3); \
-    } while (0)
-
 /* sum(x * w) of a pair of unpacked rows (w) with the 4 columns over `blocks` blocks, plus the
- * rows' folds: acc[0..3] for the first row's pixels, acc[4..7] for the second's. */
+ * rows' folds: acc[0..3] for the first row's pixels, acc[4..7] for the second's. The GEMM is
+ * the single-term kernel's inline-assembly 2 x 2 tile (q4_dot_2x2), run on pixels 0-1 and 2-3. */
 static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks,
                           int32_t fold_a, int32_t fold_b, int32_t *acc)
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-    const uint32_t *const w_end = w + 8 * blocks;
-    for (; w != w_end; w += 8, col += 4 * Q4_DSP_PIXELS) {
-        Q4_TD_STEP(w[0], w[1], col);
-        Q4_TD_STEP(w[2], w[3], col + Q4_DSP_PIXELS);
-        Q4_TD_STEP(w[4], w[5], col + 2 * Q4_DSP_PIXELS);
-        Q4_TD_STEP(w[6], w[7], col + 3 * Q4_DSP_PIXELS);
-    }
+    int32_t lo[4], hi[4];
+    q4_dot_2x2(w, col, blocks, lo);
+    q4_dot_2x2(w, col + 2, blocks, hi);
     /* the sums are 16 * sum(x * w): the shift by 4 is exact */
-    acc[0] = fold_a + q4_floor_shift32(a0, 4);
-    acc[1] = fold_a + q4_floor_shift32(a1, 4);
-    acc[2] = fold_a + q4_floor_shift32(a2, 4);
-    acc[3] = fold_a + q4_floor_shift32(a3, 4);
-    acc[4] = fold_b + q4_floor_shift32(b0, 4);
-    acc[5] = fold_b + q4_floor_shift32(b1, 4);
-    acc[6] = fold_b + q4_floor_shift32(b2, 4);
-    acc[7] = fold_b + q4_floor_shift32(b3, 4);
+    acc[0] = fold_a + q4_floor_shift32(lo[0], 4);
+    acc[1] = fold_a + q4_floor_shift32(lo[1], 4);
+    acc[2] = fold_a + q4_floor_shift32(hi[0], 4);
+    acc[3] = fold_a + q4_floor_shift32(hi[1], 4);
+    acc[4] = fold_b + q4_floor_shift32(lo[2], 4);
+    acc[5] = fold_b + q4_floor_shift32(lo[3], 4);
+    acc[6] = fold_b + q4_floor_shift32(hi[2], 4);
+    acc[7] = fold_b + q4_floor_shift32(hi[3], 4);
 }
 
 /* Requantizes and stores one dual-weight channel's n pixels (stride out_c) from the sums
@@ -155,6 +134,110 @@ Q4_TD_DUAL(q4_td_dual2_u8, Q4_TD_USAT8, 2)
 Q4_TD_DUAL(q4_td_dual2_u4, Q4_TD_USAT4, 2)
 Q4_TD_DUAL(q4_td_dual2_min, Q4_TD_USAT_MIN, 2)
 
+/* ---- dual weights (n_w = 2): GEMM and requantization of a whole block in one function ----
+ *
+ * With u = y - act_min before the clamp, off = z_y - act_min and D_k = 16 * sum(x * w) (the
+ * GEMM's sums), 16 * acc_k = 16 * fold_k + D_k, so
+ *   u = floor((16 * sum_k acc_k * m_k + 2^(s+3) + off * 2^(s+4)) / 2^(s+4))
+ *     = floor(X / 2^(s+4)),  X = P + sum_k D_k * m_k,  P = 16 * sum_k fold_k * m_k + 2^(s+3)
+ *                                                          + off * 2^(s+4) (once per channel),
+ * and for 28 <= s the floor of the high word of X by 2^(s+4-32) is exact: per output one SMLAL
+ * per term from the preset P, a shift and USAT. X stays below 2^63 when |m_k| < 2^30, s <= 49
+ * and 16 * sum_k |m_k| * (|bias| [k = 0] + 2048 * K) < 2^62 (q4_td_fast_prepare). */
+typedef struct {
+    int64_t preset;            /* P */
+    int32_t m[Q4_TERMS_TERMS]; /* m_k, k = i * 2 + j */
+    int32_t right;             /* s + 4 - 32 */
+    int32_t unused;
+} q4_td_fast_rec;
+
+/* The fast records of a dual block's n_ch channels from rec->fold; 0 when some channel is
+ * outside the fast path's bounds (the block then takes the general path). */
+static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_records *rec,
+                                  const int32_t *bias, int32_t oc0, int32_t n_ch, int32_t out_c,
+                                  int32_t k, int32_t off, q4_td_fast_rec *fr)
+{
+    const int32_t n_in = terms->n_inputs;
+    const uint64_t dot_bound = (uint64_t)2048u * (uint64_t)k;
+    int32_t c, i, j;
+    for (c = 0; c < n_ch; ++c) {
+        const int32_t o = oc0 + c, s = terms->shift[o];
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o]) : (uint64_t)bias[o];
+        uint64_t bound = 0;
+        int64_t preset;
+        if (s < 28 || s > 49) {
+            return 0;
+        }
+        preset = ((int64_t)1 << (s + 3)) + (int64_t)off * ((int64_t)1 << (s + 4));
+        for (i = 0; i < n_in; ++i) {
+            for (j = 0; j < 2; ++j) {
+                const int32_t t = i * 2 + j, m = terms->multiplier[t * out_c + o];
+                const uint64_t m_abs = (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m);
+                if (m_abs >= ((uint64_t)1 << 30)) {
+                    return 0;
+                }
+                bound += m_abs * (dot_bound + (t == 0 ? bias_abs : 0u));
+                preset += 16 * (int64_t)rec->fold[i][2 * c + j] * m;
+                fr[c].m[t] = m;
+            }
+        }
+        if (bound >= ((uint64_t)1 << 58)) {
+            return 0;
+        }
+        fr[c].preset = preset;
+        fr[c].right = s + 4 - 32;
+        fr[c].unused = 0;
+    }
+    return 1;
+}
+
+/* floor(x / 2^32) */
+static inline int32_t q4_td_high(int64_t x)
+{
+    return (int32_t)(uint32_t)((uint64_t)x >> 32);
+}
+
+/* The block's n_ch dual channels (row pairs at w, 8 * blocks words each) for the group's n
+ * pixels: per channel and pixel pair one (N_IN = 2: two) q4_dot_2x2, then per output X = P +
+ * sum_k D_k * m_k, u = CLAMP(floor(high(X) / 2^right)), y = u + act_min. One function per clamp
+ * and input count (CLAMP: USAT #8, USAT #4, or USAT #8 and a minimum `width`). */
+#define Q4_TD_FAST(name, CLAMP, N_IN)                                                         \
+    static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
+                                       int32_t blocks, int32_t col_words,                     \
+                                       const q4_td_fast_rec *fr, int32_t n_ch, int32_t width, \
+                                       int32_t lo, int8_t *out, int32_t out_c, int32_t n)     \
+    {                                                                                         \
+        int32_t ch, half, q;                                                                  \
+        (void)width;                                                                          \
+        (void)col_words;                                                                      \
+        for (ch = 0; ch < n_ch; ++ch, w += 8 * blocks, ++fr, ++out) {                         \
+            for (half = 0; half < Q4_DSP_PIXELS; half += 2) {                                 \
+                int32_t d0[4], d1[4] = {0, 0, 0, 0};                                          \
+                q4_dot_2x2(w, cols + half, blocks, d0);                                       \
+                if (N_IN == 2) {                                                              \
+                    q4_dot_2x2(w, cols + col_words + half, blocks, d1);                       \
+                }                                                                             \
+                for (q = 0; q < 2 && half + q < n; ++q) {                                     \
+                    int64_t x = fr->preset + (int64_t)d0[q] * fr->m[0] +                      \
+                                (int64_t)d0[2 + q] * fr->m[1];                                \
+                    int32_t u;                                                                \
+                    if (N_IN == 2) {                                                          \
+                        x += (int64_t)d1[q] * fr->m[2] + (int64_t)d1[2 + q] * fr->m[3];       \
+                    }                                                                         \
+                    u = q4_floor_shift32(q4_td_high(x), fr->right);                           \
+                    u = CLAMP(u);                                                             \
+                    out[(half + q) * out_c] = (int8_t)(u + lo);                               \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_USAT8, 1)
+Q4_TD_FAST(q4_td_fast1_u4, Q4_TD_USAT4, 1)
+Q4_TD_FAST(q4_td_fast1_min, Q4_TD_USAT_MIN, 1)
+Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_USAT8, 2)
+Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_USAT4, 2)
+Q4_TD_FAST(q4_td_fast2_min, Q4_TD_USAT_MIN, 2)
+
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
                             const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -173,13 +256,16 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     uint32_t *weights = (uint32_t *)(rec + 1);
     uint32_t *cols = weights + Q4_TERMS_ROWS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_TERMS_INPUTS * Q4_DSP_PIXELS * (k_pad / 2));
-    int32_t oc0, p0, c, i, r, j;
+    q4_td_fast_rec fast_rec[Q4_TERMS_ROWS / 2];
+    int32_t oc0, p0, c, i, r, j, fast;
 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
         const int32_t n_rows = n_ch * n_w;
         q4_td_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        fast = n_w == 2 && q4_td_fast_prepare(terms, rec, bias, oc0, n_ch, out_c, k,
+                                              params->output_zp - params->act_min, fast_rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (i = 0; i < n_in; ++i) {
@@ -192,6 +278,31 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                                    p % out_w * params->stride_w - params->pad_left,
                                    terms->input_zp[i], stage, col + c);
                 }
+            }
+            if (fast) {
+                const int32_t lo = params->act_min, width = params->act_max - lo;
+                const int32_t col_words = Q4_DSP_PIXELS * (k_pad / 2);
+                int8_t *out = output + p0 * out_c + oc0;
+                if (n_in == 1 && width == 255) {
+                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (n_in == 1 && width == 15) {
+                    q4_td_fast1_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (n_in == 1) {
+                    q4_td_fast1_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                    out, out_c, n);
+                } else if (width == 255) {
+                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (width == 15) {
+                    q4_td_fast2_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else {
+                    q4_td_fast2_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                    out, out_c, n);
+                }
+                continue;
             }
             for (r = 0; r < n_rows; r += 2) {
                 /* dot[i][row of the pair * 4 + pixel] */
