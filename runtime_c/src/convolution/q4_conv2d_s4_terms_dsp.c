@@ -23,6 +23,8 @@
 #include "q4_kernels_opt.h"
 #include "q4_fixedpoint.h"
 
+#include <stddef.h>
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
 #include "q4_conv_dsp.h"
@@ -145,11 +147,15 @@ Q4_TD_DUAL(q4_td_dual2_min, Q4_TD_USAT_MIN, 2)
  * per term from the preset P, a shift and USAT. X stays below 2^63 when |m_k| < 2^30, s <= 49
  * and 16 * sum_k |m_k| * (|bias| [k = 0] + 2048 * K) < 2^62 (q4_td_fast_prepare). */
 typedef struct {
-    int64_t preset;            /* P */
+    int64_t preset[2];         /* P, twice: the two pixels of a q4_td_rq_2x2 call */
     int32_t m[Q4_TERMS_TERMS]; /* m_k, k = i * 2 + j */
     int32_t right;             /* s + 4 - 32 */
-    int32_t unused;
+    int32_t unused[3];
 } q4_td_fast_rec;
+
+/* q4_td_rq_2x2's assembly reads P at bytes 0 and 8, m_a, m_b at 16 and 20, right at 32 */
+typedef char q4_td_fast_rec_layout
+    [offsetof(q4_td_fast_rec, right) == 32 && offsetof(q4_td_fast_rec, m) == 16 ? 1 : -1];
 
 /* The fast records of a dual block's n_ch channels from rec->fold; 0 when some channel is
  * outside the fast path's bounds (the block then takes the general path). */
@@ -184,59 +190,134 @@ static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_r
         if (bound >= ((uint64_t)1 << 58)) {
             return 0;
         }
-        fr[c].preset = preset;
+        fr[c].preset[0] = preset;
+        fr[c].preset[1] = preset;
         fr[c].right = s + 4 - 32;
-        fr[c].unused = 0;
     }
     return 1;
 }
 
+#if defined(__OPTIMIZE__)
+/* One channel (two rows: w) x two pixels (col) of a dual layer: the GEMM (q4_dot_2x2's
+ * assembly), then its requantization in a second block of GNU inline assembly: from rq = {P0,
+ * P1 (int64), m_a, m_b at byte 16, right at byte 32} X_p = P_p + D_a,p * m_a + D_b,p * m_b (two
+ * SMLAL), u_p = USAT(high(X_p) >> right). 11 registers each, so it builds with a frame pointer
+ * and r9 reserved; only with optimisation (at -O0 the C below). */
+#define Q4_TD_RQ_2X2(name, SAT)                                                                \
+    static inline void name(const uint32_t *w, const uint32_t *col, int32_t blocks,            \
+                            const void *rq, int32_t *u)                                        \
+    {                                                                                          \
+        int32_t d[4];                                                                          \
+        uint32_t pl, ph, ql, qh, ma, mb;                                                       \
+        q4_dot_2x2(w, col, blocks, d);                                                         \
+        __asm__("ldrd %[pl], %[ph], [%[rq]]\n\t"                                               \
+                "ldrd %[ma], %[mb], [%[rq], #16]\n\t"                                          \
+                "smlal %[pl], %[ph], %[a0], %[ma]\n\t"                                         \
+                "smlal %[pl], %[ph], %[b0], %[mb]\n\t"                                         \
+                "ldrd %[ql], %[qh], [%[rq], #8]\n\t"                                           \
+                "smlal %[ql], %[qh], %[a1], %[ma]\n\t"                                         \
+                "smlal %[ql], %[qh], %[b1], %[mb]\n\t"                                         \
+                "ldr %[ma], [%[rq], #32]\n\t"                                                  \
+                "asr %[ph], %[ph], %[ma]\n\t"                                                  \
+                "asr %[qh], %[qh], %[ma]\n\t"                                                  \
+                "usat %[ph], #" #SAT ", %[ph]\n\t"                                             \
+                "usat %[qh], #" #SAT ", %[qh]\n\t"                                             \
+                : [pl] "=&r"(pl), [ph] "=&r"(ph), [ql] "=&r"(ql), [qh] "=&r"(qh),              \
+                  [ma] "=&r"(ma), [mb] "=&r"(mb)                                               \
+                : [a0] "r"(d[0]), [a1] "r"(d[1]), [b0] "r"(d[2]), [b1] "r"(d[3]), [rq] "r"(rq) \
+                : "memory");                                                                   \
+        u[0] = (int32_t)ph;                                                                    \
+        u[1] = (int32_t)qh;                                                                    \
+    }
+Q4_TD_RQ_2X2(q4_td_rq_2x2_u8, 8)
+Q4_TD_RQ_2X2(q4_td_rq_2x2_u4, 4)
+#else
+/* -O0: the same in C */
 /* floor(x / 2^32) */
 static inline int32_t q4_td_high(int64_t x)
 {
     return (int32_t)(uint32_t)((uint64_t)x >> 32);
 }
 
+static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                           const void *rq, int32_t *u, int32_t sat)
+{
+    const q4_td_fast_rec *r = (const q4_td_fast_rec *)rq;
+    const int32_t top = ((int32_t)1 << sat) - 1;
+    int32_t d[4], p;
+    q4_dot_2x2(w, col, blocks, d);
+    for (p = 0; p < 2; ++p) {
+        const int64_t x = r->preset[p] + (int64_t)d[p] * r->m[0] + (int64_t)d[2 + p] * r->m[1];
+        const int32_t v = q4_floor_shift32(q4_td_high(x), r->right);
+        u[p] = v < 0 ? 0 : (v > top ? top : v);
+    }
+}
+static void q4_td_rq_2x2_u8(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                            const void *rq, int32_t *u)
+{
+    q4_td_rq_2x2_c(w, col, blocks, rq, u, 8);
+}
+static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                            const void *rq, int32_t *u)
+{
+    q4_td_rq_2x2_c(w, col, blocks, rq, u, 4);
+}
+#endif
+#define Q4_TD_RQ_U8 q4_td_rq_2x2_u8
+#define Q4_TD_RQ_U4 q4_td_rq_2x2_u4
+
 /* The block's n_ch dual channels (row pairs at w, 8 * blocks words each) for the group's n
- * pixels: per channel and pixel pair one (N_IN = 2: two) q4_dot_2x2, then per output X = P +
- * sum_k D_k * m_k, u = CLAMP(floor(high(X) / 2^right)), y = u + act_min. One function per clamp
- * and input count (CLAMP: USAT #8, USAT #4, or USAT #8 and a minimum `width`). */
-#define Q4_TD_FAST(name, CLAMP, N_IN)                                                         \
+ * pixels, per channel and pixel pair: N_IN = 1, RQ (the GEMM and requantization above, USAT
+ * #8 or #4); N_IN = 2, q4_dot_2x2 of the first input, its two terms added to the presets in C,
+ * then RQ on the second input. MIN: also clamp to `width` (a clamp range other than 255, 15).
+ * y = u + act_min. */
+#define Q4_TD_FAST(name, RQ, MIN, N_IN)                                                       \
     static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
                                        int32_t blocks, int32_t col_words,                     \
                                        const q4_td_fast_rec *fr, int32_t n_ch, int32_t width, \
                                        int32_t lo, int8_t *out, int32_t out_c, int32_t n)     \
     {                                                                                         \
-        int32_t ch, half, q;                                                                  \
+        int32_t ch, half;                                                                     \
         (void)width;                                                                          \
         (void)col_words;                                                                      \
         for (ch = 0; ch < n_ch; ++ch, w += 8 * blocks, ++fr, ++out) {                         \
-            for (half = 0; half < Q4_DSP_PIXELS; half += 2) {                                 \
-                int32_t d0[4], d1[4] = {0, 0, 0, 0};                                          \
-                q4_dot_2x2(w, cols + half, blocks, d0);                                       \
+            int8_t *o = out;                                                                  \
+            for (half = 0; half < Q4_DSP_PIXELS; half += 2, o += 2 * out_c) {                 \
+                int32_t u[2];                                                                 \
                 if (N_IN == 2) {                                                              \
-                    q4_dot_2x2(w, cols + col_words + half, blocks, d1);                       \
+                    q4_td_fast_rec r2;                                                        \
+                    int32_t d[4];                                                             \
+                    q4_dot_2x2(w, cols + half, blocks, d);                                    \
+                    r2.preset[0] = fr->preset[0] + (int64_t)d[0] * fr->m[0] +                 \
+                                   (int64_t)d[2] * fr->m[1];                                  \
+                    r2.preset[1] = fr->preset[1] + (int64_t)d[1] * fr->m[0] +                 \
+                                   (int64_t)d[3] * fr->m[1];                                  \
+                    r2.m[0] = fr->m[2];                                                       \
+                    r2.m[1] = fr->m[3];                                                       \
+                    r2.right = fr->right;                                                     \
+                    RQ(w, cols + col_words + half, blocks, &r2, u);                           \
+                } else {                                                                      \
+                    RQ(w, cols + half, blocks, fr, u);                                        \
                 }                                                                             \
-                for (q = 0; q < 2 && half + q < n; ++q) {                                     \
-                    int64_t x = fr->preset + (int64_t)d0[q] * fr->m[0] +                      \
-                                (int64_t)d0[2 + q] * fr->m[1];                                \
-                    int32_t u;                                                                \
-                    if (N_IN == 2) {                                                          \
-                        x += (int64_t)d1[q] * fr->m[2] + (int64_t)d1[2 + q] * fr->m[3];       \
-                    }                                                                         \
-                    u = q4_floor_shift32(q4_td_high(x), fr->right);                           \
-                    u = CLAMP(u);                                                             \
-                    out[(half + q) * out_c] = (int8_t)(u + lo);                               \
+                if (MIN) {                                                                    \
+                    u[0] = u[0] < width ? u[0] : width;                                       \
+                    u[1] = u[1] < width ? u[1] : width;                                       \
+                }                                                                             \
+                if (half < n) {                                                               \
+                    o[0] = (int8_t)(u[0] + lo);                                               \
+                }                                                                             \
+                if (half + 1 < n) {                                                           \
+                    o[out_c] = (int8_t)(u[1] + lo);                                           \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
     }
-Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_USAT8, 1)
-Q4_TD_FAST(q4_td_fast1_u4, Q4_TD_USAT4, 1)
-Q4_TD_FAST(q4_td_fast1_min, Q4_TD_USAT_MIN, 1)
-Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_USAT8, 2)
-Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_USAT4, 2)
-Q4_TD_FAST(q4_td_fast2_min, Q4_TD_USAT_MIN, 2)
+Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_RQ_U8, 0, 1)
+Q4_TD_FAST(q4_td_fast1_u4, Q4_TD_RQ_U4, 0, 1)
+Q4_TD_FAST(q4_td_fast1_min, Q4_TD_RQ_U8, 1, 1)
+Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 0, 2)
+Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_RQ_U4, 0, 2)
+Q4_TD_FAST(q4_td_fast2_min, Q4_TD_RQ_U8, 1, 2)
 
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
