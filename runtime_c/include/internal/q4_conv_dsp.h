@@ -159,6 +159,23 @@ static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_di
         }
         return;
     }
+    if (in_c == 3 && k_h == 3 && k_w == 3 && y0 >= 0 && x0 >= 0 && y0 + 3 <= input_dims->h &&
+        x0 + 3 <= in_w) {
+        /* the 3x3 window of a 3-channel input (an RGB first layer), K = 27: the 8 words of the
+         * staging row (three 9-byte runs, 5 bytes of z_x) assembled in registers from loads
+         * that stay inside each run, then widened */
+        const int8_t *r0 = input + (y0 * in_w + x0) * 3;
+        const int8_t *r1 = r0 + in_w * 3, *r2 = r1 + in_w * 3;
+        const uint32_t zp8 = (uint32_t)zp & 0xFFu;
+        const uint32_t s2 = (uint32_t)(uint8_t)r0[8] | q4_load_u32(r1) << 8;
+        const uint32_t s4 = q4_load_u32(r1 + 5) >> 16 | q4_load_u32(r2) << 16;
+        const uint32_t s6 = q4_load_u32(r2 + 5) >> 8 | zp8 << 24;
+        q4_widen8(q4_load_u32(r0), q4_load_u32(r0 + 4), dst);
+        q4_widen8(s2, q4_load_u32(r1 + 3), dst + 4 * Q4_DSP_PIXELS);
+        q4_widen8(s4, q4_load_u32(r2 + 2), dst + 8 * Q4_DSP_PIXELS);
+        q4_widen8(s6, zp8 * 0x01010101u, dst + 12 * Q4_DSP_PIXELS);
+        return;
+    }
     if (y0 >= 0 && x0 >= 0 && y0 + k_h <= input_dims->h && x0 + k_w <= in_w) {
         /* other I (the 3-channel first layer), the window inside: the k_h runs of k_w * I
          * bytes copied into the staging row by words, the tail set to z_x, then widened */
