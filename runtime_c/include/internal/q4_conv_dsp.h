@@ -98,34 +98,32 @@ static Q4_DSP_HELPER void q4_im2col(const q4_dims *input_dims, const int8_t *inp
         }
         return;
     }
-    for (ky = 0, i = 0; ky < k_h; ++ky) {
-        const int32_t iy = y0 + ky;
-        if (iy >= 0 && iy < in_h && x0 >= 0 && x0 + k_w <= in_w) {
-            /* the whole kernel row is inside: one contiguous run, copied by words */
-            const int8_t *src = input + (iy * in_w + x0) * in_c;
-            const int32_t run = k_w * in_c;
-            int32_t j;
-            for (j = 0; j + 4 <= run; j += 4) {
-                const uint32_t v = q4_load_u32(src + j);
-                __builtin_memcpy(stage + i + j, &v, sizeof v);
-            }
-            for (; j < run; ++j) {
-                stage[i + j] = src[j];
-            }
-            i += run;
-            continue;
+    {
+        /* the staging row filled with z_x by words, then the taps inside the input copied in */
+        const uint32_t zp4 = ((uint32_t)zp & 0xFFu) * 0x01010101u;
+        const int32_t k_pad = q4_round_up8(k);
+        volatile uint32_t *fill = (volatile uint32_t *)(void *)stage; /* not a memset call */
+        for (i = 0; i < k_pad / 4; ++i) {
+            fill[i] = zp4;
         }
-        for (kx = 0; kx < k_w; ++kx) {
-            const int32_t ix = x0 + kx;
-            const int32_t inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            int32_t c;
-            for (c = 0; c < in_c; ++c, ++i) {
-                stage[i] = inside ? input[(iy * in_w + ix) * in_c + c] : (int8_t)zp;
+        for (ky = 0, i = 0; ky < k_h; ++ky) {
+            const int32_t iy = y0 + ky;
+            if (iy < 0 || iy >= in_h) {
+                i += k_w * in_c;
+                continue;
+            }
+            for (kx = 0; kx < k_w; ++kx, i += in_c) {
+                const int32_t ix = x0 + kx;
+                if (ix >= 0 && ix < in_w) {
+                    const int8_t *src = input + (iy * in_w + ix) * in_c;
+                    int32_t c;
+                    for (c = 0; c < in_c; ++c) {
+                        stage[i + c] = src[c];
+                    }
+                }
             }
         }
-    }
-    for (; i < q4_round_up8(k); ++i) {
-        stage[i] = (int8_t)zp;
+        i = k_pad;
     }
     q4_widen_run(stage, i, dst);
 }
@@ -148,6 +146,16 @@ static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_di
         const int32_t run = k_w * in_c, row_step = in_w * in_c;
         const int8_t *src = input + (y0 * in_w + x0) * in_c;
         int32_t ky, j;
+        if (run % (2 * Q4_DSP_BLOCK) == 0) { /* two blocks per step (I a multiple of 16) */
+            for (ky = 0; ky < k_h; ++ky, src += row_step) {
+                const int8_t *s = src, *const end = src + run;
+                for (; s != end; s += 2 * Q4_DSP_BLOCK, dst += 8 * Q4_DSP_PIXELS) {
+                    q4_widen8(q4_load_u32(s), q4_load_u32(s + 4), dst);
+                    q4_widen8(q4_load_u32(s + 8), q4_load_u32(s + 12), dst + 4 * Q4_DSP_PIXELS);
+                }
+            }
+            return;
+        }
         for (ky = 0; ky < k_h; ++ky, src += row_step) {
             for (j = 0; j < run; j += Q4_DSP_BLOCK, dst += 4 * Q4_DSP_PIXELS) {
                 const uint32_t a = q4_load_u32(src + j), b = q4_load_u32(src + j + 4);
