@@ -296,19 +296,15 @@ static void q4_rq_2x2_u4(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uin
                                     const q4_rq_rec *r, int32_t n, uint32_t lo2, int8_t *out, \
                                     int32_t out_c)                                            \
     {                                                                                         \
-        int32_t half;                                                                         \
-        for (half = 0; half < Q4_DSP_PIXELS && half < n; half += 2, out += 2 * out_c) {       \
-            int32_t d[4];                                                                     \
-            uint32_t pair[2];                                                                 \
-            uint16_t h;                                                                       \
-            q4_dot_2x2(w, cols + half, blocks, d);                                            \
-            RQ(d, r, lo2, pair);                                                              \
-            h = (uint16_t)pair[0];                                                            \
+        int32_t d[4], p;                                                                      \
+        uint32_t pair[Q4_DSP_PIXELS];                                                         \
+        q4_dot_2x2(w, cols, blocks, d);                                                       \
+        RQ(d, r, lo2, pair);                                                                  \
+        q4_dot_2x2(w, cols + 2, blocks, d);                                                   \
+        RQ(d, r, lo2, pair + 2);                                                              \
+        for (p = 0; p < n; ++p, out += out_c) {                                               \
+            const uint16_t h = (uint16_t)pair[p];                                             \
             __builtin_memcpy(out, &h, sizeof h);                                              \
-            if (half + 1 < n) {                                                               \
-                h = (uint16_t)pair[1];                                                        \
-                __builtin_memcpy(out + out_c, &h, sizeof h);                                  \
-            }                                                                                 \
         }                                                                                     \
     }
 Q4_PAIR_FUSED(q4_pair_fused_u8, q4_rq_2x2_u8)

@@ -271,43 +271,51 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
  * #8 or #4); N_IN = 2, q4_dot_2x2 of the first input, its two terms added to the presets in C,
  * then RQ on the second input. MIN: also clamp to `width` (a clamp range other than 255, 15).
  * y = u + act_min. */
+/* u[0..1] of the channel's pixels h, h + 1 (inside Q4_TD_FAST) */
+#define Q4_TD_HALF(RQ, N_IN, h, u)                                      \
+    do {                                                                \
+        if (N_IN == 2) {                                                \
+            q4_td_fast_rec r2_;                                         \
+            int32_t d_[4];                                              \
+            q4_dot_2x2(w, cols + (h), blocks, d_);                      \
+            r2_.preset[0] = fr->preset[0] + (int64_t)d_[0] * fr->m[0] + \
+                            (int64_t)d_[2] * fr->m[1];                  \
+            r2_.preset[1] = fr->preset[1] + (int64_t)d_[1] * fr->m[0] + \
+                            (int64_t)d_[3] * fr->m[1];                  \
+            r2_.m[0] = fr->m[2];                                        \
+            r2_.m[1] = fr->m[3];                                        \
+            r2_.right = fr->right;                                      \
+            RQ(w, cols + col_words + (h), blocks, &r2_, (u));           \
+        } else {                                                        \
+            RQ(w, cols + (h), blocks, fr, (u));                         \
+        }                                                               \
+    } while (0)
 #define Q4_TD_FAST(name, RQ, MIN, N_IN)                                                       \
     static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
                                        int32_t blocks, int32_t col_words,                     \
                                        const q4_td_fast_rec *fr, int32_t n_ch, int32_t width, \
                                        int32_t lo, int8_t *out, int32_t out_c, int32_t n)     \
     {                                                                                         \
-        int32_t ch, half;                                                                     \
+        int32_t ch, p;                                                                        \
         (void)width;                                                                          \
         (void)col_words;                                                                      \
         for (ch = 0; ch < n_ch; ++ch, w += 8 * blocks, ++fr, ++out) {                         \
-            int8_t *o = out;                                                                  \
-            for (half = 0; half < Q4_DSP_PIXELS; half += 2, o += 2 * out_c) {                 \
-                int32_t u[2];                                                                 \
-                if (N_IN == 2) {                                                              \
-                    q4_td_fast_rec r2;                                                        \
-                    int32_t d[4];                                                             \
-                    q4_dot_2x2(w, cols + half, blocks, d);                                    \
-                    r2.preset[0] = fr->preset[0] + (int64_t)d[0] * fr->m[0] +                 \
-                                   (int64_t)d[2] * fr->m[1];                                  \
-                    r2.preset[1] = fr->preset[1] + (int64_t)d[1] * fr->m[0] +                 \
-                                   (int64_t)d[3] * fr->m[1];                                  \
-                    r2.m[0] = fr->m[2];                                                       \
-                    r2.m[1] = fr->m[3];                                                       \
-                    r2.right = fr->right;                                                     \
-                    RQ(w, cols + col_words + half, blocks, &r2, u);                           \
-                } else {                                                                      \
-                    RQ(w, cols + half, blocks, fr, u);                                        \
+            int32_t u[Q4_DSP_PIXELS];                                                         \
+            Q4_TD_HALF(RQ, N_IN, 0, u);                                                       \
+            Q4_TD_HALF(RQ, N_IN, 2, u + 2);                                                   \
+            if (MIN) {                                                                        \
+                for (p = 0; p < Q4_DSP_PIXELS; ++p) {                                         \
+                    u[p] = u[p] < width ? u[p] : width;                                       \
                 }                                                                             \
-                if (MIN) {                                                                    \
-                    u[0] = u[0] < width ? u[0] : width;                                       \
-                    u[1] = u[1] < width ? u[1] : width;                                       \
-                }                                                                             \
-                if (half < n) {                                                               \
-                    o[0] = (int8_t)(u[0] + lo);                                               \
-                }                                                                             \
-                if (half + 1 < n) {                                                           \
-                    o[out_c] = (int8_t)(u[1] + lo);                                           \
+            }                                                                                 \
+            if (n == Q4_DSP_PIXELS) {                                                         \
+                out[0] = (int8_t)(u[0] + lo);                                                 \
+                out[out_c] = (int8_t)(u[1] + lo);                                             \
+                out[2 * out_c] = (int8_t)(u[2] + lo);                                         \
+                out[3 * out_c] = (int8_t)(u[3] + lo);                                         \
+            } else {                                                                          \
+                for (p = 0; p < n; ++p) {                                                     \
+                    out[p * out_c] = (int8_t)(u[p] + lo);                                     \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
