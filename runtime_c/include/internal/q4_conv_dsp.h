@@ -211,6 +211,32 @@ static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_fast(const q4_dims *input_di
     q4_im2col(input_dims, input, filter_dims, y0, x0, zp, stage, dst);
 }
 
+/* im2col of the Q4_DSP_PIXELS output pixels from p0 (n of them real: a missing last pixel
+ * repeats the window before it, its outputs are dropped) into the interleaved columns at cols.
+ * A 1x1 window with I a multiple of 8 and no top / left padding is the pixel's channels, widened
+ * in place here; other windows go through q4_im2col_fast. One call per group. */
+static Q4_DSP_HELPER Q4_DSP_NOINLINE void q4_im2col_group(
+    const q4_dims *input_dims, const int8_t *input, const q4_dims *filter_dims,
+    const q4_conv_params *params, int32_t zp, int32_t out_w, int32_t p0, int32_t n,
+    int8_t *stage, uint32_t *cols)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t sh = params->stride_h, sw = params->stride_w;
+    const int32_t pt = params->pad_top, pl = params->pad_left;
+    const int32_t pointwise = filter_dims->h == 1 && filter_dims->w == 1 &&
+                              in_c % Q4_DSP_BLOCK == 0 && pt == 0 && pl == 0;
+    int32_t c;
+    for (c = 0; c < Q4_DSP_PIXELS; ++c) {
+        const int32_t p = p0 + (c < n ? c : n - 1);
+        const int32_t y0 = p / out_w * sh - pt, x0 = p % out_w * sw - pl;
+        if (pointwise && y0 < in_h && x0 < in_w) {
+            q4_widen_run(input + (y0 * in_w + x0) * in_c, in_c, cols + c);
+        } else {
+            q4_im2col_fast(input_dims, input, filter_dims, y0, x0, zp, stage, cols + c);
+        }
+    }
+}
+
 /* Bytes 0 and 1 of v sign-extended to the two halfwords. */
 static inline uint32_t q4_pair01(uint32_t v)
 {

@@ -328,7 +328,7 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
     uint32_t *cols = weights + Q4_DSP_CHANNELS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
     q4_rq_rec rec[Q4_DSP_CHANNELS];
-    int32_t oc0, p0, c, oc, usat;
+    int32_t oc0, p0, oc, usat;
 
     for (oc0 = 0; oc0 < out_c; oc0 += Q4_DSP_CHANNELS) {
         const int32_t nb = out_c - oc0 < Q4_DSP_CHANNELS ? out_c - oc0 : Q4_DSP_CHANNELS;
@@ -337,14 +337,8 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-            for (c = 0; c < Q4_DSP_PIXELS; ++c) {
-                /* a missing last pixel repeats the previous window; its outputs are dropped */
-                const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col_fast(input_dims, input, filter_dims,
-                               p / out_w * params->stride_h - params->pad_top,
-                               p % out_w * params->stride_w - params->pad_left,
-                               params->input_zp, stage, cols + c);
-            }
+            q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
+                            n, stage, cols);
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
@@ -548,14 +542,8 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-            for (c = 0; c < Q4_DSP_PIXELS; ++c) {
-                /* a missing last pixel repeats the previous window; its outputs are dropped */
-                const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col_fast(input_dims, input, filter_dims,
-                               p / out_w * params->stride_h - params->pad_top,
-                               p % out_w * params->stride_w - params->pad_left,
-                               params->input_zp, stage, cols + c);
-            }
+            q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
+                            n, stage, cols);
             for (oc = 0; oc < nb; oc += 4) {
                 const uint32_t *w = weights + oc * (k_pad / 4);
                 int32_t half, acc[4][Q4_DSP_PIXELS]; /* [channel of the quad][pixel] */

@@ -359,14 +359,8 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (i = 0; i < n_in; ++i) {
                 uint32_t *col = cols + i * Q4_DSP_PIXELS * (k_pad / 2);
-                for (c = 0; c < Q4_DSP_PIXELS; ++c) {
-                    /* a missing last pixel repeats the previous window; its outputs are dropped */
-                    const int32_t p = p0 + (c < n ? c : n - 1);
-                    q4_im2col_fast(input_dims, inputs[i], filter_dims,
-                                   p / out_w * params->stride_h - params->pad_top,
-                                   p % out_w * params->stride_w - params->pad_left,
-                                   terms->input_zp[i], stage, col + c);
-                }
+                q4_im2col_group(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
+                                out_w, p0, n, stage, col);
             }
             if (fast) {
                 const int32_t lo = params->act_min, width = params->act_max - lo;
