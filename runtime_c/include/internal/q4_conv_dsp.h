@@ -21,8 +21,10 @@
 
 #if defined(__GNUC__)
 #define Q4_DSP_NOINLINE __attribute__((noinline))
+#define Q4_DSP_ALWAYS_INLINE __attribute__((always_inline)) inline
 #else
 #define Q4_DSP_NOINLINE
+#define Q4_DSP_ALWAYS_INLINE inline
 #endif
 
 /* SXTB16 of v rotated right by 8: bytes 1 and 3 sign-extended to the two halfwords (one
@@ -275,45 +277,107 @@ static Q4_DSP_HELPER uint32_t q4_row_word(const uint8_t *row, int32_t row_bytes,
     return w;
 }
 
+/* From this many blocks on, q4_dot_2x2 runs two blocks per loop step (below, one: the entry
+ * test costs more than it saves) */
+#define Q4_DOT_2X2_LONG 6
+
+/* One block (4 K-pairs) of q4_dot_2x2 at column offset 0 / 64 bytes (text of its assembly). */
+#define Q4_DOT_2X2_BLOCK0                  \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c]]\n\t"        \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #16]\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #32]\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #48]\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+
+#define Q4_DOT_2X2_BLOCK1                  \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #64]\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #80]\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #96]\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c], #112]\n\t"  \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+
 /* 16 * dot products of a pair of unpacked channels (w) with 2 of the group's columns (col: the
  * first one's words; the pixels of a pair are adjacent words), over `blocks` blocks:
  * acc[0], acc[1] for the first channel's 2 pixels, acc[2], acc[3] for the second's. GNU inline
  * assembly: GCC neither keeps the accumulators nor uses LDRD here (it spilled 2 of them and used
  * 24 single loads per 64 MACs). Per K-pair, one LDRD of the two channels' weight pairs, one LDRD
- * of the two pixels' activation pairs and 4 SMLAD; 11 registers, so it builds with a frame
- * pointer and r9 reserved. */
-static inline void q4_dot_2x2(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
+ * of the two pixels' activation pairs and 4 SMLAD, one block per loop step: 27 instructions
+ * per 32 MACs (q4_dot_2x2: from Q4_DOT_2X2_LONG blocks on two per step, an odd one first: 51
+ * per 64). Always inlined (the accumulators stay in registers). 11 registers, so it builds with a frame pointer and r9 reserved. */
+static Q4_DSP_ALWAYS_INLINE void q4_dot_2x2_short(const uint32_t *w, const uint32_t *col,
+                                                  int32_t blocks, int32_t *acc)
 {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
     const uint32_t *const w_end = w + 8 * blocks;
     uint32_t wa, wb, x0, x1;
     __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c]]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #16]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #32]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #48]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "adds %[c], %[c], #64\n\t"
+        "1:\n\t" Q4_DOT_2X2_BLOCK0 "adds %[c], %[c], #64\n\t"
+        "cmp %[w], %[end]\n\t"
+        "bne 1b\n\t"
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),
+          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+        : [end] "r"(w_end)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = b0;
+    acc[3] = b1;
+}
+
+/* q4_dot_2x2_short, with two blocks per loop step from Q4_DOT_2X2_LONG blocks on. */
+static Q4_DSP_ALWAYS_INLINE void q4_dot_2x2(const uint32_t *w, const uint32_t *col,
+                                            int32_t blocks, int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    const uint32_t *const w_end = w + 8 * blocks;
+    uint32_t wa, wb, x0, x1;
+    if (blocks < Q4_DOT_2X2_LONG) {
+        q4_dot_2x2_short(w, col, blocks, acc);
+        return;
+    }
+    __asm__ volatile(
+        "subs %[wa], %[end], %[w]\n\t"
+        "tst %[wa], #32\n\t" /* an odd number of blocks (32 bytes each) */
+        "beq 1f\n\t" Q4_DOT_2X2_BLOCK0 "adds %[c], %[c], #64\n\t"
+        "1:\n\t" Q4_DOT_2X2_BLOCK0 Q4_DOT_2X2_BLOCK1 "adds %[c], %[c], #128\n\t"
         "cmp %[w], %[end]\n\t"
         "bne 1b\n\t"
         : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),

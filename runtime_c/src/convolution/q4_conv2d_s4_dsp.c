@@ -80,17 +80,14 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
  * first channel's pixels, acc[4..7] for the second's. */
 static inline void q4_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
 {
-    int32_t half[4];
-    q4_dot_2x2(w, col, blocks, half);
-    acc[0] = half[0];
-    acc[1] = half[1];
-    acc[4] = half[2];
-    acc[5] = half[3];
-    q4_dot_2x2(w, col + 2, blocks, half);
-    acc[2] = half[0];
-    acc[3] = half[1];
-    acc[6] = half[2];
-    acc[7] = half[3];
+    int32_t half[4], p;
+    for (p = 0; p < Q4_DSP_PIXELS; p += 2) {
+        q4_dot_2x2_short(w, col + p, blocks, half);
+        acc[p] = half[0];
+        acc[p + 1] = half[1];
+        acc[Q4_DSP_PIXELS + p] = half[2];
+        acc[Q4_DSP_PIXELS + p + 1] = half[3];
+    }
 }
 
 /* floor(a * b / 2^32): the high word of the 64-bit product (SMULL). */
@@ -223,44 +220,44 @@ static inline void q4_rq_store_pair(const int32_t *acc, int32_t acc_shift, const
  * output ADD (bias + sum / 16, the shift folded into the operand), SMMLA, ASR, USAT; the two
  * channels' bytes of a pixel packed and act_min added by UADD8: pair[p] is pixel p's halfword.
  * 10 registers. Only with optimisation (at -O0 the C below). */
-#define Q4_RQ_2X2(name, SAT)                                                                    \
-    static inline void name(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uint32_t *pair) \
-    {                                                                                           \
-        uint32_t a0 = (uint32_t)d[0], a1 = (uint32_t)d[1], b0 = (uint32_t)d[2],                 \
-                 b1 = (uint32_t)d[3], t0, t1, t2, t3;                                           \
-        __asm__("ldrd %[t0], %[t1], [%[r]]\n\t"                                                 \
-                "ldrd %[t2], %[t3], [%[r], #8]\n\t"                                             \
-                "add %[a0], %[t0], %[a0], asr #4\n\t"                                           \
-                "add %[a1], %[t0], %[a1], asr #4\n\t"                                           \
-                "smmla %[a0], %[a0], %[t1], %[t3]\n\t"                                          \
-                "smmla %[a1], %[a1], %[t1], %[t3]\n\t"                                          \
-                "asr %[a0], %[a0], %[t2]\n\t"                                                   \
-                "asr %[a1], %[a1], %[t2]\n\t"                                                   \
-                "usat %[a0], #" #SAT ", %[a0]\n\t"                                              \
-                "usat %[a1], #" #SAT ", %[a1]\n\t"                                              \
-                "ldrd %[t0], %[t1], [%[r], #16]\n\t"                                            \
-                "ldrd %[t2], %[t3], [%[r], #24]\n\t"                                            \
-                "add %[b0], %[t0], %[b0], asr #4\n\t"                                           \
-                "add %[b1], %[t0], %[b1], asr #4\n\t"                                           \
-                "smmla %[b0], %[b0], %[t1], %[t3]\n\t"                                          \
-                "smmla %[b1], %[b1], %[t1], %[t3]\n\t"                                          \
-                "asr %[b0], %[b0], %[t2]\n\t"                                                   \
-                "asr %[b1], %[b1], %[t2]\n\t"                                                   \
-                "usat %[b0], #" #SAT ", %[b0]\n\t"                                              \
-                "usat %[b1], #" #SAT ", %[b1]\n\t"                                              \
-                "orr %[a0], %[a0], %[b0], lsl #8\n\t"                                           \
-                "orr %[a1], %[a1], %[b1], lsl #8\n\t"                                           \
-                "uadd8 %[a0], %[a0], %[lo2]\n\t"                                                \
-                "uadd8 %[a1], %[a1], %[lo2]\n\t"                                                \
-                : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),               \
-                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)                \
-                : [r] "r"(r), [lo2] "r"(lo2)                                                    \
-                : "memory");                                                                    \
-        pair[0] = a0;                                                                           \
-        pair[1] = a1;                                                                           \
+#define Q4_RQ_2X2(name, SAT)                                                                  \
+    static Q4_DSP_ALWAYS_INLINE void name(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, \
+                                          uint32_t *pair)                                     \
+    {                                                                                         \
+        uint32_t a0 = (uint32_t)d[0], a1 = (uint32_t)d[1], b0 = (uint32_t)d[2],               \
+                 b1 = (uint32_t)d[3], t0, t1, t2, t3;                                         \
+        __asm__("ldrd %[t0], %[t1], [%[r]]\n\t"                                               \
+                "ldrd %[t2], %[t3], [%[r], #8]\n\t"                                           \
+                "add %[a0], %[t0], %[a0], asr #4\n\t"                                         \
+                "add %[a1], %[t0], %[a1], asr #4\n\t"                                         \
+                "smmla %[a0], %[a0], %[t1], %[t3]\n\t"                                        \
+                "smmla %[a1], %[a1], %[t1], %[t3]\n\t"                                        \
+                "asr %[a0], %[a0], %[t2]\n\t"                                                 \
+                "asr %[a1], %[a1], %[t2]\n\t"                                                 \
+                "usat %[a0], #" #SAT ", %[a0]\n\t"                                            \
+                "usat %[a1], #" #SAT ", %[a1]\n\t"                                            \
+                "ldrd %[t0], %[t1], [%[r], #16]\n\t"                                          \
+                "ldrd %[t2], %[t3], [%[r], #24]\n\t"                                          \
+                "add %[b0], %[t0], %[b0], asr #4\n\t"                                         \
+                "add %[b1], %[t0], %[b1], asr #4\n\t"                                         \
+                "smmla %[b0], %[b0], %[t1], %[t3]\n\t"                                        \
+                "smmla %[b1], %[b1], %[t1], %[t3]\n\t"                                        \
+                "asr %[b0], %[b0], %[t2]\n\t"                                                 \
+                "asr %[b1], %[b1], %[t2]\n\t"                                                 \
+                "usat %[b0], #" #SAT ", %[b0]\n\t"                                            \
+                "usat %[b1], #" #SAT ", %[b1]\n\t"                                            \
+                "orr %[a0], %[a0], %[b0], lsl #8\n\t"                                         \
+                "orr %[a1], %[a1], %[b1], lsl #8\n\t"                                         \
+                "uadd8 %[a0], %[a0], %[lo2]\n\t"                                              \
+                "uadd8 %[a1], %[a1], %[lo2]\n\t"                                              \
+                : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),             \
+                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)              \
+                : [r] "r"(r), [lo2] "r"(lo2)                                                  \
+                : "memory");                                                                  \
+        pair[0] = a0;                                                                         \
+        pair[1] = a1;                                                                         \
     }
 Q4_RQ_2X2(q4_rq_2x2_u8, 8)
-Q4_RQ_2X2(q4_rq_2x2_u4, 4)
 #else
 static void q4_rq_2x2_c(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uint32_t *pair,
                         int32_t sat)
@@ -283,32 +280,26 @@ static void q4_rq_2x2_u8(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uin
 {
     q4_rq_2x2_c(d, r, lo2, pair, 8);
 }
-static void q4_rq_2x2_u4(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uint32_t *pair)
-{
-    q4_rq_2x2_c(d, r, lo2, pair, 4);
-}
 #endif
 
 /* A channel pair (unpacked rows at w, records r) for the group's n pixels, GEMM and
- * requantization fused (q4_dot_2x2, RQ = q4_rq_2x2_u8 / _u4), one halfword store per pixel. */
-#define Q4_PAIR_FUSED(name, RQ)                                                               \
-    static Q4_RQ_NOINLINE void name(const uint32_t *w, const uint32_t *cols, int32_t blocks,  \
-                                    const q4_rq_rec *r, int32_t n, uint32_t lo2, int8_t *out, \
-                                    int32_t out_c)                                            \
-    {                                                                                         \
-        int32_t d[4], p;                                                                      \
-        uint32_t pair[Q4_DSP_PIXELS];                                                         \
-        q4_dot_2x2(w, cols, blocks, d);                                                       \
-        RQ(d, r, lo2, pair);                                                                  \
-        q4_dot_2x2(w, cols + 2, blocks, d);                                                   \
-        RQ(d, r, lo2, pair + 2);                                                              \
-        for (p = 0; p < n; ++p, out += out_c) {                                               \
-            const uint16_t h = (uint16_t)pair[p];                                             \
-            __builtin_memcpy(out, &h, sizeof h);                                              \
-        }                                                                                     \
+ * requantization fused (q4_dot_2x2, q4_rq_2x2_u8: 8-bit outputs; a 4-bit clamp, rare with an
+ * input wider than 4 bits, takes q4_rq_store_pair), one halfword store per pixel. */
+static Q4_RQ_NOINLINE void q4_pair_fused_u8(const uint32_t *w, const uint32_t *cols,
+                                            int32_t blocks, const q4_rq_rec *r, int32_t n,
+                                            uint32_t lo2, int8_t *out, int32_t out_c)
+{
+    int32_t d[4], p;
+    uint32_t pair[Q4_DSP_PIXELS];
+    q4_dot_2x2(w, cols, blocks, d);
+    q4_rq_2x2_u8(d, r, lo2, pair);
+    q4_dot_2x2(w, cols + 2, blocks, d);
+    q4_rq_2x2_u8(d, r, lo2, pair + 2);
+    for (p = 0; p < n; ++p, out += out_c) {
+        const uint16_t h = (uint16_t)pair[p];
+        __builtin_memcpy(out, &h, sizeof h);
     }
-Q4_PAIR_FUSED(q4_pair_fused_u8, q4_rq_2x2_u8)
-Q4_PAIR_FUSED(q4_pair_fused_u4, q4_rq_2x2_u4)
+}
 
 void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                       const q4_dims *input_dims, const int8_t *input,
@@ -342,18 +333,17 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
-                if (usat != 0 && oc + 1 < nb) {
+                if (usat == 8 && oc + 1 < nb) {
                     const uint32_t lo2 = ((uint32_t)params->act_min & 0xFFu) * 0x0101u;
-                    if (usat == 8) {
-                        q4_pair_fused_u8(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n,
-                                         lo2, out, out_c);
-                    } else {
-                        q4_pair_fused_u4(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n,
-                                         lo2, out, out_c);
-                    }
+                    q4_pair_fused_u8(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n, lo2,
+                                     out, out_c);
                     continue;
                 }
                 q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
+                if (usat != 0 && oc + 1 < nb) {
+                    q4_rq_store_pair(acc, 4, rec + oc, n, usat, params, out, out_c);
+                    continue;
+                }
                 q4_store_channel(acc, 4, n, folded_bias[oc], quant->multiplier[oc0 + oc],
                                  quant->shift[oc0 + oc], params, out, out_c);
                 if (oc + 1 < nb) {

@@ -86,8 +86,8 @@ static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks
                           int32_t fold_a, int32_t fold_b, int32_t *acc)
 {
     int32_t lo[4], hi[4];
-    q4_dot_2x2(w, col, blocks, lo);
-    q4_dot_2x2(w, col + 2, blocks, hi);
+    q4_dot_2x2_short(w, col, blocks, lo);
+    q4_dot_2x2_short(w, col + 2, blocks, hi);
     /* the sums are 16 * sum(x * w): the shift by 4 is exact */
     acc[0] = fold_a + q4_floor_shift32(lo[0], 4);
     acc[1] = fold_a + q4_floor_shift32(lo[1], 4);
@@ -204,12 +204,12 @@ static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_r
  * SMLAL), u_p = USAT(high(X_p) >> right). 11 registers each, so it builds with a frame pointer
  * and r9 reserved; only with optimisation (at -O0 the C below). */
 #define Q4_TD_RQ_2X2(name, SAT)                                                                \
-    static inline void name(const uint32_t *w, const uint32_t *col, int32_t blocks,            \
-                            const void *rq, int32_t *u)                                        \
+    static Q4_DSP_ALWAYS_INLINE void name(const uint32_t *w, const uint32_t *col,              \
+                                          int32_t blocks, const void *rq, int32_t *u)          \
     {                                                                                          \
         int32_t d[4];                                                                          \
         uint32_t pl, ph, ql, qh, ma, mb;                                                       \
-        q4_dot_2x2(w, col, blocks, d);                                                         \
+        q4_dot_2x2_short(w, col, blocks, d);                                                   \
         __asm__("ldrd %[pl], %[ph], [%[rq]]\n\t"                                               \
                 "ldrd %[ma], %[mb], [%[rq], #16]\n\t"                                          \
                 "smlal %[pl], %[ph], %[a0], %[ma]\n\t"                                         \
@@ -245,7 +245,7 @@ static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t block
     const q4_td_fast_rec *r = (const q4_td_fast_rec *)rq;
     const int32_t top = ((int32_t)1 << sat) - 1;
     int32_t d[4], p;
-    q4_dot_2x2(w, col, blocks, d);
+    q4_dot_2x2_short(w, col, blocks, d);
     for (p = 0; p < 2; ++p) {
         const int64_t x = r->preset[p] + (int64_t)d[p] * r->m[0] + (int64_t)d[2 + p] * r->m[1];
         const int32_t v = q4_floor_shift32(q4_td_high(x), r->right);
@@ -269,7 +269,7 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
 /* The block's n_ch dual channels (row pairs at w, 8 * blocks words each) for the group's n
  * pixels, per channel and pixel pair: N_IN = 1, RQ (the GEMM and requantization above, USAT
  * #8 or #4); N_IN = 2, q4_dot_2x2 of the first input, its two terms added to the presets in C,
- * then RQ on the second input. MIN: also clamp to `width` (a clamp range other than 255, 15).
+ * then RQ on the second input. MIN: also clamp to `width` (with USAT #8: any clamp but 15 wide).
  * y = u + act_min. */
 /* u[0..1] of the channel's pixels h, h + 1 (inside Q4_TD_FAST) */
 #define Q4_TD_HALF(RQ, N_IN, h, u)                                      \
@@ -277,7 +277,7 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
         if (N_IN == 2) {                                                \
             q4_td_fast_rec r2_;                                         \
             int32_t d_[4];                                              \
-            q4_dot_2x2(w, cols + (h), blocks, d_);                      \
+            q4_dot_2x2_short(w, cols + (h), blocks, d_);                \
             r2_.preset[0] = fr->preset[0] + (int64_t)d_[0] * fr->m[0] + \
                             (int64_t)d_[2] * fr->m[1];                  \
             r2_.preset[1] = fr->preset[1] + (int64_t)d_[1] * fr->m[0] + \
@@ -304,9 +304,10 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
             Q4_TD_HALF(RQ, N_IN, 0, u);                                                       \
             Q4_TD_HALF(RQ, N_IN, 2, u + 2);                                                   \
             if (MIN) {                                                                        \
-                for (p = 0; p < Q4_DSP_PIXELS; ++p) {                                         \
-                    u[p] = u[p] < width ? u[p] : width;                                       \
-                }                                                                             \
+                u[0] = u[0] < width ? u[0] : width;                                           \
+                u[1] = u[1] < width ? u[1] : width;                                           \
+                u[2] = u[2] < width ? u[2] : width;                                           \
+                u[3] = u[3] < width ? u[3] : width;                                           \
             }                                                                                 \
             if (n == Q4_DSP_PIXELS) {                                                         \
                 out[0] = (int8_t)(u[0] + lo);                                                 \
@@ -320,12 +321,10 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
             }                                                                                 \
         }                                                                                     \
     }
-Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_RQ_U8, 0, 1)
+Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_RQ_U8, 1, 1)
 Q4_TD_FAST(q4_td_fast1_u4, Q4_TD_RQ_U4, 0, 1)
-Q4_TD_FAST(q4_td_fast1_min, Q4_TD_RQ_U8, 1, 1)
-Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 0, 2)
+Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 1, 2)
 Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_RQ_U4, 0, 2)
-Q4_TD_FAST(q4_td_fast2_min, Q4_TD_RQ_U8, 1, 2)
 
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
@@ -366,24 +365,19 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                 const int32_t lo = params->act_min, width = params->act_max - lo;
                 const int32_t col_words = Q4_DSP_PIXELS * (k_pad / 2);
                 int8_t *out = output + p0 * out_c + oc0;
-                if (n_in == 1 && width == 255) {
-                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
-                                   out, out_c, n);
-                } else if (n_in == 1 && width == 15) {
+                /* USAT #4 when the clamp is 15 wide, else USAT #8 and a minimum */
+                if (n_in == 1 && width == 15) {
                     q4_td_fast1_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (n_in == 1) {
-                    q4_td_fast1_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
-                                    out, out_c, n);
-                } else if (width == 255) {
-                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (width == 15) {
                     q4_td_fast2_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else {
-                    q4_td_fast2_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
-                                    out, out_c, n);
+                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
                 }
                 continue;
             }
