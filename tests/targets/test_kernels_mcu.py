@@ -157,8 +157,10 @@ def test_optimised_kernels_run_fewer_instructions(board_name, board_results):
         assert ticks[variant] * 5 < ticks["portable"], ticks
     ticks4 = {r.variant: r.ticks for r in results if r.case == "s1a4"}
     assert ticks4["a4_dsp"] * 5 < ticks4["portable"], ticks4
-    # 5 %: the margin shrank to ~10 % when _dsp's GEMM became inline assembly (a4_dsp unchanged)
-    assert ticks4["a4_dsp"] < 0.95 * ticks4["dsp"], ticks4
+    # 2 %: the margin on this small layer shrank to ~10 % when _dsp's GEMM became inline
+    # assembly, then to ~4 % when it took two blocks per loop step and its requantization moved
+    # next to the GEMM (a4_dsp unchanged; on ResNet-8's 3x3 layers it is still 9-14 % faster)
+    assert ticks4["a4_dsp"] < 0.98 * ticks4["dsp"], ticks4
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))

@@ -80,14 +80,17 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
  * first channel's pixels, acc[4..7] for the second's. */
 static inline void q4_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
 {
-    int32_t half[4], p;
-    for (p = 0; p < Q4_DSP_PIXELS; p += 2) {
-        q4_dot_2x2_short(w, col + p, blocks, half);
-        acc[p] = half[0];
-        acc[p + 1] = half[1];
-        acc[Q4_DSP_PIXELS + p] = half[2];
-        acc[Q4_DSP_PIXELS + p + 1] = half[3];
-    }
+    int32_t half[4];
+    q4_dot_2x2(w, col, blocks, half);
+    acc[0] = half[0];
+    acc[1] = half[1];
+    acc[4] = half[2];
+    acc[5] = half[3];
+    q4_dot_2x2(w, col + 2, blocks, half);
+    acc[2] = half[0];
+    acc[3] = half[1];
+    acc[6] = half[2];
+    acc[7] = half[3];
 }
 
 /* floor(a * b / 2^32): the high word of the 64-bit product (SMULL). */
@@ -140,17 +143,20 @@ static inline int32_t q4_smmla(int32_t a, int32_t b, int32_t acc)
     return result;
 }
 
+/* q4_rq_prepare's result for other clamp widths (with allow_min): USAT #8, then a minimum */
+#define Q4_RQ_USAT8_MIN 9
+
 /* Fills the block's records; returns the USAT width for the fast path (8 when act_max -
- * act_min = 255, 4 when it is 15), or 0 for other ranges or when some channel's shift is outside
- * (32, 53] (q4_store_channel then). */
+ * act_min = 255, 4 when it is 15; Q4_RQ_USAT8_MIN for other widths when allow_min), or 0 for
+ * other ranges or when some channel's shift is outside (32, 53] (q4_store_channel then). */
 static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *quant,
                              int32_t oc0, int32_t nb, const q4_conv_params *params,
-                             q4_rq_rec *rec)
+                             int32_t allow_min, q4_rq_rec *rec)
 {
     const int32_t width = params->act_max - params->act_min;
     const int32_t offset = params->output_zp - params->act_min;
     int32_t c;
-    if (width != 255 && width != 15) {
+    if (width != 255 && width != 15 && (!allow_min || width < 0 || width > 255)) {
         return 0;
     }
     for (c = 0; c < nb; ++c) {
@@ -164,7 +170,7 @@ static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *
         /* |hi| < 2^30 and (offset + 1) * 2^right <= 2^29: the sum stays exact in int32 */
         rec[c].round = ((int32_t)1 << (shift - 33)) + offset * ((int32_t)1 << (shift - 32));
     }
-    return width == 255 ? 8 : 4;
+    return width == 255 ? 8 : (width == 15 ? 4 : Q4_RQ_USAT8_MIN);
 }
 
 /* Requantizes, clamps and stores the n pixels of two adjacent channels (accumulators acc[p] and
@@ -287,14 +293,28 @@ static void q4_rq_2x2_u8(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uin
  * input wider than 4 bits, takes q4_rq_store_pair), one halfword store per pixel. */
 static Q4_RQ_NOINLINE void q4_pair_fused_u8(const uint32_t *w, const uint32_t *cols,
                                             int32_t blocks, const q4_rq_rec *r, int32_t n,
-                                            uint32_t lo2, int8_t *out, int32_t out_c)
+                                            uint32_t add2, const uint32_t *min_lo, int8_t *out,
+                                            int32_t out_c)
 {
     int32_t d[4], p;
     uint32_t pair[Q4_DSP_PIXELS];
     q4_dot_2x2(w, cols, blocks, d);
-    q4_rq_2x2_u8(d, r, lo2, pair);
+    q4_rq_2x2_u8(d, r, add2, pair);
     q4_dot_2x2(w, cols + 2, blocks, d);
-    q4_rq_2x2_u8(d, r, lo2, pair + 2);
+    q4_rq_2x2_u8(d, r, add2, pair + 2);
+    if (min_lo != 0) { /* per byte min(u, width) (USUB8 sets GE where u >= width, SEL), + lo */
+        const uint32_t wid2 = min_lo[0], lo2 = min_lo[1];
+        for (p = 0; p < Q4_DSP_PIXELS; ++p) {
+            uint32_t t;
+            __asm__("usub8 %[t], %[u], %[wid]\n\t"
+                    "sel %[u], %[wid], %[u]\n\t"
+                    "uadd8 %[u], %[u], %[lo]\n\t"
+                    : [t] "=&r"(t), [u] "+&r"(pair[p])
+                    : [wid] "r"(wid2), [lo] "r"(lo2)
+                    : "cc");
+            (void)t;
+        }
+    }
     for (p = 0; p < n; ++p, out += out_c) {
         const uint16_t h = (uint16_t)pair[p];
         __builtin_memcpy(out, &h, sizeof h);
@@ -319,13 +339,16 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
     uint32_t *cols = weights + Q4_DSP_CHANNELS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
     q4_rq_rec rec[Q4_DSP_CHANNELS];
+    /* the clamp width and act_min in both bytes of a halfword (Q4_RQ_USAT8_MIN) */
+    const uint32_t min_lo[2] = {((uint32_t)(params->act_max - params->act_min) & 0xFFu) * 0x0101u,
+                                ((uint32_t)params->act_min & 0xFFu) * 0x0101u};
     int32_t oc0, p0, oc, usat;
 
     for (oc0 = 0; oc0 < out_c; oc0 += Q4_DSP_CHANNELS) {
         const int32_t nb = out_c - oc0 < Q4_DSP_CHANNELS ? out_c - oc0 : Q4_DSP_CHANNELS;
         q4_unpack_rows(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                        folded_bias);
-        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
@@ -333,14 +356,15 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
-                if (usat == 8 && oc + 1 < nb) {
-                    const uint32_t lo2 = ((uint32_t)params->act_min & 0xFFu) * 0x0101u;
-                    q4_pair_fused_u8(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n, lo2,
-                                     out, out_c);
+                if ((usat == 8 || usat == Q4_RQ_USAT8_MIN) && oc + 1 < nb) {
+                    /* USAT #8 adds act_min itself, or the minimum's step does */
+                    q4_pair_fused_u8(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n,
+                                     usat == 8 ? min_lo[1] : 0u, usat == 8 ? 0 : min_lo, out,
+                                     out_c);
                     continue;
                 }
                 q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
-                if (usat != 0 && oc + 1 < nb) {
+                if ((usat == 8 || usat == 4) && oc + 1 < nb) {
                     q4_rq_store_pair(acc, 4, rec + oc, n, usat, params, out, out_c);
                     continue;
                 }
@@ -529,7 +553,7 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
         const int32_t nb = out_c - oc0 < Q4_A4_CHANNELS ? out_c - oc0 : Q4_A4_CHANNELS;
         q4_pack_pairs(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                       folded_bias);
-        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 0, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
