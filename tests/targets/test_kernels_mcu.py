@@ -99,6 +99,18 @@ def make_cases() -> list[ConvCase]:
                 rng, f"clamp_{name}", bits, 5, 6, 8, 5, (3, 3), (1, 1), (1, 1, 1, 1), act=act, shifts=shifts
             )
         )
+    # the paths of the Cortex-M4 round 3: 1x1 windows with bottom/right padding (past the input:
+    # not the pointwise widening), the 3-channel 3x3 window in registers with asymmetric pads and
+    # stride (2, 1), and K = 216 (27 blocks: the two-block GEMM loop after an odd block), with
+    # clamps of every kind (full, ReLU-like, odd width: the USUB8/SEL minimum)
+    for name, bits, shape, act in (
+        ("pw_pad_a8", 8, (5, 7, 16, 7, (1, 1), (1, 1), (0, 0, 1, 1)), None),
+        ("rgb_pads_a8", 8, (7, 5, 3, 6, (3, 3), (2, 1), (2, 1, 0, 2)), (-128, 127)),
+        ("k216_a8", 8, (4, 4, 24, 10, (3, 3), (1, 1), (1, 1, 1, 1)), (-128, 127)),
+        ("k216_relu_a8", 8, (4, 4, 24, 10, (3, 3), (1, 1), (1, 1, 1, 1)), (0, 127)),
+        ("k216_odd_a8", 8, (4, 4, 24, 9, (3, 3), (1, 1), (1, 1, 1, 1)), (-20, 90)),
+    ):
+        cases.append(random_case(rng, f"r3_{name}", bits, *shape, act=act))
     return cases
 
 

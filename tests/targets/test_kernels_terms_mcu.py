@@ -298,6 +298,23 @@ def make_cases() -> list[TermsCase]:
                 rng, f"resnet_first_a{bits}i{n_in}w2", bits, *RESNET_FIRST, n_in, 2, single=True
             )
         )
+    # fully connected shapes (1 x 1 input, 1 x 1 kernel): also run through the multi-term FC
+    # variant (q4_fully_connected_s4_terms_mve), DS-CNN's and ResNet-8's FC among them
+    for name, bits, in_c, out_c, n_in, n_w in (
+        ("fc_dscnn_a8i1w2", 8, 256, 10, 1, 2),
+        ("fc_resnet_a4i2w2", 4, 64, 10, 2, 2),
+        ("fc_odd_a8i2w1", 8, 33, 5, 2, 1),
+        ("fc_one_a4i1w2", 4, 1, 3, 1, 2),
+        ("fc_long_a8i2w2", 8, 1100, 9, 2, 2),
+    ):
+        cases.append(
+            random_terms_case(rng, name, bits, 1, 1, in_c, out_c, (1, 1), (1, 1), (0, 0, 0, 0), n_in, n_w)
+        )
+    cases.append(
+        random_terms_case(
+            rng, "fc_slow_shifts_a8", 8, 1, 1, 40, 6, (1, 1), (1, 1), (0, 0, 0, 0), 2, 2, shifts=(8, 30)
+        )
+    )
     # ResNet-8's dual 1x1 shortcut (conv_5: 32x32x16 -> 32, stride 2), 8- and 4-bit input
     for bits in (8, 4):
         cases.append(
@@ -317,23 +334,17 @@ def make_cases() -> list[TermsCase]:
                 single=True,
             )
         )
-    # fully connected shapes (1 x 1 input, 1 x 1 kernel): also run through the multi-term FC
-    # variant (q4_fully_connected_s4_terms_mve), DS-CNN's and ResNet-8's FC among them
-    for name, bits, in_c, out_c, n_in, n_w in (
-        ("fc_dscnn_a8i1w2", 8, 256, 10, 1, 2),
-        ("fc_resnet_a4i2w2", 4, 64, 10, 2, 2),
-        ("fc_odd_a8i2w1", 8, 33, 5, 2, 1),
-        ("fc_one_a4i1w2", 4, 1, 3, 1, 2),
-        ("fc_long_a8i2w2", 8, 1100, 9, 2, 2),
+    # the dual fast path (q4_td_fast_*): 1x1 stride 1 with T = 2 and T = 4 and odd channel
+    # counts, a 3-channel 3x3 layer with asymmetric pads (the K = 27 im2col in registers and its
+    # border windows), K = 216 (27 blocks)
+    for name, bits, shape, n_in in (
+        ("pw_s1_a8i2w2", 8, (6, 5, 16, 7, (1, 1), (1, 1), (0, 0, 0, 0)), 2),
+        ("pw_s1_a4i1w2", 4, (5, 6, 24, 9, (1, 1), (1, 1), (0, 0, 0, 0)), 1),
+        ("rgb_pads_a8i1w2", 8, (7, 5, 3, 6, (3, 3), (2, 1), (2, 1, 0, 2)), 1),
+        ("rgb_a4i2w2", 4, (6, 6, 3, 5, (3, 3), (1, 1), (1, 1, 1, 1)), 2),
+        ("k216_a8i1w2", 8, (4, 4, 24, 5, (3, 3), (1, 1), (1, 1, 1, 1)), 1),
     ):
-        cases.append(
-            random_terms_case(rng, name, bits, 1, 1, in_c, out_c, (1, 1), (1, 1), (0, 0, 0, 0), n_in, n_w)
-        )
-    cases.append(
-        random_terms_case(
-            rng, "fc_slow_shifts_a8", 8, 1, 1, 40, 6, (1, 1), (1, 1), (0, 0, 0, 0), 2, 2, shifts=(8, 30)
-        )
-    )
+        cases.append(random_terms_case(rng, name, bits, *shape, n_in, 2))
     return cases
 
 
