@@ -269,7 +269,7 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
 /* The block's n_ch dual channels (row pairs at w, 8 * blocks words each) for the group's n
  * pixels, per channel and pixel pair: N_IN = 1, RQ (the GEMM and requantization above, USAT
  * #8 or #4); N_IN = 2, q4_dot_2x2 of the first input, its two terms added to the presets in C,
- * then RQ on the second input. MIN: also clamp to `width` (with USAT #8: any clamp but 15 wide).
+ * then RQ on the second input. MIN: also clamp to `width` (a clamp range other than 255, 15).
  * y = u + act_min. */
 /* u[0..1] of the channel's pixels h, h + 1 (inside Q4_TD_FAST) */
 #define Q4_TD_HALF(RQ, N_IN, h, u)                                      \
@@ -321,10 +321,12 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
             }                                                                                 \
         }                                                                                     \
     }
-Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_RQ_U8, 1, 1)
+Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_RQ_U8, 0, 1)
 Q4_TD_FAST(q4_td_fast1_u4, Q4_TD_RQ_U4, 0, 1)
-Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 1, 2)
+Q4_TD_FAST(q4_td_fast1_min, Q4_TD_RQ_U8, 1, 1)
+Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 0, 2)
 Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_RQ_U4, 0, 2)
+Q4_TD_FAST(q4_td_fast2_min, Q4_TD_RQ_U8, 1, 2)
 
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
@@ -365,19 +367,25 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                 const int32_t lo = params->act_min, width = params->act_max - lo;
                 const int32_t col_words = Q4_DSP_PIXELS * (k_pad / 2);
                 int8_t *out = output + p0 * out_c + oc0;
-                /* USAT #4 when the clamp is 15 wide, else USAT #8 and a minimum */
-                if (n_in == 1 && width == 15) {
+                /* USAT #8 or #4 when the clamp is 255 or 15 wide, else USAT #8 and a minimum */
+                if (n_in == 1 && width == 255) {
+                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (n_in == 1 && width == 15) {
                     q4_td_fast1_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (n_in == 1) {
-                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast1_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                    out, out_c, n);
+                } else if (width == 255) {
+                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (width == 15) {
                     q4_td_fast2_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else {
-                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
-                                   out, out_c, n);
+                    q4_td_fast2_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                    out, out_c, n);
                 }
                 continue;
             }
