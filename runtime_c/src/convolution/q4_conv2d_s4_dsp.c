@@ -356,18 +356,16 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
-                if ((usat == 8 || usat == Q4_RQ_USAT8_MIN) && oc + 1 < nb) {
+                if (usat != 0 && oc + 1 < nb) { /* usat 4 too: USAT #8 and a minimum of 15 */
                     /* USAT #8 adds act_min itself, or the minimum's step does */
                     q4_pair_fused_u8(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n,
                                      usat == 8 ? min_lo[1] : 0u, usat == 8 ? 0 : min_lo, out,
                                      out_c);
                     continue;
                 }
+                /* other channels (a 4-bit clamp: rare with an 8-bit input; q4_rq_store_pair
+                 * stays specialised for _a4_dsp's sums) */
                 q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
-                if ((usat == 8 || usat == 4) && oc + 1 < nb) {
-                    q4_rq_store_pair(acc, 4, rec + oc, n, usat, params, out, out_c);
-                    continue;
-                }
                 q4_store_channel(acc, 4, n, folded_bias[oc], quant->multiplier[oc0 + oc],
                                  quant->shift[oc0 + oc], params, out, out_c);
                 if (oc + 1 < nb) {
