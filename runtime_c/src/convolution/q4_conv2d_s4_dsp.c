@@ -15,7 +15,10 @@
  *    accumulator is 16 * sum(x * w), exact for K <= Q4_OPT_MAX_K; its shift by 4 is exact.
  *  - Requantization: for shift > 32 (the usual case) floor((acc * m + 2^(s-1)) / 2^s) equals
  *    floor((hi + 2^(s-33)) / 2^(s-32)) with hi = floor(acc * m / 2^32); other shifts use
- *    q4_requantize_clamp.
+ *    q4_requantize_clamp. For blocks whose shifts are all in (32, 53], each 2 x 2 tile is
+ *    requantized by inline assembly right after its GEMM (q4_pair_fused_u8: ADD with the shift
+ *    by 4 folded in, SMMLA, ASR, USAT #8, a per-byte minimum by USUB8 / SEL for other clamp
+ *    widths, UADD8 of act_min) and stored as one halfword per pixel.
  *
  * q4_conv2d_s4_a4_dsp, for 4-bit activations (x in [-8, 7]), computes two output channels per
  * 16-bit product: a weight halfword holds h = -w_a + w_b * 2^11 (fits int16), so one SMLAD adds

@@ -18,6 +18,11 @@
  *    SMLAL): the low word cannot carry into the result. A channel takes this path when every
  *    m'_k fits int32 and the accumulator bounds keep the 64-bit sum below 2^62; otherwise
  *    q4_requantize_terms_clamp.
+ *  - Dual weights (n_weights = 2, the usual multi-term layer), when every channel of a block
+ *    has 28 <= shift <= 49 and small enough bounds (q4_td_fast_prepare): GEMM and
+ *    requantization of a whole block in one function per clamp and input count, per channel
+ *    and pixel pair the 2 x 2 assembly GEMM then, from a 64-bit preset per channel, one SMLAL
+ *    per term, a shift and USAT in a second assembly block (see q4_td_fast_rec).
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
@@ -301,8 +306,14 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
         (void)col_words;                                                                      \
         for (ch = 0; ch < n_ch; ++ch, w += 8 * blocks, ++fr, ++out) {                         \
             int32_t u[Q4_DSP_PIXELS];                                                         \
-            Q4_TD_HALF(RQ, N_IN, 0, u);                                                       \
-            Q4_TD_HALF(RQ, N_IN, 2, u + 2);                                                   \
+            if (MIN) { /* the uncommon clamps: one copy of the tile code (size) */            \
+                for (p = 0; p < Q4_DSP_PIXELS; p += 2) {                                      \
+                    Q4_TD_HALF(RQ, N_IN, p, u + p);                                           \
+                }                                                                             \
+            } else {                                                                          \
+                Q4_TD_HALF(RQ, N_IN, 0, u);                                                   \
+                Q4_TD_HALF(RQ, N_IN, 2, u + 2);                                               \
+            }                                                                                 \
             if (MIN) {                                                                        \
                 u[0] = u[0] < width ? u[0] : width;                                           \
                 u[1] = u[1] < width ? u[1] : width;                                           \
