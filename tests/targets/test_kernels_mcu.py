@@ -227,3 +227,41 @@ def test_optimised_sources_compile_on_the_host():
     for source in OPT_SOURCES:
         result = subprocess.run(["gcc", *STRICT_FLAGS, str(source)], capture_output=True, text=True)
         assert result.returncode == 0, f"{source.name}:\n{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "flags", [["-O0"], ["-Os"], ["-O3"], ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]]
+)
+def test_dsp_conv_compiles_at_any_optimisation_level(flags):
+    """The DSP convolutions' inline assembly (the 2 x 2 GEMM, its requantization) must find
+    registers at -O0 (where the requantization is C), with a frame pointer and with r9 reserved."""
+    compiler = "arm-none-eabi-gcc"
+    if shutil.which(compiler) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {compiler} is not on PATH")
+        pytest.skip(f"{compiler} is not on PATH")
+    for name in ("q4_conv2d_s4_dsp.c", "q4_conv2d_s4_terms_dsp.c"):
+        source = RUNTIME / "src" / "convolution" / name
+        result = subprocess.run(
+            [compiler, *CORES["cortex-m4"], *STRICT_FLAGS, *flags, str(source)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, f"{name} {' '.join(flags)}:\n{result.stderr}"
+
+
+def test_dsp_kernels_are_bit_exact_at_O0(tmp_path):
+    """Built at -O0 the DSP kernels requantize in C instead of inline assembly (q4_rq_2x2_c):
+    the small cases, every clamp kind among them, still match the oracle on the Cortex-M4."""
+    board = load_board("mps2-an386")
+    require_tools(board)
+    cases = [c for c in CASES if c.expected.size <= 2000]
+    assert any(c.name.startswith("clamp_") for c in cases) and any(c.name.startswith("r3_") for c in cases)
+    results = [
+        r
+        for r in build_and_run(board, cases, tmp_path, timeout=300, extra_cflags=["-O0"])
+        if r.variant in ("dsp", "a4_dsp")
+    ]
+    assert {r.variant for r in results} == {"dsp", "a4_dsp"}
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
