@@ -99,6 +99,18 @@ def make_cases() -> list[ConvCase]:
                 rng, f"clamp_{name}", bits, 5, 6, 8, 5, (3, 3), (1, 1), (1, 1, 1, 1), act=act, shifts=shifts
             )
         )
+    # the paths of the Cortex-M4 round 3: 1x1 windows with bottom/right padding (past the input:
+    # not the pointwise widening), the 3-channel 3x3 window in registers with asymmetric pads and
+    # stride (2, 1), and K = 216 (27 blocks: the two-block GEMM loop after an odd block), with
+    # clamps of every kind (full, ReLU-like, odd width: the USUB8/SEL minimum)
+    for name, bits, shape, act in (
+        ("pw_pad_a8", 8, (5, 7, 16, 7, (1, 1), (1, 1), (0, 0, 1, 1)), None),
+        ("rgb_pads_a8", 8, (7, 5, 3, 6, (3, 3), (2, 1), (2, 1, 0, 2)), (-128, 127)),
+        ("k216_a8", 8, (4, 4, 24, 10, (3, 3), (1, 1), (1, 1, 1, 1)), (-128, 127)),
+        ("k216_relu_a8", 8, (4, 4, 24, 10, (3, 3), (1, 1), (1, 1, 1, 1)), (0, 127)),
+        ("k216_odd_a8", 8, (4, 4, 24, 9, (3, 3), (1, 1), (1, 1, 1, 1)), (-20, 90)),
+    ):
+        cases.append(random_case(rng, f"r3_{name}", bits, *shape, act=act))
     return cases
 
 
@@ -157,8 +169,10 @@ def test_optimised_kernels_run_fewer_instructions(board_name, board_results):
         assert ticks[variant] * 5 < ticks["portable"], ticks
     ticks4 = {r.variant: r.ticks for r in results if r.case == "s1a4"}
     assert ticks4["a4_dsp"] * 5 < ticks4["portable"], ticks4
-    # 5 %: the margin shrank to ~10 % when _dsp's GEMM became inline assembly (a4_dsp unchanged)
-    assert ticks4["a4_dsp"] < 0.95 * ticks4["dsp"], ticks4
+    # 2 %: the margin on this small layer shrank to ~10 % when _dsp's GEMM became inline
+    # assembly, then to ~4 % when it took two blocks per loop step and its requantization moved
+    # next to the GEMM (a4_dsp unchanged; on ResNet-8's 3x3 layers it is still 9-14 % faster)
+    assert ticks4["a4_dsp"] < 0.98 * ticks4["dsp"], ticks4
 
 
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
@@ -213,3 +227,41 @@ def test_optimised_sources_compile_on_the_host():
     for source in OPT_SOURCES:
         result = subprocess.run(["gcc", *STRICT_FLAGS, str(source)], capture_output=True, text=True)
         assert result.returncode == 0, f"{source.name}:\n{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "flags", [["-O0"], ["-Os"], ["-O3"], ["-O2", "-fno-omit-frame-pointer", "-ffixed-r9"]]
+)
+def test_dsp_conv_compiles_at_any_optimisation_level(flags):
+    """The DSP convolutions' inline assembly (the 2 x 2 GEMM, its requantization) must find
+    registers at -O0 (where the requantization is C), with a frame pointer and with r9 reserved."""
+    compiler = "arm-none-eabi-gcc"
+    if shutil.which(compiler) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {compiler} is not on PATH")
+        pytest.skip(f"{compiler} is not on PATH")
+    for name in ("q4_conv2d_s4_dsp.c", "q4_conv2d_s4_terms_dsp.c"):
+        source = RUNTIME / "src" / "convolution" / name
+        result = subprocess.run(
+            [compiler, *CORES["cortex-m4"], *STRICT_FLAGS, *flags, str(source)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, f"{name} {' '.join(flags)}:\n{result.stderr}"
+
+
+def test_dsp_kernels_are_bit_exact_at_O0(tmp_path):
+    """Built at -O0 the DSP kernels requantize in C instead of inline assembly (q4_rq_2x2_c):
+    the small cases, every clamp kind among them, still match the oracle on the Cortex-M4."""
+    board = load_board("mps2-an386")
+    require_tools(board)
+    cases = [c for c in CASES if c.expected.size <= 2000]
+    assert any(c.name.startswith("clamp_") for c in cases) and any(c.name.startswith("r3_") for c in cases)
+    results = [
+        r
+        for r in build_and_run(board, cases, tmp_path, timeout=300, extra_cflags=["-O0"])
+        if r.variant in ("dsp", "a4_dsp")
+    ]
+    assert {r.variant for r in results} == {"dsp", "a4_dsp"}
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad

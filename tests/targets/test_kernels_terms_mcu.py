@@ -316,6 +316,36 @@ def make_cases() -> list[TermsCase]:
             rng, "fc_slow_shifts_a8", 8, 1, 1, 40, 6, (1, 1), (1, 1), (0, 0, 0, 0), 2, 2, shifts=(8, 30)
         )
     )
+    # ResNet-8's dual 1x1 shortcut (conv_5: 32x32x16 -> 32, stride 2), 8- and 4-bit input
+    for bits in (8, 4):
+        cases.append(
+            random_terms_case(
+                rng,
+                f"resnet_conv5_a{bits}i1w2",
+                bits,
+                32,
+                32,
+                16,
+                32,
+                (1, 1),
+                (2, 2),
+                (0, 0, 0, 0),
+                1,
+                2,
+                single=True,
+            )
+        )
+    # the dual fast path (q4_td_fast_*): 1x1 stride 1 with T = 2 and T = 4 and odd channel
+    # counts, a 3-channel 3x3 layer with asymmetric pads (the K = 27 im2col in registers and its
+    # border windows), K = 216 (27 blocks)
+    for name, bits, shape, n_in in (
+        ("pw_s1_a8i2w2", 8, (6, 5, 16, 7, (1, 1), (1, 1), (0, 0, 0, 0)), 2),
+        ("pw_s1_a4i1w2", 4, (5, 6, 24, 9, (1, 1), (1, 1), (0, 0, 0, 0)), 1),
+        ("rgb_pads_a8i1w2", 8, (7, 5, 3, 6, (3, 3), (2, 1), (2, 1, 0, 2)), 1),
+        ("rgb_a4i2w2", 4, (6, 6, 3, 5, (3, 3), (1, 1), (1, 1, 1, 1)), 2),
+        ("k216_a8i1w2", 8, (4, 4, 24, 5, (3, 3), (1, 1), (1, 1, 1, 1)), 1),
+    ):
+        cases.append(random_terms_case(rng, name, bits, *shape, n_in, 2))
     return cases
 
 
@@ -372,19 +402,19 @@ def write_cases_header(cases: list[TermsCase], path: Path) -> None:
     out_bytes = max(c.expected.size for c in cases)
     scratch = max(max(v.scratch_bytes(c.k, c.out_c) for v in TERMS_VARIANTS["conv2d"]) for c in cases)
     scratch = max(
-        scratch,
-        *(
+        [scratch]
+        + [
             max(dsp_scratch_bytes(c.k), a4_dsp_scratch_bytes(c.k), mve_scratch_bytes(c.k, c.out_c))
             for c in cases
             if c.single
-        ),
+        ]
     )
     parts.append(f"#define Q4_OUTPUT_BYTES {out_bytes}\n#define Q4_SCRATCH_WORDS {scratch // 4 + 1}\n")
     parts.append("static const q4_terms_case q4_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
     path.write_text("".join(parts))
 
 
-def build_and_run(board, cases: list[TermsCase], out_dir: Path) -> list[VariantResult]:
+def build_and_run(board, cases: list[TermsCase], out_dir: Path, extra_cflags=()) -> list[VariantResult]:
     write_cases_header(cases, out_dir / "terms_cases.h")
     return run_harness(
         board,
@@ -393,6 +423,7 @@ def build_and_run(board, cases: list[TermsCase], out_dir: Path) -> list[VariantR
         out_dir,
         "terms_harness",
         timeout=180,
+        extra_cflags=extra_cflags,
     )
 
 
@@ -616,3 +647,17 @@ def test_generated_model_calls_the_terms_variants_bit_exact(board_name, tmp_path
     expected = "q4_conv2d_s4_terms_mve" if board.mve else "q4_conv2d_s4_terms_dsp"
     assert [layer.kernel for layer in run.layers] == [expected, expected]
     assert run.ok, run.first_mismatch
+
+
+def test_terms_dsp_is_bit_exact_at_O0(tmp_path):
+    """Built at -O0, _terms_dsp's dual fast path requantizes in C instead of inline assembly
+    (q4_td_rq_2x2_c): the small cases (T = 2 and 4, every clamp kind) still match the oracle on
+    the Cortex-M4."""
+    board = load_board("mps2-an386")
+    require_tools(board)
+    cases = [c for c in CASES if c.expected.size <= 2000 and not c.single]
+    assert {(len(c.xs), len(c.weights)) for c in cases} >= {(1, 2), (2, 2)}
+    results = [r for r in build_and_run(board, cases, tmp_path, extra_cflags=["-O0"]) if r.variant == "dsp"]
+    assert len(results) == len(cases)
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad

@@ -15,7 +15,10 @@
  *    accumulator is 16 * sum(x * w), exact for K <= Q4_OPT_MAX_K; its shift by 4 is exact.
  *  - Requantization: for shift > 32 (the usual case) floor((acc * m + 2^(s-1)) / 2^s) equals
  *    floor((hi + 2^(s-33)) / 2^(s-32)) with hi = floor(acc * m / 2^32); other shifts use
- *    q4_requantize_clamp.
+ *    q4_requantize_clamp. For blocks whose shifts are all in (32, 53], each 2 x 2 tile is
+ *    requantized by inline assembly right after its GEMM (q4_pair_fused_u8: ADD with the shift
+ *    by 4 folded in, SMMLA, ASR, USAT #8, a per-byte minimum by USUB8 / SEL for other clamp
+ *    widths, UADD8 of act_min) and stored as one halfword per pixel.
  *
  * q4_conv2d_s4_a4_dsp, for 4-bit activations (x in [-8, 7]), computes two output channels per
  * 16-bit product: a weight halfword holds h = -w_a + w_b * 2^11 (fits int16), so one SMLAD adds
@@ -74,57 +77,6 @@ static void q4_unpack_rows(const uint8_t *rows, const int32_t *bias, int32_t nb,
             folded_bias[r] = bias[r] - zp * q4_floor_shift32(sum16, 4);
         }
     }
-}
-
-/* 16 * dot products of a pair of unpacked channels (w) with 2 of the group's columns (col: the
- * first one's words; the pixels of a pair are adjacent words), over `blocks` blocks:
- * acc[0], acc[1] for the first channel's 2 pixels, acc[2], acc[3] for the second's. GNU inline
- * assembly: GCC neither keeps the accumulators nor uses LDRD here (it spilled 2 of them and used
- * 24 single loads per 64 MACs). Per K-pair, one LDRD of the two channels' weight pairs, one LDRD
- * of the two pixels' activation pairs and 4 SMLAD; 11 registers, so it builds with a frame
- * pointer and r9 reserved. */
-static inline void q4_dot_2x2(const uint32_t *w, const uint32_t *col, int32_t blocks, int32_t *acc)
-{
-    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
-    const uint32_t *const w_end = w + 8 * blocks;
-    uint32_t wa, wb, x0, x1;
-    __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c]]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #16]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #32]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "ldrd %[x0], %[x1], [%[c], #48]\n\t"
-        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
-        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
-        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
-        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-        "adds %[c], %[c], #64\n\t"
-        "cmp %[w], %[end]\n\t"
-        "bne 1b\n\t"
-        : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),
-          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
-        : [end] "r"(w_end)
-        : "cc", "memory");
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = b0;
-    acc[3] = b1;
 }
 
 /* 16 * dot products of a pair of unpacked channels with the group's 4 columns: acc[0..3] for the
@@ -194,17 +146,20 @@ static inline int32_t q4_smmla(int32_t a, int32_t b, int32_t acc)
     return result;
 }
 
+/* q4_rq_prepare's result for other clamp widths (with allow_min): USAT #8, then a minimum */
+#define Q4_RQ_USAT8_MIN 9
+
 /* Fills the block's records; returns the USAT width for the fast path (8 when act_max -
- * act_min = 255, 4 when it is 15), or 0 for other ranges or when some channel's shift is outside
- * (32, 53] (q4_store_channel then). */
+ * act_min = 255, 4 when it is 15; Q4_RQ_USAT8_MIN for other widths when allow_min), or 0 for
+ * other ranges or when some channel's shift is outside (32, 53] (q4_store_channel then). */
 static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *quant,
                              int32_t oc0, int32_t nb, const q4_conv_params *params,
-                             q4_rq_rec *rec)
+                             int32_t allow_min, q4_rq_rec *rec)
 {
     const int32_t width = params->act_max - params->act_min;
     const int32_t offset = params->output_zp - params->act_min;
     int32_t c;
-    if (width != 255 && width != 15) {
+    if (width != 255 && width != 15 && (!allow_min || width < 0 || width > 255)) {
         return 0;
     }
     for (c = 0; c < nb; ++c) {
@@ -218,7 +173,7 @@ static int32_t q4_rq_prepare(const int32_t *folded_bias, const q4_quant_params *
         /* |hi| < 2^30 and (offset + 1) * 2^right <= 2^29: the sum stays exact in int32 */
         rec[c].round = ((int32_t)1 << (shift - 33)) + offset * ((int32_t)1 << (shift - 32));
     }
-    return width == 255 ? 8 : 4;
+    return width == 255 ? 8 : (width == 15 ? 4 : Q4_RQ_USAT8_MIN);
 }
 
 /* Requantizes, clamps and stores the n pixels of two adjacent channels (accumulators acc[p] and
@@ -268,6 +223,107 @@ static inline void q4_rq_store_pair(const int32_t *acc, int32_t acc_shift, const
     }
 }
 
+#if defined(__OPTIMIZE__)
+/* Two channels (records r[0], r[1]) x two pixels of the GEMM's 16 * sums d = {a0, a1, b0, b1}
+ * (q4_dot_2x2's order) requantized in one block of GNU inline assembly, as q4_rq_pair: per
+ * output ADD (bias + sum / 16, the shift folded into the operand), SMMLA, ASR, USAT; the two
+ * channels' bytes of a pixel packed and act_min added by UADD8: pair[p] is pixel p's halfword.
+ * 10 registers. Only with optimisation (at -O0 the C below). */
+#define Q4_RQ_2X2(name, SAT)                                                                  \
+    static Q4_DSP_ALWAYS_INLINE void name(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, \
+                                          uint32_t *pair)                                     \
+    {                                                                                         \
+        uint32_t a0 = (uint32_t)d[0], a1 = (uint32_t)d[1], b0 = (uint32_t)d[2],               \
+                 b1 = (uint32_t)d[3], t0, t1, t2, t3;                                         \
+        __asm__("ldrd %[t0], %[t1], [%[r]]\n\t"                                               \
+                "ldrd %[t2], %[t3], [%[r], #8]\n\t"                                           \
+                "add %[a0], %[t0], %[a0], asr #4\n\t"                                         \
+                "add %[a1], %[t0], %[a1], asr #4\n\t"                                         \
+                "smmla %[a0], %[a0], %[t1], %[t3]\n\t"                                        \
+                "smmla %[a1], %[a1], %[t1], %[t3]\n\t"                                        \
+                "asr %[a0], %[a0], %[t2]\n\t"                                                 \
+                "asr %[a1], %[a1], %[t2]\n\t"                                                 \
+                "usat %[a0], #" #SAT ", %[a0]\n\t"                                            \
+                "usat %[a1], #" #SAT ", %[a1]\n\t"                                            \
+                "ldrd %[t0], %[t1], [%[r], #16]\n\t"                                          \
+                "ldrd %[t2], %[t3], [%[r], #24]\n\t"                                          \
+                "add %[b0], %[t0], %[b0], asr #4\n\t"                                         \
+                "add %[b1], %[t0], %[b1], asr #4\n\t"                                         \
+                "smmla %[b0], %[b0], %[t1], %[t3]\n\t"                                        \
+                "smmla %[b1], %[b1], %[t1], %[t3]\n\t"                                        \
+                "asr %[b0], %[b0], %[t2]\n\t"                                                 \
+                "asr %[b1], %[b1], %[t2]\n\t"                                                 \
+                "usat %[b0], #" #SAT ", %[b0]\n\t"                                            \
+                "usat %[b1], #" #SAT ", %[b1]\n\t"                                            \
+                "orr %[a0], %[a0], %[b0], lsl #8\n\t"                                         \
+                "orr %[a1], %[a1], %[b1], lsl #8\n\t"                                         \
+                "uadd8 %[a0], %[a0], %[lo2]\n\t"                                              \
+                "uadd8 %[a1], %[a1], %[lo2]\n\t"                                              \
+                : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),             \
+                  [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)              \
+                : [r] "r"(r), [lo2] "r"(lo2)                                                  \
+                : "memory");                                                                  \
+        pair[0] = a0;                                                                         \
+        pair[1] = a1;                                                                         \
+    }
+Q4_RQ_2X2(q4_rq_2x2_u8, 8)
+#else
+static void q4_rq_2x2_c(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uint32_t *pair,
+                        int32_t sat)
+{
+    const int32_t top = ((int32_t)1 << sat) - 1;
+    int32_t p, c;
+    for (p = 0; p < 2; ++p) {
+        uint32_t bytes = 0;
+        for (c = 0; c < 2; ++c) {
+            int32_t u = q4_floor_shift32(q4_smmla(r[c].bias + q4_floor_shift32(d[2 * c + p], 4),
+                                                  r[c].multiplier, r[c].round),
+                                         r[c].right);
+            u = u < 0 ? 0 : (u > top ? top : u);
+            bytes |= (uint32_t)u << (8 * c);
+        }
+        pair[p] = __uadd8(bytes, lo2);
+    }
+}
+static void q4_rq_2x2_u8(const int32_t *d, const q4_rq_rec *r, uint32_t lo2, uint32_t *pair)
+{
+    q4_rq_2x2_c(d, r, lo2, pair, 8);
+}
+#endif
+
+/* A channel pair (unpacked rows at w, records r) for the group's n pixels, GEMM and
+ * requantization fused (q4_dot_2x2, q4_rq_2x2_u8: 8-bit outputs; a 4-bit clamp, rare with an
+ * input wider than 4 bits, takes q4_rq_store_pair), one halfword store per pixel. */
+static Q4_RQ_NOINLINE void q4_pair_fused_u8(const uint32_t *w, const uint32_t *cols,
+                                            int32_t blocks, const q4_rq_rec *r, int32_t n,
+                                            uint32_t add2, const uint32_t *min_lo, int8_t *out,
+                                            int32_t out_c)
+{
+    int32_t d[4], p;
+    uint32_t pair[Q4_DSP_PIXELS];
+    q4_dot_2x2(w, cols, blocks, d);
+    q4_rq_2x2_u8(d, r, add2, pair);
+    q4_dot_2x2(w, cols + 2, blocks, d);
+    q4_rq_2x2_u8(d, r, add2, pair + 2);
+    if (min_lo != 0) { /* per byte min(u, width) (USUB8 sets GE where u >= width, SEL), + lo */
+        const uint32_t wid2 = min_lo[0], lo2 = min_lo[1];
+        for (p = 0; p < Q4_DSP_PIXELS; ++p) {
+            uint32_t t;
+            __asm__("usub8 %[t], %[u], %[wid]\n\t"
+                    "sel %[u], %[wid], %[u]\n\t"
+                    "uadd8 %[u], %[u], %[lo]\n\t"
+                    : [t] "=&r"(t), [u] "+&r"(pair[p])
+                    : [wid] "r"(wid2), [lo] "r"(lo2)
+                    : "cc");
+            (void)t;
+        }
+    }
+    for (p = 0; p < n; ++p, out += out_c) {
+        const uint16_t h = (uint16_t)pair[p];
+        __builtin_memcpy(out, &h, sizeof h);
+    }
+}
+
 void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                       const q4_dims *input_dims, const int8_t *input,
                       const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
@@ -286,31 +342,33 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
     uint32_t *cols = weights + Q4_DSP_CHANNELS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
     q4_rq_rec rec[Q4_DSP_CHANNELS];
-    int32_t oc0, p0, c, oc, usat;
+    /* the clamp width and act_min in both bytes of a halfword (Q4_RQ_USAT8_MIN) */
+    const uint32_t min_lo[2] = {((uint32_t)(params->act_max - params->act_min) & 0xFFu) * 0x0101u,
+                                ((uint32_t)params->act_min & 0xFFu) * 0x0101u};
+    int32_t oc0, p0, oc, usat;
 
     for (oc0 = 0; oc0 < out_c; oc0 += Q4_DSP_CHANNELS) {
         const int32_t nb = out_c - oc0 < Q4_DSP_CHANNELS ? out_c - oc0 : Q4_DSP_CHANNELS;
         q4_unpack_rows(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                        folded_bias);
-        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-            for (c = 0; c < Q4_DSP_PIXELS; ++c) {
-                /* a missing last pixel repeats the previous window; its outputs are dropped */
-                const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col_fast(input_dims, input, filter_dims,
-                               p / out_w * params->stride_h - params->pad_top,
-                               p % out_w * params->stride_w - params->pad_left,
-                               params->input_zp, stage, cols + c);
-            }
+            q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
+                            n, stage, cols);
             for (oc = 0; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
-                q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
-                if (usat != 0 && oc + 1 < nb) {
-                    q4_rq_store_pair(acc, 4, rec + oc, n, usat, params, out, out_c);
+                if (usat != 0 && oc + 1 < nb) { /* usat 4 too: USAT #8 and a minimum of 15 */
+                    /* USAT #8 adds act_min itself, or the minimum's step does */
+                    q4_pair_fused_u8(weights + oc * (k_pad / 2), cols, blocks, rec + oc, n,
+                                     usat == 8 ? min_lo[1] : 0u, usat == 8 ? 0 : min_lo, out,
+                                     out_c);
                     continue;
                 }
+                /* other channels (a 4-bit clamp: rare with an 8-bit input; q4_rq_store_pair
+                 * stays specialised for _a4_dsp's sums) */
+                q4_dot_2x4(weights + oc * (k_pad / 2), cols, blocks, acc);
                 q4_store_channel(acc, 4, n, folded_bias[oc], quant->multiplier[oc0 + oc],
                                  quant->shift[oc0 + oc], params, out, out_c);
                 if (oc + 1 < nb) {
@@ -496,17 +554,11 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
         const int32_t nb = out_c - oc0 < Q4_A4_CHANNELS ? out_c - oc0 : Q4_A4_CHANNELS;
         q4_pack_pairs(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                       folded_bias);
-        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, rec);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 0, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-            for (c = 0; c < Q4_DSP_PIXELS; ++c) {
-                /* a missing last pixel repeats the previous window; its outputs are dropped */
-                const int32_t p = p0 + (c < n ? c : n - 1);
-                q4_im2col_fast(input_dims, input, filter_dims,
-                               p / out_w * params->stride_h - params->pad_top,
-                               p % out_w * params->stride_w - params->pad_left,
-                               params->input_zp, stage, cols + c);
-            }
+            q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
+                            n, stage, cols);
             for (oc = 0; oc < nb; oc += 4) {
                 const uint32_t *w = weights + oc * (k_pad / 4);
                 int32_t half, acc[4][Q4_DSP_PIXELS]; /* [channel of the quad][pixel] */

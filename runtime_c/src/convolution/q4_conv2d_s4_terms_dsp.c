@@ -18,10 +18,17 @@
  *    SMLAL): the low word cannot carry into the result. A channel takes this path when every
  *    m'_k fits int32 and the accumulator bounds keep the 64-bit sum below 2^62; otherwise
  *    q4_requantize_terms_clamp.
+ *  - Dual weights (n_weights = 2, the usual multi-term layer), when every channel of a block
+ *    has 28 <= shift <= 49 and small enough bounds (q4_td_fast_prepare): GEMM and
+ *    requantization of a whole block in one function per clamp and input count, per channel
+ *    and pixel pair the 2 x 2 assembly GEMM then, from a 64-bit preset per channel, one SMLAL
+ *    per term, a shift and USAT in a second assembly block (see q4_td_fast_rec).
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
 #include "q4_fixedpoint.h"
+
+#include <stddef.h>
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
@@ -77,45 +84,24 @@ static void q4_td_unpack_rows(const q4_terms_params *terms, const uint8_t *const
     }
 }
 
-/* One K-pair step of the 2-row x 4-pixel kernel: weight pairs wa, wb; column words at col. */
-#define Q4_TD_STEP(wa, wb, col)      \
-    do {                             \
-        uint32_t x_ = (col)[0];      \
-        a0 = q4_smlad(x_, (wa), a0); \
-        b0 = q4_smlad(x_, (wb), b0); \
-        x_ = (col)[1];               \
-        a1 = q4_smlad(x_, (wa), a1); \
-        b1 = q4_smlad(x_, (wb), b1); \
-        x_ = (col)[2];               \
-        a2 = q4_smlad(x_, (wa), a2); \
-        b2 = q4_smlad(x_, (wb), b2); \
-        x_ = (col)[3];               \
-        a3 = q4_smlad(x_, (wa), a3); \
-        b3 = q4_smlad(x_, (wb), b3); \
-    } while (0)
-
 /* sum(x * w) of a pair of unpacked rows (w) with the 4 columns over `blocks` blocks, plus the
- * rows' folds: acc[0..3] for the first row's pixels, acc[4..7] for the second's. */
+ * rows' folds: acc[0..3] for the first row's pixels, acc[4..7] for the second's. The GEMM is
+ * the single-term kernel's inline-assembly 2 x 2 tile (q4_dot_2x2), run on pixels 0-1 and 2-3. */
 static void q4_td_dot_2x4(const uint32_t *w, const uint32_t *col, int32_t blocks,
                           int32_t fold_a, int32_t fold_b, int32_t *acc)
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-    const uint32_t *const w_end = w + 8 * blocks;
-    for (; w != w_end; w += 8, col += 4 * Q4_DSP_PIXELS) {
-        Q4_TD_STEP(w[0], w[1], col);
-        Q4_TD_STEP(w[2], w[3], col + Q4_DSP_PIXELS);
-        Q4_TD_STEP(w[4], w[5], col + 2 * Q4_DSP_PIXELS);
-        Q4_TD_STEP(w[6], w[7], col + 3 * Q4_DSP_PIXELS);
-    }
+    int32_t lo[4], hi[4];
+    q4_dot_2x2_short(w, col, blocks, lo);
+    q4_dot_2x2_short(w, col + 2, blocks, hi);
     /* the sums are 16 * sum(x * w): the shift by 4 is exact */
-    acc[0] = fold_a + q4_floor_shift32(a0, 4);
-    acc[1] = fold_a + q4_floor_shift32(a1, 4);
-    acc[2] = fold_a + q4_floor_shift32(a2, 4);
-    acc[3] = fold_a + q4_floor_shift32(a3, 4);
-    acc[4] = fold_b + q4_floor_shift32(b0, 4);
-    acc[5] = fold_b + q4_floor_shift32(b1, 4);
-    acc[6] = fold_b + q4_floor_shift32(b2, 4);
-    acc[7] = fold_b + q4_floor_shift32(b3, 4);
+    acc[0] = fold_a + q4_floor_shift32(lo[0], 4);
+    acc[1] = fold_a + q4_floor_shift32(lo[1], 4);
+    acc[2] = fold_a + q4_floor_shift32(hi[0], 4);
+    acc[3] = fold_a + q4_floor_shift32(hi[1], 4);
+    acc[4] = fold_b + q4_floor_shift32(lo[2], 4);
+    acc[5] = fold_b + q4_floor_shift32(lo[3], 4);
+    acc[6] = fold_b + q4_floor_shift32(hi[2], 4);
+    acc[7] = fold_b + q4_floor_shift32(hi[3], 4);
 }
 
 /* Requantizes and stores one dual-weight channel's n pixels (stride out_c) from the sums
@@ -155,6 +141,204 @@ Q4_TD_DUAL(q4_td_dual2_u8, Q4_TD_USAT8, 2)
 Q4_TD_DUAL(q4_td_dual2_u4, Q4_TD_USAT4, 2)
 Q4_TD_DUAL(q4_td_dual2_min, Q4_TD_USAT_MIN, 2)
 
+/* ---- dual weights (n_w = 2): GEMM and requantization of a whole block in one function ----
+ *
+ * With u = y - act_min before the clamp, off = z_y - act_min and D_k = 16 * sum(x * w) (the
+ * GEMM's sums), 16 * acc_k = 16 * fold_k + D_k, so
+ *   u = floor((16 * sum_k acc_k * m_k + 2^(s+3) + off * 2^(s+4)) / 2^(s+4))
+ *     = floor(X / 2^(s+4)),  X = P + sum_k D_k * m_k,  P = 16 * sum_k fold_k * m_k + 2^(s+3)
+ *                                                          + off * 2^(s+4) (once per channel),
+ * and for 28 <= s the floor of the high word of X by 2^(s+4-32) is exact: per output one SMLAL
+ * per term from the preset P, a shift and USAT. X stays below 2^63 when |m_k| < 2^30, s <= 49
+ * and 16 * sum_k |m_k| * (|bias| [k = 0] + 2048 * K) < 2^62 (q4_td_fast_prepare). */
+typedef struct {
+    int64_t preset[2];         /* P, twice: the two pixels of a q4_td_rq_2x2 call */
+    int32_t m[Q4_TERMS_TERMS]; /* m_k, k = i * 2 + j */
+    int32_t right;             /* s + 4 - 32 */
+    int32_t unused[3];
+} q4_td_fast_rec;
+
+/* q4_td_rq_2x2's assembly reads P at bytes 0 and 8, m_a, m_b at 16 and 20, right at 32 */
+typedef char q4_td_fast_rec_layout
+    [offsetof(q4_td_fast_rec, right) == 32 && offsetof(q4_td_fast_rec, m) == 16 ? 1 : -1];
+
+/* The fast records of a dual block's n_ch channels from rec->fold; 0 when some channel is
+ * outside the fast path's bounds (the block then takes the general path). */
+static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_records *rec,
+                                  const int32_t *bias, int32_t oc0, int32_t n_ch, int32_t out_c,
+                                  int32_t k, int32_t off, q4_td_fast_rec *fr)
+{
+    const int32_t n_in = terms->n_inputs;
+    const uint64_t dot_bound = (uint64_t)2048u * (uint64_t)k;
+    int32_t c, i, j;
+    for (c = 0; c < n_ch; ++c) {
+        const int32_t o = oc0 + c, s = terms->shift[o];
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o]) : (uint64_t)bias[o];
+        uint64_t bound = 0;
+        int64_t preset;
+        if (s < 28 || s > 49) {
+            return 0;
+        }
+        preset = ((int64_t)1 << (s + 3)) + (int64_t)off * ((int64_t)1 << (s + 4));
+        for (i = 0; i < n_in; ++i) {
+            for (j = 0; j < 2; ++j) {
+                const int32_t t = i * 2 + j, m = terms->multiplier[t * out_c + o];
+                const uint64_t m_abs = (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m);
+                if (m_abs >= ((uint64_t)1 << 30)) {
+                    return 0;
+                }
+                bound += m_abs * (dot_bound + (t == 0 ? bias_abs : 0u));
+                preset += 16 * (int64_t)rec->fold[i][2 * c + j] * m;
+                fr[c].m[t] = m;
+            }
+        }
+        if (bound >= ((uint64_t)1 << 58)) {
+            return 0;
+        }
+        fr[c].preset[0] = preset;
+        fr[c].preset[1] = preset;
+        fr[c].right = s + 4 - 32;
+    }
+    return 1;
+}
+
+#if defined(__OPTIMIZE__)
+/* One channel (two rows: w) x two pixels (col) of a dual layer: the GEMM (q4_dot_2x2's
+ * assembly), then its requantization in a second block of GNU inline assembly: from rq = {P0,
+ * P1 (int64), m_a, m_b at byte 16, right at byte 32} X_p = P_p + D_a,p * m_a + D_b,p * m_b (two
+ * SMLAL), u_p = USAT(high(X_p) >> right). 11 registers each, so it builds with a frame pointer
+ * and r9 reserved; only with optimisation (at -O0 the C below). */
+#define Q4_TD_RQ_2X2(name, SAT)                                                                \
+    static Q4_DSP_ALWAYS_INLINE void name(const uint32_t *w, const uint32_t *col,              \
+                                          int32_t blocks, const void *rq, int32_t *u)          \
+    {                                                                                          \
+        int32_t d[4];                                                                          \
+        uint32_t pl, ph, ql, qh, ma, mb;                                                       \
+        q4_dot_2x2_short(w, col, blocks, d);                                                   \
+        __asm__("ldrd %[pl], %[ph], [%[rq]]\n\t"                                               \
+                "ldrd %[ma], %[mb], [%[rq], #16]\n\t"                                          \
+                "smlal %[pl], %[ph], %[a0], %[ma]\n\t"                                         \
+                "smlal %[pl], %[ph], %[b0], %[mb]\n\t"                                         \
+                "ldrd %[ql], %[qh], [%[rq], #8]\n\t"                                           \
+                "smlal %[ql], %[qh], %[a1], %[ma]\n\t"                                         \
+                "smlal %[ql], %[qh], %[b1], %[mb]\n\t"                                         \
+                "ldr %[ma], [%[rq], #32]\n\t"                                                  \
+                "asr %[ph], %[ph], %[ma]\n\t"                                                  \
+                "asr %[qh], %[qh], %[ma]\n\t"                                                  \
+                "usat %[ph], #" #SAT ", %[ph]\n\t"                                             \
+                "usat %[qh], #" #SAT ", %[qh]\n\t"                                             \
+                : [pl] "=&r"(pl), [ph] "=&r"(ph), [ql] "=&r"(ql), [qh] "=&r"(qh),              \
+                  [ma] "=&r"(ma), [mb] "=&r"(mb)                                               \
+                : [a0] "r"(d[0]), [a1] "r"(d[1]), [b0] "r"(d[2]), [b1] "r"(d[3]), [rq] "r"(rq) \
+                : "memory");                                                                   \
+        u[0] = (int32_t)ph;                                                                    \
+        u[1] = (int32_t)qh;                                                                    \
+    }
+Q4_TD_RQ_2X2(q4_td_rq_2x2_u8, 8)
+Q4_TD_RQ_2X2(q4_td_rq_2x2_u4, 4)
+#else
+/* -O0: the same in C */
+/* floor(x / 2^32) */
+static inline int32_t q4_td_high(int64_t x)
+{
+    return (int32_t)(uint32_t)((uint64_t)x >> 32);
+}
+
+static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                           const void *rq, int32_t *u, int32_t sat)
+{
+    const q4_td_fast_rec *r = (const q4_td_fast_rec *)rq;
+    const int32_t top = ((int32_t)1 << sat) - 1;
+    int32_t d[4], p;
+    q4_dot_2x2_short(w, col, blocks, d);
+    for (p = 0; p < 2; ++p) {
+        const int64_t x = r->preset[p] + (int64_t)d[p] * r->m[0] + (int64_t)d[2 + p] * r->m[1];
+        const int32_t v = q4_floor_shift32(q4_td_high(x), r->right);
+        u[p] = v < 0 ? 0 : (v > top ? top : v);
+    }
+}
+static void q4_td_rq_2x2_u8(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                            const void *rq, int32_t *u)
+{
+    q4_td_rq_2x2_c(w, col, blocks, rq, u, 8);
+}
+static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t blocks,
+                            const void *rq, int32_t *u)
+{
+    q4_td_rq_2x2_c(w, col, blocks, rq, u, 4);
+}
+#endif
+#define Q4_TD_RQ_U8 q4_td_rq_2x2_u8
+#define Q4_TD_RQ_U4 q4_td_rq_2x2_u4
+
+/* The block's n_ch dual channels (row pairs at w, 8 * blocks words each) for the group's n
+ * pixels, per channel and pixel pair: N_IN = 1, RQ (the GEMM and requantization above, USAT
+ * #8 or #4); N_IN = 2, q4_dot_2x2 of the first input, its two terms added to the presets in C,
+ * then RQ on the second input. MIN: also clamp to `width` (a clamp range other than 255, 15).
+ * y = u + act_min. */
+/* u[0..1] of the channel's pixels h, h + 1 (inside Q4_TD_FAST) */
+#define Q4_TD_HALF(RQ, N_IN, h, u)                                      \
+    do {                                                                \
+        if (N_IN == 2) {                                                \
+            q4_td_fast_rec r2_;                                         \
+            int32_t d_[4];                                              \
+            q4_dot_2x2_short(w, cols + (h), blocks, d_);                \
+            r2_.preset[0] = fr->preset[0] + (int64_t)d_[0] * fr->m[0] + \
+                            (int64_t)d_[2] * fr->m[1];                  \
+            r2_.preset[1] = fr->preset[1] + (int64_t)d_[1] * fr->m[0] + \
+                            (int64_t)d_[3] * fr->m[1];                  \
+            r2_.m[0] = fr->m[2];                                        \
+            r2_.m[1] = fr->m[3];                                        \
+            r2_.right = fr->right;                                      \
+            RQ(w, cols + col_words + (h), blocks, &r2_, (u));           \
+        } else {                                                        \
+            RQ(w, cols + (h), blocks, fr, (u));                         \
+        }                                                               \
+    } while (0)
+#define Q4_TD_FAST(name, RQ, MIN, N_IN)                                                       \
+    static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
+                                       int32_t blocks, int32_t col_words,                     \
+                                       const q4_td_fast_rec *fr, int32_t n_ch, int32_t width, \
+                                       int32_t lo, int8_t *out, int32_t out_c, int32_t n)     \
+    {                                                                                         \
+        int32_t ch, p;                                                                        \
+        (void)width;                                                                          \
+        (void)col_words;                                                                      \
+        for (ch = 0; ch < n_ch; ++ch, w += 8 * blocks, ++fr, ++out) {                         \
+            int32_t u[Q4_DSP_PIXELS];                                                         \
+            if (MIN) { /* the uncommon clamps: one copy of the tile code (size) */            \
+                for (p = 0; p < Q4_DSP_PIXELS; p += 2) {                                      \
+                    Q4_TD_HALF(RQ, N_IN, p, u + p);                                           \
+                }                                                                             \
+            } else {                                                                          \
+                Q4_TD_HALF(RQ, N_IN, 0, u);                                                   \
+                Q4_TD_HALF(RQ, N_IN, 2, u + 2);                                               \
+            }                                                                                 \
+            if (MIN) {                                                                        \
+                u[0] = u[0] < width ? u[0] : width;                                           \
+                u[1] = u[1] < width ? u[1] : width;                                           \
+                u[2] = u[2] < width ? u[2] : width;                                           \
+                u[3] = u[3] < width ? u[3] : width;                                           \
+            }                                                                                 \
+            if (n == Q4_DSP_PIXELS) {                                                         \
+                out[0] = (int8_t)(u[0] + lo);                                                 \
+                out[out_c] = (int8_t)(u[1] + lo);                                             \
+                out[2 * out_c] = (int8_t)(u[2] + lo);                                         \
+                out[3 * out_c] = (int8_t)(u[3] + lo);                                         \
+            } else {                                                                          \
+                for (p = 0; p < n; ++p) {                                                     \
+                    out[p * out_c] = (int8_t)(u[p] + lo);                                     \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+Q4_TD_FAST(q4_td_fast1_u8, Q4_TD_RQ_U8, 0, 1)
+Q4_TD_FAST(q4_td_fast1_u4, Q4_TD_RQ_U4, 0, 1)
+Q4_TD_FAST(q4_td_fast1_min, Q4_TD_RQ_U8, 1, 1)
+Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 0, 2)
+Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_RQ_U4, 0, 2)
+Q4_TD_FAST(q4_td_fast2_min, Q4_TD_RQ_U8, 1, 2)
+
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
                             const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -173,25 +357,48 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     uint32_t *weights = (uint32_t *)(rec + 1);
     uint32_t *cols = weights + Q4_TERMS_ROWS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_TERMS_INPUTS * Q4_DSP_PIXELS * (k_pad / 2));
-    int32_t oc0, p0, c, i, r, j;
+    q4_td_fast_rec fast_rec[Q4_TERMS_ROWS / 2];
+    int32_t oc0, p0, c, i, r, j, fast;
 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
         const int32_t n_rows = n_ch * n_w;
         q4_td_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        fast = n_w == 2 && q4_td_fast_prepare(terms, rec, bias, oc0, n_ch, out_c, k,
+                                              params->output_zp - params->act_min, fast_rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (i = 0; i < n_in; ++i) {
                 uint32_t *col = cols + i * Q4_DSP_PIXELS * (k_pad / 2);
-                for (c = 0; c < Q4_DSP_PIXELS; ++c) {
-                    /* a missing last pixel repeats the previous window; its outputs are dropped */
-                    const int32_t p = p0 + (c < n ? c : n - 1);
-                    q4_im2col_fast(input_dims, inputs[i], filter_dims,
-                                   p / out_w * params->stride_h - params->pad_top,
-                                   p % out_w * params->stride_w - params->pad_left,
-                                   terms->input_zp[i], stage, col + c);
+                q4_im2col_group(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
+                                out_w, p0, n, stage, col);
+            }
+            if (fast) {
+                const int32_t lo = params->act_min, width = params->act_max - lo;
+                const int32_t col_words = Q4_DSP_PIXELS * (k_pad / 2);
+                int8_t *out = output + p0 * out_c + oc0;
+                /* USAT #8 or #4 when the clamp is 255 or 15 wide, else USAT #8 and a minimum */
+                if (n_in == 1 && width == 255) {
+                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (n_in == 1 && width == 15) {
+                    q4_td_fast1_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (n_in == 1) {
+                    q4_td_fast1_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                    out, out_c, n);
+                } else if (width == 255) {
+                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else if (width == 15) {
+                    q4_td_fast2_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                   out, out_c, n);
+                } else {
+                    q4_td_fast2_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                                    out, out_c, n);
                 }
+                continue;
             }
             for (r = 0; r < n_rows; r += 2) {
                 /* dot[i][row of the pair * 4 + pixel] */
