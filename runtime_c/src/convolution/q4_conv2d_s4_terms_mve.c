@@ -106,6 +106,142 @@ static inline void q4_tm_gemm_pairs(const int8_t *cols, uint32_t steps, const in
                      : "q0", "q1", "q2", "q3", "cc", "memory");
 }
 
+/* The fused path of a dual-weight layer (n_w = 2) whose block takes the vector requantization
+ * for every channel: row pair p is channel p's two weight terms, so the GEMM's two sum vectors
+ * are that channel's acc_0 and acc_1 (4 pixels each) and are requantized in the same loop. Per
+ * channel a record of Q4_TM_FUSED words, in the order the loop loads them (one LDM): the folds
+ * of the input's two terms, their multipliers m'_k, and -(s' - 32) for VRSHL. */
+#define Q4_TM_FUSED 5
+enum { Q4_TM_FOLD_A, Q4_TM_FOLD_B, Q4_TM_MULT_A, Q4_TM_MULT_B, Q4_TM_NEG_RIGHT };
+
+/* The fused records of input i's terms for the block's n_ch channels; 1 when every channel
+ * takes the vector requantization (else the records are not written). */
+static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, int32_t i,
+                                   int32_t *dst)
+{
+    int32_t c;
+    for (c = 0; c < n_ch; ++c) {
+        if (rec->right[c] <= 0) {
+            return 0;
+        }
+    }
+    for (c = 0; c < n_ch; ++c, dst += Q4_TM_FUSED) {
+        dst[Q4_TM_FOLD_A] = rec->fold[i][2 * c];
+        dst[Q4_TM_FOLD_B] = rec->fold[i][2 * c + 1];
+        dst[Q4_TM_MULT_A] = rec->multiplier[2 * i][c];
+        dst[Q4_TM_MULT_B] = rec->multiplier[2 * i + 1][c];
+        dst[Q4_TM_NEG_RIGHT] = -rec->right[c];
+    }
+    return 1;
+}
+
+/* After the GEMM (q0, q1: acc without fold of terms a and b) and the record LDM (a0..a3: folds
+ * and multipliers): q3 = VMULH(acc_a, m_a) + VMULH(acc_b, m_b) + the carry of the low words,
+ * q0 = the sum of the low words VMUL(acc_k, m_k) (mod 2^32): the exact 64-bit sum is
+ * q3 * 2^32 + q0. */
+#define Q4_TM_WIDE_SUM           \
+    "vadd.i32 q0, q0, %[a0]\n\t" \
+    "vadd.i32 q1, q1, %[a1]\n\t" \
+    "vdup.32 q2, %[a2]\n\t"      \
+    "vmulh.s32 q3, q0, q2\n\t"   \
+    "vmul.i32 q0, q0, %[a2]\n\t" \
+    "vdup.32 q2, %[a3]\n\t"      \
+    "vmulh.s32 q2, q1, q2\n\t"   \
+    "vmul.i32 q1, q1, %[a3]\n\t" \
+    "vadd.i32 q3, q3, q2\n\t"    \
+    "vhadd.u32 q2, q0, q1\n\t"   \
+    "vshr.u32 q2, q2, #31\n\t"   \
+    "vadd.i32 q3, q3, q2\n\t"    \
+    "vadd.i32 q0, q0, q1\n\t"
+
+/* q3 (the high word H) requantized (VRSHL by b0 = -(s' - 32), + z_y, clamp) and scattered to
+ * the channel's 4 pixels; out moves to the next channel. */
+#define Q4_TM_STORE                      \
+    "vrshl.s32 q3, %[b0]\n\t"            \
+    "vadd.i32 q3, q3, %q[zp]\n\t"        \
+    "vmax.s32 q3, q3, %q[lo]\n\t"        \
+    "vmin.s32 q3, q3, %q[hi]\n\t"        \
+    "vstrb.32 q3, [%[out], %q[off]]\n\t" \
+    "adds %[out], %[out], #1\n\t"
+
+/* Every channel of a fast dual-weight block for one group, one input (T = 2): GEMM, fused
+ * records recs .. recs_end, requantized and stored; out: the group's first pixel, channel oc0.
+ * The values used once per channel stay in memory, as in q4_mve_tiles_run. */
+static inline void q4_tm_fused_run(const int8_t *cols, uint32_t steps, const int32_t *recs,
+                                   const int32_t *recs_end, const int8_t *w, int8_t *out,
+                                   int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)
+{
+    Q4_MVE_ACCUMULATORS;
+    const int8_t *x;
+    uint32_t n;
+    __asm__ volatile(
+        "0:\n\t"
+        "ldr %[x], %[cols]\n\t"
+        "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
+        "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"
+        "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM Q4_TM_STORE "ldr %[a0], %[end]\n\t"
+        "cmp %[n], %[a0]\n\t"
+        "bne 0b\n\t"
+        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out), [rec] "+m"(recs)
+        : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end), [lo] "w"(lo), [hi] "w"(hi),
+          [zp] "w"(zp), [off] "w"(offsets)
+        : "q0", "q1", "q2", "q3", "cc", "memory");
+}
+
+/* Input 0 of a fast T = 4 block for one group: per channel the exact 64-bit sum of its two
+ * terms, stored as 4 high words then 4 low words at wide (8 words per channel). */
+static inline void q4_tm_fused_wide(const int8_t *cols, uint32_t steps, const int32_t *recs,
+                                    const int32_t *recs_end, const int8_t *w, int32_t *wide)
+{
+    Q4_MVE_ACCUMULATORS;
+    const int8_t *x;
+    uint32_t n;
+    __asm__ volatile(
+        "0:\n\t"
+        "ldr %[x], %[cols]\n\t"
+        "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
+        "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"
+        "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vstrw.32 q3, [%[s]], #16\n\t"
+        "vstrw.32 q0, [%[s]], #16\n\t"
+        "ldr %[a0], %[end]\n\t"
+        "cmp %[n], %[a0]\n\t"
+        "bne 0b\n\t"
+        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [s] "+r"(wide), [rec] "+m"(recs)
+        : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end)
+        : "q0", "q1", "q2", "q3", "cc", "memory");
+}
+
+/* Input 1 of a fast T = 4 block: its two terms' 64-bit sum plus input 0's (wide), requantized
+ * and stored as in q4_tm_fused_run. */
+static inline void q4_tm_fused_run_wide(const int8_t *cols, uint32_t steps, const int32_t *recs,
+                                        const int32_t *recs_end, const int8_t *w,
+                                        const int32_t *wide, int8_t *out, int32x4_t lo,
+                                        int32x4_t hi, int32x4_t zp, uint32x4_t offsets)
+{
+    Q4_MVE_ACCUMULATORS;
+    const int8_t *x;
+    uint32_t n;
+    __asm__ volatile("0:\n\t"
+                     "ldr %[x], %[cols]\n\t"
+                     "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
+                     "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"
+                     "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "ldr %[a0], %[wide]\n\t"
+                     "vldrw.u32 q1, [%[a0]], #16\n\t" /* input 0's high words */
+                     "vadd.i32 q3, q3, q1\n\t"
+                     "vldrw.u32 q1, [%[a0]], #16\n\t" /* and low words */
+                     "str %[a0], %[wide]\n\t"
+                     "vhadd.u32 q2, q0, q1\n\t"
+                     "vshr.u32 q2, q2, #31\n\t"
+                     "vadd.i32 q3, q3, q2\n\t" Q4_TM_STORE "ldr %[a0], %[end]\n\t"
+                     "cmp %[n], %[a0]\n\t"
+                     "bne 0b\n\t"
+                     : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),
+                       [out] "+r"(out), [rec] "+m"(recs), [wide] "+m"(wide)
+                     : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end), [lo] "w"(lo),
+                       [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)
+                     : "q0", "q1", "q2", "q3", "cc", "memory");
+}
+
 /* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
 typedef struct {
     int32x4_t high;
@@ -217,6 +353,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     const uint32x4_t offsets = vmulq_n_u32(
         vminq_u32(vidupq_n_u32(0, 1), vdupq_n_u32((uint32_t)(pixels - 1))), (uint32_t)out_c);
     const int32_t n = pixels < Q4_MVE_PIXELS ? pixels : Q4_MVE_PIXELS;
+    const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
+    const int32x4_t zp_y = vdupq_n_s32(params->output_zp);
     const uint8_t *gather;
     q4_mve_geometry g;
     int8_t *out;
@@ -241,13 +379,41 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
         const int32_t n_rows = n_ch * n_w, n_pairs = (n_rows + 1) / 2;
+        /* fused (dual weights, every channel fast): the records after rec, in the sums; the
+         * wide sums of input 0 (T = 4) over rec, which is no longer read */
+        int32_t *const fused = sums, *const wide = (int32_t *)(void *)rec;
+        int32_t fast;
         q4_tm_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        fast = n_w == 2 && q4_tm_fused_records(rec, n_ch, 0, fused);
+        if (fast && n_in == 2) {
+            q4_tm_fused_records(rec, n_ch, 1, fused + Q4_TM_FUSED * n_ch);
+        }
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
             const int32_t first = p0 + Q4_MVE_PIXELS <= pixels || pixels < Q4_MVE_PIXELS
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
+            out = output + first * out_c + oc0;
+            if (fast) {
+                const int32_t *const end0 = fused + Q4_TM_FUSED * n_ch;
+                for (i = 0; i < n_in; ++i) {
+                    int8_t *col = cols + i * Q4_MVE_PIXELS * k16;
+                    g.input = inputs[i];
+                    g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
+                    q4_mve_im2col(&g, first, pixels, gather, staging, col);
+                }
+                if (n_in == 1) {
+                    q4_tm_fused_run(cols, (uint32_t)steps, fused, end0, weights, out, lo, hi,
+                                    zp_y, offsets);
+                } else {
+                    q4_tm_fused_wide(cols, (uint32_t)steps, fused, end0, weights, wide);
+                    q4_tm_fused_run_wide(cols + Q4_MVE_PIXELS * k16, (uint32_t)steps, end0,
+                                         end0 + Q4_TM_FUSED * n_ch, weights, wide, out, lo, hi,
+                                         zp_y, offsets);
+                }
+                continue;
+            }
             for (i = 0; i < n_in; ++i) {
                 int8_t *col = cols + i * Q4_MVE_PIXELS * k16;
                 int32_t *s = sums + i * Q4_TM_SUMS;
@@ -257,7 +423,6 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                 q4_tm_gemm_pairs(col, (uint32_t)steps, weights, s,
                                  s + 2 * Q4_MVE_PIXELS * n_pairs);
             }
-            out = output + first * out_c + oc0;
             if (n_w == 2 && n_in == 1) {
                 q4_tm_store(sums, rec, terms, params, oc0, n_ch, out_c, n, offsets, out, 1, 2);
             } else if (n_w == 2) {
