@@ -70,6 +70,17 @@ static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, i
                                                                  "vmov q1[2], q1[0], %[b0], %[b2]\n\t" \
                                                                  "vmov q1[3], q1[1], %[b1], %[b3]\n\t"
 
+/* The GEMM for a fixed count of 1 or 2 steps (K <= 32: first layers, narrow 1x1 layers): no
+ * step-count logic; the sums then in q0 and q1 as after Q4_MVE_GEMM. */
+#define Q4_MVE_SUMS_TO_Q                  \
+    "vmov q0[2], q0[0], %[a0], %[a2]\n\t" \
+    "vmov q0[3], q0[1], %[a1], %[a3]\n\t" \
+    "vmov q1[2], q1[0], %[b0], %[b2]\n\t" \
+    "vmov q1[3], q1[1], %[b1], %[b3]\n\t"
+#define Q4_MVE_GEMM_1 Q4_MVE_GEMM_STEP("vmladav.s8") Q4_MVE_SUMS_TO_Q
+#define Q4_MVE_GEMM_2 \
+    Q4_MVE_GEMM_STEP("vmladav.s8") Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_SUMS_TO_Q
+
 /* The accumulators: VMLADAVA accumulates into an even general register, and the compiler does
  * not keep 8 such accumulators in a loop without moves and spills, hence inline assembly. */
 #define Q4_MVE_ACCUMULATORS             \

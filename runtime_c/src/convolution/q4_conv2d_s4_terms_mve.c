@@ -164,83 +164,98 @@ static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, in
     "vstrb.32 q3, [%[out], %q[off]]\n\t" \
     "adds %[out], %[out], #1\n\t"
 
+/* The GEMM of one row pair with `steps` steps (Q4_MVE_GEMM), or with a fixed 1 or 2 steps. */
+#define Q4_TM_GEMM_N "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM
+#define Q4_TM_GEMM_1 Q4_MVE_GEMM_1
+#define Q4_TM_GEMM_2 Q4_MVE_GEMM_2
+
 /* Every channel of a fast dual-weight block for one group, one input (T = 2): GEMM, fused
  * records recs .. recs_end, requantized and stored; out: the group's first pixel, channel oc0.
  * The values used once per channel stay in memory, as in q4_mve_tiles_run. */
-static inline void q4_tm_fused_run(const int8_t *cols, uint32_t steps, const int32_t *recs,
-                                   const int32_t *recs_end, const int8_t *w, int8_t *out,
-                                   int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)
-{
-    Q4_MVE_ACCUMULATORS;
-    const int8_t *x;
-    uint32_t n;
-    __asm__ volatile(
-        "0:\n\t"
-        "ldr %[x], %[cols]\n\t"
-        "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
-        "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"
-        "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM Q4_TM_STORE "ldr %[a0], %[end]\n\t"
-        "cmp %[n], %[a0]\n\t"
-        "bne 0b\n\t"
-        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out), [rec] "+m"(recs)
-        : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end), [lo] "w"(lo), [hi] "w"(hi),
-          [zp] "w"(zp), [off] "w"(offsets)
-        : "q0", "q1", "q2", "q3", "cc", "memory");
-}
+#define Q4_TM_DEFINE_FUSED_RUN(name, gemm)                                                         \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,               \
+                            const int32_t *recs_end, const int8_t *w, int8_t *out,                 \
+                            int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)          \
+    {                                                                                              \
+        Q4_MVE_ACCUMULATORS;                                                                       \
+        const int8_t *x;                                                                           \
+        uint32_t n;                                                                                \
+        __asm__ volatile("0:\n\t"                                                                  \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"                       \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"                      \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM Q4_TM_STORE "ldr %[a0], %[end]\n\t" \
+                         "cmp %[n], %[a0]\n\t"                                                     \
+                         "bne 0b\n\t"                                                              \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),           \
+                           [out] "+r"(out), [rec] "+m"(recs)                                       \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end),              \
+                           [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)            \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                                \
+    }
 
 /* Input 0 of a fast T = 4 block for one group: per channel the exact 64-bit sum of its two
  * terms, stored as 4 high words then 4 low words at wide (8 words per channel). */
-static inline void q4_tm_fused_wide(const int8_t *cols, uint32_t steps, const int32_t *recs,
-                                    const int32_t *recs_end, const int8_t *w, int32_t *wide)
-{
-    Q4_MVE_ACCUMULATORS;
-    const int8_t *x;
-    uint32_t n;
-    __asm__ volatile(
-        "0:\n\t"
-        "ldr %[x], %[cols]\n\t"
-        "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
-        "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"
-        "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vstrw.32 q3, [%[s]], #16\n\t"
-        "vstrw.32 q0, [%[s]], #16\n\t"
-        "ldr %[a0], %[end]\n\t"
-        "cmp %[n], %[a0]\n\t"
-        "bne 0b\n\t"
-        : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [s] "+r"(wide), [rec] "+m"(recs)
-        : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end)
-        : "q0", "q1", "q2", "q3", "cc", "memory");
-}
+#define Q4_TM_DEFINE_FUSED_WIDE(name, gemm)                                                   \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,          \
+                            const int32_t *recs_end, const int8_t *w, int32_t *wide)          \
+    {                                                                                         \
+        Q4_MVE_ACCUMULATORS;                                                                  \
+        const int8_t *x;                                                                      \
+        uint32_t n;                                                                           \
+        __asm__ volatile("0:\n\t"                                                             \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"                  \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"                 \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vstrw.32 q3, [%[s]], #16\n\t" \
+                         "vstrw.32 q0, [%[s]], #16\n\t"                                       \
+                         "ldr %[a0], %[end]\n\t"                                              \
+                         "cmp %[n], %[a0]\n\t"                                                \
+                         "bne 0b\n\t"                                                         \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),      \
+                           [s] "+r"(wide), [rec] "+m"(recs)                                   \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end)          \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                           \
+    }
 
 /* Input 1 of a fast T = 4 block: its two terms' 64-bit sum plus input 0's (wide), requantized
- * and stored as in q4_tm_fused_run. */
-static inline void q4_tm_fused_run_wide(const int8_t *cols, uint32_t steps, const int32_t *recs,
-                                        const int32_t *recs_end, const int8_t *w,
-                                        const int32_t *wide, int8_t *out, int32x4_t lo,
-                                        int32x4_t hi, int32x4_t zp, uint32x4_t offsets)
-{
-    Q4_MVE_ACCUMULATORS;
-    const int8_t *x;
-    uint32_t n;
-    __asm__ volatile("0:\n\t"
-                     "ldr %[x], %[cols]\n\t"
-                     "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM "ldr %[n], %[rec]\n\t"
-                     "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"
-                     "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "ldr %[a0], %[wide]\n\t"
-                     "vldrw.u32 q1, [%[a0]], #16\n\t" /* input 0's high words */
-                     "vadd.i32 q3, q3, q1\n\t"
-                     "vldrw.u32 q1, [%[a0]], #16\n\t" /* and low words */
-                     "str %[a0], %[wide]\n\t"
-                     "vhadd.u32 q2, q0, q1\n\t"
-                     "vshr.u32 q2, q2, #31\n\t"
-                     "vadd.i32 q3, q3, q2\n\t" Q4_TM_STORE "ldr %[a0], %[end]\n\t"
-                     "cmp %[n], %[a0]\n\t"
-                     "bne 0b\n\t"
-                     : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),
-                       [out] "+r"(out), [rec] "+m"(recs), [wide] "+m"(wide)
-                     : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end), [lo] "w"(lo),
-                       [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)
-                     : "q0", "q1", "q2", "q3", "cc", "memory");
-}
+ * and stored as in the T = 2 loop. */
+#define Q4_TM_DEFINE_FUSED_RUN_WIDE(name, gemm)                                            \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,       \
+                            const int32_t *recs_end, const int8_t *w, const int32_t *wide, \
+                            int8_t *out, int32x4_t lo, int32x4_t hi, int32x4_t zp,         \
+                            uint32x4_t offsets)                                            \
+    {                                                                                      \
+        Q4_MVE_ACCUMULATORS;                                                               \
+        const int8_t *x;                                                                   \
+        uint32_t n;                                                                        \
+        __asm__ volatile("0:\n\t"                                                          \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"               \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"              \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "ldr %[a0], %[wide]\n\t"    \
+                         "vldrw.u32 q1, [%[a0]], #16\n\t" /* input 0's high words */       \
+                         "vadd.i32 q3, q3, q1\n\t"                                         \
+                         "vldrw.u32 q1, [%[a0]], #16\n\t" /* and low words */              \
+                         "str %[a0], %[wide]\n\t"                                          \
+                         "vhadd.u32 q2, q0, q1\n\t"                                        \
+                         "vshr.u32 q2, q2, #31\n\t"                                        \
+                         "vadd.i32 q3, q3, q2\n\t" Q4_TM_STORE "ldr %[a0], %[end]\n\t"     \
+                         "cmp %[n], %[a0]\n\t"                                             \
+                         "bne 0b\n\t"                                                      \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),   \
+                           [out] "+r"(out), [rec] "+m"(recs), [wide] "+m"(wide)            \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end),      \
+                           [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)    \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                        \
+    }
+
+Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run, Q4_TM_GEMM_N)
+Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run1, Q4_TM_GEMM_1)
+Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run2, Q4_TM_GEMM_2)
+Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide, Q4_TM_GEMM_N)
+Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide1, Q4_TM_GEMM_1)
+Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide2, Q4_TM_GEMM_2)
+Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide, Q4_TM_GEMM_N)
+Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide1, Q4_TM_GEMM_1)
+Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide2, Q4_TM_GEMM_2)
 
 /* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
 typedef struct {
@@ -403,14 +418,33 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                     g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
                     q4_mve_im2col(&g, first, pixels, gather, staging, col);
                 }
-                if (n_in == 1) {
-                    q4_tm_fused_run(cols, (uint32_t)steps, fused, end0, weights, out, lo, hi,
-                                    zp_y, offsets);
-                } else {
-                    q4_tm_fused_wide(cols, (uint32_t)steps, fused, end0, weights, wide);
-                    q4_tm_fused_run_wide(cols + Q4_MVE_PIXELS * k16, (uint32_t)steps, end0,
-                                         end0 + Q4_TM_FUSED * n_ch, weights, wide, out, lo, hi,
-                                         zp_y, offsets);
+                if (n_in == 1) { /* T = 2; 1 or 2 steps without the step-count logic */
+                    if (steps > 2) {
+                        q4_tm_fused_run(cols, (uint32_t)steps, fused, end0, weights, out, lo,
+                                        hi, zp_y, offsets);
+                    } else if (steps == 2) {
+                        q4_tm_fused_run2(cols, 2, fused, end0, weights, out, lo, hi, zp_y,
+                                         offsets);
+                    } else {
+                        q4_tm_fused_run1(cols, 1, fused, end0, weights, out, lo, hi, zp_y,
+                                         offsets);
+                    }
+                } else { /* T = 4: input 0's wide sums, then input 1 adds its own */
+                    int8_t *const col1 = cols + Q4_MVE_PIXELS * k16;
+                    const int32_t *const end1 = end0 + Q4_TM_FUSED * n_ch;
+                    if (steps > 2) {
+                        q4_tm_fused_wide(cols, (uint32_t)steps, fused, end0, weights, wide);
+                        q4_tm_fused_run_wide(col1, (uint32_t)steps, end0, end1, weights, wide,
+                                             out, lo, hi, zp_y, offsets);
+                    } else if (steps == 2) {
+                        q4_tm_fused_wide2(cols, 2, fused, end0, weights, wide);
+                        q4_tm_fused_run_wide2(col1, 2, end0, end1, weights, wide, out, lo, hi,
+                                              zp_y, offsets);
+                    } else {
+                        q4_tm_fused_wide1(cols, 1, fused, end0, weights, wide);
+                        q4_tm_fused_run_wide1(col1, 1, end0, end1, weights, wide, out, lo, hi,
+                                              zp_y, offsets);
+                    }
                 }
                 continue;
             }
