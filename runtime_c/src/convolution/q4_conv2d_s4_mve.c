@@ -3,7 +3,9 @@
  * cores with Helium (MVE, Cortex-M55/M85). Bit-exact with q4_conv2d_s4.
  *
  * Scheme (docs/kernels.md):
- *  - Output channels in blocks of up to Q4_MVE_BLOCK_CHANNELS, taken as pairs: a block's packed
+ *  - Output channels in blocks (q4_mve_block_channels: at least Q4_MVE_BLOCK_CHANNELS, more
+ *    while the block's weights fit Q4_MVE_BLOCK_BYTES, so the im2col is redone for fewer
+ *    blocks), taken as pairs: a block's packed
  *    rows are unpacked once into int8 (zero-padded to a multiple of 16 K-indices, the pair's two
  *    rows interleaved per 16-weight vector), and each pair gets its requantization record with
  *    the input zero point folded into the bias: acc = bias - z_x * sum(w) + sum(x * w), padded
@@ -30,7 +32,8 @@
 
 #include "q4_conv_mve.h"
 
-#define Q4_MVE_BLOCK_CHANNELS 16 /* output channels unpacked at a time (even) */
+#define Q4_MVE_BLOCK_CHANNELS 16 /* output channels unpacked at a time, at least (even) */
+#define Q4_MVE_BLOCK_BYTES 9216  /* or more while their weights fit this (16 x K = 576) */
 #define Q4_MVE_RECORD 8          /* int32 words of a pair's requantization record */
 
 /* A pair's requantization record, in the order the GEMM loads it (one LDM). */
@@ -46,17 +49,20 @@ enum {
                                                      * pair's channel a - this channel a */
 };
 
-/* Channels per block: the output channels rounded up to even, at most Q4_MVE_BLOCK_CHANNELS. */
-static int32_t q4_mve_block_channels(int32_t out_c)
+/* Channels per block: the output channels rounded up to even, at most the larger of
+ * Q4_MVE_BLOCK_CHANNELS and the even count whose unpacked weights fit Q4_MVE_BLOCK_BYTES. */
+static int32_t q4_mve_block_channels(int32_t out_c, int32_t k16)
 {
     const int32_t even = out_c + (out_c & 1);
-    return even < Q4_MVE_BLOCK_CHANNELS ? even : Q4_MVE_BLOCK_CHANNELS;
+    int32_t most = (Q4_MVE_BLOCK_BYTES / k16) & ~1;
+    most = most > Q4_MVE_BLOCK_CHANNELS ? most : Q4_MVE_BLOCK_CHANNELS;
+    return even < most ? even : most;
 }
 
 int32_t q4_conv2d_s4_mve_get_buffer_size(const q4_dims *filter_dims, const q4_dims *output_dims)
 {
     const int32_t k16 = q4_round_up16(filter_dims->h * filter_dims->w * filter_dims->c);
-    const int32_t block = q4_mve_block_channels(output_dims->c);
+    const int32_t block = q4_mve_block_channels(output_dims->c, k16);
     /* pair records, unpacked weights, 4 interleaved columns, staging column, gather offsets */
     return 2 * Q4_MVE_RECORD * block + block * k16 + Q4_MVE_PIXELS * k16 + k16 + k16 +
            Q4_MVE_LANES;
@@ -184,7 +190,7 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     const int32_t k16 = q4_round_up16(k), steps = k16 / Q4_MVE_LANES;
     const int32_t row_bytes = (k + 1) / 2;
     const int32_t out_c = output_dims->c, pixels = output_dims->h * output_dims->w;
-    const int32_t block = q4_mve_block_channels(out_c);
+    const int32_t block = q4_mve_block_channels(out_c, k16);
     /* scratch: pair records, unpacked weights, columns, staging column, gather offsets */
     int32_t *records = scratch;
     int8_t *weights = (int8_t *)(scratch + Q4_MVE_RECORD * (block / 2));
