@@ -368,8 +368,6 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     const uint32x4_t offsets = vmulq_n_u32(
         vminq_u32(vidupq_n_u32(0, 1), vdupq_n_u32((uint32_t)(pixels - 1))), (uint32_t)out_c);
     const int32_t n = pixels < Q4_MVE_PIXELS ? pixels : Q4_MVE_PIXELS;
-    const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
-    const int32x4_t zp_y = vdupq_n_s32(params->output_zp);
     const uint8_t *gather;
     q4_mve_geometry g;
     int8_t *out;
@@ -410,14 +408,17 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
             out = output + first * out_c + oc0;
+            for (i = 0; i < n_in; ++i) { /* the im2col of each input */
+                g.input = inputs[i];
+                g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
+                q4_mve_im2col(&g, first, pixels, gather, staging, cols + i * Q4_MVE_PIXELS * k16);
+            }
             if (fast) {
+                /* here, not for the whole call: live across the other paths, they slowed them */
+                const int32x4_t lo = vdupq_n_s32(params->act_min);
+                const int32x4_t hi = vdupq_n_s32(params->act_max);
+                const int32x4_t zp_y = vdupq_n_s32(params->output_zp);
                 const int32_t *const end0 = fused + Q4_TM_FUSED * n_ch;
-                for (i = 0; i < n_in; ++i) {
-                    int8_t *col = cols + i * Q4_MVE_PIXELS * k16;
-                    g.input = inputs[i];
-                    g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
-                    q4_mve_im2col(&g, first, pixels, gather, staging, col);
-                }
                 if (n_in == 1) { /* T = 2; 1 or 2 steps without the step-count logic */
                     if (steps > 2) {
                         q4_tm_fused_run(cols, (uint32_t)steps, fused, end0, weights, out, lo,
@@ -449,12 +450,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                 continue;
             }
             for (i = 0; i < n_in; ++i) {
-                int8_t *col = cols + i * Q4_MVE_PIXELS * k16;
                 int32_t *s = sums + i * Q4_TM_SUMS;
-                g.input = inputs[i];
-                g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
-                q4_mve_im2col(&g, first, pixels, gather, staging, col);
-                q4_tm_gemm_pairs(col, (uint32_t)steps, weights, s,
+                q4_tm_gemm_pairs(cols + i * Q4_MVE_PIXELS * k16, (uint32_t)steps, weights, s,
                                  s + 2 * Q4_MVE_PIXELS * n_pairs);
             }
             if (n_w == 2 && n_in == 1) {
