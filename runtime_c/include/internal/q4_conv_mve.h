@@ -209,19 +209,32 @@ static Q4_MVE_HELPER void q4_mve_column_staged(const q4_mve_geometry *g, int32_t
 static Q4_MVE_HELPER void q4_mve_group_copy(const int8_t *rows, int32_t row_bytes, int32_t step,
                                             int32_t k_h, int32_t run, int8_t *dst)
 {
-    int32_t ky, v;
-    for (ky = 0; ky < k_h; ++ky, rows += row_bytes) {
-        const int8_t *s0 = rows, *s1 = rows + step, *s2 = rows + 2 * step, *s3 = rows + 3 * step;
-        for (v = run; v > 0; --v, dst += Q4_MVE_GROUP_STRIDE) {
-            vst1q_s8(dst, vld1q_s8(s0));
-            vst1q_s8(dst + Q4_MVE_LANES, vld1q_s8(s1));
-            vst1q_s8(dst + 2 * Q4_MVE_LANES, vld1q_s8(s2));
-            vst1q_s8(dst + 3 * Q4_MVE_LANES, vld1q_s8(s3));
-            s0 += Q4_MVE_LANES;
-            s1 += Q4_MVE_LANES;
-            s2 += Q4_MVE_LANES;
-            s3 += Q4_MVE_LANES;
-        }
+    /* per vector 4 post-incremented loads, 3 stores at fixed offsets and one post-incremented:
+     * inline assembly, as GCC's loop spent more on pointer set-up than on the copies */
+    const int32_t next = row_bytes - run * Q4_MVE_LANES;
+    const int8_t *s0 = rows, *s1 = rows + step, *s2 = rows + 2 * step, *s3 = rows + 3 * step;
+    int32_t ky;
+    for (ky = k_h; ky > 0; --ky) {
+        int32_t n = run;
+        __asm__ volatile(
+            "1:\n\t"
+            "vldrb.u8 q0, [%[s0]], #16\n\t"
+            "vldrb.u8 q1, [%[s1]], #16\n\t"
+            "vldrb.u8 q2, [%[s2]], #16\n\t"
+            "vldrb.u8 q3, [%[s3]], #16\n\t"
+            "vstrb.8 q1, [%[d], #16]\n\t"
+            "vstrb.8 q2, [%[d], #32]\n\t"
+            "vstrb.8 q3, [%[d], #48]\n\t"
+            "vstrb.8 q0, [%[d]], #64\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [d] "+r"(dst), [n] "+r"(n)
+            :
+            : "q0", "q1", "q2", "q3", "cc", "memory");
+        s0 += next;
+        s1 += next;
+        s2 += next;
+        s3 += next;
     }
 }
 
