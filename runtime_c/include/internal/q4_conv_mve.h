@@ -81,6 +81,34 @@ static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, i
 #define Q4_MVE_GEMM_2 \
     Q4_MVE_GEMM_STEP("vmladav.s8") Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_SUMS_TO_Q
 
+/* The GEMM of 3 .. Q4_MVE_CHAIN_STEPS steps as one straight chain of steps, entered so that
+ * exactly `steps` run: the first step (VMLADAV), then a branch past (Q4_MVE_CHAIN_STEPS - steps)
+ * of the chain's Q4_MVE_CHAIN_STEPS - 1 VMLADAVA steps (each 14 32-bit instructions, 56 bytes;
+ * ADR finds the chain, which needs the section 4-byte aligned: .p2align 2 makes it so);
+ * %[skip] holds that offset + 1 (the Thumb bit). 4 instructions of step-count logic instead of
+ * 7-23 for the loop of Q4_MVE_GEMM. */
+#define Q4_MVE_CHAIN_STEPS 36
+#define Q4_MVE_STEP_BYTES 56
+#define Q4_MVE_ACC_STEPS5           \
+    Q4_MVE_GEMM_STEP("vmladava.s8") \
+    Q4_MVE_GEMM_STEP("vmladava.s8") \
+    Q4_MVE_GEMM_STEP("vmladava.s8") \
+    Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_GEMM_STEP("vmladava.s8")
+#define Q4_MVE_GEMM_CHAIN                                                                              \
+    "adr %[n], 5f\n\t"                                                                                 \
+    "ldr %[a0], %[skip]\n\t"                                                                           \
+    "add %[n], %[n], %[a0]\n\t" Q4_MVE_GEMM_STEP(                                                      \
+        "vmladav.s8") "bx %[n]\n\t"                                                                    \
+                      ".p2align 2\n\t"                                                                 \
+                      "5:\n\t" Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 \
+                          Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_SUMS_TO_Q
+
+/* %[skip] of Q4_MVE_GEMM_CHAIN for 3 <= steps <= Q4_MVE_CHAIN_STEPS. */
+static Q4_MVE_HELPER uint32_t q4_mve_chain_skip(int32_t steps)
+{
+    return (uint32_t)((Q4_MVE_CHAIN_STEPS - steps) * Q4_MVE_STEP_BYTES + 1);
+}
+
 /* The accumulators: VMLADAVA accumulates into an even general register, and the compiler does
  * not keep 8 such accumulators in a loop without moves and spills, hence inline assembly. */
 #define Q4_MVE_ACCUMULATORS             \

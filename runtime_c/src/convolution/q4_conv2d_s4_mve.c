@@ -109,48 +109,51 @@ static int32_t q4_mve_unpack_block(const uint8_t *filter, int32_t row_bytes, int
  * first pair's channel a; lo, hi: the clamp; zp: z_y; offsets: the pixels' byte offsets.
  * The values used once per pair stay in memory (stack operands): the loop needs only 4 general
  * registers besides the accumulators, so it builds with a frame pointer (-O0) and a fixed r9. */
-#define Q4_MVE_DEFINE_TILES_RUN(name, gemm)                                                        \
-    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *records,            \
-                            const int32_t *records_end, const int8_t *w, int8_t *out,              \
-                            int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)          \
-    {                                                                                              \
-        Q4_MVE_ACCUMULATORS;                                                                       \
-        const int8_t *x;                                                                           \
-        uint32_t n;                                                                                \
-        __asm__ volatile("0:\n\t"                                                                  \
-                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"                       \
-                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0], %[b1], %[b2], %[b3]}\n\t" \
-                         "str %[n], %[rec]\n\t"                                                    \
-                         "vadd.i32 q0, q0, %[a0]\n\t" /* + folded bias */                          \
-                         "vadd.i32 q1, q1, %[a3]\n\t"                                              \
-                         "vqdmulh.s32 q0, q0, %[a1]\n\t" /* floor(acc * m / 2^31) */               \
-                         "vqdmulh.s32 q1, q1, %[b0]\n\t"                                           \
-                         "vrshl.s32 q0, %[a2]\n\t" /* rounding shift right by s - 31 */            \
-                         "vrshl.s32 q1, %[b1]\n\t"                                                 \
-                         "vadd.i32 q0, q0, %q[zp]\n\t"                                             \
-                         "vadd.i32 q1, q1, %q[zp]\n\t"                                             \
-                         "vmax.s32 q0, q0, %q[lo]\n\t"                                             \
-                         "vmax.s32 q1, q1, %q[lo]\n\t"                                             \
-                         "vmin.s32 q0, q0, %q[hi]\n\t"                                             \
-                         "vmin.s32 q1, q1, %q[hi]\n\t"                                             \
-                         "vstrb.32 q0, [%[out], %q[off]]\n\t"                                      \
-                         "add %[b2], %[b2], %[out]\n\t"                                            \
-                         "vstrb.32 q1, [%[b2], %q[off]]\n\t"                                       \
-                         "add %[out], %[out], %[b3]\n\t"                                           \
-                         "ldr %[a0], %[end]\n\t"                                                   \
-                         "cmp %[n], %[a0]\n\t"                                                     \
-                         "bne 0b\n\t"                                                              \
-                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),           \
-                           [out] "+r"(out), [rec] "+m"(records)                                    \
-                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(records_end),           \
-                           [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)            \
-                         : "q0", "q1", "q2", "q3", "cc", "memory");                                \
+#define Q4_MVE_DEFINE_TILES_RUN(name, gemm)                                                    \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *records,        \
+                            const int32_t *records_end, const int8_t *w, int8_t *out,          \
+                            int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)      \
+    {                                                                                          \
+        Q4_MVE_ACCUMULATORS;                                                                   \
+        const int8_t *x;                                                                       \
+        uint32_t n;                                                                            \
+        __asm__ volatile(                                                                      \
+            "0:\n\t"                                                                           \
+            "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"                                \
+            "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0], %[b1], %[b2], %[b3]}\n\t"          \
+            "str %[n], %[rec]\n\t"                                                             \
+            "vadd.i32 q0, q0, %[a0]\n\t" /* + folded bias */                                   \
+            "vadd.i32 q1, q1, %[a3]\n\t"                                                       \
+            "vqdmulh.s32 q0, q0, %[a1]\n\t" /* floor(acc * m / 2^31) */                        \
+            "vqdmulh.s32 q1, q1, %[b0]\n\t"                                                    \
+            "vrshl.s32 q0, %[a2]\n\t" /* rounding shift right by s - 31 */                     \
+            "vrshl.s32 q1, %[b1]\n\t"                                                          \
+            "vadd.i32 q0, q0, %q[zp]\n\t"                                                      \
+            "vadd.i32 q1, q1, %q[zp]\n\t"                                                      \
+            "vmax.s32 q0, q0, %q[lo]\n\t"                                                      \
+            "vmax.s32 q1, q1, %q[lo]\n\t"                                                      \
+            "vmin.s32 q0, q0, %q[hi]\n\t"                                                      \
+            "vmin.s32 q1, q1, %q[hi]\n\t"                                                      \
+            "vstrb.32 q0, [%[out], %q[off]]\n\t"                                               \
+            "add %[b2], %[b2], %[out]\n\t"                                                     \
+            "vstrb.32 q1, [%[b2], %q[off]]\n\t"                                                \
+            "add %[out], %[out], %[b3]\n\t"                                                    \
+            "ldr %[a0], %[end]\n\t"                                                            \
+            "cmp %[n], %[a0]\n\t"                                                              \
+            "bne 0b\n\t"                                                                       \
+            : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out),   \
+              [rec] "+m"(records)                                                              \
+            : [cols] "m"(cols), [steps] "m"(steps), [skip] "m"(steps), [end] "m"(records_end), \
+              [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)                     \
+            : "q0", "q1", "q2", "q3", "cc", "memory");                                         \
     }
 
 /* The GEMM with `steps` steps, or a fixed 1 or 2 (K <= 32) without the step-count logic. */
 Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run, "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM)
 Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run1, Q4_MVE_GEMM_1)
 Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run2, Q4_MVE_GEMM_2)
+/* 3 .. Q4_MVE_CHAIN_STEPS steps (K <= 576): steps holds q4_mve_chain_skip(steps) */
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run_chain, Q4_MVE_GEMM_CHAIN)
 
 /* The same tile for a block with a shift below 32: the sums are requantized one by one.
  * shifts_ab: the two channels' shifts; last: the index of the last pixel (< 4 when fewer). */
@@ -191,6 +194,8 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     const int32_t row_bytes = (k + 1) / 2;
     const int32_t out_c = output_dims->c, pixels = output_dims->h * output_dims->w;
     const int32_t block = q4_mve_block_channels(out_c, k16);
+    const uint32_t skip = steps >= 3 && steps <= Q4_MVE_CHAIN_STEPS ? q4_mve_chain_skip(steps)
+                                                                    : 0;
     /* scratch: pair records, unpacked weights, columns, staging column, gather offsets */
     int32_t *records = scratch;
     int8_t *weights = (int8_t *)(scratch + Q4_MVE_RECORD * (block / 2));
@@ -236,9 +241,12 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
             int8_t *out = output + first * out_c + c0;
             q4_mve_im2col(&g, first, pixels, gather, staging, cols);
             if (fast) {
-                if (steps > 2) {
+                if (steps > Q4_MVE_CHAIN_STEPS) {
                     q4_mve_tiles_run(cols, (uint32_t)steps, records, records_end, weights, out,
                                      lo, hi, zp, offsets);
+                } else if (steps > 2) {
+                    q4_mve_tiles_run_chain(cols, skip, records, records_end, weights, out, lo,
+                                           hi, zp, offsets);
                 } else if (steps == 2) {
                     q4_mve_tiles_run2(cols, 2, records, records_end, weights, out, lo, hi, zp,
                                       offsets);
