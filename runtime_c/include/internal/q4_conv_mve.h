@@ -37,6 +37,29 @@ static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, i
     return vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
 }
 
+/* A packed row (row_bytes bytes) unpacked as q4_mve_unpack16 does, its k16 / 16 vectors at dst,
+ * dst + 32, ... (the pair layout); returns the sum of its weights. The vectors with 8 bytes of
+ * the row behind them load without predication. */
+static inline int32_t q4_mve_unpack_row(const uint8_t *row, int32_t row_bytes, int32_t k16,
+                                        int8_t *dst)
+{
+    const int32_t vectors = k16 / Q4_MVE_LANES, whole = row_bytes / (Q4_MVE_LANES / 2);
+    int32_t sum = 0, b;
+    for (b = 0; b < whole; ++b, row += Q4_MVE_LANES / 2, dst += 2 * Q4_MVE_LANES) {
+        const uint16x8_t raw = vldrbq_u16(row);
+        const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), vbicq_n_u16(raw, 0xF), 8);
+        const int8x16_t v = vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
+        sum = vaddvaq_s8(sum, v);
+        vst1q_s8(dst, v);
+    }
+    for (; b < vectors; ++b, dst += 2 * Q4_MVE_LANES) {
+        const int8x16_t v = q4_mve_unpack16(row - b * (Q4_MVE_LANES / 2), row_bytes, b);
+        sum = vaddvaq_s8(sum, v);
+        vst1q_s8(dst, v);
+    }
+    return sum;
+}
+
 /* One step of the 2-channel x 4-pixel GEMM: 16 K-indices, 2 weight and 4 column loads (post-
  * incremented), 8 VMLADAV[A].S8 (`op`). */
 #define Q4_MVE_GEMM_STEP(op)                                                      \

@@ -77,19 +77,15 @@ static int32_t q4_mve_unpack_block(const uint8_t *filter, int32_t row_bytes, int
                                    const q4_quant_params *quant, int32_t in_zp, int8_t *w,
                                    int32_t *records)
 {
-    int32_t c, half, b, fast = 1;
+    int32_t c, half, fast = 1;
     for (c = 0; c < n_ch; c += 2, records += Q4_MVE_RECORD) {
         const int32_t a = c + 2 <= n_ch ? c : (n_ch >= 2 ? n_ch - 2 : 0);
         for (half = 0; half < 2; ++half) {
             const int32_t ch = c0 + (n_ch >= 2 ? a + half : a);
             const uint8_t *row = filter + ch * row_bytes;
-            int32_t sum = 0;
+            const int32_t sum = q4_mve_unpack_row(row, row_bytes, k16,
+                                                  w + c * k16 + half * Q4_MVE_LANES);
             int32_t *rec = records + (Q4_MVE_BIAS_B - Q4_MVE_BIAS_A) * half;
-            for (b = 0; b < k16 / Q4_MVE_LANES; ++b) {
-                const int8x16_t v = q4_mve_unpack16(row, row_bytes, b);
-                sum = vaddvaq_s8(sum, v);
-                vst1q_s8(w + (c * k16) + b * 2 * Q4_MVE_LANES + half * Q4_MVE_LANES, v);
-            }
             /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
             rec[Q4_MVE_BIAS_A] = (int32_t)((uint32_t)bias[ch] - (uint32_t)in_zp * (uint32_t)sum);
             rec[Q4_MVE_MULT_A] = quant->multiplier[ch];

@@ -68,12 +68,7 @@ static void q4_tm_unpack_rows(const q4_terms_params *terms, const uint8_t *const
         } else {
             const int32_t channel = oc0 + r / n_w;
             const uint8_t *row = filters[r % n_w] + channel * row_bytes;
-            int32_t sum = 0;
-            for (b = 0; b < k16 / Q4_MVE_LANES; ++b) {
-                const int8x16_t v = q4_mve_unpack16(row, row_bytes, b);
-                sum = vaddvaq_s8(sum, v);
-                vst1q_s8(out + b * 2 * Q4_MVE_LANES, v);
-            }
+            const int32_t sum = q4_mve_unpack_row(row, row_bytes, k16, out);
             for (i = 0; i < n_in; ++i) {
                 const int32_t base = i == 0 && r % n_w == 0 ? bias[channel] : 0;
                 /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
