@@ -151,6 +151,75 @@ Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run2, Q4_MVE_GEMM_2)
 /* 3 .. Q4_MVE_CHAIN_STEPS steps (K <= 576): steps holds q4_mve_chain_skip(steps) */
 Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run_chain, Q4_MVE_GEMM_CHAIN)
 
+/* Without im2col: a group of 4 pixels in one output row whose windows lie inside the input, in
+ * a 3-row kernel whose rows are 3 or 6 whole vectors (I = 16 or 32) and whose pixels are S = 16
+ * or 32 bytes apart (stride_w * I): the GEMM reads the input itself, pixel p at [x, #p * S]
+ * (immediate offsets), x advancing 16 bytes per step and %[skip] bytes (to the next input row)
+ * after each kernel row. */
+#define Q4_MVE_DIRECT_STEP(op, s1, s2, s3)                                            \
+    "vldrb.8 q0, [%[w]], #16\n\t"                                                     \
+    "vldrb.8 q1, [%[w]], #16\n\t"                                                     \
+    "vldrb.8 q2, [%[x], #" s1 "]\n\t" op " %[a1], q2, q0\n\t" op " %[b1], q2, q1\n\t" \
+    "vldrb.8 q3, [%[x], #" s2 "]\n\t" op " %[a2], q3, q0\n\t" op " %[b2], q3, q1\n\t" \
+    "vldrb.8 q2, [%[x], #" s3 "]\n\t" op " %[a3], q2, q0\n\t" op " %[b3], q2, q1\n\t" \
+    "vldrb.8 q3, [%[x]], #16\n\t" op " %[a0], q3, q0\n\t" op " %[b0], q3, q1\n\t"
+#define Q4_MVE_DIRECT_NEXT_ROW "ldr %[n], %[skip]\n\tadd %[x], %[x], %[n]\n\t"
+#define Q4_MVE_DIRECT_3(s1, s2, s3)               \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3) \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3) \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)
+/* kernel rows of 3 vectors (I = 16, 3 taps) */
+#define Q4_MVE_GEMM_DIRECT_3(s1, s2, s3)               \
+    Q4_MVE_DIRECT_STEP("vmladav.s8", s1, s2, s3)       \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)      \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)      \
+    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(s1, s2, s3) \
+    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_SUMS_TO_Q
+/* kernel rows of 6 vectors (I = 32, 3 taps) */
+#define Q4_MVE_GEMM_DIRECT_6(s1, s2, s3)                                           \
+    Q4_MVE_DIRECT_STEP("vmladav.s8", s1, s2, s3)                                   \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)                                  \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)                                  \
+    Q4_MVE_DIRECT_3(s1, s2, s3)                                                    \
+    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_DIRECT_3(s1, s2, s3) \
+        Q4_MVE_DIRECT_NEXT_ROW                                                     \
+        Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_SUMS_TO_Q
+/* cols: the group's first window (pixel 0's top-left tap); steps: the row skip in bytes */
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_s16_r3, Q4_MVE_GEMM_DIRECT_3("16", "32", "48"))
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_s32_r3, Q4_MVE_GEMM_DIRECT_3("32", "64", "96"))
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_s32_r6, Q4_MVE_GEMM_DIRECT_6("32", "64", "96"))
+
+/* Which direct GEMM a layer can use (0: none; 1: S = 16, rows of 3 vectors; 2: S = 32, rows of
+ * 3; 3: S = 32, rows of 6). */
+static int32_t q4_mve_direct_kind(const q4_mve_geometry *g)
+{
+    const int32_t s = g->stride_w * g->in_c, run = g->k_w * g->in_c;
+    if (g->in_c % Q4_MVE_LANES != 0 || g->k_h != 3) {
+        return 0;
+    }
+    if (s == 16 && run == 48) {
+        return 1;
+    }
+    if (s == 32 && run == 48) {
+        return 2;
+    }
+    return s == 32 && run == 96 ? 3 : 0;
+}
+
+/* The first window of the group at output pixel `first`, when the group takes the direct GEMM:
+ * 4 pixels in one output row, every window inside the input; else NULL. */
+static const int8_t *q4_mve_direct_base(const q4_mve_geometry *g, int32_t first, int32_t pixels)
+{
+    const int32_t oy = first / g->out_w, ox = first - oy * g->out_w;
+    const int32_t y = oy * g->stride_h - g->pad_top, x = ox * g->stride_w - g->pad_left;
+    if (first + Q4_MVE_PIXELS <= pixels && ox + Q4_MVE_PIXELS <= g->out_w && y >= 0 &&
+        y + g->k_h <= g->in_h && x >= 0 &&
+        x + (Q4_MVE_PIXELS - 1) * g->stride_w + g->k_w <= g->in_w) {
+        return g->input + (y * g->in_w + x) * g->in_c;
+    }
+    return NULL;
+}
+
 /* The same tile for a block with a shift below 32: the sums are requantized one by one.
  * shifts_ab: the two channels' shifts; last: the index of the last pixel (< 4 when fewer). */
 static void q4_mve_tile_scalar(const int8_t **w, const int8_t *cols, int32_t steps,
@@ -205,7 +274,8 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     const int32x4_t zp = vdupq_n_s32(params->output_zp);
     const uint8_t *gather;
     q4_mve_geometry g;
-    int32_t c0;
+    int32_t c0, direct_kind;
+    uint32_t row_skip;
 
     g.input = input;
     g.in_h = input_dims->h;
@@ -222,12 +292,15 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     g.out_w = output_dims->w;
     g.zp = vdupq_n_s8((int8_t)params->input_zp);
     gather = g.in_c % Q4_MVE_LANES ? q4_mve_gather_offsets(&g, offset_table) : NULL;
+    direct_kind = q4_mve_direct_kind(&g);
+    row_skip = (uint32_t)((g.in_w - g.k_w) * g.in_c);
     q4_mve_fill_spill(staging, k16, vdupq_n_s8(0)); /* the bytes past K stay defined */
     for (c0 = 0; c0 < out_c; c0 += block) {
         const int32_t n_ch = out_c - c0 < block ? out_c - c0 : block;
         const int32_t fast = q4_mve_unpack_block(filter, row_bytes, k16, c0, n_ch, bias, quant,
                                                  params->input_zp, weights, records);
         const int32_t *const records_end = records + Q4_MVE_RECORD * ((n_ch + 1) / 2);
+        const int32_t direct = fast ? direct_kind : 0;
         int32_t p0;
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
@@ -235,6 +308,20 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
             int8_t *out = output + first * out_c + c0;
+            const int8_t *const base = direct ? q4_mve_direct_base(&g, first, pixels) : NULL;
+            if (base != NULL) { /* no im2col */
+                if (direct == 1) {
+                    q4_mve_tiles_direct_s16_r3(base, row_skip, records, records_end, weights,
+                                               out, lo, hi, zp, offsets);
+                } else if (direct == 2) {
+                    q4_mve_tiles_direct_s32_r3(base, row_skip, records, records_end, weights,
+                                               out, lo, hi, zp, offsets);
+                } else {
+                    q4_mve_tiles_direct_s32_r6(base, row_skip, records, records_end, weights,
+                                               out, lo, hi, zp, offsets);
+                }
+                continue;
+            }
             q4_mve_im2col(&g, first, pixels, gather, staging, cols);
             if (fast) {
                 if (steps > Q4_MVE_CHAIN_STEPS) {
