@@ -108,13 +108,14 @@ def make_cases() -> list[ConvCase]:
         ("m55_1x1s2_k32_o33", 7, 8, 32, 33, (1, 1), (2, 2), (0, 0, 0, 0)),
         ("m55_1x1s1_k12_o5", 5, 3, 12, 5, (1, 1), (1, 1), (0, 0, 0, 0)),
         ("m55_k27_s2_o19", 9, 7, 3, 19, (3, 3), (2, 2), (0, 1, 1, 0)),
-        # the direct GEMM (no im2col for groups inside the input): pixels 16 bytes apart (I = 16,
-        # stride 1 or stride (2, 1)), 32 bytes apart with kernel rows of 3 (I = 16, stride 2) or
-        # 6 vectors (I = 32, stride 1)
+        # the direct GEMM (no im2col: the input itself for groups inside it, else the border
+        # patch): pixels 16 bytes apart (I = 16, stride 1 or (2, 1)), 32 bytes apart with kernel
+        # rows of 3 (I = 16, stride 2) or 6 vectors (I = 32, stride 1), 64 bytes apart (I = 64)
         ("m55_direct_i16_s1", 6, 12, 16, 18, (3, 3), (1, 1), (1, 1, 1, 1)),
         ("m55_direct_i16_s21", 9, 10, 16, 5, (3, 3), (2, 1), (1, 1, 1, 1)),
         ("m55_direct_i16_s2", 9, 17, 16, 6, (3, 3), (2, 2), (0, 0, 1, 1)),
         ("m55_direct_i32_s1", 5, 10, 32, 20, (3, 3), (1, 1), (1, 1, 1, 1)),
+        ("m55_direct_i64_s1", 6, 9, 64, 10, (3, 3), (1, 1), (1, 1, 1, 1)),  # the patch, VLDRH
     ):
         for bits in (4, 8):
             cases.append(random_case(rng, f"{name}_a{bits}", bits, h, w, ic, oc, kernel, stride, pads))

@@ -156,54 +156,86 @@ Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run_chain, Q4_MVE_GEMM_CHAIN)
  * or 32 bytes apart (stride_w * I): the GEMM reads the input itself, pixel p at [x, #p * S]
  * (immediate offsets), x advancing 16 bytes per step and %[skip] bytes (to the next input row)
  * after each kernel row. */
-#define Q4_MVE_DIRECT_STEP(op, s1, s2, s3)                                            \
-    "vldrb.8 q0, [%[w]], #16\n\t"                                                     \
-    "vldrb.8 q1, [%[w]], #16\n\t"                                                     \
-    "vldrb.8 q2, [%[x], #" s1 "]\n\t" op " %[a1], q2, q0\n\t" op " %[b1], q2, q1\n\t" \
-    "vldrb.8 q3, [%[x], #" s2 "]\n\t" op " %[a2], q3, q0\n\t" op " %[b2], q3, q1\n\t" \
-    "vldrb.8 q2, [%[x], #" s3 "]\n\t" op " %[a3], q2, q0\n\t" op " %[b3], q2, q1\n\t" \
-    "vldrb.8 q3, [%[x]], #16\n\t" op " %[a0], q3, q0\n\t" op " %[b0], q3, q1\n\t"
+#define Q4_MVE_DIRECT_STEP(op, ld, s1, s2, s3)                                             \
+    "vldrb.8 q0, [%[w]], #16\n\t"                                                          \
+    "vldrb.8 q1, [%[w]], #16\n\t" ld " q2, [%[x], #" s1 "]\n\t" op " %[a1], q2, q0\n\t" op \
+    " %[b1], q2, q1\n\t" ld " q3, [%[x], #" s2 "]\n\t" op " %[a2], q3, q0\n\t" op          \
+    " %[b2], q3, q1\n\t" ld " q2, [%[x], #" s3 "]\n\t" op " %[a3], q2, q0\n\t" op          \
+    " %[b3], q2, q1\n\t" ld " q3, [%[x]], #16\n\t" op " %[a0], q3, q0\n\t" op              \
+    " %[b0], q3, q1\n\t"
 #define Q4_MVE_DIRECT_NEXT_ROW "ldr %[n], %[skip]\n\tadd %[x], %[x], %[n]\n\t"
-#define Q4_MVE_DIRECT_3(s1, s2, s3)               \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3) \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3) \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)
-/* kernel rows of 3 vectors (I = 16, 3 taps) */
-#define Q4_MVE_GEMM_DIRECT_3(s1, s2, s3)               \
-    Q4_MVE_DIRECT_STEP("vmladav.s8", s1, s2, s3)       \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)      \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)      \
-    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(s1, s2, s3) \
-    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_SUMS_TO_Q
-/* kernel rows of 6 vectors (I = 32, 3 taps) */
-#define Q4_MVE_GEMM_DIRECT_6(s1, s2, s3)                                           \
-    Q4_MVE_DIRECT_STEP("vmladav.s8", s1, s2, s3)                                   \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)                                  \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", s1, s2, s3)                                  \
-    Q4_MVE_DIRECT_3(s1, s2, s3)                                                    \
-    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_DIRECT_3(s1, s2, s3) \
-        Q4_MVE_DIRECT_NEXT_ROW                                                     \
-        Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_DIRECT_3(s1, s2, s3) Q4_MVE_SUMS_TO_Q
-/* cols: the group's first window (pixel 0's top-left tap); steps: the row skip in bytes */
-Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_s16_r3, Q4_MVE_GEMM_DIRECT_3("16", "32", "48"))
-Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_s32_r3, Q4_MVE_GEMM_DIRECT_3("32", "64", "96"))
-Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_s32_r6, Q4_MVE_GEMM_DIRECT_6("32", "64", "96"))
+#define Q4_MVE_DIRECT_3(ld, s1, s2, s3)               \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3) \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3) \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3)
+/* the first 3 steps of the first kernel row (the first one starts the sums) */
+#define Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)         \
+    Q4_MVE_DIRECT_STEP("vmladav.s8", ld, s1, s2, s3)  \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3) \
+    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3)
+/* 3 kernel rows of 3, 6 or 12 vectors (I = 16, 32, 64 with 3 taps) */
+#define Q4_MVE_GEMM_DIRECT_3(ld, s1, s2, s3)               \
+    Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)                  \
+    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(ld, s1, s2, s3) \
+    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_3(ld, s1, s2, s3) Q4_MVE_SUMS_TO_Q
+#define Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3) \
+    Q4_MVE_DIRECT_3(ld, s1, s2, s3) Q4_MVE_DIRECT_3(ld, s1, s2, s3)
+#define Q4_MVE_GEMM_DIRECT_6(ld, s1, s2, s3)                                                   \
+    Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)                                                      \
+    Q4_MVE_DIRECT_3(ld, s1, s2, s3) Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3) \
+    Q4_MVE_DIRECT_NEXT_ROW                                                                     \
+    Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3) Q4_MVE_SUMS_TO_Q
+#define Q4_MVE_GEMM_DIRECT_12(ld, s1, s2, s3)                      \
+    Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)                          \
+    Q4_MVE_DIRECT_3(ld, s1, s2, s3)                                \
+    Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3)                            \
+    Q4_MVE_DIRECT_NEXT_ROW Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3)     \
+        Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3) Q4_MVE_DIRECT_NEXT_ROW \
+        Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3) Q4_MVE_DIRECT_ROW_6(ld, s1, s2, s3) Q4_MVE_SUMS_TO_Q
 
-/* Which direct GEMM a layer can use (0: none; 1: S = 16, rows of 3 vectors; 2: S = 32, rows of
- * 3; 3: S = 32, rows of 6). */
+/* cols: the group's first window (pixel 0's top-left tap); steps: the row skip in bytes.
+ * Pixels 64 bytes apart (offsets up to 192) load with VLDRH (immediates up to 254, 2-byte
+ * aligned): used on the border patch only, which lies in the scratch. */
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_1, Q4_MVE_GEMM_DIRECT_3("vldrb.8", "16", "32", "48"))
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_2, Q4_MVE_GEMM_DIRECT_3("vldrb.8", "32", "64", "96"))
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_3, Q4_MVE_GEMM_DIRECT_6("vldrb.8", "32", "64", "96"))
+Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_direct_4,
+                        Q4_MVE_GEMM_DIRECT_12("vldrh.16", "64", "128", "192"))
+
+/* Which direct GEMM a layer can use (0: none): 1, 2, 3: pixels S = 16, 32, 32 bytes apart,
+ * kernel rows of 3, 3, 6 vectors (read from the input or the patch); 4: S = 64, rows of 12
+ * vectors (I = 64, stride 1; the patch only). */
 static int32_t q4_mve_direct_kind(const q4_mve_geometry *g)
 {
     const int32_t s = g->stride_w * g->in_c, run = g->k_w * g->in_c;
     if (g->in_c % Q4_MVE_LANES != 0 || g->k_h != 3) {
         return 0;
     }
-    if (s == 16 && run == 48) {
-        return 1;
+    if (s == 16 || s == 32) {
+        return run == 48 ? s / 16 : (s == 32 && run == 96 ? 3 : 0);
     }
-    if (s == 32 && run == 48) {
-        return 2;
+    return s == 64 && run == 192 ? 4 : 0;
+}
+
+/* The 4-pixel tiles of a block for one group through the direct GEMM of `kind`. */
+static void q4_mve_direct_run(int32_t kind, const int8_t *base, uint32_t skip,
+                              const int32_t *records, const int32_t *records_end,
+                              const int8_t *weights, int8_t *out, int32x4_t lo, int32x4_t hi,
+                              int32x4_t zp, uint32x4_t offsets)
+{
+    if (kind == 1) {
+        q4_mve_tiles_direct_1(base, skip, records, records_end, weights, out, lo, hi, zp,
+                              offsets);
+    } else if (kind == 2) {
+        q4_mve_tiles_direct_2(base, skip, records, records_end, weights, out, lo, hi, zp,
+                              offsets);
+    } else if (kind == 3) {
+        q4_mve_tiles_direct_3(base, skip, records, records_end, weights, out, lo, hi, zp,
+                              offsets);
+    } else {
+        q4_mve_tiles_direct_4(base, skip, records, records_end, weights, out, lo, hi, zp,
+                              offsets);
     }
-    return s == 32 && run == 96 ? 3 : 0;
 }
 
 /* The first window of the group at output pixel `first`, when the group takes the direct GEMM:
@@ -218,6 +250,22 @@ static const int8_t *q4_mve_direct_base(const q4_mve_geometry *g, int32_t first,
         return g->input + (y * g->in_w + x) * g->in_c;
     }
     return NULL;
+}
+
+/* For a group of 4 pixels in one output row whose windows leave the input (its input area, 3
+ * kernel rows of (3 * stride_w + k_w) taps, fitting the patch: checked once per call): copies
+ * it into patch (z_x outside the input) and returns 1; 0 when the group is not in one row. The patch's rows are then (3 * stride_w + k_w) * I bytes
+ * long: the direct GEMM skips (3 * stride_w) * I bytes after each kernel row. */
+static int32_t q4_mve_patch_group(const q4_mve_geometry *g, int32_t first, int32_t pixels,
+                                  int8_t *patch)
+{
+    const int32_t oy = first / g->out_w, ox = first - oy * g->out_w;
+    const int32_t span = (Q4_MVE_PIXELS - 1) * g->stride_w + g->k_w;
+    if (first + Q4_MVE_PIXELS > pixels || ox + Q4_MVE_PIXELS > g->out_w) {
+        return 0;
+    }
+    q4_mve_patch(g, oy * g->stride_h - g->pad_top, ox * g->stride_w - g->pad_left, span, patch);
+    return 1;
 }
 
 /* The same tile for a block with a shift below 32: the sums are requantized one by one.
@@ -274,8 +322,8 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     const int32x4_t zp = vdupq_n_s32(params->output_zp);
     const uint8_t *gather;
     q4_mve_geometry g;
-    int32_t c0, direct_kind;
-    uint32_t row_skip;
+    int32_t c0, direct_kind, patch_fits;
+    uint32_t row_skip, patch_skip;
 
     g.input = input;
     g.in_h = input_dims->h;
@@ -294,6 +342,9 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
     gather = g.in_c % Q4_MVE_LANES ? q4_mve_gather_offsets(&g, offset_table) : NULL;
     direct_kind = q4_mve_direct_kind(&g);
     row_skip = (uint32_t)((g.in_w - g.k_w) * g.in_c);
+    patch_skip = (uint32_t)((Q4_MVE_PIXELS - 1) * g.stride_w * g.in_c);
+    patch_fits = g.k_h * ((Q4_MVE_PIXELS - 1) * g.stride_w + g.k_w) * g.in_c <=
+                 2 * k16 + Q4_MVE_LANES;
     q4_mve_fill_spill(staging, k16, vdupq_n_s8(0)); /* the bytes past K stay defined */
     for (c0 = 0; c0 < out_c; c0 += block) {
         const int32_t n_ch = out_c - c0 < block ? out_c - c0 : block;
@@ -301,6 +352,7 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
                                                  params->input_zp, weights, records);
         const int32_t *const records_end = records + Q4_MVE_RECORD * ((n_ch + 1) / 2);
         const int32_t direct = fast ? direct_kind : 0;
+        const int32_t patch_direct = direct != 0 && patch_fits;
         int32_t p0;
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
@@ -308,18 +360,18 @@ void q4_conv2d_s4_mve(const q4_conv_params *params, const q4_quant_params *quant
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
             int8_t *out = output + first * out_c + c0;
-            const int8_t *const base = direct ? q4_mve_direct_base(&g, first, pixels) : NULL;
+            const int8_t *const base = direct != 0 && direct < 4
+                                           ? q4_mve_direct_base(&g, first, pixels)
+                                           : NULL;
             if (base != NULL) { /* no im2col */
-                if (direct == 1) {
-                    q4_mve_tiles_direct_s16_r3(base, row_skip, records, records_end, weights,
-                                               out, lo, hi, zp, offsets);
-                } else if (direct == 2) {
-                    q4_mve_tiles_direct_s32_r3(base, row_skip, records, records_end, weights,
-                                               out, lo, hi, zp, offsets);
-                } else {
-                    q4_mve_tiles_direct_s32_r6(base, row_skip, records, records_end, weights,
-                                               out, lo, hi, zp, offsets);
-                }
+                q4_mve_direct_run(direct, base, row_skip, records, records_end, weights, out,
+                                  lo, hi, zp, offsets);
+                continue;
+            }
+            if (patch_direct && q4_mve_patch_group(&g, first, pixels, staging)) {
+                /* windows partly outside: the direct GEMM on the padded patch */
+                q4_mve_direct_run(direct, staging, patch_skip, records, records_end, weights,
+                                  out, lo, hi, zp, offsets);
                 continue;
             }
             q4_mve_im2col(&g, first, pixels, gather, staging, cols);
