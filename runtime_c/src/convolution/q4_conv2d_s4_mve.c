@@ -32,6 +32,12 @@
 
 #include "q4_conv_mve.h"
 
+#if defined(__GNUC__) /* kept out of the group loop, which they slowed when inlined */
+#define Q4_MVE_NOINLINE __attribute__((noinline))
+#else
+#define Q4_MVE_NOINLINE
+#endif
+
 #define Q4_MVE_BLOCK_CHANNELS 16 /* output channels unpacked at a time, at least (even) */
 #define Q4_MVE_BLOCK_BYTES 9216  /* or more while their weights fit this (16 x K = 576) */
 #define Q4_MVE_RECORD 8          /* int32 words of a pair's requantization record */
@@ -218,10 +224,10 @@ static int32_t q4_mve_direct_kind(const q4_mve_geometry *g)
 }
 
 /* The 4-pixel tiles of a block for one group through the direct GEMM of `kind`. */
-static void q4_mve_direct_run(int32_t kind, const int8_t *base, uint32_t skip,
-                              const int32_t *records, const int32_t *records_end,
-                              const int8_t *weights, int8_t *out, int32x4_t lo, int32x4_t hi,
-                              int32x4_t zp, uint32x4_t offsets)
+static Q4_MVE_NOINLINE void q4_mve_direct_run(int32_t kind, const int8_t *base, uint32_t skip,
+                                              const int32_t *records, const int32_t *records_end,
+                                              const int8_t *weights, int8_t *out, int32x4_t lo,
+                                              int32x4_t hi, int32x4_t zp, uint32x4_t offsets)
 {
     if (kind == 1) {
         q4_mve_tiles_direct_1(base, skip, records, records_end, weights, out, lo, hi, zp,
@@ -256,8 +262,8 @@ static const int8_t *q4_mve_direct_base(const q4_mve_geometry *g, int32_t first,
  * kernel rows of (3 * stride_w + k_w) taps, fitting the patch: checked once per call): copies
  * it into patch (z_x outside the input) and returns 1; 0 when the group is not in one row. The patch's rows are then (3 * stride_w + k_w) * I bytes
  * long: the direct GEMM skips (3 * stride_w) * I bytes after each kernel row. */
-static int32_t q4_mve_patch_group(const q4_mve_geometry *g, int32_t first, int32_t pixels,
-                                  int8_t *patch)
+static Q4_MVE_NOINLINE int32_t q4_mve_patch_group(const q4_mve_geometry *g, int32_t first,
+                                                  int32_t pixels, int8_t *patch)
 {
     const int32_t oy = first / g->out_w, ox = first - oy * g->out_w;
     const int32_t span = (Q4_MVE_PIXELS - 1) * g->stride_w + g->k_w;
