@@ -5,18 +5,22 @@
  * Scheme (docs/kernels.md):
  *  - Output channels in blocks (q4_mve_block_channels: at least Q4_MVE_BLOCK_CHANNELS, more
  *    while the block's weights fit Q4_MVE_BLOCK_BYTES, so the im2col is redone for fewer
- *    blocks), taken as pairs: a block's packed
- *    rows are unpacked once into int8 (zero-padded to a multiple of 16 K-indices, the pair's two
- *    rows interleaved per 16-weight vector), and each pair gets its requantization record with
- *    the input zero point folded into the bias: acc = bias - z_x * sum(w) + sum(x * w), padded
- *    window positions holding z_x. An odd last channel is paired with its neighbour (computed
- *    twice, written twice with the same bytes).
+ *    blocks), taken as pairs: a block's packed rows are unpacked once into int8 (zero-padded to
+ *    a multiple of 16 K-indices, the pair's two rows interleaved per 16-weight vector), and each
+ *    pair gets its requantization record with the input zero point folded into the bias:
+ *    acc = bias - z_x * sum(w) + sum(x * w), padded window positions holding z_x. An odd last
+ *    channel is paired with its neighbour (computed twice, written twice with the same bytes).
  *  - im2col, 4 output pixels at a time, interleaved per 16-byte vector (pixel 0's k 0..15,
  *    pixel 1's, ..., then k 16..31), so one pointer reaches all four. The last group overlaps
  *    the one before it (or repeats the last pixel), so every group is whole.
  *  - GEMM: 2 channels x 4 pixels, 8 accumulators in general registers; per 16 K-indices 2 weight
  *    loads, 4 column loads and 8 VMLADAVA.S8 (128 MACs). GNU inline assembly (the only part of
- *    the file that is not C99 with ACLE intrinsics): see Q4_MVE_ACCUMULATORS.
+ *    the file that is not C99 with ACLE intrinsics): see Q4_MVE_ACCUMULATORS. 1 or 2 steps run
+ *    straight, 3..36 as a chain entered by a computed branch (Q4_MVE_GEMM_CHAIN), more in a loop.
+ *  - Direct GEMM (no im2col) for 3-row kernels whose rows are 3, 6 or 12 whole vectors and whose
+ *    4 pixels are 16, 32 or 64 bytes apart: the loads use immediate offsets from one pointer
+ *    (pixel p at p * S), which reads the input itself when the windows lie inside it, else the
+ *    group's border patch (the input area with z_x around it).
  *  - Requantization of one channel's 4 pixels per vector: for shift >= 32,
  *    floor((acc * m + 2^(s-1)) / 2^s) = rounding_shift_right(VQDMULH(acc, m), s - 31), then
  *    + z_y, clamp, and one scatter VSTRB.32 (the 4 pixels are O bytes apart). A block with a

@@ -13,7 +13,10 @@
  *    only), padded positions holding z_i.
  *  - Per group of 4 output pixels and per input, the im2col and the 2-row x 4-pixel GEMM of
  *    q4_conv2d_s4_mve (q4_conv_mve.h; the last group overlaps the one before), run over all
- *    the block's row pairs in one inline-assembly loop that stores each row's 4 sums.
+ *    the block's row pairs in one inline-assembly loop that stores each row's 4 sums; for dual
+ *    weights (a row pair is one channel's two terms) when every channel of the block takes the
+ *    vector requantization, the same loop requantizes and stores the channel (T = 2; T = 4: input
+ *    0's loop stores the 64-bit sums of its two terms, input 1's adds its own and stores).
  *  - Requantization of a channel's 4 pixels per vector: with s' = max(shift, 33) and
  *    m'_k = m_k * 2^(s' - shift) (q4_terms_channel_records), floor((sum_k acc_k * m'_k +
  *    2^(s'-1)) / 2^s') = floor((H + 2^(s'-33)) / 2^(s'-32)), H = floor(sum / 2^32) the high
