@@ -134,9 +134,8 @@ static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, in
 }
 
 /* After the GEMM (q0, q1: acc without fold of terms a and b) and the record LDM (a0..a3: folds
- * and multipliers): q3 = VMULH(acc_a, m_a) + VMULH(acc_b, m_b) + the carry of the low words,
- * q0 = the sum of the low words VMUL(acc_k, m_k) (mod 2^32): the exact 64-bit sum is
- * q3 * 2^32 + q0. */
+ * and multipliers): q3 = VMULH(acc_a, m_a) + VMULH(acc_b, m_b) + the carry of the low words
+ * q0, q1 = VMUL(acc_k, m_k): the exact 64-bit sum is q3 * 2^32 + (q0 + q1 mod 2^32). */
 #define Q4_TM_WIDE_SUM           \
     "vadd.i32 q0, q0, %[a0]\n\t" \
     "vadd.i32 q1, q1, %[a1]\n\t" \
@@ -149,8 +148,7 @@ static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, in
     "vadd.i32 q3, q3, q2\n\t"    \
     "vhadd.u32 q2, q0, q1\n\t"   \
     "vshr.u32 q2, q2, #31\n\t"   \
-    "vadd.i32 q3, q3, q2\n\t"    \
-    "vadd.i32 q0, q0, q1\n\t"
+    "vadd.i32 q3, q3, q2\n\t"
 
 /* q3 (the high word H) requantized (VRSHL by b0 = -(s' - 32), + z_y, clamp) and scattered to
  * the channel's 4 pixels; out moves to the next channel. */
@@ -193,25 +191,26 @@ static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, in
 
 /* Input 0 of a fast T = 4 block for one group: per channel the exact 64-bit sum of its two
  * terms, stored as 4 high words then 4 low words at wide (8 words per channel). */
-#define Q4_TM_DEFINE_FUSED_WIDE(name, gemm)                                                   \
-    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,          \
-                            const int32_t *recs_end, const int8_t *w, int32_t *wide)          \
-    {                                                                                         \
-        Q4_MVE_ACCUMULATORS;                                                                  \
-        const int8_t *x;                                                                      \
-        uint32_t n;                                                                           \
-        __asm__ volatile("0:\n\t"                                                             \
-                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"                  \
-                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"                 \
-                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vstrw.32 q3, [%[s]], #16\n\t" \
-                         "vstrw.32 q0, [%[s]], #16\n\t"                                       \
-                         "ldr %[a0], %[end]\n\t"                                              \
-                         "cmp %[n], %[a0]\n\t"                                                \
-                         "bne 0b\n\t"                                                         \
-                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),      \
-                           [s] "+r"(wide), [rec] "+m"(recs)                                   \
-                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end)          \
-                         : "q0", "q1", "q2", "q3", "cc", "memory");                           \
+#define Q4_TM_DEFINE_FUSED_WIDE(name, gemm)                                              \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,     \
+                            const int32_t *recs_end, const int8_t *w, int32_t *wide)     \
+    {                                                                                    \
+        Q4_MVE_ACCUMULATORS;                                                             \
+        const int8_t *x;                                                                 \
+        uint32_t n;                                                                      \
+        __asm__ volatile("0:\n\t"                                                        \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"             \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"            \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vadd.i32 q0, q0, q1\n\t" \
+                         "vstrw.32 q3, [%[s]], #16\n\t"                                  \
+                         "vstrw.32 q0, [%[s]], #16\n\t"                                  \
+                         "ldr %[a0], %[end]\n\t"                                         \
+                         "cmp %[n], %[a0]\n\t"                                           \
+                         "bne 0b\n\t"                                                    \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), \
+                           [s] "+r"(wide), [rec] "+m"(recs)                              \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end)     \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                      \
     }
 
 /* Input 1 of a fast T = 4 block: its two terms' 64-bit sum plus input 0's (wide), requantized
@@ -228,7 +227,8 @@ static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, in
         __asm__ volatile("0:\n\t"                                                          \
                          "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"               \
                          "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"              \
-                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "ldr %[a0], %[wide]\n\t"    \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vadd.i32 q0, q0, q1\n\t"   \
+                         "ldr %[a0], %[wide]\n\t"                                          \
                          "vldrw.u32 q1, [%[a0]], #16\n\t" /* input 0's high words */       \
                          "vadd.i32 q3, q3, q1\n\t"                                         \
                          "vldrw.u32 q1, [%[a0]], #16\n\t" /* and low words */              \
