@@ -134,12 +134,18 @@ def _without_simd(function: str, source: str, scratch, **kw) -> tuple[KernelVari
     return tuple(KernelVariant(function, source, feature, scratch, **kw) for feature in ("armv6m", "rv32"))
 
 
+def _mve_block(k: int, o: int) -> int:
+    """Output channels per block of q4_conv2d_s4_mve: even, at least 16, more while their unpacked
+    weights fit 9216 bytes."""
+    return min(o + o % 2, max(16, (9216 // _round_up(k, 16)) & ~1))
+
+
 _CONV2D_VARIANTS = (
     KernelVariant(
         "q4_conv2d_s4_mve",
         "convolution/q4_conv2d_s4_mve.c",
         "mve",
-        lambda k, o: 16 * min(o + o % 2, 16) + (min(o + o % 2, 16) + 6) * _round_up(k, 16) + 16,
+        lambda k, o: 16 * _mve_block(k, o) + (_mve_block(k, o) + 6) * _round_up(k, 16) + 16,
     ),
     KernelVariant(
         "q4_conv2d_s4_a4_dsp",

@@ -29,6 +29,7 @@ KERNEL_SOURCES = [
 
 # Scratch sizes (bytes) of the optimised kernels, as documented in q4_kernels_opt.h.
 DSP_CHANNEL_BLOCK, DSP_PIXELS, MVE_PIXELS, MVE_BLOCK_CHANNELS = 16, 4, 4, 16
+MVE_BLOCK_BYTES = 9216  # _mve: more channels per block while their unpacked weights fit this
 A4_DSP_MAX_K = 16383
 
 
@@ -50,8 +51,8 @@ def armv6m_scratch_bytes(k: int) -> int:
 
 
 def mve_scratch_bytes(k: int, out_c: int) -> int:
-    block = min(out_c + out_c % 2, MVE_BLOCK_CHANNELS)
     k16 = -(-k // 16) * 16
+    block = min(out_c + out_c % 2, max(MVE_BLOCK_CHANNELS, (MVE_BLOCK_BYTES // k16) & ~1))
     return 16 * block + (block + MVE_PIXELS + 2) * k16 + 16
 
 

@@ -111,6 +111,26 @@ def make_cases() -> list[ConvCase]:
         ("k216_odd_a8", 8, (4, 4, 24, 9, (3, 3), (1, 1), (1, 1, 1, 1)), (-20, 90)),
     ):
         cases.append(random_case(rng, f"r3_{name}", bits, *shape, act=act))
+    # _mve: channel blocks sized by K (up to 9216 bytes of weights: K = 144 -> 64 channels, a
+    # 70-channel layer in blocks of 64 + 6; K = 16 -> one block of 37 odd channels), the GEMM of
+    # 1 or 2 steps without the step-count logic (K <= 16, K <= 32), 1x1 stride 1 and 2, K = 27
+    for name, h, w, ic, oc, kernel, stride, pads in (
+        ("m55_k144_o70", 4, 5, 16, 70, (3, 3), (1, 1), (1, 1, 1, 1)),
+        ("m55_1x1s1_k16_o37", 3, 7, 16, 37, (1, 1), (1, 1), (0, 0, 0, 0)),
+        ("m55_1x1s2_k32_o33", 7, 8, 32, 33, (1, 1), (2, 2), (0, 0, 0, 0)),
+        ("m55_1x1s1_k12_o5", 5, 3, 12, 5, (1, 1), (1, 1), (0, 0, 0, 0)),
+        ("m55_k27_s2_o19", 9, 7, 3, 19, (3, 3), (2, 2), (0, 1, 1, 0)),
+        # the direct GEMM (no im2col: the input itself for groups inside it, else the border
+        # patch): pixels 16 bytes apart (I = 16, stride 1 or (2, 1)), 32 bytes apart with kernel
+        # rows of 3 (I = 16, stride 2) or 6 vectors (I = 32, stride 1), 64 bytes apart (I = 64)
+        ("m55_direct_i16_s1", 6, 12, 16, 18, (3, 3), (1, 1), (1, 1, 1, 1)),
+        ("m55_direct_i16_s21", 9, 10, 16, 5, (3, 3), (2, 1), (1, 1, 1, 1)),
+        ("m55_direct_i16_s2", 9, 17, 16, 6, (3, 3), (2, 2), (0, 0, 1, 1)),
+        ("m55_direct_i32_s1", 5, 10, 32, 20, (3, 3), (1, 1), (1, 1, 1, 1)),
+        ("m55_direct_i64_s1", 6, 9, 64, 10, (3, 3), (1, 1), (1, 1, 1, 1)),  # the patch, VLDRH
+    ):
+        for bits in (4, 8):
+            cases.append(random_case(rng, f"{name}_a{bits}", bits, h, w, ic, oc, kernel, stride, pads))
     return cases
 
 
@@ -263,5 +283,17 @@ def test_dsp_kernels_are_bit_exact_at_O0(tmp_path):
         if r.variant in ("dsp", "a4_dsp")
     ]
     assert {r.variant for r in results} == {"dsp", "a4_dsp"}
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
+
+
+def test_mve_conv_is_bit_exact_at_O0(tmp_path):
+    """The _mve tile loops (inline assembly, 8 accumulators in fixed registers) built at -O0 run
+    the block-size and 1- / 2-step cases bit-exact."""
+    board = load_board("mps3-an547")
+    require_tools(board)
+    cases = [c for c in CASES if c.name.startswith("m55_")]
+    results = build_and_run(board, cases, tmp_path, extra_cflags=("-O0",))
+    assert len([r for r in results if r.variant == "mve"]) == len(cases)
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad

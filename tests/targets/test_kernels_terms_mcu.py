@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +346,32 @@ def make_cases() -> list[TermsCase]:
         ("k216_a8i1w2", 8, (4, 4, 24, 5, (3, 3), (1, 1), (1, 1, 1, 1)), 1),
     ):
         cases.append(random_terms_case(rng, name, bits, *shape, n_in, 2))
+    cases += m55_fused_cases(rng)
+    return cases
+
+
+def m55_fused_cases(rng: np.random.Generator) -> list[TermsCase]:
+    """_mve's fused dual-weight path (the GEMM loop requantizes; 1 and 2 GEMM steps without the
+    step-count logic, more with it): 1x1 stride 1 and 2, K = 27, T = 2 and 4, odd channel counts
+    over several blocks, 4- and 8-bit inputs, and a layer whose blocks mix fused and exact ones."""
+    cases = []
+    for name, bits, h, w, in_c, out_c, kernel, stride, pads, n_in in (
+        ("m55_1x1s1_k16_a4i1w2", 4, 6, 7, 16, 19, (1, 1), (1, 1), (0, 0, 0, 0), 1),
+        ("m55_1x1s1_k12_a8i2w2", 8, 5, 3, 12, 5, (1, 1), (1, 1), (0, 0, 0, 0), 2),
+        ("m55_1x1s2_k32_a8i1w2", 8, 9, 8, 32, 21, (1, 1), (2, 2), (0, 0, 0, 0), 1),
+        ("m55_1x1s2_k32_a4i2w2", 4, 7, 9, 32, 17, (1, 1), (2, 2), (0, 0, 0, 0), 2),
+        ("m55_k27_a8i2w2", 8, 7, 9, 3, 17, (3, 3), (1, 1), (1, 1, 1, 1), 2),
+        ("m55_k27_s2_a4i1w2", 4, 6, 5, 3, 5, (3, 3), (2, 2), (0, 1, 1, 0), 1),
+        ("m55_k48_a4i2w2", 4, 5, 6, 16, 3, (1, 3), (1, 1), (0, 1, 0, 1), 2),
+    ):
+        cases.append(random_terms_case(rng, name, bits, h, w, in_c, out_c, kernel, stride, pads, n_in, 2))
+    # shifts 28-36: channels whose m * 2^(33 - s) overflows int32 take the exact path; with 17
+    # channels block 0 (16) mixes both, block 1 (1 channel) is fused
+    cases.append(
+        random_terms_case(
+            rng, "m55_mixed_a8i1w2", 8, 4, 5, 8, 17, (3, 3), (1, 1), (1, 1, 1, 1), 1, 2, shifts=(28, 36)
+        )
+    )
     return cases
 
 
@@ -659,5 +685,29 @@ def test_terms_dsp_is_bit_exact_at_O0(tmp_path):
     assert {(len(c.xs), len(c.weights)) for c in cases} >= {(1, 2), (2, 2)}
     results = [r for r in build_and_run(board, cases, tmp_path, extra_cflags=["-O0"]) if r.variant == "dsp"]
     assert len(results) == len(cases)
+    bad = [r for r in results if r.mismatches or not r.guard_ok]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("flags", [("-O0",), ("-O2", "-fno-omit-frame-pointer", "-ffixed-r9")])
+def test_terms_mve_is_bit_exact_at_any_optimisation_level(flags, tmp_path):
+    """The fused _mve loops bind 8 accumulators to fixed registers and keep the rest in memory:
+    built at -O0, or with a frame pointer and r9 reserved, they still run bit-exact."""
+    board = load_board("mps3-an547")
+    require_tools(board)
+    cases = [c for c in CASES if c.name.startswith("m55_") or c.name == "slow_shifts_a8"]
+    cases[0] = replace(cases[0], single=True)  # the header sizes the scratch of a single-term timing too
+    write_cases_header(cases, tmp_path / "terms_cases.h")
+    results = run_harness(
+        board,
+        HARNESS_SOURCES,
+        [RUNTIME / "include", RUNTIME / "include" / "internal", tmp_path],
+        tmp_path,
+        "terms_harness",
+        timeout=180,
+        extra_cflags=flags,
+    )
+    mve = [r for r in results if r.variant == "mve"]
+    assert len(mve) == len(cases)
     bad = [r for r in results if r.mismatches or not r.guard_ok]
     assert not bad, bad

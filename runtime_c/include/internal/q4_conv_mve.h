@@ -37,6 +37,29 @@ static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, i
     return vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
 }
 
+/* A packed row (row_bytes bytes) unpacked as q4_mve_unpack16 does, its k16 / 16 vectors at dst,
+ * dst + 32, ... (the pair layout); returns the sum of its weights. The vectors with 8 bytes of
+ * the row behind them load without predication. */
+static inline int32_t q4_mve_unpack_row(const uint8_t *row, int32_t row_bytes, int32_t k16,
+                                        int8_t *dst)
+{
+    const int32_t vectors = k16 / Q4_MVE_LANES, whole = row_bytes / (Q4_MVE_LANES / 2);
+    int32_t sum = 0, b;
+    for (b = 0; b < whole; ++b, row += Q4_MVE_LANES / 2, dst += 2 * Q4_MVE_LANES) {
+        const uint16x8_t raw = vldrbq_u16(row);
+        const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), vbicq_n_u16(raw, 0xF), 8);
+        const int8x16_t v = vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
+        sum = vaddvaq_s8(sum, v);
+        vst1q_s8(dst, v);
+    }
+    for (; b < vectors; ++b, dst += 2 * Q4_MVE_LANES) {
+        const int8x16_t v = q4_mve_unpack16(row - b * (Q4_MVE_LANES / 2), row_bytes, b);
+        sum = vaddvaq_s8(sum, v);
+        vst1q_s8(dst, v);
+    }
+    return sum;
+}
+
 /* One step of the 2-channel x 4-pixel GEMM: 16 K-indices, 2 weight and 4 column loads (post-
  * incremented), 8 VMLADAV[A].S8 (`op`). */
 #define Q4_MVE_GEMM_STEP(op)                                                      \
@@ -69,6 +92,45 @@ static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, i
                                                                  "vmov q0[3], q0[1], %[a1], %[a3]\n\t" \
                                                                  "vmov q1[2], q1[0], %[b0], %[b2]\n\t" \
                                                                  "vmov q1[3], q1[1], %[b1], %[b3]\n\t"
+
+/* The GEMM for a fixed count of 1 or 2 steps (K <= 32: first layers, narrow 1x1 layers): no
+ * step-count logic; the sums then in q0 and q1 as after Q4_MVE_GEMM. */
+#define Q4_MVE_SUMS_TO_Q                  \
+    "vmov q0[2], q0[0], %[a0], %[a2]\n\t" \
+    "vmov q0[3], q0[1], %[a1], %[a3]\n\t" \
+    "vmov q1[2], q1[0], %[b0], %[b2]\n\t" \
+    "vmov q1[3], q1[1], %[b1], %[b3]\n\t"
+#define Q4_MVE_GEMM_1 Q4_MVE_GEMM_STEP("vmladav.s8") Q4_MVE_SUMS_TO_Q
+#define Q4_MVE_GEMM_2 \
+    Q4_MVE_GEMM_STEP("vmladav.s8") Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_SUMS_TO_Q
+
+/* The GEMM of 3 .. Q4_MVE_CHAIN_STEPS steps as one straight chain of steps, entered so that
+ * exactly `steps` run: the first step (VMLADAV), then a branch past (Q4_MVE_CHAIN_STEPS - steps)
+ * of the chain's Q4_MVE_CHAIN_STEPS - 1 VMLADAVA steps (each 14 32-bit instructions, 56 bytes;
+ * ADR finds the chain, which needs the section 4-byte aligned: .p2align 2 makes it so);
+ * %[skip] holds that offset + 1 (the Thumb bit). 4 instructions of step-count logic instead of
+ * 7-23 for the loop of Q4_MVE_GEMM. */
+#define Q4_MVE_CHAIN_STEPS 36
+#define Q4_MVE_STEP_BYTES 56
+#define Q4_MVE_ACC_STEPS5           \
+    Q4_MVE_GEMM_STEP("vmladava.s8") \
+    Q4_MVE_GEMM_STEP("vmladava.s8") \
+    Q4_MVE_GEMM_STEP("vmladava.s8") \
+    Q4_MVE_GEMM_STEP("vmladava.s8") Q4_MVE_GEMM_STEP("vmladava.s8")
+#define Q4_MVE_GEMM_CHAIN                                                                              \
+    "adr %[n], 5f\n\t"                                                                                 \
+    "ldr %[a0], %[skip]\n\t"                                                                           \
+    "add %[n], %[n], %[a0]\n\t" Q4_MVE_GEMM_STEP(                                                      \
+        "vmladav.s8") "bx %[n]\n\t"                                                                    \
+                      ".p2align 2\n\t"                                                                 \
+                      "5:\n\t" Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 \
+                          Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_ACC_STEPS5 Q4_MVE_SUMS_TO_Q
+
+/* %[skip] of Q4_MVE_GEMM_CHAIN for 3 <= steps <= Q4_MVE_CHAIN_STEPS. */
+static Q4_MVE_HELPER uint32_t q4_mve_chain_skip(int32_t steps)
+{
+    return (uint32_t)((Q4_MVE_CHAIN_STEPS - steps) * Q4_MVE_STEP_BYTES + 1);
+}
 
 /* The accumulators: VMLADAVA accumulates into an even general register, and the compiler does
  * not keep 8 such accumulators in a loop without moves and spills, hence inline assembly. */
@@ -198,19 +260,32 @@ static Q4_MVE_HELPER void q4_mve_column_staged(const q4_mve_geometry *g, int32_t
 static Q4_MVE_HELPER void q4_mve_group_copy(const int8_t *rows, int32_t row_bytes, int32_t step,
                                             int32_t k_h, int32_t run, int8_t *dst)
 {
-    int32_t ky, v;
-    for (ky = 0; ky < k_h; ++ky, rows += row_bytes) {
-        const int8_t *s0 = rows, *s1 = rows + step, *s2 = rows + 2 * step, *s3 = rows + 3 * step;
-        for (v = run; v > 0; --v, dst += Q4_MVE_GROUP_STRIDE) {
-            vst1q_s8(dst, vld1q_s8(s0));
-            vst1q_s8(dst + Q4_MVE_LANES, vld1q_s8(s1));
-            vst1q_s8(dst + 2 * Q4_MVE_LANES, vld1q_s8(s2));
-            vst1q_s8(dst + 3 * Q4_MVE_LANES, vld1q_s8(s3));
-            s0 += Q4_MVE_LANES;
-            s1 += Q4_MVE_LANES;
-            s2 += Q4_MVE_LANES;
-            s3 += Q4_MVE_LANES;
-        }
+    /* per vector 4 post-incremented loads, 3 stores at fixed offsets and one post-incremented:
+     * inline assembly, as GCC's loop spent more on pointer set-up than on the copies */
+    const int32_t next = row_bytes - run * Q4_MVE_LANES;
+    const int8_t *s0 = rows, *s1 = rows + step, *s2 = rows + 2 * step, *s3 = rows + 3 * step;
+    int32_t ky;
+    for (ky = k_h; ky > 0; --ky) {
+        int32_t n = run;
+        __asm__ volatile(
+            "1:\n\t"
+            "vldrb.u8 q0, [%[s0]], #16\n\t"
+            "vldrb.u8 q1, [%[s1]], #16\n\t"
+            "vldrb.u8 q2, [%[s2]], #16\n\t"
+            "vldrb.u8 q3, [%[s3]], #16\n\t"
+            "vstrb.8 q1, [%[d], #16]\n\t"
+            "vstrb.8 q2, [%[d], #32]\n\t"
+            "vstrb.8 q3, [%[d], #48]\n\t"
+            "vstrb.8 q0, [%[d]], #64\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [d] "+r"(dst), [n] "+r"(n)
+            :
+            : "q0", "q1", "q2", "q3", "cc", "memory");
+        s0 += next;
+        s1 += next;
+        s2 += next;
+        s3 += next;
     }
 }
 

@@ -13,7 +13,10 @@
  *    only), padded positions holding z_i.
  *  - Per group of 4 output pixels and per input, the im2col and the 2-row x 4-pixel GEMM of
  *    q4_conv2d_s4_mve (q4_conv_mve.h; the last group overlaps the one before), run over all
- *    the block's row pairs in one inline-assembly loop that stores each row's 4 sums.
+ *    the block's row pairs in one inline-assembly loop that stores each row's 4 sums; for dual
+ *    weights (a row pair is one channel's two terms) when every channel of the block takes the
+ *    vector requantization, the same loop requantizes and stores the channel (T = 2; T = 4: input
+ *    0's loop stores the 64-bit sums of its two terms, input 1's adds its own and stores).
  *  - Requantization of a channel's 4 pixels per vector: with s' = max(shift, 33) and
  *    m'_k = m_k * 2^(s' - shift) (q4_terms_channel_records), floor((sum_k acc_k * m'_k +
  *    2^(s'-1)) / 2^s') = floor((H + 2^(s'-33)) / 2^(s'-32)), H = floor(sum / 2^32) the high
@@ -68,12 +71,7 @@ static void q4_tm_unpack_rows(const q4_terms_params *terms, const uint8_t *const
         } else {
             const int32_t channel = oc0 + r / n_w;
             const uint8_t *row = filters[r % n_w] + channel * row_bytes;
-            int32_t sum = 0;
-            for (b = 0; b < k16 / Q4_MVE_LANES; ++b) {
-                const int8x16_t v = q4_mve_unpack16(row, row_bytes, b);
-                sum = vaddvaq_s8(sum, v);
-                vst1q_s8(out + b * 2 * Q4_MVE_LANES, v);
-            }
+            const int32_t sum = q4_mve_unpack_row(row, row_bytes, k16, out);
             for (i = 0; i < n_in; ++i) {
                 const int32_t base = i == 0 && r % n_w == 0 ? bias[channel] : 0;
                 /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
@@ -105,6 +103,157 @@ static inline void q4_tm_gemm_pairs(const int8_t *cols, uint32_t steps, const in
                      : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(sums_end)
                      : "q0", "q1", "q2", "q3", "cc", "memory");
 }
+
+/* The fused path of a dual-weight layer (n_w = 2) whose block takes the vector requantization
+ * for every channel: row pair p is channel p's two weight terms, so the GEMM's two sum vectors
+ * are that channel's acc_0 and acc_1 (4 pixels each) and are requantized in the same loop. Per
+ * channel a record of Q4_TM_FUSED words, in the order the loop loads them (one LDM): the folds
+ * of the input's two terms, their multipliers m'_k, and -(s' - 32) for VRSHL. */
+#define Q4_TM_FUSED 5
+enum { Q4_TM_FOLD_A, Q4_TM_FOLD_B, Q4_TM_MULT_A, Q4_TM_MULT_B, Q4_TM_NEG_RIGHT };
+
+/* The fused records of input i's terms for the block's n_ch channels; 1 when every channel
+ * takes the vector requantization (else the records are not written). */
+static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, int32_t i,
+                                   int32_t *dst)
+{
+    int32_t c;
+    for (c = 0; c < n_ch; ++c) {
+        if (rec->right[c] <= 0) {
+            return 0;
+        }
+    }
+    for (c = 0; c < n_ch; ++c, dst += Q4_TM_FUSED) {
+        dst[Q4_TM_FOLD_A] = rec->fold[i][2 * c];
+        dst[Q4_TM_FOLD_B] = rec->fold[i][2 * c + 1];
+        dst[Q4_TM_MULT_A] = rec->multiplier[2 * i][c];
+        dst[Q4_TM_MULT_B] = rec->multiplier[2 * i + 1][c];
+        dst[Q4_TM_NEG_RIGHT] = -rec->right[c];
+    }
+    return 1;
+}
+
+/* After the GEMM (q0, q1: acc without fold of terms a and b) and the record LDM (a0..a3: folds
+ * and multipliers): q3 = VMULH(acc_a, m_a) + VMULH(acc_b, m_b) + the carry of the low words
+ * q0, q1 = VMUL(acc_k, m_k): the exact 64-bit sum is q3 * 2^32 + (q0 + q1 mod 2^32). */
+#define Q4_TM_WIDE_SUM           \
+    "vadd.i32 q0, q0, %[a0]\n\t" \
+    "vadd.i32 q1, q1, %[a1]\n\t" \
+    "vdup.32 q2, %[a2]\n\t"      \
+    "vmulh.s32 q3, q0, q2\n\t"   \
+    "vmul.i32 q0, q0, %[a2]\n\t" \
+    "vdup.32 q2, %[a3]\n\t"      \
+    "vmulh.s32 q2, q1, q2\n\t"   \
+    "vmul.i32 q1, q1, %[a3]\n\t" \
+    "vadd.i32 q3, q3, q2\n\t"    \
+    "vhadd.u32 q2, q0, q1\n\t"   \
+    "vshr.u32 q2, q2, #31\n\t"   \
+    "vadd.i32 q3, q3, q2\n\t"
+
+/* q3 (the high word H) requantized (VRSHL by b0 = -(s' - 32), + z_y, clamp) and scattered to
+ * the channel's 4 pixels; out moves to the next channel. */
+#define Q4_TM_STORE                      \
+    "vrshl.s32 q3, %[b0]\n\t"            \
+    "vadd.i32 q3, q3, %q[zp]\n\t"        \
+    "vmax.s32 q3, q3, %q[lo]\n\t"        \
+    "vmin.s32 q3, q3, %q[hi]\n\t"        \
+    "vstrb.32 q3, [%[out], %q[off]]\n\t" \
+    "adds %[out], %[out], #1\n\t"
+
+/* The GEMM of one row pair with `steps` steps (Q4_MVE_GEMM), or with a fixed 1 or 2 steps. */
+#define Q4_TM_GEMM_N "ldr %[n], %[steps]\n\t" Q4_MVE_GEMM
+#define Q4_TM_GEMM_1 Q4_MVE_GEMM_1
+#define Q4_TM_GEMM_2 Q4_MVE_GEMM_2
+
+/* Every channel of a fast dual-weight block for one group, one input (T = 2): GEMM, fused
+ * records recs .. recs_end, requantized and stored; out: the group's first pixel, channel oc0.
+ * The values used once per channel stay in memory, as in q4_mve_tiles_run. */
+#define Q4_TM_DEFINE_FUSED_RUN(name, gemm)                                                         \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,               \
+                            const int32_t *recs_end, const int8_t *w, int8_t *out,                 \
+                            int32x4_t lo, int32x4_t hi, int32x4_t zp, uint32x4_t offsets)          \
+    {                                                                                              \
+        Q4_MVE_ACCUMULATORS;                                                                       \
+        const int8_t *x;                                                                           \
+        uint32_t n;                                                                                \
+        __asm__ volatile("0:\n\t"                                                                  \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"                       \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"                      \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM Q4_TM_STORE "ldr %[a0], %[end]\n\t" \
+                         "cmp %[n], %[a0]\n\t"                                                     \
+                         "bne 0b\n\t"                                                              \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),           \
+                           [out] "+r"(out), [rec] "+m"(recs)                                       \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end),              \
+                           [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)            \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                                \
+    }
+
+/* Input 0 of a fast T = 4 block for one group: per channel the exact 64-bit sum of its two
+ * terms, stored as 4 high words then 4 low words at wide (8 words per channel). */
+#define Q4_TM_DEFINE_FUSED_WIDE(name, gemm)                                              \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,     \
+                            const int32_t *recs_end, const int8_t *w, int32_t *wide)     \
+    {                                                                                    \
+        Q4_MVE_ACCUMULATORS;                                                             \
+        const int8_t *x;                                                                 \
+        uint32_t n;                                                                      \
+        __asm__ volatile("0:\n\t"                                                        \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"             \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"            \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vadd.i32 q0, q0, q1\n\t" \
+                         "vstrw.32 q3, [%[s]], #16\n\t"                                  \
+                         "vstrw.32 q0, [%[s]], #16\n\t"                                  \
+                         "ldr %[a0], %[end]\n\t"                                         \
+                         "cmp %[n], %[a0]\n\t"                                           \
+                         "bne 0b\n\t"                                                    \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), \
+                           [s] "+r"(wide), [rec] "+m"(recs)                              \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end)     \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                      \
+    }
+
+/* Input 1 of a fast T = 4 block: its two terms' 64-bit sum plus input 0's (wide), requantized
+ * and stored as in the T = 2 loop. */
+#define Q4_TM_DEFINE_FUSED_RUN_WIDE(name, gemm)                                            \
+    static inline void name(const int8_t *cols, uint32_t steps, const int32_t *recs,       \
+                            const int32_t *recs_end, const int8_t *w, const int32_t *wide, \
+                            int8_t *out, int32x4_t lo, int32x4_t hi, int32x4_t zp,         \
+                            uint32x4_t offsets)                                            \
+    {                                                                                      \
+        Q4_MVE_ACCUMULATORS;                                                               \
+        const int8_t *x;                                                                   \
+        uint32_t n;                                                                        \
+        __asm__ volatile("0:\n\t"                                                          \
+                         "ldr %[x], %[cols]\n\t" gemm "ldr %[n], %[rec]\n\t"               \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0]}\n\t"              \
+                         "str %[n], %[rec]\n\t" Q4_TM_WIDE_SUM "vadd.i32 q0, q0, q1\n\t"   \
+                         "ldr %[a0], %[wide]\n\t"                                          \
+                         "vldrw.u32 q1, [%[a0]], #16\n\t" /* input 0's high words */       \
+                         "vadd.i32 q3, q3, q1\n\t"                                         \
+                         "vldrw.u32 q1, [%[a0]], #16\n\t" /* and low words */              \
+                         "str %[a0], %[wide]\n\t"                                          \
+                         "vhadd.u32 q2, q0, q1\n\t"                                        \
+                         "vshr.u32 q2, q2, #31\n\t"                                        \
+                         "vadd.i32 q3, q3, q2\n\t" Q4_TM_STORE "ldr %[a0], %[end]\n\t"     \
+                         "cmp %[n], %[a0]\n\t"                                             \
+                         "bne 0b\n\t"                                                      \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),   \
+                           [out] "+r"(out), [rec] "+m"(recs), [wide] "+m"(wide)            \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(recs_end),      \
+                           [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)    \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                        \
+    }
+
+Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run, Q4_TM_GEMM_N)
+Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run1, Q4_TM_GEMM_1)
+Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run2, Q4_TM_GEMM_2)
+Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide, Q4_TM_GEMM_N)
+Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide1, Q4_TM_GEMM_1)
+Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide2, Q4_TM_GEMM_2)
+Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide, Q4_TM_GEMM_N)
+Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide1, Q4_TM_GEMM_1)
+Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide2, Q4_TM_GEMM_2)
 
 /* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
 typedef struct {
@@ -241,23 +390,68 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
         const int32_t n_rows = n_ch * n_w, n_pairs = (n_rows + 1) / 2;
+        /* fused (dual weights, every channel fast): the records after rec, in the sums; the
+         * wide sums of input 0 (T = 4) over rec, which is no longer read */
+        int32_t *const fused = sums, *const wide = (int32_t *)(void *)rec;
+        int32_t fast;
         q4_tm_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
+        fast = n_w == 2 && q4_tm_fused_records(rec, n_ch, 0, fused);
+        if (fast && n_in == 2) {
+            q4_tm_fused_records(rec, n_ch, 1, fused + Q4_TM_FUSED * n_ch);
+        }
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
             const int32_t first = p0 + Q4_MVE_PIXELS <= pixels || pixels < Q4_MVE_PIXELS
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
-            for (i = 0; i < n_in; ++i) {
-                int8_t *col = cols + i * Q4_MVE_PIXELS * k16;
-                int32_t *s = sums + i * Q4_TM_SUMS;
+            out = output + first * out_c + oc0;
+            for (i = 0; i < n_in; ++i) { /* the im2col of each input */
                 g.input = inputs[i];
                 g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
-                q4_mve_im2col(&g, first, pixels, gather, staging, col);
-                q4_tm_gemm_pairs(col, (uint32_t)steps, weights, s,
+                q4_mve_im2col(&g, first, pixels, gather, staging, cols + i * Q4_MVE_PIXELS * k16);
+            }
+            if (fast) {
+                /* here, not for the whole call: live across the other paths, they slowed them */
+                const int32x4_t lo = vdupq_n_s32(params->act_min);
+                const int32x4_t hi = vdupq_n_s32(params->act_max);
+                const int32x4_t zp_y = vdupq_n_s32(params->output_zp);
+                const int32_t *const end0 = fused + Q4_TM_FUSED * n_ch;
+                if (n_in == 1) { /* T = 2; 1 or 2 steps without the step-count logic */
+                    if (steps > 2) {
+                        q4_tm_fused_run(cols, (uint32_t)steps, fused, end0, weights, out, lo,
+                                        hi, zp_y, offsets);
+                    } else if (steps == 2) {
+                        q4_tm_fused_run2(cols, 2, fused, end0, weights, out, lo, hi, zp_y,
+                                         offsets);
+                    } else {
+                        q4_tm_fused_run1(cols, 1, fused, end0, weights, out, lo, hi, zp_y,
+                                         offsets);
+                    }
+                } else { /* T = 4: input 0's wide sums, then input 1 adds its own */
+                    int8_t *const col1 = cols + Q4_MVE_PIXELS * k16;
+                    const int32_t *const end1 = end0 + Q4_TM_FUSED * n_ch;
+                    if (steps > 2) {
+                        q4_tm_fused_wide(cols, (uint32_t)steps, fused, end0, weights, wide);
+                        q4_tm_fused_run_wide(col1, (uint32_t)steps, end0, end1, weights, wide,
+                                             out, lo, hi, zp_y, offsets);
+                    } else if (steps == 2) {
+                        q4_tm_fused_wide2(cols, 2, fused, end0, weights, wide);
+                        q4_tm_fused_run_wide2(col1, 2, end0, end1, weights, wide, out, lo, hi,
+                                              zp_y, offsets);
+                    } else {
+                        q4_tm_fused_wide1(cols, 1, fused, end0, weights, wide);
+                        q4_tm_fused_run_wide1(col1, 1, end0, end1, weights, wide, out, lo, hi,
+                                              zp_y, offsets);
+                    }
+                }
+                continue;
+            }
+            for (i = 0; i < n_in; ++i) {
+                int32_t *s = sums + i * Q4_TM_SUMS;
+                q4_tm_gemm_pairs(cols + i * Q4_MVE_PIXELS * k16, (uint32_t)steps, weights, s,
                                  s + 2 * Q4_MVE_PIXELS * n_pairs);
             }
-            out = output + first * out_c + oc0;
             if (n_w == 2 && n_in == 1) {
                 q4_tm_store(sums, rec, terms, params, oc0, n_ch, out_c, n, offsets, out, 1, 2);
             } else if (n_w == 2) {
