@@ -170,7 +170,8 @@ PRESETS: dict[str, dict] = {
         "residual_input": "a4",
     },
     # measured on the dev split, seeds 0-4 (benchmarks/cifar10_resnet8.py --seeds 5): W4A4 75.07 %
-    # mean (74.84-75.34 %), W4A8 76.11 % mean (75.52-76.48 %). It calibrates on up to 1024 samples
+    # mean (74.84-75.34 %), W4A8 76.11 % mean (75.52-76.48 %), refinement on two threads (RECIPE_VERSION 2;
+    # on one thread, as now, seed 0 gives 73.92 % / 75.84 %). It calibrates on up to 1024 samples
     # (all 1000 here), quantizes the network input and the last layer's input as residual INT4 pairs
     # at 4-bit activations ("a4"), and refines the scales on the logits' KL divergence as the mean
     # of three 67-iteration runs. Each step's gain is in docs/methods.md ("Refinement runs").
