@@ -185,7 +185,8 @@ def table(r: dict) -> str:
         "(2026-12-03) ran refinement on two threads, and the old `default` preset is the "
         '"W4A8 signed" / "W4A4 signed" rows. The fast / default / best rows whose JSON recipe has '
         "sensitivity_budget are RECIPE_VERSION 3 (dual layers and residual activations chosen by "
-        "sensitivity, refinement on mini-batches of 32).",
+        "sensitivity, refinement on mini-batches of 32); a default row whose recipe has refine_lr 5e-3 "
+        "is RECIPE_VERSION 4.",
         "- presets: q4sdk.ptq.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
         "with the date each row was measured).",
         "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs "

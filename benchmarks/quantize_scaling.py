@@ -141,7 +141,8 @@ def table(rows: list[dict], machine: str) -> str:
         "Time: wall clock of quantize_graph (one torch thread, the quantizer's own choice); CPU "
         "time: that process's. Peak RSS: the whole process (torch, model, calibration data). The "
         "machine is shared with other jobs, so wall time can exceed CPU time (the 2026-12-03 "
-        "RECIPE_VERSION 3 rows: about 16 processes on 2 cores). Each row is a fresh process, so "
+        "RECIPE_VERSION 3 rows: about 16 processes on 2 cores; the RECIPE_VERSION 4 rows, all but "
+        "resnet18 fast: load average about 9). Each row is a fresh process, so "
         "CPU time includes one-time initialisation (about 1 s more than in "
         "ptq_ablation.py, which quantizes many times in one process).",
     ]

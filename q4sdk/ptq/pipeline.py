@@ -134,16 +134,16 @@ def _layer_rows(step: Step, xs: list[torch.Tensor], n_rows: int, seed: int) -> l
         n_pos = oh * ow
     total = n_img * n_pos
     pick = np.sort(rng.choice(total, min(total, n_rows), replace=False))
-    img = imgs[torch.as_tensor(pick // n_pos)]
+    img = torch.as_tensor(pick // n_pos)  # index into imgs: only the drawn images are padded
     out = []
     for x in xs:
         if step.kind == "fully_connected":
-            rows = x[img].flatten(1)
+            rows = x[imgs[img]].flatten(1)
         else:
             pos = torch.as_tensor(pick % n_pos)
             iy = ((pos // ow) * sh)[:, None] + torch.arange(kh)[None, :]  # [R, kh]
             ix = ((pos % ow) * sw)[:, None] + torch.arange(kw)[None, :]  # [R, kw]
-            xp = _pad4(x, (t, l, b, r))
+            xp = _pad4(x[imgs], (t, l, b, r))
             rows = xp[
                 img[:, None, None, None],
                 torch.arange(x.shape[1])[None, :, None, None],
@@ -248,13 +248,24 @@ def _residual_targets(graph: FloatGraph, steps: list[Step], names: list[str]) ->
     return out
 
 
-def _batched(fn, xs: list[torch.Tensor], bs: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    pres, outs = [], []
+def _batched(
+    fn, xs: list[torch.Tensor], bs: int = 256, keep: tuple[bool, bool] = (True, True)
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``fn`` (returning (pre-activation, output)) over ``xs`` in batches of ``bs`` samples; the
+    parts ``keep`` says are concatenated (the other is None). An output that is the
+    pre-activation itself (no activation) stays one tensor."""
+    parts: tuple[list, list] = ([], [])
+    same = True
     for i in range(0, xs[0].shape[0], bs):
         p, o = fn([x[i : i + bs] for x in xs])
-        pres.append(p)
-        outs.append(o)
-    return torch.cat(pres), torch.cat(outs)
+        same = same and o is p
+        for k, t in enumerate((p, o)):
+            if keep[k]:
+                parts[k].append(t)
+    pre, out = ((torch.cat(ts) if len(ts) > 1 else ts[0]) if keep[k] else None for k, ts in enumerate(parts))
+    if same and keep == (True, True):
+        out = pre
+    return pre, out
 
 
 @dataclass
@@ -397,13 +408,18 @@ def _quantize_graph(
     with torch.no_grad():
         for idx, step in enumerate(steps):
             progress.update(idx, len(steps), f"{step.kind} {step.node.name}")
-            fp_pre, fp_out = _batched(lambda xs: _forward(step, xs), [fp[i] for i in step.inputs])
+            weighted_step = step.kind in WEIGHTED_KINDS
+            fp_pre, fp_out = _batched(
+                lambda xs: _forward(step, xs), [fp[i] for i in step.inputs], keep=(weighted_step, True)
+            )
             numerics.check_finite(step.node.name, fp_out)
-            if step.kind in WEIGHTED_KINDS:
+            if weighted_step:
                 lw = _quantize_weights(step, recipe, fp[step.inputs[0]], qp[step.inputs[0]])
                 w_hat = lw.dequantized()
                 pre_q, _ = _batched(
-                    lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias), [qp[i] for i in step.inputs]
+                    lambda xs: _forward(step, xs, weight=w_hat, bias=lw.bias, with_act=False),
+                    [qp[i] for i in step.inputs],
+                    keep=(True, False),
                 )
                 layer = LayerPass(step, recipe, lw, fp_pre, pre_q)
                 for _, wanted, layer_step in LAYER_STEPS:
@@ -413,7 +429,9 @@ def _quantize_graph(
                 macs += fp_pre[0].numel() // lw.q.shape[0] * lw.q.size  # positions x weights
                 q_out = _apply_act(layer.q_pre, step.act)
             else:
-                _, q_out = _batched(lambda xs: _forward(step, xs), [qp[i] for i in step.inputs])
+                _, q_out = _batched(
+                    lambda xs: _forward(step, xs), [qp[i] for i in step.inputs], keep=(False, True)
+                )
             if step.same_quant:
                 qparams[step.output] = qparams[step.inputs[0]]
             else:

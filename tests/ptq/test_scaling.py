@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from graphs import tiny_resnet
 from q4sdk.ptq import weights
-from q4sdk.ptq.pipeline import _layer_rows, _pad4, quantize_graph
+from q4sdk.ptq.pipeline import _batched, _layer_rows, _pad4, quantize_graph
 from q4sdk.ptq.plan import build_plan
 from q4sdk.ptq.recipe import Recipe, preset
 
@@ -37,6 +37,28 @@ def test_gathered_rows_equal_the_full_im2col_rows():
     # every gathered row is a row of the full im2col of some image
     full_set = {r.tobytes() for r in full}
     assert rows.shape == (200, 72) and all(r.tobytes() in full_set for r in rows)
+
+
+def test_batched_forward_keeps_only_the_asked_parts():
+    x = torch.randn(70, 4)
+
+    def relu(xs):
+        return xs[0] * 2, torch.relu(xs[0] * 2)
+
+    pre, out = _batched(relu, [x], bs=32)
+    assert torch.equal(pre, x * 2) and torch.equal(out, torch.relu(x * 2))
+    none, out_only = _batched(relu, [x], bs=32, keep=(False, True))
+    assert none is None and torch.equal(out_only, out)
+    pre_only, none = _batched(relu, [x], bs=32, keep=(True, False))
+    assert none is None and torch.equal(pre_only, pre)
+
+    # without an activation the output is the pre-activation: one tensor, not two copies
+    def no_act(xs):
+        y = xs[0] + 1
+        return y, y
+
+    pre, out = _batched(no_act, [x], bs=32)
+    assert out is pre and torch.equal(pre, x + 1)
 
 
 def test_data_driven_rounding_skips_kernels_above_opt_max_k():
