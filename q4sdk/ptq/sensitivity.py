@@ -83,9 +83,9 @@ def choose(graph, steps, calib: np.ndarray, recipe, forward) -> tuple[list[str],
             t = producer[t].inputs[0]
         readers.setdefault(t, []).append(step.node.name)
 
-    # only layers with an optimised multi-term kernel (conv2d, fully_connected) become
-    # multi-term: elsewhere (depthwise, transposed conv) the portable multi-term kernel costs
-    # 20-40x the single-term one on the target, far more than its extra MACs say
+    # only layers with an optimised multi-term kernel (conv2d, depthwise, fully_connected) become
+    # multi-term: elsewhere (transposed conv) the portable multi-term kernel costs 20-40x the
+    # single-term one on the target, far more than its extra MACs say
     kinds = {s.node.name: s.kind for s in steps}
     candidates = []  # (kind, name, step index, extra macs)
     for idx, step in enumerate(steps):
