@@ -186,7 +186,7 @@ def table(r: dict) -> str:
         '"W4A8 signed" / "W4A4 signed" rows. The fast / default / best rows whose JSON recipe has '
         "sensitivity_budget are RECIPE_VERSION 3 (dual layers and residual activations chosen by "
         "sensitivity, refinement on mini-batches of 32); a default row whose recipe has refine_lr 5e-3 "
-        "is RECIPE_VERSION 4.",
+        "is RECIPE_VERSION 4; a best row whose recipe has refine_batch 80 is RECIPE_VERSION 5.",
         "- presets: q4sdk.ptq.recipe.PRESETS at the time of the run (recorded per row in the JSON, "
         "with the date each row was measured).",
         "- Quantization time: wall clock of quantize_graph on the machine above, shared with other jobs "
