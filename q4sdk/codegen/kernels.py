@@ -38,6 +38,7 @@ OPT_PRIVATE_HEADERS = (
     "include/internal/q4_armv6m.h",
     "include/internal/q4_conv_mve.h",
     "include/internal/q4_fc_dsp.h",
+    "include/internal/q4_depthwise_dsp.h",
 )
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 KERNEL_CHOICES = ("portable", "optimised")

@@ -24,16 +24,15 @@
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
 #include "q4_dsp.h"
+#include "q4_depthwise_dsp.h"
 #include "q4_conv_terms.h"
 
 #define Q4_DWT_BLOCK 32 /* channels per block of requantization records (Q4_TERMS_ROWS) */
 #define Q4_DWT_TILE 32
-#define Q4_DWT_PHASE 36 /* the tile plus the 3 elements the pair loads read past it */
-#define Q4_DWT_ROW (2 * Q4_DWT_PHASE)
 /* the scratch: records, fold[T][32], acc[T][32], then the path's own part */
 #define Q4_DWT_HEAD ((int32_t)sizeof(q4_terms_records) + 4 * Q4_TERMS_TERMS * Q4_DWT_BLOCK * 2)
 /* the 3x3 path: rings of 3 rows x 4 channels and a row of z_i, per input */
-#define Q4_DWT_RINGS (Q4_TERMS_INPUTS * (3 * 4 + 1) * Q4_DWT_ROW * 2)
+#define Q4_DWT_RINGS (Q4_TERMS_INPUTS * (3 * 4 + 1) * Q4_DW3_ROW * 2)
 
 typedef char q4_dwt_block_fits_records[Q4_DWT_BLOCK <= Q4_TERMS_ROWS ? 1 : -1];
 
@@ -158,70 +157,10 @@ static void q4_dwt_block_setup(const q4_terms_params *terms, const uint8_t *cons
     }
 }
 
-/* Widens input row iy, pixels ix0 .. ix0 + span - 1 (z_x outside the input), of channels
- * c0 .. c0 + n - 1 into rows[i * Q4_DWT_ROW + (p % s) * Q4_DWT_PHASE + p / s] (p = ix - ix0):
- * inside the input 4 channels and two pixels of one phase per step (two word loads, SXTB16 of
- * them and of them shifted by 8, 4 word stores). The single-term kernel's row widening. */
-static void q4_dwt_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int32_t ix0,
-                             int32_t span, int32_t s, int32_t in_w, int32_t ch, int32_t c0,
-                             int32_t n, int32_t in_zp)
-{
-    const int8_t *const src = input + iy * in_w * ch + c0;
-    int32_t f, i, j;
-    for (f = 0; f < s; ++f) {
-        int16_t *const dst = rows + f * Q4_DWT_PHASE;
-        const int32_t len = (span - f + s - 1) / s; /* pixels p = f + s * j < span */
-        /* j inside the input: 0 <= ix0 + f + s * j < in_w */
-        int32_t j_lo = ix0 + f >= 0 ? 0 : (-(ix0 + f) + s - 1) / s;
-        int32_t j_hi = ix0 + f + s * (len - 1) < in_w ? len : (in_w - (ix0 + f) + s - 1) / s;
-        if (j_hi < j_lo) {
-            j_hi = j_lo;
-        }
-        for (j = 0; j < j_lo; ++j) {
-            for (i = 0; i < n; ++i) {
-                dst[i * Q4_DWT_ROW + j] = (int16_t)in_zp;
-            }
-        }
-        j = j_lo;
-        if (n == 4) {
-            const int8_t *a = src + (ix0 + f + s * j) * ch;
-            const int32_t step = s * ch;
-            if (j & 1) { /* word-align the pair stores */
-                for (i = 0; i < 4; ++i) {
-                    dst[i * Q4_DWT_ROW + j] = a[i];
-                }
-                ++j;
-                a += step;
-            }
-            for (; j + 2 <= j_hi; j += 2, a += 2 * step) {
-                const uint32_t wa = q4_load_u32(a), wb = q4_load_u32(a + step);
-                const uint32_t a02 = q4_sxtb16(wa), b02 = q4_sxtb16(wb);
-                const uint32_t a13 = q4_sxtb16(wa >> 8), b13 = q4_sxtb16(wb >> 8);
-                uint32_t *const d = (uint32_t *)(void *)(dst + j);
-                d[0] = (a02 & 0xFFFFu) | (b02 << 16);
-                d[Q4_DWT_ROW / 2] = (a13 & 0xFFFFu) | (b13 << 16);
-                d[Q4_DWT_ROW] = (a02 >> 16) | (b02 & 0xFFFF0000u);
-                d[3 * Q4_DWT_ROW / 2] = (a13 >> 16) | (b13 & 0xFFFF0000u);
-            }
-        }
-        for (; j < j_hi; ++j) {
-            const int8_t *const a = src + (ix0 + f + s * j) * ch;
-            for (i = 0; i < n; ++i) {
-                dst[i * Q4_DWT_ROW + j] = a[i];
-            }
-        }
-        for (; j < len; ++j) {
-            for (i = 0; i < n; ++i) {
-                dst[i * Q4_DWT_ROW + j] = (int16_t)in_zp;
-            }
-        }
-    }
-}
-
 /* 4 outputs of one channel over the 3 kernel rows, added to a0 .. a3 (see the single-term
  * kernel's Q4_DW3_S1_ROW_ASM / Q4_DW3_S2_ROW_ASM): w holds per kernel row p01 = (w0, w1),
  * p12 = (w1, w2), s02 = (w0, w2). Stride 1: 3 activation and 3 weight loads and 8
- * multiply-accumulates per row and 4 outputs; stride 2 (r[k] + Q4_DWT_PHASE the odd phase row):
+ * multiply-accumulates per row and 4 outputs; stride 2 (r[k] + Q4_DW3_PHASE the odd phase row):
  * 5, 2 and 10. 11 registers: builds with a frame pointer and r9 reserved; at -O0 the same sums
  * in C. */
 #define Q4_DWT_S1_ROW_ASM(k)                \
@@ -239,8 +178,8 @@ static void q4_dwt_widen_row(int16_t *rows, const int8_t *input, int32_t iy, int
     "ldr %[wt], [%[w], #" #k "*12+4]\n\t"   \
     "smlad %[a1], %[v1], %[wt], %[a1]\n\t"  \
     "smlad %[a3], %[v0], %[wt], %[a3]\n\t"
-/* 72 = 2 * Q4_DWT_PHASE bytes: the odd phase row */
-typedef char q4_dwt_phase_is_36[Q4_DWT_PHASE == 36 ? 1 : -1];
+/* 72 = 2 * Q4_DW3_PHASE bytes: the odd phase row */
+typedef char q4_dwt_phase_is_36[Q4_DW3_PHASE == 36 ? 1 : -1];
 #define Q4_DWT_S2_ROW_ASM(k)                \
     "ldr %[v0], [%[r" #k "]]\n\t"           \
     "ldr %[v1], [%[r" #k "], #4]\n\t"       \
@@ -286,8 +225,8 @@ typedef char q4_dwt_phase_is_36[Q4_DWT_PHASE == 36 ? 1 : -1];
                 a2 = __smlabt(v2_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[0], a2));   \
                 a3 = __smlatb(v1_, (int32_t)w_[2], __smlad(v2_, (int32_t)w_[1], a3));   \
             } else {                                                                    \
-                const int32_t o01_ = (int32_t)q4_load_u32(r_ + Q4_DWT_PHASE);           \
-                const int32_t o23_ = (int32_t)q4_load_u32(r_ + Q4_DWT_PHASE + 2);       \
+                const int32_t o01_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE);           \
+                const int32_t o23_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE + 2);       \
                 a0 = __smlabb(o01_, (int32_t)w_[1], __smlad(v0_, (int32_t)w_[2], a0));  \
                 a1 = __smlatb(o01_, (int32_t)w_[1], __smlatb(v0_, (int32_t)w_[2], a1)); \
                 a1 = __smlabt(v1_, (int32_t)w_[2], a1);                                 \
@@ -328,14 +267,14 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
     const int32_t out_h = output_dims->h, out_w = output_dims->w;
     const int32_t s = params->stride_w, stride_h = params->stride_h;
     const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
-    const int32_t slot = 4 * Q4_DWT_ROW; /* int16 per ring row of 4 channels */
+    const int32_t slot = 4 * Q4_DW3_ROW; /* int16 per ring row of 4 channels */
     q4_dwt_head *const head = (q4_dwt_head *)(void *)scratch;
     int16_t *const rings = (int16_t *)(void *)(scratch + Q4_DWT_HEAD / 4);
     int32_t c0, ox0, oy, i, t, ii;
 
     for (ii = 0; ii < n_in; ++ii) {
         int16_t *const zp_row = rings + ii * 13 * slot / 4 + 3 * slot;
-        for (i = 0; i < Q4_DWT_ROW; ++i) {
+        for (i = 0; i < Q4_DW3_ROW; ++i) {
             zp_row[i] = (int16_t)terms->input_zp[ii];
         }
     }
@@ -376,7 +315,7 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
                 for (; next_row < y0 + 3; ++next_row) {
                     if (next_row >= 0 && next_row < in_h) {
                         for (ii = 0; ii < n_in; ++ii) {
-                            q4_dwt_widen_row(rings + ii * 13 * slot / 4 + (next_row % 3) * slot,
+                            q4_dw3_widen_row(rings + ii * 13 * slot / 4 + (next_row % 3) * slot,
                                              inputs[ii], next_row, ix0, span, s, in_w, ch, c0,
                                              n, terms->input_zp[ii]);
                         }
@@ -395,9 +334,9 @@ static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *ter
                         const int16_t *const *r = rows[t / n_w];
                         const int16_t *const zp_row = rings + (t / n_w) * 13 * slot / 4 +
                                                       3 * slot;
-                        const int16_t *const r0 = r[0] ? r[0] + i * Q4_DWT_ROW : zp_row;
-                        const int16_t *const r1 = r[1] ? r[1] + i * Q4_DWT_ROW : zp_row;
-                        const int16_t *const r2 = r[2] ? r[2] + i * Q4_DWT_ROW : zp_row;
+                        const int16_t *const r0 = r[0] ? r[0] + i * Q4_DW3_ROW : zp_row;
+                        const int16_t *const r1 = r[1] ? r[1] + i * Q4_DW3_ROW : zp_row;
+                        const int16_t *const r2 = r[2] ? r[2] + i * Q4_DW3_ROW : zp_row;
                         if (s == 1) {
                             q4_dwt_row_s1(r0, r1, r2, wp[t % n_w][i], head->fold[t][cb + i],
                                           head->acc[t], tw);
