@@ -39,6 +39,7 @@ OPT_PRIVATE_HEADERS = (
     "include/internal/q4_conv_mve.h",
     "include/internal/q4_fc_dsp.h",
     "include/internal/q4_depthwise_dsp.h",
+    "include/internal/q4_depthwise_mve.h",
 )
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 KERNEL_CHOICES = ("portable", "optimised")
