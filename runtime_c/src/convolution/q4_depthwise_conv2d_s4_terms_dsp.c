@@ -157,87 +157,6 @@ static void q4_dwt_block_setup(const q4_terms_params *terms, const uint8_t *cons
     }
 }
 
-/* 4 outputs of one channel over the 3 kernel rows, added to a0 .. a3 (see the single-term
- * kernel's Q4_DW3_S1_ROW_ASM / Q4_DW3_S2_ROW_ASM): w holds per kernel row p01 = (w0, w1),
- * p12 = (w1, w2), s02 = (w0, w2). Stride 1: 3 activation and 3 weight loads and 8
- * multiply-accumulates per row and 4 outputs; stride 2 (r[k] + Q4_DW3_PHASE the odd phase row):
- * 5, 2 and 10. 11 registers: builds with a frame pointer and r9 reserved; at -O0 the same sums
- * in C. */
-#define Q4_DWT_S1_ROW_ASM(k)                \
-    "ldr %[v0], [%[r" #k "]]\n\t"           \
-    "ldr %[v1], [%[r" #k "], #4]\n\t"       \
-    "ldr %[wt], [%[w], #" #k "*12]\n\t"     \
-    "smlad %[a0], %[v0], %[wt], %[a0]\n\t"  \
-    "smlad %[a2], %[v1], %[wt], %[a2]\n\t"  \
-    "ldr %[wt], [%[w], #" #k "*12+8]\n\t"   \
-    "smlatb %[a1], %[v0], %[wt], %[a1]\n\t" \
-    "smlabt %[a0], %[v1], %[wt], %[a0]\n\t" \
-    "smlatb %[a3], %[v1], %[wt], %[a3]\n\t" \
-    "ldr %[v0], [%[r" #k "], #8]\n\t"       \
-    "smlabt %[a2], %[v0], %[wt], %[a2]\n\t" \
-    "ldr %[wt], [%[w], #" #k "*12+4]\n\t"   \
-    "smlad %[a1], %[v1], %[wt], %[a1]\n\t"  \
-    "smlad %[a3], %[v0], %[wt], %[a3]\n\t"
-/* 72 = 2 * Q4_DW3_PHASE bytes: the odd phase row */
-typedef char q4_dwt_phase_is_36[Q4_DW3_PHASE == 36 ? 1 : -1];
-#define Q4_DWT_S2_ROW_ASM(k)                \
-    "ldr %[v0], [%[r" #k "]]\n\t"           \
-    "ldr %[v1], [%[r" #k "], #4]\n\t"       \
-    "ldr %[wt], [%[w], #" #k "*12+8]\n\t"   \
-    "smlad %[a0], %[v0], %[wt], %[a0]\n\t"  \
-    "smlatb %[a1], %[v0], %[wt], %[a1]\n\t" \
-    "smlabt %[a1], %[v1], %[wt], %[a1]\n\t" \
-    "smlad %[a2], %[v1], %[wt], %[a2]\n\t"  \
-    "smlatb %[a3], %[v1], %[wt], %[a3]\n\t" \
-    "ldr %[v0], [%[r" #k "], #8]\n\t"       \
-    "smlabt %[a3], %[v0], %[wt], %[a3]\n\t" \
-    "ldr %[wt], [%[w], #" #k "*12+4]\n\t"   \
-    "ldr %[v0], [%[r" #k "], #72]\n\t"      \
-    "ldr %[v1], [%[r" #k "], #76]\n\t"      \
-    "smlabb %[a0], %[v0], %[wt], %[a0]\n\t" \
-    "smlatb %[a1], %[v0], %[wt], %[a1]\n\t" \
-    "smlabb %[a2], %[v1], %[wt], %[a2]\n\t" \
-    "smlatb %[a3], %[v1], %[wt], %[a3]\n\t"
-
-#if defined(__OPTIMIZE__)
-#define Q4_DWT_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3)                                    \
-    do {                                                                                       \
-        uint32_t v0_, v1_, wt_;                                                                \
-        __asm__(ROW(0) ROW(1) ROW(2)                                                           \
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [v0] "=&r"(v0_), \
-                  [v1] "=&r"(v1_), [wt] "=&r"(wt_)                                             \
-                : [r0] "r"(r0), [r1] "r"(r1), [r2] "r"(r2), [w] "r"(w)                         \
-                : "memory");                                                                   \
-    } while (0)
-#else /* -O0 finds no 11 free registers: the same sums in C */
-#define Q4_DWT_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3)                             \
-    do {                                                                                \
-        int32_t k_;                                                                     \
-        for (k_ = 0; k_ < 3; ++k_) {                                                    \
-            const int16_t *const r_ = k_ == 0 ? (r0) : k_ == 1 ? (r1) : (r2);           \
-            const uint32_t *const w_ = (w) + 3 * k_;                                    \
-            const int32_t v0_ = (int32_t)q4_load_u32(r_);                               \
-            const int32_t v1_ = (int32_t)q4_load_u32(r_ + 2);                           \
-            const int32_t v2_ = (int32_t)q4_load_u32(r_ + 4);                           \
-            if ((s) == 1) {                                                             \
-                a0 = __smlabt(v1_, (int32_t)w_[2], __smlad(v0_, (int32_t)w_[0], a0));   \
-                a1 = __smlatb(v0_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[1], a1));   \
-                a2 = __smlabt(v2_, (int32_t)w_[2], __smlad(v1_, (int32_t)w_[0], a2));   \
-                a3 = __smlatb(v1_, (int32_t)w_[2], __smlad(v2_, (int32_t)w_[1], a3));   \
-            } else {                                                                    \
-                const int32_t o01_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE);           \
-                const int32_t o23_ = (int32_t)q4_load_u32(r_ + Q4_DW3_PHASE + 2);       \
-                a0 = __smlabb(o01_, (int32_t)w_[1], __smlad(v0_, (int32_t)w_[2], a0));  \
-                a1 = __smlatb(o01_, (int32_t)w_[1], __smlatb(v0_, (int32_t)w_[2], a1)); \
-                a1 = __smlabt(v1_, (int32_t)w_[2], a1);                                 \
-                a2 = __smlabb(o23_, (int32_t)w_[1], __smlad(v1_, (int32_t)w_[2], a2));  \
-                a3 = __smlatb(o23_, (int32_t)w_[1], __smlatb(v1_, (int32_t)w_[2], a3)); \
-                a3 = __smlabt(v2_, (int32_t)w_[2], a3);                                 \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-#endif
-
 /* acc[o] = start + the 9 taps of one channel for the outputs o < tw (rounded up to 4). */
 #define Q4_DWT_ROW_FN(name, ROW, s)                                                     \
     static __attribute__((noinline)) void name(const int16_t *r0, const int16_t *r1,    \
@@ -247,15 +166,15 @@ typedef char q4_dwt_phase_is_36[Q4_DW3_PHASE == 36 ? 1 : -1];
         int32_t *const end = acc + tw;                                                  \
         for (; acc < end; acc += 4, r0 += 4, r1 += 4, r2 += 4) {                        \
             int32_t a0 = start, a1 = start, a2 = start, a3 = start;                     \
-            Q4_DWT_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                        \
+            Q4_DW3_GROUP(ROW, s, r0, r1, r2, w, a0, a1, a2, a3);                        \
             acc[0] = a0;                                                                \
             acc[1] = a1;                                                                \
             acc[2] = a2;                                                                \
             acc[3] = a3;                                                                \
         }                                                                               \
     }
-Q4_DWT_ROW_FN(q4_dwt_row_s1, Q4_DWT_S1_ROW_ASM, 1)
-Q4_DWT_ROW_FN(q4_dwt_row_s2, Q4_DWT_S2_ROW_ASM, 2)
+Q4_DWT_ROW_FN(q4_dwt_row_s1, Q4_DW3_S1_ROW_ASM, 1)
+Q4_DWT_ROW_FN(q4_dwt_row_s2, Q4_DW3_S2_ROW_ASM, 2)
 
 /* 3x3 kernels, horizontal stride 1 or 2 (any vertical stride). */
 static void q4_dwt3_dsp(const q4_conv_params *params, const q4_terms_params *terms,
