@@ -271,7 +271,7 @@ _CONV_TRANSPOSE_VARIANTS = (
         "q4_conv_transpose_s4_mve",
         "convolution/q4_conv_transpose_s4_mve.c",
         "mve",
-        lambda k, o: 80 + 21 * _round_up(k, 16),
+        lambda k, o: 16 + 22 * _round_up(k, 16),
     ),
     KernelVariant(
         "q4_conv_transpose_s4_dsp",

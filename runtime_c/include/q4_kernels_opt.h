@@ -250,7 +250,7 @@ void q4_conv_transpose_s4_dsp(const q4_conv_params *params, const q4_quant_param
 
 /* conv_transpose, Helium: the phases as in _dsp, weights unpacked to int8 per 16 output
  * channels, im2col of 4 pixels interleaved per vector, the 2-channel x 4-pixel VMLADAVA kernel
- * of conv2d, VQDMULH requantization. Scratch: 80 + 21 * ceil16(K) bytes. */
+ * of conv2d, VQDMULH requantization. Scratch: 16 + 22 * ceil16(K) bytes. */
 int32_t q4_conv_transpose_s4_mve_get_buffer_size(const q4_dims *filter_dims);
 void q4_conv_transpose_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                               const q4_dims *input_dims, const int8_t *input,

@@ -180,7 +180,7 @@ def dsp_scratch_bytes(k: int) -> int:
 
 def mve_scratch_bytes(k: int) -> int:
     k16 = -(-k // 16) * 16
-    return 80 + 21 * k16
+    return 16 + 22 * k16
 
 
 def _c_array(ctype: str, name: str, values) -> str:
