@@ -40,64 +40,138 @@ int32_t q4_conv_transpose_s4_mve_get_buffer_size(const q4_dims *filter_dims)
     return (Q4_CT_CHANNELS + Q4_MVE_PIXELS + 2) * k16 + Q4_MVE_LANES;
 }
 
-/* The sub-kernel rows of channels oc0 .. oc0 + nb - 1 for phase (ry, rx), unpacked into dst as
- * pairs (pair p's vector b of its first channel at dst + p * 2 * k16 + b * 32, of its second 16
- * bytes further; an odd last channel paired with zeros); folded_bias[r] = bias - z_x * sum(w). */
-static void q4_ct_unpack_block(const uint8_t *filter, const q4_dims *filter_dims, int32_t ry,
-                               int32_t rx, const q4_conv_params *params, const q4_dims *sub,
-                               const int32_t *bias, int32_t oc0, int32_t nb, uint8_t *row,
-                               int8_t *dst, int32_t *folded_bias)
+/* A pair's requantization record, in the order the tile loop loads it (one LDM). */
+enum {
+    Q4_CT_BIAS_A, /* folded bias, multiplier, 31 - shift of the pair's first channel */
+    Q4_CT_MULT_A,
+    Q4_CT_RSHIFT_A,
+    Q4_CT_BIAS_B, /* the same for its second channel */
+    Q4_CT_MULT_B,
+    Q4_CT_RSHIFT_B,
+    Q4_CT_DELTA_B, /* second channel - first channel (1, or 0 for a block of one channel) */
+    Q4_CT_NEXT,    /* the next pair's first channel - this one's */
+    Q4_CT_RECORD   /* words per record */
+};
+
+/* The sub-kernel rows of the block's channels oc0 .. oc0 + nb - 1 for phase (ry, rx), unpacked
+ * into dst as pairs: pair p holds channels a = min(2p, nb - 2) and a + 1 (channel 0 twice when
+ * nb == 1; an odd block's last pair overlaps the one before), its vector b of channel a at
+ * dst + p * 2 * k16 + b * 32 and of the second channel 16 bytes further. Writes each pair's
+ * record, with the bias folded: bias - z_x * sum(w). Returns 1 when every shift of the block is
+ * at least 32 (the vector requantization applies). */
+static int32_t q4_ct_unpack_block(const uint8_t *filter, const q4_dims *filter_dims, int32_t ry,
+                                  int32_t rx, const q4_conv_params *params, const q4_dims *sub,
+                                  const int32_t *bias, const q4_quant_params *quant, int32_t oc0,
+                                  int32_t nb, uint8_t *row, int8_t *dst, int32_t *records)
 {
     const int32_t k = filter_dims->h * filter_dims->w * filter_dims->c;
     const int32_t row_bytes = (k + 1) / 2;
     const int32_t k_p = sub->h * sub->w * sub->c, k16 = q4_round_up16(k_p);
-    int32_t r, b;
-    for (r = 0; r < nb; ++r) {
-        int32_t sum;
-        q4_ct_sub_row(filter + (oc0 + r) * row_bytes, filter_dims->w, filter_dims->c, ry, rx,
-                      params->stride_h, params->stride_w, sub->h, sub->w, row);
-        sum = q4_mve_unpack_row(row, (k_p + 1) / 2, k16,
-                                dst + (r / 2) * 2 * k16 + (r % 2) * Q4_MVE_LANES);
-        /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
-        folded_bias[r] = (int32_t)((uint32_t)bias[oc0 + r] -
-                                   (uint32_t)params->input_zp * (uint32_t)sum);
-    }
-    if (nb & 1) {
-        int8_t *zero = dst + (nb / 2) * 2 * k16 + Q4_MVE_LANES;
-        for (b = 0; b < k16 / Q4_MVE_LANES; ++b) {
-            vst1q_s8(zero + b * 2 * Q4_MVE_LANES, vdupq_n_s8(0));
+    int32_t c, half, fast = 1;
+    for (c = 0; c < nb; c += 2, records += Q4_CT_RECORD, dst += 2 * k16) {
+        const int32_t a = c + 2 <= nb ? c : (nb >= 2 ? nb - 2 : 0);
+        for (half = 0; half < 2; ++half) {
+            const int32_t ch = oc0 + (nb >= 2 ? a + half : a);
+            int32_t *rec = records + (Q4_CT_BIAS_B - Q4_CT_BIAS_A) * half;
+            int32_t sum;
+            q4_ct_sub_row(filter + ch * row_bytes, filter_dims->w, filter_dims->c, ry, rx,
+                          params->stride_h, params->stride_w, sub->h, sub->w, row);
+            sum = q4_mve_unpack_row(row, (k_p + 1) / 2, k16, dst + half * Q4_MVE_LANES);
+            /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
+            rec[Q4_CT_BIAS_A] = (int32_t)((uint32_t)bias[ch] -
+                                          (uint32_t)params->input_zp * (uint32_t)sum);
+            rec[Q4_CT_MULT_A] = quant->multiplier[ch];
+            rec[Q4_CT_RSHIFT_A] = 31 - quant->shift[ch];
+            fast &= quant->shift[ch] >= 32;
         }
+        records[Q4_CT_DELTA_B] = nb >= 2 ? 1 : 0;
+        records[Q4_CT_NEXT] = c + 4 <= nb ? 2 : (nb >= 2 ? nb - 2 - a : 0);
     }
+    return fast;
 }
 
-/* The sums of every channel pair of a block with one group's columns: per pair `steps` GEMM
- * steps over its weights (w, the pairs one after the other), channel 2p's 4 pixels then 2p+1's
- * stored at sums + 8p (so channel c, pixel p at sums[4c + p]), up to sums_end. The values used
- * once per pair stay in memory: 4 general registers besides the accumulators, so it builds with
- * a frame pointer (-O0) and a fixed r9. */
-#define Q4_CT_DEFINE_PAIRS(name, gemm)                                                       \
-    static void name(const int8_t *w, const int8_t *cols, uint32_t steps, int32_t *sums,     \
-                     const int32_t *sums_end)                                                \
-    {                                                                                        \
-        Q4_MVE_ACCUMULATORS;                                                                 \
-        const int8_t *x;                                                                     \
-        uint32_t n;                                                                          \
-        __asm__ volatile(                                                                    \
-            "0:\n\t"                                                                         \
-            "ldr %[x], %[cols]\n\t"                                                          \
-            "ldr %[n], %[steps]\n\t" gemm "vstrw.32 q1, [%[s], #16]\n\t"                     \
-            "vstrw.32 q0, [%[s]], #32\n\t"                                                   \
-            "ldr %[n], %[end]\n\t"                                                           \
-            "cmp %[s], %[n]\n\t"                                                             \
-            "bne 0b\n\t"                                                                     \
-            : Q4_MVE_ACC_OPERANDS, [w] "+&r"(w), [x] "=&r"(x), [n] "=&r"(n), [s] "+&r"(sums) \
-            : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(sums_end)                      \
-            : "q0", "q1", "q2", "q3", "cc", "memory");                                       \
+/* Every 2-channel x 4-pixel tile of a block for one group, requantized and stored: per pair,
+ * `steps` GEMM steps over its weights (w, the pairs one after the other) and the group's
+ * columns, then its record (records .. records_end) requantizes the two channels' 4 pixels per
+ * vector: + folded bias, VQDMULH, VRSHL, + z_y, clamp, one scatter VSTRB.32 (offsets: the
+ * pixels' byte offsets from out, the group's first pixel at the pair's first channel). The
+ * values used once per pair stay in memory: 4 general registers besides the accumulators, so it
+ * builds with a frame pointer (-O0) and a fixed r9. */
+#define Q4_CT_DEFINE_TILES(name, gemm)                                                             \
+    static void name(const int8_t *cols, uint32_t steps, const int32_t *records,                   \
+                     const int32_t *records_end, const int8_t *w, int8_t *out, int32x4_t lo,       \
+                     int32x4_t hi, int32x4_t zp, uint32x4_t offsets)                               \
+    {                                                                                              \
+        Q4_MVE_ACCUMULATORS;                                                                       \
+        const int8_t *x;                                                                           \
+        uint32_t n;                                                                                \
+        __asm__ volatile("0:\n\t"                                                                  \
+                         "ldr %[x], %[cols]\n\t"                                                   \
+                         "ldr %[n], %[steps]\n\t" gemm "ldr %[n], %[rec]\n\t"                      \
+                         "ldm %[n]!, {%[a0], %[a1], %[a2], %[a3], %[b0], %[b1], %[b2], %[b3]}\n\t" \
+                         "str %[n], %[rec]\n\t"                                                    \
+                         "vadd.i32 q0, q0, %[a0]\n\t"                                              \
+                         "vadd.i32 q1, q1, %[a3]\n\t"                                              \
+                         "vqdmulh.s32 q0, q0, %[a1]\n\t"                                           \
+                         "vqdmulh.s32 q1, q1, %[b0]\n\t"                                           \
+                         "vrshl.s32 q0, %[a2]\n\t"                                                 \
+                         "vrshl.s32 q1, %[b1]\n\t"                                                 \
+                         "vadd.i32 q0, q0, %q[zp]\n\t"                                             \
+                         "vadd.i32 q1, q1, %q[zp]\n\t"                                             \
+                         "vmax.s32 q0, q0, %q[lo]\n\t"                                             \
+                         "vmax.s32 q1, q1, %q[lo]\n\t"                                             \
+                         "vmin.s32 q0, q0, %q[hi]\n\t"                                             \
+                         "vmin.s32 q1, q1, %q[hi]\n\t"                                             \
+                         "vstrb.32 q0, [%[out], %q[off]]\n\t"                                      \
+                         "add %[b2], %[b2], %[out]\n\t"                                            \
+                         "vstrb.32 q1, [%[b2], %q[off]]\n\t"                                       \
+                         "add %[out], %[out], %[b3]\n\t"                                           \
+                         "ldr %[a0], %[end]\n\t"                                                   \
+                         "cmp %[n], %[a0]\n\t"                                                     \
+                         "bne 0b\n\t"                                                              \
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n),           \
+                           [out] "+r"(out), [rec] "+m"(records)                                    \
+                         : [cols] "m"(cols), [steps] "m"(steps), [end] "m"(records_end),           \
+                           [lo] "w"(lo), [hi] "w"(hi), [zp] "w"(zp), [off] "w"(offsets)            \
+                         : "q0", "q1", "q2", "q3", "cc", "memory");                                \
     }
 
-Q4_CT_DEFINE_PAIRS(q4_ct_pairs, Q4_MVE_GEMM)
-Q4_CT_DEFINE_PAIRS(q4_ct_pairs1, Q4_MVE_GEMM_1) /* K_p <= 16 */
-Q4_CT_DEFINE_PAIRS(q4_ct_pairs2, Q4_MVE_GEMM_2) /* K_p <= 32 */
+Q4_CT_DEFINE_TILES(q4_ct_tiles, Q4_MVE_GEMM)
+Q4_CT_DEFINE_TILES(q4_ct_tiles1, Q4_MVE_GEMM_1) /* K_p <= 16 */
+Q4_CT_DEFINE_TILES(q4_ct_tiles2, Q4_MVE_GEMM_2) /* K_p <= 32 */
+
+/* The same tiles for a block with a shift below 32: each pair's 8 sums requantized one by one
+ * (q4_requantize_clamp); n pixels `pitch` bytes apart. */
+static void q4_ct_tiles_scalar(const int8_t *cols, int32_t steps, const int32_t *records,
+                               const int32_t *records_end, const int8_t *w, int8_t *out,
+                               const int32_t *shift, int32_t n, int32_t pitch,
+                               const q4_conv_params *params)
+{
+    int32_t a = 0; /* the pair's first channel, from the block's first */
+    for (; records != records_end; records += Q4_CT_RECORD) {
+        Q4_MVE_ACCUMULATORS;
+        const int8_t *x = cols;
+        uint32_t left = (uint32_t)steps;
+        int32_t sums[2 * Q4_MVE_PIXELS], half, p;
+        __asm__ volatile(Q4_MVE_GEMM "vstrw.32 q0, [%[sums]]\n\t"
+                                     "vstrw.32 q1, [%[sums], #16]\n\t"
+                         : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "+r"(x), [n] "+r"(left)
+                         : [sums] "r"(sums)
+                         : "q0", "q1", "q2", "q3", "cc", "memory");
+        for (half = 0; half < 2; ++half) {
+            const int32_t *r = records + (Q4_CT_BIAS_B - Q4_CT_BIAS_A) * half;
+            const int32_t ch = a + half * records[Q4_CT_DELTA_B];
+            for (p = 0; p < n; ++p) {
+                const uint32_t acc = (uint32_t)sums[half * Q4_MVE_PIXELS + p] +
+                                     (uint32_t)r[Q4_CT_BIAS_A];
+                out[p * pitch + ch] = q4_requantize_clamp((int32_t)acc, r[Q4_CT_MULT_A],
+                                                          shift[ch], params->output_zp,
+                                                          params->act_min, params->act_max);
+            }
+        }
+        a += records[Q4_CT_NEXT];
+    }
+}
 
 /* The 4 interleaved columns of the group of output pixels j0 .. j0 + 3 of a phase row (window
  * top y0, the first one's left x0; n of them real, a missing one repeats the last). Windows
@@ -138,42 +212,6 @@ static void q4_ct_im2col(const q4_mve_geometry *g, int32_t y0, int32_t x0, int32
     }
 }
 
-/* Requantizes a block's sums (channel c, pixel p at sums[4c + p]) for n pixels `pitch` bytes
- * apart from out: 4 channels per vector (a gather load of the 4 channels' sums), for blocks
- * whose shifts are all >= 32: rounding_shift_right(VQDMULH(acc, m), s - 31), + z_y, clamp, a
- * 4-byte store; other blocks per output with q4_requantize_clamp. */
-static void q4_ct_requantize(const int32_t *sums, int32_t nb, int32_t n, const int32_t *bias,
-                             const int32_t *multiplier, const int32_t *rshift, int32_t fast,
-                             const int32_t *shift, const q4_conv_params *params, int8_t *out,
-                             int32_t pitch)
-{
-    const int32_t zp = params->output_zp, lo = params->act_min, hi = params->act_max;
-    int32_t c, p;
-    if (fast) {
-        const uint32x4_t channel_words = vidupq_n_u32(0, 4); /* byte offsets 0, 16, 32, 48 */
-        const uint32x4_t offsets = vmulq_n_u32(channel_words, 4);
-        for (c = 0; c < nb; c += 4) {
-            const mve_pred16_t pred = vctp32q((uint32_t)(nb - c));
-            const int32x4_t b = vld1q_s32(bias + c), m = vld1q_s32(multiplier + c);
-            const int32x4_t r = vld1q_s32(rshift + c);
-            for (p = 0; p < n; ++p) {
-                int32x4_t y = vldrwq_gather_offset_s32(sums + 4 * c + p, offsets);
-                y = vrshlq_s32(vqdmulhq_s32(vaddq_s32(y, b), m), r);
-                y = vminq_s32(vmaxq_s32(vaddq_n_s32(y, zp), vdupq_n_s32(lo)), vdupq_n_s32(hi));
-                vstrbq_p_s32(out + p * pitch + c, y, pred);
-            }
-        }
-        return;
-    }
-    for (c = 0; c < nb; ++c) {
-        for (p = 0; p < n; ++p) {
-            out[p * pitch + c] = q4_requantize_clamp(
-                (int32_t)((uint32_t)sums[4 * c + p] + (uint32_t)bias[c]), multiplier[c],
-                shift[c], zp, lo, hi);
-        }
-    }
-}
-
 void q4_conv_transpose_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
                               const q4_dims *input_dims, const int8_t *input,
                               const q4_dims *filter_dims, const uint8_t *filter,
@@ -190,9 +228,9 @@ void q4_conv_transpose_s4_mve(const q4_conv_params *params, const q4_quant_param
     int8_t *cols = weights + Q4_CT_CHANNELS * k_max;
     int8_t *staging = cols + Q4_MVE_PIXELS * k_max;
     uint8_t *offset_table = (uint8_t *)(staging + k_max + Q4_MVE_LANES);
-    /* per block: folded biases, multipliers, 31 - shifts (zero past the block) */
-    int32_t folded_bias[Q4_CT_CHANNELS] = {0}, multiplier[Q4_CT_CHANNELS] = {0};
-    int32_t rshift[Q4_CT_CHANNELS] = {0}, sums[Q4_MVE_PIXELS * Q4_CT_CHANNELS];
+    int32_t records[Q4_CT_RECORD * Q4_CT_CHANNELS / 2]; /* the block's pair records */
+    const int32x4_t lo = vdupq_n_s32(params->act_min), hi = vdupq_n_s32(params->act_max);
+    const int32x4_t zp = vdupq_n_s32(params->output_zp);
     q4_mve_geometry g;
     int32_t ry, rx;
 
@@ -231,32 +269,38 @@ void q4_conv_transpose_s4_mve(const q4_conv_params *params, const q4_quant_param
             gather = in_c % Q4_MVE_LANES ? q4_mve_gather_offsets(&g, offset_table) : NULL;
             for (oc0 = 0; oc0 < out_c; oc0 += Q4_CT_CHANNELS) {
                 const int32_t nb = out_c - oc0 < Q4_CT_CHANNELS ? out_c - oc0 : Q4_CT_CHANNELS;
-                const int32_t *const sums_end = sums + 2 * Q4_MVE_PIXELS * ((nb + 1) / 2);
-                int32_t i, j0, c, fast = 1;
-                q4_ct_unpack_block(filter, filter_dims, ry, rx, params, &sub, bias, oc0, nb,
-                                   (uint8_t *)staging, weights, folded_bias);
-                for (c = 0; c < nb; ++c) {
-                    multiplier[c] = quant->multiplier[oc0 + c];
-                    rshift[c] = 31 - quant->shift[oc0 + c];
-                    fast &= quant->shift[oc0 + c] >= 32;
-                }
+                const int32_t *const records_end = records + Q4_CT_RECORD * ((nb + 1) / 2);
+                const int32_t fast = q4_ct_unpack_block(filter, filter_dims, ry, rx, params,
+                                                        &sub, bias, quant, oc0, nb,
+                                                        (uint8_t *)staging, weights, records);
+                int32_t i, j0;
                 for (i = 0; i < ay.count; ++i) {
                     const int32_t y0 = ay.base + i;
                     int8_t *row_out = output + (ay.first + i * sh) * out_w * out_c + oc0;
                     for (j0 = 0; j0 < ax.count; j0 += Q4_MVE_PIXELS) {
                         const int32_t n = ax.count - j0 < Q4_MVE_PIXELS ? ax.count - j0
                                                                         : Q4_MVE_PIXELS;
+                        int8_t *out = row_out + (ax.first + j0 * sw) * out_c;
                         q4_ct_im2col(&g, y0, ax.base + j0, n, gather, staging, cols);
-                        if (steps == 1) {
-                            q4_ct_pairs1(weights, cols, 1, sums, sums_end);
-                        } else if (steps == 2) {
-                            q4_ct_pairs2(weights, cols, 2, sums, sums_end);
+                        if (!fast) {
+                            q4_ct_tiles_scalar(cols, steps, records, records_end, weights, out,
+                                               quant->shift + oc0, n, pitch, params);
                         } else {
-                            q4_ct_pairs(weights, cols, (uint32_t)steps, sums, sums_end);
+                            /* a missing pixel repeats the last (same window, same byte) */
+                            const uint32x4_t offsets = vmulq_n_u32(
+                                vminq_u32(vidupq_n_u32(0, 1), vdupq_n_u32((uint32_t)(n - 1))),
+                                (uint32_t)pitch);
+                            if (steps == 1) {
+                                q4_ct_tiles1(cols, 1, records, records_end, weights, out, lo,
+                                             hi, zp, offsets);
+                            } else if (steps == 2) {
+                                q4_ct_tiles2(cols, 2, records, records_end, weights, out, lo,
+                                             hi, zp, offsets);
+                            } else {
+                                q4_ct_tiles(cols, (uint32_t)steps, records, records_end,
+                                            weights, out, lo, hi, zp, offsets);
+                            }
                         }
-                        q4_ct_requantize(sums, nb, n, folded_bias, multiplier, rshift, fast,
-                                         quant->shift + oc0, params,
-                                         row_out + (ax.first + j0 * sw) * out_c, pitch);
                     }
                 }
             }
