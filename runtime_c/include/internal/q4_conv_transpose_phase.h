@@ -44,17 +44,33 @@ static Q4_CT_HELPER void q4_ct_axis_init(int32_t r, int32_t k, int32_t s, int32_
     axis->base = (axis->first + pad) / s - axis->taps + 1;
 }
 
-/* The packed sub-kernel row of phase (ry, rx) from a packed kernel row (kh x kw x I nibbles),
- * written to dst: taps (ry + (ny - 1 - j) * sh, rx + (nx - 1 - l) * sw) for j < ny, l < nx, I
- * nibbles each; an odd count leaves the last high nibble 0. Even I: byte copies. */
-static Q4_CT_HELPER void q4_ct_sub_row(const uint8_t *row, int32_t k_w, int32_t in_c,
-                                       int32_t ry, int32_t rx, int32_t sh, int32_t sw,
-                                       int32_t ny, int32_t nx, uint8_t *dst)
+/* The packed sub-kernel row of phase (ry, rx) of a packed kernel row (kh x kw x I nibbles):
+ * taps (ry + (ny - 1 - j) * sh, rx + (nx - 1 - l) * sw) for j < ny, l < nx, I nibbles each.
+ * Returns a pointer into the kernel row when it is one tap of an even I (nothing copied), else
+ * gathers the row into dst and returns dst: even I by byte runs (words when I is a multiple of
+ * 8), odd I by nibbles, an odd count leaving the last high nibble 0. */
+static Q4_CT_HELPER const uint8_t *q4_ct_sub_row(const uint8_t *row, int32_t k_w, int32_t in_c,
+                                                 int32_t ry, int32_t rx, int32_t sh, int32_t sw,
+                                                 int32_t ny, int32_t nx, uint8_t *dst)
 {
     int32_t j, l, c, n = 0;
+    if (ny * nx == 1 && (in_c & 1) == 0) {
+        return row + (ry * k_w + rx) * in_c / 2;
+    }
     for (j = ny - 1; j >= 0; --j) {
         for (l = nx - 1; l >= 0; --l) {
             const int32_t tap = ((ry + j * sh) * k_w + rx + l * sw) * in_c;
+            if ((in_c & 7) == 0) {
+                const uint8_t *src = row + tap / 2;
+                uint8_t *out = dst + n / 2;
+                for (c = 0; c < in_c / 2; c += 4) {
+                    uint32_t v;
+                    __builtin_memcpy(&v, src + c, sizeof v);
+                    __builtin_memcpy(out + c, &v, sizeof v);
+                }
+                n += in_c;
+                continue;
+            }
             if ((in_c & 1) == 0) {
                 const uint8_t *src = row + tap / 2;
                 uint8_t *out = dst + n / 2;
@@ -75,6 +91,7 @@ static Q4_CT_HELPER void q4_ct_sub_row(const uint8_t *row, int32_t k_w, int32_t 
             }
         }
     }
+    return dst;
 }
 
 /* The outputs of a phase without taps (kernel smaller than the stride): the requantized bias. */

@@ -54,12 +54,14 @@ static void q4_ct_unpack_block(const uint8_t *filter, const q4_dims *filter_dims
     for (r = 0; r < nb + (nb & 1); ++r) {
         uint32_t *out = dst + (r / 2) * blocks * 8 + r % 2;
         int32_t sum16 = 0;
+        const uint8_t *sub_row = row;
         if (r < nb) {
-            q4_ct_sub_row(filter + (oc0 + r) * row_bytes, filter_dims->w, filter_dims->c, ry,
-                          rx, params->stride_h, params->stride_w, sub->h, sub->w, row);
+            sub_row = q4_ct_sub_row(filter + (oc0 + r) * row_bytes, filter_dims->w,
+                                    filter_dims->c, ry, rx, params->stride_h, params->stride_w,
+                                    sub->h, sub->w, row);
         }
         for (b = 0; b < blocks; ++b, out += 8) {
-            sum16 += q4_unpack8(r < nb ? q4_row_word(row, sub_bytes, b) : 0u, out);
+            sum16 += q4_unpack8(r < nb ? q4_row_word(sub_row, sub_bytes, b) : 0u, out);
         }
         if (r < nb) {
             folded_bias[r] = bias[oc0 + r] - params->input_zp * q4_floor_shift32(sum16, 4);

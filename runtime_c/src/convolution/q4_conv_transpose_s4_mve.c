@@ -74,9 +74,10 @@ static int32_t q4_ct_unpack_block(const uint8_t *filter, const q4_dims *filter_d
             const int32_t ch = oc0 + (nb >= 2 ? a + half : a);
             int32_t *rec = records + (Q4_CT_BIAS_B - Q4_CT_BIAS_A) * half;
             int32_t sum;
-            q4_ct_sub_row(filter + ch * row_bytes, filter_dims->w, filter_dims->c, ry, rx,
-                          params->stride_h, params->stride_w, sub->h, sub->w, row);
-            sum = q4_mve_unpack_row(row, (k_p + 1) / 2, k16, dst + half * Q4_MVE_LANES);
+            sum = q4_mve_unpack_row(q4_ct_sub_row(filter + ch * row_bytes, filter_dims->w,
+                                                  filter_dims->c, ry, rx, params->stride_h,
+                                                  params->stride_w, sub->h, sub->w, row),
+                                    (k_p + 1) / 2, k16, dst + half * Q4_MVE_LANES);
             /* modulo 2^32: with the dot product it fits int32 (docs/integer-spec.md) */
             rec[Q4_CT_BIAS_A] = (int32_t)((uint32_t)bias[ch] -
                                           (uint32_t)params->input_zp * (uint32_t)sum);
