@@ -99,6 +99,68 @@ static inline void q4_ct_store(const int32_t *acc16, int32_t n, int32_t bias,
     }
 }
 
+/* acc + floor(a * b / 2^32): SMMLA (GCC does not emit it from C). */
+static inline int32_t q4_ct_smmla(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t result;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(result) : "r"(a), "r"(b), "r"(acc));
+    return result;
+}
+
+/* A channel's requantization constants for shifts in (32, 53]: with right = shift - 32,
+ * floor((hi + 2^(right-1)) / 2^right) + z_y - act_min = floor((hi + round) / 2^right) for
+ * round = 2^(right-1) + (z_y - act_min) * 2^right (|round| < 2^30), so USAT #8 and a minimum
+ * with act_max - act_min clamp it, and act_min is added back. */
+typedef struct {
+    int32_t bias; /* the folded bias */
+    int32_t multiplier;
+    int32_t round;
+    int32_t right;
+} q4_ct_rq;
+
+#define Q4_CT_RQ_MAX_SHIFT 53
+
+/* One output from 16 * sum(x * w) with the constants r; span = act_max - act_min. */
+static inline int8_t q4_ct_rq_one(int32_t acc16, const q4_ct_rq *r, int32_t span, int32_t lo)
+{
+    const int32_t acc = r->bias + q4_floor_shift32(acc16, 4);
+    int32_t u = (int32_t)__usat(
+        q4_floor_shift32(q4_ct_smmla(acc, r->multiplier, r->round), r->right), 8);
+    u = u < span ? u : span;
+    return (int8_t)(u + lo);
+}
+
+/* im2col of the 4 output pixels of a phase row from window left x0 (n real, a missing one
+ * repeats the last; window top y0) into the interleaved columns: when I is a multiple of 8 and
+ * all 4 windows lie inside the input, per tap row and 8 bytes the 4 pixels' words widened
+ * straight from the input; else one q4_im2col_fast per pixel. */
+static void q4_ct_im2col_group(const q4_dims *input_dims, const int8_t *input,
+                               const q4_dims *sub, int32_t y0, int32_t x0, int32_t n,
+                               int32_t zp, int8_t *stage, uint32_t *cols)
+{
+    const int32_t in_w = input_dims->w, in_c = input_dims->c;
+    int32_t c;
+    if (n == Q4_DSP_PIXELS && in_c % Q4_DSP_BLOCK == 0 && y0 >= 0 && x0 >= 0 &&
+        y0 + sub->h <= input_dims->h && x0 + Q4_DSP_PIXELS - 1 + sub->w <= in_w) {
+        const int32_t run = sub->w * in_c, row_step = in_w * in_c;
+        const int8_t *src = input + (y0 * in_w + x0) * in_c;
+        int32_t ky, j;
+        for (ky = 0; ky < sub->h; ++ky, src += row_step) {
+            for (j = 0; j < run; j += Q4_DSP_BLOCK, cols += 4 * Q4_DSP_PIXELS) {
+                const int8_t *s = src + j;
+                q4_widen8(q4_load_u32(s), q4_load_u32(s + 4), cols);
+                q4_widen8(q4_load_u32(s + in_c), q4_load_u32(s + in_c + 4), cols + 1);
+                q4_widen8(q4_load_u32(s + 2 * in_c), q4_load_u32(s + 2 * in_c + 4), cols + 2);
+                q4_widen8(q4_load_u32(s + 3 * in_c), q4_load_u32(s + 3 * in_c + 4), cols + 3);
+            }
+        }
+        return;
+    }
+    for (c = 0; c < Q4_DSP_PIXELS; ++c) {
+        q4_im2col_fast(input_dims, input, sub, y0, x0 + (c < n ? c : n - 1), zp, stage, cols + c);
+    }
+}
+
 void q4_conv_transpose_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                               const q4_dims *input_dims, const int8_t *input,
                               const q4_dims *filter_dims, const uint8_t *filter,
@@ -116,6 +178,8 @@ void q4_conv_transpose_s4_dsp(const q4_conv_params *params, const q4_quant_param
     uint32_t *weights = (uint32_t *)(scratch + Q4_CT_CHANNELS);
     uint32_t *cols = weights + Q4_CT_CHANNELS * (k_max / 2);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_max / 2));
+    const int32_t lo = params->act_min, span = params->act_max - params->act_min;
+    q4_ct_rq rq[Q4_CT_CHANNELS]; /* the block's fused requantization constants */
     int32_t ry, rx;
 
     for (ry = 0; ry < sh; ++ry) {
@@ -139,9 +203,22 @@ void q4_conv_transpose_s4_dsp(const q4_conv_params *params, const q4_quant_param
             blocks = k_pad / Q4_DSP_BLOCK;
             for (oc0 = 0; oc0 < out_c; oc0 += Q4_CT_CHANNELS) {
                 const int32_t nb = out_c - oc0 < Q4_CT_CHANNELS ? out_c - oc0 : Q4_CT_CHANNELS;
-                int32_t i, j0, c, oc;
+                int32_t i, j0, oc, fused = 1;
                 q4_ct_unpack_block(filter, filter_dims, ry, rx, params, &sub, bias, oc0, nb,
                                    (uint8_t *)stage, weights, folded_bias);
+                for (oc = 0; oc < nb; ++oc) {
+                    const int32_t shift = quant->shift[oc0 + oc];
+                    const int32_t right = shift - 32;
+                    fused &= shift > 32 && shift <= Q4_CT_RQ_MAX_SHIFT;
+                    if (shift > 32 && shift <= Q4_CT_RQ_MAX_SHIFT) {
+                        rq[oc].bias = folded_bias[oc];
+                        rq[oc].multiplier = quant->multiplier[oc0 + oc];
+                        rq[oc].right = right;
+                        rq[oc].round = ((int32_t)1 << (right - 1)) +
+                                       (params->output_zp - params->act_min) *
+                                           ((int32_t)1 << right);
+                    }
+                }
                 for (i = 0; i < ay.count; ++i) {
                     const int32_t y0 = ay.base + i;
                     int8_t *row_out = output + (ay.first + i * sh) * out_w * out_c + oc0;
@@ -149,17 +226,27 @@ void q4_conv_transpose_s4_dsp(const q4_conv_params *params, const q4_quant_param
                         const int32_t n = ax.count - j0 < Q4_DSP_PIXELS ? ax.count - j0
                                                                         : Q4_DSP_PIXELS;
                         int8_t *out = row_out + (ax.first + j0 * sw) * out_c;
-                        for (c = 0; c < Q4_DSP_PIXELS; ++c) { /* a missing pixel repeats the last */
-                            q4_im2col_fast(input_dims, input, &sub, y0,
-                                           ax.base + j0 + (c < n ? c : n - 1), zp, stage,
-                                           cols + c);
-                        }
+                        q4_ct_im2col_group(input_dims, input, &sub, y0, ax.base + j0, n, zp,
+                                           stage, cols);
                         for (oc = 0; oc < nb; oc += 2) {
                             const uint32_t *w = weights + oc * (k_pad / 2);
                             int32_t acc[2 * Q4_DSP_PIXELS];
                             q4_dot_2x2(w, cols, blocks, acc);
                             q4_dot_2x2(w, cols + 2, blocks, acc + 4);
                             /* acc: channel a pixels 0 1, channel b pixels 0 1, a 2 3, b 2 3 */
+                            if (fused && n == Q4_DSP_PIXELS && oc + 1 < nb) {
+                                const q4_ct_rq *ra = rq + oc, *rb = rq + oc + 1;
+                                int8_t *o = out + oc;
+                                o[0] = q4_ct_rq_one(acc[0], ra, span, lo);
+                                o[1] = q4_ct_rq_one(acc[2], rb, span, lo);
+                                o[pitch] = q4_ct_rq_one(acc[1], ra, span, lo);
+                                o[pitch + 1] = q4_ct_rq_one(acc[3], rb, span, lo);
+                                o[2 * pitch] = q4_ct_rq_one(acc[4], ra, span, lo);
+                                o[2 * pitch + 1] = q4_ct_rq_one(acc[6], rb, span, lo);
+                                o[3 * pitch] = q4_ct_rq_one(acc[5], ra, span, lo);
+                                o[3 * pitch + 1] = q4_ct_rq_one(acc[7], rb, span, lo);
+                                continue;
+                            }
                             {
                                 const int32_t a[4] = {acc[0], acc[1], acc[4], acc[5]};
                                 const int32_t b[4] = {acc[2], acc[3], acc[6], acc[7]};
