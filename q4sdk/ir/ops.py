@@ -281,6 +281,9 @@ _CONV_TRANSPOSE_VARIANTS = (
     ),
 )
 
+# resize: the portable signature, no scratch; nearest by word copies, bilinear runs the portable code
+_RESIZE_VARIANTS = (KernelVariant("q4_resize_s8_dsp", "basic/q4_resize_s8_dsp.c", "dsp", lambda k, o: 0),)
+
 # packed activations: conv2d and depthwise_conv2d variants share one signature, so one band kernel
 _CONV_BAND = PackedBandKernel("q4_conv_band_p4")
 
@@ -474,6 +477,7 @@ OPS: dict[str, OpSpec] = {
             ("resize",),
             spatial=True,
             same_quant=True,
+            variants=_RESIZE_VARIANTS,
             header="include/q4_resize.h",
         ),
         # slices along one stored axis copied by a constant index table: channel shuffle, Slice,
