@@ -156,6 +156,7 @@ def make_cases() -> list[UpconvCase]:
         r("k3x2_s2x1", 4, 5, 8, 4, (3, 2), (2, 1), (0, 1, 1, 0), (1, 0)),
         r("rgb_k3_s2", 6, 6, 3, 5, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
         r("one_channel", 5, 4, 1, 3, (3, 3), (2, 2)),
+        r("one_output", 4, 5, 16, 1, (2, 2), (2, 2), out_pad=(1, 1)),
         r("crop_k4_s2", 6, 6, 8, 4, (4, 4), (2, 2), (3, 3, 3, 3)),
         r("in40_out33", 3, 3, 40, 33, (2, 2), (2, 2)),
         r("in24_k3_s2", 4, 3, 24, 17, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),
@@ -312,6 +313,7 @@ def test_cases_cover_the_interesting_parameters():
     )
     assert {c.x.shape[2] % 2 for c in CASES} == {0, 1} and any(c.x.shape[2] % 16 == 8 for c in CASES)
     assert {c.weight.shape[0] % 2 for c in CASES} == {0, 1} and any(c.weight.shape[0] > 16 for c in CASES)
+    assert any(c.weight.shape[0] == 1 for c in CASES)
     shifts = np.concatenate([c.shift for c in CASES])
     assert shifts.min() <= 2 and shifts.max() >= 60 and {31, 32, 33} <= set(shifts.tolist())
     assert any(c.act_min == 0 for c in CASES) and any(c.act_max < 0 for c in CASES)
