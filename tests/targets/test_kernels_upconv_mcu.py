@@ -10,8 +10,8 @@ narrow clamps) are computed by ``q4sdk.ir.oracle`` (one-op models), written into
 firmware per board (``tests/mcu/upconv_harness.c``) and run under QEMU on ``mps2-an386``
 (Cortex-M4: portable and _dsp) and ``mps3-an547`` (Cortex-M55: portable, _dsp and _mve); nothing
 may be written past the output or the scratch, whose size must be the generator's formula.
-Resize cases: nearest with factors 1 to 4 per axis and 1, 3, 16 and 17 channels, bilinear (which
-the variant hands to the portable kernel). Also built at -O0 and warning-free on each core and
+Resize cases: nearest with factors 1 to 4 per axis and 1, 3, 16 and 17 channels; bilinear (which
+the variant hands to the portable kernel) with factors 1 to 8, 3 to 16 channels, extreme values. Also built at -O0 and warning-free on each core and
 the host.
 
 Tests skip when the Arm toolchain or QEMU is missing, and fail instead when CI is set.
@@ -189,9 +189,12 @@ class ResizeCase:
     expected: np.ndarray
 
 
-def resize_case(rng, name, h, w, c, mode, scale) -> ResizeCase:
+def resize_case(rng, name, h, w, c, mode, scale, extreme=False) -> ResizeCase:
+    """A random layer; ``extreme``: values at -128 and 127 with the zero point at -128."""
     x = rng.integers(-128, 128, (h, w, c)).astype(np.int8)
     zp = int(rng.integers(-128, 128))
+    if extreme:
+        x, zp = rng.choice(np.array([-128, 127], np.int8), (h, w, c)), -128
     in_t = QTensor("x", (h, w, c), 8, 1.0, zp)
     out_t = QTensor("y", (h * scale[0], w * scale[1], c), 8, 1.0, zp)
     op = QOp(name, "resize", ["x"], "y", {"mode": mode, "scale": list(scale)}, {})
@@ -207,7 +210,12 @@ def make_resize_cases() -> list[ResizeCase]:
         resize_case(rng, "resize_c17_1x4", 3, 5, 17, 0, (1, 4)),
         resize_case(rng, "resize_c1_4x1", 4, 3, 1, 0, (4, 1)),
         resize_case(rng, "resize_c16_1x1", 3, 3, 16, 0, (1, 1)),
-        resize_case(rng, "resize_bilinear", 4, 5, 6, 1, (2, 3)),
+        resize_case(rng, "resize_bilinear_unet", 8, 8, 16, 1, (2, 2)),
+        resize_case(rng, "resize_bilinear_c6_2x3", 4, 5, 6, 1, (2, 3)),  # D = 24: the division
+        resize_case(rng, "resize_bilinear_c3_4x4", 3, 4, 3, 1, (4, 4)),
+        resize_case(rng, "resize_bilinear_c9_1x1", 3, 3, 9, 1, (1, 1)),
+        resize_case(rng, "resize_bilinear_c8_8x1", 2, 3, 8, 1, (8, 1)),
+        resize_case(rng, "resize_bilinear_c5_3x3", 3, 3, 5, 1, (3, 3), extreme=True),
     ]
 
 
