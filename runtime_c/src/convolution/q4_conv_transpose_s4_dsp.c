@@ -8,14 +8,18 @@
  *    correlation with the phase's sub-kernel: the gather form's taps without its divisibility
  *    tests, K_p = ny * nx * I <= K MACs per output instead of K tests.
  *  - Per phase and block of Q4_CT_CHANNELS output channels, the sub-kernel rows are gathered
- *    (byte copies for even I) and unpacked into int16 pairs of 16 * w, two channels
- *    interleaved, with z_x folded into the bias: acc = bias - z_x * sum(w) + sum(x * w), as
- *    q4_conv2d_s4_dsp does (the helpers of q4_conv_dsp.h).
- *  - Per phase row, groups of 4 output pixels (s_w apart in the output): im2col by SXTB16
- *    (q4_im2col_fast, z_x outside the input), then 2 channels x 4 pixels of SMLAD (q4_dot_2x2).
+ *    (q4_ct_sub_row) and unpacked into int16 pairs of 16 * w, two channels interleaved, with
+ *    z_x folded into the bias: acc = bias - z_x * sum(w) + sum(x * w), as q4_conv2d_s4_dsp does
+ *    (the helpers of q4_conv_dsp.h).
+ *  - Per phase row, groups of 4 output pixels (s_w apart in the output): im2col by SXTB16 (one
+ *    pass for the 4 pixels when their windows lie inside the input and I is a multiple of 8,
+ *    else q4_im2col_fast per pixel, z_x outside the input), then 2 channels x 4 pixels of SMLAD
+ *    (q4_dot_2x2).
  *  - Requantization: for shift > 32, floor((acc * m + 2^(s-1)) / 2^s) =
- *    floor((hi + 2^(s-33)) / 2^(s-32)) with hi = floor(acc * m / 2^32) (one SMULL); other
- *    shifts q4_requantize_clamp.
+ *    floor((hi + 2^(s-33)) / 2^(s-32)) with hi = floor(acc * m / 2^32). Whole groups of a block
+ *    whose shifts are all in (32, 53] take SMMLA with z_y - act_min folded into the rounding,
+ *    USAT #8 and a minimum (q4_ct_rq_one); others SMULL (q4_ct_store) or, for shift <= 32,
+ *    q4_requantize_clamp.
  * A phase without taps (kernel smaller than the stride) holds the requantized bias.
  */
 #include "q4_conv_transpose.h"

@@ -7,15 +7,16 @@
  *  - Per output phase (ry, rx) of the stride (q4_conv_transpose_phase.h), a stride-1
  *    correlation with the phase's sub-kernel (K_p = ny * nx * I <= K MACs per output).
  *  - Per phase and block of Q4_CT_CHANNELS output channels, the sub-kernel rows are gathered
- *    (byte copies for even I) and unpacked into int8 (q4_mve_unpack_row), two channels
- *    interleaved per 16-weight vector, with z_x folded into the bias:
+ *    (q4_ct_sub_row) and unpacked into int8 (q4_mve_unpack_row), two channels interleaved per
+ *    16-weight vector, with z_x folded into the bias of each pair's requantization record:
  *    acc = bias - z_x * sum(w) + sum(x * w).
  *  - Per phase row, groups of 4 output pixels (s_w apart in the output): im2col interleaved per
- *    16-byte vector (q4_mve_column_vectors / _staged, z_x outside the input), then the
- *    2-channel x 4-pixel VMLADAVA GEMM of q4_conv_mve.h (Q4_MVE_GEMM).
- *  - Requantization of one channel's 4 pixels per vector: for shift >= 32,
+ *    16-byte vector (4-pixel copies or byte gathers when the windows lie inside the input, else
+ *    q4_mve_column_vectors / _staged with z_x outside it), then one inline-assembly loop over
+ *    the block's pairs: the 2-channel x 4-pixel VMLADAVA GEMM of q4_conv_mve.h (Q4_MVE_GEMM)
+ *    and the requantization of each channel's 4 pixels as one vector: for shift >= 32,
  *    floor((acc * m + 2^(s-1)) / 2^s) = rounding_shift_right(VQDMULH(acc, m), s - 31), + z_y,
- *    clamp, one scatter VSTRB.32; other shifts q4_requantize_clamp per output.
+ *    clamp, one scatter VSTRB.32. A block with a shift below 32: q4_requantize_clamp per output.
  * A phase without taps (kernel smaller than the stride) holds the requantized bias.
  */
 #include "q4_conv_transpose.h"
