@@ -40,6 +40,7 @@ OPT_PRIVATE_HEADERS = (
     "include/internal/q4_fc_dsp.h",
     "include/internal/q4_depthwise_dsp.h",
     "include/internal/q4_depthwise_mve.h",
+    "include/internal/q4_conv_transpose_phase.h",
 )
 OPT_MAX_K = 65536  # Q4_OPT_MAX_K
 KERNEL_CHOICES = ("portable", "optimised")

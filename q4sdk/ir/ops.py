@@ -265,6 +265,25 @@ _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
 )
 
+# conv_transpose: K = kh * kw * I of the whole kernel (each phase's sub-kernel is no larger)
+_CONV_TRANSPOSE_VARIANTS = (
+    KernelVariant(
+        "q4_conv_transpose_s4_mve",
+        "convolution/q4_conv_transpose_s4_mve.c",
+        "mve",
+        lambda k, o: 16 + 22 * _round_up(k, 16),
+    ),
+    KernelVariant(
+        "q4_conv_transpose_s4_dsp",
+        "convolution/q4_conv_transpose_s4_dsp.c",
+        "dsp",
+        lambda k, o: 64 + 41 * _round_up(k, 8),
+    ),
+)
+
+# resize: the portable signature, no scratch; nearest by word copies, bilinear runs the portable code
+_RESIZE_VARIANTS = (KernelVariant("q4_resize_s8_dsp", "basic/q4_resize_s8_dsp.c", "dsp", lambda k, o: 0),)
+
 # packed activations: conv2d and depthwise_conv2d variants share one signature, so one band kernel
 _CONV_BAND = PackedBandKernel("q4_conv_band_p4")
 
@@ -438,13 +457,14 @@ OPS: dict[str, OpSpec] = {
             ("prelu",),
             header="include/q4_elementwise.h",
         ),
-        # transposed convolution (stride >= 1, pads, output padding); no optimised variant yet
+        # transposed convolution (stride >= 1, pads, output padding)
         _weighted(
             "conv_transpose",
             "convolution",
             {**_CONV_ATTRS, "output_padding": 2},
             ("conv_transpose",),
             spatial=True,
+            variants=_CONV_TRANSPOSE_VARIANTS,
             header="include/q4_conv_transpose.h",
         ),
         # up-sampling by integer factors: nearest (a copy) or bilinear (fixed rational weights)
@@ -457,6 +477,7 @@ OPS: dict[str, OpSpec] = {
             ("resize",),
             spatial=True,
             same_quant=True,
+            variants=_RESIZE_VARIANTS,
             header="include/q4_resize.h",
         ),
         # slices along one stored axis copied by a constant index table: channel shuffle, Slice,

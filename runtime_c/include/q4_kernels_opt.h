@@ -236,6 +236,28 @@ void q4_fully_connected_s4_terms_dsp(const q4_fc_params *params, const q4_terms_
 void q4_global_avgpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
                               const int8_t *input, int8_t *output);
 
+/* conv_transpose (q4_conv_transpose.h), DSP: per output phase of the stride a stride-1
+ * correlation with the phase's sub-kernel (K_p = ceil(kh / sh) * ceil(kw / sw) * I at most),
+ * its weights gathered and unpacked per 16 output channels into int16 pairs (z_x folded into the
+ * bias), im2col of 4 output pixels of a phase row, the 2-channel x 4-pixel SMLAD kernel of
+ * conv2d. Scratch: 64 + 41 * ceil8(K) bytes. */
+int32_t q4_conv_transpose_s4_dsp_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv_transpose_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
+                              const q4_dims *input_dims, const int8_t *input,
+                              const q4_dims *filter_dims, const uint8_t *filter,
+                              const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                              int32_t *scratch);
+
+/* conv_transpose, Helium: the phases as in _dsp, weights unpacked to int8 per 16 output
+ * channels, im2col of 4 pixels interleaved per vector, the 2-channel x 4-pixel VMLADAVA kernel
+ * of conv2d, VQDMULH requantization. Scratch: 16 + 22 * ceil16(K) bytes. */
+int32_t q4_conv_transpose_s4_mve_get_buffer_size(const q4_dims *filter_dims);
+void q4_conv_transpose_s4_mve(const q4_conv_params *params, const q4_quant_params *quant,
+                              const q4_dims *input_dims, const int8_t *input,
+                              const q4_dims *filter_dims, const uint8_t *filter,
+                              const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                              int32_t *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,6 +55,12 @@ static inline int32_t q4_div_round_away(int32_t acc, int32_t den)
 void q4_resize_s8(const q4_resize_params *params, const q4_dims *input_dims,
                   const int8_t *input, const q4_dims *output_dims, int8_t *output);
 
+/* The optimised variant (docs/kernels.md, "Transposed convolution (and resize)"), the portable
+ * signature: nearest by word copies (each input row widened once, its other output rows
+ * copied); bilinear, or a core without the DSP extension, runs q4_resize_s8. */
+void q4_resize_s8_dsp(const q4_resize_params *params, const q4_dims *input_dims,
+                      const int8_t *input, const q4_dims *output_dims, int8_t *output);
+
 #ifdef Q4_PACKED_H
 void q4_resize_p4(const q4_resize_params *params, const q4_dims *input_dims, q4_src input,
                   const q4_dims *output_dims, q4_dst output);
