@@ -21,9 +21,10 @@
  * between two intrinsics reliably, so the pair is one statement). */
 static inline uint32_t q4_max4(uint32_t a, uint32_t x)
 {
-    uint32_t r;
-    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(x), "r"(a) : "cc");
-    return r;
+    uint32_t t; /* SSUB8's difference, unused: only its GE flags are */
+    __asm__("ssub8 %0, %2, %1\n\tsel %1, %2, %1" : "=&r"(t), "+r"(a) : "r"(x) : "cc");
+    (void)t;
+    return a;
 }
 
 static inline void q4_store_u32(void *p, uint32_t v)
@@ -32,25 +33,61 @@ static inline void q4_store_u32(void *p, uint32_t v)
 }
 
 /* out[0 .. 4 * words) = the maximum over the rows x cols taps at p (taps ch bytes apart in a row,
- * rows row_step bytes apart); words is a constant at each call (8, 4, 2 or 1). */
+ * rows row_step bytes apart); words is a constant at each call (8, 4, 2 or 1), so the running
+ * maxima stay in registers. */
 static inline void q4_maxpool_block(const int8_t *p, int32_t rows, int32_t cols, int32_t ch,
                                     int32_t row_step, int32_t words, int8_t *out)
 {
-    uint32_t m[8];
-    int32_t r, k, j;
-    for (j = 0; j < words; ++j) {
-        m[j] = q4_load_u32(p + 4 * j);
+    uint32_t m0 = q4_load_u32(p), m1 = 0, m2 = 0, m3 = 0, m4 = 0, m5 = 0, m6 = 0, m7 = 0;
+    const int8_t *q = p + ch;
+    int32_t r, n = cols - 1; /* the first tap is in m */
+    if (words >= 2) {
+        m1 = q4_load_u32(p + 4);
     }
-    for (r = 0; r < rows; ++r, p += row_step) {
-        const int8_t *q = p + (r == 0 ? ch : 0); /* the first tap is already in m */
-        for (k = r == 0 ? 1 : 0; k < cols; ++k, q += ch) {
-            for (j = 0; j < words; ++j) {
-                m[j] = q4_max4(m[j], q4_load_u32(q + 4 * j));
+    if (words >= 4) {
+        m2 = q4_load_u32(p + 8);
+        m3 = q4_load_u32(p + 12);
+    }
+    if (words == 8) {
+        m4 = q4_load_u32(p + 16);
+        m5 = q4_load_u32(p + 20);
+        m6 = q4_load_u32(p + 24);
+        m7 = q4_load_u32(p + 28);
+    }
+    for (r = 0; r < rows; ++r) {
+        for (; n > 0; --n, q += ch) {
+            m0 = q4_max4(m0, q4_load_u32(q));
+            if (words >= 2) {
+                m1 = q4_max4(m1, q4_load_u32(q + 4));
+            }
+            if (words >= 4) {
+                m2 = q4_max4(m2, q4_load_u32(q + 8));
+                m3 = q4_max4(m3, q4_load_u32(q + 12));
+            }
+            if (words == 8) {
+                m4 = q4_max4(m4, q4_load_u32(q + 16));
+                m5 = q4_max4(m5, q4_load_u32(q + 20));
+                m6 = q4_max4(m6, q4_load_u32(q + 24));
+                m7 = q4_max4(m7, q4_load_u32(q + 28));
             }
         }
+        p += row_step;
+        q = p;
+        n = cols;
     }
-    for (j = 0; j < words; ++j) {
-        q4_store_u32(out + 4 * j, m[j]);
+    q4_store_u32(out, m0);
+    if (words >= 2) {
+        q4_store_u32(out + 4, m1);
+    }
+    if (words >= 4) {
+        q4_store_u32(out + 8, m2);
+        q4_store_u32(out + 12, m3);
+    }
+    if (words == 8) {
+        q4_store_u32(out + 16, m4);
+        q4_store_u32(out + 20, m5);
+        q4_store_u32(out + 24, m6);
+        q4_store_u32(out + 28, m7);
     }
 }
 
