@@ -367,6 +367,26 @@ def test_generator_registers_the_variants():
     assert all(v.scratch_bytes(0, 0) == 0 for v in others)
 
 
+@pytest.mark.parametrize("board_name", BOARDS)
+def test_generated_squeeze_excite_model_calls_the_variants(board_name, tmp_path):
+    """A quantized squeeze-excite model (sigmoid lut, [N, C, 1, 1] mul) at W4A4, generated for the
+    board with its default (optimised) kernels, runs bit-exact against the oracle."""
+    pytest.importorskip("torch")
+    import q4sdk
+    from q4sdk.targets.run import run_on_board
+    from tests.zoo.models import build, random_inputs
+
+    board = load_board(board_name)
+    require_tools(board)
+    model = q4sdk.quantize(build("op_mul_se"), random_inputs("op_mul_se", 8, seed=1).numpy(), activations=4)
+    xq = oracle.quantize_input(model, random_inputs("op_mul_se", 1, seed=2).numpy())
+    run = run_on_board(model, board, xq, tmp_path / "run")
+    assert run.ok
+    kernels = {layer.kind: layer.kernel for layer in run.layers if layer.kind in ("lut", "mul")}
+    arch = "mve" if board_name == "mps3-an547" else "dsp"
+    assert kernels == {"lut": f"q4_lut_s8_{'mve' if arch == 'mve' else 'a4_dsp'}", "mul": f"q4_mul_s8_{arch}"}
+
+
 def _compile(compiler: str, flags: list[str], source: Path):
     return subprocess.run([compiler, *flags, *STRICT_FLAGS, str(source)], capture_output=True, text=True)
 
