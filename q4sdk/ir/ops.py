@@ -265,7 +265,7 @@ _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
 )
 
-# pooling, lut, mul (docs/kernels.md, "Pooling, lut, mul and concat kernels"): the portable
+# pooling, lut, mul, concat (docs/kernels.md, "Pooling, lut, mul and concat kernels"): the portable
 # signatures; q4_lut_s8_a4_dsp (inputs of at most 4 bits) takes a 512-byte pair table
 _MAXPOOL_VARIANTS = (
     KernelVariant("q4_maxpool_s8_mve", "pooling/q4_maxpool_s8_mve.c", "mve", lambda k, o: 0),
@@ -281,6 +281,10 @@ _LUT_VARIANTS = (
 _MUL_VARIANTS = (
     KernelVariant("q4_mul_s8_mve", "basic/q4_mul_s8_mve.c", "mve", lambda k, o: 0),
     KernelVariant("q4_mul_s8_dsp", "basic/q4_mul_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+_CONCAT_VARIANTS = (
+    KernelVariant("q4_concat_s8_mve", "basic/q4_concat_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_concat_s8_dsp", "basic/q4_concat_s8_dsp.c", "dsp", lambda k, o: 0),
 )
 
 # packed activations: conv2d and depthwise_conv2d variants share one signature, so one band kernel
@@ -431,6 +435,7 @@ OPS: dict[str, OpSpec] = {
             dict(_ACT),
             {"multiplier": "int32", "shift": "int32"},
             ("concat",),
+            variants=_CONCAT_VARIANTS,
         ),
         # y = zy + requantize((a - za) * (b - zb), m, s): the product of two activations; b has a's
         # shape or one value per channel (1, 1, C), read for every pixel (squeeze-excite gates)

@@ -259,6 +259,14 @@ void q4_lut_s8_a4_dsp(const int8_t *table, int32_t input_min, int32_t size, cons
 /* lut, MVE: 16 elements per VLDRB, VADD (the index) and one byte gather. No scratch. */
 void q4_lut_s8_mve(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,
                    int8_t *output);
+/* concat, DSP: per input, a word copy (bytewise SSUB8/SEL clamp when narrower than int8) or
+ * MLA + SMMLA + ASR + USAT requantization (10 <= shift <= 54; else portable). No scratch. */
+void q4_concat_s8_dsp(const q4_concat_params *params, int32_t rows, const int8_t *const *inputs,
+                      int8_t *output);
+/* concat, MVE: per input, a 16-byte copy (VMAX/VMIN clamp) or VQDMULH + VRSHL requantization of
+ * 4 int32 lanes (shift >= 10; else portable). No scratch. */
+void q4_concat_s8_mve(const q4_concat_params *params, int32_t rows, const int8_t *const *inputs,
+                      int8_t *output);
 #ifdef Q4_ELEMENTWISE_H /* q4_mul_params: include q4_elementwise.h first */
 /* mul, DSP: 4 elements per word, SXTAB16 pairs of x - z, SMULBB/SMULTT, SMMLA + ASR + USAT
  * requantization (33 <= shift <= 54; else portable), bytewise clamp. No scratch. */

@@ -1,5 +1,5 @@
 /*
- * elem_harness.c - runs every case of the generated "elem_cases.h" (maxpool, lut and mul) through
+ * elem_harness.c - runs every case of the generated "elem_cases.h" (maxpool, lut, mul, concat) through
  * each variant of its kind built for this core (the portable kernel, _dsp, _a4_dsp, _mve), checks
  * the output against the oracle's expected bytes, that nothing is written past the output or past
  * the scratch a variant asked for, and times the call.
@@ -25,6 +25,9 @@ typedef void (*lut_fn)(const int8_t *table, int32_t input_min, int32_t size,
 typedef void (*mul_fn)(const q4_mul_params *params, int32_t rows, int32_t channels,
                        int32_t b_row_step, const int8_t *input_a, const int8_t *input_b,
                        int8_t *output);
+
+typedef void (*concat_fn)(const q4_concat_params *params, int32_t rows,
+                          const int8_t *const *inputs, int8_t *output);
 
 static int8_t output[Q4_OUTPUT_BYTES + GUARD_BYTES];
 static int32_t scratch[SCRATCH_WORDS];
@@ -76,6 +79,19 @@ static const struct {
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
     {"mve", q4_mul_s8_mve},
+#endif
+};
+
+static const struct {
+    const char *name;
+    concat_fn run;
+} concat_variants[] = {
+    {"portable", q4_concat_s8},
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    {"dsp", q4_concat_s8_dsp},
+#endif
+#if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
+    {"mve", q4_concat_s8_mve},
 #endif
 };
 
@@ -157,6 +173,16 @@ int main(void)
                 Q4_TIMING_BARRIER();
                 ticks = board_timer_read();
                 report(c, lut_variants[v].name, ticks, scratch_bytes);
+            }
+        } else if (c->kind == Q4_CASE_CONCAT) {
+            for (v = 0; v < COUNT(concat_variants); ++v) {
+                fill_guards(c->size);
+                board_timer_start();
+                Q4_TIMING_BARRIER();
+                concat_variants[v].run(&c->concat, c->rows, c->inputs, output);
+                Q4_TIMING_BARRIER();
+                ticks = board_timer_read();
+                report(c, concat_variants[v].name, ticks, 0);
             }
         } else {
             for (v = 0; v < COUNT(mul_variants); ++v) {

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mcu.harness import CORES, STRICT_FLAGS, require_tools, run_harness  # noqa: E402
 from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
 from q4sdk.ir import oracle  # noqa: E402
+from q4sdk.ir.fixedpoint import quantize_multiplier  # noqa: E402
 from q4sdk.ir.qmodel import QOp, QTensor  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
 
@@ -43,6 +44,7 @@ KINDS = {
     "maxpool": ("pooling", "q4_maxpool_s8"),
     "lut": ("activation", "q4_lut_s8"),
     "mul": ("basic", "q4_mul_s8"),
+    "concat": ("basic", "q4_concat_s8"),
 }
 PORTABLE = [RUNTIME / "src" / folder / f"{stem}.c" for folder, stem in KINDS.values()]
 VARIANTS = [
@@ -56,11 +58,13 @@ BOARD_VARIANTS = {
         "maxpool": {"portable", "dsp"},
         "lut": {"portable", "dsp", "a4_dsp"},
         "mul": {"portable", "dsp"},
+        "concat": {"portable", "dsp"},
     },
     "mps3-an547": {
         "maxpool": {"portable", "dsp", "mve"},
         "lut": {"portable", "dsp", "a4_dsp", "mve"},
         "mul": {"portable", "dsp", "mve"},
+        "concat": {"portable", "dsp", "mve"},
     },
 }
 LUT_PAIRS_BYTES = 512
@@ -75,6 +79,7 @@ class ElemCase:
     a: np.ndarray
     expected: np.ndarray
     b: np.ndarray | None = None
+    parts: list | None = None  # concat: the inputs, [rows, channels_i] each
     table: np.ndarray | None = None
     params: dict = field(default_factory=dict)
 
@@ -131,6 +136,42 @@ def mul_case(
         "b_row_step": 0 if broadcast else channels,
     }  # fmt: skip
     return ElemCase(name, "mul", a, y, b=b, params=params)
+
+
+def concat_case(rng, name, rows, channels, ratios, out_bits=8, same=(), shifts=None, zps=None, extreme=False):
+    """Inputs of ``channels[i]`` per row at the scale ratios S_i / S_y (``same``: the output's
+    quantization, a copy; ``shifts``: explicit (m, s) pairs where not None)."""
+    lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    zy = int(rng.integers(lo, hi + 1))
+    parts, zs, ms, ss = [], [], [], []
+    for i, (n, ratio) in enumerate(zip(channels, ratios)):
+        if extreme:
+            x = np.full((rows, n), -128 if i % 2 else 127, np.int8)
+        else:
+            x = rng.integers(-128, 128, (rows, n)).astype(np.int8)
+        if i in same:
+            z, (m, s) = zy, (1 << 30, 30)
+            x = np.clip(x, lo, hi).astype(np.int8) if out_bits == 8 else x
+        else:
+            z = int(rng.integers(-128, 128)) if zps is None else zps[i]
+            m, s = quantize_multiplier(ratio) if shifts is None or shifts[i] is None else shifts[i]
+        parts.append(x)
+        zs.append(z)
+        ms.append(m)
+        ss.append(s)
+    op = QOp(
+        name,
+        "concat",
+        [f"x{i}" for i in range(len(parts))],
+        "y",
+        {"act_min": lo, "act_max": hi},
+        {"multiplier": np.array(ms, np.int32), "shift": np.array(ss, np.int32)},
+    )
+    ts = [QTensor(f"x{i}", x.shape, 8, 1.0, z) for i, (x, z) in enumerate(zip(parts, zs))]
+    out_t = QTensor("y", (rows, sum(channels)), out_bits, 1.0, zy)
+    y = oracle.concat([x[None] for x in parts], op, ts, out_t)[0]
+    params = {"zps": zs, "multipliers": ms, "shifts": ss, "output_zp": zy, "act_min": lo, "act_max": hi}
+    return ElemCase(name, "concat", parts[0], y, parts=parts, params=params)
 
 
 def make_cases() -> list[ElemCase]:
@@ -214,12 +255,37 @@ def make_cases() -> list[ElemCase]:
             zps=(-128, 127, 0),
             fill=(127, -128),
         ),
+        # concat: SqueezeNet's fire modules, U-Net skips, copies, every shift class
+        concat_case(rng, "cat_fire_16_16", 144, [16, 16], [0.8, 1.3]),
+        concat_case(rng, "cat_unet_copy", 64, [24, 8], [1.0, 0.6], same=(0,)),
+        concat_case(rng, "cat_copy_a4", 30, [7, 9], [1.0, 1.0], out_bits=4, same=(0, 1)),
+        concat_case(rng, "cat_copy_full", 20, [13, 32], [1.0, 0.9], same=(0,)),
+        concat_case(rng, "cat_odd_3", 25, [3, 5, 7], [0.5, 1.9, 1.0]),
+        concat_case(rng, "cat_rows1", 1, [1000, 333], [0.7, 1.1]),
+        concat_case(rng, "cat_a4_out", 40, [12, 20], [0.07, 0.1], out_bits=4),
+        concat_case(rng, "cat_s10_s9", 6, [9, 10], [0, 0], shifts=[((1 << 30) + 5, 10), ((1 << 31) - 1, 9)]),
+        concat_case(
+            rng, "cat_s54_s55", 6, [11, 12], [0, 0], shifts=[((1 << 31) - 1, 54), ((1 << 31) - 1, 55)]
+        ),
+        concat_case(rng, "cat_s62_m0", 6, [8, 17], [0, 0], shifts=[((1 << 31) - 1, 62), (0, 1)]),
+        concat_case(
+            rng, "cat_s32_s33", 6, [20, 4], [0, 0], shifts=[((1 << 30) + 77, 32), ((1 << 31) - 9, 33)]
+        ),
+        concat_case(
+            rng,
+            "cat_extreme",
+            8,
+            [16, 16, 4, 4],
+            [1.99, 1.99, 0.01, 0.5],
+            zps=[-128, 127, -128, 127],
+            extreme=True,
+        ),
     ]
     return cases
 
 
 CASES = make_cases()
-KIND_IDS = {"maxpool": 0, "lut": 1, "mul": 2}
+KIND_IDS = {"maxpool": 0, "lut": 1, "mul": 2, "concat": 3}
 
 
 def _c_array(ctype: str, name: str, values) -> str:
@@ -234,14 +300,15 @@ def write_cases_header(cases: list[ElemCase], path: Path) -> None:
         *(f"#define Q4_CASE_{k.upper()} {v}\n" for k, v in KIND_IDS.items()),
         "typedef struct {\n  const char *name;\n  int32_t kind;\n  q4_pool_params pool;\n"
         "  q4_dims input_dims;\n  q4_dims output_dims;\n  const int8_t *table;\n  int32_t input_min;\n"
-        "  q4_mul_params mul;\n  int32_t rows, channels, b_row_step;\n  const int8_t *a;\n"
+        "  q4_mul_params mul;\n  q4_concat_params concat;\n  const int8_t *const *inputs;\n"
+        "  int32_t rows, channels, b_row_step;\n  const int8_t *a;\n"
         "  const int8_t *b;\n  int32_t size;\n  const int8_t *expected;\n} q4_elem_case;\n",
     ]
     rows = []
     for i, c in enumerate(cases):
         parts += [_c_array("int8_t", f"a{i}", c.a), _c_array("int8_t", f"y{i}", c.expected)]
         pool, in_dims, out_dims, table, input_min = "{0}", "{0, 0, 0}", "{0, 0, 0}", "0", 0
-        mul, rcs, b = "{0}", "0, 0, 0", "0"
+        mul, rcs, b, cat, inputs = "{0}", "0, 0, 0", "0", "{0}", "0"
         if c.kind == "maxpool":
             p = c.params
             pool = (
@@ -253,6 +320,22 @@ def write_cases_header(cases: list[ElemCase], path: Path) -> None:
         elif c.kind == "lut":
             parts.append(_c_array("int8_t", f"t{i}", c.table))
             table, input_min = f"t{i}", c.params["input_min"]
+        elif c.kind == "concat":
+            p, n = c.params, len(c.parts)
+            for j, x in enumerate(c.parts):
+                parts.append(_c_array("int8_t", f"c{i}_{j}", x))
+            parts.append(
+                f"static const int8_t *const in{i}[{n}] = {{{', '.join(f'c{i}_{j}' for j in range(n))}}};\n"
+            )
+            for key, values in (
+                ("ch", [x.shape[1] for x in c.parts]),
+                ("zp", p["zps"]),
+                ("m", p["multipliers"]),
+                ("s", p["shifts"]),
+            ):
+                parts.append(_c_array("int32_t", f"{key}{i}", values))
+            cat = f"{{{n}, ch{i}, zp{i}, m{i}, s{i}, {p['output_zp']}, {p['act_min']}, {p['act_max']}}}"
+            rcs, inputs = f"{c.parts[0].shape[0]}, 0, 0", f"in{i}"
         else:
             p = c.params
             parts.append(_c_array("int8_t", f"b{i}", c.b))
@@ -263,7 +346,7 @@ def write_cases_header(cases: list[ElemCase], path: Path) -> None:
             rcs, b = f"{p['rows']}, {p['channels']}, {p['b_row_step']}", f"b{i}"
         rows.append(
             f'  {{"{c.name}", {KIND_IDS[c.kind]}, {pool}, {in_dims}, {out_dims}, {table}, {input_min}, '
-            f"{mul}, {rcs}, a{i}, {b}, {c.expected.size}, y{i}}}"
+            f"{mul}, {cat}, {inputs}, {rcs}, a{i}, {b}, {c.expected.size}, y{i}}}"
         )
     parts.append(f"#define Q4_OUTPUT_BYTES {max(c.expected.size for c in cases)}\n")
     parts.append("static const q4_elem_case q4_elem_cases[] = {\n" + ",\n".join(rows) + "\n};\n")
@@ -320,6 +403,11 @@ def test_cases_cover_the_interesting_parameters():
         if c.name.startswith("mul_max")
     ]
     assert 65025 in products and -65025 in products
+    cats = [c for c in CASES if c.kind == "concat"]
+    cat_shifts = {s for c in cats for s in c.params["shifts"]}
+    assert {1, 9, 10, 30, 32, 33, 54, 55, 62} <= cat_shifts
+    assert any(c.params["act_max"] == 7 and 30 in c.params["shifts"] for c in cats)  # clamped copy
+    assert {x.shape[1] % 4 for c in cats for x in c.parts} == {0, 1, 2, 3}
 
 
 @pytest.mark.parametrize("board_name", BOARDS)
@@ -342,6 +430,7 @@ def test_variants_are_faster(board_name, board_results):
     assert n[("lut4_4096", "a4_dsp")] < n[("lut4_4096", "dsp")] < n[("lut4_4096", "portable")], n
     assert n[("lut8_4096", best)] * 1.5 < n[("lut8_4096", "portable")], n
     assert n[("mul_se_c32", best)] * 2 < n[("mul_se_c32", "portable")], n
+    assert n[("cat_fire_16_16", best)] * 2 < n[("cat_fire_16_16", "portable")], n
 
 
 def test_variants_are_bit_exact_unoptimised(tmp_path):
@@ -352,7 +441,7 @@ def test_variants_are_bit_exact_unoptimised(tmp_path):
 
 
 def test_generator_registers_the_variants():
-    for kind in ("maxpool", "lut", "mul"):
+    for kind in KINDS:
         names = [v.function for v in KERNEL_VARIANTS[kind]]
         assert names[0] == f"q4_{kind}_s8_mve" and names[-1] == f"q4_{kind}_s8_dsp", names
     lut = {v.function: v for v in KERNEL_VARIANTS["lut"]}
