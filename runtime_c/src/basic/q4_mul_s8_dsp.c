@@ -12,7 +12,8 @@
  *    so SMMLA(p, m, 2^(k-1) + (z_y - act_min) 2^k) (exact: |hi| < 2^15, 255 * 2^k < 2^30) shifted
  *    right by k is u = z_y - act_min + requantize(p, m, s); USAT #8 saturates it to [0, 255];
  *  - the four bytes are one word; the clamp to [act_min, act_max] is bytewise:
- *    y = act_max - UQSUB8(act_max - act_min, u) = min(act_min + u, act_max) (modulo 256).
+ *    y = act_max - UQSUB8(act_max - act_min, u) = min(act_min + u, act_max) (modulo 256), or
+ *    for the full range [-128, 127] y = u EOR 0x80808080.
  * Other shifts (s <= 32: multipliers of at least 1/2, and m = 0; s > 54) and the last
  * channels % 4 elements of a row (of the whole tensor when b has a's shape) use the portable arithmetic. Scratch: none.
  */
@@ -68,9 +69,10 @@ static inline uint32_t q4_mul_one(int32_t p, const q4_mul_consts *k)
     return (uint32_t)__usat(q4_mul_smmla(p, k->m, k->round) >> k->k, 8);
 }
 
-/* n (a multiple of 4) outputs from a, b. */
-static void q4_mul_words(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,
-                         const q4_mul_consts *k)
+/* n (a multiple of 4) outputs from a, b; full (a constant at each call): the clamp is
+ * [-128, 127], so y = u - 128 modulo 256 is one EOR with an immediate. */
+static inline void q4_mul_words(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,
+                                const q4_mul_consts *k, int32_t full)
 {
     int32_t c;
     for (c = 0; c < n; c += 4) {
@@ -83,7 +85,8 @@ static void q4_mul_words(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,
                            q4_mul_one(q4_bottoms(a13, b13), k) << 8 |
                            q4_mul_one(q4_tops(a02, b02), k) << 16 |
                            q4_mul_one(q4_tops(a13, b13), k) << 24;
-        const uint32_t v = (uint32_t)__usub8(k->top, __uqsub8(k->width, u));
+        const uint32_t v = full ? u ^ 0x80808080u
+                                : (uint32_t)__usub8(k->top, __uqsub8(k->width, u));
         __builtin_memcpy(y + c, &v, sizeof v);
     }
 }
@@ -115,8 +118,10 @@ void q4_mul_s8_dsp(const q4_mul_params *params, int32_t rows, int32_t channels,
         const int8_t *a = input_a + r * channels;
         const int8_t *b = input_b + r * b_row_step;
         int8_t *y = output + r * channels;
-        if (words > 0) {
-            q4_mul_words(a, b, y, words, &k);
+        if (words > 0 && lo == INT8_MIN && hi == INT8_MAX) {
+            q4_mul_words(a, b, y, words, &k, 1);
+        } else if (words > 0) {
+            q4_mul_words(a, b, y, words, &k, 0);
         }
         for (c = words; c < channels; ++c) {
             const int32_t acc = ((int32_t)a[c] - za) * ((int32_t)b[c] - zb);
