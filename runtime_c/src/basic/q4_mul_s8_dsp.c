@@ -69,25 +69,29 @@ static inline uint32_t q4_mul_one(int32_t p, const q4_mul_consts *k)
     return (uint32_t)__usat(q4_mul_smmla(p, k->m, k->round) >> k->k, 8);
 }
 
-/* n (a multiple of 4) outputs from a, b; full (a constant at each call): the clamp is
- * [-128, 127], so y = u - 128 modulo 256 is one EOR with an immediate. */
-static inline void q4_mul_words(const int8_t *a, const int8_t *b, int8_t *y, int32_t n,
+/* The first n (a multiple of 4) outputs of each of the rows (a, y advance by channels per row,
+ * b by b_step); full (a constant at each call): the clamp is [-128, 127], so y = u - 128 modulo
+ * 256 is one EOR with an immediate. */
+static inline void q4_mul_words(const int8_t *a, const int8_t *b, int8_t *y, int32_t rows,
+                                int32_t channels, int32_t b_step, int32_t n,
                                 const q4_mul_consts *k, int32_t full)
 {
-    int32_t c;
-    for (c = 0; c < n; c += 4) {
-        const uint32_t wa = q4_load_u32(a + c), wb = q4_load_u32(b + c);
-        const int32_t a02 = (int32_t)__sxtab16((int32_t)k->neg_za, (int32_t)wa);
-        const int32_t a13 = (int32_t)q4_mul_sxtab16_ror8(k->neg_za, wa);
-        const int32_t b02 = (int32_t)__sxtab16((int32_t)k->neg_zb, (int32_t)wb);
-        const int32_t b13 = (int32_t)q4_mul_sxtab16_ror8(k->neg_zb, wb);
-        const uint32_t u = q4_mul_one(q4_bottoms(a02, b02), k) |
-                           q4_mul_one(q4_bottoms(a13, b13), k) << 8 |
-                           q4_mul_one(q4_tops(a02, b02), k) << 16 |
-                           q4_mul_one(q4_tops(a13, b13), k) << 24;
-        const uint32_t v = full ? u ^ 0x80808080u
-                                : (uint32_t)__usub8(k->top, __uqsub8(k->width, u));
-        __builtin_memcpy(y + c, &v, sizeof v);
+    int32_t r, c;
+    for (r = 0; r < rows; ++r, a += channels, b += b_step, y += channels) {
+        for (c = 0; c < n; c += 4) {
+            const uint32_t wa = q4_load_u32(a + c), wb = q4_load_u32(b + c);
+            const int32_t a02 = (int32_t)__sxtab16((int32_t)k->neg_za, (int32_t)wa);
+            const int32_t a13 = (int32_t)q4_mul_sxtab16_ror8(k->neg_za, wa);
+            const int32_t b02 = (int32_t)__sxtab16((int32_t)k->neg_zb, (int32_t)wb);
+            const int32_t b13 = (int32_t)q4_mul_sxtab16_ror8(k->neg_zb, wb);
+            const uint32_t u = q4_mul_one(q4_bottoms(a02, b02), k) |
+                               q4_mul_one(q4_bottoms(a13, b13), k) << 8 |
+                               q4_mul_one(q4_tops(a02, b02), k) << 16 |
+                               q4_mul_one(q4_tops(a13, b13), k) << 24;
+            const uint32_t v = full ? u ^ 0x80808080u
+                                    : (uint32_t)__usub8(k->top, __uqsub8(k->width, u));
+            __builtin_memcpy(y + c, &v, sizeof v);
+        }
     }
 }
 
@@ -114,15 +118,15 @@ void q4_mul_s8_dsp(const q4_mul_params *params, int32_t rows, int32_t channels,
     k.round = words > 0 ? (1 << (k.k - 1)) + (zy - lo) * (1 << k.k) : 0;
     k.width = (uint32_t)(hi - lo) * 0x01010101u;
     k.top = ((uint32_t)hi & 0xFFu) * 0x01010101u;
-    for (r = 0; r < rows; ++r) {
+    if (words > 0 && lo == INT8_MIN && hi == INT8_MAX) {
+        q4_mul_words(input_a, input_b, output, rows, channels, b_row_step, words, &k, 1);
+    } else if (words > 0) {
+        q4_mul_words(input_a, input_b, output, rows, channels, b_row_step, words, &k, 0);
+    }
+    for (r = 0; r < rows; ++r) { /* the last channels % 4 of each row */
         const int8_t *a = input_a + r * channels;
         const int8_t *b = input_b + r * b_row_step;
         int8_t *y = output + r * channels;
-        if (words > 0 && lo == INT8_MIN && hi == INT8_MAX) {
-            q4_mul_words(a, b, y, words, &k, 1);
-        } else if (words > 0) {
-            q4_mul_words(a, b, y, words, &k, 0);
-        }
         for (c = words; c < channels; ++c) {
             const int32_t acc = ((int32_t)a[c] - za) * ((int32_t)b[c] - zb);
             y[c] = q4_requantize_clamp(acc, m, s, zy, lo, hi);
