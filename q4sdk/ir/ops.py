@@ -265,11 +265,16 @@ _ADD_VARIANTS = (
     KernelVariant("q4_add_s8_dsp", "basic/q4_add_s8_dsp.c", "dsp", lambda k, o: 256),
 )
 
-# pooling, lut, mul, concat (docs/kernels.md, "Pooling, lut, mul and concat kernels"): the portable
-# signatures; q4_lut_s8_a4_dsp (inputs of at most 4 bits) takes a 512-byte pair table
+# pooling (maxpool, avgpool), lut, mul, concat (docs/kernels.md, "Pooling, lut, mul and concat
+# kernels"): the portable signatures; q4_lut_s8_a4_dsp (inputs of at most 4 bits) takes a
+# 512-byte pair table
 _MAXPOOL_VARIANTS = (
     KernelVariant("q4_maxpool_s8_mve", "pooling/q4_maxpool_s8_mve.c", "mve", lambda k, o: 0),
     KernelVariant("q4_maxpool_s8_dsp", "pooling/q4_maxpool_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+_AVGPOOL_VARIANTS = (
+    KernelVariant("q4_avgpool_s8_mve", "pooling/q4_avgpool_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_avgpool_s8_dsp", "pooling/q4_avgpool_s8_dsp.c", "dsp", lambda k, o: 0),
 )
 _LUT_VARIANTS = (
     KernelVariant("q4_lut_s8_mve", "activation/q4_lut_s8_mve.c", "mve", lambda k, o: 0),
@@ -384,6 +389,7 @@ OPS: dict[str, OpSpec] = {
             optional_attrs={"count_pads": 4},
             layer=True,
             spatial=True,
+            variants=_AVGPOOL_VARIANTS,
         ),
         _elementwise(
             "global_avgpool",

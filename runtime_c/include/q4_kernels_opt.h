@@ -246,6 +246,15 @@ void q4_maxpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
  * tap, a tail-predicated vector for the last C % 16. No scratch. */
 void q4_maxpool_s8_mve(const q4_pool_params *params, const q4_dims *input_dims,
                        const int8_t *input, const q4_dims *output_dims, int8_t *output);
+/* avgpool, DSP: the window clipped once per output pixel, per tap and 4 channels one word and
+ * two SXTAB16 into int16 pair sums, MLA + SMMLA + ASR + USAT requantization (19 <= shift <= 54,
+ * windows of <= 256 taps; else portable). No scratch. */
+void q4_avgpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
+                       const int8_t *input, const q4_dims *output_dims, int8_t *output);
+/* avgpool, MVE: 8 channels per VLDRB.S16 + VADD per tap, VQDMULH + VRSHL requantization of the
+ * widened lanes (shift >= 18, windows of <= 256 taps; else portable). No scratch. */
+void q4_avgpool_s8_mve(const q4_pool_params *params, const q4_dims *input_dims,
+                       const int8_t *input, const q4_dims *output_dims, int8_t *output);
 /* lut, DSP: the table addressed from its entry of code 0, LDRSB + LDRB + STRB per element.
  * No scratch. */
 void q4_lut_s8_dsp(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,

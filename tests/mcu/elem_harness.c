@@ -1,5 +1,6 @@
 /*
- * elem_harness.c - runs every case of the generated "elem_cases.h" (maxpool, lut, mul, concat) through
+ * elem_harness.c - runs every case of the generated "elem_cases.h" (maxpool, avgpool, lut, mul,
+ * concat) through
  * each variant of its kind built for this core (the portable kernel, _dsp, _a4_dsp, _mve), checks
  * the output against the oracle's expected bytes, that nothing is written past the output or past
  * the scratch a variant asked for, and times the call.
@@ -51,6 +52,19 @@ static const struct {
 #endif
 #if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
     {"mve", q4_maxpool_s8_mve},
+#endif
+};
+
+static const struct {
+    const char *name;
+    maxpool_fn run;
+} avgpool_variants[] = {
+    {"portable", q4_avgpool_s8},
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    {"dsp", q4_avgpool_s8_dsp},
+#endif
+#if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
+    {"mve", q4_avgpool_s8_mve},
 #endif
 };
 
@@ -157,6 +171,16 @@ int main(void)
                 Q4_TIMING_BARRIER();
                 ticks = board_timer_read();
                 report(c, maxpool_variants[v].name, ticks, 0);
+            }
+        } else if (c->kind == Q4_CASE_AVGPOOL) {
+            for (v = 0; v < COUNT(avgpool_variants); ++v) {
+                fill_guards(c->size);
+                board_timer_start();
+                Q4_TIMING_BARRIER();
+                avgpool_variants[v].run(&c->pool, &c->input_dims, c->a, &c->output_dims, output);
+                Q4_TIMING_BARRIER();
+                ticks = board_timer_read();
+                report(c, avgpool_variants[v].name, ticks, 0);
             }
         } else if (c->kind == Q4_CASE_LUT) {
             for (v = 0; v < COUNT(lut_variants); ++v) {

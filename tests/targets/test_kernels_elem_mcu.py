@@ -1,13 +1,14 @@
 """The optimised maxpool, lut and mul kernels (``_dsp``, ``_a4_dsp``, ``_mve``) on their boards,
 bit for bit against the oracle.
 
-Random cases -- maxpool windows of CNN stems (3x3 stride 2, 2x2, asymmetric and ceil-mode pads,
-1-D), channel counts with every tail (C % 4 and C % 16), constant inputs at -128 so padding could
-only win by mistake; lut tables at 8, 4 and 2 input bits with sizes that leave tails and below
+Random cases -- maxpool and avgpool windows of CNN stems (3x3 stride 2, 2x2, asymmetric and ceil-mode pads,
+1-D, count_pads divisors, windows of 256 taps and more), channel counts with every tail (C % 4,
+C % 8, C % 16), constant inputs at -128 / 127 against the opposite zero point (padding could only
+win by mistake; the int16 lane sums reach their bounds), every avgpool shift class; lut tables at 8, 4 and 2 input bits with sizes that leave tails and below
 the pair table's threshold; mul element-wise and squeeze-excite broadcast ([N, C, 1, 1]) with
 every shift class the variants branch on (below 32, 32, 33..54, above 54, m = 0), the extreme
 products +-255 * 255 at the largest multiplier, clamped and single-value ranges -- are computed by
-``q4sdk.ir.oracle`` (maxpool, lut, mul), written into one harness firmware per board
+``q4sdk.ir.oracle`` (maxpool, avgpool, lut, mul, concat), written into one harness firmware per board
 (``tests/mcu/elem_harness.c``) and run under QEMU on ``mps2-an386`` (Cortex-M4: portable, _dsp,
 _a4_dsp) and ``mps3-an547`` (Cortex-M55: also _mve): every output byte must match, and nothing may
 be written past the output or past the scratch a variant asked for. Also built at -O0, and
@@ -42,6 +43,7 @@ RUNTIME = ROOT / "runtime_c"
 HARNESS = ROOT / "tests" / "mcu" / "elem_harness.c"
 KINDS = {
     "maxpool": ("pooling", "q4_maxpool_s8"),
+    "avgpool": ("pooling", "q4_avgpool_s8"),
     "lut": ("activation", "q4_lut_s8"),
     "mul": ("basic", "q4_mul_s8"),
     "concat": ("basic", "q4_concat_s8"),
@@ -56,12 +58,14 @@ BOARDS = ("mps2-an386", "mps3-an547")
 BOARD_VARIANTS = {
     "mps2-an386": {
         "maxpool": {"portable", "dsp"},
+        "avgpool": {"portable", "dsp"},
         "lut": {"portable", "dsp", "a4_dsp"},
         "mul": {"portable", "dsp"},
         "concat": {"portable", "dsp"},
     },
     "mps3-an547": {
         "maxpool": {"portable", "dsp", "mve"},
+        "avgpool": {"portable", "dsp", "mve"},
         "lut": {"portable", "dsp", "a4_dsp", "mve"},
         "mul": {"portable", "dsp", "mve"},
         "concat": {"portable", "dsp", "mve"},
@@ -97,6 +101,54 @@ def maxpool_case(rng, name, h, w, c, kernel, stride, pads, bits=8, fill=None) ->
     t = QTensor("x", (1, c, h, w), bits, 1.0, 0)
     y = oracle.maxpool(x[None], op, t, t)[0]
     return ElemCase(name, "maxpool", x, y, params={"kernel": kernel, "stride": stride, "pads": pads})
+
+
+def avgpool_case(
+    rng, name, h, w, c, kernel, stride, pads, count_pads=None, shift=None, bits=8, fill=None, zps=None
+):
+    """Multipliers for S_x / (S_y d) with d the divisor (one pair, or one per count with
+    ``count_pads``); ``shift`` forces every entry to (2^31 - 1, shift)."""
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    x = (
+        np.full((h, w, c), fill, np.int8)
+        if fill is not None
+        else rng.integers(lo, hi + 1, (h, w, c)).astype(np.int8)
+    )
+    zx, zy = zps if zps is not None else (int(v) for v in rng.integers(lo, hi + 1, 2))
+    ratio = float(rng.uniform(0.5, 2.0))
+    divisors = range(1, kernel[0] * kernel[1] + 1) if count_pads is not None else [kernel[0] * kernel[1]]
+    pairs = [
+        ((1 << 31) - 1, shift) if shift is not None else quantize_multiplier(ratio / d) for d in divisors
+    ]
+    act_min, act_max = (lo, hi) if rng.random() < 0.6 else (zy, hi)
+    attrs = {
+        "kernel": list(kernel),
+        "stride": list(stride),
+        "pads": list(pads),
+        "act_min": act_min,
+        "act_max": act_max,
+    }
+    if count_pads is not None:
+        attrs["count_pads"] = list(count_pads)
+    op = QOp(
+        name,
+        "avgpool",
+        ["x"],
+        "y",
+        attrs,
+        {
+            "multiplier": np.array([p[0] for p in pairs], np.int32),
+            "shift": np.array([p[1] for p in pairs], np.int32),
+        },
+    )
+    y = oracle.avgpool(
+        x[None], op, QTensor("x", (1, c, h, w), bits, 1.0, zx), QTensor("y", (1,), bits, 1.0, zy)
+    )[0]
+    params = {
+        "kernel": kernel, "stride": stride, "pads": pads, "count_pads": count_pads, "input_zp": zx,
+        "output_zp": zy, "pairs": pairs, "act_min": act_min, "act_max": act_max,
+    }  # fmt: skip
+    return ElemCase(name, "avgpool", x, y, params=params)
 
 
 def lut_case(rng, name, size, bits) -> ElemCase:
@@ -194,6 +246,24 @@ def make_cases() -> list[ElemCase]:
         maxpool_case(rng, "mp_1d_c12", 1, 50, 12, (1, 3), (1, 2), (0, 1, 0, 1)),
         maxpool_case(rng, "mp_min_c20", 6, 6, 20, (3, 3), (2, 2), (1, 1, 1, 1), fill=-128),
         maxpool_case(rng, "mp_1x1_c9", 3, 3, 9, (1, 1), (1, 1), (0, 0, 0, 0)),
+        # avgpool: 2x2 and 3x3, count_include_pad=0 / ceil_mode (count_pads), 1-D, every shift class
+        avgpool_case(rng, "ap_2x2s2_c32", 16, 16, 32, (2, 2), (2, 2), (0, 0, 0, 0)),
+        avgpool_case(rng, "ap_3x3s1_c24", 8, 8, 24, (3, 3), (1, 1), (1, 1, 1, 1)),
+        avgpool_case(
+            rng, "ap_3x3s2_cnt_c13", 9, 9, 13, (3, 3), (2, 2), (1, 1, 1, 1), count_pads=(0, 0, 0, 0)
+        ),
+        avgpool_case(rng, "ap_ceil_c20", 10, 10, 20, (3, 3), (2, 2), (0, 0, 1, 1), count_pads=(0, 0, 0, 0)),
+        avgpool_case(rng, "ap_1d_c12", 1, 49, 12, (1, 4), (1, 2), (0, 1, 0, 1), count_pads=(0, 1, 0, 1)),
+        avgpool_case(rng, "ap_c3_a4", 6, 6, 3, (2, 2), (2, 2), (0, 0, 0, 0), bits=4),
+        avgpool_case(rng, "ap_16x16_c9", 16, 16, 9, (16, 16), (1, 1), (0, 0, 0, 0), fill=-128, zps=(127, 0)),
+        avgpool_case(rng, "ap_17x16_c4", 17, 16, 4, (17, 16), (1, 1), (0, 0, 0, 0), fill=127, zps=(-128, 0)),
+        avgpool_case(rng, "ap_s17", 5, 5, 8, (2, 2), (1, 1), (0, 0, 0, 0), shift=17),
+        avgpool_case(rng, "ap_s18", 5, 5, 8, (2, 2), (1, 1), (0, 0, 0, 0), shift=18),
+        avgpool_case(rng, "ap_s19", 5, 5, 8, (2, 2), (1, 1), (0, 0, 0, 0), shift=19),
+        avgpool_case(rng, "ap_s54", 5, 5, 8, (3, 3), (1, 1), (1, 1, 1, 1), shift=54),
+        avgpool_case(rng, "ap_s55", 5, 5, 8, (3, 3), (1, 1), (1, 1, 1, 1), shift=55),
+        avgpool_case(rng, "ap_s62", 5, 5, 8, (3, 3), (1, 1), (1, 1, 1, 1), shift=62),
+        avgpool_case(rng, "ap_s1_m", 4, 4, 7, (2, 2), (2, 2), (0, 0, 0, 0), shift=1),
         # lut: 8-bit (sigmoid / SiLU in W4A8), 4-bit (W4A4: the pair table from 1024 elements), 2-bit
         lut_case(rng, "lut8_4096", 4096, 8),
         lut_case(rng, "lut8_1027", 1027, 8),
@@ -285,7 +355,7 @@ def make_cases() -> list[ElemCase]:
 
 
 CASES = make_cases()
-KIND_IDS = {"maxpool": 0, "lut": 1, "mul": 2, "concat": 3}
+KIND_IDS = {"maxpool": 0, "lut": 1, "mul": 2, "concat": 3, "avgpool": 4}
 
 
 def _c_array(ctype: str, name: str, values) -> str:
@@ -314,6 +384,21 @@ def write_cases_header(cases: list[ElemCase], path: Path) -> None:
             pool = (
                 f"{{{p['kernel'][0]}, {p['kernel'][1]}, {p['stride'][0]}, {p['stride'][1]}, "
                 f"{p['pads'][0]}, {p['pads'][1]}, 0, 0, 0, 1, -128, 127, 0, 0, 0, 0, 0, 0}}"
+            )
+            in_dims = "{%d, %d, %d}" % c.a.shape
+            out_dims = "{%d, %d, %d}" % c.expected.shape
+        elif c.kind == "avgpool":
+            p = c.params
+            m, sh = p["pairs"][-1]
+            counts = "0, 0, 0, 0, 0, 0"
+            if p["count_pads"] is not None:
+                parts.append(_c_array("int32_t", f"cm{i}", [q[0] for q in p["pairs"]]))
+                parts.append(_c_array("int32_t", f"cs{i}", [q[1] for q in p["pairs"]]))
+                counts = f"cm{i}, cs{i}, " + ", ".join(str(v) for v in p["count_pads"])
+            pool = (
+                f"{{{p['kernel'][0]}, {p['kernel'][1]}, {p['stride'][0]}, {p['stride'][1]}, "
+                f"{p['pads'][0]}, {p['pads'][1]}, {p['input_zp']}, {p['output_zp']}, {m}, {sh}, "
+                f"{p['act_min']}, {p['act_max']}, {counts}}}"
             )
             in_dims = "{%d, %d, %d}" % c.a.shape
             out_dims = "{%d, %d, %d}" % c.expected.shape
@@ -389,6 +474,12 @@ def test_cases_cover_the_interesting_parameters():
     assert {c.a.shape[2] % 16 for c in pools} >= {0, 3, 4, 8, 12}
     assert any(c.a.shape[2] >= 64 for c in pools)  # the 64-channel MVE block
     assert any(max(c.params["pads"]) > 0 and c.a.min() == -128 == c.a.max() for c in pools)
+    avgs = [c for c in CASES if c.kind == "avgpool"]
+    assert {c.a.shape[2] % 8 for c in avgs} >= {0, 1, 3, 4, 5, 7}
+    assert {s for c in avgs for _, s in c.params["pairs"]} >= {1, 17, 18, 19, 54, 55, 62}
+    assert any(c.params["count_pads"] is not None for c in avgs)
+    assert any(c.params["kernel"][0] * c.params["kernel"][1] == 256 for c in avgs)
+    assert any(c.params["kernel"][0] * c.params["kernel"][1] > 256 for c in avgs)
     luts = [c for c in CASES if c.kind == "lut"]
     assert {c.params["input_min"] for c in luts} == {-128, -8, -2}
     assert any(c.params["input_min"] == -8 and c.a.size >= 1024 and c.a.size % 4 for c in luts)
@@ -431,6 +522,7 @@ def test_variants_are_faster(board_name, board_results):
     assert n[("lut8_4096", best)] * 1.5 < n[("lut8_4096", "portable")], n
     assert n[("mul_se_c32", best)] * 2 < n[("mul_se_c32", "portable")], n
     assert n[("cat_fire_16_16", best)] * 2 < n[("cat_fire_16_16", "portable")], n
+    assert n[("ap_3x3s1_c24", best)] * 3 < n[("ap_3x3s1_c24", "portable")], n
 
 
 def test_variants_are_bit_exact_unoptimised(tmp_path):
