@@ -288,6 +288,11 @@ def make_cases() -> list[ElemCase]:
         mul_case(rng, "mul_s62", 2, 17, True, 62, multiplier=(1 << 31) - 1),
         mul_case(rng, "mul_s31", 3, 9, False, 31),
         mul_case(rng, "mul_s20", 2, 11, True, 20),
+        mul_case(rng, "mul_s19", 3, 12, False, 19),
+        mul_case(rng, "mul_s18", 3, 16, True, 18),
+        mul_case(rng, "mul_s17", 2, 16, False, 17),
+        mul_case(rng, "mul_s30_a4", 36, 16, True, 30, bits=4),
+        mul_case(rng, "mul_s31_a4_ew", 16, 24, False, 31, bits=4, clamp=(-3, 7)),
         mul_case(rng, "mul_m0", 3, 12, False, 1, multiplier=0),
         mul_case(rng, "mul_relu", 8, 40, True, 39, clamp=(-20, 127), zps=(3, -128, -20)),
         mul_case(rng, "mul_clip", 8, 36, False, 37, clamp=(-50, 60)),
@@ -485,7 +490,7 @@ def test_cases_cover_the_interesting_parameters():
     assert any(c.params["input_min"] == -8 and c.a.size >= 1024 and c.a.size % 4 for c in luts)
     muls = [c for c in CASES if c.kind == "mul"]
     shifts = {c.params["shift"] for c in muls}
-    assert {1, 20, 31, 32, 33, 54, 55, 62} <= shifts
+    assert {1, 17, 18, 19, 20, 30, 31, 32, 33, 54, 55, 62} <= shifts
     assert {c.params["b_row_step"] == 0 for c in muls} == {True, False}
     assert any(c.params["act_min"] == c.params["act_max"] for c in muls)
     products = [
