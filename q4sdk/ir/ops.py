@@ -284,6 +284,33 @@ _CONV_TRANSPOSE_VARIANTS = (
 # resize: the portable signature, no scratch; nearest by word copies, bilinear runs the portable code
 _RESIZE_VARIANTS = (KernelVariant("q4_resize_s8_dsp", "basic/q4_resize_s8_dsp.c", "dsp", lambda k, o: 0),)
 
+# pooling (maxpool, avgpool), lut, mul, concat (docs/kernels.md, "Pooling, lut, mul and concat
+# kernels"): the portable signatures; q4_lut_s8_a4_dsp (inputs of at most 4 bits) takes a
+# 512-byte pair table
+_MAXPOOL_VARIANTS = (
+    KernelVariant("q4_maxpool_s8_mve", "pooling/q4_maxpool_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_maxpool_s8_dsp", "pooling/q4_maxpool_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+_AVGPOOL_VARIANTS = (
+    KernelVariant("q4_avgpool_s8_mve", "pooling/q4_avgpool_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_avgpool_s8_dsp", "pooling/q4_avgpool_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+_LUT_VARIANTS = (
+    KernelVariant("q4_lut_s8_mve", "activation/q4_lut_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant(
+        "q4_lut_s8_a4_dsp", "activation/q4_lut_s8_dsp.c", "dsp", lambda k, o: 512, max_input_bits=4
+    ),
+    KernelVariant("q4_lut_s8_dsp", "activation/q4_lut_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+_MUL_VARIANTS = (
+    KernelVariant("q4_mul_s8_mve", "basic/q4_mul_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_mul_s8_dsp", "basic/q4_mul_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+_CONCAT_VARIANTS = (
+    KernelVariant("q4_concat_s8_mve", "basic/q4_concat_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_concat_s8_dsp", "basic/q4_concat_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+
 # packed activations: conv2d and depthwise_conv2d variants share one signature, so one band kernel
 _CONV_BAND = PackedBandKernel("q4_conv_band_p4")
 
@@ -381,6 +408,7 @@ OPS: dict[str, OpSpec] = {
             optional_attrs={"count_pads": 4},
             layer=True,
             spatial=True,
+            variants=_AVGPOOL_VARIANTS,
         ),
         _elementwise(
             "global_avgpool",
@@ -403,6 +431,7 @@ OPS: dict[str, OpSpec] = {
             layer=True,
             spatial=True,
             same_quant=True,
+            variants=_MAXPOOL_VARIANTS,
         ),
         _elementwise("clamp", "activation", (1,), dict(_ACT), {}, ("relu", "clamp"), same_quant=True),
         _elementwise("pad", "basic", (1,), {"pads": 4}, {}, ("pad",), spatial=True, same_quant=True),
@@ -413,7 +442,16 @@ OPS: dict[str, OpSpec] = {
         _elementwise("residual_split", "basic", (1,), {"part": 0, "coarse_zero_point": 0}, {}, ()),
         # y = table[x - qmin]: unary nonlinearities (sigmoid, tanh, hard-sigmoid, hard-swish, leaky
         # ReLU), one int8 entry per input code
-        _elementwise("lut", "activation", (1,), {}, {"table": "int8"}, ("unary",), header="include/q4_lut.h"),
+        _elementwise(
+            "lut",
+            "activation",
+            (1,),
+            {},
+            {"table": "int8"},
+            ("unary",),
+            header="include/q4_lut.h",
+            variants=_LUT_VARIANTS,
+        ),
         # the inputs' channel slices side by side (channels-last), each requantized to the output
         _elementwise(
             "concat",
@@ -422,6 +460,7 @@ OPS: dict[str, OpSpec] = {
             dict(_ACT),
             {"multiplier": "int32", "shift": "int32"},
             ("concat",),
+            variants=_CONCAT_VARIANTS,
         ),
         # y = zy + requantize((a - za) * (b - zb), m, s): the product of two activations; b has a's
         # shape or one value per channel (1, 1, C), read for every pixel (squeeze-excite gates)
@@ -434,6 +473,7 @@ OPS: dict[str, OpSpec] = {
             ("mul",),
             layer=True,
             header="include/q4_elementwise.h",
+            variants=_MUL_VARIANTS,
         ),
         # add / subtract: as add, but the multipliers are signed and b may be one value per channel
         # (1, 1, C) read for every pixel (Sub, and Add with broadcast)

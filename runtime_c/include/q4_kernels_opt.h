@@ -258,6 +258,59 @@ void q4_conv_transpose_s4_mve(const q4_conv_params *params, const q4_quant_param
                               const int32_t *bias, const q4_dims *output_dims, int8_t *output,
                               int32_t *scratch);
 
+/* ---- Pooling, lut, mul and concat (docs/kernels.md, "Pooling, lut, mul and concat
+ * kernels"): the portable signatures (q4_lut_s8_a4_dsp adds a scratch buffer). ---- */
+/* maxpool, DSP: the window clipped once per output pixel, channels in blocks of 32/16/8/4 held
+ * in registers, per tap one word load and SSUB8 + SEL per 4 channels. No scratch. */
+void q4_maxpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
+                       const int8_t *input, const q4_dims *output_dims, int8_t *output);
+/* maxpool, MVE: as _dsp with blocks of 64/32/16 channels, VLDRB + VMAX.S8 per 16 channels and
+ * tap, a tail-predicated vector for the last C % 16. No scratch. */
+void q4_maxpool_s8_mve(const q4_pool_params *params, const q4_dims *input_dims,
+                       const int8_t *input, const q4_dims *output_dims, int8_t *output);
+/* avgpool, DSP: the window clipped once per output pixel, per tap and 4 channels one word and
+ * two SXTAB16 into int16 pair sums, MLA + SMMLA + ASR + USAT requantization (19 <= shift <= 54,
+ * windows of <= 256 taps; else portable). No scratch. */
+void q4_avgpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
+                       const int8_t *input, const q4_dims *output_dims, int8_t *output);
+/* avgpool, MVE: 8 channels per VLDRB.S16 + VADD per tap, VQDMULH + VRSHL requantization of the
+ * widened lanes (shift >= 18, windows of <= 256 taps; else portable). No scratch. */
+void q4_avgpool_s8_mve(const q4_pool_params *params, const q4_dims *input_dims,
+                       const int8_t *input, const q4_dims *output_dims, int8_t *output);
+/* lut, DSP: the table addressed from its entry of code 0, LDRSB + LDRB + STRB per element.
+ * No scratch. */
+void q4_lut_s8_dsp(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,
+                   int8_t *output);
+/* lut, DSP, inputs of at most 4 bits: a table of 256 output pairs indexed by two nibbles built
+ * in the scratch, two LDRH per 4 elements (tensors of >= 1024 elements; else as _dsp).
+ * Scratch: 512 bytes. */
+int32_t q4_lut_s8_a4_dsp_get_buffer_size(void);
+void q4_lut_s8_a4_dsp(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,
+                      int8_t *output, int32_t *scratch);
+/* lut, MVE: 16 elements per VLDRB, VADD (the index) and one byte gather. No scratch. */
+void q4_lut_s8_mve(const int8_t *table, int32_t input_min, int32_t size, const int8_t *input,
+                   int8_t *output);
+/* concat, DSP: per input, a word copy (bytewise SSUB8/SEL clamp when narrower than int8) or
+ * MLA + SMMLA + ASR + USAT requantization (10 <= shift <= 54; else portable). No scratch. */
+void q4_concat_s8_dsp(const q4_concat_params *params, int32_t rows, const int8_t *const *inputs,
+                      int8_t *output);
+/* concat, MVE: per input, a 16-byte copy (VMAX/VMIN clamp) or VQDMULH + VRSHL requantization of
+ * 4 int32 lanes (shift >= 10; else portable). No scratch. */
+void q4_concat_s8_mve(const q4_concat_params *params, int32_t rows, const int8_t *const *inputs,
+                      int8_t *output);
+#ifdef Q4_ELEMENTWISE_H /* q4_mul_params: include q4_elementwise.h first */
+/* mul, DSP: 4 elements per word, SXTAB16 pairs of x - z, SMULBB/SMULTT, SMMLA + ASR + USAT
+ * requantization (33 <= shift <= 54; else portable), bytewise clamp. No scratch. */
+void q4_mul_s8_dsp(const q4_mul_params *params, int32_t rows, int32_t channels,
+                   int32_t b_row_step, const int8_t *input_a, const int8_t *input_b,
+                   int8_t *output);
+/* mul, MVE: 4 int32 lanes per step, VMUL, VQDMULH + VRSHL requantization (shift >= 32; else
+ * portable), VMAX/VMIN, VSTRB.32. No scratch. */
+void q4_mul_s8_mve(const q4_mul_params *params, int32_t rows, int32_t channels,
+                   int32_t b_row_step, const int8_t *input_a, const int8_t *input_b,
+                   int8_t *output);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
