@@ -333,6 +333,62 @@ static Q4_MVE_HELPER void q4_mve_patch(const q4_mve_geometry *g, int32_t y0, int
     }
 }
 
+/* The columns of a group of 4 pixels in one output row (window of pixel 0 at (y, x)) whose
+ * windows leave the input, when the gather offsets apply: per K-vector and pixel one byte gather
+ * predicated on the lanes whose tap lies inside the input, z_x in the others. A lane's tap row
+ * and the byte offset within it (r) follow from its offset o = ky * W * I + r (r < W * I); lanes
+ * past K (offset 0) take tap (0, 0), harmless before their zero weights. */
+static Q4_MVE_HELPER void q4_mve_gather_border(const q4_mve_geometry *g, int32_t y, int32_t x,
+                                               const uint8_t *offsets, int8_t *cols)
+{
+    const int32_t in_c = g->in_c, in_w = g->in_w, k_h = g->k_h, k_w = g->k_w;
+    const int32_t pitch = in_w * in_c, vectors = g->k16 / Q4_MVE_LANES;
+    const int32_t top = y < 0 ? -y : 0, bottom = g->in_h - y < k_h ? g->in_h - y : k_h;
+    const int8x16_t zp = g->zp;
+    int32_t col_lo[Q4_MVE_PIXELS], col_hi[Q4_MVE_PIXELS], inside[Q4_MVE_PIXELS];
+    const int8_t *base[Q4_MVE_PIXELS];
+    int32_t p, v, j;
+    for (p = 0; p < Q4_MVE_PIXELS; ++p) {
+        const int32_t xp = x + p * g->stride_w;
+        const int32_t left = xp < 0 ? -xp : 0, right = in_w - xp < k_w ? in_w - xp : k_w;
+        col_lo[p] = left * in_c;  /* r >= col_lo */
+        col_hi[p] = right * in_c; /* r < col_hi (checked when below k_w * I) */
+        inside[p] = left < right && top < bottom;
+        /* the window's origin may lie outside the input; only lanes inside are read */
+        base[p] = (const int8_t *)((uintptr_t)g->input +
+                                   (uintptr_t)(intptr_t)((y * in_w + xp) * in_c));
+    }
+    for (v = 0; v < vectors; ++v, cols += Q4_MVE_GROUP_STRIDE) {
+        const uint8x16_t o = vld1q_u8(offsets + v * Q4_MVE_LANES);
+        uint8x16_t r = o;
+        mve_pred16_t rows = 0xFFFF;
+        for (j = 1; j < k_h; ++j) { /* (k_h - 1) * W * I <= 255: the table exists */
+            r = vsubq_m_n_u8(r, r, (uint8_t)pitch, vcmpcsq_n_u8(o, (uint8_t)(j * pitch)));
+        }
+        if (top > 0 && top < k_h) {
+            rows = vcmpcsq_n_u8(o, (uint8_t)(top * pitch));
+        }
+        if (bottom < k_h && bottom > 0) {
+            rows &= (mve_pred16_t)~vcmpcsq_n_u8(o, (uint8_t)(bottom * pitch));
+        }
+        for (p = 0; p < Q4_MVE_PIXELS; ++p) {
+            mve_pred16_t lanes = rows;
+            if (!inside[p]) {
+                vst1q_s8(cols + p * Q4_MVE_LANES, zp);
+                continue;
+            }
+            if (col_lo[p] > 0) {
+                lanes &= vcmpcsq_n_u8(r, (uint8_t)col_lo[p]);
+            }
+            if (col_hi[p] < k_w * in_c) {
+                lanes &= (mve_pred16_t)~vcmpcsq_n_u8(r, (uint8_t)col_hi[p]);
+            }
+            vst1q_s8(cols + p * Q4_MVE_LANES,
+                     vpselq_s8(vldrbq_gather_offset_z_s8(base[p], o, lanes), zp, lanes));
+        }
+    }
+}
+
 /* Fills the group's interleaved columns for output pixels first .. first + 3 (each clamped to
  * the last pixel). offsets: the gather offsets, or NULL when they do not fit 8 bits. */
 static Q4_MVE_HELPER void q4_mve_im2col(const q4_mve_geometry *g, int32_t first, int32_t pixels,
@@ -366,6 +422,10 @@ static Q4_MVE_HELPER void q4_mve_im2col(const q4_mve_geometry *g, int32_t first,
             }
             return;
         }
+    }
+    if (offsets != NULL && first + Q4_MVE_PIXELS <= pixels && ox + Q4_MVE_PIXELS <= out_w) {
+        q4_mve_gather_border(g, y, x, offsets, cols); /* windows partly outside */
+        return;
     }
     if (whole && first + Q4_MVE_PIXELS <= pixels && ox + Q4_MVE_PIXELS <= out_w &&
         k_h * span * in_c <= patch_bytes) { /* windows partly outside: through a padded patch */

@@ -280,9 +280,11 @@ static Q4_MVE_NOINLINE int32_t q4_mve_patch_group(const q4_mve_geometry *g, int3
 
 /* The same tile for a block with a shift below 32: the sums are requantized one by one.
  * shifts_ab: the two channels' shifts; last: the index of the last pixel (< 4 when fewer). */
-static void q4_mve_tile_scalar(const int8_t **w, const int8_t *cols, int32_t steps,
-                               const int32_t *rec, const int32_t *shifts_ab, int32_t last,
-                               int8_t *out, int32_t out_c, const q4_conv_params *params)
+static Q4_MVE_NOINLINE void q4_mve_tile_scalar(const int8_t **w, const int8_t *cols,
+                                               int32_t steps, const int32_t *rec,
+                                               const int32_t *shifts_ab, int32_t last,
+                                               int8_t *out, int32_t out_c,
+                                               const q4_conv_params *params)
 {
     Q4_MVE_ACCUMULATORS;
     const int8_t *wp = *w;
