@@ -372,6 +372,44 @@ def m55_fused_cases(rng: np.random.Generator) -> list[TermsCase]:
             rng, "m55_mixed_a8i1w2", 8, 4, 5, 8, 17, (3, 3), (1, 1), (1, 1, 1, 1), 1, 2, shifts=(28, 36)
         )
     )
+    # round 4, the quad loop (T = 4, K <= 32: both inputs in one loop, VMLALDAVA onto the 64-bit
+    # constant of the folds): end values, and biases at the int32 bound (a large constant)
+    cases.append(
+        random_terms_case(
+            rng,
+            "m55_quad_extreme_a8i2w2",
+            8,
+            5,
+            6,
+            3,
+            9,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            2,
+            2,
+            extreme=True,
+            shifts=(33, 44),
+        )
+    )
+    cases.append(
+        random_terms_case(
+            rng,
+            "m55_quad_bias_a4i2w2",
+            4,
+            4,
+            7,
+            2,
+            6,
+            (3, 3),
+            (1, 2),
+            (0, 1, 1, 0),
+            2,
+            2,
+            big_bias=True,
+            shifts=(34, 40),
+        )
+    )
     return cases
 
 
