@@ -28,12 +28,13 @@ static Q4_MVE_HELPER int32_t q4_round_up16(int32_t k)
 }
 
 /* Sign-extended weights 16 * b .. 16 * b + 15 of a packed row of row_bytes bytes (0 past it):
- * 8 bytes widened to 16-bit lanes hi:lo become the bytes (lo << 4, hi << 4), shifted back. */
+ * 8 bytes widened to 16-bit lanes 0x00HL become 0xHLL0 (VSHL #4, then VSLI #8 inserts the byte
+ * above it), whose bytes L0 and HL shifted right by 4 as signed bytes are L and H. */
 static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, int32_t b)
 {
     const int32_t left = row_bytes - b * (Q4_MVE_LANES / 2);
     const uint16x8_t raw = vldrbq_z_u16(row + b * (Q4_MVE_LANES / 2), vctp16q((uint32_t)left));
-    const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), vbicq_n_u16(raw, 0xF), 8);
+    const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), raw, 8);
     return vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
 }
 
@@ -47,7 +48,7 @@ static inline int32_t q4_mve_unpack_row(const uint8_t *row, int32_t row_bytes, i
     int32_t sum = 0, b;
     for (b = 0; b < whole; ++b, row += Q4_MVE_LANES / 2, dst += 2 * Q4_MVE_LANES) {
         const uint16x8_t raw = vldrbq_u16(row);
-        const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), vbicq_n_u16(raw, 0xF), 8);
+        const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), raw, 8);
         const int8x16_t v = vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
         sum = vaddvaq_s8(sum, v);
         vst1q_s8(dst, v);
