@@ -410,6 +410,13 @@ def m55_fused_cases(rng: np.random.Generator) -> list[TermsCase]:
             shifts=(34, 40),
         )
     )
+    # round 4, both inputs' byte gathers at once (q4_mve_gather_pair): pads as large as the
+    # kernel with stride (2, 1), and K = 45 (3 steps: the two-loop T = 4 path)
+    for name, bits, shape in (
+        ("m55_pair_pad3_a4i2w2", 4, (5, 3, 3, 6, (3, 3), (2, 1), (3, 3, 3, 3))),
+        ("m55_pair_k45_a8i2w2", 8, (6, 7, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1))),
+    ):
+        cases.append(random_terms_case(rng, name, bits, *shape, 2, 2))
     return cases
 
 

@@ -471,7 +471,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
         vminq_u32(vidupq_n_u32(0, 1), vdupq_n_u32((uint32_t)(pixels - 1))), (uint32_t)out_c);
     const int32_t n = pixels < Q4_MVE_PIXELS ? pixels : Q4_MVE_PIXELS;
     const uint8_t *gather;
-    q4_mve_geometry g;
+    int8x16_t zp_second;
+    q4_mve_geometry g, g_pair;
     int8_t *out;
     int32_t oc0, p0, i;
 
@@ -490,6 +491,9 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     g.out_w = output_dims->w;
     g.zp = vdupq_n_s8((int8_t)terms->input_zp[0]);
     gather = g.in_c % Q4_MVE_LANES ? q4_mve_gather_offsets(&g, offset_table) : NULL;
+    /* input 0's geometry for q4_mve_gather_pair (a copy: g's address stays private) */
+    g_pair = g;
+    zp_second = vdupq_n_s8((int8_t)terms->input_zp[n_in - 1]);
     q4_mve_fill_spill(staging, k16, vdupq_n_s8(0)); /* the bytes past K stay defined */
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
@@ -514,10 +518,17 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
             out = output + first * out_c + oc0;
-            for (i = 0; i < n_in; ++i) { /* the im2col of each input */
-                g.input = inputs[i];
-                g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
-                q4_mve_im2col(&g, first, pixels, gather, staging, cols + i * Q4_MVE_PIXELS * k16);
+            if (n_in == 2 && gather != NULL &&
+                q4_mve_gather_pair(&g_pair, inputs[1], &zp_second, first, pixels, gather, cols,
+                                   cols + Q4_MVE_PIXELS * k16)) {
+                /* both inputs' columns at once */
+            } else {
+                for (i = 0; i < n_in; ++i) { /* the im2col of each input */
+                    g.input = inputs[i];
+                    g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
+                    q4_mve_im2col(&g, first, pixels, gather, staging,
+                                  cols + i * Q4_MVE_PIXELS * k16);
+                }
             }
             if (fast) {
                 /* here, not for the whole call: live across the other paths, they slowed them */
