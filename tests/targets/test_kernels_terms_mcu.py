@@ -417,6 +417,32 @@ def m55_fused_cases(rng: np.random.Generator) -> list[TermsCase]:
         ("m55_pair_k45_a8i2w2", 8, (6, 7, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1))),
     ):
         cases.append(random_terms_case(rng, name, bits, *shape, 2, 2))
+    # round 4, the duo loop (one weight tensor, two inputs, K <= 32): an odd channel count (the
+    # last pair's zero partner), 35 channels (two blocks), 1 GEMM step, end values
+    for name, bits, shape in (
+        ("m55_duo_k27_a4i2w1", 4, (7, 9, 3, 17, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("m55_duo_o35_a8i2w1", 8, (4, 5, 3, 35, (3, 3), (2, 1), (1, 0, 1, 1))),
+        ("m55_duo_k12_a8i2w1", 8, (5, 6, 12, 6, (1, 1), (2, 2), (0, 0, 0, 0))),
+    ):
+        cases.append(random_terms_case(rng, name, bits, *shape, 2, 1))
+    cases.append(
+        random_terms_case(
+            rng,
+            "m55_duo_extreme_a8i2w1",
+            8,
+            5,
+            4,
+            2,
+            7,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            2,
+            1,
+            extreme=True,
+            shifts=(33, 44),
+        )
+    )
     return cases
 
 

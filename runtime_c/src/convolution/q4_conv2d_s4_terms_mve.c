@@ -263,7 +263,6 @@ Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide, Q4_TM_GEMM_N)
  * Per channel a record of Q4_TM_QUAD words: the multipliers in lane order, C (low, high word),
  * -(s' - 32), z_y; after the last record the clamp and the pixels' byte offsets (3 vectors). */
 #define Q4_TM_QUAD 8
-#define Q4_TM_QUAD_CONSTS 12
 
 /* The quad records of the block's n_ch channels (every one takes the vector requantization). */
 static void q4_tm_quad_records(const q4_terms_records *rec, int32_t n_ch,
@@ -358,6 +357,121 @@ static void q4_tm_quad_records(const q4_terms_records *rec, int32_t n_ch,
 
 Q4_TM_DEFINE_QUAD_RUN(q4_tm_quad_run1, Q4_TM_QUAD_GEMM_1, "32")
 Q4_TM_DEFINE_QUAD_RUN(q4_tm_quad_run2, Q4_TM_QUAD_GEMM_2, "64")
+
+/* The fused path of a layer with one weight tensor and two inputs (T = 2: a residual input,
+ * DS-CNN's first layer at W4A4) and K <= 32: the quad loop's layout for a row pair that is two
+ * channels a and b (lanes 0 and 1: channel a's terms of inputs 0 and 1, lanes 2 and 3: channel
+ * b's), each channel summed by VMLALDAVA with a multiplier vector zero in the other channel's
+ * lanes. Per pair a record of Q4_TM_DUO words: the two multiplier vectors, C_a and C_b (low,
+ * high word), -(s' - 32) of each, and channel b's byte offset (1, or 0 for an odd last channel,
+ * whose zero partner is stored first and then overwritten); after the last record the clamp,
+ * the pixels' byte offsets and z_y (4 vectors). */
+#define Q4_TM_DUO 15
+
+/* The duo records of the block's n_ch channels; 0 (nothing written) unless every channel takes
+ * the vector requantization. They fit the sums area: 16 pairs of 15 words and 16. */
+static int32_t q4_tm_duo_records(const q4_terms_records *rec, int32_t n_ch,
+                                 const q4_conv_params *params, uint32x4_t offsets, int32_t *dst)
+{
+    int32_t c, h;
+    for (c = 0; c < n_ch; ++c) {
+        if (rec->right[c] <= 0) {
+            return 0;
+        }
+    }
+    for (c = 0; c < n_ch; c += 2, dst += Q4_TM_DUO) {
+        const int32_t lone = c + 1 >= n_ch; /* the partner row (c + 1) is zeros, fold 0 */
+        for (h = 0; h < 2; ++h) {
+            const int32_t ch = lone ? c : c + h, right = rec->right[ch];
+            const int32_t m0 = rec->multiplier[0][ch], m1 = rec->multiplier[1][ch];
+            /* as in q4_tm_quad_records: exact in int64 */
+            const int64_t sum = ((int64_t)1 << (right + 31)) + (int64_t)rec->fold[0][c + h] * m0 +
+                                (int64_t)rec->fold[1][c + h] * m1;
+            dst[4 * h] = h == 0 ? m0 : 0; /* lanes 0, 1: channel a; 2, 3: channel b */
+            dst[4 * h + 1] = h == 0 ? m1 : 0;
+            dst[4 * h + 2] = h == 0 ? 0 : m0;
+            dst[4 * h + 3] = h == 0 ? 0 : m1;
+            dst[8 + 2 * h] = (int32_t)(uint32_t)(uint64_t)sum;
+            dst[9 + 2 * h] = (int32_t)(uint32_t)((uint64_t)sum >> 32);
+            dst[12 + h] = -right;
+        }
+        dst[14] = lone ? 0 : 1;
+    }
+    vst1q_s32(dst, vdupq_n_s32(params->act_min));
+    vst1q_s32(dst + 4, vdupq_n_s32(params->act_max));
+    vst1q_u32((uint32_t *)(void *)(dst + 8), offsets);
+    vst1q_s32(dst + 12, vdupq_n_s32(params->output_zp));
+    return 1;
+}
+
+/* One channel's 4 pixels (q3..q6) onto its constant at [rec + coff] with multipliers qm, the
+ * high words into vector qr. */
+#define Q4_TM_DUO_CHANNEL(qm, coff, qr)         \
+    "ldrd %[a0], %[x], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a0], %[x], q3, " qm "\n\t" \
+    "ldrd %[a1], %[n], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a1], %[n], q5, " qm "\n\t" \
+    "vmov " qr "[2], " qr "[0], %[x], %[n]\n\t" \
+    "ldrd %[a0], %[x], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a0], %[x], q4, " qm "\n\t" \
+    "ldrd %[a1], %[n], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a1], %[n], q6, " qm "\n\t" \
+    "vmov " qr "[3], " qr "[1], %[x], %[n]\n\t"
+
+/* Every channel pair of a fast one-tensor two-input block for one group (as the quad loop). */
+#define Q4_TM_DEFINE_DUO_RUN(name, gemm, back)                                                                \
+    static inline void name(const int8_t *cols0, const int8_t *cols1, const int32_t *recs,                    \
+                            const int32_t *recs_end, const int8_t *w, int8_t *out)                            \
+    {                                                                                                         \
+        Q4_MVE_ACCUMULATORS;                                                                                  \
+        register const int8_t *x __asm__("r1");                                                               \
+        register uint32_t n __asm__("r11");                                                                   \
+        __asm__ volatile(                                                                                     \
+            "0:\n\t"                                                                                          \
+            "ldr %[x], %[cols0]\n\t" gemm "vmov q3[2], q3[0], %[a0], %[b0]\n\t"                               \
+            "vmov q4[2], q4[0], %[a1], %[b1]\n\t"                                                             \
+            "vmov q5[2], q5[0], %[a2], %[b2]\n\t"                                                             \
+            "vmov q6[2], q6[0], %[a3], %[b3]\n\t"                                                             \
+            "ldr %[x], %[cols1]\n\t"                                                                          \
+            "subs %[w], %[w], #" back "\n\t" gemm "vmov q3[3], q3[1], %[a0], %[b0]\n\t"                       \
+            "vmov q4[3], q4[1], %[a1], %[b1]\n\t"                                                             \
+            "vmov q5[3], q5[1], %[a2], %[b2]\n\t"                                                             \
+            "vmov q6[3], q6[1], %[a3], %[b3]\n\t"                                                             \
+            "ldr %[b3], %[rec]\n\t"                                                                           \
+            "vldrw.u32 q0, [%[b3]]\n\t"                                                                       \
+            "vldrw.u32 q1, [%[b3], #16]\n\t" Q4_TM_DUO_CHANNEL("q0", "32", "q2")                              \
+                Q4_TM_DUO_CHANNEL("q1", "40",                                                                 \
+                                  "q7") "ldrd %[a2], %[a3], [%[b3], #48]\n\t"                                 \
+                                        "vshl.s32 q2, %[a2]\n\t"                                              \
+                                        "vshl.s32 q7, %[a3]\n\t"                                              \
+                                        "ldr %[a1], [%[b3], #56]\n\t"                                         \
+                                        "ldr %[a0], %[end]\n\t"                                               \
+                                        "vldrw.u32 q3, [%[a0]]\n\t"                                           \
+                                        "vldrw.u32 q4, [%[a0], #16]\n\t"                                      \
+                                        "vldrw.u32 q5, [%[a0], #32]\n\t"                                      \
+                                        "vldrw.u32 q6, [%[a0], #48]\n\t"                                      \
+                                        "vadd.i32 q2, q2, q6\n\t"                                             \
+                                        "vadd.i32 q7, q7, q6\n\t"                                             \
+                                        "vmax.s32 q2, q2, q3\n\t"                                             \
+                                        "vmin.s32 q2, q2, q4\n\t"                                             \
+                                        "vmax.s32 q7, q7, q3\n\t"                                             \
+                                        "vmin.s32 q7, q7, q4\n\t"                                             \
+                                        "add %[a1], %[a1], %[out]\n\t"                                        \
+                                        "vstrb.32 q7, [%[a1], q5]\n\t" /* channel b first */                  \
+                                        "vstrb.32 q2, [%[out], q5]\n\t"                                       \
+                                        "adds %[out], %[out], #2\n\t"                                         \
+                                        "adds %[b3], %[b3], #60\n\t"                                          \
+                                        "str %[b3], %[rec]\n\t"                                               \
+                                        "cmp %[b3], %[a0]\n\t"                                                \
+                                        "bne 0b\n\t"                                                          \
+            : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out), [rec] "+m"(recs) \
+            : [cols0] "m"(cols0), [cols1] "m"(cols1), [end] "m"(recs_end)                                     \
+            : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "cc", "memory");                                \
+        (void)n;                                                                                              \
+    }
+
+Q4_TM_DEFINE_DUO_RUN(q4_tm_duo_run1, Q4_TM_QUAD_GEMM_1, "32")
+Q4_TM_DEFINE_DUO_RUN(q4_tm_duo_run2, Q4_TM_QUAD_GEMM_2, "64")
 
 /* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
 typedef struct {
@@ -501,10 +615,13 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
         /* fused (dual weights, every channel fast): the records after rec, in the sums; the
          * wide sums of input 0 (T = 4) over rec, which is no longer read */
         int32_t *const fused = sums, *const wide = (int32_t *)(void *)rec;
-        int32_t fast;
+        int32_t fast, duo;
         q4_tm_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
         fast = n_w == 2 && q4_tm_fused_records(rec, n_ch, 0, fused);
+        /* one weight tensor, two inputs, K <= 32: the duo loop */
+        duo = n_w == 1 && n_in == 2 && steps <= 2 &&
+              q4_tm_duo_records(rec, n_ch, params, offsets, fused);
         if (fast && n_in == 2) {
             if (steps <= 2) { /* one loop for both inputs */
                 q4_tm_quad_records(rec, n_ch, params, offsets, fused);
@@ -529,6 +646,17 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                     q4_mve_im2col(&g, first, pixels, gather, staging,
                                   cols + i * Q4_MVE_PIXELS * k16);
                 }
+            }
+            if (duo) {
+                const int32_t *const duo_end = fused + Q4_TM_DUO * n_pairs;
+                if (steps == 2) {
+                    q4_tm_duo_run2(cols, cols + Q4_MVE_PIXELS * k16, fused, duo_end, weights,
+                                   out);
+                } else {
+                    q4_tm_duo_run1(cols, cols + Q4_MVE_PIXELS * k16, fused, duo_end, weights,
+                                   out);
+                }
+                continue;
             }
             if (fast) {
                 /* here, not for the whole call: live across the other paths, they slowed them */
