@@ -128,6 +128,12 @@ def make_cases() -> list[ConvCase]:
         ("m55_direct_i16_s2", 9, 17, 16, 6, (3, 3), (2, 2), (0, 0, 1, 1)),
         ("m55_direct_i32_s1", 5, 10, 32, 20, (3, 3), (1, 1), (1, 1, 1, 1)),
         ("m55_direct_i64_s1", 6, 9, 64, 10, (3, 3), (1, 1), (1, 1, 1, 1)),  # the patch, VLDRH
+        # round 4, the predicated byte gathers of border groups (I not a multiple of 16): pads
+        # as large as the kernel (whole windows outside), a group spanning both edges of a
+        # 3-pixel row, stride 2 with uneven pads, a 5x5 kernel (5 tap rows per offset)
+        ("m55_gather_pad3", 5, 3, 3, 6, (3, 3), (1, 1), (3, 3, 3, 3)),
+        ("m55_gather_s2", 7, 9, 5, 4, (3, 3), (2, 2), (2, 1, 2, 1)),
+        ("m55_gather_k5", 6, 8, 2, 3, (5, 5), (1, 1), (2, 2, 2, 2)),
     ):
         for bits in (4, 8):
             cases.append(random_case(rng, f"{name}_a{bits}", bits, h, w, ic, oc, kernel, stride, pads))

@@ -372,6 +372,77 @@ def m55_fused_cases(rng: np.random.Generator) -> list[TermsCase]:
             rng, "m55_mixed_a8i1w2", 8, 4, 5, 8, 17, (3, 3), (1, 1), (1, 1, 1, 1), 1, 2, shifts=(28, 36)
         )
     )
+    # round 4, the quad loop (T = 4, K <= 32: both inputs in one loop, VMLALDAVA onto the 64-bit
+    # constant of the folds): end values, and biases at the int32 bound (a large constant)
+    cases.append(
+        random_terms_case(
+            rng,
+            "m55_quad_extreme_a8i2w2",
+            8,
+            5,
+            6,
+            3,
+            9,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            2,
+            2,
+            extreme=True,
+            shifts=(33, 44),
+        )
+    )
+    cases.append(
+        random_terms_case(
+            rng,
+            "m55_quad_bias_a4i2w2",
+            4,
+            4,
+            7,
+            2,
+            6,
+            (3, 3),
+            (1, 2),
+            (0, 1, 1, 0),
+            2,
+            2,
+            big_bias=True,
+            shifts=(34, 40),
+        )
+    )
+    # round 4, both inputs' byte gathers at once (q4_mve_gather_pair): pads as large as the
+    # kernel with stride (2, 1), and K = 45 (3 steps: the two-loop T = 4 path)
+    for name, bits, shape in (
+        ("m55_pair_pad3_a4i2w2", 4, (5, 3, 3, 6, (3, 3), (2, 1), (3, 3, 3, 3))),
+        ("m55_pair_k45_a8i2w2", 8, (6, 7, 5, 4, (3, 3), (1, 1), (1, 1, 1, 1))),
+    ):
+        cases.append(random_terms_case(rng, name, bits, *shape, 2, 2))
+    # round 4, the duo loop (one weight tensor, two inputs, K <= 32): an odd channel count (the
+    # last pair's zero partner), 35 channels (two blocks), 1 GEMM step, end values
+    for name, bits, shape in (
+        ("m55_duo_k27_a4i2w1", 4, (7, 9, 3, 17, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("m55_duo_o35_a8i2w1", 8, (4, 5, 3, 35, (3, 3), (2, 1), (1, 0, 1, 1))),
+        ("m55_duo_k12_a8i2w1", 8, (5, 6, 12, 6, (1, 1), (2, 2), (0, 0, 0, 0))),
+    ):
+        cases.append(random_terms_case(rng, name, bits, *shape, 2, 1))
+    cases.append(
+        random_terms_case(
+            rng,
+            "m55_duo_extreme_a8i2w1",
+            8,
+            5,
+            4,
+            2,
+            7,
+            (3, 3),
+            (1, 1),
+            (1, 1, 1, 1),
+            2,
+            1,
+            extreme=True,
+            shifts=(33, 44),
+        )
+    )
     return cases
 
 

@@ -14,8 +14,12 @@
 
 #if defined(__GNUC__)
 #define Q4_MVE_HELPER __attribute__((unused))
+#define Q4_MVE_OUTLINE __attribute__((unused, noinline)) /* kept out of the group loops */
+#define Q4_MVE_INLINE __attribute__((unused, always_inline)) inline
 #else
 #define Q4_MVE_HELPER
+#define Q4_MVE_OUTLINE
+#define Q4_MVE_INLINE inline
 #endif
 
 #define Q4_MVE_PIXELS 4                                    /* output pixels per im2col group */
@@ -28,12 +32,13 @@ static Q4_MVE_HELPER int32_t q4_round_up16(int32_t k)
 }
 
 /* Sign-extended weights 16 * b .. 16 * b + 15 of a packed row of row_bytes bytes (0 past it):
- * 8 bytes widened to 16-bit lanes hi:lo become the bytes (lo << 4, hi << 4), shifted back. */
+ * 8 bytes widened to 16-bit lanes 0x00HL become 0xHLL0 (VSHL #4, then VSLI #8 inserts the byte
+ * above it), whose bytes L0 and HL shifted right by 4 as signed bytes are L and H. */
 static inline int8x16_t q4_mve_unpack16(const uint8_t *row, int32_t row_bytes, int32_t b)
 {
     const int32_t left = row_bytes - b * (Q4_MVE_LANES / 2);
     const uint16x8_t raw = vldrbq_z_u16(row + b * (Q4_MVE_LANES / 2), vctp16q((uint32_t)left));
-    const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), vbicq_n_u16(raw, 0xF), 8);
+    const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), raw, 8);
     return vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
 }
 
@@ -47,7 +52,7 @@ static inline int32_t q4_mve_unpack_row(const uint8_t *row, int32_t row_bytes, i
     int32_t sum = 0, b;
     for (b = 0; b < whole; ++b, row += Q4_MVE_LANES / 2, dst += 2 * Q4_MVE_LANES) {
         const uint16x8_t raw = vldrbq_u16(row);
-        const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), vbicq_n_u16(raw, 0xF), 8);
+        const uint16x8_t nibbles = vsliq_n_u16(vshlq_n_u16(raw, 4), raw, 8);
         const int8x16_t v = vshrq_n_s8(vreinterpretq_s8_u16(nibbles), 4);
         sum = vaddvaq_s8(sum, v);
         vst1q_s8(dst, v);
@@ -333,6 +338,74 @@ static Q4_MVE_HELPER void q4_mve_patch(const q4_mve_geometry *g, int32_t y0, int
     }
 }
 
+/* The columns of a group of 4 pixels in one output row (window of pixel 0 at (y, x)) whose
+ * windows leave the input, when the gather offsets apply: per K-vector and pixel one byte gather
+ * predicated on the lanes whose tap lies inside the input, z_x in the others. A lane's tap row
+ * and the byte offset within it (r) follow from its offset o = ky * W * I + r (r < W * I); lanes
+ * past K (offset 0) take tap (0, 0), harmless before their zero weights. With cols2 (else NULL)
+ * the same for a second input of the same shape (input2, zero point zp2), sharing the
+ * predicates. */
+static Q4_MVE_INLINE void q4_mve_gather_border(const q4_mve_geometry *g, int32_t y, int32_t x,
+                                               const uint8_t *offsets, int8_t *cols,
+                                               const int8_t *input2, int8x16_t zp2, int8_t *cols2)
+{
+    const int32_t in_c = g->in_c, in_w = g->in_w, k_h = g->k_h, k_w = g->k_w;
+    const int32_t pitch = in_w * in_c, vectors = g->k16 / Q4_MVE_LANES;
+    const int32_t top = y < 0 ? -y : 0, bottom = g->in_h - y < k_h ? g->in_h - y : k_h;
+    const int8x16_t zp = g->zp;
+    int32_t col_lo[Q4_MVE_PIXELS], col_hi[Q4_MVE_PIXELS], inside[Q4_MVE_PIXELS];
+    const int8_t *base[Q4_MVE_PIXELS];
+    const uintptr_t delta2 = (uintptr_t)input2 - (uintptr_t)g->input; /* input2 - input */
+    int32_t p, v, j;
+    for (p = 0; p < Q4_MVE_PIXELS; ++p) {
+        const int32_t xp = x + p * g->stride_w;
+        const int32_t left = xp < 0 ? -xp : 0, right = in_w - xp < k_w ? in_w - xp : k_w;
+        col_lo[p] = left * in_c;  /* r >= col_lo */
+        col_hi[p] = right * in_c; /* r < col_hi (checked when below k_w * I) */
+        inside[p] = left < right && top < bottom;
+        /* the window's origin may lie outside the input; only lanes inside are read */
+        base[p] = (const int8_t *)((uintptr_t)g->input +
+                                   (uintptr_t)(intptr_t)((y * in_w + xp) * in_c));
+    }
+    for (v = 0; v < vectors; ++v, cols += Q4_MVE_GROUP_STRIDE, cols2 += Q4_MVE_GROUP_STRIDE) {
+        const uint8x16_t o = vld1q_u8(offsets + v * Q4_MVE_LANES);
+        uint8x16_t r = o;
+        mve_pred16_t rows = 0xFFFF;
+        for (j = 1; j < k_h; ++j) { /* (k_h - 1) * W * I <= 255: the table exists */
+            r = vsubq_m_n_u8(r, r, (uint8_t)pitch, vcmpcsq_n_u8(o, (uint8_t)(j * pitch)));
+        }
+        if (top > 0 && top < k_h) {
+            rows = vcmpcsq_n_u8(o, (uint8_t)(top * pitch));
+        }
+        if (bottom < k_h && bottom > 0) {
+            rows &= (mve_pred16_t)~vcmpcsq_n_u8(o, (uint8_t)(bottom * pitch));
+        }
+        for (p = 0; p < Q4_MVE_PIXELS; ++p) {
+            mve_pred16_t lanes = rows;
+            if (!inside[p]) {
+                vst1q_s8(cols + p * Q4_MVE_LANES, zp);
+                if (input2 != NULL) {
+                    vst1q_s8(cols2 + p * Q4_MVE_LANES, zp2);
+                }
+                continue;
+            }
+            if (col_lo[p] > 0) {
+                lanes &= vcmpcsq_n_u8(r, (uint8_t)col_lo[p]);
+            }
+            if (col_hi[p] < k_w * in_c) {
+                lanes &= (mve_pred16_t)~vcmpcsq_n_u8(r, (uint8_t)col_hi[p]);
+            }
+            vst1q_s8(cols + p * Q4_MVE_LANES,
+                     vpselq_s8(vldrbq_gather_offset_z_s8(base[p], o, lanes), zp, lanes));
+            if (input2 != NULL) {
+                const int8_t *const base2 = (const int8_t *)((uintptr_t)base[p] + delta2);
+                vst1q_s8(cols2 + p * Q4_MVE_LANES,
+                         vpselq_s8(vldrbq_gather_offset_z_s8(base2, o, lanes), zp2, lanes));
+            }
+        }
+    }
+}
+
 /* Fills the group's interleaved columns for output pixels first .. first + 3 (each clamped to
  * the last pixel). offsets: the gather offsets, or NULL when they do not fit 8 bits. */
 static Q4_MVE_HELPER void q4_mve_im2col(const q4_mve_geometry *g, int32_t first, int32_t pixels,
@@ -367,6 +440,11 @@ static Q4_MVE_HELPER void q4_mve_im2col(const q4_mve_geometry *g, int32_t first,
             return;
         }
     }
+    if (offsets != NULL && first + Q4_MVE_PIXELS <= pixels && ox + Q4_MVE_PIXELS <= out_w) {
+        /* windows partly outside */
+        q4_mve_gather_border(g, y, x, offsets, cols, NULL, g->zp, cols);
+        return;
+    }
     if (whole && first + Q4_MVE_PIXELS <= pixels && ox + Q4_MVE_PIXELS <= out_w &&
         k_h * span * in_c <= patch_bytes) { /* windows partly outside: through a padded patch */
         q4_mve_patch(g, y, x, span, staging);
@@ -395,6 +473,44 @@ static Q4_MVE_HELPER void q4_mve_im2col(const q4_mve_geometry *g, int32_t first,
             }
         }
     }
+}
+
+/* The byte-gather im2col of a group (4 pixels in one output row) for two inputs of the same
+ * shape (g's input and input2 with zero point zp2 in every lane; columns cols and cols2),
+ * sharing the offsets and the border predicates; 0 when the group is not in one row (then
+ * q4_mve_im2col per input). */
+static Q4_MVE_OUTLINE int32_t q4_mve_gather_pair(const q4_mve_geometry *g, const int8_t *input2,
+                                                 const int8x16_t *zp2, int32_t first,
+                                                 int32_t pixels, const uint8_t *offsets,
+                                                 int8_t *cols, int8_t *cols2)
+{
+    const int32_t in_w = g->in_w, in_c = g->in_c, out_w = g->out_w;
+    const int32_t oy = first / out_w, ox = first - oy * out_w;
+    const int32_t y = oy * g->stride_h - g->pad_top, x = ox * g->stride_w - g->pad_left;
+    int32_t v;
+    if (first + Q4_MVE_PIXELS > pixels || ox + Q4_MVE_PIXELS > out_w) {
+        return 0;
+    }
+    if (y >= 0 && y + g->k_h <= g->in_h && x >= 0 &&
+        x + (Q4_MVE_PIXELS - 1) * g->stride_w + g->k_w <= in_w) {
+        const int32_t step = g->stride_w * in_c, at = (y * in_w + x) * in_c;
+        const int8_t *const a = g->input + at, *const b = input2 + at;
+        for (v = 0; v < g->k16 / Q4_MVE_LANES;
+             ++v, cols += Q4_MVE_GROUP_STRIDE, cols2 += Q4_MVE_GROUP_STRIDE) {
+            const uint8x16_t off = vld1q_u8(offsets + v * Q4_MVE_LANES);
+            vst1q_s8(cols, vldrbq_gather_offset_s8(a, off));
+            vst1q_s8(cols + Q4_MVE_LANES, vldrbq_gather_offset_s8(a + step, off));
+            vst1q_s8(cols + 2 * Q4_MVE_LANES, vldrbq_gather_offset_s8(a + 2 * step, off));
+            vst1q_s8(cols + 3 * Q4_MVE_LANES, vldrbq_gather_offset_s8(a + 3 * step, off));
+            vst1q_s8(cols2, vldrbq_gather_offset_s8(b, off));
+            vst1q_s8(cols2 + Q4_MVE_LANES, vldrbq_gather_offset_s8(b + step, off));
+            vst1q_s8(cols2 + 2 * Q4_MVE_LANES, vldrbq_gather_offset_s8(b + 2 * step, off));
+            vst1q_s8(cols2 + 3 * Q4_MVE_LANES, vldrbq_gather_offset_s8(b + 3 * step, off));
+        }
+        return 1;
+    }
+    q4_mve_gather_border(g, y, x, offsets, cols, input2, *zp2, cols2);
+    return 1;
 }
 
 /* The gather offsets of a window inside the input (0 past K), or NULL if one exceeds 255. */

@@ -173,16 +173,17 @@ Q4_MVE_DEFINE_TILES_RUN(q4_mve_tiles_run_chain, Q4_MVE_GEMM_CHAIN)
     " %[b2], q3, q1\n\t" ld " q2, [%[x], #" s3 "]\n\t" op " %[a3], q2, q0\n\t" op          \
     " %[b3], q2, q1\n\t" ld " q3, [%[x]], #16\n\t" op " %[a0], q3, q0\n\t" op              \
     " %[b0], q3, q1\n\t"
-#define Q4_MVE_DIRECT_NEXT_ROW "ldr %[n], %[skip]\n\tadd %[x], %[x], %[n]\n\t"
+#define Q4_MVE_DIRECT_NEXT_ROW "add %[x], %[x], %[n]\n\t" /* n: the skip, loaded once */
 #define Q4_MVE_DIRECT_3(ld, s1, s2, s3)               \
     Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3) \
     Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3) \
     Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3)
-/* the first 3 steps of the first kernel row (the first one starts the sums) */
-#define Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)         \
-    Q4_MVE_DIRECT_STEP("vmladav.s8", ld, s1, s2, s3)  \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3) \
-    Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3)
+/* the first 3 steps of the first kernel row (the first one starts the sums), after loading
+ * the row skip into n */
+#define Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)                                \
+    "ldr %[n], %[skip]\n\t" Q4_MVE_DIRECT_STEP("vmladav.s8", ld, s1, s2, s3) \
+        Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3)                    \
+            Q4_MVE_DIRECT_STEP("vmladava.s8", ld, s1, s2, s3)
 /* 3 kernel rows of 3, 6 or 12 vectors (I = 16, 32, 64 with 3 taps) */
 #define Q4_MVE_GEMM_DIRECT_3(ld, s1, s2, s3)               \
     Q4_MVE_DIRECT_FIRST_3(ld, s1, s2, s3)                  \
@@ -280,9 +281,11 @@ static Q4_MVE_NOINLINE int32_t q4_mve_patch_group(const q4_mve_geometry *g, int3
 
 /* The same tile for a block with a shift below 32: the sums are requantized one by one.
  * shifts_ab: the two channels' shifts; last: the index of the last pixel (< 4 when fewer). */
-static void q4_mve_tile_scalar(const int8_t **w, const int8_t *cols, int32_t steps,
-                               const int32_t *rec, const int32_t *shifts_ab, int32_t last,
-                               int8_t *out, int32_t out_c, const q4_conv_params *params)
+static Q4_MVE_NOINLINE void q4_mve_tile_scalar(const int8_t **w, const int8_t *cols,
+                                               int32_t steps, const int32_t *rec,
+                                               const int32_t *shifts_ab, int32_t last,
+                                               int8_t *out, int32_t out_c,
+                                               const q4_conv_params *params)
 {
     Q4_MVE_ACCUMULATORS;
     const int8_t *wp = *w;

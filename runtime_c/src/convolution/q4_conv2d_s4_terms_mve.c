@@ -15,8 +15,10 @@
  *    q4_conv2d_s4_mve (q4_conv_mve.h; the last group overlaps the one before), run over all
  *    the block's row pairs in one inline-assembly loop that stores each row's 4 sums; for dual
  *    weights (a row pair is one channel's two terms) when every channel of the block takes the
- *    vector requantization, the same loop requantizes and stores the channel (T = 2; T = 4: input
- *    0's loop stores the 64-bit sums of its two terms, input 1's adds its own and stores).
+ *    vector requantization, the same loop requantizes and stores the channel (T = 2; T = 4 with
+ *    K <= 32: one loop runs both inputs' GEMMs and sums each pixel's 4 terms exactly by
+ *    VMLALDAVA, q4_tm_quad_run*; T = 4 with larger K: input 0's loop stores the 64-bit sums of
+ *    its two terms, input 1's adds its own and stores).
  *  - Requantization of a channel's 4 pixels per vector: with s' = max(shift, 33) and
  *    m'_k = m_k * 2^(s' - shift) (q4_terms_channel_records), floor((sum_k acc_k * m'_k +
  *    2^(s'-1)) / 2^s') = floor((H + 2^(s'-33)) / 2^(s'-32)), H = floor(sum / 2^32) the high
@@ -248,12 +250,228 @@ static int32_t q4_tm_fused_records(const q4_terms_records *rec, int32_t n_ch, in
 Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run, Q4_TM_GEMM_N)
 Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run1, Q4_TM_GEMM_1)
 Q4_TM_DEFINE_FUSED_RUN(q4_tm_fused_run2, Q4_TM_GEMM_2)
+/* T = 4 with more than 2 steps (1 or 2: the quad loop below) */
 Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide, Q4_TM_GEMM_N)
-Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide1, Q4_TM_GEMM_1)
-Q4_TM_DEFINE_FUSED_WIDE(q4_tm_fused_wide2, Q4_TM_GEMM_2)
 Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide, Q4_TM_GEMM_N)
-Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide1, Q4_TM_GEMM_1)
-Q4_TM_DEFINE_FUSED_RUN_WIDE(q4_tm_fused_run_wide2, Q4_TM_GEMM_2)
+
+/* The fused path of a dual-weight layer with two inputs (T = 4) and K <= 32 (1 or 2 GEMM steps),
+ * one loop for both inputs: per channel the GEMM of input 0, its 8 sums moved into 4 pixel
+ * vectors (lanes 0 and 2: terms 0 and 1), the GEMM of input 1 over the same weights (lanes 1
+ * and 3: terms 2 and 3), then per pixel one VMLALDAVA.S32 of the pixel vector with the channel's
+ * multipliers m'_k onto C = sum_k fold_k * m'_k + 2^(s' - 1): the exact 64-bit sum, whose high
+ * word shifted right by s' - 32 is the requantized value (s' >= 33); + z_y, clamp, scatter.
+ * Per channel a record of Q4_TM_QUAD words: the multipliers in lane order, C (low, high word),
+ * -(s' - 32), z_y; after the last record the clamp and the pixels' byte offsets (3 vectors). */
+#define Q4_TM_QUAD 8
+
+/* The quad records of the block's n_ch channels (every one takes the vector requantization). */
+static void q4_tm_quad_records(const q4_terms_records *rec, int32_t n_ch,
+                               const q4_conv_params *params, uint32x4_t offsets, int32_t *dst)
+{
+    int32_t c;
+    for (c = 0; c < n_ch; ++c, dst += Q4_TM_QUAD) {
+        const int32_t right = rec->right[c]; /* s' - 32, 1 .. 30 */
+        /* |sum_k fold_k * m'_k| < 2^62 (q4_terms_channel_records' bound), 2^(s'-1) <= 2^61 */
+        const int64_t sum = ((int64_t)1 << (right + 31)) +
+                            (int64_t)rec->fold[0][2 * c] * rec->multiplier[0][c] +
+                            (int64_t)rec->fold[0][2 * c + 1] * rec->multiplier[1][c] +
+                            (int64_t)rec->fold[1][2 * c] * rec->multiplier[2][c] +
+                            (int64_t)rec->fold[1][2 * c + 1] * rec->multiplier[3][c];
+        dst[0] = rec->multiplier[0][c]; /* lane 0: input 0, weight tensor 0 */
+        dst[1] = rec->multiplier[2][c]; /* lane 1: input 1, weight tensor 0 */
+        dst[2] = rec->multiplier[1][c]; /* lane 2: input 0, weight tensor 1 */
+        dst[3] = rec->multiplier[3][c]; /* lane 3: input 1, weight tensor 1 */
+        dst[4] = (int32_t)(uint32_t)(uint64_t)sum;
+        dst[5] = (int32_t)(uint32_t)((uint64_t)sum >> 32);
+        dst[6] = -right;
+        dst[7] = params->output_zp;
+    }
+    vst1q_s32(dst, vdupq_n_s32(params->act_min));
+    vst1q_s32(dst + 4, vdupq_n_s32(params->act_max));
+    vst1q_u32((uint32_t *)(void *)(dst + 8), offsets);
+}
+
+/* One GEMM step on 3 vector registers (q0, q1: the pair's weights, q2: each pixel's column). */
+#define Q4_TM_STEP3(op)                                                           \
+    "vldrb.8 q0, [%[w]], #16\n\t"                                                 \
+    "vldrb.8 q1, [%[w]], #16\n\t"                                                 \
+    "vldrb.8 q2, [%[x]], #16\n\t" op " %[a0], q2, q0\n\t" op " %[b0], q2, q1\n\t" \
+    "vldrb.8 q2, [%[x]], #16\n\t" op " %[a1], q2, q0\n\t" op " %[b1], q2, q1\n\t" \
+    "vldrb.8 q2, [%[x]], #16\n\t" op " %[a2], q2, q0\n\t" op " %[b2], q2, q1\n\t" \
+    "vldrb.8 q2, [%[x]], #16\n\t" op " %[a3], q2, q0\n\t" op " %[b3], q2, q1\n\t"
+#define Q4_TM_QUAD_GEMM_1 Q4_TM_STEP3("vmladav.s8")
+#define Q4_TM_QUAD_GEMM_2 Q4_TM_STEP3("vmladav.s8") Q4_TM_STEP3("vmladava.s8")
+
+/* One pixel (vector qP) onto C: the 64-bit sum in lo:hi (lo even, hi odd register). */
+#define Q4_TM_QUAD_PIXEL(lo, hi, qp)              \
+    "ldrd %[" lo "], %[" hi "], [%[b3], #16]\n\t" \
+    "vmlaldava.s32 %[" lo "], %[" hi "], " qp ", q0\n\t"
+
+/* Every channel of a fast T = 4 block for one group: input 0's columns cols0, input 1's cols1,
+ * quad records recs .. recs_end (the constants after them), out: the group's first pixel,
+ * channel oc0. back: the bytes of one pair's weights (the GEMM of input 1 rereads them). x and
+ * n are bound to odd registers: VMLALDAVA's high word. */
+#define Q4_TM_DEFINE_QUAD_RUN(name, gemm, back)                                                               \
+    static inline void name(const int8_t *cols0, const int8_t *cols1, const int32_t *recs,                    \
+                            const int32_t *recs_end, const int8_t *w, int8_t *out)                            \
+    {                                                                                                         \
+        Q4_MVE_ACCUMULATORS;                                                                                  \
+        register const int8_t *x __asm__("r1");                                                               \
+        register uint32_t n __asm__("r11");                                                                   \
+        __asm__ volatile(                                                                                     \
+            "0:\n\t"                                                                                          \
+            "ldr %[x], %[cols0]\n\t" gemm "vmov q3[2], q3[0], %[a0], %[b0]\n\t"                               \
+            "vmov q4[2], q4[0], %[a1], %[b1]\n\t"                                                             \
+            "vmov q5[2], q5[0], %[a2], %[b2]\n\t"                                                             \
+            "vmov q6[2], q6[0], %[a3], %[b3]\n\t"                                                             \
+            "ldr %[x], %[cols1]\n\t"                                                                          \
+            "subs %[w], %[w], #" back "\n\t" gemm "vmov q3[3], q3[1], %[a0], %[b0]\n\t"                       \
+            "vmov q4[3], q4[1], %[a1], %[b1]\n\t"                                                             \
+            "vmov q5[3], q5[1], %[a2], %[b2]\n\t"                                                             \
+            "vmov q6[3], q6[1], %[a3], %[b3]\n\t"                                                             \
+            "ldr %[b3], %[rec]\n\t"                                                                           \
+            "vldrw.u32 q0, [%[b3]]\n\t" Q4_TM_QUAD_PIXEL("a0", "x", "q3") Q4_TM_QUAD_PIXEL(                   \
+                "a1", "n",                                                                                    \
+                "q5") "vmov q1[2], q1[0], %[x], %[n]\n\t" Q4_TM_QUAD_PIXEL("a0", "x", "q4")                   \
+                Q4_TM_QUAD_PIXEL("a1", "n", "q6") "vmov q1[3], q1[1], %[x], %[n]\n\t"                         \
+                                                  "ldrd %[a2], %[a3], [%[b3], #24]\n\t"                       \
+                                                  "vshl.s32 q1, %[a2]\n\t"                                    \
+                                                  "vadd.i32 q1, q1, %[a3]\n\t"                                \
+                                                  "ldr %[a0], %[end]\n\t"                                     \
+                                                  "vldrw.u32 q2, [%[a0]]\n\t"                                 \
+                                                  "vldrw.u32 q3, [%[a0], #16]\n\t"                            \
+                                                  "vldrw.u32 q4, [%[a0], #32]\n\t"                            \
+                                                  "vmax.s32 q1, q1, q2\n\t"                                   \
+                                                  "vmin.s32 q1, q1, q3\n\t"                                   \
+                                                  "vstrb.32 q1, [%[out], q4]\n\t"                             \
+                                                  "adds %[out], %[out], #1\n\t"                               \
+                                                  "adds %[b3], %[b3], #32\n\t"                                \
+                                                  "str %[b3], %[rec]\n\t"                                     \
+                                                  "cmp %[b3], %[a0]\n\t"                                      \
+                                                  "bne 0b\n\t"                                                \
+            : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out), [rec] "+m"(recs) \
+            : [cols0] "m"(cols0), [cols1] "m"(cols1), [end] "m"(recs_end)                                     \
+            : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "cc", "memory");                                      \
+        (void)n;                                                                                              \
+    }
+
+Q4_TM_DEFINE_QUAD_RUN(q4_tm_quad_run1, Q4_TM_QUAD_GEMM_1, "32")
+Q4_TM_DEFINE_QUAD_RUN(q4_tm_quad_run2, Q4_TM_QUAD_GEMM_2, "64")
+
+/* The fused path of a layer with one weight tensor and two inputs (T = 2: a residual input,
+ * DS-CNN's first layer at W4A4) and K <= 32: the quad loop's layout for a row pair that is two
+ * channels a and b (lanes 0 and 1: channel a's terms of inputs 0 and 1, lanes 2 and 3: channel
+ * b's), each channel summed by VMLALDAVA with a multiplier vector zero in the other channel's
+ * lanes. Per pair a record of Q4_TM_DUO words: the two multiplier vectors, C_a and C_b (low,
+ * high word), -(s' - 32) of each, and channel b's byte offset (1, or 0 for an odd last channel,
+ * whose zero partner is stored first and then overwritten); after the last record the clamp,
+ * the pixels' byte offsets and z_y (4 vectors). */
+#define Q4_TM_DUO 15
+
+/* The duo records of the block's n_ch channels; 0 (nothing written) unless every channel takes
+ * the vector requantization. They fit the sums area: 16 pairs of 15 words and 16. */
+static int32_t q4_tm_duo_records(const q4_terms_records *rec, int32_t n_ch,
+                                 const q4_conv_params *params, uint32x4_t offsets, int32_t *dst)
+{
+    int32_t c, h;
+    for (c = 0; c < n_ch; ++c) {
+        if (rec->right[c] <= 0) {
+            return 0;
+        }
+    }
+    for (c = 0; c < n_ch; c += 2, dst += Q4_TM_DUO) {
+        const int32_t lone = c + 1 >= n_ch; /* the partner row (c + 1) is zeros, fold 0 */
+        for (h = 0; h < 2; ++h) {
+            const int32_t ch = lone ? c : c + h, right = rec->right[ch];
+            const int32_t m0 = rec->multiplier[0][ch], m1 = rec->multiplier[1][ch];
+            /* as in q4_tm_quad_records: exact in int64 */
+            const int64_t sum = ((int64_t)1 << (right + 31)) + (int64_t)rec->fold[0][c + h] * m0 +
+                                (int64_t)rec->fold[1][c + h] * m1;
+            dst[4 * h] = h == 0 ? m0 : 0; /* lanes 0, 1: channel a; 2, 3: channel b */
+            dst[4 * h + 1] = h == 0 ? m1 : 0;
+            dst[4 * h + 2] = h == 0 ? 0 : m0;
+            dst[4 * h + 3] = h == 0 ? 0 : m1;
+            dst[8 + 2 * h] = (int32_t)(uint32_t)(uint64_t)sum;
+            dst[9 + 2 * h] = (int32_t)(uint32_t)((uint64_t)sum >> 32);
+            dst[12 + h] = -right;
+        }
+        dst[14] = lone ? 0 : 1;
+    }
+    vst1q_s32(dst, vdupq_n_s32(params->act_min));
+    vst1q_s32(dst + 4, vdupq_n_s32(params->act_max));
+    vst1q_u32((uint32_t *)(void *)(dst + 8), offsets);
+    vst1q_s32(dst + 12, vdupq_n_s32(params->output_zp));
+    return 1;
+}
+
+/* One channel's 4 pixels (q3..q6) onto its constant at [rec + coff] with multipliers qm, the
+ * high words into vector qr. */
+#define Q4_TM_DUO_CHANNEL(qm, coff, qr)         \
+    "ldrd %[a0], %[x], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a0], %[x], q3, " qm "\n\t" \
+    "ldrd %[a1], %[n], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a1], %[n], q5, " qm "\n\t" \
+    "vmov " qr "[2], " qr "[0], %[x], %[n]\n\t" \
+    "ldrd %[a0], %[x], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a0], %[x], q4, " qm "\n\t" \
+    "ldrd %[a1], %[n], [%[b3], #" coff "]\n\t"  \
+    "vmlaldava.s32 %[a1], %[n], q6, " qm "\n\t" \
+    "vmov " qr "[3], " qr "[1], %[x], %[n]\n\t"
+
+/* Every channel pair of a fast one-tensor two-input block for one group (as the quad loop). */
+#define Q4_TM_DEFINE_DUO_RUN(name, gemm, back)                                                                \
+    static inline void name(const int8_t *cols0, const int8_t *cols1, const int32_t *recs,                    \
+                            const int32_t *recs_end, const int8_t *w, int8_t *out)                            \
+    {                                                                                                         \
+        Q4_MVE_ACCUMULATORS;                                                                                  \
+        register const int8_t *x __asm__("r1");                                                               \
+        register uint32_t n __asm__("r11");                                                                   \
+        __asm__ volatile(                                                                                     \
+            "0:\n\t"                                                                                          \
+            "ldr %[x], %[cols0]\n\t" gemm "vmov q3[2], q3[0], %[a0], %[b0]\n\t"                               \
+            "vmov q4[2], q4[0], %[a1], %[b1]\n\t"                                                             \
+            "vmov q5[2], q5[0], %[a2], %[b2]\n\t"                                                             \
+            "vmov q6[2], q6[0], %[a3], %[b3]\n\t"                                                             \
+            "ldr %[x], %[cols1]\n\t"                                                                          \
+            "subs %[w], %[w], #" back "\n\t" gemm "vmov q3[3], q3[1], %[a0], %[b0]\n\t"                       \
+            "vmov q4[3], q4[1], %[a1], %[b1]\n\t"                                                             \
+            "vmov q5[3], q5[1], %[a2], %[b2]\n\t"                                                             \
+            "vmov q6[3], q6[1], %[a3], %[b3]\n\t"                                                             \
+            "ldr %[b3], %[rec]\n\t"                                                                           \
+            "vldrw.u32 q0, [%[b3]]\n\t"                                                                       \
+            "vldrw.u32 q1, [%[b3], #16]\n\t" Q4_TM_DUO_CHANNEL("q0", "32", "q2")                              \
+                Q4_TM_DUO_CHANNEL("q1", "40",                                                                 \
+                                  "q7") "ldrd %[a2], %[a3], [%[b3], #48]\n\t"                                 \
+                                        "vshl.s32 q2, %[a2]\n\t"                                              \
+                                        "vshl.s32 q7, %[a3]\n\t"                                              \
+                                        "ldr %[a1], [%[b3], #56]\n\t"                                         \
+                                        "ldr %[a0], %[end]\n\t"                                               \
+                                        "vldrw.u32 q3, [%[a0]]\n\t"                                           \
+                                        "vldrw.u32 q4, [%[a0], #16]\n\t"                                      \
+                                        "vldrw.u32 q5, [%[a0], #32]\n\t"                                      \
+                                        "vldrw.u32 q6, [%[a0], #48]\n\t"                                      \
+                                        "vadd.i32 q2, q2, q6\n\t"                                             \
+                                        "vadd.i32 q7, q7, q6\n\t"                                             \
+                                        "vmax.s32 q2, q2, q3\n\t"                                             \
+                                        "vmin.s32 q2, q2, q4\n\t"                                             \
+                                        "vmax.s32 q7, q7, q3\n\t"                                             \
+                                        "vmin.s32 q7, q7, q4\n\t"                                             \
+                                        "add %[a1], %[a1], %[out]\n\t"                                        \
+                                        "vstrb.32 q7, [%[a1], q5]\n\t" /* channel b first */                  \
+                                        "vstrb.32 q2, [%[out], q5]\n\t"                                       \
+                                        "adds %[out], %[out], #2\n\t"                                         \
+                                        "adds %[b3], %[b3], #60\n\t"                                          \
+                                        "str %[b3], %[rec]\n\t"                                               \
+                                        "cmp %[b3], %[a0]\n\t"                                                \
+                                        "bne 0b\n\t"                                                          \
+            : Q4_MVE_ACC_OPERANDS, [w] "+r"(w), [x] "=&r"(x), [n] "=&r"(n), [out] "+r"(out), [rec] "+m"(recs) \
+            : [cols0] "m"(cols0), [cols1] "m"(cols1), [end] "m"(recs_end)                                     \
+            : "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7", "cc", "memory");                                \
+        (void)n;                                                                                              \
+    }
+
+Q4_TM_DEFINE_DUO_RUN(q4_tm_duo_run1, Q4_TM_QUAD_GEMM_1, "32")
+Q4_TM_DEFINE_DUO_RUN(q4_tm_duo_run2, Q4_TM_QUAD_GEMM_2, "64")
 
 /* 4 lanes of 64-bit values high * 2^32 + low (low unsigned). */
 typedef struct {
@@ -367,7 +585,8 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
         vminq_u32(vidupq_n_u32(0, 1), vdupq_n_u32((uint32_t)(pixels - 1))), (uint32_t)out_c);
     const int32_t n = pixels < Q4_MVE_PIXELS ? pixels : Q4_MVE_PIXELS;
     const uint8_t *gather;
-    q4_mve_geometry g;
+    int8x16_t zp_second;
+    q4_mve_geometry g, g_pair;
     int8_t *out;
     int32_t oc0, p0, i;
 
@@ -386,6 +605,9 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
     g.out_w = output_dims->w;
     g.zp = vdupq_n_s8((int8_t)terms->input_zp[0]);
     gather = g.in_c % Q4_MVE_LANES ? q4_mve_gather_offsets(&g, offset_table) : NULL;
+    /* input 0's geometry for q4_mve_gather_pair (a copy: g's address stays private) */
+    g_pair = g;
+    zp_second = vdupq_n_s8((int8_t)terms->input_zp[n_in - 1]);
     q4_mve_fill_spill(staging, k16, vdupq_n_s8(0)); /* the bytes past K stay defined */
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
@@ -393,12 +615,19 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
         /* fused (dual weights, every channel fast): the records after rec, in the sums; the
          * wide sums of input 0 (T = 4) over rec, which is no longer read */
         int32_t *const fused = sums, *const wide = (int32_t *)(void *)rec;
-        int32_t fast;
+        int32_t fast, duo;
         q4_tm_unpack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
         q4_terms_channel_records(terms, bias, oc0, n_ch, out_c, k, rec);
         fast = n_w == 2 && q4_tm_fused_records(rec, n_ch, 0, fused);
+        /* one weight tensor, two inputs, K <= 32: the duo loop */
+        duo = n_w == 1 && n_in == 2 && steps <= 2 &&
+              q4_tm_duo_records(rec, n_ch, params, offsets, fused);
         if (fast && n_in == 2) {
-            q4_tm_fused_records(rec, n_ch, 1, fused + Q4_TM_FUSED * n_ch);
+            if (steps <= 2) { /* one loop for both inputs */
+                q4_tm_quad_records(rec, n_ch, params, offsets, fused);
+            } else {
+                q4_tm_fused_records(rec, n_ch, 1, fused + Q4_TM_FUSED * n_ch);
+            }
         }
         for (p0 = 0; p0 < pixels; p0 += Q4_MVE_PIXELS) {
             /* the last group overlaps the one before: every group is whole */
@@ -406,10 +635,28 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                                       ? p0
                                       : pixels - Q4_MVE_PIXELS;
             out = output + first * out_c + oc0;
-            for (i = 0; i < n_in; ++i) { /* the im2col of each input */
-                g.input = inputs[i];
-                g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
-                q4_mve_im2col(&g, first, pixels, gather, staging, cols + i * Q4_MVE_PIXELS * k16);
+            if (n_in == 2 && gather != NULL &&
+                q4_mve_gather_pair(&g_pair, inputs[1], &zp_second, first, pixels, gather, cols,
+                                   cols + Q4_MVE_PIXELS * k16)) {
+                /* both inputs' columns at once */
+            } else {
+                for (i = 0; i < n_in; ++i) { /* the im2col of each input */
+                    g.input = inputs[i];
+                    g.zp = vdupq_n_s8((int8_t)terms->input_zp[i]);
+                    q4_mve_im2col(&g, first, pixels, gather, staging,
+                                  cols + i * Q4_MVE_PIXELS * k16);
+                }
+            }
+            if (duo) {
+                const int32_t *const duo_end = fused + Q4_TM_DUO * n_pairs;
+                if (steps == 2) {
+                    q4_tm_duo_run2(cols, cols + Q4_MVE_PIXELS * k16, fused, duo_end, weights,
+                                   out);
+                } else {
+                    q4_tm_duo_run1(cols, cols + Q4_MVE_PIXELS * k16, fused, duo_end, weights,
+                                   out);
+                }
+                continue;
             }
             if (fast) {
                 /* here, not for the whole call: live across the other paths, they slowed them */
@@ -431,18 +678,15 @@ void q4_conv2d_s4_terms_mve(const q4_conv_params *params, const q4_terms_params 
                 } else { /* T = 4: input 0's wide sums, then input 1 adds its own */
                     int8_t *const col1 = cols + Q4_MVE_PIXELS * k16;
                     const int32_t *const end1 = end0 + Q4_TM_FUSED * n_ch;
-                    if (steps > 2) {
+                    const int32_t *const quad_end = fused + Q4_TM_QUAD * n_ch;
+                    if (steps == 2) {
+                        q4_tm_quad_run2(cols, col1, fused, quad_end, weights, out);
+                    } else if (steps == 1) {
+                        q4_tm_quad_run1(cols, col1, fused, quad_end, weights, out);
+                    } else {
                         q4_tm_fused_wide(cols, (uint32_t)steps, fused, end0, weights, wide);
                         q4_tm_fused_run_wide(col1, (uint32_t)steps, end0, end1, weights, wide,
                                              out, lo, hi, zp_y, offsets);
-                    } else if (steps == 2) {
-                        q4_tm_fused_wide2(cols, 2, fused, end0, weights, wide);
-                        q4_tm_fused_run_wide2(col1, 2, end0, end1, weights, wide, out, lo, hi,
-                                              zp_y, offsets);
-                    } else {
-                        q4_tm_fused_wide1(cols, 1, fused, end0, weights, wide);
-                        q4_tm_fused_run_wide1(col1, 1, end0, end1, weights, wide, out, lo, hi,
-                                              zp_y, offsets);
                     }
                 }
                 continue;
