@@ -236,6 +236,19 @@ void q4_fully_connected_s4_terms_dsp(const q4_fc_params *params, const q4_terms_
 void q4_global_avgpool_s8_dsp(const q4_pool_params *params, const q4_dims *input_dims,
                               const int8_t *input, int8_t *output);
 
+/* ---- Gather (docs/kernels.md, "Gather (and copies)"): the portable signature, no scratch.
+ * q4_gather_params: include q4_gather.h first. ---- */
+#ifdef Q4_GATHER_H
+/* gather, DSP: runs of consecutive indices copied by LDM/STM or words; ShuffleNet's two-way
+ * interleave by UXTB16 + PKH repacking of two words; other tables 4 bytes per word from four
+ * LDRB with offsets held across the outer slices. No scratch. */
+void q4_gather_s8_dsp(const q4_gather_params *params, const int8_t *input, int8_t *output);
+/* gather, MVE: runs copied 16 / 64 bytes per step (predicated tail); short runs by byte gathers
+ * with an offset vector built once per 16 (8) output bytes and used for every outer slice.
+ * No scratch. */
+void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_t *output);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,175 @@
+/*
+ * q4_gather_s8_mve.c - slices along one axis copied by a constant index table, for cores with
+ * Helium (MVE, Cortex-M55/M85). Bit-exact with q4_gather_s8 (a copy).
+ *
+ * Scheme (docs/kernels.md, "Gather (and copies)"). Per outer slice the output is the bytes
+ * x[index[j] * inner + i] for j < n_index, i < inner: runs of consecutive indices are runs of
+ * contiguous bytes. The index table is read once per call to count them; then
+ *  - runs of 16 bytes or more on average (slices, splits, inner >= 16): each run is found once
+ *    and copied in every outer slice in turn by VLDRB/VSTRB of 16 bytes, the last 1..15 bytes by
+ *    a pair predicated once per run (runs over 64 bytes: 64 bytes per step); an identity table
+ *    (a whole copy) is one run of everything;
+ *  - shorter runs (ShuffleNet's channel shuffle and the halves a Split takes of it, any
+ *    permutation) when an outer slice spans at most 65536 bytes: per block of 16 output bytes
+ *    (8 when it spans more than 256) the source offsets are built once into a vector, then for
+ *    every outer slice in turn one byte gather (VLDRB with an offset vector) and one store;
+ *    the last block of a slice is predicated;
+ *  - otherwise every run is copied as above.
+ * Every path copies bytes, so repeated and out-of-order indices are exact. Scratch: none.
+ */
+#include "q4_kernels.h"
+#include "q4_gather.h"
+#include "q4_kernels_opt.h"
+
+#if defined(__ARM_FEATURE_MVE) && __ARM_FEATURE_MVE
+
+#include <arm_mve.h>
+
+/* dst[0 .. n) = src[0 .. n) (not overlapping). */
+static void q4_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    for (; n >= 64; n -= 64, src += 64, dst += 64) {
+        const int8x16_t v0 = vldrbq_s8(src), v1 = vldrbq_s8(src + 16);
+        const int8x16_t v2 = vldrbq_s8(src + 32), v3 = vldrbq_s8(src + 48);
+        vstrbq_s8(dst, v0);
+        vstrbq_s8(dst + 16, v1);
+        vstrbq_s8(dst + 32, v2);
+        vstrbq_s8(dst + 48, v3);
+    }
+    for (; n >= 16; n -= 16, src += 16, dst += 16) {
+        vstrbq_s8(dst, vldrbq_s8(src));
+    }
+    if (n > 0) {
+        const mve_pred16_t p = vctp8q((uint32_t)n);
+        vstrbq_p_s8(dst, vldrbq_z_s8(src, p), p);
+    }
+}
+
+/* One run of len bytes in each of count outer slices: dst[o * out_step + i] =
+ * src[o * in_step + i] for i < len. Runs of up to 64 bytes by whole vectors and one predicated
+ * pair with the predicate made once. */
+static void q4_copy_run(int8_t *dst, const int8_t *src, int32_t len, int32_t count,
+                        int32_t in_step, int32_t out_step)
+{
+    const int32_t full = len >> 4, rest = len & 15;
+    const mve_pred16_t p = vctp8q((uint32_t)rest);
+    int32_t o, v;
+    if (len > 64) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            q4_copy_bytes(dst, src, len);
+        }
+        return;
+    }
+    for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+        for (v = 0; v < full; ++v) {
+            vstrbq_s8(dst + 16 * v, vldrbq_s8(src + 16 * v));
+        }
+        if (rest > 0) {
+            vstrbq_p_s8(dst + 16 * full, vldrbq_z_s8(src + 16 * full, p), p);
+        }
+    }
+}
+
+/* The source offset (within one outer slice) of output byte t. */
+static inline int32_t q4_gather_offset(const int32_t *index, int32_t inner, int32_t t)
+{
+    return inner == 1 ? index[t] : index[t / inner] * inner + t % inner;
+}
+
+/* Short runs, in_span <= 256: 16 output bytes per byte gather with 8-bit offsets. */
+static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32_t inner,
+                         const int32_t *index, const int8_t *input, int8_t *output)
+{
+    uint8_t off[16];
+    int32_t t, o, l;
+    for (t = 0; t < out_span; t += 16) {
+        const int32_t lanes = out_span - t < 16 ? out_span - t : 16;
+        const uint8_t *src = (const uint8_t *)input;
+        uint8_t *dst = (uint8_t *)output + t;
+        uint8x16_t offsets;
+        for (l = 0; l < 16; ++l) {
+            off[l] = (uint8_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+        }
+        offsets = vldrbq_u8(off);
+        if (lanes == 16) {
+            for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+                vstrbq_u8(dst, vldrbq_gather_offset_u8(src, offsets));
+            }
+        } else {
+            const mve_pred16_t p = vctp8q((uint32_t)lanes);
+            for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+                vstrbq_p_u8(dst, vldrbq_gather_offset_u8(src, offsets), p);
+            }
+        }
+    }
+}
+
+/* Short runs, in_span <= 65536: 8 output bytes per byte gather with 16-bit offsets. */
+static void q4_gather_u16(int32_t outer, int32_t in_span, int32_t out_span, int32_t inner,
+                          const int32_t *index, const int8_t *input, int8_t *output)
+{
+    uint16_t off[8];
+    int32_t t, o, l;
+    for (t = 0; t < out_span; t += 8) {
+        const int32_t lanes = out_span - t < 8 ? out_span - t : 8;
+        const uint8_t *src = (const uint8_t *)input;
+        uint8_t *dst = (uint8_t *)output + t;
+        uint16x8_t offsets;
+        for (l = 0; l < 8; ++l) {
+            off[l] = (uint16_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+        }
+        offsets = vldrhq_u16(off);
+        if (lanes == 8) {
+            for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+                vstrbq_u16(dst, vldrbq_gather_offset_u16(src, offsets));
+            }
+        } else {
+            const mve_pred16_t p = vctp16q((uint32_t)lanes);
+            for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+                vstrbq_p_u16(dst, vldrbq_gather_offset_u16(src, offsets), p);
+            }
+        }
+    }
+}
+
+void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_t *output)
+{
+    const int32_t outer = params->outer, axis_size = params->axis_size, inner = params->inner;
+    const int32_t n = params->n_index, *index = params->index;
+    const int32_t in_span = axis_size * inner, out_span = n * inner;
+    int32_t runs = 1, j;
+
+    if (outer <= 0 || n <= 0 || inner <= 0) {
+        return;
+    }
+    for (j = 1; j < n; ++j) {
+        runs += index[j] != index[j - 1] + 1;
+    }
+    if (runs == 1 && index[0] == 0 && n == axis_size) { /* identity: one copy */
+        q4_copy_bytes(output, input, outer * in_span);
+    } else if (out_span < 16 * runs && in_span <= 256) {
+        q4_gather_u8(outer, in_span, out_span, inner, index, input, output);
+    } else if (out_span < 16 * runs && in_span <= 65536) {
+        q4_gather_u16(outer, in_span, out_span, inner, index, input, output);
+    } else { /* each run across all outer slices */
+        int32_t start = 0, out_at = 0;
+        for (j = 1; j <= n; ++j) {
+            if (j == n || index[j] != index[j - 1] + 1) {
+                const int32_t len = (j - start) * inner;
+                q4_copy_run(output + out_at, input + index[start] * inner, len, outer, in_span,
+                            out_span);
+                out_at += len;
+                start = j;
+            }
+        }
+    }
+}
+
+#else
+
+void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_t *output)
+{
+    q4_gather_s8(params, input, output);
+}
+
+#endif
