@@ -14,7 +14,9 @@
  *    (4 bytes of each run), four UXTB16, two ORR and two PKH repack them as a0 b0 a1 b1 | a2 b2
  *    a3 b3, two word stores;
  *  - any other table: per 4 output bytes their four source offsets are held in registers and
- *    the word is assembled from four LDRB for every outer slice in turn.
+ *    the word is assembled from four LDRB for every outer slice in turn (at least 4 slices;
+ *    fewer: the runs are copied as above when they average 4 bytes or more, else the portable
+ *    kernel runs).
  * Every path copies bytes, so repeated and out-of-order indices are exact. Scratch: none.
  */
 #include "q4_kernels.h"
@@ -69,34 +71,56 @@ static void q4_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
     }
 }
 
+/* 8 bytes: two unaligned words. */
+static inline void q4_copy8(int8_t *dst, const int8_t *src)
+{
+    const uint32_t w0 = q4_load_u32(src), w1 = q4_load_u32(src + 4);
+    q4_store_u32(dst, w0);
+    q4_store_u32(dst + 4, w1);
+}
+
 /* One run of len bytes in each of count outer slices: dst[o * out_step + i] =
- * src[o * in_step + i] for i < len. Short runs by words (two per step) without a call. */
+ * src[o * in_step + i] for i < len. Runs of 4 to 32 bytes by words, the last 4 (or 8) bytes
+ * ending at the run's end (they may overlap the ones before: the same bytes are written twice);
+ * shorter ones by bytes, longer ones by q4_copy_bytes. */
 static void q4_copy_run(int8_t *dst, const int8_t *src, int32_t len, int32_t count,
                         int32_t in_step, int32_t out_step)
 {
+    const int32_t last = len - 8;
     int32_t o, i;
-    if (len >= 32) {
+    if (len > 32) {
         for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
             q4_copy_bytes(dst, src, len);
         }
-        return;
-    }
-    for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
-        const int8_t *s = src;
-        int8_t *d = dst;
-        for (i = len; i >= 8; i -= 8, s += 8, d += 8) {
-            const uint32_t w0 = q4_load_u32(s), w1 = q4_load_u32(s + 4);
-            q4_store_u32(d, w0);
-            q4_store_u32(d + 4, w1);
+    } else if (len < 4) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            for (i = 0; i < len; ++i) {
+                dst[i] = src[i];
+            }
         }
-        if (i >= 4) {
-            q4_store_u32(d, q4_load_u32(s));
-            i -= 4;
-            s += 4;
-            d += 4;
+    } else if (len < 8) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            const uint32_t w0 = q4_load_u32(src), w1 = q4_load_u32(src + len - 4);
+            q4_store_u32(dst, w0);
+            q4_store_u32(dst + len - 4, w1);
         }
-        for (; i > 0; --i) {
-            *d++ = *s++;
+    } else if (len <= 16) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            q4_copy8(dst, src);
+            q4_copy8(dst + last, src + last);
+        }
+    } else if (len <= 24) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            q4_copy8(dst, src);
+            q4_copy8(dst + 8, src + 8);
+            q4_copy8(dst + last, src + last);
+        }
+    } else {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            q4_copy8(dst, src);
+            q4_copy8(dst + 8, src + 8);
+            q4_copy8(dst + 16, src + 16);
+            q4_copy8(dst + last, src + last);
         }
     }
 }
@@ -127,27 +151,20 @@ static inline void q4_interleave8(const int8_t *pa, const int8_t *pb, int8_t *ds
     q4_store_u32(dst + 4, q4_pkhtb16(x13, x02));                         /* b3 a3 b2 a2 */
 }
 
-/* inner = 1, index[2k] = a + k and index[2k + 1] = b + k for k < half. */
+/* inner = 1, index[2k] = a + k and index[2k + 1] = b + k for k < half (half >= 4): groups of 4
+ * pairs, the last one ending at the slice's end (it may overlap the one before). */
 static void q4_gather_interleave(int32_t outer, int32_t axis_size, int32_t half, int32_t a,
                                  int32_t b, const int8_t *input, int8_t *output)
 {
+    const int32_t last = half - 4;
     int32_t o, k;
     for (o = 0; o < outer; ++o) {
         const int8_t *pa = input + o * axis_size + a, *pb = input + o * axis_size + b;
         int8_t *dst = output + o * 2 * half;
-        for (k = 0; k + 8 <= half; k += 8, dst += 16) {
-            q4_interleave8(pa + k, pb + k, dst);
-            q4_interleave8(pa + k + 4, pb + k + 4, dst + 8);
+        for (k = 0; k < last; k += 4) {
+            q4_interleave8(pa + k, pb + k, dst + 2 * k);
         }
-        if (k + 4 <= half) {
-            q4_interleave8(pa + k, pb + k, dst);
-            k += 4;
-            dst += 8;
-        }
-        for (; k < half; ++k) {
-            *dst++ = pa[k];
-            *dst++ = pb[k];
-        }
+        q4_interleave8(pa + last, pb + last, dst + 2 * last);
     }
 }
 
@@ -212,7 +229,8 @@ void q4_gather_s8_dsp(const q4_gather_params *params, const int8_t *input, int8_
     }
     if (runs == 1 && index[0] == 0 && n == axis_size) { /* identity: one copy */
         q4_copy_bytes(output, input, outer * in_span);
-    } else if (out_span >= 8 * runs) { /* each run across all outer slices */
+    } else if (out_span >= 8 * runs ||
+               (outer < 4 && out_span >= 4 * runs)) { /* each run across all outer slices */
         int32_t start = 0, out_at = 0;
         for (j = 1; j <= n; ++j) {
             if (j == n || index[j] != index[j - 1] + 1) {
@@ -225,8 +243,10 @@ void q4_gather_s8_dsp(const q4_gather_params *params, const int8_t *input, int8_
         }
     } else if (inner == 1 && q4_is_interleave(index, n)) {
         q4_gather_interleave(outer, axis_size, n / 2, index[0], index[1], input, output);
-    } else {
+    } else if (outer >= 4) {
         q4_gather_words(outer, in_span, out_span, inner, index, input, output);
+    } else { /* a few slices of short runs: offsets not worth computing */
+        q4_gather_s8(params, input, output);
     }
 }
 

@@ -10,11 +10,12 @@
  *    a pair predicated once per run (runs over 64 bytes: 64 bytes per step); an identity table
  *    (a whole copy) is one run of everything;
  *  - shorter runs (ShuffleNet's channel shuffle and the halves a Split takes of it, any
- *    permutation) when an outer slice spans at most 65536 bytes: per block of 16 output bytes
+ *    permutation) when there are at least 4 outer slices of at most 65536 bytes: per block of 16 output bytes
  *    (8 when it spans more than 256) the source offsets are built once into a vector, then for
  *    every outer slice in turn one byte gather (VLDRB with an offset vector) and one store;
  *    the last block of a slice is predicated;
- *  - otherwise every run is copied as above.
+ *  - otherwise (fewer than 4 outer slices, or a slice wider than 65536 bytes) the runs are
+ *    copied as above when they average 4 bytes or more, else the portable kernel runs.
  * Every path copies bytes, so repeated and out-of-order indices are exact. Scratch: none.
  */
 #include "q4_kernels.h"
@@ -46,26 +47,45 @@ static void q4_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 }
 
 /* One run of len bytes in each of count outer slices: dst[o * out_step + i] =
- * src[o * in_step + i] for i < len. Runs of up to 64 bytes by whole vectors and one predicated
- * pair with the predicate made once. */
+ * src[o * in_step + i] for i < len. Runs of 16 to 64 bytes by whole vectors, the last one ending
+ * at the run's end (it may overlap the one before: the same bytes are written twice); shorter
+ * ones by a predicated pair (predicate made once), longer ones by q4_copy_bytes. */
 static void q4_copy_run(int8_t *dst, const int8_t *src, int32_t len, int32_t count,
                         int32_t in_step, int32_t out_step)
 {
-    const int32_t full = len >> 4, rest = len & 15;
-    const mve_pred16_t p = vctp8q((uint32_t)rest);
-    int32_t o, v;
+    const int32_t last = len - 16;
+    int32_t o;
     if (len > 64) {
         for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
             q4_copy_bytes(dst, src, len);
         }
-        return;
-    }
-    for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
-        for (v = 0; v < full; ++v) {
-            vstrbq_s8(dst + 16 * v, vldrbq_s8(src + 16 * v));
+    } else if (len < 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)len);
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            vstrbq_p_s8(dst, vldrbq_z_s8(src, p), p);
         }
-        if (rest > 0) {
-            vstrbq_p_s8(dst + 16 * full, vldrbq_z_s8(src + 16 * full, p), p);
+    } else if (len <= 32) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            const int8x16_t v0 = vldrbq_s8(src), v1 = vldrbq_s8(src + last);
+            vstrbq_s8(dst, v0);
+            vstrbq_s8(dst + last, v1);
+        }
+    } else if (len <= 48) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            const int8x16_t v0 = vldrbq_s8(src), v1 = vldrbq_s8(src + 16);
+            const int8x16_t v2 = vldrbq_s8(src + last);
+            vstrbq_s8(dst, v0);
+            vstrbq_s8(dst + 16, v1);
+            vstrbq_s8(dst + last, v2);
+        }
+    } else {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            const int8x16_t v0 = vldrbq_s8(src), v1 = vldrbq_s8(src + 16);
+            const int8x16_t v2 = vldrbq_s8(src + 32), v3 = vldrbq_s8(src + last);
+            vstrbq_s8(dst, v0);
+            vstrbq_s8(dst + 16, v1);
+            vstrbq_s8(dst + 32, v2);
+            vstrbq_s8(dst + last, v3);
         }
     }
 }
@@ -76,29 +96,79 @@ static inline int32_t q4_gather_offset(const int32_t *index, int32_t inner, int3
     return inner == 1 ? index[t] : index[t / inner] * inner + t % inner;
 }
 
-/* Short runs, in_span <= 256: 16 output bytes per byte gather with 8-bit offsets. */
+/* The 8-bit source offsets of output bytes t .. t + 15 (lanes from `lanes` on: 0). */
+static uint8x16_t q4_offsets_u8(const int32_t *index, int32_t inner, int32_t t, int32_t lanes)
+{
+    uint8_t off[16];
+    int32_t l;
+    for (l = 0; l < 16; ++l) {
+        off[l] = (uint8_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+    }
+    return vldrbq_u8(off);
+}
+
+/* Short runs, in_span <= 256: 16 output bytes per byte gather with 8-bit offsets. An outer
+ * slice of 16 to 64 output bytes keeps all its offset vectors in registers (the last block ends
+ * at the slice's end, overlapping the one before) and is done slice by slice; wider ones block
+ * by block across the slices, the last block again ending at the slice's end; narrower ones by
+ * one predicated block. */
 static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32_t inner,
                          const int32_t *index, const int8_t *input, int8_t *output)
 {
-    uint8_t off[16];
-    int32_t t, o, l;
-    for (t = 0; t < out_span; t += 16) {
-        const int32_t lanes = out_span - t < 16 ? out_span - t : 16;
-        const uint8_t *src = (const uint8_t *)input;
-        uint8_t *dst = (uint8_t *)output + t;
-        uint8x16_t offsets;
-        for (l = 0; l < 16; ++l) {
-            off[l] = (uint8_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+    const uint8_t *src = (const uint8_t *)input;
+    uint8_t *dst = (uint8_t *)output;
+    const int32_t last = out_span - 16;
+    int32_t t, o;
+    if (out_span < 16) {
+        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, out_span);
+        const mve_pred16_t p = vctp8q((uint32_t)out_span);
+        for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+            vstrbq_p_u8(dst, vldrbq_gather_offset_u8(src, f0), p);
         }
-        offsets = vldrbq_u8(off);
-        if (lanes == 16) {
-            for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
-                vstrbq_u8(dst, vldrbq_gather_offset_u8(src, offsets));
-            }
-        } else {
-            const mve_pred16_t p = vctp8q((uint32_t)lanes);
-            for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
-                vstrbq_p_u8(dst, vldrbq_gather_offset_u8(src, offsets), p);
+    } else if (out_span <= 32) {
+        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, 16);
+        const uint8x16_t f1 = q4_offsets_u8(index, inner, last, 16);
+        for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+            const uint8x16_t v0 = vldrbq_gather_offset_u8(src, f0);
+            const uint8x16_t v1 = vldrbq_gather_offset_u8(src, f1);
+            vstrbq_u8(dst, v0);
+            vstrbq_u8(dst + last, v1);
+        }
+    } else if (out_span <= 48) {
+        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, 16);
+        const uint8x16_t f1 = q4_offsets_u8(index, inner, 16, 16);
+        const uint8x16_t f2 = q4_offsets_u8(index, inner, last, 16);
+        for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+            const uint8x16_t v0 = vldrbq_gather_offset_u8(src, f0);
+            const uint8x16_t v1 = vldrbq_gather_offset_u8(src, f1);
+            const uint8x16_t v2 = vldrbq_gather_offset_u8(src, f2);
+            vstrbq_u8(dst, v0);
+            vstrbq_u8(dst + 16, v1);
+            vstrbq_u8(dst + last, v2);
+        }
+    } else if (out_span <= 64) {
+        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, 16);
+        const uint8x16_t f1 = q4_offsets_u8(index, inner, 16, 16);
+        const uint8x16_t f2 = q4_offsets_u8(index, inner, 32, 16);
+        const uint8x16_t f3 = q4_offsets_u8(index, inner, last, 16);
+        for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
+            const uint8x16_t v0 = vldrbq_gather_offset_u8(src, f0);
+            const uint8x16_t v1 = vldrbq_gather_offset_u8(src, f1);
+            const uint8x16_t v2 = vldrbq_gather_offset_u8(src, f2);
+            const uint8x16_t v3 = vldrbq_gather_offset_u8(src, f3);
+            vstrbq_u8(dst, v0);
+            vstrbq_u8(dst + 16, v1);
+            vstrbq_u8(dst + 32, v2);
+            vstrbq_u8(dst + last, v3);
+        }
+    } else {
+        for (t = 0; t < out_span; t += 16) {
+            const int32_t at = t < last ? t : last;
+            const uint8x16_t f = q4_offsets_u8(index, inner, at, 16);
+            const uint8_t *s = src;
+            uint8_t *d = dst + at;
+            for (o = 0; o < outer; ++o, s += in_span, d += out_span) {
+                vstrbq_u8(d, vldrbq_gather_offset_u8(s, f));
             }
         }
     }
@@ -147,10 +217,12 @@ void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_
     }
     if (runs == 1 && index[0] == 0 && n == axis_size) { /* identity: one copy */
         q4_copy_bytes(output, input, outer * in_span);
-    } else if (out_span < 16 * runs && in_span <= 256) {
+    } else if (out_span < 16 * runs && outer >= 4 && in_span <= 256) {
         q4_gather_u8(outer, in_span, out_span, inner, index, input, output);
-    } else if (out_span < 16 * runs && in_span <= 65536) {
+    } else if (out_span < 16 * runs && outer >= 4 && in_span <= 65536) {
         q4_gather_u16(outer, in_span, out_span, inner, index, input, output);
+    } else if (out_span < 4 * runs) { /* runs of a few bytes, offsets not worth building */
+        q4_gather_s8(params, input, output);
     } else { /* each run across all outer slices */
         int32_t start = 0, out_at = 0;
         for (j = 1; j <= n; ++j) {
