@@ -16,7 +16,9 @@
  *    the last block of a slice is predicated;
  *  - otherwise (fewer than 4 outer slices, or a slice wider than 65536 bytes) the runs are
  *    copied as above when they average 4 bytes or more, else the portable kernel runs.
- * Every path copies bytes, so repeated and out-of-order indices are exact. Scratch: none.
+ * With inner = 1 the offset vectors are the low bytes (halfwords) of the int32 indices, read by
+ * one gather (little-endian). Every path copies bytes, so repeated and out-of-order indices are
+ * exact. Scratch: none.
  */
 #include "q4_kernels.h"
 #include "q4_gather.h"
@@ -96,13 +98,19 @@ static inline int32_t q4_gather_offset(const int32_t *index, int32_t inner, int3
     return inner == 1 ? index[t] : index[t / inner] * inner + t % inner;
 }
 
-/* The 8-bit source offsets of output bytes t .. t + 15 (lanes from `lanes` on: 0). */
+/* The 8-bit source offsets of output bytes t .. t + 15 (lanes from `lanes` on: 0). With
+ * inner = 1 they are the low bytes of index[t .. t + 15], one byte gather (offsets 0, 4, .., 60);
+ * else computed lane by lane. */
 static uint8x16_t q4_offsets_u8(const int32_t *index, int32_t inner, int32_t t, int32_t lanes)
 {
     uint8_t off[16];
     int32_t l;
+    if (inner == 1) {
+        const mve_pred16_t p = vctp8q((uint32_t)lanes);
+        return vldrbq_gather_offset_z_u8((const uint8_t *)(index + t), vidupq_n_u8(0, 4), p);
+    }
     for (l = 0; l < 16; ++l) {
-        off[l] = (uint8_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+        off[l] = (uint8_t)(l < lanes ? index[(t + l) / inner] * inner + (t + l) % inner : 0);
     }
     return vldrbq_u8(off);
 }
@@ -185,10 +193,15 @@ static void q4_gather_u16(int32_t outer, int32_t in_span, int32_t out_span, int3
         const uint8_t *src = (const uint8_t *)input;
         uint8_t *dst = (uint8_t *)output + t;
         uint16x8_t offsets;
-        for (l = 0; l < 8; ++l) {
-            off[l] = (uint16_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+        if (inner == 1) { /* the low halfwords of index[t .. t + 7] */
+            offsets = vldrhq_gather_offset_z_u16((const uint16_t *)(index + t),
+                                                 vidupq_n_u16(0, 4), vctp16q((uint32_t)lanes));
+        } else {
+            for (l = 0; l < 8; ++l) {
+                off[l] = (uint16_t)(l < lanes ? q4_gather_offset(index, inner, t + l) : 0);
+            }
+            offsets = vldrhq_u16(off);
         }
-        offsets = vldrhq_u16(off);
         if (lanes == 8) {
             for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
                 vstrbq_u16(dst, vldrbq_gather_offset_u16(src, offsets));
