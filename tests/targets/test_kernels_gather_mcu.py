@@ -132,6 +132,11 @@ def make_cases() -> list[GatherCase]:
         ),
         case("runs_of_3", (5, 5, 30), 2, np.concatenate([np.arange(i, i + 3) for i in (27, 3, 12, 0, 21)])),
         case("interleave_lookalike", (4, 4, 20), 2, [0, 10, 1, 11, 2, 12, 3, 13, 4, 15]),
+        # large maps, so the per-call cost fades: runs of 24 bytes (a split), of 8, a whole-row slice
+        case("split_c_large", (32, 32, 48), 2, np.arange(24, 48), 0, 0),
+        case("runs_of_8_large", (32, 32, 32), 2, np.r_[8:16, 0:8, 24:32, 16:24], 0, 0),
+        case("slice_h_large", (16, 32, 64), 0, np.arange(4, 12), 0, 0),
+        case("shuffle_48_large", (32, 32, 48), 2, sh48[24:], 0, 0),
         case("wide_outer_slice", (1, 1, 70000), 2, np.arange(69990, 5, -7)[:900]),  # > 65536: run copies
     ]
     for i in range(8):  # random tables along a random axis, random shapes

@@ -104,6 +104,10 @@ static void q4_copy_run(int8_t *dst, const int8_t *src, int32_t len, int32_t cou
             q4_store_u32(dst, w0);
             q4_store_u32(dst + len - 4, w1);
         }
+    } else if (len == 8) {
+        for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
+            q4_copy8(dst, src);
+        }
     } else if (len <= 16) {
         for (o = 0; o < count; ++o, src += in_step, dst += out_step) {
             q4_copy8(dst, src);

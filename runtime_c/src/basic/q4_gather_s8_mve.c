@@ -4,21 +4,24 @@
  *
  * Scheme (docs/kernels.md, "Gather (and copies)"). Per outer slice the output is the bytes
  * x[index[j] * inner + i] for j < n_index, i < inner: runs of consecutive indices are runs of
- * contiguous bytes. The index table is read once per call to count them; then
- *  - runs of 16 bytes or more on average (slices, splits, inner >= 16): each run is found once
- *    and copied in every outer slice in turn by VLDRB/VSTRB of 16 bytes, the last 1..15 bytes by
- *    a pair predicated once per run (runs over 64 bytes: 64 bytes per step); an identity table
- *    (a whole copy) is one run of everything;
- *  - shorter runs (ShuffleNet's channel shuffle and the halves a Split takes of it, any
- *    permutation) when there are at least 4 outer slices of at most 65536 bytes: per block of 16 output bytes
- *    (8 when it spans more than 256) the source offsets are built once into a vector, then for
- *    every outer slice in turn one byte gather (VLDRB with an offset vector) and one store;
- *    the last block of a slice is predicated;
- *  - otherwise (fewer than 4 outer slices, or a slice wider than 65536 bytes) the runs are
- *    copied as above when they average 4 bytes or more, else the portable kernel runs.
- * With inner = 1 the offset vectors are the low bytes (halfwords) of the int32 indices, read by
- * one gather (little-endian). Every path copies bytes, so repeated and out-of-order indices are
- * exact. Scratch: none.
+ * contiguous bytes. The index table is read once per call to count them; then, an identity table
+ * (a whole copy) aside:
+ *  - byte gathers, when there are at least 4 outer slices of at most 256 bytes whose runs
+ *    average under 16 bytes or whose output is at most 64 bytes (ShuffleNet's channel shuffle,
+ *    the halves a Split takes of it, channel splits, any permutation): the source offsets of 16
+ *    output bytes are built once into a vector (from the indices' low bytes by one gather when
+ *    inner = 1), then one VLDRB with that offset vector and one store per outer slice. An output
+ *    of at most 64 bytes per slice keeps all its offset vectors in registers and goes slice by
+ *    slice; when it is not a multiple of 16 bytes, 2, 4, .. slices side by side form one group
+ *    (the fewest whose output is, within 64 output and 256 input bytes), otherwise the last block
+ *    ends at the slice's end, overlapping the one before (the same bytes written twice);
+ *  - the same with 16-bit offsets, 8 bytes per gather, for slices of up to 65536 bytes whose runs
+ *    average under 16 bytes;
+ *  - otherwise each run is found once and copied in every outer slice in turn by whole vectors,
+ *    the last ending at the run's end (under 16 bytes: one pair predicated once per run; over 64
+ *    bytes: 64 bytes per step and a predicated tail), when the runs average 4 bytes or more;
+ *    else (fewer than 4 outer slices of runs of a few bytes) the portable kernel runs.
+ * Every path copies bytes, so repeated and out-of-order indices are exact. Scratch: none.
  */
 #include "q4_kernels.h"
 #include "q4_gather.h"
@@ -98,44 +101,69 @@ static inline int32_t q4_gather_offset(const int32_t *index, int32_t inner, int3
     return inner == 1 ? index[t] : index[t / inner] * inner + t % inner;
 }
 
-/* The 8-bit source offsets of output bytes t .. t + 15 (lanes from `lanes` on: 0). With
- * inner = 1 they are the low bytes of index[t .. t + 15], one byte gather (offsets 0, 4, .., 60);
- * else computed lane by lane. */
-static uint8x16_t q4_offsets_u8(const int32_t *index, int32_t inner, int32_t t, int32_t lanes)
+/* The gather's map: the index table, inner, and one outer slice's input and output bytes. */
+typedef struct {
+    const int32_t *index;
+    int32_t inner, in_span, out_span;
+} q4_gather_map;
+
+/* The 8-bit source offsets of output bytes t .. t + 15 of one outer slice (t + lanes <=
+ * out_span; lanes from `lanes` on: 0). With inner = 1 they are the low bytes of index[t .. t + 15]
+ * (little-endian), one byte gather (offsets 0, 4, .., 60); else computed lane by lane. */
+static uint8x16_t q4_offsets_u8(const q4_gather_map *map, int32_t t, int32_t lanes)
 {
     uint8_t off[16];
     int32_t l;
-    if (inner == 1) {
+    if (map->inner == 1) {
         const mve_pred16_t p = vctp8q((uint32_t)lanes);
-        return vldrbq_gather_offset_z_u8((const uint8_t *)(index + t), vidupq_n_u8(0, 4), p);
+        return vldrbq_gather_offset_z_u8((const uint8_t *)(map->index + t), vidupq_n_u8(0, 4), p);
     }
     for (l = 0; l < 16; ++l) {
-        off[l] = (uint8_t)(l < lanes ? index[(t + l) / inner] * inner + (t + l) % inner : 0);
+        off[l] = (uint8_t)(l < lanes ? q4_gather_offset(map->index, map->inner, t + l) : 0);
     }
     return vldrbq_u8(off);
 }
 
-/* Short runs, in_span <= 256: 16 output bytes per byte gather with 8-bit offsets. An outer
- * slice of 16 to 64 output bytes keeps all its offset vectors in registers (the last block ends
- * at the slice's end, overlapping the one before) and is done slice by slice; wider ones block
- * by block across the slices, the last block again ending at the slice's end; narrower ones by
- * one predicated block. */
-static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32_t inner,
-                         const int32_t *index, const int8_t *input, int8_t *output)
+/* The offsets of a group of `fold` outer slices side by side (fold * out_span <= 64 bytes): the
+ * first slice's blocks, then each further slice's as the first's plus its input start (a block
+ * spilling into the next slice's place is overwritten by it). table: 80 bytes. */
+static void q4_group_offsets(const q4_gather_map *map, int32_t fold, uint8_t *table)
+{
+    const int32_t out_span = map->out_span;
+    int32_t t, p;
+    for (t = 0; t < out_span; t += 16) {
+        vstrbq_u8(table + t, q4_offsets_u8(map, t, out_span - t < 16 ? out_span - t : 16));
+    }
+    for (p = 1; p < fold; ++p) {
+        for (t = 0; t < out_span; t += 16) {
+            vstrbq_u8(table + p * out_span + t,
+                      vaddq_n_u8(vldrbq_u8(table + t), (uint8_t)(p * map->in_span)));
+        }
+    }
+}
+
+/* Groups of outer slices side by side, each group in_span input and out_span output bytes
+ * (in_span <= 256): 16 output bytes per byte gather with 8-bit offsets. A group of at most 64
+ * output bytes keeps all its offset vectors (from table) in registers and is done group by group,
+ * the last block ending at the group's end (overlapping the one before), under 16 bytes one
+ * predicated block; wider ones (one slice each) block by block across the groups, the last block
+ * again ending at the group's end. */
+static void q4_gather_u8_groups(const q4_gather_map *map, const uint8_t *table, int32_t outer,
+                                int32_t in_span, int32_t out_span, const int8_t *input,
+                                int8_t *output)
 {
     const uint8_t *src = (const uint8_t *)input;
     uint8_t *dst = (uint8_t *)output;
     const int32_t last = out_span - 16;
     int32_t t, o;
     if (out_span < 16) {
-        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, out_span);
+        const uint8x16_t f0 = vldrbq_u8(table);
         const mve_pred16_t p = vctp8q((uint32_t)out_span);
         for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
             vstrbq_p_u8(dst, vldrbq_gather_offset_u8(src, f0), p);
         }
     } else if (out_span <= 32) {
-        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, 16);
-        const uint8x16_t f1 = q4_offsets_u8(index, inner, last, 16);
+        const uint8x16_t f0 = vldrbq_u8(table), f1 = vldrbq_u8(table + last);
         for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
             const uint8x16_t v0 = vldrbq_gather_offset_u8(src, f0);
             const uint8x16_t v1 = vldrbq_gather_offset_u8(src, f1);
@@ -143,9 +171,8 @@ static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32
             vstrbq_u8(dst + last, v1);
         }
     } else if (out_span <= 48) {
-        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, 16);
-        const uint8x16_t f1 = q4_offsets_u8(index, inner, 16, 16);
-        const uint8x16_t f2 = q4_offsets_u8(index, inner, last, 16);
+        const uint8x16_t f0 = vldrbq_u8(table), f1 = vldrbq_u8(table + 16);
+        const uint8x16_t f2 = vldrbq_u8(table + last);
         for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
             const uint8x16_t v0 = vldrbq_gather_offset_u8(src, f0);
             const uint8x16_t v1 = vldrbq_gather_offset_u8(src, f1);
@@ -155,10 +182,8 @@ static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32
             vstrbq_u8(dst + last, v2);
         }
     } else if (out_span <= 64) {
-        const uint8x16_t f0 = q4_offsets_u8(index, inner, 0, 16);
-        const uint8x16_t f1 = q4_offsets_u8(index, inner, 16, 16);
-        const uint8x16_t f2 = q4_offsets_u8(index, inner, 32, 16);
-        const uint8x16_t f3 = q4_offsets_u8(index, inner, last, 16);
+        const uint8x16_t f0 = vldrbq_u8(table), f1 = vldrbq_u8(table + 16);
+        const uint8x16_t f2 = vldrbq_u8(table + 32), f3 = vldrbq_u8(table + last);
         for (o = 0; o < outer; ++o, src += in_span, dst += out_span) {
             const uint8x16_t v0 = vldrbq_gather_offset_u8(src, f0);
             const uint8x16_t v1 = vldrbq_gather_offset_u8(src, f1);
@@ -172,13 +197,42 @@ static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32
     } else {
         for (t = 0; t < out_span; t += 16) {
             const int32_t at = t < last ? t : last;
-            const uint8x16_t f = q4_offsets_u8(index, inner, at, 16);
+            const uint8x16_t f = q4_offsets_u8(map, at, 16);
             const uint8_t *s = src;
             uint8_t *d = dst + at;
             for (o = 0; o < outer; ++o, s += in_span, d += out_span) {
                 vstrbq_u8(d, vldrbq_gather_offset_u8(s, f));
             }
         }
+    }
+}
+
+/* Short runs, in_span <= 256. When an outer slice's output is not a multiple of 16 bytes, F
+ * slices side by side (the fewest whose output is, at most 64 bytes and 256 input bytes) are
+ * taken as one group, so its blocks need neither overlap nor predicate; the slices left over
+ * (outer mod F) go one by one. */
+static void q4_gather_u8(int32_t outer, int32_t in_span, int32_t out_span, int32_t inner,
+                         const int32_t *index, const int8_t *input, int8_t *output)
+{
+    const q4_gather_map map = {index, inner, in_span, out_span};
+    uint8_t table[80];
+    int32_t fold = 1;
+    while ((fold * out_span) % 16 != 0) {
+        fold *= 2;
+    }
+    if (fold > 1 && fold * out_span <= 64 && fold * in_span <= 256 && outer >= 2 * fold) {
+        const int32_t groups = outer / fold;
+        q4_group_offsets(&map, fold, table);
+        q4_gather_u8_groups(&map, table, groups, fold * in_span, fold * out_span, input, output);
+        input += groups * fold * in_span;
+        output += groups * fold * out_span;
+        outer -= groups * fold;
+    }
+    if (outer > 0) {
+        if (out_span <= 64) {
+            q4_group_offsets(&map, 1, table);
+        }
+        q4_gather_u8_groups(&map, table, outer, in_span, out_span, input, output);
     }
 }
 
@@ -230,7 +284,7 @@ void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_
     }
     if (runs == 1 && index[0] == 0 && n == axis_size) { /* identity: one copy */
         q4_copy_bytes(output, input, outer * in_span);
-    } else if (out_span < 16 * runs && outer >= 4 && in_span <= 256) {
+    } else if ((out_span < 16 * runs || out_span <= 64) && outer >= 4 && in_span <= 256) {
         q4_gather_u8(outer, in_span, out_span, inner, index, input, output);
     } else if (out_span < 16 * runs && outer >= 4 && in_span <= 65536) {
         q4_gather_u16(outer, in_span, out_span, inner, index, input, output);
