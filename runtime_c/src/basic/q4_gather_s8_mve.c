@@ -19,7 +19,7 @@
  *    average under 16 bytes;
  *  - otherwise each run is found once and copied in every outer slice in turn by whole vectors,
  *    the last ending at the run's end (under 16 bytes: one pair predicated once per run; over 64
- *    bytes: 64 bytes per step and a predicated tail), when the runs average 4 bytes or more;
+ *    bytes: 128 bytes per step and a predicated tail), when the runs average 4 bytes or more;
  *    else (fewer than 4 outer slices of runs of a few bytes) the portable kernel runs.
  * Every path copies bytes, so repeated and out-of-order indices are exact. Scratch: none.
  */
@@ -31,18 +31,26 @@
 
 #include <arm_mve.h>
 
-/* dst[0 .. n) = src[0 .. n) (not overlapping). */
+/* dst[0 .. n) = src[0 .. n) (not overlapping): 128 bytes (8 vectors) per step, then 16, then a
+ * predicated tail. */
 static void q4_copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
-    for (; n >= 64; n -= 64, src += 64, dst += 64) {
+    int32_t blocks;
+    for (blocks = n >> 7; blocks > 0; --blocks, src += 128, dst += 128) {
         const int8x16_t v0 = vldrbq_s8(src), v1 = vldrbq_s8(src + 16);
         const int8x16_t v2 = vldrbq_s8(src + 32), v3 = vldrbq_s8(src + 48);
+        const int8x16_t v4 = vldrbq_s8(src + 64), v5 = vldrbq_s8(src + 80);
+        const int8x16_t v6 = vldrbq_s8(src + 96), v7 = vldrbq_s8(src + 112);
         vstrbq_s8(dst, v0);
         vstrbq_s8(dst + 16, v1);
         vstrbq_s8(dst + 32, v2);
         vstrbq_s8(dst + 48, v3);
+        vstrbq_s8(dst + 64, v4);
+        vstrbq_s8(dst + 80, v5);
+        vstrbq_s8(dst + 96, v6);
+        vstrbq_s8(dst + 112, v7);
     }
-    for (; n >= 16; n -= 16, src += 16, dst += 16) {
+    for (n &= 127; n >= 16; n -= 16, src += 16, dst += 16) {
         vstrbq_s8(dst, vldrbq_s8(src));
     }
     if (n > 0) {
