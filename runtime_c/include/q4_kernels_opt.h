@@ -243,9 +243,9 @@ void q4_global_avgpool_s8_dsp(const q4_pool_params *params, const q4_dims *input
  * interleave by UXTB16 + PKH repacking of two words; other tables 4 bytes per word from four
  * LDRB with offsets held across the outer slices. No scratch. */
 void q4_gather_s8_dsp(const q4_gather_params *params, const int8_t *input, int8_t *output);
-/* gather, MVE: runs copied 16 / 64 bytes per step (predicated tail); short runs by byte gathers
- * with an offset vector built once per 16 (8) output bytes and used for every outer slice.
- * No scratch. */
+/* gather, MVE: short runs (or outputs of at most 64 bytes per slice) by byte gathers with offset
+ * vectors built once per call, slices grouped so a group's output is a multiple of 16 bytes;
+ * longer runs by whole vectors (128 bytes per step). No scratch. */
 void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_t *output);
 #endif
 
