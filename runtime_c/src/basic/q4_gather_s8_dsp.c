@@ -6,13 +6,14 @@
  * x[index[j] * inner + i] for j < n_index, i < inner: runs of consecutive indices are runs of
  * contiguous bytes. The index table is read once per call to count them; then
  *  - runs of 8 bytes or more on average (slices, splits, any inner >= 8): each run is found
- *    once and copied in every outer slice in turn, runs of 32 bytes or more by LDM/STM of 16
- *    bytes when source and destination share their alignment mod 4, shorter ones (or other
- *    alignments) by unaligned words; an identity table (a whole copy) is one run of everything;
+ *    once and copied in every outer slice in turn, up to 32 bytes by a fixed number of unaligned
+ *    word pairs, the last ending at the run's end (it may overlap the one before: the same bytes
+ *    are written twice), longer runs by LDM/STM of 16 bytes when source and destination share
+ *    their alignment mod 4, else by words; an identity table (a whole copy) is one run;
  *  - the two-way interleave of ShuffleNet's channel shuffle and of the halves a Split takes of it
- *    (inner = 1, index[2k] = a + k, index[2k + 1] = b + k): per 8 output bytes two word loads
- *    (4 bytes of each run), four UXTB16, two ORR and two PKH repack them as a0 b0 a1 b1 | a2 b2
- *    a3 b3, two word stores;
+ *    (inner = 1, index[2k] = a + k, index[2k + 1] = b + k, at least 4 pairs): per 8 output bytes
+ *    two word loads (4 bytes of each run), four UXTB16, two ORR and two PKH repack them as
+ *    a0 b0 a1 b1 | a2 b2 a3 b3, two word stores; the last group ends at the slice's end;
  *  - any other table: per 4 output bytes their four source offsets are held in registers and
  *    the word is assembled from four LDRB for every outer slice in turn (at least 4 slices;
  *    fewer: the runs are copied as above when they average 4 bytes or more, else the portable
