@@ -311,6 +311,12 @@ _CONCAT_VARIANTS = (
     KernelVariant("q4_concat_s8_dsp", "basic/q4_concat_s8_dsp.c", "dsp", lambda k, o: 0),
 )
 
+# gather: the portable signature, no scratch (q4_gather.h declares the params)
+_GATHER_VARIANTS = (
+    KernelVariant("q4_gather_s8_mve", "basic/q4_gather_s8_mve.c", "mve", lambda k, o: 0),
+    KernelVariant("q4_gather_s8_dsp", "basic/q4_gather_s8_dsp.c", "dsp", lambda k, o: 0),
+)
+
 # packed activations: conv2d and depthwise_conv2d variants share one signature, so one band kernel
 _CONV_BAND = PackedBandKernel("q4_conv_band_p4")
 
@@ -530,6 +536,7 @@ OPS: dict[str, OpSpec] = {
             {"index": "int32"},
             ("gather",),
             same_quant=True,
+            variants=_GATHER_VARIANTS,
             header="include/q4_gather.h",
         ),
         # the mean over the adjacent stored axes axes[0]..axes[1], kept as size 1

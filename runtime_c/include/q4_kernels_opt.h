@@ -311,6 +311,19 @@ void q4_mul_s8_mve(const q4_mul_params *params, int32_t rows, int32_t channels,
                    int8_t *output);
 #endif
 
+/* ---- Gather (docs/kernels.md, "Gather (and copies)"): the portable signature, no scratch.
+ * q4_gather_params: include q4_gather.h first. ---- */
+#ifdef Q4_GATHER_H
+/* gather, DSP: runs of consecutive indices copied by LDM/STM or words; ShuffleNet's two-way
+ * interleave by UXTB16 + PKH repacking of two words; other tables 4 bytes per word from four
+ * LDRB with offsets held across the outer slices. No scratch. */
+void q4_gather_s8_dsp(const q4_gather_params *params, const int8_t *input, int8_t *output);
+/* gather, MVE: short runs (or outputs of at most 64 bytes per slice) by byte gathers with offset
+ * vectors built once per call, slices grouped so a group's output is a multiple of 16 bytes;
+ * longer runs by whole vectors (128 bytes per step). No scratch. */
+void q4_gather_s8_mve(const q4_gather_params *params, const int8_t *input, int8_t *output);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
