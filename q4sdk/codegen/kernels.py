@@ -192,3 +192,53 @@ def select_packed(
     in_size, out_size = args["in_size"], args["out_size"]  # fully_connected: one band
     staging = (in_size if n_packed else 0) + (out_size if out_packed else 0)
     return PackedCall(band, variant, kernel_scratch, lambda rows: staging, 1)
+
+
+# --------------------------------------------------------------------------- 1x1 conv as fc calls
+
+#: when a 1x1 conv2d runs as one fully_connected call per output pixel, by the feature of the fc
+#: variant the board would call ("": the portable kernel): (min K, max pixels) rows, the first row
+#: whose min K the layer's K = I reaches gives the most output pixels. Measured on mps2-an386,
+#: mps3-an547, microbit-264k and rv32imc with benchmarks/mcu_small_maps.py (docs/kernels.md,
+#: "Small feature maps"): below it the conv kernel's per-call set-up (the DSP / Helium / ARMv6-M
+#: conv unpacks every weight once per call) costs more than the fc kernel's per-pixel one.
+POINTWISE_FC_MAX_PIXELS: dict[str, tuple[tuple[int, int], ...]] = {
+    "dsp": ((32, 4), (0, 2)),
+    "mve": ((0, 2),),
+    "armv6m": ((0, 2),),
+    "rv32": ((0, 2),),
+    "": ((0, 16),),
+}
+
+
+def _fc_max_pixels(feature: str, k: int) -> int:
+    return next((pixels for min_k, pixels in POINTWISE_FC_MAX_PIXELS[feature] if k >= min_k), 0)
+
+
+def pointwise_as_fc(op: QOp, args: dict, target: "Board | None", kernels: str) -> QOp | None:
+    """The fully_connected op a 1x1 conv2d runs as, one call per output pixel, or None.
+
+    A conv2d qualifies when its window is 1x1, it has no padding and one group (its weight rows
+    [O, 1, 1, I] are then the fc rows [O, I] and each output pixel is the fc of one input pixel,
+    contiguous in channels-last storage; stride only picks the pixels), and its output has at
+    most the pixels ``POINTWISE_FC_MAX_PIXELS`` gives for its K and the fc variant ``target``
+    would call. The
+    requantization of the two kinds is the same per-channel rule (docs/integer-spec.md §4), so
+    the result is bit-exact; the returned op shares the conv's arrays, reshaped, and is only
+    used to choose the kernel (``select_kernel``, ``kernel_source``).
+    """
+    if op.kind != "conv2d" or list(args["pads"]) != [0, 0, 0, 0]:
+        return None
+    kh, kw, ci = args["filter_dims"]
+    ho, wo, o = args["out_dims"]
+    if (kh, kw) != (1, 1) or ci != args["in_dims"][2]:
+        return None
+    arrays = dict(op.arrays)
+    for key in ("weight", "weight2"):
+        if key in arrays:
+            arrays[key] = np.asarray(arrays[key]).reshape(o, ci)
+    attrs = {key: op.attrs[key] for key in ("act_min", "act_max")}
+    fc = QOp(op.name, "fully_connected", list(op.inputs), op.output, attrs, arrays)
+    variant = select_kernel(fc, args, target, kernels)
+    limit = _fc_max_pixels(variant.requires if variant is not None else "", ci)
+    return fc if ho * wo <= limit else None
