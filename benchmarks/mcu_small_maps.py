@@ -8,8 +8,9 @@ pixel (``q4sdk.codegen.kernels.POINTWISE_FC_MAX_PIXELS`` forced). The per-layer 
 the two builds give, per core and pixel count, which is faster: the crossover sets
 ``POINTWISE_FC_MAX_PIXELS`` (docs/kernels.md, "Small feature maps").
 
-Depthwise part: 3x3 depthwise layers (stride 1, pads 1, 32 and 96 channels, and stride 2) on
-2x2 .. 16x16 maps, with the board's kernels and with the portable kernel.
+Depthwise part: 3x3 and 5x5 depthwise layers ("same" pads, stride 1 and 2, 32 and 96 channels,
+single-term and dual-weight) on 1x1 .. 16x16 maps, with the board's kernels and with the portable
+kernel.
 
 Writes JSON and Markdown (``.md``). Instructions (QEMU icount), never cycles. Exits non-zero if any
 output differs from the oracle.
@@ -103,14 +104,16 @@ def pointwise_ladder(bits: int) -> QModel:
     return net.model(f"pointwise_ladder_a{bits}")
 
 
-def depthwise_ladder(channels: int) -> QModel:
-    """3x3 depthwise (pads 1) at 16x16, 8x8, 4x4, 2x2, stride 1, with stride-2 steps between."""
+def depthwise_ladder(channels: int, k: int = 3, dual: bool = False) -> QModel:
+    """k x k depthwise ("same" pads) at 16x16, 8x8, 4x4, 2x2, 1x1, stride 1, with stride-2 steps
+    between; single-term or dual-weight."""
     net = _Net(np.random.default_rng(1), (16, 16, channels))
-    for size in (16, 8, 4, 2):
-        net.conv(0, k=3, pads=(1, 1, 1, 1), depthwise=True)
-        if size > 2:
-            net.conv(0, k=3, stride=(2, 2), pads=(1, 1, 1, 1), depthwise=True)
-    return net.model(f"depthwise_ladder_{channels}")
+    p = k // 2
+    for size in (16, 8, 4, 2, 1):
+        net.conv(0, k=k, pads=(p, p, p, p), depthwise=True, dual=dual)
+        if size > 1:
+            net.conv(0, k=k, stride=(2, 2), pads=(p, p, p, p), depthwise=True, dual=dual)
+    return net.model(f"depthwise_ladder_{k}x{k}_{channels}{'_dual' if dual else ''}")
 
 
 def _run(model: QModel, board, kernel_choice: str, fc_pixels: int) -> list[dict]:
@@ -166,8 +169,14 @@ def measure(boards) -> dict:
                         "fc_instructions": b["instructions"],
                     }
                 )
-        for channels in (32, 96):
-            model = depthwise_ladder(channels)
+        for channels, k, dual in (
+            (32, 3, False),
+            (96, 3, False),
+            (96, 5, False),
+            (96, 3, True),
+            (96, 5, True),
+        ):
+            model = depthwise_ladder(channels, k, dual)
             runs = {choice: _run(model, board, choice, NEVER) for choice in ("optimised", "portable")}
             for a, b in zip(runs["optimised"], runs["portable"]):
                 op = next(op for op in model.ops if op.name == a["op"])
@@ -178,6 +187,8 @@ def measure(boards) -> dict:
                         "op": a["op"],
                         "out_hw": [int(h), int(w)],
                         "channels": channels,
+                        "window": k,
+                        "dual": dual,
                         "stride": list(op.attrs["stride"]),
                         "macs": a["macs"],
                         "kernel": a["kernel"],
@@ -204,16 +215,16 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        "### depthwise 3x3 on small maps (instructions per MAC)",
+        "### depthwise on small maps (instructions per MAC)",
         "",
-        "| board | output | channels | stride | kernel | instr/MAC | portable | portable / kernel |",
-        "|---|---|---:|---|---|---:|---:|---:|",
+        "| board | window | output | channels | dual | stride | kernel | instr/MAC | portable | portable / kernel |",
+        "|---|---|---|---:|---|---|---|---:|---:|---:|",
     ]
     for r in result["depthwise"]:
         opt, port = r["instructions"] / r["macs"], r["portable_instructions"] / r["macs"]
         lines.append(
-            f"| {r['board']} | {r['out_hw'][0]}x{r['out_hw'][1]} | {r['channels']} | "
-            f"{r['stride'][0]} | {r['kernel']} | {opt:.2f} | {port:.2f} | {port / opt:.2f} |"
+            f"| {r['board']} | {r['window']}x{r['window']} | {r['out_hw'][0]}x{r['out_hw'][1]} | {r['channels']} | "
+            f"{'yes' if r['dual'] else 'no'} | {r['stride'][0]} | {r['kernel']} | {opt:.2f} | {port:.2f} | {port / opt:.2f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -88,7 +88,8 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     its ``variants``), when the board has the variant's extension, K is within ``OPT_MAX_K``, the
     op's input has at most the variant's ``max_input_bits`` and the variant's source is present;
     the first such variant in table order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
-    Dilated, grouped and channel-multiplier convolutions always run the portable kernel.
+    Dilated, grouped and channel-multiplier convolutions always run the portable kernel, and so do
+    depthwise layers on one output pixel that the DSP kernel runs slower (``_depthwise_portable_faster``).
     """
     if kernels not in KERNEL_CHOICES:
         raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
@@ -102,6 +103,8 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     if not _dense_window(op, args):
         return None
     for variant in spec.terms_variants if _multi_term(op) else spec.variants:
+        if variant.requires == "dsp" and _depthwise_portable_faster(op, args):
+            continue
         if (
             getattr(target, variant.requires)
             and k_ok
@@ -110,6 +113,20 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
         ):
             return variant
     return None
+
+
+def _depthwise_portable_faster(op: QOp, args: dict) -> bool:
+    """True for a depthwise_conv2d layer with one output pixel whose window is mostly padding,
+    which the portable kernel runs faster than the DSP one (it skips the taps outside the input;
+    the DSP kernel's per-call set-up has one pixel to pay for it): every multi-term one, and a
+    single-term one whose window is at least 4 times its input map (3x3 on 1x1, 5x5 on 2x2).
+    Measured on the Cortex-M4 with benchmarks/mcu_small_maps.py (docs/kernels.md, "Small feature
+    maps")."""
+    if op.kind != "depthwise_conv2d" or args["out_dims"][0] * args["out_dims"][1] != 1:
+        return False
+    h, w, _ = args["in_dims"]
+    kh, kw, _ = args["filter_dims"]
+    return _multi_term(op) or kh * kw >= 4 * h * w
 
 
 def _dense_window(op: QOp, args: dict) -> bool:

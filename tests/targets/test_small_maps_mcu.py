@@ -1,5 +1,6 @@
-"""1x1 convolutions on few output pixels run as one fully_connected call per pixel
-(``q4sdk.codegen.kernels.pointwise_as_fc``), bit-exact with the oracle.
+"""Layers on small feature maps: 1x1 convolutions on few output pixels run as one fully_connected
+call per pixel (``q4sdk.codegen.kernels.pointwise_as_fc``), and depthwise layers on one output
+pixel take the portable kernel where the DSP one is slower; bit-exact with the oracle.
 
 One model holds 1x1 conv2d layers with 36, 4, 2 and 1 output pixels, single-term, dual-weight and
 two-input (residual), strided, one padded, and at K above and below 32 (a global average pool
@@ -167,3 +168,56 @@ def test_4_bit_model_runs_bit_exact_on_the_cortex_m4(tmp_path):
     assert run.ok and run.first_mismatch is None
     kernels = {layer.op: layer.kernel for layer in run.layers}
     assert kernels["pw1"] == FC + "_dsp" and kernels["pw36"] == CONV + "_a4_dsp"
+
+
+def depthwise_model() -> QModel:
+    """Depthwise layers on 2x2 and 1x1 maps: 3x3 at stride 1 (2x2 -> 2x2), 3x3 at stride 2
+    (2x2 -> 1x1), 3x3 and 5x5 on a 1x1 map, and a dual-weight 3x3 on a 1x1 map."""
+    rng = np.random.default_rng(17)
+    b = _Builder(rng, (2, 2, 20), bits=8)
+
+    def dw(name, k, stride, dual=False):
+        h, w, c = b.tensors[b.cur].shape
+        p = k // 2
+        ho, wo = (h + 2 * p - k) // stride + 1, (w + 2 * p - k) // stride + 1
+        out = b.tensor((ho, wo, c), 8)
+        m, s = b.requant(c, 80.0 * k, out)
+        arrays = {"weight": b.weights((c, k, k)), "bias": b.bias(c, k * k), "multiplier": m, "shift": s}
+        if dual:
+            arrays["weight2"] = b.weights((c, k, k))
+            arrays["multiplier"] = rng.integers(-(1 << 28), 1 << 28, size=(2, c)).astype(np.int32)
+            arrays["shift"] = np.clip(s - 2, 1, 62).astype(np.int32)
+        attrs = {"stride": [stride, stride], "pads": [p] * 4, **b.act(out)}
+        b.cur = b.emit("depthwise_conv2d", [b.cur], out, attrs, arrays)
+        b.ops[-1].name = name
+
+    dw("dw3_2x2", 3, 1)
+    dw("dw3_s2_to_1x1", 3, 2)
+    dw("dw3_1x1", 3, 1)
+    dw("dw5_1x1", 5, 1)
+    dw("dw3_1x1_dual", 3, 1, dual=True)
+    return b.model("depthwise_small")
+
+
+def test_depthwise_on_one_pixel_runs_the_portable_kernel_where_it_is_faster(tmp_path):
+    """On the Cortex-M4 a depthwise layer with one output pixel whose window is mostly padding
+    (3x3 on 1x1, 5x5 on 1x1, every multi-term one) calls the portable kernel, the others the DSP
+    one; the Cortex-M55 keeps its Helium kernels. Bit-exact under QEMU."""
+    model = depthwise_model()
+    dsp, portable = "q4_depthwise_conv2d_s4_dsp", "q4_depthwise_conv2d_s4"
+    expected = {
+        "dw3_2x2": dsp,
+        "dw3_s2_to_1x1": dsp,  # the window covers the 2x2 input: 4 of 9 taps inside
+        "dw3_1x1": portable,
+        "dw5_1x1": portable,
+        "dw3_1x1_dual": portable + "_terms",
+    }
+    _, report = render(model, "net", load_board("mps2-an386"), "optimised")
+    assert {op.name: op.kernel for op in report.ops} == expected
+    _, report = render(model, "net", load_board("mps3-an547"), "optimised")
+    assert all(op.kernel.endswith("_mve") for op in report.ops)
+    board = load_board("mps2-an386")
+    require_tools(board, for_running=True)
+    run = run_on_board(model, board, random_input(model, np.random.default_rng(8), 2), tmp_path)
+    assert run.ok and run.first_mismatch is None
+    assert {layer.op: layer.kernel for layer in run.layers} == expected
