@@ -239,10 +239,10 @@ def pointwise_as_fc(op: QOp, args: dict, target: "Board | None", kernels: str) -
     [O, 1, 1, I] are then the fc rows [O, I] and each output pixel is the fc of one input pixel,
     contiguous in channels-last storage; stride only picks the pixels), and its output has at
     most the pixels ``POINTWISE_FC_MAX_PIXELS`` gives for its K and the fc variant ``target``
-    would call. The
-    requantization of the two kinds is the same per-channel rule (docs/integer-spec.md §4), so
-    the result is bit-exact; the returned op shares the conv's arrays, reshaped, and is only
-    used to choose the kernel (``select_kernel``, ``kernel_source``).
+    would call. The requantization of the two kinds is the same per-channel rule
+    (docs/integer-spec.md §4), so the result is bit-exact; the returned op shares the conv's
+    arrays, reshaped, and is only used to choose the kernel (``select_kernel``,
+    ``kernel_source``). Packed layers are not routed (``render._op_calls``).
     """
     if op.kind != "conv2d" or list(args["pads"]) != [0, 0, 0, 0]:
         return None
