@@ -89,7 +89,8 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     its ``variants``), when the board has the variant's extension, K is within ``OPT_MAX_K``, the
     op's input has at most the variant's ``max_input_bits`` and the variant's source is present;
     the first such variant in table order wins (MVE, then the 4-bit-activation DSP kernel, then DSP).
-    Dilated, grouped and channel-multiplier convolutions always run the portable kernel.
+    Dilated, grouped and channel-multiplier convolutions always run the portable kernel, and so do
+    depthwise layers on one output pixel that the DSP kernel runs slower (``_depthwise_portable_faster``).
     """
     if kernels not in KERNEL_CHOICES:
         raise Q4Error(f"generate: kernels must be one of {', '.join(KERNEL_CHOICES)}, got '{kernels}'")
@@ -103,6 +104,8 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
     if not _dense_window(op, args):
         return None
     for variant in spec.terms_variants if _multi_term(op) else spec.variants:
+        if variant.requires == "dsp" and _depthwise_portable_faster(op, args):
+            continue
         if (
             getattr(target, variant.requires)
             and k_ok
@@ -111,6 +114,20 @@ def select_kernel(op: QOp, args: dict, target: "Board | None", kernels: str) -> 
         ):
             return variant
     return None
+
+
+def _depthwise_portable_faster(op: QOp, args: dict) -> bool:
+    """True for a depthwise_conv2d layer with one output pixel whose window is mostly padding,
+    which the portable kernel runs faster than the DSP one (it skips the taps outside the input;
+    the DSP kernel's per-call set-up has one pixel to pay for it): every multi-term one, and a
+    single-term one whose window is at least 4 times its input map (3x3 on 1x1, 5x5 on 2x2).
+    Measured on the Cortex-M4 with benchmarks/mcu_small_maps.py (docs/kernels.md, "Small feature
+    maps")."""
+    if op.kind != "depthwise_conv2d" or args["out_dims"][0] * args["out_dims"][1] != 1:
+        return False
+    h, w, _ = args["in_dims"]
+    kh, kw, _ = args["filter_dims"]
+    return _multi_term(op) or kh * kw >= 4 * h * w
 
 
 def _dense_window(op: QOp, args: dict) -> bool:
@@ -193,3 +210,53 @@ def select_packed(
     in_size, out_size = args["in_size"], args["out_size"]  # fully_connected: one band
     staging = (in_size if n_packed else 0) + (out_size if out_packed else 0)
     return PackedCall(band, variant, kernel_scratch, lambda rows: staging, 1)
+
+
+# --------------------------------------------------------------------------- 1x1 conv as fc calls
+
+#: when a 1x1 conv2d runs as one fully_connected call per output pixel, by the feature of the fc
+#: variant the board would call ("": the portable kernel): (min K, max pixels) rows, the first row
+#: whose min K the layer's K = I reaches gives the most output pixels. Measured on mps2-an386,
+#: mps3-an547, microbit-264k and rv32imc with benchmarks/mcu_small_maps.py (docs/kernels.md,
+#: "Small feature maps"): below it the conv kernel's per-call set-up (the DSP / Helium / ARMv6-M
+#: conv unpacks every weight once per call) costs more than the fc kernel's per-pixel one.
+POINTWISE_FC_MAX_PIXELS: dict[str, tuple[tuple[int, int], ...]] = {
+    "dsp": ((32, 4), (0, 2)),
+    "mve": ((0, 2),),
+    "armv6m": ((0, 2),),
+    "rv32": ((0, 2),),
+    "": ((0, 16),),
+}
+
+
+def _fc_max_pixels(feature: str, k: int) -> int:
+    return next((pixels for min_k, pixels in POINTWISE_FC_MAX_PIXELS[feature] if k >= min_k), 0)
+
+
+def pointwise_as_fc(op: QOp, args: dict, target: "Board | None", kernels: str) -> QOp | None:
+    """The fully_connected op a 1x1 conv2d runs as, one call per output pixel, or None.
+
+    A conv2d qualifies when its window is 1x1, it has no padding and one group (its weight rows
+    [O, 1, 1, I] are then the fc rows [O, I] and each output pixel is the fc of one input pixel,
+    contiguous in channels-last storage; stride only picks the pixels), and its output has at
+    most the pixels ``POINTWISE_FC_MAX_PIXELS`` gives for its K and the fc variant ``target``
+    would call. The requantization of the two kinds is the same per-channel rule
+    (docs/integer-spec.md §4), so the result is bit-exact; the returned op shares the conv's
+    arrays, reshaped, and is only used to choose the kernel (``select_kernel``,
+    ``kernel_source``). Packed layers are not routed (``render._op_calls``).
+    """
+    if op.kind != "conv2d" or list(args["pads"]) != [0, 0, 0, 0]:
+        return None
+    kh, kw, ci = args["filter_dims"]
+    ho, wo, o = args["out_dims"]
+    if (kh, kw) != (1, 1) or ci != args["in_dims"][2]:
+        return None
+    arrays = dict(op.arrays)
+    for key in ("weight", "weight2"):
+        if key in arrays:
+            arrays[key] = np.asarray(arrays[key]).reshape(o, ci)
+    attrs = {key: op.attrs[key] for key in ("act_min", "act_max")}
+    fc = QOp(op.name, "fully_connected", list(op.inputs), op.output, attrs, arrays)
+    variant = select_kernel(fc, args, target, kernels)
+    limit = _fc_max_pixels(variant.requires if variant is not None else "", ci)
+    return fc if ho * wo <= limit else None

@@ -34,6 +34,7 @@ from q4sdk.codegen.kernels import (
     RUNTIME_HEADERS,
     kernel_source,
     packed_source,
+    pointwise_as_fc,
     portable_function,
     select_kernel,
     select_packed,
@@ -137,7 +138,10 @@ def _op_calls(
     for op, sym in zip(model.ops, unique_identifiers([op.name for op in model.ops])):
         args, macs = op_template_args(model, op, f"{name}_{sym}", offsets)
         op_packed = OPS[op.kind].kernel is not None and bool(packed & {*op.inputs, op.output})
-        variant = None if op_packed else select_kernel(op, args, target, kernels)
+        as_fc = None if op_packed else pointwise_as_fc(op, args, target, kernels)
+        args["pixel_fc"] = as_fc is not None  # a 1x1 conv2d as one fc call per output pixel
+        kernel_op = as_fc or op  # the op whose kernel it calls
+        variant = None if op_packed else select_kernel(kernel_op, args, target, kernels)
         fast = None
         if op_packed:
             args["in_bits"] = [4 if t in packed else 8 for t in op.inputs]
@@ -154,11 +158,11 @@ def _op_calls(
             function = Path(source).stem
             calls.sources.add(source)
         elif variant is None:
-            function = portable_function(op)
-            calls.sources.add(kernel_source(op))
+            function = portable_function(kernel_op)
+            calls.sources.add(kernel_source(kernel_op))
         else:
             function, calls.any_variant = variant.function, True
-            calls.sources |= {variant.source, kernel_source(op)}  # the variant's fallback
+            calls.sources |= {variant.source, kernel_source(kernel_op)}  # the variant's fallback
             variant_scratch = variant.scratch_bytes(
                 int(np.prod(args.get("filter_dims", (0,)))), args["out_dims"][2] if "out_dims" in args else 0
             )

@@ -103,7 +103,8 @@ void q4_fully_connected_s4_terms_mve(const q4_fc_params *params, const q4_terms_
                                      const uint8_t *const *filters, const int32_t *bias,
                                      int32_t output_size, int8_t *output, int32_t *scratch);
 
-/* depthwise_conv2d, DSP: 3x3 kernels with stride_w 1 (or 2 into rows of >= 8 pixels): input rows
+/* depthwise_conv2d, DSP: 3x3 kernels with stride_w 1 into rows of > 4 pixels (or 2 into rows of
+ * >= 8 pixels): input rows
  * widened once per 4 channels into per-channel int16 rows, SMLAD of tap pairs for two output
  * pixels, USAT requantization;
  * other kernels: weights unpacked once to int16 pairs of channels (c, c + 2), z_x folded into the

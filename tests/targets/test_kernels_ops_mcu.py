@@ -503,6 +503,21 @@ def make_dw_cases() -> list[DwCase]:
         ("dwp_s2_wide", (9, 33, 3, (3, 3), (2, 2), (1, 1, 1, 0))),
     ):
         cases.append(random_dw(rng, name, 8, *shape))
+    # small maps: the _dsp tap path at stride 1 into rows of at most 4 outputs (2x2, 4x4, a
+    # single pixel, inside pixels without padding), channel tails of 1-3, odd and even tap counts
+    # (the weight set-up reads two taps per byte), 4x4 stride 2, and 5x5 / 2x3 windows
+    for name, bits, shape in (
+        ("dws_2x2_c32_a8", 8, (2, 2, 32, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("dws_2x2_c13_a4", 4, (2, 2, 13, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("dws_4x4_c24_a8", 8, (4, 4, 24, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("dws_3x4_c7_a4", 4, (3, 4, 7, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("dws_6x6_nopad_a8", 8, (6, 6, 20, (3, 3), (1, 1), (0, 0, 0, 0))),
+        ("dws_1x1_c40_a8", 8, (1, 1, 40, (3, 3), (1, 1), (1, 1, 1, 1))),
+        ("dws_8x8_s2_c18_a8", 8, (8, 8, 18, (3, 3), (2, 2), (1, 1, 1, 1))),
+        ("dws_4x4_k5_c18_a8", 8, (4, 4, 18, (5, 5), (1, 1), (2, 2, 2, 2))),
+        ("dws_2x3_k2x3_c9_a4", 4, (2, 3, 9, (2, 3), (1, 1), (0, 1, 1, 1))),
+    ):
+        cases.append(random_dw(rng, name, bits, *shape))
     return cases
 
 

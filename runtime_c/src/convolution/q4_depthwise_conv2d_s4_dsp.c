@@ -30,6 +30,60 @@ static int32_t q4_round_up4(int32_t c)
     return (c + 3) & ~3;
 }
 
+/* The weight pairs of the tap path, weights[(t * groups + g) * 2 + j] = (w_c, w_(c+2)) as int16
+ * halves for channel c = 4g + j (j = 0, 1), zero past C, and folded_bias[c] = bias[c] - z_x *
+ * sum(w_c) (0 past C). Per group of 4 channels and packed byte (2 taps): 4 byte loads, the
+ * nibbles sign-extended by a shift pair (SBFX) and packed in registers, 4 word stores (the
+ * per-nibble read-modify-write of the scratch it replaces cost about 4 times as much, the whole
+ * set-up of a call on a 2x2 map). */
+#define Q4_DW_NIBBLE(b, hi) ((int32_t)((uint32_t)(b) << (28 - 4 * (hi))) >> 28)
+static void q4_dw_pair_weights(const uint8_t *filter, int32_t row_bytes, int32_t taps,
+                               int32_t ch, const int32_t *bias, int32_t in_zp,
+                               uint32_t *weights, int32_t *folded_bias)
+{
+    const int32_t groups = q4_round_up4(ch) / 4, step = 2 * groups;
+    int32_t g, t, i;
+    for (g = 0; g < groups; ++g) {
+        const int32_t c = 4 * g, n = ch - c < 4 ? ch - c : 4;
+        const uint8_t *r[4];
+        int32_t sum[4] = {0, 0, 0, 0}, mask[4];
+        uint32_t *w = weights + 2 * g;
+        for (i = 0; i < 4; ++i) { /* past C: channel c's row, weights masked to 0 */
+            r[i] = filter + (c + (i < n ? i : 0)) * row_bytes;
+            mask[i] = i < n ? -1 : 0;
+        }
+        for (t = 0; t < taps; t += 2, w += 2 * step) {
+            const int32_t j = t >> 1;
+            const int32_t b0 = r[0][j], b1 = r[1][j] & mask[1];
+            const int32_t b2 = r[2][j] & mask[2], b3 = r[3][j] & mask[3];
+            int32_t v0 = Q4_DW_NIBBLE(b0, 0), v1 = Q4_DW_NIBBLE(b1, 0);
+            int32_t v2 = Q4_DW_NIBBLE(b2, 0), v3 = Q4_DW_NIBBLE(b3, 0);
+            w[0] = ((uint32_t)v0 & 0xFFFFu) | ((uint32_t)v2 << 16);
+            w[1] = ((uint32_t)v1 & 0xFFFFu) | ((uint32_t)v3 << 16);
+            sum[0] += v0;
+            sum[1] += v1;
+            sum[2] += v2;
+            sum[3] += v3;
+            if (t + 1 < taps) {
+                v0 = Q4_DW_NIBBLE(b0, 1);
+                v1 = Q4_DW_NIBBLE(b1, 1);
+                v2 = Q4_DW_NIBBLE(b2, 1);
+                v3 = Q4_DW_NIBBLE(b3, 1);
+                w[step] = ((uint32_t)v0 & 0xFFFFu) | ((uint32_t)v2 << 16);
+                w[step + 1] = ((uint32_t)v1 & 0xFFFFu) | ((uint32_t)v3 << 16);
+                sum[0] += v0;
+                sum[1] += v1;
+                sum[2] += v2;
+                sum[3] += v3;
+            }
+        }
+        for (i = 0; i < 4; ++i) {
+            folded_bias[c + i] = i < n ? bias[c + i] - in_zp * sum[i] : 0;
+        }
+    }
+}
+#undef Q4_DW_NIBBLE
+
 /* The 3x3 path: row tiles of up to Q4_DW3_TILE output pixels; per channel a row holds the
  * tile's input span widened to int16 in two phase rows (even / odd pixels, stride 2) of
  * Q4_DW3_PHASE elements (the tile plus the 3 the pair loads read past it). A ring of 3 input
@@ -376,6 +430,17 @@ static void q4_dw3_dsp(const q4_conv_params *params, const q4_quant_params *quan
     }
 }
 
+/* One tap of 4 channels: x holds their 4 int8 activations, w their weight pairs (w_c0, w_c2)
+ * and (w_c1, w_c3); SXTB16 of x and of x >> 8 give (x_c0, x_c2) and (x_c1, x_c3). */
+#define Q4_DW_TAP4(x, w, a0, a1, a2, a3)                                                      \
+    do {                                                                                      \
+        const int32_t x_even_ = (int32_t)q4_sxtb16(x), x_odd_ = (int32_t)q4_sxtb16((x) >> 8); \
+        a0 = __smlabb(x_even_, (int32_t)(w)[0], a0);                                          \
+        a2 = __smlatt(x_even_, (int32_t)(w)[0], a2);                                          \
+        a1 = __smlabb(x_odd_, (int32_t)(w)[1], a1);                                           \
+        a3 = __smlatt(x_odd_, (int32_t)(w)[1], a3);                                           \
+    } while (0)
+
 void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                                 const q4_dims *input_dims, const int8_t *input,
                                 const q4_dims *filter_dims, const uint8_t *filter,
@@ -400,24 +465,17 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
     uint32_t *const weights = (uint32_t *)(tap_at + taps);
     int32_t oy, ox, c, t, g;
 
-    /* the row path, except stride 2 into rows of fewer than 8 pixels (its per-channel, per-row
-     * set-up then costs more than it saves: measured 13.4 against 10.4 instructions/MAC) */
-    if (k_h == 3 && k_w == 3 && (stride_w == 1 || (stride_w == 2 && output_dims->w >= 8))) {
+    /* the row path, except into rows of at most 4 pixels at stride 1 or fewer than 8 at stride
+     * 2: its per-channel, per-row set-up then costs more than it saves (Cortex-M4, 32 and 96
+     * channels, docs/kernels.md "Small feature maps": 2x2 maps 23.9 against 11.8 instructions
+     * per MAC, 4x4 9.7 against 9.2; stride 2, 4x4 out, 13.4 against 10.4 before the tap path's
+     * set-up was cut, 9.0 now) */
+    if (k_h == 3 && k_w == 3 &&
+        ((stride_w == 1 && output_dims->w > 4) || (stride_w == 2 && output_dims->w >= 8))) {
         q4_dw3_dsp(params, quant, input_dims, input, filter, bias, output_dims, output, scratch);
         return;
     }
-    for (c = 0; c < c4; ++c) {
-        int32_t sum = 0;
-        for (t = 0; t < taps; ++t) {
-            const int32_t w = c < ch ? q4_int4_at(filter + c * row_bytes, t) : 0;
-            /* channel c of its group: pair word (c & 1), half (c >> 1) & 1 */
-            uint32_t *const pair = &weights[(t * groups + c / 4) * 2 + (c & 1)];
-            const uint32_t half = (uint32_t)w & 0xFFFFu;
-            *pair = (c & 2) ? (*pair & 0xFFFFu) | (half << 16) : half;
-            sum += w;
-        }
-        folded_bias[c] = c < ch ? bias[c] - in_zp * sum : 0;
-    }
+    q4_dw_pair_weights(filter, row_bytes, taps, ch, bias, in_zp, weights, folded_bias);
     for (t = 0; t < taps; ++t) {
         tap_offset[t] = ((t / k_w) * in_w + t % k_w) * ch;
     }
@@ -449,15 +507,19 @@ void q4_depthwise_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_par
                 int32_t a0 = folded_bias[c], a1 = folded_bias[c + 1];
                 int32_t a2 = folded_bias[c + 2], a3 = folded_bias[c + 3];
                 if (n == 4) {
-                    for (t = 0; t < taps; ++t, w += 2 * groups) {
-                        const int32_t at = offsets[t];
-                        const uint32_t x = at >= 0 ? q4_load_u32(input + base + at + c) : zp_word;
-                        const int32_t x_even = (int32_t)q4_sxtb16(x),
-                                      x_odd = (int32_t)q4_sxtb16(x >> 8);
-                        a0 = __smlabb(x_even, (int32_t)w[0], a0);
-                        a2 = __smlatt(x_even, (int32_t)w[0], a2);
-                        a1 = __smlabb(x_odd, (int32_t)w[1], a1);
-                        a3 = __smlatt(x_odd, (int32_t)w[1], a3);
+                    /* one pointer to the group's channels; inside the input no tap is checked */
+                    const int8_t *const src = input + base + c;
+                    const int32_t *at = offsets, *const at_end = offsets + taps;
+                    if (inside) {
+                        for (; at < at_end; ++at, w += 2 * groups) {
+                            const uint32_t x = q4_load_u32(src + *at);
+                            Q4_DW_TAP4(x, w, a0, a1, a2, a3);
+                        }
+                    } else {
+                        for (; at < at_end; ++at, w += 2 * groups) {
+                            const uint32_t x = *at >= 0 ? q4_load_u32(src + *at) : zp_word;
+                            Q4_DW_TAP4(x, w, a0, a1, a2, a3);
+                        }
                     }
                 } else { /* the last C % 4 channels: read byte by byte, never past the pixel */
                     for (t = 0; t < taps; ++t, w += 2 * groups) {
