@@ -339,6 +339,482 @@ Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 0, 2)
 Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_RQ_U4, 0, 2)
 Q4_TD_FAST(q4_td_fast2_min, Q4_TD_RQ_U8, 1, 2)
 
+/* ---- 4-bit inputs: two rows per 16-bit product (the _a4_dsp scheme, on the row pairs) ----
+ *
+ * When every input value and input zero point lies in [-8, 7] (checked per call: the kernel is
+ * also called with 8-bit inputs), a row pair (r, r + 1) of a block (a dual layer's two weight
+ * tensors of one channel; two channels of a single-weight layer) is packed into one halfword
+ * per K-index, h = -w_r + w_(r+1) * 2^11, which fits int16. One SMLAD of a column word then adds
+ * -(x0 w_r + x1 w_r) to the low 11 bits of an accumulator and (x0 w_(r+1) + x1 w_(r+1)) * 2^11
+ * above them: both terms of a channel, 4 MACs per instruction (half the SMLADs of the int16
+ * rows). Each -x * w_r lies in [-64, 56], so 16 products (8 K-pairs) stay in the signed 11-bit
+ * field [-1024, 896]; after every 8 K-pairs the field is moved out (SBFX) into a low sum, and
+ * the upper field keeps accumulating, exact while 64 * K * 2^11 < 2^31 (K <= Q4_TA4_MAX_K).
+ * The K-pairs of a block are its columns' words in order, so a last block of at most 4 real
+ * K-indices (K = 27) runs only its first 2 K-pairs (the others have zero weights).
+ * The GEMM is 2 row pairs (a quad) x 2 pixels per input, one LDRD of the pairs' weights and one
+ * of the pixels' activations per 4 SMLAD, post-indexed (GNU inline assembly, 10 registers). Per
+ * output the T sums D_t = sum(x * w) are requantized from a 64-bit preset per channel,
+ * X = P + sum_t D_t * m'_t, P = sum_t fold_t * m'_t + 2^(s'-1) + (z_y - act_min) * 2^s', with
+ * s', m'_t of q4_terms_channel_records (s' >= 33): u = floor(high(X) / 2^(s'-32)), exact since
+ * the low word cannot carry; SMLAL wraps modulo 2^64 and the final X is below 2^63 when s' <= 53
+ * (channel records' bound). Other channels take q4_terms_store_channel. */
+#ifndef XP_NORQ
+#define XP_NORQ 0
+#endif
+#define Q4_TA4_SPACING 11  /* bit position of the second row's field */
+#define Q4_TA4_MAX_K 16383 /* |sum(x * w_(r+1))| * 2^11 <= 64 * K * 2^11 < 2^31 */
+#define Q4_TA4_DRAIN_KP 8  /* K-pairs per drain: 16 products of [-64, 56] */
+
+/* 1 when every input zero point and the first n elements of every input lie in [-8, 7]
+ * (UADD8 of 8 maps exactly those bytes to 0..15); stops at the first block outside. */
+static int32_t q4_ta4_inputs_fit(const q4_terms_params *terms, const int8_t *const *inputs,
+                                 int32_t n)
+{
+    int32_t i, j;
+    for (i = 0; i < terms->n_inputs; ++i) {
+        const int8_t *x = inputs[i];
+        uint32_t any = 0;
+        if (terms->input_zp[i] < -8 || terms->input_zp[i] > 7) {
+            return 0;
+        }
+        for (j = 0; j + 16 <= n; j += 16) {
+            any |= __uadd8(q4_load_u32(x + j), 0x08080808u) |
+                   __uadd8(q4_load_u32(x + j + 4), 0x08080808u) |
+                   __uadd8(q4_load_u32(x + j + 8), 0x08080808u) |
+                   __uadd8(q4_load_u32(x + j + 12), 0x08080808u);
+            if (any & 0xF0F0F0F0u) {
+                return 0;
+            }
+        }
+        any = 0;
+        for (; j < n; ++j) {
+            any |= (uint32_t)(x[j] + 8); /* 0..15 exactly when x[j] is in [-8, 7] */
+        }
+        if (any & 0xFFFFFFF0u) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The 8 weights of one packed word as int16 pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7), or their
+ * negations with `negate` (matching q4_widen8). Nibble n becomes (n ^ 8) - 8 (or 8 - (n ^ 8))
+ * per byte by SSUB8. */
+static void q4_ta4_nibble_pairs(uint32_t w, int32_t negate, uint32_t *dst)
+{
+    const uint32_t eight = 0x08080808u;
+    const uint32_t even = (w & 0x0F0F0F0Fu) ^ eight; /* w0 w2 w4 w6, offset by 8 */
+    const uint32_t odd = ((w >> 4) & 0x0F0F0F0Fu) ^ eight;
+    const uint32_t e = (uint32_t)(negate ? __ssub8((int32_t)eight, (int32_t)even)
+                                         : __ssub8((int32_t)even, (int32_t)eight));
+    const uint32_t o = (uint32_t)(negate ? __ssub8((int32_t)eight, (int32_t)odd)
+                                         : __ssub8((int32_t)odd, (int32_t)eight));
+    dst[0] = q4_pair01(e);
+    dst[1] = q4_pair01(o);
+    dst[2] = q4_pair01(e >> 16);
+    dst[3] = q4_pair01(o >> 16);
+}
+
+/* Packs the block's n_rows rows (row r: channel oc0 + r / n_w of weight tensor r % n_w) by row
+ * pairs, -w_r + w_(r+1) * 2^11 per halfword, two pairs interleaved per K-pair:
+ * [quad][block][K-pair][pair of the quad]; missing rows have zero weights. Writes rec->fold
+ * (zero for missing rows). */
+static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const *filters,
+                             const int32_t *bias, int32_t oc0, int32_t n_rows, int32_t k,
+                             uint32_t *dst, q4_terms_records *rec)
+{
+    const int32_t n_w = terms->n_weights, n_in = terms->n_inputs;
+    const int32_t row_bytes = (k + 1) / 2;
+    const int32_t blocks = q4_round_up8(k) / Q4_DSP_BLOCK;
+    int32_t r, b, j, i, h;
+
+    for (r = 0; r < 4 * ((n_rows + 3) / 4); r += 2) {
+        uint32_t *out = dst + (r / 4) * blocks * 8 + (r / 2) % 2;
+        const uint8_t *rows[2];
+        int32_t sums[2] = {0, 0}; /* -sum(w_r), sum(w_(r+1)) */
+        for (h = 0; h < 2; ++h) {
+            const int32_t row = r + h;
+            rows[h] = row < n_rows ? filters[row % n_w] + (oc0 + row / n_w) * row_bytes : NULL;
+        }
+        for (b = 0; b < blocks; ++b, out += 8) {
+            uint32_t neg_a[4] = {0, 0, 0, 0}, w_b[4] = {0, 0, 0, 0};
+            if (rows[0] != NULL) {
+                q4_ta4_nibble_pairs(q4_row_word(rows[0], row_bytes, b), 1, neg_a);
+            }
+            if (rows[1] != NULL) {
+                q4_ta4_nibble_pairs(q4_row_word(rows[1], row_bytes, b), 0, w_b);
+            }
+            for (j = 0; j < 4; ++j) {
+                sums[0] = q4_smlad(neg_a[j], 0x00010001u, sums[0]);
+                sums[1] = q4_smlad(w_b[j], 0x00010001u, sums[1]);
+                out[2 * j] = (uint32_t)__sadd16(
+                    (int32_t)neg_a[j], (int32_t)((w_b[j] << Q4_TA4_SPACING) & 0xF800F800u));
+            }
+        }
+        for (h = 0; h < 2; ++h) {
+            const int32_t row = r + h;
+            const int32_t sum = h == 0 ? -sums[0] : sums[1];
+            for (i = 0; i < n_in; ++i) {
+                const int32_t base =
+                    row < n_rows && i == 0 && row % n_w == 0 ? bias[oc0 + row / n_w] : 0;
+                rec->fold[i][row] = row < n_rows ? base - terms->input_zp[i] * sum : 0;
+            }
+        }
+    }
+}
+
+/* Two K-pairs of the quad x 2 pixel tile: per K-pair one LDRD of the two pairs' weight words,
+ * one of the two pixels' column words (both post-indexed), 4 SMLAD (text of the assembly). */
+#define Q4_TA4_KPAIRS2                     \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c]], #16\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c]], #16\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+#define Q4_TA4_ASM(text)                                                                     \
+    __asm__ volatile(text                                                                    \
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),       \
+                       [w] "+&r"(w), [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb),         \
+                       [x0] "=&r"(x0), [x1] "=&r"(x1)                                        \
+                     :                                                                       \
+                     : "memory")
+
+/* Moves the low field of acc (signed 11 bits) out of it, adding 16 times it to low (one ADD with
+ * a shifted operand). */
+#define Q4_TA4_DRAIN(acc, low)                                                    \
+    do {                                                                          \
+        const int32_t f_ = (int32_t)((uint32_t)(acc) << (32 - Q4_TA4_SPACING)) >> \
+                           (32 - Q4_TA4_SPACING);                                 \
+        (low) += f_ * 16;                                                         \
+        (acc) -= f_;                                                              \
+    } while (0)
+
+/* 16 * sum(x * w) of a quad (w: its words from K-pair 0) with two pixels (col: the first one's
+ * words; K-pair j at col[4 j]) over n_kp K-pairs (even): d[row of the quad * 4] for the first
+ * pixel, d[row * 4 + 1] for the second (d is one input's [4 rows][Q4_DSP_PIXELS]). The factor
+ * 16 is free (ADD with a shifted operand, a shift by 7 instead of 11) and widens the shifts the
+ * requantization takes (see q4_ta4_prepare). */
+static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *col, int32_t n_kp,
+                                            int32_t *d)
+{
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
+    uint32_t wa, wb, x0, x1;
+    for (; n_kp >= Q4_TA4_DRAIN_KP; n_kp -= Q4_TA4_DRAIN_KP) {
+        Q4_TA4_ASM(Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2);
+        Q4_TA4_DRAIN(a0, la0);
+        Q4_TA4_DRAIN(a1, la1);
+        Q4_TA4_DRAIN(b0, lb0);
+        Q4_TA4_DRAIN(b1, lb1);
+    }
+    if (n_kp > 0) {
+        if (n_kp >= 4) {
+            Q4_TA4_ASM(Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2);
+        }
+        if (n_kp & 2) {
+            Q4_TA4_ASM(Q4_TA4_KPAIRS2);
+        }
+        Q4_TA4_DRAIN(a0, la0);
+        Q4_TA4_DRAIN(a1, la1);
+        Q4_TA4_DRAIN(b0, lb0);
+        Q4_TA4_DRAIN(b1, lb1);
+    }
+    /* acc = sum_b * 2^11 exactly; low = -16 * sum_a */
+    d[0] = -la0;
+    d[1] = -la1;
+    d[Q4_DSP_PIXELS] = q4_floor_shift32(a0, Q4_TA4_SPACING - 4);
+    d[Q4_DSP_PIXELS + 1] = q4_floor_shift32(a1, Q4_TA4_SPACING - 4);
+    d[2 * Q4_DSP_PIXELS] = -lb0;
+    d[2 * Q4_DSP_PIXELS + 1] = -lb1;
+    d[3 * Q4_DSP_PIXELS] = q4_floor_shift32(b0, Q4_TA4_SPACING - 4);
+    d[3 * Q4_DSP_PIXELS + 1] = q4_floor_shift32(b1, Q4_TA4_SPACING - 4);
+}
+
+/* The fast requantization of a block's channels on the 4-bit path: with D'_t = 16 * sum(x * w)
+ * (q4_ta4_dot) and e = max(0, 28 - s), u = y - act_min before the clamp is
+ *   floor(X / 2^(s+4+e)),  X = P + sum_t D'_t * m'_t,  m'_t = m_t * 2^e,
+ *   P = 16 * sum_t fold_t * m'_t + 2^(s+3+e) + (z_y - act_min) * 2^(s+4+e),
+ * and since s + 4 + e >= 32 it is floor(high(X) / 2^right), right = s + 4 + e - 32: the low word
+ * cannot carry. A channel takes it when every m'_t fits int32, right <= 21 (the offset term
+ * stays below 2^61) and 16 * sum_t |m'_t| * (|bias| [t = 0] + 2048 K) < 2^62, so that X (the
+ * partial sums wrap harmlessly modulo 2^64) ends below 2^63; else right[c] = -1 (the exact
+ * q4_requantize_terms_clamp). */
+typedef struct {
+    int64_t preset;            /* P */
+    int32_t m[Q4_TERMS_TERMS]; /* m'_t (0 past T) */
+    int32_t right;             /* s + 4 + e - 32, or -1 */
+    int32_t unused;
+} q4_ta4_rec;
+
+static void q4_ta4_prepare(const q4_terms_params *terms, const int32_t *bias, int32_t oc0,
+                           int32_t n_ch, int32_t out_c, int32_t k, int32_t off,
+                           const q4_terms_records *rec, q4_ta4_rec *fr)
+{
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights;
+    const uint64_t dot_bound = (uint64_t)2048u * (uint64_t)k;
+    int32_t c, i, j;
+    for (c = 0; c < n_ch; ++c) {
+        const int32_t o = oc0 + c, s = terms->shift[o];
+        const int32_t e = s < 28 ? 28 - s : 0, right = s + 4 + e - 32;
+        const uint64_t bias_abs = bias[o] < 0 ? (uint64_t)(-(int64_t)bias[o]) : (uint64_t)bias[o];
+        uint64_t bound = 0;
+        int64_t preset;
+        q4_ta4_rec *r = fr + c;
+        r->right = -1;
+        r->m[1] = r->m[2] = r->m[3] = 0;
+        if (right > 21) {
+            continue;
+        }
+        for (i = 0; i < n_in * n_w; ++i) {
+            const int32_t m = terms->multiplier[i * out_c + o];
+            const uint64_t m_abs = (uint64_t)(m < 0 ? -(int64_t)m : (int64_t)m) << e;
+            if (m_abs >= ((uint64_t)1 << 31)) {
+                bound = (uint64_t)1 << 58;
+                break;
+            }
+            bound += m_abs * (dot_bound + (i == 0 ? bias_abs : 0u)); /* < 2^63 each */
+            r->m[i] = (int32_t)(uint32_t)((uint64_t)(uint32_t)m << e);
+        }
+        if (bound >= ((uint64_t)1 << 58)) {
+            continue;
+        }
+        /* |16 * fold_t * m'_t| < 2^62 by the bound (|fold_t| <= |bias| [t = 0] + 64 K) */
+        preset = ((int64_t)1 << (right + 31)) + (int64_t)off * ((int64_t)1 << (right + 32));
+        for (i = 0; i < n_in; ++i) {
+            for (j = 0; j < n_w; ++j) {
+                preset += 16 * (int64_t)rec->fold[i][c * n_w + j] * r->m[i * n_w + j];
+            }
+        }
+        r->preset = preset;
+        r->right = right;
+    }
+}
+
+/* What the tiles of a block need besides the sums. */
+typedef struct {
+    const q4_terms_records *rec;
+    const q4_ta4_rec *fr; /* per channel of the block */
+    const q4_terms_params *terms;
+    const q4_conv_params *params;
+    int32_t oc0, out_c, width;
+} q4_ta4_ctx;
+
+/* The exact requantization of channel c of the block (any shift): acc_t = fold_t + sum_t, the
+ * sums d + off[t] (times 16), q4_requantize_terms_clamp. */
+static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, const int32_t *d,
+                                           const int32_t *off, int8_t *out, int32_t n)
+{
+    const q4_terms_params *terms = ctx->terms;
+    const int32_t n_w = terms->n_weights, n_terms = terms->n_inputs * n_w, o = ctx->oc0 + c;
+    int32_t p, t;
+    for (p = 0; p < n; ++p) {
+        int32_t acc[Q4_TERMS_TERMS];
+        for (t = 0; t < n_terms; ++t) {
+            acc[t] = ctx->rec->fold[t / n_w][c * n_w + t % n_w] +
+                     q4_floor_shift32(d[off[t] + p], 4);
+        }
+        out[p * ctx->out_c] = q4_requantize_terms_clamp(
+            acc, n_terms, terms->multiplier + o, ctx->out_c, terms->shift[o],
+            ctx->params->output_zp, ctx->params->act_min, ctx->params->act_max);
+    }
+}
+
+/* u = USAT(floor(high(X) / 2^right), SAT) for pixel PX of a channel, X = its preset (int64 at
+ * pre) + sum_t D'_t[PX] * m_t, the term-0 sums at d, term t's O_t words further (MORE: the text
+ * of the terms after the first, Q4_TA4_RQ_T2 / _T4): one LDRD, T loads and SMLAL, ASR, USAT
+ * (GNU inline assembly; C at -O0). */
+#if defined(__OPTIMIZE__)
+#define Q4_TA4_RQ_T1 ""
+#define Q4_TA4_RQ_T2                      \
+    "ldr %[t], [%[d], #%c[p1]]\n\t"       \
+    "smlal %[xl], %[xh], %[t], %[m1]\n\t"
+#define Q4_TA4_RQ_T4                      \
+    Q4_TA4_RQ_T2                          \
+    "ldr %[t], [%[d], #%c[p2]]\n\t"       \
+    "smlal %[xl], %[xh], %[t], %[m2]\n\t" \
+    "ldr %[t], [%[d], #%c[p3]]\n\t"       \
+    "smlal %[xl], %[xh], %[t], %[m3]\n\t"
+#define Q4_TA4_RQ(u, PX, MORE, SAT, O1, O2, O3)                                                         \
+    do {                                                                                    \
+        uint32_t xl_, xh_, t_;                                                              \
+        __asm__("ldrd %[xl], %[xh], [%[pre]]\n\t"                                           \
+                "ldr %[t], [%[d], #%c[p0]]\n\t"                                             \
+                "smlal %[xl], %[xh], %[t], %[m0]\n\t" MORE "asr %[xh], %[xh], %[right]\n\t" \
+                "usat %[xh], #" #SAT ", %[xh]\n\t"                                          \
+                : [xl] "=&r"(xl_), [xh] "=&r"(xh_), [t] "=&r"(t_)                           \
+                : [pre] "r"(pre), [d] "r"(t0), [m0] "r"(m0), [m1] "r"(m1), [m2] "r"(m2),    \
+                  [m3] "r"(m3), [right] "r"(right), [p0] "i"(4 * (PX)),                     \
+                  [p1] "i"(4 * ((PX) + O1)), [p2] "i"(4 * ((PX) + O2)),                     \
+                  [p3] "i"(4 * ((PX) + O3))                                                 \
+                : "memory");                                                                \
+        (u) = (int32_t)xh_;                                                                 \
+    } while (0)
+#else
+#define Q4_TA4_RQ_T1 1
+#define Q4_TA4_RQ_T2 2
+#define Q4_TA4_RQ_T4 4
+#define Q4_TA4_RQ(u, PX, MORE, SAT, O1, O2, O3)                                                    \
+    do {                                                                               \
+        const int32_t top_ = (1 << (SAT)) - 1;                                         \
+        int64_t x_ = *pre + (int64_t)t0[PX] * m0;                                      \
+        if ((MORE) > 1) {                                                              \
+            x_ += (int64_t)t0[(PX) + O1] * m1;                                         \
+        }                                                                              \
+        if ((MORE) > 2) {                                                              \
+            x_ += (int64_t)t0[(PX) + O2] * m2 + (int64_t)t0[(PX) + O3] * m3;           \
+        }                                                                              \
+        (u) = q4_floor_shift32((int32_t)(uint32_t)((uint64_t)x_ >> 32), right);        \
+        (u) = (u) < 0 ? 0 : ((u) > top_ ? top_ : (u));                                 \
+    } while (0)
+#endif
+
+/* The 4 pixels of a channel, USAT #SAT (inside Q4_TA4_TILE) */
+#define Q4_TA4_RQ4(MORE, SAT, O1, O2, O3)                                 \
+    do {                                                      \
+        int32_t u0, u1, u2, u3;                               \
+        Q4_TA4_RQ(u0, 0, MORE, SAT, O1, O2, O3);                          \
+        Q4_TA4_RQ(u1, 1, MORE, SAT, O1, O2, O3);                          \
+        Q4_TA4_RQ(u2, 2, MORE, SAT, O1, O2, O3);                          \
+        Q4_TA4_RQ(u3, 3, MORE, SAT, O1, O2, O3);                          \
+        out[0] = (int8_t)(u0 + lo);                           \
+        out[out_c] = (int8_t)(u1 + lo);                       \
+        out[2 * out_c] = (int8_t)(u2 + lo);                   \
+        out[3 * out_c] = (int8_t)(u3 + lo);                   \
+    } while (0)
+
+/* One quad (w) x the group's 4 pixels (n of them real) of a layer with N_IN inputs and N_W
+ * weight tensors: the sums of every input (d[i][row of the quad * 4 + pixel], times 16), then
+ * per channel of the quad (c0 + 0 .. 4 / N_W - 1, at most n_ch) y = act_min +
+ * min(USAT(floor(high(X) / 2^right), 8), width) (USAT #4 when width = 15), X = P + sum_t D'_t *
+ * m'_t, the term t = i * N_W + j of the channel's row r = cq * N_W + j at d[i][r * 4], O1..O3
+ * words after term 0 (q4_ta4_exact when right < 0). One function per (N_IN, N_W), out of line
+ * so that its constants stay in registers. */
+#define Q4_TA4_TILE(name, N_IN, N_W, MORE, O1, O2, O3)                                         \
+    static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
+                                       int32_t col_words, int32_t n_kp, const q4_ta4_ctx *ctx, \
+                                       int32_t c0, int32_t n_ch, int8_t *out, int32_t n)       \
+    {                                                                                          \
+        int32_t d[2][4 * Q4_DSP_PIXELS];                                                       \
+        const int32_t width = ctx->width, out_c = ctx->out_c;                                  \
+        const int32_t lo = ctx->params->act_min;                                               \
+        int32_t cq, p;                                                                         \
+        q4_ta4_dot(w, cols, n_kp, d[0]);                                                       \
+        q4_ta4_dot(w, cols + 2, n_kp, d[0] + 2);                                               \
+        if ((N_IN) == 2) {                                                                     \
+            q4_ta4_dot(w, cols + col_words, n_kp, d[1]);                                       \
+            q4_ta4_dot(w, cols + col_words + 2, n_kp, d[1] + 2);                               \
+        }                                                                                      \
+        for (cq = 0; cq < 4 / (N_W) && cq < n_ch; ++cq, ++out) {                               \
+            const q4_ta4_rec *r = ctx->fr + c0 + cq;                                           \
+            const int32_t *t0 = d[0] + cq * (N_W) * Q4_DSP_PIXELS;                             \
+            const int32_t m0 = r->m[0], m1 = r->m[1], m2 = r->m[2], m3 = r->m[3];              \
+            const int32_t right = r->right;                                                    \
+            const int64_t *pre = &r->preset;                                                   \
+            if (right < 0) {                                                                   \
+                const int32_t offs[Q4_TERMS_TERMS] = {0, O1, O2, O3};                          \
+                q4_ta4_exact(ctx, c0 + cq, t0, offs, out, n);                                  \
+            } else if (n == Q4_DSP_PIXELS && width == 15) {                                    \
+                Q4_TA4_RQ4(MORE, 4, O1, O2, O3);                                                           \
+            } else if (n == Q4_DSP_PIXELS && width == 255) {                                   \
+                Q4_TA4_RQ4(MORE, 8, O1, O2, O3);                                                           \
+            } else {                                                                           \
+                for (p = 0; p < n; ++p) {                                                      \
+                    int32_t u;                                                                 \
+                    if (p == 0) {                                                              \
+                        Q4_TA4_RQ(u, 0, MORE, 8, O1, O2, O3);                                              \
+                    } else if (p == 1) {                                                       \
+                        Q4_TA4_RQ(u, 1, MORE, 8, O1, O2, O3);                                              \
+                    } else if (p == 2) {                                                       \
+                        Q4_TA4_RQ(u, 2, MORE, 8, O1, O2, O3);                                              \
+                    } else {                                                                   \
+                        Q4_TA4_RQ(u, 3, MORE, 8, O1, O2, O3);                                              \
+                    }                                                                          \
+                    u = u > width ? width : u;                                                 \
+                    out[p * out_c] = (int8_t)(u + lo);                                         \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+Q4_TA4_TILE(q4_ta4_tile11, 1, 1, Q4_TA4_RQ_T1, 0, 0, 0)
+Q4_TA4_TILE(q4_ta4_tile12, 1, 2, Q4_TA4_RQ_T2, 4, 0, 0)
+Q4_TA4_TILE(q4_ta4_tile21, 2, 1, Q4_TA4_RQ_T2, 16, 0, 0)
+Q4_TA4_TILE(q4_ta4_tile22, 2, 2, Q4_TA4_RQ_T4, 4, 16, 20)
+
+/* The whole layer on the 4-bit path (q4_ta4_inputs_fit holds); arguments as the kernel's. */
+static void q4_ta4_conv(const q4_conv_params *params, const q4_terms_params *terms,
+                        const q4_dims *input_dims, const int8_t *const *inputs,
+                        const q4_dims *filter_dims, const uint8_t *const *filters,
+                        const int32_t *bias, const q4_dims *output_dims, int8_t *output,
+                        int32_t *scratch)
+{
+    const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
+    const int32_t k_pad = q4_round_up8(k);
+    const int32_t blocks = k_pad / Q4_DSP_BLOCK;
+    /* K-pairs: a last block of at most 4 real K-indices runs its first 2 K-pairs only */
+    const int32_t n_kp = 4 * blocks - (k % Q4_DSP_BLOCK != 0 && k % Q4_DSP_BLOCK <= 4 ? 2 : 0);
+    const int32_t out_w = output_dims->w, out_c = output_dims->c;
+    const int32_t pixels = output_dims->h * out_w;
+    const int32_t n_in = terms->n_inputs, n_w = terms->n_weights;
+    const int32_t block_channels = Q4_TERMS_ROWS / n_w;
+    const int32_t col_words = Q4_DSP_PIXELS * (k_pad / 2);
+    q4_terms_records *rec = (q4_terms_records *)(void *)scratch;
+    uint32_t *weights = (uint32_t *)(rec + 1);
+    uint32_t *cols = weights + Q4_TERMS_ROWS * (k_pad / 2);
+    int8_t *stage = (int8_t *)(cols + Q4_TERMS_INPUTS * col_words);
+    q4_ta4_rec fr[Q4_TERMS_ROWS];
+    q4_ta4_ctx ctx;
+    int32_t oc0, p0, i, q;
+
+    ctx.rec = rec;
+    ctx.fr = fr;
+    ctx.terms = terms;
+    ctx.params = params;
+    ctx.out_c = out_c;
+    ctx.width = params->act_max - params->act_min;
+
+    for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
+        const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
+        const int32_t n_rows = n_ch * n_w;
+        q4_ta4_pack_rows(terms, filters, bias, oc0, n_rows, k, weights, rec);
+        q4_ta4_prepare(terms, bias, oc0, n_ch, out_c, k, params->output_zp - params->act_min,
+                       rec, fr);
+        ctx.oc0 = oc0;
+        for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
+            const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
+#ifndef XP_NOIM
+            for (i = 0; i < n_in; ++i) {
+                q4_im2col_group(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
+                                out_w, p0, n, stage, cols + i * col_words);
+            }
+#endif
+#ifdef XP_NOTILE
+            continue;
+#endif
+            for (q = 0; 4 * q < n_rows; ++q) {
+                const uint32_t *wq = weights + q * 8 * blocks;
+                const int32_t c0 = 4 * q / n_w; /* the quad's first channel */
+                int8_t *out = output + p0 * out_c + oc0 + c0;
+                if (n_in == 1 && n_w == 1) {
+                    q4_ta4_tile11(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
+                } else if (n_in == 1) {
+                    q4_ta4_tile12(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
+                } else if (n_w == 1) {
+                    q4_ta4_tile21(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
+                } else {
+                    q4_ta4_tile22(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
+                }
+            }
+        }
+    }
+}
+
 void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params *terms,
                             const q4_dims *input_dims, const int8_t *const *inputs,
                             const q4_dims *filter_dims, const uint8_t *const *filters,
@@ -359,6 +835,13 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     int8_t *stage = (int8_t *)(cols + Q4_TERMS_INPUTS * Q4_DSP_PIXELS * (k_pad / 2));
     q4_td_fast_rec fast_rec[Q4_TERMS_ROWS / 2];
     int32_t oc0, p0, c, i, r, j, fast;
+
+    if (k <= Q4_TA4_MAX_K &&
+        q4_ta4_inputs_fit(terms, inputs, input_dims->h * input_dims->w * input_dims->c)) {
+        q4_ta4_conv(params, terms, input_dims, inputs, filter_dims, filters, bias, output_dims,
+                    output, scratch);
+        return;
+    }
 
     for (oc0 = 0; oc0 < out_c; oc0 += block_channels) {
         const int32_t n_ch = out_c - oc0 < block_channels ? out_c - oc0 : block_channels;
