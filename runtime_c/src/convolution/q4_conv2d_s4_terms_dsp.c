@@ -339,6 +339,78 @@ Q4_TD_FAST(q4_td_fast2_u8, Q4_TD_RQ_U8, 0, 2)
 Q4_TD_FAST(q4_td_fast2_u4, Q4_TD_RQ_U4, 0, 2)
 Q4_TD_FAST(q4_td_fast2_min, Q4_TD_RQ_U8, 1, 2)
 
+/* im2col of a group of Q4_DSP_PIXELS output pixels from p0 (n of them real: a missing last
+ * pixel repeats the one before) for a 3 x 3 window on a 3-channel input (K = 27, an RGB first
+ * layer; any stride and padding) into the interleaved columns at cols, as q4_im2col_group
+ * writes them. A window inside the input is assembled in registers from 9 loads that stay
+ * inside its three 9-byte row runs (as q4_im2col_fast does); a border window copies its taps
+ * inside the input into a z_x-filled 32-byte row, then widens it (the general q4_im2col took
+ * about 5x as long on those). */
+static Q4_DSP_NOINLINE void q4_terms_im2col_rgb(const q4_dims *input_dims, const int8_t *input,
+                                                const q4_conv_params *params, int32_t zp,
+                                                int32_t out_w, int32_t p0, int32_t n,
+                                                uint32_t *cols)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, row_step = in_w * 3;
+    const uint32_t zp8 = (uint32_t)zp & 0xFFu, zp4 = zp8 * 0x01010101u;
+    int32_t c;
+    for (c = 0; c < Q4_DSP_PIXELS; ++c) {
+        const int32_t p = p0 + (c < n ? c : n - 1);
+        const int32_t y0 = p / out_w * params->stride_h - params->pad_top;
+        const int32_t x0 = p % out_w * params->stride_w - params->pad_left;
+        uint32_t *dst = cols + c;
+        if (y0 >= 0 && x0 >= 0 && y0 + 3 <= in_h && x0 + 3 <= in_w) {
+            const int8_t *r0 = input + y0 * row_step + x0 * 3;
+            const int8_t *r1 = r0 + row_step, *r2 = r1 + row_step;
+            const uint32_t s2 = (uint32_t)(uint8_t)r0[8] | q4_load_u32(r1) << 8;
+            const uint32_t s4 = q4_load_u32(r1 + 5) >> 16 | q4_load_u32(r2) << 16;
+            const uint32_t s6 = q4_load_u32(r2 + 5) >> 8 | zp8 << 24;
+            q4_widen8(q4_load_u32(r0), q4_load_u32(r0 + 4), dst);
+            q4_widen8(s2, q4_load_u32(r1 + 3), dst + 4 * Q4_DSP_PIXELS);
+            q4_widen8(s4, q4_load_u32(r2 + 2), dst + 8 * Q4_DSP_PIXELS);
+            q4_widen8(s6, zp4, dst + 12 * Q4_DSP_PIXELS);
+        } else {
+            uint32_t row[8]; /* the 27 window bytes and 5 of z_x */
+            int8_t *b = (int8_t *)(void *)row;
+            int32_t i, ky, kx;
+            for (i = 0; i < 8; ++i) {
+                row[i] = zp4;
+            }
+            for (ky = 0; ky < 3; ++ky) {
+                const int32_t iy = y0 + ky;
+                if (iy < 0 || iy >= in_h) {
+                    continue;
+                }
+                for (kx = 0; kx < 3; ++kx) {
+                    const int32_t ix = x0 + kx;
+                    if (ix >= 0 && ix < in_w) {
+                        const int8_t *src = input + iy * row_step + ix * 3;
+                        int8_t *t = b + ky * 9 + kx * 3;
+                        t[0] = src[0];
+                        t[1] = src[1];
+                        t[2] = src[2];
+                    }
+                }
+            }
+            for (i = 0; i < 4; ++i) {
+                q4_widen8(row[2 * i], row[2 * i + 1], dst + 4 * i * Q4_DSP_PIXELS);
+            }
+        }
+    }
+}
+
+/* q4_im2col_group, or q4_terms_im2col_rgb for a 3 x 3 window on 3 channels. */
+static void q4_terms_im2col(const q4_dims *input_dims, const int8_t *input,
+                            const q4_dims *filter_dims, const q4_conv_params *params, int32_t zp,
+                            int32_t out_w, int32_t p0, int32_t n, int8_t *stage, uint32_t *cols)
+{
+    if (input_dims->c == 3 && filter_dims->h == 3 && filter_dims->w == 3) {
+        q4_terms_im2col_rgb(input_dims, input, params, zp, out_w, p0, n, cols);
+    } else {
+        q4_im2col_group(input_dims, input, filter_dims, params, zp, out_w, p0, n, stage, cols);
+    }
+}
+
 /* ---- 4-bit inputs: two rows per 16-bit product (the _a4_dsp scheme, on the row pairs) ----
  *
  * When every input value and input zero point lies in [-8, 7] (checked per call: the kernel is
@@ -790,7 +862,7 @@ static void q4_ta4_conv(const q4_conv_params *params, const q4_terms_params *ter
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
 #ifndef XP_NOIM
             for (i = 0; i < n_in; ++i) {
-                q4_im2col_group(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
+                q4_terms_im2col(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
                                 out_w, p0, n, stage, cols + i * col_words);
             }
 #endif
@@ -854,7 +926,7 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             for (i = 0; i < n_in; ++i) {
                 uint32_t *col = cols + i * Q4_DSP_PIXELS * (k_pad / 2);
-                q4_im2col_group(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
+                q4_terms_im2col(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
                                 out_w, p0, n, stage, col);
             }
             if (fast) {
