@@ -437,6 +437,7 @@ static void q4_terms_im2col(const q4_dims *input_dims, const int8_t *input,
 #define Q4_TA4_SPACING 11  /* bit position of the second row's field */
 #define Q4_TA4_MAX_K 16383 /* |sum(x * w_(r+1))| * 2^11 <= 64 * K * 2^11 < 2^31 */
 #define Q4_TA4_DRAIN_KP 8  /* K-pairs per drain: 16 products of [-64, 56] */
+#define Q4_TA4_MIN_K_DUAL 128 /* one input, two weight tensors: the 4-bit path from this K on */
 
 /* 1 when every input zero point and the first n elements of every input lie in [-8, 7]
  * (UADD8 of 8 maps exactly those bytes to 0..15); stops at the first block outside. */
@@ -908,7 +909,10 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     q4_td_fast_rec fast_rec[Q4_TERMS_ROWS / 2];
     int32_t oc0, p0, c, i, r, j, fast;
 
-    if (k <= Q4_TA4_MAX_K &&
+    /* the 4-bit path: two inputs (T = 4, or T = 2 with two channels per product) or a long K;
+     * a dual layer of one input and a short K runs the int16 rows below, whose fused 2 x 2
+     * requantization costs less than the 4-bit path's field extraction there */
+    if ((n_in == 2 || n_w == 1 || k >= Q4_TA4_MIN_K_DUAL) && k <= Q4_TA4_MAX_K &&
         q4_ta4_inputs_fit(terms, inputs, input_dims->h * input_dims->w * input_dims->c)) {
         q4_ta4_conv(params, terms, input_dims, inputs, filter_dims, filters, bias, output_dims,
                     output, scratch);
