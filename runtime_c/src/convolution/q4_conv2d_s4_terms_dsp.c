@@ -571,8 +571,9 @@ static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const 
     } while (0)
 
 /* 16 * sum(x * w) of a quad (w: its words from K-pair 0) with two pixels (col: the first one's
- * words; K-pair j at col[4 j]) over n_kp K-pairs (even): d[row of the quad * 4] for the first
- * pixel, d[row * 4 + 1] for the second (d is one input's [4 rows][Q4_DSP_PIXELS]). The factor
+ * words; K-pair j at col[4 j]) over n_kp K-pairs (even), negated for the first row of each pair
+ * (its field holds -sum): d[row of the quad * 4] for the first pixel, d[row * 4 + 1] for the
+ * second (d is one input's [4 rows][Q4_DSP_PIXELS]). The factor
  * 16 is free (ADD with a shifted operand, a shift by 7 instead of 11) and widens the shifts the
  * requantization takes (see q4_ta4_prepare). */
 static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *col, int32_t n_kp,
@@ -599,13 +600,13 @@ static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *c
         Q4_TA4_DRAIN(b0, lb0);
         Q4_TA4_DRAIN(b1, lb1);
     }
-    /* acc = sum_b * 2^11 exactly; low = -16 * sum_a */
-    d[0] = -la0;
-    d[1] = -la1;
+    /* acc = sum_b * 2^11 exactly; low = -16 * sum_a (its multipliers are negated) */
+    d[0] = la0;
+    d[1] = la1;
     d[Q4_DSP_PIXELS] = q4_floor_shift32(a0, Q4_TA4_SPACING - 4);
     d[Q4_DSP_PIXELS + 1] = q4_floor_shift32(a1, Q4_TA4_SPACING - 4);
-    d[2 * Q4_DSP_PIXELS] = -lb0;
-    d[2 * Q4_DSP_PIXELS + 1] = -lb1;
+    d[2 * Q4_DSP_PIXELS] = lb0;
+    d[2 * Q4_DSP_PIXELS + 1] = lb1;
     d[3 * Q4_DSP_PIXELS] = q4_floor_shift32(b0, Q4_TA4_SPACING - 4);
     d[3 * Q4_DSP_PIXELS + 1] = q4_floor_shift32(b1, Q4_TA4_SPACING - 4);
 }
@@ -621,7 +622,7 @@ static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *c
  * q4_requantize_terms_clamp). */
 typedef struct {
     int64_t preset;            /* P */
-    int32_t m[Q4_TERMS_TERMS]; /* m'_t (0 past T) */
+    int32_t m[Q4_TERMS_TERMS]; /* m'_t, negated for a first row of its pair (0 past T) */
     int32_t right;             /* s + 4 + e - 32, or -1 */
     int32_t unused;
 } q4_ta4_rec;
@@ -654,6 +655,9 @@ static void q4_ta4_prepare(const q4_terms_params *terms, const int32_t *bias, in
             }
             bound += m_abs * (dot_bound + (i == 0 ? bias_abs : 0u)); /* < 2^63 each */
             r->m[i] = (int32_t)(uint32_t)((uint64_t)(uint32_t)m << e);
+            if ((c * n_w + i % n_w) % 2 == 0) { /* a first row of its pair: the sums are negated */
+                r->m[i] = -r->m[i];
+            }
         }
         if (bound >= ((uint64_t)1 << 58)) {
             continue;
@@ -662,7 +666,8 @@ static void q4_ta4_prepare(const q4_terms_params *terms, const int32_t *bias, in
         preset = ((int64_t)1 << (right + 31)) + (int64_t)off * ((int64_t)1 << (right + 32));
         for (i = 0; i < n_in; ++i) {
             for (j = 0; j < n_w; ++j) {
-                preset += 16 * (int64_t)rec->fold[i][c * n_w + j] * r->m[i * n_w + j];
+                const int32_t row = c * n_w + j, m = r->m[i * n_w + j];
+                preset += 16 * (int64_t)rec->fold[i][row] * (row % 2 == 0 ? -(int64_t)m : m);
             }
         }
         r->preset = preset;
@@ -690,8 +695,8 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
     for (p = 0; p < n; ++p) {
         int32_t acc[Q4_TERMS_TERMS];
         for (t = 0; t < n_terms; ++t) {
-            acc[t] = ctx->rec->fold[t / n_w][c * n_w + t % n_w] +
-                     q4_floor_shift32(d[off[t] + p], 4);
+            const int32_t row = c * n_w + t % n_w, sum = q4_floor_shift32(d[off[t] + p], 4);
+            acc[t] = ctx->rec->fold[t / n_w][row] + (row % 2 == 0 ? -sum : sum);
         }
         out[p * ctx->out_c] = q4_requantize_terms_clamp(
             acc, n_terms, terms->multiplier + o, ctx->out_c, terms->shift[o],
