@@ -202,6 +202,75 @@ static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_r
     return 1;
 }
 
+/* Two K-pairs of a 2-row x 2-pixel tile (the int16 rows, or a quad of the 4-bit path): per K-pair one LDRD of the two pairs' weight words,
+ * one of the two pixels' column words (both post-indexed), 4 SMLAD (text of the assembly). */
+#define Q4_TA4_KPAIRS2                     \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c]], #16\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
+    "ldrd %[x0], %[x1], [%[c]], #16\n\t"   \
+    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
+    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
+    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
+    "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+#define Q4_TA4_ASM(text)                                                                     \
+    __asm__ volatile(text                                                                    \
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),       \
+                       [w] "+&r"(w), [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb),         \
+                       [x0] "=&r"(x0), [x1] "=&r"(x1)                                        \
+                     :                                                                       \
+                     : "memory")
+
+/* The K-pairs the GEMMs run for K: 4 per block of 8, but a last block of at most 4 real
+ * K-indices runs only its first 2 (its pairs (x4, x6), (x5, x7) have zero weights). */
+static int32_t q4_terms_kpairs(int32_t k)
+{
+    const int32_t tail = k % Q4_DSP_BLOCK;
+    return 4 * (q4_round_up8(k) / Q4_DSP_BLOCK) - (tail != 0 && tail <= 4 ? 2 : 0);
+}
+
+/* 16 * sum(x * w) of a pair of unpacked rows (w) with 2 pixels (col) over n_kp K-pairs (even):
+ * q4_dot_2x2_short's sums, by K-pair (a last block of at most 4 real K-indices runs 2 of its 4
+ * K-pairs: 14 instead of 16 for K = 27). */
+static Q4_DSP_ALWAYS_INLINE void q4_td_dot_kp(const uint32_t *w, const uint32_t *col, int32_t n_kp,
+                                              int32_t *acc)
+{
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    const uint32_t *const w_end = w + 8 * (n_kp / 4); /* the whole blocks */
+    uint32_t wa, wb, x0, x1;
+    if (w != w_end) { /* a block per step; the post-indexed loads advance w and col */
+        __asm__ volatile("1:\n\t" Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 "cmp %[w], %[end]\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),
+                           [w] "+&r"(w), [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb),
+                           [x0] "=&r"(x0), [x1] "=&r"(x1)
+                         : [end] "r"(w_end)
+                         : "cc", "memory");
+    }
+    if (n_kp & 2) { /* the first half of a last block */
+        Q4_TA4_ASM(Q4_TA4_KPAIRS2);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = b0;
+    acc[3] = b1;
+}
+
+/* q4_dot_2x2_short over n_kp / 4 blocks, or q4_td_dot_kp when the last block is a half one. */
+static Q4_DSP_ALWAYS_INLINE void q4_td_dot(const uint32_t *w, const uint32_t *col, int32_t n_kp,
+                                           int32_t *acc)
+{
+    if (n_kp & 2) {
+        q4_td_dot_kp(w, col, n_kp, acc);
+    } else {
+        q4_dot_2x2_short(w, col, n_kp / 4, acc);
+    }
+}
+
 #if defined(__OPTIMIZE__)
 /* One channel (two rows: w) x two pixels (col) of a dual layer: the GEMM (q4_dot_2x2's
  * assembly), then its requantization in a second block of GNU inline assembly: from rq = {P0,
@@ -210,11 +279,11 @@ static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_r
  * and r9 reserved; only with optimisation (at -O0 the C below). */
 #define Q4_TD_RQ_2X2(name, SAT)                                                                \
     static Q4_DSP_ALWAYS_INLINE void name(const uint32_t *w, const uint32_t *col,              \
-                                          int32_t blocks, const void *rq, int32_t *u)          \
+                                          int32_t n_kp, const void *rq, int32_t *u)            \
     {                                                                                          \
         int32_t d[4];                                                                          \
         uint32_t pl, ph, ql, qh, ma, mb;                                                       \
-        q4_dot_2x2_short(w, col, blocks, d);                                                   \
+        q4_td_dot(w, col, n_kp, d);                                                            \
         __asm__("ldrd %[pl], %[ph], [%[rq]]\n\t"                                               \
                 "ldrd %[ma], %[mb], [%[rq], #16]\n\t"                                          \
                 "smlal %[pl], %[ph], %[a0], %[ma]\n\t"                                         \
@@ -244,28 +313,28 @@ static inline int32_t q4_td_high(int64_t x)
     return (int32_t)(uint32_t)((uint64_t)x >> 32);
 }
 
-static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t blocks,
+static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t n_kp,
                            const void *rq, int32_t *u, int32_t sat)
 {
     const q4_td_fast_rec *r = (const q4_td_fast_rec *)rq;
     const int32_t top = ((int32_t)1 << sat) - 1;
     int32_t d[4], p;
-    q4_dot_2x2_short(w, col, blocks, d);
+    q4_td_dot(w, col, n_kp, d);
     for (p = 0; p < 2; ++p) {
         const int64_t x = r->preset[p] + (int64_t)d[p] * r->m[0] + (int64_t)d[2 + p] * r->m[1];
         const int32_t v = q4_floor_shift32(q4_td_high(x), r->right);
         u[p] = v < 0 ? 0 : (v > top ? top : v);
     }
 }
-static void q4_td_rq_2x2_u8(const uint32_t *w, const uint32_t *col, int32_t blocks,
+static void q4_td_rq_2x2_u8(const uint32_t *w, const uint32_t *col, int32_t n_kp,
                             const void *rq, int32_t *u)
 {
-    q4_td_rq_2x2_c(w, col, blocks, rq, u, 8);
+    q4_td_rq_2x2_c(w, col, n_kp, rq, u, 8);
 }
-static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t blocks,
+static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t n_kp,
                             const void *rq, int32_t *u)
 {
-    q4_td_rq_2x2_c(w, col, blocks, rq, u, 4);
+    q4_td_rq_2x2_c(w, col, n_kp, rq, u, 4);
 }
 #endif
 #define Q4_TD_RQ_U8 q4_td_rq_2x2_u8
@@ -282,7 +351,7 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
         if (N_IN == 2) {                                                \
             q4_td_fast_rec r2_;                                         \
             int32_t d_[4];                                              \
-            q4_dot_2x2_short(w, cols + (h), blocks, d_);                \
+            q4_td_dot(w, cols + (h), n_kp, d_);                         \
             r2_.preset[0] = fr->preset[0] + (int64_t)d_[0] * fr->m[0] + \
                             (int64_t)d_[2] * fr->m[1];                  \
             r2_.preset[1] = fr->preset[1] + (int64_t)d_[1] * fr->m[0] + \
@@ -290,14 +359,14 @@ static void q4_td_rq_2x2_u4(const uint32_t *w, const uint32_t *col, int32_t bloc
             r2_.m[0] = fr->m[2];                                        \
             r2_.m[1] = fr->m[3];                                        \
             r2_.right = fr->right;                                      \
-            RQ(w, cols + col_words + (h), blocks, &r2_, (u));           \
+            RQ(w, cols + col_words + (h), n_kp, &r2_, (u));             \
         } else {                                                        \
-            RQ(w, cols + (h), blocks, fr, (u));                         \
+            RQ(w, cols + (h), n_kp, fr, (u));                           \
         }                                                               \
     } while (0)
 #define Q4_TD_FAST(name, RQ, MIN, N_IN)                                                       \
     static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
-                                       int32_t blocks, int32_t col_words,                     \
+                                       int32_t blocks, int32_t n_kp, int32_t col_words,       \
                                        const q4_td_fast_rec *fr, int32_t n_ch, int32_t width, \
                                        int32_t lo, int8_t *out, int32_t out_c, int32_t n)     \
     {                                                                                         \
@@ -536,29 +605,6 @@ static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const 
         }
     }
 }
-
-/* Two K-pairs of the quad x 2 pixel tile: per K-pair one LDRD of the two pairs' weight words,
- * one of the two pixels' column words (both post-indexed), 4 SMLAD (text of the assembly). */
-#define Q4_TA4_KPAIRS2                     \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
-    "ldrd %[x0], %[x1], [%[c]], #16\n\t"   \
-    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
-    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
-    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
-    "smlad %[b1], %[x1], %[wb], %[b1]\n\t" \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"    \
-    "ldrd %[x0], %[x1], [%[c]], #16\n\t"   \
-    "smlad %[a0], %[x0], %[wa], %[a0]\n\t" \
-    "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
-    "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
-    "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-#define Q4_TA4_ASM(text)                                                                     \
-    __asm__ volatile(text                                                                    \
-                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),       \
-                       [w] "+&r"(w), [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb),         \
-                       [x0] "=&r"(x0), [x1] "=&r"(x1)                                        \
-                     :                                                                       \
-                     : "memory")
 
 /* Moves the low field of acc (signed 11 bits) out of it, adding 16 times it to low (one ADD with
  * a shifted operand). */
@@ -835,8 +881,7 @@ static void q4_ta4_conv(const q4_conv_params *params, const q4_terms_params *ter
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
     const int32_t k_pad = q4_round_up8(k);
     const int32_t blocks = k_pad / Q4_DSP_BLOCK;
-    /* K-pairs: a last block of at most 4 real K-indices runs its first 2 K-pairs only */
-    const int32_t n_kp = 4 * blocks - (k % Q4_DSP_BLOCK != 0 && k % Q4_DSP_BLOCK <= 4 ? 2 : 0);
+    const int32_t n_kp = q4_terms_kpairs(k);
     const int32_t out_w = output_dims->w, out_c = output_dims->c;
     const int32_t pixels = output_dims->h * out_w;
     const int32_t n_in = terms->n_inputs, n_w = terms->n_weights;
@@ -901,7 +946,7 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
     const int32_t k_pad = q4_round_up8(k);
-    const int32_t blocks = k_pad / Q4_DSP_BLOCK;
+    const int32_t blocks = k_pad / Q4_DSP_BLOCK, n_kp = q4_terms_kpairs(k);
     const int32_t out_w = output_dims->w, out_c = output_dims->c;
     const int32_t pixels = output_dims->h * out_w;
     const int32_t n_in = terms->n_inputs, n_w = terms->n_weights, n_terms = n_in * n_w;
@@ -944,22 +989,22 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                 int8_t *out = output + p0 * out_c + oc0;
                 /* USAT #8 or #4 when the clamp is 255 or 15 wide, else USAT #8 and a minimum */
                 if (n_in == 1 && width == 255) {
-                    q4_td_fast1_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast1_u8(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (n_in == 1 && width == 15) {
-                    q4_td_fast1_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast1_u4(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (n_in == 1) {
-                    q4_td_fast1_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast1_min(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
                                     out, out_c, n);
                 } else if (width == 255) {
-                    q4_td_fast2_u8(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast2_u8(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else if (width == 15) {
-                    q4_td_fast2_u4(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast2_u4(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
                                    out, out_c, n);
                 } else {
-                    q4_td_fast2_min(weights, cols, blocks, col_words, fast_rec, n_ch, width, lo,
+                    q4_td_fast2_min(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
                                     out, out_c, n);
                 }
                 continue;
