@@ -217,13 +217,13 @@ static int32_t q4_td_fast_prepare(const q4_terms_params *terms, const q4_terms_r
     "smlad %[a1], %[x1], %[wa], %[a1]\n\t" \
     "smlad %[b0], %[x0], %[wb], %[b0]\n\t" \
     "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
-#define Q4_TA4_ASM(text)                                                                     \
-    __asm__ volatile(text                                                                    \
-                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),       \
-                       [w] "+&r"(w), [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb),         \
-                       [x0] "=&r"(x0), [x1] "=&r"(x1)                                        \
-                     :                                                                       \
-                     : "memory")
+#define Q4_TA4_ASM(text)                                                                 \
+    __asm__ volatile(                                                                    \
+        text                                                                             \
+        : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),  \
+          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1) \
+        :                                                                                \
+        : "memory")
 
 /* The K-pairs the GEMMs run for K: 4 per block of 8, but a last block of at most 4 real
  * K-indices runs only its first 2 (its pairs (x4, x6), (x5, x7) have zero weights). */
@@ -236,20 +236,20 @@ static int32_t q4_terms_kpairs(int32_t k)
 /* 16 * sum(x * w) of a pair of unpacked rows (w) with 2 pixels (col) over n_kp K-pairs (even):
  * q4_dot_2x2_short's sums, by K-pair (a last block of at most 4 real K-indices runs 2 of its 4
  * K-pairs: 14 instead of 16 for K = 27). */
-static Q4_DSP_ALWAYS_INLINE void q4_td_dot_kp(const uint32_t *w, const uint32_t *col, int32_t n_kp,
-                                              int32_t *acc)
+static Q4_DSP_ALWAYS_INLINE void q4_td_dot_kp(const uint32_t *w, const uint32_t *col,
+                                              int32_t n_kp, int32_t *acc)
 {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
     const uint32_t *const w_end = w + 8 * (n_kp / 4); /* the whole blocks */
     uint32_t wa, wb, x0, x1;
     if (w != w_end) { /* a block per step; the post-indexed loads advance w and col */
-        __asm__ volatile("1:\n\t" Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 "cmp %[w], %[end]\n\t"
-                         "bne 1b\n\t"
-                         : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1),
-                           [w] "+&r"(w), [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb),
-                           [x0] "=&r"(x0), [x1] "=&r"(x1)
-                         : [end] "r"(w_end)
-                         : "cc", "memory");
+        __asm__ volatile(
+            "1:\n\t" Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 "cmp %[w], %[end]\n\t"
+            "bne 1b\n\t"
+            : [a0] "+&r"(a0), [a1] "+&r"(a1), [b0] "+&r"(b0), [b1] "+&r"(b1), [w] "+&r"(w),
+              [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+            : [end] "r"(w_end)
+            : "cc", "memory");
     }
     if (n_kp & 2) { /* the first half of a last block */
         Q4_TA4_ASM(Q4_TA4_KPAIRS2);
@@ -313,8 +313,8 @@ static inline int32_t q4_td_high(int64_t x)
     return (int32_t)(uint32_t)((uint64_t)x >> 32);
 }
 
-static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t n_kp,
-                           const void *rq, int32_t *u, int32_t sat)
+static void q4_td_rq_2x2_c(const uint32_t *w, const uint32_t *col, int32_t n_kp, const void *rq,
+                           int32_t *u, int32_t sat)
 {
     const q4_td_fast_rec *r = (const q4_td_fast_rec *)rq;
     const int32_t top = ((int32_t)1 << sat) - 1;
@@ -500,12 +500,9 @@ static void q4_terms_im2col(const q4_dims *input_dims, const int8_t *input,
  * s', m'_t of q4_terms_channel_records (s' >= 33): u = floor(high(X) / 2^(s'-32)), exact since
  * the low word cannot carry; SMLAL wraps modulo 2^64 and the final X is below 2^63 when s' <= 53
  * (channel records' bound). Other channels take q4_terms_store_channel. */
-#ifndef XP_NORQ
-#define XP_NORQ 0
-#endif
-#define Q4_TA4_SPACING 11  /* bit position of the second row's field */
-#define Q4_TA4_MAX_K 16383 /* |sum(x * w_(r+1))| * 2^11 <= 64 * K * 2^11 < 2^31 */
-#define Q4_TA4_DRAIN_KP 8  /* K-pairs per drain: 16 products of [-64, 56] */
+#define Q4_TA4_SPACING 11     /* bit position of the second row's field */
+#define Q4_TA4_MAX_K 16383    /* |sum(x * w_(r+1))| * 2^11 <= 64 * K * 2^11 < 2^31 */
+#define Q4_TA4_DRAIN_KP 8     /* K-pairs per drain: 16 products of [-64, 56] */
 #define Q4_TA4_MIN_K_DUAL 128 /* one input, two weight tensors: the 4-bit path from this K on */
 
 /* 1 when every input zero point and the first n elements of every input lie in [-8, 7]
@@ -598,8 +595,9 @@ static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const 
             const int32_t row = r + h;
             const int32_t sum = h == 0 ? -sums[0] : sums[1];
             for (i = 0; i < n_in; ++i) {
-                const int32_t base =
-                    row < n_rows && i == 0 && row % n_w == 0 ? bias[oc0 + row / n_w] : 0;
+                const int32_t base = row < n_rows && i == 0 && row % n_w == 0
+                                         ? bias[oc0 + row / n_w]
+                                         : 0;
                 rec->fold[i][row] = row < n_rows ? base - terms->input_zp[i] * sum : 0;
             }
         }
@@ -622,8 +620,8 @@ static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const 
  * second (d is one input's [4 rows][Q4_DSP_PIXELS]). The factor
  * 16 is free (ADD with a shifted operand, a shift by 7 instead of 11) and widens the shifts the
  * requantization takes (see q4_ta4_prepare). */
-static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *col, int32_t n_kp,
-                                            int32_t *d)
+static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *col,
+                                            int32_t n_kp, int32_t *d)
 {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
     uint32_t wa, wb, x0, x1;
@@ -755,9 +753,8 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
  * of the terms after the first, Q4_TA4_RQ_T2 / _T4): one LDRD, T loads and SMLAL, ASR, USAT
  * (GNU inline assembly; C at -O0). */
 #if defined(__OPTIMIZE__)
-#define Q4_TA4_RQ_T1 ""
-#define Q4_TA4_RQ_T2                      \
-    "ldr %[t], [%[d], #%c[p1]]\n\t"       \
+#define Q4_TA4_RQ_T2                \
+    "ldr %[t], [%[d], #%c[p1]]\n\t" \
     "smlal %[xl], %[xh], %[t], %[m1]\n\t"
 #define Q4_TA4_RQ_T4                      \
     Q4_TA4_RQ_T2                          \
@@ -765,52 +762,50 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
     "smlal %[xl], %[xh], %[t], %[m2]\n\t" \
     "ldr %[t], [%[d], #%c[p3]]\n\t"       \
     "smlal %[xl], %[xh], %[t], %[m3]\n\t"
-#define Q4_TA4_RQ(u, PX, MORE, SAT, O1, O2, O3)                                                         \
-    do {                                                                                    \
-        uint32_t xl_, xh_, t_;                                                              \
-        __asm__("ldrd %[xl], %[xh], [%[pre]]\n\t"                                           \
-                "ldr %[t], [%[d], #%c[p0]]\n\t"                                             \
-                "smlal %[xl], %[xh], %[t], %[m0]\n\t" MORE "asr %[xh], %[xh], %[right]\n\t" \
-                "usat %[xh], #" #SAT ", %[xh]\n\t"                                          \
-                : [xl] "=&r"(xl_), [xh] "=&r"(xh_), [t] "=&r"(t_)                           \
-                : [pre] "r"(pre), [d] "r"(t0), [m0] "r"(m0), [m1] "r"(m1), [m2] "r"(m2),    \
-                  [m3] "r"(m3), [right] "r"(right), [p0] "i"(4 * (PX)),                     \
-                  [p1] "i"(4 * ((PX) + O1)), [p2] "i"(4 * ((PX) + O2)),                     \
-                  [p3] "i"(4 * ((PX) + O3))                                                 \
-                : "memory");                                                                \
-        (u) = (int32_t)xh_;                                                                 \
+#define Q4_TA4_RQ(u, PX, MORE, SAT, O1, O2, O3)                                                   \
+    do {                                                                                          \
+        uint32_t xl_, xh_, t_;                                                                    \
+        __asm__("ldrd %[xl], %[xh], [%[pre]]\n\t"                                                 \
+                "ldr %[t], [%[d], #%c[p0]]\n\t"                                                   \
+                "smlal %[xl], %[xh], %[t], %[m0]\n\t" MORE "asr %[xh], %[xh], %[right]\n\t"       \
+                "usat %[xh], #" #SAT ", %[xh]\n\t"                                                \
+                : [xl] "=&r"(xl_), [xh] "=&r"(xh_), [t] "=&r"(t_)                                 \
+                : [pre] "r"(pre), [d] "r"(t0), [m0] "r"(m0), [m1] "r"(m1), [m2] "r"(m2),          \
+                  [m3] "r"(m3), [right] "r"(right), [p0] "i"(4 * (PX)),                           \
+                  [p1] "i"(4 * ((PX) + O1)), [p2] "i"(4 * ((PX) + O2)), [p3] "i"(4 * ((PX) + O3)) \
+                : "memory");                                                                      \
+        (u) = (int32_t)xh_;                                                                       \
     } while (0)
 #else
-#define Q4_TA4_RQ_T1 1
 #define Q4_TA4_RQ_T2 2
 #define Q4_TA4_RQ_T4 4
-#define Q4_TA4_RQ(u, PX, MORE, SAT, O1, O2, O3)                                                    \
-    do {                                                                               \
-        const int32_t top_ = (1 << (SAT)) - 1;                                         \
-        int64_t x_ = *pre + (int64_t)t0[PX] * m0;                                      \
-        if ((MORE) > 1) {                                                              \
-            x_ += (int64_t)t0[(PX) + O1] * m1;                                         \
-        }                                                                              \
-        if ((MORE) > 2) {                                                              \
-            x_ += (int64_t)t0[(PX) + O2] * m2 + (int64_t)t0[(PX) + O3] * m3;           \
-        }                                                                              \
-        (u) = q4_floor_shift32((int32_t)(uint32_t)((uint64_t)x_ >> 32), right);        \
-        (u) = (u) < 0 ? 0 : ((u) > top_ ? top_ : (u));                                 \
+#define Q4_TA4_RQ(u, PX, MORE, SAT, O1, O2, O3)                                 \
+    do {                                                                        \
+        const int32_t top_ = (1 << (SAT)) - 1;                                  \
+        int64_t x_ = *pre + (int64_t)t0[PX] * m0;                               \
+        if ((MORE) > 1) {                                                       \
+            x_ += (int64_t)t0[(PX) + O1] * m1;                                  \
+        }                                                                       \
+        if ((MORE) > 2) {                                                       \
+            x_ += (int64_t)t0[(PX) + O2] * m2 + (int64_t)t0[(PX) + O3] * m3;    \
+        }                                                                       \
+        (u) = q4_floor_shift32((int32_t)(uint32_t)((uint64_t)x_ >> 32), right); \
+        (u) = (u) < 0 ? 0 : ((u) > top_ ? top_ : (u));                          \
     } while (0)
 #endif
 
 /* The 4 pixels of a channel, USAT #SAT (inside Q4_TA4_TILE) */
-#define Q4_TA4_RQ4(MORE, SAT, O1, O2, O3)                                 \
-    do {                                                      \
-        int32_t u0, u1, u2, u3;                               \
-        Q4_TA4_RQ(u0, 0, MORE, SAT, O1, O2, O3);                          \
-        Q4_TA4_RQ(u1, 1, MORE, SAT, O1, O2, O3);                          \
-        Q4_TA4_RQ(u2, 2, MORE, SAT, O1, O2, O3);                          \
-        Q4_TA4_RQ(u3, 3, MORE, SAT, O1, O2, O3);                          \
-        out[0] = (int8_t)(u0 + lo);                           \
-        out[out_c] = (int8_t)(u1 + lo);                       \
-        out[2 * out_c] = (int8_t)(u2 + lo);                   \
-        out[3 * out_c] = (int8_t)(u3 + lo);                   \
+#define Q4_TA4_RQ4(MORE, SAT, O1, O2, O3)        \
+    do {                                         \
+        int32_t u0, u1, u2, u3;                  \
+        Q4_TA4_RQ(u0, 0, MORE, SAT, O1, O2, O3); \
+        Q4_TA4_RQ(u1, 1, MORE, SAT, O1, O2, O3); \
+        Q4_TA4_RQ(u2, 2, MORE, SAT, O1, O2, O3); \
+        Q4_TA4_RQ(u3, 3, MORE, SAT, O1, O2, O3); \
+        out[0] = (int8_t)(u0 + lo);              \
+        out[out_c] = (int8_t)(u1 + lo);          \
+        out[2 * out_c] = (int8_t)(u2 + lo);      \
+        out[3 * out_c] = (int8_t)(u3 + lo);      \
     } while (0)
 
 /* One quad (w) x the group's 4 pixels (n of them real) of a layer with N_IN inputs and N_W
@@ -821,7 +816,7 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
  * words after term 0 (q4_ta4_exact when right < 0). One function per (N_IN, N_W), out of line
  * so that its constants stay in registers. */
 #define Q4_TA4_TILE(name, N_IN, N_W, MORE, O1, O2, O3)                                         \
-    static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,               \
+    static Q4_TERMS_NOINLINE void name(const uint32_t *w, const uint32_t *cols,                \
                                        int32_t col_words, int32_t n_kp, const q4_ta4_ctx *ctx, \
                                        int32_t c0, int32_t n_ch, int8_t *out, int32_t n)       \
     {                                                                                          \
@@ -829,15 +824,13 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
         const int32_t width = ctx->width, out_c = ctx->out_c;                                  \
         const int32_t lo = ctx->params->act_min;                                               \
         int32_t cq, p;                                                                         \
-        q4_ta4_dot(w, cols, n_kp, d[0]);                                                       \
-        q4_ta4_dot(w, cols + 2, n_kp, d[0] + 2);                                               \
-        if ((N_IN) == 2) {                                                                     \
-            q4_ta4_dot(w, cols + col_words, n_kp, d[1]);                                       \
-            q4_ta4_dot(w, cols + col_words + 2, n_kp, d[1] + 2);                               \
+        for (p = 0; p < (N_IN); ++p) { /* per input: pixels 0-1, 2-3 */                        \
+            q4_ta4_dot(w, cols + p * col_words, n_kp, d[p]);                                   \
+            q4_ta4_dot(w, cols + p * col_words + 2, n_kp, d[p] + 2);                           \
         }                                                                                      \
         for (cq = 0; cq < 4 / (N_W) && cq < n_ch; ++cq, ++out) {                               \
             const q4_ta4_rec *r = ctx->fr + c0 + cq;                                           \
-            const int32_t *t0 = d[0] + cq * (N_W) * Q4_DSP_PIXELS;                             \
+            const int32_t *t0 = d[0] + cq * (N_W)*Q4_DSP_PIXELS;                               \
             const int32_t m0 = r->m[0], m1 = r->m[1], m2 = r->m[2], m3 = r->m[3];              \
             const int32_t right = r->right;                                                    \
             const int64_t *pre = &r->preset;                                                   \
@@ -845,20 +838,20 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
                 const int32_t offs[Q4_TERMS_TERMS] = {0, O1, O2, O3};                          \
                 q4_ta4_exact(ctx, c0 + cq, t0, offs, out, n);                                  \
             } else if (n == Q4_DSP_PIXELS && width == 15) {                                    \
-                Q4_TA4_RQ4(MORE, 4, O1, O2, O3);                                                           \
+                Q4_TA4_RQ4(MORE, 4, O1, O2, O3);                                               \
             } else if (n == Q4_DSP_PIXELS && width == 255) {                                   \
-                Q4_TA4_RQ4(MORE, 8, O1, O2, O3);                                                           \
+                Q4_TA4_RQ4(MORE, 8, O1, O2, O3);                                               \
             } else {                                                                           \
                 for (p = 0; p < n; ++p) {                                                      \
                     int32_t u;                                                                 \
                     if (p == 0) {                                                              \
-                        Q4_TA4_RQ(u, 0, MORE, 8, O1, O2, O3);                                              \
+                        Q4_TA4_RQ(u, 0, MORE, 8, O1, O2, O3);                                  \
                     } else if (p == 1) {                                                       \
-                        Q4_TA4_RQ(u, 1, MORE, 8, O1, O2, O3);                                              \
+                        Q4_TA4_RQ(u, 1, MORE, 8, O1, O2, O3);                                  \
                     } else if (p == 2) {                                                       \
-                        Q4_TA4_RQ(u, 2, MORE, 8, O1, O2, O3);                                              \
+                        Q4_TA4_RQ(u, 2, MORE, 8, O1, O2, O3);                                  \
                     } else {                                                                   \
-                        Q4_TA4_RQ(u, 3, MORE, 8, O1, O2, O3);                                              \
+                        Q4_TA4_RQ(u, 3, MORE, 8, O1, O2, O3);                                  \
                     }                                                                          \
                     u = u > width ? width : u;                                                 \
                     out[p * out_c] = (int8_t)(u + lo);                                         \
@@ -866,7 +859,6 @@ static Q4_TERMS_NOINLINE void q4_ta4_exact(const q4_ta4_ctx *ctx, int32_t c, con
             }                                                                                  \
         }                                                                                      \
     }
-Q4_TA4_TILE(q4_ta4_tile11, 1, 1, Q4_TA4_RQ_T1, 0, 0, 0)
 Q4_TA4_TILE(q4_ta4_tile12, 1, 2, Q4_TA4_RQ_T2, 4, 0, 0)
 Q4_TA4_TILE(q4_ta4_tile21, 2, 1, Q4_TA4_RQ_T2, 16, 0, 0)
 Q4_TA4_TILE(q4_ta4_tile22, 2, 2, Q4_TA4_RQ_T4, 4, 16, 20)
@@ -911,22 +903,15 @@ static void q4_ta4_conv(const q4_conv_params *params, const q4_terms_params *ter
         ctx.oc0 = oc0;
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-#ifndef XP_NOIM
             for (i = 0; i < n_in; ++i) {
                 q4_terms_im2col(input_dims, inputs[i], filter_dims, params, terms->input_zp[i],
                                 out_w, p0, n, stage, cols + i * col_words);
             }
-#endif
-#ifdef XP_NOTILE
-            continue;
-#endif
             for (q = 0; 4 * q < n_rows; ++q) {
                 const uint32_t *wq = weights + q * 8 * blocks;
                 const int32_t c0 = 4 * q / n_w; /* the quad's first channel */
                 int8_t *out = output + p0 * out_c + oc0 + c0;
-                if (n_in == 1 && n_w == 1) {
-                    q4_ta4_tile11(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
-                } else if (n_in == 1) {
+                if (n_in == 1) {
                     q4_ta4_tile12(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
                 } else if (n_w == 1) {
                     q4_ta4_tile21(wq, cols, col_words, n_kp, &ctx, c0, n_ch - c0, out, n);
@@ -959,10 +944,10 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
     q4_td_fast_rec fast_rec[Q4_TERMS_ROWS / 2];
     int32_t oc0, p0, c, i, r, j, fast;
 
-    /* the 4-bit path: two inputs (T = 4, or T = 2 with two channels per product) or a long K;
-     * a dual layer of one input and a short K runs the int16 rows below, whose fused 2 x 2
-     * requantization costs less than the 4-bit path's field extraction there */
-    if ((n_in == 2 || n_w == 1 || k >= Q4_TA4_MIN_K_DUAL) && k <= Q4_TA4_MAX_K &&
+    /* the 4-bit path: two inputs (T = 4, or T = 2 with two channels per product) or a dual layer
+     * with a long K; a dual layer of one input and a short K runs the int16 rows below, whose
+     * fused 2 x 2 requantization costs less than the 4-bit path's field extraction there */
+    if ((n_in == 2 || (n_w == 2 && k >= Q4_TA4_MIN_K_DUAL)) && k <= Q4_TA4_MAX_K &&
         q4_ta4_inputs_fit(terms, inputs, input_dims->h * input_dims->w * input_dims->c)) {
         q4_ta4_conv(params, terms, input_dims, inputs, filter_dims, filters, bias, output_dims,
                     output, scratch);
@@ -989,23 +974,23 @@ void q4_conv2d_s4_terms_dsp(const q4_conv_params *params, const q4_terms_params 
                 int8_t *out = output + p0 * out_c + oc0;
                 /* USAT #8 or #4 when the clamp is 255 or 15 wide, else USAT #8 and a minimum */
                 if (n_in == 1 && width == 255) {
-                    q4_td_fast1_u8(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
-                                   out, out_c, n);
+                    q4_td_fast1_u8(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch,
+                                   width, lo, out, out_c, n);
                 } else if (n_in == 1 && width == 15) {
-                    q4_td_fast1_u4(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
-                                   out, out_c, n);
+                    q4_td_fast1_u4(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch,
+                                   width, lo, out, out_c, n);
                 } else if (n_in == 1) {
-                    q4_td_fast1_min(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
-                                    out, out_c, n);
+                    q4_td_fast1_min(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch,
+                                    width, lo, out, out_c, n);
                 } else if (width == 255) {
-                    q4_td_fast2_u8(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
-                                   out, out_c, n);
+                    q4_td_fast2_u8(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch,
+                                   width, lo, out, out_c, n);
                 } else if (width == 15) {
-                    q4_td_fast2_u4(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
-                                   out, out_c, n);
+                    q4_td_fast2_u4(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch,
+                                   width, lo, out, out_c, n);
                 } else {
-                    q4_td_fast2_min(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch, width, lo,
-                                    out, out_c, n);
+                    q4_td_fast2_min(weights, cols, blocks, n_kp, col_words, fast_rec, n_ch,
+                                    width, lo, out, out_c, n);
                 }
                 continue;
             }
