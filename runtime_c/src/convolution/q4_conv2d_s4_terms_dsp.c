@@ -613,6 +613,14 @@ static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const 
         (low) += f_ * 16;                                                         \
         (acc) -= f_;                                                              \
     } while (0)
+/* ... the first drain: low = 16 times the field */
+#define Q4_TA4_DRAIN_FIRST(acc, low)                                              \
+    do {                                                                          \
+        const int32_t f_ = (int32_t)((uint32_t)(acc) << (32 - Q4_TA4_SPACING)) >> \
+                           (32 - Q4_TA4_SPACING);                                 \
+        (low) = f_ * 16;                                                          \
+        (acc) -= f_;                                                              \
+    } while (0)
 
 /* 16 * sum(x * w) of a quad (w: its words from K-pair 0) with two pixels (col: the first one's
  * words; K-pair j at col[4 j]) over n_kp K-pairs (even), negated for the first row of each pair
@@ -623,9 +631,38 @@ static void q4_ta4_pack_rows(const q4_terms_params *terms, const uint8_t *const 
 static Q4_DSP_ALWAYS_INLINE void q4_ta4_dot(const uint32_t *w, const uint32_t *col,
                                             int32_t n_kp, int32_t *d)
 {
-    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, la0 = 0, la1 = 0, lb0 = 0, lb1 = 0;
+    const int32_t first = n_kp < Q4_TA4_DRAIN_KP ? n_kp : Q4_TA4_DRAIN_KP; /* 2, 4, 6 or 8 */
+    int32_t a0, a1, b0, b1, la0, la1, lb0, lb1;
     uint32_t wa, wb, x0, x1;
-    for (; n_kp >= Q4_TA4_DRAIN_KP; n_kp -= Q4_TA4_DRAIN_KP) {
+    /* the first chunk: its first K-pair starts the sums (SMUAD), its drain the low sums */
+    __asm__ volatile(
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c]], #16\n\t"
+        "smuad %[a0], %[x0], %[wa]\n\t"
+        "smuad %[a1], %[x1], %[wa]\n\t"
+        "smuad %[b0], %[x0], %[wb]\n\t"
+        "smuad %[b1], %[x1], %[wb]\n\t"
+        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+        "ldrd %[x0], %[x1], [%[c]], #16\n\t"
+        "smlad %[a0], %[x0], %[wa], %[a0]\n\t"
+        "smlad %[a1], %[x1], %[wa], %[a1]\n\t"
+        "smlad %[b0], %[x0], %[wb], %[b0]\n\t"
+        "smlad %[b1], %[x1], %[wb], %[b1]\n\t"
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [b0] "=&r"(b0), [b1] "=&r"(b1), [w] "+&r"(w),
+          [c] "+&r"(col), [wa] "=&r"(wa), [wb] "=&r"(wb), [x0] "=&r"(x0), [x1] "=&r"(x1)
+        :
+        : "memory");
+    if (first >= 6) {
+        Q4_TA4_ASM(Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2);
+    }
+    if ((first - 2) & 2) {
+        Q4_TA4_ASM(Q4_TA4_KPAIRS2);
+    }
+    Q4_TA4_DRAIN_FIRST(a0, la0);
+    Q4_TA4_DRAIN_FIRST(a1, la1);
+    Q4_TA4_DRAIN_FIRST(b0, lb0);
+    Q4_TA4_DRAIN_FIRST(b1, lb1);
+    for (n_kp -= first; n_kp >= Q4_TA4_DRAIN_KP; n_kp -= Q4_TA4_DRAIN_KP) {
         Q4_TA4_ASM(Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2 Q4_TA4_KPAIRS2);
         Q4_TA4_DRAIN(a0, la0);
         Q4_TA4_DRAIN(a1, la1);
