@@ -10,8 +10,10 @@
  *    Q4_TERMS_ROWS rows are unpacked per block into int16 pairs of 16 * w (as q4_conv2d_s4_dsp
  *    does), and the input zero points are folded per (input, row): acc = fold + sum(x * w) with
  *    fold = [bias] - z_i * sum(w) (the bias in term 0 only), padded positions holding z_i.
- *  - im2col: 4 output pixels at a time for every input term, widened to int16 by SXTB16.
- *  - GEMM: 2 rows x 4 pixels, 8 SMLAD per 2 weight and 4 activation loads, once per input.
+ *  - im2col: 4 output pixels at a time for every input term, widened to int16 by SXTB16 (a 3 x 3
+ *    window on 3 channels, K = 27, by q4_terms_im2col_rgb, borders included).
+ *  - GEMM: 2 rows x 4 pixels, 8 SMLAD per 2 weight and 4 activation loads, once per input, by
+ *    K-pairs: a last block of at most 4 real K-indices runs 2 of its 4 (q4_terms_kpairs).
  *  - Requantization of the T = n_inputs * n_weights accumulators of an output: with
  *    s' = max(shift, 33) and m'_k = m_k * 2^(s' - shift), floor((sum acc_k * m'_k + 2^(s'-1)) /
  *    2^s') is floor((hi + 2^(s'-33)) / 2^(s'-32)), hi the high word of the 64-bit sum (SMULL,
@@ -23,6 +25,9 @@
  *    requantization of a whole block in one function per clamp and input count, per channel
  *    and pixel pair the 2 x 2 assembly GEMM then, from a 64-bit preset per channel, one SMLAL
  *    per term, a shift and USAT in a second assembly block (see q4_td_fast_rec).
+ *  - 4-bit inputs (every input value and zero point in [-8, 7], checked per call) and two inputs,
+ *    or dual weights with K >= 128: a row pair per 16-bit product, the _a4_dsp scheme (see
+ *    "4-bit inputs" below, q4_ta4_*): half the SMLADs.
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
@@ -900,12 +905,14 @@ Q4_TA4_TILE(q4_ta4_tile12, 1, 2, Q4_TA4_RQ_T2, 4, 0, 0)
 Q4_TA4_TILE(q4_ta4_tile21, 2, 1, Q4_TA4_RQ_T2, 16, 0, 0)
 Q4_TA4_TILE(q4_ta4_tile22, 2, 2, Q4_TA4_RQ_T4, 4, 16, 20)
 
-/* The whole layer on the 4-bit path (q4_ta4_inputs_fit holds); arguments as the kernel's. */
-static void q4_ta4_conv(const q4_conv_params *params, const q4_terms_params *terms,
-                        const q4_dims *input_dims, const int8_t *const *inputs,
-                        const q4_dims *filter_dims, const uint8_t *const *filters,
-                        const int32_t *bias, const q4_dims *output_dims, int8_t *output,
-                        int32_t *scratch)
+/* The whole layer on the 4-bit path (q4_ta4_inputs_fit holds); arguments as the kernel's. Out of
+ * line: its records (1 KB of stack) do not add to the int16 path's frame. */
+static Q4_DSP_NOINLINE void q4_ta4_conv(const q4_conv_params *params,
+                                        const q4_terms_params *terms, const q4_dims *input_dims,
+                                        const int8_t *const *inputs, const q4_dims *filter_dims,
+                                        const uint8_t *const *filters, const int32_t *bias,
+                                        const q4_dims *output_dims, int8_t *output,
+                                        int32_t *scratch)
 {
     const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
     const int32_t k_pad = q4_round_up8(k);
