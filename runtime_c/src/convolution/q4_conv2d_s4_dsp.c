@@ -324,6 +324,142 @@ static Q4_RQ_NOINLINE void q4_pair_fused_u8(const uint32_t *w, const uint32_t *c
     }
 }
 
+#if defined(__GNUC__)
+#define Q4_DSP_TILE_ASM 1
+
+/* ------------------------------------------------- the channel-pair tile loop in assembly */
+
+/* Arguments of q4_dsp_pairs_u8 (read once by one LDM; the field order is the assembly's). */
+typedef struct {
+    int32_t wbytes;       /* bytes of one channel pair's unpacked weights: 32 * blocks */
+    int32_t pairs;        /* channel pairs to compute (>= 1) */
+    const q4_rq_rec *rec; /* records of the first pair's two channels */
+    int8_t *out;          /* the first pair's output for the group's first pixel */
+    int32_t out_c;        /* output pixel stride in bytes */
+    uint32_t lo2;         /* act_min in both bytes of a halfword */
+} q4_tile_args;
+
+/* For `pairs` channel pairs (unpacked rows from w, one after another) and the 4 pixels of a whole
+ * group (cols): the GEMM of q4_dot_2x2 per pixel pair, the requantization of q4_rq_2x2_u8 (full
+ * 8-bit clamp) and one halfword store per pixel, in one assembly function that keeps its 13
+ * registers itself (r0-r8, r10-r12, lr; r7 saved and restored here, r9 never touched: it builds
+ * the same with a frame pointer, r9 reserved and at -O0). Per 2 K-pairs the GEMM is one LDM of
+ * both channels' weight pairs, two LDRD of the pixels' activation pairs and 8 SMLAD: 24
+ * instructions per 32 MACs with the loop (q4_dot_2x2: 27). Per pixel pair the set-up, the
+ * requantization and the stores are ~40 instructions, with no call per channel pair. */
+void q4_dsp_pairs_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+
+/* One block (4 K-pairs) of the GEMM: r0 = weights (LDM, advanced 32 bytes), r1 = the pixel
+ * pair's column words (advanced 64 bytes), accumulators r3 r4 (first channel, pixels 0 1) and
+ * r5 r6 (second channel); weights in r8 r10 r11 r12, activations in r7 lr. */
+#define Q4_TILE_BLOCK                    \
+    "ldmia r0!, {r8, r10, r11, r12}\n\t" \
+    "ldrd r7, lr, [r1, #16]\n\t"         \
+    "smlad r3, r7, r11, r3\n\t"          \
+    "smlad r4, lr, r11, r4\n\t"          \
+    "smlad r5, r7, r12, r5\n\t"          \
+    "smlad r6, lr, r12, r6\n\t"          \
+    "ldrd r7, lr, [r1], #64\n\t"         \
+    "smlad r3, r7, r8, r3\n\t"           \
+    "smlad r4, lr, r8, r4\n\t"           \
+    "smlad r5, r7, r10, r5\n\t"          \
+    "smlad r6, lr, r10, r6\n\t"          \
+    "ldmia r0!, {r8, r10, r11, r12}\n\t" \
+    "ldrd r7, lr, [r1, #-32]\n\t"        \
+    "smlad r3, r7, r8, r3\n\t"           \
+    "smlad r4, lr, r8, r4\n\t"           \
+    "smlad r5, r7, r10, r5\n\t"          \
+    "smlad r6, lr, r10, r6\n\t"          \
+    "ldrd r7, lr, [r1, #-16]\n\t"        \
+    "smlad r3, r7, r11, r3\n\t"          \
+    "smlad r4, lr, r11, r4\n\t"          \
+    "smlad r5, r7, r12, r5\n\t"          \
+    "smlad r6, lr, r12, r6\n\t"
+
+/* The GEMM of one pixel pair (column words from cols; COLS: the instruction that adds the pair's
+ * offset, 8 bytes for pixels 2 and 3) over the pair's weights
+ * ([sp, #28] to r2), then its requantization (records at [sp, #12]: ADD of the bias with the
+ * shift by 4, SMMLA, ASR, USAT #8, the channels' bytes packed, UADD8 of act_min) into r3 (first
+ * pixel) and r4 (second pixel). LABEL: a local label number for the loop. */
+#define Q4_TILE_HALF(COLS, LABEL)                                       \
+    "ldr r0, [sp, #28]\n\t"                                             \
+    "ldr r1, [sp, #0]\n\t"                                              \
+    "movs r3, #0\n\t"                                                   \
+    "movs r4, #0\n\t"                                                   \
+    "movs r5, #0\n\t"                                                   \
+    "movs r6, #0\n\t" COLS LABEL ":\n\t" Q4_TILE_BLOCK "cmp r0, r2\n\t" \
+    "bne " LABEL "b\n\t"                                                \
+    "ldr r1, [sp, #12]\n\t"                                             \
+    "ldrd r7, r8, [r1]\n\t"                                             \
+    "ldrd r10, r11, [r1, #8]\n\t"                                       \
+    "add r3, r7, r3, asr #4\n\t"                                        \
+    "add r4, r7, r4, asr #4\n\t"                                        \
+    "smmla r3, r3, r8, r11\n\t"                                         \
+    "smmla r4, r4, r8, r11\n\t"                                         \
+    "asr r3, r3, r10\n\t"                                               \
+    "asr r4, r4, r10\n\t"                                               \
+    "usat r3, #8, r3\n\t"                                               \
+    "usat r4, #8, r4\n\t"                                               \
+    "ldrd r7, r8, [r1, #16]\n\t"                                        \
+    "ldrd r10, r11, [r1, #24]\n\t"                                      \
+    "add r5, r7, r5, asr #4\n\t"                                        \
+    "add r6, r7, r6, asr #4\n\t"                                        \
+    "smmla r5, r5, r8, r11\n\t"                                         \
+    "smmla r6, r6, r8, r11\n\t"                                         \
+    "asr r5, r5, r10\n\t"                                               \
+    "asr r6, r6, r10\n\t"                                               \
+    "usat r5, #8, r5\n\t"                                               \
+    "usat r6, #8, r6\n\t"                                               \
+    "ldr r12, [sp, #24]\n\t"                                            \
+    "orr r3, r3, r5, lsl #8\n\t"                                        \
+    "orr r4, r4, r6, lsl #8\n\t"                                        \
+    "uadd8 r3, r3, r12\n\t"                                             \
+    "uadd8 r4, r4, r12\n\t"
+
+/* Stack frame (32 bytes below the 8 saved registers): [sp] cols, [sp, #4] wbytes, [sp, #8] the
+ * end of the last pair's weights, [sp, #12] rec, [sp, #16] out, [sp, #20] out_c, [sp, #24]
+ * lo2, [sp, #28] the current pair's weights. */
+__asm__(".pushsection .text.q4_dsp_pairs_u8,\"ax\",%progbits\n\t"
+        ".syntax unified\n\t"
+        ".thumb\n\t"
+        ".p2align 2\n\t"
+        ".global q4_dsp_pairs_u8\n\t"
+        ".hidden q4_dsp_pairs_u8\n\t"
+        ".type q4_dsp_pairs_u8, %function\n\t"
+        ".thumb_func\n"
+        "q4_dsp_pairs_u8:\n\t"
+        "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"
+        "sub sp, sp, #32\n\t"
+        "ldm r2, {r3, r4, r5, r6, r7, r8}\n\t" /* wbytes pairs rec out out_c lo2 */
+        "mla r4, r4, r3, r0\n\t"               /* the end of the last pair's weights */
+        "stm sp, {r1, r3, r4, r5, r6, r7, r8}\n"
+        "1:\n\t"
+        "str r0, [sp, #28]\n\t"
+        "adds r2, r0, r3\n\t" /* r3 = wbytes (on entry, and reloaded below) */
+        Q4_TILE_HALF("", "2") "ldr r1, [sp, #16]\n\t"
+                              "ldr r12, [sp, #20]\n\t"
+                              "strh r3, [r1]\n\t"
+                              "strh r4, [r1, r12]\n\t" Q4_TILE_HALF(
+                                  "adds r1, r1, #8\n\t",
+                                  "3") "ldrd r1, r12, [sp, #16]\n\t"
+                                       "add r1, r1, r12, lsl #1\n\t"
+                                       "strh r3, [r1]\n\t"
+                                       "strh r4, [r1, r12]\n\t"
+                                       "ldrd r3, r1, [sp, #8]\n\t" /* weights end, rec */
+                                       "adds r1, r1, #32\n\t"
+                                       "str r1, [sp, #12]\n\t"
+                                       "ldr r1, [sp, #16]\n\t"
+                                       "adds r1, r1, #2\n\t"
+                                       "str r1, [sp, #16]\n\t"
+                                       "cmp r0, r3\n\t"
+                                       "ldr r3, [sp, #4]\n\t"
+                                       "bne 1b\n\t"
+                                       "add sp, sp, #32\n\t"
+                                       "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t"
+                                       ".size q4_dsp_pairs_u8, .-q4_dsp_pairs_u8\n\t"
+                                       ".popsection");
+#endif /* __GNUC__ */
+
 void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                       const q4_dims *input_dims, const int8_t *input,
                       const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
@@ -356,7 +492,16 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
                             n, stage, cols);
-            for (oc = 0; oc < nb; oc += 2) {
+            oc = 0;
+#if defined(Q4_DSP_TILE_ASM)
+            if (usat == 8 && n == Q4_DSP_PIXELS && nb >= 2) { /* every pair: one call */
+                const q4_tile_args args = {
+                    blocks * 32, nb / 2, rec, output + p0 * out_c + oc0, out_c, min_lo[1]};
+                q4_dsp_pairs_u8(weights, cols, &args);
+                oc = nb & ~1;
+            }
+#endif
+            for (; oc < nb; oc += 2) {
                 int32_t acc[2 * Q4_DSP_PIXELS];
                 int8_t *out = output + p0 * out_c + oc0 + oc;
                 if (usat != 0 && oc + 1 < nb) { /* usat 4 too: USAT #8 and a minimum of 15 */
