@@ -670,6 +670,192 @@ static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blo
     out[3][1] = q4_floor_shift32(b1, Q4_A4_SPACING);
 }
 
+#if defined(Q4_DSP_TILE_ASM)
+/* For `pairs` (here: quads) channel quads (packed weights from w, one quad after another) and the
+ * 4 pixels of a whole group (cols): the GEMM of q4_dot_a4 per pixel pair, its requantization (clamp
+ * USAT #4 or #8, act_min added by UADD8) and one word store per pixel (the quad's 4 bytes), in one
+ * assembly function keeping its 13 registers itself (as q4_dsp_pairs_u8: r7 saved here, r9
+ * untouched). Per K-pair one LDRD of the two pair words, one LDRD of the two pixels and 4 SMLAD
+ * (16 MACs); every 2 blocks the 11-bit low fields are drained (SBFX, SUB) into two registers of
+ * int16 lane sums (PKHBT, SADD16: |sum| <= 64 * 496 < 2^15 over a chunk of at most 62 blocks,
+ * added to 32-bit sums on the stack after each chunk). The records of the quad's even channels
+ * hold -bias and -m (rec_a4, q4_a4_tile_records): their sums are kept negated (the low fields
+ * hold -sum(x * w_a)), and SMMLA(-acc, -m, round) = SMMLA(acc, m, round). */
+void q4_dsp_quads_a4_u4(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+void q4_dsp_quads_a4_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+
+/* K-pair J of a block of the 4-bit GEMM (column words at r1 + 16 J; weights post-incremented). */
+#define Q4_A4_KPAIR(J)               \
+    "ldrd r8, r10, [r0], #8\n\t"     \
+    "ldrd r7, lr, [r1, #" #J "]\n\t" \
+    "smlad r3, r7, r8, r3\n\t"       \
+    "smlad r4, lr, r8, r4\n\t"       \
+    "smlad r5, r7, r10, r5\n\t"      \
+    "smlad r6, lr, r10, r6\n\t"
+
+/* The low fields of r3 r4 (pair A) and r5 r6 (pair B) moved into the int16 lane sums r11, r12. */
+#define Q4_A4_ASM_DRAIN             \
+    "sbfx r7, r3, #0, #11\n\t"      \
+    "sbfx lr, r4, #0, #11\n\t"      \
+    "sub r3, r3, r7\n\t"            \
+    "sub r4, r4, lr\n\t"            \
+    "pkhbt r7, r7, lr, lsl #16\n\t" \
+    "sadd16 r11, r11, r7\n\t"       \
+    "sbfx r7, r5, #0, #11\n\t"      \
+    "sbfx lr, r6, #0, #11\n\t"      \
+    "sub r5, r5, r7\n\t"            \
+    "sub r6, r6, lr\n\t"            \
+    "pkhbt r7, r7, lr, lsl #16\n\t" \
+    "sadd16 r12, r12, r7\n\t"
+
+/* The lane sums added to the 32-bit sums on the stack ([sp, #40]: pair A pixels 0 1, [sp, #48]:
+ * pair B), then cleared. */
+#define Q4_A4_ASM_FLUSH              \
+    "ldrd r7, lr, [sp, #40]\n\t"     \
+    "sxtah r7, r7, r11\n\t"          \
+    "sxtah lr, lr, r11, ror #16\n\t" \
+    "strd r7, lr, [sp, #40]\n\t"     \
+    "ldrd r7, lr, [sp, #48]\n\t"     \
+    "sxtah r7, r7, r12\n\t"          \
+    "sxtah lr, lr, r12, ror #16\n\t" \
+    "strd r7, lr, [sp, #48]\n\t"     \
+    "mov r11, #0\n\t"                \
+    "mov r12, #0\n\t"
+
+/* Requantization of channel C (0..3, record at r0 + 16 C) for pixels 0 and 1 in registers RA, RB,
+ * from -acc (EVEN: the stack sums at OFF) or from the high field of the pair accumulators. */
+#define Q4_A4_RQ_EVEN(RA, RB, OFF, REC, SAT)  \
+    "ldrd " RA ", " RB ", [sp, #" OFF "]\n\t" \
+    "ldr r8, [r0, #" REC "+4]\n\t"            \
+    "ldrd r10, lr, [r0, #" REC "+8]\n\t"      \
+    "smmla " RA ", " RA ", r8, lr\n\t"        \
+    "smmla " RB ", " RB ", r8, lr\n\t"        \
+    "asr " RA ", " RA ", r10\n\t"             \
+    "asr " RB ", " RB ", r10\n\t"             \
+    "usat " RA ", #" SAT ", " RA "\n\t"       \
+    "usat " RB ", #" SAT ", " RB "\n\t"
+#define Q4_A4_RQ_ODD(RA, RB, REC, SAT)    \
+    "ldrd r7, r8, [r0, #" REC "]\n\t"     \
+    "ldrd r10, lr, [r0, #" REC "+8]\n\t"  \
+    "add " RA ", r7, " RA ", asr #11\n\t" \
+    "add " RB ", r7, " RB ", asr #11\n\t" \
+    "smmla " RA ", " RA ", r8, lr\n\t"    \
+    "smmla " RB ", " RB ", r8, lr\n\t"    \
+    "asr " RA ", " RA ", r10\n\t"         \
+    "asr " RB ", " RB ", r10\n\t"         \
+    "usat " RA ", #" SAT ", " RA "\n\t"   \
+    "usat " RB ", #" SAT ", " RB "\n\t"
+
+/* One pixel pair of a quad (COLS: the instruction adding its column offset; L: a label prefix
+ * digit pair) into r1 (first pixel's 4 bytes) and r2 (second's). Frame: [sp] cols, [4] wbytes,
+ * [8] the end of the last quad's weights, [12] rec, [16] out, [20] out_c, [24] lo4, [28] the
+ * quad's weights, [32] their end, [40] [44] [48] [52] the negated sums of channels 0 and 2. */
+#define Q4_A4_HALF(COLS, LODD, LCHUNK, LLOOP, LDONE, SAT)                                      \
+    "ldr r1, [sp, #12]\n\t"                                                                    \
+    "ldr r7, [r1]\n\t"                                                                         \
+    "ldr lr, [r1, #32]\n\t"                                                                    \
+    "strd r7, r7, [sp, #40]\n\t"                                                               \
+    "strd lr, lr, [sp, #48]\n\t"                                                               \
+    "ldr r0, [sp, #28]\n\t"                                                                    \
+    "ldr r1, [sp, #0]\n\t" COLS "movs r3, #0\n\t"                                              \
+    "movs r4, #0\n\t"                                                                          \
+    "movs r5, #0\n\t"                                                                          \
+    "movs r6, #0\n\t"                                                                          \
+    "mov r11, #0\n\t"                                                                          \
+    "mov r12, #0\n\t"                                                                          \
+    "ldr r7, [sp, #4]\n\t"                                                                     \
+    "tst r7, #32\n\t"                                                                          \
+    "beq " LODD "f\n\t" Q4_A4_KPAIR(0) Q4_A4_KPAIR(16) Q4_A4_KPAIR(32) Q4_A4_KPAIR(            \
+        48) "adds r1, r1, #64\n\t" Q4_A4_ASM_DRAIN Q4_A4_ASM_FLUSH LODD ":\n\t" LCHUNK ":\n\t" \
+            "ldr r2, [sp, #32]\n\t"                                                            \
+            "cmp r0, r2\n\t"                                                                   \
+            "beq " LDONE "f\n\t"                                                               \
+            "addw r7, r0, #1984\n\t"                                                           \
+            "cmp r7, r2\n\t"                                                                   \
+            "it lo\n\t"                                                                        \
+            "movlo r2, r7\n" LLOOP ":\n\t" Q4_A4_KPAIR(0) Q4_A4_KPAIR(16) Q4_A4_KPAIR(32)      \
+                Q4_A4_KPAIR(48) Q4_A4_KPAIR(64) Q4_A4_KPAIR(80) Q4_A4_KPAIR(96) Q4_A4_KPAIR(   \
+                    112) "adds r1, r1, #128\n\t" Q4_A4_ASM_DRAIN "cmp r0, r2\n\t"              \
+                         "bne " LLOOP "b\n\t" Q4_A4_ASM_FLUSH "b " LCHUNK "b\n" LDONE ":\n\t"  \
+                         "ldr r0, [sp, #12]\n\t" Q4_A4_RQ_EVEN("r1", "r2", "40", "0", SAT)     \
+                             Q4_A4_RQ_ODD(                                                     \
+                                 "r3", "r4", "16",                                             \
+                                 SAT) "orr r1, r1, r3, lsl #8\n\t"                             \
+                                      "orr r2, r2, r4, lsl #8\n\t" Q4_A4_RQ_EVEN(              \
+                                          "r3", "r4", "48", "32",                              \
+                                          SAT) "orr r1, r1, r3, lsl #16\n\t"                   \
+                                               "orr r2, r2, r4, lsl #16\n\t" Q4_A4_RQ_ODD(     \
+                                                   "r5", "r6", "48",                           \
+                                                   SAT) "orr r1, r1, r5, lsl #24\n\t"          \
+                                                        "orr r2, r2, r6, lsl #24\n\t"          \
+                                                        "ldr r7, [sp, #24]\n\t"                \
+                                                        "uadd8 r1, r1, r7\n\t"                 \
+                                                        "uadd8 r2, r2, r7\n\t"
+
+#define Q4_A4_TILE_FUNCTION(NAME, SAT)                                                             \
+    __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"                                    \
+            ".syntax unified\n\t"                                                                  \
+            ".thumb\n\t"                                                                           \
+            ".p2align 2\n\t"                                                                       \
+            ".global " #NAME "\n\t"                                                                \
+            ".hidden " #NAME "\n\t"                                                                \
+            ".type " #NAME ", %function\n\t"                                                       \
+            ".thumb_func\n" #NAME ":\n\t"                                                          \
+            "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"                                          \
+            "sub sp, sp, #64\n\t"                                                                  \
+            "ldm r2, {r3, r4, r5, r6, r7, r8}\n\t"                                                 \
+            "mla r4, r4, r3, r0\n\t"                                                               \
+            "stm sp, {r1, r3, r4, r5, r6, r7, r8}\n"                                               \
+            "1:\n\t"                                                                               \
+            "str r0, [sp, #28]\n\t"                                                                \
+            "adds r2, r0, r3\n\t"                                                                  \
+            "str r2, [sp, #32]\n\t" Q4_A4_HALF(                                                    \
+                "", "2", "3", "4", "5", SAT) "ldr r0, [sp, #16]\n\t"                               \
+                                             "ldr r3, [sp, #20]\n\t"                               \
+                                             "str r1, [r0]\n\t"                                    \
+                                             "str r2, [r0, r3]\n\t" Q4_A4_HALF(                    \
+                                                 "adds r1, r1, #8\n\t", "6", "7", "8", "9",        \
+                                                 SAT) "ldrd r0, r3, [sp, #16]\n\t"                 \
+                                                      "add r0, r0, r3, lsl #1\n\t"                 \
+                                                      "str r1, [r0]\n\t"                           \
+                                                      "str r2, [r0, r3]\n\t"                       \
+                                                      "ldrd r3, r1, [sp, #8]\n\t"                  \
+                                                      "adds r1, r1, #64\n\t"                       \
+                                                      "str r1, [sp, #12]\n\t"                      \
+                                                      "ldr r1, [sp, #16]\n\t"                      \
+                                                      "adds r1, r1, #4\n\t"                        \
+                                                      "str r1, [sp, #16]\n\t"                      \
+                                                      "ldr r0, [sp, #32]\n\t"                      \
+                                                      "cmp r0, r3\n\t"                             \
+                                                      "ldr r3, [sp, #4]\n\t"                       \
+                                                      "bne 1b\n\t"                                 \
+                                                      "add sp, sp, #64\n\t"                        \
+                                                      "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t" \
+                                                      ".size " #NAME ", .-" #NAME "\n\t"           \
+                                                      ".popsection")
+Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u4, "4");
+Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u8, "8");
+
+/* The records of q4_dsp_quads_a4_*: rec with the even channels' bias and multiplier negated;
+ * 0 (keep the C path) when some |bias| >= 2^30 (-acc must not overflow) or m = -2^31. */
+static int32_t q4_a4_tile_records(const q4_rq_rec *rec, int32_t nb, q4_rq_rec *rec_a4)
+{
+    int32_t c;
+    for (c = 0; c < nb; ++c) {
+        rec_a4[c] = rec[c];
+        if (rec[c].bias <= -(1 << 30) || rec[c].bias >= (1 << 30) ||
+            rec[c].multiplier == INT32_MIN) {
+            return 0;
+        }
+        if (c % 2 == 0) {
+            rec_a4[c].bias = -rec[c].bias;
+            rec_a4[c].multiplier = -rec[c].multiplier;
+        }
+    }
+    return 1;
+}
+#endif
+
 void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
                          const q4_dims *input_dims, const int8_t *input,
                          const q4_dims *filter_dims, const uint8_t *filter, const int32_t *bias,
@@ -689,6 +875,10 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
     q4_rq_rec rec[Q4_A4_CHANNELS];
     int32_t oc0, p0, c, oc, usat;
+#if defined(Q4_DSP_TILE_ASM)
+    q4_rq_rec rec_a4[Q4_A4_CHANNELS];
+    int32_t tile;
+#endif
 
     if (k > Q4_A4_MAX_K) {
         q4_conv2d_s4_dsp(params, quant, input_dims, input, filter_dims, filter, bias,
@@ -700,11 +890,29 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
         q4_pack_pairs(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                       folded_bias);
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 0, rec);
+#if defined(Q4_DSP_TILE_ASM)
+        tile = usat != 0 && nb >= 4 && q4_a4_tile_records(rec, nb, rec_a4);
+#endif
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
                             n, stage, cols);
-            for (oc = 0; oc < nb; oc += 4) {
+            oc = 0;
+#if defined(Q4_DSP_TILE_ASM)
+            if (tile && n == Q4_DSP_PIXELS) { /* every whole quad: one call */
+                const q4_tile_args args = {
+                    blocks * 32, nb / 4,
+                    rec_a4,      output + p0 * out_c + oc0,
+                    out_c,       ((uint32_t)params->act_min & 0xFFu) * 0x01010101u};
+                if (usat == 4) {
+                    q4_dsp_quads_a4_u4(weights, cols, &args);
+                } else {
+                    q4_dsp_quads_a4_u8(weights, cols, &args);
+                }
+                oc = nb & ~3;
+            }
+#endif
+            for (; oc < nb; oc += 4) {
                 const uint32_t *w = weights + oc * (k_pad / 4);
                 int32_t half, acc[4][Q4_DSP_PIXELS]; /* [channel of the quad][pixel] */
                 for (half = 0; half < Q4_DSP_PIXELS; half += 2) {
