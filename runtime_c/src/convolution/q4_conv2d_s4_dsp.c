@@ -324,6 +324,50 @@ static Q4_RQ_NOINLINE void q4_pair_fused_u8(const uint32_t *w, const uint32_t *c
     }
 }
 
+/* Whether the layer is a 1x1 convolution whose windows are its input pixels (no top / left
+ * padding, every window inside the input) with I a multiple of 8: q4_pointwise_group then. */
+static int32_t q4_is_pointwise(const q4_conv_params *params, const q4_dims *input_dims,
+                               const q4_dims *filter_dims, const q4_dims *output_dims)
+{
+    return filter_dims->h == 1 && filter_dims->w == 1 && input_dims->c % Q4_DSP_BLOCK == 0 &&
+           params->pad_top == 0 && params->pad_left == 0 &&
+           (output_dims->h - 1) * params->stride_h < input_dims->h &&
+           (output_dims->w - 1) * params->stride_w < input_dims->w;
+}
+
+/* The im2col group of a pointwise layer (q4_is_pointwise): the 4 pixels' channels widened
+ * straight into the interleaved columns (no window logic, one loop over the blocks of 8
+ * channels for the 4 pixels); a missing last pixel repeats the one before it. With stride 1
+ * the pixels are consecutive in the input. */
+static void q4_pointwise_group(const int8_t *input, const q4_dims *input_dims,
+                               const q4_conv_params *params, int32_t out_w, int32_t p0,
+                               int32_t n, uint32_t *cols)
+{
+    const int32_t in_c = input_dims->c;
+    const int8_t *src[Q4_DSP_PIXELS];
+    const int8_t *s0, *s1, *s2, *s3;
+    int32_t c, b;
+    for (c = 0; c < Q4_DSP_PIXELS; ++c) {
+        const int32_t p = p0 + (c < n ? c : n - 1);
+        if (params->stride_h == 1 && params->stride_w == 1 && out_w == input_dims->w) {
+            src[c] = input + p * in_c;
+        } else {
+            const int32_t y = p / out_w, x = p - y * out_w;
+            src[c] = input + (y * params->stride_h * input_dims->w + x * params->stride_w) * in_c;
+        }
+    }
+    s0 = src[0];
+    s1 = src[1];
+    s2 = src[2];
+    s3 = src[3];
+    for (b = 0; b < in_c; b += Q4_DSP_BLOCK, cols += 4 * Q4_DSP_PIXELS) {
+        q4_widen8(q4_load_u32(s0 + b), q4_load_u32(s0 + b + 4), cols);
+        q4_widen8(q4_load_u32(s1 + b), q4_load_u32(s1 + b + 4), cols + 1);
+        q4_widen8(q4_load_u32(s2 + b), q4_load_u32(s2 + b + 4), cols + 2);
+        q4_widen8(q4_load_u32(s3 + b), q4_load_u32(s3 + b + 4), cols + 3);
+    }
+}
+
 #if defined(__GNUC__)
 #define Q4_DSP_TILE_ASM 1
 
@@ -336,7 +380,8 @@ typedef struct {
     const q4_rq_rec *rec; /* records of the first pair's two channels */
     int8_t *out;          /* the first pair's output for the group's first pixel */
     int32_t out_c;        /* output pixel stride in bytes */
-    uint32_t lo2;         /* act_min in both bytes of a halfword */
+    uint32_t lo2;  /* act_min in both bytes of a halfword (_a4: in the 4 bytes of a word) */
+    uint32_t wid4; /* _a4: act_max - act_min in the 4 bytes of a word */
 } q4_tile_args;
 
 /* For `pairs` channel pairs (unpacked rows from w, one after another) and the 4 pixels of a whole
@@ -348,6 +393,8 @@ typedef struct {
  * instructions per 32 MACs with the loop (q4_dot_2x2: 27). Per pixel pair the set-up, the
  * requantization and the stores are ~40 instructions, with no call per channel pair. */
 void q4_dsp_pairs_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+/* The same with two blocks per loop step (an even number of blocks): 46 instructions per 64 MACs */
+void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
 
 /* One block (4 K-pairs) of the GEMM: r0 = weights (LDM, advanced 32 bytes), r1 = the pixel
  * pair's column words (advanced 64 bytes), accumulators r3 r4 (first channel, pixels 0 1) and
@@ -376,88 +423,98 @@ void q4_dsp_pairs_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args
     "smlad r5, r7, r12, r5\n\t"          \
     "smlad r6, lr, r12, r6\n\t"
 
+/* clang-format off */
 /* The GEMM of one pixel pair (column words from cols; COLS: the instruction that adds the pair's
- * offset, 8 bytes for pixels 2 and 3) over the pair's weights
- * ([sp, #28] to r2), then its requantization (records at [sp, #12]: ADD of the bias with the
+ * offset, 8 bytes for pixels 2 and 3) over the pair's weights ([sp, #28] to r2; LOOP: one or two
+ * blocks per loop step), then its requantization (records at [sp, #12]: ADD of the bias with the
  * shift by 4, SMMLA, ASR, USAT #8, the channels' bytes packed, UADD8 of act_min) into r3 (first
  * pixel) and r4 (second pixel). LABEL: a local label number for the loop. */
-#define Q4_TILE_HALF(COLS, LABEL)                                       \
-    "ldr r0, [sp, #28]\n\t"                                             \
-    "ldr r1, [sp, #0]\n\t"                                              \
-    "movs r3, #0\n\t"                                                   \
-    "movs r4, #0\n\t"                                                   \
-    "movs r5, #0\n\t"                                                   \
-    "movs r6, #0\n\t" COLS LABEL ":\n\t" Q4_TILE_BLOCK "cmp r0, r2\n\t" \
-    "bne " LABEL "b\n\t"                                                \
-    "ldr r1, [sp, #12]\n\t"                                             \
-    "ldrd r7, r8, [r1]\n\t"                                             \
-    "ldrd r10, r11, [r1, #8]\n\t"                                       \
-    "add r3, r7, r3, asr #4\n\t"                                        \
-    "add r4, r7, r4, asr #4\n\t"                                        \
-    "smmla r3, r3, r8, r11\n\t"                                         \
-    "smmla r4, r4, r8, r11\n\t"                                         \
-    "asr r3, r3, r10\n\t"                                               \
-    "asr r4, r4, r10\n\t"                                               \
-    "usat r3, #8, r3\n\t"                                               \
-    "usat r4, #8, r4\n\t"                                               \
-    "ldrd r7, r8, [r1, #16]\n\t"                                        \
-    "ldrd r10, r11, [r1, #24]\n\t"                                      \
-    "add r5, r7, r5, asr #4\n\t"                                        \
-    "add r6, r7, r6, asr #4\n\t"                                        \
-    "smmla r5, r5, r8, r11\n\t"                                         \
-    "smmla r6, r6, r8, r11\n\t"                                         \
-    "asr r5, r5, r10\n\t"                                               \
-    "asr r6, r6, r10\n\t"                                               \
-    "usat r5, #8, r5\n\t"                                               \
-    "usat r6, #8, r6\n\t"                                               \
-    "ldr r12, [sp, #24]\n\t"                                            \
-    "orr r3, r3, r5, lsl #8\n\t"                                        \
-    "orr r4, r4, r6, lsl #8\n\t"                                        \
-    "uadd8 r3, r3, r12\n\t"                                             \
+#define Q4_TILE_HALF(COLS, LABEL, LOOP)  \
+    "ldr r0, [sp, #28]\n\t"              \
+    "ldr r1, [sp, #0]\n\t"               \
+    "movs r3, #0\n\t"                    \
+    "movs r4, #0\n\t"                    \
+    "movs r5, #0\n\t"                    \
+    "movs r6, #0\n\t"                    \
+    COLS                                 \
+    LABEL ":\n\t"                        \
+    LOOP                                 \
+    "cmp r0, r2\n\t"                     \
+    "bne " LABEL "b\n\t"                 \
+    "ldr r1, [sp, #12]\n\t"              \
+    "ldrd r7, r8, [r1]\n\t"              \
+    "ldrd r10, r11, [r1, #8]\n\t"        \
+    "add r3, r7, r3, asr #4\n\t"         \
+    "add r4, r7, r4, asr #4\n\t"         \
+    "smmla r3, r3, r8, r11\n\t"          \
+    "smmla r4, r4, r8, r11\n\t"          \
+    "asr r3, r3, r10\n\t"                \
+    "asr r4, r4, r10\n\t"                \
+    "usat r3, #8, r3\n\t"                \
+    "usat r4, #8, r4\n\t"                \
+    "ldrd r7, r8, [r1, #16]\n\t"         \
+    "ldrd r10, r11, [r1, #24]\n\t"       \
+    "add r5, r7, r5, asr #4\n\t"         \
+    "add r6, r7, r6, asr #4\n\t"         \
+    "smmla r5, r5, r8, r11\n\t"          \
+    "smmla r6, r6, r8, r11\n\t"          \
+    "asr r5, r5, r10\n\t"                \
+    "asr r6, r6, r10\n\t"                \
+    "usat r5, #8, r5\n\t"                \
+    "usat r6, #8, r6\n\t"                \
+    "ldr r12, [sp, #24]\n\t"             \
+    "orr r3, r3, r5, lsl #8\n\t"         \
+    "orr r4, r4, r6, lsl #8\n\t"         \
+    "uadd8 r3, r3, r12\n\t"              \
     "uadd8 r4, r4, r12\n\t"
 
-/* Stack frame (32 bytes below the 8 saved registers): [sp] cols, [sp, #4] wbytes, [sp, #8] the
- * end of the last pair's weights, [sp, #12] rec, [sp, #16] out, [sp, #20] out_c, [sp, #24]
- * lo2, [sp, #28] the current pair's weights. */
-__asm__(".pushsection .text.q4_dsp_pairs_u8,\"ax\",%progbits\n\t"
-        ".syntax unified\n\t"
-        ".thumb\n\t"
-        ".p2align 2\n\t"
-        ".global q4_dsp_pairs_u8\n\t"
-        ".hidden q4_dsp_pairs_u8\n\t"
-        ".type q4_dsp_pairs_u8, %function\n\t"
-        ".thumb_func\n"
-        "q4_dsp_pairs_u8:\n\t"
-        "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"
-        "sub sp, sp, #32\n\t"
-        "ldm r2, {r3, r4, r5, r6, r7, r8}\n\t" /* wbytes pairs rec out out_c lo2 */
-        "mla r4, r4, r3, r0\n\t"               /* the end of the last pair's weights */
-        "stm sp, {r1, r3, r4, r5, r6, r7, r8}\n"
-        "1:\n\t"
-        "str r0, [sp, #28]\n\t"
-        "adds r2, r0, r3\n\t" /* r3 = wbytes (on entry, and reloaded below) */
-        Q4_TILE_HALF("", "2") "ldr r1, [sp, #16]\n\t"
-                              "ldr r12, [sp, #20]\n\t"
-                              "strh r3, [r1]\n\t"
-                              "strh r4, [r1, r12]\n\t" Q4_TILE_HALF(
-                                  "adds r1, r1, #8\n\t",
-                                  "3") "ldrd r1, r12, [sp, #16]\n\t"
-                                       "add r1, r1, r12, lsl #1\n\t"
-                                       "strh r3, [r1]\n\t"
-                                       "strh r4, [r1, r12]\n\t"
-                                       "ldrd r3, r1, [sp, #8]\n\t" /* weights end, rec */
-                                       "adds r1, r1, #32\n\t"
-                                       "str r1, [sp, #12]\n\t"
-                                       "ldr r1, [sp, #16]\n\t"
-                                       "adds r1, r1, #2\n\t"
-                                       "str r1, [sp, #16]\n\t"
-                                       "cmp r0, r3\n\t"
-                                       "ldr r3, [sp, #4]\n\t"
-                                       "bne 1b\n\t"
-                                       "add sp, sp, #32\n\t"
-                                       "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t"
-                                       ".size q4_dsp_pairs_u8, .-q4_dsp_pairs_u8\n\t"
-                                       ".popsection");
+/* The function NAME with LOOP as its GEMM loop step. Stack frame (32 bytes below the 8 saved
+ * registers): [sp] cols, [sp, #4] wbytes, [sp, #8] the end of the last pair's weights, [sp, #12]
+ * rec, [sp, #16] out, [sp, #20] out_c, [sp, #24] lo2, [sp, #28] the current pair's weights. */
+#define Q4_PAIRS_FUNCTION(NAME, LOOP)                                   \
+    __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"        \
+            ".syntax unified\n\t"                                      \
+            ".thumb\n\t"                                               \
+            ".p2align 2\n\t"                                           \
+            ".global " #NAME "\n\t"                                    \
+            ".hidden " #NAME "\n\t"                                    \
+            ".type " #NAME ", %function\n\t"                           \
+            ".thumb_func\n"                                            \
+            #NAME ":\n\t"                                              \
+            "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"              \
+            "sub sp, sp, #32\n\t"                                      \
+            "ldm r2, {r3, r4, r5, r6, r7, r8}\n\t"                     \
+            "mla r4, r4, r3, r0\n\t"                                   \
+            "stm sp, {r1, r3, r4, r5, r6, r7, r8}\n"                   \
+            "1:\n\t"                                                   \
+            "str r0, [sp, #28]\n\t"                                    \
+            "adds r2, r0, r3\n\t"                                      \
+            Q4_TILE_HALF("", "2", LOOP)                                \
+            "ldr r1, [sp, #16]\n\t"                                    \
+            "ldr r12, [sp, #20]\n\t"                                   \
+            "strh r3, [r1]\n\t"                                        \
+            "strh r4, [r1, r12]\n\t"                                   \
+            Q4_TILE_HALF("adds r1, r1, #8\n\t", "3", LOOP)             \
+            "ldrd r1, r12, [sp, #16]\n\t"                              \
+            "add r1, r1, r12, lsl #1\n\t"                              \
+            "strh r3, [r1]\n\t"                                        \
+            "strh r4, [r1, r12]\n\t"                                   \
+            "ldrd r3, r1, [sp, #8]\n\t"                                \
+            "adds r1, r1, #32\n\t"                                     \
+            "str r1, [sp, #12]\n\t"                                    \
+            "ldr r1, [sp, #16]\n\t"                                    \
+            "adds r1, r1, #2\n\t"                                      \
+            "str r1, [sp, #16]\n\t"                                    \
+            "cmp r0, r3\n\t"                                           \
+            "ldr r3, [sp, #4]\n\t"                                     \
+            "bne 1b\n\t"                                               \
+            "add sp, sp, #32\n\t"                                      \
+            "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t"               \
+            ".size " #NAME ", .-" #NAME "\n\t"                         \
+            ".popsection")
+Q4_PAIRS_FUNCTION(q4_dsp_pairs_u8, Q4_TILE_BLOCK);
+Q4_PAIRS_FUNCTION(q4_dsp_pairs2_u8, Q4_TILE_BLOCK Q4_TILE_BLOCK);
+/* clang-format on */
 #endif /* __GNUC__ */
 
 void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
@@ -479,6 +536,7 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
     q4_rq_rec rec[Q4_DSP_CHANNELS];
     /* the clamp width and act_min in both bytes of a halfword (Q4_RQ_USAT8_MIN) */
+    const int32_t pointwise = q4_is_pointwise(params, input_dims, filter_dims, output_dims);
     const uint32_t min_lo[2] = {((uint32_t)(params->act_max - params->act_min) & 0xFFu) * 0x0101u,
                                 ((uint32_t)params->act_min & 0xFFu) * 0x0101u};
     int32_t oc0, p0, oc, usat;
@@ -490,14 +548,22 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-            q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
-                            n, stage, cols);
+            if (pointwise) {
+                q4_pointwise_group(input, input_dims, params, out_w, p0, n, cols);
+            } else {
+                q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w,
+                                p0, n, stage, cols);
+            }
             oc = 0;
 #if defined(Q4_DSP_TILE_ASM)
             if (usat == 8 && n == Q4_DSP_PIXELS && nb >= 2) { /* every pair: one call */
                 const q4_tile_args args = {
-                    blocks * 32, nb / 2, rec, output + p0 * out_c + oc0, out_c, min_lo[1]};
-                q4_dsp_pairs_u8(weights, cols, &args);
+                    blocks * 32, nb / 2, rec, output + p0 * out_c + oc0, out_c, min_lo[1], 0u};
+                if (blocks % 2 == 0) {
+                    q4_dsp_pairs2_u8(weights, cols, &args);
+                } else {
+                    q4_dsp_pairs_u8(weights, cols, &args);
+                }
                 oc = nb & ~1;
             }
 #endif
@@ -670,10 +736,12 @@ static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blo
     out[3][1] = q4_floor_shift32(b1, Q4_A4_SPACING);
 }
 
+/* clang-format off */
 #if defined(Q4_DSP_TILE_ASM)
 /* For `pairs` (here: quads) channel quads (packed weights from w, one quad after another) and the
  * 4 pixels of a whole group (cols): the GEMM of q4_dot_a4 per pixel pair, its requantization (clamp
- * USAT #4 or #8, act_min added by UADD8) and one word store per pixel (the quad's 4 bytes), in one
+ * USAT #4 for the width 15, or USAT #8 and a per-byte minimum of `wid` for any other width up to
+ * 255; act_min added by UADD8) and one word store per pixel (the quad's 4 bytes), in one
  * assembly function keeping its 13 registers itself (as q4_dsp_pairs_u8: r7 saved here, r9
  * untouched). Per K-pair one LDRD of the two pair words, one LDRD of the two pixels and 4 SMLAD
  * (16 MACs); every 2 blocks the 11-bit low fields are drained (SBFX, SUB) into two registers of
@@ -682,159 +750,163 @@ static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blo
  * hold -bias and -m (rec_a4, q4_a4_tile_records): their sums are kept negated (the low fields
  * hold -sum(x * w_a)), and SMMLA(-acc, -m, round) = SMMLA(acc, m, round). */
 void q4_dsp_quads_a4_u4(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
-void q4_dsp_quads_a4_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+void q4_dsp_quads_a4_u8min(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
 
 /* K-pair J of a block of the 4-bit GEMM (column words at r1 + 16 J; weights post-incremented). */
-#define Q4_A4_KPAIR(J)               \
-    "ldrd r8, r10, [r0], #8\n\t"     \
-    "ldrd r7, lr, [r1, #" #J "]\n\t" \
-    "smlad r3, r7, r8, r3\n\t"       \
-    "smlad r4, lr, r8, r4\n\t"       \
-    "smlad r5, r7, r10, r5\n\t"      \
+#define Q4_A4_KPAIR(J)                         \
+    "ldrd r8, r10, [r0], #8\n\t"               \
+    "ldrd r7, lr, [r1, #" #J "]\n\t"           \
+    "smlad r3, r7, r8, r3\n\t"                 \
+    "smlad r4, lr, r8, r4\n\t"                 \
+    "smlad r5, r7, r10, r5\n\t"                \
     "smlad r6, lr, r10, r6\n\t"
 
 /* The low fields of r3 r4 (pair A) and r5 r6 (pair B) moved into the int16 lane sums r11, r12. */
-#define Q4_A4_ASM_DRAIN             \
-    "sbfx r7, r3, #0, #11\n\t"      \
-    "sbfx lr, r4, #0, #11\n\t"      \
-    "sub r3, r3, r7\n\t"            \
-    "sub r4, r4, lr\n\t"            \
+#define Q4_A4_ASM_DRAIN            \
+    "sbfx r7, r3, #0, #11\n\t"     \
+    "sbfx lr, r4, #0, #11\n\t"     \
+    "sub r3, r3, r7\n\t"           \
+    "sub r4, r4, lr\n\t"           \
     "pkhbt r7, r7, lr, lsl #16\n\t" \
-    "sadd16 r11, r11, r7\n\t"       \
-    "sbfx r7, r5, #0, #11\n\t"      \
-    "sbfx lr, r6, #0, #11\n\t"      \
-    "sub r5, r5, r7\n\t"            \
-    "sub r6, r6, lr\n\t"            \
+    "sadd16 r11, r11, r7\n\t"      \
+    "sbfx r7, r5, #0, #11\n\t"     \
+    "sbfx lr, r6, #0, #11\n\t"     \
+    "sub r5, r5, r7\n\t"           \
+    "sub r6, r6, lr\n\t"           \
     "pkhbt r7, r7, lr, lsl #16\n\t" \
     "sadd16 r12, r12, r7\n\t"
 
 /* The lane sums added to the 32-bit sums on the stack ([sp, #40]: pair A pixels 0 1, [sp, #48]:
  * pair B), then cleared. */
-#define Q4_A4_ASM_FLUSH              \
-    "ldrd r7, lr, [sp, #40]\n\t"     \
-    "sxtah r7, r7, r11\n\t"          \
-    "sxtah lr, lr, r11, ror #16\n\t" \
-    "strd r7, lr, [sp, #40]\n\t"     \
-    "ldrd r7, lr, [sp, #48]\n\t"     \
-    "sxtah r7, r7, r12\n\t"          \
-    "sxtah lr, lr, r12, ror #16\n\t" \
-    "strd r7, lr, [sp, #48]\n\t"     \
-    "mov r11, #0\n\t"                \
+#define Q4_A4_ASM_FLUSH                  \
+    "ldrd r7, lr, [sp, #40]\n\t"         \
+    "sxtah r7, r7, r11\n\t"              \
+    "sxtah lr, lr, r11, ror #16\n\t"     \
+    "strd r7, lr, [sp, #40]\n\t"         \
+    "ldrd r7, lr, [sp, #48]\n\t"         \
+    "sxtah r7, r7, r12\n\t"              \
+    "sxtah lr, lr, r12, ror #16\n\t"     \
+    "strd r7, lr, [sp, #48]\n\t"         \
+    "mov r11, #0\n\t"                    \
     "mov r12, #0\n\t"
 
 /* Requantization of channel C (0..3, record at r0 + 16 C) for pixels 0 and 1 in registers RA, RB,
  * from -acc (EVEN: the stack sums at OFF) or from the high field of the pair accumulators. */
-#define Q4_A4_RQ_EVEN(RA, RB, OFF, REC, SAT)  \
+#define Q4_A4_RQ_EVEN(RA, RB, OFF, REC, SAT) \
     "ldrd " RA ", " RB ", [sp, #" OFF "]\n\t" \
-    "ldr r8, [r0, #" REC "+4]\n\t"            \
-    "ldrd r10, lr, [r0, #" REC "+8]\n\t"      \
+    "ldr r8, [r0, #" REC "+4]\n\t"           \
+    "ldrd r10, lr, [r0, #" REC "+8]\n\t"     \
     "smmla " RA ", " RA ", r8, lr\n\t"        \
     "smmla " RB ", " RB ", r8, lr\n\t"        \
     "asr " RA ", " RA ", r10\n\t"             \
     "asr " RB ", " RB ", r10\n\t"             \
     "usat " RA ", #" SAT ", " RA "\n\t"       \
     "usat " RB ", #" SAT ", " RB "\n\t"
-#define Q4_A4_RQ_ODD(RA, RB, REC, SAT)    \
-    "ldrd r7, r8, [r0, #" REC "]\n\t"     \
-    "ldrd r10, lr, [r0, #" REC "+8]\n\t"  \
-    "add " RA ", r7, " RA ", asr #11\n\t" \
-    "add " RB ", r7, " RB ", asr #11\n\t" \
-    "smmla " RA ", " RA ", r8, lr\n\t"    \
-    "smmla " RB ", " RB ", r8, lr\n\t"    \
-    "asr " RA ", " RA ", r10\n\t"         \
-    "asr " RB ", " RB ", r10\n\t"         \
-    "usat " RA ", #" SAT ", " RA "\n\t"   \
+#define Q4_A4_RQ_ODD(RA, RB, REC, SAT)            \
+    "ldrd r7, r8, [r0, #" REC "]\n\t"             \
+    "ldrd r10, lr, [r0, #" REC "+8]\n\t"          \
+    "add " RA ", r7, " RA ", asr #11\n\t"          \
+    "add " RB ", r7, " RB ", asr #11\n\t"          \
+    "smmla " RA ", " RA ", r8, lr\n\t"             \
+    "smmla " RB ", " RB ", r8, lr\n\t"             \
+    "asr " RA ", " RA ", r10\n\t"                  \
+    "asr " RB ", " RB ", r10\n\t"                  \
+    "usat " RA ", #" SAT ", " RA "\n\t"            \
     "usat " RB ", #" SAT ", " RB "\n\t"
 
 /* One pixel pair of a quad (COLS: the instruction adding its column offset; L: a label prefix
  * digit pair) into r1 (first pixel's 4 bytes) and r2 (second's). Frame: [sp] cols, [4] wbytes,
- * [8] the end of the last quad's weights, [12] rec, [16] out, [20] out_c, [24] lo4, [28] the
- * quad's weights, [32] their end, [40] [44] [48] [52] the negated sums of channels 0 and 2. */
-#define Q4_A4_HALF(COLS, LODD, LCHUNK, LLOOP, LDONE, SAT)                                      \
-    "ldr r1, [sp, #12]\n\t"                                                                    \
-    "ldr r7, [r1]\n\t"                                                                         \
-    "ldr lr, [r1, #32]\n\t"                                                                    \
-    "strd r7, r7, [sp, #40]\n\t"                                                               \
-    "strd lr, lr, [sp, #48]\n\t"                                                               \
-    "ldr r0, [sp, #28]\n\t"                                                                    \
-    "ldr r1, [sp, #0]\n\t" COLS "movs r3, #0\n\t"                                              \
-    "movs r4, #0\n\t"                                                                          \
-    "movs r5, #0\n\t"                                                                          \
-    "movs r6, #0\n\t"                                                                          \
-    "mov r11, #0\n\t"                                                                          \
-    "mov r12, #0\n\t"                                                                          \
-    "ldr r7, [sp, #4]\n\t"                                                                     \
-    "tst r7, #32\n\t"                                                                          \
-    "beq " LODD "f\n\t" Q4_A4_KPAIR(0) Q4_A4_KPAIR(16) Q4_A4_KPAIR(32) Q4_A4_KPAIR(            \
-        48) "adds r1, r1, #64\n\t" Q4_A4_ASM_DRAIN Q4_A4_ASM_FLUSH LODD ":\n\t" LCHUNK ":\n\t" \
-            "ldr r2, [sp, #32]\n\t"                                                            \
-            "cmp r0, r2\n\t"                                                                   \
-            "beq " LDONE "f\n\t"                                                               \
-            "addw r7, r0, #1984\n\t"                                                           \
-            "cmp r7, r2\n\t"                                                                   \
-            "it lo\n\t"                                                                        \
-            "movlo r2, r7\n" LLOOP ":\n\t" Q4_A4_KPAIR(0) Q4_A4_KPAIR(16) Q4_A4_KPAIR(32)      \
-                Q4_A4_KPAIR(48) Q4_A4_KPAIR(64) Q4_A4_KPAIR(80) Q4_A4_KPAIR(96) Q4_A4_KPAIR(   \
-                    112) "adds r1, r1, #128\n\t" Q4_A4_ASM_DRAIN "cmp r0, r2\n\t"              \
-                         "bne " LLOOP "b\n\t" Q4_A4_ASM_FLUSH "b " LCHUNK "b\n" LDONE ":\n\t"  \
-                         "ldr r0, [sp, #12]\n\t" Q4_A4_RQ_EVEN("r1", "r2", "40", "0", SAT)     \
-                             Q4_A4_RQ_ODD(                                                     \
-                                 "r3", "r4", "16",                                             \
-                                 SAT) "orr r1, r1, r3, lsl #8\n\t"                             \
-                                      "orr r2, r2, r4, lsl #8\n\t" Q4_A4_RQ_EVEN(              \
-                                          "r3", "r4", "48", "32",                              \
-                                          SAT) "orr r1, r1, r3, lsl #16\n\t"                   \
-                                               "orr r2, r2, r4, lsl #16\n\t" Q4_A4_RQ_ODD(     \
-                                                   "r5", "r6", "48",                           \
-                                                   SAT) "orr r1, r1, r5, lsl #24\n\t"          \
-                                                        "orr r2, r2, r6, lsl #24\n\t"          \
-                                                        "ldr r7, [sp, #24]\n\t"                \
-                                                        "uadd8 r1, r1, r7\n\t"                 \
-                                                        "uadd8 r2, r2, r7\n\t"
+ * [8] the end of the last quad's weights, [12] rec, [16] out, [20] out_c, [24] lo4, [28] wid4,
+ * [32] the end of the quad's weights, [36] their start, [40] [44] [48] [52] the negated sums of
+ * channels 0 and 2 (MIN: the instructions of the per-byte minimum, wid4 in r8, or none). */
+#define Q4_A4_HALF(COLS, LODD, LCHUNK, LLOOP, LDONE, SAT, MIN)                                     \
+    "ldr r1, [sp, #12]\n\t"                                                                   \
+    "ldr r7, [r1]\n\t"                                                                        \
+    "ldr lr, [r1, #32]\n\t"                                                                   \
+    "strd r7, r7, [sp, #40]\n\t"                                                              \
+    "strd lr, lr, [sp, #48]\n\t"                                                              \
+    "ldr r0, [sp, #36]\n\t"                                                                   \
+    "ldr r1, [sp, #0]\n\t" COLS "movs r3, #0\n\t"                                             \
+    "movs r4, #0\n\t"                                                                         \
+    "movs r5, #0\n\t"                                                                         \
+    "movs r6, #0\n\t"                                                                         \
+    "mov r11, #0\n\t"                                                                         \
+    "mov r12, #0\n\t"                                                                         \
+    "ldr r7, [sp, #4]\n\t"                                                                    \
+    "tst r7, #32\n\t"                                                                         \
+    "beq " LODD "f\n\t" Q4_A4_KPAIR(0) Q4_A4_KPAIR(16) Q4_A4_KPAIR(32) Q4_A4_KPAIR(48)        \
+    "adds r1, r1, #64\n\t" Q4_A4_ASM_DRAIN Q4_A4_ASM_FLUSH LODD ":\n\t" LCHUNK ":\n\t"         \
+    "ldr r2, [sp, #32]\n\t"                                                                   \
+    "cmp r0, r2\n\t"                                                                          \
+    "beq " LDONE "f\n\t"                                                                      \
+    "addw r7, r0, #1984\n\t"                                                                  \
+    "cmp r7, r2\n\t"                                                                          \
+    "it lo\n\t"                                                                               \
+    "movlo r2, r7\n" LLOOP ":\n\t" Q4_A4_KPAIR(0) Q4_A4_KPAIR(16) Q4_A4_KPAIR(32)             \
+        Q4_A4_KPAIR(48) Q4_A4_KPAIR(64) Q4_A4_KPAIR(80) Q4_A4_KPAIR(96) Q4_A4_KPAIR(112)      \
+    "adds r1, r1, #128\n\t" Q4_A4_ASM_DRAIN "cmp r0, r2\n\t"                                  \
+    "bne " LLOOP "b\n\t" Q4_A4_ASM_FLUSH "b " LCHUNK "b\n" LDONE ":\n\t"                      \
+    "ldr r0, [sp, #12]\n\t" Q4_A4_RQ_EVEN("r1", "r2", "40", "0", SAT)                          \
+        Q4_A4_RQ_ODD("r3", "r4", "16", SAT) "orr r1, r1, r3, lsl #8\n\t"                      \
+    "orr r2, r2, r4, lsl #8\n\t" Q4_A4_RQ_EVEN("r3", "r4", "48", "32", SAT)                    \
+    "orr r1, r1, r3, lsl #16\n\t"                                                             \
+    "orr r2, r2, r4, lsl #16\n\t" Q4_A4_RQ_ODD("r5", "r6", "48", SAT)                          \
+    "orr r1, r1, r5, lsl #24\n\t"                                                             \
+    "orr r2, r2, r6, lsl #24\n\t"                                                             \
+    "ldrd r7, r8, [sp, #24]\n\t" MIN                                                          \
+    "uadd8 r1, r1, r7\n\t"                                                                    \
+    "uadd8 r2, r2, r7\n\t"
 
-#define Q4_A4_TILE_FUNCTION(NAME, SAT)                                                             \
-    __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"                                    \
-            ".syntax unified\n\t"                                                                  \
-            ".thumb\n\t"                                                                           \
-            ".p2align 2\n\t"                                                                       \
-            ".global " #NAME "\n\t"                                                                \
-            ".hidden " #NAME "\n\t"                                                                \
-            ".type " #NAME ", %function\n\t"                                                       \
-            ".thumb_func\n" #NAME ":\n\t"                                                          \
-            "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"                                          \
-            "sub sp, sp, #64\n\t"                                                                  \
-            "ldm r2, {r3, r4, r5, r6, r7, r8}\n\t"                                                 \
-            "mla r4, r4, r3, r0\n\t"                                                               \
-            "stm sp, {r1, r3, r4, r5, r6, r7, r8}\n"                                               \
-            "1:\n\t"                                                                               \
-            "str r0, [sp, #28]\n\t"                                                                \
-            "adds r2, r0, r3\n\t"                                                                  \
-            "str r2, [sp, #32]\n\t" Q4_A4_HALF(                                                    \
-                "", "2", "3", "4", "5", SAT) "ldr r0, [sp, #16]\n\t"                               \
-                                             "ldr r3, [sp, #20]\n\t"                               \
-                                             "str r1, [r0]\n\t"                                    \
-                                             "str r2, [r0, r3]\n\t" Q4_A4_HALF(                    \
-                                                 "adds r1, r1, #8\n\t", "6", "7", "8", "9",        \
-                                                 SAT) "ldrd r0, r3, [sp, #16]\n\t"                 \
-                                                      "add r0, r0, r3, lsl #1\n\t"                 \
-                                                      "str r1, [r0]\n\t"                           \
-                                                      "str r2, [r0, r3]\n\t"                       \
-                                                      "ldrd r3, r1, [sp, #8]\n\t"                  \
-                                                      "adds r1, r1, #64\n\t"                       \
-                                                      "str r1, [sp, #12]\n\t"                      \
-                                                      "ldr r1, [sp, #16]\n\t"                      \
-                                                      "adds r1, r1, #4\n\t"                        \
-                                                      "str r1, [sp, #16]\n\t"                      \
-                                                      "ldr r0, [sp, #32]\n\t"                      \
-                                                      "cmp r0, r3\n\t"                             \
-                                                      "ldr r3, [sp, #4]\n\t"                       \
-                                                      "bne 1b\n\t"                                 \
-                                                      "add sp, sp, #64\n\t"                        \
-                                                      "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t" \
-                                                      ".size " #NAME ", .-" #NAME "\n\t"           \
-                                                      ".popsection")
-Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u4, "4");
-Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u8, "8");
+#define Q4_A4_TILE_FUNCTION(NAME, SAT, MIN)                                                     \
+    __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"                             \
+            ".syntax unified\n\t"                                                          \
+            ".thumb\n\t"                                                                   \
+            ".p2align 2\n\t"                                                               \
+            ".global " #NAME "\n\t"                                                        \
+            ".hidden " #NAME "\n\t"                                                        \
+            ".type " #NAME ", %function\n\t"                                               \
+            ".thumb_func\n" #NAME ":\n\t"                                                  \
+            "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"                                  \
+            "sub sp, sp, #64\n\t"                                                          \
+            "ldm r2, {r3, r4, r5, r6, r7, r8, r10}\n\t"                                    \
+            "mla r4, r4, r3, r0\n\t"                                                       \
+            "stm sp, {r1, r3, r4, r5, r6, r7, r8, r10}\n"                                       \
+            "1:\n\t"                                                                       \
+            "str r0, [sp, #36]\n\t"                                                        \
+            "adds r2, r0, r3\n\t"                                                          \
+            "str r2, [sp, #32]\n\t" Q4_A4_HALF("", "2", "3", "4", "5", SAT, MIN)                \
+            "ldr r0, [sp, #16]\n\t"                                                        \
+            "ldr r3, [sp, #20]\n\t"                                                        \
+            "str r1, [r0]\n\t"                                                             \
+            "str r2, [r0, r3]\n\t" Q4_A4_HALF("adds r1, r1, #8\n\t", "6", "7", "8", "9", SAT, MIN) \
+            "ldrd r0, r3, [sp, #16]\n\t"                                                   \
+            "add r0, r0, r3, lsl #1\n\t"                                                   \
+            "str r1, [r0]\n\t"                                                             \
+            "str r2, [r0, r3]\n\t"                                                         \
+            "ldrd r3, r1, [sp, #8]\n\t"                                                    \
+            "adds r1, r1, #64\n\t"                                                         \
+            "str r1, [sp, #12]\n\t"                                                        \
+            "ldr r1, [sp, #16]\n\t"                                                        \
+            "adds r1, r1, #4\n\t"                                                          \
+            "str r1, [sp, #16]\n\t"                                                        \
+            "ldr r0, [sp, #32]\n\t"                                                        \
+            "cmp r0, r3\n\t"                                                               \
+            "ldr r3, [sp, #4]\n\t"                                                         \
+            "bne 1b\n\t"                                                                   \
+            "add sp, sp, #64\n\t"                                                          \
+            "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t"                                   \
+            ".size " #NAME ", .-" #NAME "\n\t"                                             \
+            ".popsection")
+/* per byte min(u, width) (USUB8 sets GE where u >= width, SEL) */
+#define Q4_A4_ASM_MIN          \
+    "usub8 r10, r1, r8\n\t" \
+    "sel r1, r8, r1\n\t"    \
+    "usub8 r10, r2, r8\n\t" \
+    "sel r2, r8, r2\n\t"
+Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u4, "4", "");
+Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u8min, "8", Q4_A4_ASM_MIN);
+
+/* clang-format on */
 
 /* The records of q4_dsp_quads_a4_*: rec with the even channels' bias and multiplier negated;
  * 0 (keep the C path) when some |bias| >= 2^30 (-acc must not overflow) or m = -2^31. */
@@ -873,6 +945,7 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
     uint32_t *weights = (uint32_t *)(scratch + Q4_A4_CHANNELS);
     uint32_t *cols = weights + Q4_A4_CHANNELS * (k_pad / 4);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
+    const int32_t pointwise = q4_is_pointwise(params, input_dims, filter_dims, output_dims);
     q4_rq_rec rec[Q4_A4_CHANNELS];
     int32_t oc0, p0, c, oc, usat;
 #if defined(Q4_DSP_TILE_ASM)
@@ -889,25 +962,36 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
         const int32_t nb = out_c - oc0 < Q4_A4_CHANNELS ? out_c - oc0 : Q4_A4_CHANNELS;
         q4_pack_pairs(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                       folded_bias);
-        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 0, rec);
+        usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
 #if defined(Q4_DSP_TILE_ASM)
         tile = usat != 0 && nb >= 4 && q4_a4_tile_records(rec, nb, rec_a4);
 #endif
+        if (usat == Q4_RQ_USAT8_MIN) { /* the C path below: the per-channel requantization */
+            usat = 0;
+        }
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
-            q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w, p0,
-                            n, stage, cols);
+            if (pointwise) {
+                q4_pointwise_group(input, input_dims, params, out_w, p0, n, cols);
+            } else {
+                q4_im2col_group(input_dims, input, filter_dims, params, params->input_zp, out_w,
+                                p0, n, stage, cols);
+            }
             oc = 0;
 #if defined(Q4_DSP_TILE_ASM)
             if (tile && n == Q4_DSP_PIXELS) { /* every whole quad: one call */
                 const q4_tile_args args = {
-                    blocks * 32, nb / 4,
-                    rec_a4,      output + p0 * out_c + oc0,
-                    out_c,       ((uint32_t)params->act_min & 0xFFu) * 0x01010101u};
+                    blocks * 32,
+                    nb / 4,
+                    rec_a4,
+                    output + p0 * out_c + oc0,
+                    out_c,
+                    ((uint32_t)params->act_min & 0xFFu) * 0x01010101u,
+                    ((uint32_t)(params->act_max - params->act_min) & 0xFFu) * 0x01010101u};
                 if (usat == 4) {
                     q4_dsp_quads_a4_u4(weights, cols, &args);
                 } else {
-                    q4_dsp_quads_a4_u8(weights, cols, &args);
+                    q4_dsp_quads_a4_u8min(weights, cols, &args);
                 }
                 oc = nb & ~3;
             }
