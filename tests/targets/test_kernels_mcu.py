@@ -152,6 +152,31 @@ def make_cases() -> list[ConvCase]:
         ("r4_k144", 8, (6, 6, 16, 6, (3, 3), (2, 2), (1, 1, 1, 1)), (-128, 127)),
     ):
         cases.append(random_case(rng, f"{name}_a{bits}", bits, *shape, act=act))
+    # the tiles' records double the sums and shift by s + 1: shift 32 (the smallest) and 52 (the
+    # largest) in the same blocks as others; 53 sends its block to the C path
+    for name, bits, shifts in (
+        ("r4_shift32", 8, (32, 33)),
+        ("r4_shift32", 4, (32, 33)),
+        ("r4_shift52", 8, (50, 53)),
+        ("r4_shift52", 4, (50, 53)),
+    ):
+        act = (-128, 127) if bits == 8 else (-8, 7)
+        cases.append(
+            random_case(
+                rng,
+                f"{name}_a{bits}",
+                bits,
+                4,
+                6,
+                16,
+                36,
+                (1, 1),
+                (1, 1),
+                (0, 0, 0, 0),
+                shifts=shifts,
+                act=act,
+            )
+        )
     for name, shape in (
         ("r4_ext_k496", (3, 4, 496, 9, (1, 1), (1, 1), (0, 0, 0, 0))),
         ("r4_ext_k504", (4, 4, 56, 8, (3, 3), (1, 1), (0, 0, 0, 0))),

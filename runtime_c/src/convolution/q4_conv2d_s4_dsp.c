@@ -444,8 +444,8 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
     "ldr r1, [sp, #12]\n\t"              \
     "ldrd r7, r8, [r1]\n\t"              \
     "ldrd r10, r11, [r1, #8]\n\t"        \
-    "add r3, r7, r3, asr #4\n\t"         \
-    "add r4, r7, r4, asr #4\n\t"         \
+    "add r3, r7, r3, asr #3\n\t"         \
+    "add r4, r7, r4, asr #3\n\t"         \
     "smmla r3, r3, r8, r11\n\t"          \
     "smmla r4, r4, r8, r11\n\t"          \
     "asr r3, r3, r10\n\t"                \
@@ -454,8 +454,8 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
     "usat r4, #8, r4\n\t"                \
     "ldrd r7, r8, [r1, #16]\n\t"         \
     "ldrd r10, r11, [r1, #24]\n\t"       \
-    "add r5, r7, r5, asr #4\n\t"         \
-    "add r6, r7, r6, asr #4\n\t"         \
+    "add r5, r7, r5, asr #3\n\t"         \
+    "add r6, r7, r6, asr #3\n\t"         \
     "smmla r5, r5, r8, r11\n\t"          \
     "smmla r6, r6, r8, r11\n\t"          \
     "asr r5, r5, r10\n\t"                \
@@ -515,6 +515,36 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
 Q4_PAIRS_FUNCTION(q4_dsp_pairs_u8, Q4_TILE_BLOCK);
 Q4_PAIRS_FUNCTION(q4_dsp_pairs2_u8, Q4_TILE_BLOCK Q4_TILE_BLOCK);
 /* clang-format on */
+/* Records of the tile functions, for a block whose shifts are all in [32, 52]: the sums are
+ * doubled and requantized with s + 1 (floor((2 acc m + 2^s) / 2^(s+1)) is the same value), so a
+ * shift of 32 needs no other path: {2 bias, m, s - 31, 2^(s-32) + (z_y - act_min) 2^(s-31)}; the
+ * _a4 tiles (a4) take {-bias, -m, ...} for a quad's even channels, whose sums they hold negated
+ * (SMMLA(-2 acc, -m, round) = SMMLA(2 acc, m, round)). Requires |bias| < 2^29 (|2 acc| < 2^31
+ * and |hi| + round < 2^31). Returns the USAT kind as q4_rq_prepare, or 0 (the C paths). */
+static int32_t q4_tile_prepare(const int32_t *folded_bias, const q4_quant_params *quant,
+                               int32_t oc0, int32_t nb, const q4_conv_params *params,
+                               int32_t a4, q4_rq_rec *rec)
+{
+    const int32_t width = params->act_max - params->act_min;
+    const int32_t offset = params->output_zp - params->act_min;
+    int32_t c;
+    if (width < 0 || width > 255) {
+        return 0;
+    }
+    for (c = 0; c < nb; ++c) {
+        const int32_t shift = quant->shift[oc0 + c], m = quant->multiplier[oc0 + c];
+        const int32_t b = folded_bias[c];
+        const int32_t negate = a4 && c % 2 == 0;
+        if (shift < 32 || shift > 52 || m < 0 || b <= -(1 << 29) || b >= (1 << 29)) {
+            return 0;
+        }
+        rec[c].bias = negate ? -b : 2 * b;
+        rec[c].multiplier = negate ? -m : m;
+        rec[c].right = shift - 31;
+        rec[c].round = ((int32_t)1 << (shift - 32)) + offset * ((int32_t)1 << (shift - 31));
+    }
+    return width == 255 ? 8 : (width == 15 ? 4 : Q4_RQ_USAT8_MIN);
+}
 #endif /* __GNUC__ */
 
 void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
@@ -535,6 +565,10 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
     uint32_t *cols = weights + Q4_DSP_CHANNELS * (k_pad / 2);
     int8_t *stage = (int8_t *)(cols + Q4_DSP_PIXELS * (k_pad / 2));
     q4_rq_rec rec[Q4_DSP_CHANNELS];
+#if defined(Q4_DSP_TILE_ASM)
+    q4_rq_rec rec_t[Q4_DSP_CHANNELS]; /* q4_tile_prepare's */
+    int32_t tile;
+#endif
     /* the clamp width and act_min in both bytes of a halfword (Q4_RQ_USAT8_MIN) */
     const int32_t pointwise = q4_is_pointwise(params, input_dims, filter_dims, output_dims);
     const uint32_t min_lo[2] = {((uint32_t)(params->act_max - params->act_min) & 0xFFu) * 0x0101u,
@@ -546,6 +580,9 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
         q4_unpack_rows(filter + oc0 * row_bytes, bias + oc0, nb, k, params->input_zp, weights,
                        folded_bias);
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
+#if defined(Q4_DSP_TILE_ASM)
+        tile = nb >= 2 && q4_tile_prepare(folded_bias, quant, oc0, nb, params, 0, rec_t) == 8;
+#endif
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
             if (pointwise) {
@@ -556,9 +593,10 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
             }
             oc = 0;
 #if defined(Q4_DSP_TILE_ASM)
-            if (usat == 8 && n == Q4_DSP_PIXELS && nb >= 2) { /* every pair: one call */
+            if (tile && n == Q4_DSP_PIXELS) { /* every pair: one call */
                 const q4_tile_args args = {
-                    blocks * 32, nb / 2, rec, output + p0 * out_c + oc0, out_c, min_lo[1], 0u};
+                    blocks * 32, nb / 2,    rec_t, output + p0 * out_c + oc0,
+                    out_c,       min_lo[1], 0u};
                 if (blocks % 2 == 0) {
                     q4_dsp_pairs2_u8(weights, cols, &args);
                 } else {
@@ -747,8 +785,9 @@ static inline void q4_dot_a4(const uint32_t *w, const uint32_t *col, int32_t blo
  * (16 MACs); every 2 blocks the 11-bit low fields are drained (SBFX, SUB) into two registers of
  * int16 lane sums (PKHBT, SADD16: |sum| <= 64 * 496 < 2^15 over a chunk of at most 62 blocks,
  * added to 32-bit sums on the stack after each chunk). The records of the quad's even channels
- * hold -bias and -m (rec_a4, q4_a4_tile_records): their sums are kept negated (the low fields
- * hold -sum(x * w_a)), and SMMLA(-acc, -m, round) = SMMLA(acc, m, round). */
+ * hold -bias and -m (q4_tile_prepare): their sums are kept negated (the low fields hold
+ * -sum(x * w_a)) and doubled before the SMMLA, the odd channels' high fields are shifted by 10
+ * instead of 11. */
 void q4_dsp_quads_a4_u4(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
 void q4_dsp_quads_a4_u8min(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
 
@@ -794,6 +833,8 @@ void q4_dsp_quads_a4_u8min(const uint32_t *w, const uint32_t *cols, const q4_til
  * from -acc (EVEN: the stack sums at OFF) or from the high field of the pair accumulators. */
 #define Q4_A4_RQ_EVEN(RA, RB, OFF, REC, SAT) \
     "ldrd " RA ", " RB ", [sp, #" OFF "]\n\t" \
+    "lsl " RA ", " RA ", #1\n\t"             \
+    "lsl " RB ", " RB ", #1\n\t"             \
     "ldr r8, [r0, #" REC "+4]\n\t"           \
     "ldrd r10, lr, [r0, #" REC "+8]\n\t"     \
     "smmla " RA ", " RA ", r8, lr\n\t"        \
@@ -805,8 +846,8 @@ void q4_dsp_quads_a4_u8min(const uint32_t *w, const uint32_t *cols, const q4_til
 #define Q4_A4_RQ_ODD(RA, RB, REC, SAT)            \
     "ldrd r7, r8, [r0, #" REC "]\n\t"             \
     "ldrd r10, lr, [r0, #" REC "+8]\n\t"          \
-    "add " RA ", r7, " RA ", asr #11\n\t"          \
-    "add " RB ", r7, " RB ", asr #11\n\t"          \
+    "add " RA ", r7, " RA ", asr #10\n\t"          \
+    "add " RB ", r7, " RB ", asr #10\n\t"          \
     "smmla " RA ", " RA ", r8, lr\n\t"             \
     "smmla " RB ", " RB ", r8, lr\n\t"             \
     "asr " RA ", " RA ", r10\n\t"                  \
@@ -907,25 +948,6 @@ Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u4, "4", "");
 Q4_A4_TILE_FUNCTION(q4_dsp_quads_a4_u8min, "8", Q4_A4_ASM_MIN);
 
 /* clang-format on */
-
-/* The records of q4_dsp_quads_a4_*: rec with the even channels' bias and multiplier negated;
- * 0 (keep the C path) when some |bias| >= 2^30 (-acc must not overflow) or m = -2^31. */
-static int32_t q4_a4_tile_records(const q4_rq_rec *rec, int32_t nb, q4_rq_rec *rec_a4)
-{
-    int32_t c;
-    for (c = 0; c < nb; ++c) {
-        rec_a4[c] = rec[c];
-        if (rec[c].bias <= -(1 << 30) || rec[c].bias >= (1 << 30) ||
-            rec[c].multiplier == INT32_MIN) {
-            return 0;
-        }
-        if (c % 2 == 0) {
-            rec_a4[c].bias = -rec[c].bias;
-            rec_a4[c].multiplier = -rec[c].multiplier;
-        }
-    }
-    return 1;
-}
 #endif
 
 void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *quant,
@@ -949,7 +971,7 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
     q4_rq_rec rec[Q4_A4_CHANNELS];
     int32_t oc0, p0, c, oc, usat;
 #if defined(Q4_DSP_TILE_ASM)
-    q4_rq_rec rec_a4[Q4_A4_CHANNELS];
+    q4_rq_rec rec_a4[Q4_A4_CHANNELS]; /* q4_tile_prepare's */
     int32_t tile;
 #endif
 
@@ -964,7 +986,7 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
                       folded_bias);
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
 #if defined(Q4_DSP_TILE_ASM)
-        tile = usat != 0 && nb >= 4 && q4_a4_tile_records(rec, nb, rec_a4);
+        tile = nb >= 4 ? q4_tile_prepare(folded_bias, quant, oc0, nb, params, 1, rec_a4) : 0;
 #endif
         if (usat == Q4_RQ_USAT8_MIN) { /* the C path below: the per-channel requantization */
             usat = 0;
@@ -988,7 +1010,7 @@ void q4_conv2d_s4_a4_dsp(const q4_conv_params *params, const q4_quant_params *qu
                     out_c,
                     ((uint32_t)params->act_min & 0xFFu) * 0x01010101u,
                     ((uint32_t)(params->act_max - params->act_min) & 0xFFu) * 0x01010101u};
-                if (usat == 4) {
+                if (tile == 4) {
                     q4_dsp_quads_a4_u4(weights, cols, &args);
                 } else {
                     q4_dsp_quads_a4_u8min(weights, cols, &args);
