@@ -647,55 +647,59 @@ int32_t q4_conv2d_s4_a4_dsp_get_buffer_size(const q4_dims *filter_dims)
     return 4 * Q4_A4_CHANNELS + (Q4_A4_CHANNELS + 2 * Q4_DSP_PIXELS + 1) * k;
 }
 
-/* The 8 weights of one packed word as int16 pairs (w0,w2) (w1,w3) (w4,w6) (w5,w7), or of their
- * negations with `negate`. Nibble n becomes (n ^ 8) - 8 (or 8 - (n ^ 8)) per byte by SSUB8. */
-static void q4_nibble_pairs(uint32_t w, int negate, uint32_t *dst)
+/* UXTB16 of v rotated right by 8: bytes 1 and 3 zero-extended to the two halfwords. */
+static inline uint32_t q4_uxtb16_ror8(uint32_t v)
 {
-    const uint32_t eight = 0x08080808u;
-    const uint32_t even = (w & 0x0F0F0F0Fu) ^ eight; /* w0 w2 w4 w6, offset by 8 */
-    const uint32_t odd = ((w >> 4) & 0x0F0F0F0Fu) ^ eight;
-    const uint32_t e = (uint32_t)(negate ? __ssub8((int32_t)eight, (int32_t)even)
-                                         : __ssub8((int32_t)even, (int32_t)eight));
-    const uint32_t o = (uint32_t)(negate ? __ssub8((int32_t)eight, (int32_t)odd)
-                                         : __ssub8((int32_t)odd, (int32_t)eight));
-    dst[0] = q4_pair01(e);
-    dst[1] = q4_pair01(o);
-    dst[2] = q4_pair01(e >> 16);
-    dst[3] = q4_pair01(o >> 16);
+    uint32_t result;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(result) : "r"(v));
+    return result;
 }
 
 /* Packs nb rows into channel pairs (-w_a + w_b * 2^11 per halfword, the K pairs of q4_widen8),
  * two pairs interleaved per K-pair: [quad][block][K-pair][pair of the quad]; missing channels
- * have zero weights. Writes folded_bias[r] = bias[r] - z_x * sum(w). */
+ * have zero weights. Writes folded_bias[r] = bias[r] - z_x * sum(w). Per packed word of each row
+ * (8 weights): with u = n ^ 8 (so w = u - 8) the halfword is (15 - u_a) + 2048 u_b - 16391; the
+ * nibbles of a and b are combined in place (~u_a in bits 0-3, u_b in bits 11-14 of a lane, UXTB16
+ * of the even / odd nibbles gives the lanes (k0, k4) and (k2, k6)), regrouped into (k0, k2) and
+ * (k4, k6) and offset by one SADD16; the sums of u (USADA8) give sum(w). */
 static void q4_pack_pairs(const uint8_t *rows, const int32_t *bias, int32_t nb, int32_t k,
                           int32_t zp, uint32_t *dst, int32_t *folded_bias)
 {
     const int32_t row_bytes = (k + 1) / 2;
     const int32_t blocks = q4_round_up8(k) / Q4_DSP_BLOCK;
-    int32_t r, b, j;
+    const uint32_t nib = 0x0F0F0F0Fu, offset = 0xBFF9BFF9u; /* -16391 in both lanes */
+    int32_t r, b;
 
     for (r = 0; r < nb; r += 2) {
         const uint8_t *row_a = rows + r * row_bytes;
         const uint8_t *row_b = row_a + row_bytes;
         const int has_b = r + 1 < nb;
         uint32_t *out = dst + (r / 4) * blocks * 8 + (r / 2) % 2;
-        int32_t sum_a = 0, sum_b = 0;
+        uint32_t sum_na = 0, sum_ub = 0; /* sums of 15 - u_a and of u_b */
         for (b = 0; b < blocks; ++b, out += 8) {
-            uint32_t neg_a[4], w_b[4] = {0, 0, 0, 0};
-            q4_nibble_pairs(q4_row_word(row_a, row_bytes, b), 1, neg_a);
-            if (has_b) {
-                q4_nibble_pairs(q4_row_word(row_b, row_bytes, b), 0, w_b);
-            }
-            for (j = 0; j < 4; ++j) {
-                sum_a = q4_smlad(neg_a[j], 0x00010001u, sum_a);
-                sum_b = q4_smlad(w_b[j], 0x00010001u, sum_b);
-                out[2 * j] = (uint32_t)__sadd16(
-                    (int32_t)neg_a[j], (int32_t)((w_b[j] << Q4_A4_SPACING) & 0xF800F800u));
-            }
+            const uint32_t xa = q4_row_word(row_a, row_bytes, b) ^ 0x77777777u; /* 15 - u_a */
+            const uint32_t xb = (has_b ? q4_row_word(row_b, row_bytes, b) : 0u) ^ 0x88888888u;
+            const uint32_t ea = xa & nib, oa = (xa >> 4) & nib, eb = xb & nib,
+                           ob = (xb >> 4) & nib;
+            const uint32_t e04 = __uxtb16(ea) | __uxtb16(eb) << 11; /* lanes (k0, k4) */
+            const uint32_t e26 = q4_uxtb16_ror8(ea) | q4_uxtb16_ror8(eb) << 11;
+            const uint32_t o15 = __uxtb16(oa) | __uxtb16(ob) << 11;
+            const uint32_t o37 = q4_uxtb16_ror8(oa) | q4_uxtb16_ror8(ob) << 11;
+            out[0] = (uint32_t)__sadd16((int32_t)((e04 & 0xFFFFu) | (e26 << 16)),
+                                        (int32_t)offset);
+            out[2] = (uint32_t)__sadd16((int32_t)((o15 & 0xFFFFu) | (o37 << 16)),
+                                        (int32_t)offset);
+            out[4] = (uint32_t)__sadd16((int32_t)((e26 & 0xFFFF0000u) | (e04 >> 16)),
+                                        (int32_t)offset);
+            out[6] = (uint32_t)__sadd16((int32_t)((o37 & 0xFFFF0000u) | (o15 >> 16)),
+                                        (int32_t)offset);
+            sum_na = __usada8(oa, 0, __usada8(ea, 0, sum_na));
+            sum_ub = __usada8(ob, 0, __usada8(eb, 0, sum_ub));
         }
-        folded_bias[r] = bias[r] + zp * sum_a; /* sum_a = -sum(w_a) */
+        /* sum(w_a) = sum(7 - (15 - u_a)), sum(w_b) = sum(u_b - 8) over 8 * blocks weights */
+        folded_bias[r] = bias[r] - zp * (56 * blocks - (int32_t)sum_na);
         if (has_b) {
-            folded_bias[r + 1] = bias[r + 1] - zp * sum_b;
+            folded_bias[r + 1] = bias[r + 1] - zp * ((int32_t)sum_ub - 64 * blocks);
         }
     }
     for (; r < 4 * ((nb + 3) / 4); r += 2) { /* zero pairs completing the last quad */
