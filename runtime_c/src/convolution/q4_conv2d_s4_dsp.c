@@ -395,6 +395,9 @@ typedef struct {
 void q4_dsp_pairs_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
 /* The same with two blocks per loop step (an even number of blocks): 46 instructions per 64 MACs */
 void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+/* The same two for other clamp widths (USAT #8, then a per-byte minimum of the width) */
+void q4_dsp_pairs_u8min(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
+void q4_dsp_pairs2_u8min(const uint32_t *w, const uint32_t *cols, const q4_tile_args *args);
 
 /* One block (4 K-pairs) of the GEMM: r0 = weights (LDM, advanced 32 bytes), r1 = the pixel
  * pair's column words (advanced 64 bytes), accumulators r3 r4 (first channel, pixels 0 1) and
@@ -425,12 +428,12 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
 
 /* clang-format off */
 /* The GEMM of one pixel pair (column words from cols; COLS: the instruction that adds the pair's
- * offset, 8 bytes for pixels 2 and 3) over the pair's weights ([sp, #28] to r2; LOOP: one or two
+ * offset, 8 bytes for pixels 2 and 3) over the pair's weights ([sp, #32] to r2; LOOP: one or two
  * blocks per loop step), then its requantization (records at [sp, #12]: ADD of the bias with the
  * shift by 4, SMMLA, ASR, USAT #8, the channels' bytes packed, UADD8 of act_min) into r3 (first
  * pixel) and r4 (second pixel). LABEL: a local label number for the loop. */
-#define Q4_TILE_HALF(COLS, LABEL, LOOP)  \
-    "ldr r0, [sp, #28]\n\t"              \
+#define Q4_TILE_HALF(COLS, LABEL, LOOP, MIN)  \
+    "ldr r0, [sp, #32]\n\t"              \
     "ldr r1, [sp, #0]\n\t"               \
     "movs r3, #0\n\t"                    \
     "movs r4, #0\n\t"                    \
@@ -465,13 +468,24 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
     "ldr r12, [sp, #24]\n\t"             \
     "orr r3, r3, r5, lsl #8\n\t"         \
     "orr r4, r4, r6, lsl #8\n\t"         \
+    MIN                                  \
     "uadd8 r3, r3, r12\n\t"              \
     "uadd8 r4, r4, r12\n\t"
 
-/* The function NAME with LOOP as its GEMM loop step. Stack frame (32 bytes below the 8 saved
- * registers): [sp] cols, [sp, #4] wbytes, [sp, #8] the end of the last pair's weights, [sp, #12]
- * rec, [sp, #16] out, [sp, #20] out_c, [sp, #24] lo2, [sp, #28] the current pair's weights. */
-#define Q4_PAIRS_FUNCTION(NAME, LOOP)                                   \
+/* The per-byte minimum of the two pixels' bytes (r3, r4) and the clamp width (in both bytes of
+ * [sp, #28]): USUB8 sets GE where u >= width, SEL. */
+#define Q4_TILE_MIN              \
+    "ldr r8, [sp, #28]\n\t"     \
+    "usub8 r10, r3, r8\n\t"     \
+    "sel r3, r8, r3\n\t"        \
+    "usub8 r10, r4, r8\n\t"     \
+    "sel r4, r8, r4\n\t"
+
+/* The function NAME with LOOP as its GEMM loop step and MIN (Q4_TILE_MIN or nothing) after the
+ * USAT. Stack frame (40 bytes below the 8 saved registers): [sp] cols, [sp, #4] wbytes, [sp, #8]
+ * the end of the last pair's weights, [sp, #12] rec, [sp, #16] out, [sp, #20] out_c, [sp, #24]
+ * lo2, [sp, #28] the clamp width, [sp, #32] the current pair's weights. */
+#define Q4_PAIRS_FUNCTION(NAME, LOOP, MIN)                                 \
     __asm__(".pushsection .text." #NAME ",\"ax\",%progbits\n\t"        \
             ".syntax unified\n\t"                                      \
             ".thumb\n\t"                                               \
@@ -482,19 +496,19 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
             ".thumb_func\n"                                            \
             #NAME ":\n\t"                                              \
             "push {r4, r5, r6, r7, r8, r10, r11, lr}\n\t"              \
-            "sub sp, sp, #32\n\t"                                      \
-            "ldm r2, {r3, r4, r5, r6, r7, r8}\n\t"                     \
+            "sub sp, sp, #40\n\t"                                      \
+            "ldm r2, {r3, r4, r5, r6, r7, r8, r10}\n\t"                 \
             "mla r4, r4, r3, r0\n\t"                                   \
-            "stm sp, {r1, r3, r4, r5, r6, r7, r8}\n"                   \
+            "stm sp, {r1, r3, r4, r5, r6, r7, r8, r10}\n"                 \
             "1:\n\t"                                                   \
-            "str r0, [sp, #28]\n\t"                                    \
+            "str r0, [sp, #32]\n\t"                                    \
             "adds r2, r0, r3\n\t"                                      \
-            Q4_TILE_HALF("", "2", LOOP)                                \
+            Q4_TILE_HALF("", "2", LOOP, MIN)                                \
             "ldr r1, [sp, #16]\n\t"                                    \
             "ldr r12, [sp, #20]\n\t"                                   \
             "strh r3, [r1]\n\t"                                        \
             "strh r4, [r1, r12]\n\t"                                   \
-            Q4_TILE_HALF("adds r1, r1, #8\n\t", "3", LOOP)             \
+            Q4_TILE_HALF("adds r1, r1, #8\n\t", "3", LOOP, MIN)             \
             "ldrd r1, r12, [sp, #16]\n\t"                              \
             "add r1, r1, r12, lsl #1\n\t"                              \
             "strh r3, [r1]\n\t"                                        \
@@ -508,12 +522,14 @@ void q4_dsp_pairs2_u8(const uint32_t *w, const uint32_t *cols, const q4_tile_arg
             "cmp r0, r3\n\t"                                           \
             "ldr r3, [sp, #4]\n\t"                                     \
             "bne 1b\n\t"                                               \
-            "add sp, sp, #32\n\t"                                      \
+            "add sp, sp, #40\n\t"                                      \
             "pop {r4, r5, r6, r7, r8, r10, r11, pc}\n\t"               \
             ".size " #NAME ", .-" #NAME "\n\t"                         \
             ".popsection")
-Q4_PAIRS_FUNCTION(q4_dsp_pairs_u8, Q4_TILE_BLOCK);
-Q4_PAIRS_FUNCTION(q4_dsp_pairs2_u8, Q4_TILE_BLOCK Q4_TILE_BLOCK);
+Q4_PAIRS_FUNCTION(q4_dsp_pairs_u8, Q4_TILE_BLOCK, "");
+Q4_PAIRS_FUNCTION(q4_dsp_pairs2_u8, Q4_TILE_BLOCK Q4_TILE_BLOCK, "");
+Q4_PAIRS_FUNCTION(q4_dsp_pairs_u8min, Q4_TILE_BLOCK, Q4_TILE_MIN);
+Q4_PAIRS_FUNCTION(q4_dsp_pairs2_u8min, Q4_TILE_BLOCK Q4_TILE_BLOCK, Q4_TILE_MIN);
 /* clang-format on */
 /* Records of the tile functions, for a block whose shifts are all in [32, 52]: the sums are
  * doubled and requantized with s + 1 (floor((2 acc m + 2^s) / 2^(s+1)) is the same value), so a
@@ -581,7 +597,7 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
                        folded_bias);
         usat = q4_rq_prepare(folded_bias, quant, oc0, nb, params, 1, rec);
 #if defined(Q4_DSP_TILE_ASM)
-        tile = nb >= 2 && q4_tile_prepare(folded_bias, quant, oc0, nb, params, 0, rec_t) == 8;
+        tile = nb >= 2 ? q4_tile_prepare(folded_bias, quant, oc0, nb, params, 0, rec_t) : 0;
 #endif
         for (p0 = 0; p0 < pixels; p0 += Q4_DSP_PIXELS) {
             const int32_t n = pixels - p0 < Q4_DSP_PIXELS ? pixels - p0 : Q4_DSP_PIXELS;
@@ -595,12 +611,18 @@ void q4_conv2d_s4_dsp(const q4_conv_params *params, const q4_quant_params *quant
 #if defined(Q4_DSP_TILE_ASM)
             if (tile && n == Q4_DSP_PIXELS) { /* every pair: one call */
                 const q4_tile_args args = {
-                    blocks * 32, nb / 2,    rec_t, output + p0 * out_c + oc0,
-                    out_c,       min_lo[1], 0u};
-                if (blocks % 2 == 0) {
-                    q4_dsp_pairs2_u8(weights, cols, &args);
+                    blocks * 32, nb / 2,    rec_t,    output + p0 * out_c + oc0,
+                    out_c,       min_lo[1], min_lo[0]};
+                if (tile == 8) {
+                    if (blocks % 2 == 0) {
+                        q4_dsp_pairs2_u8(weights, cols, &args);
+                    } else {
+                        q4_dsp_pairs_u8(weights, cols, &args);
+                    }
+                } else if (blocks % 2 == 0) { /* USAT #8 and a minimum (width 15 too) */
+                    q4_dsp_pairs2_u8min(weights, cols, &args);
                 } else {
-                    q4_dsp_pairs_u8(weights, cols, &args);
+                    q4_dsp_pairs_u8min(weights, cols, &args);
                 }
                 oc = nb & ~1;
             }
