@@ -445,8 +445,7 @@ void q4_dsp_pairs2_u8min(const uint32_t *w, const uint32_t *cols, const q4_tile_
     "cmp r0, r2\n\t"                     \
     "bne " LABEL "b\n\t"                 \
     "ldr r1, [sp, #12]\n\t"              \
-    "ldrd r7, r8, [r1]\n\t"              \
-    "ldrd r10, r11, [r1, #8]\n\t"        \
+    "ldmia r1!, {r7, r8, r10, r11}\n\t"  \
     "add r3, r7, r3, asr #3\n\t"         \
     "add r4, r7, r4, asr #3\n\t"         \
     "smmla r3, r3, r8, r11\n\t"          \
@@ -455,8 +454,7 @@ void q4_dsp_pairs2_u8min(const uint32_t *w, const uint32_t *cols, const q4_tile_
     "asr r4, r4, r10\n\t"                \
     "usat r3, #8, r3\n\t"                \
     "usat r4, #8, r4\n\t"                \
-    "ldrd r7, r8, [r1, #16]\n\t"         \
-    "ldrd r10, r11, [r1, #24]\n\t"       \
+    "ldm r1, {r7, r8, r10, r11}\n\t"     \
     "add r5, r7, r5, asr #3\n\t"         \
     "add r6, r7, r6, asr #3\n\t"         \
     "smmla r5, r5, r8, r11\n\t"          \
@@ -855,23 +853,22 @@ void q4_dsp_quads_a4_u8min(const uint32_t *w, const uint32_t *cols, const q4_til
     "mov r11, #0\n\t"                    \
     "mov r12, #0\n\t"
 
-/* Requantization of channel C (0..3, record at r0 + 16 C) for pixels 0 and 1 in registers RA, RB,
- * from -acc (EVEN: the stack sums at OFF) or from the high field of the pair accumulators. */
-#define Q4_A4_RQ_EVEN(RA, RB, OFF, REC, SAT) \
+/* Requantization of the next channel of the quad (its record read from r0 by LDMIA, in channel
+ * order) for pixels 0 and 1 in registers RA, RB, from -acc (EVEN: the stack sums at OFF) or from
+ * the high field of the pair accumulators. */
+#define Q4_A4_RQ_EVEN(RA, RB, OFF, SAT) \
     "ldrd " RA ", " RB ", [sp, #" OFF "]\n\t" \
     "lsl " RA ", " RA ", #1\n\t"             \
     "lsl " RB ", " RB ", #1\n\t"             \
-    "ldr r8, [r0, #" REC "+4]\n\t"           \
-    "ldrd r10, lr, [r0, #" REC "+8]\n\t"     \
+    "ldmia r0!, {r7, r8, r10, lr}\n\t"      \
     "smmla " RA ", " RA ", r8, lr\n\t"        \
     "smmla " RB ", " RB ", r8, lr\n\t"        \
     "asr " RA ", " RA ", r10\n\t"             \
     "asr " RB ", " RB ", r10\n\t"             \
     "usat " RA ", #" SAT ", " RA "\n\t"       \
     "usat " RB ", #" SAT ", " RB "\n\t"
-#define Q4_A4_RQ_ODD(RA, RB, REC, SAT)            \
-    "ldrd r7, r8, [r0, #" REC "]\n\t"             \
-    "ldrd r10, lr, [r0, #" REC "+8]\n\t"          \
+#define Q4_A4_RQ_ODD(RA, RB, SAT)            \
+    "ldmia r0!, {r7, r8, r10, lr}\n\t"           \
     "add " RA ", r7, " RA ", asr #10\n\t"          \
     "add " RB ", r7, " RB ", asr #10\n\t"          \
     "smmla " RA ", " RA ", r8, lr\n\t"             \
@@ -913,11 +910,11 @@ void q4_dsp_quads_a4_u8min(const uint32_t *w, const uint32_t *cols, const q4_til
         Q4_A4_KPAIR(48) Q4_A4_KPAIR(64) Q4_A4_KPAIR(80) Q4_A4_KPAIR(96) Q4_A4_KPAIR(112)      \
     "adds r1, r1, #128\n\t" Q4_A4_ASM_DRAIN "cmp r0, r2\n\t"                                  \
     "bne " LLOOP "b\n\t" Q4_A4_ASM_FLUSH "b " LCHUNK "b\n" LDONE ":\n\t"                      \
-    "ldr r0, [sp, #12]\n\t" Q4_A4_RQ_EVEN("r1", "r2", "40", "0", SAT)                          \
-        Q4_A4_RQ_ODD("r3", "r4", "16", SAT) "orr r1, r1, r3, lsl #8\n\t"                      \
-    "orr r2, r2, r4, lsl #8\n\t" Q4_A4_RQ_EVEN("r3", "r4", "48", "32", SAT)                    \
+    "ldr r0, [sp, #12]\n\t" Q4_A4_RQ_EVEN("r1", "r2", "40", SAT)                          \
+        Q4_A4_RQ_ODD("r3", "r4", SAT) "orr r1, r1, r3, lsl #8\n\t"                      \
+    "orr r2, r2, r4, lsl #8\n\t" Q4_A4_RQ_EVEN("r3", "r4", "48", SAT)                    \
     "orr r1, r1, r3, lsl #16\n\t"                                                             \
-    "orr r2, r2, r4, lsl #16\n\t" Q4_A4_RQ_ODD("r5", "r6", "48", SAT)                          \
+    "orr r2, r2, r4, lsl #16\n\t" Q4_A4_RQ_ODD("r5", "r6", SAT)                          \
     "orr r1, r1, r5, lsl #24\n\t"                                                             \
     "orr r2, r2, r6, lsl #24\n\t"                                                             \
     "ldrd r7, r8, [sp, #24]\n\t" MIN                                                          \
