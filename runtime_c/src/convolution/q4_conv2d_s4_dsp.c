@@ -19,6 +19,13 @@
  *    requantized by inline assembly right after its GEMM (q4_pair_fused_u8: ADD with the shift
  *    by 4 folded in, SMMLA, ASR, USAT #8, a per-byte minimum by USUB8 / SEL for other clamp
  *    widths, UADD8 of act_min) and stored as one halfword per pixel.
+ *  - Tiles (docs/kernels.md, "Cortex-M4 conv, round 4"): for a whole group of 4 pixels and a block
+ *    whose shifts are all in [32, 52], every channel pair is computed by one assembly function
+ *    (q4_dsp_pairs*_u8*: per 2 K-pairs one LDM of the pair's weights, 2 LDRD, 8 SMLAD; the
+ *    requantization of doubled sums with shift s + 1, q4_tile_prepare) that saves and restores
+ *    its 13 registers itself (r9 untouched); the rest (a partial last group, other shifts, an odd
+ *    last channel) takes the paths above. A pointwise layer's group is widened without window
+ *    logic (q4_pointwise_group).
  *
  * q4_conv2d_s4_a4_dsp, for 4-bit activations (x in [-8, 7]), computes two output channels per
  * 16-bit product: a weight halfword holds h = -w_a + w_b * 2^11 (fits int16), so one SMLAD adds
@@ -26,7 +33,9 @@
  * instruction. Each -x * w_a lies in [-64, 56], so 16 products (8 SMLADs, two K blocks) stay in
  * [-1024, 896], a signed 11-bit field: after every two blocks the field is moved out (SBFX) into
  * a second accumulator and the high field keeps accumulating (exact while K * 64 < 2^20). The
- * GEMM computes 2 channel pairs x 2 pixels with the same im2col columns as above.
+ * GEMM computes 2 channel pairs x 2 pixels with the same im2col columns as above; whole groups run
+ * in one assembly function per call (q4_dsp_quads_a4_*: the channel quads, the low fields drained
+ * into int16 lane sums, the requantization and one word store per pixel).
  */
 #include "q4_kernels.h"
 #include "q4_kernels_opt.h"
