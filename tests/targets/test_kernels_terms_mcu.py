@@ -447,7 +447,7 @@ def test_terms_kernels_are_bit_exact_on_target(board_name, board_results):
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
 def test_dual_first_layer_is_fast(board_name, board_results):
     """ResNet-8's first layer (32x32x3 -> 16, 3x3) as a dual layer: the optimised terms kernels
-    beat the portable one by 8x (_dsp) / 14x (_mve); on the Cortex-M4 _dsp costs at most 2x the
+    beat the portable one by 8x (_dsp) / 14x (_mve); on the Cortex-M4 _dsp costs at most 2.5x the
     single-term kernel the generator picks for the shape (_a4_dsp / _dsp), on the Cortex-M55
     _mve at most 2.2x the single-term _mve."""
     results = board_results(board_name)
@@ -458,7 +458,9 @@ def test_dual_first_layer_is_fast(board_name, board_results):
             assert ticks["mve"] * 14 < ticks["portable"], ticks
             assert ticks["mve"] <= 2.2 * ticks["single_mve"], ticks
         else:
-            assert ticks["dsp"] <= 2.0 * ticks["single_dsp"], ticks
+            # 2.5: the single-term tiles of the Cortex-M4 round 4 made the reference faster
+            # (terms / single 2.39 at 4 bits, 2.07 at 8; both were below 2 before)
+            assert ticks["dsp"] <= 2.5 * ticks["single_dsp"], ticks
 
 
 def test_fc_terms_mve_is_bit_exact_on_target(board_results):
