@@ -26,9 +26,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, random_case  # noqa: E402
+from mcu.conv_cases import RUNTIME, ConvCase, build_and_run, make_case, random_case  # noqa: E402
 from mcu.harness import CORES, STRICT_FLAGS, require_tools  # noqa: E402
 from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
+from q4sdk.ir.qmodel import QTensor  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
 
 OPT_SOURCES = sorted((RUNTIME / "src" / "convolution").glob("q4_conv2d_s4_*.c"))
@@ -137,7 +138,77 @@ def make_cases() -> list[ConvCase]:
     ):
         for bits in (4, 8):
             cases.append(random_case(rng, f"{name}_a{bits}", bits, h, w, ic, oc, kernel, stride, pads))
+    # the Cortex-M4 round 4 tile functions (q4_dsp_pairs_u8, q4_dsp_quads_a4_*): whole groups of
+    # 4 pixels with a remainder pixel group and odd / non-multiple-of-4 channel counts (the C path
+    # takes the rest), 1x1 stride 1 and 2 with K = 16, 32, 64, K = 27 and 216 (odd block counts),
+    # clamps of every kind; _a4_dsp's int16 lane sums near their bound with extreme values: K = 496
+    # (one chunk of 62 blocks), 504 (an odd block, then 62), 576 (a second chunk) and 1000
+    for name, bits, shape, act in (
+        ("r4_pw_k16_s1", 8, (5, 7, 16, 35, (1, 1), (1, 1), (0, 0, 0, 0)), (-128, 127)),
+        ("r4_pw_k16_s1", 4, (5, 7, 16, 35, (1, 1), (1, 1), (0, 0, 0, 0)), (-8, 7)),
+        ("r4_pw_k32_s2", 8, (9, 7, 32, 18, (1, 1), (2, 2), (0, 0, 0, 0)), (-128, 127)),
+        ("r4_pw_k32_s2", 4, (9, 7, 32, 18, (1, 1), (2, 2), (0, 0, 0, 0)), (-8, 7)),
+        ("r4_pw_k64_relu", 8, (4, 6, 64, 21, (1, 1), (1, 1), (0, 0, 0, 0)), (0, 127)),
+        ("r4_pw_k64_relu", 4, (4, 6, 64, 21, (1, 1), (1, 1), (0, 0, 0, 0)), (0, 7)),
+        ("r4_pw_k64_a4u8", 4, (4, 6, 64, 12, (1, 1), (1, 1), (0, 0, 0, 0)), (-128, 127)),
+        ("r4_pw_k64_odd", 8, (4, 6, 64, 13, (1, 1), (1, 1), (0, 0, 0, 0)), (-30, 90)),
+        ("r4_k27", 8, (6, 7, 3, 10, (3, 3), (1, 1), (1, 1, 1, 1)), (-128, 127)),
+        ("r4_k27", 4, (6, 7, 3, 10, (3, 3), (1, 1), (1, 1, 1, 1)), (-8, 7)),
+        ("r4_k216", 4, (5, 4, 24, 14, (3, 3), (1, 1), (1, 1, 1, 1)), (-8, 7)),
+        ("r4_k144", 8, (6, 6, 16, 6, (3, 3), (2, 2), (1, 1, 1, 1)), (-128, 127)),
+    ):
+        cases.append(random_case(rng, f"{name}_a{bits}", bits, *shape, act=act))
+    # the tiles' records double the sums and shift by s + 1: shift 32 (the smallest) and 52 (the
+    # largest) in the same blocks as others; 53 sends its block to the C path
+    for name, bits, shifts in (
+        ("r4_shift32", 8, (32, 33)),
+        ("r4_shift32", 4, (32, 33)),
+        ("r4_shift52", 8, (50, 53)),
+        ("r4_shift52", 4, (50, 53)),
+    ):
+        act = (-128, 127) if bits == 8 else (-8, 7)
+        cases.append(
+            random_case(
+                rng,
+                f"{name}_a{bits}",
+                bits,
+                4,
+                6,
+                16,
+                36,
+                (1, 1),
+                (1, 1),
+                (0, 0, 0, 0),
+                shifts=shifts,
+                act=act,
+            )
+        )
+    for name, shape in (
+        ("r4_ext_k496", (3, 4, 496, 9, (1, 1), (1, 1), (0, 0, 0, 0))),
+        ("r4_ext_k504", (4, 4, 56, 8, (3, 3), (1, 1), (0, 0, 0, 0))),
+        ("r4_ext_k576", (4, 4, 64, 6, (3, 3), (1, 1), (0, 0, 0, 0))),
+        ("r4_ext_k1000", (2, 2, 1000, 5, (1, 1), (1, 1), (0, 0, 0, 0))),
+    ):
+        cases.append(lane_bound_case(rng, f"{name}_a4", *shape))
     return cases
+
+
+def lane_bound_case(rng, name, h, w, ic, oc, kernel, stride, pads) -> ConvCase:
+    """A 4-bit layer (no padding) whose products are nearly all (-8) * (-8): _a4_dsp's low fields
+    and lane sums near their bounds (-64 per product). The bias cancels each channel's median sum
+    and the shift spreads the rest over the 8-bit output range, so a wrong sum shows."""
+    x = np.where(rng.random((h, w, ic)) < 0.97, -8, 7).astype(np.int8)
+    weight = np.where(rng.random((oc, *kernel, ic)) < 0.97, -8, 7).astype(np.int8)
+    windows = np.lib.stride_tricks.sliding_window_view(x.astype(np.int64), kernel, axis=(0, 1))
+    windows = windows[:: stride[0], :: stride[1]]  # (ho, wo, ic, kh, kw)
+    ho, wo = windows.shape[:2]
+    sums = np.einsum("yxckl,oklc->yxo", windows, weight.astype(np.int64))
+    bias = -np.median(sums.reshape(-1, oc), axis=0).astype(np.int64)
+    multiplier = rng.integers(1 << 30, 1 << 31, oc)
+    shift = rng.integers(33, 35, oc)
+    in_t = QTensor("x", (h, w, ic), 4, 1.0, 0)
+    out_t = QTensor("y", (ho, wo, oc), 4, 1.0, 0)
+    return make_case(name, x, weight, bias, multiplier, shift, stride, pads, in_t, out_t, -128, 127)
 
 
 CASES = make_cases()

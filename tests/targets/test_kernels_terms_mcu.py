@@ -579,10 +579,11 @@ def test_terms_kernels_are_bit_exact_on_target(board_name, board_results):
 @pytest.mark.parametrize("board_name", sorted(BOARD_VARIANTS))
 def test_dual_first_layer_is_fast(board_name, board_results):
     """ResNet-8's first layer (32x32x3 -> 16, 3x3) as a dual layer: the optimised terms kernels
-    beat the portable one by 8x (_dsp) / 14x (_mve); on the Cortex-M4 _dsp costs at most 2x the
-    single-term kernel the generator picks for the shape (_a4_dsp / _dsp) and, with the residual
-    input (T = 4, the 4-bit path: a row pair per 16-bit product), at most 2.5x _a4_dsp (it was
-    3.06x with int16 rows); on the Cortex-M55 _mve at most 2.2x the single-term _mve."""
+    beat the portable one by 8x (_dsp) / 14x (_mve); on the Cortex-M4 _dsp costs at most 2.5x the
+    single-term kernel the generator picks for the shape (_a4_dsp / _dsp; the single-term tiles of
+    round 4 made that reference faster) and, with the residual input (T = 4, the 4-bit path: a
+    row pair per 16-bit product), at most 3.2x _a4_dsp; on the Cortex-M55 _mve at most 2.2x the
+    single-term _mve."""
     results = board_results(board_name)
     for bits in (4, 8):
         ticks = {r.variant: r.ticks for r in results if r.case == f"resnet_first_a{bits}i1w2"}
@@ -591,10 +592,12 @@ def test_dual_first_layer_is_fast(board_name, board_results):
             assert ticks["mve"] * 14 < ticks["portable"], ticks
             assert ticks["mve"] <= 2.2 * ticks["single_mve"], ticks
         else:
-            assert ticks["dsp"] <= 2.0 * ticks["single_dsp"], ticks
+            # 2.5: the single-term tiles of the Cortex-M4 round 4 made the reference faster
+            # (terms / single 2.39 at 4 bits, 2.07 at 8; both were below 2 before)
+            assert ticks["dsp"] <= 2.5 * ticks["single_dsp"], ticks
     if board_name == "mps2-an386":
         ticks = {r.variant: r.ticks for r in results if r.case == "resnet_first_a4i2w2"}
-        assert ticks["dsp"] <= 2.5 * ticks["single_dsp"], ticks
+        assert ticks["dsp"] <= 3.2 * ticks["single_dsp"], ticks
 
 
 def test_fc_terms_mve_is_bit_exact_on_target(board_results):
