@@ -46,21 +46,9 @@ PROJECT_SOURCES = ("main.c", "test_data.c")
 CODE_BASE_BYTES = 6 * 1024
 CODE_PER_KERNEL_BYTES = 2 * 1024
 CODE_PER_OP_BYTES = 192
-# kernel sources far above CODE_PER_KERNEL_BYTES: .text + .data of the object at -O2 on the larger
-# of Cortex-M4 and Cortex-M55, rounded up to whole KiB plus 1 KiB
-CODE_LARGE_KERNEL_BYTES = {
-    "q4_conv2d_s4_terms_dsp.c": 26 * 1024,
-    "q4_conv2d_s4_dsp.c": 16 * 1024,
-    "q4_conv2d_s4_mve.c": 14 * 1024,
-    "q4_conv2d_s4_terms_mve.c": 13 * 1024,
-    "q4_depthwise_conv2d_s4_terms_mve.c": 17 * 1024,
-    "q4_depthwise_conv2d_s4_mve.c": 11 * 1024,
-    "q4_depthwise_conv2d_s4_dsp.c": 10 * 1024,
-    "q4_depthwise_conv2d_s4_terms_dsp.c": 7 * 1024,
-    "q4_conv_transpose_s4_dsp.c": 8 * 1024,
-    "q4_conv_transpose_s4_mve.c": 7 * 1024,
-    "q4_fully_connected_s4_terms_dsp.c": 4 * 1024,
-}
+# kernel sources far above CODE_PER_KERNEL_BYTES (.text of the object at -O2, Cortex-M4, with
+# margin; a whole-object figure, so an upper bound of what the link keeps)
+CODE_LARGE_KERNEL_BYTES = {"q4_conv2d_s4_terms_dsp.c": 26 * 1024, "q4_conv2d_s4_dsp.c": 16 * 1024}
 STATIC_BASE_BYTES = 512  # harness and main statics besides arena, scratch and buffers
 
 
