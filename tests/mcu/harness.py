@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from q4sdk.targets.boards import Board
+from q4sdk.targets.boards import Board, load_board
 from q4sdk.targets.firmware import build_firmware, run_firmware, toolchain_available
 
 RUNTIME_INCLUDES = [Path(__file__).resolve().parents[2] / "runtime_c" / "include"]
@@ -49,6 +49,21 @@ def require_tools(board: Board, for_running: bool = True) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but {reason}")
         pytest.skip(reason)
+
+
+def runs_per_board(tmp_path_factory, build_and_run):
+    """The body of a module fixture: ``get(board_name)`` builds and runs a harness firmware once per
+    board (``build_and_run(board, out_dir)``, after ``require_tools``) and returns its results."""
+    cache = {}
+
+    def get(board_name):
+        if board_name not in cache:
+            board = load_board(board_name)
+            require_tools(board)
+            cache[board_name] = build_and_run(board, tmp_path_factory.mktemp(board_name))
+        return cache[board_name]
+
+    return get
 
 
 @dataclass(frozen=True)

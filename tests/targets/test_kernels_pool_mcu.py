@@ -26,7 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mcu.harness import CORES, STRICT_FLAGS, require_tools, run_harness  # noqa: E402
+from mcu.harness import CORES, STRICT_FLAGS, require_tools, run_harness, runs_per_board  # noqa: E402
 from q4sdk.codegen.kernels import KERNEL_VARIANTS  # noqa: E402
 from q4sdk.ir.fixedpoint import requantize  # noqa: E402
 from q4sdk.targets.boards import load_board  # noqa: E402
@@ -135,16 +135,7 @@ def build_and_run(board, out_dir: Path, extra_cflags=()):
 
 @pytest.fixture(scope="module")
 def board_results(tmp_path_factory):
-    cache = {}
-
-    def get(board_name):
-        if board_name not in cache:
-            board = load_board(board_name)
-            require_tools(board)
-            cache[board_name] = build_and_run(board, tmp_path_factory.mktemp(board_name))
-        return cache[board_name]
-
-    return get
+    return runs_per_board(tmp_path_factory, build_and_run)
 
 
 def test_cases_cover_the_interesting_parameters():
