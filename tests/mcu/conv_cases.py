@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcu.harness import VariantResult, run_harness
+from mcu.harness import VariantResult, c_array, run_harness
 from q4sdk.ir import oracle
 from q4sdk.ir.packing import pack_int4_rows
 from q4sdk.ir.qmodel import QModel, QOp, QTensor
@@ -192,12 +192,6 @@ def random_case(
     return make_case(name, x, weight, bias, multiplier, shift, stride, pads, in_t, out_t, lo, hi)
 
 
-def _c_array(ctype: str, name: str, values) -> str:
-    flat = np.asarray(values).reshape(-1)
-    body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
-    return f"static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};\n"
-
-
 def write_cases_header(cases: list[ConvCase], path: Path) -> None:
     """Writes ``conv_cases.h``: the case table, the data arrays and the buffer sizes."""
     parts = [
@@ -212,12 +206,12 @@ def write_cases_header(cases: list[ConvCase], path: Path) -> None:
     for i, c in enumerate(cases):
         o = c.weight.shape[0]
         parts += [
-            _c_array("int8_t", f"x{i}", c.x),
-            _c_array("uint8_t", f"w{i}", pack_int4_rows(c.weight.reshape(o, -1))),
-            _c_array("int32_t", f"b{i}", c.bias),
-            _c_array("int32_t", f"m{i}", c.multiplier),
-            _c_array("int32_t", f"s{i}", c.shift),
-            _c_array("int8_t", f"y{i}", c.expected),
+            c_array("int8_t", f"x{i}", c.x),
+            c_array("uint8_t", f"w{i}", pack_int4_rows(c.weight.reshape(o, -1))),
+            c_array("int32_t", f"b{i}", c.bias),
+            c_array("int32_t", f"m{i}", c.multiplier),
+            c_array("int32_t", f"s{i}", c.shift),
+            c_array("int8_t", f"y{i}", c.expected),
         ]
         h, w, ic = c.x.shape
         ho, wo, oc = c.expected.shape

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from q4sdk.targets.boards import Board, load_board
@@ -40,6 +41,13 @@ CORES = {
     "cortex-m55": ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"],
     "cortex-m0plus": ["-mcpu=cortex-m0plus", "-mthumb"],
 }
+
+
+def c_array(ctype: str, name: str, values) -> str:
+    """A ``static const`` C array of ``values`` for a harness's case header (one element when empty)."""
+    flat = np.asarray(values).reshape(-1)
+    body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
+    return f"static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};\n"
 
 
 def require_tools(board: Board, for_running: bool = True) -> None:

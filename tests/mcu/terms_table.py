@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcu.harness import c_array
 from q4sdk.ir.packing import pack_int4_rows
 
 CASE_STRUCT = (
@@ -20,13 +21,6 @@ CASE_STRUCT = (
     "  const uint8_t *filters[2];\n  const int32_t *bias;\n  const int8_t *expected;\n"
     "  int32_t bits;\n  int32_t single;\n} q4_terms_case;\n"
 )
-
-
-def c_array(ctype: str, name: str, values) -> str:
-    """A ``static const`` C array of ``values`` (one element when empty)."""
-    flat = np.asarray(values).reshape(-1)
-    body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
-    return f"static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};\n"
 
 
 def write_terms_header(path: Path, cases, generated_by: str, scratch_bytes: int) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcu.harness import CORES, STRICT_FLAGS, VariantResult, require_tools, run_harness
+from mcu.harness import CORES, STRICT_FLAGS, VariantResult, c_array, require_tools, run_harness
 from q4sdk.codegen.kernels import KERNEL_VARIANTS
 from q4sdk.ir import oracle
 from q4sdk.ir.packing import pack_int4_rows
@@ -524,11 +524,6 @@ def make_dw_cases() -> list[DwCase]:
 DW_CASES = make_dw_cases()
 
 
-def _c_array(ctype: str, name: str, values) -> str:
-    flat = np.asarray(values).reshape(-1)
-    return f"static const {ctype} {name}[{flat.size}] = {{{','.join(str(int(v)) for v in flat)}}};\n"
-
-
 def write_cases_header(
     cases: list[AddCase], fc_cases: list[FcCase], dw_cases: list[DwCase], path: Path
 ) -> None:
@@ -551,9 +546,9 @@ def write_cases_header(
     rows = []
     for i, c in enumerate(cases):
         parts += [
-            _c_array("int8_t", f"a{i}", c.a),
-            _c_array("int8_t", f"b{i}", c.b),
-            _c_array("int8_t", f"y{i}", c.expected),
+            c_array("int8_t", f"a{i}", c.a),
+            c_array("int8_t", f"b{i}", c.b),
+            c_array("int8_t", f"y{i}", c.expected),
         ]
         rows.append(
             f'  {{"{c.name}", {{{c.a_zp}, {c.b_zp}, {c.out_zp}, {c.ma}, {c.mb}, {c.shift}, '
@@ -563,12 +558,12 @@ def write_cases_header(
     rows = []
     for i, c in enumerate(fc_cases):
         parts += [
-            _c_array("int8_t", f"fx{i}", c.x),
-            _c_array("uint8_t", f"fw{i}", pack_int4_rows(c.weight)),
-            _c_array("int32_t", f"fb{i}", c.bias),
-            _c_array("int32_t", f"fm{i}", c.multiplier),
-            _c_array("int32_t", f"fs{i}", c.shift),
-            _c_array("int8_t", f"fy{i}", c.expected),
+            c_array("int8_t", f"fx{i}", c.x),
+            c_array("uint8_t", f"fw{i}", pack_int4_rows(c.weight)),
+            c_array("int32_t", f"fb{i}", c.bias),
+            c_array("int32_t", f"fm{i}", c.multiplier),
+            c_array("int32_t", f"fs{i}", c.shift),
+            c_array("int8_t", f"fy{i}", c.expected),
         ]
         rows.append(
             f'  {{"{c.name}", {{{c.input_zp}, {c.output_zp}, {c.act_min}, {c.act_max}}}, '
@@ -579,12 +574,12 @@ def write_cases_header(
     for i, c in enumerate(dw_cases):
         ch = c.weight.shape[0]
         parts += [
-            _c_array("int8_t", f"dx{i}", c.x),
-            _c_array("uint8_t", f"dw{i}", pack_int4_rows(c.weight.reshape(ch, -1))),
-            _c_array("int32_t", f"db{i}", c.bias),
-            _c_array("int32_t", f"dm{i}", c.multiplier),
-            _c_array("int32_t", f"ds{i}", c.shift),
-            _c_array("int8_t", f"dy{i}", c.expected),
+            c_array("int8_t", f"dx{i}", c.x),
+            c_array("uint8_t", f"dw{i}", pack_int4_rows(c.weight.reshape(ch, -1))),
+            c_array("int32_t", f"db{i}", c.bias),
+            c_array("int32_t", f"dm{i}", c.multiplier),
+            c_array("int32_t", f"ds{i}", c.shift),
+            c_array("int8_t", f"dy{i}", c.expected),
         ]
         (h, w, _), (ho, wo, _) = c.x.shape, c.expected.shape
         rows.append(
